@@ -1,0 +1,5 @@
+// @sparse/tensor: the shared interface of the sparse project. No Node built-ins here (see ./node).
+export * from './errors.js';
+export * from './dtype.js';
+export * from './tensor.js';
+export * from './layouts/index.js';

@@ -1,0 +1,2 @@
+// @sparse/tensor/tfjs: conversion between Tensor and tf.Tensor, and backend selection.
+export {};

@@ -1,0 +1,6 @@
+import { sparsePackage } from '@sparse/config/tsup';
+
+export default sparsePackage({
+  entry: { index: 'src/index.ts', node: 'src/node.ts', tfjs: 'src/tfjs.ts' },
+  external: [/^@tensorflow\//, /^node:/],
+});
