@@ -1,0 +1,61 @@
+// Benchmark helpers: every figure is measured side by side in one run and summarized by its median;
+// results go to bench-results/<name>.json at the repository root. Never used for timed assertions.
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Times fn() `reps` times after `warmup` calls; returns seconds (min, median, max). */
+export async function measure(fn, { reps = 5, warmup = 1 } = {}) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const times = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  times.sort((a, b) => a - b);
+  return { min: times[0], median: times[Math.floor(times.length / 2)], max: times[times.length - 1], reps };
+}
+
+/** Interleaves several candidates rep by rep so machine noise hits them alike. */
+export async function compare(candidates, { reps = 5, warmup = 1 } = {}) {
+  const names = Object.keys(candidates);
+  for (const n of names) for (let i = 0; i < warmup; i++) await candidates[n]();
+  const times = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < reps; r++) {
+    for (const n of names) {
+      const t0 = process.hrtime.bigint();
+      await candidates[n]();
+      times[n].push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  }
+  return Object.fromEntries(
+    names.map((n) => {
+      const t = times[n].sort((a, b) => a - b);
+      return [n, { min: t[0], median: t[Math.floor(t.length / 2)], max: t[t.length - 1], reps }];
+    }),
+  );
+}
+
+/** Prints rows as an aligned table. */
+export function printTable(rows) {
+  if (rows.length === 0) return;
+  const cols = Object.keys(rows[0]);
+  const fmt = (v) => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3)) : String(v));
+  const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => fmt(r[c]).length)));
+  console.log(cols.map((c, i) => c.padEnd(width[i])).join('  '));
+  for (const r of rows) console.log(cols.map((c, i) => fmt(r[c]).padEnd(width[i])).join('  '));
+}
+
+/** Writes bench-results/<name>.json atomically and returns its path. */
+export function writeResults(name, data) {
+  const dir = join(repoRoot, 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.json`);
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify({ name, date: new Date().toISOString(), node: process.version, ...data }, null, 2));
+  renameSync(tmp, file);
+  return file;
+}
