@@ -207,7 +207,7 @@ export function slice<D extends DType>(t: Tensor<D>, ...specs: SliceSpec[]): Ten
     const len = Math.max(0, Math.ceil((end - start) / step));
     if (len > 0) offset += start * t.stride[i]!;
     shape.push(len);
-    stride.push(t.stride[i]! * step);
+    stride.push(t.stride[i]! * step + 0); // + 0 turns a -0 stride (0 * negative step) into +0
   }
   return { data: t.data, shape, stride, offset, dtype: t.dtype };
 }

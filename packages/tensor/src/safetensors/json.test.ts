@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { JsonSyntaxError, parseStrictJson } from './json.js';
+
+const obj = (entries: Array<[string, unknown]>) => new Map(entries);
+
+describe('parseStrictJson', () => {
+  it('parses what JSON.parse parses, with objects as Maps in key order', () => {
+    expect(parseStrictJson(' {"b": [1, -2.5e3, true, false, null], "a": {"x": "y"}} ')).toEqual(
+      obj([
+        ['b', [1, -2500, true, false, null]],
+        ['a', obj([['x', 'y']])],
+      ]),
+    );
+    const text = '"q\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00 é"';
+    expect(parseStrictJson(text)).toBe(JSON.parse(text));
+    expect(parseStrictJson('{"__proto__": 1}')).toEqual(obj([['__proto__', 1]]));
+    expect(parseStrictJson('[]')).toEqual([]);
+    expect(parseStrictJson('{}')).toEqual(new Map());
+  });
+
+  it('rejects duplicate keys at any depth and reports the path', () => {
+    const err = (() => {
+      try {
+        parseStrictJson('{"t": {"a": 1, "b": {"c": 1, "c": 2}}}');
+      } catch (e) {
+        return e as JsonSyntaxError;
+      }
+      throw new Error('no error');
+    })();
+    expect(err).toBeInstanceOf(JsonSyntaxError);
+    expect(err.duplicateKey).toBe('c');
+    expect(err.path).toEqual(['t', 'b']);
+    expect(() => parseStrictJson('{"a": 1, "a": 1}')).toThrowError(/duplicate key "a" at character/);
+  });
+
+  it.each([
+    ['', 'unexpected end of input'],
+    ['{', 'unexpected end of input in object'],
+    ['{"a" 1}', "expected ':'"],
+    ['{"a": 1,}', 'expected a string key'],
+    ['[1,]', 'unexpected character'],
+    ['[1 2]', "expected ',' or ']'"],
+    ['01', 'unexpected text'],
+    ['+1', 'unexpected character'],
+    ['1.', 'unexpected text'],
+    ['"a\u0001"', 'unescaped control character'],
+    ['"\\x"', 'invalid escape'],
+    ['"\\u12"', 'invalid \\u escape'],
+    ['"abc', 'unterminated string'],
+    ['tru', 'invalid literal'],
+    ['{} {}', 'unexpected text after the JSON value'],
+    ["{'a': 1}", 'expected a string key'],
+  ])('rejects %j (%s)', (text, message) => {
+    expect(() => parseStrictJson(text)).toThrowError(JsonSyntaxError);
+    expect(() => parseStrictJson(text)).toThrowError(message);
+  });
+
+  it('bounds nesting instead of overflowing the stack', () => {
+    expect(() => parseStrictJson('['.repeat(100_000))).toThrowError(/nesting deeper than 64/);
+    expect(parseStrictJson('[[[1]]]', 3)).toEqual([[[1]]]);
+    expect(() => parseStrictJson('[[[[1]]]]', 3)).toThrowError(/nesting deeper than 3/);
+  });
+
+  it('handles large inputs in linear time', () => {
+    const big = `{${Array.from({ length: 100_000 }, (_, i) => `"k${i}":{"shape":[${i},2],"s":"${'x'.repeat(20)}"}`).join(',')}}`;
+    const t0 = Date.now();
+    const v = parseStrictJson(big) as Map<string, unknown>;
+    expect(v.size).toBe(100_000);
+    expect(Date.now() - t0).toBeLessThan(20_000); // generous: a guard against quadratic behaviour, not a benchmark
+  });
+});
