@@ -7,3 +7,4 @@ export * from './kernels/index.js';
 export * from './safetensors/index.js';
 export * from './float16.js';
 export * from './random.js';
+export * from './linalg/index.js';

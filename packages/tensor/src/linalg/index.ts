@@ -1,0 +1,6 @@
+// Dense linear algebra on small and medium matrices (float64 inside): QR, Jacobi SVD, randomized truncated SVD.
+export { qr } from './qr.js';
+export type { QRResult } from './qr.js';
+export { lowRankApproximation, svd, truncatedSvd } from './svd.js';
+export type { SVDResult, SvdOptions, TruncatedSvdOptions } from './svd.js';
+export type { LinalgDType } from './matrix.js';
