@@ -1,0 +1,237 @@
+// Drivers of the sparse x dense products. CSR and N:M walk each row's stored values and scale strips
+// of the matching B rows (strip kernels, AVX2 or scalar); the K dimension is cut into blocks so the
+// B rows a block touches stay in cache while every row of C in a chunk passes over them.
+// Block-sparse rows are dense sub-products: each block row multiplies its stored blocks, laid side
+// by side, with the matching B rows gathered by pointer, through the packed GEMM.
+#include "spmm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "aligned_buffer.h"
+#include "gemm.h"
+#include "thread_pool.h"
+
+namespace sparse {
+namespace {
+
+// Rows of C a thread finishes (over every strip and K block) before moving on: their strips of C
+// (kRowChunk x kStrip floats, 64 KiB) stay in L2 across the K blocks.
+constexpr int64_t kRowChunk = 256;
+
+// Below this many multiply-adds per thread, waking another thread costs more than it saves.
+constexpr double kMinFmaPerThread = 1 << 20;
+
+struct SpmmDispatch {
+  CsrStripKernel csr;
+  NmStripKernel nm;
+};
+
+const SpmmDispatch& spmmDispatch() {
+  static const SpmmDispatch d = [] {
+#if defined(SPARSE_WITH_AVX2)
+    if (std::strcmp(simdName(), "avx2") == 0) return SpmmDispatch{csrStripAvx2, nmStripAvx2};
+#endif
+    return SpmmDispatch{csrStripScalar, nmStripScalar};
+  }();
+  return d;
+}
+
+int threadsFor(double fmas) { return static_cast<int>(std::max(1.0, std::min(256.0, fmas / kMinFmaPerThread))); }
+
+// First row of part t when `rows` rows are split into `parts` of about equal stored-value counts.
+int64_t balancedSplit(const int32_t* indptr, int64_t rows, int parts, int t) {
+  if (t <= 0) return 0;
+  if (t >= parts) return rows;
+  const int64_t total = indptr[rows];
+  if (total == 0) return rows * t / parts;
+  const int64_t target = total * t / parts;
+  return std::lower_bound(indptr, indptr + rows + 1, target) - indptr;
+}
+
+}  // namespace
+
+void csrStripScalar(SPARSE_CSR_STRIP_ARGS) {
+  float acc[kStrip] = {};
+  for (int64_t t = 0; t < count; ++t) {
+    const float v = vals[t];
+    const float* row = b + (cols[t] - colBase) * ldb;
+    for (int64_t j = 0; j < w; ++j) acc[j] += v * row[j];
+  }
+  for (int64_t j = 0; j < w; ++j) c[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * c[j];
+}
+
+void nmStripScalar(SPARSE_NM_STRIP_ARGS) {
+  const int64_t groups = a.cols / a.m;
+  for (int64_t row = r0; row < r1; ++row, c += ldc) {
+    float acc[kStrip] = {};
+    int64_t q = (row * groups + g0) * a.n;
+    for (int64_t g = g0; g < g1; ++g) {
+      for (int t = 0; t < a.n; ++t, ++q) {
+        const float v = a.values[q];
+        const float* brow = b + ((g - g0) * a.m + nmPosition(a.indices, a.indicesLength, a.bits, q)) * ldb;
+        for (int64_t j = 0; j < w; ++j) acc[j] += v * brow[j];
+      }
+    }
+    for (int64_t j = 0; j < w; ++j) c[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * c[j];
+  }
+}
+
+namespace {
+
+// Copies B[k0:k1, j0:j0+w] into out with leading dimension ld. Rows of B a power-of-two apart map
+// to the same cache sets; a contiguous copy of the block the kernels sweep does not.
+void packBlock(const SpmmDense& d, int64_t k0, int64_t k1, int64_t j0, int64_t w, int64_t ld, float* out) {
+  for (int64_t p = k0; p < k1; ++p) std::memcpy(out + (p - k0) * ld, d.b + p * d.ldb + j0, sizeof(float) * w);
+}
+
+// Leading dimension of a packed block w columns wide: whole vectors, so rows start 32-byte apart.
+int64_t packedLd(int64_t w) { return (w + 7) / 8 * 8; }
+
+// Bytes of packed B the CSR kernel may keep hot per thread: half of a 512 KiB L2.
+constexpr int64_t kCsrBlockBytes = 256 * 1024;
+
+}  // namespace
+
+void spmmCSR(const CsrMatrix& a, const SpmmDense& d) {
+  if (a.rows <= 0 || d.n <= 0) return;
+  if (d.alpha == 0.0f || a.cols == 0) {
+    scaleC(a.rows, d.n, d.beta, d.c, d.ldc);  // an empty product leaves beta*C
+    return;
+  }
+  const CsrStripKernel strip = spmmDispatch().csr;
+  const int64_t nnz = a.indptr[a.rows];
+  // K block: about 32 stored values per row per block, so each pass over a strip of C does real
+  // work. Finding a row's values inside a block needs sorted indices; unsorted rows use one block.
+  int64_t kb = a.cols;
+  if (a.sorted && nnz > 0) {
+    const double perRow = std::max(1.0, static_cast<double>(nnz) / static_cast<double>(a.rows));
+    kb = std::min(a.cols, std::max<int64_t>(64, static_cast<int64_t>(32.0 * static_cast<double>(a.cols) / perRow)));
+  }
+  // Strip width: the packed block (kb rows of the strip) fits in L2.
+  const int64_t fit = kCsrBlockBytes / (static_cast<int64_t>(sizeof(float)) * kb) / 8 * 8;
+  const int64_t strip_w = std::max<int64_t>(8, std::min<int64_t>(kStrip, fit));
+  parallelRun(threadsFor(static_cast<double>(nnz) * static_cast<double>(d.n)), [&](int t, int nt) {
+    const int64_t r0 = balancedSplit(a.indptr, a.rows, nt, t);
+    const int64_t r1 = balancedSplit(a.indptr, a.rows, nt, t + 1);
+    if (r0 >= r1) return;
+    std::vector<int64_t> cursor(static_cast<size_t>(std::min(kRowChunk, r1 - r0)));
+    AlignedBuffer blockBuffer;
+    float* block = blockBuffer.reserve(static_cast<size_t>(kb * packedLd(std::min(strip_w, d.n))));
+    for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
+      const int64_t rcEnd = std::min(r1, rc + kRowChunk);
+      for (int64_t j0 = 0; j0 < d.n; j0 += strip_w) {
+        const int64_t w = std::min(strip_w, d.n - j0);
+        const int64_t ld = packedLd(w);
+        for (int64_t r = rc; r < rcEnd; ++r) cursor[r - rc] = a.indptr[r];
+        for (int64_t k0 = 0; k0 < a.cols; k0 += kb) {
+          const int64_t k1 = std::min(a.cols, k0 + kb);
+          // The first block applies beta; later ones add to what it left.
+          const float beta = k0 == 0 ? d.beta : 1.0f;
+          packBlock(d, k0, k1, j0, w, ld, block);
+          for (int64_t r = rc; r < rcEnd; ++r) {
+            const int64_t p0 = cursor[r - rc];
+            const int64_t end = a.indptr[r + 1];
+            int64_t p1 = end;
+            if (k1 < a.cols) {
+              p1 = p0;
+              while (p1 < end && a.indices[p1] < k1) ++p1;
+            }
+            cursor[r - rc] = p1;
+            if (p1 == p0 && beta == 1.0f) continue;
+            strip(p1 - p0, a.values + p0, a.indices + p0, k0, block, ld, w, d.alpha, beta, d.c + r * d.ldc + j0);
+          }
+        }
+      }
+    }
+  });
+}
+
+void spmmNM(const NmMatrix& a, const SpmmDense& d) {
+  if (a.rows <= 0 || d.n <= 0) return;
+  const int64_t groups = a.m > 0 ? a.cols / a.m : 0;
+  if (d.alpha == 0.0f || groups == 0) {
+    scaleC(a.rows, d.n, d.beta, d.c, d.ldc);
+    return;
+  }
+  const NmStripKernel strip = spmmDispatch().nm;
+  // K block of about 64 rows of B: packed, with a 64-column strip, that is 16 KiB, which stays in L1.
+  const int64_t gpb = std::max<int64_t>(1, 64 / a.m);
+  const double fmas = static_cast<double>(a.rows) * static_cast<double>(groups) * a.n * static_cast<double>(d.n);
+  parallelRun(threadsFor(fmas), [&](int t, int nt) {
+    const int64_t r0 = a.rows * t / nt;
+    const int64_t r1 = a.rows * (t + 1) / nt;
+    if (r0 >= r1) return;
+    AlignedBuffer blockBuffer;
+    float* block = blockBuffer.reserve(static_cast<size_t>(gpb * a.m * packedLd(std::min(kStrip, d.n))));
+    for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
+      const int64_t rcEnd = std::min(r1, rc + kRowChunk);
+      for (int64_t j0 = 0; j0 < d.n; j0 += kStrip) {
+        const int64_t w = std::min(kStrip, d.n - j0);
+        const int64_t ld = packedLd(w);
+        for (int64_t g0 = 0; g0 < groups; g0 += gpb) {
+          const int64_t g1 = std::min(groups, g0 + gpb);
+          const float beta = g0 == 0 ? d.beta : 1.0f;
+          packBlock(d, g0 * a.m, g1 * a.m, j0, w, ld, block);
+          strip(a, rc, rcEnd, g0, g1, block, ld, w, d.alpha, beta, d.c + rc * d.ldc + j0, d.ldc);
+        }
+      }
+    }
+  });
+}
+
+void spmmBlock(const BsrMatrix& a, const SpmmDense& d) {
+  if (a.rows <= 0 || d.n <= 0) return;
+  if (d.alpha == 0.0f) {
+    scaleC(a.rows, d.n, d.beta, d.c, d.ldc);
+    return;
+  }
+  const int64_t blockRows = (a.rows + a.br - 1) / a.br;
+  const double fmas = static_cast<double>(a.indptr[blockRows]) * a.br * a.bc * static_cast<double>(d.n);
+  parallelRun(threadsFor(fmas), [&](int t, int nt) {
+    const int64_t I0 = balancedSplit(a.indptr, blockRows, nt, t);
+    const int64_t I1 = balancedSplit(a.indptr, blockRows, nt, t + 1);
+    std::vector<float> panel;          // the block row's stored blocks side by side: h x kk
+    std::vector<const float*> bRows;   // B row of each of the kk columns
+    for (int64_t I = I0; I < I1; ++I) {
+      const int64_t r0 = I * a.br;
+      const int64_t h = std::min(a.br, a.rows - r0);
+      float* c = d.c + r0 * d.ldc;
+      // Columns of the stored blocks, clipped to the matrix: padding past the last column is
+      // never multiplied with a B row that does not exist.
+      int64_t kk = 0;
+      for (int64_t p = a.indptr[I]; p < a.indptr[I + 1]; ++p) kk += std::min(a.bc, a.cols - a.indices[p] * a.bc);
+      if (kk == 0) {
+        scaleC(h, d.n, d.beta, c, d.ldc);
+        continue;
+      }
+      panel.resize(static_cast<size_t>(h * kk));
+      bRows.resize(static_cast<size_t>(kk));
+      int64_t col = 0;
+      for (int64_t p = a.indptr[I]; p < a.indptr[I + 1]; ++p) {
+        const int64_t c0 = static_cast<int64_t>(a.indices[p]) * a.bc;
+        const int64_t width = std::min(a.bc, a.cols - c0);
+        const float* block = a.values + p * a.br * a.bc;
+        for (int64_t r = 0; r < h; ++r) std::copy(block + r * a.bc, block + r * a.bc + width, panel.data() + r * kk + col);
+        for (int64_t x = 0; x < width; ++x) bRows[col + x] = d.b + (c0 + x) * d.ldb;
+        col += width;
+      }
+      GemmArgs g;
+      g.m = h;
+      g.n = d.n;
+      g.k = kk;
+      g.alpha = d.alpha;
+      g.a = panel.data();
+      g.lda = kk;
+      g.bRows = bRows.data();
+      g.beta = d.beta;
+      g.c = c;
+      g.ldc = d.ldc;
+      gemmSerial(g);
+    }
+  });
+}
+
+}  // namespace sparse

@@ -1,0 +1,203 @@
+// AVX2 + FMA strip kernels of the sparse products (compiled with -mavx2 -mfma, used only after the
+// run-time CPU check). A strip is up to 64 columns of one row of C held in 8 ymm accumulators; a
+// partial last vector is read and written through a lane mask, so no column past n is touched.
+#include "spmm.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+namespace sparse {
+namespace {
+
+inline __m256i laneMask(int64_t lanes) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lanes)), idx);
+}
+
+template <int NV, bool MASKED>
+inline __m256 loadVec(const float* p, int k, __m256i mask) {
+  if (MASKED && k == NV - 1) return _mm256_maskload_ps(p, mask);
+  return _mm256_loadu_ps(p);
+}
+
+// c = alpha*acc + beta*c per vector; beta == 0 never reads c.
+template <int NV, bool MASKED>
+inline void storeStrip(const __m256 (&acc)[NV], float* c, __m256i mask, float alpha, float beta) {
+  const __m256 va = _mm256_set1_ps(alpha);
+  const __m256 vb = _mm256_set1_ps(beta);
+  _Pragma("GCC unroll 8")
+  for (int k = 0; k < NV; ++k) {
+    __m256 r = _mm256_mul_ps(va, acc[k]);
+    if (beta != 0.0f) r = _mm256_fmadd_ps(vb, loadVec<NV, MASKED>(c + 8 * k, k, mask), r);
+    if (MASKED && k == NV - 1) {
+      _mm256_maskstore_ps(c + 8 * k, mask, r);
+    } else {
+      _mm256_storeu_ps(c + 8 * k, r);
+    }
+  }
+}
+
+template <int NV, bool MASKED>
+inline void axpyStrip(__m256 (&acc)[NV], __m256 v, const float* row, __m256i mask) {
+  _Pragma("GCC unroll 8")
+  for (int k = 0; k < NV; ++k) acc[k] = _mm256_fmadd_ps(v, loadVec<NV, MASKED>(row + 8 * k, k, mask), acc[k]);
+}
+
+template <int NV, bool MASKED>
+void csrStripT(int64_t count, const float* vals, const int32_t* cols, int64_t colBase, const float* b, int64_t ldb,
+               __m256i mask, float alpha, float beta, float* c) {
+  __m256 acc[NV], acc2[NV];
+  _Pragma("GCC unroll 8")
+  for (int k = 0; k < NV; ++k) acc[k] = acc2[k] = _mm256_setzero_ps();
+  int64_t t = 0;
+  // Two accumulator sets so narrow strips still keep enough FMAs in flight.
+  for (; t + 2 <= count; t += 2) {
+    axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(vals + t), b + (cols[t] - colBase) * ldb, mask);
+    axpyStrip<NV, MASKED>(acc2, _mm256_broadcast_ss(vals + t + 1), b + (cols[t + 1] - colBase) * ldb, mask);
+  }
+  if (t < count) axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(vals + t), b + (cols[t] - colBase) * ldb, mask);
+  _Pragma("GCC unroll 8")
+  for (int k = 0; k < NV; ++k) acc[k] = _mm256_add_ps(acc[k], acc2[k]);
+  storeStrip<NV, MASKED>(acc, c, mask, alpha, beta);
+}
+
+// Rows [r0, r1) of an N:M matrix over groups [g0, g1), any N, M and strip width.
+template <int NV, bool MASKED>
+void nmStripT(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t g1, const float* b, int64_t ldb,
+              int64_t ldc, __m256i mask, float alpha, float beta, float* c) {
+  const int64_t groups = a.cols / a.m;
+  const int n = a.n;
+  const int bits = a.bits;
+  const uint32_t field = (1u << bits) - 1u;
+  const int64_t groupStride = a.m * ldb;
+  // One 32-bit read holds a whole group's positions when they span at most 25 bits (2:4, 4:8, ...).
+  const bool wholeGroup = n * bits <= 25;
+  for (int64_t row = r0; row < r1; ++row, c += ldc) {
+    __m256 acc[NV];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < NV; ++k) acc[k] = _mm256_setzero_ps();
+    int64_t q = (row * groups + g0) * n;
+    const float* bg = b;
+    for (int64_t g = g0; g < g1; ++g, bg += groupStride) {
+      if (wholeGroup) {
+        uint32_t word = readBits(a.indices, a.indicesLength, q * bits, n * bits);
+        for (int t = 0; t < n; ++t, ++q) {
+          const uint32_t pos = word & field;
+          word >>= bits;
+          axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(a.values + q), bg + pos * ldb, mask);
+        }
+      } else {
+        for (int t = 0; t < n; ++t, ++q) {
+          const uint32_t pos = nmPosition(a.indices, a.indicesLength, bits, q);
+          axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(a.values + q), bg + pos * ldb, mask);
+        }
+      }
+    }
+    storeStrip<NV, MASKED>(acc, c, mask, alpha, beta);
+  }
+}
+
+constexpr int64_t kPrefetchRows = 4;
+
+// Full 64-column strips of the common patterns: each group's positions come from one or two
+// bytes, unrolled at compile time.
+template <int KEEP, int BITS>
+void nmStripFixed(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t g1, const float* b, int64_t ldb,
+                  int64_t ldc, float alpha, float beta, float* c) {
+  constexpr int kWidth = KEEP * BITS;
+  // Groups start at multiples of kWidth bits, so within a byte they start at most 8 - gcd(kWidth, 8) in.
+  constexpr int kMaxShift = 8 - (kWidth % 8 == 0 ? 8 : kWidth % 4 == 0 ? 4 : kWidth % 2 == 0 ? 2 : 1);
+  static_assert(kMaxShift + kWidth <= 16, "a group's positions must fit in two bytes");
+  constexpr uint32_t kField = (1u << BITS) - 1u;
+  // Full strips are packed with leading dimension kStrip: a constant, so row offsets are shifts.
+  (void)ldb;
+  constexpr int64_t kLd = kStrip;
+  const int64_t groups = a.cols / a.m;
+  const int64_t groupStride = a.m * kLd;
+  const uint8_t* idx = a.indices;
+  const int64_t len = a.indicesLength;
+  const __m256i all = laneMask(8);
+  for (int64_t row = r0; row < r1; ++row, c += ldc) {
+    __m256 acc[8];
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < 8; ++k) acc[k] = _mm256_setzero_ps();
+    int64_t q = (row * groups + g0) * KEEP;
+    const float* vals = a.values + q;
+    // Rows' values are a whole row of the matrix apart, on different pages, where hardware
+    // prefetchers do not follow: fetch this block's values of a row a few rows ahead.
+    if (row + kPrefetchRows < r1) {
+      const float* ahead = vals + kPrefetchRows * groups * KEEP;
+      for (int64_t x = 0; x < (g1 - g0) * KEEP; x += 16) _mm_prefetch(reinterpret_cast<const char*>(ahead + x), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(idx + ((q + kPrefetchRows * groups * KEEP) * BITS >> 3)), _MM_HINT_T0);
+    }
+    int64_t bit = q * BITS;
+    const float* bg = b;
+    for (int64_t g = g0; g < g1; ++g, bg += groupStride, vals += KEEP, bit += kWidth) {
+      const int64_t byte = bit >> 3;
+      uint32_t word = idx[byte];
+      // A second byte only when this group's field crosses into it (it then exists in the buffer).
+      if ((bit & 7) + kWidth > 8 && byte + 1 < len) word |= static_cast<uint32_t>(idx[byte + 1]) << 8;
+      word >>= (bit & 7);
+      _Pragma("GCC unroll 8")
+      for (int t = 0; t < KEEP; ++t) {
+        axpyStrip<8, false>(acc, _mm256_broadcast_ss(vals + t), bg + ((word >> (t * BITS)) & kField) * kLd, all);
+      }
+    }
+    storeStrip<8, false>(acc, c, all, alpha, beta);
+  }
+}
+
+// Calls F<NV, MASKED> for a strip of w (1..64) columns.
+#define SPARSE_STRIP_DISPATCH(F, w, ...)                                   \
+  do {                                                                     \
+    const int64_t nv_ = ((w) + 7) / 8;                                     \
+    const bool masked_ = ((w) & 7) != 0;                                   \
+    const __m256i mask_ = laneMask(masked_ ? ((w) & 7) : 8);               \
+    switch (nv_ * 2 + (masked_ ? 1 : 0)) {                                 \
+      case 2: return F<1, false>(__VA_ARGS__, mask_, alpha, beta, c);      \
+      case 3: return F<1, true>(__VA_ARGS__, mask_, alpha, beta, c);       \
+      case 4: return F<2, false>(__VA_ARGS__, mask_, alpha, beta, c);      \
+      case 5: return F<2, true>(__VA_ARGS__, mask_, alpha, beta, c);       \
+      case 6: return F<3, false>(__VA_ARGS__, mask_, alpha, beta, c);      \
+      case 7: return F<3, true>(__VA_ARGS__, mask_, alpha, beta, c);       \
+      case 8: return F<4, false>(__VA_ARGS__, mask_, alpha, beta, c);      \
+      case 9: return F<4, true>(__VA_ARGS__, mask_, alpha, beta, c);       \
+      case 10: return F<5, false>(__VA_ARGS__, mask_, alpha, beta, c);     \
+      case 11: return F<5, true>(__VA_ARGS__, mask_, alpha, beta, c);      \
+      case 12: return F<6, false>(__VA_ARGS__, mask_, alpha, beta, c);     \
+      case 13: return F<6, true>(__VA_ARGS__, mask_, alpha, beta, c);      \
+      case 14: return F<7, false>(__VA_ARGS__, mask_, alpha, beta, c);     \
+      case 15: return F<7, true>(__VA_ARGS__, mask_, alpha, beta, c);      \
+      case 16: return F<8, false>(__VA_ARGS__, mask_, alpha, beta, c);     \
+      case 17: return F<8, true>(__VA_ARGS__, mask_, alpha, beta, c);      \
+      default: return;                                                     \
+    }                                                                      \
+  } while (0)
+
+}  // namespace
+
+void csrStripAvx2(SPARSE_CSR_STRIP_ARGS) { SPARSE_STRIP_DISPATCH(csrStripT, w, count, vals, cols, colBase, b, ldb); }
+
+void nmStripAvx2(SPARSE_NM_STRIP_ARGS) {
+  if (w == kStrip && ldb == kStrip) {
+    // Full strips of the common patterns get the position decoding unrolled at compile time.
+    const int key = a.n * 100 + a.bits;
+    switch (key) {
+      case 202: return nmStripFixed<2, 2>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 2:4
+      case 102: return nmStripFixed<1, 2>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 1:4
+      case 302: return nmStripFixed<3, 2>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 3:4
+      case 203: return nmStripFixed<2, 3>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 2:8
+      case 103: return nmStripFixed<1, 3>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 1:8
+      case 403: return nmStripFixed<4, 3>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 4:8
+      case 101: return nmStripFixed<1, 1>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 1:2
+      default: break;
+    }
+  }
+  SPARSE_STRIP_DISPATCH(nmStripT, w, a, r0, r1, g0, g1, b, ldb, ldc);
+}
+
+}  // namespace sparse
+
+#else
+#error "spmm_avx2.cc must be compiled with -mavx2 -mfma"
+#endif

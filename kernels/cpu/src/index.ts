@@ -1,0 +1,88 @@
+// @sparse/kernels-cpu: native SIMD kernels for the @sparse/tensor kernel registry, with the
+// TypeScript reference kernels as the fallback when the addon is not built.
+import { BackendError, registerKernel, type GemmKernel, type KernelConfig, type KernelName } from '@sparse/tensor';
+import { gemmKernelFrom } from './gemm.js';
+import { nativeStatus, warnIfNativeMissing, type NativeAddon } from './native.js';
+import { spmmBlockKernelFrom, spmmCSRKernelFrom, spmmNMKernelFrom } from './spmm.js';
+
+export {
+  defaultAddonPaths,
+  fallbackMessage,
+  isNativeAvailable,
+  loadNativeAddon,
+  nativeInfo,
+  nativeStatus,
+  warnIfNativeMissing,
+} from './native.js';
+export type { NativeAddon, NativeGemm, NativeInfo, NativeLoadResult, NativeSpmmBlock, NativeSpmmCSR, NativeSpmmNM } from './native.js';
+export { gemmKernelFrom } from './gemm.js';
+export { spmmBlockKernelFrom, spmmCSRKernelFrom, spmmNMKernelFrom } from './spmm.js';
+
+/** Backend name of the native kernels in the registry. */
+export const NATIVE_CPU_BACKEND = 'native-cpu';
+
+/** Priority of the native kernels: above the reference kernels (0). */
+export const NATIVE_CPU_PRIORITY = 10;
+
+/** How each registry kernel is built from the addon. */
+const KERNEL_FACTORIES: { [K in KernelName]?: (addon: NativeAddon) => KernelConfig<K>['fn'] } = {
+  gemm: (addon) => gemmKernelFrom(addon.gemm),
+  spmmCSR: spmmCSRKernelFrom,
+  spmmNM: spmmNMKernelFrom,
+  spmmBlock: spmmBlockKernelFrom,
+};
+
+export interface RegisterCpuKernelsResult {
+  /** Whether the addon loaded (and its kernels were registered). */
+  native: boolean;
+  /** Kernel names registered under the 'native-cpu' backend. */
+  kernels: KernelName[];
+  /** Why the addon is unavailable, when it is. */
+  reason?: string;
+  /** Removes exactly the registrations this call made. */
+  unregister(): void;
+}
+
+/**
+ * Registers every native kernel the addon provides under backend 'native-cpu' (priority 10), so
+ * `getKernel('gemm')` returns it. When the addon is missing nothing is registered, the reference
+ * kernels stay in charge, and one line saying why is logged (once per process).
+ */
+export function registerCpuKernels(options: { priority?: number } = {}): RegisterCpuKernelsResult {
+  const status = nativeStatus();
+  if (!status.available) {
+    warnIfNativeMissing();
+    return { native: false, kernels: [], reason: status.reason, unregister: () => {} };
+  }
+  const priority = options.priority ?? NATIVE_CPU_PRIORITY;
+  const provided = new Set(status.info.kernels);
+  const undo: Array<() => void> = [];
+  const kernels: KernelName[] = [];
+  for (const [name, make] of Object.entries(KERNEL_FACTORIES) as Array<[KernelName, (addon: NativeAddon) => KernelConfig['fn']]>) {
+    // Only what this build of the addon implements; an older binary simply registers less.
+    if (!provided.has(name)) continue;
+    undo.push(registerKernel({ name, backend: NATIVE_CPU_BACKEND, priority, fn: make(status.addon) } as KernelConfig));
+    kernels.push(name);
+  }
+  return {
+    native: true,
+    kernels,
+    unregister: () => {
+      for (const fn of undo) fn();
+    },
+  };
+}
+
+function requireAddon(what: string) {
+  const status = nativeStatus();
+  if (!status.available) throw new BackendError(`${what}: the native addon is not available (${status.reason})`);
+  return status.addon;
+}
+
+/**
+ * The addon's own blocked gemm, bypassing OpenBLAS even when the addon is linked against it, so
+ * benchmarks can report sparse kernels against both. Throws BackendError without the addon.
+ */
+export function gemmBlockedNative(): GemmKernel {
+  return gemmKernelFrom(requireAddon('gemmBlockedNative').gemmBlocked);
+}

@@ -1,0 +1,176 @@
+// Loads the native addon. Like sharp, it tries each candidate in order, keeps every failure, and
+// explains them in one line; unlike tfjs-node, a missing binary never throws: callers fall back to
+// the TypeScript reference kernels.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** What the addon reports about itself. */
+export interface NativeInfo {
+  /** Micro-kernel chosen at run time from the CPU's features. */
+  simd: 'avx2' | 'scalar';
+  /** Threads of the addon's pool (CPUs available to the process, capped by SPARSE_NUM_THREADS). */
+  threads: number;
+  /** 'openblas' when the addon was linked against OpenBLAS at build time (gemm then calls cblas_sgemm). */
+  blas: 'openblas' | 'none';
+  /** Kernels the addon implements. */
+  kernels: string[];
+}
+
+/** gemm(transA, transB, m, n, k, alpha, A, aOffset, lda, B, bOffset, ldb, beta, C, cOffset, ldc). */
+export type NativeGemm = (
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  aOffset: number,
+  lda: number,
+  b: Float32Array,
+  bOffset: number,
+  ldb: number,
+  beta: number,
+  c: Float32Array,
+  cOffset: number,
+  ldc: number,
+) => void;
+
+type Dense = [n: number, alpha: number, b: Float32Array, bOffset: number, ldb: number, beta: number, c: Float32Array, cOffset: number, ldc: number];
+
+/** spmmCSR(rows, cols, indptr, indices, values, ...dense). */
+export type NativeSpmmCSR = (rows: number, cols: number, indptr: Int32Array, indices: Int32Array, values: Float32Array, ...dense: Dense) => void;
+/** spmmNM(rows, cols, n, m, indexBits, values, indices, ...dense). */
+export type NativeSpmmNM = (rows: number, cols: number, n: number, m: number, indexBits: number, values: Float32Array, indices: Uint8Array, ...dense: Dense) => void;
+/** spmmBlock(rows, cols, blockRows, blockCols, indptr, indices, values, ...dense). */
+export type NativeSpmmBlock = (
+  rows: number,
+  cols: number,
+  blockRows: number,
+  blockCols: number,
+  indptr: Int32Array,
+  indices: Int32Array,
+  values: Float32Array,
+  ...dense: Dense
+) => void;
+
+/** The binding's raw functions. They check bounds themselves but throw plain errors; use the kernels. */
+export interface NativeAddon {
+  info(): NativeInfo;
+  /** Best dense gemm: OpenBLAS when linked, else the addon's own blocked kernel. */
+  gemm: NativeGemm;
+  /** The addon's own blocked, packed gemm, even when OpenBLAS is linked. */
+  gemmBlocked: NativeGemm;
+  /** The sparse products; present when info().kernels lists them. */
+  spmmCSR?: NativeSpmmCSR;
+  spmmNM?: NativeSpmmNM;
+  spmmBlock?: NativeSpmmBlock;
+}
+
+export type NativeLoadResult =
+  | { available: true; addon: NativeAddon; info: NativeInfo; path: string }
+  | { available: false; reason: string; tried: string[] };
+
+const PACKAGE = '@sparse/kernels-cpu';
+
+function packageRoot(): string {
+  // src/native.ts and dist/index.{js,cjs} both sit one level below the package root.
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+}
+
+/** Where the build script puts the addon, plus SPARSE_KERNELS_CPU_ADDON when set. */
+export function defaultAddonPaths(): string[] {
+  const root = packageRoot();
+  const paths = [path.join(root, 'build', 'Release', 'sparse_cpu.node'), path.join(root, 'build', 'Debug', 'sparse_cpu.node')];
+  const override = process.env.SPARSE_KERNELS_CPU_ADDON;
+  return override ? [path.resolve(override), ...paths] : paths;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+}
+
+function checkAddon(value: unknown): NativeAddon {
+  const addon = value as Record<string, unknown> | null;
+  for (const fn of ['info', 'gemm', 'gemmBlocked']) {
+    if (typeof addon?.[fn] !== 'function') throw new Error(`it exports no ${fn}() (stale build?)`);
+  }
+  const info = (addon as unknown as NativeAddon).info();
+  for (const fn of info.kernels) {
+    if (typeof addon?.[fn] !== 'function') throw new Error(`it lists ${fn} but exports no ${fn}() (stale build?)`);
+  }
+  return addon as unknown as NativeAddon;
+}
+
+/**
+ * Tries each candidate path in order and returns the first addon that loads, or every reason the
+ * candidates failed. Pure: no caching and no logging.
+ */
+export function loadNativeAddon(candidates: readonly string[] = defaultAddonPaths()): NativeLoadResult {
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    if (!existsSync(candidate)) {
+      failures.push(`${candidate} does not exist`);
+      continue;
+    }
+    try {
+      const addon = checkAddon(require(candidate));
+      return { available: true, addon, info: addon.info(), path: candidate };
+    } catch (err) {
+      failures.push(`${candidate} failed to load: ${firstLine(err)}`);
+    }
+  }
+  const root = packageRoot();
+  const log = path.join(root, 'build', 'native-build.log');
+  const build = `build it with: node ${path.join(root, 'scripts', 'build-native.mjs')} --force`;
+  const hint = existsSync(log) ? `${build} (last build's output: ${log})` : build;
+  const reason = failures.length === 0 ? `no candidate paths; ${hint}` : `${failures.join('; ')}; ${hint}`;
+  return { available: false, reason, tried: [...candidates] };
+}
+
+// Shared through globalThis so that two copies of this package load (and warn) once.
+const STATE_KEY = Symbol.for('@sparse/kernels-cpu.native');
+
+interface NativeState {
+  result?: NativeLoadResult;
+  warned: boolean;
+}
+
+function state(): NativeState {
+  const g = globalThis as unknown as Record<symbol, NativeState | undefined>;
+  return (g[STATE_KEY] ??= { warned: false });
+}
+
+/** The addon at its default location, loaded on first use and cached. */
+export function nativeStatus(): NativeLoadResult {
+  const s = state();
+  return (s.result ??= loadNativeAddon());
+}
+
+/** Whether the native addon loaded. */
+export function isNativeAvailable(): boolean {
+  return nativeStatus().available;
+}
+
+/** The addon's self-description, or undefined when it is not available. */
+export function nativeInfo(): NativeInfo | undefined {
+  const status = nativeStatus();
+  return status.available ? status.info : undefined;
+}
+
+/** The line logged (once per process) when the addon is missing. */
+export function fallbackMessage(reason: string): string {
+  return `${PACKAGE}: native addon not built (${reason}); using the TypeScript reference kernels`;
+}
+
+/** Logs the fallback line the first time it is called in a process while the addon is missing. */
+export function warnIfNativeMissing(log: (line: string) => void = console.warn): void {
+  const status = nativeStatus();
+  const s = state();
+  if (status.available || s.warned) return;
+  s.warned = true;
+  log(fallbackMessage(status.reason));
+}

@@ -1,0 +1,49 @@
+// The native sparse x dense kernels as registry kernels: validated in TypeScript with the same
+// validators as the reference kernels, then handed to C++ without copying.
+import {
+  BackendError,
+  validateSpmmBlockArgs,
+  validateSpmmCSRArgs,
+  validateSpmmNMArgs,
+  type SpmmBlockArgs,
+  type SpmmBlockKernel,
+  type SpmmCSRArgs,
+  type SpmmCSRKernel,
+  type SpmmNMArgs,
+  type SpmmNMKernel,
+} from '@sparse/tensor';
+import type { NativeAddon } from './native.js';
+
+function need<K extends 'spmmCSR' | 'spmmNM' | 'spmmBlock'>(addon: NativeAddon, name: K): NonNullable<NativeAddon[K]> {
+  const fn = addon[name];
+  if (typeof fn !== 'function') throw new BackendError(`the native addon does not implement ${name}`);
+  return fn as NonNullable<NativeAddon[K]>;
+}
+
+export function spmmCSRKernelFrom(addon: NativeAddon): SpmmCSRKernel {
+  const native = need(addon, 'spmmCSR');
+  return function spmmCSRNative(args: SpmmCSRArgs): void {
+    validateSpmmCSRArgs(args);
+    const { a } = args;
+    native(a.shape[0], a.shape[1], a.indptr, a.indices, a.values, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc);
+  };
+}
+
+export function spmmNMKernelFrom(addon: NativeAddon): SpmmNMKernel {
+  const native = need(addon, 'spmmNM');
+  return function spmmNMNative(args: SpmmNMArgs): void {
+    validateSpmmNMArgs(args);
+    const { a } = args;
+    native(a.shape[0], a.shape[1], a.n, a.m, a.indexBits, a.values, a.indices, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc);
+  };
+}
+
+export function spmmBlockKernelFrom(addon: NativeAddon): SpmmBlockKernel {
+  const native = need(addon, 'spmmBlock');
+  return function spmmBlockNative(args: SpmmBlockArgs): void {
+    validateSpmmBlockArgs(args);
+    const { a } = args;
+    const [br, bc] = a.blockShape;
+    native(a.shape[0], a.shape[1], br, bc, a.indptr, a.indices, a.values, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc);
+  };
+}

@@ -1,0 +1,11 @@
+import { sparsePackage } from '@sparse/config/tsup';
+
+export default {
+  ...sparsePackage({
+    entry: { index: 'src/index.ts' },
+    platform: 'node',
+    external: [/^@sparse\//, /^node:/],
+  }),
+  // The loader finds the addon relative to its own file: import.meta.url in the CJS build too.
+  shims: true,
+};
