@@ -1,0 +1,24 @@
+// Compute backend choice for the trainer: the one place that decides which tfjs backend runs.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend, type BackendChoice } from '@sparse/tensor/tfjs';
+
+export type { BackendChoice };
+
+/**
+ * Picks the fastest usable tfjs backend for training through @sparse/tensor's selectBackend
+ * (tfjs-node-gpu, tfjs-node, sparse-cpu, then plain cpu; wasm is skipped for training).
+ * `log` receives selectBackend's one-line explanation (default: dropped; callers print `reason`).
+ */
+export async function chooseBackend(log: (line: string) => void = () => {}): Promise<BackendChoice> {
+  const choice = await selectBackend({ training: true, log });
+  if (choice.name === 'cpu') {
+    // the plain CPU backend prints an "install tfjs-node" banner on its first tensor; the reason
+    // above already says which backend runs, so that first tensor is made with warnings muted
+    const prod = tf.env().getBool('PROD');
+    tf.env().set('PROD', true);
+    tf.dispose(tf.scalar(0));
+    tf.env().set('PROD', prod);
+  }
+  return choice;
+}

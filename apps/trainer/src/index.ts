@@ -1,0 +1,36 @@
+// @sparse/trainer: the library behind `sparse-train`: a small GPT in tfjs-core, the embedded
+// corpus and tokenizers, the training loop and held-out evaluation, for later stages to reuse.
+export {
+  Gpt,
+  createGpt,
+  gptForward,
+  gptLoss,
+  gptLogits2d,
+  gptHidden,
+  gptParamSpecs,
+  initGptValues,
+  validateGptConfig,
+  DEFAULT_GPT_CONFIG,
+  type GptConfig,
+  type GptParams,
+  type ParamSpec,
+  type CreateGptOptions,
+} from './model/gpt.js';
+export { ensureGradients } from './model/gradients.js';
+export { generateCorpus, numberWords, DEFAULT_CORPUS_SEED, DEFAULT_CORPUS_CHARS, type CorpusOptions } from './data/corpus.js';
+export { CharTokenizer, ByteTokenizer, type Tokenizer } from './data/tokenizer.js';
+export {
+  splitHeldOut,
+  sampleBatch,
+  evalWindowStarts,
+  prepareText,
+  prepareTokens,
+  embeddedData,
+  type Split,
+  type Batch,
+  type TextData,
+} from './data/dataset.js';
+export { trainLoop, learningRateAt, ScheduledAdam, type TrainOptions, type TrainResult, type StepInfo } from './train/loop.js';
+export { loadTextFile, DataFileError, MIN_DATA_BYTES } from './data/files.js';
+export { evaluatePerplexity, type EvalOptions, type EvalResult } from './train/evaluate.js';
+export { chooseBackend, type BackendChoice } from './backend.js';

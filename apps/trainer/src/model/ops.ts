@@ -1,0 +1,132 @@
+// Building blocks written with tfjs-core ops, arranged to stay on the fast paths of the plain
+// tfjs CPU backend:
+// - that backend runs an elementwise op quickly when the operands have the same shape or the
+//   smaller one repeats along leading axes; any size-1 axis (x [R,C] - m [R,1]) falls to a
+//   generic per-element index path about 20x slower;
+// - it sums over a leading axis (the gradient of a bias) by a generic transpose first.
+// So per-row broadcasts are outer products with a ones vector, per-row sums are products with a
+// ones column, and bias/gain gradients are ones-row products. All of it is ordinary tfjs autodiff.
+
+import * as tf from '@tensorflow/tfjs-core';
+
+/** [R,1] -> [R,C] by an outer product with ones (a matmul stays fast forward and backward). */
+export function expandCols(col: tf.Tensor2D, cols: number): tf.Tensor2D {
+  return tf.matMul(col, tf.ones([1, cols]) as tf.Tensor2D);
+}
+
+/** Sum of each row, [R,C] -> [R,1], as a product with a ones column. */
+export function rowSum(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.matMul(x, tf.ones([x.shape[1], 1]) as tf.Tensor2D);
+}
+
+/** Column sums of a [R,C] gradient as a ones-row product, shaped like `like`. */
+function sumLeading(dy: tf.Tensor, like: tf.Tensor): tf.Tensor {
+  const cols = like.size;
+  const rows = dy.size / cols;
+  const summed = tf.matMul(tf.ones([1, rows]), tf.reshape(dy, [rows, cols]));
+  return tf.reshape(summed, like.shape);
+}
+
+/** x + v where v's shape is a suffix of x's shape (a bias): fast forward, ones-row gradient. */
+export const addTrailing = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, v, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([v]);
+  return {
+    value: tf.add(x, v),
+    gradFunc: (dy: tf.Tensor) => [dy, sumLeading(dy, v)],
+  };
+}) as (x: tf.Tensor, v: tf.Tensor) => tf.Tensor;
+
+/** x * v where v's shape is a suffix of x's shape (a gain): fast forward, ones-row gradient. */
+export const mulTrailing = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, v, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([x, v]);
+  return {
+    value: tf.mul(x, v),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, vs] = saved;
+      return [tf.mul(dy, vs), sumLeading(tf.mul(dy, xs), vs)];
+    },
+  };
+}) as (x: tf.Tensor, v: tf.Tensor) => tf.Tensor;
+
+/**
+ * The maximum of each row of x [R,C], broadcast to [R,C], as a constant: it is read back and
+ * re-created, so autodiff does not trace through it. Softmax is shift-invariant, so the exact
+ * gradient needs no term for the shift; it only keeps exp() from overflowing.
+ */
+export function rowMaxConstant(x: tf.Tensor2D): { full: tf.Tensor2D; col: tf.Tensor2D } {
+  const [rows, cols] = x.shape;
+  const m = tf.max(x, 1).dataSync();
+  const full = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) full.fill(m[r], r * cols, (r + 1) * cols);
+  return { full: tf.tensor2d(full, [rows, cols]), col: tf.tensor2d(Float32Array.from(m), [rows, 1]) };
+}
+
+/** Softmax over the last axis of x [R,C]. */
+export function softmaxRows(x: tf.Tensor2D): tf.Tensor2D {
+  const e = tf.exp(tf.sub<tf.Tensor2D>(x, rowMaxConstant(x).full));
+  const inv = tf.reciprocal<tf.Tensor2D>(rowSum(e));
+  return tf.mul<tf.Tensor2D>(e, expandCols(inv, x.shape[1]));
+}
+
+/** log(sum(exp(x))) of each row of x [R,C], [R,1]. */
+export function logSumExpRows(x: tf.Tensor2D): tf.Tensor2D {
+  const shift = rowMaxConstant(x);
+  return tf.add<tf.Tensor2D>(tf.log(rowSum(tf.exp(tf.sub<tf.Tensor2D>(x, shift.full)))), shift.col);
+}
+
+/** Layer normalization over the last axis of x [N,D], with gain and bias [D]. */
+export function layerNorm(x: tf.Tensor2D, gain: tf.Tensor, bias: tf.Tensor, eps = 1e-5): tf.Tensor2D {
+  const d = x.shape[1];
+  const avg = tf.fill([d, 1], 1 / d) as tf.Tensor2D;
+  const mean: tf.Tensor2D = tf.matMul(x, avg);
+  const xc = tf.sub<tf.Tensor2D>(x, expandCols(mean, d));
+  const variance: tf.Tensor2D = tf.matMul(tf.square(xc), avg);
+  const rstd = tf.rsqrt(tf.add<tf.Tensor2D>(variance, eps));
+  const xn = tf.mul<tf.Tensor2D>(xc, expandCols(rstd, d));
+  return addTrailing(mulTrailing(xn, gain), bias) as tf.Tensor2D;
+}
+
+// GELU's tanh form, 0.5*x*(1 + tanh(k*(x + 0.044715*x^3))), rewritten with
+// 0.5*(1 + tanh(z)) = sigmoid(2z) as x * sigmoid(x*(A + B*x^2)).
+const GELU_A = 2 * Math.sqrt(2 / Math.PI);
+const GELU_B = GELU_A * 0.044715;
+
+/**
+ * GELU, tanh approximation (GPT-2's "gelu_new"), so GPT-2 weights mean the same thing here.
+ * A custom gradient, d/dx = s + x*s*(1-s)*(A + 3B*x^2) with s = sigmoid(x*(A + B*x^2)), takes a
+ * third of the elementwise passes that autodiff through the composite would.
+ */
+export const gelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
+  const x2 = tf.square(x);
+  const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(x2, GELU_B), GELU_A)));
+  save([x, x2, s]);
+  return {
+    value: tf.mul(x, s),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, x2s, ss] = saved;
+      const slope = tf.add(tf.mul(x2s, 3 * GELU_B), GELU_A);
+      const ds = tf.mul(tf.mul(xs, tf.mul(ss, tf.sub(1, ss))), slope);
+      return [tf.mul(dy, tf.add(ss, ds))];
+    },
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+/** x [N,in] @ w [in,out] + b [out]. */
+export function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
+  return addTrailing(tf.matMul(x, w as tf.Tensor2D), b) as tf.Tensor2D;
+}
+
+/**
+ * Mean cross-entropy (nats) of logits [N,V] against integer targets [N], without a
+ * gather: the target logit is picked by a one-hot product.
+ */
+export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
+  const [n, v] = logits.shape;
+  const oneHot = tf.cast(tf.oneHot(targets, v), 'float32');
+  const picked = rowSum(tf.mul(logits, oneHot));
+  const perToken = tf.sub(logSumExpRows(logits), picked);
+  return tf.reshape(tf.matMul(tf.fill([1, n], 1 / n) as tf.Tensor2D, perToken), []) as tf.Scalar;
+}
