@@ -1,6 +1,38 @@
 // Kernel registry, BLAS-like kernel argument types and validators, reference kernels, tensor-level ops.
-export type { GemmArgs, GemmKernel, SpmmBlockArgs, SpmmBlockKernel, SpmmCSRArgs, SpmmCSRKernel, SpmmDenseArgs, SpmmNMArgs, SpmmNMKernel } from './types.js';
-export { validateGemmArgs, validateSpmmBlockArgs, validateSpmmCSRArgs, validateSpmmNMArgs } from './validate.js';
+export type {
+  ActiveEntries,
+  AttentionArgs,
+  AttentionKernel,
+  BlockSparseAttentionArgs,
+  BlockSparseAttentionKernel,
+  GemmArgs,
+  GemmKernel,
+  GemvSparseInputArgs,
+  GemvSparseInputKernel,
+  MaskedAdamArgs,
+  MaskedAdamKernel,
+  MaskedSgdArgs,
+  MaskedSgdKernel,
+  SpmmBlockArgs,
+  SpmmBlockKernel,
+  SpmmCSRArgs,
+  SpmmCSRKernel,
+  SpmmDenseArgs,
+  SpmmNMArgs,
+  SpmmNMKernel,
+} from './types.js';
+export {
+  activeBitsAsBytes,
+  validateAttentionArgs,
+  validateBlockSparseAttentionArgs,
+  validateGemmArgs,
+  validateGemvSparseInputArgs,
+  validateMaskedAdamArgs,
+  validateMaskedSgdArgs,
+  validateSpmmBlockArgs,
+  validateSpmmCSRArgs,
+  validateSpmmNMArgs,
+} from './validate.js';
 export {
   REFERENCE_BACKEND,
   getKernel,
@@ -17,5 +49,8 @@ export { gemmReference } from './reference/gemm.js';
 export { spmmCSRReference } from './reference/spmm-csr.js';
 export { spmmNMReference } from './reference/spmm-nm.js';
 export { spmmBlockReference } from './reference/spmm-block.js';
+export { activeInputChannels, gemvSparseInputReference } from './reference/gemv-sparse-input.js';
+export { blockSparseAttentionReference, denseAttentionReference } from './reference/attention.js';
+export { forEachActive, maskedAdamReference, maskedSgdReference } from './reference/optimizers.js';
 export { matmul, spmm } from './ops.js';
 export type { MatmulOptions, SpmmLayout } from './ops.js';

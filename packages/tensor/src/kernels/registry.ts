@@ -1,9 +1,22 @@
 import { ArgumentError, KernelError } from '../errors.js';
+import { blockSparseAttentionReference, denseAttentionReference } from './reference/attention.js';
 import { gemmReference } from './reference/gemm.js';
+import { gemvSparseInputReference } from './reference/gemv-sparse-input.js';
+import { maskedAdamReference, maskedSgdReference } from './reference/optimizers.js';
 import { spmmBlockReference } from './reference/spmm-block.js';
 import { spmmCSRReference } from './reference/spmm-csr.js';
 import { spmmNMReference } from './reference/spmm-nm.js';
-import type { GemmKernel, SpmmBlockKernel, SpmmCSRKernel, SpmmNMKernel } from './types.js';
+import type {
+  AttentionKernel,
+  BlockSparseAttentionKernel,
+  GemmKernel,
+  GemvSparseInputKernel,
+  MaskedAdamKernel,
+  MaskedSgdKernel,
+  SpmmBlockKernel,
+  SpmmCSRKernel,
+  SpmmNMKernel,
+} from './types.js';
 
 /**
  * The signature of every kernel, by name. Packages that add kernels extend it with module
@@ -18,6 +31,11 @@ export interface KernelSignatures {
   spmmCSR: SpmmCSRKernel;
   spmmNM: SpmmNMKernel;
   spmmBlock: SpmmBlockKernel;
+  gemvSparseInput: GemvSparseInputKernel;
+  denseAttention: AttentionKernel;
+  blockSparseAttention: BlockSparseAttentionKernel;
+  maskedAdam: MaskedAdamKernel;
+  maskedSgd: MaskedSgdKernel;
 }
 
 export type KernelName = keyof KernelSignatures & string;
@@ -165,6 +183,11 @@ export const referenceKernels: readonly KernelConfig[] = [
   { name: 'spmmCSR', backend: REFERENCE_BACKEND, priority: 0, fn: spmmCSRReference },
   { name: 'spmmNM', backend: REFERENCE_BACKEND, priority: 0, fn: spmmNMReference },
   { name: 'spmmBlock', backend: REFERENCE_BACKEND, priority: 0, fn: spmmBlockReference },
+  { name: 'gemvSparseInput', backend: REFERENCE_BACKEND, priority: 0, fn: gemvSparseInputReference },
+  { name: 'denseAttention', backend: REFERENCE_BACKEND, priority: 0, fn: denseAttentionReference },
+  { name: 'blockSparseAttention', backend: REFERENCE_BACKEND, priority: 0, fn: blockSparseAttentionReference },
+  { name: 'maskedAdam', backend: REFERENCE_BACKEND, priority: 0, fn: maskedAdamReference },
+  { name: 'maskedSgd', backend: REFERENCE_BACKEND, priority: 0, fn: maskedSgdReference },
 ] as KernelConfig[];
 
 /** Registers (or re-registers) every reference kernel. */

@@ -68,3 +68,126 @@ export type GemmKernel = (args: GemmArgs) => void;
 export type SpmmCSRKernel = (args: SpmmCSRArgs) => void;
 export type SpmmNMKernel = (args: SpmmNMArgs) => void;
 export type SpmmBlockKernel = (args: SpmmBlockArgs) => void;
+
+/**
+ * Y[rows, n] = alpha * op(W) * X[cols, n] + beta * Y, skipping input channels that are zero: channel
+ * p (row p of X) is skipped when X[p, 0:n] are all zero (+0 or -0), and column p of op(W) is then
+ * never read. So it is gemm (A = W, transA = transW) except that weights of skipped channels never
+ * reach Y, NaN or Inf among them included. A vector is n = 1 (ldx, ldy >= 1).
+ */
+export interface GemvSparseInputArgs {
+  /** W is stored [cols, rows] ([in, out], ldw >= max(1, rows)) when true, [rows, cols] ([out, in], ldw >= max(1, cols)) when false. */
+  transW: boolean;
+  /** Output channels (rows of Y). */
+  rows: number;
+  /** Input channels (rows of X). */
+  cols: number;
+  /** Columns of X and Y (tokens; 1 for a vector). */
+  n: number;
+  alpha: number;
+  w: Float32Array;
+  wOffset: number;
+  ldw: number;
+  /** X [cols, n], ldx >= max(1, n). */
+  x: Float32Array;
+  xOffset: number;
+  ldx: number;
+  beta: number;
+  /** Y [rows, n], ldy >= max(1, n); written in place, must not overlap W or X. */
+  y: Float32Array;
+  yOffset: number;
+  ldy: number;
+}
+
+/**
+ * Self-attention of `heads` heads over `seq` positions: Q, K, V and the output are [heads, seq,
+ * headDim] row-major at their offsets. Query i attends to the keys j allowed for it (all of them,
+ * or j <= i when causal) with weights softmax_j(scale * q_i . k_j), and out_i = sum_j weight_j v_j.
+ * A query with no allowed key gets a zero output.
+ */
+export interface AttentionArgs {
+  heads: number;
+  seq: number;
+  headDim: number;
+  q: Float32Array;
+  qOffset: number;
+  k: Float32Array;
+  kOffset: number;
+  v: Float32Array;
+  vOffset: number;
+  /** Written in place; must not overlap q, k or v. */
+  out: Float32Array;
+  outOffset: number;
+  /** Keys after the query are masked out. */
+  causal: boolean;
+  /** Score scale (default 1 / sqrt(headDim)). */
+  scale?: number;
+}
+
+/**
+ * Attention restricted to tiles: with nb = ceil(seq / blockSize), blockMask[bi * nb + bj] (or
+ * blockMask[h * nb * nb + bi * nb + bj] for a per-head mask) nonzero lets the queries of block bi
+ * attend to the keys of block bj (subject to `causal`); masked tiles are never computed.
+ */
+export interface BlockSparseAttentionArgs extends AttentionArgs {
+  blockSize: number;
+  /** [nb, nb] shared by every head, or [heads, nb, nb]; row-major; nonzero = compute the tile. */
+  blockMask: Uint8Array;
+}
+
+/**
+ * Entries an optimizer step updates: a strictly increasing list of flat indices, or a packed bit
+ * mask (LSB-first, bit i of byte i >> 3; a Uint32Array, as @sparse/masks stores masks, is read
+ * through its bytes on little-endian machines). Optimizer state holds one value per active entry,
+ * in increasing index order.
+ */
+export type ActiveEntries = { indices: Int32Array } | { bits: Uint8Array | Uint32Array };
+
+/**
+ * Adam (AdamW when weightDecay > 0: decoupled decay) on the active entries of params only; the
+ * others, and their gradients, are not touched. For the k-th active entry i, with g = grads[i]:
+ * m[k] = beta1 m[k] + (1 - beta1) g; v[k] = beta2 v[k] + (1 - beta2) g^2;
+ * params[i] -= lr * ((m[k] / (1 - beta1^step)) / (sqrt(v[k] / (1 - beta2^step)) + eps) + weightDecay * params[i]).
+ */
+export interface MaskedAdamArgs {
+  params: Float32Array;
+  /** Dense gradients, same length as params. */
+  grads: Float32Array;
+  active: ActiveEntries;
+  /** First and second moments, one per active entry. */
+  m: Float32Array;
+  v: Float32Array;
+  /** 1-based step number (after incrementing) for the bias corrections. */
+  step: number;
+  lr: number;
+  /** Defaults 0.9, 0.999, 1e-8, 0. */
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+}
+
+/**
+ * SGD with optional momentum (PyTorch's rule, no dampening) on the active entries of params only.
+ * For the k-th active entry i: g = grads[i] + weightDecay * params[i]; with momentum,
+ * velocity[k] = momentum * velocity[k] + g and g = nesterov ? g + momentum * velocity[k] : velocity[k];
+ * then params[i] -= lr * g.
+ */
+export interface MaskedSgdArgs {
+  params: Float32Array;
+  grads: Float32Array;
+  active: ActiveEntries;
+  lr: number;
+  /** Default 0 (plain SGD; velocity unused). */
+  momentum?: number;
+  /** One per active entry; required when momentum is not 0. */
+  velocity?: Float32Array;
+  weightDecay?: number;
+  nesterov?: boolean;
+}
+
+export type GemvSparseInputKernel = (args: GemvSparseInputArgs) => void;
+export type AttentionKernel = (args: AttentionArgs) => void;
+export type BlockSparseAttentionKernel = (args: BlockSparseAttentionArgs) => void;
+export type MaskedAdamKernel = (args: MaskedAdamArgs) => void;
+export type MaskedSgdKernel = (args: MaskedSgdArgs) => void;

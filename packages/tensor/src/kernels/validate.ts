@@ -3,7 +3,19 @@
 import { ArgumentError, DTypeError, LayoutError, ShapeError } from '../errors.js';
 import { indexBitsFor, packedByteLength, readPacked } from '../layouts/packed.js';
 import type { BSRLayout, CSRLayout, NMLayout } from '../layouts/types.js';
-import type { GemmArgs, SpmmBlockArgs, SpmmCSRArgs, SpmmDenseArgs, SpmmNMArgs } from './types.js';
+import type {
+  ActiveEntries,
+  AttentionArgs,
+  BlockSparseAttentionArgs,
+  GemmArgs,
+  GemvSparseInputArgs,
+  MaskedAdamArgs,
+  MaskedSgdArgs,
+  SpmmBlockArgs,
+  SpmmCSRArgs,
+  SpmmDenseArgs,
+  SpmmNMArgs,
+} from './types.js';
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
@@ -236,4 +248,226 @@ export function validateSpmmBlockArgs(args: SpmmBlockArgs): void {
   checkArgsObject('spmmBlock', args);
   validateBSRLayout(args.a, 'spmmBlock');
   validateSpmmDense('spmmBlock', args, args.a.shape[0], args.a.shape[1]);
+}
+
+/** Element range [first, end) of a row-major [rows, cols] matrix at (offset, ld); empty when it has no elements. */
+function extent(offset: number, ld: number, rows: number, cols: number): [number, number] {
+  return rows === 0 || cols === 0 ? [offset, offset] : [offset, offset + (rows - 1) * ld + cols];
+}
+
+/** Throws ArgumentError when two element ranges of Float32Arrays share memory. */
+function checkDisjoint(kernel: string, out: [string, Float32Array, [number, number]], inputs: Array<[string, Float32Array, [number, number]]>): void {
+  const [outName, o, [o0, o1]] = out;
+  if (o1 <= o0) return;
+  const ob0 = o.byteOffset + o0 * 4;
+  const ob1 = o.byteOffset + o1 * 4;
+  for (const [name, x, [x0, x1]] of inputs) {
+    if (x1 <= x0 || x.buffer !== o.buffer) continue;
+    const xb0 = x.byteOffset + x0 * 4;
+    const xb1 = x.byteOffset + x1 * 4;
+    if (xb0 < ob1 && ob0 < xb1) throw new ArgumentError(`${kernel}: ${outName} overlaps ${name} (they share memory); pass separate arrays`);
+  }
+}
+
+/** Validates gemvSparseInput arguments (the gemm rules, with W as A and transA = transW). */
+export function validateGemvSparseInputArgs(args: GemvSparseInputArgs): void {
+  const k = 'gemvSparseInput';
+  checkArgsObject(k, args);
+  checkFlag(k, 'transW', args.transW);
+  checkDim(k, 'rows', args.rows);
+  checkDim(k, 'cols', args.cols);
+  checkDim(k, 'n', args.n);
+  checkScalar(k, 'alpha', args.alpha);
+  checkScalar(k, 'beta', args.beta);
+  checkFloat32(k, 'w', args.w);
+  checkFloat32(k, 'x', args.x);
+  checkFloat32(k, 'y', args.y);
+  checkOffset(k, 'wOffset', args.wOffset);
+  checkOffset(k, 'xOffset', args.xOffset);
+  checkOffset(k, 'yOffset', args.yOffset);
+  const { rows, cols, n, transW } = args;
+  const [wRows, wCols] = transW ? [cols, rows] : [rows, cols];
+  checkLeadingDim(k, 'ldw', args.ldw, wCols, transW ? 'W is stored [cols, rows] when transW is true' : 'W is stored [rows, cols]');
+  checkLeadingDim(k, 'ldx', args.ldx, n, 'X is [cols, n]');
+  checkLeadingDim(k, 'ldy', args.ldy, n, 'Y is [rows, n]');
+  checkExtent(k, 'w', args.w, args.wOffset, args.ldw, wRows, wCols);
+  checkExtent(k, 'x', args.x, args.xOffset, args.ldx, cols, n);
+  checkExtent(k, 'y', args.y, args.yOffset, args.ldy, rows, n);
+  checkDisjoint(k, ['y', args.y, extent(args.yOffset, args.ldy, rows, n)], [
+    ['w', args.w, extent(args.wOffset, args.ldw, wRows, wCols)],
+    ['x', args.x, extent(args.xOffset, args.ldx, cols, n)],
+  ]);
+}
+
+function validateAttentionCommon(kernel: string, args: AttentionArgs): void {
+  checkArgsObject(kernel, args);
+  checkDim(kernel, 'heads', args.heads);
+  checkDim(kernel, 'seq', args.seq);
+  checkDim(kernel, 'headDim', args.headDim);
+  checkFlag(kernel, 'causal', args.causal);
+  if (args.scale !== undefined && (typeof args.scale !== 'number' || !Number.isFinite(args.scale))) {
+    throw new ArgumentError(`${kernel}: scale must be a finite number when given, got ${describe(args.scale)}`);
+  }
+  const rows = args.heads * args.seq;
+  const d = args.headDim;
+  const ranges: Array<[string, Float32Array, [number, number]]> = [];
+  for (const name of ['q', 'k', 'v', 'out'] as const) {
+    const array = args[name];
+    const offset = args[`${name}Offset`];
+    checkFloat32(kernel, name, array);
+    checkOffset(kernel, `${name}Offset`, offset);
+    checkExtent(kernel, name, array, offset, Math.max(1, d), rows, d);
+    ranges.push([name, array, extent(offset, Math.max(1, d), rows, d)]);
+  }
+  checkDisjoint(kernel, ranges[3]!, ranges.slice(0, 3));
+}
+
+/** Validates denseAttention arguments: [heads, seq, headDim] operands that fit, out apart from q, k, v. */
+export function validateAttentionArgs(args: AttentionArgs): void {
+  validateAttentionCommon('denseAttention', args);
+}
+
+/** Validates blockSparseAttention arguments; the block mask is [nb, nb] or [heads, nb, nb], nb = ceil(seq / blockSize). */
+export function validateBlockSparseAttentionArgs(args: BlockSparseAttentionArgs): void {
+  const k = 'blockSparseAttention';
+  validateAttentionCommon(k, args);
+  if (!Number.isInteger(args.blockSize) || args.blockSize < 1) {
+    throw new ShapeError(`${k}: blockSize must be a positive integer, got ${describe(args.blockSize)}`);
+  }
+  if (!(args.blockMask instanceof Uint8Array)) throw new LayoutError(`${k}: blockMask must be a Uint8Array, got ${describe(args.blockMask)}`);
+  const nb = Math.ceil(args.seq / args.blockSize);
+  const shared = nb * nb;
+  if (args.blockMask.length !== shared && args.blockMask.length !== args.heads * shared) {
+    throw new LayoutError(
+      `${k}: blockMask has length ${args.blockMask.length}; expected ${shared} ([${nb}, ${nb}] tiles, nb = ceil(seq / blockSize)) or ${args.heads * shared} (one mask per head)`,
+    );
+  }
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** The active-entry bit mask as bytes (a Uint32Array is viewed, not copied). */
+export function activeBitsAsBytes(bits: Uint8Array | Uint32Array): Uint8Array {
+  return bits instanceof Uint8Array ? bits : new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+}
+
+function popcount8(b: number): number {
+  b = b - ((b >>> 1) & 0x55);
+  b = (b & 0x33) + ((b >>> 2) & 0x33);
+  return (b + (b >>> 4)) & 0x0f;
+}
+
+/** Checks the active entries of a `size`-element parameter; returns how many there are. */
+function checkActive(kernel: string, active: ActiveEntries, size: number): number {
+  if (typeof active !== 'object' || active === null) throw new LayoutError(`${kernel}: active must be { indices } or { bits }, got ${describe(active)}`);
+  if ('indices' in active) {
+    const idx = active.indices;
+    if (!(idx instanceof Int32Array)) throw new LayoutError(`${kernel}: active.indices must be an Int32Array, got ${describe(idx)}`);
+    let prev = -1;
+    for (let t = 0; t < idx.length; t++) {
+      const i = idx[t]!;
+      if (i <= prev || i >= size) {
+        throw new LayoutError(
+          i >= size
+            ? `${kernel}: active.indices[${t}] = ${i} is outside [0, ${size})`
+            : `${kernel}: active.indices must be strictly increasing; active.indices[${t}] = ${i} follows ${prev}`,
+        );
+      }
+      prev = i;
+    }
+    return idx.length;
+  }
+  if ('bits' in active) {
+    const bits = active.bits;
+    if (!(bits instanceof Uint8Array || bits instanceof Uint32Array)) {
+      throw new LayoutError(`${kernel}: active.bits must be a Uint8Array or Uint32Array, got ${describe(bits)}`);
+    }
+    if (bits instanceof Uint32Array && !LITTLE_ENDIAN) throw new LayoutError(`${kernel}: active.bits as a Uint32Array needs a little-endian machine; pass bytes`);
+    const bytes = activeBitsAsBytes(bits);
+    const need = Math.ceil(size / 8);
+    if (bytes.length < need) throw new LayoutError(`${kernel}: active.bits has ${bytes.length} bytes; ${size} entries need ${need}`);
+    let count = 0;
+    for (let b = 0; b < bytes.length; b++) {
+      let byte = bytes[b]!;
+      if (b * 8 + 8 > size) {
+        const keep = Math.max(0, size - b * 8);
+        if (byte >>> keep !== 0) throw new LayoutError(`${kernel}: active.bits has bits set past entry ${size - 1} (in byte ${b})`);
+        byte &= (1 << keep) - 1;
+      }
+      count += popcount8(byte);
+    }
+    return count;
+  }
+  throw new LayoutError(`${kernel}: active must have indices (Int32Array) or bits (Uint8Array or Uint32Array)`);
+}
+
+function checkHyper(kernel: string, name: string, value: unknown, lo: number, hi: number, loOpen = false, hiOpen = false): void {
+  const ok = typeof value === 'number' && Number.isFinite(value) && (loOpen ? value > lo : value >= lo) && (hiOpen ? value < hi : value <= hi);
+  if (!ok) {
+    throw new ArgumentError(`${kernel}: ${name} must be a finite number in ${loOpen ? '(' : '['}${lo}, ${hi}${hiOpen ? ')' : ']'}, got ${describe(value)}`);
+  }
+}
+
+function checkStateArray(kernel: string, name: string, array: unknown, count: number): asserts array is Float32Array {
+  checkFloat32(kernel, name, array);
+  if (array.length !== count) throw new ShapeError(`${kernel}: ${name} has length ${array.length}, expected ${count} (one per active entry)`);
+}
+
+function checkDistinct(kernel: string, arrays: Array<[string, Float32Array]>): void {
+  for (let i = 0; i < arrays.length; i++) {
+    const [name, x] = arrays[i]!;
+    checkDisjoint(kernel, [name, x, [0, x.length]], arrays.slice(i + 1).map(([n, y]) => [n, y, [0, y.length]] as [string, Float32Array, [number, number]]));
+  }
+}
+
+/** Validates maskedAdam arguments; returns the number of active entries. */
+export function validateMaskedAdamArgs(args: MaskedAdamArgs): number {
+  const k = 'maskedAdam';
+  checkArgsObject(k, args);
+  checkFloat32(k, 'params', args.params);
+  checkFloat32(k, 'grads', args.grads);
+  if (args.grads.length !== args.params.length) throw new ShapeError(`${k}: grads has length ${args.grads.length} but params has ${args.params.length}`);
+  const count = checkActive(k, args.active, args.params.length);
+  checkStateArray(k, 'm', args.m, count);
+  checkStateArray(k, 'v', args.v, count);
+  if (!Number.isInteger(args.step) || args.step < 1) throw new ArgumentError(`${k}: step must be a positive integer (1 on the first update), got ${describe(args.step)}`);
+  checkHyper(k, 'lr', args.lr, 0, Infinity, false, true);
+  if (args.beta1 !== undefined) checkHyper(k, 'beta1', args.beta1, 0, 1, false, true);
+  if (args.beta2 !== undefined) checkHyper(k, 'beta2', args.beta2, 0, 1, false, true);
+  if (args.eps !== undefined) checkHyper(k, 'eps', args.eps, 0, Infinity, false, true);
+  if (args.weightDecay !== undefined) checkHyper(k, 'weightDecay', args.weightDecay, 0, Infinity, false, true);
+  checkDistinct(k, [
+    ['params', args.params],
+    ['grads', args.grads],
+    ['m', args.m],
+    ['v', args.v],
+  ]);
+  return count;
+}
+
+/** Validates maskedSgd arguments; returns the number of active entries. */
+export function validateMaskedSgdArgs(args: MaskedSgdArgs): number {
+  const k = 'maskedSgd';
+  checkArgsObject(k, args);
+  checkFloat32(k, 'params', args.params);
+  checkFloat32(k, 'grads', args.grads);
+  if (args.grads.length !== args.params.length) throw new ShapeError(`${k}: grads has length ${args.grads.length} but params has ${args.params.length}`);
+  const count = checkActive(k, args.active, args.params.length);
+  checkHyper(k, 'lr', args.lr, 0, Infinity, false, true);
+  if (args.momentum !== undefined) checkHyper(k, 'momentum', args.momentum, 0, Infinity, false, true);
+  if (args.weightDecay !== undefined) checkHyper(k, 'weightDecay', args.weightDecay, 0, Infinity, false, true);
+  if (args.nesterov !== undefined) checkFlag(k, 'nesterov', args.nesterov);
+  const momentum = args.momentum ?? 0;
+  if (args.nesterov && momentum === 0) throw new ArgumentError(`${k}: nesterov needs a momentum above 0`);
+  const arrays: Array<[string, Float32Array]> = [
+    ['params', args.params],
+    ['grads', args.grads],
+  ];
+  if (momentum !== 0) {
+    if (args.velocity === undefined) throw new ArgumentError(`${k}: momentum ${momentum} needs a velocity array (one value per active entry)`);
+    checkStateArray(k, 'velocity', args.velocity, count);
+    arrays.push(['velocity', args.velocity]);
+  }
+  checkDistinct(k, arrays);
+  return count;
 }

@@ -4,3 +4,4 @@ export type { QRResult } from './qr.js';
 export { lowRankApproximation, svd, truncatedSvd } from './svd.js';
 export type { SVDResult, SvdOptions, TruncatedSvdOptions } from './svd.js';
 export type { LinalgDType } from './matrix.js';
+export { cholesky, choleskyInverse, triangularInverse, type CholeskyOptions } from './cholesky.js';

@@ -1,0 +1,31 @@
+// @sparse/pruners: making a layer sparse in one shot from calibration statistics. Accumulators for the
+// statistics, the methods (magnitude, random, Wanda, SparseGPT, DSnoT, CFSP-style structured pruning) with
+// zod config schemas, a registry by name, and a torch.ao-style sparsifier. No tfjs here (see ./tfjs).
+export * from './calibration/index.js';
+export type { CalibrationKind, LayerStats, PruneInput, PruneRequest, PruneResult, PrunerDefinition, ReconstructionEstimate } from './types.js';
+export { DEFAULT_SPARSITY, patternOf } from './pattern.js';
+export type { Pattern, PatternConfig } from './pattern.js';
+export { parsePrunerConfig } from './define.js';
+export { closestPrunerName, getPruner, listPruners, pruneLayer, registerPruner } from './registry.js';
+export { reconstructionError } from './reconstruction.js';
+export { globalMagnitudeMasks, magnitudePrune, magnitudePruner } from './methods/magnitude/magnitude.js';
+export { magnitudeConfigSchema } from './methods/magnitude/config.js';
+export type { MagnitudeConfig, MagnitudeConfigInput } from './methods/magnitude/config.js';
+export { randomPrune, randomPruner } from './methods/random/random.js';
+export { randomConfigSchema } from './methods/random/config.js';
+export type { RandomConfig, RandomConfigInput } from './methods/random/config.js';
+export { wandaPrune, wandaPruner } from './methods/wanda/wanda.js';
+export { wandaConfigSchema } from './methods/wanda/config.js';
+export type { WandaConfig, WandaConfigInput } from './methods/wanda/config.js';
+export { sparseGptPrune, sparseGptPruner } from './methods/sparsegpt/sparsegpt.js';
+export { sparseGptConfigSchema } from './methods/sparsegpt/config.js';
+export type { SparseGptConfig, SparseGptConfigInput } from './methods/sparsegpt/config.js';
+export { dsnotPrune, dsnotPruner } from './methods/dsnot/dsnot.js';
+export { dsnotConfigSchema } from './methods/dsnot/config.js';
+export type { DsnotConfig, DsnotConfigInput } from './methods/dsnot/config.js';
+export { cfspBlockKeepRatios, cfspPrune, channelScores, groupScores, structuredPrune, structuredPruner } from './methods/structured/structured.js';
+export type { BlockKeepRatioOptions, CfspBlock, CfspBlockResult, CfspGroup, CfspGroupResult, CfspOptions, ChannelScoreInput } from './methods/structured/structured.js';
+export { channelMetricSchema, structuredConfigSchema } from './methods/structured/config.js';
+export type { ChannelMetric, StructuredConfig, StructuredConfigInput } from './methods/structured/config.js';
+export { Sparsifier } from './sparsifier.js';
+export type { LayerSpec, SparsifiableLayer, SparsifierConfig, SparsifierGroup, SparsifierState, StepOptions, StepReport } from './sparsifier.js';

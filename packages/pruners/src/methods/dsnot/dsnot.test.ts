@@ -1,0 +1,132 @@
+import { applyMask, countPerRow, equals, isKept, maskFromBooleans, type Mask } from '@sparse/masks';
+import { ArgumentError, Random, ShapeError, tensor, type Float32Tensor } from '@sparse/tensor';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { columnMomentsOf, columnNormsOf, correlatedInputs, errorOf, hessianOf, isNM, normalMatrix } from '../../__fixtures__/layers.js';
+import { wandaPrune } from '../wanda/wanda.js';
+import { dsnotPrune } from './dsnot.js';
+
+function statsOf(x: Float32Tensor) {
+  const { means, variances } = columnMomentsOf(x);
+  return { hessian: hessianOf(x), columnNorms: columnNormsOf(x), columnMeans: means, columnVariances: variances };
+}
+
+/**
+ * One DSnoT cycle on a one-row layer, written from the paper's rules rather than the implementation's lists:
+ * regrow the pruned weight whose W·E[x] / Var has the sign of ε and the largest size; prune the kept weight
+ * of opposite contribution with the smallest Wanda score; apply only if the exact error goes down.
+ */
+function oneCycle(w: number[], keep: boolean[], x: Float32Tensor, mu: ArrayLike<number>, v: ArrayLike<number>, norms: ArrayLike<number>): boolean[] {
+  const f = w.length;
+  const metric = w.map((wj, j) => wj * mu[j]!);
+  const eps = metric.reduce((s, m, j) => s + (keep[j] ? 0 : m), 0);
+  if (!(Math.abs(eps) > 5e-5)) return keep;
+  const pruned = [...Array(f).keys()].filter((j) => !keep[j]);
+  const kept = [...Array(f).keys()].filter((j) => keep[j]);
+  const key = (j: number) => metric[j]! / v[j]!;
+  // Largest key (ties: highest index) when ε > 0, smallest (ties: lowest index) otherwise.
+  const r = pruned.reduce((best, j) => (eps > 0 ? (key(j) >= key(best) ? j : best) : key(j) < key(best) ? j : best));
+  const wanda = (j: number) => Math.abs(w[j]!) * norms[j]!;
+  const minWanda = (c: number[]) => c.reduce((best, j) => (wanda(j) < wanda(best) ? j : best));
+  const wantSign = eps > 0 ? -1 : 1;
+  const same = kept.filter((j) => Math.sign(metric[j]!) === wantSign);
+  const zero = kept.filter((j) => metric[j] === 0);
+  const other = kept.filter((j) => Math.sign(metric[j]!) === -wantSign);
+  // The reference's list ends: the wanted sign by smallest Wanda score, then zero contributions, then the other sign.
+  const p = same.length > 0 ? minWanda(same) : zero.length > 0 ? (eps > 0 ? minWanda(zero) : zero.reduce((b, j) => (wanda(j) >= wanda(b) ? j : b))) : other.reduce((b, j) => (wanda(j) >= wanda(b) ? j : b));
+  const next = [...keep];
+  next[r] = true;
+  next[p] = false;
+  const err = (k: boolean[]) => errorOf(tensor(Float32Array.from(w), [1, f]), tensor(Float32Array.from(w, (wj, j) => (k[j] ? wj : 0)), [1, f]), x);
+  return err(next) < err(keep) ? next : keep;
+}
+
+function masked(w: Float32Tensor, m: Mask): Float32Tensor {
+  return applyMask(m, w) as Float32Tensor;
+}
+
+describe('dsnot', () => {
+  it('never increases the reconstruction error it starts from (unstructured and N:M, any seed)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 1e6 }),
+        fc.constantFrom({ sparsity: 0.5 }, { sparsity: 0.7 }, { n: 2, m: 4 }, { n: 1, m: 4 }),
+        fc.constantFrom('wanda' as const, 'magnitude' as const, 'sparsegpt' as const),
+        (seed, pattern, initial) => {
+          const rng = new Random(seed);
+          const x = correlatedInputs(rng, 64, 16, { mean: 1 });
+          const w = normalMatrix(rng, 6, 16);
+          const stats = statsOf(x);
+          const r = dsnotPrune({ name: 'l', weight: w, stats, config: { ...pattern, initial } });
+          const start = dsnotPrune({ name: 'l', weight: w, stats, config: { ...pattern, initial, maxCycles: 0 } });
+          const before = errorOf(w, start.weight, x);
+          const after = errorOf(w, r.weight, x);
+          expect(after).toBeLessThanOrEqual(before * (1 + 1e-9) + 1e-12);
+          expect(r.error!.total).toBeLessThanOrEqual(r.error!.initial! * (1 + 1e-9));
+          expect(r.error!.initial).toBeCloseTo(before ** 2 / 64, 3);
+          // Swaps keep every row's count (and every N:M group's).
+          expect(Array.from(countPerRow(r.mask))).toEqual(Array.from(countPerRow(start.mask)));
+          if ('n' in pattern) expect(isNM(r.mask, pattern.n!, pattern.m!)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('one cycle matches the paper-rule reference on single rows', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1e6 }), (seed) => {
+        const rng = new Random(seed);
+        const x = correlatedInputs(rng, 48, 10, { mean: 1 });
+        const w = normalMatrix(rng, 1, 10);
+        const stats = statsOf(x);
+        const start = maskFromBooleans(Array.from({ length: 10 }, () => rng.bernoulli(0.5) === 1), [1, 10]);
+        const keep0 = Array.from({ length: 10 }, (_, j) => isKept(start, j));
+        if (keep0.every(Boolean) || !keep0.some(Boolean)) return;
+        const r = dsnotPrune({ name: 'row', weight: w, stats, mask: start, config: { sparsity: 0.5, maxCycles: 1 } });
+        const ref = oneCycle(Array.from(w.data), keep0, x, stats.columnMeans.data, stats.columnVariances.data, stats.columnNorms.data);
+        expect(Array.from({ length: 10 }, (_, j) => isKept(r.mask, j))).toEqual(ref);
+      }),
+      { numRuns: 80 },
+    );
+  });
+
+  it('lowers the error of a Wanda mask on correlated inputs with non-zero means', () => {
+    const rng = new Random(9);
+    const x = correlatedInputs(rng, 256, 32, { mean: 1 });
+    const w = normalMatrix(rng, 16, 32);
+    const stats = statsOf(x);
+    const start = wandaPrune({ name: 'l', weight: w, stats, config: { sparsity: 0.6 } });
+    const r = dsnotPrune({ name: 'l', weight: w, stats, mask: start.mask, config: { sparsity: 0.6 } });
+    expect(equals(r.mask, start.mask)).toBe(false);
+    expect(errorOf(w, r.weight, x)).toBeLessThan(errorOf(w, masked(w, start.mask), x));
+    // Kept weights keep their dense values.
+    r.weight.data.forEach((v, k) => expect(v).toBe(isKept(r.mask, k) ? w.data[k] : 0));
+  });
+
+  it('changes nothing with maxCycles 0 or a threshold no error reaches', () => {
+    const rng = new Random(10);
+    const x = correlatedInputs(rng, 64, 16, { mean: 1 });
+    const w = normalMatrix(rng, 4, 16);
+    const stats = statsOf(x);
+    const start = wandaPrune({ name: 'l', weight: w, stats, config: {} }).mask;
+    expect(equals(dsnotPrune({ name: 'l', weight: w, stats, mask: start, config: { maxCycles: 0 } }).mask, start)).toBe(true);
+    expect(equals(dsnotPrune({ name: 'l', weight: w, stats, mask: start, config: { updateThreshold: 1e9 } }).mask, start)).toBe(true);
+  });
+
+  it('rejects missing or bad statistics with typed errors naming the layer', () => {
+    const rng = new Random(11);
+    const x = correlatedInputs(rng, 32, 8, { mean: 1 });
+    const w = normalMatrix(rng, 3, 8);
+    const stats = statsOf(x);
+    const run = (s: object, config: object = {}) => () => dsnotPrune({ name: 'h.2.attn.o', weight: w, stats: s, config });
+    expect(run({ ...stats, hessian: undefined })).toThrow(/h\.2\.attn\.o.*hessian/);
+    expect(run({ ...stats, columnMeans: undefined })).toThrow(/h\.2\.attn\.o.*columnMeans/);
+    expect(run({ ...stats, columnVariances: undefined })).toThrow(/h\.2\.attn\.o.*columnVariances/);
+    expect(() => run({ ...stats, columnVariances: undefined }, { powerOfVariance: 0 })()).not.toThrow();
+    expect(run({ ...stats, columnMeans: tensor(new Float64Array(9), [9]) })).toThrow(ShapeError);
+    expect(run({ ...stats, columnMeans: tensor(Float64Array.from(stats.columnMeans.data, (v, j) => (j ? v : NaN)), [8]) })).toThrow(/h\.2\.attn\.o.*NaN/);
+    expect(run(stats, { maxCycles: -1 })).toThrow(ArgumentError);
+    expect(run(stats, { n: 4, m: 4 })).toThrow(/N < M/);
+  });
+});

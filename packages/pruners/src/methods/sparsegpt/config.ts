@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { checkPattern, patternFields, withDefaultSparsity } from '../../pattern.js';
+
+/** SparseGPT (Frantar & Alistarh 2023) with the defaults of the reference implementation. */
+export const sparseGptConfigSchema = z
+  .strictObject({
+    ...patternFields,
+    /** Columns per block: masks are chosen per block and the columns after it get one lazy batch update. */
+    blocksize: z.int('blocksize must be an integer').min(1, 'blocksize must be at least 1').default(128),
+    /** Dampening: percdamp * mean(diag H) is added to the diagonal of H before inverting it. */
+    percdamp: z.number().min(0, 'percdamp must be non-negative').default(0.01),
+  })
+  .superRefine((v, ctx) => {
+    checkPattern(v, ctx);
+    // N:M groups are chosen inside a block, so a block must hold whole groups.
+    if (v.m !== undefined && v.blocksize % v.m !== 0) {
+      ctx.addIssue({ code: 'custom', path: ['blocksize'], message: `blocksize (${v.blocksize}) must be a multiple of m (${v.m}) for N:M` });
+    }
+  })
+  .transform(withDefaultSparsity);
+
+export type SparseGptConfig = z.output<typeof sparseGptConfigSchema>;
+export type SparseGptConfigInput = z.input<typeof sparseGptConfigSchema>;

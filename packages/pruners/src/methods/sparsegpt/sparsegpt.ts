@@ -1,0 +1,175 @@
+// SparseGPT (Frantar & Alistarh 2023, "Massive Language Models Can Be Accurately Pruned in One-Shot"):
+// prune columns left to right and, after each column, update the columns still to come with the optimal
+// brain surgeon (OBS) correction. The sequence of inverse Hessians it needs is read off one Cholesky factor
+// of H^-1; updates inside a block are immediate, the columns after a block get one lazy batch update.
+
+import { isKept, keepCount, maskFromBooleans, perRowTopKMask, topKMask, type Mask } from '@sparse/masks';
+import { ArgumentError, cholesky, matmul, tensor, triangularInverse, type Float32Tensor } from '@sparse/tensor';
+import { runDefinition } from '../../define.js';
+import { readHessian, readMask, readWeight, requireStat, where } from '../../internal.js';
+import { checkNMShape, patternOf } from '../../pattern.js';
+import type { PruneRequest, PruneResult, PrunerDefinition } from '../../types.js';
+import { sparseGptConfigSchema, type SparseGptConfig, type SparseGptConfigInput } from './config.js';
+
+/** The matrix with rows and columns in reverse order (J A J for the reversal permutation J). */
+function reversed(a: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] = a[(n - 1 - i) * n + (n - 1 - j)]!;
+  return out;
+}
+
+/**
+ * The upper Cholesky factor U of (H + damp I)^-1 (H^-1 = U^T U), after the reference's handling of dead
+ * inputs: a zero on H's diagonal becomes 1 (that input never fires, so its weights are set to 0 by the
+ * caller). Row i of U is the first row of the inverse Hessian of columns i.. scaled by 1 / sqrt of its
+ * first entry, which is all the OBS step for column i needs.
+ *
+ * The reference inverts H and factors the inverse; here U comes from one factorization of the reversed
+ * matrix: if J H J = L L^T then H = R R^T with R = J L J upper, so H^-1 = (R^-1)^T R^-1 and U = J L^-1 J.
+ * Same matrix (the factor is unique), half the work, and H^-1 is never formed.
+ */
+export function sparseGptInverseFactor(layer: string, h: Float64Array, n: number, percdamp: number): { u: Float64Array; dead: Uint8Array } {
+  const dead = new Uint8Array(n);
+  let trace = 0;
+  for (let j = 0; j < n; j++) {
+    if (h[j * n + j] === 0) {
+      dead[j] = 1;
+      h[j * n + j] = 1;
+    }
+    trace += h[j * n + j]!;
+  }
+  const damp = n > 0 ? (percdamp * trace) / n : 0;
+  for (let j = 0; j < n; j++) h[j * n + j]! += damp;
+  try {
+    const lower = cholesky(tensor(reversed(h, n), [n, n]));
+    return { u: reversed(triangularInverse(lower).data as Float64Array, n), dead };
+  } catch (e) {
+    if (!(e instanceof ArgumentError)) throw e;
+    throw new ArgumentError(
+      `${where('sparsegpt', layer)}: the dampened Hessian is not positive definite (${e.message}); raise percdamp (now ${percdamp}) or calibrate on more tokens`,
+      { cause: e },
+    );
+  }
+}
+
+/** How many entries of each block of columns to prune so the layer prunes exactly size - keepCount(size, s). */
+function blockPruneCounts(rows: number, cols: number, sparsity: number, blocksize: number): number[] {
+  const total = rows * cols - keepCount(rows * cols, sparsity);
+  const counts: number[] = [];
+  // Cumulative rounding: each block gets its share, and the shares add up to the total exactly.
+  for (let i1 = 0; i1 < cols; i1 += blocksize) {
+    const i2 = Math.min(i1 + blocksize, cols);
+    counts.push(Math.round((total * i2) / cols) - Math.round((total * i1) / cols));
+  }
+  return counts;
+}
+
+function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h: Float64Array, config: SparseGptConfig, given: Mask | undefined): PruneResult {
+  const pattern = patternOf(config);
+  if (given === undefined && pattern.kind === 'nm') checkNMShape('sparsegpt', layer, cols, pattern.m);
+  const { u, dead } = sparseGptInverseFactor(layer, h, cols, config.percdamp);
+  for (let j = 0; j < cols; j++) if (dead[j]) for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
+  const u32 = Float32Array.from(u); // the lazy batch update runs through the matmul kernel in float32, as the reference does
+  const pruned = new Uint8Array(rows * cols);
+  const losses = new Float64Array(rows);
+  const bs = config.blocksize;
+  const counts = given === undefined && pattern.kind === 'unstructured' ? blockPruneCounts(rows, cols, pattern.sparsity, bs) : [];
+
+  for (let i1 = 0, b = 0; i1 < cols; i1 += bs, b++) {
+    const i2 = Math.min(i1 + bs, cols);
+    const B = i2 - i1;
+    const w1 = new Float64Array(rows * B);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < B; i++) w1[r * B + i] = w[r * cols + i1 + i]!;
+    const p1 = new Uint8Array(rows * B);
+    if (given !== undefined) {
+      for (let r = 0; r < rows; r++) for (let i = 0; i < B; i++) p1[r * B + i] = isKept(given, r * cols + i1 + i) ? 0 : 1;
+    } else if (pattern.kind === 'unstructured') {
+      // OBS saliency w^2 / [H_F^-1]_00 of every entry of the block, taken before any of the block is pruned.
+      const score = new Float64Array(rows * B);
+      for (let r = 0; r < rows; r++) {
+        for (let i = 0; i < B; i++) {
+          const d = u[(i1 + i) * cols + i1 + i]!;
+          score[r * B + i] = (w1[r * B + i]! * w1[r * B + i]!) / (d * d);
+        }
+      }
+      const keep = topKMask(tensor(score, [rows, B]), rows * B - counts[b]!);
+      for (let k = 0; k < rows * B; k++) p1[k] = isKept(keep, k) ? 0 : 1;
+    }
+    const err1 = new Float32Array(rows * B);
+    for (let i = 0; i < B; i++) {
+      const col = i1 + i;
+      if (given === undefined && pattern.kind === 'nm' && i % pattern.m === 0) {
+        // N:M: each group's saliencies use the weights as updated by the columns before it.
+        const m = pattern.m;
+        const score = new Float64Array(rows * m);
+        for (let r = 0; r < rows; r++) {
+          for (let t = 0; t < m; t++) {
+            const d = u[(col + t) * cols + col + t]!;
+            score[r * m + t] = (w1[r * B + i + t]! * w1[r * B + i + t]!) / (d * d);
+          }
+        }
+        const keep = perRowTopKMask(tensor(score, [rows, m]), pattern.n);
+        for (let r = 0; r < rows; r++) for (let t = 0; t < m; t++) p1[r * B + i + t] = isKept(keep, r * m + t) ? 0 : 1;
+      }
+      const d = u[col * cols + col]!;
+      const urow = col * cols + i1; // U[col, i1 + j] = u[urow + j]
+      for (let r = 0; r < rows; r++) {
+        const k = r * B + i;
+        if (!p1[k]) continue; // a kept weight stays as it is: no error, nothing to compensate
+        const e = w1[k]! / d;
+        losses[r]! += e * e;
+        err1[k] = e;
+        // The OBS update of this row's remaining block columns; it sets column i itself to exactly 0.
+        for (let j = i + 1; j < B; j++) w1[r * B + j]! -= e * u[urow + j]!;
+        w1[k] = 0;
+      }
+    }
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < B; i++) {
+        w[r * cols + i1 + i] = w1[r * B + i]!;
+        pruned[r * cols + i1 + i] = p1[r * B + i]!;
+      }
+    }
+    if (i2 < cols) {
+      // Lazy batch update of every column after the block: W[:, i2:] -= Err1 U[i1:i2, i2:].
+      const rest = cols - i2;
+      const uView = { data: u32, shape: [B, rest], stride: [cols, 1], offset: i1 * cols + i2, dtype: 'float32' as const };
+      const upd = matmul(tensor(err1, [rows, B]), uView).data;
+      for (let r = 0; r < rows; r++) for (let j = 0; j < rest; j++) w[r * cols + i2 + j]! -= upd[r * rest + j]!;
+    }
+  }
+  const keepFlags = new Uint8Array(rows * cols);
+  for (let k = 0; k < keepFlags.length; k++) {
+    keepFlags[k] = pruned[k] ? 0 : 1;
+    if (pruned[k]) w[k] = 0;
+  }
+  // Each pruned column adds e^2 = (w - q)^2 / [H_F^-1]_00 to (W - W')H(W - W')^T; halving gives ||(W - W')X^T||^2 / n.
+  const perRow = losses.map((x) => x / 2);
+  return {
+    mask: maskFromBooleans(keepFlags, [rows, cols]),
+    weight: tensor(w, [rows, cols]) as Float32Tensor,
+    error: { total: perRow.reduce((s, x) => s + x, 0), perRow },
+  };
+}
+
+export const sparseGptPruner: PrunerDefinition<typeof sparseGptConfigSchema> = {
+  name: 'sparsegpt',
+  description: 'OBS pruning with weight reconstruction from the input Hessian (SparseGPT); unstructured, N:M, or a given mask.',
+  configSchema: sparseGptConfigSchema,
+  calibration: ['hessian'],
+  prune({ name, weight, stats, mask, config }) {
+    const w = readWeight('sparsegpt', name, weight);
+    const hessian = requireStat('sparsegpt', name, stats?.hessian, 'hessian', 'HessianAccumulator.hessian()');
+    const h = readHessian('sparsegpt', name, hessian, w.cols);
+    const given = mask === undefined ? undefined : readMask('sparsegpt', name, mask, w.rows, w.cols);
+    return obsPrune(name, w.data, w.rows, w.cols, h, config, given);
+  },
+};
+
+/**
+ * SparseGPT on one layer (defaults of the reference: blocksize 128, percdamp 0.01, 50% unstructured). With
+ * input.mask the mask is kept as given and only the weights are reconstructed.
+ */
+export function sparseGptPrune(input: PruneRequest<SparseGptConfigInput>): PruneResult {
+  return runDefinition(sparseGptPruner, input);
+}

@@ -1,0 +1,52 @@
+// Wanda (Sun et al. 2023, "A Simple and Effective Pruning Approach for Large Language Models"): the score of
+// W_ij is |W_ij| * ||X_j||_2, compared within each output row. No weight update.
+
+import { applyMask } from '@sparse/masks';
+import { ArgumentError, tensor, type Float32Tensor } from '@sparse/tensor';
+import { runDefinition } from '../../define.js';
+import { readHessian, readVector, readWeight, where } from '../../internal.js';
+import { patternOf, selectByPattern } from '../../pattern.js';
+import type { LayerStats, PruneRequest, PruneResult, PrunerDefinition } from '../../types.js';
+import { wandaConfigSchema, type WandaConfigInput } from './config.js';
+
+/**
+ * The input column norms ||X_j||_2 from stats.columnNorms, or up to one common factor from the Hessian's
+ * diagonal (H_jj = 2/n ||X_j||^2), which ranks every row identically.
+ */
+export function wandaColumnNorms(method: string, layer: string, stats: LayerStats | undefined, cols: number): Float64Array {
+  if (stats?.columnNorms !== undefined) return readVector(method, layer, 'stats.columnNorms', stats.columnNorms, cols, { nonNegative: true });
+  if (stats?.hessian !== undefined) {
+    const h = readHessian(method, layer, stats.hessian, cols);
+    return Float64Array.from({ length: cols }, (_, j) => Math.sqrt(Math.max(0, h[j * cols + j]!)));
+  }
+  throw new ArgumentError(`${where(method, layer)}: needs stats.columnNorms (ColumnNormAccumulator.norms()) or stats.hessian`);
+}
+
+/** Wanda scores |W_ij| * norms_j of a row-major [rows, cols] weight, in float64. */
+export function wandaScores(w: Float32Array, rows: number, cols: number, norms: Float64Array): Float64Array {
+  const s = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) {
+    const r = i * cols;
+    for (let j = 0; j < cols; j++) s[r + j] = Math.abs(w[r + j]!) * norms[j]!;
+  }
+  return s;
+}
+
+export const wandaPruner: PrunerDefinition<typeof wandaConfigSchema> = {
+  name: 'wanda',
+  description: 'Keep the largest |W_ij| * ||X_j||_2 within each output row (Wanda); unstructured or N:M.',
+  configSchema: wandaConfigSchema,
+  calibration: ['columns'],
+  prune({ name, weight, stats, config }) {
+    const w = readWeight('wanda', name, weight);
+    const norms = wandaColumnNorms('wanda', name, stats, w.cols);
+    const scores = wandaScores(w.data, w.rows, w.cols, norms);
+    const mask = selectByPattern('wanda', name, scores, w.rows, w.cols, patternOf(config), config.granularity);
+    return { mask, weight: applyMask(mask, tensor(w.data, [w.rows, w.cols])) as Float32Tensor };
+  },
+};
+
+/** Wanda pruning of one layer (defaults: 50% unstructured, compared per output row). */
+export function wandaPrune(input: PruneRequest<WandaConfigInput>): PruneResult {
+  return runDefinition(wandaPruner, input);
+}

@@ -1,0 +1,56 @@
+import { count, maskAll } from '@sparse/masks';
+import { ArgumentError, Random, tensor } from '@sparse/tensor';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { normalMatrix } from './__fixtures__/layers.js';
+import { closestPrunerName, getPruner, listPruners, pruneLayer, registerPruner } from './registry.js';
+
+describe('pruner registry', () => {
+  it('lists the built-in methods that work', () => {
+    expect(listPruners()).toEqual(['dsnot', 'magnitude', 'random', 'sparsegpt', 'structured', 'wanda']);
+    expect(getPruner('sparsegpt').calibration).toEqual(['hessian']);
+    expect(getPruner('wanda').calibration).toEqual(['columns']);
+    expect(getPruner('magnitude').configSchema.parse({})).toEqual({ sparsity: 0.5, granularity: 'tensor' });
+    expect(getPruner('sparsegpt').configSchema.parse({ n: 2, m: 4 })).toEqual({ n: 2, m: 4, blocksize: 128, percdamp: 0.01 });
+  });
+
+  it('suggests the closest name for an unknown one', () => {
+    expect(() => getPruner('wnda')).toThrow(/did you mean 'wanda'/);
+    expect(() => getPruner('SparseGPT')).toThrow(/did you mean 'sparsegpt'/);
+    expect(() => getPruner('magnitud')).toThrow(ArgumentError);
+    expect(closestPrunerName('dsnt')).toBe('dsnot');
+    expect(closestPrunerName('completely-different')).toBeUndefined();
+  });
+
+  it('registers unique lowercase names only, and can unregister', () => {
+    const def = {
+      name: 'keep-first',
+      description: 'keeps the first k columns',
+      configSchema: z.strictObject({ k: z.int().min(0).default(1) }),
+      calibration: [] as const,
+      prune({ weight, config }: { weight: { shape: number[] }; config: { k: number } }) {
+        const [r, c] = weight.shape as [number, number];
+        const bits = maskAll([r, c]);
+        for (let i = 0; i < r; i++) for (let j = config.k; j < c; j++) bits.bits[(i * c + j) >>> 5]! &= ~(1 << ((i * c + j) & 31));
+        return { mask: bits, weight: tensor(new Float32Array(r * c), [r, c]) };
+      },
+    };
+    const unregister = registerPruner(def as never);
+    expect(listPruners()).toContain('keep-first');
+    expect(count(pruneLayer('keep-first', { name: 'l', weight: normalMatrix(new Random(0), 3, 4), config: { k: 2 } }).mask)).toBe(6);
+    expect(() => registerPruner(def as never)).toThrow(/already registered/);
+    unregister();
+    expect(listPruners()).not.toContain('keep-first');
+    expect(() => registerPruner({ ...def, name: 'KeepFirst' } as never)).toThrow(/lowercase/);
+    expect(() => registerPruner({ ...def, name: 'magnitude' } as never)).toThrow(/already registered/);
+    expect(() => registerPruner({ ...def, configSchema: {} } as never)).toThrow(/zod/);
+  });
+
+  it('pruneLayer validates the config and names the layer and the field', () => {
+    const w = normalMatrix(new Random(1), 2, 8);
+    expect(() => pruneLayer('magnitude', { name: 'enc.3', weight: w, config: { sparsity: 1.5 } })).toThrow(/magnitude: layer 'enc\.3': invalid config: sparsity/);
+    expect(() => pruneLayer('magnitude', { name: 'enc.3', weight: w, config: { n: 5, m: 4 } })).toThrow(/n: N:M needs N < M/);
+    expect(() => pruneLayer('magnitude', { name: 'enc.3', weight: w, config: { n: 2.5, m: 4 } })).toThrow(/n must be an integer/);
+    expect(count(pruneLayer('magnitude', { name: 'enc.3', weight: w, config: undefined }).mask)).toBe(8);
+  });
+});
