@@ -1,0 +1,9 @@
+// @sparse/nm: N:M semi-structured sparsity on plain Tensors. Training pieces live in @sparse/nm/tfjs.
+export { isNM, nmMask } from './mask.js';
+export type { IsNMOptions, NMAxis, NMCheck, NMMaskOptions, NMParams, NMViolation } from './mask.js';
+export { MAX_TRANSPOSABLE_M, MAX_TRANSPOSABLE_PATTERNS, transposableNMMask, transposablePatterns } from './transposable.js';
+export type { NMPatterns, TransposableOptions, TransposableResult } from './transposable.js';
+export { compressNM, decompressNM, nmCompressionReport } from './compress.js';
+export type { CompressNMOptions, NMCompressionReport } from './compress.js';
+export { applyColumnPermutation, applyRowPermutation, invertPermutation, searchChannelPermutation } from './permutation.js';
+export type { PermutationSearchOptions, PermutationSearchResult } from './permutation.js';

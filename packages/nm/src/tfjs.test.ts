@@ -1,0 +1,90 @@
+import '@tensorflow/tfjs-backend-cpu';
+// An application registers tfjs-core's gradients (the @tensorflow/tfjs umbrella does it); so does this test.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { equals } from '@sparse/masks';
+import { ArgumentError, Random, randomTensor, tensor } from '@sparse/tensor';
+import { toTf } from '@sparse/tensor/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { nmMask } from './mask.js';
+import { gradientFlowDecay, nmMaskedWeight, PeriodicNMMask, progressiveMaskedWeight, srSteMaskedWeight, steMaskedWeight } from './tfjs.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const w = () => tf.tensor([1, -2, 3, 0.5], [2, 2]);
+const mask = () => tf.tensor([1, 0, 0, 1], [2, 2]);
+const c = () => tf.tensor([1, 2, 3, 4], [2, 2]);
+// loss = sum(c * W_masked), so dL/dW_masked = c.
+const gradOf = (f: (x: tf.Tensor) => tf.Tensor) => Array.from(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(c(), f(x))))(w()).dataSync());
+
+describe('masked weight ops', () => {
+  it('forward equals the masked weight for every estimator', () => {
+    for (const f of [steMaskedWeight(w(), mask()), srSteMaskedWeight(w(), mask(), 0.1), progressiveMaskedWeight(w(), mask(), 0.3)]) {
+      expect(Array.from(f.dataSync(), (v) => v + 0)).toEqual([1, 0, 0, 0.5]);
+    }
+  });
+
+  it('SR-STE gradient equals dy + lambda * (1 - mask) * W on a hand-computed example', () => {
+    // [1, 2 + 0.1 * -2, 3 + 0.1 * 3, 4] = [1, 1.8, 3.3, 4]
+    gradOf((x) => srSteMaskedWeight(x, mask(), 0.1)).forEach((g, i) => expect(g).toBeCloseTo([1, 1.8, 3.3, 4][i]!, 6));
+  });
+
+  it('progressive gradient flow scales the pruned entries by the decay', () => {
+    gradOf((x) => progressiveMaskedWeight(x, mask(), 0.25)).forEach((g, i) => expect(g).toBeCloseTo([1, 0.5, 0.75, 4][i]!, 6));
+    gradOf((x) => nmMaskedWeight(x, mask(), { kind: 'progressive', decay: 0 })).forEach((g, i) => expect(g).toBeCloseTo([1, 0, 0, 4][i]!, 6));
+  });
+
+  it('STE gradient equals the dense gradient at the masked weight (nonlinear loss)', () => {
+    const rng = new Random(4);
+    const W = toTf(randomTensor([4, 8], rng, { dist: 'normal' }));
+    const x = toTf(randomTensor([8, 3], rng, { dist: 'normal' }));
+    const M = tf.tensor(Array.from({ length: 32 }, (_, i) => ((i * 7) % 4 < 2 ? 1 : 0)), [4, 8]);
+    const loss = (v: tf.Tensor) => tf.sum(tf.square(tf.tanh(tf.matMul(v, x))));
+    const ste = tf.grad((v: tf.Tensor) => loss(steMaskedWeight(v, M)))(W).dataSync();
+    const dense = tf.grad(loss)(tf.mul(W, M)).dataSync();
+    Array.from(ste).forEach((g, i) => expect(g).toBeCloseTo(dense[i]!, 5));
+  });
+
+  it('validates arguments', () => {
+    expect(() => steMaskedWeight(w(), tf.ones([3]))).toThrow(ArgumentError);
+    expect(() => srSteMaskedWeight(w(), mask(), Number.NaN)).toThrow(ArgumentError);
+  });
+});
+
+describe('gradientFlowDecay', () => {
+  it('follows linear and cosine ramps and clamps after the end', () => {
+    expect(gradientFlowDecay(50, { kind: 'linear', steps: 100 })).toBeCloseTo(0.5, 12);
+    expect(gradientFlowDecay(25, { kind: 'linear', steps: 100, from: 1, to: 0.2 })).toBeCloseTo(0.8, 12);
+    expect(gradientFlowDecay(50, { kind: 'cosine', steps: 100 })).toBeCloseTo(0.5, 12);
+    expect(gradientFlowDecay(25, { kind: 'cosine', steps: 100 })).toBeCloseTo((1 + Math.SQRT1_2) / 2, 12);
+    expect(gradientFlowDecay(500, { kind: 'cosine', steps: 100, to: 0.1 })).toBeCloseTo(0.1, 12);
+    expect(gradientFlowDecay(3, (s) => 1 / (1 + s))).toBe(0.25);
+  });
+});
+
+describe('PeriodicNMMask', () => {
+  it('recomputes the N:M mask every k steps and counts the flips', () => {
+    const rng = new Random(9);
+    const a = randomTensor([4, 8], rng, { dist: 'normal' });
+    const b = tensor(Float32Array.from(a.data, (v) => -v * (1 + rng.uniform())), [4, 8]);
+    const periodic = new PeriodicNMMask({ n: 2, m: 4, every: 2 });
+    const m0 = periodic.update(0, toTf(a));
+    expect(Array.from(m0.dataSync())).toEqual(Array.from(tf.tensor(Array.from(maskBits(nmMask(a, { n: 2, m: 4 })))).dataSync()));
+    expect(periodic.update(1, toTf(b))).toBe(m0);
+    periodic.update(2, toTf(b));
+    expect(equals(periodic.mask!, nmMask(b, { n: 2, m: 4 }))).toBe(true);
+    expect(periodic.lastFlips).toBeGreaterThanOrEqual(0);
+    expect(periodic.lastFlips % 2).toBe(0);
+    periodic.dispose();
+    const t = new PeriodicNMMask({ n: 2, m: 4, every: 1, transposable: true });
+    t.update(0, toTf(randomTensor([8, 8], rng, { dist: 'normal' })));
+    t.dispose();
+    expect(() => new PeriodicNMMask({ n: 2, m: 4, every: 0 })).toThrow(ArgumentError);
+  });
+});
+
+function maskBits(m: ReturnType<typeof nmMask>): number[] {
+  return Array.from({ length: m.shape[0]! * m.shape[1]! }, (_, i) => (m.bits[i >>> 5]! >>> (i & 31)) & 1);
+}

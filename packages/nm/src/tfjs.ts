@@ -1,0 +1,146 @@
+// @sparse/nm/tfjs: training through an N:M mask with tfjs autodiff. The forward pass uses W * mask; the
+// custom gradients below decide what reaches W. The only entry that imports @tensorflow/tfjs-core.
+import { count, xor, type Mask } from '@sparse/masks';
+import { maskToTf } from '@sparse/masks/tfjs';
+import { ArgumentError, type Tensor } from '@sparse/tensor';
+import { fromTf } from '@sparse/tensor/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
+import { nmMask, type NMMaskOptions } from './mask.js';
+import { transposableNMMask } from './transposable.js';
+
+function checkPair(where: string, w: tf.Tensor, mask: tf.Tensor): void {
+  if (!(w instanceof tf.Tensor) || !(mask instanceof tf.Tensor)) throw new ArgumentError(`${where}: weight and mask must be tf.Tensors`);
+  if (!tf.util.arraysEqual(w.shape, mask.shape)) throw new ArgumentError(`${where}: mask shape [${mask.shape.join(', ')}] differs from weight shape [${w.shape.join(', ')}]`);
+}
+
+function checkFinite(where: string, name: string, x: number): void {
+  if (typeof x !== 'number' || !Number.isFinite(x)) throw new ArgumentError(`${where}: ${name} must be a finite number, got ${String(x)}`);
+}
+
+/**
+ * Straight-through estimator: forward W * mask, backward passes the gradient to every entry of W as if
+ * it were dense (pruned weights keep learning and can re-enter the mask when it is recomputed).
+ */
+export function steMaskedWeight(w: tf.Tensor, mask: tf.Tensor): tf.Tensor {
+  checkPair('steMaskedWeight', w, mask);
+  const op = tf.customGrad((x) => ({ value: tf.mul(x as tf.Tensor, mask), gradFunc: (dy) => tf.clone(dy) }));
+  return op(w);
+}
+
+/**
+ * SR-STE (Zhou et al., "Learning N:M fine-grained structured sparse neural networks from scratch"):
+ * forward W * mask, gradient dL/d(W*mask) + lambda * (1 - mask) * W, which decays the pruned weights
+ * toward zero and so steadies the mask.
+ */
+export function srSteMaskedWeight(w: tf.Tensor, mask: tf.Tensor, lambda: number): tf.Tensor {
+  checkPair('srSteMaskedWeight', w, mask);
+  checkFinite('srSteMaskedWeight', 'lambda', lambda);
+  const op = tf.customGrad((x, save) => {
+    // Save the mask too: tensors the backward pass needs must be kept past the forward scope.
+    (save as tf.GradSaveFunc)([x as tf.Tensor, mask]);
+    return {
+      value: tf.mul(x as tf.Tensor, mask),
+      gradFunc: (dy, saved) => tf.add(dy, tf.mul(tf.mul(tf.sub(1, saved[1]!), saved[0]!), lambda)),
+    };
+  });
+  return op(w);
+}
+
+/**
+ * Progressive gradient flow: forward W * mask, gradient dy on kept weights and decay * dy on pruned
+ * ones. decay = 1 is STE, decay = 0 is the plain masked gradient; lower it over training with
+ * gradientFlowDecay.
+ */
+export function progressiveMaskedWeight(w: tf.Tensor, mask: tf.Tensor, decay: number): tf.Tensor {
+  checkPair('progressiveMaskedWeight', w, mask);
+  checkFinite('progressiveMaskedWeight', 'decay', decay);
+  const op = tf.customGrad((x, save) => {
+    (save as tf.GradSaveFunc)([mask]);
+    return {
+      value: tf.mul(x as tf.Tensor, mask),
+      gradFunc: (dy, saved) => tf.mul(dy, tf.add(saved[0]!, tf.mul(tf.sub(1, saved[0]!), decay))),
+    };
+  });
+  return op(w);
+}
+
+/** A decay schedule: a function of the step, or a linear / cosine ramp from `from` (default 1) to `to` (default 0) over `steps`. */
+export type DecaySchedule = ((step: number) => number) | { kind: 'linear' | 'cosine'; steps: number; from?: number; to?: number };
+
+/** The decay factor at a step (clamped to `to` after the ramp ends). */
+export function gradientFlowDecay(step: number, schedule: DecaySchedule): number {
+  if (!Number.isFinite(step) || step < 0) throw new ArgumentError(`gradientFlowDecay: step must be a non-negative number, got ${step}`);
+  if (typeof schedule === 'function') return schedule(step);
+  const { kind, steps } = schedule;
+  const from = schedule.from ?? 1;
+  const to = schedule.to ?? 0;
+  if (!Number.isFinite(steps) || steps <= 0) throw new ArgumentError(`gradientFlowDecay: steps must be positive, got ${steps}`);
+  const t = Math.min(1, step / steps);
+  if (kind === 'linear') return from + (to - from) * t;
+  if (kind === 'cosine') return to + ((from - to) * (1 + Math.cos(Math.PI * t))) / 2;
+  throw new ArgumentError(`gradientFlowDecay: kind must be 'linear' or 'cosine', got ${JSON.stringify(kind)}`);
+}
+
+export type MaskEstimator = { kind: 'ste' } | { kind: 'sr-ste'; lambda: number } | { kind: 'progressive'; decay: number };
+
+/** W * mask with the chosen estimator's gradient. */
+export function nmMaskedWeight(w: tf.Tensor, mask: tf.Tensor, estimator: MaskEstimator = { kind: 'ste' }): tf.Tensor {
+  switch (estimator.kind) {
+    case 'ste':
+      return steMaskedWeight(w, mask);
+    case 'sr-ste':
+      return srSteMaskedWeight(w, mask, estimator.lambda);
+    case 'progressive':
+      return progressiveMaskedWeight(w, mask, estimator.decay);
+    default:
+      throw new ArgumentError(`nmMaskedWeight: unknown estimator ${JSON.stringify((estimator as { kind: unknown }).kind)}`);
+  }
+}
+
+export interface PeriodicNMMaskOptions extends NMMaskOptions {
+  /** Recompute the mask every `every` steps (step % every === 0); 1 = every step. */
+  every: number;
+  /** Use a transposable N:M mask (rows and columns); axis is then ignored. */
+  transposable?: boolean;
+}
+
+/**
+ * Holds the current N:M mask of one weight and recomputes it from the weight every k steps, as SR-STE
+ * and STE training do. `update` returns the mask tf.Tensor to use at that step (owned by this object:
+ * do not dispose it; call dispose() at the end).
+ */
+export class PeriodicNMMask {
+  readonly opts: PeriodicNMMaskOptions;
+  /** Current mask as a bit-packed Mask (undefined before the first update). */
+  mask: Mask | undefined;
+  /** Entries that changed at the last recomputation (SR-STE's flip count). */
+  lastFlips = 0;
+  private tfMask: tf.Tensor | undefined;
+
+  constructor(opts: PeriodicNMMaskOptions) {
+    if (!Number.isSafeInteger(opts?.every) || opts.every < 1) throw new ArgumentError(`PeriodicNMMask: every must be a positive integer, got ${String(opts?.every)}`);
+    this.opts = { ...opts };
+  }
+
+  /** Whether `update(step, ...)` recomputes. */
+  due(step: number): boolean {
+    return this.tfMask === undefined || step % this.opts.every === 0;
+  }
+
+  update(step: number, weight: tf.Tensor): tf.Tensor {
+    if (!Number.isSafeInteger(step) || step < 0) throw new ArgumentError(`PeriodicNMMask.update: step must be a non-negative integer, got ${step}`);
+    if (!this.due(step)) return this.tfMask!;
+    const w = fromTf(weight) as Tensor;
+    const next = this.opts.transposable ? transposableNMMask(w, this.opts).mask : nmMask(w, this.opts);
+    this.lastFlips = this.mask ? count(xor(this.mask, next)) : 0;
+    this.mask = next;
+    this.tfMask?.dispose();
+    this.tfMask = tf.keep(maskToTf(next));
+    return this.tfMask;
+  }
+
+  dispose(): void {
+    this.tfMask?.dispose();
+    this.tfMask = undefined;
+  }
+}
