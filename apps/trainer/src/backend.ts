@@ -7,11 +7,14 @@ export type { BackendChoice };
 
 /**
  * Picks the fastest usable tfjs backend for training through @sparse/tensor's selectBackend
- * (tfjs-node-gpu, tfjs-node, sparse-cpu, then plain cpu; wasm is skipped for training).
+ * (tfjs-node-gpu, tfjs-node, sparse-cpu from @sparse/kernels-cpu, then plain cpu; wasm is skipped
+ * for training).
  * `log` receives selectBackend's one-line explanation (default: dropped; callers print `reason`).
  */
 export async function chooseBackend(log: (line: string) => void = () => {}): Promise<BackendChoice> {
-  const choice = await selectBackend({ training: true, log });
+  // optional backends are resolved from the trainer's own dependencies (@sparse/kernels-cpu is one),
+  // which @sparse/tensor cannot see under pnpm's isolated node_modules
+  const choice = await selectBackend({ training: true, log, load: (specifier) => import(specifier) });
   if (choice.name === 'cpu') {
     // the plain CPU backend prints an "install tfjs-node" banner on its first tensor; the reason
     // above already says which backend runs, so that first tensor is made with warnings muted

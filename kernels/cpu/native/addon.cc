@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "gemm.h"
+#include "ops.h"
 #include "spmm.h"
 #include "thread_pool.h"
 
@@ -223,6 +224,293 @@ Napi::Value SpmmBsr(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Element offsets of a batch, one per item, each a non-negative integer below 2^52.
+std::vector<int64_t> offsetList(const Napi::CallbackInfo& info, const char* fn, const ArrayArg<double>& arr, const char* what) {
+  std::vector<int64_t> out(static_cast<size_t>(arr.length));
+  for (int64_t i = 0; i < arr.length; ++i) {
+    const double d = arr.data[i];
+    if (!std::isfinite(d) || d != std::floor(d) || d < 0 || d > kMaxIndex) {
+      throw rangeError(info, fn, std::string(what) + "[" + std::to_string(i) + "] must be a non-negative integer");
+    }
+    out[static_cast<size_t>(i)] = static_cast<int64_t>(d);
+  }
+  return out;
+}
+
+// gemmBatched(transA, transB, m, n, k, alpha, A, aOffsets, lda, B, bOffsets, ldb, beta, C, cOffset, cStride, ldc):
+// item i is gemm on A at aOffsets[i], B at bOffsets[i] and C at cOffset + i*cStride. Offsets are
+// Float64Arrays of equal length (the batch size); several items may read the same A or B (broadcasting)
+// but C regions must not overlap (cStride covers a whole C matrix).
+Napi::Value GemmBatched(const Napi::CallbackInfo& info) {
+  const char* fn = "gemmBatched";
+  if (info.Length() != 17) throw Napi::TypeError::New(info.Env(), "gemmBatched: expected 17 arguments");
+  GemmArgs g;
+  g.transA = boolArg(info, fn, 0, "transA");
+  g.transB = boolArg(info, fn, 1, "transB");
+  g.m = intArg(info, fn, 2, "m");
+  g.n = intArg(info, fn, 3, "n");
+  g.k = intArg(info, fn, 4, "k");
+  g.alpha = floatArg(info, fn, 5, "alpha");
+  const ArrayArg<float> a = f32Arg(info, fn, 6, "A");
+  const std::vector<int64_t> aOffs = offsetList(info, fn, f64Arg(info, fn, 7, "aOffsets"), "aOffsets");
+  g.lda = intArg(info, fn, 8, "lda");
+  const ArrayArg<float> b = f32Arg(info, fn, 9, "B");
+  const std::vector<int64_t> bOffs = offsetList(info, fn, f64Arg(info, fn, 10, "bOffsets"), "bOffsets");
+  g.ldb = intArg(info, fn, 11, "ldb");
+  g.beta = floatArg(info, fn, 12, "beta");
+  const ArrayArg<float> c = f32Arg(info, fn, 13, "C");
+  const int64_t cOff = intArg(info, fn, 14, "cOffset");
+  const int64_t cStride = intArg(info, fn, 15, "cStride");
+  g.ldc = intArg(info, fn, 16, "ldc");
+  if (aOffs.size() != bOffs.size()) throw rangeError(info, fn, "aOffsets and bOffsets differ in length");
+  const int64_t count = static_cast<int64_t>(aOffs.size());
+
+  const int64_t aRows = g.transA ? g.k : g.m, aCols = g.transA ? g.m : g.k;
+  const int64_t bRows = g.transB ? g.n : g.k, bCols = g.transB ? g.k : g.n;
+  const bool readsAB = g.m > 0 && g.n > 0 && g.k > 0 && g.alpha != 0.0f;
+  const int64_t cSpan = g.m > 0 && g.n > 0 ? (g.m - 1) * g.ldc + g.n : 0;
+  if (count > 1 && cSpan > 0 && cStride < cSpan) throw rangeError(info, fn, "cStride is smaller than one C matrix: items would overlap");
+  int64_t aLo = 0, aHi = 0, bLo = 0, bHi = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    checkMatrix(info, fn, "A", a.length, aOffs[i], readsAB ? aRows : 0, aCols, g.lda);
+    checkMatrix(info, fn, "B", b.length, bOffs[i], readsAB ? bRows : 0, bCols, g.ldb);
+    if (productTooLarge(static_cast<double>(cOff) + static_cast<double>(i) * static_cast<double>(cStride))) {
+      throw rangeError(info, fn, "C offset of an item is too large");
+    }
+    checkMatrix(info, fn, "C", c.length, cOff + i * cStride, g.m, g.n, g.ldc);
+    const int64_t aEnd = aOffs[i] + (aRows - 1) * g.lda + aCols, bEnd = bOffs[i] + (bRows - 1) * g.ldb + bCols;
+    if (i == 0 || aOffs[i] < aLo) aLo = aOffs[i];
+    if (i == 0 || aEnd > aHi) aHi = aEnd;
+    if (i == 0 || bOffs[i] < bLo) bLo = bOffs[i];
+    if (i == 0 || bEnd > bHi) bHi = bEnd;
+  }
+  if (count == 0 || cSpan == 0) return info.Env().Undefined();
+
+  float* cFirst = c.data + cOff;
+  const float* cEnd = cFirst + (count - 1) * cStride + cSpan;
+  std::vector<float> copyA, copyB;
+  const float* aSpan = nullptr;
+  const float* bSpan = nullptr;
+  if (readsAB) {
+    // Inputs overlapping any output are copied (their whole span), so every item sees the original.
+    aSpan = unaliased(a.data + aLo, a.data + aHi, cFirst, cEnd, copyA);
+    bSpan = unaliased(b.data + bLo, b.data + bHi, cFirst, cEnd, copyB);
+  }
+  std::vector<const float*> as(static_cast<size_t>(count)), bs(static_cast<size_t>(count));
+  std::vector<float*> cs(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    as[i] = readsAB ? aSpan + (aOffs[i] - aLo) : nullptr;
+    bs[i] = readsAB ? bSpan + (bOffs[i] - bLo) : nullptr;
+    cs[i] = cFirst + i * cStride;
+  }
+  gemmBatched(g, count, as.data(), bs.data(), cs.data());
+  return info.Env().Undefined();
+}
+
+
+// Throws when [a0, a1) and [b0, b1) (element ranges of two float arrays) share memory.
+void checkApart(const Napi::CallbackInfo& info, const char* fn, const char* outName, const float* o0, const float* o1,
+                const char* inName, const float* i0, const float* i1) {
+  if (o0 < o1 && i0 < i1 && overlaps(o0, o1, i0, i1)) {
+    throw rangeError(info, fn, std::string(outName) + " overlaps " + inName);
+  }
+}
+
+// gemvSparseInput(transW, rows, cols, n, alpha, W, wOffset, ldw, X, xOffset, ldx, beta, Y, yOffset, ldy)
+Napi::Value GemvSparseInput(const Napi::CallbackInfo& info) {
+  const char* fn = "gemvSparseInput";
+  if (info.Length() != 15) throw Napi::TypeError::New(info.Env(), "gemvSparseInput: expected 15 arguments");
+  GemvSparseArgs a;
+  a.transW = boolArg(info, fn, 0, "transW");
+  a.rows = intArg(info, fn, 1, "rows");
+  a.cols = intArg(info, fn, 2, "cols");
+  a.n = intArg(info, fn, 3, "n");
+  a.alpha = floatArg(info, fn, 4, "alpha");
+  const ArrayArg<float> w = f32Arg(info, fn, 5, "W");
+  const int64_t wOff = intArg(info, fn, 6, "wOffset");
+  a.ldw = intArg(info, fn, 7, "ldw");
+  const ArrayArg<float> x = f32Arg(info, fn, 8, "X");
+  const int64_t xOff = intArg(info, fn, 9, "xOffset");
+  a.ldx = intArg(info, fn, 10, "ldx");
+  a.beta = floatArg(info, fn, 11, "beta");
+  const ArrayArg<float> y = f32Arg(info, fn, 12, "Y");
+  const int64_t yOff = intArg(info, fn, 13, "yOffset");
+  a.ldy = intArg(info, fn, 14, "ldy");
+  const int64_t wRows = a.transW ? a.cols : a.rows, wCols = a.transW ? a.rows : a.cols;
+  checkMatrix(info, fn, "W", w.length, wOff, wRows, wCols, a.ldw);
+  checkMatrix(info, fn, "X", x.length, xOff, a.cols, a.n, a.ldx);
+  checkMatrix(info, fn, "Y", y.length, yOff, a.rows, a.n, a.ldy);
+  a.w = w.data + wOff;
+  a.x = x.data + xOff;
+  a.y = y.data + yOff;
+  if (a.rows == 0 || a.n == 0) return info.Env().Undefined();
+  const float* yEnd = a.y + (a.rows - 1) * a.ldy + a.n;
+  if (wRows > 0 && wCols > 0) checkApart(info, fn, "Y", a.y, yEnd, "W", a.w, a.w + (wRows - 1) * a.ldw + wCols);
+  if (a.cols > 0) checkApart(info, fn, "Y", a.y, yEnd, "X", a.x, a.x + (a.cols - 1) * a.ldx + a.n);
+  gemvSparseInput(a);
+  return info.Env().Undefined();
+}
+
+// attention(heads, seq, d, Q, qOffset, K, kOffset, V, vOffset, Out, outOffset, causal, scale, blockSize, mask | null)
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  const char* fn = "attention";
+  if (info.Length() != 15) throw Napi::TypeError::New(info.Env(), "attention: expected 15 arguments");
+  AttentionProblem p;
+  p.heads = intArg(info, fn, 0, "heads");
+  p.seq = intArg(info, fn, 1, "seq");
+  p.d = intArg(info, fn, 2, "headDim");
+  const double rowsD = static_cast<double>(p.heads) * static_cast<double>(p.seq);
+  if (productTooLarge(rowsD * static_cast<double>(std::max<int64_t>(p.d, 1)))) throw rangeError(info, fn, "heads * seq * headDim is too large");
+  const int64_t rows = p.heads * p.seq;
+  const int64_t ld = std::max<int64_t>(p.d, 1);
+  const float* ptrs[4];
+  const char* names[4] = {"Q", "K", "V", "Out"};
+  float* outPtr = nullptr;
+  for (int t = 0; t < 4; ++t) {
+    const ArrayArg<float> arr = f32Arg(info, fn, 3 + 2 * t, names[t]);
+    const int64_t off = intArg(info, fn, 4 + 2 * t, "offset");
+    checkMatrix(info, fn, names[t], arr.length, off, rows, p.d, ld);
+    ptrs[t] = arr.data + off;
+    if (t == 3) outPtr = arr.data + off;
+  }
+  p.q = ptrs[0];
+  p.k = ptrs[1];
+  p.v = ptrs[2];
+  p.out = outPtr;
+  p.causal = boolArg(info, fn, 11, "causal");
+  p.scale = floatArg(info, fn, 12, "scale");
+  p.blockSize = intArg(info, fn, 13, "blockSize");
+  if (p.blockSize < 1) throw rangeError(info, fn, "blockSize must be at least 1");
+  const Napi::Value maskValue = info[14];
+  if (!maskValue.IsNull() && !maskValue.IsUndefined()) {
+    const ArrayArg<uint8_t> mask = u8Arg(info, fn, 14, "mask");
+    const int64_t nb = (p.seq + p.blockSize - 1) / p.blockSize;
+    if (productTooLarge(static_cast<double>(nb) * static_cast<double>(nb) * static_cast<double>(std::max<int64_t>(p.heads, 1)))) {
+      throw rangeError(info, fn, "block mask too large");
+    }
+    if (mask.length == nb * nb) {
+      p.maskPerHead = false;
+    } else if (mask.length == p.heads * nb * nb) {
+      p.maskPerHead = true;
+    } else {
+      throw rangeError(info, fn, "mask length must be nb*nb or heads*nb*nb");
+    }
+    p.mask = mask.data;
+  }
+  if (rows > 0 && p.d > 0) {
+    const int64_t span = rows * p.d;
+    for (int t = 0; t < 3; ++t) checkApart(info, fn, "Out", p.out, p.out + span, names[t], ptrs[t], ptrs[t] + span);
+  }
+  attention(p);
+  return info.Env().Undefined();
+}
+
+// The active set of a masked optimizer step from (indices | null, bits | null) over `size` entries.
+ActiveSet readActive(const Napi::CallbackInfo& info, const char* fn, int at, int64_t size) {
+  ActiveSet s;
+  s.size = size;
+  const bool hasIndices = !info[at].IsNull() && !info[at].IsUndefined();
+  const bool hasBits = !info[at + 1].IsNull() && !info[at + 1].IsUndefined();
+  if (hasIndices == hasBits) throw rangeError(info, fn, "pass exactly one of indices and bits");
+  if (hasIndices) {
+    const ArrayArg<int32_t> idx = i32Arg(info, fn, at, "indices");
+    int64_t prev = -1;
+    for (int64_t t = 0; t < idx.length; ++t) {
+      const int64_t i = idx.data[t];
+      if (i <= prev || i >= size) throw rangeError(info, fn, "indices must be strictly increasing and below the size");
+      prev = i;
+    }
+    s.indices = idx.data;
+    s.count = idx.length;
+    return s;
+  }
+  const ArrayArg<uint8_t> bits = u8Arg(info, fn, at + 1, "bits");
+  if (bits.length < (size + 7) / 8) throw rangeError(info, fn, "bits is shorter than ceil(size / 8)");
+  int64_t count = 0;
+  for (int64_t b = 0; b < (size + 7) / 8; ++b) {
+    uint32_t byte = bits.data[b];
+    if (b * 8 + 8 > size) {
+      const int keep = static_cast<int>(size - b * 8);
+      if ((byte >> keep) != 0) throw rangeError(info, fn, "bits set past the last entry");
+    }
+    count += __builtin_popcount(byte);
+  }
+  for (int64_t b = (size + 7) / 8; b < bits.length; ++b) {
+    if (bits.data[b] != 0) throw rangeError(info, fn, "bits set past the last entry");
+  }
+  s.bits = bits.data;
+  s.count = count;
+  return s;
+}
+
+void checkState(const Napi::CallbackInfo& info, const char* fn, const char* what, const ArrayArg<float>& arr, int64_t count) {
+  if (arr.length != count) throw rangeError(info, fn, std::string(what) + " must hold one value per active entry");
+}
+
+// maskedAdam(params, grads, indices | null, bits | null, m, v, step, lr, beta1, beta2, eps, weightDecay)
+Napi::Value MaskedAdam(const Napi::CallbackInfo& info) {
+  const char* fn = "maskedAdam";
+  if (info.Length() != 12) throw Napi::TypeError::New(info.Env(), "maskedAdam: expected 12 arguments");
+  const ArrayArg<float> params = f32Arg(info, fn, 0, "params");
+  const ArrayArg<float> grads = f32Arg(info, fn, 1, "grads");
+  if (grads.length != params.length) throw rangeError(info, fn, "grads and params differ in length");
+  const ActiveSet active = readActive(info, fn, 2, params.length);
+  const ArrayArg<float> m = f32Arg(info, fn, 4, "m");
+  const ArrayArg<float> v = f32Arg(info, fn, 5, "v");
+  checkState(info, fn, "m", m, active.count);
+  checkState(info, fn, "v", v, active.count);
+  const int64_t step = intArg(info, fn, 6, "step");
+  if (step < 1) throw rangeError(info, fn, "step must be at least 1");
+  AdamStep s;
+  s.lr = floatArg(info, fn, 7, "lr");
+  const double beta1 = info[8].IsNumber() ? info[8].As<Napi::Number>().DoubleValue() : -1;
+  const double beta2 = info[9].IsNumber() ? info[9].As<Napi::Number>().DoubleValue() : -1;
+  if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) throw rangeError(info, fn, "beta1 and beta2 must be in [0, 1)");
+  s.beta1 = static_cast<float>(beta1);
+  s.beta2 = static_cast<float>(beta2);
+  s.eps = floatArg(info, fn, 10, "eps");
+  s.weightDecay = floatArg(info, fn, 11, "weightDecay");
+  s.invC1 = static_cast<float>(1.0 / (1.0 - std::pow(beta1, static_cast<double>(step))));
+  s.invC2 = static_cast<float>(1.0 / (1.0 - std::pow(beta2, static_cast<double>(step))));
+  const ArrayArg<float>* arrays[4] = {&params, &grads, &m, &v};
+  const char* names[4] = {"params", "grads", "m", "v"};
+  for (int i = 0; i < 4; ++i)
+    for (int j = i + 1; j < 4; ++j)
+      checkApart(info, fn, names[i], arrays[i]->data, arrays[i]->data + arrays[i]->length, names[j], arrays[j]->data,
+                 arrays[j]->data + arrays[j]->length);
+  maskedAdam(params.data, grads.data, active, m.data, v.data, s);
+  return info.Env().Undefined();
+}
+
+// maskedSgd(params, grads, indices | null, bits | null, velocity | null, lr, momentum, weightDecay, nesterov)
+Napi::Value MaskedSgd(const Napi::CallbackInfo& info) {
+  const char* fn = "maskedSgd";
+  if (info.Length() != 9) throw Napi::TypeError::New(info.Env(), "maskedSgd: expected 9 arguments");
+  const ArrayArg<float> params = f32Arg(info, fn, 0, "params");
+  const ArrayArg<float> grads = f32Arg(info, fn, 1, "grads");
+  if (grads.length != params.length) throw rangeError(info, fn, "grads and params differ in length");
+  const ActiveSet active = readActive(info, fn, 2, params.length);
+  SgdStep s;
+  s.lr = floatArg(info, fn, 5, "lr");
+  s.momentum = floatArg(info, fn, 6, "momentum");
+  s.weightDecay = floatArg(info, fn, 7, "weightDecay");
+  s.nesterov = boolArg(info, fn, 8, "nesterov");
+  ArrayArg<float> vel;
+  const bool hasVelocity = !info[4].IsNull() && !info[4].IsUndefined();
+  if (s.momentum != 0.0f) {
+    if (!hasVelocity) throw rangeError(info, fn, "momentum needs a velocity array");
+    vel = f32Arg(info, fn, 4, "velocity");
+    checkState(info, fn, "velocity", vel, active.count);
+  }
+  checkApart(info, fn, "params", params.data, params.data + params.length, "grads", grads.data, grads.data + grads.length);
+  if (vel.data != nullptr) {
+    checkApart(info, fn, "velocity", vel.data, vel.data + vel.length, "params", params.data, params.data + params.length);
+    checkApart(info, fn, "velocity", vel.data, vel.data + vel.length, "grads", grads.data, grads.data + grads.length);
+  }
+  maskedSgd(params.data, grads.data, active, vel.data, s);
+  return info.Env().Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -234,7 +522,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("blas", "none");
 #endif
   Napi::Array kernels = Napi::Array::New(env);
-  const char* names[] = {"gemm", "spmmCSR", "spmmNM", "spmmBlock"};
+  const char* names[] = {"gemm",      "gemmBatched",    "spmmCSR",   "spmmNM",   "spmmBlock",
+                         "gemvSparseInput", "attention", "maskedAdam", "maskedSgd"};
   for (uint32_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) kernels.Set(i, names[i]);
   out.Set("kernels", kernels);
   return out;
@@ -247,10 +536,15 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   using namespace sparse;
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("gemm", Napi::Function::New(env, Gemm<gemm>, "gemm"));
+  exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched, "gemmBatched"));
   exports.Set("gemmBlocked", Napi::Function::New(env, Gemm<gemmBlocked>, "gemmBlocked"));
   exports.Set("spmmCSR", Napi::Function::New(env, SpmmCsr, "spmmCSR"));
   exports.Set("spmmNM", Napi::Function::New(env, SpmmNm, "spmmNM"));
   exports.Set("spmmBlock", Napi::Function::New(env, SpmmBsr, "spmmBlock"));
+  exports.Set("gemvSparseInput", Napi::Function::New(env, GemvSparseInput, "gemvSparseInput"));
+  exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
+  exports.Set("maskedAdam", Napi::Function::New(env, MaskedAdam, "maskedAdam"));
+  exports.Set("maskedSgd", Napi::Function::New(env, MaskedSgd, "maskedSgd"));
   return exports;
 }
 

@@ -63,6 +63,10 @@ inline ArrayArg<float> f32Arg(const Napi::CallbackInfo& info, const char* fn, in
   return arrayArg<float>(info, fn, index, what, napi_float32_array, "Float32Array");
 }
 
+inline ArrayArg<double> f64Arg(const Napi::CallbackInfo& info, const char* fn, int index, const char* what) {
+  return arrayArg<double>(info, fn, index, what, napi_float64_array, "Float64Array");
+}
+
 inline ArrayArg<int32_t> i32Arg(const Napi::CallbackInfo& info, const char* fn, int index, const char* what) {
   return arrayArg<int32_t>(info, fn, index, what, napi_int32_array, "Int32Array");
 }

@@ -419,6 +419,31 @@ void gemmSerial(const GemmArgs& g) {
   gemmRect(g, 0, g.m, 0, g.n);
 }
 
+void gemmBatched(const GemmArgs& shape, int64_t count, const float* const* a, const float* const* b, float* const* c) {
+  if (count <= 0 || shape.m <= 0 || shape.n <= 0) return;
+  auto item = [&](int64_t i) {
+    GemmArgs g = shape;
+    g.a = a[i];
+    g.b = b[i];
+    g.c = c[i];
+    g.bRows = nullptr;
+    return g;
+  };
+  const double fmas = static_cast<double>(shape.m) * shape.n * shape.k;
+  // An item worth a few of these per thread parallelizes well by itself (and may use OpenBLAS).
+  if (count == 1 || fmas >= 4.0 * kMinFmaPerThread * poolSize()) {
+    for (int64_t i = 0; i < count; ++i) gemm(item(i));
+    return;
+  }
+  const double total = fmas * static_cast<double>(count);
+  const int wanted = static_cast<int>(std::max(1.0, std::min({256.0, static_cast<double>(count), total / kMinFmaPerThread})));
+  parallelRun(wanted, [&](int t, int nt) {
+    const int64_t lo = count * t / nt, hi = count * (t + 1) / nt;
+    // Nested inside the pool, gemmBlocked runs on this thread alone (skinny path included).
+    for (int64_t i = lo; i < hi; ++i) gemmBlocked(item(i));
+  });
+}
+
 void gemm(const GemmArgs& g) {
 #if defined(SPARSE_HAVE_OPENBLAS)
   if (g.m <= 0 || g.n <= 0) return;

@@ -63,6 +63,12 @@ void gemmBlocked(const GemmArgs& args);
 // The blocked GEMM on the calling thread only (for callers that already split work across threads).
 void gemmSerial(const GemmArgs& args);
 
+// `count` products sharing shape, transposes, leading dimensions, alpha and beta (taken from
+// `shape`, whose a/b/c are ignored): item i multiplies a[i] by b[i] into c[i]. Items that are large
+// enough run one after another, each on the whole pool; small ones are spread across the threads,
+// each item on one thread. The c[i] regions must not overlap one another.
+void gemmBatched(const GemmArgs& shape, int64_t count, const float* const* a, const float* const* b, float* const* c);
+
 // C := beta*C over an m x n block; beta == 0 writes zeros without reading C.
 void scaleC(int64_t m, int64_t n, float beta, float* c, int64_t ldc);
 

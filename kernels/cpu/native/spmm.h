@@ -49,6 +49,9 @@ void spmmBlock(const BsrMatrix& a, const SpmmDense& d);
 
 // Widest strip of C columns a strip kernel handles: 8 AVX2 vectors of accumulators.
 constexpr int64_t kStrip = 64;
+// Strip width of the N:M product: 6 vectors, so the unrolled kernels of the common patterns can keep
+// two sets of accumulators in the 16 ymm registers.
+constexpr int64_t kNmFixedStrip = 48;
 
 // c[0:w] = alpha * sum_{t<count} vals[t] * b[(cols[t] - colBase)*ldb + 0:w] + beta*c[0:w]; beta == 0
 // does not read c. b is a packed block of B rows starting at row colBase.

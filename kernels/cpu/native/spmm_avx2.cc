@@ -99,9 +99,11 @@ void nmStripT(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t g1,
 
 constexpr int64_t kPrefetchRows = 4;
 
-// Full 64-column strips of the common patterns: each group's positions come from one or two
-// bytes, unrolled at compile time.
-template <int KEEP, int BITS>
+// Strips of 1 to 6 whole vectors (at most kNmFixedStrip columns) of the common patterns: each group's positions come from one or
+// two bytes, unrolled at compile time. Two sets of 6 accumulators take alternate kept values, so
+// every accumulator sees one multiply-add per value pair: 8 accumulators updated by every value
+// would leave each FMA waiting on the previous one (latency 4-5 cycles against 2 issued per cycle).
+template <int KEEP, int BITS, int NV>
 void nmStripFixed(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t g1, const float* b, int64_t ldb,
                   int64_t ldc, float alpha, float beta, float* c) {
   constexpr int kWidth = KEEP * BITS;
@@ -109,18 +111,19 @@ void nmStripFixed(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t
   constexpr int kMaxShift = 8 - (kWidth % 8 == 0 ? 8 : kWidth % 4 == 0 ? 4 : kWidth % 2 == 0 ? 2 : 1);
   static_assert(kMaxShift + kWidth <= 16, "a group's positions must fit in two bytes");
   constexpr uint32_t kField = (1u << BITS) - 1u;
-  // Full strips are packed with leading dimension kStrip: a constant, so row offsets are shifts.
+  // Strips of NV whole vectors are packed with leading dimension 8*NV: a constant, so row offsets
+  // fold into addresses.
   (void)ldb;
-  constexpr int64_t kLd = kStrip;
+  constexpr int64_t kLd = 8 * NV;
   const int64_t groups = a.cols / a.m;
   const int64_t groupStride = a.m * kLd;
   const uint8_t* idx = a.indices;
   const int64_t len = a.indicesLength;
   const __m256i all = laneMask(8);
   for (int64_t row = r0; row < r1; ++row, c += ldc) {
-    __m256 acc[8];
+    __m256 acc[NV], acc2[NV];
     _Pragma("GCC unroll 8")
-    for (int k = 0; k < 8; ++k) acc[k] = _mm256_setzero_ps();
+    for (int k = 0; k < NV; ++k) acc[k] = acc2[k] = _mm256_setzero_ps();
     int64_t q = (row * groups + g0) * KEEP;
     const float* vals = a.values + q;
     // Rows' values are a whole row of the matrix apart, on different pages, where hardware
@@ -132,6 +135,7 @@ void nmStripFixed(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t
     }
     int64_t bit = q * BITS;
     const float* bg = b;
+    int parity = 0;
     for (int64_t g = g0; g < g1; ++g, bg += groupStride, vals += KEEP, bit += kWidth) {
       const int64_t byte = bit >> 3;
       uint32_t word = idx[byte];
@@ -140,10 +144,19 @@ void nmStripFixed(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t
       word >>= (bit & 7);
       _Pragma("GCC unroll 8")
       for (int t = 0; t < KEEP; ++t) {
-        axpyStrip<8, false>(acc, _mm256_broadcast_ss(vals + t), bg + ((word >> (t * BITS)) & kField) * kLd, all);
+        const float* brow = bg + ((word >> (t * BITS)) & kField) * kLd;
+        const __m256 v = _mm256_broadcast_ss(vals + t);
+        if (((t + parity) & 1) == 0) {
+          axpyStrip<NV, false>(acc, v, brow, all);
+        } else {
+          axpyStrip<NV, false>(acc2, v, brow, all);
+        }
       }
+      if (KEEP % 2 == 1) parity ^= 1;
     }
-    storeStrip<8, false>(acc, c, all, alpha, beta);
+    _Pragma("GCC unroll 8")
+    for (int k = 0; k < NV; ++k) acc[k] = _mm256_add_ps(acc[k], acc2[k]);
+    storeStrip<NV, false>(acc, c, all, alpha, beta);
   }
 }
 
@@ -178,20 +191,34 @@ void nmStripFixed(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t
 
 void csrStripAvx2(SPARSE_CSR_STRIP_ARGS) { SPARSE_STRIP_DISPATCH(csrStripT, w, count, vals, cols, colBase, b, ldb); }
 
+template <int KEEP, int BITS>
+bool nmFixedByWidth(SPARSE_NM_STRIP_ARGS) {
+  switch (w / 8) {
+    case 1: nmStripFixed<KEEP, BITS, 1>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
+    case 2: nmStripFixed<KEEP, BITS, 2>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
+    case 3: nmStripFixed<KEEP, BITS, 3>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
+    case 4: nmStripFixed<KEEP, BITS, 4>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
+    case 5: nmStripFixed<KEEP, BITS, 5>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
+    case 6: nmStripFixed<KEEP, BITS, 6>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
+    default: return false;
+  }
+}
+
 void nmStripAvx2(SPARSE_NM_STRIP_ARGS) {
-  if (w == kStrip && ldb == kStrip) {
-    // Full strips of the common patterns get the position decoding unrolled at compile time.
-    const int key = a.n * 100 + a.bits;
-    switch (key) {
-      case 202: return nmStripFixed<2, 2>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 2:4
-      case 102: return nmStripFixed<1, 2>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 1:4
-      case 302: return nmStripFixed<3, 2>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 3:4
-      case 203: return nmStripFixed<2, 3>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 2:8
-      case 103: return nmStripFixed<1, 3>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 1:8
-      case 403: return nmStripFixed<4, 3>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 4:8
-      case 101: return nmStripFixed<1, 1>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c);  // 1:2
+  if (w % 8 == 0 && w <= kNmFixedStrip && ldb == w) {
+    // Whole-vector strips of the common patterns get the position decoding unrolled at compile time.
+    bool done = false;
+    switch (a.n * 100 + a.bits) {
+      case 202: done = nmFixedByWidth<2, 2>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 2:4
+      case 102: done = nmFixedByWidth<1, 2>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 1:4
+      case 302: done = nmFixedByWidth<3, 2>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 3:4
+      case 203: done = nmFixedByWidth<2, 3>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 2:8
+      case 103: done = nmFixedByWidth<1, 3>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 1:8
+      case 403: done = nmFixedByWidth<4, 3>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 4:8
+      case 101: done = nmFixedByWidth<1, 1>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 1:2
       default: break;
     }
+    if (done) return;
   }
   SPARSE_STRIP_DISPATCH(nmStripT, w, a, r0, r1, g0, g1, b, ldb, ldc);
 }

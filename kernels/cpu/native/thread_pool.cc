@@ -16,6 +16,16 @@
 namespace sparse {
 namespace {
 
+// True on pool workers and on a caller while it runs its own part: a parallelRun from there is
+// nested and runs on that thread alone (re-locking busy_ from its owner would be undefined).
+thread_local bool tInsidePool = false;
+
+struct InsideScope {
+  bool saved;
+  InsideScope() : saved(tInsidePool) { tInsidePool = true; }
+  ~InsideScope() { tInsidePool = saved; }
+};
+
 int detectPoolSize() {
   int cpus = 0;
 #if defined(__linux__)
@@ -42,7 +52,7 @@ class Pool {
 
   int run(int wanted, const std::function<void(int, int)>& fn) {
     const int nt = std::min(wanted, size_);
-    if (nt <= 1) {
+    if (nt <= 1 || tInsidePool) {
       fn(0, 1);
       return 1;
     }
@@ -63,6 +73,7 @@ class Pool {
     }
     wake_.notify_all();
     try {
+      InsideScope inside;
       fn(0, nt);
     } catch (...) {
       std::lock_guard<std::mutex> lk(m_);
@@ -88,6 +99,7 @@ class Pool {
   }
 
   void workerLoop(int id) {
+    tInsidePool = true;
     uint64_t seen = 0;
     std::unique_lock<std::mutex> lk(m_);
     for (;;) {

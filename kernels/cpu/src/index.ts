@@ -3,6 +3,13 @@
 import { BackendError, registerKernel, type GemmKernel, type KernelConfig, type KernelName } from '@sparse/tensor';
 import { gemmKernelFrom } from './gemm.js';
 import { nativeStatus, warnIfNativeMissing, type NativeAddon } from './native.js';
+import {
+  blockSparseAttentionKernelFrom,
+  denseAttentionKernelFrom,
+  gemvSparseInputKernelFrom,
+  maskedAdamKernelFrom,
+  maskedSgdKernelFrom,
+} from './ops.js';
 import { spmmBlockKernelFrom, spmmCSRKernelFrom, spmmNMKernelFrom } from './spmm.js';
 
 export {
@@ -14,9 +21,29 @@ export {
   nativeStatus,
   warnIfNativeMissing,
 } from './native.js';
-export type { NativeAddon, NativeGemm, NativeInfo, NativeLoadResult, NativeSpmmBlock, NativeSpmmCSR, NativeSpmmNM } from './native.js';
+export type {
+  NativeAddon,
+  NativeAttention,
+  NativeGemm,
+  NativeGemmBatched,
+  NativeGemvSparseInput,
+  NativeInfo,
+  NativeLoadResult,
+  NativeMaskedAdam,
+  NativeMaskedSgd,
+  NativeSpmmBlock,
+  NativeSpmmCSR,
+  NativeSpmmNM,
+} from './native.js';
 export { gemmKernelFrom } from './gemm.js';
 export { spmmBlockKernelFrom, spmmCSRKernelFrom, spmmNMKernelFrom } from './spmm.js';
+export {
+  blockSparseAttentionKernelFrom,
+  denseAttentionKernelFrom,
+  gemvSparseInputKernelFrom,
+  maskedAdamKernelFrom,
+  maskedSgdKernelFrom,
+} from './ops.js';
 
 /** Backend name of the native kernels in the registry. */
 export const NATIVE_CPU_BACKEND = 'native-cpu';
@@ -30,7 +57,15 @@ const KERNEL_FACTORIES: { [K in KernelName]?: (addon: NativeAddon) => KernelConf
   spmmCSR: spmmCSRKernelFrom,
   spmmNM: spmmNMKernelFrom,
   spmmBlock: spmmBlockKernelFrom,
+  gemvSparseInput: gemvSparseInputKernelFrom,
+  denseAttention: denseAttentionKernelFrom,
+  blockSparseAttention: blockSparseAttentionKernelFrom,
+  maskedAdam: maskedAdamKernelFrom,
+  maskedSgd: maskedSgdKernelFrom,
 };
+
+/** The addon function each registry kernel runs on (when its name differs). */
+const ADDON_FUNCTION: { [K in KernelName]?: string } = { denseAttention: 'attention', blockSparseAttention: 'attention' };
 
 export interface RegisterCpuKernelsResult {
   /** Whether the addon loaded (and its kernels were registered). */
@@ -60,7 +95,7 @@ export function registerCpuKernels(options: { priority?: number } = {}): Registe
   const kernels: KernelName[] = [];
   for (const [name, make] of Object.entries(KERNEL_FACTORIES) as Array<[KernelName, (addon: NativeAddon) => KernelConfig['fn']]>) {
     // Only what this build of the addon implements; an older binary simply registers less.
-    if (!provided.has(name)) continue;
+    if (!provided.has(ADDON_FUNCTION[name] ?? name)) continue;
     undo.push(registerKernel({ name, backend: NATIVE_CPU_BACKEND, priority, fn: make(status.addon) } as KernelConfig));
     kernels.push(name);
   }

@@ -38,6 +38,31 @@ export type NativeGemm = (
   ldc: number,
 ) => void;
 
+/**
+ * gemmBatched(transA, transB, m, n, k, alpha, A, aOffsets, lda, B, bOffsets, ldb, beta, C, cOffset, cStride, ldc):
+ * item i multiplies op(A) at aOffsets[i] by op(B) at bOffsets[i] into C at cOffset + i*cStride. Items
+ * may share A or B (broadcasting); C regions may not overlap. Small items run in parallel, one per thread.
+ */
+export type NativeGemmBatched = (
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  aOffsets: Float64Array,
+  lda: number,
+  b: Float32Array,
+  bOffsets: Float64Array,
+  ldb: number,
+  beta: number,
+  c: Float32Array,
+  cOffset: number,
+  cStride: number,
+  ldc: number,
+) => void;
+
 type Dense = [n: number, alpha: number, b: Float32Array, bOffset: number, ldb: number, beta: number, c: Float32Array, cOffset: number, ldc: number];
 
 /** spmmCSR(rows, cols, indptr, indices, values, ...dense). */
@@ -56,6 +81,73 @@ export type NativeSpmmBlock = (
   ...dense: Dense
 ) => void;
 
+/** gemvSparseInput(transW, rows, cols, n, alpha, W, wOffset, ldw, X, xOffset, ldx, beta, Y, yOffset, ldy). */
+export type NativeGemvSparseInput = (
+  transW: boolean,
+  rows: number,
+  cols: number,
+  n: number,
+  alpha: number,
+  w: Float32Array,
+  wOffset: number,
+  ldw: number,
+  x: Float32Array,
+  xOffset: number,
+  ldx: number,
+  beta: number,
+  y: Float32Array,
+  yOffset: number,
+  ldy: number,
+) => void;
+
+/** attention(heads, seq, headDim, Q, qOffset, K, kOffset, V, vOffset, Out, outOffset, causal, scale, blockSize, mask | null); null mask = dense. */
+export type NativeAttention = (
+  heads: number,
+  seq: number,
+  headDim: number,
+  q: Float32Array,
+  qOffset: number,
+  k: Float32Array,
+  kOffset: number,
+  v: Float32Array,
+  vOffset: number,
+  out: Float32Array,
+  outOffset: number,
+  causal: boolean,
+  scale: number,
+  blockSize: number,
+  mask: Uint8Array | null,
+) => void;
+
+/** maskedAdam(params, grads, indices | null, bits | null, m, v, step, lr, beta1, beta2, eps, weightDecay). */
+export type NativeMaskedAdam = (
+  params: Float32Array,
+  grads: Float32Array,
+  indices: Int32Array | null,
+  bits: Uint8Array | null,
+  m: Float32Array,
+  v: Float32Array,
+  step: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+) => void;
+
+/** maskedSgd(params, grads, indices | null, bits | null, velocity | null, lr, momentum, weightDecay, nesterov). */
+export type NativeMaskedSgd = (
+  params: Float32Array,
+  grads: Float32Array,
+  indices: Int32Array | null,
+  bits: Uint8Array | null,
+  velocity: Float32Array | null,
+  lr: number,
+  momentum: number,
+  weightDecay: number,
+  nesterov: boolean,
+) => void;
+
 /** The binding's raw functions. They check bounds themselves but throw plain errors; use the kernels. */
 export interface NativeAddon {
   info(): NativeInfo;
@@ -63,10 +155,17 @@ export interface NativeAddon {
   gemm: NativeGemm;
   /** The addon's own blocked, packed gemm, even when OpenBLAS is linked. */
   gemmBlocked: NativeGemm;
+  /** Many same-shaped products in one call (the tfjs backend's batched matmul); present when info().kernels lists it. */
+  gemmBatched?: NativeGemmBatched;
   /** The sparse products; present when info().kernels lists them. */
   spmmCSR?: NativeSpmmCSR;
   spmmNM?: NativeSpmmNM;
   spmmBlock?: NativeSpmmBlock;
+  gemvSparseInput?: NativeGemvSparseInput;
+  /** Dense (mask null) and block-sparse attention. */
+  attention?: NativeAttention;
+  maskedAdam?: NativeMaskedAdam;
+  maskedSgd?: NativeMaskedSgd;
 }
 
 export type NativeLoadResult =

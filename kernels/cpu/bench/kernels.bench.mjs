@@ -1,0 +1,364 @@
+// `pnpm bench kernels`: the native kernels of @sparse/kernels-cpu against their dense baselines and
+// against tfjs, every figure a ratio (or rate) measured side by side in one run: candidates are
+// interleaved rep by rep (tooling/bench/harness.mjs `compare`) and summarized by their medians.
+// Writes bench-results/kernels.json and prints a table with the targets of issue 3.
+//
+// Environment: SPARSE_BENCH_QUICK=1 runs fewer repetitions (a smoke test of the script).
+import { readFileSync } from 'node:fs';
+import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
+import { getKernel, tensor, toBSR, toCSR, toNM } from '@sparse/tensor';
+import { gemmBlockedNative, nativeInfo, registerCpuKernels } from '@sparse/kernels-cpu';
+import { GPT_CONFIG, initGpt, loadTfWithGradients, makeTrainer } from './gpt.mjs';
+
+const QUICK = process.env.SPARSE_BENCH_QUICK === '1';
+const REPS = QUICK ? 2 : 5;
+const started = Date.now();
+const log = (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
+
+const reg = registerCpuKernels();
+if (!reg.native) {
+  console.log(`native addon not available (${reg.reason}); nothing to benchmark`);
+  writeResults('kernels', { skipped: reg.reason });
+  process.exit(0);
+}
+const info = nativeInfo();
+const native = (name) => getKernel(name, 'native-cpu');
+
+// ---- machine peak ----
+function machinePeak() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const mhz = [...cpuinfo.matchAll(/^cpu MHz\s*:\s*([\d.]+)/gm)].map((m) => Number(m[1]));
+  const flags = /^flags\s*:\s*(.*)$/m.exec(cpuinfo)?.[1]?.split(/\s+/) ?? [];
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown CPU';
+  const ghz = (mhz.length ? Math.max(...mhz) : 0) / 1000;
+  const lanes = flags.includes('avx512f') ? 16 : flags.includes('avx2') ? 8 : 4;
+  const fmaUnits = 2;
+  const cores = info.threads;
+  return { model, cores, lanes, fmaUnits, ghz, gflops: cores * lanes * fmaUnits * 2 * ghz };
+}
+const peak = machinePeak();
+log(
+  `machine peak: ${peak.cores} cores x ${peak.lanes} fp32 lanes x ${peak.fmaUnits} FMA units x 2 flops x ${peak.ghz.toFixed(2)} GHz = ${peak.gflops.toFixed(1)} GFLOP/s (${peak.model}; addon: ${info.simd}, ${info.threads} threads, blas ${info.blas})`,
+);
+
+// ---- helpers ----
+function mulberry(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function randomArray(n, seed) {
+  const next = mulberry(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = next() * 2 - 1;
+  return a;
+}
+const gflops = (flops, seconds) => flops / seconds / 1e9;
+const ms = (s) => Number((s * 1e3).toFixed(2));
+
+function gemmArgs(m, n, k, a, b, c) {
+  return { transA: false, transB: false, m, n, k, alpha: 1, a, aOffset: 0, lda: k, b, bOffset: 0, ldb: n, beta: 0, c, cOffset: 0, ldc: n };
+}
+
+const results = { peak, native: info, gemm: [], sparse: [], gemv: [], attention: [], training: null, notes: [] };
+const targets = [];
+function target(what, value, goal, unit = 'x') {
+  targets.push({ target: what, measured: `${value.toFixed(2)}${unit}`, goal: `>= ${goal}${unit}`, reached: value >= goal ? 'yes' : 'NO' });
+}
+
+// ---- 1. dense gemm: native vs tfjs-backend-cpu and tfjs-backend-wasm ----
+const tfjs = await loadTfWithGradients();
+await import('@tensorflow/tfjs-backend-wasm');
+let wasmOk = true;
+try {
+  await tfjs.setBackend('wasm');
+  await tfjs.ready();
+} catch (err) {
+  wasmOk = false;
+  results.notes.push(`tfjs-backend-wasm unavailable: ${String(err).split('\n')[0]}`);
+}
+// The plain-JS tfjs CPU backend prints an "install tfjs-node" banner on its first tensor.
+tfjs.env().set('PROD', true);
+await tfjs.setBackend('cpu');
+tfjs.dispose(tfjs.scalar(0));
+tfjs.env().set('PROD', false);
+
+/** A tfjs matMul of fixed operands on `backend`, awaiting the result each call. */
+async function tfjsMatMul(backend, m, n, k, a, b) {
+  await tfjs.setBackend(backend);
+  const ta = tfjs.tensor2d(a, [m, k]);
+  const tb = tfjs.tensor2d(b, [k, n]);
+  return {
+    async run() {
+      if (tfjs.getBackend() !== backend) await tfjs.setBackend(backend);
+      const c = tfjs.matMul(ta, tb);
+      await c.data();
+      c.dispose();
+    },
+    dispose() {
+      tfjs.dispose([ta, tb]);
+    },
+  };
+}
+
+const GEMM_SHAPES = [
+  { name: '1024^3', m: 1024, n: 1024, k: 1024, tfjsCpu: true, wasm: true },
+  { name: '2048^3', m: 2048, n: 2048, k: 2048, tfjsCpu: false, wasm: true },
+  { name: 'W 4096x4096 x 256 tokens', m: 4096, n: 256, k: 4096, tfjsCpu: false, wasm: true },
+];
+results.notes.push('tfjs-backend-cpu matMul is timed on 1024^3 only: at under 1 GFLOP/s the larger shapes take minutes per repetition');
+for (const s of GEMM_SHAPES) {
+  const a = randomArray(s.m * s.k, 1);
+  const b = randomArray(s.k * s.n, 2);
+  const c = new Float32Array(s.m * s.n);
+  const flops = 2 * s.m * s.n * s.k;
+  const gemm = native('gemm');
+  const cands = { native: () => gemm(gemmArgs(s.m, s.n, s.k, a, b, c)) };
+  const opened = [];
+  if (s.tfjsCpu) {
+    const t = await tfjsMatMul('cpu', s.m, s.n, s.k, a, b);
+    opened.push(t);
+    cands.tfjsCpu = t.run;
+  }
+  if (s.wasm && wasmOk) {
+    const t = await tfjsMatMul('wasm', s.m, s.n, s.k, a, b);
+    opened.push(t);
+    cands.tfjsWasm = t.run;
+  }
+  const slow = s.tfjsCpu ? { reps: 3, warmup: 1 } : { reps: REPS, warmup: 1 };
+  const r = await compare(cands, slow);
+  opened.forEach((t) => t.dispose());
+  const row = {
+    shape: s.name,
+    nativeMs: ms(r.native.median),
+    nativeGflops: gflops(flops, r.native.median),
+    percentOfPeak: (100 * gflops(flops, r.native.median)) / peak.gflops,
+    tfjsCpuGflops: r.tfjsCpu ? gflops(flops, r.tfjsCpu.median) : null,
+    vsTfjsCpu: r.tfjsCpu ? r.tfjsCpu.median / r.native.median : null,
+    tfjsWasmGflops: r.tfjsWasm ? gflops(flops, r.tfjsWasm.median) : null,
+    vsTfjsWasm: r.tfjsWasm ? r.tfjsWasm.median / r.native.median : null,
+  };
+  results.gemm.push(row);
+  log(
+    `gemm ${s.name}: native ${row.nativeGflops.toFixed(1)} GFLOP/s (${row.percentOfPeak.toFixed(0)}% of peak)` +
+      (row.vsTfjsCpu ? `, ${row.vsTfjsCpu.toFixed(0)}x tfjs-backend-cpu (${row.tfjsCpuGflops.toFixed(2)} GFLOP/s)` : ', tfjs-backend-cpu not timed (too slow)') +
+      (row.vsTfjsWasm ? `, ${row.vsTfjsWasm.toFixed(1)}x tfjs-backend-wasm (${row.tfjsWasmGflops.toFixed(1)} GFLOP/s)` : ''),
+  );
+}
+target('dense gemm % of peak (best shape)', Math.max(...results.gemm.map((r) => r.percentOfPeak)), 50, '%');
+target('dense gemm vs tfjs-backend-cpu (1024^3)', results.gemm[0].vsTfjsCpu ?? 0, 30);
+
+// ---- 2. sparse x dense products vs dense, 4096 x 4096 weight x 256 tokens ----
+{
+  const M = 4096;
+  const K = 4096;
+  const N = 256;
+  const b = randomArray(K * N, 3);
+  const c = new Float32Array(M * N);
+  const wDense = randomArray(M * K, 4);
+  const dense = native('gemm');
+  const blocked = gemmBlockedNative();
+  const denseArgs = gemmArgs(M, N, K, wDense, b, c);
+  const spmmArgs = (kernel, a) => () => native(kernel)({ a, b, bOffset: 0, ldb: N, n: N, alpha: 1, beta: 0, c, cOffset: 0, ldc: N });
+  const baselines = { dense: () => dense(denseArgs) };
+  if (info.blas === 'openblas') baselines.ownBlocked = () => blocked(denseArgs);
+  else results.notes.push('OpenBLAS not linked (addon blas: none): sparse ratios are against the addon\'s own blocked gemm, the best dense here');
+
+  function pruned(keepFn) {
+    const w = wDense.slice();
+    for (let i = 0; i < M; i++) for (let j = 0; j < K; j++) if (!keepFn(i, j)) w[i * K + j] = 0;
+    return tensor(w, [M, K]);
+  }
+  const cases = [];
+  // 2:4: keep two random positions of every group of four.
+  {
+    const next = mulberry(5);
+    const keep = new Uint8Array(M * K);
+    for (let g = 0; g < (M * K) / 4; g++) {
+      const first = Math.floor(next() * 4);
+      const second = (first + 1 + Math.floor(next() * 3)) % 4;
+      keep[g * 4 + first] = 1;
+      keep[g * 4 + second] = 1;
+    }
+    cases.push({ name: 'spmmNM 2:4', kernel: 'spmmNM', layout: () => toNM(pruned((i, j) => keep[i * K + j] === 1), { n: 2, m: 4 }), goal: 1.5 });
+  }
+  for (const sparsity of [0.5, 0.7, 0.9, 0.95]) {
+    const next = mulberry(Math.round(sparsity * 1000));
+    cases.push({ name: `spmmCSR ${sparsity * 100}%`, kernel: 'spmmCSR', layout: () => toCSR(pruned(() => next() >= sparsity)), goal: sparsity === 0.9 ? 3 : undefined });
+  }
+  for (const sparsity of [0.5, 0.75, 0.9]) {
+    const next = mulberry(Math.round(sparsity * 777));
+    const bs = 32;
+    const keepBlock = new Uint8Array((M / bs) * (K / bs)).map(() => (next() >= sparsity ? 1 : 0));
+    cases.push({
+      name: `spmmBlock 32x32 ${sparsity * 100}%`,
+      kernel: 'spmmBlock',
+      layout: () => toBSR(pruned((i, j) => keepBlock[Math.floor(i / bs) * (K / bs) + Math.floor(j / bs)] === 1), { blockShape: [bs, bs] }),
+      goal: sparsity === 0.9 ? 6 : undefined,
+    });
+  }
+  for (const cs of cases) {
+    const a = cs.layout();
+    const r = await compare({ ...baselines, sparse: spmmArgs(cs.kernel, a) }, { reps: REPS, warmup: 1 });
+    const row = {
+      kernel: cs.name,
+      shape: `${M}x${K} x ${N}`,
+      sparseMs: ms(r.sparse.median),
+      denseMs: ms(r.dense.median),
+      speedupVsDense: r.dense.median / r.sparse.median,
+      speedupVsOwnBlocked: r.ownBlocked ? r.ownBlocked.median / r.sparse.median : null,
+    };
+    results.sparse.push(row);
+    log(`${cs.name}: ${row.sparseMs} ms vs dense ${row.denseMs} ms = ${row.speedupVsDense.toFixed(2)}x`);
+    if (cs.goal) target(`${cs.name} vs dense`, row.speedupVsDense, cs.goal);
+  }
+}
+
+// ---- 3. gemvSparseInput vs dense gemv (4096 x 4096 weight, one activation vector) ----
+{
+  const R = 4096;
+  const C = 4096;
+  const w = randomArray(R * C, 6);
+  const y = new Float32Array(R);
+  const gemm = native('gemm');
+  const sparseGemv = native('gemvSparseInput');
+  for (const transW of [true, false]) {
+    for (const zeros of [0.5, 0.75]) {
+      const next = mulberry(Math.round(zeros * 100) + (transW ? 1 : 0));
+      const xDense = randomArray(C, 7);
+      const x = xDense.slice();
+      for (let p = 0; p < C; p++) if (next() < zeros) x[p] = 0;
+      // Dense gemv: the native gemm with n = 1 (W stored [out, in], or [in, out] read transposed);
+      // and the same streaming kernel with no zero input, which isolates what skipping saves.
+      const denseArgs = { transA: transW, transB: false, m: R, n: 1, k: C, alpha: 1, a: w, aOffset: 0, lda: transW ? R : C, b: x, bOffset: 0, ldb: 1, beta: 0, c: y, cOffset: 0, ldc: 1 };
+      const sparseArgs = { transW, rows: R, cols: C, n: 1, alpha: 1, w, wOffset: 0, ldw: transW ? R : C, x, xOffset: 0, ldx: 1, beta: 0, y, yOffset: 0, ldy: 1 };
+      const r = await compare(
+        { dense: () => gemm(denseArgs), denseInput: () => sparseGemv({ ...sparseArgs, x: xDense }), sparse: () => sparseGemv(sparseArgs) },
+        { reps: QUICK ? 5 : 21, warmup: 3 },
+      );
+      const row = {
+        layout: transW ? 'W stored [in, out]' : 'W stored [out, in]',
+        zeroInputs: `${zeros * 100}%`,
+        sparseMs: ms(r.sparse.median),
+        denseMs: ms(r.dense.median),
+        denseInputMs: ms(r.denseInput.median),
+        speedup: r.dense.median / r.sparse.median,
+        speedupVsDenseInput: r.denseInput.median / r.sparse.median,
+      };
+      results.gemv.push(row);
+      log(
+        `gemvSparseInput ${row.layout}, ${row.zeroInputs} zero inputs: ${row.sparseMs} ms; ${row.speedup.toFixed(2)}x dense gemv (${row.denseMs} ms), ${row.speedupVsDenseInput.toFixed(2)}x itself on a dense input (${row.denseInputMs} ms)`,
+      );
+    }
+  }
+  // Against the faster of the two dense baselines, in the better layout.
+  const best50 = Math.max(...results.gemv.filter((r) => r.zeroInputs === '50%').map((r) => Math.min(r.speedup, r.speedupVsDenseInput)));
+  target('gemvSparseInput 50% zero inputs vs dense gemv (best layout, stricter baseline)', best50, 1.6);
+}
+
+// ---- 4. block-sparse attention vs dense attention, seq 2048, head dim 64 ----
+{
+  const heads = 2;
+  const seq = 2048;
+  const d = 64;
+  const bs = 64;
+  const nb = seq / bs;
+  const q = randomArray(heads * seq * d, 8);
+  const k = randomArray(heads * seq * d, 9);
+  const v = randomArray(heads * seq * d, 10);
+  const out = new Float32Array(heads * seq * d);
+  const base = { heads, seq, headDim: d, q, qOffset: 0, k, kOffset: 0, v, vOffset: 0, out, outOffset: 0, causal: false };
+  const dense = native('denseAttention');
+  const sparse = native('blockSparseAttention');
+  for (const density of [0.5, 0.25, 0.1]) {
+    const next = mulberry(Math.round(density * 100));
+    // Each query block keeps round(density * nb) key blocks (its own included), so every row attends to something.
+    const blockMask = new Uint8Array(nb * nb);
+    const per = Math.max(1, Math.round(density * nb));
+    for (let bi = 0; bi < nb; bi++) {
+      const others = [...Array(nb).keys()].filter((j) => j !== bi).sort(() => next() - 0.5);
+      for (const bj of [bi, ...others.slice(0, per - 1)]) blockMask[bi * nb + bj] = 1;
+    }
+    const r = await compare({ dense: () => dense(base), sparse: () => sparse({ ...base, blockSize: bs, blockMask }) }, { reps: REPS, warmup: 1 });
+    const row = { blockDensity: density, seq, headDim: d, heads, blockSize: bs, sparseMs: ms(r.sparse.median), denseMs: ms(r.dense.median), speedup: r.dense.median / r.sparse.median };
+    results.attention.push(row);
+    log(`blockSparseAttention density ${density}: ${row.sparseMs} ms vs dense ${row.denseMs} ms = ${row.speedup.toFixed(2)}x`);
+  }
+  const denseFlops = 4 * heads * seq * seq * d;
+  results.attentionDenseGflops = gflops(denseFlops, results.attention[0].denseMs / 1e3);
+  log(`dense attention: ${results.attentionDenseGflops.toFixed(1)} GFLOP/s`);
+  target('blockSparseAttention density 0.1 vs dense', results.attention.find((r) => r.blockDensity === 0.1).speedup, 6);
+}
+
+// ---- 5. one training step of a small GPT: sparse-cpu vs plain cpu ----
+{
+  const { sparseCpuRegistration } = await import('@sparse/kernels-cpu/tfjs');
+  if (!sparseCpuRegistration.registered) {
+    results.notes.push(`sparse-cpu not registered: ${sparseCpuRegistration.reason}`);
+  } else {
+    const init = initGpt();
+    tfjs.env().set('PROD', true);
+    const fast = await makeTrainer(tfjs, 'sparse-cpu', init);
+    const slow = await makeTrainer(tfjs, 'cpu', init);
+    const losses = { sparseCpu: [], cpu: [] };
+    const r = await compare(
+      {
+        sparseCpu: async () => losses.sparseCpu.push(await fast.step()),
+        cpu: async () => losses.cpu.push(await slow.step()),
+      },
+      { reps: QUICK ? 2 : 3, warmup: 1 },
+    );
+    fast.dispose();
+    slow.dispose();
+    const same = losses.sparseCpu.every((l, i) => Math.abs(l - losses.cpu[i]) <= 1e-4 * Math.abs(losses.cpu[i]));
+    results.training = {
+      model: GPT_CONFIG,
+      sparseCpuMs: ms(r.sparseCpu.median),
+      cpuMs: ms(r.cpu.median),
+      speedup: r.cpu.median / r.sparseCpu.median,
+      lossesAgree: same,
+      losses,
+    };
+    log(`training step (GPT d ${GPT_CONFIG.d}, ${GPT_CONFIG.layers} layers, ctx ${GPT_CONFIG.t}, batch ${GPT_CONFIG.batch}): sparse-cpu ${results.training.sparseCpuMs} ms vs cpu ${results.training.cpuMs} ms = ${results.training.speedup.toFixed(1)}x (losses agree to 1e-4: ${same})`);
+    target('training step sparse-cpu vs cpu', results.training.speedup, 10);
+  }
+}
+
+console.log('');
+for (const note of results.notes) console.log(`note: ${note}`);
+console.log('');
+printTable(
+  results.gemm.map((r) => ({
+    gemm: r.shape,
+    'GFLOP/s': r.nativeGflops,
+    '% peak': r.percentOfPeak,
+    'x tfjs-cpu': r.vsTfjsCpu ?? 'not timed',
+    'x tfjs-wasm': r.vsTfjsWasm ?? 'n/a',
+  })),
+);
+console.log('');
+printTable(results.sparse.map((r) => ({ kernel: r.kernel, shape: r.shape, ms: r.sparseMs, 'dense ms': r.denseMs, 'x dense': r.speedupVsDense, 'x own blocked': r.speedupVsOwnBlocked ?? 'n/a (no OpenBLAS)' })));
+console.log('');
+printTable(
+  results.gemv.map((r) => ({
+    gemvSparseInput: r.layout,
+    zeros: r.zeroInputs,
+    ms: r.sparseMs,
+    'gemm gemv ms': r.denseMs,
+    'x gemm gemv': r.speedup,
+    'dense-input ms': r.denseInputMs,
+    'x dense input': r.speedupVsDenseInput,
+  })),
+);
+console.log('');
+printTable(results.attention.map((r) => ({ attention: `density ${r.blockDensity}`, ms: r.sparseMs, 'dense ms': r.denseMs, 'x dense': r.speedup })));
+console.log('');
+printTable(targets);
+results.targets = targets;
+results.seconds = (Date.now() - started) / 1000;
+console.log(`\nwrote ${writeResults('kernels', results)} in ${results.seconds.toFixed(0)} s`);

@@ -1,0 +1,20 @@
+// @sparse/kernels-cpu/tfjs: importing this module registers the 'sparse-cpu' tfjs backend
+// (tfjs-backend-cpu with its matrix products on the native gemm) when the native addon is built.
+// Without the addon it registers nothing and logs one line, and @sparse/tensor's selectBackend
+// moves on to the next backend.
+import { registerSparseCpuBackend } from './tfjs/backend.js';
+
+export {
+  FAST_TFJS_KERNELS,
+  NATIVE_TFJS_KERNELS,
+  SPARSE_CPU_BACKEND,
+  SPARSE_CPU_PRIORITY,
+  SparseCpuBackend,
+  registerSparseCpuBackend,
+  sparseCpuUnavailableMessage,
+} from './tfjs/backend.js';
+export type { RegisterSparseCpuOptions, SparseCpuRegistration } from './tfjs/backend.js';
+export { FUSED_ACTIVATIONS, type FusedActivation } from './tfjs/epilogue.js';
+
+/** What importing this module did: whether 'sparse-cpu' is registered, and which kernels run natively. */
+export const sparseCpuRegistration = registerSparseCpuBackend();

@@ -1,0 +1,130 @@
+// The 'sparse-cpu' tfjs backend: tfjs-backend-cpu's MathBackendCPU with every kernel it registers
+// for 'cpu' registered again for 'sparse-cpu', except the matrix products, which go to the native
+// gemm. Gradients of the products are products themselves (tfjs-core's BatchMatMul and fused
+// matMul gradients call matMul), so training runs them natively too.
+import * as tf from '@tensorflow/tfjs-core';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { nativeStatus, type NativeInfo } from '../native.js';
+import { FAST_BINARY_OPS, makeBinary, makeUnsortedSegmentSum } from './elementwise.js';
+import { makeSlice, makeSoftmax, makeSplitV, makeSum, makeTranspose } from './layout.js';
+import { makeBatchMatMul, makeFusedMatMul } from './matmul.js';
+
+/** Name of the backend in tfjs's registry. */
+export const SPARSE_CPU_BACKEND = 'sparse-cpu';
+
+/** Registration priority: above tfjs-backend-cpu (1), so importing the module makes it tfjs's default. */
+export const SPARSE_CPU_PRIORITY = 2;
+
+/** Kernels the backend serves natively. */
+export const NATIVE_TFJS_KERNELS: readonly string[] = ['BatchMatMul', '_FusedMatMul'];
+
+/**
+ * Float32 kernels replaced by JavaScript that skips tfjs-backend-cpu's generic index paths (same
+ * results); every other kernel is tfjs-backend-cpu's, unchanged.
+ */
+export const FAST_TFJS_KERNELS: readonly string[] = [...FAST_BINARY_OPS, 'UnsortedSegmentSum', 'Transpose', 'Slice', 'SplitV', 'Sum', 'Softmax'];
+
+/** tfjs-backend-cpu's backend class, unchanged except for a name and the addon it runs on. */
+export class SparseCpuBackend extends MathBackendCPU {
+  /** What the native addon reports (threads, SIMD, BLAS). */
+  readonly native: NativeInfo;
+
+  constructor(native: NativeInfo) {
+    super();
+    this.native = native;
+    // MathBackendCPU prints a banner on its first tensor under Node ("install tfjs-node to speed
+    // things up"); this backend is the fast path it asks for, so the banner would only mislead.
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+}
+
+export interface SparseCpuRegistration {
+  /** Whether 'sparse-cpu' is registered with tfjs now (by this call or an earlier one). */
+  registered: boolean;
+  /** Kernel names served by native code. */
+  nativeKernels: string[];
+  /** Kernel names served by this package's JavaScript (float32 fast paths); the rest are tfjs-backend-cpu's. */
+  fastKernels: string[];
+  /** Why the backend is not registered, when it is not. */
+  reason?: string;
+}
+
+export interface RegisterSparseCpuOptions {
+  /** tfjs backend priority (default SPARSE_CPU_PRIORITY). */
+  priority?: number;
+  /** Receives the one line logged when the native addon is missing (default console.warn, once per process). */
+  log?: (line: string) => void;
+}
+
+const STATE_KEY = Symbol.for('@sparse/kernels-cpu.tfjs');
+
+interface TfjsState {
+  result?: SparseCpuRegistration;
+  warned: boolean;
+}
+
+function state(): TfjsState {
+  const g = globalThis as unknown as Record<symbol, TfjsState | undefined>;
+  return (g[STATE_KEY] ??= { warned: false });
+}
+
+function isBackendRegistered(name: string): boolean {
+  try {
+    return tf.findBackendFactory(name) != null;
+  } catch {
+    return false;
+  }
+}
+
+/** The line logged when the backend cannot be registered. */
+export function sparseCpuUnavailableMessage(reason: string): string {
+  return `@sparse/kernels-cpu/tfjs: tfjs backend '${SPARSE_CPU_BACKEND}' not registered: native addon unavailable (${reason})`;
+}
+
+/**
+ * Registers the 'sparse-cpu' tfjs backend (importing '@sparse/kernels-cpu/tfjs' calls this). Every
+ * kernel tfjs-backend-cpu has registered for 'cpu' is registered for 'sparse-cpu' too; BatchMatMul
+ * and _FusedMatMul (forward and, through matMul, their gradients) run on the native gemm. Without
+ * the native addon nothing is registered and one line says why, so `selectBackend` moves on to
+ * the next backend. Idempotent.
+ */
+export function registerSparseCpuBackend(options: RegisterSparseCpuOptions = {}): SparseCpuRegistration {
+  const s = state();
+  if (s.result?.registered && isBackendRegistered(SPARSE_CPU_BACKEND)) return s.result;
+  const status = nativeStatus();
+  const gemmBatched = status.available ? status.addon.gemmBatched : undefined;
+  if (!status.available || typeof gemmBatched !== 'function') {
+    const reason = status.available ? 'the addon exports no gemmBatched (stale build?)' : status.reason;
+    if (!s.warned) {
+      s.warned = true;
+      (options.log ?? console.warn)(sparseCpuUnavailableMessage(reason));
+    }
+    return (s.result = { registered: false, nativeKernels: [], fastKernels: [], reason });
+  }
+  const info = status.info;
+
+  if (!isBackendRegistered(SPARSE_CPU_BACKEND)) {
+    tf.registerBackend(SPARSE_CPU_BACKEND, () => new SparseCpuBackend(info), options.priority ?? SPARSE_CPU_PRIORITY);
+  }
+  const replacements: Record<string, (fallback: tf.KernelFunc) => tf.KernelFunc> = {
+    BatchMatMul: (fallback) => makeBatchMatMul(gemmBatched, fallback),
+    _FusedMatMul: (fallback) => makeFusedMatMul(gemmBatched, fallback),
+    UnsortedSegmentSum: makeUnsortedSegmentSum,
+    Transpose: makeTranspose,
+    Slice: makeSlice,
+    SplitV: makeSplitV,
+    Sum: makeSum,
+    Softmax: makeSoftmax,
+  };
+  for (const op of FAST_BINARY_OPS) replacements[op] = (fallback) => makeBinary(op, fallback);
+  const nativeKernels: string[] = [];
+  const fastKernels: string[] = [];
+  for (const config of tf.getKernelsForBackend('cpu')) {
+    const name = config.kernelName;
+    const replace = replacements[name];
+    if (replace !== undefined) (NATIVE_TFJS_KERNELS.includes(name) ? nativeKernels : fastKernels).push(name);
+    if (tf.getKernel(name, SPARSE_CPU_BACKEND) != null) continue;
+    tf.registerKernel({ ...config, backendName: SPARSE_CPU_BACKEND, kernelFunc: replace ? replace(config.kernelFunc) : config.kernelFunc });
+  }
+  return (s.result = { registered: true, nativeKernels, fastKernels });
+}

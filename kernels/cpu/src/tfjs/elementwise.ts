@@ -1,0 +1,168 @@
+// Float32 kernels where tfjs-backend-cpu takes a generic path that costs far more than the arithmetic:
+// broadcasting Add/Sub/Multiply/RealDiv (it converts every output index to coordinates and back when
+// an operand repeats along an inner axis, e.g. x [R, C] - mean [R, 1]) and UnsortedSegmentSum (the
+// gradient of an embedding lookup, built there from one masked product per segment). Results are
+// the same numbers tfjs-backend-cpu produces: each element computed in float64 and rounded once on
+// store, sums accumulated in float64 in the same order. Other dtypes go to tfjs-backend-cpu's kernel.
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { broadcastShapes, sizeOf } from './broadcast.js';
+import type { CpuStorageBackend } from './matmul.js';
+
+interface KernelArgs {
+  inputs: Record<string, TensorInfo | undefined>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}
+
+type Inner = (out: Float32Array, o: number, a: Float32Array, ao: number, sa: number, b: Float32Array, bo: number, sb: number, n: number) => void;
+
+// One loop per operator keeps each call site monomorphic. sa, sb are 0 (repeat) or 1 (advance).
+const INNER: Record<'Add' | 'Sub' | 'Multiply' | 'RealDiv', Inner> = {
+  Add(out, o, a, ao, sa, b, bo, sb, n) {
+    for (let i = 0; i < n; i++) out[o + i] = a[ao + i * sa]! + b[bo + i * sb]!;
+  },
+  Sub(out, o, a, ao, sa, b, bo, sb, n) {
+    for (let i = 0; i < n; i++) out[o + i] = a[ao + i * sa]! - b[bo + i * sb]!;
+  },
+  Multiply(out, o, a, ao, sa, b, bo, sb, n) {
+    for (let i = 0; i < n; i++) out[o + i] = a[ao + i * sa]! * b[bo + i * sb]!;
+  },
+  RealDiv(out, o, a, ao, sa, b, bo, sb, n) {
+    for (let i = 0; i < n; i++) out[o + i] = a[ao + i * sa]! / b[bo + i * sb]!;
+  },
+};
+
+export type FastBinaryOp = keyof typeof INNER;
+export const FAST_BINARY_OPS = Object.keys(INNER) as FastBinaryOp[];
+
+/**
+ * The output shape as a few merged axes, with each operand's element stride per axis (0 where it
+ * repeats). Adjacent axes merge when both operands step through them contiguously the same way.
+ */
+function plan(aShape: readonly number[], bShape: readonly number[], outShape: readonly number[]) {
+  const rank = outShape.length;
+  const dims: number[] = [];
+  const sa: number[] = [];
+  const sb: number[] = [];
+  let strideA = 1;
+  let strideB = 1;
+  // Walk from the innermost axis out; size-1 output axes vanish.
+  for (let d = rank - 1; d >= 0; d--) {
+    const size = outShape[d]!;
+    if (size === 1) continue;
+    const da = aShape[d - (rank - aShape.length)] ?? 1;
+    const db = bShape[d - (rank - bShape.length)] ?? 1;
+    const stepA = da === 1 ? 0 : strideA;
+    const stepB = db === 1 ? 0 : strideB;
+    const last = dims.length - 1;
+    // Merge with the axis inside it when it continues the same pattern for both operands.
+    if (last >= 0 && stepA === sa[last]! * dims[last]! && stepB === sb[last]! * dims[last]!) {
+      dims[last] = dims[last]! * size;
+    } else {
+      dims.push(size);
+      sa.push(stepA);
+      sb.push(stepB);
+    }
+    strideA *= da;
+    strideB *= db;
+  }
+  return { dims, sa, sb };
+}
+
+function run(op: FastBinaryOp, a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[], outShape: readonly number[]): Float32Array {
+  const out = new Float32Array(sizeOf(outShape));
+  if (out.length === 0) return out;
+  const inner = INNER[op];
+  const { dims, sa, sb } = plan(aShape, bShape, outShape);
+  if (dims.length === 0) {
+    inner(out, 0, a, 0, 0, b, 0, 0, 1);
+    return out;
+  }
+  const n = dims[0]!;
+  const ia = sa[0]!;
+  const ib = sb[0]!;
+  if (dims.length === 1) {
+    inner(out, 0, a, 0, ia, b, 0, ib, n);
+    return out;
+  }
+  // Odometer over the outer merged axes; offsets into a and b move incrementally.
+  const outer = dims.length - 1;
+  const count = new Array<number>(outer).fill(0);
+  let ao = 0;
+  let bo = 0;
+  for (let o = 0; o < out.length; o += n) {
+    inner(out, o, a, ao, ia, b, bo, ib, n);
+    for (let d = 0; d < outer; d++) {
+      const ax = d + 1;
+      ao += sa[ax]!;
+      bo += sb[ax]!;
+      if (++count[d]! < dims[ax]!) break;
+      ao -= sa[ax]! * dims[ax]!;
+      bo -= sb[ax]! * dims[ax]!;
+      count[d] = 0;
+    }
+  }
+  return out;
+}
+
+function float32Values(backend: CpuStorageBackend, t: TensorInfo | undefined): Float32Array | undefined {
+  if (t === undefined || t.dtype !== 'float32') return undefined;
+  const values = backend.data.get(t.dataId).values;
+  return values instanceof Float32Array ? values : undefined;
+}
+
+/** A float32 binary kernel with the broadcast loop above; `fallback` (tfjs-backend-cpu's) otherwise. */
+export function makeBinary(op: FastBinaryOp, fallback: KernelFunc): KernelFunc {
+  const kernel: KernelFunc = (args) => {
+    const { inputs } = args as unknown as KernelArgs;
+    const backend = args.backend as unknown as CpuStorageBackend;
+    const av = float32Values(backend, inputs.a);
+    const bv = float32Values(backend, inputs.b);
+    if (av === undefined || bv === undefined) return fallback(args);
+    const outShape = broadcastShapes(inputs.a!.shape, inputs.b!.shape);
+    if (outShape === undefined) return fallback(args); // tfjs-backend-cpu raises its own error
+    return backend.makeTensorInfo(outShape, 'float32', run(op, av, inputs.a!.shape, bv, inputs.b!.shape, outShape));
+  };
+  Object.defineProperty(kernel, 'name', { value: `${op.charAt(0).toLowerCase()}${op.slice(1)}Fast` });
+  return kernel;
+}
+
+/**
+ * UnsortedSegmentSum for float32 x [N, ...inner] and int32 segmentIds [N] (one id per row): row i
+ * is added to output row segmentIds[i]; ids outside [0, numSegments) are dropped, as there.
+ */
+export function makeUnsortedSegmentSum(fallback: KernelFunc): KernelFunc {
+  return function unsortedSegmentSumFast(args) {
+    const { inputs, attrs } = args as unknown as KernelArgs;
+    const backend = args.backend as unknown as CpuStorageBackend;
+    const x = inputs.x;
+    const ids = inputs.segmentIds;
+    const numSegments = attrs?.numSegments;
+    const xv = float32Values(backend, x);
+    const idv = ids === undefined ? undefined : backend.data.get(ids.dataId).values;
+    if (
+      xv === undefined ||
+      ids === undefined ||
+      ids.shape.length !== 1 ||
+      x!.shape.length < 1 ||
+      ids.shape[0] !== x!.shape[0] ||
+      !(idv instanceof Int32Array) ||
+      typeof numSegments !== 'number' ||
+      !Number.isInteger(numSegments) ||
+      numSegments < 0
+    ) {
+      return fallback(args);
+    }
+    const rows = x!.shape[0]!;
+    const width = sizeOf(x!.shape.slice(1));
+    const acc = new Float64Array(numSegments * width);
+    for (let i = 0; i < rows; i++) {
+      const s = idv[i]!;
+      if (s < 0 || s >= numSegments) continue;
+      const src = i * width;
+      const dst = s * width;
+      for (let j = 0; j < width; j++) acc[dst + j] += xv[src + j]!;
+    }
+    return backend.makeTensorInfo([numSegments, ...x!.shape.slice(1)], 'float32', Float32Array.from(acc));
+  };
+}
