@@ -1,0 +1,213 @@
+// The Hugging Face PEFT adapter layout, in memory: adapter_config.json as an object and the tensors of
+// adapter_model.safetensors by name. LoRA follows PEFT exactly (peft_type "LORA", names
+// `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r], no adapter name in
+// the key, as get_peft_model_state_dict strips it). SQFT is the same file plus `"sqft_sparse_merge": true`
+// (Python PEFT loads it as a plain LoRA). SPP is our own `peft_type: "SPP"` with `spp_col_init` and
+// tensors `<module>.spp_row.weight` [out] and `<module>.spp_col.weight` [in].
+import { ArgumentError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
+import { loraConfigSchema, type LoraConfig } from './variants/lora.js';
+import { sppConfigSchema, type SppConfig } from './variants/spp.js';
+import type { AdapterState } from './variants/types.js';
+
+export const PEFT_CONFIG_FILE = 'adapter_config.json';
+export const PEFT_WEIGHTS_FILE = 'adapter_model.safetensors';
+const PREFIX = 'base_model.model.';
+
+/** A malformed adapter file: `file` names the file, `field` the key or tensor at fault. */
+export class PeftFormatError extends ArgumentError {
+  readonly file: string;
+  readonly field: string;
+  constructor(file: string, field: string, reason: string) {
+    super(`${file}: ${field}: ${reason}`);
+    this.name = 'PeftFormatError';
+    this.file = file;
+    this.field = field;
+  }
+}
+
+export interface PeftSaveOptions {
+  baseModelNameOrPath?: string | null;
+  taskType?: string | null;
+  /** Written as target_modules; default: the distinct last segments of the module names. */
+  targetModules?: string[] | string;
+}
+
+/** One adapter (one variant and config) over several modules, as a PEFT folder holds it. */
+export interface PeftAdapter {
+  variant: 'lora' | 'sqft' | 'spp';
+  config: LoraConfig | SppConfig;
+  modules: Record<string, AdapterState>;
+  baseModelNameOrPath: string | null;
+  taskType: string | null;
+  targetModules: string[] | string;
+  /** PEFT's fan_in_fan_out: the base stores W as [in, out] (GPT-2 Conv1D); adapter shapes are unchanged. */
+  fanInFanOut: boolean;
+}
+
+export interface PeftFiles {
+  config: Record<string, unknown>;
+  tensors: Record<string, Float32Tensor>;
+  /** Written as safetensors metadata, as PEFT does. */
+  metadata: Record<string, string>;
+}
+
+/** Serializes adapters that share one variant and config into PEFT's config object and tensor names. */
+export function toPeftFiles(modules: Record<string, AdapterState>, opts: PeftSaveOptions = {}): PeftFiles {
+  const names = Object.keys(modules).sort();
+  if (names.length === 0) throw new ArgumentError('toPeftFiles: no adapters to save');
+  const first = modules[names[0]!]!;
+  for (const n of names) {
+    const s = modules[n]!;
+    if (s.variant !== first.variant || JSON.stringify(s.config) !== JSON.stringify(first.config)) {
+      throw new ArgumentError(`toPeftFiles: module '${n}' has ${s.variant} ${JSON.stringify(s.config)}, but one PEFT folder holds one variant and config (${first.variant} ${JSON.stringify(first.config)})`);
+    }
+  }
+  const targetModules = opts.targetModules ?? [...new Set(names.map((n) => n.slice(n.lastIndexOf('.') + 1)))].sort();
+  const common = {
+    base_model_name_or_path: opts.baseModelNameOrPath ?? null,
+    task_type: opts.taskType ?? null,
+    inference_mode: true,
+    target_modules: targetModules,
+    modules_to_save: null,
+    bias: 'none',
+    revision: null,
+  };
+  const tensors: Record<string, Float32Tensor> = {};
+  let config: Record<string, unknown>;
+  if (first.variant === 'lora' || first.variant === 'sqft') {
+    const c = first.config as LoraConfig;
+    config = {
+      ...common,
+      peft_type: 'LORA',
+      r: c.r,
+      lora_alpha: c.alpha,
+      lora_dropout: c.dropout,
+      use_rslora: c.rslora,
+      fan_in_fan_out: false,
+      init_lora_weights: true,
+      use_dora: false,
+      rank_pattern: {},
+      alpha_pattern: {},
+      layers_to_transform: null,
+      layers_pattern: null,
+      ...(first.variant === 'sqft' ? { sqft_sparse_merge: true } : {}),
+    };
+    for (const n of names) {
+      tensors[`${PREFIX}${n}.lora_A.weight`] = modules[n]!.params.lora_A!;
+      tensors[`${PREFIX}${n}.lora_B.weight`] = modules[n]!.params.lora_B!;
+    }
+  } else if (first.variant === 'spp') {
+    config = { ...common, peft_type: 'SPP', spp_col_init: (first.config as SppConfig).colInit };
+    for (const n of names) {
+      tensors[`${PREFIX}${n}.spp_row.weight`] = modules[n]!.params.spp_row!;
+      tensors[`${PREFIX}${n}.spp_col.weight`] = modules[n]!.params.spp_col!;
+    }
+  } else {
+    throw new ArgumentError(`toPeftFiles: variant '${first.variant}' has no PEFT file layout (lora, sqft and spp do)`);
+  }
+  return { config, tensors, metadata: { format: 'pt' } };
+}
+
+/** What fromPeftFiles needs of the weights file: its tensor names and a reader. */
+export interface PeftTensorSource {
+  readonly tensorNames: readonly string[];
+  tensor(name: string): Tensor;
+}
+
+export interface PeftFileNames {
+  config?: string;
+  weights?: string;
+}
+
+function field<T>(cfg: Record<string, unknown>, key: string, file: string, check: (v: unknown) => v is T, expected: string, fallback?: T): T {
+  const v = cfg[key];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (v === undefined) throw new PeftFormatError(file, key, `missing (expected ${expected})`);
+  if (!check(v)) throw new PeftFormatError(file, key, `expected ${expected}, got ${JSON.stringify(v)}`);
+  return v;
+}
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+const isTargets = (v: unknown): v is string[] | string => typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
+const isEmptyPattern = (v: unknown): v is Record<string, never> => v === null || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0);
+
+/** Parses adapter_config.json (text or object) and the weights into per-module adapter states. */
+export function fromPeftFiles(configJson: string | Record<string, unknown>, weights: PeftTensorSource, files: PeftFileNames = {}): PeftAdapter {
+  const cfile = files.config ?? PEFT_CONFIG_FILE;
+  const wfile = files.weights ?? PEFT_WEIGHTS_FILE;
+  let cfg: unknown = configJson;
+  if (typeof configJson === 'string') {
+    try {
+      cfg = JSON.parse(configJson);
+    } catch (error) {
+      throw new PeftFormatError(cfile, '(json)', `not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new PeftFormatError(cfile, '(json)', 'expected a JSON object');
+  const c = cfg as Record<string, unknown>;
+  const peftType = field(c, 'peft_type', cfile, (v): v is string => typeof v === 'string', 'a string');
+  const bias = field(c, 'bias', cfile, (v): v is string => typeof v === 'string', '"none"', 'none');
+  if (bias !== 'none') throw new PeftFormatError(cfile, 'bias', `only "none" is supported, got ${JSON.stringify(bias)}`);
+  const common = {
+    baseModelNameOrPath: (typeof c.base_model_name_or_path === 'string' ? c.base_model_name_or_path : null) as string | null,
+    taskType: (typeof c.task_type === 'string' ? c.task_type : null) as string | null,
+    targetModules: field(c, 'target_modules', cfile, isTargets, 'a string or a list of strings', [] as string[]),
+  };
+  const byModule = new Map<string, Map<string, Tensor>>();
+  for (const name of weights.tensorNames) {
+    const m = /^base_model\.model\.(.+)\.(lora_A|lora_B|spp_row|spp_col)\.weight$/.exec(name);
+    if (m === null) throw new PeftFormatError(wfile, name, `not an adapter tensor name (expected ${PREFIX}<module>.lora_A.weight / lora_B.weight${peftType === 'SPP' ? ' / spp_row.weight / spp_col.weight' : ''})`);
+    if (!byModule.has(m[1]!)) byModule.set(m[1]!, new Map());
+    byModule.get(m[1]!)!.set(m[2]!, weights.tensor(name));
+  }
+  if (byModule.size === 0) throw new PeftFormatError(wfile, '(tensors)', 'holds no adapter tensors');
+  const float32 = (t: Tensor, name: string): Float32Tensor => {
+    if (t.dtype !== 'float32') throw new PeftFormatError(wfile, name, `expected F32, got ${t.dtype}`);
+    return tensor(Float32Array.from(t.data as Float32Array), t.shape);
+  };
+  const modules: Record<string, AdapterState> = {};
+
+  if (peftType === 'LORA') {
+    const r = field(c, 'r', cfile, (v): v is number => Number.isInteger(v) && (v as number) > 0, 'a positive integer');
+    const alpha = field(c, 'lora_alpha', cfile, isNum, 'a number', 8);
+    const dropout = field(c, 'lora_dropout', cfile, (v): v is number => isNum(v) && v >= 0 && v < 1, 'a number in [0, 1)', 0);
+    const rslora = field(c, 'use_rslora', cfile, isBool, 'a boolean', false);
+    const fanInFanOut = field(c, 'fan_in_fan_out', cfile, isBool, 'a boolean', false);
+    if (c.use_dora === true) throw new PeftFormatError(cfile, 'use_dora', 'DoRA adapters are not supported');
+    for (const key of ['rank_pattern', 'alpha_pattern']) {
+      if (c[key] !== undefined && !isEmptyPattern(c[key])) throw new PeftFormatError(cfile, key, 'per-module ranks or alphas are not supported (must be empty)');
+    }
+    const config: LoraConfig = loraConfigSchema.parse({ r, alpha, rslora, dropout });
+    const variant = c.sqft_sparse_merge === true ? 'sqft' : 'lora';
+    for (const [module, parts] of byModule) {
+      const a = parts.get('lora_A');
+      const b = parts.get('lora_B');
+      const nameA = `${PREFIX}${module}.lora_A.weight`;
+      const nameB = `${PREFIX}${module}.lora_B.weight`;
+      if (parts.has('spp_row') || parts.has('spp_col')) throw new PeftFormatError(wfile, `${PREFIX}${module}`, 'SPP tensors in a LORA adapter');
+      if (a === undefined) throw new PeftFormatError(wfile, nameA, `missing (${nameB} is present)`);
+      if (b === undefined) throw new PeftFormatError(wfile, nameB, `missing (${nameA} is present)`);
+      if (a.shape.length !== 2 || a.shape[0] !== r) throw new PeftFormatError(wfile, nameA, `shape [${a.shape.join(', ')}] should be [r = ${r}, in]`);
+      if (b.shape.length !== 2 || b.shape[1] !== r) throw new PeftFormatError(wfile, nameB, `shape [${b.shape.join(', ')}] should be [out, r = ${r}]`);
+      modules[module] = { variant, shape: [b.shape[0]!, a.shape[1]!], config, params: { lora_A: float32(a, nameA), lora_B: float32(b, nameB) } };
+    }
+    return { variant, config, modules, fanInFanOut, ...common };
+  }
+  if (peftType === 'SPP') {
+    const colInit = field(c, 'spp_col_init', cfile, isNum, 'a number', 1);
+    const config: SppConfig = sppConfigSchema.parse({ colInit });
+    for (const [module, parts] of byModule) {
+      const nameU = `${PREFIX}${module}.spp_row.weight`;
+      const nameV = `${PREFIX}${module}.spp_col.weight`;
+      const u = parts.get('spp_row');
+      const v = parts.get('spp_col');
+      if (parts.has('lora_A') || parts.has('lora_B')) throw new PeftFormatError(wfile, `${PREFIX}${module}`, 'LoRA tensors in an SPP adapter');
+      if (u === undefined || v === undefined) throw new PeftFormatError(wfile, u === undefined ? nameU : nameV, 'missing');
+      if (u.shape.length !== 1) throw new PeftFormatError(wfile, nameU, `shape [${u.shape.join(', ')}] should be [out]`);
+      if (v.shape.length !== 1) throw new PeftFormatError(wfile, nameV, `shape [${v.shape.join(', ')}] should be [in]`);
+      modules[module] = { variant: 'spp', shape: [u.shape[0]!, v.shape[0]!], config, params: { spp_row: float32(u, nameU), spp_col: float32(v, nameV) } };
+    }
+    return { variant: 'spp', config, modules, fanInFanOut: false, ...common };
+  }
+  throw new PeftFormatError(cfile, 'peft_type', `unsupported ${JSON.stringify(peftType)} (LORA and SPP are)`);
+}

@@ -1,0 +1,240 @@
+// Trainable adapters on tfjs variables. attachAdapters wraps a model's named weights (W [out, in] as
+// tf.Variables); each adapter adds trainable tf.Variables per targeted layer, and effectiveWeight(name)
+// gives W + ΔW as a differentiable tf.Tensor for the forward pass. SQFT's ΔW goes through the base mask
+// (so training already sees the merged weight); merges go through the core variants, so they keep the
+// base mask bit-exactly unless `densify` is asked for. The application registers tfjs's gradients and
+// backend (import '@tensorflow/tfjs-core/dist/register_all_gradients' and a backend) before training.
+import { maskFromTensor, type Mask } from '@sparse/masks';
+import { ArgumentError, Random, tensor, type Float32Tensor } from '@sparse/tensor';
+import * as tf from '@tensorflow/tfjs-core';
+import { loraScaling, type LoraConfig } from './variants/lora.js';
+import { getVariant } from './variants/registry.js';
+import type { AdapterState } from './variants/types.js';
+
+export type TargetPattern = string | RegExp | readonly string[] | ((name: string) => boolean);
+
+export interface AdapterOptions {
+  /** Which weights get the adapter: exact names or name suffixes after a '.', a RegExp, or a predicate. */
+  targets: TargetPattern;
+  /** A registered variant with a tfjs form: 'lora', 'sqft' or 'spp'. */
+  variant: string;
+  config?: unknown;
+  /** Seed of the initialization (each layer forks its own stream by name). Default 0. */
+  seed?: number;
+  /** Base masks by weight name; default: each base's nonzeros at attach time. */
+  masks?: Record<string, Mask>;
+}
+
+export interface TrainableReport {
+  adapter: string;
+  layers: { name: string; trainable: number }[];
+  trainable: number;
+  /** Scalars in all wrapped weights (frozen). */
+  base: number;
+  /** trainable / base. */
+  fraction: number;
+}
+
+interface LayerAdapter {
+  state: AdapterState;
+  vars: Record<string, tf.Variable>;
+}
+interface NamedAdapter {
+  variant: string;
+  layers: Map<string, LayerAdapter>;
+}
+
+const TF_VARIANTS = new Set(['lora', 'sqft', 'spp']);
+
+function matcher(t: TargetPattern): (name: string) => boolean {
+  if (typeof t === 'function') return t;
+  if (t instanceof RegExp) return (n) => t.test(n);
+  const list = typeof t === 'string' ? [t] : t;
+  // PEFT's rule: a target matches the full name or its tail after a '.'.
+  return (n) => list.some((x) => n === x || n.endsWith(`.${x}`));
+}
+
+function toCore(v: tf.Tensor): Float32Tensor {
+  return tensor(Float32Array.from(v.dataSync() as Float32Array), v.shape);
+}
+
+export class AdapterModel {
+  readonly weights: Readonly<Record<string, tf.Variable>>;
+  readonly #adapters = new Map<string, NamedAdapter>();
+  readonly #masks = new Map<string, { mask: Mask; tensor: tf.Tensor }>();
+  #active: string | null = null;
+  #enabled = true;
+  /** The adapter currently merged into the weights, if any. */
+  #merged: { name: string; densify: boolean } | null = null;
+
+  constructor(weights: Record<string, tf.Variable>) {
+    for (const [n, w] of Object.entries(weights)) {
+      if (w.rank !== 2 || w.dtype !== 'float32') throw new ArgumentError(`attachAdapters: weight '${n}' must be a float32 matrix [out, in], got ${w.dtype} [${w.shape.join(', ')}]`);
+    }
+    this.weights = { ...weights };
+  }
+
+  /** Adds a named adapter on the matching weights and makes it the active one. */
+  addAdapter(adapterName: string, opts: AdapterOptions): this {
+    if (this.#adapters.has(adapterName)) throw new ArgumentError(`addAdapter: an adapter named '${adapterName}' exists already`);
+    const variant = getVariant(opts.variant);
+    if (!TF_VARIANTS.has(variant.name)) throw new ArgumentError(`addAdapter: variant '${variant.name}' has no tfjs form (${[...TF_VARIANTS].join(', ')} do)`);
+    const config = variant.parseConfig(opts.config ?? {});
+    // training here adds ΔW to the weight (effectiveWeight), so input dropout on the adapter path has no place to act
+    if ((config as { dropout?: number }).dropout) {
+      throw new ArgumentError(`addAdapter: dropout ${(config as { dropout?: number }).dropout} is not supported when training through effectiveWeight; set dropout: 0 (it is kept in PEFT files as lora_dropout)`);
+    }
+    const match = matcher(opts.targets);
+    const names = Object.keys(this.weights).filter(match);
+    if (names.length === 0) throw new ArgumentError(`addAdapter: targets match none of the weights (${Object.keys(this.weights).join(', ')})`);
+    const root = new Random(opts.seed ?? 0);
+    const layers = new Map<string, LayerAdapter>();
+    for (const n of names) {
+      const base = toCore(this.weights[n]!);
+      if (!this.#masks.has(n)) {
+        const mask = opts.masks?.[n] ?? maskFromTensor(base);
+        this.#masks.set(n, { mask, tensor: tf.keep(tf.tensor(Float32Array.from({ length: base.data.length }, (_, k) => ((mask.bits[k >>> 5]! >>> (k & 31)) & 1)), base.shape)) });
+      }
+      const state = variant.init(base, config, root.fork(n));
+      // Unnamed: tfjs variable names are global, and two models may adapt layers of the same name.
+      const vars = Object.fromEntries(Object.entries(state.params).map(([p, t]) => [p, tf.variable(tf.tensor(t.data, t.shape), true)]));
+      layers.set(n, { state, vars });
+    }
+    this.#adapters.set(adapterName, { variant: variant.name, layers });
+    this.#active = adapterName;
+    return this;
+  }
+
+  get activeAdapter(): string | null {
+    return this.#active;
+  }
+  get adapterNames(): string[] {
+    return [...this.#adapters.keys()];
+  }
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** Makes another adapter the active one (refused while one is merged). */
+  setAdapter(adapterName: string): this {
+    this.#adapter(adapterName);
+    this.#notMerged('setAdapter');
+    this.#active = adapterName;
+    return this;
+  }
+  enableAdapters(): this {
+    this.#enabled = true;
+    return this;
+  }
+  /** effectiveWeight returns the plain base weights until enableAdapters. */
+  disableAdapters(): this {
+    this.#notMerged('disableAdapters');
+    this.#enabled = false;
+    return this;
+  }
+  /** Removes an adapter and disposes its variables. */
+  deleteAdapter(adapterName: string): this {
+    const a = this.#adapter(adapterName);
+    if (this.#merged?.name === adapterName) throw new ArgumentError(`deleteAdapter: '${adapterName}' is merged; unmerge it first`);
+    for (const l of a.layers.values()) for (const v of Object.values(l.vars)) v.dispose();
+    this.#adapters.delete(adapterName);
+    if (this.#active === adapterName) this.#active = this.#adapters.size > 0 ? [...this.#adapters.keys()][0]! : null;
+    return this;
+  }
+
+  /** The active adapter's trainable variables (for optimizer.minimize's varList). */
+  trainableVariables(): tf.Variable[] {
+    const a = this.#active === null ? undefined : this.#adapters.get(this.#active);
+    return a ? [...a.layers.values()].flatMap((l) => Object.values(l.vars)) : [];
+  }
+
+  /** W + ΔW of the active adapter for `name` (W itself when disabled, merged, or not targeted). */
+  effectiveWeight(name: string): tf.Tensor {
+    const w = this.weights[name];
+    if (w === undefined) throw new ArgumentError(`effectiveWeight: no weight named '${name}'`);
+    const layer = this.#merged === null && this.#enabled && this.#active !== null ? this.#adapters.get(this.#active)!.layers.get(name) : undefined;
+    if (layer === undefined) return w;
+    const { state, vars } = layer;
+    return tf.tidy(() => {
+      if (state.variant === 'spp') {
+        // W + W ⊙ (u vᵀ): zero wherever W is.
+        const scale = tf.mul(tf.reshape(vars.spp_row!, [-1, 1]), tf.reshape(vars.spp_col!, [1, -1]));
+        return tf.add(w, tf.mul(w, scale));
+      }
+      const delta = tf.mul(tf.matMul(vars.lora_B!, vars.lora_A!), loraScaling(state.config as LoraConfig));
+      // SQFT trains the weight it will merge into: ΔW through the base mask.
+      return tf.add(w, state.variant === 'sqft' ? tf.mul(delta, this.#masks.get(name)!.tensor) : delta);
+    });
+  }
+
+  /** The active adapter's current values as core states (for savePeftAdapter or the core merge). */
+  adapterStates(adapterName = this.#active ?? ''): Record<string, AdapterState> {
+    const a = this.#adapter(adapterName);
+    const out: Record<string, AdapterState> = {};
+    for (const [n, l] of a.layers) out[n] = { ...l.state, params: Object.fromEntries(Object.entries(l.vars).map(([p, v]) => [p, toCore(v)])) };
+    return out;
+  }
+
+  /** Writes W + ΔW of the active adapter into the weights (through each base mask unless densify). */
+  merge(opts: { densify?: boolean } = {}): this {
+    this.#notMerged('merge');
+    const name = this.#requireActive('merge');
+    const variant = getVariant(this.#adapters.get(name)!.variant);
+    for (const [n, s] of Object.entries(this.adapterStates(name))) {
+      const merged = variant.merge(toCore(this.weights[n]!), s, { mask: this.#masks.get(n)!.mask, densify: opts.densify });
+      this.weights[n]!.assign(tf.tensor(merged.data, merged.shape));
+    }
+    this.#merged = { name, densify: opts.densify ?? false };
+    return this;
+  }
+
+  /** Takes the merged adapter back out of the weights. */
+  unmerge(): this {
+    if (this.#merged === null) throw new ArgumentError('unmerge: no adapter is merged');
+    const { name, densify } = this.#merged;
+    const variant = getVariant(this.#adapters.get(name)!.variant);
+    for (const [n, s] of Object.entries(this.adapterStates(name))) {
+      const base = variant.unmerge(toCore(this.weights[n]!), s, { mask: this.#masks.get(n)!.mask, densify });
+      this.weights[n]!.assign(tf.tensor(base.data, base.shape));
+    }
+    this.#merged = null;
+    return this;
+  }
+
+  /** Merges the active adapter, deletes every adapter, and returns the weights (plain model again). */
+  mergeAndUnload(opts: { densify?: boolean } = {}): Record<string, tf.Variable> {
+    if (this.#merged === null) this.merge(opts);
+    this.#merged = null;
+    for (const n of this.adapterNames) this.deleteAdapter(n);
+    for (const m of this.#masks.values()) m.tensor.dispose();
+    this.#masks.clear();
+    return { ...this.weights };
+  }
+
+  /** Trainable scalars of an adapter per layer, against the frozen base. */
+  trainableReport(adapterName = this.#active ?? ''): TrainableReport {
+    const a = this.#adapter(adapterName);
+    const layers = [...a.layers].map(([name, l]) => ({ name, trainable: Object.values(l.vars).reduce((s, v) => s + v.size, 0) }));
+    const trainable = layers.reduce((s, l) => s + l.trainable, 0);
+    const base = Object.values(this.weights).reduce((s, w) => s + w.size, 0);
+    return { adapter: adapterName, layers, trainable, base, fraction: trainable / base };
+  }
+
+  #adapter(name: string): NamedAdapter {
+    const a = this.#adapters.get(name);
+    if (a === undefined) throw new ArgumentError(`no adapter named '${name}' (have: ${this.adapterNames.join(', ') || 'none'})`);
+    return a;
+  }
+  #requireActive(op: string): string {
+    if (this.#active === null) throw new ArgumentError(`${op}: no adapter attached`);
+    return this.#active;
+  }
+  #notMerged(op: string): void {
+    if (this.#merged !== null) throw new ArgumentError(`${op}: adapter '${this.#merged.name}' is merged; unmerge it first`);
+  }
+}
+
+/** Wraps `weights` and attaches one adapter (named `adapterName`, default 'default') to the matching ones. */
+export function attachAdapters(weights: Record<string, tf.Variable>, opts: AdapterOptions & { adapterName?: string }): AdapterModel {
+  return new AdapterModel(weights).addAdapter(opts.adapterName ?? 'default', opts);
+}

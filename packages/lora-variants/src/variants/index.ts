@@ -1,0 +1,6 @@
+export { loraConfigSchema, loraScaling, loraVariant, sqftVariant } from './lora.js';
+export type { LoraConfig, LoraConfigInput } from './lora.js';
+export { sppConfigSchema, sppVariant } from './spp.js';
+export type { SppConfig, SppConfigInput } from './spp.js';
+export { closestVariantName, getVariant, listVariants, registerVariant } from './registry.js';
+export type { AdapterState, AdapterVariant, MergeOptions, UnmergeOptions } from './types.js';

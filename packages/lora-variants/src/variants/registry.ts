@@ -1,0 +1,58 @@
+import { ArgumentError } from '@sparse/tensor';
+import { loraVariant, sqftVariant } from './lora.js';
+import { sppVariant } from './spp.js';
+import type { AdapterVariant } from './types.js';
+
+// Built-ins live in the map from the start, not registered by an importing module: the package is
+// sideEffects-free, so a bundler may skip a module whose only job is registration.
+const registry = new Map<string, AdapterVariant<never>>(
+  [loraVariant, sqftVariant, sppVariant].map((v) => [v.name, v as unknown as AdapterVariant<never>]),
+);
+
+/** Registers a variant under its (unique, lowercase) name; returns a function that unregisters it. */
+export function registerVariant<C>(variant: AdapterVariant<C>): () => void {
+  if (typeof variant?.name !== 'string' || !/^[a-z][a-z0-9_-]*$/.test(variant.name)) {
+    throw new ArgumentError(`registerVariant: name must be lowercase letters, digits, '-' or '_', got ${JSON.stringify(variant?.name)}`);
+  }
+  if (registry.has(variant.name)) throw new ArgumentError(`registerVariant: a variant named '${variant.name}' is already registered`);
+  registry.set(variant.name, variant as AdapterVariant<never>);
+  return () => {
+    if (registry.get(variant.name) === (variant as AdapterVariant<never>)) registry.delete(variant.name);
+  };
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/** The registered name nearest to `name` by edit distance, when it is reasonably near. */
+export function closestVariantName(name: string): string | undefined {
+  const lower = name.toLowerCase();
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const n of listVariants()) {
+    const d = editDistance(lower, n);
+    if (d < bestD) [best, bestD] = [n, d];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(best.length / 2)) ? best : undefined;
+}
+
+/** The variant registered under `name`; unknown names throw ArgumentError with the closest suggestion. */
+export function getVariant<C = unknown>(name: string): AdapterVariant<C> {
+  const v = typeof name === 'string' ? registry.get(name) : undefined;
+  if (v !== undefined) return v as unknown as AdapterVariant<C>;
+  const hint = typeof name === 'string' ? closestVariantName(name) : undefined;
+  throw new ArgumentError(
+    `unknown adapter variant ${JSON.stringify(name)}${hint === undefined ? '' : `; did you mean '${hint}'?`} (registered: ${listVariants().join(', ')})`,
+  );
+}
+
+export function listVariants(): string[] {
+  return [...registry.keys()].sort();
+}

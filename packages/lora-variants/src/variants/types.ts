@@ -1,0 +1,47 @@
+import type { Mask } from '@sparse/masks';
+import type { Float32Tensor, Random, Tensor } from '@sparse/tensor';
+
+/**
+ * One adapter on one weight W of shape [out, in] (y = x Wᵀ, the PyTorch Linear layout).
+ * `params` are the trainable tensors, named as the variant saves them; `config` is the parsed config.
+ */
+export interface AdapterState<C = unknown> {
+  variant: string;
+  shape: [out: number, inp: number];
+  config: C;
+  params: Record<string, Float32Tensor>;
+}
+
+export interface MergeOptions {
+  /** The base's sparsity pattern; default: derived from the base's zeros (all kept for a dense base). */
+  mask?: Mask;
+  /** Add ΔW everywhere, filling the base's zeros (off by default: a merge keeps the mask). */
+  densify?: boolean;
+}
+
+export interface UnmergeOptions {
+  /** The mask the merge went through; default: derived from the merged weight's zeros. */
+  mask?: Mask;
+  /** The merge was done with `densify: true`. */
+  densify?: boolean;
+}
+
+/** A method as a strategy object: everything the core needs to initialize, apply, merge and unmerge it. */
+export interface AdapterVariant<C = unknown> {
+  readonly name: string;
+  readonly description: string;
+  /** Parses a user config (fills defaults); throws ArgumentError naming the field. */
+  parseConfig(config: unknown): C;
+  /** A fresh adapter for `base` (its ΔW is zero). */
+  init(base: Tensor, config: unknown, rng: Random): AdapterState<C>;
+  /** The dense ΔW the adapter adds to `base` (SPP's depends on the base, LoRA's does not). */
+  delta(state: AdapterState<C>, base: Tensor): Float32Tensor;
+  /** x [n, in] -> x (W + ΔW)ᵀ without forming ΔW. */
+  forward(x: Tensor, base: Tensor, state: AdapterState<C>): Float32Tensor;
+  /** A new weight W + ΔW (through the mask unless `densify`). */
+  merge(base: Tensor, state: AdapterState<C>, opts?: MergeOptions): Float32Tensor;
+  /** The base weight back from a merged one. */
+  unmerge(merged: Tensor, state: AdapterState<C>, opts?: UnmergeOptions): Float32Tensor;
+  /** Trainable scalars for a weight of `shape`, in closed form. */
+  trainableCount(shape: readonly [number, number], config: unknown): number;
+}
