@@ -50,6 +50,11 @@ void csrStripT(int64_t count, const float* vals, const int32_t* cols, int64_t co
   _Pragma("GCC unroll 8")
   for (int k = 0; k < NV; ++k) acc[k] = acc2[k] = _mm256_setzero_ps();
   int64_t t = 0;
+  if (NV == 8) {
+    // Eight vectors: a second set would not fit the 16 registers (two spills per value pair in
+    // the inner loop), and one set already has eight independent FMA chains.
+    for (; t < count; ++t) axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(vals + t), b + (cols[t] - colBase) * ldb, mask);
+  }
   // Two accumulator sets so narrow strips still keep enough FMAs in flight.
   for (; t + 2 <= count; t += 2) {
     axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(vals + t), b + (cols[t] - colBase) * ldb, mask);
@@ -136,7 +141,23 @@ void nmStripFixed(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t
     int64_t bit = q * BITS;
     const float* bg = b;
     int parity = 0;
-    for (int64_t g = g0; g < g1; ++g, bg += groupStride, vals += KEEP, bit += kWidth) {
+    int64_t g = g0;
+    if (KEEP == 2 && kMaxShift + 2 * kWidth <= 16) {  // 2:4 (two groups' positions in two bytes)
+      // Two groups' four values with one 128-bit load, each broadcast by an in-register shuffle:
+      // the loop is bound by loads (6 B vectors per value), so a broadcast load per value costs.
+      for (; g + 2 <= g1; g += 2, bg += 2 * groupStride, vals += 4, bit += 2 * kWidth) {
+        const __m256 v4 = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(vals));
+        const int64_t byte = bit >> 3;
+        uint32_t word = idx[byte];
+        if ((bit & 7) + 2 * kWidth > 8 && byte + 1 < len) word |= static_cast<uint32_t>(idx[byte + 1]) << 8;
+        word >>= (bit & 7);
+        axpyStrip<NV, false>(acc, _mm256_shuffle_ps(v4, v4, 0x00), bg + (word & kField) * kLd, all);
+        axpyStrip<NV, false>(acc2, _mm256_shuffle_ps(v4, v4, 0x55), bg + ((word >> BITS) & kField) * kLd, all);
+        axpyStrip<NV, false>(acc, _mm256_shuffle_ps(v4, v4, 0xAA), bg + groupStride + ((word >> (2 * BITS)) & kField) * kLd, all);
+        axpyStrip<NV, false>(acc2, _mm256_shuffle_ps(v4, v4, 0xFF), bg + groupStride + ((word >> (3 * BITS)) & kField) * kLd, all);
+      }
+    }
+    for (; g < g1; ++g, bg += groupStride, vals += KEEP, bit += kWidth) {
       const int64_t byte = bit >> 3;
       uint32_t word = idx[byte];
       // A second byte only when this group's field crosses into it (it then exists in the buffer).

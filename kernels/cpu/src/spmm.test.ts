@@ -255,6 +255,28 @@ suite(title('native spmm kernels'), () => {
     );
   });
 
+  it('spmmNM 2:4 and 2:8 on whole-vector strips (the unrolled kernels, two groups per step) with odd group counts and offsets', () => {
+    const arb = fc.record({
+      rows: fc.integer({ min: 1, max: 9 }),
+      // Odd counts and counts past one K block (32 groups of 4), so the two-group step leaves a tail.
+      groups: fc.oneof(fc.constantFrom(1, 2, 3, 31, 33, 63, 65), fc.integer({ min: 1, max: 90 })),
+      nm: fc.constantFrom<[number, number]>([2, 4], [2, 8]),
+      seed: fc.integer(),
+    });
+    const dense = fc.record({ n: fc.constantFrom(8, 16, 24, 40, 48, 56, 96, 104), alpha: scalar, beta: scalar, offsets: fc.tuple(fc.nat(5), fc.nat(5)), pads: fc.tuple(fc.nat(4), fc.nat(4)), poisonC: fc.boolean(), seed: fc.integer() });
+    fc.assert(
+      fc.property(arb, dense, (lp, dp) => {
+        const { a, dense: w } = makeNM(lp);
+        const cols = lp.groups * lp.nm[1];
+        const d = denseArgs(dp, lp.rows, cols);
+        const before = d.c.slice();
+        nm({ ...d, a });
+        expectProduct(d.c, before, w, lp.rows, cols, d, `native ${JSON.stringify(lp)} ${JSON.stringify(dp)}`);
+      }),
+      { numRuns: 120 },
+    );
+  });
+
   it('spmmBlock matches the brute force and the reference, never touching edge-block padding', () => {
     fc.assert(
       fc.property(bsrArb, denseArb, (lp, dp) => {
