@@ -2,7 +2,7 @@
 // `pnpm bench [name...]`: runs the benchmarks named (all when none), found as
 // packages/*/bench/<name>.bench.mjs, kernels/*/bench/..., apps/*/bench/... after a build.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './harness.mjs';
 
@@ -31,7 +31,13 @@ if (unknown.length > 0) {
   console.error(`unknown benchmark(s): ${unknown.join(', ')}; available: ${[...available.keys()].join(', ') || '(none yet)'}`);
   process.exit(2);
 }
-execFileSync('npx', ['turbo', 'run', 'build', '--output-logs=errors-only'], { cwd: repoRoot, stdio: 'inherit' });
+// turbo needs the pinned pnpm on PATH: present under `pnpm bench`, fetched through npx when run as plain node
+const underPnpm = /pnpm/.test(process.env.npm_execpath ?? '');
+const pnpmSpec = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).packageManager;
+const build = ['turbo', 'run', 'build', '--output-logs=errors-only'];
+const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1' };
+if (underPnpm) execFileSync('npx', build, { cwd: repoRoot, stdio: 'inherit', env });
+else execFileSync('npx', ['--yes', pnpmSpec, 'exec', ...build], { cwd: repoRoot, stdio: 'inherit', env });
 for (const n of names) {
   console.log(`\n== bench ${n} ==`);
   execFileSync(process.execPath, [available.get(n)], { cwd: repoRoot, stdio: 'inherit' });
