@@ -61,11 +61,11 @@ describe('parseStrictJson', () => {
     expect(() => parseStrictJson('[[[[1]]]]', 3)).toThrowError(/nesting deeper than 3/);
   });
 
-  it('handles large inputs in linear time', () => {
+  // quadratic behaviour would blow the test timeout; no wall-clock assertion (machines here are shared)
+  it('parses a large header', () => {
     const big = `{${Array.from({ length: 100_000 }, (_, i) => `"k${i}":{"shape":[${i},2],"s":"${'x'.repeat(20)}"}`).join(',')}}`;
-    const t0 = Date.now();
     const v = parseStrictJson(big) as Map<string, unknown>;
     expect(v.size).toBe(100_000);
-    expect(Date.now() - t0).toBeLessThan(20_000); // generous: a guard against quadratic behaviour, not a benchmark
+    expect(v.get('k99999')).toBeInstanceOf(Map);
   });
 });
