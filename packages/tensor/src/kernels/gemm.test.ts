@@ -1,73 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError, DTypeError, ShapeError, SparseError } from '../errors.js';
-import { bruteForce, expectClose, randomArray, rng } from './__fixtures__/dense.js';
+import { makeGemmCase as makeCase, gemmBruteForce as expected } from '../testing.js';
+import { expectClose } from './__fixtures__/dense.js';
 import { gemmReference } from './reference/gemm.js';
 import type { GemmArgs } from './types.js';
 import { validateGemmArgs } from './validate.js';
 
 const dim = fc.oneof(fc.constantFrom(0, 1), fc.integer({ min: 0, max: 9 }), fc.integer({ min: 10, max: 33 }));
 const scalar = fc.oneof(fc.constantFrom(0, 1, -1, 0.5, 2.25), fc.double({ min: -3, max: 3, noNaN: true }));
-
-interface Case {
-  args: GemmArgs;
-  before: Float32Array;
-}
-
-/** Builds a gemm call with padded leading dimensions, offsets and trailing slack in every array. */
-function makeCase(p: {
-  m: number;
-  n: number;
-  k: number;
-  transA: boolean;
-  transB: boolean;
-  alpha: number;
-  beta: number;
-  offsets: [number, number, number];
-  pads: [number, number, number];
-  seed: number;
-  poisonC: boolean;
-}): Case {
-  const next = rng(p.seed);
-  const [aRows, aCols] = p.transA ? [p.k, p.m] : [p.m, p.k];
-  const [bRows, bCols] = p.transB ? [p.n, p.k] : [p.k, p.n];
-  const lda = Math.max(1, aCols) + p.pads[0];
-  const ldb = Math.max(1, bCols) + p.pads[1];
-  const ldc = Math.max(1, p.n) + p.pads[2];
-  const a = randomArray(p.offsets[0] + aRows * lda + 2, next);
-  const b = randomArray(p.offsets[1] + bRows * ldb + 2, next);
-  const c = randomArray(p.offsets[2] + p.m * ldc + 2, next);
-  if (p.poisonC && p.beta === 0) {
-    // BLAS: with beta = 0 C is not read, so NaN and Inf there must not reach the result.
-    for (let i = 0; i < p.m; i++) for (let j = 0; j < p.n; j++) c[p.offsets[2] + i * ldc + j] = j % 2 ? NaN : Infinity;
-  }
-  const args: GemmArgs = {
-    transA: p.transA,
-    transB: p.transB,
-    m: p.m,
-    n: p.n,
-    k: p.k,
-    alpha: p.alpha,
-    a,
-    aOffset: p.offsets[0],
-    lda,
-    b,
-    bOffset: p.offsets[1],
-    ldb,
-    beta: p.beta,
-    c,
-    cOffset: p.offsets[2],
-    ldc,
-  };
-  return { args, before: c.slice() };
-}
-
-function expected({ args, before }: Case) {
-  const { transA, transB, a, aOffset, lda, b, bOffset, ldb } = args;
-  const getA = (i: number, p: number) => (transA ? a[aOffset + p * lda + i]! : a[aOffset + i * lda + p]!);
-  const getB = (p: number, j: number) => (transB ? b[bOffset + j * ldb + p]! : b[bOffset + p * ldb + j]!);
-  return bruteForce(args.m, args.n, args.k, args.alpha, getA, getB, args.beta, before, args.cOffset, args.ldc);
-}
 
 const caseArb = fc.record({
   m: dim,
