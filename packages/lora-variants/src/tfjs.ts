@@ -7,7 +7,7 @@
 import { maskFromTensor, type Mask } from '@sparse/masks';
 import { ArgumentError, Random, tensor, type Float32Tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { loraScaling, type LoraConfig } from './variants/lora.js';
+import { getTfForm, listTfForms } from './tfjs-forms/index.js';
 import { getVariant } from './variants/registry.js';
 import type { AdapterState } from './variants/types.js';
 
@@ -44,7 +44,8 @@ interface NamedAdapter {
   layers: Map<string, LayerAdapter>;
 }
 
-const TF_VARIANTS = new Set(['lora', 'sqft', 'spp']);
+export { getTfForm, listTfForms } from './tfjs-forms/index.js';
+export type { TfAdapterForm, TfFormContext } from './tfjs-forms/index.js';
 
 function matcher(t: TargetPattern): (name: string) => boolean {
   if (typeof t === 'function') return t;
@@ -63,6 +64,8 @@ export class AdapterModel {
   readonly #adapters = new Map<string, NamedAdapter>();
   readonly #masks = new Map<string, { mask: Mask; tensor: tf.Tensor }>();
   #active: string | null = null;
+  /** Whether effectiveWeight is for a training step (forms with dropout-like behaviour read it). */
+  training = true;
   #enabled = true;
   /** The adapter currently merged into the weights, if any. */
   #merged: { name: string; densify: boolean } | null = null;
@@ -78,7 +81,8 @@ export class AdapterModel {
   addAdapter(adapterName: string, opts: AdapterOptions): this {
     if (this.#adapters.has(adapterName)) throw new ArgumentError(`addAdapter: an adapter named '${adapterName}' exists already`);
     const variant = getVariant(opts.variant);
-    if (!TF_VARIANTS.has(variant.name)) throw new ArgumentError(`addAdapter: variant '${variant.name}' has no tfjs form (${[...TF_VARIANTS].join(', ')} do)`);
+    const form = getTfForm(variant.name);
+    if (form === undefined) throw new ArgumentError(`addAdapter: variant '${variant.name}' has no tfjs form (${listTfForms().join(', ')} do)`);
     const config = variant.parseConfig(opts.config ?? {});
     // training here adds ΔW to the weight (effectiveWeight), so input dropout on the adapter path has no place to act
     if ((config as { dropout?: number }).dropout) {
@@ -97,7 +101,8 @@ export class AdapterModel {
       }
       const state = variant.init(base, config, root.fork(n));
       // Unnamed: tfjs variable names are global, and two models may adapt layers of the same name.
-      const vars = Object.fromEntries(Object.entries(state.params).map(([p, t]) => [p, tf.variable(tf.tensor(t.data, t.shape), true)]));
+      const frozen = new Set(form.frozen ?? []);
+      const vars = Object.fromEntries(Object.entries(state.params).map(([p, t]) => [p, tf.variable(tf.tensor(t.data, t.shape), !frozen.has(p))]));
       layers.set(n, { state, vars });
     }
     this.#adapters.set(adapterName, { variant: variant.name, layers });
@@ -145,7 +150,7 @@ export class AdapterModel {
   /** The active adapter's trainable variables (for optimizer.minimize's varList). */
   trainableVariables(): tf.Variable[] {
     const a = this.#active === null ? undefined : this.#adapters.get(this.#active);
-    return a ? [...a.layers.values()].flatMap((l) => Object.values(l.vars)) : [];
+    return a ? [...a.layers.values()].flatMap((l) => Object.values(l.vars).filter((v) => v.trainable)) : [];
   }
 
   /** W + ΔW of the active adapter for `name` (W itself when disabled, merged, or not targeted). */
@@ -155,16 +160,8 @@ export class AdapterModel {
     const layer = this.#merged === null && this.#enabled && this.#active !== null ? this.#adapters.get(this.#active)!.layers.get(name) : undefined;
     if (layer === undefined) return w;
     const { state, vars } = layer;
-    return tf.tidy(() => {
-      if (state.variant === 'spp') {
-        // W + W ⊙ (u vᵀ): zero wherever W is.
-        const scale = tf.mul(tf.reshape(vars.spp_row!, [-1, 1]), tf.reshape(vars.spp_col!, [1, -1]));
-        return tf.add(w, tf.mul(w, scale));
-      }
-      const delta = tf.mul(tf.matMul(vars.lora_B!, vars.lora_A!), loraScaling(state.config as LoraConfig));
-      // SQFT trains the weight it will merge into: ΔW through the base mask.
-      return tf.add(w, state.variant === 'sqft' ? tf.mul(delta, this.#masks.get(name)!.tensor) : delta);
-    });
+    const form = getTfForm(state.variant)!;
+    return tf.tidy(() => form.effectiveWeight({ base: w, vars, state, mask: this.#masks.get(name)!.tensor, training: this.training }));
   }
 
   /** The active adapter's current values as core states (for savePeftAdapter or the core merge). */
@@ -214,7 +211,7 @@ export class AdapterModel {
   /** Trainable scalars of an adapter per layer, against the frozen base. */
   trainableReport(adapterName = this.#active ?? ''): TrainableReport {
     const a = this.#adapter(adapterName);
-    const layers = [...a.layers].map(([name, l]) => ({ name, trainable: Object.values(l.vars).reduce((s, v) => s + v.size, 0) }));
+    const layers = [...a.layers].map(([name, l]) => ({ name, trainable: Object.values(l.vars).reduce((s, v) => s + (v.trainable ? v.size : 0), 0) }));
     const trainable = layers.reduce((s, l) => s + l.trainable, 0);
     const base = Object.values(this.weights).reduce((s, w) => s + w.size, 0);
     return { adapter: adapterName, layers, trainable, base, fraction: trainable / base };

@@ -2,11 +2,13 @@ import { ArgumentError } from '@sparse/tensor';
 import { loraVariant, sqftVariant } from './lora.js';
 import { sppVariant } from './spp.js';
 import type { AdapterVariant } from './types.js';
+import { familyVariants } from './family/index.js';
+import { sparseVariants } from './sparse/index.js';
 
 // Built-ins live in the map from the start, not registered by an importing module: the package is
 // sideEffects-free, so a bundler may skip a module whose only job is registration.
 const registry = new Map<string, AdapterVariant<never>>(
-  [loraVariant, sqftVariant, sppVariant].map((v) => [v.name, v as unknown as AdapterVariant<never>]),
+  [loraVariant, sqftVariant, sppVariant, ...familyVariants, ...sparseVariants].map((v) => [v.name, v as unknown as AdapterVariant<never>]),
 );
 
 /** Registers a variant under its (unique, lowercase) name; returns a function that unregisters it. */

@@ -1,0 +1,66 @@
+// The interface every built-in model implements, so that stages (calibrate, prune, adapt,
+// distill, export) work on any architecture. Linear weights are stored [out, in] (PyTorch's
+// nn.Linear layout, which is also what the pruners and adapters take); y = x Wᵀ + b.
+
+import type * as tf from '@tensorflow/tfjs-core';
+
+export type Architecture = 'gpt' | 'llama';
+
+/** One linear layer whose weight a stage may prune, mask or adapt. */
+export interface LinearInfo {
+  /** Parameter name of the weight, e.g. 'h.0.mlp.c_fc.weight' or 'model.layers.0.mlp.up_proj.weight'. */
+  name: string;
+  /** Parameter name of its bias, if it has one. */
+  bias?: string;
+  out: number;
+  in: number;
+  /** Index of the transformer block it belongs to. */
+  block: number;
+  /**
+   * Order of evaluation inside the block: layers with the same group read the same input (q, k, v);
+   * a later group reads what earlier groups produce. Sequential calibration walks (block, group).
+   */
+  group: number;
+  /** What it does: 'attn.qkv', 'attn.q', 'attn.k', 'attn.v', 'attn.out', 'mlp.up', 'mlp.gate', 'mlp.down', 'moe.router', ... */
+  role: string;
+  /** For mixture-of-experts layers, the expert index. */
+  expert?: number;
+}
+
+/** Callbacks a forward pass honours; all optional. */
+export interface ForwardHooks {
+  /** The weight the forward pass uses for a parameter (masked, adapted, ...); default the parameter itself. */
+  weight?: (name: string, param: tf.Tensor) => tf.Tensor;
+  /** Receives each linear layer's input [tokens, in] (calibration). Runs for every LinearInfo. */
+  linearInput?: (info: LinearInfo, x: tf.Tensor2D) => void;
+  /** Receives each block's output hidden states [B*T, d] (layer-wise distillation). */
+  blockOutput?: (block: number, h: tf.Tensor2D) => void;
+  /** Receives each MoE layer's routing: which expert each token went to and its gate weights. */
+  routing?: (block: number, experts: tf.Tensor2D, gates: tf.Tensor2D) => void;
+}
+
+/** Everything needed to rebuild a model: architecture plus its size fields. */
+export interface ModelSpec {
+  architecture: Architecture;
+  vocab: number;
+  ctx: number;
+  [field: string]: unknown;
+}
+
+export interface LanguageModel {
+  readonly architecture: Architecture;
+  /** The full configuration (plain JSON), enough for createModel to rebuild the model. */
+  readonly spec: Readonly<ModelSpec>;
+  readonly params: Readonly<Record<string, tf.Variable>>;
+  /** Number of transformer blocks. */
+  readonly blocks: number;
+  /** Every prunable linear layer, in evaluation order (block, group). Embeddings and norms are not included. */
+  linears(): LinearInfo[];
+  /** Next-token logits [B*T, V] for ids [B, T]. */
+  logits2d(ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor2D;
+  /** Mean next-token cross-entropy (nats) of ids [B,T] against targets [B,T]. */
+  loss(ids: tf.Tensor2D, targets: tf.Tensor2D, hooks?: ForwardHooks): tf.Scalar;
+  variables(): tf.Variable[];
+  numParams(): number;
+  dispose(): void;
+}

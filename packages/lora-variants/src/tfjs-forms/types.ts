@@ -1,0 +1,28 @@
+// The tfjs face of an adapter variant: how its trainable tensors turn the frozen base weight into
+// the weight the forward pass uses. The core variant (../variants) stays free of tfjs; a variant
+// trains in tfjs once it has a form here. Forms may gain optional members; existing ones keep
+// their meaning.
+import type * as tf from '@tensorflow/tfjs-core';
+import type { AdapterState } from '../variants/types.js';
+
+export interface TfFormContext {
+  /** The frozen base weight W [out, in] (a tf.Variable the adapter never trains). */
+  base: tf.Tensor;
+  /** The adapter's tensors by the names the core state uses (trainable ones are tf.Variables). */
+  vars: Readonly<Record<string, tf.Variable>>;
+  /** The state at attach time (config, shape, variant name); its params are not kept current. */
+  state: AdapterState;
+  /** The base's 0/1 mask [out, in] as float32 (1 where the base is kept). */
+  mask: tf.Tensor;
+  /** Whether the forward pass is for training (dropout-like behaviour applies only then). */
+  training: boolean;
+}
+
+export interface TfAdapterForm {
+  /** The core variant's name. */
+  readonly variant: string;
+  /** W + ΔW as a differentiable tensor, inside the caller's tidy. */
+  effectiveWeight(ctx: TfFormContext): tf.Tensor;
+  /** Names of state params kept fixed during training (e.g. asymmetric LoRA's random A). */
+  readonly frozen?: readonly string[];
+}
