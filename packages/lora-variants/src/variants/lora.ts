@@ -41,6 +41,7 @@ function makeLoraVariant(name: 'lora' | 'sqft', description: string): AdapterVar
   return {
     name,
     description,
+    configSchema: loraConfigSchema,
     parseConfig: (config) => parseWith(loraConfigSchema, config, name),
     init(base: Tensor, config: unknown, rng: Random) {
       const c = parseWith(loraConfigSchema, config, name);

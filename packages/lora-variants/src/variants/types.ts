@@ -1,5 +1,6 @@
 import type { Mask } from '@sparse/masks';
 import type { Float32Tensor, Random, Tensor } from '@sparse/tensor';
+import type { z } from 'zod';
 
 /**
  * One adapter on one weight W of shape [out, in] (y = x Wᵀ, the PyTorch Linear layout).
@@ -30,6 +31,8 @@ export interface UnmergeOptions {
 export interface AdapterVariant<C = unknown> {
   readonly name: string;
   readonly description: string;
+  /** The config's zod schema, when it has one (tools list its fields and defaults from it). */
+  readonly configSchema?: z.ZodType;
   /** Parses a user config (fills defaults); throws ArgumentError naming the field. */
   parseConfig(config: unknown): C;
   /** A fresh adapter for `base` (its ΔW is zero). */

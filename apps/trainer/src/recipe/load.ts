@@ -1,0 +1,137 @@
+// Reading and validating a recipe: YAML or JSON text -> a fully resolved recipe (every default filled
+// in, every method config parsed by its own schema), or a RecipeError listing every problem with its
+// path. Nothing runs until the whole recipe is valid.
+
+import { readFileSync } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
+import { closestNames } from '@sparse/tensor';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { joinPath, RecipeError, type RecipeProblem } from './errors.js';
+import { findMethod, KINDS_WITH_METHOD, listMethods } from './methods.js';
+import { recipeHeadSchema, STAGE_KINDS, stageSchemas, type ResolvedRecipe, type StageKind, type StageSpec } from './schema.js';
+
+function zodProblems(prefix: string, error: z.ZodError): RecipeProblem[] {
+  return error.issues.map((i) => {
+    let message = i.message;
+    if (i.code === 'unrecognized_keys') {
+      // name the unknown keys and what was meant, when it is a near miss
+      const known = knownKeys(prefix);
+      message = i.keys
+        .map((k) => {
+          const near = closestNames(k, known, 1);
+          return `unknown field '${k}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}`;
+        })
+        .join('; ');
+    }
+    return { path: joinPath(prefix, i.path), message };
+  });
+}
+
+/** The fields allowed at a path prefix, for "did you mean" on unknown keys. */
+let keyHints: Map<string, string[]> = new Map();
+function knownKeys(prefix: string): string[] {
+  return keyHints.get(prefix) ?? [];
+}
+
+/** Parses YAML (or JSON, a subset) text; syntax errors name the line and column. */
+export function parseRecipeText(text: string, source: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new RecipeError(
+      source,
+      doc.errors.map((e) => ({ path: '', message: `${e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}: ` : ''}${e.message.split('\n')[0]}` })),
+    );
+  }
+  return doc.toJS();
+}
+
+export interface ResolveOptions {
+  /** Shown in errors and used as the default name (a file path, or '<inline>'). */
+  source?: string;
+  /** Relative paths in the recipe (data, checkpoints) resolve against this folder. */
+  baseDir?: string;
+}
+
+/** Validates a parsed recipe object and fills in every default. */
+export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): ResolvedRecipe {
+  const source = options.source ?? '<inline>';
+  const problems: RecipeProblem[] = [];
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new RecipeError(source, [{ path: '', message: `expected a mapping with model, data and stages, got ${Array.isArray(raw) ? 'a list' : typeof raw}` }]);
+  }
+  keyHints = new Map([['', Object.keys(recipeHeadSchema.shape)]]);
+  const head = recipeHeadSchema.safeParse(raw);
+  if (!head.success) problems.push(...zodProblems('', head.error));
+  const stagesRaw = Array.isArray((raw as { stages?: unknown }).stages) ? ((raw as { stages: unknown[] }).stages) : [];
+  const stages: StageSpec[] = [];
+  stagesRaw.forEach((s, i) => {
+    const at = `stages[${i}]`;
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) {
+      problems.push({ path: at, message: 'expected a mapping with a `stage` field' });
+      return;
+    }
+    const kind = (s as { stage?: unknown }).stage;
+    if (typeof kind !== 'string' || !(STAGE_KINDS as readonly string[]).includes(kind)) {
+      const near = typeof kind === 'string' ? closestNames(kind, STAGE_KINDS, 1) : [];
+      problems.push({
+        path: `${at}.stage`,
+        message: `expected one of ${STAGE_KINDS.join(', ')}; got ${JSON.stringify(kind)}${near.length ? ` (did you mean '${near[0]}'?)` : ''}`,
+      });
+      return;
+    }
+    const schema = stageSchemas[kind as StageKind];
+    keyHints.set(at, Object.keys(schema.shape));
+    const parsed = schema.safeParse(s);
+    if (!parsed.success) {
+      problems.push(...zodProblems(at, parsed.error));
+      return;
+    }
+    const stage = parsed.data as StageSpec;
+    if (KINDS_WITH_METHOD.includes(stage.stage)) {
+      const st = stage as StageSpec & { method: string; config: Record<string, unknown> };
+      const method = findMethod(stage.stage, st.method);
+      if (method === undefined) {
+        const known = listMethods(stage.stage).map((m) => m.name);
+        const near = closestNames(st.method, known);
+        problems.push({
+          path: `${at}.method`,
+          message: `unknown ${stage.stage} method '${st.method}'${near.length ? `; did you mean ${near.map((n) => `'${n}'`).join(' or ')}?` : ''} (known: ${known.join(', ')})`,
+        });
+        return;
+      }
+      if (method.schema && 'shape' in method.schema) keyHints.set(`${at}.config`, Object.keys((method.schema as z.ZodObject).shape));
+      const cfg = method.parse(st.config);
+      if (!cfg.ok) {
+        for (const i of cfg.issues) problems.push({ path: joinPath(`${at}.config`, i.path), message: i.message });
+        return;
+      }
+      st.config = cfg.value;
+    }
+    stages.push(stage);
+  });
+  if (problems.length > 0 || !head.success) throw new RecipeError(source, problems);
+  const h = head.data;
+  const base = options.baseDir;
+  const abs = (p: string) => (base === undefined || isAbsolute(p) ? p : resolve(base, p));
+  const model = 'checkpoint' in h.model ? { checkpoint: abs(h.model.checkpoint as string) } : h.model;
+  const data = { ...h.data, ...(h.data.path !== undefined ? { path: abs(h.data.path) } : {}) };
+  if (typeof data.tokenizer === 'object') data.tokenizer = { file: abs(data.tokenizer.file) };
+  const dataProblems: RecipeProblem[] = [];
+  if (data.source !== 'embedded' && data.path === undefined) dataProblems.push({ path: 'data.path', message: `source '${data.source}' needs a path` });
+  if (data.source === 'embedded' && data.path !== undefined) dataProblems.push({ path: 'data.path', message: "source 'embedded' takes no path (use source: text or jsonl)" });
+  if (dataProblems.length) throw new RecipeError(source, dataProblems);
+  const name = h.name ?? (source.startsWith('<') ? 'recipe' : basename(source, extname(source)));
+  return { name, ...(h.description !== undefined ? { description: h.description } : {}), seed: h.seed, model, data, eval: h.eval, stages };
+}
+
+/** Reads, parses and resolves a recipe file (.yaml, .yml or .json). */
+export function loadRecipeFile(path: string): ResolvedRecipe {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new RecipeError(path, [{ path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
+  }
+  return resolveRecipe(parseRecipeText(text, path), { source: path, baseDir: dirname(resolve(path)) });
+}

@@ -1,0 +1,149 @@
+// Every method a recipe stage can name, gathered from the packages' registries (pruners, adapter
+// variants) and the trainer's own (training modes, distillation). `sparse-train methods` prints
+// this catalogue; recipe validation parses each stage's config with the method's schema.
+
+import { getPruner, listPruners } from '@sparse/pruners';
+import { getVariant, listVariants } from '@sparse/lora-variants';
+import { listTfForms } from '@sparse/lora-variants/tfjs';
+import { z } from 'zod';
+import type { StageKind } from './schema.js';
+
+export interface ConfigIssue {
+  path: readonly PropertyKey[];
+  message: string;
+}
+
+export type ParseOutcome = { ok: true; value: Record<string, unknown> } | { ok: false; issues: ConfigIssue[] };
+
+export interface MethodInfo {
+  kind: StageKind;
+  name: string;
+  description: string;
+  /** The package the method comes from. */
+  from: string;
+  /** The config schema, when the method has a zod one (fields and defaults are listed from it). */
+  schema?: z.ZodType;
+  parse(config: unknown): ParseOutcome;
+}
+
+function fromZod(schema: z.ZodType): (config: unknown) => ParseOutcome {
+  return (config) => {
+    const r = schema.safeParse(config ?? {});
+    return r.success ? { ok: true, value: r.data as Record<string, unknown> } : { ok: false, issues: r.error.issues.map((i) => ({ path: i.path, message: i.message })) };
+  };
+}
+
+/** N:M training through the mask (@sparse/nm/tfjs estimators); the mask is recomputed from the weights every `recomputeEvery` steps. */
+export const nmTrainConfigSchema = z.strictObject({
+  n: z.int().min(1).default(2),
+  m: z.int().min(2).default(4),
+  /** ste: straight-through; sr-ste: plus lambda (1-mask) W on pruned weights; progressive: decayed gradient to pruned weights. */
+  estimator: z.enum(['ste', 'sr-ste', 'progressive']).default('sr-ste'),
+  /** SR-STE's decay on pruned weights. */
+  lambda: z.number().min(0).default(2e-4),
+  /** Progressive: the factor on pruned weights' gradient goes from 1 to this over the stage (cosine). */
+  finalDecay: z.number().min(0).max(1).default(0),
+  recomputeEvery: z.int().min(1).default(1),
+}).refine((c) => c.n < c.m, { message: 'N:M needs n < m', path: ['n'] });
+
+/** SquareHead (Kurtic et al.): per-block L2 between student and teacher hidden states, each normalized by the teacher's. */
+export const squareHeadConfigSchema = z.strictObject({
+  /** Weight of the summed per-block normalized MSE. */
+  featureWeight: z.number().min(0).default(1),
+  /** Weight of the next-token cross-entropy on the data. */
+  ceWeight: z.number().min(0).default(1),
+  /** Weight of the KL divergence from the teacher's next-token distribution. */
+  logitWeight: z.number().min(0).default(0),
+});
+
+const trainerMethods: MethodInfo[] = ([
+  { kind: 'pretrain', name: 'dense', description: 'dense training of every parameter (Adam, warmup + cosine decay)', from: '@sparse/trainer', schema: z.strictObject({}) },
+  { kind: 'train', name: 'dense', description: 'dense training; pruned weights may grow back', from: '@sparse/trainer', schema: z.strictObject({}) },
+  { kind: 'train', name: 'masked', description: 'train with the current masks held fixed: pruned weights stay exactly zero', from: '@sparse/trainer', schema: z.strictObject({}) },
+  { kind: 'train', name: 'nm', description: 'N:M training from the current weights with STE, SR-STE or progressive gradient flow (@sparse/nm)', from: '@sparse/nm', schema: nmTrainConfigSchema },
+  { kind: 'distill', name: 'squarehead', description: 'SquareHead distillation from a dense self-teacher, masks held fixed', from: '@sparse/trainer', schema: squareHeadConfigSchema },
+] satisfies Omit<MethodInfo, 'parse'>[]).map((m) => ({ ...m, parse: fromZod(m.schema!) }));
+
+function prunerMethods(): MethodInfo[] {
+  return listPruners().map((name) => {
+    const def = getPruner(name);
+    return { kind: 'prune' as const, name, description: def.description, from: '@sparse/pruners', schema: def.configSchema, parse: fromZod(def.configSchema) };
+  });
+}
+
+function adapterMethods(): MethodInfo[] {
+  const trainable = new Set(listTfForms());
+  return listVariants()
+    .filter((n) => trainable.has(n))
+    .map((name) => {
+      const v = getVariant(name);
+      const parse = v.configSchema
+        ? fromZod(v.configSchema)
+        : (config: unknown): ParseOutcome => {
+            try {
+              return { ok: true, value: v.parseConfig(config) as Record<string, unknown> };
+            } catch (err) {
+              return { ok: false, issues: [{ path: [], message: err instanceof Error ? err.message : String(err) }] };
+            }
+          };
+      return { kind: 'adapt' as const, name, description: v.description, from: '@sparse/lora-variants', schema: v.configSchema, parse };
+    });
+}
+
+/** All methods of a stage kind (or of every kind), sorted by kind then name. */
+export function listMethods(kind?: StageKind): MethodInfo[] {
+  const all = [...trainerMethods, ...prunerMethods(), ...adapterMethods()];
+  return all.filter((m) => kind === undefined || m.kind === kind).sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind.localeCompare(b.kind)));
+}
+
+export function findMethod(kind: StageKind, name: string): MethodInfo | undefined {
+  return listMethods(kind).find((m) => m.name === name);
+}
+
+/** Stage kinds that take a method. */
+export const KINDS_WITH_METHOD: readonly StageKind[] = ['pretrain', 'prune', 'train', 'adapt', 'distill'];
+
+export interface FieldInfo {
+  name: string;
+  type: string;
+  default?: unknown;
+  required: boolean;
+  description?: string;
+}
+
+/** The top-level fields of a method's config, from its JSON schema (types, defaults, required). */
+export function configFields(schema: z.ZodType | undefined): FieldInfo[] {
+  if (schema === undefined) return [];
+  let js: Record<string, unknown>;
+  try {
+    js = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  } catch {
+    return [];
+  }
+  const props = (js.properties ?? {}) as Record<string, Record<string, unknown>>;
+  const required = new Set((js.required as string[] | undefined) ?? []);
+  return Object.entries(props).map(([name, p]) => ({
+    name,
+    type: describeType(p),
+    default: p.default,
+    required: required.has(name),
+    description: typeof p.description === 'string' ? p.description : undefined,
+  }));
+}
+
+function describeType(p: Record<string, unknown>): string {
+  if (Array.isArray(p.enum)) return p.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if (p.const !== undefined) return JSON.stringify(p.const);
+  if (Array.isArray(p.anyOf)) return (p.anyOf as Record<string, unknown>[]).map(describeType).join(' | ');
+  const t = p.type;
+  let s = Array.isArray(t) ? t.join(' | ') : typeof t === 'string' ? t : 'any';
+  if (s === 'integer' || s === 'number') {
+    const lo = p.minimum ?? p.exclusiveMinimum;
+    const hi = p.maximum ?? p.exclusiveMaximum;
+    if (lo !== undefined || hi !== undefined) {
+      s += ` ${p.exclusiveMinimum !== undefined ? '(' : '['}${lo ?? '-inf'}, ${hi ?? 'inf'}${p.exclusiveMaximum !== undefined ? ')' : ']'}`;
+    }
+  }
+  if (s === 'array' && p.items && typeof p.items === 'object') s = `${describeType(p.items as Record<string, unknown>)}[]`;
+  return s;
+}
