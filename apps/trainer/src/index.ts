@@ -30,7 +30,8 @@ export {
   type Batch,
   type TextData,
 } from './data/dataset.js';
-export { trainLoop, learningRateAt, ScheduledAdam, type TrainOptions, type TrainResult, type StepInfo } from './train/loop.js';
+export { trainLoop, learningRateAt, type TrainOptions, type TrainResult, type StepInfo } from './train/loop.js';
+export { NamedAdam, type AdamState } from './train/adam.js';
 export { loadTextFile, DataFileError, MIN_DATA_BYTES } from './data/files.js';
 export { evaluatePerplexity, type EvalOptions, type EvalResult } from './train/evaluate.js';
 export { chooseBackend, type BackendChoice } from './backend.js';

@@ -172,6 +172,19 @@ export class AdapterModel {
     return out;
   }
 
+  /** Sets an adapter's tensors on one layer from saved values (a resumed run), by the names the state uses. */
+  setAdapterParams(adapterName: string, layer: string, params: Record<string, Float32Array>): this {
+    const l = this.#adapter(adapterName).layers.get(layer);
+    if (l === undefined) throw new ArgumentError(`setAdapterParams: adapter '${adapterName}' has no layer '${layer}'`);
+    for (const [p, v] of Object.entries(l.vars)) {
+      const data = params[p];
+      if (data === undefined) throw new ArgumentError(`setAdapterParams: ${layer}: missing '${p}'`);
+      if (data.length !== v.size) throw new ArgumentError(`setAdapterParams: ${layer}.${p} has ${data.length} values, expected ${v.size} [${v.shape.join(', ')}]`);
+      tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
+    }
+    return this;
+  }
+
   /** Writes W + ΔW of the active adapter into the weights (through each base mask unless densify). */
   merge(opts: { densify?: boolean } = {}): this {
     this.#notMerged('merge');
@@ -235,3 +248,5 @@ export class AdapterModel {
 export function attachAdapters(weights: Record<string, tf.Variable>, opts: AdapterOptions & { adapterName?: string }): AdapterModel {
   return new AdapterModel(weights).addAdapter(opts.adapterName ?? 'default', opts);
 }
+export * from './sft/tfjs.js';
+export * from './zeroth/tfjs.js';

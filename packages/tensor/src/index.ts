@@ -8,3 +8,4 @@ export * from './safetensors/index.js';
 export * from './float16.js';
 export * from './random.js';
 export * from './linalg/index.js';
+export * from './names.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { closestFlag, DEFAULT_OPTIONS, FlagError, levenshtein, parseArgs, usage } from './args.js';
+import { closestFlag, DEFAULT_OPTIONS, FlagError, parseArgs, usage } from './args.js';
 
 function flagError(argv: string[]): FlagError {
   try {
@@ -40,9 +40,12 @@ describe('parseArgs', () => {
     expect(flagError(['--steps', '--quiet']).message).toBe('--steps needs a value (N)');
     expect(flagError(['--quiet=yes']).message).toBe('--quiet takes no value');
     expect(flagError(['--steps', '1', '--steps', '2']).message).toMatch(/more than once/);
-    expect(flagError(['train']).message).toMatch(/unexpected argument 'train'/);
-    expect(flagError(['--d', '30']).message).toBe('--d (30) must be a multiple of --heads (4)');
-    expect(flagError(['--heads', '5']).flag).toBe('--heads');
+    expect(flagError(['trian']).message).toMatch(/unknown command 'trian'/);
+    expect(flagError(['resum', 'x']).message).toMatch(/did you mean 'resume'/);
+    expect(flagError(['--d', '30', '--heads', '4']).message).toBe('--d (30) must be a multiple of --heads (4)');
+    expect(flagError(['resume']).message).toBe('usage: sparse-train resume <run-folder>');
+    expect(flagError(['methods', 'prune', 'extra']).message).toMatch(/usage: sparse-train methods/);
+    expect(flagError(['--explain']).message).toMatch(/--explain goes with/);
   });
 
   it('accepts every non-negative integer for --steps and rejects any other text', () => {
@@ -61,15 +64,22 @@ describe('parseArgs', () => {
     );
   });
 
+  it('reads commands and their arguments', () => {
+    expect(parseArgs(['resume', 'runs/a'])).toMatchObject({ command: 'resume', args: ['runs/a'] });
+    expect(parseArgs(['methods'])).toMatchObject({ command: 'methods', args: [] });
+    expect(parseArgs(['methods', 'prune'])).toMatchObject({ command: 'methods', args: ['prune'] });
+    expect(parseArgs(['recipe', 'r.yaml', '--explain'])).toMatchObject({ command: 'recipe', args: ['r.yaml'], explain: true });
+    expect(parseArgs(['--recipe', 'r.yaml', '--out', 'o'])).toMatchObject({ command: 'run', recipe: 'r.yaml', out: 'o' });
+  });
+
   it('suggests by edit distance', () => {
-    expect(levenshtein('kitten', 'sitting')).toBe(3);
     expect(closestFlag('--jsno')).toBe('--json');
     expect(closestFlag('--versoin')).toBe('--version');
   });
 
   it('documents every flag in the usage text', () => {
     const text = usage();
-    for (const f of ['--data', '--steps', '--seed', '--batch', '--ctx', '--layers', '--d ', '--lr', '--quiet', '--json', '--help', '--version']) {
+    for (const f of ['--recipe', '--out', '--explain', 'resume', 'methods', '--data', '--steps', '--seed', '--batch', '--ctx', '--layers', '--d ', '--lr', '--quiet', '--json', '--help', '--version']) {
       expect(text).toContain(f);
     }
   });

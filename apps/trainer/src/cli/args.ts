@@ -2,7 +2,7 @@
 // the offending flag. Accepts `--flag value` and `--flag=value`.
 
 import { ArgumentError } from '@sparse/tensor';
-import { DEFAULT_GPT_CONFIG } from '../model/config.js';
+import { closestNames } from '@sparse/tensor';
 
 /** A command-line flag is unknown, lacks its value, or has a value out of range. */
 export class FlagError extends ArgumentError {
@@ -15,39 +15,42 @@ export class FlagError extends ArgumentError {
   }
 }
 
+export const COMMANDS = ['run', 'resume', 'methods', 'recipe'] as const;
+export type Command = (typeof COMMANDS)[number];
+
 export interface CliOptions {
+  /** run (default): run a recipe; resume <dir>; methods [kind]; recipe <file> (--explain). */
+  command: Command;
+  /** Arguments after the command (a run folder, a stage kind, a recipe file). */
+  args: string[];
+  /** A recipe file; default: the embedded default recipe. */
+  recipe?: string;
+  /** The run folder (default runs/<recipe>-<time>). */
+  out?: string;
   /** A plain-text file to train on instead of the embedded corpus. */
   data?: string;
-  steps: number;
-  seed: number;
-  batch: number;
-  ctx: number;
-  layers: number;
-  d: number;
-  heads: number;
-  lr: number;
+  /** Overrides of the recipe (pretrain steps/batch/lr, seed, model size, eval windows); unset keeps the recipe's. */
+  steps?: number;
+  seed?: number;
+  batch?: number;
+  ctx?: number;
+  layers?: number;
+  d?: number;
+  heads?: number;
+  lr?: number;
   /** Held-out windows to evaluate (0: all of them). */
-  evalWindows: number;
+  evalWindows?: number;
+  explain: boolean;
   quiet: boolean;
   json: boolean;
   help: boolean;
   version: boolean;
 }
 
-/**
- * The embedded default run: pretraining takes about 2.5 minutes on two CPU cores with the plain
- * tfjs backend, and held-out perplexity falls from ~63 (the vocabulary size) to ~4.
- */
 export const DEFAULT_OPTIONS: Readonly<CliOptions> = {
-  steps: 600,
-  seed: 0,
-  batch: 8,
-  ctx: DEFAULT_GPT_CONFIG.ctx,
-  layers: DEFAULT_GPT_CONFIG.layers,
-  d: DEFAULT_GPT_CONFIG.d,
-  heads: DEFAULT_GPT_CONFIG.heads,
-  lr: 1e-2,
-  evalWindows: 256,
+  command: 'run',
+  args: [],
+  explain: false,
   quiet: false,
   json: false,
   help: false,
@@ -56,68 +59,50 @@ export const DEFAULT_OPTIONS: Readonly<CliOptions> = {
 
 type ValueKind = 'int' | 'posint' | 'float' | 'path';
 type NumericKey = 'steps' | 'seed' | 'batch' | 'ctx' | 'layers' | 'd' | 'heads' | 'lr' | 'evalWindows';
+type PathKey = 'data' | 'recipe' | 'out';
 
 interface ValueFlag {
-  key: NumericKey | 'data';
+  key: NumericKey | PathKey;
   kind: ValueKind;
   meta: string;
   help: string;
 }
 interface SwitchFlag {
-  key: 'quiet' | 'json' | 'help' | 'version';
+  key: 'quiet' | 'json' | 'help' | 'version' | 'explain';
   help: string;
 }
 
 const VALUE_FLAGS: Record<string, ValueFlag> = {
+  '--recipe': { key: 'recipe', kind: 'path', meta: '<file.yaml>', help: 'run this recipe (YAML or JSON) instead of the embedded default' },
+  '--out': { key: 'out', kind: 'path', meta: '<dir>', help: 'run folder (default runs/<recipe>-<date>)' },
   '--data': { key: 'data', kind: 'path', meta: '<file.txt>', help: 'train on a plain-text file (byte-level tokens) instead of the embedded corpus' },
-  '--steps': { key: 'steps', kind: 'int', meta: 'N', help: 'training steps (0: only evaluate)' },
+  '--steps': { key: 'steps', kind: 'int', meta: 'N', help: 'pretraining steps (0: no pretraining)' },
   '--seed': { key: 'seed', kind: 'int', meta: 'N', help: 'seed of the initialization and batch sampling' },
-  '--batch': { key: 'batch', kind: 'posint', meta: 'N', help: 'sequences per step' },
+  '--batch': { key: 'batch', kind: 'posint', meta: 'N', help: 'sequences per pretraining step' },
   '--ctx': { key: 'ctx', kind: 'posint', meta: 'N', help: 'context length in tokens' },
   '--layers': { key: 'layers', kind: 'posint', meta: 'N', help: 'transformer blocks' },
   '--d': { key: 'd', kind: 'posint', meta: 'N', help: 'model width (a multiple of --heads)' },
   '--heads': { key: 'heads', kind: 'posint', meta: 'N', help: 'attention heads' },
-  '--lr': { key: 'lr', kind: 'float', meta: 'X', help: 'peak learning rate (Adam; warmup, then cosine decay)' },
+  '--lr': { key: 'lr', kind: 'float', meta: 'X', help: 'peak pretraining learning rate (Adam; warmup, then cosine decay)' },
   '--eval-windows': { key: 'evalWindows', kind: 'int', meta: 'N', help: 'held-out windows for perplexity (0: all)' },
 };
 const SWITCHES: Record<string, SwitchFlag> = {
+  '--explain': { key: 'explain', help: "with 'recipe <file>': print the resolved recipe, every default filled in" },
   '--quiet': { key: 'quiet', help: 'no progress bar or header; print only the result' },
-  '--json': { key: 'json', help: 'JSON lines on stdout (config, evaluations, every step, summary)' },
+  '--json': { key: 'json', help: 'JSON lines on stdout (start, every step, evaluations, stage ends)' },
   '--help': { key: 'help', help: 'show this help' },
   '--version': { key: 'version', help: 'print the version' },
 };
 const ALIASES: Record<string, string> = { '-h': '--help', '-v': '--version', '-q': '--quiet' };
 
-/** Edit distance, for suggesting the flag the user probably meant. */
-export function levenshtein(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
-}
-
 export function knownFlags(): string[] {
   return [...Object.keys(VALUE_FLAGS), ...Object.keys(SWITCHES)];
 }
 
-/** The known flag nearest to `flag` by edit distance (ties: the first in help order). */
+/** The known flag nearest to `flag` by edit distance. */
 export function closestFlag(flag: string): string {
   const bare = flag.replace(/^-+/, '');
-  let best = '';
-  let bestDist = Infinity;
-  for (const known of knownFlags()) {
-    const dist = levenshtein(bare, known.slice(2));
-    if (dist < bestDist) {
-      best = known;
-      bestDist = dist;
-    }
-  }
-  return best;
+  return `--${closestNames(bare, knownFlags().map((f) => f.slice(2)), 1)[0] ?? 'help'}`;
 }
 
 function parseValue(flag: string, spec: ValueFlag, raw: string): number | string {
@@ -142,13 +127,21 @@ function parseValue(flag: string, spec: ValueFlag, raw: string): number | string
 
 /** Parses argv (without the node and script paths). Throws FlagError on any bad input. */
 export function parseArgs(argv: readonly string[]): CliOptions {
-  const out: CliOptions = { ...DEFAULT_OPTIONS };
+  const out: CliOptions = { ...DEFAULT_OPTIONS, args: [] };
   const seen = new Set<string>();
+  const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (!arg.startsWith('-') || arg === '-' || arg === '--') {
-      throw new FlagError(arg, `unexpected argument '${arg}' (sparse-train takes only flags; see --help)`);
+    if (!arg.startsWith('-') || arg === '-') {
+      if (positional.length === 0 && (COMMANDS as readonly string[]).includes(arg)) out.command = arg as Command;
+      else if (positional.length === 0 && out.command === 'run' && out.args.length === 0) {
+        const near = closestNames(arg, COMMANDS, 1);
+        throw new FlagError(arg, `unknown command '${arg}'${near.length ? ` (did you mean '${near[0]}'?)` : ''}; commands: ${COMMANDS.join(', ')} (or flags only, to run a recipe)`);
+      } else out.args.push(arg);
+      positional.push(arg);
+      continue;
     }
+    if (arg === '--') throw new FlagError(arg, `unexpected argument '--' (see --help)`);
     const eq = arg.indexOf('=');
     const name = ALIASES[arg] ?? (eq >= 0 ? arg.slice(0, eq) : arg);
     const inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
@@ -170,40 +163,41 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       i++;
     }
     const value = parseValue(name, vf, raw);
-    if (vf.key === 'data') out.data = value as string;
+    if (vf.key === 'data' || vf.key === 'recipe' || vf.key === 'out') out[vf.key] = value as string;
     else out[vf.key] = value as number;
   }
-  if (out.d % out.heads !== 0) {
-    // name whichever of the two the user set, so the message points at their input
-    const flag = seen.has('--d') || !seen.has('--heads') ? '--d' : '--heads';
-    throw new FlagError(flag, `--d (${out.d}) must be a multiple of --heads (${out.heads})`);
+  if (out.d !== undefined && out.heads !== undefined && out.d % out.heads !== 0) {
+    throw new FlagError('--d', `--d (${out.d}) must be a multiple of --heads (${out.heads})`);
   }
+  const want: Record<Command, [number, number, string]> = {
+    run: [0, 0, ''],
+    resume: [1, 1, 'resume <run-folder>'],
+    methods: [0, 1, 'methods [stage-kind]'],
+    recipe: [1, 1, 'recipe <file.yaml> --explain'],
+  };
+  const [lo, hi, form] = want[out.command];
+  if (out.args.length < lo || out.args.length > hi) {
+    throw new FlagError(out.command, out.command === 'run' ? `unexpected argument '${out.args[0]}' (see --help)` : `usage: sparse-train ${form}`);
+  }
+  if (out.explain && out.command !== 'recipe') throw new FlagError('--explain', "--explain goes with 'sparse-train recipe <file>'");
   return out;
 }
 
 export function usage(): string {
-  const d = DEFAULT_OPTIONS;
-  const defaults: Record<string, string> = {
-    '--steps': String(d.steps),
-    '--seed': String(d.seed),
-    '--batch': String(d.batch),
-    '--ctx': String(d.ctx),
-    '--layers': String(d.layers),
-    '--d': String(d.d),
-    '--heads': String(d.heads),
-    '--lr': String(d.lr),
-    '--eval-windows': String(d.evalWindows),
-  };
   const rows: [string, string][] = [
-    ...Object.entries(VALUE_FLAGS).map(([f, s]): [string, string] => [`${f} ${s.meta}`, s.help + (defaults[f] ? ` [${defaults[f]}]` : '')]),
+    ...Object.entries(VALUE_FLAGS).map(([f, s]): [string, string] => [`${f} ${s.meta}`, s.help]),
     ...Object.entries(SWITCHES).map(([f, s]): [string, string] => [f, s.help]),
   ];
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;
   return [
-    'Usage: sparse-train [flags]',
+    'Usage: sparse-train [--recipe file.yaml] [flags]     run a recipe (default: the embedded one)',
+    '       sparse-train resume <run-folder>              continue a killed or stopped run',
+    '       sparse-train methods [stage-kind]             list every method, its config fields and defaults',
+    '       sparse-train recipe <file.yaml> --explain     validate a recipe and print it resolved',
     '',
-    'Trains a small GPT (decoder-only transformer, tfjs) and reports held-out perplexity before',
-    'and after training. Without --data it uses the embedded generated corpus (character tokens).',
+    'With no arguments: pretrain a small GPT on the embedded corpus, prune it to 2:4 with SparseGPT,',
+    'recover with SQFT (merged through the mask), evaluate, export and write an HTML report.',
+    'Flags such as --steps and --d override the recipe (pretraining and model size).',
     '',
     'Flags:',
     ...rows.map(([l, h]) => `  ${l.padEnd(width)}${h}`),

@@ -1,16 +1,20 @@
-// sparse-train's main program: parse flags, pick a backend, load data, build the model, measure
-// held-out perplexity, train, measure again. Returns the process exit code.
+// sparse-train's main program: parse the command line, then run a recipe (the embedded default or a
+// file), resume a run, list methods, or explain a recipe. Returns the process exit code.
 
-import * as tf from '@tensorflow/tfjs-core';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { ArgumentError } from '@sparse/tensor';
+import { stringify } from 'yaml';
 import pkg from '../../package.json';
-import { chooseBackend } from '../backend.js';
-import { embeddedData, type TextData } from '../data/dataset.js';
-import { DataFileError, loadTextFile } from '../data/files.js';
-import { createGpt } from '../model/gpt.js';
-import { evaluatePerplexity, type EvalResult } from '../train/evaluate.js';
-import { trainLoop } from '../train/loop.js';
+import { DEFAULT_RECIPE } from '../recipe/default.js';
+import { RecipeError } from '../recipe/errors.js';
+import { loadRecipeFile, parseRecipeText, resolveRecipe } from '../recipe/load.js';
+import { configFields, listMethods } from '../recipe/methods.js';
+import { STAGE_KINDS, type ResolvedRecipe, type StageKind } from '../recipe/schema.js';
+import { resumeRun, startRun, type RunSummary } from '../run/runner.js';
+import type { OutputMode } from '../run/log.js';
 import { FlagError, parseArgs, usage, type CliOptions } from './args.js';
-import { formatDuration, ProgressBar, type ProgressStream } from './progress.js';
+import type { ProgressStream } from './progress.js';
 
 export interface CliIO {
   stdout: ProgressStream;
@@ -19,8 +23,6 @@ export interface CliIO {
 
 export const EXIT_USAGE = 2;
 export const EXIT_FAILURE = 1;
-
-const fmt = (n: number) => n.toLocaleString('en-US');
 
 export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   let opts: CliOptions;
@@ -42,10 +44,29 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
     return 0;
   }
   try {
-    await run(opts, io);
-    return 0;
+    switch (opts.command) {
+      case 'methods':
+        io.stdout.write(methodsText(opts.args[0]));
+        return 0;
+      case 'recipe':
+        io.stdout.write(explainText(loadRecipeFile(opts.args[0]!)));
+        return 0;
+      case 'resume':
+        printSummary(await resumeRun(opts.args[0]!, { mode: modeOf(opts), io }), opts, io);
+        return 0;
+      case 'run': {
+        const recipe = buildRecipe(opts);
+        const out = opts.out ?? join('runs', `${recipe.name}-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
+        printSummary(await startRun(recipe, { dir: out, mode: modeOf(opts), io }), opts, io);
+        return 0;
+      }
+    }
   } catch (err) {
-    if (err instanceof DataFileError) {
+    if (err instanceof RecipeError) {
+      io.stderr.write(`sparse-train: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof ArgumentError) {
       io.stderr.write(`sparse-train: ${err.message}\n`);
       return EXIT_FAILURE;
     }
@@ -54,85 +75,61 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
   }
 }
 
-async function run(opts: CliOptions, io: CliIO): Promise<void> {
-  const human = !opts.json && !opts.quiet;
-  const say = (line: string) => {
-    if (human) io.stdout.write(`${line}\n`);
-  };
-  const emit = (event: Record<string, unknown>) => {
-    if (opts.json) io.stdout.write(`${JSON.stringify(event)}\n`);
-  };
+function modeOf(opts: CliOptions): OutputMode {
+  return opts.json ? 'json' : opts.quiet ? 'quiet' : 'human';
+}
 
-  const data: TextData = opts.data !== undefined ? loadTextFile(opts.data) : embeddedData();
-  const backend = await chooseBackend();
-  const model = createGpt(
-    { vocab: data.tokenizer.vocabSize, d: opts.d, layers: opts.layers, heads: opts.heads, ctx: opts.ctx },
-    { seed: opts.seed },
-  );
-  try {
-    const cfg = model.config;
-    say(`sparse-train ${pkg.version} | backend ${backend.name}: ${backend.reason}`);
-    say(
-      `data   ${data.source}: ${fmt(data.tokens.length)} tokens (${data.tokenizer.kind}-level, vocab ${cfg.vocab}); ` +
-        `train ${fmt(data.train.length)}, held out ${fmt(data.heldOut.length)}`,
-    );
-    say(`model  GPT d=${cfg.d} layers=${cfg.layers} heads=${cfg.heads} ctx=${cfg.ctx} mlp=${cfg.mlpRatio}x, ${fmt(model.numParams())} parameters`);
-    say(`train  ${opts.steps} steps x batch ${opts.batch} x ctx ${cfg.ctx}, Adam lr ${opts.lr} (warmup, cosine decay), seed ${opts.seed}`);
-    emit({
-      event: 'start',
-      version: pkg.version,
-      backend: { name: backend.name, reason: backend.reason },
-      data: { source: data.source, tokenizer: data.tokenizer.kind, vocab: cfg.vocab, tokens: data.tokens.length, train: data.train.length, heldOut: data.heldOut.length },
-      model: { ...cfg, params: model.numParams() },
-      train: { steps: opts.steps, batch: opts.batch, lr: opts.lr, seed: opts.seed },
-    });
-
-    const evalOpts = { maxWindows: opts.evalWindows > 0 ? opts.evalWindows : undefined };
-    const evaluate = (phase: 'before' | 'after'): EvalResult => {
-      const t0 = performance.now();
-      const r = evaluatePerplexity(model, data.heldOut, evalOpts);
-      const ms = performance.now() - t0;
-      say(`eval   held-out perplexity ${phase} training: ${r.perplexity.toFixed(3)} (${r.loss.toFixed(4)} nats/token, ${fmt(r.tokens)} tokens, ${formatDuration(ms)})`);
-      emit({ event: 'eval', phase, perplexity: r.perplexity, loss: r.loss, tokens: r.tokens, windows: r.windows, ms });
-      return r;
-    };
-
-    const before = evaluate('before');
-    const bar = opts.quiet ? undefined : new ProgressBar(io.stderr);
-    const startMem = tf.memory().numTensors;
-    const result = await trainLoop(model, {
-      data: data.train,
-      steps: opts.steps,
-      batch: opts.batch,
-      lr: opts.lr,
-      seed: opts.seed,
-      onStep: (s) => {
-        bar?.update(s);
-        emit({ event: 'step', ...s });
-      },
-    });
-    bar?.finish();
-    if (tf.memory().numTensors !== startMem) {
-      io.stderr.write(`sparse-train: warning: ${tf.memory().numTensors - startMem} tensors leaked during training\n`);
-    }
-    const tps = result.tokens / Math.max(1e-9, result.elapsedMs / 1000);
-    if (opts.steps > 0) say(`train  ${opts.steps} steps in ${formatDuration(result.elapsedMs)} (${fmt(Math.round(tps))} tokens/s), final loss ${result.losses.at(-1)!.toFixed(4)}`);
-    const after = evaluate('after');
-
-    const summary = `held-out perplexity: ${before.perplexity.toFixed(3)} before -> ${after.perplexity.toFixed(3)} after ${opts.steps} steps`;
-    if (opts.json) {
-      emit({
-        event: 'done',
-        perplexityBefore: before.perplexity,
-        perplexityAfter: after.perplexity,
-        steps: opts.steps,
-        trainMs: result.elapsedMs,
-        tokensPerSec: tps,
-      });
-    } else {
-      io.stdout.write(`${summary}\n`);
-    }
-  } finally {
-    model.dispose();
+/** The recipe to run: a file or the default, with the command-line overrides applied before validation. */
+export function buildRecipe(opts: CliOptions): ResolvedRecipe {
+  const source = opts.recipe ?? 'default recipe';
+  const raw = (opts.recipe ? parseRecipeText(readFileSync(opts.recipe, 'utf8'), opts.recipe) : structuredClone(DEFAULT_RECIPE)) as Record<string, unknown>;
+  if (opts.seed !== undefined) raw.seed = opts.seed;
+  if (opts.data !== undefined) raw.data = { source: 'text', path: resolve(opts.data) };
+  if (opts.evalWindows !== undefined) raw.eval = { ...((raw.eval as object) ?? {}), windows: opts.evalWindows };
+  const sizes = { d: opts.d, layers: opts.layers, heads: opts.heads, ctx: opts.ctx };
+  if (Object.values(sizes).some((v) => v !== undefined)) {
+    const model = (raw.model ?? { architecture: 'gpt' }) as Record<string, unknown>;
+    if ('checkpoint' in model) throw new RecipeError(source, [{ path: 'model', message: '--d/--layers/--heads/--ctx cannot resize a model loaded from a checkpoint' }]);
+    for (const [k, v] of Object.entries(sizes)) if (v !== undefined) model[k] = v;
+    raw.model = model;
   }
+  const stages = Array.isArray(raw.stages) ? (raw.stages as Record<string, unknown>[]) : [];
+  for (const s of stages) {
+    if (s?.stage !== 'pretrain') continue;
+    if (opts.steps !== undefined) s.steps = opts.steps;
+    if (opts.batch !== undefined) s.batch = opts.batch;
+    if (opts.lr !== undefined) s.lr = opts.lr;
+  }
+  return resolveRecipe(raw, { source, ...(opts.recipe ? { baseDir: dirname(resolve(opts.recipe)) } : {}) });
+}
+
+function printSummary(s: RunSummary, opts: CliOptions, io: CliIO): void {
+  if (opts.json) return;
+  const evals = s.evaluations.map((e) => `${e.label} ${e.perplexity.toFixed(3)}`).join(' | ');
+  io.stdout.write(`${evals ? `held-out perplexity: ${evals}\n` : ''}run folder: ${s.dir}\n${s.report ? `report: ${s.report}\n` : ''}`);
+}
+
+/** `sparse-train methods [kind]`: every registered method with its config fields and defaults. */
+export function methodsText(kind?: string): string {
+  if (kind !== undefined && !(STAGE_KINDS as readonly string[]).includes(kind)) {
+    throw new ArgumentError(`methods: unknown stage kind '${kind}' (kinds: ${STAGE_KINDS.join(', ')})`);
+  }
+  const lines: string[] = [];
+  let last = '';
+  for (const m of listMethods(kind as StageKind | undefined)) {
+    if (m.kind !== last) {
+      lines.push(`${lines.length ? '\n' : ''}${m.kind}:`);
+      last = m.kind;
+    }
+    lines.push(`  ${m.name}  (${m.from})  ${m.description}`);
+    for (const f of configFields(m.schema)) {
+      const def = f.default !== undefined ? ` = ${JSON.stringify(f.default)}` : f.required ? ' (required)' : '';
+      lines.push(`      ${f.name}: ${f.type}${def}${f.description ? `  ${f.description}` : ''}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function explainText(recipe: ResolvedRecipe): string {
+  return stringify(recipe, { lineWidth: 0 });
 }

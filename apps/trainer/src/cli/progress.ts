@@ -1,7 +1,7 @@
 // Training progress on a stream (stderr): a bar redrawn in place on a terminal, plain periodic
 // lines otherwise (logs, CI), so a piped run still shows it is alive without flooding the log.
 
-import type { StepInfo } from '../train/loop.js';
+import type { StepInfo } from '../train/steps.js';
 
 export interface ProgressStream {
   write(chunk: string): unknown;
@@ -16,6 +16,8 @@ export interface ProgressOptions {
   redrawMs?: number;
   /** Minimum time between plain lines when not a terminal (a line also at every 10% of steps). */
   lineMs?: number;
+  /** Printed before each line (the stage, in a multi-stage run). */
+  label?: string;
 }
 
 /** "45s", "2m05s", "1h03m". */
@@ -46,6 +48,7 @@ export class ProgressBar {
   private lastDraw = -Infinity;
   private lastTenth = 0;
   private drawn = false;
+  private readonly prefix: string;
 
   constructor(
     private readonly stream: ProgressStream,
@@ -54,6 +57,7 @@ export class ProgressBar {
     this.tty = options.tty ?? Boolean(stream.isTTY);
     this.redrawMs = options.redrawMs ?? 100;
     this.lineMs = options.lineMs ?? 15_000;
+    this.prefix = options.label ? `${options.label} ` : '';
   }
 
   update(info: StepInfo): void {
@@ -63,8 +67,8 @@ export class ProgressBar {
       if (!last && now - this.lastDraw < this.redrawMs) return;
       const cols = this.stream.columns || 80; // 0 or undefined when the size is unknown
       // the bar takes the room the text leaves (up to 30), or is left out below 8 characters
-      const room = cols - 1 - formatStep(info, 0).length - 3;
-      const line = formatStep(info, room >= 8 ? Math.min(30, room) : 0);
+      const room = cols - 1 - this.prefix.length - formatStep(info, 0).length - 3;
+      const line = this.prefix + formatStep(info, room >= 8 ? Math.min(30, room) : 0);
       this.stream.write(`\r\x1b[2K${line.slice(0, cols - 1)}`);
       this.drawn = true;
     } else {
@@ -72,7 +76,7 @@ export class ProgressBar {
       const due = info.step === 1 || last || tenth > this.lastTenth || now - this.lastDraw >= this.lineMs;
       if (!due) return;
       this.lastTenth = tenth;
-      this.stream.write(`${formatStep(info, 0)}\n`);
+      this.stream.write(`${this.prefix}${formatStep(info, 0)}\n`);
     }
     this.lastDraw = now;
   }

@@ -7,6 +7,7 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { closestNames } from '@sparse/tensor';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { ModelSpecError, resolveSpec, type ModelSpec } from '../model/index.js';
 import { joinPath, RecipeError, type RecipeProblem } from './errors.js';
 import { findMethod, KINDS_WITH_METHOD, listMethods } from './methods.js';
 import { recipeHeadSchema, STAGE_KINDS, stageSchemas, type ResolvedRecipe, type StageKind, type StageSpec } from './schema.js';
@@ -115,6 +116,15 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
   const base = options.baseDir;
   const abs = (p: string) => (base === undefined || isAbsolute(p) ? p : resolve(base, p));
   const model = 'checkpoint' in h.model ? { checkpoint: abs(h.model.checkpoint as string) } : h.model;
+  if (!('checkpoint' in model)) {
+    // the size fields, checked by the model factory (the vocabulary comes from the tokenizer later)
+    try {
+      resolveSpec({ ...(model as ModelSpec), vocab: 1 });
+    } catch (err) {
+      if (err instanceof ModelSpecError) throw new RecipeError(source, [{ path: `model.${err.field}`, message: err.message.replace(/^model spec: \S+ /, '') }]);
+      throw err;
+    }
+  }
   const data = { ...h.data, ...(h.data.path !== undefined ? { path: abs(h.data.path) } : {}) };
   if (typeof data.tokenizer === 'object') data.tokenizer = { file: abs(data.tokenizer.file) };
   const dataProblems: RecipeProblem[] = [];

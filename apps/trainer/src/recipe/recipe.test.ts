@@ -81,6 +81,13 @@ describe('recipes', () => {
     expect(d[0]!.path).toBe('data.path');
   });
 
+  it('name a bad model size field', () => {
+    const p = problemsOf(() => resolveRecipe({ model: { architecture: 'gpt', d: 30, heads: 4 }, stages: [{ stage: 'evaluate' }] }));
+    expect(p[0]!.path).toBe('model.heads');
+    const q = problemsOf(() => resolveRecipe({ model: { architecture: 'gpt', depth: 3 }, stages: [{ stage: 'evaluate' }] }));
+    expect(q[0]!.path).toBe('model.depth');
+  });
+
   it('report YAML syntax errors with their line', () => {
     const p = problemsOf(() => parseRecipeText('stages:\n  - stage: pretrain\n    steps: [1, 2\n', 'bad.yaml'));
     expect(p[0]!.message).toMatch(/line \d+/);

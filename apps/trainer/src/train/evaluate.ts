@@ -4,7 +4,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError } from '@sparse/tensor';
 import { evalWindowStarts } from '../data/dataset.js';
-import type { Gpt } from '../model/gpt.js';
+import type { ForwardHooks } from '../model/types.js';
+
+/** What evaluation needs of a model: its context length and a loss that honours forward hooks. */
+export interface EvalModel {
+  loss(ids: tf.Tensor2D, targets: tf.Tensor2D, hooks?: ForwardHooks): tf.Scalar;
+  spec?: { ctx: number };
+  config?: { ctx: number };
+}
 
 export interface EvalOptions {
   /** Window length (default: the model context, capped by the data length). */
@@ -13,6 +20,8 @@ export interface EvalOptions {
   batch?: number;
   /** Evaluate at most this many evenly spaced windows (default: all of them). */
   maxWindows?: number;
+  /** Forward hooks (masked or adapted weights). */
+  hooks?: ForwardHooks;
 }
 
 export interface EvalResult {
@@ -25,8 +34,10 @@ export interface EvalResult {
   windowLength: number;
 }
 
-export function evaluatePerplexity(model: Gpt, tokens: Int32Array, options: EvalOptions = {}): EvalResult {
-  const len = Math.min(options.ctx ?? model.config.ctx, model.config.ctx, tokens.length - 1);
+export function evaluatePerplexity(model: EvalModel, tokens: Int32Array, options: EvalOptions = {}): EvalResult {
+  const ctx = model.spec?.ctx ?? model.config?.ctx;
+  if (ctx === undefined) throw new ArgumentError('evaluatePerplexity: the model has no context length (spec.ctx)');
+  const len = Math.min(options.ctx ?? ctx, ctx, tokens.length - 1);
   if (len < 1) throw new ArgumentError(`held-out data has ${tokens.length} tokens; need at least 2`);
   const batch = options.batch ?? 32;
   const starts = evalWindowStarts(tokens, len, options.maxWindows);
@@ -40,10 +51,10 @@ export function evaluatePerplexity(model: Gpt, tokens: Int32Array, options: Eval
       targets.set(tokens.subarray(s + 1, s + len + 1), r * len);
     });
     const mean = tf.tidy(() =>
-      model.loss(tf.tensor2d(inputs, [chunk.length, len], 'int32'), tf.tensor2d(targets, [chunk.length, len], 'int32')),
+      model.loss(tf.tensor2d(inputs, [chunk.length, len], 'int32'), tf.tensor2d(targets, [chunk.length, len], 'int32'), options.hooks),
     );
     // weight each batch's mean by its token count, so a short last batch counts correctly
-    total += mean.dataSync()[0] * chunk.length * len;
+    total += mean.dataSync()[0]! * chunk.length * len;
     mean.dispose();
   }
   const count = starts.length * len;

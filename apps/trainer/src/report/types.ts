@@ -1,0 +1,250 @@
+// The run report's input: plain JSON the trainer fills in as a run goes (so it can be saved and
+// rendered again later). Everything but the run name is optional.
+
+import { ArgumentError } from '@sparse/tensor';
+
+export interface ReportModel {
+  /** e.g. 'gpt' or 'llama'. */
+  architecture: string;
+  /** Total parameter count. */
+  params: number;
+  /** Further size fields shown in the summary (layers, dim, heads, ctx, vocab...). */
+  details?: Record<string, string | number | boolean>;
+}
+
+export interface ReportStage {
+  index: number;
+  kind: string;
+  method?: string;
+  /** Wall time of the stage in milliseconds. */
+  ms: number;
+  /** One line on what the stage did. */
+  summary?: string;
+}
+
+export interface ReportLossPoint {
+  step: number;
+  loss: number;
+}
+
+export interface ReportLossCurve {
+  /** The stage the curve belongs to, e.g. 'pretrain' or '3 train (sr-ste)'. */
+  label: string;
+  points: ReportLossPoint[];
+}
+
+export interface ReportEvaluation {
+  /** When it was measured, e.g. 'after pretrain', 'after prune'. */
+  label: string;
+  perplexity: number;
+  /** Mean cross-entropy in nats per token. */
+  loss: number;
+  /** Number of predicted tokens the mean is over. */
+  tokens: number;
+}
+
+export interface ReportNM {
+  n: number;
+  m: number;
+  /** Every group of m consecutive weights along the input has at most n nonzeros. */
+  valid: boolean;
+  /** Number of groups with more than n nonzeros. */
+  violations: number;
+}
+
+export interface ReportLayer {
+  name: string;
+  /** [out, in] of the weight matrix. */
+  shape: [number, number];
+  /** Fraction of zero weights, in [0, 1]. */
+  sparsity: number;
+  nm?: ReportNM;
+  /** Sparsity of each of up to 32 equal blocks of output rows, top to bottom (for the heatmap). */
+  rowBlockSparsity?: number[];
+}
+
+export interface ReportAdapter {
+  name: string;
+  variant: string;
+  /** Trainable parameters of the adapter. */
+  trainable: number;
+  /** Parameters of the base weight it adapts. */
+  base: number;
+}
+
+export interface ReportFile {
+  label: string;
+  path: string;
+  bytes: number;
+  /** Size of the same content stored dense (float32), for the compression ratio. */
+  denseBytes?: number;
+}
+
+export interface ReportData {
+  /** Run name. */
+  name: string;
+  /** ISO 8601 time the run started. */
+  created?: string;
+  /** tfjs backend the run used, e.g. 'cpu' or 'tensorflow'. */
+  backend?: string;
+  model?: ReportModel;
+  /** The resolved recipe (defaults filled in), as plain JSON. */
+  recipe?: unknown;
+  stages?: ReportStage[];
+  lossCurves?: ReportLossCurve[];
+  evaluations?: ReportEvaluation[];
+  layers?: ReportLayer[];
+  adapters?: ReportAdapter[];
+  files?: ReportFile[];
+  notes?: string[];
+}
+
+/** Most row blocks a layer's heatmap row may have. */
+export const MAX_ROW_BLOCKS = 32;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function fail(field: string, problem: string): never {
+  throw new ArgumentError(`report data: ${field} ${problem}`);
+}
+
+function str(v: unknown, field: string, optional = false): void {
+  if (v === undefined && optional) return;
+  if (typeof v !== 'string') fail(field, `must be a string, got ${describe(v)}`);
+}
+
+// Non-finite numbers are allowed where a diverged run can produce them (loss, perplexity).
+function num(v: unknown, field: string, opts: { optional?: boolean; int?: boolean; min?: number; max?: number; finite?: boolean } = {}): void {
+  if (v === undefined && opts.optional) return;
+  if (typeof v !== 'number') fail(field, `must be a number, got ${describe(v)}`);
+  if (Number.isNaN(v) && opts.finite === false) return;
+  if (opts.finite !== false && !Number.isFinite(v)) fail(field, `must be finite, got ${v}`);
+  if (opts.int && !Number.isInteger(v)) fail(field, `must be an integer, got ${v}`);
+  if (opts.min !== undefined && v < opts.min) fail(field, `must be >= ${opts.min}, got ${v}`);
+  if (opts.max !== undefined && v > opts.max) fail(field, `must be <= ${opts.max}, got ${v}`);
+}
+
+function arr(v: unknown, field: string): v is unknown[] {
+  if (v === undefined) return false;
+  if (!Array.isArray(v)) fail(field, `must be an array, got ${describe(v)}`);
+  return true;
+}
+
+function obj(v: unknown, field: string): Record<string, unknown> {
+  if (!isObject(v)) fail(field, `must be an object, got ${describe(v)}`);
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v;
+}
+
+/**
+ * Checks that `data` has the shape of ReportData (types, ranges, array lengths), so a bad field
+ * fails with its path (`layers[2].sparsity`) instead of producing a wrong report.
+ */
+export function validateReportData(data: unknown): asserts data is ReportData {
+  const d = obj(data, 'root');
+  str(d.name, 'name');
+  str(d.created, 'created', true);
+  str(d.backend, 'backend', true);
+  if (d.model !== undefined) {
+    const m = obj(d.model, 'model');
+    str(m.architecture, 'model.architecture');
+    num(m.params, 'model.params', { int: true, min: 0 });
+    if (m.details !== undefined) {
+      for (const [k, v] of Object.entries(obj(m.details, 'model.details'))) {
+        if (!['string', 'number', 'boolean'].includes(typeof v)) fail(`model.details.${k}`, `must be a string, number or boolean, got ${describe(v)}`);
+      }
+    }
+  }
+  if (d.recipe !== undefined) {
+    try {
+      JSON.stringify(d.recipe);
+    } catch (error) {
+      throw new ArgumentError(`report data: recipe is not plain JSON (${(error as Error).message})`, { cause: error });
+    }
+  }
+  if (arr(d.stages, 'stages')) {
+    d.stages.forEach((s, i) => {
+      const f = `stages[${i}]`;
+      const o = obj(s, f);
+      num(o.index, `${f}.index`, { int: true, min: 0 });
+      str(o.kind, `${f}.kind`);
+      str(o.method, `${f}.method`, true);
+      num(o.ms, `${f}.ms`, { min: 0 });
+      str(o.summary, `${f}.summary`, true);
+    });
+  }
+  if (arr(d.lossCurves, 'lossCurves')) {
+    d.lossCurves.forEach((c, i) => {
+      const f = `lossCurves[${i}]`;
+      const o = obj(c, f);
+      str(o.label, `${f}.label`);
+      if (!arr(o.points, `${f}.points`)) fail(`${f}.points`, 'is missing');
+      (o.points as unknown[]).forEach((p, j) => {
+        const po = obj(p, `${f}.points[${j}]`);
+        num(po.step, `${f}.points[${j}].step`);
+        num(po.loss, `${f}.points[${j}].loss`, { finite: false });
+      });
+    });
+  }
+  if (arr(d.evaluations, 'evaluations')) {
+    d.evaluations.forEach((e, i) => {
+      const f = `evaluations[${i}]`;
+      const o = obj(e, f);
+      str(o.label, `${f}.label`);
+      num(o.perplexity, `${f}.perplexity`, { finite: false });
+      num(o.loss, `${f}.loss`, { finite: false });
+      num(o.tokens, `${f}.tokens`, { int: true, min: 0 });
+    });
+  }
+  if (arr(d.layers, 'layers')) {
+    d.layers.forEach((l, i) => {
+      const o = obj(l, `layers[${i}]`);
+      str(o.name, `layers[${i}].name`);
+      const f = `layers[${i}] (${o.name as string})`;
+      if (!Array.isArray(o.shape) || o.shape.length !== 2) fail(`${f}.shape`, `must be [out, in], got ${JSON.stringify(o.shape)}`);
+      num(o.shape[0], `${f}.shape[0]`, { int: true, min: 1 });
+      num(o.shape[1], `${f}.shape[1]`, { int: true, min: 1 });
+      num(o.sparsity, `${f}.sparsity`, { min: 0, max: 1 });
+      if (o.nm !== undefined) {
+        const nm = obj(o.nm, `${f}.nm`);
+        num(nm.m, `${f}.nm.m`, { int: true, min: 1 });
+        num(nm.n, `${f}.nm.n`, { int: true, min: 0, max: nm.m as number });
+        if (typeof nm.valid !== 'boolean') fail(`${f}.nm.valid`, `must be a boolean, got ${describe(nm.valid)}`);
+        num(nm.violations, `${f}.nm.violations`, { int: true, min: 0 });
+        if (nm.valid !== (nm.violations === 0)) fail(`${f}.nm`, `says valid=${nm.valid} with ${nm.violations} violations`);
+      }
+      if (arr(o.rowBlockSparsity, `${f}.rowBlockSparsity`)) {
+        const blocks = o.rowBlockSparsity as unknown[];
+        if (blocks.length < 1 || blocks.length > MAX_ROW_BLOCKS) fail(`${f}.rowBlockSparsity`, `must have 1 to ${MAX_ROW_BLOCKS} blocks, got ${blocks.length}`);
+        if (blocks.length > o.shape[0]) fail(`${f}.rowBlockSparsity`, `has ${blocks.length} blocks for ${o.shape[0]} rows`);
+        blocks.forEach((b, j) => num(b, `${f}.rowBlockSparsity[${j}]`, { min: 0, max: 1 }));
+      }
+    });
+  }
+  if (arr(d.adapters, 'adapters')) {
+    d.adapters.forEach((a, i) => {
+      const f = `adapters[${i}]`;
+      const o = obj(a, f);
+      str(o.name, `${f}.name`);
+      str(o.variant, `${f}.variant`);
+      num(o.trainable, `${f}.trainable`, { int: true, min: 0 });
+      num(o.base, `${f}.base`, { int: true, min: 0 });
+    });
+  }
+  if (arr(d.files, 'files')) {
+    d.files.forEach((x, i) => {
+      const f = `files[${i}]`;
+      const o = obj(x, f);
+      str(o.label, `${f}.label`);
+      str(o.path, `${f}.path`);
+      num(o.bytes, `${f}.bytes`, { int: true, min: 0 });
+      num(o.denseBytes, `${f}.denseBytes`, { int: true, min: 0, optional: true });
+    });
+  }
+  if (arr(d.notes, 'notes')) d.notes.forEach((n, i) => str(n, `notes[${i}]`));
+}

@@ -1,0 +1,193 @@
+// Run checkpoints. A checkpoint is one safetensors file (parameters, masks, adapter tensors,
+// optimizer moments, teacher snapshots) plus checkpoints/latest.json, which names that file and the
+// position to continue from. Both are written atomically and latest.json last, so a kill at any
+// moment leaves the previous checkpoint or the new one, never a mix.
+
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { maskFromBooleans, maskToBooleans, type Mask } from '@sparse/masks';
+import { ArgumentError, tensor } from '@sparse/tensor';
+import { atomicWriteFile, openSafetensors, writeSafetensorsFile } from '@sparse/tensor/node';
+import type { ModelSpec } from '../model/types.js';
+import type { AdamState } from '../train/adam.js';
+import type { ReportAccumulator } from './context.js';
+
+export interface AdapterCheckpoint {
+  stage: number;
+  label: string;
+  variant: string;
+  config: Record<string, unknown>;
+  targets: string[];
+  seed: number;
+  /** Per layer, per param name: values. */
+  layers: Record<string, Record<string, Float32Array>>;
+}
+
+export interface CheckpointContent {
+  /** The model's spec (createModel rebuilds it). */
+  spec: ModelSpec;
+  /** Continue at stage `stage` with `step` of its steps already done. */
+  next: { stage: number; step: number };
+  /** Stage-specific JSON (batch sampler state, ...). */
+  stageState?: Record<string, unknown>;
+  metricsBytes: number;
+  report: ReportAccumulator;
+  pattern?: { n: number; m: number };
+  calibration?: { windows: number; batch: number };
+  params: Map<string, { data: Float32Array; shape: number[] }>;
+  masks: Map<string, Mask>;
+  adapter?: AdapterCheckpoint;
+  optimizer?: AdamState;
+  snapshots: Map<number, Map<string, Float32Array>>;
+}
+
+interface LatestJson {
+  version: 1;
+  spec: ModelSpec;
+  file: string;
+  next: { stage: number; step: number };
+  stageState?: Record<string, unknown>;
+  metricsBytes: number;
+  report: ReportAccumulator;
+  pattern?: { n: number; m: number };
+  calibration?: { windows: number; batch: number };
+  paramShapes: Record<string, number[]>;
+  masks: Record<string, number[]>;
+  adapter?: Omit<AdapterCheckpoint, 'layers'> & { layers: Record<string, Record<string, number[]>> };
+  optimizer?: { t: number; shapes: Record<string, number[]> };
+  snapshots: number[];
+}
+
+export const CHECKPOINT_DIR = 'checkpoints';
+const LATEST = 'latest.json';
+
+export async function writeCheckpoint(runDir: string, c: CheckpointContent): Promise<string> {
+  const dir = join(runDir, CHECKPOINT_DIR);
+  mkdirSync(dir, { recursive: true });
+  const seq = Date.now().toString(36) + process.hrtime.bigint().toString(36).slice(-4);
+  const file = `ckpt-${String(c.next.stage).padStart(3, '0')}-${String(c.next.step).padStart(7, '0')}-${seq}.safetensors`;
+  const entries: Record<string, ReturnType<typeof tensor>> = {};
+  const paramShapes: Record<string, number[]> = {};
+  for (const [k, v] of c.params) {
+    entries[`param/${k}`] = tensor(v.data, v.shape);
+    paramShapes[k] = v.shape;
+  }
+  const masks: Record<string, number[]> = {};
+  for (const [k, m] of c.masks) {
+    entries[`mask/${k}`] = tensor(Uint8Array.from(maskToBooleans(m), (b) => (b ? 1 : 0)), [...m.shape]);
+    masks[k] = [...m.shape];
+  }
+  let adapter: LatestJson['adapter'];
+  if (c.adapter) {
+    const layers: Record<string, Record<string, number[]>> = {};
+    for (const [layer, ps] of Object.entries(c.adapter.layers)) {
+      layers[layer] = {};
+      for (const [p, v] of Object.entries(ps)) {
+        entries[`adapter/${layer}/${p}`] = tensor(v, [v.length]);
+        layers[layer][p] = [v.length];
+      }
+    }
+    adapter = { ...c.adapter, layers };
+  }
+  let optimizer: LatestJson['optimizer'];
+  if (c.optimizer) {
+    const shapes: Record<string, number[]> = {};
+    for (const [k, v] of Object.entries(c.optimizer.m)) {
+      entries[`opt/m/${k}`] = tensor(v.data, v.shape);
+      entries[`opt/v/${k}`] = tensor(c.optimizer.v[k]!.data, v.shape);
+      shapes[k] = v.shape;
+    }
+    optimizer = { t: c.optimizer.t, shapes };
+  }
+  for (const [i, snap] of c.snapshots) for (const [k, v] of snap) entries[`snap/${i}/${k}`] = tensor(v, [v.length]);
+  await writeSafetensorsFile(join(dir, file), entries);
+  const latest: LatestJson = {
+    version: 1,
+    spec: c.spec,
+    file,
+    next: c.next,
+    ...(c.stageState ? { stageState: c.stageState } : {}),
+    metricsBytes: c.metricsBytes,
+    report: c.report,
+    ...(c.pattern ? { pattern: c.pattern } : {}),
+    ...(c.calibration ? { calibration: c.calibration } : {}),
+    paramShapes,
+    masks,
+    ...(adapter ? { adapter } : {}),
+    ...(optimizer ? { optimizer } : {}),
+    snapshots: [...c.snapshots.keys()],
+  };
+  await atomicWriteFile(join(dir, LATEST), JSON.stringify(latest));
+  // older checkpoint files are garbage once latest.json names the new one
+  for (const f of readdirSync(dir)) if (f.startsWith('ckpt-') && f !== file) rmSync(join(dir, f), { force: true });
+  return join(dir, file);
+}
+
+export function hasCheckpoint(runDir: string): boolean {
+  return existsSync(join(runDir, CHECKPOINT_DIR, LATEST));
+}
+
+export async function readCheckpoint(runDir: string): Promise<CheckpointContent> {
+  const latestPath = join(runDir, CHECKPOINT_DIR, LATEST);
+  let latest: LatestJson;
+  try {
+    latest = JSON.parse(readFileSync(latestPath, 'utf8')) as LatestJson;
+  } catch (err) {
+    throw new ArgumentError(`cannot read checkpoint ${latestPath}: ${(err as Error).message}`);
+  }
+  if (latest.version !== 1) throw new ArgumentError(`checkpoint ${latestPath}: unknown version ${String(latest.version)}`);
+  const reader = await openSafetensors(join(runDir, CHECKPOINT_DIR, latest.file));
+  try {
+    const f32 = async (name: string): Promise<Float32Array> => {
+      const t = await reader.readTensor(name);
+      if (!(t.data instanceof Float32Array)) throw new ArgumentError(`checkpoint ${latest.file}: ${name} is not float32`);
+      return t.data;
+    };
+    const params = new Map<string, { data: Float32Array; shape: number[] }>();
+    for (const [k, shape] of Object.entries(latest.paramShapes)) params.set(k, { data: await f32(`param/${k}`), shape });
+    const masks = new Map<string, Mask>();
+    for (const [k, shape] of Object.entries(latest.masks)) {
+      const t = await reader.readTensor(`mask/${k}`);
+      masks.set(k, maskFromBooleans(Array.from(t.data as Uint8Array, (b) => b !== 0), shape));
+    }
+    let adapter: AdapterCheckpoint | undefined;
+    if (latest.adapter) {
+      const layers: AdapterCheckpoint['layers'] = {};
+      for (const [layer, ps] of Object.entries(latest.adapter.layers)) {
+        layers[layer] = {};
+        for (const p of Object.keys(ps)) layers[layer][p] = await f32(`adapter/${layer}/${p}`);
+      }
+      adapter = { ...latest.adapter, layers };
+    }
+    let optimizer: AdamState | undefined;
+    if (latest.optimizer) {
+      optimizer = { t: latest.optimizer.t, m: {}, v: {} };
+      for (const [k, shape] of Object.entries(latest.optimizer.shapes)) {
+        optimizer.m[k] = { data: await f32(`opt/m/${k}`), shape };
+        optimizer.v[k] = { data: await f32(`opt/v/${k}`), shape };
+      }
+    }
+    const snapshots = new Map<number, Map<string, Float32Array>>();
+    for (const i of latest.snapshots) {
+      const snap = new Map<string, Float32Array>();
+      for (const k of Object.keys(latest.paramShapes)) snap.set(k, await f32(`snap/${i}/${k}`));
+      snapshots.set(i, snap);
+    }
+    return {
+      spec: latest.spec,
+      next: latest.next,
+      ...(latest.stageState ? { stageState: latest.stageState } : {}),
+      metricsBytes: latest.metricsBytes,
+      report: latest.report,
+      ...(latest.pattern ? { pattern: latest.pattern } : {}),
+      ...(latest.calibration ? { calibration: latest.calibration } : {}),
+      params,
+      masks,
+      ...(adapter ? { adapter } : {}),
+      ...(optimizer ? { optimizer } : {}),
+      snapshots,
+    };
+  } finally {
+    await reader.close();
+  }
+}

@@ -1,0 +1,118 @@
+// The state a recipe's stages share: the model, the masks of its pruned weights, an attached adapter,
+// teacher snapshots, the data, and what the report will show. Stages read and change it; the
+// checkpoint saves all of it.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { maskToBooleans, type Mask } from '@sparse/masks';
+import type { AdapterModel } from '@sparse/lora-variants/tfjs';
+import type { ForwardHooks, LanguageModel, LinearInfo } from '../model/types.js';
+import type { ResolvedRecipe } from '../recipe/schema.js';
+import type { TextData } from '../data/dataset.js';
+import type { RunLog } from './log.js';
+
+export interface AdapterRecord {
+  /** The adapt stage's index and label. */
+  stage: number;
+  label: string;
+  variant: string;
+  config: Record<string, unknown>;
+  targets: string[];
+  seed: number;
+  model: AdapterModel;
+}
+
+export interface ReportAccumulator {
+  lossCurves: { label: string; points: { step: number; loss: number }[] }[];
+  evaluations: { label: string; data: string; perplexity: number; loss: number; tokens: number }[];
+  stages: { index: number; kind: string; method?: string; label: string; ms: number; summary?: string }[];
+  adapters: { name: string; variant: string; trainable: number; base: number }[];
+  files: { label: string; path: string; bytes: number; denseBytes?: number }[];
+  notes: string[];
+}
+
+export function emptyReport(): ReportAccumulator {
+  return { lossCurves: [], evaluations: [], stages: [], adapters: [], files: [], notes: [] };
+}
+
+export interface RunData {
+  main: TextData;
+  /** The embedded shifted task, when a stage asks for it. */
+  shifted(): TextData;
+}
+
+export class RunContext {
+  /** Masks of pruned linear weights, by weight name ([out, in]). */
+  readonly masks = new Map<string, Mask>();
+  /** The N:M pattern the masks follow, if the last prune asked for one. */
+  pattern: { n: number; m: number } | undefined;
+  adapter: AdapterRecord | undefined;
+  /** Parameter values after earlier stages (teachers), by stage index. */
+  readonly snapshots = new Map<number, Map<string, Float32Array>>();
+  /** Calibration windows chosen by a calibrate stage (else the prune stage draws its own). */
+  calibration: { windows: number; batch: number } | undefined;
+  report: ReportAccumulator = emptyReport();
+  /** Where the report stage wrote report.html. */
+  reportPath: string | undefined;
+  readonly #maskTensors = new Map<string, tf.Tensor>();
+
+  constructor(
+    readonly recipe: ResolvedRecipe,
+    readonly dir: string,
+    readonly model: LanguageModel,
+    readonly data: RunData,
+    readonly log: RunLog,
+    readonly backend: { name: string; reason: string },
+  ) {}
+
+  linears(): LinearInfo[] {
+    return this.model.linears();
+  }
+
+  /** The 0/1 float mask of a weight as a kept tensor (cached until the masks change). */
+  maskTensor(name: string): tf.Tensor | undefined {
+    const mask = this.masks.get(name);
+    if (mask === undefined) return undefined;
+    let t = this.#maskTensors.get(name);
+    if (t === undefined) {
+      t = tf.keep(tf.tensor(Float32Array.from(maskToBooleans(mask), (b) => (b ? 1 : 0)), mask.shape));
+      this.#maskTensors.set(name, t);
+    }
+    return t;
+  }
+
+  setMask(name: string, mask: Mask): void {
+    this.masks.set(name, mask);
+    this.#maskTensors.get(name)?.dispose();
+    this.#maskTensors.delete(name);
+  }
+
+  /**
+   * Forward hooks for the current state: an attached adapter's effective weights, and masked
+   * weights when `maskBase` (a stage that trains the base weights keeps pruned entries at zero by
+   * computing through W ⊙ mask, so their gradient is zero too).
+   */
+  hooks(opts: { maskBase?: boolean } = {}): ForwardHooks {
+    const adapter = this.adapter?.model;
+    const targeted = adapter ? new Set(Object.keys(adapter.weights)) : new Set<string>();
+    return {
+      weight: (name, p) => {
+        if (adapter && targeted.has(name)) return adapter.effectiveWeight(name);
+        if (opts.maskBase) {
+          const m = this.maskTensor(name);
+          if (m) return tf.mul(p, m);
+        }
+        return p;
+      },
+    };
+  }
+
+  /** Current values of every parameter (copies). */
+  paramValues(): Map<string, Float32Array> {
+    return new Map(Object.entries(this.model.params).map(([k, v]) => [k, Float32Array.from(v.dataSync() as Float32Array)]));
+  }
+
+  dispose(): void {
+    for (const t of this.#maskTensors.values()) t.dispose();
+    this.#maskTensors.clear();
+  }
+}

@@ -1,0 +1,95 @@
+// Every shipped recipe runs end to end at a tiny size, and what each stage promises holds.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isNM } from '@sparse/nm';
+import { parseRecipeText, resolveRecipe, type ResolvedRecipe } from '../recipe/index.js';
+import { DEFAULT_RECIPE } from '../recipe/default.js';
+import { packageRoot } from '../testing/dist.js';
+import { startRun } from './runner.js';
+import { loadExportedModel } from '../stages/export.js';
+
+const recipesDir = join(packageRoot, 'recipes');
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'sparse-recipes-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** The recipe at a size that runs in seconds: a 1-block model, a few steps per stage. */
+export function tiny(raw: Record<string, unknown>): Record<string, unknown> {
+  const r = structuredClone(raw);
+  r.model = { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 };
+  r.eval = { windows: 8, batch: 8 };
+  for (const s of r.stages as Record<string, unknown>[]) {
+    if (['pretrain', 'train', 'adapt', 'distill'].includes(s.stage as string)) {
+      s.steps = Math.min((s.steps as number | undefined) ?? 4, 4);
+      s.batch = 4;
+    }
+    if (s.stage === 'calibrate') s.windows = 8;
+  }
+  return r;
+}
+
+const silent = { write: () => true };
+
+async function runTiny(name: string): Promise<{ recipe: ResolvedRecipe; dir: string; summary: Awaited<ReturnType<typeof startRun>> }> {
+  const path = join(recipesDir, name);
+  const recipe = resolveRecipe(tiny(parseRecipeText(readFileSync(path, 'utf8'), path) as Record<string, unknown>), { source: path, baseDir: recipesDir });
+  const dir = join(tmp, name.replace(/\.ya?ml$/, ''));
+  const summary = await startRun(recipe, { dir, mode: 'quiet', io: { stdout: silent, stderr: silent } });
+  return { recipe, dir, summary };
+}
+
+describe('shipped recipes', () => {
+  it('default.yaml is the embedded default recipe', () => {
+    const file = parseRecipeText(readFileSync(join(recipesDir, 'default.yaml'), 'utf8'), 'default.yaml');
+    expect(resolveRecipe(file)).toEqual(resolveRecipe(structuredClone(DEFAULT_RECIPE)));
+  });
+
+  const files = readdirSync(recipesDir).filter((f) => /\.ya?ml$/.test(f));
+  it('ship at least the paper workflows the trainer promises', () => {
+    for (const f of ['wanda-unstructured.yaml', 'sparsegpt-2of4.yaml', 'srste-2of4-scratch.yaml', 'permute-2of4.yaml', 'lora-finetune.yaml', 'spp-recovery.yaml', 'sqft-recovery.yaml', 'squarehead-recovery.yaml']) {
+      expect(files).toContain(f);
+    }
+  });
+
+  for (const f of files) {
+    it(`${f} runs at a tiny size`, async () => {
+      const { recipe, dir, summary } = await runTiny(f);
+      // every evaluate stage measured a finite perplexity
+      const evals = recipe.stages.filter((s) => s.stage === 'evaluate').reduce((n, s) => n + (s as { data: string[] }).data.length, 0);
+      expect(summary.evaluations).toHaveLength(evals);
+      for (const e of summary.evaluations) expect(Number.isFinite(e.perplexity)).toBe(true);
+      const metrics = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+      expect(metrics.at(-1)!.event).toBe('done');
+      if (recipe.stages.some((s) => s.stage === 'report')) {
+        expect(summary.report).toBeDefined();
+        expect(readFileSync(summary.report!, 'utf8')).toContain('<html');
+      }
+      if (recipe.stages.some((s) => s.stage === 'export')) {
+        const exp = recipe.stages.find((s) => s.stage === 'export') as { formats: string[] };
+        if (exp.formats.includes('compressed')) {
+          const path = join(dir, 'exports', 'model.compressed.safetensors');
+          const model = await loadExportedModel(path);
+          expect(model.numParams()).toBeGreaterThan(0);
+          // a pruned model is smaller on disk compressed than dense
+          const pruned = recipe.stages.some((s) => s.stage === 'prune' || (s.stage === 'train' && (s as { method: string }).method === 'nm'));
+          if (pruned && exp.formats.includes('dense')) expect(statSync(path).size).toBeLessThan(statSync(join(dir, 'exports', 'model.safetensors')).size);
+          // N:M recipes: every linear weight of the exported model is still N:M
+          const nm = JSON.stringify(recipe.stages).match(/"n":(\d+),"m":(\d+)/);
+          if (nm && pruned) {
+            for (const l of model.linears()) {
+              const w = model.params[l.name]!;
+              const t = { data: w.dataSync() as Float32Array, shape: [...w.shape], stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' as const };
+              expect(isNM(t, { n: Number(nm[1]), m: Number(nm[2]) }).valid, `${f}: ${l.name}`).toBe(true);
+            }
+          }
+          model.dispose();
+        }
+      }
+      expect(existsSync(join(dir, 'recipe.json'))).toBe(true);
+    }, 120_000);
+  }
+});

@@ -1,0 +1,60 @@
+// adapt stage: attach an adapter (any variant with a tfjs form) to the targeted linear layers, train
+// only its tensors, save it in the PEFT layout, and merge it (through each base mask unless densify).
+
+import type * as tf from '@tensorflow/tfjs-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { attachAdapters } from '@sparse/lora-variants/tfjs';
+import { savePeftAdapter } from '@sparse/lora-variants/node';
+import type { StageOf } from '../recipe/schema.js';
+import type { RunContext } from '../run/context.js';
+import { selectLinears, type StageArgs, type StageOutcome } from './common.js';
+import { optimize } from './optimize.js';
+
+/** Attaches the stage's adapter (also used to rebuild it on resume). */
+export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, index: number, label: string): void {
+  const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
+  const names = layers.map((l) => l.name);
+  const weights = Object.fromEntries(names.map((n) => [n, ctx.model.params[n]!]));
+  const masks = Object.fromEntries(names.filter((n) => ctx.masks.has(n)).map((n) => [n, ctx.masks.get(n)!]));
+  const seed = ctx.recipe.seed * 1000 + index;
+  const model = attachAdapters(weights, { targets: names, variant: stage.method, config: stage.config, seed, masks, adapterName: label });
+  ctx.adapter = { stage: index, label, variant: stage.method, config: stage.config, targets: names, seed, model };
+}
+
+export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<StageOutcome> {
+  const { ctx, stage, index, label } = args;
+  if (ctx.adapter && ctx.adapter.stage !== index) throw new Error(`${label}: the adapter of '${ctx.adapter.label}' is still attached (merge it first)`);
+  if (!ctx.adapter) attachStageAdapter(ctx, stage, index, label);
+  const adapter = ctx.adapter!.model;
+  const variables = new Map<string, tf.Variable>(adapter.trainableVariables().map((v, k) => [`adapter/${k}`, v]));
+  const report = adapter.trainableReport();
+  ctx.log.say(`${label}: ${stage.method} on ${report.layers.length} layers, ${report.trainable.toLocaleString('en-US')} trainable parameters (${(report.fraction * 100).toFixed(2)}% of the adapted weights)`);
+  const hooks = ctx.hooks();
+  adapter.training = true;
+  const r = await optimize(args, stage, { variables, loss: (ids, targets) => ctx.model.loss(ids, targets, hooks) });
+  adapter.training = false;
+  ctx.report.adapters.push({ name: label, variant: stage.method, trainable: report.trainable, base: report.base });
+  // the adapter itself, in the PEFT layout, before it is merged away
+  const states = adapter.adapterStates();
+  const modules = Object.fromEntries(Object.entries(states).map(([n, s]) => [n.replace(/\.weight$/, ''), s]));
+  const dir = join(ctx.dir, 'exports', 'adapters', label.replace(/[^A-Za-z0-9._-]/g, '_'));
+  let saved = '';
+  try {
+    mkdirSync(dir, { recursive: true });
+    await savePeftAdapter(dir, modules, { baseModelNameOrPath: null });
+    saved = `, saved to ${dir}`;
+    ctx.report.files.push({ label: `adapter ${label} (PEFT)`, path: dir, bytes: 0 });
+  } catch (err) {
+    ctx.report.notes.push(`adapter ${label} was not saved in the PEFT layout: ${(err as Error).message}`);
+  }
+  if (stage.merge) {
+    adapter.mergeAndUnload({ densify: stage.densify });
+    if (stage.densify) {
+      for (const n of ctx.adapter!.targets) ctx.masks.delete(n);
+      if (ctx.masks.size === 0) ctx.pattern = undefined;
+    }
+    ctx.adapter = undefined;
+  }
+  return { summary: `${stage.method}, ${report.trainable} trainable, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}${stage.merge ? `, merged${stage.densify ? ' (densified)' : ' through the masks'}` : ''}${saved}` };
+}

@@ -1,0 +1,91 @@
+// export stage: the model as safetensors, dense and compressed (pruned weights in their N:M or CSR
+// layouts, so the file is smaller than dense), with the model spec in the metadata; adapters were
+// saved in the PEFT layout by their adapt stages. loadExportedModel reads either file back.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { isNM } from '@sparse/nm';
+import { maskToBooleans } from '@sparse/masks';
+import { cast, layoutByteLength, tensor, toBitmask, toCSR, toDense, toNM, isSparseLayout, ArgumentError, type SafetensorsInput, type Tensor } from '@sparse/tensor';
+import { openSafetensors, writeSafetensorsFile } from '@sparse/tensor/node';
+import { createModel } from '../model/index.js';
+import type { LanguageModel, ModelSpec } from '../model/types.js';
+import type { StageOf } from '../recipe/schema.js';
+import type { StageArgs, StageOutcome } from './common.js';
+
+export const SPEC_METADATA_KEY = 'sparse-train.spec';
+
+export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promise<StageOutcome> {
+  const { ctx, stage } = args;
+  if (ctx.adapter) ctx.report.notes.push(`export: adapter '${ctx.adapter.label}' was attached and not merged; the exported weights are the base without it`);
+  const dir = join(ctx.dir, 'exports');
+  mkdirSync(dir, { recursive: true });
+  const metadata = { [SPEC_METADATA_KEY]: JSON.stringify(ctx.model.spec), format: 'pt' };
+  const dense = (v: Float32Array, shape: number[]): Tensor => {
+    const t = tensor(v, shape);
+    return stage.dtype === 'float16' ? cast(t, 'float16') : t;
+  };
+  const denseBytes = Object.values(ctx.model.params).reduce((s, v) => s + v.size * 4, 0);
+  const lines: string[] = [];
+  const values = ctx.paramValues();
+  if (stage.formats.includes('dense')) {
+    const entries: Record<string, SafetensorsInput> = {};
+    for (const [k, v] of values) entries[k] = dense(v, [...ctx.model.params[k]!.shape]);
+    const path = join(dir, 'model.safetensors');
+    const bytes = await writeSafetensorsFile(path, entries, metadata);
+    ctx.report.files.push({ label: `dense model (${stage.dtype})`, path, bytes, denseBytes });
+    lines.push(`dense ${bytes.toLocaleString('en-US')} bytes`);
+  }
+  if (stage.formats.includes('compressed')) {
+    const entries: Record<string, SafetensorsInput> = {};
+    let layouts = 0;
+    for (const [k, v] of values) {
+      const shape = [...ctx.model.params[k]!.shape];
+      const mask = ctx.masks.get(k);
+      if (mask === undefined) {
+        entries[k] = dense(v, shape);
+        continue;
+      }
+      const keep = maskToBooleans(mask);
+      const masked = dense(Float32Array.from(v, (x, i) => (keep[i] ? x : 0)), shape);
+      const p = ctx.pattern;
+      // N:M when every group holds at most N; otherwise the smaller of bitmask and CSR, or dense when
+      // neither is smaller than it
+      if (p && shape[1]! % p.m === 0 && isNM(mask, { n: p.n, m: p.m }).valid) entries[k] = toNM(masked, { n: p.n, m: p.m });
+      else {
+        const options = [toBitmask(masked), toCSR(masked)].sort((a, b) => layoutByteLength(a) - layoutByteLength(b));
+        entries[k] = layoutByteLength(options[0]!) < masked.data.byteLength ? options[0]! : masked;
+      }
+      if (isSparseLayout(entries[k])) layouts++;
+    }
+    const path = join(dir, 'model.compressed.safetensors');
+    const bytes = await writeSafetensorsFile(path, entries, metadata);
+    ctx.report.files.push({ label: `compressed model (${stage.dtype}, ${layouts} sparse tensors)`, path, bytes, denseBytes });
+    lines.push(`compressed ${bytes.toLocaleString('en-US')} bytes (${((bytes / denseBytes) * 100).toFixed(1)}% of dense fp32)`);
+  }
+  if (stage.formats.includes('adapters')) {
+    const saved = ctx.report.files.filter((f) => f.label.startsWith('adapter '));
+    lines.push(saved.length ? `${saved.length} adapter folder(s) in PEFT layout` : 'no adapters to export');
+  }
+  ctx.log.say(`export: ${lines.join('; ')} in ${dir}`);
+  return { summary: lines.join('; ') };
+}
+
+/** Reads a model written by the export stage (dense or compressed) back into a model. */
+export async function loadExportedModel(path: string): Promise<LanguageModel> {
+  const reader = await openSafetensors(path);
+  try {
+    const specJson = reader.metadata[SPEC_METADATA_KEY];
+    if (specJson === undefined) throw new ArgumentError(`${path}: no '${SPEC_METADATA_KEY}' metadata; not a sparse-train export`);
+    const spec = JSON.parse(specJson) as ModelSpec;
+    const values = new Map<string, Float32Array>();
+    for (const name of reader.names) {
+      const x = await reader.read(name);
+      const t = isSparseLayout(x) ? toDense(x) : x;
+      values.set(name, t.dtype === 'float32' ? (t.data as Float32Array) : (cast(t, 'float32').data as Float32Array));
+    }
+    return createModel(spec, { values });
+  } finally {
+    await reader.close();
+  }
+}

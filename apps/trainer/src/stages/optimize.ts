@@ -1,0 +1,73 @@
+// The shared body of every optimizing stage (pretrain, train, adapt, distill): pick the token
+// stream, run the resumable loop with checkpoints, record the loss curve and step events.
+
+import type * as tf from '@tensorflow/tfjs-core';
+import { NamedAdam } from '../train/adam.js';
+import { runSteps, type StepsResult } from '../train/steps.js';
+import { stageRng, windowLength, type StageArgs } from './common.js';
+
+export interface TrainingFields {
+  steps: number;
+  batch: number;
+  lr: number;
+  warmup?: number | undefined;
+  minLrRatio: number;
+  clipNorm: number;
+  checkpointEvery: number;
+  data: 'train' | 'shifted';
+}
+
+export interface OptimizeSpec {
+  variables: ReadonlyMap<string, tf.Variable>;
+  loss: (ids: tf.Tensor2D, targets: tf.Tensor2D, step: number) => tf.Scalar;
+  beforeStep?: (step: number) => void;
+  /** Extra JSON a checkpoint inside this stage carries (e.g. when masks were last recomputed). */
+  stageState?: () => Record<string, unknown>;
+}
+
+export async function optimize(args: StageArgs, fields: TrainingFields, spec: OptimizeSpec): Promise<StepsResult> {
+  const { ctx, index, label } = args;
+  const stream = fields.data === 'shifted' ? ctx.data.shifted() : ctx.data.main;
+  const data = stream.train;
+  const len = windowLength(args, data);
+  const rng = stageRng(args);
+  const optimizer = new NamedAdam(0.9, 0.95, 1e-8);
+  if (args.resume?.optimizer) optimizer.load(args.resume.optimizer);
+  const curve = ctx.report.lossCurves.find((c) => c.label === label) ?? { label, points: [] };
+  if (!ctx.report.lossCurves.includes(curve)) ctx.report.lossCurves.push(curve);
+  const progress = ctx.log.stageProgress(`[${index + 1}/${ctx.recipe.stages.length}] ${label}`);
+  ctx.log.say(`${label}: ${fields.steps} steps x batch ${fields.batch} x ${len} tokens on ${fields.data === 'shifted' ? 'the shifted task' : 'the training data'}, lr ${fields.lr}${args.resume ? `, resuming after step ${args.resume.step}` : ''}`);
+  try {
+    const result = await runSteps({
+      data,
+      steps: fields.steps,
+      startStep: args.resume?.step ?? 0,
+      batch: fields.batch,
+      len,
+      lr: fields.lr,
+      warmup: fields.warmup,
+      minLrRatio: fields.minLrRatio,
+      clipNorm: fields.clipNorm,
+      rng,
+      variables: spec.variables,
+      optimizer,
+      loss: spec.loss,
+      beforeStep: spec.beforeStep,
+      afterStep: (info) => {
+        progress(info);
+        curve.points.push({ step: info.step, loss: info.loss });
+        ctx.log.event({ event: 'step', stage: index, label, step: info.step, steps: info.steps, loss: info.loss, lr: info.lr, gradNorm: info.gradNorm, tokensPerSec: info.tokensPerSec });
+      },
+      checkpointEvery: fields.checkpointEvery,
+      onCheckpoint: (step) => args.checkpoint(step, { batches: rng.state(), ...(spec.stageState?.() ?? {}) }, optimizer.state()),
+    });
+    ctx.log.endProgress();
+    if (result.losses.length > 0) {
+      const tps = result.tokens / Math.max(1e-9, result.elapsedMs / 1000);
+      ctx.log.say(`${label}: final loss ${result.losses.at(-1)!.toFixed(4)}, ${Math.round(tps).toLocaleString('en-US')} tokens/s`);
+    }
+    return result;
+  } finally {
+    optimizer.dispose();
+  }
+}

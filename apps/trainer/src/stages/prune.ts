@@ -1,0 +1,144 @@
+// prune stage: one-shot pruning with any registered pruner, layer by layer. Calibration inputs are
+// captured from the model itself; with `sequential` each group of layers (q/k/v, then the attention
+// output, then the MLP up, then down, block after block) sees the outputs of the layers already
+// pruned before it, as in the SparseGPT and Wanda papers. Only one group's statistics are held.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { maskToBooleans } from '@sparse/masks';
+import { applyColumnPermutation, applyRowPermutation, searchChannelPermutation } from '@sparse/nm';
+import { ColumnNormAccumulator, getPruner, HessianAccumulator, patternOf, pruneLayer, type LayerStats } from '@sparse/pruners';
+import { Random, tensor } from '@sparse/tensor';
+import type { LinearInfo } from '../model/types.js';
+import type { StageOf } from '../recipe/schema.js';
+import type { RunContext } from '../run/context.js';
+import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from './common.js';
+
+interface Accumulators {
+  columns?: ColumnNormAccumulator;
+  hessian?: HessianAccumulator;
+}
+
+/** Calibration batches: `windows` random windows of the training data (seeded), `batch` at a time. */
+function calibrationBatches(ctx: RunContext, index: number): { ids: Int32Array; b: number; len: number }[] {
+  const { windows, batch } = ctx.calibration ?? { windows: 64, batch: 16 };
+  const data = ctx.data.main.train;
+  const len = Math.min(ctx.model.spec.ctx, data.length - 1);
+  const rng = new Random(ctx.recipe.seed).fork(`stage-${index}`).fork('calibration');
+  const out: { ids: Int32Array; b: number; len: number }[] = [];
+  for (let i = 0; i < windows; i += batch) {
+    const b = Math.min(batch, windows - i);
+    const ids = new Int32Array(b * len);
+    for (let r = 0; r < b; r++) {
+      const s = rng.int(0, data.length - len);
+      ids.set(data.subarray(s, s + len), r * len);
+    }
+    out.push({ ids, b, len });
+  }
+  return out;
+}
+
+/** Runs the calibration batches and feeds each wanted layer's inputs to its accumulators. */
+function capture(ctx: RunContext, batches: ReturnType<typeof calibrationBatches>, wanted: Map<string, Accumulators>): void {
+  const hooks = {
+    ...ctx.hooks(),
+    linearInput: (info: LinearInfo, x: tf.Tensor2D) => {
+      const acc = wanted.get(info.name);
+      if (!acc) return;
+      const core = tensor(Float32Array.from(x.dataSync() as Float32Array), [...x.shape]);
+      acc.columns?.add(core);
+      acc.hessian?.add(core);
+    },
+  };
+  for (const { ids, b, len } of batches) {
+    tf.tidy(() => {
+      ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), hooks);
+    });
+  }
+}
+
+function statsOf(acc: Accumulators): LayerStats {
+  return { ...(acc.columns?.stats() ?? {}), ...(acc.hessian?.stats() ?? {}) };
+}
+
+/**
+ * Before N:M pruning of an MLP down projection: permute its input channels to raise the kept
+ * magnitude, and permute the rows (outputs) of the layers that produce those channels the same way,
+ * so the network computes the same function. Returns the kept-magnitude gain per layer.
+ */
+function permuteDownProjections(ctx: RunContext, layers: LinearInfo[], n: number, m: number): { name: string; before: number; after: number }[] {
+  const all = ctx.linears();
+  const out: { name: string; before: number; after: number }[] = [];
+  for (const down of layers.filter((l) => l.role === 'mlp.down' && l.expert === undefined)) {
+    const producers = all.filter((l) => l.block === down.block && (l.role === 'mlp.up' || l.role === 'mlp.gate') && l.expert === undefined);
+    if (producers.length === 0 || down.in % m !== 0) continue;
+    const w = coreOf(ctx.model.params[down.name]!);
+    const found = searchChannelPermutation(w, { n, m });
+    if (found.keptAfter <= found.keptBefore) continue;
+    const p = found.permutation;
+    assignValues(ctx.model.params[down.name]!, applyColumnPermutation(w, p).data as Float32Array);
+    for (const prod of producers) {
+      const pw = ctx.model.params[prod.name]!;
+      assignValues(pw, applyRowPermutation(coreOf(pw), p).data as Float32Array);
+      if (prod.bias) {
+        const bv = ctx.model.params[prod.bias]!;
+        const b = bv.dataSync() as Float32Array;
+        assignValues(bv, Float32Array.from(p, (src) => b[src]!));
+      }
+    }
+    out.push({ name: down.name, before: found.keptBefore, after: found.keptAfter });
+  }
+  return out;
+}
+
+export async function runPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
+  const { ctx, stage, index, label } = args;
+  if (ctx.adapter) throw new Error(`${label}: an adapter is attached and not merged; merge it before pruning`);
+  const def = getPruner(stage.method);
+  const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
+  const pattern = patternOf(stage.config as { sparsity?: number; n?: number; m?: number });
+  const t0 = performance.now();
+  if (stage.permute) {
+    if (pattern.kind !== 'nm') throw new Error(`stages[${index}].permute: channel permutation is for N:M patterns; the config asks for ${pattern.sparsity} unstructured`);
+    for (const g of permuteDownProjections(ctx, layers, pattern.n, pattern.m)) {
+      ctx.log.say(`${label}: permuted ${g.name}: kept magnitude ${g.before.toFixed(2)} -> ${g.after.toFixed(2)}`);
+      ctx.log.event({ event: 'permutation', stage: index, layer: g.name, keptBefore: g.before, keptAfter: g.after });
+    }
+  }
+  const needs = new Set(def.calibration);
+  const batches = needs.size > 0 ? calibrationBatches(ctx, index) : [];
+  const makeAcc = (l: LinearInfo): Accumulators => ({
+    ...(needs.has('columns') ? { columns: new ColumnNormAccumulator(l.in, { name: l.name }) } : {}),
+    ...(needs.has('hessian') ? { hessian: new HessianAccumulator(l.in, { name: l.name }) } : {}),
+  });
+  const pruneOne = (l: LinearInfo, acc: Accumulators | undefined) => {
+    const v = ctx.model.params[l.name]!;
+    const r = pruneLayer(stage.method, { name: l.name, weight: coreOf(v), stats: acc ? statsOf(acc) : undefined, config: stage.config });
+    assignValues(v, r.weight.data);
+    ctx.setMask(l.name, r.mask);
+    const kept = maskToBooleans(r.mask).reduce((s, b) => s + b, 0);
+    ctx.log.event({ event: 'prune', stage: index, layer: l.name, method: stage.method, sparsity: 1 - kept / (l.out * l.in), error: r.error?.total });
+  };
+  // groups in evaluation order
+  const keys = [...new Set(layers.map((l) => `${l.block}:${l.group}`))];
+  if (needs.size === 0) {
+    for (const l of layers) pruneOne(l, undefined);
+  } else if (stage.sequential) {
+    for (const key of keys) {
+      const group = layers.filter((l) => `${l.block}:${l.group}` === key);
+      const wanted = new Map(group.map((l) => [l.name, makeAcc(l)]));
+      capture(ctx, batches, wanted);
+      for (const l of group) pruneOne(l, wanted.get(l.name));
+    }
+  } else {
+    const wanted = new Map(layers.map((l) => [l.name, makeAcc(l)]));
+    capture(ctx, batches, wanted);
+    for (const l of layers) pruneOne(l, wanted.get(l.name));
+  }
+  ctx.pattern = pattern.kind === 'nm' ? { n: pattern.n, m: pattern.m } : undefined;
+  const total = layers.reduce((s, l) => s + l.out * l.in, 0);
+  const kept = layers.reduce((s, l) => s + maskToBooleans(ctx.masks.get(l.name)!).reduce((a, b) => a + b, 0), 0);
+  const ms = performance.now() - t0;
+  const desc = pattern.kind === 'nm' ? `${pattern.n}:${pattern.m}` : `${(pattern.sparsity * 100).toFixed(0)}% unstructured`;
+  ctx.log.say(`${label}: ${stage.method} ${desc} on ${layers.length} layers (${stage.sequential && needs.size > 0 ? 'sequential' : 'one pass'}${batches.length ? `, ${batches.reduce((s, b) => s + b.b, 0)} calibration windows` : ''}): ${((1 - kept / total) * 100).toFixed(2)}% of their weights pruned in ${(ms / 1000).toFixed(1)} s`);
+  return { summary: `${stage.method} ${desc}, ${((1 - kept / total) * 100).toFixed(2)}% pruned` };
+}

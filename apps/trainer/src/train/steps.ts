@@ -1,0 +1,112 @@
+// The resumable training loop every optimizing stage uses: seeded batches, NamedAdam with warmup and
+// cosine decay, global-norm clipping, and checkpoints every k steps. Given the same batch generator
+// state, optimizer state and weights, steps s+1.. are the same whether or not the process stopped at s.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { ArgumentError, type Random } from '@sparse/tensor';
+import { sampleBatch } from '../data/dataset.js';
+import type { NamedAdam } from './adam.js';
+
+export interface StepInfo {
+  /** 1-based step number within the stage. */
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Tokens trained on in this process so far (a resumed stage counts from its resume point). */
+  tokens: number;
+  elapsedMs: number;
+  tokensPerSec: number;
+  etaMs: number;
+}
+
+export interface StepsOptions {
+  data: Int32Array;
+  /** Total steps of the stage. */
+  steps: number;
+  /** Steps already done (resume); the schedule continues from here. */
+  startStep?: number;
+  batch: number;
+  len: number;
+  lr: number;
+  warmup?: number;
+  minLrRatio?: number;
+  clipNorm?: number;
+  /** The batch sampler; its state is what a checkpoint saves. */
+  rng: Random;
+  /** Trainable variables by stable key. */
+  variables: ReadonlyMap<string, tf.Variable>;
+  optimizer: NamedAdam;
+  /** The loss of one batch (called inside tf.variableGrads). */
+  loss: (ids: tf.Tensor2D, targets: tf.Tensor2D, step: number) => tf.Scalar;
+  /** Runs before each step's forward pass (mask recomputation). */
+  beforeStep?: (step: number) => void;
+  /** Runs after each update (re-masking, progress, metrics). */
+  afterStep?: (info: StepInfo) => void | Promise<void>;
+  /** Called after every `checkpointEvery` steps and after the last one. */
+  checkpointEvery?: number;
+  onCheckpoint?: (stepDone: number) => void | Promise<void>;
+}
+
+/** Learning rate at 1-based `step`: linear warmup to `lr`, then cosine decay to lr*minLrRatio. */
+export function learningRateAt(step: number, steps: number, lr: number, warmup: number, minLrRatio: number): number {
+  if (warmup > 0 && step <= warmup) return (lr * step) / warmup;
+  const span = Math.max(1, steps - warmup);
+  const progress = Math.min(1, (step - warmup) / span);
+  return lr * (minLrRatio + (1 - minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * progress)));
+}
+
+export interface StepsResult {
+  losses: number[];
+  tokens: number;
+  elapsedMs: number;
+}
+
+export async function runSteps(o: StepsOptions): Promise<StepsResult> {
+  const { data, steps, batch, len } = o;
+  const start0 = o.startStep ?? 0;
+  if (!Number.isInteger(steps) || steps < 0) throw new ArgumentError(`steps must be a non-negative integer, got ${steps}`);
+  if (!Number.isInteger(start0) || start0 < 0 || start0 > steps) throw new ArgumentError(`startStep must be in [0, ${steps}], got ${start0}`);
+  if (!(o.lr > 0)) throw new ArgumentError(`lr must be positive, got ${o.lr}`);
+  if (o.variables.size === 0 && steps > start0) throw new ArgumentError('nothing to train: no trainable variables');
+  const warmup = o.warmup ?? Math.min(100, Math.floor(steps / 10));
+  const minLrRatio = o.minLrRatio ?? 0.1;
+  const clip = o.clipNorm ?? 1;
+  const every = o.checkpointEvery ?? Infinity;
+  const keyOf = new Map([...o.variables].map(([k, v]) => [v.name, k]));
+  const varList = [...o.variables.values()];
+  const losses: number[] = [];
+  const t0 = performance.now();
+  let tokens = 0;
+  for (let step = start0 + 1; step <= steps; step++) {
+    const lr = learningRateAt(step, steps, o.lr, warmup, minLrRatio);
+    o.beforeStep?.(step);
+    const b = sampleBatch(data, batch, len, o.rng);
+    const [lossT, normT] = tf.tidy(() => {
+      const ids = tf.tensor2d(b.inputs, [batch, len], 'int32');
+      const targets = tf.tensor2d(b.targets, [batch, len], 'int32');
+      const { value, grads } = tf.variableGrads(() => o.loss(ids, targets, step), varList);
+      const norm = tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))));
+      const n = norm.dataSync()[0]!;
+      const scale = clip > 0 && Number.isFinite(clip) && n > clip ? clip / n : 1;
+      o.optimizer.apply(
+        Object.entries(grads).map(([name, g]) => ({ key: keyOf.get(name)!, variable: o.variables.get(keyOf.get(name)!)!, grad: scale === 1 ? g : tf.mul(g, scale) })),
+        lr,
+      );
+      return [value, norm];
+    });
+    const loss = (await lossT.data())[0]!;
+    const gradNorm = (await normT.data())[0]!;
+    lossT.dispose();
+    normT.dispose();
+    if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at step ${step} (try a lower lr)`);
+    losses.push(loss);
+    tokens += batch * len;
+    const elapsedMs = performance.now() - t0;
+    const done = step - start0;
+    await o.afterStep?.({ step, steps, loss, lr, gradNorm, tokens, elapsedMs, tokensPerSec: tokens / (elapsedMs / 1000), etaMs: (elapsedMs / done) * (steps - step) });
+    if (o.onCheckpoint && (step % every === 0 || step === steps)) await o.onCheckpoint(step);
+  }
+  return { losses, tokens, elapsedMs: performance.now() - t0 };
+}
