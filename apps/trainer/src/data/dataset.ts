@@ -3,6 +3,7 @@
 
 import { ArgumentError, Random } from '@sparse/tensor';
 import { generateCorpus, DEFAULT_CORPUS_CHARS, DEFAULT_CORPUS_SEED } from './corpus.js';
+import { DEFAULT_SHIFTED_CHARS, DEFAULT_SHIFTED_SEED, generateShiftedCorpus } from './shifted.js';
 import { ByteTokenizer, CharTokenizer, type Tokenizer } from './tokenizer.js';
 
 export interface Split {
@@ -61,13 +62,13 @@ export interface TextData {
 }
 
 /** Splits an already tokenized stream into train and held-out parts. */
-export function prepareTokens(tokens: Int32Array, source: string, tokenizer: Tokenizer): TextData {
-  return { source, tokenizer, tokens, ...splitHeldOut(tokens) };
+export function prepareTokens(tokens: Int32Array, source: string, tokenizer: Tokenizer, heldOut = 0.1): TextData {
+  return { source, tokenizer, tokens, ...splitHeldOut(tokens, heldOut) };
 }
 
 /** Tokenizes (byte-level by default) and splits a text. */
-export function prepareText(text: string, source: string, tokenizer: Tokenizer = new ByteTokenizer()): TextData {
-  return prepareTokens(tokenizer.encode(text), source, tokenizer);
+export function prepareText(text: string, source: string, tokenizer: Tokenizer = new ByteTokenizer(), heldOut = 0.1): TextData {
+  return prepareTokens(tokenizer.encode(text), source, tokenizer, heldOut);
 }
 
 /** The embedded corpus with its character-level tokenizer. */
@@ -75,4 +76,15 @@ export function embeddedData(options: { seed?: number; chars?: number } = {}): T
   const seed = options.seed ?? DEFAULT_CORPUS_SEED;
   const text = generateCorpus({ seed, chars: options.chars ?? DEFAULT_CORPUS_CHARS });
   return prepareText(text, `embedded corpus (seed ${seed})`, CharTokenizer.fromText(text));
+}
+
+/**
+ * The shifted fine-tuning task (shifted.ts), tokenized with the pretraining corpus's character
+ * tokenizer: `tokenizer` (pass embeddedData().tokenizer), by default that of the default corpus.
+ */
+export function embeddedShiftedData(options: { seed?: number; chars?: number; tokenizer?: Tokenizer } = {}): TextData {
+  const seed = options.seed ?? DEFAULT_SHIFTED_SEED;
+  const text = generateShiftedCorpus({ seed, chars: options.chars ?? DEFAULT_SHIFTED_CHARS });
+  const tokenizer = options.tokenizer ?? CharTokenizer.fromText(generateCorpus());
+  return prepareText(text, `embedded shifted task (seed ${seed})`, tokenizer);
 }

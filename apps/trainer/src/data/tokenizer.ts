@@ -6,7 +6,8 @@
 import { ArgumentError } from '@sparse/tensor';
 
 export interface Tokenizer {
-  readonly kind: 'char' | 'byte';
+  /** char and byte are built in; hf is a Hugging Face tokenizer.json (hf-tokenizer.ts). */
+  readonly kind: 'char' | 'byte' | 'hf';
   readonly vocabSize: number;
   encode(text: string): Int32Array;
   decode(ids: ArrayLike<number>): string;

@@ -1,6 +1,7 @@
 // The GPT's shape: a plain object, validated once, shared by the model and the CLI defaults.
 
 import { ArgumentError } from '@sparse/tensor';
+import type { MoeConfig } from './layers.js';
 
 export interface GptConfig {
   /** Vocabulary size (rows of the token embedding, width of the output). */
@@ -15,6 +16,8 @@ export interface GptConfig {
   ctx: number;
   /** MLP hidden width as a multiple of d. */
   mlpRatio: number;
+  /** Replace each block's MLP by a mixture of experts (router + `experts` MLPs of the same shape). */
+  moe?: MoeConfig;
 }
 
 /**
@@ -38,4 +41,9 @@ export function validateGptConfig(cfg: GptConfig): void {
     throw new ArgumentError(`GptConfig.mlpRatio must be positive with mlpRatio*d an integer, got ${cfg.mlpRatio}`);
   }
   if (cfg.d % cfg.heads !== 0) throw new ArgumentError(`GptConfig.d (${cfg.d}) must be a multiple of heads (${cfg.heads})`);
+  if (cfg.moe !== undefined) {
+    const { experts, topK } = cfg.moe;
+    if (!Number.isInteger(experts) || experts < 1) throw new ArgumentError(`GptConfig.moe.experts must be a positive integer, got ${experts}`);
+    if (!Number.isInteger(topK) || topK < 1 || topK > experts) throw new ArgumentError(`GptConfig.moe.topK must be an integer in 1..${experts}, got ${topK}`);
+  }
 }

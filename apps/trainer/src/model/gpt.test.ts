@@ -2,8 +2,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../backend.js';
 import { Random } from '@sparse/tensor';
-import { createGpt, gptLoss, gptParamSpecs, initGptValues, type GptConfig, type GptParams } from './gpt.js';
+import { createGpt, Gpt, gptLoss, gptParamSpecs, initGptValues, type GptConfig, type GptParams } from './gpt.js';
 import { crossEntropy, gelu, layerNorm, softmaxRows } from './ops.js';
+import { gptReference, moeReference } from './__fixtures__/reference.js';
+import type { LinearInfo } from './types.js';
 
 const tiny: GptConfig = { vocab: 11, d: 8, layers: 2, heads: 2, ctx: 6, mlpRatio: 2 };
 
@@ -11,6 +13,23 @@ function randomIds(rng: Random, b: number, t: number, vocab: number): tf.Tensor2
   const ids = new Int32Array(b * t);
   for (let i = 0; i < ids.length; i++) ids[i] = rng.int(0, vocab);
   return tf.tensor2d(ids, [b, t], 'int32');
+}
+
+/** Values with weights large enough that every path visibly shapes the output. */
+function boldValues(cfg: GptConfig, seed: number): Map<string, Float32Array> {
+  const rng = new Random(seed);
+  const values = initGptValues(cfg, rng);
+  for (const [name, v] of values) if (!name.includes('ln_')) rng.fillNormal(v, 0, name.startsWith('w') ? 0.5 : 0.4);
+  for (const [name, v] of values) if (name.includes('ln_') && name.endsWith('weight')) for (let i = 0; i < v.length; i++) v[i] = 1 + 0.2 * rng.normal();
+  return values;
+}
+
+function closeRows(got: ArrayLike<number>, want: number[][], tol: number): void {
+  const flat = want.flat();
+  expect(got.length).toBe(flat.length);
+  let worst = 0;
+  for (let i = 0; i < flat.length; i++) worst = Math.max(worst, Math.abs(got[i] - flat[i]) / (1 + Math.abs(flat[i])));
+  expect(worst).toBeLessThan(tol);
 }
 
 beforeAll(async () => {
@@ -117,6 +136,106 @@ describe('GPT', () => {
     model.dispose();
   });
 
+  it('matches a float64 reference forward (weights [out, in], y = x Wᵀ + b)', () => {
+    const values = boldValues(tiny, 21);
+    expect(gptParamSpecs(tiny).find((p) => p.name === 'h.0.attn.c_attn.weight')!.shape).toEqual([3 * tiny.d, tiny.d]);
+    const model = new Gpt(tiny, values);
+    const ids = [[1, 5, 2, 7, 3], [0, 10, 4, 4, 9]];
+    const got = tf.tidy(() => model.logits2d(tf.tensor2d(ids, [2, 5], 'int32')).dataSync());
+    closeRows(got, gptReference(tiny, values, ids), 1e-4);
+    model.dispose();
+  });
+
+  it('linears() lists every linear layer in (block, group) order with its parameter shape', () => {
+    const model = createGpt(tiny, { seed: 1 });
+    const ls = model.linears();
+    expect(ls.map((l) => l.role)).toEqual(['attn.qkv', 'attn.out', 'mlp.up', 'mlp.down', 'attn.qkv', 'attn.out', 'mlp.up', 'mlp.down']);
+    expect(ls.map((l) => [l.block, l.group])).toEqual([[0, 0], [0, 1], [0, 2], [0, 3], [1, 0], [1, 1], [1, 2], [1, 3]]);
+    for (const l of ls) {
+      expect(model.params[l.name].shape).toEqual([l.out, l.in]);
+      expect(model.params[l.bias!].shape).toEqual([l.out]);
+    }
+    expect(model.spec).toEqual({ architecture: 'gpt', ...tiny });
+    expect(model.blocks).toBe(2);
+    model.dispose();
+  });
+
+  it('honours the hooks: weight for every parameter, linearInput per linear, blockOutput per block', () => {
+    const values = boldValues(tiny, 22);
+    const model = new Gpt(tiny, values);
+    const ids = tf.tensor2d([[1, 5, 2, 7], [3, 3, 0, 9]], [2, 4], 'int32');
+    const seen = new Set<string>();
+    const inputs: [LinearInfo, number[]][] = [];
+    const blocks: [number, number[]][] = [];
+    const zeroed = 'h.1.mlp.c_fc.weight';
+    const got = tf.tidy(() =>
+      model
+        .logits2d(ids, {
+          weight: (name, p) => {
+            seen.add(name);
+            return name === zeroed ? tf.zerosLike(p) : p;
+          },
+          linearInput: (info, x) => inputs.push([info, x.shape]),
+          blockOutput: (b, h) => blocks.push([b, h.shape]),
+        })
+        .dataSync(),
+    );
+    expect([...seen].sort()).toEqual(Object.keys(model.params).sort());
+    expect(inputs.map(([i, shape]) => [i.name, ...shape])).toEqual(model.linears().map((l) => [l.name, 8, l.in]));
+    expect(blocks).toEqual([[0, [8, tiny.d]], [1, [8, tiny.d]]]);
+    // the replaced weight is what the forward pass used
+    const zero = new Map(values);
+    zero.set(zeroed, new Float32Array(values.get(zeroed)!.length));
+    closeRows(got, gptReference(tiny, zero, ids.arraySync()), 1e-4);
+    // and the last block's output, through ln_f and the tied embedding, gives the logits
+    const viaBlock = tf.tidy(() => {
+      let last: tf.Tensor2D | undefined;
+      const logits = model.logits2d(ids, { blockOutput: (b, h) => { if (b === 1) last = tf.keep(h); } });
+      const again = tf.matMul(layerNorm(last!, model.params['ln_f.weight'], model.params['ln_f.bias']), model.params['wte.weight'], false, true);
+      last!.dispose();
+      return tf.max(tf.abs(tf.sub(logits, again))).dataSync()[0];
+    });
+    expect(viaBlock).toBeLessThan(1e-5);
+    model.dispose();
+  });
+
+  it('with a mixture of experts, matches the per-token reference and reports routing and routed inputs', () => {
+    const cfg: GptConfig = { ...tiny, moe: { experts: 3, topK: 2 } };
+    const values = boldValues(cfg, 23);
+    const model = new Gpt(cfg, values);
+    const ids = [[1, 5, 2, 7, 3], [0, 10, 4, 4, 9]];
+    const routing: [number, number[][], number[][]][] = [];
+    const expertRows = new Map<string, number>();
+    const got = tf.tidy(() =>
+      model
+        .logits2d(tf.tensor2d(ids, [2, 5], 'int32'), {
+          routing: (b, e, g) => routing.push([b, e.arraySync() as number[][], g.arraySync() as number[][]]),
+          linearInput: (info, x) => expertRows.set(info.name, x.shape[0]),
+        })
+        .dataSync(),
+    );
+    closeRows(got, gptReference(cfg, values, ids), 1e-4);
+    expect(routing.map((r) => r[0])).toEqual([0, 1]);
+    // block 0's routing equals the reference on block 0's input
+    const ln2In = tf.tidy(() => {
+      let x: number[][] = [];
+      model.logits2d(tf.tensor2d(ids, [2, 5], 'int32'), { linearInput: (info, h) => { if (info.name === 'h.0.mlp.router.weight') x = h.arraySync() as number[][]; } });
+      return x;
+    });
+    const ref = moeReference(ln2In, values, 'h.0.mlp.', cfg.moe!, () => new Array(tiny.d).fill(0));
+    expect(routing[0][1]).toEqual(ref.chosen);
+    routing[0][2].forEach((row, r) => row.forEach((g, k) => expect(g).toBeCloseTo(ref.gates[r][k], 5)));
+    // each expert's linears saw exactly the tokens routed to it
+    for (let e = 0; e < 3; e++) {
+      const routed = ref.chosen.filter((c) => c.includes(e)).length;
+      expect(expertRows.get(`h.0.mlp.experts.${e}.c_fc.weight`)).toBe(routed);
+      expect(expertRows.get(`h.0.mlp.experts.${e}.c_proj.weight`)).toBe(routed);
+    }
+    const roles = model.linears().filter((l) => l.block === 0).map((l) => `${l.role}${l.expert ?? ''}`);
+    expect(roles).toEqual(['attn.qkv', 'attn.out', 'moe.router', 'moe.expert.up0', 'moe.expert.up1', 'moe.expert.up2', 'moe.expert.down0', 'moe.expert.down1', 'moe.expert.down2']);
+    model.dispose();
+  });
+
   it('tf.grads through the model matches central finite differences', () => {
     const cfg: GptConfig = { vocab: 7, d: 4, layers: 1, heads: 2, ctx: 4, mlpRatio: 2 };
     const rng = new Random(9);
@@ -165,5 +284,48 @@ describe('GPT', () => {
       }
     }
     expect(checked).toBe(21);
+  });
+
+  it('with a mixture of experts, tf.grads matches central finite differences (router and experts)', () => {
+    const cfg: GptConfig = { vocab: 7, d: 4, layers: 1, heads: 2, ctx: 4, mlpRatio: 2, moe: { experts: 3, topK: 2 } };
+    const values = boldValues(cfg, 24);
+    const specs = gptParamSpecs(cfg);
+    const ids = tf.tensor2d([[1, 3, 0, 6], [2, 2, 5, 4]], [2, 4], 'int32');
+    const targets = tf.tensor2d([[3, 0, 6, 1], [2, 5, 4, 4]], [2, 4], 'int32');
+    const lossOf = (vals: Map<string, Float32Array>): number =>
+      tf.tidy(() => {
+        const p: GptParams = {};
+        for (const spec of specs) p[spec.name] = tf.tensor(vals.get(spec.name)!, spec.shape);
+        return gptLoss(cfg, p, ids, targets).dataSync()[0];
+      });
+    const analytic = tf.tidy(() => {
+      const f = (...xs: tf.Tensor[]) => {
+        const p: GptParams = {};
+        specs.forEach((s, i) => (p[s.name] = xs[i]));
+        return gptLoss(cfg, p, ids, targets);
+      };
+      return tf.grads(f)(specs.map((s) => tf.tensor(values.get(s.name)!, s.shape))).map((g) => g.dataSync().slice());
+    });
+    const eps = 1e-3;
+    let checked = 0;
+    for (const name of ['h.0.mlp.router.weight', 'h.0.mlp.experts.0.c_fc.weight', 'h.0.mlp.experts.2.c_proj.bias', 'h.0.attn.c_attn.weight']) {
+      const k = specs.findIndex((s) => s.name === name);
+      for (let i = 0; i < values.get(name)!.length; i += 3) {
+        const plus = new Map(values);
+        const minus = new Map(values);
+        const vp = values.get(name)!.slice();
+        const vm = values.get(name)!.slice();
+        vp[i] += eps;
+        vm[i] -= eps;
+        plus.set(name, vp);
+        minus.set(name, vm);
+        const numeric = (lossOf(plus) - lossOf(minus)) / (2 * eps);
+        expect(Math.abs(analytic[k][i] - numeric), `${name}[${i}]`).toBeLessThan(3e-3 + 0.05 * Math.abs(numeric));
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+    // the router does get a gradient (through the gates)
+    expect(Math.max(...Array.from(analytic[specs.findIndex((s) => s.name === 'h.0.mlp.router.weight')]).map(Math.abs))).toBeGreaterThan(1e-3);
   });
 });

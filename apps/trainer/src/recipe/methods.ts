@@ -56,11 +56,38 @@ export const squareHeadConfigSchema = z.strictObject({
   logitWeight: z.number().min(0).default(0),
 });
 
+/** Sparse fine-tuning (SpIEL-style): a trainable delta on a random support of each targeted weight, Adam on its values only. */
+export const sftConfigSchema = z.strictObject({
+  /** Fraction of each weight's entries trained. */
+  density: z.number().gt(0).max(1).default(0.01),
+  /** Drop-and-regrow every this many steps (0: keep the initial support). */
+  regrowEvery: z.int().min(0).default(0),
+  /** Fraction of the active entries dropped and regrown by accumulated gradient at each reselection. */
+  regrowFraction: z.number().gt(0).max(1).default(0.3),
+  weightDecay: z.number().min(0).default(0),
+});
+
+/** MeZO (Malladi et al.): SPSA with seeded perturbations, two forward passes per step, no gradients stored. */
+export const mezoConfigSchema = z.strictObject({
+  /** Perturbation scale. */
+  eps: z.number().positive().default(1e-3),
+});
+
+/** Sparse MeZO: perturb and update only the smallest-magnitude fraction of each targeted weight. */
+export const sparseMezoConfigSchema = z.strictObject({
+  eps: z.number().positive().default(1e-3),
+  /** Fraction of each weight's entries (the smallest |w|) that are perturbed and updated. */
+  fraction: z.number().gt(0).max(1).default(0.75),
+});
+
 const trainerMethods: MethodInfo[] = ([
   { kind: 'pretrain', name: 'dense', description: 'dense training of every parameter (Adam, warmup + cosine decay)', from: '@sparse/trainer', schema: z.strictObject({}) },
   { kind: 'train', name: 'dense', description: 'dense training; pruned weights may grow back', from: '@sparse/trainer', schema: z.strictObject({}) },
   { kind: 'train', name: 'masked', description: 'train with the current masks held fixed: pruned weights stay exactly zero', from: '@sparse/trainer', schema: z.strictObject({}) },
   { kind: 'train', name: 'nm', description: 'N:M training from the current weights with STE, SR-STE or progressive gradient flow (@sparse/nm)', from: '@sparse/nm', schema: nmTrainConfigSchema },
+  { kind: 'adapt', name: 'sft', description: 'sparse fine-tuning: a delta stored as indices + values, Adam state only for them, optional drop-and-regrow (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: sftConfigSchema },
+  { kind: 'adapt', name: 'mezo', description: 'MeZO zeroth-order fine-tuning of the targeted weights: forward passes only (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: mezoConfigSchema },
+  { kind: 'adapt', name: 'sparse-mezo', description: 'Sparse MeZO: MeZO on the smallest-magnitude entries only (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: sparseMezoConfigSchema },
   { kind: 'distill', name: 'squarehead', description: 'SquareHead distillation from a dense self-teacher, masks held fixed', from: '@sparse/trainer', schema: squareHeadConfigSchema },
 ] satisfies Omit<MethodInfo, 'parse'>[]).map((m) => ({ ...m, parse: fromZod(m.schema!) }));
 

@@ -1,32 +1,51 @@
-// The token streams of a run, from the recipe's data section.
+// The token streams of a run, from the recipe's data section: the embedded corpus, a text file or a
+// JSONL file of prompt/response pairs, with a char, byte or Hugging Face tokenizer; and the
+// embedded shifted task (for fine-tuning and forgetting), tokenized the same way.
 
-import { CharTokenizer } from '../data/tokenizer.js';
-import { embeddedData, prepareTokens, type TextData } from '../data/dataset.js';
-import { loadTextFile, DataFileError } from '../data/files.js';
+import { readFileSync } from 'node:fs';
+import { embeddedData, embeddedShiftedData, prepareText, type TextData } from '../data/dataset.js';
+import { DataFileError, loadTextFile } from '../data/files.js';
+import { HfTokenizer } from '../data/hf-tokenizer.js';
+import { loadJsonlFile } from '../data/jsonl.js';
+import { ByteTokenizer, CharTokenizer, type Tokenizer } from '../data/tokenizer.js';
 import type { DataRef } from '../recipe/schema.js';
 import type { RunData } from './context.js';
-import { readFileSync } from 'node:fs';
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new DataFileError(path, `data file ${path} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? String(err)})`}`, { cause: err });
+  }
+}
 
 export function loadRunData(ref: DataRef): RunData {
+  const hf = typeof ref.tokenizer === 'object' ? HfTokenizer.fromFile(ref.tokenizer.file) : undefined;
   let main: TextData;
   if (ref.source === 'embedded') {
-    main = embeddedData();
+    main = ref.tokenizer === 'auto' || ref.tokenizer === 'char' ? embeddedData() : (() => {
+      const base = embeddedData();
+      const text = base.tokenizer.decode(base.tokens);
+      return prepareText(text, base.source, hf ?? new ByteTokenizer(), ref.heldOut);
+    })();
   } else if (ref.source === 'text') {
     const path = ref.path!;
-    if (ref.tokenizer === 'char') {
-      const text = readFileSync(path, 'utf8');
-      const tok = CharTokenizer.fromText(text);
-      main = prepareTokens(tok.encode(text), path, tok);
-    } else main = loadTextFile(path);
+    if (ref.tokenizer === 'auto' || ref.tokenizer === 'byte') {
+      main = loadTextFile(path);
+    } else {
+      const text = readText(path);
+      const tok: Tokenizer = hf ?? CharTokenizer.fromText(text);
+      main = prepareText(text, path, tok, ref.heldOut);
+    }
   } else {
-    throw new DataFileError(ref.path ?? '', `data source '${ref.source}' is not supported yet`);
+    const path = ref.path!;
+    const tokenizer: Tokenizer | undefined = hf ?? (ref.tokenizer === 'char' ? CharTokenizer.fromText(readText(path)) : undefined);
+    main = loadJsonlFile(path, { prompt: ref.prompt, response: ref.response, heldOut: ref.heldOut, ...(tokenizer ? { tokenizer } : {}) });
   }
   let shifted: TextData | undefined;
   return {
     main,
-    shifted: () => {
-      if (shifted) return shifted;
-      throw new DataFileError('', 'the shifted task is not available for this data');
-    },
+    shifted: () => (shifted ??= embeddedShiftedData({ tokenizer: main.tokenizer })),
   };
 }

@@ -10,6 +10,7 @@ import type { StageOf } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
 import { selectLinears, type StageArgs, type StageOutcome } from './common.js';
 import { optimize } from './optimize.js';
+import { runMezoStage, runSftStage } from './adapt-direct.js';
 
 /** Attaches the stage's adapter (also used to rebuild it on resume). */
 export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, index: number, label: string): void {
@@ -24,6 +25,8 @@ export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, ind
 
 export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
+  if (stage.method === 'sft') return runSftStage(args);
+  if (stage.method === 'mezo' || stage.method === 'sparse-mezo') return runMezoStage(args);
   if (ctx.adapter && ctx.adapter.stage !== index) throw new Error(`${label}: the adapter of '${ctx.adapter.label}' is still attached (merge it first)`);
   if (!ctx.adapter) attachStageAdapter(ctx, stage, index, label);
   const adapter = ctx.adapter!.model;

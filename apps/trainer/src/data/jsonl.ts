@@ -1,0 +1,60 @@
+// Prompt/response data as JSON Lines: one object per line, each becoming the text
+// prompt + response + separator. Blank lines are skipped; every error names the line.
+
+import { readFileSync } from 'node:fs';
+import { prepareText, type TextData } from './dataset.js';
+import { DataFileError, MIN_DATA_BYTES } from './files.js';
+import { ByteTokenizer, type Tokenizer } from './tokenizer.js';
+
+export interface JsonlOptions {
+  /** Field holding the prompt (default 'prompt'). */
+  prompt?: string;
+  /** Field holding the response (default 'response'). */
+  response?: string;
+  /** Appended after each example so the model sees where one ends (default '\n'). */
+  separator?: string;
+}
+
+/** The examples' texts (prompt + response + separator), in file order. `source` names the file in errors. */
+export function parseJsonl(text: string, source: string, options: JsonlOptions = {}): string[] {
+  const pf = options.prompt ?? 'prompt';
+  const rf = options.response ?? 'response';
+  const sep = options.separator ?? '\n';
+  const out: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].replace(/\r$/, '');
+    if (line.trim() === '') continue;
+    const where = `${source} line ${i + 1}`;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch (cause) {
+      throw new DataFileError(source, `${where}: not valid JSON (${(cause as Error).message})`, { cause });
+    }
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new DataFileError(source, `${where}: expected a JSON object, got ${Array.isArray(obj) ? 'an array' : typeof obj}`);
+    const rec = obj as Record<string, unknown>;
+    for (const f of [pf, rf]) {
+      if (!(f in rec)) throw new DataFileError(source, `${where}: missing field "${f}"`);
+      if (typeof rec[f] !== 'string') throw new DataFileError(source, `${where}: field "${f}" must be a string, got ${rec[f] === null ? 'null' : typeof rec[f]}`);
+    }
+    out.push(`${rec[pf] as string}${rec[rf] as string}${sep}`);
+  }
+  if (out.length === 0) throw new DataFileError(source, `${source} has no examples (every line is blank)`);
+  return out;
+}
+
+/** Reads a JSONL file into a token stream (byte-level unless `tokenizer` is given) with a held-out tail. */
+export function loadJsonlFile(path: string, options: JsonlOptions & { tokenizer?: Tokenizer; heldOut?: number } = {}): TextData {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new DataFileError(path, `data file ${path} ${code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory, not a JSONL file' : `cannot be read (${(cause as Error).message})`}`, { cause });
+  }
+  const joined = parseJsonl(text, path, options).join('');
+  const data = prepareText(joined, path, options.tokenizer ?? new ByteTokenizer(), options.heldOut ?? 0.1);
+  if (data.tokens.length < MIN_DATA_BYTES) throw new DataFileError(path, `data file ${path} is too small (${data.tokens.length} tokens); need at least ${MIN_DATA_BYTES}`);
+  return data;
+}
