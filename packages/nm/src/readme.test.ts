@@ -14,5 +14,9 @@ describe('README example', () => {
     expect(result!.stdout).toContain('saved format nm');
     expect(result!.stdout).toContain('kept magnitude up true');
     expect(result!.stdout).toContain('shapes 8x16 16x5');
+    expect(result!.stdout).toContain('stripe groups >= swaps true');
+    expect(result!.stdout).toContain('still 2:4 true fan-in 8');
+    expect(result!.stdout).toContain('patch kept 104 sparsity 0.1875');
+    expect(result!.stdout).toContain('activations kept 24');
   });
 });

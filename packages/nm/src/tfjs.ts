@@ -2,9 +2,10 @@
 // custom gradients below decide what reaches W. The only entry that imports @tensorflow/tfjs-core.
 import { count, xor, type Mask } from '@sparse/masks';
 import { maskToTf } from '@sparse/masks/tfjs';
-import { ArgumentError, type Tensor } from '@sparse/tensor';
+import { ArgumentError, ShapeError, type Tensor } from '@sparse/tensor';
 import { fromTf } from '@sparse/tensor/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
+import { checkNM } from './internal.js';
 import { nmMask, type NMMaskOptions } from './mask.js';
 import { transposableNMMask } from './transposable.js';
 
@@ -143,4 +144,38 @@ export class PeriodicNMMask {
     this.tfMask?.dispose();
     this.tfMask = undefined;
   }
+}
+
+export { AdamSOptimizer } from './adams.js';
+export type { AdamSFinalizeOptions, AdamSOptions } from './adams.js';
+export { PatchGates } from './patch-gates.js';
+export type { PatchGatesOptions } from './patch-gates.js';
+
+/**
+ * N:M activation sparsity for training: along the last axis, every group of M consecutive features keeps
+ * its N largest |x| (ties: lower index, as nmActivations). The selection is treated as a constant, so the
+ * gradient reaches only the kept entries (dy * mask).
+ */
+export function nmActivationOp(x: tf.Tensor, n: number, m: number): tf.Tensor {
+  checkNM('nmActivationOp', { n, m });
+  if (!(x instanceof tf.Tensor)) throw new ArgumentError('nmActivationOp: x must be a tf.Tensor');
+  const features = x.shape[x.rank - 1];
+  if (x.rank < 1 || features === undefined || features % m !== 0) {
+    throw new ShapeError(`nmActivationOp: last axis of [${x.shape.join(', ')}] must be a multiple of m = ${m}`);
+  }
+  const op = tf.customGrad((input, save) => {
+    const mask = tf.tidy(() => {
+      const a = tf.abs(tf.reshape(input as tf.Tensor, [-1, features / m, m]));
+      // rank_i = #{j : |x_j| > |x_i| or (|x_j| = |x_i| and j < i)} within the group; keep rank < n.
+      const ai = tf.expandDims(a, 3);
+      const aj = tf.expandDims(a, 2);
+      const before = tf.sub(tf.linalg.bandPart(tf.ones([m, m]), -1, 0), tf.eye(m)); // before[i][j] = 1 when j < i
+      const beats = tf.add(tf.cast(tf.greater(aj, ai), 'float32'), tf.mul(tf.cast(tf.equal(aj, ai), 'float32'), before));
+      const rank = tf.sum(beats, 3);
+      return tf.reshape(tf.cast(tf.less(rank, n), 'float32'), (input as tf.Tensor).shape);
+    });
+    (save as tf.GradSaveFunc)([mask]);
+    return { value: tf.mul(input as tf.Tensor, mask), gradFunc: (dy, saved) => tf.mul(dy, saved[0]!) };
+  });
+  return op(x);
 }
