@@ -8,7 +8,7 @@ describe('README example', () => {
   it('runs and prints the expected results', () => {
     const [result] = runReadmeExamples(join(dirname(fileURLToPath(import.meta.url)), '..'));
     expect(result!.stdout).toBe(
-      ['variants lora,spp,sqft', 'lora trainable 192 mask kept: true', 'spp trainable 48 mask kept: true', 'sqft trainable 192 mask kept: true', 'densified nonzeros 512 of 512', ''].join('\n'),
+      ['lora, spp and sqft registered: true', 'lora trainable 192 mask kept: true', 'spp trainable 48 mask kept: true', 'sqft trainable 192 mask kept: true', 'densified nonzeros 512 of 512', ''].join('\n'),
     );
   });
 });

@@ -250,3 +250,5 @@ export function attachAdapters(weights: Record<string, tf.Variable>, opts: Adapt
 }
 export * from './sft/tfjs.js';
 export * from './zeroth/tfjs.js';
+export { chainOfLora, loraDropoutEnsemble, pruneDynamicRankModel } from './variants/family/tfjs.js';
+export type { ChainOfLoraOptions } from './variants/family/tfjs.js';

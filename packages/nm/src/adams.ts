@@ -53,6 +53,18 @@ interface SparseState {
   bits: Mask | undefined;
 }
 
+/**
+ * AdamS's gradient before Adam's moments: g + lambda * (1 - mask) * sign(W), the L1 pull of the pruned
+ * entries toward zero. For loops with their own Adam (the trainer's); AdamSOptimizer applies it itself.
+ */
+export function adamsDecayedGradient(g: tf.Tensor, w: tf.Tensor, mask: tf.Tensor, lambda: number): tf.Tensor {
+  if (!tf.util.arraysEqual(w.shape, mask.shape) || !tf.util.arraysEqual(w.shape, g.shape)) {
+    throw new ArgumentError(`adamsDecayedGradient: gradient [${g.shape.join(', ')}], weight [${w.shape.join(', ')}] and mask [${mask.shape.join(', ')}] must have one shape`);
+  }
+  if (lambda === 0) return g;
+  return tf.tidy(() => tf.add(g, tf.mul(tf.mul(tf.sub(1, mask), tf.sign(w)), lambda)));
+}
+
 /** Adam with an adaptive L1 decay of the currently pruned N:M entries (CAST's AdamS). */
 export class AdamSOptimizer extends tf.AdamOptimizer {
   static override get className(): string {
@@ -161,7 +173,7 @@ export class AdamSOptimizer extends tf.AdamOptimizer {
       if (!tf.util.arraysEqual(w.shape, state.mask!.shape)) {
         throw new ArgumentError(`AdamSOptimizer: mask of "${name}" has shape [${state.mask!.shape.join(', ')}], variable has [${w.shape.join(', ')}]`);
       }
-      const out = tf.tidy(() => tf.add(g, tf.mul(tf.mul(tf.sub(1, state.mask!), tf.sign(w)), lambda)));
+      const out = adamsDecayedGradient(g, w, state.mask!, lambda);
       created.push(out);
       return out;
     };

@@ -146,7 +146,7 @@ export class PeriodicNMMask {
   }
 }
 
-export { AdamSOptimizer } from './adams.js';
+export { AdamSOptimizer, adamsDecayedGradient } from './adams.js';
 export type { AdamSFinalizeOptions, AdamSOptions } from './adams.js';
 export { PatchGates } from './patch-gates.js';
 export type { PatchGatesOptions } from './patch-gates.js';

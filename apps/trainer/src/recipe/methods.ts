@@ -46,6 +46,18 @@ export const nmTrainConfigSchema = z.strictObject({
   recomputeEvery: z.int().min(1).default(1),
 }).refine((c) => c.n < c.m, { message: 'N:M needs n < m', path: ['n'] });
 
+/** CAST's AdamS: dense forward, an adaptive L1 pull of the currently pruned N:M entries toward zero, then a hard N:M mask. */
+export const adamsConfigSchema = z.strictObject({
+  n: z.int().min(1).default(2),
+  m: z.int().min(2).default(4),
+  /** L1 decay strength on pruned entries (through Adam's normalization). */
+  lambda: z.number().min(0).default(0.01),
+  /** Recompute the masks from |W| every this many steps (CAST's T1). */
+  every: z.int().min(1).default(10),
+  /** After the final hard mask, rescale each output row's kept weights to its pre-pruning L2 norm. */
+  scale: z.boolean().default(true),
+}).refine((c) => c.n < c.m, { message: 'N:M needs n < m', path: ['n'] });
+
 /** SquareHead (Kurtic et al.): per-block L2 between student and teacher hidden states, each normalized by the teacher's. */
 export const squareHeadConfigSchema = z.strictObject({
   /** Weight of the summed per-block normalized MSE. */
@@ -88,6 +100,7 @@ const trainerMethods: MethodInfo[] = ([
   { kind: 'adapt', name: 'sft', description: 'sparse fine-tuning: a delta stored as indices + values, Adam state only for them, optional drop-and-regrow (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: sftConfigSchema },
   { kind: 'adapt', name: 'mezo', description: 'MeZO zeroth-order fine-tuning of the targeted weights: forward passes only (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: mezoConfigSchema },
   { kind: 'adapt', name: 'sparse-mezo', description: 'Sparse MeZO: MeZO on the smallest-magnitude entries only (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: sparseMezoConfigSchema },
+  { kind: 'train', name: 'adams', description: "N:M through CAST's AdamS: L1 decay of pruned entries during dense training, then the hard mask and row rescaling (@sparse/nm)", from: '@sparse/nm', schema: adamsConfigSchema },
   { kind: 'distill', name: 'squarehead', description: 'SquareHead distillation from a dense self-teacher, masks held fixed', from: '@sparse/trainer', schema: squareHeadConfigSchema },
 ] satisfies Omit<MethodInfo, 'parse'>[]).map((m) => ({ ...m, parse: fromZod(m.schema!) }));
 

@@ -21,6 +21,7 @@ export interface OptimizeSpec {
   variables: ReadonlyMap<string, tf.Variable>;
   loss: (ids: tf.Tensor2D, targets: tf.Tensor2D, step: number) => tf.Scalar;
   beforeStep?: (step: number) => void;
+  gradTransform?: (key: string, variable: tf.Variable, grad: tf.Tensor) => tf.Tensor;
   /** Extra JSON a checkpoint inside this stage carries (e.g. when masks were last recomputed). */
   stageState?: () => Record<string, unknown>;
 }
@@ -53,6 +54,7 @@ export async function optimize(args: StageArgs, fields: TrainingFields, spec: Op
       optimizer,
       loss: spec.loss,
       beforeStep: spec.beforeStep,
+      ...(spec.gradTransform ? { gradTransform: spec.gradTransform } : {}),
       afterStep: (info) => {
         progress(info);
         curve.points.push({ step: info.step, loss: info.loss });

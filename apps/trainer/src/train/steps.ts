@@ -40,6 +40,8 @@ export interface StepsOptions {
   optimizer: NamedAdam;
   /** The loss of one batch (called inside tf.variableGrads). */
   loss: (ids: tf.Tensor2D, targets: tf.Tensor2D, step: number) => tf.Scalar;
+  /** Changes a (clipped) gradient before the optimizer sees it (AdamS's decay of pruned entries). */
+  gradTransform?: (key: string, variable: tf.Variable, grad: tf.Tensor) => tf.Tensor;
   /** Runs before each step's forward pass (mask recomputation). */
   beforeStep?: (step: number) => void;
   /** Runs after each update (re-masking, progress, metrics). */
@@ -91,7 +93,12 @@ export async function runSteps(o: StepsOptions): Promise<StepsResult> {
       const n = norm.dataSync()[0]!;
       const scale = clip > 0 && Number.isFinite(clip) && n > clip ? clip / n : 1;
       o.optimizer.apply(
-        Object.entries(grads).map(([name, g]) => ({ key: keyOf.get(name)!, variable: o.variables.get(keyOf.get(name)!)!, grad: scale === 1 ? g : tf.mul(g, scale) })),
+        Object.entries(grads).map(([name, g]) => {
+          const key = keyOf.get(name)!;
+          const variable = o.variables.get(key)!;
+          const clipped = scale === 1 ? g : tf.mul(g, scale);
+          return { key, variable, grad: o.gradTransform ? o.gradTransform(key, variable, clipped) : clipped };
+        }),
         lr,
       );
       return [value, norm];

@@ -4,3 +4,4 @@ export { sppConfigSchema, sppVariant } from './spp.js';
 export type { SppConfig, SppConfigInput } from './spp.js';
 export { closestVariantName, getVariant, listVariants, registerVariant } from './registry.js';
 export type { AdapterState, AdapterVariant, MergeOptions, UnmergeOptions } from './types.js';
+export * from './family/index.js';
