@@ -3,3 +3,5 @@
 // file I/O in ./node.
 export * from './variants/index.js';
 export * from './peft.js';
+export * from './sft/index.js';
+export * from './zeroth/index.js';

@@ -27,3 +27,6 @@ export async function loadPeftAdapter(dir: string): Promise<PeftAdapter> {
   const weights = await readSafetensorsFile(weightsPath);
   return fromPeftFiles(text, weights, { config: configPath, weights: weightsPath });
 }
+
+// SFT delta files (indices + values per weight); see src/sft/file.ts for the layout.
+export { loadSparseDeltas, saveSparseDeltas } from './sft/node.js';

@@ -1,0 +1,190 @@
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { ArgumentError, Random } from '@sparse/tensor';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SparseAdam } from './adam.js';
+import { gatherAtSupport, sparseDeltaToDense, type SparseDelta } from './delta.js';
+import { expectedL0, hardConcreteFromUniform, hardConcreteParams, hardConcreteUniforms } from './hard-concrete.js';
+import { dropAndRegrow } from './reselect.js';
+import { DiffPruning, SparseFineTuner } from './tfjs.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** A linear regression task y = x W*ᵀ with W* = W + a dense change. */
+function task(seed: number, out = 6, inp = 10, n = 32) {
+  const rng = new Random(seed);
+  const w0 = Float32Array.from({ length: out * inp }, () => rng.normal());
+  const target = w0.map((x) => x + rng.normal(0, 0.5));
+  const x = tf.tensor2d(Float32Array.from({ length: n * inp }, () => rng.normal()), [n, inp]);
+  const y = tf.matMul(x, tf.tensor2d(target, [out, inp]), false, true);
+  const loss = (w: tf.Tensor) => tf.tidy(() => tf.mean(tf.square(tf.sub(tf.matMul(x, w, false, true), y)))) as tf.Scalar;
+  return { w0, x, y, loss, shape: [out, inp] as [number, number] };
+}
+
+describe('SparseFineTuner', () => {
+  it('trains only the support: W stays frozen and W + Δ differs from W only on the active entries', () => {
+    const t = task(1);
+    const w = tf.variable(tf.tensor2d(t.w0, t.shape), false);
+    const sft = new SparseFineTuner({ fc: w }, { density: 0.2, seed: 3, adam: { lr: 0.05 } });
+    const first = sft.minimize((ws) => t.loss(ws.fc!));
+    let last = first;
+    for (let s = 0; s < 40; s++) last = sft.minimize((ws) => t.loss(ws.fc!));
+    expect(last).toBeLessThan(first);
+    expect(w.dataSync()).toEqual(t.w0);
+    const eff = sft.effectiveWeight('fc').dataSync();
+    const support = new Set(sft.delta('fc').indices);
+    expect(support.size).toBe(12);
+    expect(sft.trainableCount()).toBe(12);
+    for (let k = 0; k < t.w0.length; k++) {
+      if (support.has(k)) expect(eff[k]).not.toBe(t.w0[k]);
+      else expect(eff[k]).toBe(t.w0[k]);
+    }
+    sft.merge();
+    expect(w.dataSync()).toEqual(eff);
+    expect(sft.effectiveWeight('fc').dataSync()).toEqual(eff);
+    expect(() => sft.step({ fc: new Float32Array(60) })).toThrow(/merged/);
+    expect(() => sft.minimize((ws) => t.loss(ws.fc!))).toThrow(/merged/);
+    expect(w.isDisposed).toBe(false);
+    sft.unmerge();
+    w.dataSync().forEach((x, k) => expect(x).toBeCloseTo(t.w0[k]!, 5));
+    sft.dispose();
+  });
+
+  it('its sparse Adam equals tf.train.adam on a dense delta with the gradient masked to the support', () => {
+    const t = task(2);
+    const w = tf.variable(tf.tensor2d(t.w0, t.shape), false);
+    const sft = new SparseFineTuner({ fc: w }, { density: 0.3, seed: 1, adam: { lr: 0.02 } });
+    const support = sft.delta('fc').indices;
+    const maskArr = new Float32Array(t.w0.length);
+    support.forEach((k) => (maskArr[k] = 1));
+    const mask = tf.tensor2d(maskArr, t.shape);
+    const dense = tf.variable(tf.zeros(t.shape));
+    const opt = tf.train.adam(0.02, 0.9, 0.999, 1e-8);
+    for (let s = 0; s < 15; s++) {
+      sft.minimize((ws) => t.loss(ws.fc!));
+      const g = tf.tidy(() => tf.mul(tf.grad((d: tf.Tensor) => t.loss(tf.add(w, d)))(dense), mask));
+      opt.applyGradients([{ name: dense.name, tensor: g }]);
+      g.dispose();
+    }
+    const ref = dense.dataSync();
+    const ours = sparseDeltaToDense(sft.delta('fc')).data;
+    for (let k = 0; k < ref.length; k++) expect(ours[k]).toBeCloseTo(ref[k]!, 4);
+    expect(Math.max(...ref.map(Math.abs))).toBeGreaterThan(0.05);
+    sft.dispose();
+  });
+
+  it('drop-and-regrow from the accumulated window of dense gradients: same as the core pipeline, survivors keep moments', () => {
+    const t = task(3);
+    const w = tf.variable(tf.tensor2d(t.w0, t.shape), false);
+    const every = 4;
+    const sft = new SparseFineTuner({ fc: w }, { density: 0.25, seed: 5, adam: { lr: 0.05 }, regrow: { every, fraction: 0.4, accumulate: 2 } });
+    const size = t.w0.length;
+    // Replica on the core pieces: same support, a SparseAdam, and a sum of the last 2 gradients.
+    let delta: SparseDelta = { shape: t.shape, indices: sft.delta('fc').indices.slice(), values: new Float32Array(15) };
+    const adam = new SparseAdam(15, { lr: 0.05 });
+    const acc = new Float32Array(size);
+    for (let s = 1; s <= 2 * every; s++) {
+      const eff = sft.effectiveWeight('fc');
+      const g = tf.grad((ww: tf.Tensor) => t.loss(ww))(eff).dataSync() as Float32Array;
+      eff.dispose();
+      sft.step({ fc: g });
+      adam.step(delta.values, gatherAtSupport(g, delta.indices));
+      if (s % every > every - 2 || s % every === 0) g.forEach((x, k) => (acc[k] = acc[k]! + x));
+      if (s % every === 0) {
+        const m = adam.m.slice();
+        const res = dropAndRegrow(delta, acc, { fraction: 0.4 });
+        adam.remap(res.sources);
+        expect(res.grown.length).toBe(6);
+        // survivors carry their moments, grown entries start at zero
+        res.sources.forEach((src, k) => expect(adam.m[k]).toBe(src === -1 ? 0 : m[src]!));
+        delta = res.delta;
+        acc.fill(0);
+      }
+      expect([...sft.delta('fc').indices]).toEqual([...delta.indices]);
+      expect(sft.delta('fc').values).toEqual(delta.values);
+      expect(sft.optimizerState('fc').m).toEqual(adam.m);
+      expect(sft.optimizerState('fc').v).toEqual(adam.v);
+    }
+    // the support really moved, and W + Δ still differs from W only on the current support
+    const eff = sft.effectiveWeight('fc').dataSync();
+    const support = new Set(sft.delta('fc').indices);
+    for (let k = 0; k < size; k++) if (!support.has(k)) expect(eff[k]).toBe(t.w0[k]);
+    expect(sft.trainableCount()).toBe(15);
+    expect(sft.stateByteLength()).toBe(15 * 16); // the accumulator is freed after the window
+    sft.dispose();
+  });
+
+  it('validates its options', () => {
+    const w = tf.variable(tf.zeros([3, 4]), false);
+    expect(() => new SparseFineTuner({ fc: w })).toThrow(/density or a support/);
+    expect(() => new SparseFineTuner({ fc: w }, { density: 2 })).toThrow(ArgumentError);
+    expect(() => new SparseFineTuner({ fc: w }, { supports: { other: [1] } })).toThrow(/'other'/);
+    expect(() => new SparseFineTuner({ fc: w }, { density: 0.5, regrow: { every: 2, fraction: 0.1, accumulate: 3 } })).toThrow(/accumulate/);
+    expect(() => new SparseFineTuner({ v: tf.variable(tf.zeros([4])) }, { density: 0.5 })).toThrow(/float32 matrix/);
+    expect(() => new SparseFineTuner({ fc: w }, { supports: { fc: [3, 3] } })).toThrow(/support of 'fc'.*strictly increasing/);
+  });
+
+  it('handles an empty support (density 0): W + Δ is W', () => {
+    const w = tf.variable(tf.ones([3, 4]), false);
+    const sft = new SparseFineTuner({ fc: w }, { density: 0 });
+    expect(sft.trainableCount()).toBe(0);
+    sft.step({ fc: new Float32Array(12).fill(1) });
+    expect(sft.effectiveWeight('fc').dataSync()).toEqual(new Float32Array(12).fill(1));
+    sft.dispose();
+  });
+});
+
+describe('DiffPruning', () => {
+  it('samples the hard-concrete gate from its seeded stream, deterministic at test time', () => {
+    const w = tf.variable(tf.zeros([3, 5]), false);
+    const dp = new DiffPruning({ fc: w }, { seed: 7, initLogAlpha: 0.3 });
+    const la = new Float32Array(15).fill(0.3);
+    const u = hardConcreteUniforms(15, new Random(7).fork('fc'));
+    const p = hardConcreteParams();
+    const z = dp.gate('fc').dataSync();
+    z.forEach((x, k) => expect(x).toBeCloseTo(hardConcreteFromUniform(la[k]!, u[k]!, p), 5));
+    dp.training = false;
+    dp.gate('fc').dataSync().forEach((x) => expect(x).toBeCloseTo(Math.min(1, Math.max(0, (1 / (1 + Math.exp(-0.3))) * 1.2 - 0.1)), 6));
+    dp.dispose();
+  });
+
+  it('penalty equals the closed-form expected L0, with the analytic gradient σ\'(log α − β log(−γ/ζ))', () => {
+    const w = tf.variable(tf.zeros([2, 3]), false);
+    const dp = new DiffPruning({ fc: w });
+    const rng = new Random(1);
+    const la = Float32Array.from({ length: 6 }, () => rng.uniform(-3, 3));
+    dp.logAlpha.fc!.assign(tf.tensor2d(la, [2, 3]));
+    expect(dp.penalty().dataSync()[0]).toBeCloseTo(expectedL0(la), 5);
+    const { grads } = tf.variableGrads(() => dp.penalty(), [dp.logAlpha.fc!]);
+    const shift = (2 / 3) * Math.log(0.1 / 1.1);
+    grads[dp.logAlpha.fc!.name]!.dataSync().forEach((g, k) => {
+      const s = 1 / (1 + Math.exp(-(la[k]! - shift)));
+      expect(g).toBeCloseTo(s * (1 - s), 5);
+    });
+    dp.dispose();
+  });
+
+  it('learns a sparse diff: only the entries that need to change survive extraction', () => {
+    const rng = new Random(4);
+    const [out, inp, n] = [4, 6, 48];
+    const w0 = Float32Array.from({ length: out * inp }, () => rng.normal());
+    const changed = [2, 9, 17];
+    const target = Float32Array.from(w0);
+    for (const k of changed) target[k] = target[k]! + 1.5;
+    const x = tf.tensor2d(Float32Array.from({ length: n * inp }, () => rng.normal()), [n, inp]);
+    const y = tf.matMul(x, tf.tensor2d(target, [out, inp]), false, true);
+    const w = tf.variable(tf.tensor2d(w0, [out, inp]), false);
+    const dp = new DiffPruning({ fc: w }, { seed: 2, initLogAlpha: 2 });
+    const opt = tf.train.adam(0.05);
+    for (let s = 0; s < 400; s++) {
+      opt.minimize(() => tf.add(tf.mean(tf.square(tf.sub(tf.matMul(x, dp.effectiveWeight('fc'), false, true), y))), tf.mul(0.02, dp.penalty())) as tf.Scalar, false, dp.trainableVariables());
+    }
+    const { fc } = dp.extract();
+    expect([...fc!.indices]).toEqual(changed);
+    fc!.values.forEach((v) => expect(v).toBeCloseTo(1.5, 1));
+    dp.dispose();
+  });
+});

@@ -1,0 +1,56 @@
+// Asymmetric LoRA (Zhu et al., "Asymmetry in Low-Rank Adapters"): ΔW = scaling · B A with A random and
+// frozen (it only has to extract features), B [out, r] trained from zero. A is PEFT's Kaiming-uniform
+// U(±1/√in) or, with aInit 'orthogonal', a random matrix with orthonormal rows (the paper's analysis).
+import { ArgumentError, matmul, qr, tensor, type Float32Tensor } from '@sparse/tensor';
+import { z } from 'zod';
+import { defineFamilyVariant, transposed } from './define.js';
+
+export const asymmetricLoraConfigSchema = z
+  .object({
+    r: z.number().int().positive().default(8),
+    alpha: z.number().positive().default(8),
+    rslora: z.boolean().default(false),
+    /** How the frozen A is drawn. */
+    aInit: z.enum(['uniform', 'orthogonal']).default('uniform'),
+  })
+  .strict();
+export type AsymmetricLoraConfig = z.output<typeof asymmetricLoraConfigSchema>;
+
+export const ASYMMETRIC_LORA_FROZEN = ['lora_A'] as const;
+
+export function asymmetricScaling(c: AsymmetricLoraConfig): number {
+  return c.rslora ? c.alpha / Math.sqrt(c.r) : c.alpha / c.r;
+}
+
+export const asymmetricLoraVariant = defineFamilyVariant<AsymmetricLoraConfig>({
+  name: 'asymmetric-lora',
+  description: 'Asymmetric LoRA: ΔW = scaling · B A with a frozen random A; only B [out, r] trains',
+  schema: asymmetricLoraConfigSchema,
+  init(base, c, rng) {
+    const [out, inp] = base.shape as [number, number];
+    let a: Float32Tensor;
+    if (c.aInit === 'orthogonal') {
+      // Orthonormal rows need r <= in.
+      if (c.r > inp) throw new ArgumentError(`asymmetric-lora.init: r = ${c.r} exceeds in = ${inp}; aInit 'orthogonal' needs r <= in`);
+      const g = tensor(Float32Array.from({ length: inp * c.r }, () => rng.normal()), [inp, c.r]);
+      a = transposed(qr(g).q as Float32Tensor);
+    } else {
+      const bound = 1 / Math.sqrt(inp);
+      a = tensor(Float32Array.from({ length: c.r * inp }, () => rng.uniform(-bound, bound)), [c.r, inp]);
+    }
+    return { lora_A: a, lora_B: tensor(new Float32Array(out * c.r), [out, c.r]) };
+  },
+  delta(state) {
+    const d = matmul(state.params.lora_B!, state.params.lora_A!);
+    const s = asymmetricScaling(state.config);
+    for (let k = 0; k < d.data.length; k++) d.data[k] = d.data[k]! * s;
+    return d;
+  },
+  forwardDelta(x, state) {
+    const up = matmul(matmul(x, state.params.lora_A!, { transB: true }), state.params.lora_B!, { transB: true });
+    const s = asymmetricScaling(state.config);
+    for (let k = 0; k < up.data.length; k++) up.data[k] = up.data[k]! * s;
+    return up;
+  },
+  trainable: (shape, c) => shape[0] * c.r,
+});

@@ -1,0 +1,51 @@
+// SSF (Lian et al., "Scaling & Shifting Your Features"): y = γ ⊙ (x Wᵀ) + β, re-parameterized into the
+// layer at merge time: W' = diag(γ) W and b' = γ ⊙ b + β. The variant interface adapts a weight only
+// (no bias path), so this is the scale half: γ [out] starts at 1, ΔW = diag(γ − 1) W. A row scale is
+// zero wherever W is, so the mask survives by construction. Trainable: out. (The shift β needs an
+// adapter hook for the bias; see the package README.)
+import { ArgumentError, matmul, tensor } from '@sparse/tensor';
+import { z } from 'zod';
+import { mergeMask } from '../common.js';
+import { defineFamilyVariant } from './define.js';
+
+export const ssfConfigSchema = z.object({}).strict();
+export type SsfConfig = z.output<typeof ssfConfigSchema>;
+
+export const ssfVariant = defineFamilyVariant<SsfConfig>({
+  name: 'ssf',
+  description: 'SSF (scale): W′ = diag(γ) W with a learnable per-output scale γ starting at 1; mergeable, keeps the mask',
+  schema: ssfConfigSchema,
+  init(base) {
+    return { ssf_scale: tensor(new Float32Array(base.shape[0]!).fill(1), [base.shape[0]!]) };
+  },
+  delta(state, base) {
+    const g = state.params.ssf_scale!.data;
+    const inp = state.shape[1];
+    return tensor(Float32Array.from(base.data, (w, k) => (g[Math.floor(k / inp)]! - 1) * w), base.shape);
+  },
+  forwardDelta(x, state, base) {
+    const y = matmul(x, base, { transB: true });
+    const g = state.params.ssf_scale!.data;
+    const out = state.shape[0];
+    for (let k = 0; k < y.data.length; k++) y.data[k] = y.data[k]! * (g[k % out]! - 1);
+    return y;
+  },
+  merge(w, state, opts) {
+    mergeMask(w, opts, 'ssf.merge'); // validates a given mask's shape
+    const g = state.params.ssf_scale!.data;
+    const inp = state.shape[1];
+    // Zeros are skipped: 0 · (negative γ) would be -0 and change the stored bits.
+    for (let k = 0; k < w.data.length; k++) if (w.data[k] !== 0) w.data[k] = w.data[k]! * g[Math.floor(k / inp)]!;
+    return w;
+  },
+  unmerge(w, state) {
+    const g = state.params.ssf_scale!.data;
+    const inp = state.shape[1];
+    g.forEach((v, i) => {
+      if (v === 0) throw new ArgumentError(`ssf.unmerge: scale γ is 0 at row ${i}; the merge cannot be undone`);
+    });
+    for (let k = 0; k < w.data.length; k++) if (w.data[k] !== 0) w.data[k] = w.data[k]! / g[Math.floor(k / inp)]!;
+    return w;
+  },
+  trainable: (shape) => shape[0],
+});

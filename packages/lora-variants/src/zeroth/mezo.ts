@@ -1,0 +1,138 @@
+// Zeroth-order fine-tuning: MeZO (Malladi et al., "Fine-Tuning Language Models with Just Forward
+// Passes") and Sparse MeZO (Liu et al.). One step is SPSA with a seeded direction z ~ N(0, I):
+//   L+ = L(θ + εz);  L− = L(θ − εz)   (θ perturbed in place and restored after each)
+//   g = (L+ − L−) / (2ε);  θ −= lr · g · z
+// z is regenerated from the seed in each of the five passes, never stored: parameters are changed in
+// place and the step allocates nothing of parameter size. Sparse MeZO draws z only on masked entries
+// (z = 0 elsewhere), so unmasked entries never change.
+import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
+
+/** Per-parameter masks: nonzero bytes mark the entries that are perturbed and updated; null means all. */
+export type MezoMasks = readonly (Uint8Array | null)[];
+
+export interface MezoStepOptions {
+  /** Seed of this step's direction z. */
+  seed: number;
+  lr: number;
+  /** Perturbation scale ε. Default 1e-3 (the paper's). */
+  eps?: number;
+  /** Sparse MeZO: perturb and update only masked entries. */
+  masks?: MezoMasks;
+}
+
+export interface MezoStepResult {
+  lossPlus: number;
+  lossMinus: number;
+  /** The projected gradient g = (L+ − L−) / (2ε). */
+  projectedGrad: number;
+  seed: number;
+}
+
+export type MezoLoss = () => number | Promise<number>;
+
+function checkStep(params: readonly Float32Array[], opts: MezoStepOptions, where: string): { eps: number } {
+  const eps = opts.eps ?? 1e-3;
+  if (!Number.isSafeInteger(opts.seed)) throw new ArgumentError(`${where}: seed must be a safe integer, got ${opts.seed}`);
+  if (!Number.isFinite(opts.lr) || opts.lr < 0) throw new ArgumentError(`${where}: lr must be finite and >= 0, got ${opts.lr}`);
+  if (!(eps > 0) || !Number.isFinite(eps)) throw new ArgumentError(`${where}: eps must be finite and > 0, got ${eps}`);
+  params.forEach((p, i) => {
+    if (!(p instanceof Float32Array)) throw new ArgumentError(`${where}: params[${i}] must be a Float32Array`);
+  });
+  if (opts.masks !== undefined) {
+    if (opts.masks.length !== params.length) throw new ShapeError(`${where}: ${opts.masks.length} masks for ${params.length} parameters`);
+    opts.masks.forEach((m, i) => {
+      if (m !== null && (!(m instanceof Uint8Array) || m.length !== params[i]!.length)) {
+        throw new ShapeError(`${where}: masks[${i}] must be null or a Uint8Array of ${params[i]!.length} entries, got ${m instanceof Uint8Array ? m.length : typeof m}`);
+      }
+    });
+  }
+  return { eps };
+}
+
+/**
+ * θ += scale · z in place, z drawn from Random(seed) in parameter order, one normal per (masked) entry.
+ * This order is the contract that lets the tfjs form and tests regenerate the same z.
+ */
+export function addSeededDirection(params: readonly Float32Array[], seed: number, scale: number, masks?: MezoMasks): void {
+  const rng = new Random(seed);
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i]!;
+    const m = masks?.[i] ?? null;
+    for (let k = 0; k < p.length; k++) {
+      if (m !== null && m[k] === 0) continue;
+      p[k] = p[k]! + scale * rng.normal();
+    }
+  }
+}
+
+/** One (Sparse) MeZO step on `params` in place; `loss` evaluates the model with the current params. */
+export async function mezoStep(params: readonly Float32Array[], loss: MezoLoss, opts: MezoStepOptions): Promise<MezoStepResult> {
+  const { eps } = checkStep(params, opts, 'mezoStep');
+  const { seed, masks } = opts;
+  // A throwing loss leaves the parameters where they started (up to rounding).
+  const evalAt = async (offset: number): Promise<number> => {
+    addSeededDirection(params, seed, offset, masks);
+    try {
+      return await loss();
+    } finally {
+      addSeededDirection(params, seed, -offset, masks);
+    }
+  };
+  const lossPlus = await evalAt(eps);
+  const lossMinus = await evalAt(-eps);
+  if (!Number.isFinite(lossPlus) || !Number.isFinite(lossMinus)) {
+    throw new ArgumentError(`mezoStep: the loss must be a finite number, got L+ = ${lossPlus}, L- = ${lossMinus}`);
+  }
+  const projectedGrad = (lossPlus - lossMinus) / (2 * eps);
+  if (opts.lr !== 0 && projectedGrad !== 0) addSeededDirection(params, seed, -opts.lr * projectedGrad, masks);
+  return { lossPlus, lossMinus, projectedGrad, seed };
+}
+
+/**
+ * Sparse MeZO's mask for one parameter: the `fraction` of entries with the smallest |θ| (ties to the
+ * lower index), as the paper perturbs small-magnitude weights.
+ */
+export function smallMagnitudeMask(param: ArrayLike<number>, fraction: number): Uint8Array {
+  if (!(fraction >= 0 && fraction <= 1)) throw new ArgumentError(`smallMagnitudeMask: fraction must be in [0, 1], got ${fraction}`);
+  const n = param.length;
+  const k = Math.round(fraction * n);
+  const order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => Math.abs(param[a]!) - Math.abs(param[b]!) || a - b);
+  const mask = new Uint8Array(n);
+  for (let j = 0; j < k; j++) mask[order[j]!] = 1;
+  return mask;
+}
+
+export interface MezoOptions {
+  lr: number;
+  eps?: number;
+  /** Seed of the stream of per-step seeds. Default 0. */
+  seed?: number;
+  masks?: MezoMasks;
+  /** Sparse MeZO without given masks: mask each parameter's `maskFraction` smallest-|θ| entries, chosen once from the initial values. */
+  maskFraction?: number;
+}
+
+/** A MeZO optimizer over fixed parameter arrays: each step draws its seed from one seeded stream. */
+export class MeZO {
+  readonly params: readonly Float32Array[];
+  readonly opts: Readonly<MezoOptions>;
+  readonly #seeds: Random;
+  stepCount = 0;
+
+  constructor(params: readonly Float32Array[], opts: MezoOptions) {
+    if (opts.masks !== undefined && opts.maskFraction !== undefined) throw new ArgumentError('MeZO: give masks or maskFraction, not both');
+    const masks = opts.maskFraction !== undefined ? params.map((p) => smallMagnitudeMask(p, opts.maskFraction!)) : opts.masks;
+    checkStep(params, { ...opts, masks, seed: opts.seed ?? 0 }, 'MeZO');
+    this.params = params;
+    this.opts = { ...opts, masks };
+    this.#seeds = new Random(opts.seed ?? 0);
+  }
+
+  /** One step; its seed is the stream's next 32-bit draw (returned in the result). */
+  async step(loss: MezoLoss): Promise<MezoStepResult> {
+    const seed = this.#seeds.nextUint32();
+    const r = await mezoStep(this.params, loss, { seed, lr: this.opts.lr, eps: this.opts.eps, masks: this.opts.masks });
+    this.stepCount++;
+    return r;
+  }
+}
