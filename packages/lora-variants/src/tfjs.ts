@@ -23,6 +23,8 @@ export interface AdapterOptions {
   seed?: number;
   /** Base masks by weight name; default: each base's nonzeros at attach time. */
   masks?: Record<string, Mask>;
+  /** Extra config fields for one layer (data-aware inits: CorDA's covariance, LoRA-SB's gradient), merged over `config`. */
+  layerConfig?: (name: string) => Record<string, unknown> | undefined;
 }
 
 export interface TrainableReport {
@@ -99,7 +101,8 @@ export class AdapterModel {
         const mask = opts.masks?.[n] ?? maskFromTensor(base);
         this.#masks.set(n, { mask, tensor: tf.keep(tf.tensor(Float32Array.from({ length: base.data.length }, (_, k) => ((mask.bits[k >>> 5]! >>> (k & 31)) & 1)), base.shape)) });
       }
-      const state = variant.init(base, config, root.fork(n));
+      const extra = opts.layerConfig?.(n);
+      const state = variant.init(base, extra ? { ...(opts.config as object ?? {}), ...extra } : config, root.fork(n));
       // Unnamed: tfjs variable names are global, and two models may adapt layers of the same name.
       const frozen = new Set(form.frozen ?? []);
       const vars = Object.fromEntries(Object.entries(state.params).map(([p, t]) => [p, tf.variable(tf.tensor(t.data, t.shape), !frozen.has(p))]));

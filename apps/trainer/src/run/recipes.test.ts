@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isNM } from '@sparse/nm';
-import { parseRecipeText, resolveRecipe, type ResolvedRecipe } from '../recipe/index.js';
+import { listMethods, parseRecipeText, resolveRecipe, type ResolvedRecipe } from '../recipe/index.js';
 import { DEFAULT_RECIPE } from '../recipe/default.js';
 import { packageRoot } from '../testing/dist.js';
 import { startRun } from './runner.js';
@@ -90,6 +90,40 @@ describe('shipped recipes', () => {
         }
       }
       expect(existsSync(join(dir, 'recipe.json'))).toBe(true);
+    }, 120_000);
+  }
+});
+
+describe('every registered adapt method runs from a recipe', () => {
+  const names = listMethods('adapt').map((m) => m.name);
+  it('includes the LoRA family, sparse + low-rank adapters, SFT and MeZO', () => {
+    for (const n of ['lora', 'sqft', 'spp', 'lora-xs', 'corda', 'sft', 'mezo', 'sparse-mezo']) expect(names).toContain(n);
+  });
+  for (const method of names) {
+    it(`${method} adapts a pruned model with its default config and keeps the mask`, async () => {
+      const recipe = resolveRecipe({
+        name: method,
+        model: { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 },
+        eval: { windows: 4, batch: 4 },
+        stages: [
+          { stage: 'pretrain', steps: 3, batch: 4 },
+          { stage: 'calibrate', windows: 8 },
+          { stage: 'prune', method: 'magnitude', config: { n: 2, m: 4 } },
+          { stage: 'adapt', method, steps: 3, batch: 4, lr: 1e-3 },
+          { stage: 'evaluate' },
+          { stage: 'export', formats: ['compressed'] },
+        ],
+      });
+      const dir = join(tmp, `adapt-${method}`);
+      const summary = await startRun(recipe, { dir, mode: 'quiet', io: { stdout: silent, stderr: silent } });
+      expect(Number.isFinite(summary.evaluations[0]!.perplexity)).toBe(true);
+      const model = await loadExportedModel(join(dir, 'exports', 'model.compressed.safetensors'));
+      for (const l of model.linears()) {
+        const w = model.params[l.name]!;
+        const t = { data: w.dataSync() as Float32Array, shape: [...w.shape], stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' as const };
+        expect(isNM(t, { n: 2, m: 4 }).valid, `${method}: ${l.name}`).toBe(true);
+      }
+      model.dispose();
     }, 120_000);
   }
 });

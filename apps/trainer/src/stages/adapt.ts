@@ -1,14 +1,20 @@
 // adapt stage: attach an adapter (any variant with a tfjs form) to the targeted linear layers, train
 // only its tensors, save it in the PEFT layout, and merge it (through each base mask unless densify).
 
-import type * as tf from '@tensorflow/tfjs-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachAdapters } from '@sparse/lora-variants/tfjs';
 import { savePeftAdapter } from '@sparse/lora-variants/node';
 import type { StageOf } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { HessianAccumulator } from '@sparse/pruners';
+import { Random, tensor } from '@sparse/tensor';
+import { sampleBatch } from '../data/dataset.js';
+import type { LinearInfo } from '../model/types.js';
+import { configFields, findMethod } from '../recipe/methods.js';
 import { selectLinears, type StageArgs, type StageOutcome } from './common.js';
+import { calibrationBatches, capture, type Accumulators } from './prune.js';
 import { optimize } from './optimize.js';
 import { runMezoStage, runSftStage } from './adapt-direct.js';
 
@@ -19,8 +25,64 @@ export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, ind
   const weights = Object.fromEntries(names.map((n) => [n, ctx.model.params[n]!]));
   const masks = Object.fromEntries(names.filter((n) => ctx.masks.has(n)).map((n) => [n, ctx.masks.get(n)!]));
   const seed = ctx.recipe.seed * 1000 + index;
-  const model = attachAdapters(weights, { targets: names, variant: stage.method, config: stage.config, seed, masks, adapterName: label });
+  const layerConfig = dataAwareConfigs(ctx, stage, index, layers);
+  const model = attachAdapters(weights, {
+    targets: names,
+    variant: stage.method,
+    config: stage.config,
+    seed,
+    masks,
+    adapterName: label,
+    ...(layerConfig ? { layerConfig: (n: string) => layerConfig.get(n) } : {}),
+  });
   ctx.adapter = { stage: index, label, variant: stage.method, config: stage.config, targets: names, seed, model };
+}
+
+/**
+ * Data-aware inits read calibration statistics the recipe cannot spell out: an input covariance per
+ * layer (CorDA, Null-LoRA on the inputs' null space) or the loss gradient of each weight (LoRA-SB).
+ * Computed here from calibration windows when the method's config has such a field and the recipe
+ * left it out.
+ */
+function dataAwareConfigs(ctx: RunContext, stage: StageOf<'adapt'>, index: number, layers: LinearInfo[]): Map<string, Record<string, unknown>> | undefined {
+  const method = findMethod('adapt', stage.method);
+  const fields = new Set(configFields(method?.schema).map((f) => f.name));
+  const cfg = stage.config as Record<string, unknown>;
+  const wantsCov = fields.has('covariance') && cfg.covariance === undefined && cfg.inputs === undefined && (cfg.space === undefined ? !fields.has('space') : cfg.space === 'inputs');
+  const wantsGrad = fields.has('gradient') && cfg.gradient === undefined;
+  if (!wantsCov && !wantsGrad) return undefined;
+  const out = new Map<string, Record<string, unknown>>(layers.map((l) => [l.name, {}]));
+  if (wantsCov) {
+    const accs = new Map<string, Accumulators>(layers.map((l) => [l.name, { hessian: new HessianAccumulator(l.in, { name: l.name }) }]));
+    capture(ctx, calibrationBatches(ctx, index), accs);
+    for (const l of layers) {
+      const h = accs.get(l.name)!.hessian!.hessian();
+      // the accumulator holds H = 2/n XᵀX; the covariance is XᵀX/n
+      out.get(l.name)!.covariance = tensor(Float32Array.from(h.data as Float64Array, (x) => x / 2), [l.in, l.in]);
+    }
+    ctx.log.say(`${stage.method}: input covariances of ${layers.length} layers from calibration data`);
+  }
+  if (wantsGrad) {
+    const data = ctx.data.main.train;
+    const len = Math.min(ctx.model.spec.ctx, data.length - 1);
+    const rng = new Random(ctx.recipe.seed).fork(`stage-${index}`).fork('init-gradient');
+    const vars = layers.map((l) => ctx.model.params[l.name]!);
+    const sums = layers.map((l) => new Float32Array(l.out * l.in));
+    const batches = 4;
+    for (let k = 0; k < batches; k++) {
+      const b = sampleBatch(data, 8, len, rng);
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => ctx.model.loss(tf.tensor2d(b.inputs, [8, len], 'int32'), tf.tensor2d(b.targets, [8, len], 'int32'), ctx.hooks()), vars);
+        vars.forEach((v, i) => {
+          const g = grads[v.name]!.dataSync() as Float32Array;
+          for (let j = 0; j < g.length; j++) sums[i]![j]! += g[j]! / batches;
+        });
+      });
+    }
+    layers.forEach((l, i) => (out.get(l.name)!.gradient = tensor(sums[i]!, [l.out, l.in])));
+    ctx.log.say(`${stage.method}: loss gradients of ${layers.length} weights from ${batches} calibration batches`);
+  }
+  return out;
 }
 
 export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<StageOutcome> {

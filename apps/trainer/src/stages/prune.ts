@@ -13,13 +13,13 @@ import type { StageOf } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
 import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from './common.js';
 
-interface Accumulators {
+export interface Accumulators {
   columns?: ColumnNormAccumulator;
   hessian?: HessianAccumulator;
 }
 
 /** Calibration batches: `windows` random windows of the training data (seeded), `batch` at a time. */
-function calibrationBatches(ctx: RunContext, index: number): { ids: Int32Array; b: number; len: number }[] {
+export function calibrationBatches(ctx: RunContext, index: number): { ids: Int32Array; b: number; len: number }[] {
   const { windows, batch } = ctx.calibration ?? { windows: 64, batch: 16 };
   const data = ctx.data.main.train;
   const len = Math.min(ctx.model.spec.ctx, data.length - 1);
@@ -38,7 +38,7 @@ function calibrationBatches(ctx: RunContext, index: number): { ids: Int32Array; 
 }
 
 /** Runs the calibration batches and feeds each wanted layer's inputs to its accumulators. */
-function capture(ctx: RunContext, batches: ReturnType<typeof calibrationBatches>, wanted: Map<string, Accumulators>): void {
+export function capture(ctx: RunContext, batches: ReturnType<typeof calibrationBatches>, wanted: Map<string, Accumulators>): void {
   const hooks = {
     ...ctx.hooks(),
     linearInput: (info: LinearInfo, x: tf.Tensor2D) => {

@@ -1,0 +1,143 @@
+// `pnpm bench pruners`: (a) time and peak memory of SparseGPT, Wanda and magnitude pruning one
+// square layer (4096x4096 at full size, with 1024 and 2048 beside it) from 2048 calibration tokens,
+// through the @sparse/pruners API with the native kernels registered; (b) quality: the trainer's
+// pretrained default GPT pruned to 50%, 2:4 and 4:8 by each method, perplexity next to dense.
+//
+// Memory is measured per (method, size) in a fresh child process, so no run inherits another's heap:
+// after the weight and calibration inputs exist and a forced GC, the RSS is read; `peak RSS` is
+// process.resourceUsage().maxRSS at the end (the kernel's high-water mark of the whole process) minus
+// that baseline, and `arrayBuffers` is the high-water of process.memoryUsage().arrayBuffers (typed
+// array storage) sampled before and after each phase (pruneLayer is synchronous: no timer can run
+// inside it, so this misses short-lived buffers freed inside the call; maxRSS does not).
+//
+// Environment: SPARSE_BENCH_QUICK=1 shrinks every size (a smoke test; figures meaningless).
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const CHILD = process.argv[2] === '--child';
+
+if (CHILD) {
+  await child(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
+} else {
+  await main();
+}
+
+/** One (method, size) measurement; prints one JSON line. */
+async function child(method, size, tokens) {
+  const { registerCpuKernels } = await import('@sparse/kernels-cpu');
+  const { ColumnNormAccumulator, HessianAccumulator, pruneLayer } = await import('@sparse/pruners');
+  const { tensor } = await import('@sparse/tensor');
+  const reg = registerCpuKernels();
+  // seeded inputs: weights ~ U(-1, 1); activations with per-channel scales spread over two decades
+  // (LLM-like outliers), so Wanda's and SparseGPT's choices differ from magnitude's
+  let s = 12345;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const w = tensor(Float32Array.from({ length: size * size }, () => next() * 2 - 1), [size, size]);
+  const scale = Float32Array.from({ length: size }, () => 10 ** (2 * next() - 1));
+  const x = new Float32Array(tokens * size);
+  for (let t = 0; t < tokens; t++) for (let j = 0; j < size; j++) x[t * size + j] = (next() * 2 - 1) * scale[j];
+  const xs = tensor(x, [tokens, size]);
+  globalThis.gc?.();
+  const base = process.memoryUsage();
+  let abHigh = base.arrayBuffers;
+  const sample = () => {
+    abHigh = Math.max(abHigh, process.memoryUsage().arrayBuffers);
+  };
+  const t0 = performance.now();
+  let stats;
+  if (method === 'sparsegpt') stats = new HessianAccumulator(size, { name: 'layer' }).add(xs).stats();
+  else if (method === 'wanda') stats = new ColumnNormAccumulator(size, { name: 'layer' }).add(xs).stats();
+  sample();
+  const t1 = performance.now();
+  const r = pruneLayer(method, { name: 'layer', weight: w, stats, config: { sparsity: 0.5 } });
+  sample();
+  const t2 = performance.now();
+  const kept = r.weight.data.reduce((n, v) => n + (v !== 0 ? 1 : 0), 0);
+  const maxRss = process.resourceUsage().maxRSS * 1024;
+  console.log(
+    JSON.stringify({
+      method,
+      size,
+      tokens,
+      native: reg.native,
+      statsS: (t1 - t0) / 1000,
+      pruneS: (t2 - t1) / 1000,
+      totalS: (t2 - t0) / 1000,
+      baselineRss: base.rss,
+      peakRssDelta: maxRss - base.rss,
+      arrayBuffersHighDelta: abHigh - base.arrayBuffers,
+      keptFraction: kept / (size * size),
+    }),
+  );
+}
+
+async function main() {
+  const { printTable, writeResults } = await import('../../../tooling/bench/harness.mjs');
+  const { MODEL, PRETRAIN, QUICK, log, pretrainOnce, pruneGrid, round, scratch } = await import('./common.mjs');
+  const { nativeInfo, registerCpuKernels } = await import('@sparse/kernels-cpu');
+  const reg = registerCpuKernels();
+  const notes = [];
+  if (!reg.native) notes.push(`native addon not available (${reg.reason}): the reference kernels ran`);
+  else notes.push(`native kernels: ${JSON.stringify(nativeInfo())}`);
+
+  // ---- (a) speed and memory ----
+  const SIZES = QUICK ? [256] : (process.env.SPARSE_BENCH_SIZES ?? '1024,2048,4096').split(',').map(Number);
+  const TOKENS = QUICK ? 256 : 2048;
+  const LIMIT_S = 180;
+  const speed = [];
+  let sparsegptTooSlow = false;
+  for (const size of SIZES) {
+    for (const method of ['sparsegpt', 'wanda', 'magnitude']) {
+      if (method === 'sparsegpt' && sparsegptTooSlow) {
+        speed.push({ method, size, tokens: TOKENS, skipped: `a smaller size already took over ${LIMIT_S} s` });
+        continue;
+      }
+      const out = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', method, String(size), String(TOKENS)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const r = JSON.parse(out.trim().split('\n').at(-1));
+      speed.push(r);
+      log(`${method} ${size}x${size}, ${TOKENS} tokens: stats ${r.statsS.toFixed(2)} s + prune ${r.pruneS.toFixed(2)} s; peak RSS +${(r.peakRssDelta / 2 ** 20).toFixed(0)} MiB`);
+      if (method === 'sparsegpt' && r.totalS > LIMIT_S) sparsegptTooSlow = true;
+    }
+  }
+  const mib = (b) => round(b / 2 ** 20, 1);
+  const speedRows = speed.map((r) =>
+    r.skipped
+      ? { method: r.method, layer: `${r.size}x${r.size}`, tokens: r.tokens, 'stats s': '-', 'prune s': '-', 'total s': '-', 'peak RSS MiB': '-', 'arrayBuffers MiB': '-', note: r.skipped }
+      : {
+          method: r.method,
+          layer: `${r.size}x${r.size}`,
+          tokens: r.tokens,
+          'stats s': round(r.statsS, 2),
+          'prune s': round(r.pruneS, 2),
+          'total s': round(r.totalS, 2),
+          'peak RSS MiB': mib(r.peakRssDelta),
+          'arrayBuffers MiB': mib(r.arrayBuffersHighDelta),
+          note: r.method === 'sparsegpt' ? 'Hessian (float64)' : r.method === 'wanda' ? 'column norms' : 'no calibration',
+        },
+  );
+
+  // ---- (b) quality on the trainer's default model ----
+  const runs = scratch('pruners');
+  log(`pretraining ${JSON.stringify(MODEL)} for ${PRETRAIN.steps} steps (seed 0)`);
+  const pre = await pretrainOnce(runs);
+  notes.push(...pre.notes);
+  const grid = await pruneGrid(runs, pre);
+
+  console.log(`\n(a) One ${SIZES.join('/')} square layer, 50% unstructured, ${TOKENS} calibration tokens (stats: accumulating the calibration statistics; memory above the baseline with inputs built)`);
+  printTable(speedRows);
+  console.log('\n(b) Held-out perplexity of the trainer default GPT after one-shot pruning (lower is better)');
+  printTable(grid.rows);
+  notes.push(
+    'memory: each (method, size) runs in a fresh child process; peak RSS = resourceUsage().maxRSS at the end minus RSS after building the inputs and a forced GC; arrayBuffers = high-water of memoryUsage().arrayBuffers sampled around each phase, minus the same baseline',
+    `(b): model ${JSON.stringify(MODEL)}, pretrain ${PRETRAIN.steps} steps, seed 0, calibration 64 windows, sequential pruning`,
+  );
+  for (const n of notes) console.log(`note: ${n}`);
+  const file = writeResults('pruners', { quick: QUICK, tokens: TOKENS, sizes: SIZES, speed, grid: grid.rows, cells: grid.cells, notes });
+  log(`wrote ${file}`);
+}

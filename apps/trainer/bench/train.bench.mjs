@@ -1,0 +1,397 @@
+// `pnpm bench train`: tokens/s of the trainer's full training step (forward, backward, global-norm
+// clip, Adam) on the `sparse-cpu` tfjs backend, on plain tfjs `cpu`, and on the same model and step
+// in PyTorch (bench/torch_gpt.py), at two sizes: the trainer's default GPT and a 3.2M-parameter one
+// (d 256, 4 layers, ctx 128, batch 16). Candidates are interleaved repetition by repetition and
+// summarized by their medians; PyTorch runs as a long-lived child process answering step requests,
+// so it is interleaved too. Before timing, all three compute the loss and gradient norm of one
+// fixed batch from the same initial weights (PyTorch loads ours by name with strict=True): equal
+// parameter counts and equal numbers there mean the same model.
+//
+// PyTorch comes from Debian (python3-torch + libopenblas0-pthread; without the latter it falls back
+// to a reference BLAS at a few GFLOP/s) and is installed when missing; the column is skipped with a
+// message when that fails. Its command runs without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, on two
+// threads.
+//
+// Environment: SPARSE_BENCH_QUICK=1 runs fewer, shorter repetitions and skips plain cpu at the big
+// size (a smoke test of the script); SPARSE_BENCH_NO_INSTALL=1 never runs apt-get;
+// SPARSE_BENCH_PROFILE=1 profiles a sparse-cpu step at the big size by tfjs kernel (done anyway in
+// a full run when PyTorch is faster there).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { Random } from '@sparse/tensor';
+import { chooseBackend, createModel, defaultSpec, embeddedData, NamedAdam, runSteps } from '@sparse/trainer';
+import { printTable, writeResults } from '../../../tooling/bench/harness.mjs';
+
+const QUICK = process.env.SPARSE_BENCH_QUICK === '1';
+const PROFILE = process.env.SPARSE_BENCH_PROFILE === '1';
+const NO_INSTALL = process.env.SPARSE_BENCH_NO_INSTALL === '1';
+const THREADS = 2;
+const LR = 1e-3;
+const CLIP = 1;
+const started = Date.now();
+const log = (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const notes = [];
+const note = (line) => {
+  notes.push(line);
+  log(`note: ${line}`);
+};
+
+// ---- data and sizes ----
+const data = embeddedData();
+const vocab = data.tokenizer.vocabSize;
+const SIZES = [
+  { name: 'default', spec: defaultSpec('gpt', vocab), batch: 8, targetSec: QUICK ? 0.2 : 1, reps: QUICK ? 2 : 7 },
+  {
+    name: 'd256x4',
+    spec: { architecture: 'gpt', vocab, d: 256, layers: 4, heads: 4, ctx: 128, mlpRatio: 4 },
+    batch: 16,
+    targetSec: QUICK ? 0.5 : 3,
+    reps: QUICK ? 1 : 5,
+    // plain cpu: tens of seconds per step here, so few steps (none in QUICK mode)
+    cpuReps: QUICK ? 0 : 2,
+  },
+];
+
+// ---- PyTorch: find it, install it from Debian when missing ----
+const torchEnv = { ...process.env };
+delete torchEnv.OPENBLAS_CORETYPE;
+delete torchEnv.OPENBLAS_L2_SIZE;
+// With more runnable threads than cores (a shared machine), OpenMP's default spin-waiting makes
+// PyTorch's 2-thread regions several times slower; passive waiting keeps its figure at its fair
+// share of the CPU. It only helps PyTorch, so a win against it is not an artifact of the load.
+torchEnv.OMP_WAIT_POLICY ??= 'PASSIVE';
+
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
+
+/** A python that imports torch: the one on PATH (a venv, pyenv) first, then Debian's. */
+function findTorchPython() {
+  for (const py of ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(py, ['-c', 'import torch'], { env: torchEnv, encoding: 'utf8', timeout: 120_000 });
+    if (r.status === 0) return py;
+  }
+  return null;
+}
+
+function debPackageInstalled(name) {
+  const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.includes('install ok installed');
+}
+
+/** Runs apt-get non-interactively (through `sudo -n` when not root); returns null or why it failed. */
+function aptGet(args, timeoutSec) {
+  const root = process.getuid?.() === 0;
+  if (!root && !has('sudo')) return 'not root and no sudo';
+  const cmd = root ? 'apt-get' : 'sudo';
+  const argv = root ? args : ['-n', 'env', 'DEBIAN_FRONTEND=noninteractive', 'apt-get', ...args];
+  const r = spawnSync(cmd, argv, { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, encoding: 'utf8', timeout: timeoutSec * 1000, maxBuffer: 64 << 20 });
+  if (r.error) return `${cmd} ${argv.join(' ')}: ${r.error.code === 'ETIMEDOUT' ? `timed out after ${timeoutSec} s` : r.error.message}`;
+  if (r.status !== 0) return `${cmd} ${argv.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
+  return null;
+}
+
+function setUpTorch() {
+  const blasMissing = has('dpkg-query') && !debPackageInstalled('libopenblas0-pthread');
+  let py = findTorchPython();
+  if (py && !blasMissing) return { py };
+  const missing = [py ? null : 'python3-torch', blasMissing ? 'libopenblas0-pthread' : null].filter(Boolean).join(', ');
+  if (NO_INSTALL) return py ? { py, warn: `${missing} missing; not installed (SPARSE_BENCH_NO_INSTALL=1)` } : { skip: `PyTorch not importable and SPARSE_BENCH_NO_INSTALL=1` };
+  if (!has('apt-get')) return py ? { py, warn: `${missing} missing and no apt-get` } : { skip: 'PyTorch not importable and no apt-get to install python3-torch' };
+  log(`installing ${missing} from Debian (apt-get update, then apt-get install python3-torch libopenblas0-pthread; may take several minutes)`);
+  const why = aptGet(['update'], 300) ?? aptGet(['install', '-y', '--no-install-recommends', 'python3-torch', 'libopenblas0-pthread'], 1200);
+  py = findTorchPython();
+  if (why) return py ? { py, warn: `installing ${missing} failed: ${why}` } : { skip: `installing python3-torch failed: ${why}` };
+  if (!py) return { skip: 'python3-torch installed but neither python3 nor /usr/bin/python3 imports torch' };
+  log(`installed; PyTorch runs under ${py}`);
+  return { py };
+}
+
+/** torch_gpt.py --serve as a child process: info() is its first line, run(k) times k steps. */
+async function startTorch(py, args) {
+  const child = spawn(py, [path.join(here, 'torch_gpt.py'), '--serve', '--threads', String(THREADS), ...args], { env: torchEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b) => (stderr = (stderr + b).slice(-4000)));
+  const lines = readline.createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const r = await lines.next();
+    if (r.done) throw new Error(`torch_gpt.py ended: ${stderr.trim().split('\n').slice(-3).join(' | ') || 'no output'}`);
+    return JSON.parse(r.value);
+  };
+  return {
+    info: await next(),
+    async run(k) {
+      child.stdin.write(`${JSON.stringify({ steps: k })}\n`);
+      return next();
+    },
+    close() {
+      child.stdin.end();
+      return new Promise((resolve) => (child.exitCode !== null ? resolve() : child.on('exit', resolve)));
+    },
+  };
+}
+
+// ---- tfjs backends ----
+const choice = await chooseBackend();
+const backends = [];
+if (choice.name === 'sparse-cpu') backends.push('sparse-cpu');
+else note(`sparse-cpu unavailable (trainer picked ${choice.name}: ${choice.reason}); its column is empty`);
+// the plain cpu backend prints an "install tfjs-node" banner on its first tensor
+tf.env().set('PROD', true);
+await tf.setBackend('cpu');
+tf.dispose(tf.scalar(0));
+backends.push('cpu');
+
+/** A model and Adam state on `backend`, stepped by the trainer's own runSteps. */
+async function makeTfjsTrainer(backend, spec, batch) {
+  await tf.setBackend(backend);
+  const model = createModel(spec, { seed: 0 });
+  const variables = new Map(model.variables().map((v) => [v.name, v]));
+  const optimizer = new NamedAdam(0.9, 0.95, 1e-8);
+  const rng = new Random(1).fork('batches');
+  const use = async () => {
+    if (tf.getBackend() !== backend) await tf.setBackend(backend);
+  };
+  const stepOpts = { data: data.train, batch, len: spec.ctx, lr: LR, warmup: 0, minLrRatio: 1, clipNorm: CLIP, rng, variables, optimizer, loss: (ids, t) => model.loss(ids, t) };
+  return {
+    model,
+    async check(ids, targets) {
+      await use();
+      const out = tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => model.loss(tf.tensor2d(ids, [batch, spec.ctx], 'int32'), tf.tensor2d(targets, [batch, spec.ctx], 'int32')));
+        return [value, tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))))];
+      });
+      const [loss, norm] = await Promise.all(out.map(async (x) => (await x.data())[0]));
+      tf.dispose(out);
+      return { loss, gradNorm: norm };
+    },
+    async run(k) {
+      await use();
+      return runSteps({ ...stepOpts, steps: k });
+    },
+    dispose() {
+      model.dispose();
+      optimizer.dispose();
+    },
+  };
+}
+
+/** Per-kernel time of one sparse-cpu training step (tf.profile), largest first. */
+async function profileStep(trainer, tokensPerStep) {
+  const t0 = performance.now();
+  const info = await tf.profile(() => trainer.run(1));
+  const wallMs = performance.now() - t0;
+  const byKernel = new Map();
+  for (const k of info.kernels) {
+    const e = byKernel.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0, shapes: new Map() };
+    e.calls++;
+    e.ms += k.kernelTimeMs;
+    const shape = k.inputShapes.map((s) => `[${s?.join(',') ?? ''}]`).join(' ');
+    e.shapes.set(shape, (e.shapes.get(shape) ?? 0) + k.kernelTimeMs);
+    byKernel.set(k.name, e);
+  }
+  const kernelMs = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
+  const top = [...byKernel.values()]
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 15)
+    .map((e) => ({
+      kernel: e.kernel,
+      calls: e.calls,
+      ms: Number(e.ms.toFixed(1)),
+      percentOfKernels: Number(((100 * e.ms) / kernelMs).toFixed(1)),
+      topShapes: [...e.shapes].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([s, ms]) => `${s} ${ms.toFixed(1)} ms`),
+    }));
+  return { wallMs: Number(wallMs.toFixed(1)), kernelMs: Number(kernelMs.toFixed(1)), kernels: info.kernels.length, tokensPerStep, top };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const relDiff = (a, b) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
+
+// ---- run ----
+log(`load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} CPUs`);
+const torchSetup = setUpTorch();
+if (torchSetup.skip) note(`PyTorch column skipped: ${torchSetup.skip}`);
+if (torchSetup.warn) note(`PyTorch: ${torchSetup.warn}`);
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'sparse-train-bench-'));
+const dataFile = path.join(tmp, 'train.i32');
+writeFileSync(dataFile, new Uint8Array(data.train.buffer, data.train.byteOffset, data.train.byteLength));
+const results = { quick: QUICK, threads: THREADS, lr: LR, clipNorm: CLIP, vocab, loadAvgStart: os.loadavg(), sizes: [], torch: null, notes };
+let torchInfo = null;
+try {
+  for (const size of SIZES) {
+    const { spec, batch } = size;
+    const tokensPerStep = batch * spec.ctx;
+    log(`== ${size.name}: gpt d ${spec.d}, ${spec.layers} layers, ${spec.heads} heads, ctx ${spec.ctx}, mlp ${spec.mlpRatio}x, vocab ${vocab}, batch ${batch} (${tokensPerStep} tokens/step)`);
+    const cands = [];
+    for (const b of backends) {
+      const reps = b === 'cpu' && size.cpuReps !== undefined ? size.cpuReps : size.reps;
+      if (reps === 0) {
+        note(`${size.name}: plain cpu not timed in QUICK mode (tens of seconds per step)`);
+        continue;
+      }
+      cands.push({ name: b, reps, trainer: await makeTfjsTrainer(b, spec, batch) });
+    }
+    const params = cands[0]?.trainer.model.numParams() ?? createModel(spec, { seed: 0 }).numParams();
+
+    // one fixed batch for the same-model check
+    const chk = (() => {
+      const rng = new Random(7);
+      const ids = new Int32Array(batch * spec.ctx);
+      const targets = new Int32Array(batch * spec.ctx);
+      for (let i = 0; i < batch; i++) {
+        const s = rng.int(0, data.train.length - spec.ctx);
+        ids.set(data.train.subarray(s, s + spec.ctx), i * spec.ctx);
+        targets.set(data.train.subarray(s + 1, s + spec.ctx + 1), i * spec.ctx);
+      }
+      return { ids, targets };
+    })();
+    const checks = {};
+    for (const c of cands) checks[c.name] = await c.trainer.check(chk.ids, chk.targets);
+
+    let torch = null;
+    if (torchSetup.py) {
+      // our initial weights, by name, for torch_gpt.py to load with strict=True
+      const values = (cands[0]?.trainer.model ?? createModel(spec, { seed: 0 })).values();
+      const shapes = Object.fromEntries(Object.entries((cands[0]?.trainer.model ?? createModel(spec, { seed: 0 })).params).map(([n, v]) => [n, v.shape]));
+      const weightsFile = path.join(tmp, `${size.name}.f32`);
+      const flat = new Float32Array([...values.values()].reduce((n, v) => n + v.length, 0));
+      let off = 0;
+      for (const v of values.values()) {
+        flat.set(v, off);
+        off += v.length;
+      }
+      writeFileSync(weightsFile, new Uint8Array(flat.buffer));
+      const manifest = path.join(tmp, `${size.name}.json`);
+      writeFileSync(manifest, JSON.stringify({ file: weightsFile, params: [...values.keys()].map((name) => ({ name, shape: shapes[name] })) }));
+      const checkFile = path.join(tmp, `${size.name}.check.i32`);
+      const both = new Int32Array(2 * chk.ids.length);
+      both.set(chk.ids);
+      both.set(chk.targets, chk.ids.length);
+      writeFileSync(checkFile, new Uint8Array(both.buffer));
+      const args = ['--vocab', vocab, '--d', spec.d, '--layers', spec.layers, '--heads', spec.heads, '--ctx', spec.ctx, '--mlp-ratio', spec.mlpRatio, '--batch', batch, '--lr', LR, '--clip', CLIP];
+      try {
+        torch = await startTorch(torchSetup.py, [...args.map(String), '--weights', manifest, '--data', dataFile, '--check', checkFile]);
+        torchInfo ??= torch.info;
+        checks.pytorch = { loss: torch.info.checkLoss, gradNorm: torch.info.checkGradNorm };
+        if (torch.info.params !== params) note(`${size.name}: PyTorch model has ${torch.info.params} parameters, ours ${params}`);
+        cands.push({ name: 'pytorch', reps: size.reps, trainer: torch });
+      } catch (err) {
+        note(`${size.name}: PyTorch column skipped: ${err.message}`);
+      }
+    }
+    const ref = checks[cands[0]?.name];
+    for (const [name, c] of Object.entries(checks)) {
+      log(`check ${name}: initial loss ${c.loss.toFixed(5)} (ln V ${Math.log(vocab).toFixed(5)}), grad norm ${c.gradNorm.toFixed(5)}`);
+      c.lossRelDiff = relDiff(c.loss, ref.loss);
+      c.gradNormRelDiff = relDiff(c.gradNorm, ref.gradNorm);
+      if (c.lossRelDiff > 1e-4 || c.gradNormRelDiff > 1e-3) note(`${size.name}: ${name} disagrees with ${cands[0].name} at init (loss ${c.loss} vs ${ref.loss}, grad norm ${c.gradNorm} vs ${ref.gradNorm})`);
+    }
+
+    // warm up, then size each candidate's repetition (steps per rep) to about targetSec
+    for (const c of cands) {
+      await c.trainer.run(1);
+      const t0 = performance.now();
+      await c.trainer.run(1);
+      const one = (performance.now() - t0) / 1000;
+      c.k = Math.max(1, Math.min(200, Math.round(size.targetSec / one)));
+      c.times = [];
+      c.losses = [];
+      log(`${c.name}: warm step ${(one * 1e3).toFixed(1)} ms; ${c.reps} reps of ${c.k} steps`);
+    }
+    const maxReps = Math.max(...cands.map((c) => c.reps));
+    for (let r = 0; r < maxReps; r++) {
+      for (const c of cands) {
+        if (r >= c.reps) continue;
+        const t0 = performance.now();
+        const out = await c.trainer.run(c.k);
+        c.times.push((performance.now() - t0) / 1000);
+        c.losses.push(...out.losses);
+      }
+    }
+    const row = { size: size.name, config: { ...spec, batch }, params, torchParams: torch?.info.params ?? null, tokensPerStep, checks, candidates: {} };
+    for (const c of cands) {
+      const stepSec = median(c.times) / c.k;
+      row.candidates[c.name] = {
+        stepsPerRep: c.k,
+        reps: c.reps,
+        medianStepMs: Number((stepSec * 1e3).toFixed(2)),
+        minStepMs: Number(((Math.min(...c.times) / c.k) * 1e3).toFixed(2)),
+        maxStepMs: Number(((Math.max(...c.times) / c.k) * 1e3).toFixed(2)),
+        tokensPerSec: tokensPerStep / stepSec,
+        firstLoss: c.losses[0],
+        lastLoss: c.losses[c.losses.length - 1],
+      };
+      log(`${size.name} ${c.name}: ${row.candidates[c.name].medianStepMs} ms/step, ${row.candidates[c.name].tokensPerSec.toFixed(0)} tokens/s (loss ${c.losses[0].toFixed(3)} -> ${c.losses[c.losses.length - 1].toFixed(3)})`);
+    }
+    const tps = (n) => row.candidates[n]?.tokensPerSec;
+    if (tps('sparse-cpu') && tps('cpu')) row.sparseCpuVsCpu = tps('sparse-cpu') / tps('cpu');
+    if (tps('sparse-cpu') && tps('pytorch')) row.sparseCpuVsPytorch = tps('sparse-cpu') / tps('pytorch');
+
+    const big = size === SIZES[SIZES.length - 1];
+    const sparse = cands.find((c) => c.name === 'sparse-cpu');
+    if (big && sparse && (PROFILE || (!QUICK && row.sparseCpuVsPytorch !== undefined && row.sparseCpuVsPytorch < 1))) {
+      await tf.setBackend('sparse-cpu');
+      row.profile = await profileStep(sparse.trainer, tokensPerStep);
+      log(`profile of one sparse-cpu step: ${row.profile.wallMs} ms wall, ${row.profile.kernelMs} ms in ${row.profile.kernels} tfjs kernels`);
+    }
+    results.sizes.push(row);
+    for (const c of cands) {
+      if (c.name === 'pytorch') await c.trainer.close();
+      else c.trainer.dispose();
+    }
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+results.torch = torchInfo && { python: torchSetup.py, version: torchInfo.torch, threads: torchInfo.threads, blas: torchInfo.blas, gemm512Gflops: torchInfo.gemm512Gflops, ompWaitPolicy: torchEnv.OMP_WAIT_POLICY };
+if (torchInfo && !torchInfo.blas.some((l) => /openblas/i.test(l))) note(`PyTorch is not using OpenBLAS (${torchInfo.blas.join(', ') || 'no BLAS library seen'}): expect a few GFLOP/s`);
+results.loadAvgEnd = os.loadavg();
+if (Math.max(results.loadAvgStart[0], results.loadAvgEnd[0]) > os.cpus().length * 1.25) {
+  note(`the machine was busy (load average ${results.loadAvgStart[0].toFixed(1)} -> ${results.loadAvgEnd[0].toFixed(1)} on ${os.cpus().length} CPUs): absolute tokens/s are low, ratios are what to read`);
+}
+
+// ---- report ----
+console.log('');
+if (results.torch) console.log(`PyTorch ${results.torch.version} (${results.torch.python}), ${results.torch.threads} threads, BLAS ${results.torch.blas.join(', ') || 'unknown'} (512^3 gemm ${results.torch.gemm512Gflops.toFixed(1)} GFLOP/s), OMP_WAIT_POLICY=${results.torch.ompWaitPolicy}`);
+const fmtTps = (c) => (c ? `${c.tokensPerSec.toFixed(0)} (${c.medianStepMs} ms x${c.stepsPerRep}, ${c.reps} reps)` : 'not run');
+printTable(
+  results.sizes.map((r) => ({
+    size: r.size,
+    model: `d${r.config.d} L${r.config.layers} H${r.config.heads} ctx${r.config.ctx} b${r.config.batch}`,
+    'params ours/torch': `${r.params}/${r.torchParams ?? '-'}`,
+    'sparse-cpu tok/s': fmtTps(r.candidates['sparse-cpu']),
+    'cpu tok/s': fmtTps(r.candidates.cpu),
+    'PyTorch tok/s': fmtTps(r.candidates.pytorch),
+    'x cpu': r.sparseCpuVsCpu ?? '-',
+    'x PyTorch': r.sparseCpuVsPytorch ?? '-',
+  })),
+);
+console.log('');
+printTable(
+  results.sizes.flatMap((r) =>
+    Object.entries(r.checks).map(([name, c]) => ({
+      size: r.size,
+      backend: name,
+      'init loss': c.loss.toFixed(5),
+      'ln V': Math.log(vocab).toFixed(5),
+      'grad norm': c.gradNorm.toFixed(5),
+      'loss rel diff': c.lossRelDiff.toExponential(1),
+      'norm rel diff': c.gradNormRelDiff.toExponential(1),
+    })),
+  ),
+);
+for (const r of results.sizes) {
+  if (!r.profile) continue;
+  console.log(`\nsparse-cpu step at ${r.size}, by tfjs kernel: ${r.profile.wallMs} ms wall, ${r.profile.kernelMs} ms inside ${r.profile.kernels} kernel calls`);
+  printTable(r.profile.top.map((k) => ({ kernel: k.kernel, calls: k.calls, ms: k.ms, '% kernels': k.percentOfKernels, 'largest shapes': k.topShapes.join('; ') })));
+}
+console.log('');
+for (const n of notes) console.log(`note: ${n}`);
+results.seconds = (Date.now() - started) / 1000;
+console.log(`\nwrote ${writeResults('train', results)} in ${results.seconds.toFixed(0)} s`);
