@@ -6,7 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadExportedModel, resolveRecipe, saveCheckpoint, startRun } from '@sparse/trainer';
+import { loadCheckpoint, loadExportedModel, resolveRecipe, saveCheckpoint, startRun } from '@sparse/trainer';
 import { isNM } from '@sparse/nm';
 import { tensor } from '@sparse/tensor';
 import { openSafetensors } from '@sparse/tensor/node';
@@ -115,14 +115,13 @@ export async function exportedIsNM(dir, linearNames, n = 2, m = 4) {
   return { valid: bad.length === 0, violations: bad };
 }
 
-/** The linear layer names of the default model (built once from its spec, weights unused). */
+/** The linear layers of a checkpoint's model (names and infos) and its parameter count. */
 export async function linearNamesOf(checkpoint) {
-  const { loadCheckpoint } = await import('@sparse/trainer');
   const model = await loadCheckpoint(checkpoint);
-  const names = model.linears().map((l) => l.name);
   const infos = model.linears();
+  const params = model.numParams();
   model.dispose();
-  return { names, infos };
+  return { names: infos.map((l) => l.name), infos, params };
 }
 
 export const round = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x) ? x : Number(x.toFixed(digits)));

@@ -108,7 +108,7 @@ async function main() {
   const mib = (b) => round(b / 2 ** 20, 1);
   const speedRows = speed.map((r) =>
     r.skipped
-      ? { method: r.method, layer: `${r.size}x${r.size}`, tokens: r.tokens, 'stats s': '-', 'prune s': '-', 'total s': '-', 'peak RSS MiB': '-', 'arrayBuffers MiB': '-', note: r.skipped }
+      ? { method: r.method, layer: `${r.size}x${r.size}`, tokens: r.tokens, 'stats s': '-', 'prune s': '-', 'total s': '-', 'peak RSS MiB': '-', 'arrayBuffers MiB': '-', kernels: '-', note: r.skipped }
       : {
           method: r.method,
           layer: `${r.size}x${r.size}`,
@@ -118,6 +118,7 @@ async function main() {
           'total s': round(r.totalS, 2),
           'peak RSS MiB': mib(r.peakRssDelta),
           'arrayBuffers MiB': mib(r.arrayBuffersHighDelta),
+          kernels: r.native ? 'native' : 'reference',
           note: r.method === 'sparsegpt' ? 'Hessian (float64)' : r.method === 'wanda' ? 'column norms' : 'no calibration',
         },
   );

@@ -52,8 +52,10 @@ const SIZES = [
     name: 'd256x4',
     spec: { architecture: 'gpt', vocab, d: 256, layers: 4, heads: 4, ctx: 128, mlpRatio: 4 },
     batch: 16,
-    targetSec: QUICK ? 0.5 : 3,
+    targetSec: 3,
     reps: QUICK ? 1 : 5,
+    // QUICK: one step per rep, the check's forward and backward as the only warm-up
+    fixedK: QUICK ? 1 : undefined,
     // plain cpu: tens of seconds per step here, so few steps (none in QUICK mode)
     cpuReps: QUICK ? 0 : 2,
   },
@@ -181,32 +183,58 @@ async function makeTfjsTrainer(backend, spec, batch) {
   };
 }
 
-/** Per-kernel time of one sparse-cpu training step (tf.profile), largest first. */
-async function profileStep(trainer, tokensPerStep) {
+const GEMM_KERNELS = new Set(['BatchMatMul', '_FusedMatMul']);
+// tf.customGrad ops (gelu, addTrailing, mulTrailing) show up as one outer kernel around the
+// kernels they run, which are profiled too: left out of the sums
+const WRAPPERS = new Set(['forward']);
+
+/**
+ * Per-kernel time of `steps` sparse-cpu training steps (tf.profile), per step, largest first, and
+ * by category: gemm; kernels on parameter-shaped tensors only (the Adam update and the clip's
+ * norm); other kernels on activations (forward and backward).
+ */
+async function profileSteps(trainer, paramShapes, steps) {
   const t0 = performance.now();
-  const info = await tf.profile(() => trainer.run(1));
-  const wallMs = performance.now() - t0;
+  const info = await tf.profile(() => trainer.run(steps));
+  const wallMs = (performance.now() - t0) / steps;
+  const isParamShaped = (shapes) => shapes.every((s) => s === undefined || s.length === 0 || paramShapes.has(s.join(',')));
   const byKernel = new Map();
+  const categories = { gemm: 0, 'optimizer+clip (parameter-shaped)': 0, 'elementwise/other on activations': 0 };
+  let kernelMs = 0;
+  let calls = 0;
   for (const k of info.kernels) {
+    if (WRAPPERS.has(k.name)) continue;
+    const ms = k.kernelTimeMs / steps;
+    kernelMs += ms;
+    calls++;
+    const cat = GEMM_KERNELS.has(k.name) ? 'gemm' : isParamShaped(k.inputShapes) ? 'optimizer+clip (parameter-shaped)' : 'elementwise/other on activations';
+    categories[cat] += ms;
     const e = byKernel.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0, shapes: new Map() };
     e.calls++;
-    e.ms += k.kernelTimeMs;
-    const shape = k.inputShapes.map((s) => `[${s?.join(',') ?? ''}]`).join(' ');
-    e.shapes.set(shape, (e.shapes.get(shape) ?? 0) + k.kernelTimeMs);
+    e.ms += ms;
+    const shape = k.inputShapes.map((x) => `[${x?.join(',') ?? ''}]`).join(' ');
+    e.shapes.set(shape, (e.shapes.get(shape) ?? 0) + ms);
     byKernel.set(k.name, e);
   }
-  const kernelMs = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
+  const r1 = (x) => Number(x.toFixed(1));
   const top = [...byKernel.values()]
     .sort((a, b) => b.ms - a.ms)
     .slice(0, 15)
     .map((e) => ({
       kernel: e.kernel,
-      calls: e.calls,
-      ms: Number(e.ms.toFixed(1)),
-      percentOfKernels: Number(((100 * e.ms) / kernelMs).toFixed(1)),
-      topShapes: [...e.shapes].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([s, ms]) => `${s} ${ms.toFixed(1)} ms`),
+      callsPerStep: e.calls / steps,
+      ms: r1(e.ms),
+      percentOfKernels: r1((100 * e.ms) / kernelMs),
+      topShapes: [...e.shapes].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([sh, ms]) => `${sh} ${ms.toFixed(1)}`),
     }));
-  return { wallMs: Number(wallMs.toFixed(1)), kernelMs: Number(kernelMs.toFixed(1)), kernels: info.kernels.length, tokensPerStep, top };
+  return {
+    steps,
+    wallMsPerStep: r1(wallMs),
+    kernelMsPerStep: r1(kernelMs),
+    kernelCallsPerStep: calls / steps,
+    categories: Object.fromEntries(Object.entries(categories).map(([k, v]) => [k, { ms: r1(v), percent: r1((100 * v) / kernelMs) }])),
+    top,
+  };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -237,7 +265,9 @@ try {
       }
       cands.push({ name: b, reps, trainer: await makeTfjsTrainer(b, spec, batch) });
     }
-    const params = cands[0]?.trainer.model.numParams() ?? createModel(spec, { seed: 0 }).numParams();
+    // our parameters (the same values on every backend: same seed)
+    const refModel = cands[0]?.trainer.model ?? createModel(spec, { seed: 0 });
+    const params = refModel.numParams();
 
     // one fixed batch for the same-model check
     const chk = (() => {
@@ -257,8 +287,8 @@ try {
     let torch = null;
     if (torchSetup.py) {
       // our initial weights, by name, for torch_gpt.py to load with strict=True
-      const values = (cands[0]?.trainer.model ?? createModel(spec, { seed: 0 })).values();
-      const shapes = Object.fromEntries(Object.entries((cands[0]?.trainer.model ?? createModel(spec, { seed: 0 })).params).map(([n, v]) => [n, v.shape]));
+      const values = refModel.values();
+      const shapes = Object.fromEntries(Object.entries(refModel.params).map(([n, v]) => [n, v.shape]));
       const weightsFile = path.join(tmp, `${size.name}.f32`);
       const flat = new Float32Array([...values.values()].reduce((n, v) => n + v.length, 0));
       let off = 0;
@@ -285,24 +315,30 @@ try {
         note(`${size.name}: PyTorch column skipped: ${err.message}`);
       }
     }
-    const ref = checks[cands[0]?.name];
+    if (refModel !== cands[0]?.trainer.model) refModel.dispose();
+    const refName = Object.keys(checks)[0];
+    const ref = checks[refName];
     for (const [name, c] of Object.entries(checks)) {
       log(`check ${name}: initial loss ${c.loss.toFixed(5)} (ln V ${Math.log(vocab).toFixed(5)}), grad norm ${c.gradNorm.toFixed(5)}`);
       c.lossRelDiff = relDiff(c.loss, ref.loss);
       c.gradNormRelDiff = relDiff(c.gradNorm, ref.gradNorm);
-      if (c.lossRelDiff > 1e-4 || c.gradNormRelDiff > 1e-3) note(`${size.name}: ${name} disagrees with ${cands[0].name} at init (loss ${c.loss} vs ${ref.loss}, grad norm ${c.gradNorm} vs ${ref.gradNorm})`);
+      if (c.lossRelDiff > 1e-4 || c.gradNormRelDiff > 1e-3) note(`${size.name}: ${name} disagrees with ${refName} at init (loss ${c.loss} vs ${ref.loss}, grad norm ${c.gradNorm} vs ${ref.gradNorm})`);
     }
 
-    // warm up, then size each candidate's repetition (steps per rep) to about targetSec
+    // one warm-up step each (after the check's forward and backward), whose time sizes the
+    // candidate's repetitions (steps per rep) to about targetSec
     for (const c of cands) {
-      await c.trainer.run(1);
+      c.times = [];
+      c.losses = [];
+      if (size.fixedK) {
+        c.k = size.fixedK;
+        continue;
+      }
       const t0 = performance.now();
       await c.trainer.run(1);
       const one = (performance.now() - t0) / 1000;
       c.k = Math.max(1, Math.min(200, Math.round(size.targetSec / one)));
-      c.times = [];
-      c.losses = [];
-      log(`${c.name}: warm step ${(one * 1e3).toFixed(1)} ms; ${c.reps} reps of ${c.k} steps`);
+      log(`${c.name}: warm-up step ${(one * 1e3).toFixed(1)} ms; ${c.reps} reps of ${c.k} steps`);
     }
     const maxReps = Math.max(...cands.map((c) => c.reps));
     for (let r = 0; r < maxReps; r++) {
@@ -333,12 +369,11 @@ try {
     if (tps('sparse-cpu') && tps('cpu')) row.sparseCpuVsCpu = tps('sparse-cpu') / tps('cpu');
     if (tps('sparse-cpu') && tps('pytorch')) row.sparseCpuVsPytorch = tps('sparse-cpu') / tps('pytorch');
 
-    const big = size === SIZES[SIZES.length - 1];
     const sparse = cands.find((c) => c.name === 'sparse-cpu');
-    if (big && sparse && (PROFILE || (!QUICK && row.sparseCpuVsPytorch !== undefined && row.sparseCpuVsPytorch < 1))) {
-      await tf.setBackend('sparse-cpu');
-      row.profile = await profileStep(sparse.trainer, tokensPerStep);
-      log(`profile of one sparse-cpu step: ${row.profile.wallMs} ms wall, ${row.profile.kernelMs} ms in ${row.profile.kernels} tfjs kernels`);
+    if (sparse && (PROFILE || (!QUICK && row.sparseCpuVsPytorch !== undefined && row.sparseCpuVsPytorch < 1))) {
+      const paramShapes = new Set(sparse.trainer.model.variables().map((v) => v.shape.join(',')));
+      row.profile = await profileSteps(sparse.trainer, paramShapes, Math.max(1, Math.min(sparse.k * 2, QUICK ? 1 : 3)));
+      log(`profile of sparse-cpu at ${size.name}: ${row.profile.wallMsPerStep} ms wall per step, ${row.profile.kernelMsPerStep} ms in ${row.profile.kernelCallsPerStep} tfjs kernel calls`);
     }
     results.sizes.push(row);
     for (const c of cands) {
@@ -388,8 +423,11 @@ printTable(
 );
 for (const r of results.sizes) {
   if (!r.profile) continue;
-  console.log(`\nsparse-cpu step at ${r.size}, by tfjs kernel: ${r.profile.wallMs} ms wall, ${r.profile.kernelMs} ms inside ${r.profile.kernels} kernel calls`);
-  printTable(r.profile.top.map((k) => ({ kernel: k.kernel, calls: k.calls, ms: k.ms, '% kernels': k.percentOfKernels, 'largest shapes': k.topShapes.join('; ') })));
+  const p = r.profile;
+  console.log(`\nsparse-cpu step at ${r.size} (tf.profile, per step over ${p.steps}): ${p.wallMsPerStep} ms wall, ${p.kernelMsPerStep} ms inside ${p.kernelCallsPerStep} kernel calls`);
+  printTable(Object.entries(p.categories).map(([category, c]) => ({ category, 'ms/step': c.ms, '% kernels': c.percent })));
+  console.log('');
+  printTable(p.top.map((k) => ({ kernel: k.kernel, 'calls/step': k.callsPerStep, 'ms/step': k.ms, '% kernels': k.percentOfKernels, 'largest input shapes (ms/step)': k.topShapes.join('; ') })));
 }
 console.log('');
 for (const n of notes) console.log(`note: ${n}`);

@@ -255,3 +255,4 @@ export * from './sft/tfjs.js';
 export * from './zeroth/tfjs.js';
 export { chainOfLora, loraDropoutEnsemble, pruneDynamicRankModel } from './variants/family/tfjs.js';
 export type { ChainOfLoraOptions } from './variants/family/tfjs.js';
+export { nuclearNormPenalty, placeFlat } from './variants/sparse/tfjs.js';

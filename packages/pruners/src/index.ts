@@ -29,3 +29,5 @@ export { channelMetricSchema, structuredConfigSchema } from './methods/structure
 export type { ChannelMetric, StructuredConfig, StructuredConfigInput } from './methods/structured/config.js';
 export { Sparsifier } from './sparsifier.js';
 export type { LayerSpec, SparsifiableLayer, SparsifierConfig, SparsifierGroup, SparsifierState, StepOptions, StepReport } from './sparsifier.js';
+export { expertPruneConfigSchema, expertsToKeep, RoutingAccumulator } from './methods/experts/experts.js';
+export type { ExpertPruneConfig, ExpertPruneConfigInput } from './methods/experts/experts.js';

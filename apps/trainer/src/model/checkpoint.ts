@@ -6,7 +6,7 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { cast, tensor, transpose, type Tensor } from '@sparse/tensor';
+import { cast, tensor, transpose, type Tensor, isSparseLayout, toDense } from '@sparse/tensor';
 import { openSafetensors, writeSafetensorsFile, type SafetensorsFileReader } from '@sparse/tensor/node';
 import type { BaseModel } from './base.js';
 import { CheckpointError, ModelSpecError } from './errors.js';
@@ -49,7 +49,7 @@ class TensorSource {
 
   static async single(path: string): Promise<TensorSource> {
     const r = await openSafetensors(path);
-    const src = new TensorSource(path, (n) => (r.has(n) ? path : undefined), new Set(r.tensorNames));
+    const src = new TensorSource(path, (n) => (r.has(n) ? path : undefined), new Set(r.names));
     src.readers.set(path, r);
     return src;
   }
@@ -88,7 +88,9 @@ class TensorSource {
       this.readers.set(file, r);
     }
     if (!r.has(name)) throw new CheckpointError(file, `missing tensor ${name}`, { tensor: name });
-    const t = await r.readTensor(name);
+    // sparse layouts (a compressed export) are read back dense
+    const x = await r.read(name);
+    const t = isSparseLayout(x) ? toDense(x) : x;
     if (t.dtype !== 'float32' && t.dtype !== 'float16' && t.dtype !== 'bfloat16' && t.dtype !== 'float64') {
       throw new CheckpointError(file, `tensor ${name} has dtype ${t.dtype}; expected a float type (F32, F16, BF16)`, { tensor: name });
     }

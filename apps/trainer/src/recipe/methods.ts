@@ -2,7 +2,7 @@
 // variants) and the trainer's own (training modes, distillation). `sparse-train methods` prints
 // this catalogue; recipe validation parses each stage's config with the method's schema.
 
-import { getPruner, listPruners } from '@sparse/pruners';
+import { expertPruneConfigSchema, getPruner, listPruners } from '@sparse/pruners';
 import { getVariant, listVariants } from '@sparse/lora-variants';
 import { listTfForms } from '@sparse/lora-variants/tfjs';
 import { z } from 'zod';
@@ -101,6 +101,7 @@ const trainerMethods: MethodInfo[] = ([
   { kind: 'adapt', name: 'mezo', description: 'MeZO zeroth-order fine-tuning of the targeted weights: forward passes only (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: mezoConfigSchema },
   { kind: 'adapt', name: 'sparse-mezo', description: 'Sparse MeZO: MeZO on the smallest-magnitude entries only (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: sparseMezoConfigSchema },
   { kind: 'train', name: 'adams', description: "N:M through CAST's AdamS: L1 decay of pruned entries during dense training, then the hard mask and row rescaling (@sparse/nm)", from: '@sparse/nm', schema: adamsConfigSchema },
+  { kind: 'prune', name: 'experts', description: 'task-specific expert pruning of MoE layers: keep the experts the router uses most on calibration data (the model is rebuilt smaller)', from: '@sparse/pruners', schema: expertPruneConfigSchema },
   { kind: 'distill', name: 'squarehead', description: 'SquareHead distillation from a dense self-teacher, masks held fixed', from: '@sparse/trainer', schema: squareHeadConfigSchema },
 ] satisfies Omit<MethodInfo, 'parse'>[]).map((m) => ({ ...m, parse: fromZod(m.schema!) }));
 

@@ -58,11 +58,18 @@ export class RunContext {
   constructor(
     readonly recipe: ResolvedRecipe,
     readonly dir: string,
-    readonly model: LanguageModel,
+    public model: LanguageModel,
     readonly data: RunData,
     readonly log: RunLog,
     readonly backend: { name: string; reason: string },
   ) {}
+
+  /** A stage that changes the architecture (expert pruning) swaps in the rebuilt model; the old one is the caller's to dispose. */
+  replaceModel(next: LanguageModel): void {
+    for (const t of this.#maskTensors.values()) t.dispose();
+    this.#maskTensors.clear();
+    this.model = next;
+  }
 
   linears(): LinearInfo[] {
     return this.model.linears();

@@ -109,7 +109,8 @@ describe('every registered adapt method runs from a recipe', () => {
           { stage: 'pretrain', steps: 3, batch: 4 },
           { stage: 'calibrate', windows: 8 },
           { stage: 'prune', method: 'magnitude', config: { n: 2, m: 4 } },
-          { stage: 'adapt', method, steps: 3, batch: 4, lr: 1e-3 },
+          // block sizes that fit a 16-wide model
+          { stage: 'adapt', method, steps: 3, batch: 4, lr: 1e-3, ...(method === 'smt' ? { config: { blockSize: 8 } } : {}) },
           { stage: 'evaluate' },
           { stage: 'export', formats: ['compressed'] },
         ],
@@ -126,4 +127,43 @@ describe('every registered adapt method runs from a recipe', () => {
       model.dispose();
     }, 120_000);
   }
+});
+
+describe('architectures', () => {
+  it('a Llama with a mixture of experts pretrains, loses experts by routing, prunes 2:4 with SparseGPT and recovers with SQFT', async () => {
+    const recipe = resolveRecipe({
+      model: { architecture: 'llama', d: 16, layers: 2, heads: 4, kvHeads: 2, ctx: 16, mlpHidden: 32, moe: { experts: 4, topK: 2 } },
+      eval: { windows: 4, batch: 4 },
+      stages: [
+        { stage: 'pretrain', steps: 4, batch: 4 },
+        { stage: 'calibrate', windows: 8 },
+        { stage: 'prune', method: 'experts', config: { keep: 2 } },
+        { stage: 'evaluate', name: 'two experts' },
+        { stage: 'prune', method: 'sparsegpt', config: { n: 2, m: 4 } },
+        { stage: 'adapt', method: 'sqft', steps: 3, batch: 4 },
+        { stage: 'evaluate', name: 'recovered' },
+        { stage: 'export', formats: ['compressed'] },
+      ],
+    });
+    const dir = join(tmp, 'llama-moe');
+    const summary = await startRun(recipe, { dir, mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    expect(summary.evaluations.map((e) => e.label)).toEqual(['two experts', 'recovered']);
+    const model = await loadExportedModel(join(dir, 'exports', 'model.compressed.safetensors'));
+    expect(model.spec.moe).toEqual({ experts: 2, topK: 2 });
+    expect(Object.keys(model.params).some((n) => n.includes('experts.2.'))).toBe(false);
+    for (const l of model.linears()) {
+      const w = model.params[l.name]!;
+      const t = { data: w.dataSync() as Float32Array, shape: [...w.shape], stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' as const };
+      expect(isNM(t, { n: 2, m: 4 }).valid, l.name).toBe(true);
+    }
+    model.dispose();
+  }, 120_000);
+
+  it('starts from a checkpoint file', async () => {
+    const first = resolveRecipe({ model: { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 }, eval: { windows: 4 }, stages: [{ stage: 'pretrain', steps: 3, batch: 4 }, { stage: 'evaluate' }, { stage: 'export', formats: ['dense'] }] });
+    const a = await startRun(first, { dir: join(tmp, 'ckpt-a'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    const second = resolveRecipe({ model: { checkpoint: join(tmp, 'ckpt-a', 'exports', 'model.safetensors') }, eval: { windows: 4 }, stages: [{ stage: 'evaluate' }] });
+    const b = await startRun(second, { dir: join(tmp, 'ckpt-b'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    expect(b.evaluations[0]!.perplexity).toBeCloseTo(a.evaluations[0]!.perplexity, 4);
+  }, 120_000);
 });

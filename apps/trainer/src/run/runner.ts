@@ -188,7 +188,7 @@ export async function startRun(recipe: ResolvedRecipe, opts: RunOptions): Promis
     return await execute(ctx, { stage: 0 });
   } finally {
     ctx.dispose();
-    model.dispose();
+    ctx.model.dispose();
     log.close();
   }
 }
@@ -234,7 +234,7 @@ export async function resumeRun(dirArg: string, opts: Omit<RunOptions, 'dir'> = 
     });
   } finally {
     ctx.dispose();
-    model.dispose();
+    ctx.model.dispose();
     log.close();
   }
 }

@@ -6,21 +6,21 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isNM } from '@sparse/nm';
 import { maskToBooleans } from '@sparse/masks';
-import { cast, layoutByteLength, tensor, toBitmask, toCSR, toDense, toNM, isSparseLayout, ArgumentError, type SafetensorsInput, type Tensor } from '@sparse/tensor';
-import { openSafetensors, writeSafetensorsFile } from '@sparse/tensor/node';
-import { createModel } from '../model/index.js';
-import type { LanguageModel, ModelSpec } from '../model/types.js';
+import { cast, layoutByteLength, tensor, toBitmask, toCSR, toNM, isSparseLayout, type SafetensorsInput, type Tensor } from '@sparse/tensor';
+import { writeSafetensorsFile } from '@sparse/tensor/node';
+import { CHECKPOINT_FORMAT, loadCheckpoint } from '../model/checkpoint.js';
+import type { LanguageModel } from '../model/types.js';
 import type { StageOf } from '../recipe/schema.js';
 import type { StageArgs, StageOutcome } from './common.js';
 
-export const SPEC_METADATA_KEY = 'sparse-train.spec';
 
 export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promise<StageOutcome> {
   const { ctx, stage } = args;
   if (ctx.adapter) ctx.report.notes.push(`export: adapter '${ctx.adapter.label}' was attached and not merged; the exported weights are the base without it`);
   const dir = join(ctx.dir, 'exports');
   mkdirSync(dir, { recursive: true });
-  const metadata = { [SPEC_METADATA_KEY]: JSON.stringify(ctx.model.spec), format: 'pt' };
+  // the checkpoint convention of model/checkpoint.ts, so loadCheckpoint reads either file
+  const metadata = { format: CHECKPOINT_FORMAT, spec: JSON.stringify(ctx.model.spec) };
   const dense = (v: Float32Array, shape: number[]): Tensor => {
     const t = tensor(v, shape);
     return stage.dtype === 'float16' ? cast(t, 'float16') : t;
@@ -73,19 +73,5 @@ export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promis
 
 /** Reads a model written by the export stage (dense or compressed) back into a model. */
 export async function loadExportedModel(path: string): Promise<LanguageModel> {
-  const reader = await openSafetensors(path);
-  try {
-    const specJson = reader.metadata[SPEC_METADATA_KEY];
-    if (specJson === undefined) throw new ArgumentError(`${path}: no '${SPEC_METADATA_KEY}' metadata; not a sparse-train export`);
-    const spec = JSON.parse(specJson) as ModelSpec;
-    const values = new Map<string, Float32Array>();
-    for (const name of reader.names) {
-      const x = await reader.read(name);
-      const t = isSparseLayout(x) ? toDense(x) : x;
-      values.set(name, t.dtype === 'float32' ? (t.data as Float32Array) : (cast(t, 'float32').data as Float32Array));
-    }
-    return createModel(spec, { values });
-  } finally {
-    await reader.close();
-  }
+  return loadCheckpoint(path);
 }

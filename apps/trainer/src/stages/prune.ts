@@ -11,6 +11,7 @@ import { Random, tensor } from '@sparse/tensor';
 import type { LinearInfo } from '../model/types.js';
 import type { StageOf } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
+import { runExpertPruneStage } from './experts.js';
 import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from './common.js';
 
 export interface Accumulators {
@@ -92,6 +93,7 @@ function permuteDownProjections(ctx: RunContext, layers: LinearInfo[], n: number
 
 export async function runPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
+  if (stage.method === 'experts') return runExpertPruneStage(args);
   if (ctx.adapter) throw new Error(`${label}: an adapter is attached and not merged; merge it before pruning`);
   const def = getPruner(stage.method);
   const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);

@@ -5,3 +5,4 @@ export type { SppConfig, SppConfigInput } from './spp.js';
 export { closestVariantName, getVariant, listVariants, registerVariant } from './registry.js';
 export type { AdapterState, AdapterVariant, MergeOptions, UnmergeOptions } from './types.js';
 export * from './family/index.js';
+export * from './sparse/index.js';

@@ -1,0 +1,53 @@
+// RoSA (Nikdan et al., "Robust Adaptation"): a LoRA term plus a highly sparse term S, trained jointly,
+// ΔW = scaling · B A + S, in the spirit of robust PCA (low rank + sparse). S's support is fixed at init:
+// the `density · out · in` entries with the largest score — by default |W| (data-free), or any score
+// matrix through `initWithScores` (the paper uses accumulated squared gradients, e.g. `fisherScores`).
+// S is stored as sorted flat indices (state.indices.support) plus values (params.rosa_values), never
+// as a dense matrix. Entries the base has pruned are never selected, so S alone keeps the mask.
+import { magnitudeScores, randomScores } from '@sparse/masks';
+import { tensor } from '@sparse/tensor';
+import { z } from 'zod';
+import { loraScaling } from '../lora.js';
+import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactors, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from './shared.js';
+
+export const rosaConfigSchema = z
+  .object({
+    /** Rank of the low-rank term. */
+    r: z.number().int().positive().default(8),
+    /** LoRA scale numerator (scaling alpha / r, or alpha / √r with rslora); S is not scaled. */
+    alpha: z.number().positive().default(8),
+    rslora: z.boolean().default(false),
+    /** Fraction of W's entries in S's support (at least one entry). */
+    density: z.number().gt(0).max(1).default(0.01),
+    /** Data-free support criterion when no scores are given: largest |W|, or uniformly random. */
+    score: z.enum(['magnitude', 'random']).default('magnitude'),
+  })
+  .strict();
+export type RosaConfig = z.output<typeof rosaConfigSchema>;
+export type RosaConfigInput = z.input<typeof rosaConfigSchema>;
+
+export const rosaVariant = makeSparseVariant<RosaConfig>({
+  name: 'rosa',
+  scored: true,
+  description: 'RoSA: scaling · B A + S, a LoRA term and a fixed-support sparse term (indices + values) trained jointly',
+  schema: rosaConfigSchema,
+  create(base, c, rng, scores) {
+    const [out, inp] = base.shape as [number, number];
+    const factors = loraFactors(base, c.r, rng.fork('lora'));
+    const s = scores ?? (c.score === 'magnitude' ? magnitudeScores(base) : randomScores(base.shape, rng.fork('support')));
+    const support = topSupport(s, base, countOf(out * inp, c.density), 'rosa.init', 'density');
+    return { params: { ...factors, rosa_values: tensor(new Float32Array(support.length), [support.length]) }, indices: { support } };
+  },
+  delta(state) {
+    const [out, inp] = state.shape;
+    const d = zerosMatrix(out, inp);
+    addLowRank(d, state.params.lora_B!, state.params.lora_A!, loraScaling(state.config));
+    scatterAdd(d, state.indices.support!, state.params.rosa_values!);
+    return d;
+  },
+  addForward(x, state, y) {
+    addLowRankForward(x, state.params.lora_B!, state.params.lora_A!, loraScaling(state.config), y);
+    addSparseForward(x, state.indices.support!, state.params.rosa_values!, state.shape[1], y);
+  },
+  count: ([out, inp], c) => c.r * (out + inp) + countOf(out * inp, c.density),
+});
