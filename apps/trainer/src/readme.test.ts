@@ -7,8 +7,9 @@ describe('README example', () => {
   beforeAll(() => ensureDist(), 180_000);
 
   it('runs and prints the expected results', () => {
-    const [result] = runReadmeExamples(packageRoot);
-    expect(result!.stdout).toContain('trained 20 steps');
-    expect(result!.stdout).toContain('perplexity fell: true');
+    const [library, recipe] = runReadmeExamples(packageRoot);
+    expect(library!.stdout).toContain('trained 20 steps');
+    expect(library!.stdout).toContain('perplexity fell: true');
+    expect(recipe!.stdout.trim()).toBe('wanda 2:4');
   });
 });
