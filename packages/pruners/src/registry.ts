@@ -1,7 +1,7 @@
 // The pruner registry, in the manner of PEFT's register_peft_method: each method registers once under a
 // unique lowercase name with its config schema; recipes and the sparsifier look methods up by name.
 
-import { ArgumentError } from '@sparse/tensor';
+import { ArgumentError, closestNames } from '@sparse/tensor';
 import type { z } from 'zod';
 import { runDefinition } from './define.js';
 import { dsnotPruner } from './methods/dsnot/dsnot.js';
@@ -44,30 +44,9 @@ export function registerPruner<S extends z.ZodType>(def: PrunerDefinition<S>): (
   };
 }
 
-/** Levenshtein distance, for "did you mean" suggestions. */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
-}
-
 /** The registered name closest to `name` (edit distance, case-insensitive), if any is reasonably close. */
 export function closestPrunerName(name: string): string | undefined {
-  const lower = name.toLowerCase();
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const n of [...registry.keys()].sort()) {
-    const d = editDistance(lower, n);
-    if (d < bestD) {
-      bestD = d;
-      best = n;
-    }
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(best.length / 2)) ? best : undefined;
+  return closestNames(name, registry.keys(), 1)[0];
 }
 
 /** The pruner registered under `name`; an unknown name throws ArgumentError with the closest registered name. */

@@ -1,4 +1,4 @@
-import { ArgumentError } from '@sparse/tensor';
+import { ArgumentError, closestNames } from '@sparse/tensor';
 import { loraVariant, sqftVariant } from './lora.js';
 import { sppVariant } from './spp.js';
 import type { AdapterVariant } from './types.js';
@@ -23,26 +23,9 @@ export function registerVariant<C>(variant: AdapterVariant<C>): () => void {
   };
 }
 
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    row = next;
-  }
-  return row[b.length]!;
-}
-
 /** The registered name nearest to `name` by edit distance, when it is reasonably near. */
 export function closestVariantName(name: string): string | undefined {
-  const lower = name.toLowerCase();
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const n of listVariants()) {
-    const d = editDistance(lower, n);
-    if (d < bestD) [best, bestD] = [n, d];
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(best.length / 2)) ? best : undefined;
+  return closestNames(name, listVariants(), 1)[0];
 }
 
 /** The variant registered under `name`; unknown names throw ArgumentError with the closest suggestion. */
