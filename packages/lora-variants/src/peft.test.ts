@@ -106,6 +106,7 @@ describe('PEFT fixture', () => {
       const files = toPeftFiles({ 'h.0.attn.c_attn': s });
       if (variant === 'spp') {
         expect(files.config.peft_type).toBe('SPP');
+        expect(files.config.sparse_variant).toBe('spp');
         expect(Object.keys(files.tensors).sort()).toEqual(['base_model.model.h.0.attn.c_attn.spp_col.weight', 'base_model.model.h.0.attn.c_attn.spp_row.weight']);
       } else {
         expect(files.config.peft_type).toBe('LORA');

@@ -3,11 +3,15 @@
 // `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r], no adapter name in
 // the key, as get_peft_model_state_dict strips it). SQFT is the same file plus `"sqft_sparse_merge": true`
 // (Python PEFT loads it as a plain LoRA). SPP is our own `peft_type: "SPP"` with `spp_col_init` and
-// tensors `<module>.spp_row.weight` [out] and `<module>.spp_col.weight` [in].
+// tensors `<module>.spp_row.weight` [out] and `<module>.spp_col.weight` [in]. Every other variant uses the
+// generic layout of peft-variants.ts (its own peft_type plus `sparse_variant`, config keys, I32 indices).
 import { ArgumentError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
+import { configToPeftKeys, fromVariantPeftFiles, toVariantPeftFiles } from './peft-variants.js';
 import { loraConfigSchema, type LoraConfig } from './variants/lora.js';
 import { sppConfigSchema, type SppConfig } from './variants/spp.js';
 import type { AdapterState } from './variants/types.js';
+
+export { PEFT_NATIVE_TYPES, peftTypeOf } from './peft-variants.js';
 
 export const PEFT_CONFIG_FILE = 'adapter_config.json';
 export const PEFT_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -34,8 +38,10 @@ export interface PeftSaveOptions {
 
 /** One adapter (one variant and config) over several modules, as a PEFT folder holds it. */
 export interface PeftAdapter {
-  variant: 'lora' | 'sqft' | 'spp';
-  config: LoraConfig | SppConfig;
+  /** The registry name ('lora', 'sqft', 'spp', 'rosa', ...). */
+  variant: string;
+  /** The parsed config (LoraConfig for lora/sqft, SppConfig for spp, the variant's own otherwise). */
+  config: unknown;
   modules: Record<string, AdapterState>;
   baseModelNameOrPath: string | null;
   taskType: string | null;
@@ -46,7 +52,8 @@ export interface PeftAdapter {
 
 export interface PeftFiles {
   config: Record<string, unknown>;
-  tensors: Record<string, Float32Tensor>;
+  /** F32 params; I32 `.indices` selections for the variants that keep them. */
+  tensors: Record<string, Tensor>;
   /** Written as safetensors metadata, as PEFT does. */
   metadata: Record<string, string>;
 }
@@ -56,9 +63,12 @@ export function toPeftFiles(modules: Record<string, AdapterState>, opts: PeftSav
   const names = Object.keys(modules).sort();
   if (names.length === 0) throw new ArgumentError('toPeftFiles: no adapters to save');
   const first = modules[names[0]!]!;
+  // Compared as written (tensor-valued init inputs left out), so equal configs are those that save equal.
+  const saved = (s: AdapterState) => JSON.stringify(configToPeftKeys(s.config, `toPeftFiles (${s.variant})`));
+  const firstSaved = saved(first);
   for (const n of names) {
     const s = modules[n]!;
-    if (s.variant !== first.variant || JSON.stringify(s.config) !== JSON.stringify(first.config)) {
+    if (s.variant !== first.variant || saved(s) !== firstSaved) {
       throw new ArgumentError(`toPeftFiles: module '${n}' has ${s.variant} ${JSON.stringify(s.config)}, but one PEFT folder holds one variant and config (${first.variant} ${JSON.stringify(first.config)})`);
     }
   }
@@ -72,7 +82,7 @@ export function toPeftFiles(modules: Record<string, AdapterState>, opts: PeftSav
     bias: 'none',
     revision: null,
   };
-  const tensors: Record<string, Float32Tensor> = {};
+  let tensors: Record<string, Tensor> = {};
   let config: Record<string, unknown>;
   if (first.variant === 'lora' || first.variant === 'sqft') {
     const c = first.config as LoraConfig;
@@ -97,13 +107,13 @@ export function toPeftFiles(modules: Record<string, AdapterState>, opts: PeftSav
       tensors[`${PREFIX}${n}.lora_B.weight`] = modules[n]!.params.lora_B!;
     }
   } else if (first.variant === 'spp') {
-    config = { ...common, peft_type: 'SPP', spp_col_init: (first.config as SppConfig).colInit };
+    config = { ...common, peft_type: 'SPP', sparse_variant: 'spp', spp_col_init: (first.config as SppConfig).colInit };
     for (const n of names) {
       tensors[`${PREFIX}${n}.spp_row.weight`] = modules[n]!.params.spp_row!;
       tensors[`${PREFIX}${n}.spp_col.weight`] = modules[n]!.params.spp_col!;
     }
   } else {
-    throw new ArgumentError(`toPeftFiles: variant '${first.variant}' has no PEFT file layout (lora, sqft and spp do)`);
+    ({ config, tensors } = toVariantPeftFiles(modules, names, common));
   }
   return { config, tensors, metadata: { format: 'pt' } };
 }
@@ -153,6 +163,13 @@ export function fromPeftFiles(configJson: string | Record<string, unknown>, weig
     taskType: (typeof c.task_type === 'string' ? c.task_type : null) as string | null,
     targetModules: field(c, 'target_modules', cfile, isTargets, 'a string or a list of strings', [] as string[]),
   };
+  if (peftType !== 'LORA' && peftType !== 'SPP') {
+    const fail = (file: 'config' | 'weights', f: string, reason: string) => new PeftFormatError(file === 'config' ? cfile : wfile, f, reason);
+    return { ...fromVariantPeftFiles(c, peftType, weights, fail), fanInFanOut: false, ...common };
+  }
+  if (peftType === 'SPP' && c.sparse_variant !== undefined && c.sparse_variant !== 'spp') {
+    throw new PeftFormatError(cfile, 'sparse_variant', `peft_type "SPP" is written by spp, not ${JSON.stringify(c.sparse_variant)}`);
+  }
   const byModule = new Map<string, Map<string, Tensor>>();
   for (const name of weights.tensorNames) {
     const m = /^base_model\.model\.(.+)\.(lora_A|lora_B|spp_row|spp_col)\.weight$/.exec(name);
@@ -193,21 +210,19 @@ export function fromPeftFiles(configJson: string | Record<string, unknown>, weig
     }
     return { variant, config, modules, fanInFanOut, ...common };
   }
-  if (peftType === 'SPP') {
-    const colInit = field(c, 'spp_col_init', cfile, isNum, 'a number', 1);
-    const config: SppConfig = sppConfigSchema.parse({ colInit });
-    for (const [module, parts] of byModule) {
-      const nameU = `${PREFIX}${module}.spp_row.weight`;
-      const nameV = `${PREFIX}${module}.spp_col.weight`;
-      const u = parts.get('spp_row');
-      const v = parts.get('spp_col');
-      if (parts.has('lora_A') || parts.has('lora_B')) throw new PeftFormatError(wfile, `${PREFIX}${module}`, 'LoRA tensors in an SPP adapter');
-      if (u === undefined || v === undefined) throw new PeftFormatError(wfile, u === undefined ? nameU : nameV, 'missing');
-      if (u.shape.length !== 1) throw new PeftFormatError(wfile, nameU, `shape [${u.shape.join(', ')}] should be [out]`);
-      if (v.shape.length !== 1) throw new PeftFormatError(wfile, nameV, `shape [${v.shape.join(', ')}] should be [in]`);
-      modules[module] = { variant: 'spp', shape: [u.shape[0]!, v.shape[0]!], config, params: { spp_row: float32(u, nameU), spp_col: float32(v, nameV) } };
-    }
-    return { variant: 'spp', config, modules, fanInFanOut: false, ...common };
+  // peftType is 'SPP' here.
+  const colInit = field(c, 'spp_col_init', cfile, isNum, 'a number', 1);
+  const config: SppConfig = sppConfigSchema.parse({ colInit });
+  for (const [module, parts] of byModule) {
+    const nameU = `${PREFIX}${module}.spp_row.weight`;
+    const nameV = `${PREFIX}${module}.spp_col.weight`;
+    const u = parts.get('spp_row');
+    const v = parts.get('spp_col');
+    if (parts.has('lora_A') || parts.has('lora_B')) throw new PeftFormatError(wfile, `${PREFIX}${module}`, 'LoRA tensors in an SPP adapter');
+    if (u === undefined || v === undefined) throw new PeftFormatError(wfile, u === undefined ? nameU : nameV, 'missing');
+    if (u.shape.length !== 1) throw new PeftFormatError(wfile, nameU, `shape [${u.shape.join(', ')}] should be [out]`);
+    if (v.shape.length !== 1) throw new PeftFormatError(wfile, nameV, `shape [${v.shape.join(', ')}] should be [in]`);
+    modules[module] = { variant: 'spp', shape: [u.shape[0]!, v.shape[0]!], config, params: { spp_row: float32(u, nameU), spp_col: float32(v, nameV) } };
   }
-  throw new PeftFormatError(cfile, 'peft_type', `unsupported ${JSON.stringify(peftType)} (LORA and SPP are)`);
+  return { variant: 'spp', config, modules, fanInFanOut: false, ...common };
 }
