@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
 import { getKernel, tensor, toBSR, toCSR, toNM } from '@sparse/tensor';
-import { gemmBlockedNative, nativeInfo, registerCpuKernels } from '@sparse/kernels-cpu';
+import { gemmBlockedNative, gemmOpenBLASNative, nativeInfo, registerCpuKernels } from '@sparse/kernels-cpu';
 import { GPT_CONFIG, initGpt, loadTfWithGradients, makeTrainer } from './gpt.mjs';
 
 const QUICK = process.env.SPARSE_BENCH_QUICK === '1';
@@ -23,6 +23,11 @@ if (!reg.native) {
 }
 const info = nativeInfo();
 const native = (name) => getKernel(name, 'native-cpu');
+// Our own dense gemm, and OpenBLAS's when the addon was linked against it: every dense and sparse
+// figure is reported against both.
+const ownGemm = gemmBlockedNative();
+const openblasGemm = info.blas === 'openblas' ? gemmOpenBLASNative() : null;
+const NO_OPENBLAS = 'n/a (built without OpenBLAS)';
 
 // ---- machine peak ----
 function machinePeak() {
@@ -112,13 +117,16 @@ const GEMM_SHAPES = [
   { name: 'W 4096x4096 x 256 tokens', m: 4096, n: 256, k: 4096, tfjsCpu: false, wasm: true },
 ];
 results.notes.push('tfjs-backend-cpu matMul is timed on 1024^3 only: at under 1 GFLOP/s the larger shapes take minutes per repetition');
+results.notes.push("'own' is the addon's blocked AVX2 gemm; the registered gemm is OpenBLAS when linked (except gemv-like shapes), else own");
+if (!openblasGemm) results.notes.push(`OpenBLAS: ${NO_OPENBLAS}; install libopenblas-dev and rebuild the addon to add the OpenBLAS columns`);
 for (const s of GEMM_SHAPES) {
   const a = randomArray(s.m * s.k, 1);
   const b = randomArray(s.k * s.n, 2);
   const c = new Float32Array(s.m * s.n);
   const flops = 2 * s.m * s.n * s.k;
-  const gemm = native('gemm');
-  const cands = { native: () => gemm(gemmArgs(s.m, s.n, s.k, a, b, c)) };
+  const args = gemmArgs(s.m, s.n, s.k, a, b, c);
+  const cands = { native: () => ownGemm(args) };
+  if (openblasGemm) cands.openblas = () => openblasGemm(args);
   const opened = [];
   if (s.tfjsCpu) {
     const t = await tfjsMatMul('cpu', s.m, s.n, s.k, a, b);
@@ -138,6 +146,9 @@ for (const s of GEMM_SHAPES) {
     nativeMs: ms(r.native.median),
     nativeGflops: gflops(flops, r.native.median),
     percentOfPeak: (100 * gflops(flops, r.native.median)) / peak.gflops,
+    openblasGflops: r.openblas ? gflops(flops, r.openblas.median) : null,
+    openblasPercentOfPeak: r.openblas ? (100 * gflops(flops, r.openblas.median)) / peak.gflops : null,
+    ownVsOpenblas: r.openblas ? r.openblas.median / r.native.median : null,
     tfjsCpuGflops: r.tfjsCpu ? gflops(flops, r.tfjsCpu.median) : null,
     vsTfjsCpu: r.tfjsCpu ? r.tfjsCpu.median / r.native.median : null,
     tfjsWasmGflops: r.tfjsWasm ? gflops(flops, r.tfjsWasm.median) : null,
@@ -145,13 +156,15 @@ for (const s of GEMM_SHAPES) {
   };
   results.gemm.push(row);
   log(
-    `gemm ${s.name}: native ${row.nativeGflops.toFixed(1)} GFLOP/s (${row.percentOfPeak.toFixed(0)}% of peak)` +
+    `gemm ${s.name}: own ${row.nativeGflops.toFixed(1)} GFLOP/s (${row.percentOfPeak.toFixed(0)}% of peak)` +
+      (row.openblasGflops ? `, OpenBLAS ${row.openblasGflops.toFixed(1)} GFLOP/s (${row.openblasPercentOfPeak.toFixed(0)}% of peak)` : `, OpenBLAS ${NO_OPENBLAS}`) +
       (row.vsTfjsCpu ? `, ${row.vsTfjsCpu.toFixed(0)}x tfjs-backend-cpu (${row.tfjsCpuGflops.toFixed(2)} GFLOP/s)` : ', tfjs-backend-cpu not timed (too slow)') +
       (row.vsTfjsWasm ? `, ${row.vsTfjsWasm.toFixed(1)}x tfjs-backend-wasm (${row.tfjsWasmGflops.toFixed(1)} GFLOP/s)` : ''),
   );
 }
-target('dense gemm % of peak (best shape)', Math.max(...results.gemm.map((r) => r.percentOfPeak)), 50, '%');
-target('dense gemm vs tfjs-backend-cpu (1024^3)', results.gemm[0].vsTfjsCpu ?? 0, 30);
+target('own dense gemm % of peak (best shape)', Math.max(...results.gemm.map((r) => r.percentOfPeak)), 50, '%');
+if (openblasGemm) target('OpenBLAS dense gemm % of peak (best shape)', Math.max(...results.gemm.map((r) => r.openblasPercentOfPeak)), 50, '%');
+target('own dense gemm vs tfjs-backend-cpu (1024^3)', results.gemm[0].vsTfjsCpu ?? 0, 30);
 
 // ---- 2. sparse x dense products vs dense, 4096 x 4096 weight x 256 tokens ----
 {
@@ -161,13 +174,10 @@ target('dense gemm vs tfjs-backend-cpu (1024^3)', results.gemm[0].vsTfjsCpu ?? 0
   const b = randomArray(K * N, 3);
   const c = new Float32Array(M * N);
   const wDense = randomArray(M * K, 4);
-  const dense = native('gemm');
-  const blocked = gemmBlockedNative();
   const denseArgs = gemmArgs(M, N, K, wDense, b, c);
   const spmmArgs = (kernel, a) => () => native(kernel)({ a, b, bOffset: 0, ldb: N, n: N, alpha: 1, beta: 0, c, cOffset: 0, ldc: N });
-  const baselines = { dense: () => dense(denseArgs) };
-  if (info.blas === 'openblas') baselines.ownBlocked = () => blocked(denseArgs);
-  else results.notes.push('OpenBLAS not linked (addon blas: none): sparse ratios are against the addon\'s own blocked gemm, the best dense here');
+  const baselines = { own: () => ownGemm(denseArgs) };
+  if (openblasGemm) baselines.openblas = () => openblasGemm(denseArgs);
 
   function pruned(keepFn) {
     const w = wDense.slice();
@@ -209,13 +219,20 @@ target('dense gemm vs tfjs-backend-cpu (1024^3)', results.gemm[0].vsTfjsCpu ?? 0
       kernel: cs.name,
       shape: `${M}x${K} x ${N}`,
       sparseMs: ms(r.sparse.median),
-      denseMs: ms(r.dense.median),
-      speedupVsDense: r.dense.median / r.sparse.median,
-      speedupVsOwnBlocked: r.ownBlocked ? r.ownBlocked.median / r.sparse.median : null,
+      ownMs: ms(r.own.median),
+      openblasMs: r.openblas ? ms(r.openblas.median) : null,
+      speedupVsOwn: r.own.median / r.sparse.median,
+      speedupVsOpenblas: r.openblas ? r.openblas.median / r.sparse.median : null,
     };
     results.sparse.push(row);
-    log(`${cs.name}: ${row.sparseMs} ms vs dense ${row.denseMs} ms = ${row.speedupVsDense.toFixed(2)}x`);
-    if (cs.goal) target(`${cs.name} vs dense`, row.speedupVsDense, cs.goal);
+    log(
+      `${cs.name}: ${row.sparseMs} ms; ${row.speedupVsOwn.toFixed(2)}x own dense (${row.ownMs} ms), ` +
+        (r.openblas ? `${row.speedupVsOpenblas.toFixed(2)}x OpenBLAS (${row.openblasMs} ms)` : `OpenBLAS ${NO_OPENBLAS}`),
+    );
+    if (cs.goal) {
+      target(`${cs.name} vs own dense gemm`, row.speedupVsOwn, cs.goal);
+      if (r.openblas) target(`${cs.name} vs OpenBLAS gemm`, row.speedupVsOpenblas, cs.goal);
+    }
   }
 }
 
@@ -335,14 +352,26 @@ console.log('');
 printTable(
   results.gemm.map((r) => ({
     gemm: r.shape,
-    'GFLOP/s': r.nativeGflops,
-    '% peak': r.percentOfPeak,
+    'own GFLOP/s': r.nativeGflops,
+    'own % peak': r.percentOfPeak,
+    'OpenBLAS GFLOP/s': r.openblasGflops ?? NO_OPENBLAS,
+    'OpenBLAS % peak': r.openblasPercentOfPeak ?? NO_OPENBLAS,
     'x tfjs-cpu': r.vsTfjsCpu ?? 'not timed',
     'x tfjs-wasm': r.vsTfjsWasm ?? 'n/a',
   })),
 );
 console.log('');
-printTable(results.sparse.map((r) => ({ kernel: r.kernel, shape: r.shape, ms: r.sparseMs, 'dense ms': r.denseMs, 'x dense': r.speedupVsDense, 'x own blocked': r.speedupVsOwnBlocked ?? 'n/a (no OpenBLAS)' })));
+printTable(
+  results.sparse.map((r) => ({
+    kernel: r.kernel,
+    shape: r.shape,
+    ms: r.sparseMs,
+    'own dense ms': r.ownMs,
+    'x own dense': r.speedupVsOwn,
+    'OpenBLAS ms': r.openblasMs ?? NO_OPENBLAS,
+    'x OpenBLAS': r.speedupVsOpenblas ?? NO_OPENBLAS,
+  })),
+);
 console.log('');
 printTable(
   results.gemv.map((r) => ({

@@ -538,6 +538,9 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm<gemm>, "gemm"));
   exports.Set("gemmBatched", Napi::Function::New(env, GemmBatched, "gemmBatched"));
   exports.Set("gemmBlocked", Napi::Function::New(env, Gemm<gemmBlocked>, "gemmBlocked"));
+#if defined(SPARSE_HAVE_OPENBLAS)
+  exports.Set("gemmOpenBLAS", Napi::Function::New(env, Gemm<gemmOpenBLAS>, "gemmOpenBLAS"));
+#endif
   exports.Set("spmmCSR", Napi::Function::New(env, SpmmCsr, "spmmCSR"));
   exports.Set("spmmNM", Napi::Function::New(env, SpmmNm, "spmmNM"));
   exports.Set("spmmBlock", Napi::Function::New(env, SpmmBsr, "spmmBlock"));

@@ -54,8 +54,13 @@ void multiAxpyAvx2(int64_t rows, int64_t k, int64_t len, const float* a, int64_t
 // 'avx2' when the CPU (and OS) support AVX2 + FMA and the AVX2 kernel was compiled in, else 'scalar'.
 const char* simdName();
 
-// Runs the GEMM on the shared thread pool (or OpenBLAS when built with it).
+// The best dense GEMM: OpenBLAS when built with it (except gemv-like shapes), else gemmBlocked.
 void gemm(const GemmArgs& args);
+
+#if defined(SPARSE_HAVE_OPENBLAS)
+// OpenBLAS's cblas_sgemm, one single-threaded call per thread of our pool on its part of C.
+void gemmOpenBLAS(const GemmArgs& args);
+#endif
 
 // Our own blocked GEMM, even when OpenBLAS is linked (used by tests and benchmarks for comparison).
 void gemmBlocked(const GemmArgs& args);

@@ -21,6 +21,11 @@ namespace {
 // Rows of C a thread finishes (over every strip and K block) before moving on: their strips of C
 // (kRowChunk x kStrip floats, 64 KiB) stay in L2 across the K blocks.
 constexpr int64_t kRowChunk = 256;
+// Rows of an N:M tile: its values (128 x 48 floats for 2:4, 24 KiB) and its strips of C (128 x 256
+// floats for n = 256) stay in L2 while every strip passes over them.
+constexpr int64_t kNmRowChunk = 128;
+// Bytes of a strip's K block the N:M kernels read for every row of a tile: 24 KiB of a 32 KiB L1.
+constexpr int64_t kNmBlockBytes = 24 * 1024;
 
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 constexpr double kMinFmaPerThread = 1 << 20;
@@ -65,16 +70,15 @@ void csrStripScalar(SPARSE_CSR_STRIP_ARGS) {
 }
 
 void nmStripScalar(SPARSE_NM_STRIP_ARGS) {
-  const int64_t groups = a.cols / a.m;
-  for (int64_t row = r0; row < r1; ++row, c += ldc) {
+  const int64_t perRow = tile.groups * tile.n;
+  for (int64_t r = 0; r < tile.rows; ++r, c += ldc) {
     float acc[kStrip] = {};
-    int64_t q = (row * groups + g0) * a.n;
-    for (int64_t g = g0; g < g1; ++g) {
-      for (int t = 0; t < a.n; ++t, ++q) {
-        const float v = a.values[q];
-        const float* brow = b + ((g - g0) * a.m + nmPosition(a.indices, a.indicesLength, a.bits, q)) * ldb;
-        for (int64_t j = 0; j < w; ++j) acc[j] += v * brow[j];
-      }
+    const float* vals = tile.values + r * perRow;
+    const uint8_t* idx = tile.indices + r * tile.idxStride;
+    for (int64_t q = 0; q < perRow; ++q) {
+      const int64_t g = q / tile.n;
+      const float* brow = b + (g * tile.m + nmPosition(idx, tile.idxStride, tile.bits, q)) * ldb;
+      for (int64_t j = 0; j < w; ++j) acc[j] += vals[q] * brow[j];
     }
     for (int64_t j = 0; j < w; ++j) c[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * c[j];
   }
@@ -156,8 +160,8 @@ std::vector<int64_t> balancedStrips(int64_t n, int64_t maxWidth) {
   return starts;
 }
 
-// Bytes of packed B the CSR kernel may keep hot per thread: half of a 512 KiB L2.
-constexpr int64_t kCsrBlockBytes = 256 * 1024;
+// Bytes of packed B the CSR kernel keeps hot per thread: three quarters of a 512 KiB L2.
+constexpr int64_t kCsrBlockBytes = 384 * 1024;
 
 }  // namespace
 
@@ -169,15 +173,18 @@ void spmmCSR(const CsrMatrix& a, const SpmmDense& d) {
   }
   const CsrStripKernel strip = spmmDispatch().csr;
   const int64_t nnz = a.indptr[a.rows];
-  // K block: about 64 stored values per row per block, so each pass over a strip of C does real
-  // work (measured: 32 per block ran 10-15% slower at 90% sparsity, blocks that fit L1 much slower). Finding a row's values inside a block needs sorted indices; unsorted rows use one block.
+  // K block: about 128 stored values per row per block, so each pass over a strip of C does real
+  // work, but at most kCsrBlockBytes of packed B at full strip width (measured at 4096 x 4096 x 256:
+  // 128 per block ran 15% faster than 64 at 70-90% sparsity; narrower strips or blocks that fit L1
+  // ran slower). Finding a row's values inside a block needs sorted indices; unsorted rows use one block.
   int64_t kb = a.cols;
   if (a.sorted && nnz > 0) {
     const double perRow = std::max(1.0, static_cast<double>(nnz) / static_cast<double>(a.rows));
-    kb = std::min(a.cols, std::max<int64_t>(64, static_cast<int64_t>(64.0 * static_cast<double>(a.cols) / perRow)));
+    const int64_t maxRows = kCsrBlockBytes / (static_cast<int64_t>(sizeof(float)) * kStrip);
+    kb = std::min({a.cols, maxRows, std::max<int64_t>(64, static_cast<int64_t>(128.0 * static_cast<double>(a.cols) / perRow))});
   }
   const int64_t blocks = (a.cols + kb - 1) / kb;
-  // Strip width: the packed block (kb rows of the strip) fits in L2.
+  // Strip width: the packed block (kb rows of the strip) fits in the budget.
   const int64_t fit = kCsrBlockBytes / (static_cast<int64_t>(sizeof(float)) * kb) / 8 * 8;
   const int64_t strip_w = std::max<int64_t>(8, std::min<int64_t>(kStrip, fit));
   const PackedB packed(d, a.cols, strip_w);
@@ -234,25 +241,62 @@ void spmmNM(const NmMatrix& a, const SpmmDense& d) {
     return;
   }
   const NmStripKernel strip = spmmDispatch().nm;
-  // K block of about 128 rows of B: with a 48-column strip, 24 KiB, which stays in L1.
-  const int64_t gpb = std::max<int64_t>(1, 128 / a.m);
+  const std::vector<int64_t> starts = balancedStrips(d.n, kNmFixedStrip);
+  int64_t widest = 0;
+  for (size_t s = 0; s < starts.size(); ++s) widest = std::max(widest, (s + 1 < starts.size() ? starts[s + 1] : d.n) - starts[s]);
+  // K block: the rows of the widest strip that fit kNmBlockBytes (96 rows of 64 columns), in L1.
+  const int64_t gpb = std::max<int64_t>(1, kNmBlockBytes / (static_cast<int64_t>(sizeof(float)) * packedLd(widest)) / a.m);
+  const int64_t blockBits = gpb * a.n * a.bits;
+  // Bytes per tile row: whole 32-bit words, so a kernel's 4-byte reads stay inside its row.
+  const int64_t idxStride = (blockBits + 31) / 32 * 4;
 
   const double fmas = static_cast<double>(a.rows) * static_cast<double>(groups) * a.n * static_cast<double>(d.n);
-  const PackedB packed(d, a.cols, balancedStrips(d.n, kNmFixedStrip));
+  const PackedB packed(d, a.cols, starts);
   parallelRun(threadsFor(fmas), [&](int t, int nt) {
     const int64_t r0 = a.rows * t / nt;
     const int64_t r1 = a.rows * (t + 1) / nt;
     if (r0 >= r1) return;
-    for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
-      const int64_t rcEnd = std::min(r1, rc + kRowChunk);
-      for (int64_t s = 0; s < packed.strips(); ++s) {
-        const int64_t j0 = packed.start(s);
-        const int64_t w = packed.width(s);
-        const int64_t ld = packedLd(w);
-        for (int64_t g0 = 0; g0 < groups; g0 += gpb) {
-          const int64_t g1 = std::min(groups, g0 + gpb);
-          const float beta = g0 == 0 ? d.beta : 1.0f;
-          strip(a, rc, rcEnd, g0, g1, packed.at(s, g0 * a.m), ld, w, d.alpha, beta, d.c + rc * d.ldc + j0, d.ldc);
+    const int64_t chunk = std::min(kNmRowChunk, r1 - r0);
+    thread_local AlignedBuffer valueBuf;
+    thread_local std::vector<uint8_t> indexBuf;
+    float* tileValues = valueBuf.reserve(static_cast<size_t>(chunk * gpb * a.n));
+    indexBuf.assign(static_cast<size_t>(chunk * idxStride), 0);
+    for (int64_t rc = r0; rc < r1; rc += chunk) {
+      const int64_t rows = std::min(chunk, r1 - rc);
+      for (int64_t g0 = 0; g0 < groups; g0 += gpb) {
+        const int64_t gc = std::min(gpb, groups - g0);
+        const int64_t perRow = gc * a.n;
+        const int64_t bits = perRow * a.bits;
+        // Copy the tile's values and positions once; every strip below rereads them.
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t q = ((rc + r) * groups + g0) * a.n;
+          std::memcpy(tileValues + r * perRow, a.values + q, sizeof(float) * static_cast<size_t>(perRow));
+          uint8_t* dst = indexBuf.data() + r * idxStride;
+          const int64_t bit0 = q * a.bits;
+          if ((bit0 & 7) == 0) {
+            const int64_t byte0 = bit0 >> 3;
+            const int64_t bytes = std::min((bits + 7) / 8, a.indicesLength - byte0);
+            std::memcpy(dst, a.indices + byte0, static_cast<size_t>(bytes));
+          } else {
+            for (int64_t o = 0; o < bits; o += 8) {
+              dst[o >> 3] = static_cast<uint8_t>(readBits(a.indices, a.indicesLength, bit0 + o, static_cast<int>(std::min<int64_t>(8, bits - o))));
+            }
+          }
+        }
+        NmTile tile;
+        tile.n = a.n;
+        tile.m = a.m;
+        tile.bits = a.bits;
+        tile.rows = rows;
+        tile.groups = gc;
+        tile.values = tileValues;
+        tile.indices = indexBuf.data();
+        tile.idxStride = idxStride;
+        const float beta = g0 == 0 ? d.beta : 1.0f;
+        for (int64_t s = 0; s < packed.strips(); ++s) {
+          const int64_t j0 = packed.start(s);
+          const int64_t w = packed.width(s);
+          strip(tile, packed.at(s, g0 * a.m), packedLd(w), w, d.alpha, beta, d.c + rc * d.ldc + j0, d.ldc);
         }
       }
     }

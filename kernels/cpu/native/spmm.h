@@ -49,25 +49,35 @@ void spmmBlock(const BsrMatrix& a, const SpmmDense& d);
 
 // Widest strip of C columns a strip kernel handles: 8 AVX2 vectors of accumulators.
 constexpr int64_t kStrip = 64;
-// Strip width of the N:M product: 6 vectors, so the unrolled kernels of the common patterns can keep
-// two sets of accumulators in the 16 ymm registers.
-constexpr int64_t kNmFixedStrip = 48;
+// Strip width of the N:M product: 8 vectors, one accumulator each (8 independent FMA chains cover
+// the FMA latency), so each broadcast value feeds 8 multiply-adds.
+constexpr int64_t kNmFixedStrip = 64;
 
 // c[0:w] = alpha * sum_{t<count} vals[t] * b[(cols[t] - colBase)*ldb + 0:w] + beta*c[0:w]; beta == 0
 // does not read c. b is a packed block of B rows starting at row colBase.
 using CsrStripKernel = void (*)(int64_t count, const float* vals, const int32_t* cols, int64_t colBase, const float* b,
                                 int64_t ldb, int64_t w, float alpha, float beta, float* c);
-// The same for rows [r0, r1) of an N:M matrix over groups [g0, g1): value q sits at column
-// g*m + position(q); b is a packed block of B rows starting at row g0*m; c is C(r0, strip start).
-using NmStripKernel = void (*)(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t g1, const float* b,
-                               int64_t ldb, int64_t w, float alpha, float beta, float* c, int64_t ldc);
+// A tile of an N:M matrix copied into contiguous buffers: `rows` rows by `groups` groups. Row r's
+// values are values[r*groups*n ...] and its positions are packed LSB-first at `bits` from bit 0 of
+// indices + r*idxStride (idxStride bytes each). The copy turns rows a (often power-of-two) row
+// stride apart, which thrash cache sets, into one contiguous run every strip of C rereads.
+struct NmTile {
+  int n = 0, m = 0, bits = 0;
+  int64_t rows = 0, groups = 0;
+  const float* values = nullptr;
+  const uint8_t* indices = nullptr;
+  int64_t idxStride = 0;
+};
+// C[r, 0:w] = alpha * sum over the tile's row r of value * b[(g*m + position)*ldb + 0:w] + beta*C[r, 0:w]
+// for r < rows; b is a packed block of B rows starting at the tile's first column; c is C(row 0, strip start).
+using NmStripKernel = void (*)(const NmTile& t, const float* b, int64_t ldb, int64_t w, float alpha, float beta,
+                               float* c, int64_t ldc);
 
 #define SPARSE_CSR_STRIP_ARGS                                                                                 \
   int64_t count, const float *vals, const int32_t *cols, int64_t colBase, const float *b, int64_t ldb, int64_t w, \
       float alpha, float beta, float *c
-#define SPARSE_NM_STRIP_ARGS                                                                                 \
-  const NmMatrix &a, int64_t r0, int64_t r1, int64_t g0, int64_t g1, const float *b, int64_t ldb, int64_t w, \
-      float alpha, float beta, float *c, int64_t ldc
+#define SPARSE_NM_STRIP_ARGS \
+  const NmTile &tile, const float *b, int64_t ldb, int64_t w, float alpha, float beta, float *c, int64_t ldc
 
 void csrStripScalar(SPARSE_CSR_STRIP_ARGS);
 void nmStripScalar(SPARSE_NM_STRIP_ARGS);

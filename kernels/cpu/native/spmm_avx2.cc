@@ -43,6 +43,8 @@ inline void axpyStrip(__m256 (&acc)[NV], __m256 v, const float* row, __m256i mas
   for (int k = 0; k < NV; ++k) acc[k] = _mm256_fmadd_ps(v, loadVec<NV, MASKED>(row + 8 * k, k, mask), acc[k]);
 }
 
+constexpr int64_t kCsrAhead = 8;
+
 template <int NV, bool MASKED>
 void csrStripT(int64_t count, const float* vals, const int32_t* cols, int64_t colBase, const float* b, int64_t ldb,
                __m256i mask, float alpha, float beta, float* c) {
@@ -50,6 +52,17 @@ void csrStripT(int64_t count, const float* vals, const int32_t* cols, int64_t co
   _Pragma("GCC unroll 8")
   for (int k = 0; k < NV; ++k) acc[k] = acc2[k] = _mm256_setzero_ps();
   int64_t t = 0;
+  // The B rows of a K block sit in L2 and are hit in random order: start fetching the row of the
+  // value a few steps ahead (its first line only: measured faster than fetching every line, as
+  // prefetches share the load ports with the multiply-adds' operands).
+  for (; t + kCsrAhead < count; ++t) {
+    _mm_prefetch(reinterpret_cast<const char*>(b + (cols[t + kCsrAhead] - colBase) * ldb), _MM_HINT_T0);
+    if (NV == 8 || (t & 1) == 0) {
+      axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(vals + t), b + (cols[t] - colBase) * ldb, mask);
+    } else {
+      axpyStrip<NV, MASKED>(acc2, _mm256_broadcast_ss(vals + t), b + (cols[t] - colBase) * ldb, mask);
+    }
+  }
   if (NV == 8) {
     // Eight vectors: a second set would not fit the 16 registers (two spills per value pair in
     // the inner loop), and one set already has eight independent FMA chains.
@@ -66,35 +79,37 @@ void csrStripT(int64_t count, const float* vals, const int32_t* cols, int64_t co
   storeStrip<NV, MASKED>(acc, c, mask, alpha, beta);
 }
 
-// Rows [r0, r1) of an N:M matrix over groups [g0, g1), any N, M and strip width.
+// Every row of an N:M tile, any N, M and strip width.
 template <int NV, bool MASKED>
-void nmStripT(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t g1, const float* b, int64_t ldb,
-              int64_t ldc, __m256i mask, float alpha, float beta, float* c) {
-  const int64_t groups = a.cols / a.m;
-  const int n = a.n;
-  const int bits = a.bits;
+void nmStripT(const NmTile& tile, const float* b, int64_t ldb, int64_t ldc, __m256i mask, float alpha, float beta,
+              float* c) {
+  const int n = tile.n;
+  const int bits = tile.bits;
   const uint32_t field = (1u << bits) - 1u;
-  const int64_t groupStride = a.m * ldb;
+  const int64_t groupStride = tile.m * ldb;
+  const int64_t perRow = tile.groups * n;
   // One 32-bit read holds a whole group's positions when they span at most 25 bits (2:4, 4:8, ...).
   const bool wholeGroup = n * bits <= 25;
-  for (int64_t row = r0; row < r1; ++row, c += ldc) {
+  for (int64_t r = 0; r < tile.rows; ++r, c += ldc) {
     __m256 acc[NV];
     _Pragma("GCC unroll 8")
     for (int k = 0; k < NV; ++k) acc[k] = _mm256_setzero_ps();
-    int64_t q = (row * groups + g0) * n;
+    const float* vals = tile.values + r * perRow;
+    const uint8_t* idx = tile.indices + r * tile.idxStride;
+    int64_t q = 0;
     const float* bg = b;
-    for (int64_t g = g0; g < g1; ++g, bg += groupStride) {
+    for (int64_t g = 0; g < tile.groups; ++g, bg += groupStride) {
       if (wholeGroup) {
-        uint32_t word = readBits(a.indices, a.indicesLength, q * bits, n * bits);
+        uint32_t word = readBits(idx, tile.idxStride, q * bits, n * bits);
         for (int t = 0; t < n; ++t, ++q) {
           const uint32_t pos = word & field;
           word >>= bits;
-          axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(a.values + q), bg + pos * ldb, mask);
+          axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(vals + q), bg + pos * ldb, mask);
         }
       } else {
         for (int t = 0; t < n; ++t, ++q) {
-          const uint32_t pos = nmPosition(a.indices, a.indicesLength, bits, q);
-          axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(a.values + q), bg + pos * ldb, mask);
+          const uint32_t pos = nmPosition(idx, tile.idxStride, bits, q);
+          axpyStrip<NV, MASKED>(acc, _mm256_broadcast_ss(vals + q), bg + pos * ldb, mask);
         }
       }
     }
@@ -102,49 +117,41 @@ void nmStripT(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t g1,
   }
 }
 
-constexpr int64_t kPrefetchRows = 4;
-
-// Strips of 1 to 6 whole vectors (at most kNmFixedStrip columns) of the common patterns: each group's positions come from one or
-// two bytes, unrolled at compile time. Two sets of 6 accumulators take alternate kept values, so
-// every accumulator sees one multiply-add per value pair: 8 accumulators updated by every value
-// would leave each FMA waiting on the previous one (latency 4-5 cycles against 2 issued per cycle).
+// Strips of 1 to 8 whole vectors (at most kNmFixedStrip columns) of the common patterns: each
+// group's positions come from one or two bytes, unrolled at compile time. Two sets of accumulators
+// take alternate kept values, so every accumulator sees one multiply-add per value pair: one set
+// updated by every value would leave each FMA waiting on the previous one (latency 4-5 cycles
+// against 2 issued per cycle).
 template <int KEEP, int BITS, int NV>
-void nmStripFixed(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t g1, const float* b, int64_t ldb,
-                  int64_t ldc, float alpha, float beta, float* c) {
+void nmStripFixed(const NmTile& tile, const float* b_, int64_t ldc, float alpha, float beta, float* c) {
   constexpr int kWidth = KEEP * BITS;
-  // Groups start at multiples of kWidth bits, so within a byte they start at most 8 - gcd(kWidth, 8) in.
+  // Tile rows start at bit 0, so a group starts at most 8 - gcd(kWidth, 8) bits into its byte.
   constexpr int kMaxShift = 8 - (kWidth % 8 == 0 ? 8 : kWidth % 4 == 0 ? 4 : kWidth % 2 == 0 ? 2 : 1);
   static_assert(kMaxShift + kWidth <= 16, "a group's positions must fit in two bytes");
   constexpr uint32_t kField = (1u << BITS) - 1u;
   // Strips of NV whole vectors are packed with leading dimension 8*NV: a constant, so row offsets
   // fold into addresses.
-  (void)ldb;
   constexpr int64_t kLd = 8 * NV;
-  const int64_t groups = a.cols / a.m;
-  const int64_t groupStride = a.m * kLd;
-  const uint8_t* idx = a.indices;
-  const int64_t len = a.indicesLength;
+  const int64_t groupStride = tile.m * kLd;
+  const int64_t len = tile.idxStride;
+  const int64_t g1 = tile.groups;
   const __m256i all = laneMask(8);
-  for (int64_t row = r0; row < r1; ++row, c += ldc) {
-    __m256 acc[NV], acc2[NV];
+  // Seven or eight vectors: one set (a second would not fit the 16 registers), already 7-8 chains.
+  constexpr bool kTwoSets = NV <= 6;
+  for (int64_t r = 0; r < tile.rows; ++r, c += ldc) {
+    __m256 acc[NV], accB[NV];
+    __m256(&acc2)[NV] = kTwoSets ? accB : acc;
     _Pragma("GCC unroll 8")
     for (int k = 0; k < NV; ++k) acc[k] = acc2[k] = _mm256_setzero_ps();
-    int64_t q = (row * groups + g0) * KEEP;
-    const float* vals = a.values + q;
-    // Rows' values are a whole row of the matrix apart, on different pages, where hardware
-    // prefetchers do not follow: fetch this block's values of a row a few rows ahead.
-    if (row + kPrefetchRows < r1) {
-      const float* ahead = vals + kPrefetchRows * groups * KEEP;
-      for (int64_t x = 0; x < (g1 - g0) * KEEP; x += 16) _mm_prefetch(reinterpret_cast<const char*>(ahead + x), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(idx + ((q + kPrefetchRows * groups * KEEP) * BITS >> 3)), _MM_HINT_T0);
-    }
-    int64_t bit = q * BITS;
-    const float* bg = b;
+    const float* vals = tile.values + r * g1 * KEEP;
+    const uint8_t* idx = tile.indices + r * len;
+    int64_t bit = 0;
+    const float* bg = b_;
     int parity = 0;
-    int64_t g = g0;
+    int64_t g = 0;
     if (KEEP == 2 && kMaxShift + 2 * kWidth <= 16) {  // 2:4 (two groups' positions in two bytes)
       // Two groups' four values with one 128-bit load, each broadcast by an in-register shuffle:
-      // the loop is bound by loads (6 B vectors per value), so a broadcast load per value costs.
+      // the loop is bound by loads (NV B vectors per value), so a broadcast load per value costs.
       for (; g + 2 <= g1; g += 2, bg += 2 * groupStride, vals += 4, bit += 2 * kWidth) {
         const __m256 v4 = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(vals));
         const int64_t byte = bit >> 3;
@@ -175,8 +182,10 @@ void nmStripFixed(const NmMatrix& a, int64_t r0, int64_t r1, int64_t g0, int64_t
       }
       if (KEEP % 2 == 1) parity ^= 1;
     }
-    _Pragma("GCC unroll 8")
-    for (int k = 0; k < NV; ++k) acc[k] = _mm256_add_ps(acc[k], acc2[k]);
+    if (kTwoSets) {
+      _Pragma("GCC unroll 8")
+      for (int k = 0; k < NV; ++k) acc[k] = _mm256_add_ps(acc[k], acc2[k]);
+    }
     storeStrip<NV, false>(acc, c, all, alpha, beta);
   }
 }
@@ -215,12 +224,14 @@ void csrStripAvx2(SPARSE_CSR_STRIP_ARGS) { SPARSE_STRIP_DISPATCH(csrStripT, w, c
 template <int KEEP, int BITS>
 bool nmFixedByWidth(SPARSE_NM_STRIP_ARGS) {
   switch (w / 8) {
-    case 1: nmStripFixed<KEEP, BITS, 1>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
-    case 2: nmStripFixed<KEEP, BITS, 2>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
-    case 3: nmStripFixed<KEEP, BITS, 3>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
-    case 4: nmStripFixed<KEEP, BITS, 4>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
-    case 5: nmStripFixed<KEEP, BITS, 5>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
-    case 6: nmStripFixed<KEEP, BITS, 6>(a, r0, r1, g0, g1, b, ldb, ldc, alpha, beta, c); return true;
+    case 1: nmStripFixed<KEEP, BITS, 1>(tile, b, ldc, alpha, beta, c); return true;
+    case 2: nmStripFixed<KEEP, BITS, 2>(tile, b, ldc, alpha, beta, c); return true;
+    case 3: nmStripFixed<KEEP, BITS, 3>(tile, b, ldc, alpha, beta, c); return true;
+    case 4: nmStripFixed<KEEP, BITS, 4>(tile, b, ldc, alpha, beta, c); return true;
+    case 5: nmStripFixed<KEEP, BITS, 5>(tile, b, ldc, alpha, beta, c); return true;
+    case 6: nmStripFixed<KEEP, BITS, 6>(tile, b, ldc, alpha, beta, c); return true;
+    case 7: nmStripFixed<KEEP, BITS, 7>(tile, b, ldc, alpha, beta, c); return true;
+    case 8: nmStripFixed<KEEP, BITS, 8>(tile, b, ldc, alpha, beta, c); return true;
     default: return false;
   }
 }
@@ -229,19 +240,19 @@ void nmStripAvx2(SPARSE_NM_STRIP_ARGS) {
   if (w % 8 == 0 && w <= kNmFixedStrip && ldb == w) {
     // Whole-vector strips of the common patterns get the position decoding unrolled at compile time.
     bool done = false;
-    switch (a.n * 100 + a.bits) {
-      case 202: done = nmFixedByWidth<2, 2>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 2:4
-      case 102: done = nmFixedByWidth<1, 2>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 1:4
-      case 302: done = nmFixedByWidth<3, 2>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 3:4
-      case 203: done = nmFixedByWidth<2, 3>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 2:8
-      case 103: done = nmFixedByWidth<1, 3>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 1:8
-      case 403: done = nmFixedByWidth<4, 3>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 4:8
-      case 101: done = nmFixedByWidth<1, 1>(a, r0, r1, g0, g1, b, ldb, w, alpha, beta, c, ldc); break;  // 1:2
+    switch (tile.n * 100 + tile.bits) {
+      case 202: done = nmFixedByWidth<2, 2>(tile, b, ldb, w, alpha, beta, c, ldc); break;  // 2:4
+      case 102: done = nmFixedByWidth<1, 2>(tile, b, ldb, w, alpha, beta, c, ldc); break;  // 1:4
+      case 302: done = nmFixedByWidth<3, 2>(tile, b, ldb, w, alpha, beta, c, ldc); break;  // 3:4
+      case 203: done = nmFixedByWidth<2, 3>(tile, b, ldb, w, alpha, beta, c, ldc); break;  // 2:8
+      case 103: done = nmFixedByWidth<1, 3>(tile, b, ldb, w, alpha, beta, c, ldc); break;  // 1:8
+      case 403: done = nmFixedByWidth<4, 3>(tile, b, ldb, w, alpha, beta, c, ldc); break;  // 4:8
+      case 101: done = nmFixedByWidth<1, 1>(tile, b, ldb, w, alpha, beta, c, ldc); break;  // 1:2
       default: break;
     }
     if (done) return;
   }
-  SPARSE_STRIP_DISPATCH(nmStripT, w, a, r0, r1, g0, g1, b, ldb, ldc);
+  SPARSE_STRIP_DISPATCH(nmStripT, w, tile, b, ldb, ldc);
 }
 
 }  // namespace sparse

@@ -4,11 +4,11 @@
 // than one K slice (k > 256), M block (m > 144) and N panel (n > 3072), every transpose combination,
 // offsets and padded leading dimensions, alpha/beta including beta = 0 over a NaN-filled C.
 import fc from 'fast-check';
-import { ArgumentError, DTypeError, getKernel, REFERENCE_BACKEND, ShapeError, type GemmArgs } from '@sparse/tensor';
+import { ArgumentError, BackendError, DTypeError, getKernel, REFERENCE_BACKEND, ShapeError, type GemmArgs } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { bruteForce, expectMatches, makeCase, randomArray, rng, tolerance, type CaseParams } from './__fixtures__/gemm-cases.js';
 import { gemmKernelFrom } from './gemm.js';
-import { gemmBlockedNative, NATIVE_CPU_BACKEND, registerCpuKernels } from './index.js';
+import { gemmBlockedNative, gemmOpenBLASNative, NATIVE_CPU_BACKEND, registerCpuKernels } from './index.js';
 import { nativeStatus } from './native.js';
 
 const status = nativeStatus();
@@ -197,6 +197,41 @@ suite(title('native gemm'), () => {
       result.unregister();
     }
     expect(() => getKernel('gemm', NATIVE_CPU_BACKEND)).toThrow();
+  });
+
+  const openblas = status.available && status.info.blas === 'openblas';
+  it.runIf(openblas)('OpenBLAS gemm (linked at build time) matches the brute force, split across threads by rows or columns', () => {
+    const viaOpenBLAS = gemmOpenBLASNative();
+    fc.assert(
+      fc.property(caseArb, (p) => {
+        const kase = makeCase(p);
+        const want = bruteForce(kase);
+        viaOpenBLAS(kase.args);
+        expectMatches(kase.args.c, want, p.k, kase.before, `gemmOpenBLAS ${label(p)}`);
+      }),
+      { numRuns: 200 },
+    );
+    // Products big enough to split: tall ones by rows, wide ones by columns; every transpose.
+    for (const [m, n, k] of [[401, 45, 129], [45, 401, 129], [200, 200, 70]] as const) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const p: CaseParams = { m, n, k, transA, transB, alpha: -0.5, beta: 0, offsets: [2, 3, 1], pads: [1, 0, 2], seed: m + n, poisonC: true };
+          const kase = makeCase(p);
+          const want = bruteForce(kase);
+          viaOpenBLAS(kase.args);
+          expectMatches(kase.args.c, want, k, kase.before, `gemmOpenBLAS ${label(p)}`);
+          const again = makeCase({ ...p, beta: 0.75, poisonC: false });
+          const want2 = bruteForce(again);
+          native(again.args);
+          expectMatches(again.args.c, want2, k, again.before, `registered gemm over OpenBLAS ${label(p)}`);
+        }
+      }
+    }
+  });
+
+  it.runIf(!openblas)('without OpenBLAS the addon exports no OpenBLAS gemm and asking for it throws BackendError', () => {
+    expect(addon!.gemmOpenBLAS).toBeUndefined();
+    expect(() => gemmOpenBLASNative()).toThrow(BackendError);
   });
 
   it('exposes its own blocked gemm for side-by-side benchmarks', () => {

@@ -121,3 +121,15 @@ function requireAddon(what: string) {
 export function gemmBlockedNative(): GemmKernel {
   return gemmKernelFrom(requireAddon('gemmBlockedNative').gemmBlocked);
 }
+
+/**
+ * OpenBLAS's gemm as linked into the addon, for side-by-side benchmarks. Throws BackendError when
+ * the addon is not available or was built without OpenBLAS (`nativeInfo().blas === 'none'`).
+ */
+export function gemmOpenBLASNative(): GemmKernel {
+  const addon = requireAddon('gemmOpenBLASNative');
+  if (typeof addon.gemmOpenBLAS !== 'function') {
+    throw new BackendError('gemmOpenBLASNative: the native addon was built without OpenBLAS (install libopenblas-dev and rebuild)');
+  }
+  return gemmKernelFrom(addon.gemmOpenBLAS);
+}

@@ -151,10 +151,12 @@ export type NativeMaskedSgd = (
 /** The binding's raw functions. They check bounds themselves but throw plain errors; use the kernels. */
 export interface NativeAddon {
   info(): NativeInfo;
-  /** Best dense gemm: OpenBLAS when linked, else the addon's own blocked kernel. */
+  /** Best dense gemm: OpenBLAS when linked (except gemv-like shapes, m or n <= 16), else the addon's own blocked kernel. */
   gemm: NativeGemm;
   /** The addon's own blocked, packed gemm, even when OpenBLAS is linked. */
   gemmBlocked: NativeGemm;
+  /** OpenBLAS's cblas_sgemm (one single-threaded call per pool thread); present only when info().blas is 'openblas'. */
+  gemmOpenBLAS?: NativeGemm;
   /** Many same-shaped products in one call (the tfjs backend's batched matmul); present when info().kernels lists it. */
   gemmBatched?: NativeGemmBatched;
   /** The sparse products; present when info().kernels lists them. */
@@ -197,6 +199,7 @@ function checkAddon(value: unknown): NativeAddon {
     if (typeof addon?.[fn] !== 'function') throw new Error(`it exports no ${fn}() (stale build?)`);
   }
   const info = (addon as unknown as NativeAddon).info();
+  if (info.blas === 'openblas' && typeof addon?.gemmOpenBLAS !== 'function') throw new Error('it links OpenBLAS but exports no gemmOpenBLAS() (stale build?)');
   for (const fn of info.kernels) {
     if (typeof addon?.[fn] !== 'function') throw new Error(`it lists ${fn} but exports no ${fn}() (stale build?)`);
   }

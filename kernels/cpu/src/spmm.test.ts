@@ -258,7 +258,7 @@ suite(title('native spmm kernels'), () => {
   it('spmmNM 2:4 and 2:8 on whole-vector strips (the unrolled kernels, two groups per step) with odd group counts and offsets', () => {
     const arb = fc.record({
       rows: fc.integer({ min: 1, max: 9 }),
-      // Odd counts and counts past one K block (32 groups of 4), so the two-group step leaves a tail.
+      // Odd counts and counts past one K block (24-32 groups of 4, by strip width), so the two-group step leaves a tail.
       groups: fc.oneof(fc.constantFrom(1, 2, 3, 31, 33, 63, 65), fc.integer({ min: 1, max: 90 })),
       nm: fc.constantFrom<[number, number]>([2, 4], [2, 8]),
       seed: fc.integer(),
@@ -275,6 +275,29 @@ suite(title('native spmm kernels'), () => {
       }),
       { numRuns: 120 },
     );
+  });
+
+  it('spmmNM over several row tiles and K blocks per thread, with rows whose index bits start mid-byte', () => {
+    // Rows past one tile (128 per thread) and groups past one K block, so the tile copies of values
+    // and positions are reused across strips; odd group counts put row starts at odd bit offsets.
+    const cases: Array<[number, number, [number, number], number]> = [
+      [600, 33, [2, 4], 64],
+      [260, 65, [2, 4], 48],
+      [257, 17, [2, 8], 40],
+      [300, 21, [3, 8], 37],
+      [140, 9, [5, 16], 24],
+      [290, 47, [1, 4], 8],
+    ];
+    for (const [rows, groups, nmPair, n] of cases) {
+      const { a, dense } = makeNM({ rows, groups, nm: nmPair, seed: rows * 31 + groups });
+      const cols = groups * nmPair[1];
+      for (const beta of [0, 0.5]) {
+        const d = denseArgs({ n, alpha: 1.5, beta, offsets: [3, 1], pads: [2, 0], poisonC: true, seed: rows + groups }, rows, cols);
+        const before = d.c.slice();
+        nm({ ...d, a });
+        expectProduct(d.c, before, dense, rows, cols, d, `native ${rows}x${cols} ${nmPair.join(':')} n ${n} beta ${beta}`);
+      }
+    }
   });
 
   it('spmmBlock matches the brute force and the reference, never touching edge-block padding', () => {
