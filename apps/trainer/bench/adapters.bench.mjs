@@ -109,11 +109,21 @@ async function main() {
     }
     const job = { key: row.key, checkpoint: row.base === '2:4' ? ckpt24 : pre.checkpoint, stage: row.stage, checkNM: row.checkNM === true, linears };
     let out;
-    try {
-      const text = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'pipe'] });
-      out = JSON.parse(text.trim().split('\n').at(-1));
-    } catch (err) {
-      const why = String(err.stderr ?? err.message).trim().split('\n').filter((l) => /Error|error/.test(l))[0] ?? String(err.message).split('\n')[0];
+    let why;
+    // a workspace package being rebuilt meanwhile (its dist briefly missing) is retried, not reported
+    for (let attempt = 0; attempt < 4 && out === undefined; attempt++) {
+      try {
+        const text = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(job)], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'pipe'] });
+        out = JSON.parse(text.trim().split('\n').at(-1));
+      } catch (err) {
+        const text = String(err.stderr ?? err.message);
+        why = text.trim().split('\n').filter((l) => /Error|error/.test(l))[0] ?? String(err.message).split('\n')[0];
+        if (!text.includes('ERR_MODULE_NOT_FOUND')) break;
+        log(`${row.label}: a dependency's dist is missing (being rebuilt?); retrying in 30 s`);
+        await new Promise((r) => setTimeout(r, 30000));
+      }
+    }
+    if (out === undefined) {
       skipped.push({ method: row.label, reason: why });
       log(`${row.label}: failed (${why})`);
       continue;
@@ -150,6 +160,7 @@ async function main() {
     `model ${JSON.stringify(MODEL)}, seed 0, pretrain ${PRETRAIN.steps} steps; evaluation ${EVAL.windows} windows of ${MODEL.ctx} tokens of each held-out stream`,
     'forgetting = held-out perplexity (original task) after fine-tuning minus before (the dense model; for SPP the SparseGPT 2:4 model)',
     `lr: full FT 0.003 (the train stage default), lora / dynamic-rank / rosa / s2ft 0.005 (as recipes/lora-finetune.yaml), sft and spp 0.01 (as recipes/sft-finetune.yaml, spp-recovery.yaml); warmup 10%, cosine decay, clip 1`,
+    "dynamic-rank: the adapt stage never prunes components (nothing calls pruneDynamicRankModel of @sparse/lora-variants/tfjs and the config has no budget), so in a recipe it trains as a gated LoRA of rank r with every gate at 1",
     'ms/step = the training stage time / steps (it includes the checkpoint written every 100 steps and at the end)',
     `budget matching: lora and dynamic-rank r=2; rosa r=1 plus a sparse term of density ${rosaDensity.toFixed(4)}; sft density ${sftDensity.toFixed(4)}; s2ft ${S2FT_GROUPS} rows of every layer (rows x in per layer: the closest whole number); spp's u, v are fixed at out + in per layer (= LoRA r=1); full FT trains every parameter, embeddings and norms included`,
   );

@@ -127,7 +127,13 @@ export async function linearNamesOf(checkpoint) {
 export const round = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x) ? x : Number(x.toFixed(digits)));
 
 /** The one-shot grid: methods (rows) x patterns (columns), each cell a run from the pretrained checkpoint. */
-export const PRUNE_METHODS = ['magnitude', 'wanda', 'sparsegpt'];
+export const PRUNE_METHODS = [
+  // magnitude's default compares |W| across the whole layer; Wanda compares within each output row
+  { label: 'magnitude', method: 'magnitude', config: {} },
+  { label: 'magnitude (per row)', method: 'magnitude', config: { granularity: 'row' }, unstructuredOnly: true },
+  { label: 'wanda', method: 'wanda', config: {} },
+  { label: 'sparsegpt', method: 'sparsegpt', config: {} },
+];
 export const PRUNE_PATTERNS = [
   { key: '50%', config: { sparsity: 0.5 } },
   { key: '2:4', config: { n: 2, m: 4 } },
@@ -150,14 +156,19 @@ export async function pruneGrid(runs, pre) {
   const dense = ppl(pre.summary, 'dense');
   const rows = [{ method: 'dense', ...Object.fromEntries(PRUNE_PATTERNS.map((p) => [p.key, round(dense)])) }];
   const cells = [];
-  for (const method of PRUNE_METHODS) {
-    const row = { method };
+  for (const m of PRUNE_METHODS) {
+    const row = { method: m.label };
     for (const p of PRUNE_PATTERNS) {
-      const r = await runRecipe(runs, `${method}-${p.key}`, { checkpoint: pre.checkpoint }, [...pruneStages(method, p.config), { stage: 'evaluate', name: 'pruned' }]);
+      // per-row and per-layer magnitude choose the same N:M groups: only the unstructured cell differs
+      if (m.unstructuredOnly && p.key !== '50%') {
+        row[p.key] = '= magnitude';
+        continue;
+      }
+      const r = await runRecipe(runs, `${m.label}-${p.key}`, { checkpoint: pre.checkpoint }, [...pruneStages(m.method, { ...m.config, ...p.config }), { stage: 'evaluate', name: 'pruned' }]);
       const value = ppl(r, 'pruned');
       row[p.key] = round(value);
-      cells.push({ method, pattern: p.key, perplexity: value, pruneMs: stageOf(r, 'prune').ms, summary: stageOf(r, 'prune').summary });
-      log(`${method} ${p.key}: perplexity ${value.toFixed(3)} (dense ${dense.toFixed(3)}), prune ${(stageOf(r, 'prune').ms / 1000).toFixed(1)} s`);
+      cells.push({ method: m.label, pattern: p.key, perplexity: value, pruneMs: stageOf(r, 'prune').ms, summary: stageOf(r, 'prune').summary });
+      log(`${m.label} ${p.key}: perplexity ${value.toFixed(3)} (dense ${dense.toFixed(3)}), prune ${(stageOf(r, 'prune').ms / 1000).toFixed(1)} s`);
     }
     rows.push(row);
   }

@@ -48,13 +48,12 @@ for (const rec of RECOVERY) {
     recovered: round(ppl(r, 'recovered')),
     dense: round(grid.dense),
     trainable,
-    steps: RECOVERY_STEPS,
+    steps: String(RECOVERY_STEPS),
     'still 2:4': nm.valid ? 'yes' : `NO (${nm.violations.length}/${linears.length} layers)`,
     's/step': round(adapt.ms / 1000 / Math.max(1, RECOVERY_STEPS), 3),
   };
   recovery.push({ ...row, config: rec.config, lr: rec.lr, summary: adapt.summary, violations: nm.violations });
   log(`${rec.label}: ${row.pruned} -> ${row.recovered} (dense ${row.dense}), still 2:4: ${row['still 2:4']}`);
-  printTable([row]);
 }
 
 console.log('\nHeld-out perplexity after one-shot pruning (rows: methods, columns: patterns; lower is better)');

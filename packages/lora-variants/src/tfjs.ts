@@ -119,6 +119,10 @@ export class AdapterModel {
   get adapterNames(): string[] {
     return [...this.#adapters.keys()];
   }
+  /** The adapter merged into the weights, if any. */
+  get mergedAdapter(): string | null {
+    return this.#merged?.name ?? null;
+  }
   get enabled(): boolean {
     return this.#enabled;
   }

@@ -108,6 +108,10 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
         return;
       }
       st.config = cfg.value;
+      if (stage.stage === 'adapt' && stage.rankBudget !== undefined && stage.method !== 'dynamic-rank') {
+        problems.push({ path: `${at}.rankBudget`, message: `only the dynamic-rank method prunes rank during training; '${stage.method}' does not` });
+        return;
+      }
     }
     stages.push(stage);
   });

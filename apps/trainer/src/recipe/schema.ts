@@ -101,6 +101,20 @@ export const stageSchemas = {
     /** Merge the adapter into the weights at the end (through the base mask unless densify). */
     merge: z.boolean().default(true),
     densify: z.boolean().default(false),
+    /**
+     * dynamic-rank only: prune rank-1 components by importance while training, from r per layer down to
+     * `target` per layer on average (a cubic schedule between `start` and `end`, fractions of the steps).
+     * Default for dynamic-rank: target r/2.
+     */
+    rankBudget: z
+      .strictObject({
+        target: z.number().positive(),
+        start: z.number().min(0).max(1).default(0.2),
+        end: z.number().min(0).max(1).default(0.7),
+        every: z.int().min(1).default(10),
+      })
+      .refine((b) => b.end >= b.start, { message: 'end must not come before start', path: ['end'] })
+      .optional(),
     ...trainingFields({ steps: 200, lr: 1e-2 }),
   }),
   distill: z.strictObject({

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isNM } from '@sparse/nm';
+import { openSafetensors } from '@sparse/tensor/node';
 import { listMethods, parseRecipeText, resolveRecipe, type ResolvedRecipe } from '../recipe/index.js';
 import { DEFAULT_RECIPE } from '../recipe/default.js';
 import { packageRoot } from '../testing/dist.js';
@@ -165,5 +166,34 @@ describe('architectures', () => {
     const second = resolveRecipe({ model: { checkpoint: join(tmp, 'ckpt-a', 'exports', 'model.safetensors') }, eval: { windows: 4 }, stages: [{ stage: 'evaluate' }] });
     const b = await startRun(second, { dir: join(tmp, 'ckpt-b'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
     expect(b.evaluations[0]!.perplexity).toBeCloseTo(a.evaluations[0]!.perplexity, 4);
+  }, 120_000);
+
+  it('keeps the N:M pattern of a pruned checkpoint through recovery', async () => {
+    const first = resolveRecipe({ model: { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 }, eval: { windows: 4 }, stages: [{ stage: 'pretrain', steps: 3, batch: 4 }, { stage: 'prune', method: 'magnitude', config: { n: 2, m: 4 } }, { stage: 'export', formats: ['dense'] }] });
+    await startRun(first, { dir: join(tmp, 'nm-a'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    const second = resolveRecipe({ model: { checkpoint: join(tmp, 'nm-a', 'exports', 'model.safetensors') }, eval: { windows: 4 }, stages: [{ stage: 'adapt', method: 'lora', steps: 3, batch: 4 }, { stage: 'export', formats: ['compressed'] }] });
+    await startRun(second, { dir: join(tmp, 'nm-b'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    // the run adopted the checkpoint's 2:4 pattern: the export stores the linear weights as N:M layouts
+    const file = await openSafetensors(join(tmp, 'nm-b', 'exports', 'model.compressed.safetensors'));
+    expect(JSON.parse(file.metadata['sparse.h.0.mlp.c_fc.weight']!).format).toBe('nm');
+    await file.close();
+    const model = await loadExportedModel(join(tmp, 'nm-b', 'exports', 'model.compressed.safetensors'));
+    for (const l of model.linears()) {
+      const w = model.params[l.name]!;
+      expect(isNM({ data: w.dataSync() as Float32Array, shape: [...w.shape], stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' }, { n: 2, m: 4 }).valid, l.name).toBe(true);
+    }
+    model.dispose();
+  }, 120_000);
+
+  it('dynamic-rank prunes rank-1 components to its budget while training', async () => {
+    const recipe = resolveRecipe({
+      model: { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 },
+      eval: { windows: 4 },
+      stages: [{ stage: 'adapt', method: 'dynamic-rank', config: { r: 4 }, rankBudget: { target: 1, start: 0, end: 0.5, every: 2 }, steps: 12, batch: 4, merge: false }],
+    });
+    await startRun(recipe, { dir: join(tmp, 'dynrank'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    const ranks = readFileSync(join(tmp, 'dynrank', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; ranks?: Record<string, number> }).find((e) => e.event === 'ranks')!.ranks!;
+    expect(Object.values(ranks).reduce((a, b) => a + b, 0)).toBe(4); // 4 layers x target 1
+    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'lora', rankBudget: { target: 1 } }] })).toThrow(/stages\[0\]\.rankBudget/);
   }, 120_000);
 });

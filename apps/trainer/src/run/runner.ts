@@ -4,6 +4,8 @@
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { maskFromBooleans } from '@sparse/masks';
+import { isNM } from '@sparse/nm';
 import { ArgumentError } from '@sparse/tensor';
 import { atomicWriteFile } from '@sparse/tensor/node';
 import { chooseBackend } from '../backend.js';
@@ -37,6 +39,10 @@ export interface RunSummary {
   report?: string;
   evaluations: RunContext['report']['evaluations'];
   stages: RunContext['report']['stages'];
+  /** Adapters trained by adapt stages, with trainable and base parameter counts. */
+  adapters: RunContext['report']['adapters'];
+  /** Files written by export and adapt stages, with sizes. */
+  files: RunContext['report']['files'];
 }
 
 const RECIPE_FILE = 'recipe.json';
@@ -162,7 +168,31 @@ async function execute(ctx: RunContext, start: { stage: number; resume?: StageRe
     await writeCheckpoint(ctx.dir, await contentOf(ctx, { stage: i + 1, step: 0 }));
   }
   ctx.log.event({ event: 'done', report: ctx.reportPath });
-  return { dir: ctx.dir, ...(ctx.reportPath ? { report: ctx.reportPath } : {}), evaluations: ctx.report.evaluations, stages: ctx.report.stages };
+  return { dir: ctx.dir, ...(ctx.reportPath ? { report: ctx.reportPath } : {}), evaluations: ctx.report.evaluations, stages: ctx.report.stages, adapters: ctx.report.adapters, files: ctx.report.files };
+}
+
+/**
+ * A model loaded from a checkpoint may already be pruned: every linear weight with exact zeros gets
+ * the mask of its nonzeros (trained dense weights are practically never exactly zero), and when all
+ * of them follow one N:M pattern it becomes the run's pattern, so merges, masked training and the
+ * compressed export keep it.
+ */
+export function adoptCheckpointSparsity(ctx: RunContext): string | undefined {
+  const masked: string[] = [];
+  for (const l of ctx.linears()) {
+    const w = ctx.model.params[l.name]!.dataSync() as Float32Array;
+    if (!w.includes(0)) continue;
+    ctx.setMask(l.name, maskFromBooleans(Array.from(w, (x) => x !== 0), [l.out, l.in]));
+    masked.push(l.name);
+  }
+  if (masked.length === 0) return undefined;
+  for (const [n, m] of [[2, 4], [1, 4], [4, 8], [2, 8], [1, 2]] as const) {
+    if (masked.every((name) => ctx.masks.get(name)!.shape[1]! % m === 0 && isNM(ctx.masks.get(name)!, { n, m }).valid)) {
+      ctx.pattern = { n, m };
+      break;
+    }
+  }
+  return `${masked.length} pruned linear layers in the checkpoint${ctx.pattern ? ` (${ctx.pattern.n}:${ctx.pattern.m})` : ''}: their zeros are kept as masks`;
 }
 
 const defaultIO: RunIO = { stdout: process.stdout, stderr: process.stderr };
@@ -184,6 +214,10 @@ export async function startRun(recipe: ResolvedRecipe, opts: RunOptions): Promis
     log.say(`sparse-train | run ${recipe.name} in ${dir} | backend ${backend.name}: ${backend.reason}`);
     log.say(`data   ${data.main.source}: ${data.main.tokens.length.toLocaleString('en-US')} tokens (${data.main.tokenizer.kind}-level, vocab ${data.main.tokenizer.vocabSize}); train ${data.main.train.length.toLocaleString('en-US')}, held out ${data.main.heldOut.length.toLocaleString('en-US')}`);
     log.say(`model  ${model.architecture} ${JSON.stringify(model.spec)}, ${model.numParams().toLocaleString('en-US')} parameters`);
+    if ('checkpoint' in recipe.model) {
+      const adopted = adoptCheckpointSparsity(ctx);
+      if (adopted) log.say(`model  ${adopted}`);
+    }
     log.event({ event: 'start', recipe: recipe.name, backend, model: { ...model.spec, params: model.numParams() }, stages: recipe.stages.length });
     return await execute(ctx, { stage: 0 });
   } finally {

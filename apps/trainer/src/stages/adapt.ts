@@ -3,7 +3,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachAdapters } from '@sparse/lora-variants/tfjs';
+import { attachAdapters, pruneDynamicRankModel } from '@sparse/lora-variants/tfjs';
 import { savePeftAdapter } from '@sparse/lora-variants/node';
 import type { StageOf } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
@@ -85,6 +85,26 @@ function dataAwareConfigs(ctx: RunContext, stage: StageOf<'adapt'>, index: numbe
   return out;
 }
 
+/**
+ * The component budget of dynamic-rank before each step (undefined: no pruning at that step):
+ * r per layer until `start`, then a cubic decay to `target` per layer at `end` (AdaLoRA's shape),
+ * pruning every `every` steps and at `end`.
+ */
+function rankSchedule(stage: StageOf<'adapt'>, layers: number): (step: number) => number | undefined {
+  const r = (stage.config as { r: number }).r;
+  const b = stage.rankBudget ?? { target: Math.max(1, Math.ceil(r / 2)), start: 0.2, end: 0.7, every: 10 };
+  const from = r * layers;
+  const to = Math.max(1, Math.round(b.target * layers));
+  const s0 = Math.floor(b.start * stage.steps);
+  const s1 = Math.max(s0 + 1, Math.floor(b.end * stage.steps));
+  return (step) => {
+    if (step <= s0 || (step - s0) % b.every !== 0 && step !== s1) return undefined;
+    if (step > s1) return undefined;
+    const progress = (step - s0) / (s1 - s0);
+    return Math.round(to + (from - to) * Math.pow(1 - progress, 3));
+  };
+}
+
 export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
   if (stage.method === 'sft') return runSftStage(args);
@@ -97,7 +117,25 @@ export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<
   ctx.log.say(`${label}: ${stage.method} on ${report.layers.length} layers, ${report.trainable.toLocaleString('en-US')} trainable parameters (${(report.fraction * 100).toFixed(2)}% of the adapted weights)`);
   const hooks = ctx.hooks();
   adapter.training = true;
-  const r = await optimize(args, stage, { variables, loss: (ids, targets) => ctx.model.loss(ids, targets, hooks) });
+  const rankPrune = stage.method === 'dynamic-rank' ? rankSchedule(stage, report.layers.length) : undefined;
+  let ranks: Record<string, number> | undefined;
+  const r = await optimize(args, stage, {
+    variables,
+    loss: (ids, targets) => ctx.model.loss(ids, targets, hooks),
+    ...(rankPrune
+      ? {
+          beforeStep: (step: number) => {
+            const budget = rankPrune(step);
+            if (budget !== undefined) ranks = pruneDynamicRankModel(adapter, budget);
+          },
+        }
+      : {}),
+  });
+  if (ranks) {
+    const total = Object.values(ranks).reduce((a, b) => a + b, 0);
+    ctx.log.say(`${label}: rank after pruning ${total} components over ${Object.keys(ranks).length} layers (${Object.entries(ranks).map(([n, k]) => `${n.replace(/\.weight$/, '')} ${k}`).join(', ')})`);
+    ctx.log.event({ event: 'ranks', stage: index, ranks });
+  }
   adapter.training = false;
   ctx.report.adapters.push({ name: label, variant: stage.method, trainable: report.trainable, base: report.base });
   // the adapter itself, in the PEFT layout, before it is merged away

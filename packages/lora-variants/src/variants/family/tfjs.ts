@@ -89,16 +89,11 @@ export const ssfForm: TfAdapterForm = {
   effectiveWeight: ({ base, vars }) => tf.mul(base, tf.expandDims(v(vars, 'ssf_scale'), 1)),
 };
 
-// The layer whose effectiveWeight ran last: AdapterModel owns the variables and has no setter for a
-// frozen one, so pruneDynamicRankModel asks it for a layer's weight and takes the gate from here.
-let lastDynamicRankVars: Vars | undefined;
-
 /** scaling · B diag(g) A; a pruned component (g_i = 0) gets no gradient. */
 export const dynamicRankForm: TfAdapterForm = {
   variant: 'dynamic-rank',
   frozen: DYNAMIC_RANK_FROZEN,
   effectiveWeight: ({ base, vars, state }) => {
-    lastDynamicRankVars = vars;
     const gatedA = tf.mul(v(vars, 'lora_A'), tf.expandDims(tf.mul(v(vars, 'rank_gate'), dynamicRankScaling(state.config as DynamicRankConfig)), 1));
     return tf.add(base, tf.matMul(v(vars, 'lora_B'), gatedA));
   },
@@ -110,6 +105,9 @@ export const dynamicRankForm: TfAdapterForm = {
  * steps, on a model that is neither merged nor disabled. Returns the active rank per layer.
  */
 export function pruneDynamicRankModel(model: AdapterModel, budget: number, opts: { gradients?: Readonly<Record<string, Tensor>> } = {}): Record<string, number> {
+  const active = model.activeAdapter;
+  if (active === null) throw new ArgumentError('pruneDynamicRankModel: no adapter attached');
+  if (model.mergedAdapter !== null || !model.enabled) throw new ArgumentError('pruneDynamicRankModel: the adapter is merged or disabled; prune while it is active');
   const states = model.adapterStates();
   for (const s of Object.values(states)) {
     if (s.variant !== 'dynamic-rank') throw new ArgumentError(`pruneDynamicRankModel: the active adapter is '${s.variant}', not 'dynamic-rank'`);
@@ -117,14 +115,7 @@ export function pruneDynamicRankModel(model: AdapterModel, budget: number, opts:
   const pruned = pruneDynamicRank(states, budget, opts);
   const ranks: Record<string, number> = {};
   for (const [name, s] of Object.entries(pruned)) {
-    lastDynamicRankVars = undefined;
-    const w = model.effectiveWeight(name);
-    const vars = lastDynamicRankVars as Vars | undefined;
-    lastDynamicRankVars = undefined;
-    // Without the adapter in play, effectiveWeight returned the model's own weight variable: keep it.
-    if (vars === undefined) throw new ArgumentError('pruneDynamicRankModel: the adapter is merged or disabled; prune while it is active');
-    w.dispose();
-    v(vars, 'rank_gate').assign(tf.tensor(s.params.rank_gate!.data, s.params.rank_gate!.shape));
+    model.setAdapterParams(active, name, Object.fromEntries(Object.entries(s.params).map(([p, t]) => [p, t.data])));
     ranks[name] = activeRank(s);
   }
   return ranks;
