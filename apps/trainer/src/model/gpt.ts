@@ -141,6 +141,7 @@ function hidden(cfg: GptConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   let x = tf.add(tok, tf.reshape(tf.matMul(tf.ones([b, 1]), pos), [b * t, d])) as tf.Tensor2D;
   for (let i = 0; i < cfg.layers; i++) {
     const pre = `h.${i}.`;
+    f.hooks.blockInput?.(i, x);
     const a = attention(cfg, f, pre, layerNorm(x, f.w(`${pre}ln_1.weight`), f.w(`${pre}ln_1.bias`)), b, t);
     x = tf.add(x, a);
     const h = layerNorm(x, f.w(`${pre}ln_2.weight`), f.w(`${pre}ln_2.bias`));

@@ -209,6 +209,7 @@ function logits(cfg: LlamaConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   let x = embed(f.w('model.embed_tokens.weight'), ids, cfg.vocab);
   for (let i = 0; i < cfg.layers; i++) {
     const p = `model.layers.${i}.`;
+    f.hooks.blockInput?.(i, x);
     x = tf.add(x, attention(cfg, f, p, rmsNorm(x, f.w(`${p}input_layernorm.weight`), cfg.normEps), b, t, rope));
     const h = rmsNorm(x, f.w(`${p}post_attention_layernorm.weight`), cfg.normEps);
     const m = cfg.moe ? moeLayer(f, i, `${p}mlp.router.weight`, cfg.moe, h, (e, xe, rows) => swiglu(f, `${p}mlp.experts.${e}.`, xe, rows)) : swiglu(f, `${p}mlp.`, h);

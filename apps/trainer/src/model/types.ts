@@ -33,6 +33,8 @@ export interface ForwardHooks {
   weight?: (name: string, param: tf.Tensor) => tf.Tensor;
   /** Receives each linear layer's input [tokens, in] (calibration). Runs for every LinearInfo. */
   linearInput?: (info: LinearInfo, x: tf.Tensor2D) => void;
+  /** Receives each block's input hidden states [B*T, d] (the residual stream entering it). */
+  blockInput?: (block: number, h: tf.Tensor2D) => void;
   /** Receives each block's output hidden states [B*T, d] (layer-wise distillation). */
   blockOutput?: (block: number, h: tf.Tensor2D) => void;
   /** Receives each MoE layer's routing: which expert each token went to and its gate weights. */

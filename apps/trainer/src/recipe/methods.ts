@@ -58,6 +58,21 @@ export const adamsConfigSchema = z.strictObject({
   scale: z.boolean().default(true),
 }).refine((c) => c.n < c.m, { message: 'N:M needs n < m', path: ['n'] });
 
+/** Global magnitude: one |W| ranking across every targeted layer. */
+export const globalMagnitudeConfigSchema = z.strictObject({
+  sparsity: z.number().min(0).lt(1, 'sparsity must be in [0, 1)').default(0.5),
+});
+
+/** CFSP structured pruning of MLP neurons: block budget from block influence, neurons by activation-weighted scores. */
+export const cfspConfigSchema = z.strictObject({
+  /** Fraction of all MLP neurons pruned. */
+  sparsity: z.number().min(0).lt(1, 'sparsity must be in [0, 1)').default(0.25),
+  /** Steepness of the sigmoid over standardized block importances. */
+  a: z.number().positive().default(1),
+  blockMetric: z.enum(['angular', 'cosine', 'mse', 'mae']).default('angular'),
+  metric: z.enum(['cfsp', 'wanda', 'magnitude']).default('cfsp'),
+});
+
 /** SquareHead (Kurtic et al.): per-block L2 between student and teacher hidden states, each normalized by the teacher's. */
 export const squareHeadConfigSchema = z.strictObject({
   /** Weight of the summed per-block normalized MSE. */
@@ -101,6 +116,8 @@ const trainerMethods: MethodInfo[] = ([
   { kind: 'adapt', name: 'mezo', description: 'MeZO zeroth-order fine-tuning of the targeted weights: forward passes only (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: mezoConfigSchema },
   { kind: 'adapt', name: 'sparse-mezo', description: 'Sparse MeZO: MeZO on the smallest-magnitude entries only (@sparse/lora-variants)', from: '@sparse/lora-variants', schema: sparseMezoConfigSchema },
   { kind: 'train', name: 'adams', description: "N:M through CAST's AdamS: L1 decay of pruned entries during dense training, then the hard mask and row rescaling (@sparse/nm)", from: '@sparse/nm', schema: adamsConfigSchema },
+  { kind: 'prune', name: 'global-magnitude', description: 'magnitude pruning with one ranking across all targeted layers, so layers with many small weights lose more', from: '@sparse/pruners', schema: globalMagnitudeConfigSchema },
+  { kind: 'prune', name: 'cfsp', description: 'CFSP structured pruning of MLP neurons: per-block budget from block influence, neurons by activation-weighted importance', from: '@sparse/pruners', schema: cfspConfigSchema },
   { kind: 'prune', name: 'experts', description: 'task-specific expert pruning of MoE layers: keep the experts the router uses most on calibration data (the model is rebuilt smaller)', from: '@sparse/pruners', schema: expertPruneConfigSchema },
   { kind: 'distill', name: 'squarehead', description: 'SquareHead distillation from a dense self-teacher, masks held fixed', from: '@sparse/trainer', schema: squareHeadConfigSchema },
 ] satisfies Omit<MethodInfo, 'parse'>[]).map((m) => ({ ...m, parse: fromZod(m.schema!) }));

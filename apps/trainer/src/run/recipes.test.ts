@@ -197,3 +197,69 @@ describe('architectures', () => {
     expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'lora', rankBudget: { target: 1 } }] })).toThrow(/stages\[0\]\.rankBudget/);
   }, 120_000);
 });
+
+describe('multi-layer pruning methods', () => {
+  const base = { model: { architecture: 'gpt', d: 16, layers: 2, heads: 2, ctx: 16 }, eval: { windows: 4 } };
+  const run = async (name: string, stages: Record<string, unknown>[]) => {
+    const dir = join(tmp, name);
+    await startRun(resolveRecipe({ ...base, stages: [{ stage: 'pretrain', steps: 4, batch: 4 }, ...stages, { stage: 'export', formats: ['dense'] }] }), { dir, mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    return loadExportedModel(join(dir, 'exports', 'model.safetensors'));
+  };
+
+  it('global magnitude keeps exactly the largest |W| across all layers (sort-based brute force)', async () => {
+    const dense = await run('gm-dense', []);
+    const pruned = await run('gm', [{ stage: 'prune', method: 'global-magnitude', config: { sparsity: 0.6 } }]);
+    const all = dense.linears().flatMap((l) => Array.from(dense.params[l.name]!.dataSync() as Float32Array, Math.abs));
+    const keep = all.length - Math.round(0.6 * all.length);
+    const threshold = [...all].sort((a, b) => b - a)[keep - 1]!;
+    let kept = 0;
+    for (const l of pruned.linears()) {
+      const w = pruned.params[l.name]!.dataSync() as Float32Array;
+      const w0 = dense.params[l.name]!.dataSync() as Float32Array;
+      w.forEach((x, k) => {
+        if (x !== 0) {
+          kept++;
+          expect(Math.abs(w0[k]!)).toBeGreaterThanOrEqual(threshold);
+          expect(x).toBe(w0[k]);
+        } else expect(Math.abs(w0[k]!)).toBeLessThanOrEqual(threshold);
+      });
+    }
+    expect(kept).toBe(keep);
+    const sparsities = pruned.linears().map((l) => (pruned.params[l.name]!.dataSync() as Float32Array).filter((x) => x === 0).length / (l.out * l.in));
+    expect(new Set(sparsities.map((s) => s.toFixed(3))).size).toBeGreaterThan(1); // layers lose different fractions
+    dense.dispose();
+    pruned.dispose();
+  }, 120_000);
+
+  it('CFSP removes whole MLP neurons (down columns with their up rows) to the requested total', async () => {
+    const m = await run('cfsp', [{ stage: 'calibrate', windows: 8 }, { stage: 'prune', method: 'cfsp', config: { sparsity: 0.25 } }]);
+    let pruned = 0;
+    let total = 0;
+    for (let b = 0; b < 2; b++) {
+      const down = m.params[`h.${b}.mlp.c_proj.weight`]!;
+      const up = m.params[`h.${b}.mlp.c_fc.weight`]!;
+      const bias = m.params[`h.${b}.mlp.c_fc.bias`]!.dataSync() as Float32Array;
+      const [dOut, hidden] = down.shape as [number, number];
+      const dw = down.dataSync() as Float32Array;
+      const uw = up.dataSync() as Float32Array;
+      for (let j = 0; j < hidden; j++) {
+        const colZero = Array.from({ length: dOut }, (_, r) => dw[r * hidden + j]).every((x) => x === 0);
+        const rowZero = uw.subarray(j * up.shape[1]!, (j + 1) * up.shape[1]!).every((x) => x === 0) && bias[j] === 0;
+        expect(colZero).toBe(rowZero);
+        if (colZero) pruned++;
+        total++;
+      }
+    }
+    expect(Math.abs(pruned / total - 0.25)).toBeLessThanOrEqual(2 / total);
+    m.dispose();
+  }, 120_000);
+
+  it('DSnoT (from its initial Wanda mask) prunes to the requested sparsity', async () => {
+    const ds = await run('dsnot', [{ stage: 'prune', method: 'dsnot', config: { sparsity: 0.5 } }]);
+    for (const l of ds.linears()) {
+      const c = ds.params[l.name]!.dataSync() as Float32Array;
+      expect(c.filter((x) => x === 0).length).toBe(Math.round(0.5 * c.length));
+    }
+    ds.dispose();
+  }, 120_000);
+});

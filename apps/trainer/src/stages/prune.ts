@@ -12,6 +12,7 @@ import type { LinearInfo } from '../model/types.js';
 import type { StageOf } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
 import { runExpertPruneStage } from './experts.js';
+import { runCfsp, runGlobalMagnitude } from './prune-global.js';
 import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from './common.js';
 
 export interface Accumulators {
@@ -94,6 +95,8 @@ function permuteDownProjections(ctx: RunContext, layers: LinearInfo[], n: number
 export async function runPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
   if (stage.method === 'experts') return runExpertPruneStage(args);
+  if (stage.method === 'global-magnitude') return runGlobalMagnitude(args);
+  if (stage.method === 'cfsp') return runCfsp(args);
   if (ctx.adapter) throw new Error(`${label}: an adapter is attached and not merged; merge it before pruning`);
   const def = getPruner(stage.method);
   const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
@@ -114,6 +117,8 @@ export async function runPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<
   });
   const pruneOne = (l: LinearInfo, acc: Accumulators | undefined) => {
     const v = ctx.model.params[l.name]!;
+    // every method starts from the current weights (DSnoT from its `initial` pruner's mask): a weight an
+    // earlier stage pruned is already zero here, so there is nothing for DSnoT to regrow or SparseGPT to compensate
     const r = pruneLayer(stage.method, { name: l.name, weight: coreOf(v), stats: acc ? statsOf(acc) : undefined, config: stage.config });
     assignValues(v, r.weight.data);
     ctx.setMask(l.name, r.mask);

@@ -1,0 +1,98 @@
+// prune methods that see several layers at once: global magnitude (one |W| ranking across every
+// targeted layer) and CFSP structured pruning of MLP neurons (Wang et al.): block influence from
+// calibration data sets each block's share of the neuron budget (coarse step), activation-weighted
+// channel scores pick the neurons inside each block (fine step). A pruned neuron is a column of the
+// down projection and the matching rows of the up (and gate) projection, all masked.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { maskFromPredicate } from '@sparse/masks';
+import { BlockInfluenceAccumulator, cfspBlockKeepRatios, channelScores, ColumnNormAccumulator, globalMagnitudeMasks } from '@sparse/pruners';
+import { tensor } from '@sparse/tensor';
+import type { z } from 'zod';
+import type { cfspConfigSchema, globalMagnitudeConfigSchema } from '../recipe/methods.js';
+import type { StageOf } from '../recipe/schema.js';
+import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from './common.js';
+import { calibrationBatches } from './prune.js';
+
+function applyMaskTo(args: StageArgs, name: string, keep: (row: number, col: number) => boolean): void {
+  const v = args.ctx.model.params[name]!;
+  const [rows, cols] = v.shape as [number, number];
+  const mask = maskFromPredicate([rows, cols], (_, idx) => keep(idx[0]!, idx[1]!));
+  const w = v.dataSync() as Float32Array;
+  assignValues(v, Float32Array.from(w, (x, k) => (keep(Math.floor(k / cols), k % cols) ? x : 0)));
+  args.ctx.setMask(name, mask);
+}
+
+export async function runGlobalMagnitude(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
+  const { ctx, stage, index } = args;
+  const cfg = stage.config as z.output<typeof globalMagnitudeConfigSchema>;
+  const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
+  const masks = globalMagnitudeMasks(Object.fromEntries(layers.map((l) => [l.name, coreOf(ctx.model.params[l.name]!)])), { sparsity: cfg.sparsity });
+  const per: string[] = [];
+  for (const l of layers) {
+    const m = masks[l.name]!;
+    const bits = (k: number) => ((m.bits[k >>> 5]! >>> (k & 31)) & 1) === 1;
+    applyMaskTo(args, l.name, (r, c) => bits(r * l.in + c));
+    let kept = 0;
+    for (let k = 0; k < l.out * l.in; k++) if (bits(k)) kept++;
+    per.push(`${l.name.replace(/\.weight$/, '')} ${((1 - kept / (l.out * l.in)) * 100).toFixed(0)}%`);
+  }
+  ctx.pattern = undefined;
+  ctx.log.say(`${args.label}: global magnitude ${(cfg.sparsity * 100).toFixed(0)}%: ${per.join(', ')}`);
+  return { summary: `global magnitude ${(cfg.sparsity * 100).toFixed(0)}% over ${layers.length} layers (${per.join(', ')})` };
+}
+
+export async function runCfsp(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
+  const { ctx, stage, index } = args;
+  const cfg = stage.config as z.output<typeof cfspConfigSchema>;
+  const all = ctx.linears();
+  const blocks = [...new Set(all.map((l) => l.block))].sort((a, b) => a - b);
+  const downs = blocks.map((b) => all.find((l) => l.block === b && l.role === 'mlp.down' && l.expert === undefined));
+  if (downs.some((d) => d === undefined)) throw new Error(`stages[${index}].method: 'cfsp' prunes dense MLP neurons; this model's blocks have none (a mixture of experts?)`);
+  const d = ctx.model.spec.d as number;
+  const influence = blocks.map((b) => new BlockInfluenceAccumulator(d, { name: `block ${b}`, metric: cfg.blockMetric }));
+  const norms = downs.map((l) => new ColumnNormAccumulator(l!.in, { name: l!.name }));
+  const inputs = new Map<number, Float32Array>();
+  const hooks = {
+    blockInput: (b: number, h: tf.Tensor2D) => void inputs.set(b, Float32Array.from(h.dataSync() as Float32Array)),
+    blockOutput: (b: number, h: tf.Tensor2D) => {
+      const n = h.shape[0];
+      influence[b]!.add(tensor(inputs.get(b)!, [n, d]), tensor(Float32Array.from(h.dataSync() as Float32Array), [n, d]));
+    },
+    linearInput: (info: { name: string; block: number }, x: tf.Tensor2D) => {
+      const i = downs.findIndex((l) => l!.name === info.name);
+      if (i >= 0) norms[i]!.add(tensor(Float32Array.from(x.dataSync() as Float32Array), [...x.shape]));
+    },
+  };
+  for (const { ids, b, len } of calibrationBatches(ctx, index)) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), { ...ctx.hooks(), ...hooks }));
+  const importance = influence.map((a) => a.importance());
+  const keepRatios = cfspBlockKeepRatios(importance, cfg.sparsity, { a: cfg.a, sizes: downs.map((l) => l!.in) });
+  const lines: string[] = [];
+  downs.forEach((down, i) => {
+    const producers = all.filter((l) => l.block === down!.block && (l.role === 'mlp.up' || l.role === 'mlp.gate') && l.expert === undefined);
+    const scores = channelScores({
+      name: down!.name,
+      consumer: coreOf(ctx.model.params[down!.name]!),
+      columnNorms: norms[i]!.norms(),
+      producers: producers.map((p) => coreOf(ctx.model.params[p.name]!)),
+      metric: cfg.metric,
+    });
+    const keep = Math.max(1, Math.round(keepRatios[i]! * down!.in));
+    const order = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]! || a - b);
+    const kept = new Uint8Array(down!.in);
+    for (const ch of order.slice(0, keep)) kept[ch] = 1;
+    applyMaskTo(args, down!.name, (_, c) => kept[c] === 1);
+    for (const p of producers) {
+      applyMaskTo(args, p.name, (r) => kept[r] === 1);
+      if (p.bias) {
+        const bv = ctx.model.params[p.bias]!;
+        assignValues(bv, Float32Array.from(bv.dataSync() as Float32Array, (x, r) => (kept[r] ? x : 0)));
+      }
+    }
+    lines.push(`block ${down!.block}: influence ${importance[i]!.toFixed(4)}, keeps ${keep}/${down!.in} neurons`);
+  });
+  ctx.pattern = undefined;
+  ctx.log.say(`${args.label}: CFSP ${(cfg.sparsity * 100).toFixed(0)}% of MLP neurons: ${lines.join('; ')}`);
+  ctx.log.event({ event: 'cfsp', stage: index, importance, keepRatios });
+  return { summary: `CFSP ${(cfg.sparsity * 100).toFixed(0)}% of MLP neurons (${lines.join('; ')})` };
+}
