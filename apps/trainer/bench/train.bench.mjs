@@ -207,7 +207,10 @@ async function profileSteps(trainer, paramShapes, steps) {
   const wallMs = (performance.now() - t0) / steps;
   const isParamShaped = (shapes) => shapes.every((s) => s === undefined || s.length === 0 || paramShapes.has(s.join(',')));
   const byKernel = new Map();
-  const categories = { gemm: 0, 'optimizer+clip (parameter-shaped)': 0, 'elementwise/other on activations': 0 };
+  const GEMM = 'gemm';
+  const THIN = 'gemm with an m, n or k of 1 (ones-vector sums/broadcasts)';
+  const categories = { [GEMM]: 0, [THIN]: 0, 'optimizer+clip (parameter-shaped)': 0, 'elementwise/other on activations': 0 };
+  const flops = { [GEMM]: 0, [THIN]: 0 };
   let kernelMs = 0;
   let calls = 0;
   for (const k of info.kernels) {
@@ -215,7 +218,19 @@ async function profileSteps(trainer, paramShapes, steps) {
     const ms = k.kernelTimeMs / steps;
     kernelMs += ms;
     calls++;
-    const cat = GEMM_KERNELS.has(k.name) ? 'gemm' : isParamShaped(k.inputShapes) ? 'optimizer+clip (parameter-shaped)' : 'elementwise/other on activations';
+    let cat;
+    if (GEMM_KERNELS.has(k.name)) {
+      // out [..., m, n] from a [..., m, k] (or its transpose): k = a.size / (a's batch * m)
+      const [a] = k.inputShapes;
+      const out = k.outputShapes[0];
+      const m = out[out.length - 2];
+      const n = out[out.length - 1];
+      const depth = a.reduce((x, y) => x * y, 1) / (a.slice(0, -2).reduce((x, y) => x * y, 1) * m);
+      cat = Math.min(m, n, depth) === 1 ? THIN : GEMM;
+      flops[cat] += (2 * out.reduce((x, y) => x * y, 1) * depth) / steps;
+    } else {
+      cat = isParamShaped(k.inputShapes) ? 'optimizer+clip (parameter-shaped)' : 'elementwise/other on activations';
+    }
     categories[cat] += ms;
     const e = byKernel.get(k.name) ?? { kernel: k.name, calls: 0, ms: 0, shapes: new Map() };
     e.calls++;
@@ -240,7 +255,9 @@ async function profileSteps(trainer, paramShapes, steps) {
     wallMsPerStep: r1(wallMs),
     kernelMsPerStep: r1(kernelMs),
     kernelCallsPerStep: calls / steps,
-    categories: Object.fromEntries(Object.entries(categories).map(([k, v]) => [k, { ms: r1(v), percent: r1((100 * v) / kernelMs) }])),
+    categories: Object.fromEntries(
+      Object.entries(categories).map(([k, v]) => [k, { ms: r1(v), percent: r1((100 * v) / kernelMs), ...(k in flops ? { gflops: Number((flops[k] / 1e9).toPrecision(3)), gflopsPerSec: Number((flops[k] / 1e6 / v).toPrecision(3)) } : {}) }]),
+    ),
     top,
   };
 }
@@ -432,7 +449,7 @@ for (const r of results.sizes) {
   if (!r.profile) continue;
   const p = r.profile;
   console.log(`\nsparse-cpu step at ${r.size} (tf.profile, per step over ${p.steps}): ${p.wallMsPerStep} ms wall, ${p.kernelMsPerStep} ms inside ${p.kernelCallsPerStep} kernel calls`);
-  printTable(Object.entries(p.categories).map(([category, c]) => ({ category, 'ms/step': c.ms, '% kernels': c.percent })));
+  printTable(Object.entries(p.categories).map(([category, c]) => ({ category, 'ms/step': c.ms, '% kernels': c.percent, 'GFLOP/step': c.gflops ?? '', 'GFLOP/s': c.gflopsPerSec ?? '' })));
   console.log('');
   printTable(p.top.map((k) => ({ kernel: k.kernel, 'calls/step': k.callsPerStep, 'ms/step': k.ms, '% kernels': k.percentOfKernels, 'largest input shapes (ms/step)': k.topShapes.join('; ') })));
 }
