@@ -8,6 +8,7 @@ import { nativeStatus, type NativeInfo } from '../native.js';
 import { FAST_BINARY_OPS, makeBinary, makeUnsortedSegmentSum } from './elementwise.js';
 import { makeSlice, makeSoftmax, makeSplitV, makeSum, makeTranspose } from './layout.js';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul.js';
+import { FAST_UNARY_OPS, makeUnary } from './unary.js';
 
 /** Name of the backend in tfjs's registry. */
 export const SPARSE_CPU_BACKEND = 'sparse-cpu';
@@ -22,7 +23,7 @@ export const NATIVE_TFJS_KERNELS: readonly string[] = ['BatchMatMul', '_FusedMat
  * Float32 kernels replaced by JavaScript that skips tfjs-backend-cpu's generic index paths (same
  * results); every other kernel is tfjs-backend-cpu's, unchanged.
  */
-export const FAST_TFJS_KERNELS: readonly string[] = [...FAST_BINARY_OPS, 'UnsortedSegmentSum', 'Transpose', 'Slice', 'SplitV', 'Sum', 'Softmax'];
+export const FAST_TFJS_KERNELS: readonly string[] = [...FAST_BINARY_OPS, ...FAST_UNARY_OPS, 'UnsortedSegmentSum', 'Transpose', 'Slice', 'SplitV', 'Sum', 'Softmax'];
 
 /** tfjs-backend-cpu's backend class, unchanged except for a name and the addon it runs on. */
 export class SparseCpuBackend extends MathBackendCPU {
@@ -117,6 +118,7 @@ export function registerSparseCpuBackend(options: RegisterSparseCpuOptions = {})
     Softmax: makeSoftmax,
   };
   for (const op of FAST_BINARY_OPS) replacements[op] = (fallback) => makeBinary(op, fallback);
+  for (const op of FAST_UNARY_OPS) replacements[op] = (fallback) => makeUnary(op, fallback);
   const nativeKernels: string[] = [];
   const fastKernels: string[] = [];
   for (const config of tf.getKernelsForBackend('cpu')) {
