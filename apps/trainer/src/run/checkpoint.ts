@@ -10,15 +10,10 @@ import { ArgumentError, tensor } from '@sparse/tensor';
 import { atomicWriteFile, openSafetensors, writeSafetensorsFile } from '@sparse/tensor/node';
 import type { ModelSpec } from '../model/types.js';
 import type { AdamState } from '../train/adam.js';
-import type { ReportAccumulator } from './context.js';
+import type { AdapterRecord, ReportAccumulator } from './context.js';
 
-export interface AdapterCheckpoint {
-  stage: number;
-  label: string;
-  variant: string;
-  config: Record<string, unknown>;
-  targets: string[];
-  seed: number;
+/** An attached adapter: how it was attached (to rebuild it) and its tensors' values. */
+export interface AdapterCheckpoint extends Omit<AdapterRecord, 'model'> {
   /** Per layer, per param name: values. */
   layers: Record<string, Record<string, Float32Array>>;
 }
@@ -56,6 +51,21 @@ interface LatestJson {
   adapter?: Omit<AdapterCheckpoint, 'layers'> & { layers: Record<string, Record<string, number[]>> };
   optimizer?: { t: number; shapes: Record<string, number[]> };
   snapshots: number[];
+}
+
+/** The plain-JSON part of a checkpoint, the same in memory and in latest.json. */
+type JsonPart = Pick<CheckpointContent, 'spec' | 'next' | 'stageState' | 'metricsBytes' | 'report' | 'pattern' | 'calibration'>;
+
+function jsonPart(x: JsonPart): JsonPart {
+  return {
+    spec: x.spec,
+    next: x.next,
+    ...(x.stageState ? { stageState: x.stageState } : {}),
+    metricsBytes: x.metricsBytes,
+    report: x.report,
+    ...(x.pattern ? { pattern: x.pattern } : {}),
+    ...(x.calibration ? { calibration: x.calibration } : {}),
+  };
 }
 
 export const CHECKPOINT_DIR = 'checkpoints';
@@ -103,14 +113,8 @@ export async function writeCheckpoint(runDir: string, c: CheckpointContent): Pro
   await writeSafetensorsFile(join(dir, file), entries);
   const latest: LatestJson = {
     version: 1,
-    spec: c.spec,
     file,
-    next: c.next,
-    ...(c.stageState ? { stageState: c.stageState } : {}),
-    metricsBytes: c.metricsBytes,
-    report: c.report,
-    ...(c.pattern ? { pattern: c.pattern } : {}),
-    ...(c.calibration ? { calibration: c.calibration } : {}),
+    ...jsonPart(c),
     paramShapes,
     masks,
     ...(adapter ? { adapter } : {}),
@@ -174,13 +178,7 @@ export async function readCheckpoint(runDir: string): Promise<CheckpointContent>
       snapshots.set(i, snap);
     }
     return {
-      spec: latest.spec,
-      next: latest.next,
-      ...(latest.stageState ? { stageState: latest.stageState } : {}),
-      metricsBytes: latest.metricsBytes,
-      report: latest.report,
-      ...(latest.pattern ? { pattern: latest.pattern } : {}),
-      ...(latest.calibration ? { calibration: latest.calibration } : {}),
+      ...jsonPart(latest),
       params,
       masks,
       ...(adapter ? { adapter } : {}),
