@@ -72,11 +72,22 @@ export class AdapterModel {
   /** The adapter currently merged into the weights, if any. */
   #merged: { name: string; densify: boolean } | null = null;
 
-  constructor(weights: Record<string, tf.Variable>) {
+  /** The layers' biases [out] by weight name (a weight without an entry has no bias). */
+  readonly biases: Readonly<Record<string, tf.Variable>>;
+
+  constructor(weights: Record<string, tf.Variable>, opts: { biases?: Record<string, tf.Variable> } = {}) {
     for (const [n, w] of Object.entries(weights)) {
       if (w.rank !== 2 || w.dtype !== 'float32') throw new ArgumentError(`attachAdapters: weight '${n}' must be a float32 matrix [out, in], got ${w.dtype} [${w.shape.join(', ')}]`);
     }
+    for (const [n, b] of Object.entries(opts.biases ?? {})) {
+      const w = weights[n];
+      if (w === undefined) throw new ArgumentError(`attachAdapters: bias '${n}' has no weight of that name`);
+      if (b.rank !== 1 || b.dtype !== 'float32' || b.shape[0] !== w.shape[0]) {
+        throw new ArgumentError(`attachAdapters: bias '${n}' must be a float32 vector [${w.shape[0]}], got ${b.dtype} [${b.shape.join(', ')}]`);
+      }
+    }
     this.weights = { ...weights };
+    this.biases = { ...(opts.biases ?? {}) };
   }
 
   /** Adds a named adapter on the matching weights and makes it the active one. */
@@ -171,6 +182,20 @@ export class AdapterModel {
     return tf.tidy(() => form.effectiveWeight({ base: w, vars, state, mask: this.#masks.get(name)!.tensor, training: this.training }));
   }
 
+  /**
+   * The bias of `name` the forward pass uses: the form's (e.g. SSF's γ ⊙ b + β, b = 0 for a layer without
+   * one) when the active adapter adapts biases, else the layer's own; null when there is none.
+   */
+  effectiveBias(name: string): tf.Tensor | null {
+    if (this.weights[name] === undefined) throw new ArgumentError(`effectiveBias: no weight named '${name}'`);
+    const b = this.biases[name] ?? null;
+    const layer = this.#merged === null && this.#enabled && this.#active !== null ? this.#adapters.get(this.#active)!.layers.get(name) : undefined;
+    const form = layer === undefined ? undefined : getTfForm(layer.state.variant)!;
+    if (layer === undefined || form?.effectiveBias === undefined) return b;
+    const { state, vars } = layer;
+    return tf.tidy(() => form.effectiveBias!({ base: this.weights[name]!, bias: b, vars, state, mask: this.#masks.get(name)!.tensor, training: this.training }));
+  }
+
   /** The active adapter's current values as core states (for savePeftAdapter or the core merge). */
   adapterStates(adapterName = this.#active ?? ''): Record<string, AdapterState> {
     const a = this.#adapter(adapterName);
@@ -197,9 +222,23 @@ export class AdapterModel {
     this.#notMerged('merge');
     const name = this.#requireActive('merge');
     const variant = getVariant(this.#adapters.get(name)!.variant);
-    for (const [n, s] of Object.entries(this.adapterStates(name))) {
+    const states = Object.entries(this.adapterStates(name));
+    // Checked before anything is written: a shift on a layer without a bias has nowhere to go.
+    const biases = new Map<string, Float32Tensor>();
+    if (variant.mergeBias) {
+      for (const [n, s] of states) {
+        const bias = this.biases[n];
+        const mb = variant.mergeBias(bias === undefined ? undefined : toCore(bias), s);
+        if (bias === undefined) {
+          if (mb.data.some((x) => x !== 0)) throw new ArgumentError(`merge: layer '${n}' has no bias variable but its '${variant.name}' adapter adds a nonzero bias; pass the layer's bias in biases`);
+        } else biases.set(n, mb);
+      }
+    }
+    for (const [n, s] of states) {
       const merged = variant.merge(toCore(this.weights[n]!), s, { mask: this.#masks.get(n)!.mask, densify: opts.densify });
       this.weights[n]!.assign(tf.tensor(merged.data, merged.shape));
+      const mb = biases.get(n);
+      if (mb !== undefined) this.biases[n]!.assign(tf.tensor(mb.data, mb.shape));
     }
     this.#merged = { name, densify: opts.densify ?? false };
     return this;
@@ -213,6 +252,11 @@ export class AdapterModel {
     for (const [n, s] of Object.entries(this.adapterStates(name))) {
       const base = variant.unmerge(toCore(this.weights[n]!), s, { mask: this.#masks.get(n)!.mask, densify });
       this.weights[n]!.assign(tf.tensor(base.data, base.shape));
+      const bias = this.biases[n];
+      if (variant.unmergeBias && bias !== undefined) {
+        const b = variant.unmergeBias(toCore(bias), s);
+        bias.assign(tf.tensor(b.data, b.shape));
+      }
     }
     this.#merged = null;
     return this;
@@ -252,8 +296,11 @@ export class AdapterModel {
 }
 
 /** Wraps `weights` and attaches one adapter (named `adapterName`, default 'default') to the matching ones. */
-export function attachAdapters(weights: Record<string, tf.Variable>, opts: AdapterOptions & { adapterName?: string }): AdapterModel {
-  return new AdapterModel(weights).addAdapter(opts.adapterName ?? 'default', opts);
+export function attachAdapters(
+  weights: Record<string, tf.Variable>,
+  opts: AdapterOptions & { adapterName?: string; biases?: Record<string, tf.Variable> },
+): AdapterModel {
+  return new AdapterModel(weights, { biases: opts.biases }).addAdapter(opts.adapterName ?? 'default', opts);
 }
 export * from './sft/tfjs.js';
 export * from './zeroth/tfjs.js';

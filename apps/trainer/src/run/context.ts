@@ -101,9 +101,12 @@ export class RunContext {
   hooks(opts: { maskBase?: boolean } = {}): ForwardHooks {
     const adapter = this.adapter?.model;
     const targeted = adapter ? new Set(Object.keys(adapter.weights)) : new Set<string>();
+    // a bias parameter -> the weight whose adapter may change it (SSF's shift)
+    const biasOf = new Map(adapter ? this.linears().filter((l) => l.bias !== undefined && targeted.has(l.name)).map((l) => [l.bias!, l.name]) : []);
     return {
       weight: (name, p) => {
         if (adapter && targeted.has(name)) return adapter.effectiveWeight(name);
+        if (adapter && biasOf.has(name)) return adapter.effectiveBias(biasOf.get(name)!) ?? p;
         if (opts.maskBase) {
           const m = this.maskTensor(name);
           if (m) return tf.mul(p, m);

@@ -263,3 +263,23 @@ describe('multi-layer pruning methods', () => {
     ds.dispose();
   }, 120_000);
 });
+
+describe('bias-aware adapters', () => {
+  it("SSF's shift trains through the layer biases and merges into them", async () => {
+    const model = { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 };
+    const a = resolveRecipe({ model, eval: { windows: 4 }, stages: [{ stage: 'pretrain', steps: 3, batch: 4 }, { stage: 'export', formats: ['dense'] }] });
+    await startRun(a, { dir: join(tmp, 'ssf-a'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    const b = resolveRecipe({ model, eval: { windows: 4 }, stages: [{ stage: 'pretrain', steps: 3, batch: 4 }, { stage: 'adapt', method: 'ssf', steps: 5, batch: 4, lr: 0.01 }, { stage: 'export', formats: ['dense'] }] });
+    const run = await startRun(b, { dir: join(tmp, 'ssf-b'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    expect(run.adapters[0]!.trainable).toBe(2 * (48 + 16 + 64 + 16)); // 2·out over c_attn, attn.c_proj, c_fc, mlp.c_proj
+    const before = await loadExportedModel(join(tmp, 'ssf-a', 'exports', 'model.safetensors'));
+    const after = await loadExportedModel(join(tmp, 'ssf-b', 'exports', 'model.safetensors'));
+    for (const l of before.linears()) {
+      const b0 = before.params[l.bias!]!.dataSync() as Float32Array;
+      const b1 = after.params[l.bias!]!.dataSync() as Float32Array;
+      expect(Array.from(b1).some((x, k) => x !== b0[k]), l.bias).toBe(true);
+    }
+    before.dispose();
+    after.dispose();
+  }, 120_000);
+});

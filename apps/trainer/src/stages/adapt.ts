@@ -26,7 +26,10 @@ export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, ind
   const masks = Object.fromEntries(names.filter((n) => ctx.masks.has(n)).map((n) => [n, ctx.masks.get(n)!]));
   const seed = ctx.recipe.seed * 1000 + index;
   const layerConfig = dataAwareConfigs(ctx, stage, index, layers);
+  // biases by their weight's name, for variants with a bias part (SSF's shift)
+  const biases = Object.fromEntries(layers.filter((l) => l.bias !== undefined).map((l) => [l.name, ctx.model.params[l.bias!]!]));
   const model = attachAdapters(weights, {
+    biases,
     targets: names,
     variant: stage.method,
     config: stage.config,

@@ -23,6 +23,8 @@ export interface TfAdapterForm {
   readonly variant: string;
   /** W + ΔW as a differentiable tensor, inside the caller's tidy. */
   effectiveWeight(ctx: TfFormContext): tf.Tensor;
+  /** Forms that adapt the bias too: the bias [out] the forward pass uses, from the base bias (null: the layer has none). */
+  effectiveBias?(ctx: TfFormContext & { bias: tf.Tensor | null }): tf.Tensor;
   /** Names of state params kept fixed during training (e.g. asymmetric LoRA's random A). */
   readonly frozen?: readonly string[];
 }

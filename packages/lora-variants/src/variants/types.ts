@@ -39,12 +39,19 @@ export interface AdapterVariant<C = unknown> {
   init(base: Tensor, config: unknown, rng: Random): AdapterState<C>;
   /** The dense ΔW the adapter adds to `base` (SPP's depends on the base, LoRA's does not). */
   delta(state: AdapterState<C>, base: Tensor): Float32Tensor;
-  /** x [n, in] -> x (W + ΔW)ᵀ without forming ΔW. */
-  forward(x: Tensor, base: Tensor, state: AdapterState<C>): Float32Tensor;
+  /**
+   * x [n, in] -> x (W + ΔW)ᵀ without forming ΔW; given the layer's `bias` [out], adds the bias the layer
+   * then uses (mergeBias when the variant has one, else the bias itself).
+   */
+  forward(x: Tensor, base: Tensor, state: AdapterState<C>, bias?: Tensor): Float32Tensor;
   /** A new weight W + ΔW (through the mask unless `densify`). */
   merge(base: Tensor, state: AdapterState<C>, opts?: MergeOptions): Float32Tensor;
   /** The base weight back from a merged one. */
   unmerge(merged: Tensor, state: AdapterState<C>, opts?: UnmergeOptions): Float32Tensor;
+  /** Variants that also adapt the bias (SSF's shift): the merged bias [out] from the base bias (zeros when the layer has none). */
+  mergeBias?(bias: Tensor | undefined, state: AdapterState<C>, opts?: MergeOptions): Float32Tensor;
+  /** The base bias back from a merged one. */
+  unmergeBias?(merged: Tensor, state: AdapterState<C>, opts?: UnmergeOptions): Float32Tensor;
   /** Trainable scalars for a weight of `shape`, in closed form. */
   trainableCount(shape: readonly [number, number], config: unknown): number;
 }

@@ -34,6 +34,17 @@ export interface FamilySpec<C> {
   /** Replaces the default (additive, masked) merge and unmerge, for updates that are not additive. */
   merge?(base: Float32Tensor, state: AdapterState<C>, opts: MergeOptions | undefined): Float32Tensor;
   unmerge?(merged: Float32Tensor, state: AdapterState<C>, opts: UnmergeOptions | undefined): Float32Tensor;
+  /** A bias path (SSF's shift): the merged bias from a contiguous float32 base bias [out], and back. */
+  mergeBias?(bias: Float32Array, state: AdapterState<C>): Float32Tensor;
+  unmergeBias?(merged: Float32Array, state: AdapterState<C>): Float32Tensor;
+}
+
+/** A bias [out] as a contiguous float32 copy (zeros when absent); throws ShapeError naming `op`. */
+function biasVector(b: Tensor | undefined, out: number, op: string, field: string): Float32Array {
+  if (b === undefined) return new Float32Array(out);
+  if (b.shape.length !== 1 || b.shape[0] !== out) throw new ShapeError(`${op}: ${field} must have shape [${out}], got [${b.shape.join(', ')}]`);
+  if (b.dtype !== 'float32') throw new ArgumentError(`${op}: ${field} must be float32, got ${b.dtype}`);
+  return Float32Array.from({ length: out }, (_, i) => b.data[b.offset + i * b.stride[0]!] as number);
 }
 
 export function defineFamilyVariant<C>(spec: FamilySpec<C>): AdapterVariant<C> {
@@ -57,7 +68,7 @@ export function defineFamilyVariant<C>(spec: FamilySpec<C>): AdapterVariant<C> {
       return { variant: name, shape: [w.shape[0]!, w.shape[1]!], config: spec.stateConfig ? spec.stateConfig(c) : c, params };
     },
     delta: (state, base) => deltaOf(state, base, 'delta'),
-    forward(x, base, state) {
+    forward(x, base, state, bias) {
       checkState(state as AdapterState, name, where('forward'));
       checkShape(base, state as AdapterState, where('forward'), 'base');
       const [, k] = floatMatrix(x, where('forward'), 'x').shape as [number, number];
@@ -65,6 +76,12 @@ export function defineFamilyVariant<C>(spec: FamilySpec<C>): AdapterVariant<C> {
       const y = matmul(x, base, { transB: true });
       const extra = spec.forwardDelta ? spec.forwardDelta(x, state, base) : matmul(x, spec.delta(state, floatMatrix(base, where('forward'), 'base')), { transB: true });
       for (let i = 0; i < y.data.length; i++) y.data[i] = y.data[i]! + extra.data[i]!;
+      if (bias !== undefined) {
+        const out = state.shape[0];
+        const b = biasVector(bias, out, where('forward'), 'bias');
+        const bb = spec.mergeBias ? spec.mergeBias(b, state).data : b;
+        for (let i = 0; i < y.data.length; i++) y.data[i] = y.data[i]! + bb[i % out]!;
+      }
       return y;
     },
     merge(base, state, opts) {
@@ -83,6 +100,18 @@ export function defineFamilyVariant<C>(spec: FamilySpec<C>): AdapterVariant<C> {
       return addMasked(w, spec.delta(state, w), mergeMask(w, opts, where('unmerge')), -1);
     },
     trainableCount: (shape, config) => spec.trainable(shape, parse(config)),
+    ...(spec.mergeBias && spec.unmergeBias
+      ? {
+          mergeBias(bias: Tensor | undefined, state: AdapterState<C>) {
+            checkState(state as AdapterState, name, where('mergeBias'));
+            return spec.mergeBias!(biasVector(bias, state.shape[0], where('mergeBias'), 'bias'), state);
+          },
+          unmergeBias(merged: Tensor, state: AdapterState<C>) {
+            checkState(state as AdapterState, name, where('unmergeBias'));
+            return spec.unmergeBias!(biasVector(merged, state.shape[0], where('unmergeBias'), 'merged bias'), state);
+          },
+        }
+      : {}),
   };
 }
 

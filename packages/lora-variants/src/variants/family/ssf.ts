@@ -1,8 +1,7 @@
 // SSF (Lian et al., "Scaling & Shifting Your Features"): y = γ ⊙ (x Wᵀ) + β, re-parameterized into the
-// layer at merge time: W' = diag(γ) W and b' = γ ⊙ b + β. The variant interface adapts a weight only
-// (no bias path), so this is the scale half: γ [out] starts at 1, ΔW = diag(γ − 1) W. A row scale is
-// zero wherever W is, so the mask survives by construction. Trainable: out. (The shift β needs an
-// adapter hook for the bias; see the package README.)
+// layer at merge time: W' = diag(γ) W and b' = γ ⊙ b + β. γ [out] starts at 1 and β [out] at 0 (identity);
+// ΔW = diag(γ − 1) W is the weight part, mergeBias the bias part (b = 0 for a layer without one). A row
+// scale is zero wherever W is, so the mask survives by construction. Trainable: 2 · out.
 import { ArgumentError, matmul, tensor } from '@sparse/tensor';
 import { z } from 'zod';
 import { mergeMask } from '../common.js';
@@ -16,7 +15,8 @@ export const ssfVariant = defineFamilyVariant<SsfConfig>({
   description: 'SSF (scale): W′ = diag(γ) W with a learnable per-output scale γ starting at 1; mergeable, keeps the mask',
   schema: ssfConfigSchema,
   init(base) {
-    return { ssf_scale: tensor(new Float32Array(base.shape[0]!).fill(1), [base.shape[0]!]) };
+    const out = base.shape[0]!;
+    return { ssf_scale: tensor(new Float32Array(out).fill(1), [out]), ssf_shift: tensor(new Float32Array(out), [out]) };
   },
   delta(state, base) {
     const g = state.params.ssf_scale!.data;
@@ -47,5 +47,18 @@ export const ssfVariant = defineFamilyVariant<SsfConfig>({
     for (let k = 0; k < w.data.length; k++) if (w.data[k] !== 0) w.data[k] = w.data[k]! / g[Math.floor(k / inp)]!;
     return w;
   },
-  trainable: (shape) => shape[0],
+  mergeBias(b, state) {
+    const g = state.params.ssf_scale!.data;
+    const beta = state.params.ssf_shift!.data;
+    return tensor(Float32Array.from(b, (v, i) => g[i]! * v + beta[i]!), [b.length]);
+  },
+  unmergeBias(m, state) {
+    const g = state.params.ssf_scale!.data;
+    const beta = state.params.ssf_shift!.data;
+    g.forEach((v, i) => {
+      if (v === 0) throw new ArgumentError(`ssf.unmergeBias: scale γ is 0 at row ${i}; the merge cannot be undone`);
+    });
+    return tensor(Float32Array.from(m, (v, i) => (v - beta[i]!) / g[i]!), [m.length]);
+  },
+  trainable: (shape) => 2 * shape[0],
 });

@@ -87,6 +87,7 @@ export const nullLoraForm: TfAdapterForm = {
 export const ssfForm: TfAdapterForm = {
   variant: 'ssf',
   effectiveWeight: ({ base, vars }) => tf.mul(base, tf.expandDims(v(vars, 'ssf_scale'), 1)),
+  effectiveBias: ({ bias, vars }) => (bias === null ? tf.add(v(vars, 'ssf_shift'), 0) : tf.add(tf.mul(v(vars, 'ssf_scale'), bias), v(vars, 'ssf_shift'))),
 };
 
 /** scaling · B diag(g) A; a pruned component (g_i = 0) gets no gradient. */
