@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError } from '@sparse/tensor';
 import { ensureGradients } from './gradients.js';
-import { sizeOfShape, type ParamSpec } from './layers.js';
+import { Forward, sizeOfShape, type ParamSpec } from './layers.js';
 import { crossEntropy } from './ops.js';
 import type { Architecture, ForwardHooks, LanguageModel, LinearInfo, ModelSpec } from './types.js';
 
@@ -29,17 +29,28 @@ export abstract class BaseModel implements LanguageModel {
   abstract readonly spec: Readonly<ModelSpec>;
   abstract readonly blocks: number;
   readonly params: Readonly<Record<string, tf.Variable>>;
+  /** The prunable linear layers, in evaluation order. */
+  protected readonly linearInfos: readonly LinearInfo[];
 
-  protected constructor(what: string, specs: readonly ParamSpec[], values: ReadonlyMap<string, Float32Array>) {
+  protected constructor(what: string, specs: readonly ParamSpec[], values: ReadonlyMap<string, Float32Array>, linears: readonly LinearInfo[]) {
     ensureGradients();
     checkValues(what, specs, values);
     const id = nextModelId++;
     const params: Record<string, tf.Variable> = {};
     for (const spec of specs) params[spec.name] = tf.variable(tf.tensor(values.get(spec.name)!, spec.shape), true, `${what}/${spec.name}/${id}`);
     this.params = Object.freeze(params);
+    this.linearInfos = Object.freeze(linears.map((l) => Object.freeze({ ...l })));
   }
 
-  abstract linears(): LinearInfo[];
+  linears(): LinearInfo[] {
+    return this.linearInfos.map((l) => ({ ...l }));
+  }
+
+  /** One forward pass's view of the parameters, applying `hooks`. */
+  protected pass(hooks?: ForwardHooks): Forward {
+    return new Forward(this.params, this.linearInfos as LinearInfo[], hooks);
+  }
+
   abstract logits2d(ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor2D;
 
   loss(ids: tf.Tensor2D, targets: tf.Tensor2D, hooks?: ForwardHooks): tf.Scalar {

@@ -190,24 +190,18 @@ export class Gpt extends BaseModel {
   readonly config: Readonly<GptConfig>;
   readonly spec: Readonly<GptSpec>;
   readonly blocks: number;
-  readonly #linears: LinearInfo[];
 
   constructor(config: GptConfig, values: ReadonlyMap<string, Float32Array>) {
-    super('gpt', gptParamSpecs(config), values);
+    super('gpt', gptParamSpecs(config), values, gptLinears(config));
     const cfg: GptConfig = { vocab: config.vocab, d: config.d, layers: config.layers, heads: config.heads, ctx: config.ctx, mlpRatio: config.mlpRatio };
     if (config.moe) cfg.moe = Object.freeze({ experts: config.moe.experts, topK: config.moe.topK });
     this.config = Object.freeze(cfg);
     this.spec = Object.freeze({ architecture: 'gpt' as const, ...cfg });
     this.blocks = cfg.layers;
-    this.#linears = gptLinears(cfg);
-  }
-
-  linears(): LinearInfo[] {
-    return this.#linears.map((l) => ({ ...l }));
   }
 
   logits2d(ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor2D {
-    return logits(this.config, new Forward(this.params, this.#linears, hooks), ids);
+    return logits(this.config, this.pass(hooks), ids);
   }
 }
 

@@ -230,25 +230,19 @@ export class Llama extends BaseModel {
   readonly config: Readonly<LlamaConfig>;
   readonly spec: Readonly<LlamaSpec>;
   readonly blocks: number;
-  readonly #linears: LinearInfo[];
 
   constructor(config: LlamaConfig, values: ReadonlyMap<string, Float32Array>) {
-    super('llama', llamaParamSpecs(config), values);
+    super('llama', llamaParamSpecs(config), values, llamaLinears(config));
     const cfg: LlamaConfig = {} as LlamaConfig;
     for (const k of LLAMA_FIELDS) if ((config as unknown as Record<string, unknown>)[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = (config as unknown as Record<string, unknown>)[k];
     if (config.moe) cfg.moe = Object.freeze({ experts: config.moe.experts, topK: config.moe.topK });
     this.config = Object.freeze(cfg);
     this.spec = Object.freeze({ architecture: 'llama' as const, ...cfg });
     this.blocks = cfg.layers;
-    this.#linears = llamaLinears(cfg);
-  }
-
-  linears(): LinearInfo[] {
-    return this.#linears.map((l) => ({ ...l }));
   }
 
   logits2d(ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor2D {
-    return logits(this.config, new Forward(this.params, this.#linears, hooks), ids);
+    return logits(this.config, this.pass(hooks), ids);
   }
 }
 

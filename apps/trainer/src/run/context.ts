@@ -3,7 +3,8 @@
 // checkpoint saves all of it.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { maskToBooleans, type Mask } from '@sparse/masks';
+import type { Mask } from '@sparse/masks';
+import { maskToTf } from '@sparse/masks/tfjs';
 import type { AdapterModel } from '@sparse/lora-variants/tfjs';
 import type { ForwardHooks, LanguageModel, LinearInfo } from '../model/types.js';
 import type { ResolvedRecipe } from '../recipe/schema.js';
@@ -81,7 +82,7 @@ export class RunContext {
     if (mask === undefined) return undefined;
     let t = this.#maskTensors.get(name);
     if (t === undefined) {
-      t = tf.keep(tf.tensor(Float32Array.from(maskToBooleans(mask), (b) => (b ? 1 : 0)), mask.shape));
+      t = tf.keep(maskToTf(mask));
       this.#maskTensors.set(name, t);
     }
     return t;

@@ -2,7 +2,7 @@
 // exports/, report.html. A checkpoint is written at every stage boundary and every
 // `checkpointEvery` steps inside training stages; `resumeRun` continues from the last one.
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { maskFromBooleans } from '@sparse/masks';
 import { isNM } from '@sparse/nm';
@@ -235,9 +235,7 @@ export async function resumeRun(dirArg: string, opts: Omit<RunOptions, 'dir'> = 
   const recipe = resolveRecipe(JSON.parse(readFileSync(recipePath, 'utf8')), { source: recipePath });
   if (!hasCheckpoint(dir)) {
     // killed before the first checkpoint: start over in the same folder
-    const log0 = new RunLog(join(dir, 'metrics.jsonl'), opts.mode ?? 'human', opts.io ?? defaultIO, 0);
-    log0.close();
-    const { rmSync } = await import('node:fs');
+    rmSync(join(dir, 'metrics.jsonl'), { force: true });
     rmSync(recipePath);
     return startRun(recipe, { dir, ...opts });
   }

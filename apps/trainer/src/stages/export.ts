@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isNM } from '@sparse/nm';
-import { maskToBooleans } from '@sparse/masks';
+import { applyMask } from '@sparse/masks';
 import { cast, layoutByteLength, tensor, toBitmask, toCSR, toNM, isSparseLayout, type SafetensorsInput, type Tensor } from '@sparse/tensor';
 import { writeSafetensorsFile } from '@sparse/tensor/node';
 import { CHECKPOINT_FORMAT, loadCheckpoint } from '../model/checkpoint.js';
@@ -46,8 +46,7 @@ export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promis
         entries[k] = dense(v, shape);
         continue;
       }
-      const keep = maskToBooleans(mask);
-      const masked = dense(Float32Array.from(v, (x, i) => (keep[i] ? x : 0)), shape);
+      const masked = dense(applyMask(mask, tensor(v, shape)).data as Float32Array, shape);
       const p = ctx.pattern;
       // N:M when every group holds at most N; otherwise the smaller of bitmask and CSR, or dense when
       // neither is smaller than it

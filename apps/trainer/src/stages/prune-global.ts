@@ -5,7 +5,7 @@
 // down projection and the matching rows of the up (and gate) projection, all masked.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { maskFromPredicate } from '@sparse/masks';
+import { applyMask, count, maskFromPredicate } from '@sparse/masks';
 import { BlockInfluenceAccumulator, cfspBlockKeepRatios, channelScores, ColumnNormAccumulator, globalMagnitudeMasks } from '@sparse/pruners';
 import { tensor } from '@sparse/tensor';
 import type { z } from 'zod';
@@ -31,11 +31,10 @@ export async function runGlobalMagnitude(args: StageArgs<StageOf<'prune'>>): Pro
   const per: string[] = [];
   for (const l of layers) {
     const m = masks[l.name]!;
-    const bits = (k: number) => ((m.bits[k >>> 5]! >>> (k & 31)) & 1) === 1;
-    applyMaskTo(args, l.name, (r, c) => bits(r * l.in + c));
-    let kept = 0;
-    for (let k = 0; k < l.out * l.in; k++) if (bits(k)) kept++;
-    per.push(`${l.name.replace(/\.weight$/, '')} ${((1 - kept / (l.out * l.in)) * 100).toFixed(0)}%`);
+    const v = ctx.model.params[l.name]!;
+    assignValues(v, applyMask(m, coreOf(v)).data as Float32Array);
+    ctx.setMask(l.name, m);
+    per.push(`${l.name.replace(/\.weight$/, '')} ${((1 - count(m) / (l.out * l.in)) * 100).toFixed(0)}%`);
   }
   ctx.pattern = undefined;
   ctx.log.say(`${args.label}: global magnitude ${(cfg.sparsity * 100).toFixed(0)}%: ${per.join(', ')}`);

@@ -4,7 +4,7 @@
 // pruned before it, as in the SparseGPT and Wanda papers. Only one group's statistics are held.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { maskToBooleans } from '@sparse/masks';
+import { count } from '@sparse/masks';
 import { applyColumnPermutation, applyRowPermutation, searchChannelPermutation } from '@sparse/nm';
 import { ColumnNormAccumulator, getPruner, HessianAccumulator, patternOf, pruneLayer, type LayerStats } from '@sparse/pruners';
 import { Random, tensor } from '@sparse/tensor';
@@ -122,7 +122,7 @@ export async function runPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<
     const r = pruneLayer(stage.method, { name: l.name, weight: coreOf(v), stats: acc ? statsOf(acc) : undefined, config: stage.config });
     assignValues(v, r.weight.data);
     ctx.setMask(l.name, r.mask);
-    const kept = maskToBooleans(r.mask).reduce((s, b) => s + b, 0);
+    const kept = count(r.mask);
     ctx.log.event({ event: 'prune', stage: index, layer: l.name, method: stage.method, sparsity: 1 - kept / (l.out * l.in), error: r.error?.total });
   };
   // groups in evaluation order
@@ -143,7 +143,7 @@ export async function runPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<
   }
   ctx.pattern = pattern.kind === 'nm' ? { n: pattern.n, m: pattern.m } : undefined;
   const total = layers.reduce((s, l) => s + l.out * l.in, 0);
-  const kept = layers.reduce((s, l) => s + maskToBooleans(ctx.masks.get(l.name)!).reduce((a, b) => a + b, 0), 0);
+  const kept = layers.reduce((s, l) => s + count(ctx.masks.get(l.name)!), 0);
   const ms = performance.now() - t0;
   const desc = pattern.kind === 'nm' ? `${pattern.n}:${pattern.m}` : `${(pattern.sparsity * 100).toFixed(0)}% unstructured`;
   ctx.log.say(`${label}: ${stage.method} ${desc} on ${layers.length} layers (${stage.sequential && needs.size > 0 ? 'sequential' : 'one pass'}${batches.length ? `, ${batches.reduce((s, b) => s + b.b, 0)} calibration windows` : ''}): ${((1 - kept / total) * 100).toFixed(2)}% of their weights pruned in ${(ms / 1000).toFixed(1)} s`);

@@ -2,7 +2,7 @@
 // the mask with STE / SR-STE / progressive gradient flow (@sparse/nm).
 
 import * as tf from '@tensorflow/tfjs-core';
-import { applyMask, maskFromBooleans, maskToBooleans, type Mask } from '@sparse/masks';
+import { applyMask, type Mask } from '@sparse/masks';
 import { nmMask, rescaleKeptRows } from '@sparse/nm';
 import { adamsDecayedGradient, gradientFlowDecay, nmMaskedWeight, type MaskEstimator } from '@sparse/nm/tfjs';
 import { maskToTf } from '@sparse/masks/tfjs';
@@ -78,11 +78,10 @@ async function trainNM(args: StageArgs<StageOf<'train'>>, variables: Map<string,
     // final mask from the trained weights; pruned entries become exact zeros
     for (const l of layers) {
       const v = ctx.model.params[l.name]!;
-      const mask = nmMask(coreOf(v), { n: cfg.n, m: cfg.m });
-      const keep = maskToBooleans(mask);
-      const w = Float32Array.from(v.dataSync() as Float32Array, (x, k) => (keep[k] ? x : 0));
-      assignValues(v, w);
-      setMask(l.name, maskFromBooleans(keep, mask.shape));
+      const w = coreOf(v);
+      const mask = nmMask(w, { n: cfg.n, m: cfg.m });
+      assignValues(v, applyMask(mask, w).data as Float32Array);
+      setMask(l.name, mask);
     }
     syncRunMasks();
     return { summary: `${cfg.n}:${cfg.m} with ${cfg.estimator}, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}` };
