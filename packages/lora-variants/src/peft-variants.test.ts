@@ -36,9 +36,11 @@ const CASES: Record<string, (rng: Random, shape: [number, number]) => Record<str
   'lora-dropout': () => ({ r: 2, p: 0.2, seed: 7 }),
   'lora-sb': (rng, shape) => ({ r: 2, gradient: randn(rng, shape), stepSize: 0.5 }),
   'lora-xs': () => ({ r: 2 }),
+  mosa: () => ({ r: 2, modules: 3 }),
   lors: () => ({ r: 2, alpha: 3 }),
   losia: () => ({ rows: 0.5, cols: 0.25 }),
   'null-lora': (rng) => ({ r: 2, space: 'inputs', inputs: randn(rng, [5, 12]) }),
+  pst: () => ({ r: 2, scoreRank: 2, sparsity: 0.6, scheduleEnd: 0.8 }),
   rosa: () => ({ r: 2, density: 0.2 }),
   roselora: () => ({ r: 2, keepA: 0.5, keepB: 0.5 }),
   s2ft: () => ({ axis: 'columns', groupSize: 2, groups: 2 }),
@@ -60,8 +62,8 @@ function adapters(name: string, seed: number): { states: Record<string, Indexed>
   for (const [m, shape] of Object.entries(MODULES)) {
     bases[m] = base(rng, shape);
     const s = getVariant(name).init(bases[m], CASES[name]!(rng, shape), rng) as Indexed;
-    // Gates stay positive (on), or selective-lora's ΔW could be switched off entirely.
-    for (const [n, p] of Object.entries(s.params)) for (let k = 0; k < p.data.length; k++) p.data[k] = n.endsWith('_gate') ? 1 + rng.uniform() : rng.normal(0, 0.5);
+    // Gates stay positive (on), or selective-lora's ΔW could be switched off entirely; PST's level stays in [0, 1).
+    for (const [n, p] of Object.entries(s.params)) for (let k = 0; k < p.data.length; k++) p.data[k] = n.endsWith('_gate') ? 1 + rng.uniform() : n === 'pst_sparsity' ? 0.6 * rng.uniform() : rng.normal(0, 0.5);
     states[m] = s;
   }
   return { states, bases };

@@ -5,11 +5,13 @@
 // base mask bit-exactly unless `densify` is asked for. The application registers tfjs's gradients and
 // backend (import '@tensorflow/tfjs-core/dist/register_all_gradients' and a backend) before training.
 import { maskFromTensor, type Mask } from '@sparse/masks';
-import { ArgumentError, Random, tensor, type Float32Tensor } from '@sparse/tensor';
+import { ArgumentError, Random, ShapeError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { getTfForm, listTfForms } from './tfjs-forms/index.js';
 import { getVariant } from './variants/registry.js';
-import type { AdapterState } from './variants/types.js';
+import { losiaRelocalize, type LosiaConfig } from './variants/sparse/losia.js';
+import type { IndexedAdapterState, ScoredAdapterVariant } from './variants/sparse/shared.js';
+import type { AdapterState, AdapterVariant } from './variants/types.js';
 
 export type TargetPattern = string | RegExp | readonly string[] | ((name: string) => boolean);
 
@@ -25,6 +27,12 @@ export interface AdapterOptions {
   masks?: Record<string, Mask>;
   /** Extra config fields for one layer (data-aware inits: CorDA's covariance, LoRA-SB's gradient), merged over `config`. */
   layerConfig?: (name: string) => Record<string, unknown> | undefined;
+  /**
+   * A score matrix [out, in] for one layer (e.g. accumulated squared gradients): variants that choose a
+   * support (rosa, smt, losia, s2ft, dsee, sara, sparse-adapter) select from it through `initWithScores`
+   * instead of their data-free rule. undefined for a layer: that layer uses the data-free rule.
+   */
+  scores?: (name: string) => Tensor | tf.Tensor | undefined;
 }
 
 export interface TrainableReport {
@@ -59,6 +67,29 @@ function matcher(t: TargetPattern): (name: string) => boolean {
 
 function toCore(v: tf.Tensor): Float32Tensor {
   return tensor(Float32Array.from(v.dataSync() as Float32Array), v.shape);
+}
+
+/** A layer's scores as a core tensor, refused (naming the layer and both shapes) unless [out, in]. */
+function checkScores(name: string, scores: Tensor | tf.Tensor, [out, inp]: readonly number[], op: string): Tensor {
+  const s = scores instanceof tf.Tensor ? toCore(scores) : scores;
+  if (s.shape.length !== 2 || s.shape[0] !== out || s.shape[1] !== inp) {
+    throw new ShapeError(`${op}: layer '${name}': scores are [${s.shape.join(', ')}] but the weight is [${out}, ${inp}]`);
+  }
+  return s;
+}
+
+/** `variant.initWithScores` for layer `name`, with the scores' shape checked against the weight first. */
+function initScored(variant: AdapterVariant, name: string, base: Float32Tensor, config: unknown, rng: Random, scores: Tensor | tf.Tensor): AdapterState {
+  const init = (variant as Partial<ScoredAdapterVariant<unknown>>).initWithScores;
+  if (typeof init !== 'function') throw new ArgumentError(`addAdapter: layer '${name}': variant '${variant.name}' takes no scores (its selection has no score matrix)`);
+  const s = checkScores(name, scores, base.shape, 'addAdapter');
+  try {
+    return init.call(variant, base, config, rng, s);
+  } catch (err) {
+    // the core names the variant; add the layer
+    if (err instanceof ArgumentError) throw new ArgumentError(`addAdapter: layer '${name}': ${err.message}`, { cause: err });
+    throw err;
+  }
 }
 
 export class AdapterModel {
@@ -113,7 +144,9 @@ export class AdapterModel {
         this.#masks.set(n, { mask, tensor: tf.keep(tf.tensor(Float32Array.from({ length: base.data.length }, (_, k) => ((mask.bits[k >>> 5]! >>> (k & 31)) & 1)), base.shape)) });
       }
       const extra = opts.layerConfig?.(n);
-      const state = variant.init(base, extra ? { ...(opts.config as object ?? {}), ...extra } : config, root.fork(n));
+      const layerCfg = extra ? { ...(opts.config as object ?? {}), ...extra } : config;
+      const scores = opts.scores?.(n);
+      const state = scores === undefined ? variant.init(base, layerCfg, root.fork(n)) : initScored(variant, n, base, layerCfg, root.fork(n), scores);
       // Unnamed: tfjs variable names are global, and two models may adapt layers of the same name.
       const frozen = new Set(form.frozen ?? []);
       const vars = Object.fromEntries(Object.entries(state.params).map(([p, t]) => [p, tf.variable(tf.tensor(t.data, t.shape), !frozen.has(p))]));
@@ -215,6 +248,57 @@ export class AdapterModel {
       tf.tidy(() => v.assign(tf.tensor(data, v.shape)));
     }
     return this;
+  }
+
+  /**
+   * LoSiA's re-localization, on each layer of the active (losia) adapter that `scores` gives a matrix
+   * [out, in] for: the trained core goes into the weight (through the base mask unless densify) and a
+   * zero core starts on the subnet the new scores pick (`losiaRelocalize`). The core variables keep their
+   * identity and shape, so an optimizer's variable list stays valid. Returns the layers re-localized.
+   */
+  relocalize(scores: (name: string) => Tensor | tf.Tensor | undefined, opts: { densify?: boolean } = {}): string[] {
+    this.#notMerged('relocalize');
+    const l = this.#losiaLayers('relocalize');
+    const done: string[] = [];
+    for (const [n, layer] of l) {
+      const sc = scores(n);
+      if (sc === undefined) continue;
+      const s = checkScores(n, sc, layer.state.shape, 'relocalize');
+      const state = { ...(layer.state as IndexedAdapterState<LosiaConfig>), params: { losia_core: toCore(layer.vars.losia_core!) } };
+      const next = losiaRelocalize(toCore(this.weights[n]!), state, s, new Random(0), { mask: this.#masks.get(n)!.mask, densify: opts.densify });
+      this.weights[n]!.assign(tf.tensor(next.base.data, next.base.shape));
+      layer.state = next.state;
+      tf.tidy(() => layer.vars.losia_core!.assign(tf.zerosLike(layer.vars.losia_core!)));
+      done.push(n);
+    }
+    return done;
+  }
+
+  /** Sets the subnet (rows and columns) of one layer of a losia adapter, e.g. when resuming after re-localizations. */
+  setSubnet(adapterName: string, layer: string, subnet: { rows: ArrayLike<number>; cols: ArrayLike<number> }): this {
+    const l = this.#losiaLayers('setSubnet', adapterName).get(layer);
+    if (l === undefined) throw new ArgumentError(`setSubnet: adapter '${adapterName}' has no layer '${layer}'`);
+    const st = l.state as IndexedAdapterState<LosiaConfig>;
+    const check = (field: 'rows' | 'cols', bound: number): Int32Array => {
+      const v = subnet[field];
+      const want = st.indices[field]!.length;
+      if (v?.length !== want) throw new ArgumentError(`setSubnet: ${layer}: ${field} has ${v?.length} entries, expected ${want}`);
+      const out = Int32Array.from(v);
+      out.forEach((x, k) => {
+        if (!Number.isInteger(v[k]) || x < 0 || x >= bound || (k > 0 && x <= out[k - 1]!)) {
+          throw new ArgumentError(`setSubnet: ${layer}: ${field} must be increasing integers in [0, ${bound}), got ${String(v[k])} at ${k}`);
+        }
+      });
+      return out;
+    };
+    l.state = { ...st, indices: { rows: check('rows', st.shape[0]), cols: check('cols', st.shape[1]) } } as IndexedAdapterState;
+    return this;
+  }
+
+  #losiaLayers(op: string, adapterName = this.#requireActive(op)): Map<string, LayerAdapter> {
+    const a = this.#adapter(adapterName);
+    if (a.variant !== 'losia') throw new ArgumentError(`${op}: adapter '${adapterName}' is '${a.variant}'; only losia re-localizes its subnet`);
+    return a.layers;
   }
 
   /** Writes W + ΔW of the active adapter into the weights (through each base mask unless densify). */

@@ -3,14 +3,17 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachAdapters, pruneDynamicRankModel } from '@sparse/lora-variants/tfjs';
+import { attachAdapters, pruneDynamicRankModel, type AdapterModel } from '@sparse/lora-variants/tfjs';
+import type { AdapterState } from '@sparse/lora-variants';
 import { savePeftAdapter } from '@sparse/lora-variants/node';
-import type { StageOf } from '../recipe/schema.js';
+import { pstMask, pstSparsityAt } from '@sparse/lora-variants';
+import { supportScoresOf, type StageOf, type SupportScores } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { HessianAccumulator } from '@sparse/pruners';
-import { Random, tensor } from '@sparse/tensor';
-import { sampleBatch } from '../data/dataset.js';
+import { GradientAccumulator, SquaredGradientAccumulator } from '@sparse/masks';
+import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
+import { sampleBatch, type Batch } from '../data/dataset.js';
 import type { LinearInfo } from '../model/types.js';
 import { configFields, findMethod } from '../recipe/methods.js';
 import { selectLinears, type StageArgs, type StageOutcome } from './common.js';
@@ -25,7 +28,7 @@ export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, ind
   const weights = Object.fromEntries(names.map((n) => [n, ctx.model.params[n]!]));
   const masks = Object.fromEntries(names.filter((n) => ctx.masks.has(n)).map((n) => [n, ctx.masks.get(n)!]));
   const seed = ctx.recipe.seed * 1000 + index;
-  const layerConfig = dataAwareConfigs(ctx, stage, index, layers);
+  const { layerConfig, scores } = dataAwareConfigs(ctx, stage, index, layers);
   // biases by their weight's name, for variants with a bias part (SSF's shift)
   const biases = Object.fromEntries(layers.filter((l) => l.bias !== undefined).map((l) => [l.name, ctx.model.params[l.bias!]!]));
   const model = attachAdapters(weights, {
@@ -37,23 +40,31 @@ export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, ind
     masks,
     adapterName: label,
     ...(layerConfig ? { layerConfig: (n: string) => layerConfig.get(n) } : {}),
+    ...(scores ? { scores: (n: string) => scores.get(n) } : {}),
   });
   ctx.adapter = { stage: index, label, variant: stage.method, config: stage.config, targets: names, seed, model };
 }
 
 /**
  * Data-aware inits read calibration statistics the recipe cannot spell out: an input covariance per
- * layer (CorDA, Null-LoRA on the inputs' null space) or the loss gradient of each weight (LoRA-SB).
- * Computed here from calibration windows when the method's config has such a field and the recipe
- * left it out.
+ * layer (CorDA, Null-LoRA on the inputs' null space) or the loss gradient of each weight (LoRA-SB), put
+ * into each layer's config when the method's config has such a field and the recipe left it out; and
+ * the score matrices a sparse adapter chooses its support from (`supportScores`, see the recipe schema).
  */
-function dataAwareConfigs(ctx: RunContext, stage: StageOf<'adapt'>, index: number, layers: LinearInfo[]): Map<string, Record<string, unknown>> | undefined {
+function dataAwareConfigs(
+  ctx: RunContext,
+  stage: StageOf<'adapt'>,
+  index: number,
+  layers: LinearInfo[],
+): { layerConfig?: Map<string, Record<string, unknown>>; scores?: Map<string, Float32Tensor> } {
   const method = findMethod('adapt', stage.method);
   const fields = new Set(configFields(method?.schema).map((f) => f.name));
   const cfg = stage.config as Record<string, unknown>;
   const wantsCov = fields.has('covariance') && cfg.covariance === undefined && cfg.inputs === undefined && (cfg.space === undefined ? !fields.has('space') : cfg.space === 'inputs');
   const wantsGrad = fields.has('gradient') && cfg.gradient === undefined;
-  if (!wantsCov && !wantsGrad) return undefined;
+  const criterion = supportScoresOf(stage);
+  const scores = criterion === 'magnitude' ? undefined : supportScores(ctx, stage, index, layers, criterion);
+  if (!wantsCov && !wantsGrad) return { scores };
   const out = new Map<string, Record<string, unknown>>(layers.map((l) => [l.name, {}]));
   if (wantsCov) {
     const accs = new Map<string, Accumulators>(layers.map((l) => [l.name, { hessian: new HessianAccumulator(l.in, { name: l.name }) }]));
@@ -69,23 +80,120 @@ function dataAwareConfigs(ctx: RunContext, stage: StageOf<'adapt'>, index: numbe
     const data = ctx.data.main.train;
     const len = Math.min(ctx.model.spec.ctx, data.length - 1);
     const rng = new Random(ctx.recipe.seed).fork(`stage-${index}`).fork('init-gradient');
-    const vars = layers.map((l) => ctx.model.params[l.name]!);
+    const batches = Array.from({ length: 4 }, () => sampleBatch(data, 8, len, rng));
     const sums = layers.map((l) => new Float32Array(l.out * l.in));
-    const batches = 4;
-    for (let k = 0; k < batches; k++) {
-      const b = sampleBatch(data, 8, len, rng);
+    weightGradients(ctx, layers, batches, (i, g) => {
+      for (let j = 0; j < g.length; j++) sums[i]![j]! += g[j]! / batches.length;
+    });
+    layers.forEach((l, i) => (out.get(l.name)!.gradient = tensor(sums[i]!, [l.out, l.in])));
+    ctx.log.say(`${stage.method}: loss gradients of ${layers.length} weights from ${batches.length} calibration batches`);
+  }
+  return { layerConfig: out, scores };
+}
+
+/**
+ * Calls `visit(i, g)` with the loss gradient of layers[i]'s weight on each batch in turn: ∂L/∂W at the
+ * weight the forward pass uses (W + ΔW while an adapter is attached).
+ */
+function weightGradients(ctx: RunContext, layers: LinearInfo[], batches: Batch[], visit: (i: number, g: Float32Array) => void): void {
+  const hooks = ctx.hooks();
+  const slot = new Map(layers.map((l, i) => [l.name, i]));
+  const current = layers.map((l) => tf.keep(hooks.weight?.(l.name, ctx.model.params[l.name]!) ?? ctx.model.params[l.name]!));
+  try {
+    for (const b of batches) {
       tf.tidy(() => {
-        const { grads } = tf.variableGrads(() => ctx.model.loss(tf.tensor2d(b.inputs, [8, len], 'int32'), tf.tensor2d(b.targets, [8, len], 'int32'), ctx.hooks()), vars);
-        vars.forEach((v, i) => {
-          const g = grads[v.name]!.dataSync() as Float32Array;
-          for (let j = 0; j < g.length; j++) sums[i]![j]! += g[j]! / batches;
-        });
+        const ids = tf.tensor2d(b.inputs, [b.batch, b.len], 'int32');
+        const targets = tf.tensor2d(b.targets, [b.batch, b.len], 'int32');
+        const loss = (...ws: tf.Tensor[]) =>
+          ctx.model.loss(ids, targets, { ...hooks, weight: (n, p) => (slot.has(n) ? ws[slot.get(n)!]! : (hooks.weight?.(n, p) ?? p)) }) as tf.Scalar;
+        tf.grads(loss)(current).forEach((g, i) => visit(i, g.dataSync() as Float32Array));
       });
     }
-    layers.forEach((l, i) => (out.get(l.name)!.gradient = tensor(sums[i]!, [l.out, l.in])));
-    ctx.log.say(`${stage.method}: loss gradients of ${layers.length} weights from ${batches} calibration batches`);
+  } finally {
+    // the parameters themselves stay; only computed effective weights are ours to free
+    current.forEach((t, i) => t !== ctx.model.params[layers[i]!.name] && t.dispose());
   }
+}
+
+/** The windows the support scores of adapt stage `index` average over: `supportBatches` batches of `batch` from the stage's data. */
+export function supportScoreBatches(ctx: RunContext, stage: StageOf<'adapt'>, index: number, draw = 'support-scores'): Batch[] {
+  const data = (stage.data === 'shifted' ? ctx.data.shifted() : ctx.data.main).train;
+  const len = Math.min(ctx.model.spec.ctx, data.length - 1);
+  const rng = new Random(ctx.recipe.seed).fork(`stage-${index}`).fork(draw);
+  return Array.from({ length: stage.supportBatches }, () => sampleBatch(data, stage.batch, len, rng));
+}
+
+/**
+ * Per-layer score matrices [out, in] from the loss gradients g_b of the calibration batches: fisher
+ * E[g²], gradient |E[g]| (SparseAdapter takes the signed E[g], it ranks by |E[g] Aᵀ| itself), sensitivity E[|W ⊙ g|].
+ */
+function supportScores(ctx: RunContext, stage: StageOf<'adapt'>, index: number, layers: LinearInfo[], criterion: Exclude<SupportScores, 'magnitude'>, draw?: string): Map<string, Float32Tensor> {
+  const batches = supportScoreBatches(ctx, stage, index, draw);
+  const shapes = layers.map((l) => [l.out, l.in]);
+  const out = new Map<string, Float32Tensor>();
+  if (criterion === 'fisher') {
+    const accs = shapes.map((s) => new SquaredGradientAccumulator(s));
+    weightGradients(ctx, layers, batches, (i, g) => accs[i]!.add(tensor(g, shapes[i]!)));
+    layers.forEach((l, i) => out.set(l.name, accs[i]!.mean()));
+  } else if (criterion === 'gradient') {
+    const accs = shapes.map((s) => new GradientAccumulator(s));
+    weightGradients(ctx, layers, batches, (i, g) => accs[i]!.add(tensor(g, shapes[i]!)));
+    const signed = stage.method === 'sparse-adapter';
+    layers.forEach((l, i) => {
+      const mean = accs[i]!.mean();
+      out.set(l.name, signed ? mean : tensor(Float32Array.from(mean.data, Math.abs), mean.shape));
+    });
+  } else {
+    const hooks = ctx.hooks();
+    const w = layers.map((l) => {
+      const p = ctx.model.params[l.name]!;
+      return tf.tidy(() => Float32Array.from((hooks.weight?.(l.name, p) ?? p).dataSync() as Float32Array));
+    });
+    const sums = layers.map((l) => new Float64Array(l.out * l.in));
+    weightGradients(ctx, layers, batches, (i, g) => {
+      const [s, wi] = [sums[i]!, w[i]!];
+      for (let j = 0; j < g.length; j++) s[j]! += Math.abs(wi[j]! * g[j]!);
+    });
+    layers.forEach((l, i) => out.set(l.name, tensor(Float32Array.from(sums[i]!, (x) => x / batches.length), [l.out, l.in])));
+  }
+  ctx.log.say(`${stage.method}: support scores (${criterion}) of ${layers.length} weights from ${batches.length} batches of ${stage.batch} windows`);
   return out;
+}
+
+/**
+ * LoSiA's periodic re-localization (`relocalizeEvery`): before step k·every + 1, each layer's trained
+ * core goes into its weight and the subnet is chosen again by the stage's support scores at the current
+ * weights, on batches drawn for that step. The subnets ride in the checkpoint's stage state, so a
+ * resumed run continues on the ones it had. The optimizer's moments of the core carry over (the
+ * trainer's Adam has no per-variable reset).
+ */
+export function losiaRelocalization(args: StageArgs<StageOf<'adapt'>>, adapter: AdapterModel): { beforeStep: (step: number) => void; state: () => Record<string, unknown>; count: () => number } {
+  const { ctx, stage, index } = args;
+  const every = stage.relocalizeEvery!;
+  const name = adapter.activeAdapter!;
+  const layers = ctx.linears().filter((l) => l.name in adapter.weights);
+  const saved = args.resume?.stageState?.losia as { subnets: Record<string, { rows: number[]; cols: number[] }>; count: number } | undefined;
+  if (saved) for (const [n, sub] of Object.entries(saved.subnets)) adapter.setSubnet(name, n, sub);
+  let count = saved?.count ?? 0;
+  return {
+    beforeStep(step) {
+      if (step <= 1 || (step - 1) % every !== 0) return;
+      const scores = supportScores(ctx, stage, index, layers, supportScoresOf(stage) as Exclude<SupportScores, 'magnitude'>, `relocalize-${step}`);
+      adapter.relocalize((n) => scores.get(n), { densify: stage.densify });
+      count++;
+      ctx.log.event({ event: 'relocalize', stage: index, step });
+    },
+    state: () => ({
+      losia: {
+        count,
+        subnets: Object.fromEntries(Object.entries(adapter.adapterStates(name)).map(([n, s]) => {
+          const { rows, cols } = (s as AdapterState & { indices: Record<string, Int32Array> }).indices;
+          return [n, { rows: Array.from(rows!), cols: Array.from(cols!) }];
+        })),
+      },
+    }),
+    count: () => count,
+  };
 }
 
 /**
@@ -122,18 +230,35 @@ export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<
   adapter.training = true;
   const rankPrune = stage.method === 'dynamic-rank' ? rankSchedule(stage, report.layers.length) : undefined;
   let ranks: Record<string, number> | undefined;
+  // PST's mask level follows its cubic schedule: a frozen adapter param, set before each step it changes
+  let pstLevel: number | undefined;
+  const setPstLevel = (step: number) => {
+    const level = pstSparsityAt(stage.config, step, stage.steps);
+    if (level === pstLevel) return;
+    pstLevel = level;
+    for (const [n, s] of Object.entries(adapter.adapterStates())) {
+      adapter.setAdapterParams(adapter.activeAdapter!, n, { ...Object.fromEntries(Object.entries(s.params).map(([p, t]) => [p, t.data as Float32Array])), pst_sparsity: Float32Array.of(level) });
+    }
+  };
+  const beforeStep = rankPrune
+    ? (step: number) => {
+        const budget = rankPrune(step);
+        if (budget !== undefined) ranks = pruneDynamicRankModel(adapter, budget);
+      }
+    : stage.method === 'pst'
+      ? setPstLevel
+      : undefined;
+  const losia = stage.relocalizeEvery !== undefined ? losiaRelocalization(args, adapter) : undefined;
   const r = await optimize(args, stage, {
     variables,
     loss: (ids, targets) => ctx.model.loss(ids, targets, hooks),
-    ...(rankPrune
-      ? {
-          beforeStep: (step: number) => {
-            const budget = rankPrune(step);
-            if (budget !== undefined) ranks = pruneDynamicRankModel(adapter, budget);
-          },
-        }
-      : {}),
+    ...(beforeStep ? { beforeStep } : {}),
+    ...(losia ? { beforeStep: losia.beforeStep, stageState: losia.state } : {}),
   });
+  if (losia && losia.count() > 0) {
+    ctx.log.say(`${label}: re-localized the subnets ${losia.count()} times (every ${stage.relocalizeEvery} steps)`);
+    ctx.report.notes.push(`adapter ${label}: the PEFT files hold the last subnet's core only; ${losia.count()} earlier cores were merged into the weights at re-localization`);
+  }
   if (ranks) {
     const total = Object.values(ranks).reduce((a, b) => a + b, 0);
     ctx.log.say(`${label}: rank after pruning ${total} components over ${Object.keys(ranks).length} layers (${Object.entries(ranks).map(([n, k]) => `${n.replace(/\.weight$/, '')} ${k}`).join(', ')})`);
@@ -155,7 +280,15 @@ export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<
     ctx.report.notes.push(`adapter ${label} was not saved in the PEFT layout: ${(err as Error).message}`);
   }
   if (stage.merge) {
+    // PST's merge prunes to its mask M (inside the base mask): the layers' masks become M, taken before the merge
+    const pruned = stage.method === 'pst'
+      ? Object.entries(states).map(([n, s]) => {
+          const w = ctx.model.params[n]!;
+          return [n, pstMask(s, tensor(Float32Array.from(w.dataSync() as Float32Array), [...w.shape]), { mask: ctx.masks.get(n) })] as const;
+        })
+      : [];
     adapter.mergeAndUnload({ densify: stage.densify });
+    for (const [n, m] of pruned) ctx.masks.set(n, m);
     if (stage.densify) {
       for (const n of ctx.adapter!.targets) ctx.masks.delete(n);
       if (ctx.masks.size === 0) ctx.pattern = undefined;

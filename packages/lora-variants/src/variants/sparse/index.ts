@@ -5,6 +5,8 @@
 import type { AdapterVariant } from '../types.js';
 import { dseeVariant } from './dsee.js';
 import { losiaVariant } from './losia.js';
+import { mosaVariant } from './mosa.js';
+import { pstVariant } from './pst.js';
 import { lorsVariant } from './lors.js';
 import { roseloraVariant } from './roselora.js';
 import { rosaVariant } from './rosa.js';
@@ -25,6 +27,8 @@ export const sparseVariants: readonly AdapterVariant<never>[] = [
   snellVariant,
   sparseAdapterVariant,
   losiaVariant,
+  mosaVariant,
+  pstVariant,
 ].map((v) => v as unknown as AdapterVariant<never>);
 
 export type { IndexedAdapterState, ScoredAdapterVariant } from './shared.js';
@@ -38,3 +42,5 @@ export { smtConfigSchema, smtPositions, smtSelectBlocks, smtVariant, type SmtCon
 export { snellConfigSchema, snellKernel, snellMask, snellVariant, type SnellConfig, type SnellConfigInput } from './snell.js';
 export { sparseAdapterConfigSchema, sparseAdapterFactors, sparseAdapterVariant, type SparseAdapterConfig, type SparseAdapterConfigInput } from './sparse-adapter.js';
 export { losiaConfigSchema, losiaLocalize, losiaRelocalize, losiaVariant, type LosiaConfig, type LosiaConfigInput } from './losia.js';
+export { mosaConfigSchema, mosaModuleDelta, mosaModules, mosaPartition, mosaVariant, type MosaConfig, type MosaConfigInput } from './mosa.js';
+export { PST_FROZEN, pstConfigSchema, pstKeepMask, pstMask, pstScores, pstSparsityAt, pstVariant, type PstConfig, type PstConfigInput } from './pst.js';

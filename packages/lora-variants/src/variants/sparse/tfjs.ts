@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { loraScaling, type LoraConfig } from '../lora.js';
 import type { AdapterState } from '../types.js';
+import { mosaModules, type MosaConfig } from './mosa.js';
+import { PST_FROZEN, pstMask, type PstConfig } from './pst.js';
 import { roseloraMasks, type RoseloraConfig } from './roselora.js';
 import type { IndexedAdapterState } from './shared.js';
 import { smtPositions } from './smt.js';
@@ -194,4 +196,70 @@ export const losiaForm: TfAdapterForm = {
   },
 };
 
-export const sparseTfForms: readonly TfAdapterForm[] = [losiaForm, rosaForm, dseeForm, lorsForm, roseloraForm, saraForm, s2ftForm, smtForm, snellForm, sparseAdapterForm];
+// Training forwards so far per layer (its vars object): the n-th uses mosaModules(state, n).
+const mosaCalls = new WeakMap<object, number>();
+
+/** K where a factor entry is in module m, else 0: the rescaled module as a constant multiplier. */
+function moduleMultiplier(ids: Int32Array, m: number, k: number, shape: readonly [number, number]): tf.Tensor {
+  return tf.tensor(Float32Array.from(ids, (id) => (id === m ? k : 0)), [shape[0], shape[1]]);
+}
+
+/**
+ * MoSA: while training, one module of each factor drawn per forward, K·(B ⊙ P_b) K·(A ⊙ P_a), so only
+ * those entries get gradient; otherwise the complete adapter. Both through the base mask.
+ */
+export const mosaForm: TfAdapterForm = {
+  variant: 'mosa',
+  effectiveWeight: ({ base, vars, state, mask, training }) => {
+    const st = state as IndexedAdapterState<MosaConfig>;
+    const [out, inp] = st.shape;
+    const { r, modules: k } = st.config;
+    let a: tf.Tensor = vars.lora_A!;
+    let b: tf.Tensor = vars.lora_B!;
+    if (training && k > 1) {
+      const call = mosaCalls.get(vars) ?? 0;
+      mosaCalls.set(vars, call + 1);
+      const m = mosaModules(st, call);
+      a = tf.mul(a, moduleMultiplier(st.indices.module_A!, m.a, k, [r, inp]));
+      b = tf.mul(b, moduleMultiplier(st.indices.module_B!, m.b, k, [out, r]));
+    }
+    return tf.add(base, tf.mul(tf.mul(tf.matMul(b, a), loraScaling(st.config)), mask));
+  },
+};
+
+/**
+ * PST: M ⊙ (W + beta · U V), M the top-k of S = |W + beta · U V| + alpha1 · A B + alpha2 · (r 1ᵀ + 1 cᵀ) inside
+ * the base mask at the level in pst_sparsity (frozen; the caller's schedule sets it). M is hard in the
+ * forward; its gradient goes straight through to the learned part of S (the magnitude term is data-free
+ * and gets none), as in movement pruning: ∂L/∂S = ∂L/∂W' ⊙ (W + beta · U V).
+ */
+export const pstForm: TfAdapterForm = {
+  variant: 'pst',
+  frozen: PST_FROZEN,
+  effectiveWeight: ({ base, vars, state, mask }) => {
+    const c = state.config as PstConfig;
+    const [out, inp] = state.shape;
+    const w = tf.add(base, tf.mul(tf.matMul(vars.pst_U!, vars.pst_V!), c.beta));
+    const learned = tf.add(
+      tf.mul(tf.matMul(vars.pst_A!, vars.pst_B!), c.alpha1),
+      tf.mul(tf.add(tf.reshape(vars.pst_R!, [out, 1]), tf.reshape(vars.pst_C!, [1, inp])), c.alpha2),
+    );
+    // M by the core rule on the current values, so the trained weight is bit for bit the merged one
+    const params: Record<string, Float32Tensor> = Object.fromEntries(Object.entries(vars).map(([n, v]) => [n, coreTensor(Float32Array.from(v.dataSync() as Float32Array), v.shape)]));
+    const keep = pstMask({ ...state, params }, coreTensor(Float32Array.from(base.dataSync() as Float32Array), [out, inp]), { mask: { shape: [out, inp], bits: bitsOf(mask.dataSync()) } });
+    const m = tf.customGrad((...args) => {
+      void args;
+      return { value: maskTensor(keep), gradFunc: (dy: tf.Tensor) => [dy] };
+    })(learned);
+    return tf.mul(m, w);
+  },
+};
+
+/** A Mask's bit words from a 0/1 array. */
+function bitsOf(m: ArrayLike<number>): Uint32Array {
+  const bits = new Uint32Array(Math.ceil(m.length / 32));
+  for (let k = 0; k < m.length; k++) if (m[k] !== 0) bits[k >>> 5] = bits[k >>> 5]! | (1 << (k & 31));
+  return bits;
+}
+
+export const sparseTfForms: readonly TfAdapterForm[] = [mosaForm, pstForm, losiaForm, rosaForm, dseeForm, lorsForm, roseloraForm, saraForm, s2ftForm, smtForm, snellForm, sparseAdapterForm];

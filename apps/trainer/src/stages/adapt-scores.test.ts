@@ -1,0 +1,333 @@
+// Support scores of sparse adapters in the adapt stage: the support the trainer attaches equals the
+// top-k / top-blocks / top rows-and-columns of scores computed here independently (per-layer tf.grad on
+// the same calibration windows, then plain loops and sorts), the data-free fallback still picks |W|,
+// recipes refuse criteria a method cannot use, and a rosa recipe with gradient scores keeps 2:4.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { maskFromTensor } from '@sparse/masks';
+import { isNM } from '@sparse/nm';
+import { getVariant, listVariants, sparseAdapterVariant } from '@sparse/lora-variants';
+import { Random, tensor } from '@sparse/tensor';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chooseBackend } from '../backend.js';
+import { createModel } from '../model/index.js';
+import { resolveRecipe } from '../recipe/load.js';
+import { listMethods } from '../recipe/methods.js';
+import { SUPPORT_SCORE_METHODS, type StageOf } from '../recipe/schema.js';
+import { RunContext } from '../run/context.js';
+import { loadRunData } from '../run/data.js';
+import { RunLog } from '../run/log.js';
+import { startRun } from '../run/runner.js';
+import { loadExportedModel } from './export.js';
+import { attachStageAdapter, losiaRelocalization, supportScoreBatches } from './adapt.js';
+
+const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
+const silent = { write: () => true };
+let tmp: string;
+let backend: Awaited<ReturnType<typeof chooseBackend>>;
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'sparse-adapt-scores-'));
+  backend = await chooseBackend();
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+let runs = 0;
+/** A run context for a one-stage adapt recipe on a fresh tiny GPT, its linear weights 2:4-pruned by |W| when `prune`. */
+function contextFor(stage: Record<string, unknown>, prune = true): { ctx: RunContext; stage: StageOf<'adapt'> } {
+  const recipe = resolveRecipe({ seed: 3, model: MODEL, stages: [{ stage: 'adapt', steps: 1, batch: 4, supportBatches: 3, ...stage }] });
+  const data = loadRunData(recipe.data);
+  const model = createModel({ ...MODEL, vocab: data.main.tokenizer.vocabSize }, { seed: 3 });
+  const ctx = new RunContext(recipe, tmp, model, data, new RunLog(join(tmp, `m${runs++}.jsonl`), 'quiet', { stdout: silent, stderr: silent }), backend);
+  if (prune) {
+    for (const l of ctx.linears()) {
+      const p = ctx.model.params[l.name]!;
+      const w = Float32Array.from(p.dataSync() as Float32Array);
+      for (let g = 0; g < w.length; g += 4) {
+        const order = [0, 1, 2, 3].sort((a, b) => Math.abs(w[g + b]!) - Math.abs(w[g + a]!));
+        w[g + order[2]!] = 0;
+        w[g + order[3]!] = 0;
+      }
+      p.assign(tf.tensor(w, p.shape));
+      ctx.setMask(l.name, maskFromTensor(tensor(w, [l.out, l.in])));
+    }
+  }
+  return { ctx, stage: recipe.stages[0] as StageOf<'adapt'> };
+}
+
+/** Per-batch loss gradients of one weight by tf.grad with that weight as the function's input. */
+function gradientsOf(ctx: RunContext, stage: StageOf<'adapt'>, name: string): Float32Array[] {
+  const p = ctx.model.params[name]!;
+  return supportScoreBatches(ctx, stage, 0).map((b) =>
+    tf.tidy(() => {
+      const ids = tf.tensor2d(b.inputs, [b.batch, b.len], 'int32');
+      const targets = tf.tensor2d(b.targets, [b.batch, b.len], 'int32');
+      const f = (w: tf.Tensor) => ctx.model.loss(ids, targets, { weight: (n, q) => (n === name ? w : q) });
+      return Float32Array.from(tf.grad(f)(p).dataSync() as Float32Array);
+    }),
+  );
+}
+
+/** Elementwise mean over batches of f(g, w), rounded to float32 as the trainer stores scores. */
+function meanOver(gs: Float32Array[], w: Float32Array, f: (g: number, w: number) => number): Float32Array {
+  return Float32Array.from(w, (wj, j) => gs.reduce((s, g) => s + f(g[j]!, wj), 0) / gs.length);
+}
+
+/** The k largest (ties: lower index) among the allowed indices, sorted increasing. */
+function topK(values: ArrayLike<number>, k: number, allowed: (q: number) => boolean = () => true): number[] {
+  return Array.from(values, (v, q) => [v, q] as const)
+    .filter(([, q]) => allowed(q))
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .slice(0, k)
+    .map((e) => e[1])
+    .sort((a, b) => a - b);
+}
+
+function attached(ctx: RunContext, stage: StageOf<'adapt'>): Record<string, Record<string, Int32Array>> {
+  attachStageAdapter(ctx, stage, 0, 'adapt');
+  return Object.fromEntries(Object.entries(ctx.adapter!.model.adapterStates()).map(([n, s]) => [n, (s as unknown as { indices: Record<string, Int32Array> }).indices]));
+}
+
+function dispose(ctx: RunContext): void {
+  ctx.adapter?.model.deleteAdapter('adapt');
+  ctx.dispose();
+  ctx.model.dispose();
+}
+
+describe('support scores in the adapt stage', () => {
+  it('rosa defaults to Fisher scores: the support is the top-k of mean g² over the base nonzeros', () => {
+    const { ctx, stage } = contextFor({ method: 'rosa', config: { r: 2, density: 0.05 } });
+    expect(stage.supportScores).toBe('fisher');
+    const layers = ctx.linears();
+    const ref = new Map(layers.map((l) => {
+      const w = Float32Array.from(ctx.model.params[l.name]!.dataSync() as Float32Array);
+      return [l.name, { w, fisher: meanOver(gradientsOf(ctx, stage, l.name), w, (g) => g * g) }];
+    }));
+    const got = attached(ctx, stage);
+    for (const l of layers) {
+      const { w, fisher } = ref.get(l.name)!;
+      const k = Math.round(0.05 * l.out * l.in);
+      const expected = topK(fisher, k, (q) => w[q] !== 0);
+      expect(Array.from(got[l.name]!.support!), l.name).toEqual(expected);
+      // a different support than the data-free |W| one: the scores made the choice
+      expect(expected, l.name).not.toEqual(topK(Array.from(w, Math.abs), k, (q) => w[q] !== 0));
+    }
+    dispose(ctx);
+  }, 60_000);
+
+  it('smt defaults to |E[g]| summed per block: the top blocks of the block grid', () => {
+    const { ctx, stage } = contextFor({ method: 'smt', config: { blockSize: 8, blocks: 2 } }, false);
+    expect(stage.supportScores).toBe('gradient');
+    const layers = ctx.linears();
+    const ref = new Map(layers.map((l) => [l.name, meanOver(gradientsOf(ctx, stage, l.name), new Float32Array(l.out * l.in), (g) => g)]));
+    const got = attached(ctx, stage);
+    for (const l of layers) {
+      const g = ref.get(l.name)!;
+      const cols = l.in / 8;
+      const sums = new Float64Array((l.out / 8) * cols);
+      for (let i = 0; i < l.out; i++) for (let j = 0; j < l.in; j++) sums[Math.floor(i / 8) * cols + Math.floor(j / 8)]! += Math.abs(g[i * l.in + j]!);
+      expect(Array.from(got[l.name]!.blocks!), l.name).toEqual(topK(sums, 2));
+    }
+    dispose(ctx);
+  }, 60_000);
+
+  it('losia defaults to sensitivity E[|W ⊙ g|]: rows by summed score, then columns within them', () => {
+    const { ctx, stage } = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25 } });
+    expect(stage.supportScores).toBe('sensitivity');
+    const layers = ctx.linears();
+    const ref = new Map(layers.map((l) => {
+      const w = Float32Array.from(ctx.model.params[l.name]!.dataSync() as Float32Array);
+      return [l.name, meanOver(gradientsOf(ctx, stage, l.name), w, (g, wj) => Math.abs(g * wj))];
+    }));
+    const got = attached(ctx, stage);
+    for (const l of layers) {
+      const s = ref.get(l.name)!;
+      const rowSums = Array.from({ length: l.out }, (_, i) => s.subarray(i * l.in, (i + 1) * l.in).reduce((a, b) => a + b, 0));
+      const rows = topK(rowSums, Math.round(0.25 * l.out));
+      const colSums = Array.from({ length: l.in }, (_, j) => rows.reduce((a, i) => a + s[i * l.in + j]!, 0));
+      expect(Array.from(got[l.name]!.rows!), l.name).toEqual(rows);
+      expect(Array.from(got[l.name]!.cols!), l.name).toEqual(topK(colSums, Math.round(0.25 * l.in)));
+    }
+    dispose(ctx);
+  }, 60_000);
+
+  it("sparse-adapter gets the signed mean gradient (its rule ranks B's entries by |E[g] Aᵀ|), from the stage's data stream", () => {
+    const { ctx, stage } = contextFor({ method: 'sparse-adapter', config: { r: 2 }, data: 'shifted' });
+    expect(stage.supportScores).toBe('gradient');
+    // the windows come from the shifted task's training tokens
+    const shifted = ctx.data.shifted().train;
+    const b0 = supportScoreBatches(ctx, stage, 0)[0]!;
+    const row = Array.from(b0.inputs.subarray(0, b0.len)).join(',');
+    expect(Array.from({ length: shifted.length - b0.len }, (_, s) => s).some((s) => Array.from(shifted.subarray(s, s + b0.len)).join(',') === row)).toBe(true);
+    const layers = ctx.linears();
+    const ref = new Map(layers.map((l) => {
+      const base = tensor(Float32Array.from(ctx.model.params[l.name]!.dataSync() as Float32Array), [l.out, l.in]);
+      const g = meanOver(gradientsOf(ctx, stage, l.name), new Float32Array(l.out * l.in), (x) => x);
+      const rng = () => new Random(ctx.recipe.seed * 1000 + 0).fork(l.name);
+      return [l.name, {
+        signed: sparseAdapterVariant.initWithScores(base, stage.config, rng(), tensor(g, [l.out, l.in])).indices.posB!,
+        abs: sparseAdapterVariant.initWithScores(base, stage.config, rng(), tensor(Float32Array.from(g, Math.abs), [l.out, l.in])).indices.posB!,
+      }];
+    }));
+    const got = attached(ctx, stage);
+    let signDecides = false;
+    for (const l of layers) {
+      const { signed, abs } = ref.get(l.name)!;
+      expect(Array.from(got[l.name]!.posB!), l.name).toEqual(Array.from(signed));
+      signDecides ||= Array.from(signed).join() !== Array.from(abs).join();
+    }
+    expect(signDecides).toBe(true);
+    dispose(ctx);
+  }, 60_000);
+
+  it("supportScores: magnitude keeps the data-free rule (rosa: the top-k |W| over the base nonzeros)", () => {
+    const { ctx, stage } = contextFor({ method: 'rosa', config: { r: 2, density: 0.05 }, supportScores: 'magnitude' });
+    const got = attached(ctx, stage);
+    for (const l of ctx.linears()) {
+      const w = ctx.model.params[l.name]!.dataSync() as Float32Array;
+      expect(Array.from(got[l.name]!.support!), l.name).toEqual(topK(Array.from(w, Math.abs), Math.round(0.05 * l.out * l.in), (q) => w[q] !== 0));
+    }
+    dispose(ctx);
+  }, 60_000);
+
+  it('the methods that take support scores are exactly the adapt variants whose initWithScores accepts them', () => {
+    const rng = new Random(1);
+    const base = tensor(Float32Array.from({ length: 64 * 64 }, () => rng.normal()), [64, 64]);
+    const scores = tensor(Float32Array.from({ length: 64 * 64 }, () => rng.uniform(0, 1)), [64, 64]);
+    const variants = new Set(listVariants());
+    for (const m of listMethods('adapt').filter((x) => variants.has(x.name))) {
+      const init = (getVariant(m.name) as { initWithScores?: (...a: unknown[]) => unknown }).initWithScores;
+      const accepts = init !== undefined && (() => {
+        try {
+          init(base, {}, new Random(2), scores);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      expect(accepts, `${m.name}: add it to SUPPORT_SCORE_METHODS or remove it`).toBe(m.name in SUPPORT_SCORE_METHODS);
+    }
+  });
+
+  it('recipes refuse a criterion the method cannot use, naming the field', () => {
+    const stages = (s: Record<string, unknown>) => ({ stages: [{ stage: 'adapt', ...s }] });
+    expect(() => resolveRecipe(stages({ method: 'lora', supportScores: 'fisher' }))).toThrow(/stages\[0\]\.supportScores: 'lora' chooses no support from scores/);
+    expect(() => resolveRecipe(stages({ method: 'sparse-adapter', supportScores: 'sensitivity' }))).toThrow(/stages\[0\]\.supportScores: 'sparse-adapter' takes supportScores 'gradient' or 'magnitude'/);
+    expect(() => resolveRecipe(stages({ method: 'rosa', supportScores: 'fishr' }))).toThrow(/stages\[0\]\.supportScores/);
+    expect(() => resolveRecipe(stages({ method: 'rosa', supportBatches: 0 }))).toThrow(/stages\[0\]\.supportBatches/);
+    // methods without a support get no default; magnitude is accepted anywhere
+    expect((resolveRecipe(stages({ method: 'lora' })).stages[0] as StageOf<'adapt'>).supportScores).toBeUndefined();
+    expect((resolveRecipe(stages({ method: 'lora', supportScores: 'magnitude' })).stages[0] as StageOf<'adapt'>).supportScores).toBe('magnitude');
+  });
+});
+
+describe('a rosa recipe with gradient scores', () => {
+  it('runs on a 2:4-pruned model and exports 2:4 weights', async () => {
+    const recipe = resolveRecipe({
+      model: MODEL,
+      eval: { windows: 4, batch: 4 },
+      stages: [
+        { stage: 'pretrain', steps: 3, batch: 4 },
+        { stage: 'prune', method: 'magnitude', config: { n: 2, m: 4 } },
+        { stage: 'adapt', method: 'rosa', config: { r: 2, density: 0.05 }, supportScores: 'gradient', supportBatches: 2, steps: 3, batch: 4, lr: 1e-3 },
+        { stage: 'evaluate' },
+        { stage: 'export', formats: ['compressed'] },
+      ],
+    });
+    const dir = join(tmp, 'rosa-run');
+    const summary = await startRun(recipe, { dir, mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    expect(Number.isFinite(summary.evaluations[0]!.perplexity)).toBe(true);
+    expect(readFileSync(join(dir, 'recipe.json'), 'utf8')).toContain('"supportScores": "gradient"');
+    const model = await loadExportedModel(join(dir, 'exports', 'model.compressed.safetensors'));
+    for (const l of model.linears()) {
+      const w = model.params[l.name]!;
+      expect(isNM({ data: w.dataSync() as Float32Array, shape: [...w.shape], stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' }, { n: 2, m: 4 }).valid, l.name).toBe(true);
+    }
+    model.dispose();
+  }, 120_000);
+});
+
+describe('LoSiA re-localization in the adapt stage', () => {
+  const noCheckpoint = async () => {};
+
+  it('before step k·every + 1: merges each core through the mask and picks the subnet of sensitivity scores at the adapted weights', () => {
+    const { ctx, stage } = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25 }, relocalizeEvery: 2 });
+    attachStageAdapter(ctx, stage, 0, 'adapt');
+    const adapter = ctx.adapter!.model;
+    // a trained core: random values
+    const rng = new Random(5);
+    for (const v of adapter.trainableVariables()) v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => rng.normal(0, 0.1)), v.shape));
+    const layers = ctx.linears();
+    // the reference, before the step: adapted weights W' = W + ΔW, their gradients by tf.grad on the step's windows
+    const batches = supportScoreBatches(ctx, stage, 0, 'relocalize-3');
+    const ref = new Map(layers.map((l) => {
+      const base = Float32Array.from(ctx.model.params[l.name]!.dataSync() as Float32Array);
+      const adapted = Float32Array.from(adapter.effectiveWeight(l.name).dataSync() as Float32Array);
+      const hooks = ctx.hooks();
+      const gs = batches.map((b) =>
+        tf.tidy(() => {
+          const ids = tf.tensor2d(b.inputs, [b.batch, b.len], 'int32');
+          const targets = tf.tensor2d(b.targets, [b.batch, b.len], 'int32');
+          const f = (w: tf.Tensor) => ctx.model.loss(ids, targets, { weight: (n, q) => (n === l.name ? w : hooks.weight!(n, q)) });
+          return Float32Array.from(tf.grad(f)(tf.tensor(adapted, [l.out, l.in])).dataSync() as Float32Array);
+        }),
+      );
+      return [l.name, { base, adapted, score: meanOver(gs, adapted, (g, w) => Math.abs(g * w)) }];
+    }));
+    const args = { ctx, stage, index: 0, label: 'adapt', checkpoint: noCheckpoint };
+    const reloc = losiaRelocalization(args, adapter);
+    reloc.beforeStep(2); // not yet: only after every 2 steps
+    expect(reloc.count()).toBe(0);
+    reloc.beforeStep(3);
+    expect(reloc.count()).toBe(1);
+    const states = adapter.adapterStates();
+    for (const l of layers) {
+      const { base, adapted, score } = ref.get(l.name)!;
+      const merged = ctx.model.params[l.name]!.dataSync();
+      base.forEach((v, q) => expect(merged[q], `${l.name}[${q}]`).toBeCloseTo(v === 0 ? 0 : adapted[q]!, 5));
+      const rowSums = Array.from({ length: l.out }, (_, i) => score.subarray(i * l.in, (i + 1) * l.in).reduce((a, b) => a + b, 0));
+      const rows = topK(rowSums, Math.round(0.25 * l.out));
+      const colSums = Array.from({ length: l.in }, (_, j) => rows.reduce((a, i) => a + score[i * l.in + j]!, 0));
+      const { indices, params } = states[l.name] as unknown as { indices: Record<string, Int32Array>; params: Record<string, { data: Float32Array }> };
+      expect(Array.from(indices.rows!), l.name).toEqual(rows);
+      expect(Array.from(indices.cols!), l.name).toEqual(topK(colSums, Math.round(0.25 * l.in)));
+      expect(params.losia_core!.data.every((x) => x === 0)).toBe(true);
+    }
+    // the subnets travel in the stage state: a fresh attach resumed from it continues on them
+    const saved = reloc.state();
+    const again = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25 }, relocalizeEvery: 2 });
+    attachStageAdapter(again.ctx, again.stage, 0, 'adapt');
+    const resumed = losiaRelocalization({ ...args, ctx: again.ctx, stage: again.stage, resume: { step: 3, stageState: JSON.parse(JSON.stringify(saved)) } }, again.ctx.adapter!.model);
+    expect(resumed.count()).toBe(1);
+    expect(JSON.stringify(resumed.state())).toBe(JSON.stringify(saved));
+    dispose(ctx);
+    dispose(again.ctx);
+  }, 60_000);
+
+  it('recipes: relocalizeEvery is losia only and needs data scores; a 2:4 run re-localizes and exports 2:4', async () => {
+    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'rosa', relocalizeEvery: 2 }] })).toThrow(/stages\[0\]\.relocalizeEvery: only losia re-localizes/);
+    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'losia', relocalizeEvery: 2, supportScores: 'magnitude' }] })).toThrow(/stages\[0\]\.supportScores: re-localization needs data scores/);
+    const recipe = resolveRecipe({
+      model: MODEL,
+      eval: { windows: 4, batch: 4 },
+      stages: [
+        { stage: 'pretrain', steps: 3, batch: 4 },
+        { stage: 'prune', method: 'magnitude', config: { n: 2, m: 4 } },
+        { stage: 'adapt', method: 'losia', relocalizeEvery: 2, supportBatches: 2, steps: 5, batch: 4, lr: 1e-3 },
+        { stage: 'evaluate' },
+        { stage: 'export', formats: ['compressed'] },
+      ],
+    });
+    const dir = join(tmp, 'losia-run');
+    await startRun(recipe, { dir, mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    const events = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step?: number });
+    expect(events.filter((e) => e.event === 'relocalize').map((e) => e.step)).toEqual([3, 5]);
+    const model = await loadExportedModel(join(dir, 'exports', 'model.compressed.safetensors'));
+    for (const l of model.linears()) {
+      const w = model.params[l.name]!;
+      expect(isNM({ data: w.dataSync() as Float32Array, shape: [...w.shape], stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' }, { n: 2, m: 4 }).valid, l.name).toBe(true);
+    }
+    model.dispose();
+  }, 120_000);
+});
