@@ -20,7 +20,8 @@ export interface TrainingFields {
 export interface OptimizeSpec {
   variables: ReadonlyMap<string, tf.Variable>;
   loss: (ids: tf.Tensor2D, targets: tf.Tensor2D, step: number) => tf.Scalar;
-  beforeStep?: (step: number) => void;
+  /** Runs before each step's forward pass; gets the stage's optimizer (e.g. to reset moments of re-initialized tensors). */
+  beforeStep?: (step: number, optimizer: NamedAdam) => void;
   gradTransform?: (key: string, variable: tf.Variable, grad: tf.Tensor) => tf.Tensor;
   /** Extra JSON a checkpoint inside this stage carries (e.g. when masks were last recomputed). */
   stageState?: () => Record<string, unknown>;
@@ -53,7 +54,7 @@ export async function optimize(args: StageArgs, fields: TrainingFields, spec: Op
       variables: spec.variables,
       optimizer,
       loss: spec.loss,
-      beforeStep: spec.beforeStep,
+      ...(spec.beforeStep ? { beforeStep: (step: number) => spec.beforeStep!(step, optimizer) } : {}),
       ...(spec.gradTransform ? { gradTransform: spec.gradTransform } : {}),
       afterStep: (info) => {
         progress(info);
