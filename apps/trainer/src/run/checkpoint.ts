@@ -1,7 +1,9 @@
 // Run checkpoints. A checkpoint is one safetensors file (parameters, masks, adapter tensors,
 // optimizer moments, teacher snapshots) plus checkpoints/latest.json, which names that file and the
 // position to continue from. Both are written atomically and latest.json last, so a kill at any
-// moment leaves the previous checkpoint or the new one, never a mix.
+// moment leaves the previous checkpoint or the new one, never a mix. Typed arrays inside the stage
+// state (a stage's own optimizer, supports, masks) go into the safetensors file with their dtype, so
+// int32 indices stay exact; latest.json keeps a { $tensor, dtype } reference in their place.
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -68,6 +70,42 @@ function jsonPart(x: JsonPart): JsonPart {
   };
 }
 
+/** Typed arrays a stage state may hold; each becomes one tensor entry of the checkpoint file. */
+export type StateArray = Float32Array | Int32Array | Uint8Array;
+
+interface TensorRef {
+  $tensor: string;
+  dtype: 'float32' | 'int32' | 'uint8';
+}
+
+function isTensorRef(x: unknown): x is TensorRef {
+  return typeof x === 'object' && x !== null && typeof (x as TensorRef).$tensor === 'string' && Object.keys(x).length === 2 && 'dtype' in x;
+}
+
+/** The stage state with every typed array replaced by a reference to a new `state/<k>` entry. */
+function stateToJson(x: unknown, entries: Record<string, ReturnType<typeof tensor>>, where: string, count = { n: 0 }): unknown {
+  if (x instanceof Float32Array || x instanceof Int32Array || x instanceof Uint8Array) {
+    const name = `state/${count.n++}`;
+    entries[name] = tensor(x, [x.length]);
+    return { $tensor: name, dtype: x instanceof Float32Array ? 'float32' : x instanceof Int32Array ? 'int32' : 'uint8' } satisfies TensorRef;
+  }
+  if (ArrayBuffer.isView(x)) throw new ArgumentError(`checkpoint: ${where} is a ${x.constructor.name}; stage states hold Float32Array, Int32Array or Uint8Array`);
+  if (Array.isArray(x)) return x.map((v, i) => stateToJson(v, entries, `${where}[${i}]`, count));
+  if (typeof x === 'object' && x !== null) return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, stateToJson(v, entries, `${where}.${k}`, count)]));
+  return x;
+}
+
+async function stateFromJson(x: unknown, read: (ref: TensorRef) => Promise<StateArray>): Promise<unknown> {
+  if (isTensorRef(x)) return read(x);
+  if (Array.isArray(x)) return Promise.all(x.map((v) => stateFromJson(v, read)));
+  if (typeof x === 'object' && x !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(x)) out[k] = await stateFromJson(v, read);
+    return out;
+  }
+  return x;
+}
+
 export const CHECKPOINT_DIR = 'checkpoints';
 const LATEST = 'latest.json';
 
@@ -110,11 +148,13 @@ export async function writeCheckpoint(runDir: string, c: CheckpointContent): Pro
     optimizer = { t: c.optimizer.t, shapes };
   }
   for (const [i, snap] of c.snapshots) for (const [k, v] of snap) entries[`snap/${i}/${k}`] = tensor(v, [v.length]);
+  const stageState = c.stageState ? (stateToJson(c.stageState, entries, 'stageState') as Record<string, unknown>) : undefined;
   await writeSafetensorsFile(join(dir, file), entries);
   const latest: LatestJson = {
     version: 1,
     file,
     ...jsonPart(c),
+    ...(stageState ? { stageState } : {}),
     paramShapes,
     masks,
     ...(adapter ? { adapter } : {}),
@@ -177,8 +217,17 @@ export async function readCheckpoint(runDir: string): Promise<CheckpointContent>
       for (const k of Object.keys(latest.paramShapes)) snap.set(k, await f32(`snap/${i}/${k}`));
       snapshots.set(i, snap);
     }
+    const stageState = latest.stageState
+      ? ((await stateFromJson(latest.stageState, async (ref) => {
+          const t = await reader.readTensor(ref.$tensor);
+          const ok = ref.dtype === 'float32' ? t.data instanceof Float32Array : ref.dtype === 'int32' ? t.data instanceof Int32Array : t.data instanceof Uint8Array;
+          if (!ok || t.dtype !== ref.dtype) throw new ArgumentError(`checkpoint ${latest.file}: ${ref.$tensor} is ${t.dtype}, latest.json says ${ref.dtype}`);
+          return t.data as StateArray;
+        })) as Record<string, unknown>)
+      : undefined;
     return {
       ...jsonPart(latest),
+      ...(stageState ? { stageState } : {}),
       params,
       masks,
       ...(adapter ? { adapter } : {}),

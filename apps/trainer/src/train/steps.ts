@@ -1,6 +1,7 @@
-// The resumable training loop every optimizing stage uses: seeded batches, NamedAdam with warmup and
-// cosine decay, global-norm clipping, and checkpoints every k steps. Given the same batch generator
-// state, optimizer state and weights, steps s+1.. are the same whether or not the process stopped at s.
+// The resumable training loop every optimizing stage uses: seeded batches, a warmup + cosine
+// schedule, checkpoints every k steps, and either NamedAdam with global-norm clipping or a stage's own
+// update (sparse fine-tuning, MeZO). Given the same batch generator state, optimizer state and
+// weights, steps s+1.. are the same whether or not the process stopped at s.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, type Random } from '@sparse/tensor';
@@ -13,7 +14,8 @@ export interface StepInfo {
   steps: number;
   loss: number;
   lr: number;
-  gradNorm: number;
+  /** Global gradient norm before clipping (absent when a stage's own update does not report one). */
+  gradNorm?: number;
   /** Tokens trained on in this process so far (a resumed stage counts from its resume point). */
   tokens: number;
   elapsedMs: number;
@@ -21,7 +23,13 @@ export interface StepInfo {
   etaMs: number;
 }
 
-export interface StepsOptions {
+/** What a stage's own update reports for one step. */
+export interface StepUpdate {
+  loss: number;
+  gradNorm?: number;
+}
+
+interface CommonStepsOptions {
   data: Int32Array;
   /** Total steps of the stage. */
   steps: number;
@@ -32,16 +40,8 @@ export interface StepsOptions {
   lr: number;
   warmup?: number;
   minLrRatio?: number;
-  clipNorm?: number;
   /** The batch sampler; its state is what a checkpoint saves. */
   rng: Random;
-  /** Trainable variables by stable key. */
-  variables: ReadonlyMap<string, tf.Variable>;
-  optimizer: NamedAdam;
-  /** The loss of one batch (called inside tf.variableGrads). */
-  loss: (ids: tf.Tensor2D, targets: tf.Tensor2D, step: number) => tf.Scalar;
-  /** Changes a (clipped) gradient before the optimizer sees it (AdamS's decay of pruned entries). */
-  gradTransform?: (key: string, variable: tf.Variable, grad: tf.Tensor) => tf.Tensor;
   /** Runs before each step's forward pass (mask recomputation). */
   beforeStep?: (step: number) => void;
   /** Runs after each update (re-masking, progress, metrics). */
@@ -50,6 +50,27 @@ export interface StepsOptions {
   checkpointEvery?: number;
   onCheckpoint?: (stepDone: number) => void | Promise<void>;
 }
+
+/** Gradient descent on tfjs variables with NamedAdam. */
+export interface GradientStepsOptions extends CommonStepsOptions {
+  clipNorm?: number;
+  /** Trainable variables by stable key. */
+  variables: ReadonlyMap<string, tf.Variable>;
+  optimizer: NamedAdam;
+  /** The loss of one batch (called inside tf.variableGrads). */
+  loss: (ids: tf.Tensor2D, targets: tf.Tensor2D, step: number) => tf.Scalar;
+  /** Changes a (clipped) gradient before the optimizer sees it (AdamS's decay of pruned entries). */
+  gradTransform?: (key: string, variable: tf.Variable, grad: tf.Tensor) => tf.Tensor;
+  update?: undefined;
+}
+
+/** A stage that updates its weights itself (its own optimizer, or no gradients at all). */
+export interface UpdateStepsOptions extends CommonStepsOptions {
+  /** One step on a batch at the scheduled `lr`; the loop disposes ids and targets afterwards. */
+  update: (ids: tf.Tensor2D, targets: tf.Tensor2D, lr: number, step: number) => Promise<StepUpdate>;
+}
+
+export type StepsOptions = GradientStepsOptions | UpdateStepsOptions;
 
 /** Learning rate at 1-based `step`: linear warmup to `lr`, then cosine decay to lr*minLrRatio. */
 export function learningRateAt(step: number, steps: number, lr: number, warmup: number, minLrRatio: number): number {
@@ -65,19 +86,40 @@ export interface StepsResult {
   elapsedMs: number;
 }
 
+/** One NamedAdam step on the batch: gradients, global-norm clipping, optional transform. */
+function gradientStep(o: GradientStepsOptions, ids: tf.Tensor2D, targets: tf.Tensor2D, lr: number, step: number, keyOf: Map<string, string>, varList: tf.Variable[]): [tf.Scalar, tf.Tensor] {
+  const clip = o.clipNorm ?? 1;
+  return tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => o.loss(ids, targets, step), varList);
+    const norm = tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))));
+    const n = norm.dataSync()[0]!;
+    const scale = clip > 0 && Number.isFinite(clip) && n > clip ? clip / n : 1;
+    o.optimizer.apply(
+      Object.entries(grads).map(([name, g]) => {
+        const key = keyOf.get(name)!;
+        const variable = o.variables.get(key)!;
+        const clipped = scale === 1 ? g : tf.mul(g, scale);
+        return { key, variable, grad: o.gradTransform ? o.gradTransform(key, variable, clipped) : clipped };
+      }),
+      lr,
+    );
+    return [value, norm];
+  });
+}
+
 export async function runSteps(o: StepsOptions): Promise<StepsResult> {
   const { data, steps, batch, len } = o;
   const start0 = o.startStep ?? 0;
   if (!Number.isInteger(steps) || steps < 0) throw new ArgumentError(`steps must be a non-negative integer, got ${steps}`);
   if (!Number.isInteger(start0) || start0 < 0 || start0 > steps) throw new ArgumentError(`startStep must be in [0, ${steps}], got ${start0}`);
   if (!(o.lr > 0)) throw new ArgumentError(`lr must be positive, got ${o.lr}`);
-  if (o.variables.size === 0 && steps > start0) throw new ArgumentError('nothing to train: no trainable variables');
+  const direct = o.update !== undefined;
+  if (!direct && o.variables.size === 0 && steps > start0) throw new ArgumentError('nothing to train: no trainable variables');
   const warmup = o.warmup ?? Math.min(100, Math.floor(steps / 10));
   const minLrRatio = o.minLrRatio ?? 0.1;
-  const clip = o.clipNorm ?? 1;
   const every = o.checkpointEvery ?? Infinity;
-  const keyOf = new Map([...o.variables].map(([k, v]) => [v.name, k]));
-  const varList = [...o.variables.values()];
+  const keyOf = direct ? new Map<string, string>() : new Map([...o.variables].map(([k, v]) => [v.name, k]));
+  const varList = direct ? [] : [...o.variables.values()];
   const losses: number[] = [];
   const t0 = performance.now();
   let tokens = 0;
@@ -85,34 +127,33 @@ export async function runSteps(o: StepsOptions): Promise<StepsResult> {
     const lr = learningRateAt(step, steps, o.lr, warmup, minLrRatio);
     o.beforeStep?.(step);
     const b = sampleBatch(data, batch, len, o.rng);
-    const [lossT, normT] = tf.tidy(() => {
+    let loss: number;
+    let gradNorm: number | undefined;
+    if (direct) {
       const ids = tf.tensor2d(b.inputs, [batch, len], 'int32');
       const targets = tf.tensor2d(b.targets, [batch, len], 'int32');
-      const { value, grads } = tf.variableGrads(() => o.loss(ids, targets, step), varList);
-      const norm = tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))));
-      const n = norm.dataSync()[0]!;
-      const scale = clip > 0 && Number.isFinite(clip) && n > clip ? clip / n : 1;
-      o.optimizer.apply(
-        Object.entries(grads).map(([name, g]) => {
-          const key = keyOf.get(name)!;
-          const variable = o.variables.get(key)!;
-          const clipped = scale === 1 ? g : tf.mul(g, scale);
-          return { key, variable, grad: o.gradTransform ? o.gradTransform(key, variable, clipped) : clipped };
-        }),
-        lr,
-      );
-      return [value, norm];
-    });
-    const loss = (await lossT.data())[0]!;
-    const gradNorm = (await normT.data())[0]!;
-    lossT.dispose();
-    normT.dispose();
+      try {
+        ({ loss, gradNorm } = await o.update(ids, targets, lr, step));
+      } finally {
+        tf.dispose([ids, targets]);
+      }
+    } else {
+      const [lossT, normT] = tf.tidy(() => {
+        const ids = tf.tensor2d(b.inputs, [batch, len], 'int32');
+        const targets = tf.tensor2d(b.targets, [batch, len], 'int32');
+        return gradientStep(o, ids, targets, lr, step, keyOf, varList);
+      });
+      loss = (await lossT.data())[0]!;
+      gradNorm = (await normT.data())[0]!;
+      lossT.dispose();
+      normT.dispose();
+    }
     if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at step ${step} (try a lower lr)`);
     losses.push(loss);
     tokens += batch * len;
     const elapsedMs = performance.now() - t0;
     const done = step - start0;
-    await o.afterStep?.({ step, steps, loss, lr, gradNorm, tokens, elapsedMs, tokensPerSec: tokens / (elapsedMs / 1000), etaMs: (elapsedMs / done) * (steps - step) });
+    await o.afterStep?.({ step, steps, loss, lr, ...(gradNorm !== undefined ? { gradNorm } : {}), tokens, elapsedMs, tokensPerSec: tokens / (elapsedMs / 1000), etaMs: (elapsedMs / done) * (steps - step) });
     if (o.onCheckpoint && (step % every === 0 || step === steps)) await o.onCheckpoint(step);
   }
   return { losses, tokens, elapsedMs: performance.now() - t0 };

@@ -47,13 +47,14 @@ export class SparseAdam {
     return this.m.length;
   }
 
-  /** One Adam step on `values` in place, given the gradient of each value. */
-  step(values: Float32Array, grads: ArrayLike<number>): void {
+  /** One Adam step on `values` in place, given the gradient of each value; `lr` overrides the constructor's for this step (a schedule). */
+  step(values: Float32Array, grads: ArrayLike<number>, lr = this.lr): void {
     if (values.length !== this.m.length || grads.length !== this.m.length) {
       throw new ShapeError(`SparseAdam.step: optimizer has ${this.m.length} entries, got ${values.length} values and ${grads.length} gradients`);
     }
+    if (!(lr >= 0) || !Number.isFinite(lr)) throw new ArgumentError(`SparseAdam.step: lr must be finite and >= 0, got ${lr}`);
     const t = ++this.stepCount;
-    const { beta1: b1, beta2: b2, eps, lr, weightDecay: wd, m, v } = this;
+    const { beta1: b1, beta2: b2, eps, weightDecay: wd, m, v } = this;
     const c1 = 1 - b1 ** t;
     const c2 = 1 - b2 ** t;
     for (let k = 0; k < values.length; k++) {
@@ -89,5 +90,15 @@ export class SparseAdam {
 
   state(): SparseAdamState {
     return { step: this.stepCount, m: this.m.slice(), v: this.v.slice() };
+  }
+
+  /** Restores a state() exactly (copies it); the entry count may differ from the current one (after a reselection). */
+  load(state: SparseAdamState, where = 'SparseAdam.load'): void {
+    if (!Number.isInteger(state?.step) || state.step < 0) throw new ArgumentError(`${where}: step must be a non-negative integer, got ${String(state?.step)}`);
+    if (!(state.m instanceof Float32Array) || !(state.v instanceof Float32Array)) throw new ArgumentError(`${where}: m and v must be Float32Arrays`);
+    if (state.m.length !== state.v.length) throw new ShapeError(`${where}: m has ${state.m.length} entries, v has ${state.v.length}`);
+    this.stepCount = state.step;
+    this.m = state.m.slice();
+    this.v = state.v.slice();
   }
 }

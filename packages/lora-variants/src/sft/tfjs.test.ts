@@ -7,7 +7,7 @@ import { SparseAdam } from './adam.js';
 import { gatherAtSupport, sparseDeltaToDense, type SparseDelta } from './delta.js';
 import { expectedL0, hardConcreteFromUniform, hardConcreteParams, hardConcreteUniforms } from './hard-concrete.js';
 import { dropAndRegrow } from './reselect.js';
-import { DiffPruning, SparseFineTuner } from './tfjs.js';
+import { DiffPruning, SparseFineTuner, type SparseFineTunerState } from './tfjs.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -115,6 +115,83 @@ describe('SparseFineTuner', () => {
     expect(sft.trainableCount()).toBe(15);
     expect(sft.stateByteLength()).toBe(15 * 16); // the accumulator is freed after the window
     sft.dispose();
+  });
+
+  it('state() and load() continue bit for bit: k steps, export, a fresh tuner, load, N - k steps equal N steps', () => {
+    const t = task(4);
+    const opts = { density: 0.25, adam: { lr: 0.05, weightDecay: 0.01 }, regrow: { every: 3, fraction: 0.4, accumulate: 2 } };
+    const [n, k] = [11, 5]; // step 5 is inside an accumulation window, step 6 reselects
+    const whole = new SparseFineTuner({ fc: tf.variable(tf.tensor2d(t.w0, t.shape), false) }, { ...opts, seed: 1 });
+    const a: number[] = [];
+    for (let s = 0; s < n; s++) a.push(whole.minimize((ws) => t.loss(ws.fc!)));
+    const first = new SparseFineTuner({ fc: tf.variable(tf.tensor2d(t.w0, t.shape), false) }, { ...opts, seed: 1 });
+    const b: number[] = [];
+    for (let s = 0; s < k; s++) b.push(first.minimize((ws) => t.loss(ws.fc!)));
+    const saved = first.state();
+    expect(saved.layers.fc!.accumulated).not.toBeNull();
+    const snapshot = structuredClone(saved);
+    first.minimize((ws) => t.loss(ws.fc!)); // the export is a copy: training on does not change it
+    expect(saved).toEqual(snapshot);
+    // a different seed gives a different initial support, which load() replaces
+    const second = new SparseFineTuner({ fc: tf.variable(tf.tensor2d(t.w0, t.shape), false) }, { ...opts, seed: 99 });
+    expect([...second.delta('fc').indices]).not.toEqual([...saved.layers.fc!.indices]);
+    second.load(saved);
+    saved.layers.fc!.values.fill(7); // load() copied too
+    for (let s = k; s < n; s++) b.push(second.minimize((ws) => t.loss(ws.fc!)));
+    expect(b).toEqual(a);
+    expect(second.stepCount).toBe(n);
+    expect([...second.delta('fc').indices]).toEqual([...whole.delta('fc').indices]);
+    expect(second.delta('fc').values).toEqual(whole.delta('fc').values);
+    expect(second.optimizerState('fc')).toEqual(whole.optimizerState('fc'));
+    expect(second.state()).toEqual(whole.state());
+    expect(second.effectiveWeight('fc').dataSync()).toEqual(whole.effectiveWeight('fc').dataSync());
+    [whole, first, second].forEach((x) => x.dispose());
+  });
+
+  it('a per-step lr goes to every layer\'s Adam: the same as stepping a SparseAdam with those lrs', () => {
+    const t = task(5);
+    const w = tf.variable(tf.tensor2d(t.w0, t.shape), false);
+    const sft = new SparseFineTuner({ fc: w }, { density: 0.3, seed: 4, adam: { lr: 1 } });
+    const values = new Float32Array(sft.delta('fc').indices.length);
+    const adam = new SparseAdam(values.length, { lr: 1 });
+    for (const lr of [0.01, 0.03, 0.02, 0.005]) {
+      const eff = sft.effectiveWeight('fc');
+      const g = tf.grad((ww: tf.Tensor) => t.loss(ww))(eff).dataSync() as Float32Array;
+      eff.dispose();
+      sft.minimize((ws) => t.loss(ws.fc!), { lr });
+      adam.step(values, gatherAtSupport(g, sft.delta('fc').indices), lr);
+      expect(sft.delta('fc').values).toEqual(values);
+    }
+    sft.dispose();
+  });
+
+  it('load() refuses a state that does not fit, and changes nothing then', () => {
+    const w = tf.variable(tf.zeros([3, 4]), false);
+    const v = tf.variable(tf.zeros([2, 2]), false);
+    const src = new SparseFineTuner({ fc: w, g: v }, { density: 0.5, seed: 2 });
+    src.step({ fc: Float32Array.from({ length: 12 }, (_, i) => i - 6), g: new Float32Array([1, -1, 2, -2]) });
+    const good = src.state();
+    const dst = new SparseFineTuner({ fc: w, g: v }, { density: 0.5, seed: 3 });
+    const before = dst.state();
+    const bad = (f: (s: SparseFineTunerState) => void) => {
+      const s = structuredClone(good);
+      f(s);
+      return s;
+    };
+    expect(() => dst.load(bad((s) => delete s.layers.g))).toThrow(/no layer 'g'/);
+    expect(() => dst.load(bad((s) => (s.layers.h = s.layers.g!)))).toThrow(/'h', which is not one of the weights/);
+    expect(() => dst.load(bad((s) => (s.layers.g!.shape = [4, 1])))).toThrow(/layer 'g'.*shape \[4,1\]/);
+    expect(() => dst.load(bad((s) => (s.layers.fc!.indices = s.layers.fc!.indices.slice().reverse())))).toThrow(/layer 'fc'.*strictly increasing/);
+    expect(() => dst.load(bad((s) => (s.layers.fc!.adam.m = new Float32Array(1))))).toThrow(/layer 'fc'.*Adam moments/);
+    expect(() => dst.load(bad((s) => (s.layers.g!.accumulated = new Float32Array(3))))).toThrow(/layer 'g'.*accumulated/);
+    expect(() => dst.load(bad((s) => (s.layers.g!.adam.step = -1)))).toThrow(/layer 'g': adam.*step/);
+    expect(() => dst.load(bad((s) => (s.stepCount = 1.5)))).toThrow(/stepCount/);
+    expect(dst.state()).toEqual(before);
+    dst.merge();
+    expect(() => dst.state()).toThrow(/merged/);
+    expect(() => dst.load(good)).toThrow(/merged/);
+    src.dispose();
+    dst.dispose();
   });
 
   it('validates its options', () => {

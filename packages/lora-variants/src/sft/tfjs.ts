@@ -5,7 +5,7 @@
 import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { SparseAdam, type SparseAdamOptions, type SparseAdamState } from './adam.js';
-import { gatherAtSupport, sparseDelta, type SparseDelta } from './delta.js';
+import { gatherAtSupport, sparseDelta, validateSparseDelta, type SparseDelta } from './delta.js';
 import { extractDiffPruningDelta, hardConcreteParams, hardConcreteUniforms, type ExtractDiffOptions, type HardConcreteOptions } from './hard-concrete.js';
 import { dropAndRegrow, randomSupport } from './reselect.js';
 
@@ -27,6 +27,28 @@ export interface SparseFineTunerOptions {
   seed?: number;
   adam?: SparseAdamOptions;
   regrow?: SparseRegrowOptions;
+}
+
+export interface SparseStepOptions {
+  /** Learning rate of this step instead of the Adam option's (for warmup / decay schedules). */
+  lr?: number;
+}
+
+/** One layer's part of SparseFineTuner.state(). */
+export interface SparseFineTunerLayerState {
+  shape: [number, number];
+  /** The current support (sorted flat indices) and the delta's values on it. */
+  indices: Int32Array;
+  values: Float32Array;
+  adam: SparseAdamState;
+  /** Gradients summed so far in the current regrowth window (null outside one). */
+  accumulated: Float32Array | null;
+}
+
+/** Everything a SparseFineTuner changes while training; W itself is the caller's (frozen) weights. */
+export interface SparseFineTunerState {
+  stepCount: number;
+  layers: Record<string, SparseFineTunerLayerState>;
 }
 
 interface SftLayer {
@@ -124,8 +146,11 @@ export class SparseFineTuner {
     });
   }
 
-  /** One step from the dense gradients of W + Δ by weight name (layers without a gradient do not move). */
-  step(grads: Record<string, tf.Tensor | Float32Array>): void {
+  /**
+   * One step from the dense gradients of W + Δ by weight name (layers without a gradient do not move).
+   * `opts.lr` replaces the Adam learning rate for this step (a schedule).
+   */
+  step(grads: Record<string, tf.Tensor | Float32Array>, opts: SparseStepOptions = {}): void {
     const where = 'SparseFineTuner.step';
     if (this.#merged) throw new ArgumentError(`${where}: the deltas are merged; unmerge first`);
     this.stepCount++;
@@ -136,7 +161,7 @@ export class SparseFineTuner {
       const l = this.#layer(n, where);
       const size = l.delta.shape[0] * l.delta.shape[1];
       const dense = denseGrad(g, size, n, where);
-      l.adam.step(l.delta.values, gatherAtSupport(dense, l.delta.indices));
+      l.adam.step(l.delta.values, gatherAtSupport(dense, l.delta.indices), opts.lr);
       if (accumulating) {
         l.accumulated ??= new Float32Array(size);
         for (let k = 0; k < size; k++) l.accumulated[k] = l.accumulated[k]! + dense[k]!;
@@ -165,7 +190,7 @@ export class SparseFineTuner {
    * Computes `loss` on the effective weights, takes the dense gradients of W + Δ and steps. Returns the
    * loss value.
    */
-  minimize(loss: (weights: Record<string, tf.Tensor>) => tf.Scalar): number {
+  minimize(loss: (weights: Record<string, tf.Tensor>) => tf.Scalar, opts: SparseStepOptions = {}): number {
     if (this.#merged) throw new ArgumentError('SparseFineTuner.minimize: the deltas are merged; unmerge first');
     const names = [...this.#layers.keys()];
     const eff = names.map((n) => this.effectiveWeight(n));
@@ -174,8 +199,52 @@ export class SparseFineTuner {
     const g: Record<string, Float32Array> = {};
     names.forEach((n, i) => (g[n] = grads[i]!.dataSync() as Float32Array));
     tf.dispose([value, ...grads, ...eff]);
-    this.step(g);
+    this.step(g, opts);
     return v;
+  }
+
+  /** A copy of the training state (for checkpoints): tuner.load(state) on a tuner over the same weights continues bit for bit. */
+  state(): SparseFineTunerState {
+    if (this.#merged) throw new ArgumentError('SparseFineTuner.state: the deltas are merged into the weights; unmerge first');
+    const layers: Record<string, SparseFineTunerLayerState> = {};
+    for (const [n, l] of this.#layers) {
+      layers[n] = { shape: [l.delta.shape[0], l.delta.shape[1]], indices: l.delta.indices.slice(), values: l.delta.values.slice(), adam: l.adam.state(), accumulated: l.accumulated?.slice() ?? null };
+    }
+    return { stepCount: this.stepCount, layers };
+  }
+
+  /**
+   * Restores a state() (copied): supports, values, Adam moments, the regrowth window and the step count.
+   * The tuner must have the same weight names and shapes and not be merged; its options (regrow, Adam
+   * hyperparameters) stay its own. Everything is checked before anything changes.
+   */
+  load(state: SparseFineTunerState): this {
+    const where = 'SparseFineTuner.load';
+    if (this.#merged) throw new ArgumentError(`${where}: the deltas are merged; unmerge first`);
+    if (!Number.isInteger(state?.stepCount) || state.stepCount < 0) throw new ArgumentError(`${where}: stepCount must be a non-negative integer, got ${String(state?.stepCount)}`);
+    const names = Object.keys(state.layers ?? {});
+    for (const n of names) if (!this.#layers.has(n)) throw new ArgumentError(`${where}: state has layer '${n}', which is not one of the weights (${[...this.#layers.keys()].join(', ')})`);
+    for (const n of this.#layers.keys()) if (!names.includes(n)) throw new ArgumentError(`${where}: state has no layer '${n}'`);
+    for (const [n, l] of this.#layers) {
+      const s = state.layers[n]!;
+      const at = `${where}: layer '${n}'`;
+      if (s.shape?.[0] !== l.delta.shape[0] || s.shape?.[1] !== l.delta.shape[1]) throw new ShapeError(`${at}: state shape [${String(s.shape)}], the weight is [${l.delta.shape.join(', ')}]`);
+      validateSparseDelta({ shape: s.shape, indices: s.indices, values: s.values }, at);
+      if (s.adam?.m?.length !== s.indices.length || s.adam?.v?.length !== s.indices.length) throw new ShapeError(`${at}: Adam moments have ${s.adam?.m?.length}/${s.adam?.v?.length} entries for ${s.indices.length} active ones`);
+      const size = l.delta.shape[0] * l.delta.shape[1];
+      if (s.accumulated !== null && (!(s.accumulated instanceof Float32Array) || s.accumulated.length !== size)) throw new ShapeError(`${at}: accumulated must be null or a Float32Array of ${size} entries`);
+      new SparseAdam(0).load(s.adam, `${at}: adam`);
+    }
+    for (const [n, l] of this.#layers) {
+      const s = state.layers[n]!;
+      l.delta = { shape: [s.shape[0], s.shape[1]], indices: s.indices.slice(), values: s.values.slice() };
+      l.adam.load(s.adam);
+      l.scatterIndices.dispose();
+      l.scatterIndices = this.#scatter(l.delta);
+      l.accumulated = s.accumulated?.slice() ?? null;
+    }
+    this.stepCount = state.stepCount;
+    return this;
   }
 
   /** Writes W + Δ into the variables. */
