@@ -46,4 +46,4 @@ export { RecipeError, configFields, listMethods, loadRecipeFile, parseRecipeText
 export type { MethodInfo, RecipeProblem, ResolvedRecipe, StageKind, StageSpec } from './recipe/index.js';
 export { startRun, resumeRun, type RunOptions, type RunSummary } from './run/runner.js';
 export { loadExportedModel } from './stages/export.js';
-export { runSteps, type StepsOptions } from './train/steps.js';
+export { runSteps, type GradientStepsOptions, type StepsOptions, type StepsResult, type StepUpdate, type UpdateStepsOptions } from './train/steps.js';
