@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "args.h"
+#include "elementwise.h"
 #include "gemm.h"
 #include "ops.h"
 #include "spmm.h"
@@ -511,6 +512,129 @@ Napi::Value MaskedSgd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- elementwise (the sparse-cpu tfjs backend's float32 arithmetic) ----
+
+// A small non-negative integer argument below `limit` (an operator code).
+int codeArg(const Napi::CallbackInfo& info, const char* fn, int index, const char* what, int limit) {
+  const int64_t v = intArg(info, fn, index, what);
+  if (v >= limit) throw rangeError(info, fn, std::string(what) + " must be below " + std::to_string(limit));
+  return static_cast<int>(v);
+}
+
+// elementwiseBinary(op, a, b, out, rank, plan): out[0:prod(dims)] = a op b over `rank` merged axes.
+// plan (Float64Array) holds dims, then aSteps, then bSteps, `rank` entries each, innermost axis
+// first; a step is 0 where the operand repeats, and the innermost steps are 0 or 1. op: 0 add,
+// 1 sub, 2 mul, 3 div. One reusable plan array keeps the call cheap for small tensors.
+Napi::Value ElementwiseBinary(const Napi::CallbackInfo& info) {
+  const char* fn = "elementwiseBinary";
+  if (info.Length() != 6) throw Napi::TypeError::New(info.Env(), "elementwiseBinary: expected 6 arguments");
+  const int op = codeArg(info, fn, 0, "op", kBinaryOps);
+  const ArrayArg<float> a = f32Arg(info, fn, 1, "a");
+  const ArrayArg<float> b = f32Arg(info, fn, 2, "b");
+  const ArrayArg<float> out = f32Arg(info, fn, 3, "out");
+  const int64_t rank = intArg(info, fn, 4, "rank");
+  const ArrayArg<double> planArg = f64Arg(info, fn, 5, "plan");
+  if (rank > kMaxBinaryRank) throw rangeError(info, fn, "more than " + std::to_string(kMaxBinaryRank) + " axes");
+  if (planArg.length < 3 * rank) throw rangeError(info, fn, "plan is shorter than 3 * rank");
+  BinaryPlan p;
+  p.rank = static_cast<int>(rank);
+  const std::vector<int64_t> all = offsetList(info, fn, ArrayArg<double>{planArg.data, 3 * rank}, "plan");
+  const int64_t* d = all.data();
+  const int64_t* sa = d + rank;
+  const int64_t* sb = d + 2 * rank;
+  // Exact in double: every factor and sum is below 2^52 or the check fails first.
+  double total = 1, aLast = 0, bLast = 0;
+  for (int i = 0; i < p.rank; ++i) {
+    p.dims[i] = d[i];
+    p.aStep[i] = sa[i];
+    p.bStep[i] = sb[i];
+    total *= static_cast<double>(d[i]);
+    if (productTooLarge(total)) throw rangeError(info, fn, "dims hold too many elements");
+  }
+  if (p.rank > 0 && (p.aStep[0] > 1 || p.bStep[0] > 1)) throw rangeError(info, fn, "the innermost steps must be 0 or 1");
+  if (total > static_cast<double>(out.length)) throw rangeError(info, fn, "out is shorter than the product of dims");
+  if (total == 0) return info.Env().Undefined();
+  for (int i = 0; i < p.rank; ++i) {
+    aLast += static_cast<double>(p.dims[i] - 1) * static_cast<double>(p.aStep[i]);
+    bLast += static_cast<double>(p.dims[i] - 1) * static_cast<double>(p.bStep[i]);
+  }
+  if (aLast >= static_cast<double>(a.length)) throw rangeError(info, fn, "a is too short for dims and aSteps");
+  if (bLast >= static_cast<double>(b.length)) throw rangeError(info, fn, "b is too short for dims and bSteps");
+  const int64_t n = static_cast<int64_t>(total);
+  checkApart(info, fn, "out", out.data, out.data + n, "a", a.data, a.data + static_cast<int64_t>(aLast) + 1);
+  checkApart(info, fn, "out", out.data, out.data + n, "b", b.data, b.data + static_cast<int64_t>(bLast) + 1);
+  binaryOp(static_cast<BinaryOp>(op), a.data, b.data, out.data, p);
+  return info.Env().Undefined();
+}
+
+// elementwiseUnary(op, x, out): out[i] = op(x[i]) over x's length. op: 0 neg, 1 abs, 2 square,
+// 3 sqrt, 4 rsqrt, 5 reciprocal, 6 relu.
+Napi::Value ElementwiseUnary(const Napi::CallbackInfo& info) {
+  const char* fn = "elementwiseUnary";
+  if (info.Length() != 3) throw Napi::TypeError::New(info.Env(), "elementwiseUnary: expected 3 arguments");
+  const int op = codeArg(info, fn, 0, "op", kUnaryOps);
+  const ArrayArg<float> x = f32Arg(info, fn, 1, "x");
+  const ArrayArg<float> out = f32Arg(info, fn, 2, "out");
+  if (out.length < x.length) throw rangeError(info, fn, "out is shorter than x");
+  checkApart(info, fn, "out", out.data, out.data + x.length, "x", x.data, x.data + x.length);
+  unaryOp(static_cast<UnaryOp>(op), x.data, out.data, x.length);
+  return info.Env().Undefined();
+}
+
+// reduceLastAxis(op, x, rows, cols, out): out[r] = reduce(x[r*cols : (r+1)*cols]). op: 0 sum
+// (float64 accumulation), 1 max (NaN wins). cols must be positive when rows are.
+Napi::Value ReduceLastAxis(const Napi::CallbackInfo& info) {
+  const char* fn = "reduceLastAxis";
+  if (info.Length() != 5) throw Napi::TypeError::New(info.Env(), "reduceLastAxis: expected 5 arguments");
+  const int op = codeArg(info, fn, 0, "op", kReduceOps);
+  const ArrayArg<float> x = f32Arg(info, fn, 1, "x");
+  const int64_t rows = intArg(info, fn, 2, "rows");
+  const int64_t cols = intArg(info, fn, 3, "cols");
+  const ArrayArg<float> out = f32Arg(info, fn, 4, "out");
+  if (rows > 0 && cols == 0) throw rangeError(info, fn, "cols must be positive");
+  if (productTooLarge(static_cast<double>(rows) * static_cast<double>(cols)) || rows * cols > x.length) {
+    throw rangeError(info, fn, "x is shorter than rows * cols");
+  }
+  if (out.length < rows) throw rangeError(info, fn, "out is shorter than rows");
+  checkApart(info, fn, "out", out.data, out.data + rows, "x", x.data, x.data + rows * cols);
+  reduceRows(static_cast<ReduceOp>(op), x.data, rows, cols, out.data);
+  return info.Env().Undefined();
+}
+
+// gather32(x, start, out, rank, plan): copies a strided view of x's 4-byte elements, starting at
+// element `start`, into out[0:prod(dims)]; plan (Float64Array) holds dims, then steps, `rank`
+// entries each, innermost axis first. x and out are Float32Arrays (views of any 4-byte data: bits
+// are copied as they are).
+Napi::Value Gather32(const Napi::CallbackInfo& info) {
+  const char* fn = "gather32";
+  if (info.Length() != 5) throw Napi::TypeError::New(info.Env(), "gather32: expected 5 arguments");
+  const ArrayArg<float> x = f32Arg(info, fn, 0, "x");
+  const int64_t start = intArg(info, fn, 1, "start");
+  const ArrayArg<float> out = f32Arg(info, fn, 2, "out");
+  const int64_t rank = intArg(info, fn, 3, "rank");
+  const ArrayArg<double> planArg = f64Arg(info, fn, 4, "plan");
+  if (rank > kMaxBinaryRank) throw rangeError(info, fn, "more than " + std::to_string(kMaxBinaryRank) + " axes");
+  if (planArg.length < 2 * rank) throw rangeError(info, fn, "plan is shorter than 2 * rank");
+  const std::vector<int64_t> all = offsetList(info, fn, ArrayArg<double>{planArg.data, 2 * rank}, "plan");
+  GatherPlan p;
+  p.rank = static_cast<int>(rank);
+  double total = 1, last = static_cast<double>(start);
+  for (int i = 0; i < p.rank; ++i) {
+    p.dims[i] = all[i];
+    p.step[i] = all[rank + i];
+    total *= static_cast<double>(p.dims[i]);
+    if (productTooLarge(total)) throw rangeError(info, fn, "dims hold too many elements");
+  }
+  if (total > static_cast<double>(out.length)) throw rangeError(info, fn, "out is shorter than the product of dims");
+  if (total == 0) return info.Env().Undefined();
+  for (int i = 0; i < p.rank; ++i) last += static_cast<double>(p.dims[i] - 1) * static_cast<double>(p.step[i]);
+  if (last >= static_cast<double>(x.length)) throw rangeError(info, fn, "x is too short for start, dims and steps");
+  const int64_t n = static_cast<int64_t>(total);
+  checkApart(info, fn, "out", out.data, out.data + n, "x", x.data + start, x.data + static_cast<int64_t>(last) + 1);
+  gather32(reinterpret_cast<const uint32_t*>(x.data + start), reinterpret_cast<uint32_t*>(out.data), p);
+  return info.Env().Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -523,7 +647,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #endif
   Napi::Array kernels = Napi::Array::New(env);
   const char* names[] = {"gemm",      "gemmBatched",    "spmmCSR",   "spmmNM",   "spmmBlock",
-                         "gemvSparseInput", "attention", "maskedAdam", "maskedSgd"};
+                         "gemvSparseInput", "attention", "maskedAdam", "maskedSgd", "elementwiseBinary",
+                         "elementwiseUnary", "reduceLastAxis", "gather32"};
   for (uint32_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) kernels.Set(i, names[i]);
   out.Set("kernels", kernels);
   return out;
@@ -548,6 +673,10 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("maskedAdam", Napi::Function::New(env, MaskedAdam, "maskedAdam"));
   exports.Set("maskedSgd", Napi::Function::New(env, MaskedSgd, "maskedSgd"));
+  exports.Set("elementwiseBinary", Napi::Function::New(env, ElementwiseBinary, "elementwiseBinary"));
+  exports.Set("elementwiseUnary", Napi::Function::New(env, ElementwiseUnary, "elementwiseUnary"));
+  exports.Set("reduceLastAxis", Napi::Function::New(env, ReduceLastAxis, "reduceLastAxis"));
+  exports.Set("gather32", Napi::Function::New(env, Gather32, "gather32"));
   return exports;
 }
 

@@ -148,6 +148,24 @@ export type NativeMaskedSgd = (
   nesterov: boolean,
 ) => void;
 
+/**
+ * elementwiseBinary(op, a, b, out, rank, plan): out[0:prod(dims)] = a op b (op 0 add, 1 sub, 2 mul,
+ * 3 div) over `rank` merged axes; plan holds dims, then a's element steps, then b's, `rank` entries
+ * each, innermost axis first (a step is 0 where the operand repeats; innermost steps are 0 or 1).
+ */
+export type NativeElementwiseBinary = (op: number, a: Float32Array, b: Float32Array, out: Float32Array, rank: number, plan: Float64Array) => void;
+/** elementwiseUnary(op, x, out): out[i] = op(x[i]); op 0 neg, 1 abs, 2 square, 3 sqrt, 4 rsqrt, 5 reciprocal, 6 relu. */
+export type NativeElementwiseUnary = (op: number, x: Float32Array, out: Float32Array) => void;
+/** reduceLastAxis(op, x, rows, cols, out): out[r] = sum (op 0) or max (op 1) of x[r*cols : (r+1)*cols]. */
+export type NativeReduceLastAxis = (op: number, x: Float32Array, rows: number, cols: number, out: Float32Array) => void;
+
+/**
+ * gather32(x, start, out, rank, plan): out[0:prod(dims)] = the strided view of x's 4-byte elements
+ * from element `start`; plan holds dims, then steps (elements), `rank` entries each, innermost axis
+ * first. Bits are copied unchanged, so an Int32Array's storage may be passed as a Float32Array view.
+ */
+export type NativeGather32 = (x: Float32Array, start: number, out: Float32Array, rank: number, plan: Float64Array) => void;
+
 /** The binding's raw functions. They check bounds themselves but throw plain errors; use the kernels. */
 export interface NativeAddon {
   info(): NativeInfo;
@@ -168,6 +186,11 @@ export interface NativeAddon {
   attention?: NativeAttention;
   maskedAdam?: NativeMaskedAdam;
   maskedSgd?: NativeMaskedSgd;
+  /** Float32 elementwise kernels of the sparse-cpu tfjs backend; present when info().kernels lists them. */
+  elementwiseBinary?: NativeElementwiseBinary;
+  elementwiseUnary?: NativeElementwiseUnary;
+  reduceLastAxis?: NativeReduceLastAxis;
+  gather32?: NativeGather32;
 }
 
 export type NativeLoadResult =

@@ -7,14 +7,13 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Random } from '@sparse/tensor';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { expectIdentical, useQuietCpuBackend } from './__fixtures__/tfjs-backends.js';
 import { nativeStatus } from './native.js';
-import { FAST_TFJS_KERNELS, SPARSE_CPU_BACKEND } from './tfjs.js';
+import { FAST_TFJS_KERNELS, NATIVE_TFJS_KERNELS, SPARSE_CPU_BACKEND } from './tfjs.js';
 
 const status = nativeStatus();
 const suite = status.available ? describe : describe.skip;
-
-const BACKENDS = ['cpu', SPARSE_CPU_BACKEND] as const;
 
 type Op = (x: tf.Tensor) => tf.Tensor;
 const OPS: Record<string, Op> = {
@@ -59,54 +58,12 @@ const CASES: Array<{ shape: number[]; values: Float32Array }> = [
   { shape: [1021], values: randomValues(1021, 3).map((v) => Math.sign(v) * (Math.abs(v) % 12)) },
 ];
 
-/** Each backend's outputs of fn on fresh tensors: shape, dtype and values. */
-async function onBoth(fn: () => tf.Tensor | tf.Tensor[]) {
-  const out: Array<Array<{ shape: number[]; dtype: string; values: number[] }>> = [];
-  for (const backend of BACKENDS) {
-    await tf.setBackend(backend);
-    const results = tf.tidy(() => {
-      const r = fn();
-      return Array.isArray(r) ? r : [r];
-    });
-    out.push(results.map((t) => ({ shape: t.shape, dtype: t.dtype, values: Array.from(t.dataSync() as ArrayLike<number>) })));
-    tf.dispose(results);
-  }
-  return { cpu: out[0]!, sparse: out[1]! };
-}
-
-async function expectIdentical(label: string, fn: () => tf.Tensor | tf.Tensor[]): Promise<void> {
-  const { cpu, sparse } = await onBoth(fn);
-  expect(sparse.length, label).toBe(cpu.length);
-  cpu.forEach((want, j) => {
-    const got = sparse[j]!;
-    expect(got.shape, label).toEqual(want.shape);
-    expect(got.dtype, label).toBe(want.dtype);
-    expect(got.values.length, label).toBe(want.values.length);
-    for (let i = 0; i < want.values.length; i++) {
-      if (!Object.is(got.values[i], want.values[i])) {
-        expect.fail(`${label}: output ${j} element ${i}: sparse-cpu ${got.values[i]} vs cpu ${want.values[i]}`);
-      }
-    }
-  });
-}
-
-let previous = '';
-beforeAll(async () => {
-  previous = tf.getBackend();
-  const prod = tf.env().getBool('PROD');
-  tf.env().set('PROD', true);
-  await tf.setBackend('cpu');
-  tf.dispose(tf.scalar(0));
-  tf.env().set('PROD', prod);
-});
-afterAll(async () => {
-  if (previous) await tf.setBackend(previous);
-});
+useQuietCpuBackend();
 
 suite('float32 unary fast paths match tfjs-backend-cpu bit for bit', () => {
   for (const [name, op] of Object.entries(OPS)) {
     it(`${name}: registered as the fast kernel, same values on special and random inputs`, async () => {
-      expect(FAST_TFJS_KERNELS).toContain(name);
+      expect([...FAST_TFJS_KERNELS, ...NATIVE_TFJS_KERNELS]).toContain(name);
       const lower = `${name.charAt(0).toLowerCase()}${name.slice(1)}`;
       expect(tf.getKernel(name, SPARSE_CPU_BACKEND)!.kernelFunc.name).toBe(`${lower}Fast`);
       for (const c of CASES) await expectIdentical(`${name} ${JSON.stringify(c.shape)}`, () => op(tf.tensor(c.values, c.shape, 'float32')));

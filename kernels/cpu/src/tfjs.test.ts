@@ -11,8 +11,9 @@ import { selectBackend } from '@sparse/tensor/tfjs';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomArray, rng } from './__fixtures__/gemm-cases.js';
+import { expectIdentical as expectIdenticalOnBoth, useQuietCpuBackend } from './__fixtures__/tfjs-backends.js';
 import { nativeStatus } from './native.js';
 import { FAST_TFJS_KERNELS, FUSED_ACTIVATIONS, NATIVE_TFJS_KERNELS, SPARSE_CPU_BACKEND, registerSparseCpuBackend, sparseCpuRegistration, type FusedActivation } from './tfjs.js';
 
@@ -133,19 +134,7 @@ const TRANSPOSES: Array<[boolean, boolean]> = [
   [true, true],
 ];
 
-let previous = '';
-beforeAll(async () => {
-  previous = tf.getBackend();
-  // tfjs-backend-cpu prints an "install tfjs-node" banner on its first tensor; make that one quietly.
-  const prod = tf.env().getBool('PROD');
-  tf.env().set('PROD', true);
-  await tf.setBackend('cpu');
-  tf.dispose(tf.scalar(0));
-  tf.env().set('PROD', prod);
-});
-afterAll(async () => {
-  if (previous) await tf.setBackend(previous);
-});
+useQuietCpuBackend();
 
 describe('registration', () => {
   it(title('registers sparse-cpu on import exactly when the native addon loads'), () => {
@@ -210,7 +199,8 @@ describe('registration', () => {
       const cpu = tf.getKernelsForBackend('cpu').map((k) => k.kernelName).sort();
       const ours = tf.getKernelsForBackend(SPARSE_CPU_BACKEND).map((k) => k.kernelName).sort();
       expect(ours).toEqual(cpu);
-      expect([...sparseCpuRegistration.nativeKernels].sort()).toEqual(['BatchMatMul', '_FusedMatMul']);
+      // This addon exports the elementwise kernels, so every native kernel is served natively.
+      expect([...sparseCpuRegistration.nativeKernels].sort()).toEqual([...NATIVE_TFJS_KERNELS].sort());
       expect([...sparseCpuRegistration.fastKernels].sort()).toEqual([...FAST_TFJS_KERNELS].sort());
       const replaced = new Set([...NATIVE_TFJS_KERNELS, ...FAST_TFJS_KERNELS]);
       for (const k of tf.getKernelsForBackend(SPARSE_CPU_BACKEND)) {
@@ -397,19 +387,7 @@ suite('gradients through the native products', () => {
 });
 
 /** Runs fn on both backends; the outputs must be identical (same shape, dtype and bits). */
-async function expectIdentical(fn: () => tf.Tensor | tf.Tensor[]): Promise<void> {
-  const out: Array<Array<{ shape: number[]; dtype: string; values: number[] }>> = [];
-  for (const backend of BACKENDS) {
-    await tf.setBackend(backend);
-    const results = tf.tidy(() => {
-      const r = fn();
-      return Array.isArray(r) ? r : [r];
-    });
-    out.push(results.map((t) => ({ shape: t.shape, dtype: t.dtype, values: Array.from(t.dataSync() as ArrayLike<number>) })));
-    tf.dispose(results);
-  }
-  expect(out[1]).toEqual(out[0]);
-}
+const expectIdentical = (fn: () => tf.Tensor | tf.Tensor[]): Promise<void> => expectIdenticalOnBoth('sparse-cpu vs cpu', fn);
 
 suite('kernels replaced by float32 fast paths match tfjs-backend-cpu exactly', () => {
   const t = (shape: number[], seed: number) => tf.tensor(input(shape, seed).values, shape);

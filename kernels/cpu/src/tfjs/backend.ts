@@ -6,9 +6,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { nativeStatus, type NativeInfo } from '../native.js';
 import { FAST_BINARY_OPS, makeBinary, makeUnsortedSegmentSum } from './elementwise.js';
-import { makeSlice, makeSoftmax, makeSplitV, makeSum, makeTranspose } from './layout.js';
+import { makeMax, makeSlice, makeSoftmax, makeSplitV, makeSum, makeTranspose } from './layout.js';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul.js';
-import { FAST_UNARY_OPS, makeUnary } from './unary.js';
+import { FAST_UNARY_OPS, NATIVE_UNARY_OPS, makeUnary } from './unary.js';
 
 /** Name of the backend in tfjs's registry. */
 export const SPARSE_CPU_BACKEND = 'sparse-cpu';
@@ -16,14 +16,27 @@ export const SPARSE_CPU_BACKEND = 'sparse-cpu';
 /** Registration priority: above tfjs-backend-cpu (1), so importing the module makes it tfjs's default. */
 export const SPARSE_CPU_PRIORITY = 2;
 
-/** Kernels the backend serves natively. */
-export const NATIVE_TFJS_KERNELS: readonly string[] = ['BatchMatMul', '_FusedMatMul'];
+/**
+ * Kernels the backend serves with the native addon: the matrix products; on float32 the binary
+ * arithmetic, the exact unary maps and the Sum/Max reductions; and the strided copies of Transpose,
+ * Slice and SplitV on float32 and int32 (bool there, and tiny tensors everywhere, take the
+ * JavaScript loop, which gives the same values; an addon built before the elementwise kernels
+ * leaves those to JavaScript, and registration lists them as fast kernels then).
+ */
+export const NATIVE_TFJS_KERNELS: readonly string[] = ['BatchMatMul', '_FusedMatMul', ...FAST_BINARY_OPS, ...NATIVE_UNARY_OPS, 'Sum', 'Max', 'Transpose', 'Slice', 'SplitV'];
+
+/** Native kernels of NATIVE_TFJS_KERNELS that need the addon's elementwise exports. */
+const ELEMENTWISE_KERNELS = new Set<string>([...FAST_BINARY_OPS, ...NATIVE_UNARY_OPS, 'Sum', 'Max', 'Transpose', 'Slice', 'SplitV']);
 
 /**
  * Float32 kernels replaced by JavaScript that skips tfjs-backend-cpu's generic index paths (same
- * results); every other kernel is tfjs-backend-cpu's, unchanged.
+ * results); every kernel in neither list is tfjs-backend-cpu's, unchanged.
  */
-export const FAST_TFJS_KERNELS: readonly string[] = [...FAST_BINARY_OPS, ...FAST_UNARY_OPS, 'UnsortedSegmentSum', 'Transpose', 'Slice', 'SplitV', 'Sum', 'Softmax'];
+export const FAST_TFJS_KERNELS: readonly string[] = [
+  ...FAST_UNARY_OPS.filter((op) => !NATIVE_UNARY_OPS.includes(op)),
+  'UnsortedSegmentSum',
+  'Softmax',
+];
 
 /** tfjs-backend-cpu's backend class, unchanged except for a name and the addon it runs on. */
 export class SparseCpuBackend extends MathBackendCPU {
@@ -103,6 +116,8 @@ export function registerSparseCpuBackend(options: RegisterSparseCpuOptions = {})
     return (s.result = { registered: false, nativeKernels: [], fastKernels: [], reason });
   }
   const info = status.info;
+  const { elementwiseBinary, elementwiseUnary, reduceLastAxis, gather32 } = status.addon;
+  const elementwise = [elementwiseBinary, elementwiseUnary, reduceLastAxis, gather32].every((f) => typeof f === 'function');
 
   if (!isBackendRegistered(SPARSE_CPU_BACKEND)) {
     tf.registerBackend(SPARSE_CPU_BACKEND, () => new SparseCpuBackend(info), options.priority ?? SPARSE_CPU_PRIORITY);
@@ -111,20 +126,22 @@ export function registerSparseCpuBackend(options: RegisterSparseCpuOptions = {})
     BatchMatMul: (fallback) => makeBatchMatMul(gemmBatched, fallback),
     _FusedMatMul: (fallback) => makeFusedMatMul(gemmBatched, fallback),
     UnsortedSegmentSum: makeUnsortedSegmentSum,
-    Transpose: makeTranspose,
-    Slice: makeSlice,
-    SplitV: makeSplitV,
-    Sum: makeSum,
+    Transpose: (fallback) => makeTranspose(fallback, gather32),
+    Slice: (fallback) => makeSlice(fallback, gather32),
+    SplitV: (fallback) => makeSplitV(fallback, gather32),
+    Sum: (fallback) => makeSum(fallback, reduceLastAxis, gather32),
+    Max: (fallback) => makeMax(fallback, reduceLastAxis, gather32),
     Softmax: makeSoftmax,
   };
-  for (const op of FAST_BINARY_OPS) replacements[op] = (fallback) => makeBinary(op, fallback);
-  for (const op of FAST_UNARY_OPS) replacements[op] = (fallback) => makeUnary(op, fallback);
+  for (const op of FAST_BINARY_OPS) replacements[op] = (fallback) => makeBinary(op, fallback, elementwiseBinary);
+  for (const op of FAST_UNARY_OPS) replacements[op] = (fallback) => makeUnary(op, fallback, elementwiseUnary);
   const nativeKernels: string[] = [];
   const fastKernels: string[] = [];
   for (const config of tf.getKernelsForBackend('cpu')) {
     const name = config.kernelName;
     const replace = replacements[name];
-    if (replace !== undefined) (NATIVE_TFJS_KERNELS.includes(name) ? nativeKernels : fastKernels).push(name);
+    const native = NATIVE_TFJS_KERNELS.includes(name) && (elementwise || !ELEMENTWISE_KERNELS.has(name));
+    if (replace !== undefined) (native ? nativeKernels : fastKernels).push(name);
     if (tf.getKernel(name, SPARSE_CPU_BACKEND) != null) continue;
     tf.registerKernel({ ...config, backendName: SPARSE_CPU_BACKEND, kernelFunc: replace ? replace(config.kernelFunc) : config.kernelFunc });
   }

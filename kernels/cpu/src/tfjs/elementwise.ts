@@ -3,16 +3,14 @@
 // an operand repeats along an inner axis, e.g. x [R, C] - mean [R, 1]) and UnsortedSegmentSum (the
 // gradient of an embedding lookup, built there from one masked product per segment). Results are
 // the same numbers tfjs-backend-cpu produces: each element computed in float64 and rounded once on
-// store, sums accumulated in float64 in the same order. Other dtypes go to tfjs-backend-cpu's kernel.
-import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+// store (for + - * / of float32 operands that is the float32 operation itself, which the native
+// kernel does with AVX2 on the pool's threads), sums accumulated in float64 in the same order.
+// Other dtypes go to tfjs-backend-cpu's kernel; tiny outputs, or an addon without the kernel, to the
+// JavaScript loops below.
+import type { KernelFunc } from '@tensorflow/tfjs-core';
+import type { NativeElementwiseBinary } from '../native.js';
 import { broadcastShapes, sizeOf } from './broadcast.js';
-import type { CpuStorageBackend } from './matmul.js';
-
-interface KernelArgs {
-  inputs: Record<string, TensorInfo | undefined>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}
+import { fastKernel, fastName, float32Values } from './kernel.js';
 
 type Inner = (out: Float32Array, o: number, a: Float32Array, ao: number, sa: number, b: Float32Array, bo: number, sb: number, n: number) => void;
 
@@ -34,6 +32,15 @@ const INNER: Record<'Add' | 'Sub' | 'Multiply' | 'RealDiv', Inner> = {
 
 export type FastBinaryOp = keyof typeof INNER;
 export const FAST_BINARY_OPS = Object.keys(INNER) as FastBinaryOp[];
+
+/** The addon's operator codes (elementwise.h BinaryOp). */
+const NATIVE_OP: Record<FastBinaryOp, number> = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 };
+/** Below this many output elements the native call costs more than the JavaScript loop. */
+const NATIVE_MIN_ELEMENTS = 128;
+/** Most merged axes the native kernel takes (elementwise.h kMaxBinaryRank). */
+const NATIVE_MAX_RANK = 8;
+// The plan handed to the addon, reused: dims, then a's steps, then b's, innermost axis first.
+const nativePlan = new Float64Array(3 * NATIVE_MAX_RANK);
 
 /**
  * The output shape as a few merged axes, with each operand's element stride per axis (0 where it
@@ -69,11 +76,30 @@ function plan(aShape: readonly number[], bShape: readonly number[], outShape: re
   return { dims, sa, sb };
 }
 
-function run(op: FastBinaryOp, a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[], outShape: readonly number[]): Float32Array {
+/** a op b broadcast to outShape, natively when `native` is given and the output is not tiny. */
+export function binaryValues(
+  op: FastBinaryOp,
+  a: Float32Array,
+  aShape: readonly number[],
+  b: Float32Array,
+  bShape: readonly number[],
+  outShape: readonly number[],
+  native?: NativeElementwiseBinary,
+): Float32Array {
   const out = new Float32Array(sizeOf(outShape));
   if (out.length === 0) return out;
   const inner = INNER[op];
   const { dims, sa, sb } = plan(aShape, bShape, outShape);
+  const rank = dims.length;
+  if (native !== undefined && out.length >= NATIVE_MIN_ELEMENTS && rank <= NATIVE_MAX_RANK) {
+    for (let d = 0; d < rank; d++) {
+      nativePlan[d] = dims[d]!;
+      nativePlan[rank + d] = sa[d]!;
+      nativePlan[2 * rank + d] = sb[d]!;
+    }
+    native(NATIVE_OP[op], a, b, out, rank, nativePlan);
+    return out;
+  }
   if (dims.length === 0) {
     inner(out, 0, a, 0, 0, b, 0, 0, 1);
     return out;
@@ -105,26 +131,20 @@ function run(op: FastBinaryOp, a: Float32Array, aShape: readonly number[], b: Fl
   return out;
 }
 
-function float32Values(backend: CpuStorageBackend, t: TensorInfo | undefined): Float32Array | undefined {
-  if (t === undefined || t.dtype !== 'float32') return undefined;
-  const values = backend.data.get(t.dataId).values;
-  return values instanceof Float32Array ? values : undefined;
-}
-
-/** A float32 binary kernel with the broadcast loop above; `fallback` (tfjs-backend-cpu's) otherwise. */
-export function makeBinary(op: FastBinaryOp, fallback: KernelFunc): KernelFunc {
-  const kernel: KernelFunc = (args) => {
-    const { inputs } = args as unknown as KernelArgs;
-    const backend = args.backend as unknown as CpuStorageBackend;
-    const av = float32Values(backend, inputs.a);
-    const bv = float32Values(backend, inputs.b);
-    if (av === undefined || bv === undefined) return fallback(args);
-    const outShape = broadcastShapes(inputs.a!.shape, inputs.b!.shape);
-    if (outShape === undefined) return fallback(args); // tfjs-backend-cpu raises its own error
-    return backend.makeTensorInfo(outShape, 'float32', run(op, av, inputs.a!.shape, bv, inputs.b!.shape, outShape));
-  };
-  Object.defineProperty(kernel, 'name', { value: `${op.charAt(0).toLowerCase()}${op.slice(1)}Fast` });
-  return kernel;
+/**
+ * A float32 binary kernel with the broadcast walk above (natively through `native` when given);
+ * `fallback` (tfjs-backend-cpu's) for other dtypes and shapes that do not broadcast.
+ */
+export function makeBinary(op: FastBinaryOp, fallback: KernelFunc, native?: NativeElementwiseBinary): KernelFunc {
+  return fastKernel(fastName(op), fallback, ({ inputs, backend }) => {
+    const { a, b } = inputs;
+    const av = float32Values(backend, a);
+    const bv = float32Values(backend, b);
+    if (av === undefined || bv === undefined) return undefined;
+    const outShape = broadcastShapes(a!.shape, b!.shape);
+    if (outShape === undefined) return undefined; // tfjs-backend-cpu raises its own error
+    return backend.makeTensorInfo(outShape, 'float32', binaryValues(op, av, a!.shape, bv, b!.shape, outShape, native));
+  });
 }
 
 /**
@@ -132,17 +152,14 @@ export function makeBinary(op: FastBinaryOp, fallback: KernelFunc): KernelFunc {
  * is added to output row segmentIds[i]; ids outside [0, numSegments) are dropped, as there.
  */
 export function makeUnsortedSegmentSum(fallback: KernelFunc): KernelFunc {
-  return function unsortedSegmentSumFast(args) {
-    const { inputs, attrs } = args as unknown as KernelArgs;
-    const backend = args.backend as unknown as CpuStorageBackend;
-    const x = inputs.x;
-    const ids = inputs.segmentIds;
-    const numSegments = attrs?.numSegments;
+  return fastKernel('unsortedSegmentSumFast', fallback, ({ inputs, attrs, backend }) => {
+    const { x, segmentIds: ids } = inputs;
+    const numSegments = attrs.numSegments;
     const xv = float32Values(backend, x);
-    const idv = ids === undefined ? undefined : backend.data.get(ids.dataId).values;
+    const idv = ids == null ? undefined : backend.data.get(ids.dataId).values;
     if (
       xv === undefined ||
-      ids === undefined ||
+      ids == null ||
       ids.shape.length !== 1 ||
       x!.shape.length < 1 ||
       ids.shape[0] !== x!.shape[0] ||
@@ -151,7 +168,7 @@ export function makeUnsortedSegmentSum(fallback: KernelFunc): KernelFunc {
       !Number.isInteger(numSegments) ||
       numSegments < 0
     ) {
-      return fallback(args);
+      return undefined;
     }
     const rows = x!.shape[0]!;
     const width = sizeOf(x!.shape.slice(1));
@@ -164,5 +181,5 @@ export function makeUnsortedSegmentSum(fallback: KernelFunc): KernelFunc {
       for (let j = 0; j < width; j++) acc[dst + j] += xv[src + j]!;
     }
     return backend.makeTensorInfo([numSegments, ...x!.shape.slice(1)], 'float32', Float32Array.from(acc));
-  };
+  });
 }

@@ -7,24 +7,7 @@ import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeGemmBatched } from '../native.js';
 import { broadcastOffsets, broadcastShapes, sameShape, sizeOf } from './broadcast.js';
 import { addBroadcast, applyActivationInPlace, isFusedActivation } from './epilogue.js';
-
-/** The slice of MathBackendCPU these kernels use. */
-export interface CpuStorageBackend {
-  data: { get(dataId: object): { values?: unknown } };
-  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
-}
-
-interface KernelArgs {
-  inputs: Record<string, TensorInfo | undefined>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}
-
-function float32Values(backend: CpuStorageBackend, t: TensorInfo): Float32Array | undefined {
-  if (t.dtype !== 'float32') return undefined;
-  const values = backend.data.get(t.dataId).values;
-  return values instanceof Float32Array ? values : undefined;
-}
+import { fastKernel, float32Values, type CpuStorageBackend } from './kernel.js';
 
 /** The operands of a (batched) product, checked as tfjs checks them. */
 interface Product {
@@ -91,46 +74,40 @@ function runProduct(gemmBatched: NativeGemmBatched, p: Product): Float32Array {
 
 /** BatchMatMul served by the native gemm; `fallback` is tfjs-backend-cpu's kernel. */
 export function makeBatchMatMul(gemmBatched: NativeGemmBatched, fallback: KernelFunc): KernelFunc {
-  return function batchMatMulNative(args) {
-    const { inputs, attrs } = args as unknown as KernelArgs;
-    const backend = args.backend as unknown as CpuStorageBackend;
-    const a = inputs.a!;
-    const b = inputs.b!;
-    const plan = planProduct(backend, a, b, Boolean(attrs?.transposeA), Boolean(attrs?.transposeB));
-    if (plan === undefined) return fallback(args);
+  return fastKernel('batchMatMulNative', fallback, ({ inputs, attrs, backend }) => {
+    const plan = planProduct(backend, inputs.a!, inputs.b!, Boolean(attrs.transposeA), Boolean(attrs.transposeB));
+    if (plan === undefined) return undefined;
     return backend.makeTensorInfo(plan.outShape, 'float32', runProduct(gemmBatched, plan));
-  };
+  });
 }
 
 /** _FusedMatMul: the native product, then bias and activation in place on its result. */
 export function makeFusedMatMul(gemmBatched: NativeGemmBatched, fallback: KernelFunc): KernelFunc {
-  return function fusedMatMulNative(args) {
-    const { inputs, attrs } = args as unknown as KernelArgs;
-    const backend = args.backend as unknown as CpuStorageBackend;
+  return fastKernel('fusedMatMulNative', fallback, ({ inputs, attrs, backend }) => {
     const { a, b, bias, preluActivationWeights } = inputs;
-    const activation = (attrs?.activation as string | undefined) ?? 'linear';
-    if (!isFusedActivation(activation)) return fallback(args);
-    const plan = planProduct(backend, a!, b!, Boolean(attrs?.transposeA), Boolean(attrs?.transposeB));
-    if (plan === undefined) return fallback(args);
+    const activation = (attrs.activation as string | undefined) ?? 'linear';
+    if (!isFusedActivation(activation)) return undefined;
+    const plan = planProduct(backend, a!, b!, Boolean(attrs.transposeA), Boolean(attrs.transposeB));
+    if (plan === undefined) return undefined;
     let biasValues: Float32Array | undefined;
     if (bias != null) {
       biasValues = float32Values(backend, bias);
       const shape = broadcastShapes(plan.outShape, bias.shape);
       // A bias that broadcasts the output to a larger shape is left to tfjs-backend-cpu.
-      if (biasValues === undefined || shape === undefined || !sameShape(shape, plan.outShape)) return fallback(args);
+      if (biasValues === undefined || shape === undefined || !sameShape(shape, plan.outShape)) return undefined;
     }
     let prelu: { values: Float32Array; shape: number[] } | undefined;
     if (activation === 'prelu') {
       const w = preluActivationWeights;
       const values = w == null ? undefined : float32Values(backend, w);
       const shape = w == null ? undefined : broadcastShapes(plan.outShape, w.shape);
-      if (values === undefined || shape === undefined || !sameShape(shape, plan.outShape)) return fallback(args);
+      if (values === undefined || shape === undefined || !sameShape(shape, plan.outShape)) return undefined;
       prelu = { values, shape: w!.shape };
     }
     const out = runProduct(gemmBatched, plan);
     if (biasValues !== undefined) addBroadcast(out, plan.outShape, biasValues, bias!.shape);
-    const alpha = attrs?.leakyreluAlpha;
+    const alpha = attrs.leakyreluAlpha;
     applyActivationInPlace(out, plan.outShape, activation, prelu, typeof alpha === 'number' ? alpha : 0.2);
     return backend.makeTensorInfo(plan.outShape, 'float32', out);
-  };
+  });
 }

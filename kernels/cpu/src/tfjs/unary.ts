@@ -2,9 +2,12 @@
 // generic helper that calls a closure per element (and Neg through a broadcasting multiply by -1),
 // about ten times the cost of the arithmetic. Each loop here evaluates the same float64 expression
 // tfjs-backend-cpu does and rounds once on store, so results are identical, NaN, ±Infinity and -0
-// included. Other dtypes go to tfjs-backend-cpu's kernel.
-import { backend_util, type KernelFunc, type TensorInfo } from '@tensorflow/tfjs-core';
-import type { CpuStorageBackend } from './matmul.js';
+// included. Other dtypes go to tfjs-backend-cpu's kernel. The ops whose float64 expression the addon
+// evaluates exactly (all but Log, Tanh and Erf, whose Math functions it does not reproduce) run
+// natively above a few elements.
+import { backend_util, type KernelFunc } from '@tensorflow/tfjs-core';
+import type { NativeElementwiseUnary } from '../native.js';
+import { fastKernel, fastName, float32Values } from './kernel.js';
 
 type Loop = (x: Float32Array, out: Float32Array) => void;
 
@@ -64,23 +67,32 @@ const LOOPS = {
 export type FastUnaryOp = keyof typeof LOOPS;
 export const FAST_UNARY_OPS = Object.keys(LOOPS) as FastUnaryOp[];
 
-interface KernelArgs {
-  inputs: Record<string, TensorInfo | undefined>;
-}
+/**
+ * The addon's codes (elementwise.h UnaryOp) for the ops it computes with the same float64
+ * expression: negation, |x|, x*x, sqrt and 1/x are correctly rounded float32 operations either
+ * way; rsqrt and relu are evaluated there exactly as written here; Exp and Sigmoid call the addon's
+ * evaluation of Math.exp's own algorithm (fdlibm's exp, which V8 ports), step by step in float64.
+ */
+const NATIVE_OP: Partial<Record<FastUnaryOp, number>> = { Neg: 0, Abs: 1, Square: 2, Sqrt: 3, Rsqrt: 4, Reciprocal: 5, Relu: 6, Exp: 7, Sigmoid: 8 };
+export const NATIVE_UNARY_OPS = Object.keys(NATIVE_OP) as FastUnaryOp[];
+/** Below this many elements the native call costs more than the JavaScript loop. */
+const NATIVE_MIN_ELEMENTS = 128;
 
-/** A float32 unary kernel running LOOPS[op]; `fallback` (tfjs-backend-cpu's) for other dtypes. */
-export function makeUnary(op: FastUnaryOp, fallback: KernelFunc): KernelFunc {
+/**
+ * A float32 unary kernel running LOOPS[op], or the addon's version of it when `native` is given;
+ * `fallback` (tfjs-backend-cpu's) for other dtypes.
+ */
+export function makeUnary(op: FastUnaryOp, fallback: KernelFunc, native?: NativeElementwiseUnary): KernelFunc {
   const loop: Loop = LOOPS[op];
-  const kernel: KernelFunc = (args) => {
-    const x = (args as unknown as KernelArgs).inputs.x;
-    const backend = args.backend as unknown as CpuStorageBackend;
-    if (x === undefined || x.dtype !== 'float32') return fallback(args);
-    const values = backend.data.get(x.dataId).values;
-    if (!(values instanceof Float32Array)) return fallback(args);
+  const code = NATIVE_OP[op];
+  const nativeLoop = native !== undefined && code !== undefined ? native : undefined;
+  return fastKernel(fastName(op), fallback, ({ inputs, backend }) => {
+    const x = inputs.x;
+    const values = float32Values(backend, x);
+    if (values === undefined) return undefined;
     const out = new Float32Array(values.length);
-    loop(values, out);
-    return backend.makeTensorInfo(x.shape, 'float32', out);
-  };
-  Object.defineProperty(kernel, 'name', { value: `${op.charAt(0).toLowerCase()}${op.slice(1)}Fast` });
-  return kernel;
+    if (nativeLoop !== undefined && values.length >= NATIVE_MIN_ELEMENTS) nativeLoop(code!, values, out);
+    else loop(values, out);
+    return backend.makeTensorInfo(x!.shape, 'float32', out);
+  });
 }
