@@ -1,10 +1,12 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { count, equals, maskFromTensor } from '@sparse/masks';
-import { Random } from '@sparse/tensor';
+import { count, equals, isKept, maskFromTensor } from '@sparse/masks';
+import { Random, tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attachAdapters } from './tfjs.js';
+import { attachAdapters, setPstSparsity } from './tfjs.js';
+import { mosaModuleDelta, mosaModules } from './variants/sparse/mosa.js';
+import { pstMask } from './variants/sparse/pst.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -99,5 +101,111 @@ describe('dropout', () => {
     const w = tf.variable(tf.zeros([4, 4]));
     expect(() => attachAdapters({ w }, { targets: /w/, variant: 'lora', config: { r: 2, dropout: 0.1 } })).toThrow(/dropout 0.1 is not supported/);
     w.dispose();
+  });
+});
+
+/** Random values (seeded) for every variable of the active adapter except the frozen ones. */
+function randomize(model: ReturnType<typeof attachAdapters>, seed: number, scale = 0.5): void {
+  const rng = new Random(seed);
+  for (const v of model.trainableVariables()) v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => rng.normal(0, scale)), v.shape));
+}
+
+describe('merges that change the support (maskAfterMerge)', () => {
+  it("a PST merge makes the layer's mask M; a LoRA added and merged next keeps PST's pruned entries at zero", () => {
+    const rng = new Random(11);
+    const shape: [number, number] = [8, 16];
+    const w0 = Float32Array.from({ length: 128 }, () => rng.normal());
+    const weights = { fc: tf.variable(tf.tensor(w0, shape), false), other: tf.variable(tf.tensor(w0.slice(0, 64), [4, 16]), false) };
+    const model = attachAdapters(weights, { targets: ['fc', 'other'], variant: 'pst', config: { r: 2, scoreRank: 2, sparsity: 0.5 }, adapterName: 'pst', seed: 1 });
+    expect(setPstSparsity(model, 0.5)).toEqual(['fc', 'other']);
+    randomize(model, 2);
+    // the reference: the core's M from the adapter's values on the dense base
+    const state = model.adapterStates().fc!;
+    const m = pstMask(state, tensor(w0, shape));
+    expect(count(m)).toBe(64);
+    expect(count(model.mask('fc')!)).toBe(128); // dense until the merge
+    model.merge();
+    expect(equals(model.mask('fc')!, m)).toBe(true);
+    expect(count(model.mask('other')!)).toBe(32);
+    expect(() => model.unmerge()).toThrow(/pst\.unmerge: PST's merge removes the weights/);
+    expect(equals(model.mask('fc')!, m)).toBe(true); // a refused unmerge changes nothing
+    model.mergeAndUnload();
+    const pruned = Float32Array.from(weights.fc.dataSync() as Float32Array);
+    pruned.forEach((v, q) => (isKept(m, q) ? expect(v).not.toBe(0) : expect(v).toBe(0)));
+    // a LoRA on the same model: its ΔW is dense, its merge goes through M
+    model.addAdapter('lora', { targets: ['fc'], variant: 'lora', config: { r: 2, alpha: 2 }, seed: 3 });
+    randomize(model, 4);
+    const delta = tf.sub(model.effectiveWeight('fc'), weights.fc).dataSync();
+    expect(Array.from(delta).every((d) => d !== 0)).toBe(true);
+    model.mergeAndUnload();
+    const after = weights.fc.dataSync();
+    after.forEach((v, q) => (isKept(m, q) ? expect(v).toBeCloseTo(pruned[q]! + delta[q]!, 5) : expect(v).toBe(0)));
+    model.dispose();
+    expect(model.mask('fc')).toBeUndefined();
+  });
+
+  it('a densified merge drops the masks: the next adapter starts from the merged weight', () => {
+    const w = tf.variable(tf.tensor([1, 0, 0, 2], [2, 2]), false);
+    const model = attachAdapters({ w }, { targets: 'w', variant: 'lora', config: { r: 1 } });
+    randomize(model, 5);
+    model.mergeAndUnload({ densify: true });
+    expect(model.mask('w')).toBeUndefined();
+    model.addAdapter('b', { targets: 'w', variant: 'lora', config: { r: 1 } });
+    expect(count(model.mask('w')!)).toBe(Array.from(w.dataSync()).filter((x) => x !== 0).length);
+    model.dispose();
+  });
+});
+
+describe('setPstSparsity', () => {
+  it("sets every layer's level: M keeps round((1 − level) · n) entries of a dense base; refuses bad levels and other variants", () => {
+    const rng = new Random(7);
+    const weights = { a: tf.variable(tf.tensor(Float32Array.from({ length: 48 }, () => rng.normal()), [6, 8]), false), b: tf.variable(tf.tensor(Float32Array.from({ length: 20 }, () => rng.normal()), [4, 5]), false) };
+    const model = attachAdapters(weights, { targets: ['a', 'b'], variant: 'pst', config: { r: 1, scoreRank: 1 } });
+    randomize(model, 8);
+    for (const level of [0.3, 0.75, 0]) {
+      expect(setPstSparsity(model, level)).toEqual(['a', 'b']);
+      for (const [n, s] of Object.entries(model.adapterStates())) {
+        expect(s.params.pst_sparsity!.data[0]).toBe(Math.fround(level));
+        const nonzero = Array.from(model.effectiveWeight(n).dataSync()).filter((x) => x !== 0).length;
+        expect(nonzero, `${n} at ${level}`).toBe(Math.round((1 - level) * weights[n as 'a' | 'b'].size));
+      }
+    }
+    expect(() => setPstSparsity(model, 1)).toThrow(/setPstSparsity: level must be in \[0, 1\), got 1/);
+    expect(() => setPstSparsity(model, 0.5, 'nope')).toThrow(/no adapter named 'nope'/);
+    model.addAdapter('lora', { targets: 'a', variant: 'lora' });
+    expect(() => setPstSparsity(model, 0.5)).toThrow(/setPstSparsity: adapter 'lora' is 'lora', not pst/);
+    expect(setPstSparsity(model, 0.5, 'default')).toEqual(['a', 'b']);
+    model.dispose();
+  });
+});
+
+describe('MoSA draw counters', () => {
+  it('mosaDraws counts training forwards per layer; setMosaDraws(k) makes the next forward draw mosaModules(state, k)', () => {
+    const rng = new Random(9);
+    const w0 = Float32Array.from({ length: 96 }, () => rng.normal());
+    const make = () => {
+      const w = tf.variable(tf.tensor(w0, [8, 12]), false);
+      const model = attachAdapters({ w }, { targets: 'w', variant: 'mosa', config: { r: 3, modules: 4 }, seed: 6 });
+      randomize(model, 10);
+      return { w, model };
+    };
+    const first = make();
+    for (let c = 0; c < 5; c++) first.model.effectiveWeight('w').dispose();
+    first.model.training = false;
+    first.model.effectiveWeight('w').dispose(); // the complete adapter: no draw
+    expect(first.model.mosaDraws()).toEqual({ w: 5 });
+    const second = make();
+    second.model.setMosaDraws({ w: 5 });
+    const state = second.model.adapterStates().w!;
+    const want = mosaModuleDelta(state, tensor(w0, [8, 12]), mosaModules(state, 5)).data;
+    const got = tf.sub(second.model.effectiveWeight('w'), second.w).dataSync();
+    got.forEach((v, q) => expect(v).toBeCloseTo(want[q]!, 5));
+    expect(second.model.mosaDraws()).toEqual({ w: 6 });
+    expect(() => second.model.setMosaDraws({ w: -1 })).toThrow(/setMosaDraws: w: the draw count must be a non-negative integer, got -1/);
+    expect(() => second.model.setMosaDraws({ v: 1 })).toThrow(/setMosaDraws: adapter 'default' has no layer 'v'/);
+    second.model.addAdapter('lora', { targets: 'w', variant: 'lora' });
+    expect(() => second.model.mosaDraws()).toThrow(/mosaDraws: adapter 'lora' is 'lora'; only mosa draws modules/);
+    first.model.dispose();
+    second.model.dispose();
   });
 });

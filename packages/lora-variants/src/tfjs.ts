@@ -11,6 +11,7 @@ import { getTfForm, listTfForms } from './tfjs-forms/index.js';
 import { getVariant } from './variants/registry.js';
 import { losiaRelocalize, type LosiaConfig } from './variants/sparse/losia.js';
 import type { IndexedAdapterState, ScoredAdapterVariant } from './variants/sparse/shared.js';
+import { mosaDrawCount, setMosaDrawCount } from './variants/sparse/tfjs.js';
 import type { AdapterState, AdapterVariant } from './variants/types.js';
 
 export type TargetPattern = string | RegExp | readonly string[] | ((name: string) => boolean);
@@ -100,8 +101,8 @@ export class AdapterModel {
   /** Whether effectiveWeight is for a training step (forms with dropout-like behaviour read it). */
   training = true;
   #enabled = true;
-  /** The adapter currently merged into the weights, if any. */
-  #merged: { name: string; densify: boolean } | null = null;
+  /** The adapter currently merged into the weights, if any, and the masks its merge replaced (maskAfterMerge). */
+  #merged: { name: string; densify: boolean; replaced: Map<string, Mask> } | null = null;
 
   /** The layers' biases [out] by weight name (a weight without an entry has no bias). */
   readonly biases: Readonly<Record<string, tf.Variable>>;
@@ -139,10 +140,7 @@ export class AdapterModel {
     const layers = new Map<string, LayerAdapter>();
     for (const n of names) {
       const base = toCore(this.weights[n]!);
-      if (!this.#masks.has(n)) {
-        const mask = opts.masks?.[n] ?? maskFromTensor(base);
-        this.#masks.set(n, { mask, tensor: tf.keep(tf.tensor(Float32Array.from({ length: base.data.length }, (_, k) => ((mask.bits[k >>> 5]! >>> (k & 31)) & 1)), base.shape)) });
-      }
+      if (!this.#masks.has(n)) this.#setMask(n, opts.masks?.[n] ?? maskFromTensor(base));
       const extra = opts.layerConfig?.(n);
       const layerCfg = extra ? { ...(opts.config as object ?? {}), ...extra } : config;
       const scores = opts.scores?.(n);
@@ -159,6 +157,10 @@ export class AdapterModel {
 
   get activeAdapter(): string | null {
     return this.#active;
+  }
+  /** The variant of a named adapter. */
+  variantOf(adapterName: string): string {
+    return this.#adapter(adapterName).variant;
   }
   get adapterNames(): string[] {
     return [...this.#adapters.keys()];
@@ -188,6 +190,46 @@ export class AdapterModel {
     this.#enabled = false;
     return this;
   }
+  /**
+   * The mask of weight `name`: what merges go through. Set when a layer is first adapted (the `masks`
+   * option or the base's nonzeros), replaced by a merge that changes the support (a variant's
+   * maskAfterMerge, e.g. PST's M), kept by mergeAndUnload for the next adapter unless densify.
+   */
+  mask(name: string): Mask | undefined {
+    return this.#masks.get(name)?.mask;
+  }
+
+  /** The variables of one layer of an adapter (default the active one), by the names its state uses. */
+  layerVariables(layer: string, adapterName = this.#requireActive('layerVariables')): Readonly<Record<string, tf.Variable>> {
+    const l = this.#adapter(adapterName).layers.get(layer);
+    if (l === undefined) throw new ArgumentError(`layerVariables: adapter '${adapterName}' has no layer '${layer}'`);
+    return l.vars;
+  }
+
+  /**
+   * MoSA's training forwards so far per layer (the n-th draws `mosaModules(state, n)`), for a checkpoint;
+   * `setMosaDraws` puts them back so a resumed run draws the modules an uninterrupted one would.
+   */
+  mosaDraws(adapterName = this.#requireActive('mosaDraws')): Record<string, number> {
+    return Object.fromEntries([...this.#mosaLayers('mosaDraws', adapterName)].map(([n, l]) => [n, mosaDrawCount(l.vars)]));
+  }
+  setMosaDraws(draws: Record<string, number>, adapterName = this.#requireActive('setMosaDraws')): this {
+    const layers = this.#mosaLayers('setMosaDraws', adapterName);
+    for (const [n, c] of Object.entries(draws)) {
+      const l = layers.get(n);
+      if (l === undefined) throw new ArgumentError(`setMosaDraws: adapter '${adapterName}' has no layer '${n}'`);
+      if (!Number.isSafeInteger(c) || c < 0) throw new ArgumentError(`setMosaDraws: ${n}: the draw count must be a non-negative integer, got ${String(c)}`);
+    }
+    for (const [n, c] of Object.entries(draws)) setMosaDrawCount(layers.get(n)!.vars, c);
+    return this;
+  }
+
+  #mosaLayers(op: string, adapterName: string): Map<string, LayerAdapter> {
+    const a = this.#adapter(adapterName);
+    if (a.variant !== 'mosa') throw new ArgumentError(`${op}: adapter '${adapterName}' is '${a.variant}'; only mosa draws modules`);
+    return a.layers;
+  }
+
   /** Removes an adapter and disposes its variables. */
   deleteAdapter(adapterName: string): this {
     const a = this.#adapter(adapterName);
@@ -309,6 +351,11 @@ export class AdapterModel {
     const states = Object.entries(this.adapterStates(name));
     // Checked before anything is written: a shift on a layer without a bias has nowhere to go.
     const biases = new Map<string, Float32Tensor>();
+    // variants whose merge changes the support name the new mask, taken from the weights before the merge
+    const masks = new Map<string, Mask>();
+    if (variant.maskAfterMerge) {
+      for (const [n, s] of states) masks.set(n, variant.maskAfterMerge(toCore(this.weights[n]!), s, { mask: this.#masks.get(n)!.mask, densify: opts.densify }));
+    }
     if (variant.mergeBias) {
       for (const [n, s] of states) {
         const bias = this.biases[n];
@@ -324,17 +371,29 @@ export class AdapterModel {
       const mb = biases.get(n);
       if (mb !== undefined) this.biases[n]!.assign(tf.tensor(mb.data, mb.shape));
     }
-    this.#merged = { name, densify: opts.densify ?? false };
+    const replaced = new Map<string, Mask>();
+    for (const [n, m] of masks) {
+      replaced.set(n, this.#masks.get(n)!.mask);
+      this.#setMask(n, m);
+    }
+    this.#merged = { name, densify: opts.densify ?? false, replaced };
     return this;
+  }
+
+  #setMask(name: string, mask: Mask): void {
+    const shape = this.weights[name]!.shape;
+    this.#masks.get(name)?.tensor.dispose();
+    this.#masks.set(name, { mask, tensor: tf.keep(tf.tensor(Float32Array.from({ length: shape[0]! * shape[1]! }, (_, k) => ((mask.bits[k >>> 5]! >>> (k & 31)) & 1)), shape)) });
   }
 
   /** Takes the merged adapter back out of the weights. */
   unmerge(): this {
     if (this.#merged === null) throw new ArgumentError('unmerge: no adapter is merged');
-    const { name, densify } = this.#merged;
+    const { name, densify, replaced } = this.#merged;
     const variant = getVariant(this.#adapters.get(name)!.variant);
     for (const [n, s] of Object.entries(this.adapterStates(name))) {
-      const base = variant.unmerge(toCore(this.weights[n]!), s, { mask: this.#masks.get(n)!.mask, densify });
+      // through the mask the merge went through
+      const base = variant.unmerge(toCore(this.weights[n]!), s, { mask: replaced.get(n) ?? this.#masks.get(n)!.mask, densify });
       this.weights[n]!.assign(tf.tensor(base.data, base.shape));
       const bias = this.biases[n];
       if (variant.unmergeBias && bias !== undefined) {
@@ -342,18 +401,34 @@ export class AdapterModel {
         bias.assign(tf.tensor(b.data, b.shape));
       }
     }
+    for (const [n, m] of replaced) this.#setMask(n, m);
     this.#merged = null;
     return this;
   }
 
-  /** Merges the active adapter, deletes every adapter, and returns the weights (plain model again). */
+  /**
+   * Merges the active adapter, deletes every adapter, and returns the weights (plain model again). The
+   * masks stay (as the merge left them) for an adapter added next, unless the merge densified.
+   */
   mergeAndUnload(opts: { densify?: boolean } = {}): Record<string, tf.Variable> {
     if (this.#merged === null) this.merge(opts);
+    const densified = this.#merged!.densify;
     this.#merged = null;
     for (const n of this.adapterNames) this.deleteAdapter(n);
+    if (densified) this.#clearMasks();
+    return { ...this.weights };
+  }
+
+  /** Deletes every adapter (none may be merged) and frees the masks' tensors; the weights stay. */
+  dispose(): void {
+    this.#notMerged('dispose');
+    for (const n of this.adapterNames) this.deleteAdapter(n);
+    this.#clearMasks();
+  }
+
+  #clearMasks(): void {
     for (const m of this.#masks.values()) m.tensor.dispose();
     this.#masks.clear();
-    return { ...this.weights };
   }
 
   /** Trainable scalars of an adapter per layer, against the frozen base. */
@@ -377,6 +452,23 @@ export class AdapterModel {
   #notMerged(op: string): void {
     if (this.#merged !== null) throw new ArgumentError(`${op}: adapter '${this.#merged.name}' is merged; unmerge it first`);
   }
+}
+
+/**
+ * Sets PST's mask level (its frozen `pst_sparsity`) on every layer of a pst adapter (default the active
+ * one), e.g. each step of `pstSparsityAt`'s schedule. Returns the layers set.
+ */
+export function setPstSparsity(model: AdapterModel, level: number, adapterName = model.activeAdapter ?? undefined): string[] {
+  if (adapterName === undefined) throw new ArgumentError('setPstSparsity: no adapter attached');
+  if (typeof level !== 'number' || !(level >= 0 && level < 1)) throw new ArgumentError(`setPstSparsity: level must be in [0, 1), got ${String(level)}`);
+  const variant = model.variantOf(adapterName);
+  if (variant !== 'pst') throw new ArgumentError(`setPstSparsity: adapter '${adapterName}' is '${variant}', not pst`);
+  const layers = model.trainableReport(adapterName).layers.map((l) => l.name);
+  for (const n of layers) {
+    const v = model.layerVariables(n, adapterName).pst_sparsity!;
+    tf.tidy(() => v.assign(tf.tensor([level], v.shape)));
+  }
+  return layers;
 }
 
 /** Wraps `weights` and attaches one adapter (named `adapterName`, default 'default') to the matching ones. */

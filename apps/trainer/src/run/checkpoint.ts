@@ -51,7 +51,7 @@ interface LatestJson {
   paramShapes: Record<string, number[]>;
   masks: Record<string, number[]>;
   adapter?: Omit<AdapterCheckpoint, 'layers'> & { layers: Record<string, Record<string, number[]>> };
-  optimizer?: { t: number; shapes: Record<string, number[]> };
+  optimizer?: { t: number; shapes: Record<string, number[]>; since?: Record<string, number> };
   snapshots: number[];
 }
 
@@ -145,7 +145,7 @@ export async function writeCheckpoint(runDir: string, c: CheckpointContent): Pro
       entries[`opt/v/${k}`] = tensor(c.optimizer.v[k]!.data, v.shape);
       shapes[k] = v.shape;
     }
-    optimizer = { t: c.optimizer.t, shapes };
+    optimizer = { t: c.optimizer.t, shapes, ...(c.optimizer.since ? { since: c.optimizer.since } : {}) };
   }
   for (const [i, snap] of c.snapshots) for (const [k, v] of snap) entries[`snap/${i}/${k}`] = tensor(v, [v.length]);
   const stageState = c.stageState ? (stateToJson(c.stageState, entries, 'stageState') as Record<string, unknown>) : undefined;
@@ -205,7 +205,7 @@ export async function readCheckpoint(runDir: string): Promise<CheckpointContent>
     }
     let optimizer: AdamState | undefined;
     if (latest.optimizer) {
-      optimizer = { t: latest.optimizer.t, m: {}, v: {} };
+      optimizer = { t: latest.optimizer.t, m: {}, v: {}, ...(latest.optimizer.since ? { since: latest.optimizer.since } : {}) };
       for (const [k, shape] of Object.entries(latest.optimizer.shapes)) {
         optimizer.m[k] = { data: await f32(`opt/m/${k}`), shape };
         optimizer.v[k] = { data: await f32(`opt/v/${k}`), shape };

@@ -21,6 +21,7 @@ import { loadRunData } from '../run/data.js';
 import { RunLog } from '../run/log.js';
 import { startRun } from '../run/runner.js';
 import { loadExportedModel } from './export.js';
+import { NamedAdam } from '../train/adam.js';
 import { attachStageAdapter, losiaRelocalization, supportScoreBatches } from './adapt.js';
 
 const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
@@ -258,6 +259,15 @@ describe('LoSiA re-localization in the adapt stage', () => {
     // a trained core: random values
     const rng = new Random(5);
     for (const v of adapter.trainableVariables()) v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => rng.normal(0, 0.1)), v.shape));
+    // an optimizer that has seen the cores (and one other variable) for two steps
+    const variables = new Map(adapter.trainableVariables().map((v, k) => [`adapter/${k}`, v]));
+    const other = tf.variable(tf.ones([3]));
+    const adam = new NamedAdam();
+    for (let t = 0; t < 2; t++) {
+      const updates = [...variables, ['other', other] as const].map(([key, variable]) => ({ key, variable, grad: tf.fill(variable.shape, 0.01 * (t + 1)) }));
+      adam.apply(updates, 0); // lr 0: moments only, the values stay
+      updates.forEach((u) => u.grad.dispose());
+    }
     const layers = ctx.linears();
     // the reference, before the step: adapted weights W' = W + ΔW, their gradients by tf.grad on the step's windows
     const batches = supportScoreBatches(ctx, stage, 0, 'relocalize-3');
@@ -276,11 +286,22 @@ describe('LoSiA re-localization in the adapt stage', () => {
       return [l.name, { base, adapted, score: meanOver(gs, adapted, (g, w) => Math.abs(g * w)) }];
     }));
     const args = { ctx, stage, index: 0, label: 'adapt', checkpoint: noCheckpoint };
-    const reloc = losiaRelocalization(args, adapter);
-    reloc.beforeStep(2); // not yet: only after every 2 steps
+    const reloc = losiaRelocalization(args, adapter, variables);
+    const otherMoments = adam.state().m.other!.data;
+    reloc.beforeStep(2, adam); // not yet: only after every 2 steps
     expect(reloc.count()).toBe(0);
-    reloc.beforeStep(3);
+    expect(adam.resets()).toEqual({});
+    reloc.beforeStep(3, adam);
     expect(reloc.count()).toBe(1);
+    // the new cores start with fresh Adam moments; other keys keep theirs
+    const opt = adam.state();
+    for (const k of variables.keys()) {
+      expect(opt.m[k]!.data.every((x) => x === 0), k).toBe(true);
+      expect(opt.v[k]!.data.every((x) => x === 0), k).toBe(true);
+    }
+    expect(opt.since).toEqual(Object.fromEntries([...variables.keys()].map((k) => [k, 2])));
+    expect(opt.m.other!.data).toEqual(otherMoments);
+    expect(opt.m.other!.data.some((x) => x !== 0)).toBe(true);
     const states = adapter.adapterStates();
     for (const l of layers) {
       const { base, adapted, score } = ref.get(l.name)!;
@@ -298,9 +319,18 @@ describe('LoSiA re-localization in the adapt stage', () => {
     const saved = reloc.state();
     const again = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25 }, relocalizeEvery: 2 });
     attachStageAdapter(again.ctx, again.stage, 0, 'adapt');
-    const resumed = losiaRelocalization({ ...args, ctx: again.ctx, stage: again.stage, resume: { step: 3, stageState: JSON.parse(JSON.stringify(saved)) } }, again.ctx.adapter!.model);
+    const againModel = again.ctx.adapter!.model;
+    const resumed = losiaRelocalization({ ...args, ctx: again.ctx, stage: again.stage, resume: { step: 3, stageState: JSON.parse(JSON.stringify(saved)) } }, againModel, new Map(againModel.trainableVariables().map((v, k) => [`adapter/${k}`, v])));
     expect(resumed.count()).toBe(1);
     expect(JSON.stringify(resumed.state())).toBe(JSON.stringify(saved));
+    // the reset points travel with the optimizer's own state (written by the checkpoint)
+    const restored = new NamedAdam();
+    restored.load(adam.state());
+    resumed.beforeStep(4, restored);
+    expect(restored.resets()).toEqual(opt.since);
+    restored.dispose();
+    adam.dispose();
+    other.dispose();
     dispose(ctx);
     dispose(again.ctx);
   }, 60_000);

@@ -3,10 +3,10 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachAdapters, pruneDynamicRankModel, type AdapterModel } from '@sparse/lora-variants/tfjs';
+import { attachAdapters, pruneDynamicRankModel, setPstSparsity, type AdapterModel } from '@sparse/lora-variants/tfjs';
 import type { AdapterState } from '@sparse/lora-variants';
 import { savePeftAdapter } from '@sparse/lora-variants/node';
-import { pstMask, pstSparsityAt } from '@sparse/lora-variants';
+import { getVariant, pstSparsityAt } from '@sparse/lora-variants';
 import { supportScoresOf, type StageOf, type SupportScores } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
 import * as tf from '@tensorflow/tfjs-core';
@@ -19,6 +19,7 @@ import { configFields, findMethod } from '../recipe/methods.js';
 import { selectLinears, type StageArgs, type StageOutcome } from './common.js';
 import { calibrationBatches, capture, type Accumulators } from './prune.js';
 import { optimize } from './optimize.js';
+import type { NamedAdam } from '../train/adam.js';
 import { runMezoStage, runSftStage } from './adapt-direct.js';
 
 /** Attaches the stage's adapter (also used to rebuild it on resume). */
@@ -163,23 +164,35 @@ function supportScores(ctx: RunContext, stage: StageOf<'adapt'>, index: number, 
 /**
  * LoSiA's periodic re-localization (`relocalizeEvery`): before step k·every + 1, each layer's trained
  * core goes into its weight and the subnet is chosen again by the stage's support scores at the current
- * weights, on batches drawn for that step. The subnets ride in the checkpoint's stage state, so a
- * resumed run continues on the ones it had. The optimizer's moments of the core carry over (the
- * trainer's Adam has no per-variable reset).
+ * weights, on batches drawn for that step. Each new core starts as a fresh variable of the optimizer
+ * (`NamedAdam.reset`: zero moments, first-step bias correction). The subnets and those reset points
+ * ride in the checkpoint's stage state, so a resumed run continues on the ones it had. `variables` are
+ * the optimizer's keys of the adapter's variables.
  */
-export function losiaRelocalization(args: StageArgs<StageOf<'adapt'>>, adapter: AdapterModel): { beforeStep: (step: number) => void; state: () => Record<string, unknown>; count: () => number } {
+export function losiaRelocalization(
+  args: StageArgs<StageOf<'adapt'>>,
+  adapter: AdapterModel,
+  variables: ReadonlyMap<string, tf.Variable>,
+): { beforeStep: (step: number, optimizer: NamedAdam) => void; state: () => Record<string, unknown>; count: () => number } {
   const { ctx, stage, index } = args;
   const every = stage.relocalizeEvery!;
   const name = adapter.activeAdapter!;
   const layers = ctx.linears().filter((l) => l.name in adapter.weights);
+  const keyOf = new Map([...variables].map(([k, v]) => [v, k]));
   const saved = args.resume?.stageState?.losia as { subnets: Record<string, { rows: number[]; cols: number[] }>; count: number } | undefined;
   if (saved) for (const [n, sub] of Object.entries(saved.subnets)) adapter.setSubnet(name, n, sub);
   let count = saved?.count ?? 0;
+  // the cores' Adam reset points (NamedAdam.reset) travel with the optimizer's checkpointed state
   return {
-    beforeStep(step) {
+    beforeStep(step, optimizer) {
       if (step <= 1 || (step - 1) % every !== 0) return;
       const scores = supportScores(ctx, stage, index, layers, supportScoresOf(stage) as Exclude<SupportScores, 'magnitude'>, `relocalize-${step}`);
-      adapter.relocalize((n) => scores.get(n), { densify: stage.densify });
+      const done = adapter.relocalize((n) => scores.get(n), { densify: stage.densify });
+      optimizer.reset(done.map((n) => {
+        const key = keyOf.get(adapter.layerVariables(n, name).losia_core!);
+        if (key === undefined) throw new Error(`relocalize: the core of '${n}' is not among the stage's trained variables`);
+        return key;
+      }));
       count++;
       ctx.log.event({ event: 'relocalize', stage: index, step });
     },
@@ -194,6 +207,16 @@ export function losiaRelocalization(args: StageArgs<StageOf<'adapt'>>, adapter: 
     }),
     count: () => count,
   };
+}
+
+/**
+ * MoSA draws one module pair per training forward of each layer from a per-layer counter; the counters
+ * ride in the checkpoint's stage state, so a resumed stage draws the modules an uninterrupted one would.
+ */
+export function mosaDrawState(args: StageArgs<StageOf<'adapt'>>, adapter: AdapterModel): () => Record<string, unknown> {
+  const saved = args.resume?.stageState?.mosa as { draws: Record<string, number> } | undefined;
+  if (saved) adapter.setMosaDraws(saved.draws);
+  return () => ({ mosa: { draws: adapter.mosaDraws() } });
 }
 
 /**
@@ -236,9 +259,7 @@ export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<
     const level = pstSparsityAt(stage.config, step, stage.steps);
     if (level === pstLevel) return;
     pstLevel = level;
-    for (const [n, s] of Object.entries(adapter.adapterStates())) {
-      adapter.setAdapterParams(adapter.activeAdapter!, n, { ...Object.fromEntries(Object.entries(s.params).map(([p, t]) => [p, t.data as Float32Array])), pst_sparsity: Float32Array.of(level) });
-    }
+    setPstSparsity(adapter, level);
   };
   const beforeStep = rankPrune
     ? (step: number) => {
@@ -248,12 +269,15 @@ export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<
     : stage.method === 'pst'
       ? setPstLevel
       : undefined;
-  const losia = stage.relocalizeEvery !== undefined ? losiaRelocalization(args, adapter) : undefined;
+  const losia = stage.relocalizeEvery !== undefined ? losiaRelocalization(args, adapter, variables) : undefined;
+  const mosa = stage.method === 'mosa' ? mosaDrawState(args, adapter) : undefined;
+  const extra = [losia?.state, mosa].filter((f) => f !== undefined);
   const r = await optimize(args, stage, {
     variables,
     loss: (ids, targets) => ctx.model.loss(ids, targets, hooks),
     ...(beforeStep ? { beforeStep } : {}),
-    ...(losia ? { beforeStep: losia.beforeStep, stageState: losia.state } : {}),
+    ...(losia ? { beforeStep: losia.beforeStep } : {}),
+    ...(extra.length > 0 ? { stageState: () => Object.assign({}, ...extra.map((f) => f())) as Record<string, unknown> } : {}),
   });
   if (losia && losia.count() > 0) {
     ctx.log.say(`${label}: re-localized the subnets ${losia.count()} times (every ${stage.relocalizeEvery} steps)`);
@@ -280,15 +304,11 @@ export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<
     ctx.report.notes.push(`adapter ${label} was not saved in the PEFT layout: ${(err as Error).message}`);
   }
   if (stage.merge) {
-    // PST's merge prunes to its mask M (inside the base mask): the layers' masks become M, taken before the merge
-    const pruned = stage.method === 'pst'
-      ? Object.entries(states).map(([n, s]) => {
-          const w = ctx.model.params[n]!;
-          return [n, pstMask(s, tensor(Float32Array.from(w.dataSync() as Float32Array), [...w.shape]), { mask: ctx.masks.get(n) })] as const;
-        })
-      : [];
+    adapter.merge({ densify: stage.densify });
+    // a merge that changes the support (PST prunes to its mask M) leaves the new masks in the adapter
+    if (getVariant(stage.method).maskAfterMerge) for (const n of ctx.adapter!.targets) ctx.masks.set(n, adapter.mask(n)!);
     adapter.mergeAndUnload({ densify: stage.densify });
-    for (const [n, m] of pruned) ctx.masks.set(n, m);
+    adapter.dispose(); // its masks (kept for a next adapter) are ours to free: the stage's model ends here
     if (stage.densify) {
       for (const n of ctx.adapter!.targets) ctx.masks.delete(n);
       if (ctx.masks.size === 0) ctx.pattern = undefined;

@@ -40,4 +40,61 @@ describe('NamedAdam', () => {
     restored.dispose();
     tfAdam.dispose();
   });
+
+  it('reset(keys): the next step on a reset key is a fresh first step (closed form); other keys go on unchanged; survives state/load', async () => {
+    await tf.setBackend('cpu');
+    const [b1, b2, eps, lr] = [0.9, 0.95, 1e-8, 0.01];
+    const adam = new NamedAdam(b1, b2, eps);
+    const a = tf.variable(tf.tensor([1, -2, 0.5], [3]));
+    const b = tf.variable(tf.tensor([0.3, 0.7], [2]));
+    // a twin of b in a second Adam that never resets anything
+    const twin = new NamedAdam(b1, b2, eps);
+    const b2v = tf.variable(b.clone());
+    const dummy = tf.variable(a.clone());
+    const gradA = (t: number) => tf.tensor([Math.sin(t), Math.cos(t), 0.5 - t], [3]);
+    const gradB = (t: number) => tf.tensor([0.2 * t, -1 / (t + 1)], [2]);
+    const step = (t: number) => {
+      const [ga, gb] = [gradA(t), gradB(t)];
+      adam.apply([{ key: 'a', variable: a, grad: ga }, { key: 'b', variable: b, grad: gb }], lr);
+      twin.apply([{ key: 'a', variable: dummy, grad: ga }, { key: 'b', variable: b2v, grad: gb }], lr);
+      ga.dispose();
+      gb.dispose();
+    };
+    for (let t = 0; t < 4; t++) step(t);
+    adam.reset(['a']);
+    const st = adam.state();
+    expect(Array.from(st.m.a!.data)).toEqual([0, 0, 0]);
+    expect(Array.from(st.v.a!.data)).toEqual([0, 0, 0]);
+    expect(st.since).toEqual({ a: 4 });
+    expect(Array.from(st.m.b!.data)).toEqual(Array.from(twin.state().m.b!.data));
+    // fresh Adam's first step: m̂ = g, v̂ = g², so a -= lr · g / (|g| + eps)
+    const before = Float32Array.from(a.dataSync() as Float32Array);
+    const g = gradA(4).dataSync();
+    step(4);
+    const after = a.dataSync();
+    before.forEach((x, i) => expect(after[i]).toBeCloseTo(x - (lr * g[i]!) / (Math.abs(g[i]!) + eps), 6));
+    // b never noticed
+    expect(Array.from(b.dataSync())).toEqual(Array.from(b2v.dataSync()));
+    // second step after the reset: bias correction by t = 2, moments from the two gradients since the reset
+    const g5 = gradA(5).dataSync();
+    const prev = Float32Array.from(a.dataSync() as Float32Array);
+    const restored = new NamedAdam(b1, b2, eps);
+    restored.load(adam.state());
+    const copy = tf.variable(a.clone());
+    const ga5 = gradA(5);
+    restored.apply([{ key: 'a', variable: copy, grad: ga5 }], lr);
+    step(5);
+    prev.forEach((x, i) => {
+      const m = (1 - b1) * (b1 * g[i]! + g5[i]!);
+      const v = (1 - b2) * (b2 * g[i]! ** 2 + g5[i]! ** 2);
+      const want = x - (lr * (m / (1 - b1 ** 2))) / (Math.sqrt(v / (1 - b2 ** 2)) + eps);
+      expect(a.dataSync()[i]).toBeCloseTo(want, 6);
+    });
+    expect(Array.from(copy.dataSync())).toEqual(Array.from(a.dataSync()));
+    expect(() => restored.load({ ...adam.state(), since: { a: 99 } })).toThrow(/since\['a'\] must be an integer in \[0, t = 6\], got 99/);
+    for (const x of [a, b, b2v, dummy, copy, ga5]) x.dispose();
+    adam.dispose();
+    twin.dispose();
+    restored.dispose();
+  });
 });

@@ -1,6 +1,8 @@
 // Adam with its state kept by our own names (not tfjs variable names, which depend on creation
 // order), so a checkpoint restores it exactly in another process. The update is tfjs's AdamOptimizer
-// formula: m and v moments, bias correction by beta^t, value -= lr * m̂ / (sqrt(v̂) + eps).
+// formula: m and v moments, bias correction by beta^t, value -= lr * m̂ / (sqrt(v̂) + eps). A key reset
+// mid-run (`reset`) starts over like a fresh variable: zero moments, and bias correction counted from
+// its reset (t − since[key]), not from the run's first step.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError } from '@sparse/tensor';
@@ -10,12 +12,15 @@ export interface AdamState {
   t: number;
   m: Record<string, { data: Float32Array; shape: number[] }>;
   v: Record<string, { data: Float32Array; shape: number[] }>;
+  /** The value of t when each reset key was last reset (keys never reset are absent: counted from 0). */
+  since?: Record<string, number>;
 }
 
 export class NamedAdam {
   t = 0;
   readonly #m = new Map<string, tf.Variable>();
   readonly #v = new Map<string, tf.Variable>();
+  readonly #since = new Map<string, number>();
 
   constructor(
     readonly beta1 = 0.9,
@@ -26,9 +31,10 @@ export class NamedAdam {
   /** One update of every named variable with its gradient (gradients are not disposed). */
   apply(updates: ReadonlyArray<{ key: string; variable: tf.Variable; grad: tf.Tensor }>, lr: number): void {
     this.t++;
-    const c1 = 1 - Math.pow(this.beta1, this.t);
-    const c2 = 1 - Math.pow(this.beta2, this.t);
     for (const { key, variable, grad } of updates) {
+      const t = this.t - (this.#since.get(key) ?? 0);
+      const c1 = 1 - Math.pow(this.beta1, t);
+      const c2 = 1 - Math.pow(this.beta2, t);
       if (!this.#m.has(key)) {
         this.#m.set(key, tf.variable(tf.zerosLike(variable), false));
         this.#v.set(key, tf.variable(tf.zerosLike(variable), false));
@@ -46,16 +52,48 @@ export class NamedAdam {
     }
   }
 
+  /**
+   * Starts `keys` over as fresh variables (e.g. a tensor re-initialized mid-run): zero moments, and the
+   * next update's bias correction is that of a first step (also for a key with no moments yet).
+   */
+  reset(keys: Iterable<string>): void {
+    for (const k of keys) {
+      if (typeof k !== 'string') throw new ArgumentError(`NamedAdam.reset: keys must be strings, got ${String(k)}`);
+      const m = this.#m.get(k);
+      if (m !== undefined) {
+        tf.tidy(() => {
+          m.assign(tf.zerosLike(m));
+          this.#v.get(k)!.assign(tf.zerosLike(m));
+        });
+      }
+      this.#since.set(k, this.t);
+    }
+  }
+
+  /** When each reset key was last reset (see AdamState.since). */
+  resets(): Record<string, number> {
+    return Object.fromEntries(this.#since);
+  }
+
+  /** Restores reset points (a checkpoint that carried them apart from the moments). */
+  setResets(since: Record<string, number>): void {
+    for (const [k, s] of Object.entries(since)) {
+      if (!Number.isInteger(s) || s < 0 || s > this.t) throw new ArgumentError(`Adam state: since['${k}'] must be an integer in [0, t = ${this.t}], got ${String(s)}`);
+      this.#since.set(k, s);
+    }
+  }
+
   state(): AdamState {
     const dump = (map: Map<string, tf.Variable>) =>
       Object.fromEntries([...map].map(([k, t]) => [k, { data: Float32Array.from(t.dataSync() as Float32Array), shape: [...t.shape] }]));
-    return { t: this.t, m: dump(this.#m), v: dump(this.#v) };
+    return { t: this.t, m: dump(this.#m), v: dump(this.#v), ...(this.#since.size > 0 ? { since: this.resets() } : {}) };
   }
 
   load(state: AdamState): void {
     if (!Number.isInteger(state.t) || state.t < 0) throw new ArgumentError(`Adam state: t must be a non-negative integer, got ${state.t}`);
     this.dispose();
     this.t = state.t;
+    this.setResets(state.since ?? {});
     for (const [k, x] of Object.entries(state.m)) this.#m.set(k, tf.variable(tf.tensor(x.data, x.shape), false));
     for (const [k, x] of Object.entries(state.v)) this.#v.set(k, tf.variable(tf.tensor(x.data, x.shape), false));
   }
@@ -64,5 +102,6 @@ export class NamedAdam {
     for (const t of [...this.#m.values(), ...this.#v.values()]) t.dispose();
     this.#m.clear();
     this.#v.clear();
+    this.#since.clear();
   }
 }

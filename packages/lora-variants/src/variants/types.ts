@@ -52,6 +52,11 @@ export interface AdapterVariant<C = unknown> {
   mergeBias?(bias: Tensor | undefined, state: AdapterState<C>, opts?: MergeOptions): Float32Tensor;
   /** The base bias back from a merged one. */
   unmergeBias?(merged: Tensor, state: AdapterState<C>, opts?: UnmergeOptions): Float32Tensor;
+  /**
+   * Variants whose merge changes the support (PST prunes to its mask M): the mask of the weight that
+   * `merge(base, state, opts)` writes, from the same arguments. Absent: a merge keeps the mask it went through.
+   */
+  maskAfterMerge?(base: Tensor, state: AdapterState<C>, opts?: MergeOptions): Mask;
   /** Trainable scalars for a weight of `shape`, in closed form. */
   trainableCount(shape: readonly [number, number], config: unknown): number;
 }

@@ -114,6 +114,26 @@ describe('pst', () => {
     );
   });
 
+  it('maskAfterMerge is the brute-force top-k of S inside the mask the merge goes through, and the merged weight is zero outside it (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1e6 }), fc.double({ min: 0, max: 0.95, noNaN: true }), fc.boolean(), (seed, level, sparse) => {
+        const rng = new Random(seed);
+        const base = randn(rng, [4, 8]);
+        const baseMask = sparse ? prune24(base) : undefined;
+        const s = trained(pstVariant.init(base, { r: 2, scoreRank: 2 }, rng), rng, level);
+        const opts = baseMask ? { mask: baseMask } : {};
+        const m = pstVariant.maskAfterMerge!(base, s, opts);
+        const cand = baseMask ?? maskFromTensor(base);
+        expect(keptList(m)).toEqual(bruteTopK(refScores(s, base), cand, Math.min(count(cand), Math.round((1 - level) * 32))));
+        const merged = pstVariant.merge(base, s, opts);
+        for (let q = 0; q < 32; q++) if (!isKept(m, q)) expect(Object.is(merged.data[q], 0)).toBe(true);
+      }),
+      { numRuns: 100 },
+    );
+    const base = randn(new Random(1), [4, 8]);
+    expect(() => pstVariant.maskAfterMerge!(base, pstVariant.init(base, {}, new Random(2)), { densify: true })).toThrow(/pst\.maskAfterMerge: densify has no meaning/);
+  });
+
   it('a fresh adapter leaves forward and merge unchanged (dense and 2:4 bases)', () => {
     for (const sparse of [false, true]) {
       const rng = new Random(2);

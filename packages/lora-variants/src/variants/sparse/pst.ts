@@ -10,7 +10,7 @@
 // level is the frozen one-element param `pst_sparsity`, which the training loop sets before each step.
 // On a pruned base M only keeps base entries (k = min(kept by the base, round((1 − level) · n))), so a
 // base at or above the level gives M = the base mask exactly. The merge writes M ⊙ (W + beta · U V) and
-// the layer's mask becomes M (`pstMask`); it removes weights, so there is no unmerge and no densify.
+// the layer's mask becomes M (`maskAfterMerge`, = `pstMask`); it removes weights, so there is no unmerge and no densify.
 import { count, isKept, keepCount, maskFromTensor, sparsityAt, topKMask, type Mask } from '@sparse/masks';
 import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import { z } from 'zod';
@@ -189,6 +189,12 @@ export const pstVariant: AdapterVariant<PstConfig> = {
     if (opts?.densify) throw new ArgumentError(`${where('merge')}: densify has no meaning for PST, whose merge prunes to M inside the base mask`);
     const parts = pstParts(state, base, 'merge');
     return prunedWeight(parts, mergeMask(floatMatrix(base, where('merge'), 'base'), opts, where('merge'))!, where('merge'));
+  },
+  /** M: the merged weight's support (entries of M where W + beta · U V is exactly 0 stay in it). */
+  maskAfterMerge(base, state, opts) {
+    if (opts?.densify) throw new ArgumentError(`${where('maskAfterMerge')}: densify has no meaning for PST, whose merge prunes to M inside the base mask`);
+    const parts = pstParts(state, base, 'maskAfterMerge');
+    return pstKeepMask(scoresOf(parts), mergeMask(floatMatrix(base, where('maskAfterMerge'), 'base'), opts, where('maskAfterMerge'))!, parts.level, where('maskAfterMerge'));
   },
   unmerge() {
     throw new ArgumentError(`${where('unmerge')}: PST's merge removes the weights outside M, so the base cannot be recovered from the merged weight; keep a copy of the base instead`);

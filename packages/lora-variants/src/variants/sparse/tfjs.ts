@@ -2,7 +2,7 @@
 // fixed positions (state.indices); they become a dense ΔW by a gather from [values, 0] with a position
 // map, whose gradient (tfjs's GatherV2 grad) sums back into the values only.
 import type { Mask } from '@sparse/masks';
-import { ShapeError, svd, tensor as coreTensor, type Float32Tensor } from '@sparse/tensor';
+import { ArgumentError, ShapeError, svd, tensor as coreTensor, type Float32Tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { loraScaling, type LoraConfig } from '../lora.js';
@@ -198,6 +198,17 @@ export const losiaForm: TfAdapterForm = {
 
 // Training forwards so far per layer (its vars object): the n-th uses mosaModules(state, n).
 const mosaCalls = new WeakMap<object, number>();
+
+/** Training forwards so far of the MoSA layer whose variables are `vars` (AdapterModel.mosaDraws reads it). */
+export function mosaDrawCount(vars: object): number {
+  return mosaCalls.get(vars) ?? 0;
+}
+
+/** Sets that count, e.g. from a checkpoint: the next training forward uses mosaModules(state, count). */
+export function setMosaDrawCount(vars: object, count: number): void {
+  if (!Number.isSafeInteger(count) || count < 0) throw new ArgumentError(`setMosaDrawCount: count must be a non-negative integer, got ${String(count)}`);
+  mosaCalls.set(vars, count);
+}
 
 /** K where a factor entry is in module m, else 0: the rescaled module as a constant multiplier. */
 function moduleMultiplier(ids: Int32Array, m: number, k: number, shape: readonly [number, number]): tf.Tensor {

@@ -1,0 +1,113 @@
+// Adapter stages stopped mid-stage and resumed match an uninterrupted run step for step: MoSA's per-layer
+// module draws and LoSiA's optimizer reset points (a re-localized core's first-step bias correction)
+// travel in the stage state. PST's merge hands its masks M to the run, so a later adapter keeps PST's zeros.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { resolveRecipe } from '../recipe/load.js';
+import { readCheckpoint } from '../run/checkpoint.js';
+import { resumeRun, startRun } from '../run/runner.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'sparse-adapt-resume-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface Event {
+  event: string;
+  stage?: number;
+  step?: number;
+  loss?: number;
+}
+const silent = { write: () => true };
+const quiet = { mode: 'quiet' as const, io: { stdout: silent, stderr: silent } };
+
+/** JSON-mode output that throws (stopping the run there) when the step event of `stop` is written. */
+function stopAt(stop: { stage: number; step: number }) {
+  return {
+    stdout: {
+      write: (line: string) => {
+        const e = JSON.parse(line) as Event;
+        if (e.event === 'step' && e.stage === stop.stage && e.step === stop.step) throw new Error(`stopped at ${stop.stage}:${stop.step}`);
+        return true;
+      },
+    },
+    stderr: silent,
+  };
+}
+
+const events = (dir: string): Event[] => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Event);
+const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
+
+describe('adapter stages resume inside the stage', () => {
+  it('mosa (draw counters) and losia (Adam reset points) continue with the losses of an uninterrupted run', async () => {
+    const recipe = resolveRecipe({
+      seed: 4,
+      model: MODEL,
+      eval: { windows: 4, batch: 4 },
+      stages: [
+        { stage: 'pretrain', steps: 3, batch: 4 },
+        { stage: 'adapt', method: 'mosa', config: { r: 4, modules: 4 }, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
+        { stage: 'adapt', method: 'losia', config: { rows: 0.25, cols: 0.25 }, relocalizeEvery: 3, supportBatches: 2, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
+      ],
+    });
+    const whole = join(tmp, 'whole');
+    await startRun(recipe, { dir: whole, ...quiet });
+    const broken = join(tmp, 'broken');
+    // mosa stops after its checkpoint at 4; losia after its checkpoint at 4, which follows the re-localization
+    // before step 4: steps 5 and 6 need the core's reset point (t = 3) to be bias-corrected as steps 2 and 3
+    const stops = [
+      { stage: 1, step: 5, resumeAt: 4, state: 'mosa' },
+      { stage: 2, step: 5, resumeAt: 4, state: 'losia' },
+    ];
+    for (const [i, s] of stops.entries()) {
+      const io = stopAt(s);
+      const run = i === 0 ? startRun(recipe, { dir: broken, mode: 'json', io }) : resumeRun(broken, { mode: 'json', io });
+      await expect(run).rejects.toThrow(`stopped at ${s.stage}:${s.step}`);
+      const cp = await readCheckpoint(broken);
+      expect(cp.next).toEqual({ stage: s.stage, step: s.resumeAt });
+      expect(cp.stageState).toHaveProperty(s.state);
+      if (s.state === 'mosa') {
+        // one draw per training forward of each of the 4 linear layers: 4 steps so far
+        const draws = (cp.stageState!.mosa as { draws: Record<string, number> }).draws;
+        expect(Object.keys(draws)).toHaveLength(4);
+        for (const c of Object.values(draws)) expect(c).toBe(4);
+      } else {
+        // the re-localized cores' Adam reset points are in the checkpoint's optimizer state
+        expect(Object.values(cp.optimizer!.since!)).toEqual([3, 3, 3, 3]);
+      }
+    }
+    await resumeRun(broken, quiet);
+    const key = (e: Event) => `${e.stage}:${e.step}`;
+    const a = events(whole).filter((e) => e.event === 'step');
+    const b = events(broken).filter((e) => e.event === 'step');
+    expect(b.map(key)).toEqual(a.map(key));
+    for (let i = 0; i < a.length; i++) expect(Math.abs(b[i]!.loss! - a[i]!.loss!), key(a[i]!)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(a[i]!.loss!)));
+    const wa = (await readCheckpoint(whole)).params;
+    const wb = (await readCheckpoint(broken)).params;
+    for (const [k, v] of wa) expect(wb.get(k)!.data, k).toEqual(v.data);
+  }, 300_000);
+
+  it("a PST merge registers its masks M: a LoRA stage after it keeps PST's zeros", async () => {
+    const stages = [
+      { stage: 'pretrain', steps: 3, batch: 4 },
+      { stage: 'adapt', method: 'pst', config: { r: 2, scoreRank: 2, sparsity: 0.5, scheduleEnd: 0.5 }, steps: 4, batch: 4, lr: 1e-2 },
+    ];
+    const pstOnly = join(tmp, 'pst');
+    await startRun(resolveRecipe({ seed: 6, model: MODEL, eval: { windows: 4, batch: 4 }, stages }), { dir: pstOnly, ...quiet });
+    const thenLora = join(tmp, 'pst-lora');
+    await startRun(resolveRecipe({ seed: 6, model: MODEL, eval: { windows: 4, batch: 4 }, stages: [...stages, { stage: 'adapt', method: 'lora', steps: 3, batch: 4, lr: 1e-2 }] }), { dir: thenLora, ...quiet });
+    const first = await readCheckpoint(pstOnly);
+    const second = await readCheckpoint(thenLora);
+    expect(first.masks.size).toBe(4);
+    for (const [n, m] of first.masks) {
+      const w1 = first.params.get(n)!.data;
+      const w2 = second.params.get(n)!.data;
+      const zeros = Array.from(w1, (x, q) => (x === 0 ? q : -1)).filter((q) => q >= 0);
+      expect(zeros.length, n).toBe(w1.length / 2);
+      // the mask the run holds is M: exactly the merged weight's nonzeros
+      expect(Array.from(w1, (x, q) => (((m.bits[q >>> 5]! >>> (q & 31)) & 1) === 1) === (x !== 0)).every(Boolean), n).toBe(true);
+      for (const q of zeros) expect(w2[q], `${n}[${q}]`).toBe(0);
+      expect(w2.some((x, q) => x !== 0 && x !== w1[q]), n).toBe(true); // the LoRA did change the kept weights
+    }
+  }, 300_000);
+});
