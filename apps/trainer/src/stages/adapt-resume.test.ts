@@ -1,41 +1,18 @@
 // Adapter stages stopped mid-stage and resumed match an uninterrupted run step for step: MoSA's per-layer
 // module draws and LoSiA's optimizer reset points (a re-localized core's first-step bias correction)
 // travel in the stage state. PST's merge hands its masks M to the run, so a later adapter keeps PST's zeros.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveRecipe } from '../recipe/load.js';
 import { readCheckpoint } from '../run/checkpoint.js';
-import { resumeRun, startRun } from '../run/runner.js';
+import { startRun } from '../run/runner.js';
+import { expectSameRun, quiet, runWithStops } from '../testing/resume.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sparse-adapt-resume-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Event {
-  event: string;
-  stage?: number;
-  step?: number;
-  loss?: number;
-}
-const silent = { write: () => true };
-const quiet = { mode: 'quiet' as const, io: { stdout: silent, stderr: silent } };
-
-/** JSON-mode output that throws (stopping the run there) when the step event of `stop` is written. */
-function stopAt(stop: { stage: number; step: number }) {
-  return {
-    stdout: {
-      write: (line: string) => {
-        const e = JSON.parse(line) as Event;
-        if (e.event === 'step' && e.stage === stop.stage && e.step === stop.step) throw new Error(`stopped at ${stop.stage}:${stop.step}`);
-        return true;
-      },
-    },
-    stderr: silent,
-  };
-}
-
-const events = (dir: string): Event[] => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Event);
 const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
 
 describe('adapter stages resume inside the stage', () => {
@@ -59,13 +36,7 @@ describe('adapter stages resume inside the stage', () => {
       { stage: 1, step: 5, resumeAt: 4, state: 'mosa' },
       { stage: 2, step: 5, resumeAt: 4, state: 'losia' },
     ];
-    for (const [i, s] of stops.entries()) {
-      const io = stopAt(s);
-      const run = i === 0 ? startRun(recipe, { dir: broken, mode: 'json', io }) : resumeRun(broken, { mode: 'json', io });
-      await expect(run).rejects.toThrow(`stopped at ${s.stage}:${s.step}`);
-      const cp = await readCheckpoint(broken);
-      expect(cp.next).toEqual({ stage: s.stage, step: s.resumeAt });
-      expect(cp.stageState).toHaveProperty(s.state);
+    await runWithStops(recipe, broken, stops, (s, cp) => {
       if (s.state === 'mosa') {
         // one draw per training forward of each of the 4 linear layers: 4 steps so far
         const draws = (cp.stageState!.mosa as { draws: Record<string, number> }).draws;
@@ -75,16 +46,8 @@ describe('adapter stages resume inside the stage', () => {
         // the re-localized cores' Adam reset points are in the checkpoint's optimizer state
         expect(Object.values(cp.optimizer!.since!)).toEqual([3, 3, 3, 3]);
       }
-    }
-    await resumeRun(broken, quiet);
-    const key = (e: Event) => `${e.stage}:${e.step}`;
-    const a = events(whole).filter((e) => e.event === 'step');
-    const b = events(broken).filter((e) => e.event === 'step');
-    expect(b.map(key)).toEqual(a.map(key));
-    for (let i = 0; i < a.length; i++) expect(Math.abs(b[i]!.loss! - a[i]!.loss!), key(a[i]!)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(a[i]!.loss!)));
-    const wa = (await readCheckpoint(whole)).params;
-    const wb = (await readCheckpoint(broken)).params;
-    for (const [k, v] of wa) expect(wb.get(k)!.data, k).toEqual(v.data);
+    });
+    await expectSameRun(whole, broken);
   }, 300_000);
 
   it("a PST merge registers its masks M: a LoRA stage after it keeps PST's zeros", async () => {

@@ -14,7 +14,7 @@
 // Like LoRS and SQFT, ΔW goes through the base mask in forward, training and merge (densify: true adds the
 // unmasked update), so on a pruned base the trained weight is the merged one. The draws come from a
 // per-layer stream (`draw_seed`, fixed at init): the n-th training forward of a layer uses
-// `mosaModules(state, n)`. The optional hierarchical strategy of the paper is not implemented.
+// `mosaModules(state, n)`. The paper's optional hierarchical strategy is left out.
 import { isKept, maskFromTensor, type Mask } from '@sparse/masks';
 import { ArgumentError, Random, ShapeError, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import { z } from 'zod';
