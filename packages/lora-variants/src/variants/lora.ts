@@ -21,6 +21,14 @@ export const loraConfigSchema = z.object({
 export type LoraConfig = z.output<typeof loraConfigSchema>;
 export type LoraConfigInput = z.input<typeof loraConfigSchema>;
 
+/** LoRA's factors at init for an [out, in] weight: A [r, in] ~ U(±1/√in) (PEFT's Kaiming-uniform), B [out, r] = 0. */
+export function loraFactors(out: number, inp: number, r: number, rng: Random): { lora_A: Float32Tensor; lora_B: Float32Tensor } {
+  const bound = 1 / Math.sqrt(inp);
+  const a = new Float32Array(r * inp);
+  for (let k = 0; k < a.length; k++) a[k] = rng.uniform(-bound, bound);
+  return { lora_A: tensor(a, [r, inp]), lora_B: tensor(new Float32Array(out * r), [out, r]) };
+}
+
 export function loraScaling(c: Pick<LoraConfig, 'r' | 'alpha' | 'rslora'>): number {
   return c.rslora ? c.alpha / Math.sqrt(c.r) : c.alpha / c.r;
 }
@@ -46,15 +54,7 @@ function makeLoraVariant(name: 'lora' | 'sqft', description: string): AdapterVar
     init(base: Tensor, config: unknown, rng: Random) {
       const c = parseWith(loraConfigSchema, config, name);
       const [out, inp] = floatMatrix(base, where('init'), 'base').shape as [number, number];
-      const bound = 1 / Math.sqrt(inp);
-      const a = new Float32Array(c.r * inp);
-      for (let k = 0; k < a.length; k++) a[k] = rng.uniform(-bound, bound);
-      return {
-        variant: name,
-        shape: [out, inp],
-        config: c,
-        params: { lora_A: tensor(a, [c.r, inp]), lora_B: tensor(new Float32Array(out * c.r), [out, c.r]) },
-      };
+      return { variant: name, shape: [out, inp], config: c, params: loraFactors(out, inp, c.r, rng) };
     },
     delta: (state) => delta(state),
     forward(x, base, state) {

@@ -3,6 +3,7 @@
 // U(±1/√in) or, with aInit 'orthogonal', a random matrix with orthonormal rows (the paper's analysis).
 import { ArgumentError, matmul, qr, tensor, type Float32Tensor } from '@sparse/tensor';
 import { z } from 'zod';
+import { loraFactors } from '../lora.js';
 import { defineFamilyVariant, transposed } from './define.js';
 
 export const asymmetricLoraConfigSchema = z
@@ -35,8 +36,7 @@ export const asymmetricLoraVariant = defineFamilyVariant<AsymmetricLoraConfig>({
       const g = tensor(Float32Array.from({ length: inp * c.r }, () => rng.normal()), [inp, c.r]);
       a = transposed(qr(g).q as Float32Tensor);
     } else {
-      const bound = 1 / Math.sqrt(inp);
-      a = tensor(Float32Array.from({ length: c.r * inp }, () => rng.uniform(-bound, bound)), [c.r, inp]);
+      return loraFactors(out, inp, c.r, rng);
     }
     return { lora_A: a, lora_B: tensor(new Float32Array(out * c.r), [out, c.r]) };
   },

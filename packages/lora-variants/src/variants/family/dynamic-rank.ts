@@ -9,6 +9,7 @@ import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Ten
 import { z } from 'zod';
 import { checkState, floatMatrix } from '../common.js';
 import type { AdapterState } from '../types.js';
+import { loraFactors } from '../lora.js';
 import { defineFamilyVariant } from './define.js';
 
 export const dynamicRankConfigSchema = z
@@ -42,10 +43,8 @@ export const dynamicRankVariant = defineFamilyVariant<DynamicRankConfig>({
   schema: dynamicRankConfigSchema,
   init(base, c, rng) {
     const [out, inp] = base.shape as [number, number];
-    const bound = 1 / Math.sqrt(inp);
     return {
-      lora_A: tensor(Float32Array.from({ length: c.r * inp }, () => rng.uniform(-bound, bound)), [c.r, inp]),
-      lora_B: tensor(new Float32Array(out * c.r), [out, c.r]),
+      ...loraFactors(out, inp, c.r, rng),
       rank_gate: tensor(new Float32Array(c.r).fill(1), [c.r]),
     };
   },

@@ -10,6 +10,7 @@ import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Ran
 import { z } from 'zod';
 import { checkShape, checkState, floatMatrix } from '../common.js';
 import type { AdapterState } from '../types.js';
+import { loraFactors } from '../lora.js';
 import { defineFamilyVariant } from './define.js';
 
 export const loraDropoutConfigSchema = z
@@ -35,10 +36,8 @@ export const loraDropoutVariant = defineFamilyVariant<LoraDropoutConfig>({
   schema: loraDropoutConfigSchema,
   init(base, c, rng) {
     const [out, inp] = base.shape as [number, number];
-    const bound = 1 / Math.sqrt(inp);
     return {
-      lora_A: tensor(Float32Array.from({ length: c.r * inp }, () => rng.uniform(-bound, bound)), [c.r, inp]),
-      lora_B: tensor(new Float32Array(out * c.r), [out, c.r]),
+      ...loraFactors(out, inp, c.r, rng),
     };
   },
   delta(state) {

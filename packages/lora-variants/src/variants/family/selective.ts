@@ -7,6 +7,7 @@
 import { ArgumentError, matmul, tensor, type Float32Tensor } from '@sparse/tensor';
 import { z } from 'zod';
 import type { AdapterState } from '../types.js';
+import { loraFactors } from '../lora.js';
 import { defineFamilyVariant } from './define.js';
 
 export const selectiveLoraConfigSchema = z
@@ -43,10 +44,8 @@ export const selectiveLoraVariant = defineFamilyVariant<SelectiveLoraConfig>({
   init(base, c, rng) {
     if (c.r % c.blocks !== 0) throw new ArgumentError(`selective-lora.init: blocks = ${c.blocks} does not divide r = ${c.r}`);
     const [out, inp] = base.shape as [number, number];
-    const bound = 1 / Math.sqrt(inp);
     return {
-      lora_A: tensor(Float32Array.from({ length: c.r * inp }, () => rng.uniform(-bound, bound)), [c.r, inp]),
-      lora_B: tensor(new Float32Array(out * c.r), [out, c.r]),
+      ...loraFactors(out, inp, c.r, rng),
       lora_gate: tensor(new Float32Array(c.blocks).fill(c.gateInit), [c.blocks]),
     };
   },

@@ -8,7 +8,7 @@
 import { ArgumentError, lowRankApproximation, tensor, type Float32Tensor, type Random } from '@sparse/tensor';
 import { z } from 'zod';
 import { loraScaling } from '../lora.js';
-import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactors, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from './shared.js';
+import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactorsFor, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from './shared.js';
 
 export const dseeConfigSchema = z
   .object({
@@ -39,7 +39,7 @@ export const dseeVariant = makeSparseVariant<DseeConfig>({
   schema: dseeConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];
-    const factors = loraFactors(base, c.r, rng.fork('lora'));
+    const factors = loraFactorsFor(base, c.r, rng.fork('lora'));
     const s = scores ?? dseeResidualScores(base, c.decompositionRank, rng.fork('decomposition'));
     const support = topSupport(s, base, countOf(out * inp, c.density), 'dsee.init', 'density');
     return { params: { ...factors, dsee_values: tensor(new Float32Array(support.length), [support.length]) }, indices: { support } };

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../common.js';
 import { loraScaling } from '../lora.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
-import { addLowRank, loraFactors, matmulT, zerosMatrix } from './shared.js';
+import { addLowRank, loraFactorsFor, matmulT, zerosMatrix } from './shared.js';
 
 export const lorsConfigSchema = z
   .object({
@@ -46,7 +46,7 @@ export const lorsVariant: AdapterVariant<LorsConfig> = {
   init(base: Tensor, config: unknown, rng: Random) {
     const c = parseWith(lorsConfigSchema, config, 'lors');
     const w = floatMatrix(base, where('init'), 'base');
-    return { variant: 'lors', shape: [w.shape[0]!, w.shape[1]!], config: c, params: loraFactors(w, c.r, rng) };
+    return { variant: 'lors', shape: [w.shape[0]!, w.shape[1]!], config: c, params: loraFactorsFor(w, c.r, rng) };
   },
   /** M ⊙ (scaling · B A) with M the base's nonzeros: the update the adapted layer really applies. */
   delta(state, base) {

@@ -21,7 +21,7 @@ import { z } from 'zod';
 import { addMasked, checkShape, floatMatrix, mergeMask, parseWith } from '../common.js';
 import { loraScaling } from '../lora.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
-import { addLowRank, indexedState, loraFactors, matmulT, zerosMatrix, type IndexedAdapterState } from './shared.js';
+import { addLowRank, indexedState, loraFactorsFor, matmulT, zerosMatrix, type IndexedAdapterState } from './shared.js';
 
 export const mosaConfigSchema = z
   .object({
@@ -128,7 +128,7 @@ export const mosaVariant: AdapterVariant<MosaConfig> = {
       variant: NAME,
       shape: [out, inp],
       config: c,
-      params: loraFactors(w, c.r, rng.fork('lora')),
+      params: loraFactorsFor(w, c.r, rng.fork('lora')),
       indices: {
         module_A: mosaPartition(c.r * inp, c.modules, rng.fork('partition-A')),
         module_B: mosaPartition(out * c.r, c.modules, rng.fork('partition-B')),

@@ -8,7 +8,7 @@ import { magnitudeScores, randomScores } from '@sparse/masks';
 import { tensor } from '@sparse/tensor';
 import { z } from 'zod';
 import { loraScaling } from '../lora.js';
-import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactors, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from './shared.js';
+import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactorsFor, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from './shared.js';
 
 export const rosaConfigSchema = z
   .object({
@@ -33,7 +33,7 @@ export const rosaVariant = makeSparseVariant<RosaConfig>({
   schema: rosaConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];
-    const factors = loraFactors(base, c.r, rng.fork('lora'));
+    const factors = loraFactorsFor(base, c.r, rng.fork('lora'));
     const s = scores ?? (c.score === 'magnitude' ? magnitudeScores(base) : randomScores(base.shape, rng.fork('support')));
     const support = topSupport(s, base, countOf(out * inp, c.density), 'rosa.init', 'density');
     return { params: { ...factors, rosa_values: tensor(new Float32Array(support.length), [support.length]) }, indices: { support } };

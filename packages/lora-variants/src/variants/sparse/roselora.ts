@@ -12,7 +12,7 @@ import { tensor, type Float32Tensor } from '@sparse/tensor';
 import { z } from 'zod';
 import { loraScaling } from '../lora.js';
 import type { AdapterState } from '../types.js';
-import { addLowRank, addLowRankForward, countOf, loraFactors, makeSparseVariant, zerosMatrix } from './shared.js';
+import { addLowRank, addLowRankForward, countOf, loraFactorsFor, makeSparseVariant, zerosMatrix } from './shared.js';
 
 export const roseloraConfigSchema = z
   .object({
@@ -52,7 +52,7 @@ export const roseloraVariant = makeSparseVariant<RoseloraConfig>({
   description: 'RoseLoRA: scaling · B A with top-k rows of A and top-k columns of B (by |value|, re-selected as they train)',
   schema: roseloraConfigSchema,
   create(base, c, rng) {
-    return { params: loraFactors(base, c.r, rng), indices: {} };
+    return { params: loraFactorsFor(base, c.r, rng), indices: {} };
   },
   delta(state) {
     const d = zerosMatrix(state.shape[0], state.shape[1]);

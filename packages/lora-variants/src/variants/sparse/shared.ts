@@ -6,7 +6,7 @@ import { maskFromTensor, topKMask, maskIndices, isKept } from '@sparse/masks';
 import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Random, type Tensor } from '@sparse/tensor';
 import type { z } from 'zod';
 import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../common.js';
-import { loraVariant } from '../lora.js';
+import { loraFactors } from '../lora.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
 
 /** An adapter state with the integer selections a sparse variant made at init (sorted where noted). */
@@ -156,10 +156,10 @@ export function addSparseForward(x: Float32Tensor, positions: Int32Array, values
   }
 }
 
-/** LoRA factors exactly as the `lora` variant initializes them (A ~ U(±1/√in), B = 0). */
-export function loraFactors(base: Float32Tensor, r: number, rng: Random): { lora_A: Float32Tensor; lora_B: Float32Tensor } {
-  const { lora_A, lora_B } = loraVariant.init(base, { r }, rng).params;
-  return { lora_A: lora_A!, lora_B: lora_B! };
+/** LoRA factors for `base`'s shape, exactly as the `lora` variant initializes them. */
+export function loraFactorsFor(base: Float32Tensor, r: number, rng: Random): { lora_A: Float32Tensor; lora_B: Float32Tensor } {
+  const [out, inp] = base.shape as [number, number];
+  return loraFactors(out, inp, r, rng);
 }
 
 /** d += scale · B A. */
