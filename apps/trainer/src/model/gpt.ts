@@ -10,7 +10,7 @@ import { BaseModel } from './base.js';
 import { DEFAULT_GPT_CONFIG, validateGptConfig, type GptConfig } from './config.js';
 import { causalMask, embed, fillSinusoidal, Forward, initParamValues, moeLayer, type ParamSpec } from './layers.js';
 import { crossEntropy, gelu, layerNorm, softmaxRows } from './ops.js';
-import type { ForwardHooks, LinearInfo, ModelSpec } from './types.js';
+import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
 
 export { DEFAULT_GPT_CONFIG, validateGptConfig, fillSinusoidal, type GptConfig, type ParamSpec };
 
@@ -79,16 +79,8 @@ export function gptLinears(cfg: GptConfig): LinearInfo[] {
   const { d, layers } = cfg;
   const hidden = hiddenOf(cfg);
   const out: LinearInfo[] = [];
-  const lin = (name: string, o: number, i: number, block: number, group: number, role: string, bias = true, expert?: number): LinearInfo => ({
-    name: `${name}.weight`,
-    ...(bias ? { bias: `${name}.bias` } : {}),
-    out: o,
-    in: i,
-    block,
-    group,
-    role,
-    ...(expert === undefined ? {} : { expert }),
-  });
+  const lin = (name: string, o: number, i: number, block: number, group: number, role: string, bias = true, expert?: number): LinearInfo =>
+    linearInfo(name, o, i, block, group, role, { bias, ...(expert === undefined ? {} : { expert }) });
   for (let b = 0; b < layers; b++) {
     const p = `h.${b}.`;
     out.push(lin(`${p}attn.c_attn`, 3 * d, d, b, 0, 'attn.qkv'), lin(`${p}attn.c_proj`, d, d, b, 1, 'attn.out'));

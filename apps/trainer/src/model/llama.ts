@@ -10,7 +10,7 @@ import { BaseModel } from './base.js';
 import { specFail } from './errors.js';
 import { causalMask, checkMoe, embed, Forward, initParamValues, moeLayer, rmsNorm, silu, type MoeConfig, type ParamSpec } from './layers.js';
 import { softmaxRows } from './ops.js';
-import type { ForwardHooks, LinearInfo, ModelSpec } from './types.js';
+import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
 
 export interface LlamaConfig {
   vocab: number;
@@ -108,15 +108,8 @@ export function llamaLinears(cfg: LlamaConfig): LinearInfo[] {
   const { d, layers, heads, kvHeads, mlpHidden } = cfg;
   const hd = d / heads;
   const out: LinearInfo[] = [];
-  const lin = (name: string, o: number, i: number, block: number, group: number, role: string, expert?: number): LinearInfo => ({
-    name: `${name}.weight`,
-    out: o,
-    in: i,
-    block,
-    group,
-    role,
-    ...(expert === undefined ? {} : { expert }),
-  });
+  const lin = (name: string, o: number, i: number, block: number, group: number, role: string, expert?: number): LinearInfo =>
+    linearInfo(name, o, i, block, group, role, expert === undefined ? {} : { expert });
   for (let b = 0; b < layers; b++) {
     const p = `model.layers.${b}.`;
     out.push(

@@ -27,6 +27,20 @@ export interface LinearInfo {
   expert?: number;
 }
 
+/** The LinearInfo of module `module` (its weight is `<module>.weight`, its bias, when it has one, `<module>.bias`). */
+export function linearInfo(module: string, out: number, inp: number, block: number, group: number, role: string, opts: { bias?: boolean; expert?: number } = {}): LinearInfo {
+  return {
+    name: `${module}.weight`,
+    ...(opts.bias ? { bias: `${module}.bias` } : {}),
+    out,
+    in: inp,
+    block,
+    group,
+    role,
+    ...(opts.expert === undefined ? {} : { expert: opts.expert }),
+  };
+}
+
 /** Callbacks a forward pass honours; all optional. */
 export interface ForwardHooks {
   /** The weight the forward pass uses for a parameter (masked, adapted, ...); default the parameter itself. */
