@@ -10,6 +10,7 @@ import { DEFAULT_RECIPE } from '../recipe/default.js';
 import { packageRoot } from '../testing/dist.js';
 import { startRun } from './runner.js';
 import { loadExportedModel } from '../stages/export.js';
+import { expectExportedNM } from '../testing/export.js';
 
 const recipesDir = join(packageRoot, 'recipes');
 let tmp: string;
@@ -177,12 +178,7 @@ describe('architectures', () => {
     const file = await openSafetensors(join(tmp, 'nm-b', 'exports', 'model.compressed.safetensors'));
     expect(JSON.parse(file.metadata['sparse.h.0.mlp.c_fc.weight']!).format).toBe('nm');
     await file.close();
-    const model = await loadExportedModel(join(tmp, 'nm-b', 'exports', 'model.compressed.safetensors'));
-    for (const l of model.linears()) {
-      const w = model.params[l.name]!;
-      expect(isNM({ data: w.dataSync() as Float32Array, shape: [...w.shape], stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' }, { n: 2, m: 4 }).valid, l.name).toBe(true);
-    }
-    model.dispose();
+    await expectExportedNM(join(tmp, 'nm-b', 'exports', 'model.compressed.safetensors'));
   }, 120_000);
 
   it('dynamic-rank prunes rank-1 components to its budget while training', async () => {

@@ -6,7 +6,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { maskFromTensor } from '@sparse/masks';
-import { isNM } from '@sparse/nm';
 import { getVariant, listVariants, sparseAdapterVariant } from '@sparse/lora-variants';
 import { Random, tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
@@ -20,7 +19,7 @@ import { RunContext } from '../run/context.js';
 import { loadRunData } from '../run/data.js';
 import { RunLog } from '../run/log.js';
 import { startRun } from '../run/runner.js';
-import { loadExportedModel } from './export.js';
+import { expectExportedNM } from '../testing/export.js';
 import { NamedAdam } from '../train/adam.js';
 import { attachStageAdapter, losiaRelocalization, supportScoreBatches } from './adapt.js';
 
@@ -240,12 +239,7 @@ describe('a rosa recipe with gradient scores', () => {
     const summary = await startRun(recipe, { dir, mode: 'quiet', io: { stdout: silent, stderr: silent } });
     expect(Number.isFinite(summary.evaluations[0]!.perplexity)).toBe(true);
     expect(readFileSync(join(dir, 'recipe.json'), 'utf8')).toContain('"supportScores": "gradient"');
-    const model = await loadExportedModel(join(dir, 'exports', 'model.compressed.safetensors'));
-    for (const l of model.linears()) {
-      const w = model.params[l.name]!;
-      expect(isNM({ data: w.dataSync() as Float32Array, shape: [...w.shape], stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' }, { n: 2, m: 4 }).valid, l.name).toBe(true);
-    }
-    model.dispose();
+    await expectExportedNM(join(dir, 'exports', 'model.compressed.safetensors'));
   }, 120_000);
 });
 
@@ -353,11 +347,6 @@ describe('LoSiA re-localization in the adapt stage', () => {
     await startRun(recipe, { dir, mode: 'quiet', io: { stdout: silent, stderr: silent } });
     const events = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step?: number });
     expect(events.filter((e) => e.event === 'relocalize').map((e) => e.step)).toEqual([3, 5]);
-    const model = await loadExportedModel(join(dir, 'exports', 'model.compressed.safetensors'));
-    for (const l of model.linears()) {
-      const w = model.params[l.name]!;
-      expect(isNM({ data: w.dataSync() as Float32Array, shape: [...w.shape], stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' }, { n: 2, m: 4 }).valid, l.name).toBe(true);
-    }
-    model.dispose();
+    await expectExportedNM(join(dir, 'exports', 'model.compressed.safetensors'));
   }, 120_000);
 });
