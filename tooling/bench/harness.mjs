@@ -6,9 +6,17 @@ import { fileURLToPath } from 'node:url';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Times fn() `reps` times after `warmup` calls; returns seconds (min, median, max). */
+/** @typedef {{ min: number, median: number, max: number, reps: number }} Timing */
+
+/**
+ * Times fn() `reps` times after `warmup` calls; returns seconds (min, median, max).
+ * @param {() => unknown} fn
+ * @param {{ reps?: number, warmup?: number }} [opts]
+ * @returns {Promise<Timing>}
+ */
 export async function measure(fn, { reps = 5, warmup = 1 } = {}) {
   for (let i = 0; i < warmup; i++) await fn();
+  /** @type {number[]} */
   const times = [];
   for (let i = 0; i < reps; i++) {
     const t0 = process.hrtime.bigint();
@@ -19,10 +27,16 @@ export async function measure(fn, { reps = 5, warmup = 1 } = {}) {
   return { min: times[0], median: times[Math.floor(times.length / 2)], max: times[times.length - 1], reps };
 }
 
-/** Interleaves several candidates rep by rep so machine noise hits them alike. */
+/**
+ * Interleaves several candidates rep by rep so machine noise hits them alike.
+ * @param {Record<string, () => unknown>} candidates
+ * @param {{ reps?: number, warmup?: number }} [opts]
+ * @returns {Promise<Record<string, Timing>>}
+ */
 export async function compare(candidates, { reps = 5, warmup = 1 } = {}) {
   const names = Object.keys(candidates);
   for (const n of names) for (let i = 0; i < warmup; i++) await candidates[n]();
+  /** @type {Record<string, number[]>} */
   const times = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < reps; r++) {
     for (const n of names) {
@@ -39,17 +53,24 @@ export async function compare(candidates, { reps = 5, warmup = 1 } = {}) {
   );
 }
 
-/** Prints rows as an aligned table. */
+/**
+ * Prints rows as an aligned table.
+ * @param {Record<string, unknown>[]} rows
+ */
 export function printTable(rows) {
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0]);
-  const fmt = (v) => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3)) : String(v));
+  const fmt = (/** @type {unknown} */ v) => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3)) : String(v));
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => fmt(r[c]).length)));
   console.log(cols.map((c, i) => c.padEnd(width[i])).join('  '));
   for (const r of rows) console.log(cols.map((c, i) => fmt(r[c]).padEnd(width[i])).join('  '));
 }
 
-/** Writes bench-results/<name>.json atomically and returns its path. */
+/**
+ * Writes bench-results/<name>.json atomically and returns its path.
+ * @param {string} name
+ * @param {Record<string, unknown>} data
+ */
 export function writeResults(name, data) {
   const dir = join(repoRoot, 'bench-results');
   mkdirSync(dir, { recursive: true });
