@@ -5,16 +5,15 @@
 // offsets and padded leading dimensions, alpha/beta including beta = 0 over a NaN-filled C.
 import fc from 'fast-check';
 import { ArgumentError, BackendError, DTypeError, getKernel, REFERENCE_BACKEND, ShapeError, type GemmArgs } from '@sparse/tensor';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { bruteForce, expectMatches, makeCase, randomArray, rng, tolerance, type CaseParams } from './__fixtures__/gemm-cases.js';
 import { gemmKernelFrom } from './gemm.js';
 import { gemmBlockedNative, gemmOpenBLASNative, NATIVE_CPU_BACKEND, registerCpuKernels } from './index.js';
 import { nativeStatus } from './native.js';
+import { nativeSuite } from './__fixtures__/native-suite.js';
 
 const status = nativeStatus();
-const suite = status.available ? describe : describe.skip;
-const title = (name: string) => (status.available ? name : `${name} (skipped: native addon not built: ${status.reason})`);
-if (!status.available) console.warn(`native gemm tests skipped: ${status.reason}`);
+const suite = nativeSuite();
 
 const dim = fc.oneof(
   fc.constantFrom(0, 1, 2, 5, 6, 7, 8, 15, 16, 17),
@@ -40,7 +39,7 @@ function label(p: CaseParams): string {
   return JSON.stringify({ ...p, seed: undefined });
 }
 
-suite(title('native gemm'), () => {
+suite('native gemm', () => {
   const addon = status.available ? status.addon : undefined;
   const native = addon ? gemmKernelFrom(addon.gemm) : () => {};
   const blocked = addon ? gemmKernelFrom(addon.gemmBlocked) : () => {};
@@ -199,8 +198,12 @@ suite(title('native gemm'), () => {
     expect(() => getKernel('gemm', NATIVE_CPU_BACKEND)).toThrow();
   });
 
+  // OpenBLAS is optional (the build links it only when it finds one), so exactly one of the next two
+  // tests runs; the other is skipped and says why in its name.
   const openblas = status.available && status.info.blas === 'openblas';
-  it.runIf(openblas)('OpenBLAS gemm (linked at build time) matches the brute force, split across threads by rows or columns', () => {
+  const unlessBlas = (linked: boolean) =>
+    linked === openblas ? '' : linked ? ' (skipped: this addon was built without the optional OpenBLAS)' : ' (skipped: this addon links OpenBLAS)';
+  it.runIf(openblas)(`OpenBLAS gemm (linked at build time) matches the brute force, split across threads by rows or columns${unlessBlas(true)}`, () => {
     const viaOpenBLAS = gemmOpenBLASNative();
     fc.assert(
       fc.property(caseArb, (p) => {
@@ -229,7 +232,7 @@ suite(title('native gemm'), () => {
     }
   });
 
-  it.runIf(!openblas)('without OpenBLAS the addon exports no OpenBLAS gemm and asking for it throws BackendError', () => {
+  it.runIf(!openblas)(`without OpenBLAS the addon exports no OpenBLAS gemm and asking for it throws BackendError${unlessBlas(false)}`, () => {
     expect(addon!.gemmOpenBLAS).toBeUndefined();
     expect(() => gemmOpenBLASNative()).toThrow(BackendError);
   });

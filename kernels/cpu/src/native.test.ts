@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fallbackMessage, loadNativeAddon, nativeStatus } from './native.js';
+import { nativeSuite } from './__fixtures__/native-suite.js';
 
 describe('native loader fallback', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sparse-loader-'));
@@ -17,18 +18,11 @@ describe('native loader fallback', () => {
     writeFileSync(bogus, 'not a shared object');
     const result = loadNativeAddon([missing, bogus]);
     expect(result.available).toBe(false);
-    if (result.available) return;
+    if (result.available) throw new Error('unreachable: checked above');
     expect(result.tried).toEqual([missing, bogus]);
     expect(result.reason).toContain(`${missing} does not exist`);
     expect(result.reason).toContain(`${bogus} failed to load`);
     expect(result.reason).toMatch(/build-native\.mjs --force|native-build\.log/);
-  });
-
-  it('falls through a bad candidate to a good one', () => {
-    const status = nativeStatus();
-    if (!status.available) return;
-    const result = loadNativeAddon([path.join(dir, 'nope.node'), status.path]);
-    expect(result.available).toBe(true);
   });
 
   it('rejects a module that is not the addon', () => {
@@ -36,7 +30,8 @@ describe('native loader fallback', () => {
     writeFileSync(fake, 'module.exports = { info() { return {}; } };');
     const result = loadNativeAddon([fake]);
     expect(result.available).toBe(false);
-    if (!result.available) expect(result.reason).toContain('exports no gemm()');
+    if (result.available) throw new Error('unreachable: checked above');
+    expect(result.reason).toContain('exports no gemm()');
   });
 
   it('formats the one-line fallback message', () => {
@@ -47,7 +42,19 @@ describe('native loader fallback', () => {
 });
 
 const status = nativeStatus();
-const suite = status.available ? describe : describe.skip;
+const suite = nativeSuite();
+
+suite('native loader with the built addon', () => {
+  it('falls through a bad candidate to a good one', () => {
+    if (!status.available) throw new Error('unreachable: this suite runs only with the addon');
+    const missing = path.join(os.tmpdir(), `sparse-loader-none-${process.pid}`, 'nope.node');
+    const result = loadNativeAddon([missing, status.path]);
+    expect(result.available).toBe(true);
+    if (!result.available) throw new Error('unreachable: checked above');
+    expect(result.path).toBe(status.path);
+    expect(result.info).toEqual(status.info);
+  });
+});
 
 /** Runs a CommonJS snippet in a fresh Node with `addon` bound to the built addon; returns its JSON output. */
 function inChild(env: Record<string, string>, body: string): unknown {

@@ -23,11 +23,11 @@ import {
 import { describe, expect, it } from 'vitest';
 import { randomArray, rng, tolerance } from './__fixtures__/gemm-cases.js';
 import { nativeStatus, type NativeAddon } from './native.js';
+import { nativeSuite } from './__fixtures__/native-suite.js';
 import { blockSparseAttentionKernelFrom, denseAttentionKernelFrom, gemvSparseInputKernelFrom, maskedAdamKernelFrom, maskedSgdKernelFrom } from './ops.js';
 
 const status = nativeStatus();
-const suite = status.available ? describe : describe.skip;
-const title = (name: string) => (status.available ? name : `${name} (skipped: native addon not built: ${status.reason})`);
+const suite = nativeSuite();
 const addon = (status.available ? status.addon : undefined) as NativeAddon;
 
 // ---- gemvSparseInput ----
@@ -373,7 +373,7 @@ describe('typed errors before any native code runs', () => {
 });
 
 suite('the binding checks bounds itself', () => {
-  it(title('rejects out-of-range calls made directly on the addon'), () => {
+  it('rejects out-of-range calls made directly on the addon', () => {
     const f = new Float32Array(8);
     expect(() => addon.gemvSparseInput!(false, 3, 3, 1, 1, f, 0, 3, f, 0, 1, 0, new Float32Array(3), 0, 1)).toThrow(RangeError);
     expect(() => addon.attention!(1, 4, 2, f, 0, f, 0, f, 1, new Float32Array(8), 0, false, 1, 2, null)).toThrow(RangeError);

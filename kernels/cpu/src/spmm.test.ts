@@ -15,14 +15,14 @@ import {
   type NMLayout,
   type SpmmDenseArgs,
 } from '@sparse/tensor';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { randomArray, rng, tolerance } from './__fixtures__/gemm-cases.js';
 import { nativeStatus } from './native.js';
+import { nativeSuite } from './__fixtures__/native-suite.js';
 import { spmmBlockKernelFrom, spmmCSRKernelFrom, spmmNMKernelFrom } from './spmm.js';
 
 const status = nativeStatus();
-const suite = status.available ? describe : describe.skip;
-const title = (name: string) => (status.available ? name : `${name} (skipped: native addon not built: ${status.reason})`);
+const suite = nativeSuite();
 
 interface DenseParams {
   n: number;
@@ -216,7 +216,7 @@ const bsrArb: fc.Arbitrary<BSRParams> = fc.record({
   seed: fc.integer(),
 });
 
-suite(title('native spmm kernels'), () => {
+suite('native spmm kernels', () => {
   const addon = status.available ? status.addon : undefined;
   const csr = addon ? spmmCSRKernelFrom(addon) : () => {};
   const nm = addon ? spmmNMKernelFrom(addon) : () => {};

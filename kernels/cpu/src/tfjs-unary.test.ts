@@ -7,13 +7,14 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Random } from '@sparse/tensor';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { expectIdentical, useQuietCpuBackend } from './__fixtures__/tfjs-backends.js';
 import { nativeStatus } from './native.js';
+import { nativeSuite } from './__fixtures__/native-suite.js';
 import { FAST_TFJS_KERNELS, NATIVE_TFJS_KERNELS, SPARSE_CPU_BACKEND } from './tfjs.js';
 
 const status = nativeStatus();
-const suite = status.available ? describe : describe.skip;
+const suite = nativeSuite();
 
 type Op = (x: tf.Tensor) => tf.Tensor;
 const OPS: Record<string, Op> = {

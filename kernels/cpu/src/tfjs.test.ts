@@ -15,11 +15,11 @@ import { describe, expect, it } from 'vitest';
 import { randomArray, rng } from './__fixtures__/gemm-cases.js';
 import { expectIdentical as expectIdenticalOnBoth, useQuietCpuBackend } from './__fixtures__/tfjs-backends.js';
 import { nativeStatus } from './native.js';
+import { nativeSuite } from './__fixtures__/native-suite.js';
 import { FAST_TFJS_KERNELS, FUSED_ACTIVATIONS, NATIVE_TFJS_KERNELS, SPARSE_CPU_BACKEND, registerSparseCpuBackend, sparseCpuRegistration, type FusedActivation } from './tfjs.js';
 
 const status = nativeStatus();
-const suite = status.available ? describe : describe.skip;
-const title = (name: string) => (status.available ? name : `${name} (skipped: native addon not built: ${status.reason})`);
+const suite = nativeSuite();
 
 const BACKENDS = ['cpu', SPARSE_CPU_BACKEND] as const;
 
@@ -137,7 +137,7 @@ const TRANSPOSES: Array<[boolean, boolean]> = [
 useQuietCpuBackend();
 
 describe('registration', () => {
-  it(title('registers sparse-cpu on import exactly when the native addon loads'), () => {
+  it('registers sparse-cpu on import exactly when the native addon loads', () => {
     expect(sparseCpuRegistration.registered).toBe(status.available);
     expect(tf.findBackendFactory(SPARSE_CPU_BACKEND) != null).toBe(status.available);
     // Idempotent.
