@@ -38,6 +38,17 @@ function hasTool(cmd) {
   return r.status === 0;
 }
 
+/** The C++ compiler: $CXX, else g++, else c++. */
+function compiler() {
+  return process.env.CXX || (process.platform === 'win32' || hasTool('g++') ? 'g++' : 'c++');
+}
+
+/** The first line of `cxx --version` (compiler and version), part of the build key. */
+function compilerVersion(cxx) {
+  const r = run(cxx, ['--version'], { timeout: 20_000 });
+  return r.status === 0 ? r.stdout.split('\n')[0].trim() : '';
+}
+
 function checkToolchain() {
   const python = process.env.PYTHON || 'python3';
   if (!hasTool(python) && !(process.env.PYTHON === undefined && hasTool('python'))) {
@@ -45,7 +56,7 @@ function checkToolchain() {
   }
   if (process.platform !== 'win32') {
     if (!hasTool('make')) throw failure('make not found (install make, e.g. Debian build-essential)');
-    const cxx = process.env.CXX || 'g++';
+    const cxx = compiler();
     if (!hasTool(cxx)) throw failure(`C++ compiler ${cxx} not found (install g++ or set CXX)`);
   }
   return python;
@@ -83,7 +94,7 @@ function multiarch() {
  */
 function findOpenBLAS() {
   if (process.env.SPARSE_OPENBLAS === '0' || process.platform === 'win32') return null;
-  const cxx = process.env.CXX || 'g++';
+  const cxx = compiler();
   const arch = multiarch();
   const includes = [process.env.SPARSE_OPENBLAS_INCLUDE, ''];
   const libdirs = [process.env.SPARSE_OPENBLAS_LIBDIR, ''];
@@ -173,7 +184,10 @@ function build() {
   const nodeGyp = path.join(path.dirname(resolveFrom('node-gyp/package.json')), 'bin', 'node-gyp.js');
   const napiInclude = path.dirname(resolveFrom('node-addon-api/package.json'));
   const openblas = findOpenBLAS();
-  const config = { nodedir, napiInclude, openblas };
+  // What the build probes decides the binary, so it is all in the key: a new compiler or an
+  // OpenBLAS installed since the last build triggers a rebuild. CPU features are not: the AVX2
+  // kernels are always compiled (x64) and chosen at run time.
+  const config = { nodedir, napiInclude, openblas, cxx: process.platform === 'win32' ? '' : compilerVersion(compiler()) };
   const key = buildKey(config);
 
   if (!force && existsSync(addonPath) && existsSync(stampPath)) {
@@ -200,7 +214,8 @@ function build() {
     timeout: 15 * 60_000,
     stdio: verbose ? 'inherit' : 'pipe',
     // The headers are local; keep node-gyp from reaching for the network under any configuration.
-    env: { ...process.env, npm_config_nodedir: nodedir },
+    // CXX names the compiler probed above (make's default is g++, absent where only c++ exists).
+    env: { ...process.env, npm_config_nodedir: nodedir, ...(process.platform === 'win32' ? {} : { CXX: compiler() }) },
   });
   if (!verbose) {
     mkdirSync(buildDir, { recursive: true });
