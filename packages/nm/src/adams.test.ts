@@ -104,7 +104,10 @@ describe('AdamSOptimizer', () => {
     expect(isNM(fromTf(v), { n: 2, m: 4 }).valid).toBe(true);
     const after = rowNorms(fromTf(v));
     before.forEach((b, i) => expect(after[i]).toBeCloseTo(b, 5));
-    expect(masks.adams_scale).toBeDefined();
+    // The returned mask is the 2:4 pattern the weight now has (random normal weights: no kept zeros).
+    const final = fromTf(v);
+    expect(isNM(masks.adams_scale!, { n: 2, m: 4, exact: true }).valid).toBe(true);
+    expect(Array.from(final.data, (_, i) => isKept(masks.adams_scale!, i))).toEqual(Array.from(final.data, (x) => x !== 0));
     opt.dispose();
     v.dispose();
   });

@@ -75,15 +75,66 @@ describe('PeriodicNMMask', () => {
     expect(periodic.update(1, toTf(b))).toBe(m0);
     periodic.update(2, toTf(b));
     expect(equals(periodic.mask!, nmMask(b, { n: 2, m: 4 }))).toBe(true);
-    expect(periodic.lastFlips).toBeGreaterThanOrEqual(0);
-    expect(periodic.lastFlips % 2).toBe(0);
+    // The flips are the entries where the masks of a and b differ, counted here bit by bit.
+    const before = maskBits(nmMask(a, { n: 2, m: 4 }));
+    const after = maskBits(nmMask(b, { n: 2, m: 4 }));
+    const flips = before.filter((v, i) => v !== after[i]).length;
+    expect(flips).toBeGreaterThan(0);
+    expect(periodic.lastFlips).toBe(flips);
     periodic.dispose();
-    const t = new PeriodicNMMask({ n: 2, m: 4, every: 1, transposable: true });
-    t.update(0, toTf(randomTensor([8, 8], rng, { dist: 'normal' })));
-    t.dispose();
     expect(() => new PeriodicNMMask({ n: 2, m: 4, every: 0 })).toThrow(ArgumentError);
   });
+
+  it('transposable: every row and every column keeps 2 of each group of 4, with the best block sums, and counts the flips', () => {
+    const rng = new Random(10);
+    const t = new PeriodicNMMask({ n: 2, m: 4, every: 1, transposable: true });
+    const w0 = randomTensor([8, 12], rng, { dist: 'normal' });
+    const w1 = randomTensor([8, 12], rng, { dist: 'normal' });
+    const m0 = t.update(0, toTf(w0));
+    const bits0 = maskBits(t.mask!);
+    expect(Array.from(m0.dataSync())).toEqual(bits0);
+    expectTransposable24(bits0, w0.data, 8, 12);
+    const m1 = t.update(1, toTf(w1));
+    expect(m1).not.toBe(m0);
+    const bits1 = maskBits(t.mask!);
+    expect(Array.from(m1.dataSync())).toEqual(bits1);
+    expectTransposable24(bits1, w1.data, 8, 12);
+    expect(t.lastFlips).toBe(bits0.filter((v, i) => v !== bits1[i]).length);
+    expect(t.lastFlips).toBeGreaterThan(0);
+    t.dispose();
+  });
 });
+
+/**
+ * Brute force: each row's groups of 4 columns and each column's groups of 4 rows keep exactly 2, and
+ * every 4 x 4 block keeps the largest |w| sum over all 2^16 0/1 blocks with two ones per row and column.
+ */
+function expectTransposable24(bits: number[], w: ArrayLike<number>, rows: number, cols: number): void {
+  for (let i = 0; i < rows; i++) {
+    for (let g = 0; g < cols; g += 4) expect(bits[i * cols + g]! + bits[i * cols + g + 1]! + bits[i * cols + g + 2]! + bits[i * cols + g + 3]!, `row ${i} cols ${g}..`).toBe(2);
+  }
+  for (let j = 0; j < cols; j++) {
+    for (let g = 0; g < rows; g += 4) expect(bits[g * cols + j]! + bits[(g + 1) * cols + j]! + bits[(g + 2) * cols + j]! + bits[(g + 3) * cols + j]!, `col ${j} rows ${g}..`).toBe(2);
+  }
+  for (let bi = 0; bi < rows; bi += 4) {
+    for (let bj = 0; bj < cols; bj += 4) {
+      const at = (c: number) => (bi + (c >> 2)) * cols + bj + (c & 3);
+      let best = -Infinity;
+      for (let p = 0; p < 1 << 16; p++) {
+        let ok = true;
+        for (let r = 0; r < 4 && ok; r++) ok = ((p >> (4 * r)) & 0xf).toString(2).replace(/0/g, '').length === 2;
+        for (let c = 0; c < 4 && ok; c++) ok = ((p >> c) & 1) + ((p >> (c + 4)) & 1) + ((p >> (c + 8)) & 1) + ((p >> (c + 12)) & 1) === 2;
+        if (!ok) continue;
+        let sum = 0;
+        for (let c = 0; c < 16; c++) if ((p >> c) & 1) sum += Math.abs(w[at(c)]!);
+        best = Math.max(best, sum);
+      }
+      let kept = 0;
+      for (let c = 0; c < 16; c++) if (bits[at(c)]) kept += Math.abs(w[at(c)]!);
+      expect(kept, `block ${bi},${bj}`).toBeCloseTo(best, 9);
+    }
+  }
+}
 
 function maskBits(m: ReturnType<typeof nmMask>): number[] {
   return Array.from({ length: m.shape[0]! * m.shape[1]! }, (_, i) => (m.bits[i >>> 5]! >>> (i & 31)) & 1);
