@@ -11,7 +11,7 @@
 //   adapter_indices  the integer selection names, or null when the state has no `indices` at all.
 // Tensors: `base_model.model.<module>.<param>.weight` (F32) and `base_model.model.<module>.<name>.indices` (I32).
 import { ArgumentError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
-import { closestVariantName, getVariant, listVariants } from './variants/registry.js';
+import { getVariant, variants } from './variants/registry.js';
 import type { AdapterState } from './variants/types.js';
 
 const PREFIX = 'base_model.model.';
@@ -161,8 +161,8 @@ export function fromVariantPeftFiles(
   const name = c.sparse_variant;
   if (name === undefined) throw fail('config', 'peft_type', `unsupported ${JSON.stringify(peftType)} (LORA, SPP, and the types of this package's other variants, which come with a sparse_variant key, are)`);
   if (typeof name !== 'string') throw fail('config', 'sparse_variant', `expected a variant name, got ${JSON.stringify(name)}`);
-  if (!listVariants().includes(name)) {
-    const hint = closestVariantName(name);
+  if (!variants.has(name)) {
+    const hint = variants.closest(name, 1)[0];
     throw fail('config', 'sparse_variant', `unknown variant ${JSON.stringify(name)}${hint === undefined ? '' : `; did you mean '${hint}'?`}`);
   }
   if (name === 'lora' || name === 'sqft' || name === 'spp') throw fail('config', 'sparse_variant', `${name} is written with peft_type ${name === 'spp' ? '"SPP"' : '"LORA"'}, not ${JSON.stringify(peftType)}`);
@@ -180,7 +180,7 @@ export function fromVariantPeftFiles(
     keyOf.set(camel, k);
   }
   let config: unknown;
-  const schema = variant.configSchema;
+  const schema = variant.schema;
   if (schema !== undefined) {
     const r = schema.safeParse(raw);
     if (!r.success) {

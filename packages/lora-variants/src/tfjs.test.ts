@@ -60,11 +60,9 @@ describe('attachAdapters', () => {
     const baseMask = maskFromTensor({ data: w0, shape, stride: [shape[1], 1], offset: 0, dtype: 'float32' });
     expect(equals(maskFromTensor({ data: merged.dataSync() as Float32Array, shape, stride: [shape[1], 1], offset: 0, dtype: 'float32' }), baseMask)).toBe(true);
     expect(count(baseMask)).toBe(64);
-    if (variant !== 'lora') {
-      // SQFT and SPP train the weight they merge into: merged forward equals the adapted one.
-      const viaMerged = tf.matMul(x, merged, false, true).dataSync();
-      viaMerged.forEach((v, k) => expect(Math.abs(v - adapted[k]!)).toBeLessThan(1e-4));
-    }
+    // every variant trains the weight it merges into: merged forward equals the adapted one
+    const viaMerged = tf.matMul(x, merged, false, true).dataSync();
+    viaMerged.forEach((v, k) => expect(Math.abs(v - adapted[k]!)).toBeLessThan(1e-4));
     model.unmerge();
     (weights['layers.0.fc'].dataSync() as Float32Array).forEach((v, k) => expect(Math.abs(v - w0[k]!)).toBeLessThan(1e-5));
     expect(model.trainableReport().trainable).toBe(variant === 'spp' ? 8 + 16 : 2 * (8 + 16));
@@ -73,7 +71,8 @@ describe('attachAdapters', () => {
   it('switches, disables and deletes named adapters; mergeAndUnload leaves plain weights', () => {
     const { w0, shape } = task(2);
     const weights = { fc: tf.variable(tf.tensor(w0, shape), false) };
-    const model = attachAdapters(weights, { targets: /fc/, variant: 'lora', config: { r: 1 }, adapterName: 'a' });
+    // densify: the adapter trains (and merges) ΔW on the base's zeros too
+    const model = attachAdapters(weights, { targets: /fc/, variant: 'lora', config: { r: 1 }, adapterName: 'a', densify: true });
     model.addAdapter('b', { targets: 'fc', variant: 'spp' });
     expect(model.activeAdapter).toBe('b');
     expect(model.adapterNames).toEqual(['a', 'b']);
@@ -87,7 +86,9 @@ describe('attachAdapters', () => {
     expect(model.trainableReport()).toMatchObject({ adapter: 'a', trainable: 8 + 16, base: 128 });
     model.deleteAdapter('b');
     expect(() => model.setAdapter('b')).toThrow(/no adapter named 'b'/);
-    const out = model.mergeAndUnload({ densify: true });
+    // pruned entries were trained too (the adapted weight is dense), and the merge (densify, as attached) writes them
+    expect(Array.from(adapted).every((v) => v !== 0)).toBe(true);
+    const out = model.mergeAndUnload();
     (out.fc!.dataSync() as Float32Array).forEach((v, k) => expect(v).toBeCloseTo(adapted[k]!, 5));
     expect(model.adapterNames).toEqual([]);
     expect(() => attachAdapters(weights, { targets: 'nothing', variant: 'lora' })).toThrow(/match none/);
@@ -132,11 +133,11 @@ describe('merges that change the support (maskAfterMerge)', () => {
     model.mergeAndUnload();
     const pruned = Float32Array.from(weights.fc.dataSync() as Float32Array);
     pruned.forEach((v, q) => (isKept(m, q) ? expect(v).not.toBe(0) : expect(v).toBe(0)));
-    // a LoRA on the same model: its ΔW is dense, its merge goes through M
+    // a LoRA on the same model: its ΔW goes through M in training and in the merge
     model.addAdapter('lora', { targets: ['fc'], variant: 'lora', config: { r: 2, alpha: 2 }, seed: 3 });
     randomize(model, 4);
     const delta = tf.sub(model.effectiveWeight('fc'), weights.fc).dataSync();
-    expect(Array.from(delta).every((d) => d !== 0)).toBe(true);
+    Array.from(delta).forEach((d, q) => (isKept(m, q) ? expect(d).not.toBe(0) : expect(d).toBe(0)));
     model.mergeAndUnload();
     const after = weights.fc.dataSync();
     after.forEach((v, q) => (isKept(m, q) ? expect(v).toBeCloseTo(pruned[q]! + delta[q]!, 5) : expect(v).toBe(0)));

@@ -1,7 +1,7 @@
 // Trainable adapters on tfjs variables. attachAdapters wraps a model's named weights (W [out, in] as
 // tf.Variables); each adapter adds trainable tf.Variables per targeted layer, and effectiveWeight(name)
-// gives W + ΔW as a differentiable tf.Tensor for the forward pass. SQFT's ΔW goes through the base mask
-// (so training already sees the merged weight); merges go through the core variants, so they keep the
+// gives W + ΔW as a differentiable tf.Tensor for the forward pass. On a masked base every ΔW goes
+// through the mask (so training already sees the merged weight); merges go through the core variants, so they keep the
 // base mask bit-exactly unless `densify` is asked for. The application registers tfjs's gradients and
 // backend (import '@tensorflow/tfjs-core/dist/register_all_gradients' and a backend) before training.
 import { maskFromTensor, type Mask } from '@sparse/masks';
@@ -26,6 +26,11 @@ export interface AdapterOptions {
   seed?: number;
   /** Base masks by weight name; default: each base's nonzeros at attach time. */
   masks?: Record<string, Mask>;
+  /**
+   * Train and merge ΔW everywhere, filling the base's zeros (the sparsity pattern is dropped). Off by
+   * default: on a masked base the forward pass trains W + ΔW ⊙ M, the function the merge writes.
+   */
+  densify?: boolean;
   /** Extra config fields for one layer (data-aware inits: CorDA's covariance, LoRA-SB's gradient), merged over `config`. */
   layerConfig?: (name: string) => Record<string, unknown> | undefined;
   /**
@@ -52,10 +57,19 @@ interface LayerAdapter {
 }
 interface NamedAdapter {
   variant: string;
+  densify: boolean;
   layers: Map<string, LayerAdapter>;
 }
+/** A layer's mask as the forward pass uses it; `full`: nothing pruned (no projection needed). */
+interface LayerMask {
+  mask: Mask;
+  tensor: tf.Tensor;
+  keep: tf.Tensor;
+  full: boolean;
+  ones?: tf.Tensor;
+}
 
-export { getTfForm, listTfForms } from './tfjs-forms/index.js';
+export { getTfForm, listTfForms, registerTfForm } from './tfjs-forms/index.js';
 export type { TfAdapterForm, TfFormContext } from './tfjs-forms/index.js';
 
 function matcher(t: TargetPattern): (name: string) => boolean {
@@ -96,7 +110,7 @@ function initScored(variant: AdapterVariant, name: string, base: Float32Tensor, 
 export class AdapterModel {
   readonly weights: Readonly<Record<string, tf.Variable>>;
   readonly #adapters = new Map<string, NamedAdapter>();
-  readonly #masks = new Map<string, { mask: Mask; tensor: tf.Tensor }>();
+  readonly #masks = new Map<string, LayerMask>();
   #active: string | null = null;
   /** Whether effectiveWeight is for a training step (forms with dropout-like behaviour read it). */
   training = true;
@@ -150,7 +164,7 @@ export class AdapterModel {
       const vars = Object.fromEntries(Object.entries(state.params).map(([p, t]) => [p, tf.variable(tf.tensor(t.data, t.shape), !frozen.has(p))]));
       layers.set(n, { state, vars });
     }
-    this.#adapters.set(adapterName, { variant: variant.name, layers });
+    this.#adapters.set(adapterName, { variant: variant.name, densify: opts.densify ?? false, layers });
     this.#active = adapterName;
     return this;
   }
@@ -246,15 +260,30 @@ export class AdapterModel {
     return a ? [...a.layers.values()].flatMap((l) => Object.values(l.vars).filter((v) => v.trainable)) : [];
   }
 
-  /** W + ΔW of the active adapter for `name` (W itself when disabled, merged, or not targeted). */
+  /**
+   * W + ΔW of the active adapter for `name` (W itself when disabled, merged, or not targeted): on a
+   * masked base, ΔW goes through the mask (the function the merge writes) unless the adapter densifies.
+   */
   effectiveWeight(name: string): tf.Tensor {
     const w = this.weights[name];
     if (w === undefined) throw new ArgumentError(`effectiveWeight: no weight named '${name}'`);
-    const layer = this.#merged === null && this.#enabled && this.#active !== null ? this.#adapters.get(this.#active)!.layers.get(name) : undefined;
+    const adapter = this.#merged === null && this.#enabled && this.#active !== null ? this.#adapters.get(this.#active)! : undefined;
+    const layer = adapter?.layers.get(name);
     if (layer === undefined) return w;
     const { state, vars } = layer;
     const form = getTfForm(state.variant)!;
-    return tf.tidy(() => form.effectiveWeight({ base: w, vars, state, mask: this.#masks.get(name)!.tensor, training: this.training }));
+    const m = this.#masks.get(name)!;
+    const mask = adapter!.densify ? this.#ones(m, w) : m.tensor;
+    return tf.tidy(() => {
+      const eff = form.effectiveWeight({ base: w, vars, state, mask, training: this.training });
+      // kept entries take the form's weight, pruned ones stay the base's (as addMasked merges): exact, and no gradient off the mask
+      return form.keepsMask || adapter!.densify || m.full ? eff : tf.where(m.keep, eff, w);
+    });
+  }
+
+  #ones(m: LayerMask, w: tf.Tensor): tf.Tensor {
+    m.ones ??= tf.keep(tf.onesLike(w));
+    return m.ones;
   }
 
   /**
@@ -268,7 +297,9 @@ export class AdapterModel {
     const form = layer === undefined ? undefined : getTfForm(layer.state.variant)!;
     if (layer === undefined || form?.effectiveBias === undefined) return b;
     const { state, vars } = layer;
-    return tf.tidy(() => form.effectiveBias!({ base: this.weights[name]!, bias: b, vars, state, mask: this.#masks.get(name)!.tensor, training: this.training }));
+    const m = this.#masks.get(name)!;
+    const mask = this.#adapters.get(this.#active!)!.densify ? this.#ones(m, this.weights[name]!) : m.tensor;
+    return tf.tidy(() => form.effectiveBias!({ base: this.weights[name]!, bias: b, vars, state, mask, training: this.training }));
   }
 
   /** The active adapter's current values as core states (for savePeftAdapter or the core merge). */
@@ -301,13 +332,14 @@ export class AdapterModel {
   relocalize(scores: (name: string) => Tensor | tf.Tensor | undefined, opts: { densify?: boolean } = {}): string[] {
     this.#notMerged('relocalize');
     const l = this.#losiaLayers('relocalize');
+    const densify = opts.densify ?? this.#adapter(this.#active!).densify;
     const done: string[] = [];
     for (const [n, layer] of l) {
       const sc = scores(n);
       if (sc === undefined) continue;
       const s = checkScores(n, sc, layer.state.shape, 'relocalize');
       const state = { ...(layer.state as IndexedAdapterState<LosiaConfig>), params: { losia_core: toCore(layer.vars.losia_core!) } };
-      const next = losiaRelocalize(toCore(this.weights[n]!), state, s, new Random(0), { mask: this.#masks.get(n)!.mask, densify: opts.densify });
+      const next = losiaRelocalize(toCore(this.weights[n]!), state, s, new Random(0), { mask: this.#masks.get(n)!.mask, densify });
       this.weights[n]!.assign(tf.tensor(next.base.data, next.base.shape));
       layer.state = next.state;
       tf.tidy(() => layer.vars.losia_core!.assign(tf.zerosLike(layer.vars.losia_core!)));
@@ -343,11 +375,16 @@ export class AdapterModel {
     return a.layers;
   }
 
-  /** Writes W + ΔW of the active adapter into the weights (through each base mask unless densify). */
+  /**
+   * Writes W + ΔW of the active adapter into the weights, through each base mask unless densify
+   * (default: as the adapter was added, so the merged weights compute the function it trained).
+   */
   merge(opts: { densify?: boolean } = {}): this {
     this.#notMerged('merge');
     const name = this.#requireActive('merge');
-    const variant = getVariant(this.#adapters.get(name)!.variant);
+    const adapter = this.#adapters.get(name)!;
+    const variant = getVariant(adapter.variant);
+    opts = { densify: opts.densify ?? adapter.densify };
     const states = Object.entries(this.adapterStates(name));
     // Checked before anything is written: a shift on a layer without a bias has nowhere to go.
     const biases = new Map<string, Float32Tensor>();
@@ -382,8 +419,16 @@ export class AdapterModel {
 
   #setMask(name: string, mask: Mask): void {
     const shape = this.weights[name]!.shape;
-    this.#masks.get(name)?.tensor.dispose();
-    this.#masks.set(name, { mask, tensor: tf.keep(tf.tensor(Float32Array.from({ length: shape[0]! * shape[1]! }, (_, k) => ((mask.bits[k >>> 5]! >>> (k & 31)) & 1)), shape)) });
+    this.#disposeMask(this.#masks.get(name));
+    const kept = Float32Array.from({ length: shape[0]! * shape[1]! }, (_, k) => ((mask.bits[k >>> 5]! >>> (k & 31)) & 1));
+    const tensor = tf.keep(tf.tensor(kept, shape));
+    this.#masks.set(name, { mask, tensor, keep: tf.keep(tf.cast(tensor, 'bool')), full: kept.every((x) => x === 1) });
+  }
+
+  #disposeMask(m: LayerMask | undefined): void {
+    m?.tensor.dispose();
+    m?.keep.dispose();
+    m?.ones?.dispose();
   }
 
   /** Takes the merged adapter back out of the weights. */
@@ -427,7 +472,7 @@ export class AdapterModel {
   }
 
   #clearMasks(): void {
-    for (const m of this.#masks.values()) m.tensor.dispose();
+    for (const m of this.#masks.values()) this.#disposeMask(m);
     this.#masks.clear();
   }
 

@@ -8,7 +8,7 @@ import type { PruneRequest, PruneResult, PrunerDefinition } from './types.js';
 
 /** Parses a config with the method's schema; a bad field throws ArgumentError naming the layer and the path. */
 export function parsePrunerConfig<S extends z.ZodType>(def: PrunerDefinition<S>, layer: string, config: unknown): z.output<S> {
-  const r = def.configSchema.safeParse(config ?? {});
+  const r = def.schema.safeParse(config ?? {});
   if (!r.success) throw configError(def.name, layer, r.error);
   return r.data;
 }

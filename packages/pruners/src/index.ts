@@ -6,7 +6,7 @@ export type { CalibrationKind, LayerStats, PruneInput, PruneRequest, PruneResult
 export { DEFAULT_SPARSITY, patternOf } from './pattern.js';
 export type { Pattern, PatternConfig } from './pattern.js';
 export { parsePrunerConfig } from './define.js';
-export { closestPrunerName, getPruner, listPruners, pruneLayer, registerPruner } from './registry.js';
+export { getPruner, listPruners, pruneLayer, pruners, registerPruner } from './registry.js';
 export { reconstructionError } from './reconstruction.js';
 export { globalMagnitudeMasks, magnitudePrune, magnitudePruner } from './methods/magnitude/magnitude.js';
 export { magnitudeConfigSchema } from './methods/magnitude/config.js';

@@ -3,30 +3,31 @@ import { ArgumentError, Random, tensor } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { normalMatrix } from './__fixtures__/layers.js';
-import { closestPrunerName, getPruner, listPruners, pruneLayer, registerPruner } from './registry.js';
+import { getPruner, listPruners, pruneLayer, pruners, registerPruner } from './registry.js';
 
 describe('pruner registry', () => {
   it('lists the built-in methods that work', () => {
     expect(listPruners()).toEqual(['dsnot', 'magnitude', 'random', 'sparsegpt', 'structured', 'wanda']);
     expect(getPruner('sparsegpt').calibration).toEqual(['hessian']);
     expect(getPruner('wanda').calibration).toEqual(['columns']);
-    expect(getPruner('magnitude').configSchema.parse({})).toEqual({ sparsity: 0.5, granularity: 'tensor' });
-    expect(getPruner('sparsegpt').configSchema.parse({ n: 2, m: 4 })).toEqual({ n: 2, m: 4, blocksize: 128, percdamp: 0.01 });
+    expect(getPruner('magnitude').schema.parse({})).toEqual({ sparsity: 0.5, granularity: 'tensor' });
+    expect(getPruner('sparsegpt').schema.parse({ n: 2, m: 4 })).toEqual({ n: 2, m: 4, blocksize: 128, percdamp: 0.01 });
   });
 
   it('suggests the closest name for an unknown one', () => {
     expect(() => getPruner('wnda')).toThrow(/did you mean 'wanda'/);
     expect(() => getPruner('SparseGPT')).toThrow(/did you mean 'sparsegpt'/);
     expect(() => getPruner('magnitud')).toThrow(ArgumentError);
-    expect(closestPrunerName('dsnt')).toBe('dsnot');
-    expect(closestPrunerName('completely-different')).toBeUndefined();
+    expect(pruners.closest('dsnt', 1)).toEqual(['dsnot']);
+    expect(pruners.closest('completely-different')).toEqual([]);
   });
 
   it('registers unique lowercase names only, and can unregister', () => {
     const def = {
       name: 'keep-first',
-      description: 'keeps the first k columns',
-      configSchema: z.strictObject({ k: z.int().min(0).default(1) }),
+      kind: 'pruner',
+      describe: 'keeps the first k columns',
+      schema: z.strictObject({ k: z.int().min(0).default(1) }),
       calibration: [] as const,
       prune({ weight, config }: { weight: { shape: number[] }; config: { k: number } }) {
         const [r, c] = weight.shape as [number, number];
@@ -41,9 +42,9 @@ describe('pruner registry', () => {
     expect(() => registerPruner(def as never)).toThrow(/already registered/);
     unregister();
     expect(listPruners()).not.toContain('keep-first');
-    expect(() => registerPruner({ ...def, name: 'KeepFirst' } as never)).toThrow(/lowercase/);
+    expect(() => registerPruner({ ...def, name: 'KeepFirst' } as never)).toThrow(/kebab-case/);
     expect(() => registerPruner({ ...def, name: 'magnitude' } as never)).toThrow(/already registered/);
-    expect(() => registerPruner({ ...def, configSchema: {} } as never)).toThrow(/zod/);
+    expect(() => registerPruner({ ...def, schema: {} } as never)).toThrow(/zod/);
   });
 
   it('pruneLayer validates the config and names the layer and the field', () => {

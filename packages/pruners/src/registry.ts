@@ -1,7 +1,8 @@
-// The pruner registry, in the manner of PEFT's register_peft_method: each method registers once under a
-// unique lowercase name with its config schema; recipes and the sparsifier look methods up by name.
+// The pruner registry: each method registers once under a unique kebab-case name with its config
+// schema (createRegistry from @sparse/tensor, the shape every method registry of the project has);
+// recipes and the sparsifier look methods up by name.
 
-import { ArgumentError, closestNames } from '@sparse/tensor';
+import { ArgumentError, createRegistry, type Registry } from '@sparse/tensor';
 import type { z } from 'zod';
 import { runDefinition } from './define.js';
 import { dsnotPruner } from './methods/dsnot/dsnot.js';
@@ -12,56 +13,31 @@ import { structuredPruner } from './methods/structured/structured.js';
 import { wandaPruner } from './methods/wanda/wanda.js';
 import type { PruneRequest, PruneResult, PrunerDefinition } from './types.js';
 
-const NAME = /^[a-z][a-z0-9_-]*$/;
+/** Every registered pruner by name (built-ins present from the start: the package is sideEffects-free). */
+export const pruners: Registry<PrunerDefinition> = createRegistry<PrunerDefinition>({
+  kind: 'pruner',
+  builtins: [magnitudePruner, randomPruner, wandaPruner, sparseGptPruner, dsnotPruner, structuredPruner] as unknown as PrunerDefinition[],
+  check(def) {
+    if (typeof def.prune !== 'function') throw new ArgumentError(`register pruner: '${def.name}' needs a prune function`);
+    if (!Array.isArray(def.calibration) || def.calibration.some((c) => c !== 'columns' && c !== 'hessian')) {
+      throw new ArgumentError(`register pruner: '${def.name}' needs calibration: an array of 'columns' | 'hessian'`);
+    }
+  },
+});
 
-const builtins: PrunerDefinition[] = [magnitudePruner, randomPruner, wandaPruner, sparseGptPruner, dsnotPruner, structuredPruner] as unknown as PrunerDefinition[];
-
-const registry = new Map<string, PrunerDefinition>(builtins.map((d) => [d.name, d]));
-
-function checkDefinition(def: PrunerDefinition): void {
-  if (typeof def !== 'object' || def === null) throw new ArgumentError('registerPruner: expected { name, description, configSchema, calibration, prune }');
-  if (typeof def.name !== 'string' || !NAME.test(def.name)) {
-    throw new ArgumentError(`registerPruner: name must be lowercase letters, digits, '-' or '_', starting with a letter, got ${JSON.stringify(def.name)}`);
-  }
-  if (typeof def.configSchema?.safeParse !== 'function') throw new ArgumentError(`registerPruner: '${def.name}' needs a zod configSchema`);
-  if (typeof def.prune !== 'function') throw new ArgumentError(`registerPruner: '${def.name}' needs a prune function`);
-  if (!Array.isArray(def.calibration) || def.calibration.some((c) => c !== 'columns' && c !== 'hessian')) {
-    throw new ArgumentError(`registerPruner: '${def.name}' needs calibration: an array of 'columns' | 'hessian'`);
-  }
-}
-
-/**
- * Adds a pruner under its name. The name must be new and lowercase (as PEFT requires); returns a function
- * that removes it again.
- */
+/** Adds a pruner under its (new, kebab-case) name; returns a function that removes it again. */
 export function registerPruner<S extends z.ZodType>(def: PrunerDefinition<S>): () => void {
-  const d = def as unknown as PrunerDefinition;
-  checkDefinition(d);
-  if (registry.has(d.name)) throw new ArgumentError(`registerPruner: a pruner named '${d.name}' is already registered`);
-  registry.set(d.name, d);
-  return () => {
-    if (registry.get(d.name) === d) registry.delete(d.name);
-  };
+  return pruners.register(def as unknown as PrunerDefinition);
 }
 
-/** The registered name closest to `name` (edit distance, case-insensitive), if any is reasonably close. */
-export function closestPrunerName(name: string): string | undefined {
-  return closestNames(name, registry.keys(), 1)[0];
-}
-
-/** The pruner registered under `name`; an unknown name throws ArgumentError with the closest registered name. */
+/** The pruner registered under `name`; an unknown name throws UnknownNameError with the closest registered name. */
 export function getPruner(name: string): PrunerDefinition {
-  const def = typeof name === 'string' ? registry.get(name) : undefined;
-  if (def !== undefined) return def;
-  const hint = typeof name === 'string' ? closestPrunerName(name) : undefined;
-  throw new ArgumentError(
-    `unknown pruner ${JSON.stringify(name)}${hint === undefined ? '' : `; did you mean '${hint}'?`} (registered: ${listPruners().join(', ')})`,
-  );
+  return pruners.get(name);
 }
 
 /** The registered names, sorted. */
 export function listPruners(): string[] {
-  return [...registry.keys()].sort();
+  return pruners.list();
 }
 
 /** Looks a method up by name, validates input.config against its schema and prunes the layer. */

@@ -2,7 +2,7 @@
 // and what it returns (a mask, the new weight and, where it knows, the reconstruction error).
 
 import type { Mask } from '@sparse/masks';
-import type { Float32Tensor, Tensor } from '@sparse/tensor';
+import type { Float32Tensor, RegistryEntry, Tensor } from '@sparse/tensor';
 import type { z } from 'zod';
 
 /**
@@ -60,13 +60,13 @@ export interface PruneResult {
   error?: ReconstructionEstimate;
 }
 
-/** A pruning method as the registry holds it (PEFT's register_peft_method: one name, one config schema). */
-export interface PrunerDefinition<S extends z.ZodType = z.ZodType> {
-  /** Unique, lowercase. */
-  name: string;
-  description: string;
+/** A pruning method as the registry holds it: a registry entry (kind 'pruner') plus its calibration needs and prune. */
+export interface PrunerDefinition<S extends z.ZodType = z.ZodType> extends RegistryEntry<'pruner'> {
+  /** Unique, kebab-case. */
+  readonly name: string;
+  readonly describe: string;
   /** Validates a config and fills in defaults; `prune` receives its output. */
-  configSchema: S;
+  readonly schema: S;
   /** The calibration statistics `prune` reads, so a pipeline runs only the accumulators it needs. */
   calibration: readonly CalibrationKind[];
   prune(input: PruneInput<z.output<S>>): PruneResult;

@@ -9,3 +9,4 @@ export * from './float16.js';
 export * from './random.js';
 export * from './linalg/index.js';
 export * from './names.js';
+export * from './registry.js';

@@ -125,7 +125,7 @@ const trainerMethods: MethodInfo[] = ([
 function prunerMethods(): MethodInfo[] {
   return listPruners().map((name) => {
     const def = getPruner(name);
-    return { kind: 'prune' as const, name, description: def.description, from: '@sparse/pruners', schema: def.configSchema, parse: fromZod(def.configSchema) };
+    return { kind: 'prune' as const, name, description: def.describe, from: '@sparse/pruners', schema: def.schema, parse: fromZod(def.schema) };
   });
 }
 
@@ -135,16 +135,7 @@ function adapterMethods(): MethodInfo[] {
     .filter((n) => trainable.has(n))
     .map((name) => {
       const v = getVariant(name);
-      const parse = v.configSchema
-        ? fromZod(v.configSchema)
-        : (config: unknown): ParseOutcome => {
-            try {
-              return { ok: true, value: v.parseConfig(config) as Record<string, unknown> };
-            } catch (err) {
-              return { ok: false, issues: [{ path: [], message: err instanceof Error ? err.message : String(err) }] };
-            }
-          };
-      return { kind: 'adapt' as const, name, description: v.description, from: '@sparse/lora-variants', schema: v.configSchema, parse };
+      return { kind: 'adapt' as const, name, description: v.describe, from: '@sparse/lora-variants', schema: v.schema, parse: fromZod(v.schema) };
     });
 }
 

@@ -138,6 +138,7 @@ export const stageSchemas = {
     targets,
     /** Merge the adapter into the weights at the end (through the base mask unless densify). */
     merge: z.boolean().default(true),
+    /** Train and merge ΔW on every entry, dropping the base's sparsity pattern (default: ΔW goes through the mask in training and merge). */
     densify: z.boolean().default(false),
     /**
      * dynamic-rank only: prune rank-1 components by importance while training, from r per layer down to

@@ -39,6 +39,7 @@ export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, ind
     config: stage.config,
     seed,
     masks,
+    densify: stage.densify,
     adapterName: label,
     ...(layerConfig ? { layerConfig: (n: string) => layerConfig.get(n) } : {}),
     ...(scores ? { scores: (n: string) => scores.get(n) } : {}),
@@ -310,6 +311,8 @@ export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<
     adapter.mergeAndUnload({ densify: stage.densify });
     adapter.dispose(); // its masks (kept for a next adapter) are ours to free: the stage's model ends here
     if (stage.densify) {
+      const pruned = ctx.adapter!.targets.filter((n) => ctx.masks.has(n)).length;
+      if (pruned > 0) ctx.report.notes.push(`adapter ${label}: densify: ΔW was trained and merged on every entry, so the sparsity pattern of ${pruned} layers was dropped`);
       for (const n of ctx.adapter!.targets) ctx.masks.delete(n);
       if (ctx.masks.size === 0) ctx.pattern = undefined;
     }

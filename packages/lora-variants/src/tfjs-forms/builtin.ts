@@ -15,12 +15,14 @@ export const loraForm: TfAdapterForm = {
 /** SQFT trains the weight it will merge into: ΔW through the base mask. */
 export const sqftForm: TfAdapterForm = {
   variant: 'sqft',
+  keepsMask: true,
   effectiveWeight: ({ base, vars, state, mask }) => tf.add(base, tf.mul(loraDelta(vars, state.config as LoraConfig), mask)),
 };
 
 /** W + W ⊙ (u vᵀ): zero wherever W is. */
 export const sppForm: TfAdapterForm = {
   variant: 'spp',
+  keepsMask: true,
   effectiveWeight: ({ base, vars }) => {
     const scale = tf.mul(tf.reshape(vars.spp_row!, [-1, 1]), tf.reshape(vars.spp_col!, [1, -1]));
     return tf.add(base, tf.mul(base, scale));

@@ -12,7 +12,7 @@ export interface TfFormContext {
   vars: Readonly<Record<string, tf.Variable>>;
   /** The state at attach time (config, shape, variant name); its params are not kept current. */
   state: AdapterState;
-  /** The base's 0/1 mask [out, in] as float32 (1 where the base is kept). */
+  /** The base's 0/1 mask [out, in] as float32 (1 where the base is kept; all ones when the adapter densifies). */
   mask: tf.Tensor;
   /** Whether the forward pass is for training (dropout-like behaviour applies only then). */
   training: boolean;
@@ -25,6 +25,12 @@ export interface TfAdapterForm {
   effectiveWeight(ctx: TfFormContext): tf.Tensor;
   /** Forms that adapt the bias too: the bias [out] the forward pass uses, from the base bias (null: the layer has none). */
   effectiveBias?(ctx: TfFormContext & { bias: tf.Tensor | null }): tf.Tensor;
+  /**
+   * The form's weight is already zero wherever the base mask is (it multiplies by the mask or by W
+   * itself), so AdapterModel need not project it. Forms without it are projected onto the base mask
+   * in training (W + (W' − W) ⊙ M), which is what their merge computes.
+   */
+  readonly keepsMask?: boolean;
   /** Names of state params kept fixed during training (e.g. asymmetric LoRA's random A). */
   readonly frozen?: readonly string[];
 }

@@ -33,7 +33,7 @@ export function loraScaling(c: Pick<LoraConfig, 'r' | 'alpha' | 'rslora'>): numb
   return c.rslora ? c.alpha / Math.sqrt(c.r) : c.alpha / c.r;
 }
 
-function makeLoraVariant(name: 'lora' | 'sqft', description: string): AdapterVariant<LoraConfig> {
+function makeLoraVariant(name: 'lora' | 'sqft', describe: string): AdapterVariant<LoraConfig> {
   const where = (op: string) => `${name}.${op}`;
   const delta = (state: AdapterState<LoraConfig>): Float32Tensor => {
     checkState(state, name, where('delta'));
@@ -48,8 +48,9 @@ function makeLoraVariant(name: 'lora' | 'sqft', description: string): AdapterVar
   };
   return {
     name,
-    description,
-    configSchema: loraConfigSchema,
+    kind: 'adapter',
+    describe,
+    schema: loraConfigSchema,
     parseConfig: (config) => parseWith(loraConfigSchema, config, name),
     init(base: Tensor, config: unknown, rng: Random) {
       const c = parseWith(loraConfigSchema, config, name);

@@ -28,9 +28,10 @@ function eachScale(state: AdapterState<SppConfig>, fn: (k: number, s: number) =>
 }
 
 export const sppVariant: AdapterVariant<SppConfig> = {
+  kind: 'adapter',
   name: 'spp',
-  description: 'SPP: W ⊙ (1 + u vᵀ), learnable row scales u and column scales v on the sparse weight',
-  configSchema: sppConfigSchema,
+  describe: 'SPP: W ⊙ (1 + u vᵀ), learnable row scales u and column scales v on the sparse weight',
+  schema: sppConfigSchema,
   parseConfig: (config) => parseWith(sppConfigSchema, config, 'spp'),
   init(base: Tensor, config: unknown, _rng: Random) {
     const c = parseWith(sppConfigSchema, config, 'spp');

@@ -1,5 +1,5 @@
 import type { Mask } from '@sparse/masks';
-import type { Float32Tensor, Random, Tensor } from '@sparse/tensor';
+import type { Float32Tensor, Random, RegistryEntry, Tensor } from '@sparse/tensor';
 import type { z } from 'zod';
 
 /**
@@ -28,11 +28,12 @@ export interface UnmergeOptions {
 }
 
 /** A method as a strategy object: everything the core needs to initialize, apply, merge and unmerge it. */
-export interface AdapterVariant<C = unknown> {
+export interface AdapterVariant<C = unknown> extends RegistryEntry<'adapter'> {
+  /** Unique, kebab-case. */
   readonly name: string;
-  readonly description: string;
-  /** The config's zod schema, when it has one (tools list its fields and defaults from it). */
-  readonly configSchema?: z.ZodType;
+  readonly describe: string;
+  /** The config's zod schema (tools list its fields and defaults from it). */
+  readonly schema: z.ZodType;
   /** Parses a user config (fills defaults); throws ArgumentError naming the field. */
   parseConfig(config: unknown): C;
   /** A fresh adapter for `base` (its ΔW is zero). */

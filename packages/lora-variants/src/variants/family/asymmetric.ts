@@ -25,7 +25,7 @@ export function asymmetricScaling(c: AsymmetricLoraConfig): number {
 
 export const asymmetricLoraVariant = defineFamilyVariant<AsymmetricLoraConfig>({
   name: 'asymmetric-lora',
-  description: 'Asymmetric LoRA: ΔW = scaling · B A with a frozen random A; only B [out, r] trains',
+  describe: 'Asymmetric LoRA: ΔW = scaling · B A with a frozen random A; only B [out, r] trains',
   schema: asymmetricLoraConfigSchema,
   init(base, c, rng) {
     const [out, inp] = base.shape as [number, number];

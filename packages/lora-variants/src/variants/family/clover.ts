@@ -28,7 +28,7 @@ function headDims(shape: readonly [number, number] | readonly number[], heads: n
 
 export const cloverVariant = defineFamilyVariant<CloverConfig>({
   name: 'clover',
-  description: 'CLOVER: per-head SVD W_h = U_h diag(σ_h) V_hᵀ; only the singular values train (ΔW_h = U_h diag(δ_h) V_hᵀ)',
+  describe: 'CLOVER: per-head SVD W_h = U_h diag(σ_h) V_hᵀ; only the singular values train (ΔW_h = U_h diag(δ_h) V_hᵀ)',
   schema: cloverConfigSchema,
   init(base, c) {
     const [, inp] = base.shape as [number, number];

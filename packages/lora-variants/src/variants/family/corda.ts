@@ -64,7 +64,7 @@ export function cordaComponents(base: Float32Tensor, cov: Float64Array, c: Pick<
 
 export const cordaVariant = defineFamilyVariant<CordaConfig>({
   name: 'corda',
-  description: 'CorDA: LoRA built from r components of the SVD of W C (C: input covariance); instruction-previewed or knowledge-preserved',
+  describe: 'CorDA: LoRA built from r components of the SVD of W C (C: input covariance); instruction-previewed or knowledge-preserved',
   schema: cordaConfigSchema,
   init(base, c) {
     const cov = calibrationCovariance(c, base.shape[1]!, 'corda.init');

@@ -19,7 +19,7 @@ import type { AdapterState, AdapterVariant, MergeOptions, UnmergeOptions } from 
 
 export interface FamilySpec<C> {
   name: string;
-  description: string;
+  describe: string;
   schema: z.ZodType<C>;
   /** The adapter's tensors for base W (contiguous float32 copy); ΔW must be zero for them. */
   init(base: Float32Tensor, config: C, rng: Random): Record<string, Float32Tensor>;
@@ -58,8 +58,9 @@ export function defineFamilyVariant<C>(spec: FamilySpec<C>): AdapterVariant<C> {
   };
   return {
     name,
-    description: spec.description,
-    configSchema: spec.schema,
+    kind: 'adapter',
+    describe: spec.describe,
+    schema: spec.schema,
     parseConfig: parse,
     init(base, config, rng) {
       const c = parse(config);

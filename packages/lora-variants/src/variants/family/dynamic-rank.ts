@@ -39,7 +39,7 @@ function gatedA(state: AdapterState<DynamicRankConfig>): Float32Tensor {
 
 export const dynamicRankVariant = defineFamilyVariant<DynamicRankConfig>({
   name: 'dynamic-rank',
-  description: 'Dynamic rank: LoRA as gated rank-1 components b_i a_iᵀ, pruned by importance during training',
+  describe: 'Dynamic rank: LoRA as gated rank-1 components b_i a_iᵀ, pruned by importance during training',
   schema: dynamicRankConfigSchema,
   init(base, c, rng) {
     const [out, inp] = base.shape as [number, number];

@@ -32,7 +32,7 @@ export function loraDropoutScaling(c: LoraDropoutConfig): number {
 
 export const loraDropoutVariant = defineFamilyVariant<LoraDropoutConfig>({
   name: 'lora-dropout',
-  description: 'LoRA Dropout: Bernoulli masks on A’s input columns and B’s output rows while training; test-time ensemble',
+  describe: 'LoRA Dropout: Bernoulli masks on A’s input columns and B’s output rows while training; test-time ensemble',
   schema: loraDropoutConfigSchema,
   init(base, c, rng) {
     const [out, inp] = base.shape as [number, number];

@@ -32,7 +32,7 @@ export const LORA_SB_FROZEN = ['sb_A', 'sb_B', 'sb_R0'] as const;
 
 export const loraSbVariant = defineFamilyVariant<LoraSbConfig>({
   name: 'lora-sb',
-  description: 'LoRA-SB: B (R − R₀) A with frozen B, A and R initialized from the SVD of the first step −η G (config.gradient)',
+  describe: 'LoRA-SB: B (R − R₀) A with frozen B, A and R initialized from the SVD of the first step −η G (config.gradient)',
   schema: loraSbConfigSchema,
   init(base, c, rng) {
     const where = 'lora-sb.init';

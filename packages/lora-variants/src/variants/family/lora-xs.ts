@@ -17,7 +17,7 @@ export const LORA_XS_FROZEN = ['xs_A', 'xs_B'] as const;
 
 export const loraXsVariant = defineFamilyVariant<LoraXsConfig>({
   name: 'lora-xs',
-  description: 'LoRA-XS: ΔW = (U_r S_r) R V_rᵀ with frozen SVD factors of W and a trainable r x r R (zero init)',
+  describe: 'LoRA-XS: ΔW = (U_r S_r) R V_rᵀ with frozen SVD factors of W and a trainable r x r R (zero init)',
   schema: loraXsConfigSchema,
   init(base, c, rng) {
     checkRank(c.r, base.shape, 'lora-xs.init');

@@ -23,7 +23,7 @@ export const NULL_LORA_FROZEN = ['null_N'] as const;
 
 export const nullLoraVariant = defineFamilyVariant<NullLoraConfig>({
   name: 'null-lora',
-  description: "Null-LoRA: ΔW = B Nᵀ with N a frozen basis of W's (or the calibration inputs') null space; only B trains",
+  describe: "Null-LoRA: ΔW = B Nᵀ with N a frozen basis of W's (or the calibration inputs') null space; only B trains",
   schema: nullLoraConfigSchema,
   init(base, c) {
     const [out, inp] = base.shape as [number, number];

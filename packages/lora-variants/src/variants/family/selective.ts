@@ -39,7 +39,7 @@ function gatedA(state: AdapterState<SelectiveLoraConfig>): Float32Tensor {
 
 export const selectiveLoraVariant = defineFamilyVariant<SelectiveLoraConfig>({
   name: 'selective-lora',
-  description: 'Selective LoRA: rank blocks switched on by indicator gates 1[g_b > 0], trained by straight-through estimation',
+  describe: 'Selective LoRA: rank blocks switched on by indicator gates 1[g_b > 0], trained by straight-through estimation',
   schema: selectiveLoraConfigSchema,
   init(base, c, rng) {
     if (c.r % c.blocks !== 0) throw new ArgumentError(`selective-lora.init: blocks = ${c.blocks} does not divide r = ${c.r}`);

@@ -19,7 +19,7 @@ export const SPECTRAL_ADAPTER_FROZEN = ['spectral_U', 'spectral_S', 'spectral_V'
 
 export const spectralAdapterVariant = defineFamilyVariant<SpectralAdapterConfig>({
   name: 'spectral-adapter',
-  description: 'Spectral adapter (additive): top-r singular vectors tuned as U_r + P, V_r + Q; trains r (out + in)',
+  describe: 'Spectral adapter (additive): top-r singular vectors tuned as U_r + P, V_r + Q; trains r (out + in)',
   schema: spectralAdapterConfigSchema,
   init(base, c, rng) {
     checkRank(c.r, base.shape, 'spectral-adapter.init');

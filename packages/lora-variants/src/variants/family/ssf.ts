@@ -12,7 +12,7 @@ export type SsfConfig = z.output<typeof ssfConfigSchema>;
 
 export const ssfVariant = defineFamilyVariant<SsfConfig>({
   name: 'ssf',
-  description: 'SSF (scale): W′ = diag(γ) W with a learnable per-output scale γ starting at 1; mergeable, keeps the mask',
+  describe: 'SSF (scale): W′ = diag(γ) W with a learnable per-output scale γ starting at 1; mergeable, keeps the mask',
   schema: ssfConfigSchema,
   init(base) {
     const out = base.shape[0]!;

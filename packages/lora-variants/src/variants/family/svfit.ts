@@ -17,7 +17,7 @@ export const SVFIT_FROZEN = ['svfit_U', 'svfit_V'] as const;
 
 export const svfitVariant = defineFamilyVariant<SvfitConfig>({
   name: 'svfit',
-  description: 'SVFit: ΔW = U_r diag(δ) V_rᵀ over the frozen top-r singular vectors of W; only the r values δ train',
+  describe: 'SVFit: ΔW = U_r diag(δ) V_rᵀ over the frozen top-r singular vectors of W; only the r values δ train',
   schema: svfitConfigSchema,
   init(base, c, rng) {
     checkRank(c.r, base.shape, 'svfit.init');

@@ -86,6 +86,7 @@ export const nullLoraForm: TfAdapterForm = {
 /** diag(γ) W: zero wherever W is, during training as after the merge. */
 export const ssfForm: TfAdapterForm = {
   variant: 'ssf',
+  keepsMask: true,
   effectiveWeight: ({ base, vars }) => tf.mul(base, tf.expandDims(v(vars, 'ssf_scale'), 1)),
   effectiveBias: ({ bias, vars }) => (bias === null ? tf.add(v(vars, 'ssf_shift'), 0) : tf.add(tf.mul(v(vars, 'ssf_scale'), bias), v(vars, 'ssf_shift'))),
 };

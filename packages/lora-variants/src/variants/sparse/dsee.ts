@@ -35,7 +35,7 @@ export function dseeResidualScores(w: Float32Tensor, rank: number, rng: Random):
 export const dseeVariant = makeSparseVariant<DseeConfig>({
   name: 'dsee',
   scored: true,
-  description: 'DSEE: scaling · B A + S, S on the largest entries of W minus its low-rank part; merges keep a sparse base sparse',
+  describe: 'DSEE: scaling · B A + S, S on the largest entries of W minus its low-rank part; merges keep a sparse base sparse',
   schema: dseeConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];

@@ -39,9 +39,10 @@ function maskOut(d: Float32Tensor, mask: Mask): Float32Tensor {
 }
 
 export const lorsVariant: AdapterVariant<LorsConfig> = {
+  kind: 'adapter',
   name: 'lors',
-  description: 'LoRS: LoRA through the base mask in training and merge, W + M ⊙ (scaling · B A), trained with recompute',
-  configSchema: lorsConfigSchema,
+  describe: 'LoRS: LoRA through the base mask in training and merge, W + M ⊙ (scaling · B A), trained with recompute',
+  schema: lorsConfigSchema,
   parseConfig: (config) => parseWith(lorsConfigSchema, config, 'lors'),
   init(base: Tensor, config: unknown, rng: Random) {
     const c = parseWith(lorsConfigSchema, config, 'lors');

@@ -40,7 +40,7 @@ export function losiaLocalize(scores: Float32Tensor, c: LosiaConfig): { rows: In
 export const losiaVariant = makeSparseVariant<LosiaConfig>({
   name: 'losia',
   scored: true,
-  description: 'LoSiA: train a localized subnet W[R, C] (selected rows × columns) as one dense core; re-localize as training goes',
+  describe: 'LoSiA: train a localized subnet W[R, C] (selected rows × columns) as one dense core; re-localize as training goes',
   schema: losiaConfigSchema,
   create(base, c, rng, scores) {
     const { rows, cols } = losiaLocalize(scores ?? (c.score === 'magnitude' ? magnitudeScores(base) : randomScores(base.shape, rng)), c);

@@ -114,9 +114,10 @@ export function mosaModuleDelta(state: AdapterState, base: Tensor, modules: { a:
 }
 
 export const mosaVariant: AdapterVariant<MosaConfig> = {
+  kind: 'adapter',
   name: NAME,
-  description: 'MoSA: a LoRA-form adapter split into K random sparse modules per factor, one module trained per step (rescaled by K), merged as the complete adapter through the base mask',
-  configSchema: mosaConfigSchema,
+  describe: 'MoSA: a LoRA-form adapter split into K random sparse modules per factor, one module trained per step (rescaled by K), merged as the complete adapter through the base mask',
+  schema: mosaConfigSchema,
   parseConfig: (config) => parseWith(mosaConfigSchema, config, NAME),
   init(base, config, rng) {
     const c = parseWith(mosaConfigSchema, config, NAME);

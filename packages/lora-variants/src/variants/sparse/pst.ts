@@ -145,9 +145,10 @@ function prunedWeight(parts: PstParts, mask: Mask, at: string): Float32Tensor {
 }
 
 export const pstVariant: AdapterVariant<PstConfig> = {
+  kind: 'adapter',
   name: NAME,
-  description: 'PST: frozen W, a LoRA update U V and a learned top-k mask from |W| + low-rank + row/column scores, sparsity on a cubic schedule; merges M ⊙ (W + U V)',
-  configSchema: pstConfigSchema,
+  describe: 'PST: frozen W, a LoRA update U V and a learned top-k mask from |W| + low-rank + row/column scores, sparsity on a cubic schedule; merges M ⊙ (W + U V)',
+  schema: pstConfigSchema,
   parseConfig: (config) => parseWith(pstConfigSchema, config, NAME),
   init(base, config, rng) {
     const c = parseWith(pstConfigSchema, config, NAME);

@@ -29,7 +29,7 @@ export type RosaConfigInput = z.input<typeof rosaConfigSchema>;
 export const rosaVariant = makeSparseVariant<RosaConfig>({
   name: 'rosa',
   scored: true,
-  description: 'RoSA: scaling · B A + S, a LoRA term and a fixed-support sparse term (indices + values) trained jointly',
+  describe: 'RoSA: scaling · B A + S, a LoRA term and a fixed-support sparse term (indices + values) trained jointly',
   schema: rosaConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];

@@ -49,7 +49,7 @@ function sparseFactors(state: AdapterState<RoseloraConfig>): { a: Float32Tensor;
 export const roseloraVariant = makeSparseVariant<RoseloraConfig>({
   name: 'roselora',
   scored: false,
-  description: 'RoseLoRA: scaling · B A with top-k rows of A and top-k columns of B (by |value|, re-selected as they train)',
+  describe: 'RoseLoRA: scaling · B A with top-k rows of A and top-k columns of B (by |value|, re-selected as they train)',
   schema: roseloraConfigSchema,
   create(base, c, rng) {
     return { params: loraFactorsFor(base, c.r, rng), indices: {} };

@@ -64,7 +64,7 @@ export function s2ftPermutation(state: AdapterState<S2ftConfig>): Int32Array {
 export const s2ftVariant = makeSparseVariant<S2ftConfig>({
   name: 's2ft',
   scored: true,
-  description: 'S2FT: selected row or column groups (heads, channels) train as one dense block D; the merge writes it back',
+  describe: 'S2FT: selected row or column groups (heads, channels) train as one dense block D; the merge writes it back',
   schema: s2ftConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];

@@ -28,7 +28,7 @@ export function nuclearNorm(m: Tensor): number {
 export const saraVariant = makeSparseVariant<SaraConfig>({
   name: 'sara',
   scored: true,
-  description: 'SaRA: train the smallest-|W| entries as a sparse delta (indices + values), with a nuclear-norm penalty',
+  describe: 'SaRA: train the smallest-|W| entries as a sparse delta (indices + values), with a nuclear-norm penalty',
   schema: saraConfigSchema,
   create(base, c, _rng, scores) {
     const [out, inp] = base.shape as [number, number];

@@ -23,7 +23,7 @@ export interface ScoredAdapterVariant<C> extends AdapterVariant<C> {
 
 export interface SparseVariantSpec<C> {
   name: string;
-  description: string;
+  describe: string;
   schema: z.ZodType<C>;
   /** Whether `create` uses a score matrix (otherwise `initWithScores` is refused). */
   scored: boolean;
@@ -69,8 +69,9 @@ export function makeSparseVariant<C>(spec: SparseVariantSpec<C>): ScoredAdapterV
   };
   return {
     name,
-    description: spec.description,
-    configSchema: spec.schema,
+    kind: 'adapter',
+    describe: spec.describe,
+    schema: spec.schema,
     parseConfig: (config) => parseWith(spec.schema, config, name) as C,
     init: (base, config, rng) => init(base, config, rng, undefined),
     initWithScores(base, config, rng, scores) {

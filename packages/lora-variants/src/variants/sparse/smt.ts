@@ -53,7 +53,7 @@ export function smtPositions(blockIds: Int32Array, blockSize: number, inp: numbe
 export const smtVariant = makeSparseVariant<SmtConfig>({
   name: 'smt',
   scored: true,
-  description: 'SMT: train the blockSize × blockSize sub-matrices with the largest accumulated gradient (dense blocks)',
+  describe: 'SMT: train the blockSize × blockSize sub-matrices with the largest accumulated gradient (dense blocks)',
   schema: smtConfigSchema,
   create(base, c, rng, scores) {
     const s = scores ?? (c.score === 'magnitude' ? magnitudeScores(base) : randomScores(base.shape, rng));

@@ -69,7 +69,7 @@ function sparseKernel(state: AdapterState<SnellConfig>): Float32Tensor {
 export const snellVariant = makeSparseVariant<SnellConfig>({
   name: 'snell',
   scored: false,
-  description: 'SNELL: a distance-kernel merge of low-dimensional factors, sparsified by competition (largest |K| survive, no stored index)',
+  describe: 'SNELL: a distance-kernel merge of low-dimensional factors, sparsified by competition (largest |K| survive, no stored index)',
   schema: snellConfigSchema,
   create(base, c, rng: Random) {
     const [out, inp] = base.shape as [number, number];

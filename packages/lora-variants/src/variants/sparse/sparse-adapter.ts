@@ -44,7 +44,7 @@ export function sparseAdapterFactors(state: AdapterState<SparseAdapterConfig>): 
 export const sparseAdapterVariant = makeSparseVariant<SparseAdapterConfig>({
   name: 'sparse-adapter',
   scored: true,
-  description: 'SparseAdapter: a LoRA-form adapter pruned at init (sparsity of A and B), only survivors stored and trained',
+  describe: 'SparseAdapter: a LoRA-form adapter pruned at init (sparsity of A and B), only survivors stored and trained',
   schema: sparseAdapterConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];

@@ -138,10 +138,10 @@ describe('attachAdapters with scores', () => {
 
 describe('LoSiA re-localization on an AdapterModel', () => {
   /** A losia adapter on the 2:4 layer 'a' with a trained (random) core. */
-  function trained(seed: number) {
+  function trained(seed: number, densify = false) {
     const { w, scores, vars } = setup(seed);
     const weights = vars();
-    const model = attachAdapters(weights, { targets: ['a'], variant: 'losia', config: { rows: 0.25, cols: 0.25 } });
+    const model = attachAdapters(weights, { targets: ['a'], variant: 'losia', config: { rows: 0.25, cols: 0.25 }, densify });
     const rng = new Random(seed + 100);
     model.setAdapterParams('default', 'a', { losia_core: Float32Array.from({ length: 2 * 4 }, () => rng.normal()) });
     const st = model.adapterStates().a as IndexedAdapterState;
@@ -170,9 +170,9 @@ describe('LoSiA re-localization on an AdapterModel', () => {
   });
 
   it('with densify the adapted function is unchanged', () => {
-    const { scores, model, weights } = trained(12);
+    const { scores, model, weights } = trained(12, true);
     const before = Float32Array.from(model.effectiveWeight('a').dataSync());
-    model.relocalize(() => scores.a, { densify: true });
+    model.relocalize(() => scores.a);
     const after = model.effectiveWeight('a').dataSync();
     before.forEach((v, q) => expect(after[q]).toBeCloseTo(v, 5));
     expect(Array.from(weights.a.dataSync())).toEqual(Array.from(after));

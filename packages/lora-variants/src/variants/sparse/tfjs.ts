@@ -49,6 +49,7 @@ export const dseeForm: TfAdapterForm = {
  */
 export const lorsForm: TfAdapterForm = {
   variant: 'lors',
+  keepsMask: true,
   effectiveWeight: ({ base, vars, state, mask }) => {
     const scale = loraScaling(state.config as LoraConfig);
     const op = tf.customGrad((...args) => {
@@ -221,6 +222,7 @@ function moduleMultiplier(ids: Int32Array, m: number, k: number, shape: readonly
  */
 export const mosaForm: TfAdapterForm = {
   variant: 'mosa',
+  keepsMask: true,
   effectiveWeight: ({ base, vars, state, mask, training }) => {
     const st = state as IndexedAdapterState<MosaConfig>;
     const [out, inp] = st.shape;
@@ -246,6 +248,7 @@ export const mosaForm: TfAdapterForm = {
  */
 export const pstForm: TfAdapterForm = {
   variant: 'pst',
+  keepsMask: true,
   frozen: PST_FROZEN,
   effectiveWeight: ({ base, vars, state, mask }) => {
     const c = state.config as PstConfig;

@@ -157,8 +157,9 @@ function swapRow(r: number, ctx: RowContext, d: Float64Array, metric: Float64Arr
 
 export const dsnotPruner: PrunerDefinition<typeof dsnotConfigSchema> = {
   name: 'dsnot',
-  description: 'Training-free prune-and-grow on a sparse layer that lowers its reconstruction error (DSnoT); never raises it.',
-  configSchema: dsnotConfigSchema,
+  kind: 'pruner',
+  describe: 'Training-free prune-and-grow on a sparse layer that lowers its reconstruction error (DSnoT); never raises it.',
+  schema: dsnotConfigSchema,
   calibration: ['columns', 'hessian'],
   prune({ name, weight, stats, mask, config }) {
     const w = readWeight('dsnot', name, weight);

@@ -11,8 +11,9 @@ import { magnitudeConfigSchema, type MagnitudeConfigInput } from './config.js';
 
 export const magnitudePruner: PrunerDefinition<typeof magnitudeConfigSchema> = {
   name: 'magnitude',
-  description: 'Keep the largest |W| per layer, per row or per N:M group (no calibration data).',
-  configSchema: magnitudeConfigSchema,
+  kind: 'pruner',
+  describe: 'Keep the largest |W| per layer, per row or per N:M group (no calibration data).',
+  schema: magnitudeConfigSchema,
   calibration: [],
   prune({ name, weight, config }) {
     const w = readWeight('magnitude', name, weight);

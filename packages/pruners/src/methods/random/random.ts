@@ -10,8 +10,9 @@ import { randomConfigSchema, type RandomConfigInput } from './config.js';
 
 export const randomPruner: PrunerDefinition<typeof randomConfigSchema> = {
   name: 'random',
-  description: 'Keep a seeded uniformly random subset (per layer, per row or per N:M group).',
-  configSchema: randomConfigSchema,
+  kind: 'pruner',
+  describe: 'Keep a seeded uniformly random subset (per layer, per row or per N:M group).',
+  schema: randomConfigSchema,
   calibration: [],
   prune({ name, weight, config }) {
     const w = readWeight('random', name, weight);

@@ -154,8 +154,9 @@ function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h:
 
 export const sparseGptPruner: PrunerDefinition<typeof sparseGptConfigSchema> = {
   name: 'sparsegpt',
-  description: 'OBS pruning with weight reconstruction from the input Hessian (SparseGPT); unstructured, N:M, or a given mask.',
-  configSchema: sparseGptConfigSchema,
+  kind: 'pruner',
+  describe: 'OBS pruning with weight reconstruction from the input Hessian (SparseGPT); unstructured, N:M, or a given mask.',
+  schema: sparseGptConfigSchema,
   calibration: ['hessian'],
   prune({ name, weight, stats, mask, config }) {
     const w = readWeight('sparsegpt', name, weight);

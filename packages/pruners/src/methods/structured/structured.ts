@@ -105,8 +105,9 @@ function expandUnits(units: Int32Array, groupSize: number): Int32Array {
 
 export const structuredPruner: PrunerDefinition<typeof structuredConfigSchema> = {
   name: 'structured',
-  description: 'Prune whole input channels (neurons, or heads of groupSize channels) of a layer by activation-based importance (CFSP fine step).',
-  configSchema: structuredConfigSchema,
+  kind: 'pruner',
+  describe: 'Prune whole input channels (neurons, or heads of groupSize channels) of a layer by activation-based importance (CFSP fine step).',
+  schema: structuredConfigSchema,
   calibration: ['columns'],
   prune({ name, weight, stats, config }) {
     const w = readWeight('structured', name, weight);

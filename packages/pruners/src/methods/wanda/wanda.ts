@@ -34,8 +34,9 @@ export function wandaScores(w: Float32Array, rows: number, cols: number, norms: 
 
 export const wandaPruner: PrunerDefinition<typeof wandaConfigSchema> = {
   name: 'wanda',
-  description: 'Keep the largest |W_ij| * ||X_j||_2 within each output row (Wanda); unstructured or N:M.',
-  configSchema: wandaConfigSchema,
+  kind: 'pruner',
+  describe: 'Keep the largest |W_ij| * ||X_j||_2 within each output row (Wanda); unstructured or N:M.',
+  schema: wandaConfigSchema,
   calibration: ['columns'],
   prune({ name, weight, stats, config }) {
     const w = readWeight('wanda', name, weight);
