@@ -191,7 +191,9 @@ suite('native gemm', () => {
       const want = bruteForce(kase);
       getKernel('gemm')(kase.args);
       expectMatches(kase.args.c, want, 17, kase.before, 'registered');
-      expect(() => getKernel('gemm', NATIVE_CPU_BACKEND)).not.toThrow();
+      // Preferred: the default gemm is the native-cpu one, not the reference.
+      expect(getKernel('gemm')).toBe(getKernel('gemm', NATIVE_CPU_BACKEND));
+      expect(getKernel('gemm')).not.toBe(getKernel('gemm', REFERENCE_BACKEND));
     } finally {
       result.unregister();
     }

@@ -112,9 +112,16 @@ describe('validateGemmArgs', () => {
 
   it('accepts well-formed arguments, including empty matrices with leading dimension 1', () => {
     expect(() => validateGemmArgs(good())).not.toThrow();
-    expect(() =>
-      validateGemmArgs({ ...good(), m: 0, n: 0, k: 0, lda: 1, ldb: 1, ldc: 1, a: new Float32Array(0), b: new Float32Array(0), c: new Float32Array(0) }),
-    ).not.toThrow();
+    const empty = { ...good(), m: 0, n: 0, k: 0, lda: 1, ldb: 1, ldc: 1, a: new Float32Array(0), b: new Float32Array(0), c: new Float32Array(0) };
+    expect(() => validateGemmArgs(empty)).not.toThrow();
+    expect(() => gemmReference(empty)).not.toThrow();
+    // Accepted means computed: the [2, 4] x [4, 3] fixture, filled, against a triple loop.
+    const args = good();
+    args.a.forEach((_, i) => (args.a[i] = i - 3));
+    args.b.forEach((_, i) => (args.b[i] = (i % 5) - 2));
+    gemmReference(args);
+    const want = [0, 1].flatMap((i) => [0, 1, 2].map((j) => [0, 1, 2, 3].reduce((s, p) => s + args.a[i * 4 + p]! * args.b[p * 3 + j]!, 0)));
+    expect([...args.c]).toEqual(want);
   });
 
   it.each<[string, Partial<Record<keyof GemmArgs, unknown>>, new (...a: never[]) => SparseError, RegExp]>([

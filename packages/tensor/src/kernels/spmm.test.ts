@@ -325,10 +325,22 @@ describe('sparse kernel validation', () => {
     ['bsr: indptr over block rows', () => validateSpmmBlockArgs({ ...dense(), a: { ...bsr(), indptr: Int32Array.from([0, 1, 2]) } }), LayoutError, /a.indptr has length 3, expected 2/],
   ];
 
-  it('accepts the well-formed fixtures', () => {
+  it('accepts the well-formed fixtures, and the reference kernels multiply them', () => {
     expect(() => validateSpmmCSRArgs({ ...dense(), a: csr() })).not.toThrow();
     expect(() => validateSpmmNMArgs({ ...dense(), b: new Float32Array(6), a: nmLayout() })).not.toThrow();
     expect(() => validateSpmmBlockArgs({ ...dense(), a: bsr() })).not.toThrow();
+    // Accepted means computed: A [2, 3] times B = [[1, 2], [3, 4], [5, 6]] against a loop over the densified A.
+    const b = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    const product = (d: Float64Array) => [0, 1].flatMap((i) => [0, 1].map((j) => d[i * 3]! * b[j]! + d[i * 3 + 1]! * b[2 + j]! + d[i * 3 + 2]! * b[4 + j]!));
+    const viaCSR = { ...dense(), b, a: csr() };
+    spmmCSRReference(viaCSR);
+    expect([...viaCSR.c]).toEqual([5, 6, 11, 16]); // A = [[0, 0, 1], [2, 3, 0]], by hand
+    const viaNM = { ...dense(), b, a: nmLayout() };
+    spmmNMReference(viaNM);
+    product(densifyNM(viaNM.a)).forEach((want, i) => expect(viaNM.c[i]).toBeCloseTo(want, 5));
+    const viaBlock = { ...dense(), b, a: bsr() };
+    spmmBlockReference(viaBlock);
+    product(densifyBSR(viaBlock.a)).forEach((want, i) => expect(viaBlock.c[i]).toBeCloseTo(want, 5));
   });
 
   it.each(cases)('rejects %s', (_label, call, ErrorType, message) => {
