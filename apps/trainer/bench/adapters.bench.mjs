@@ -1,4 +1,4 @@
-// `pnpm bench adapters` (issue 6): after pretraining, fine-tune on the embedded shifted task with
+// `pnpm bench adapters`: after pretraining, fine-tune on the embedded shifted task with
 // full fine-tuning and with parameter-efficient methods at (as far as each allows) one trainable
 // budget: target-task perplexity, forgetting on the original task (held-out perplexity change),
 // peak memory and time per step, side by side. SPP runs on a SparseGPT 2:4 base.

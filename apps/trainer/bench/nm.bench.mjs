@@ -1,4 +1,4 @@
-// `pnpm bench nm` (issue 5): (a) 2:4 from scratch on the embedded task with STE, SR-STE and
+// `pnpm bench nm`: (a) 2:4 from scratch on the embedded task with STE, SR-STE and
 // progressive gradient flow (train method `nm`) against dense training of the same steps;
 // (b) one-shot magnitude 2:4 with and without channel permutation (prune `permute: true`): kept
 // magnitude and perplexity; (c) inference with every linear layer compressed 2:4 through the

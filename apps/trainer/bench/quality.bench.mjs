@@ -1,4 +1,4 @@
-// `pnpm bench quality` (issue 7): held-out perplexity of the trainer's default GPT after one-shot
+// `pnpm bench quality`: held-out perplexity of the trainer's default GPT after one-shot
 // pruning (rows: dense, magnitude, Wanda, SparseGPT; columns: 50% unstructured, 2:4, 4:8, the shape
 // of the Wanda paper's table), then recovery of the SparseGPT 2:4 model with LoRA, SPP, SQFT and SFT
 // (same steps each) and whether each recovered export is still 2:4 (isNM of @sparse/nm on its weights).

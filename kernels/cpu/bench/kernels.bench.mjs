@@ -1,7 +1,7 @@
 // `pnpm bench kernels`: the native kernels of @sparse/kernels-cpu against their dense baselines and
 // against tfjs, every figure a ratio (or rate) measured side by side in one run: candidates are
 // interleaved rep by rep (tooling/bench/harness.mjs `compare`) and summarized by their medians.
-// Writes bench-results/kernels.json and prints a table with the targets of issue 3.
+// Writes bench-results/kernels.json and prints a table with each figure next to its performance target.
 //
 // Environment: SPARSE_BENCH_QUICK=1 runs fewer repetitions (a smoke test of the script).
 import { readFileSync } from 'node:fs';
