@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './dtype.js';
 export * from './tensor.js';
 export * from './layouts/index.js';
+export * from './select-nm.js';
 export * from './kernels/index.js';
 export * from './safetensors/index.js';
 export * from './float16.js';

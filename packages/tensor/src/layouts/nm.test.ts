@@ -6,7 +6,7 @@ import { encodeFloat16 } from '../float16.js';
 import { copy, get, tensor, Tensor, toArray, zeros } from '../tensor.js';
 import { fromNM, nmByteLength, nmGroupIndex, toNM, validateNM } from './nm.js';
 import type { NMLayout } from './types.js';
-import { dtypeArb, filledArb, isZero, refMagnitude, sameRaw, sparsityArb, stridedArb, thrown } from './__fixtures__/arbitraries.js';
+import { dtypeArb, filledArb, isZero, refMagnitude, refMagnitudeOrder, sameRaw, sparsityArb, stridedArb, thrown } from './__fixtures__/arbitraries.js';
 
 const NM_PAIRS: Array<[number, number]> = [[1, 2], [2, 4], [1, 4], [3, 4], [2, 8], [4, 8], [3, 5], [1, 3], [5, 16], [7, 9]];
 
@@ -15,7 +15,7 @@ const nmMatrixArb = fc
   .tuple(fc.constantFrom(...NM_PAIRS), dtypeArb, fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 3 }), sparsityArb)
   .chain(([[n, m], dtype, rows, groups, sp]) => filledArb(dtype, [rows, groups * m], sp).map((t) => ({ t, n, m })));
 
-/** The reference selection: sort each group's positions by |value| descending, then position; keep the first n. */
+/** The reference selection: sort each group's positions by |value| descending (NaN first), then position; keep the first n. */
 function bruteKeep(t: Tensor, n: number, m: number): { kept: number[][]; dense: number[] } {
   const [rows, cols] = t.shape as [number, number];
   const kept: number[][] = [];
@@ -23,7 +23,7 @@ function bruteKeep(t: Tensor, n: number, m: number): { kept: number[][]; dense: 
   for (let i = 0; i < rows; i++) {
     for (let c0 = 0; c0 < cols; c0 += m) {
       const pos = [...Array(m).keys()];
-      pos.sort((a, b) => refMagnitude(t.dtype, get(t, i, c0 + b)) - refMagnitude(t.dtype, get(t, i, c0 + a)) || a - b);
+      pos.sort((a, b) => refMagnitudeOrder(refMagnitude(t.dtype, get(t, i, c0 + a)), refMagnitude(t.dtype, get(t, i, c0 + b))) || a - b);
       const keep = pos.slice(0, n).sort((a, b) => a - b);
       kept.push(keep);
       for (const q of keep) dense[i * cols + c0 + q] = get(t, i, c0 + q);
@@ -57,6 +57,13 @@ describe('N:M', () => {
         expect(nmByteLength(l)).toBe(l.values.length * bytesPerElement(t.dtype) + Math.ceil((l.values.length * l.indexBits) / 8));
       }),
     );
+  });
+
+  it('ranks NaN above Infinity (the rule of selectNM), in float32 and float16', () => {
+    const f32 = toNM(tensor(Float32Array.from([Infinity, NaN, -Infinity, 1, 2, 2, 2, 2]), [1, 8]), { n: 1, m: 4 });
+    expect(positions(f32)).toEqual([1, 0]);
+    const f16 = toNM(tensor(encodeFloat16([1, -Infinity, NaN, 0]), [1, 4], { dtype: 'float16' }), { n: 2, m: 4 });
+    expect(positions(f16)).toEqual([1, 2]);
   });
 
   it('is lossless when every group has at most n non-zeros', () => {

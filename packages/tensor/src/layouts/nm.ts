@@ -3,10 +3,11 @@
 
 import { allocStorage, DType, Storage } from '../dtype.js';
 import { ArgumentError, ShapeError } from '../errors.js';
+import { selectNM } from '../select-nm.js';
 import { asTensor, Tensor, zeros } from '../tensor.js';
 import { indexBitsFor, packedByteLength, readPacked, writePacked } from './packed.js';
 import type { NMLayout } from './types.js';
-import { checkArray, checkLayoutBase, isZeroRaw, layoutFail, magnitudeRaw, matrixInput } from './util.js';
+import { checkArray, checkLayoutBase, isZeroRaw, layoutFail, matrixInput } from './util.js';
 
 export interface ToNMOptions {
   /** Values kept per group. */
@@ -16,7 +17,8 @@ export interface ToNMOptions {
   /**
    * Which entries to keep: a tensor of the matrix's shape, non-zero = keep, at most N per group.
    * Groups where it keeps fewer than N are filled up with the lowest unkept positions holding zeros.
-   * Without it, each group keeps its N largest |values| (ties to the lower position; NaN ranks highest).
+   * Without it, each group keeps its N largest |values| by selectNM's rule (NaN above every number,
+   * +Infinity included; ties to the lower position).
    */
   mask?: Tensor;
 }
@@ -56,7 +58,7 @@ export function toNM<D extends DType>(dense: Tensor<D>, opts: ToNMOptions): NMLa
   const indexBits = indexBitsFor(m);
   const values = allocStorage(dtype, kept) as Storage<D>;
   const indices = new Uint8Array(packedByteLength(kept, indexBits));
-  const mag = new Float64Array(m);
+  const selected = mask ? undefined : selectNM(t, n, m, { rank: 'magnitude' }).bits;
   const take = new Uint8Array(m); // 1: kept with its value, 2: kept as a zero filler
   let k = 0;
   for (let i = 0; i < rows; i++) {
@@ -83,13 +85,8 @@ export function toNM<D extends DType>(dense: Tensor<D>, opts: ToNMOptions): NMLa
           }
         }
       } else {
-        for (let q = 0; q < m; q++) mag[q] = magnitudeRaw(dtype, src[base + (c0 + q) * s1]!);
-        // N rounds of "largest remaining"; a strict > keeps the lower position on ties.
-        for (let r = 0; r < n; r++) {
-          let best = -1;
-          for (let q = 0; q < m; q++) if (!take[q] && (best < 0 || mag[q]! > mag[best]!)) best = q;
-          take[best] = 1;
-        }
+        const first = i * cols + c0;
+        for (let q = 0; q < m; q++) take[q] = (selected![(first + q) >>> 5]! >>> ((first + q) & 31)) & 1;
       }
       for (let q = 0; q < m; q++) {
         if (!take[q]) continue;

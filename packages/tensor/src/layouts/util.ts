@@ -2,7 +2,6 @@
 
 import { DType, isDType, storageMatches } from '../dtype.js';
 import { LayoutError, ShapeError } from '../errors.js';
-import { decodeValue } from '../float16.js';
 import { asTensor, Tensor } from '../tensor.js';
 
 /**
@@ -11,12 +10,6 @@ import { asTensor, Tensor } from '../tensor.js';
  */
 export function isZeroRaw(dtype: DType, raw: number): boolean {
   return dtype === 'float16' || dtype === 'bfloat16' ? (raw & 0x7fff) === 0 : raw === 0;
-}
-
-/** |value| of a raw element for ranking; NaN ranks as Infinity so a NaN is never silently dropped. */
-export function magnitudeRaw(dtype: DType, raw: number): number {
-  const a = Math.abs(decodeValue(dtype, raw));
-  return Number.isNaN(a) ? Infinity : a;
 }
 
 /** Accepts a Tensor or ndarray-like view and requires rank 2; returns it with [rows, cols]. */

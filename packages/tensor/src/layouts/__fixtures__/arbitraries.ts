@@ -118,10 +118,16 @@ export function isZero(dtype: DType, raw: number): boolean {
   return dtype === 'float16' || dtype === 'bfloat16' ? raw === 0 || raw === 0x8000 : raw === 0;
 }
 
-/** |value| as the reference ranks it: decoded, NaN as Infinity. */
+/** |value| of a raw element, decoded (NaN stays NaN). */
 export function refMagnitude(dtype: DType, raw: number): number {
   const v = dtype === 'float16' ? fromFloat16(raw) : dtype === 'bfloat16' ? fromBFloat16(raw) : dtype === 'bool' ? (raw ? 1 : 0) : raw;
-  return Number.isNaN(v) ? Infinity : Math.abs(v);
+  return Math.abs(v);
+}
+
+/** The reference N:M order of two magnitudes, descending with NaN first (above +Infinity); 0 when equal. */
+export function refMagnitudeOrder(a: number, b: number): number {
+  const nan = Number(Number.isNaN(b)) - Number(Number.isNaN(a));
+  return nan || (a > b ? -1 : a < b ? 1 : 0);
 }
 
 /** Element-wise equality that tells -0 from +0 and treats NaN as equal to NaN (Object.is). */
