@@ -79,6 +79,12 @@ describe('nmActivationOp (tfjs)', () => {
     expect(zeros).toBe(16);
   });
 
+  it('keeps exactly N per group when NaN is present, NaN first (the gradient of sum(y) is the mask)', () => {
+    const x = tf.tensor([NaN, 1, NaN, NaN, 2, -Infinity, NaN, 0], [2, 4]);
+    const g = tf.grad((v: tf.Tensor) => tf.sum(nmActivationOp(v, 2, 4)))(x).dataSync();
+    expect(Array.from(g)).toEqual([1, 0, 1, 0, 0, 1, 1, 0]);
+  });
+
   it('validates its input', () => {
     expect(() => nmActivationOp(tf.ones([2, 6]), 2, 4)).toThrow(ShapeError);
     expect(() => nmActivationOp(tf.ones([2, 8]), 4, 4)).toThrow(ArgumentError);

@@ -13,15 +13,19 @@ export interface NMActivationResult<D extends DType> {
   mask: Mask;
 }
 
-/** N:M along the last (feature) axis of x of shape [..., features]; ties keep the lower feature index. */
-export function nmActivations<D extends DType>(x: Tensor<D>, opts: { n: number; m: number }): NMActivationResult<D> {
-  checkNM('nmActivations', opts);
-  if (x.shape.length < 1) throw new ShapeError('nmActivations: expected at least one axis (features last), got a scalar');
+/** The N:M mask along the last (feature) axis of x, shaped like x (checks the arguments). */
+export function nmActivationMask(x: Tensor, opts: { n: number; m: number }, where = 'nmActivations'): Mask {
+  checkNM(where, opts);
+  if (x.shape.length < 1) throw new ShapeError(`${where}: expected at least one axis (features last), got a scalar`);
   const features = x.shape[x.shape.length - 1]!;
-  if (features % opts.m !== 0) throw new ShapeError(`nmActivations: feature count ${features} (last axis of [${x.shape.join(', ')}]) is not a multiple of m = ${opts.m}`);
+  if (features % opts.m !== 0) throw new ShapeError(`${where}: feature count ${features} (last axis of [${x.shape.join(', ')}]) is not a multiple of m = ${opts.m}`);
   const tokens = features === 0 ? 0 : x.shape.reduce((a, b) => a * b, 1) / features;
   const flat = reshape(toContiguous(x), [tokens, features]);
-  const mask2d = nmMask(flat, { n: opts.n, m: opts.m, axis: 'row' });
-  const mask = reshapeMask(mask2d, x.shape);
+  return reshapeMask(nmMask(flat, { n: opts.n, m: opts.m, axis: 'row' }), x.shape);
+}
+
+/** N:M along the last (feature) axis of x of shape [..., features]; ties keep the lower feature index. */
+export function nmActivations<D extends DType>(x: Tensor<D>, opts: { n: number; m: number }): NMActivationResult<D> {
+  const mask = nmActivationMask(x, opts);
   return { values: applyMask(mask, x), mask };
 }

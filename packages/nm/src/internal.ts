@@ -1,5 +1,5 @@
 // Shared argument checks and a decoded row-major read of 2-D tensors of any dtype and strides.
-import { ArgumentError, asTensor, fromBFloat16, fromFloat16, ShapeError, type Tensor } from '@sparse/tensor';
+import { ArgumentError, asTensor, fromBFloat16, fromFloat16, selectNMGroup, ShapeError, type Tensor } from '@sparse/tensor';
 
 /** Which way groups run: 'row' = M consecutive entries of a row (W[out, in] grouped along in); 'column' = along a column. */
 export type NMAxis = 'row' | 'column';
@@ -45,8 +45,13 @@ export function readMatrix(value: Tensor, where: string): { rows: number; cols: 
   return { rows, cols, data };
 }
 
-/** a ranks above b: NaN highest, then larger values. */
-export function ranksAbove(a: number, b: number): boolean {
-  if (Number.isNaN(a)) return !Number.isNaN(b);
-  return a > b;
+/**
+ * Sum of the n scores of vals[0..m) that N:M selection keeps (selectNMGroup's rule), added best first.
+ * `kept` is scratch of at least n entries.
+ */
+export function keptSum(vals: Float64Array, n: number, m: number, kept: Int32Array): number {
+  selectNMGroup(vals, n, m, kept);
+  let s = 0;
+  for (let i = 0; i < n; i++) s += vals[kept[i]!]!;
+  return s;
 }

@@ -50,6 +50,16 @@ describe('nmMask', () => {
     expect(Array.from({ length: 8 }, (_, i) => isKept(byValue, i))).toEqual([true, false, true, false, false, true, false, true]);
   });
 
+  it('ranks NaN above +Infinity (selectNM of @sparse/tensor), by value and by magnitude', () => {
+    const w = tensor(Float32Array.from([-Infinity, Infinity, NaN, 1, 2, NaN, -Infinity, NaN]), [1, 8]);
+    const kept = (opts: { rank?: 'value' | 'magnitude' }) => Array.from({ length: 8 }, (_, i) => isKept(nmMask(w, { n: 2, m: 4, ...opts }), i));
+    expect(kept({ rank: 'value' })).toEqual([false, true, true, false, false, true, false, true]);
+    // |−Infinity| ties with |Infinity|: the lower index wins.
+    expect(kept({})).toEqual([true, false, true, false, false, true, false, true]);
+    expect(kept({ rank: 'magnitude' })).toEqual(kept({}));
+    expect(() => nmMask(w, { n: 2, m: 4, rank: 'abs' as 'value' })).toThrow(/nmMask: rank/);
+  });
+
   it('column axis equals the row axis on the transpose', () => {
     const w = randomTensor([8, 6], new Random(3), { dist: 'normal' });
     const a = nmMask(w, { n: 2, m: 4, axis: 'column' });

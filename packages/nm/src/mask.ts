@@ -1,7 +1,7 @@
 // N:M masks: in every group of M consecutive entries (along rows or columns) keep the N best-scored.
 import { isKept, maskFromTensor, validateMask, type Mask } from '@sparse/masks';
-import { ShapeError, type Tensor } from '@sparse/tensor';
-import { checkDivisible, checkNM, ranksAbove, readMatrix, type NMAxis, type NMParams } from './internal.js';
+import { ArgumentError, asTensor, selectNM, ShapeError, type Tensor } from '@sparse/tensor';
+import { checkDivisible, checkNM, type NMAxis, type NMParams } from './internal.js';
 
 export type { NMAxis, NMParams } from './internal.js';
 
@@ -26,33 +26,18 @@ function groupGeometry(rows: number, cols: number, m: number, axis: NMAxis) {
 
 /**
  * The N:M mask of a [rows, cols] score matrix: each group of M consecutive entries along `axis` keeps its N
- * highest scores (|score| by default; NaN highest; ties to the lower index). For W[out, in], axis 'row'
- * groups along the input dimension, which is what sparse tensor cores accelerate.
+ * highest scores (|score| by default), by @sparse/tensor's selectNM rule: NaN above every number (+Infinity
+ * included), ties to the lower index. For W[out, in], axis 'row' groups along the input dimension, which is
+ * what sparse tensor cores accelerate. The scores are read in place (any dtype and strides).
  */
 export function nmMask(scores: Tensor, opts: NMMaskOptions): Mask {
   const axis = checkNM('nmMask', opts);
-  const { n, m } = opts;
-  const { rows, cols, data } = readMatrix(scores, 'nmMask');
-  checkDivisible('nmMask', rows, cols, m, axis);
-  const rankBy = opts.rank ?? 'magnitude';
-  const { groups, step, start } = groupGeometry(rows, cols, m, axis);
-  const bits = new Uint32Array(Math.ceil((rows * cols) / 32));
-  const val = new Float64Array(m);
-  const take = new Uint8Array(m);
-  for (let g = 0; g < groups; g++) {
-    const s = start(g);
-    for (let q = 0; q < m; q++) val[q] = rankBy === 'magnitude' ? Math.abs(data[s + q * step]!) : data[s + q * step]!;
-    take.fill(0);
-    // N rounds of "best remaining"; strict comparison keeps the lower index on ties.
-    for (let r = 0; r < n; r++) {
-      let best = -1;
-      for (let q = 0; q < m; q++) if (!take[q] && (best < 0 || ranksAbove(val[q]!, val[best]!))) best = q;
-      take[best] = 1;
-      const i = s + best * step;
-      bits[i >>> 5]! |= 1 << (i & 31);
-    }
-  }
-  return { shape: [rows, cols], bits };
+  const t = asTensor(scores);
+  if (t.shape.length !== 2) throw new ShapeError(`nmMask: expected a matrix, got shape [${t.shape.join(', ')}]`);
+  checkDivisible('nmMask', t.shape[0]!, t.shape[1]!, opts.m, axis);
+  const rank = opts.rank ?? 'magnitude';
+  if (rank !== 'magnitude' && rank !== 'value') throw new ArgumentError(`nmMask: rank must be 'magnitude' or 'value', got ${JSON.stringify(rank)}`);
+  return selectNM(t, opts.n, opts.m, { axis, rank });
 }
 
 /** The first group that breaks the pattern: its line (row or column), first index along it, and kept count. */

@@ -4,7 +4,7 @@
 // way, so the network computes the same function ("Channel Permutations for N:M Sparsity", Pool & Yu,
 // NeurIPS 2021; NVIDIA ASP's permutation search).
 import { ArgumentError, asTensor, ShapeError, zeros, type DType, type Tensor } from '@sparse/tensor';
-import { checkNM, readMatrix } from './internal.js';
+import { checkNM, keptSum, readMatrix } from './internal.js';
 
 export interface PermutationSearchOptions {
   n: number;
@@ -23,19 +23,6 @@ export interface PermutationSearchResult {
   keptAfter: number;
   /** Swaps applied. */
   swaps: number;
-}
-
-/** Sum of the n largest of vals[0..m). */
-function topNSum(vals: Float64Array, n: number, m: number, scratch: Uint8Array): number {
-  scratch.fill(0, 0, m);
-  let s = 0;
-  for (let r = 0; r < n; r++) {
-    let best = -1;
-    for (let q = 0; q < m; q++) if (!scratch[q] && (best < 0 || vals[q]! > vals[best]!)) best = q;
-    scratch[best] = 1;
-    s += vals[best]!;
-  }
-  return s;
 }
 
 /**
@@ -57,7 +44,7 @@ export function searchChannelPermutation(scores: Tensor, opts: PermutationSearch
   const perm = Int32Array.from({ length: cols }, (_, j) => j);
   const groups = cols / m;
   const vals = new Float64Array(m);
-  const scratch = new Uint8Array(m);
+  const scratch = new Int32Array(n);
   // Kept sum of group g over all rows, with column `swapOut` position replaced by original column `swapIn`.
   const groupKept = (g: number, at = -1, swapIn = -1): number => {
     let total = 0;
@@ -66,7 +53,7 @@ export function searchChannelPermutation(scores: Tensor, opts: PermutationSearch
         const pos = g * m + q;
         vals[q] = s[r * cols + (pos === at ? swapIn : perm[pos]!)]!;
       }
-      total += topNSum(vals, n, m, scratch);
+      total += keptSum(vals, n, m, scratch);
     }
     return total;
   };

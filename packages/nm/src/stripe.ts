@@ -5,7 +5,7 @@
 // rounds repeat until none improves. The search starts from the greedy column-swap result
 // (searchChannelPermutation), which is also the fallback when the exhaustive step is too large.
 import { ArgumentError, ShapeError, type Tensor } from '@sparse/tensor';
-import { checkNM, readMatrix } from './internal.js';
+import { checkNM, keptSum, readMatrix } from './internal.js';
 import { searchChannelPermutation, type PermutationSearchResult } from './permutation.js';
 
 export interface StripeGroupSearchOptions {
@@ -80,19 +80,13 @@ function partitions(k: number, m: number): number[][][] {
   return out;
 }
 
-/** Sum over rows of the n largest scores among the given original columns. */
-function keptOf(s: Float64Array, rows: number, cols: number, columns: readonly number[], n: number, vals: Float64Array): number {
+/** Sum over rows of the kept scores (N:M selection) among the given original columns. */
+function keptOf(s: Float64Array, rows: number, cols: number, columns: readonly number[], n: number, vals: Float64Array, scratch: Int32Array): number {
   let total = 0;
   const m = columns.length;
   for (let r = 0; r < rows; r++) {
     for (let q = 0; q < m; q++) vals[q] = s[r * cols + columns[q]!]!;
-    // Partial selection sort for the n largest (m is small).
-    for (let i = 0; i < n; i++) {
-      let best = i;
-      for (let q = i + 1; q < m; q++) if (vals[q]! > vals[best]!) best = q;
-      [vals[i], vals[best]] = [vals[best]!, vals[i]!];
-      total += vals[i]!;
-    }
+    total += keptSum(vals, n, m, scratch);
   }
   return total;
 }
@@ -120,7 +114,8 @@ export function searchStripeGroupPermutation(scores: Tensor, opts: StripeGroupSe
   const perm = Int32Array.from(greedy.permutation);
   const splits = partitions(kk, m);
   const vals = new Float64Array(m);
-  const stripeKept = (g: number) => keptOf(s, rows, cols, Array.from(perm.subarray(g * m, (g + 1) * m)), n, vals);
+  const scratch = new Int32Array(n);
+  const stripeKept = (g: number) => keptOf(s, rows, cols, Array.from(perm.subarray(g * m, (g + 1) * m)), n, vals, scratch);
   const kept = Float64Array.from({ length: stripes }, (_, g) => stripeKept(g));
   // Every set of kk stripes, as increasing index tuples.
   const sets: number[][] = [];
@@ -142,7 +137,7 @@ export function searchStripeGroupPermutation(scores: Tensor, opts: StripeGroupSe
     let best: Move = { gain: 0, groups: [], parts: [] };
     for (const split of splits) {
       const groups = split.map((grp) => grp.map((p) => columns[p]!));
-      const parts = groups.map((grp) => keptOf(s, rows, cols, grp, n, vals));
+      const parts = groups.map((grp) => keptOf(s, rows, cols, grp, n, vals, scratch));
       const gain = parts.reduce((a, b) => a + b, 0) - current;
       if (gain > best.gain) best = { gain, groups, parts };
     }

@@ -5,6 +5,7 @@ import { maskToTf } from '@sparse/masks/tfjs';
 import { ArgumentError, ShapeError, type Tensor } from '@sparse/tensor';
 import { fromTf } from '@sparse/tensor/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
+import { nmActivationMask } from './activation.js';
 import { checkNM } from './internal.js';
 import { nmMask, type NMMaskOptions } from './mask.js';
 import { transposableNMMask } from './transposable.js';
@@ -153,8 +154,9 @@ export type { PatchGatesOptions } from './patch-gates.js';
 
 /**
  * N:M activation sparsity for training: along the last axis, every group of M consecutive features keeps
- * its N largest |x| (ties: lower index, as nmActivations). The selection is treated as a constant, so the
- * gradient reaches only the kept entries (dy * mask).
+ * its N largest |x| (the selection of nmActivations: selectNM's rule, NaN highest, ties to the lower
+ * index). The selection runs on the host (the activations are read with dataSync) and is treated as a
+ * constant, so the gradient reaches only the kept entries (dy * mask).
  */
 export function nmActivationOp(x: tf.Tensor, n: number, m: number): tf.Tensor {
   checkNM('nmActivationOp', { n, m });
@@ -164,16 +166,7 @@ export function nmActivationOp(x: tf.Tensor, n: number, m: number): tf.Tensor {
     throw new ShapeError(`nmActivationOp: last axis of [${x.shape.join(', ')}] must be a multiple of m = ${m}`);
   }
   const op = tf.customGrad((input, save) => {
-    const mask = tf.tidy(() => {
-      const a = tf.abs(tf.reshape(input as tf.Tensor, [-1, features / m, m]));
-      // rank_i = #{j : |x_j| > |x_i| or (|x_j| = |x_i| and j < i)} within the group; keep rank < n.
-      const ai = tf.expandDims(a, 3);
-      const aj = tf.expandDims(a, 2);
-      const before = tf.sub(tf.linalg.bandPart(tf.ones([m, m]), -1, 0), tf.eye(m)); // before[i][j] = 1 when j < i
-      const beats = tf.add(tf.cast(tf.greater(aj, ai), 'float32'), tf.mul(tf.cast(tf.equal(aj, ai), 'float32'), before));
-      const rank = tf.sum(beats, 3);
-      return tf.reshape(tf.cast(tf.less(rank, n), 'float32'), (input as tf.Tensor).shape);
-    });
+    const mask = maskToTf(nmActivationMask(fromTf(input as tf.Tensor) as Tensor, { n, m }, 'nmActivationOp'));
     (save as tf.GradSaveFunc)([mask]);
     return { value: tf.mul(input as tf.Tensor, mask), gradFunc: (dy, saved) => tf.mul(dy, saved[0]!) };
   });
