@@ -47,10 +47,6 @@ const WORD_GROUP = 32;
 
 /** The unchecked core of selectNMGroup (selectNM validates once for all of its groups). */
 function groupTop(values: ArrayLike<number>, n: number, m: number, out: Int32Array, abs: boolean, offset: number, stride: number): void {
-  const at = (q: number) => {
-    const v = values[offset + q * stride]!;
-    return abs ? Math.abs(v) : v;
-  };
   if (m <= WORD_GROUP) {
     // n rounds of "best remaining"; the strict comparison keeps the lower position on ties.
     let taken = 0;
@@ -59,7 +55,8 @@ function groupTop(values: ArrayLike<number>, n: number, m: number, out: Int32Arr
       let bv = 0;
       for (let q = 0; q < m; q++) {
         if (taken & (1 << q)) continue;
-        const v = at(q);
+        const x = values[offset + q * stride]!;
+        const v = abs ? Math.abs(x) : x;
         if (best < 0 || nmRanksAbove(v, bv)) {
           best = q;
           bv = v;
@@ -71,7 +68,10 @@ function groupTop(values: ArrayLike<number>, n: number, m: number, out: Int32Arr
     return;
   }
   const key = new Float64Array(m);
-  for (let q = 0; q < m; q++) key[q] = at(q);
+  for (let q = 0; q < m; q++) {
+    const x = values[offset + q * stride]!;
+    key[q] = abs ? Math.abs(x) : x;
+  }
   const order = Int32Array.from({ length: m }, (_, q) => q).sort((p, q) => (nmRanksAbove(key[p]!, key[q]!) ? -1 : nmRanksAbove(key[q]!, key[p]!) ? 1 : p - q));
   out.set(order.subarray(0, n));
 }
