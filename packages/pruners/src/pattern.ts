@@ -1,8 +1,8 @@
 // Sparsity patterns shared by every pruner's config: `{ sparsity }` (unstructured) or `{ n, m }` (N:M along
 // the input dimension: in every output row, each group of M consecutive input columns keeps exactly N).
 
-import { maskBySparsity, perRowTopKMask, reshapeMask, type Granularity, type Mask } from '@sparse/masks';
-import { ArgumentError, ShapeError, tensor } from '@sparse/tensor';
+import { maskBySparsity, type Granularity, type Mask } from '@sparse/masks';
+import { ArgumentError, selectNM, ShapeError, tensor } from '@sparse/tensor';
 import { z } from 'zod';
 import { where } from './internal.js';
 
@@ -67,8 +67,9 @@ export function checkNMShape(method: string, layer: string, cols: number, m: num
 
 /**
  * Keeps the highest scores of a [rows, cols] score matrix under a pattern: unstructured keeps
- * keepCount(size, s) per tensor ('tensor') or keepCount(cols, s) per row ('row'); N:M keeps the N highest of
- * every group of M consecutive columns. Ties go to the lower index (the rule of @sparse/masks).
+ * keepCount(size, s) per tensor ('tensor') or keepCount(cols, s) per row ('row'), NaN scores rejected
+ * (@sparse/masks); N:M keeps the N highest of every group of M consecutive columns by selectNM of
+ * @sparse/tensor (NaN above every number). Ties go to the lower index.
  */
 export function selectByPattern(
   method: string,
@@ -82,7 +83,5 @@ export function selectByPattern(
   if (pattern.kind === 'unstructured') return maskBySparsity(tensor(scores, [rows, cols]), pattern.sparsity, granularity);
   checkNMShape(method, layer, cols, pattern.m);
   if (granularity === 'column') throw new ArgumentError(`${where(method, layer)}: N:M groups run along the input dimension; granularity 'column' does not apply`);
-  // Row-major, the groups of M are consecutive: view the scores as [rows * cols / M, M] and keep N per row.
-  const groups = (rows * cols) / pattern.m;
-  return reshapeMask(perRowTopKMask(tensor(scores, [groups, pattern.m]), pattern.n), [rows, cols]);
+  return selectNM(tensor(scores, [rows, cols]), pattern.n, pattern.m);
 }

@@ -3,8 +3,8 @@
 // brain surgeon (OBS) correction. The sequence of inverse Hessians it needs is read off one Cholesky factor
 // of H^-1; updates inside a block are immediate, the columns after a block get one lazy batch update.
 
-import { isKept, keepCount, maskFromBooleans, perRowTopKMask, topKMask, type Mask } from '@sparse/masks';
-import { ArgumentError, cholesky, matmul, tensor, triangularInverse, type Float32Tensor } from '@sparse/tensor';
+import { isKept, keepCount, maskFromBooleans, topKMask, type Mask } from '@sparse/masks';
+import { ArgumentError, cholesky, matmul, selectNMGroup, tensor, triangularInverse, type Float32Tensor } from '@sparse/tensor';
 import { runDefinition } from '../../define.js';
 import { readHessian, readMask, readWeight, requireStat, where } from '../../internal.js';
 import { checkNMShape, patternOf } from '../../pattern.js';
@@ -74,6 +74,9 @@ function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h:
   const losses = new Float64Array(rows);
   const bs = config.blocksize;
   const counts = given === undefined && pattern.kind === 'unstructured' ? blockPruneCounts(rows, cols, pattern.sparsity, bs) : [];
+  // N:M: one group's saliencies and the positions selectNMGroup keeps, reused by every row and group.
+  const groupScore = new Float64Array(pattern.kind === 'nm' ? pattern.m : 0);
+  const groupKept = new Int32Array(pattern.kind === 'nm' ? pattern.n : 0);
 
   for (let i1 = 0, b = 0; i1 < cols; i1 += bs, b++) {
     const i2 = Math.min(i1 + bs, cols);
@@ -100,16 +103,16 @@ function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h:
       const col = i1 + i;
       if (given === undefined && pattern.kind === 'nm' && i % pattern.m === 0) {
         // N:M: each group's saliencies use the weights as updated by the columns before it.
-        const m = pattern.m;
-        const score = new Float64Array(rows * m);
+        const { n, m } = pattern;
         for (let r = 0; r < rows; r++) {
           for (let t = 0; t < m; t++) {
             const d = u[(col + t) * cols + col + t]!;
-            score[r * m + t] = (w1[r * B + i + t]! * w1[r * B + i + t]!) / (d * d);
+            groupScore[t] = (w1[r * B + i + t]! * w1[r * B + i + t]!) / (d * d);
+            p1[r * B + i + t] = 1;
           }
+          selectNMGroup(groupScore, n, m, groupKept);
+          for (let t = 0; t < n; t++) p1[r * B + i + groupKept[t]!] = 0;
         }
-        const keep = perRowTopKMask(tensor(score, [rows, m]), pattern.n);
-        for (let r = 0; r < rows; r++) for (let t = 0; t < m; t++) p1[r * B + i + t] = isKept(keep, r * m + t) ? 0 : 1;
       }
       const d = u[col * cols + col]!;
       const urow = col * cols + i1; // U[col, i1 + j] = u[urow + j]
