@@ -7,8 +7,8 @@
 // generic layout of peft-variants.ts (its own peft_type plus `sparse_variant`, config keys, I32 indices).
 import { ArgumentError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import { configToPeftKeys, fromVariantPeftFiles, toVariantPeftFiles } from './peft-variants.js';
-import { loraConfigSchema, type LoraConfig } from './variants/lora.js';
-import { sppConfigSchema, type SppConfig } from './variants/spp.js';
+import { loraConfigSchema, type LoraConfig } from './variants/lora/config.js';
+import { sppConfigSchema, type SppConfig } from './variants/spp/config.js';
 import type { AdapterState } from './variants/types.js';
 
 export { PEFT_NATIVE_TYPES, peftTypeOf } from './peft-variants.js';

@@ -5,8 +5,8 @@ import { Random, tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters, setPstSparsity } from './tfjs.js';
-import { mosaModuleDelta, mosaModules } from './variants/sparse/mosa.js';
-import { pstMask } from './variants/sparse/pst.js';
+import { mosaModuleDelta, mosaModules } from './variants/mosa/variant.js';
+import { pstMask } from './variants/pst/variant.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -9,9 +9,10 @@ import { ArgumentError, Random, ShapeError, tensor, type Float32Tensor, type Ten
 import * as tf from '@tensorflow/tfjs-core';
 import { getTfForm, listTfForms } from './tfjs-forms/index.js';
 import { getVariant } from './variants/registry.js';
-import { losiaRelocalize, type LosiaConfig } from './variants/sparse/losia.js';
-import type { IndexedAdapterState, ScoredAdapterVariant } from './variants/sparse/shared.js';
-import { mosaDrawCount, setMosaDrawCount } from './variants/sparse/tfjs.js';
+import { losiaRelocalize } from './variants/losia/variant.js';
+import type { LosiaConfig } from './variants/losia/config.js';
+import type { IndexedAdapterState, ScoredAdapterVariant } from './variants/shared/sparse.js';
+import { mosaDrawCount, setMosaDrawCount } from './variants/mosa/tfjs.js';
 import type { AdapterState, AdapterVariant } from './variants/types.js';
 
 export type TargetPattern = string | RegExp | readonly string[] | ((name: string) => boolean);
@@ -525,6 +526,9 @@ export function attachAdapters(
 }
 export * from './sft/tfjs.js';
 export * from './zeroth/tfjs.js';
-export { chainOfLora, loraDropoutEnsemble, pruneDynamicRankModel } from './variants/family/tfjs.js';
-export type { ChainOfLoraOptions } from './variants/family/tfjs.js';
-export { nuclearNormPenalty, placeFlat } from './variants/sparse/tfjs.js';
+export { chainOfLora } from './variants/chain.js';
+export { loraDropoutEnsemble } from './variants/lora-dropout/tfjs.js';
+export { pruneDynamicRankModel } from './variants/dynamic-rank/tfjs.js';
+export type { ChainOfLoraOptions } from './variants/chain.js';
+export { nuclearNormPenalty } from './variants/sara/tfjs.js';
+export { placeFlat } from './variants/shared/tfjs.js';

@@ -7,7 +7,7 @@ import { Random } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters, listTfForms, registerTfForm, type AdapterModel } from './tfjs.js';
-import { loraVariant } from './variants/lora.js';
+import { loraVariant } from './variants/lora/variant.js';
 import { registerVariant } from './variants/registry.js';
 
 beforeAll(async () => {

@@ -1,15 +1,13 @@
 // Every variant that trains in tfjs, by name: the built-in forms, and those a user registers for a
 // variant of their own (registerTfForm), which then trains through attachAdapters like a built-in.
 import { ArgumentError, closestNames } from '@sparse/tensor';
-import { sppForm, sqftForm, loraForm } from './builtin.js';
-import { familyTfForms } from '../variants/family/tfjs.js';
-import { sparseTfForms } from '../variants/sparse/tfjs.js';
+import { builtinTfForms } from '../variants/builtins-tfjs.js';
 import { variants } from '../variants/registry.js';
 import type { TfAdapterForm } from './types.js';
 
 export type { TfAdapterForm, TfFormContext } from './types.js';
 
-const forms = new Map<string, TfAdapterForm>([loraForm, sqftForm, sppForm, ...familyTfForms, ...sparseTfForms].map((f) => [f.variant, f]));
+const forms = new Map<string, TfAdapterForm>(builtinTfForms.map((f) => [f.variant, f]));
 
 /**
  * Registers the tfjs form of a registered variant; returns a function that removes it again. The

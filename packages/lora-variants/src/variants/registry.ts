@@ -1,9 +1,6 @@
 import { ArgumentError, createRegistry, type Registry } from '@sparse/tensor';
-import { loraVariant, sqftVariant } from './lora.js';
-import { sppVariant } from './spp.js';
+import { builtinVariants } from './builtins.js';
 import type { AdapterVariant } from './types.js';
-import { familyVariants } from './family/index.js';
-import { sparseVariants } from './sparse/index.js';
 
 const MEMBERS = ['parseConfig', 'init', 'delta', 'forward', 'merge', 'unmerge', 'trainableCount'] as const;
 
@@ -14,7 +11,7 @@ const MEMBERS = ['parseConfig', 'init', 'delta', 'forward', 'merge', 'unmerge', 
  */
 export const variants: Registry<AdapterVariant<never>> = createRegistry<AdapterVariant<never>>({
   kind: 'adapter',
-  builtins: [loraVariant, sqftVariant, sppVariant, ...familyVariants, ...sparseVariants] as unknown as AdapterVariant<never>[],
+  builtins: [...builtinVariants],
   check(v) {
     const missing = MEMBERS.filter((m) => typeof (v as unknown as Record<string, unknown>)[m] !== 'function');
     if (missing.length > 0) throw new ArgumentError(`register adapter: '${v.name}' needs ${missing.join(', ')}`);

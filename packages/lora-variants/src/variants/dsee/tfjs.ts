@@ -1,0 +1,11 @@
+// The tfjs form of 'dsee': W + ΔW as a differentiable tensor, the ΔW of ./variant.ts's `delta`.
+// Listed in ../builtins-tfjs.ts; the core entry never imports this file.
+import * as tf from '@tensorflow/tfjs-core';
+import type { TfAdapterForm } from '../../tfjs-forms/types.js';
+import { indexed, lowRank, placeFlat } from '../shared/tfjs.js';
+
+export const dseeForm: TfAdapterForm = {
+  variant: 'dsee',
+  effectiveWeight: ({ base, vars, state }) =>
+    tf.add(tf.add(base, lowRank(vars, state.config)), placeFlat(vars.dsee_values!, indexed(state).indices.support!, state.shape)),
+};

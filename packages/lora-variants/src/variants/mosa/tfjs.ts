@@ -1,0 +1,52 @@
+// The tfjs form of 'mosa': W + ΔW as a differentiable tensor, the ΔW of ./variant.ts's `delta`.
+// Listed in ../builtins-tfjs.ts; the core entry never imports this file.
+import { ArgumentError } from '@sparse/tensor';
+import * as tf from '@tensorflow/tfjs-core';
+import type { TfAdapterForm } from '../../tfjs-forms/types.js';
+import { loraScaling } from '../lora/variant.js';
+import type { IndexedAdapterState } from '../shared/sparse.js';
+import { mosaModules } from './variant.js';
+import type { MosaConfig } from './config.js';
+
+// Training forwards so far per layer (its vars object): the n-th uses mosaModules(state, n).
+const mosaCalls = new WeakMap<object, number>();
+
+/** Training forwards so far of the MoSA layer whose variables are `vars` (AdapterModel.mosaDraws reads it). */
+export function mosaDrawCount(vars: object): number {
+  return mosaCalls.get(vars) ?? 0;
+}
+
+/** Sets that count, e.g. from a checkpoint: the next training forward uses mosaModules(state, count). */
+export function setMosaDrawCount(vars: object, count: number): void {
+  if (!Number.isSafeInteger(count) || count < 0) throw new ArgumentError(`setMosaDrawCount: count must be a non-negative integer, got ${String(count)}`);
+  mosaCalls.set(vars, count);
+}
+
+/** K where a factor entry is in module m, else 0: the rescaled module as a constant multiplier. */
+function moduleMultiplier(ids: Int32Array, m: number, k: number, shape: readonly [number, number]): tf.Tensor {
+  return tf.tensor(Float32Array.from(ids, (id) => (id === m ? k : 0)), [shape[0], shape[1]]);
+}
+
+/**
+ * MoSA: while training, one module of each factor drawn per forward, K·(B ⊙ P_b) K·(A ⊙ P_a), so only
+ * those entries get gradient; otherwise the complete adapter. Both through the base mask.
+ */
+export const mosaForm: TfAdapterForm = {
+  variant: 'mosa',
+  keepsMask: true,
+  effectiveWeight: ({ base, vars, state, mask, training }) => {
+    const st = state as IndexedAdapterState<MosaConfig>;
+    const [out, inp] = st.shape;
+    const { r, modules: k } = st.config;
+    let a: tf.Tensor = vars.lora_A!;
+    let b: tf.Tensor = vars.lora_B!;
+    if (training && k > 1) {
+      const call = mosaCalls.get(vars) ?? 0;
+      mosaCalls.set(vars, call + 1);
+      const m = mosaModules(st, call);
+      a = tf.mul(a, moduleMultiplier(st.indices.module_A!, m.a, k, [r, inp]));
+      b = tf.mul(b, moduleMultiplier(st.indices.module_B!, m.b, k, [out, r]));
+    }
+    return tf.add(base, tf.mul(tf.mul(tf.matMul(b, a), loraScaling(st.config)), mask));
+  },
+};
