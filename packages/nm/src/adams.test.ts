@@ -14,7 +14,7 @@ beforeAll(async () => {
 });
 
 describe('AdamSOptimizer', () => {
-  it('updates equal the hand formula: Adam on g + lambda * (1 - mask) * sign(W)', () => {
+  it.each(['Mask', 'tf.Tensor'] as const)('updates equal the hand formula: Adam on g + lambda * (1 - mask) * sign(W) (starting mask as a %s)', (form) => {
     const w0 = [0.5, -1, 0.25, -0.75, 2, 0.1, -0.3, 0.6];
     // Two steps with different gradients, so the moments (not just the sign of one step) are checked.
     const grads = [
@@ -22,9 +22,11 @@ describe('AdamSOptimizer', () => {
       [-0.3, 0.4, 0.2, -0.1, 0.1, 0.3, -0.6, 0.05],
     ];
     const mask = [1, 1, 0, 0, 1, 0, 0, 1];
+    const start = form === 'Mask' ? maskFromBooleans(mask, [2, 4]) : tf.tensor(mask, [2, 4]);
     const [lr, b1, b2, eps, lambda] = [0.1, 0.9, 0.99, 1e-8, 0.5];
     const v = tf.variable(tf.tensor(w0, [2, 4]), true, 'adams_hand');
-    const opt = new AdamSOptimizer({ learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, n: 2, m: 4, variables: [v], lambda, masks: { adams_hand: tf.tensor(mask, [2, 4]) } });
+    const opt = new AdamSOptimizer({ learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, n: 2, m: 4, variables: [v], lambda, masks: { adams_hand: start } });
+    expect(Array.from(opt.getMask('adams_hand')!.dataSync())).toEqual(mask);
     const w = [...w0];
     const m1 = new Array<number>(8).fill(0);
     const m2 = new Array<number>(8).fill(0);
@@ -119,6 +121,7 @@ describe('AdamSOptimizer', () => {
     expect(() => new AdamSOptimizer({ ...base, lambda: -1 })).toThrow(/lambda/);
     expect(() => new AdamSOptimizer({ ...base, variables: [] })).toThrow(/variables/);
     expect(() => new AdamSOptimizer({ ...base, masks: { y: tf.ones([2, 4]) } })).toThrow(/"y"/);
+    expect(() => new AdamSOptimizer({ ...base, masks: { x: [1, 0, 1, 0] as never } })).toThrow(/masks\["x"\] \(a Mask or a tf\.Tensor\)/);
   });
 });
 

@@ -11,7 +11,7 @@
 //   - finalize(): mask the weights (hard N:M) and, optionally, weight scaling after pruning — each output
 //     row's kept entries rescaled to the row's pre-pruning L2 norm (rescaleKeptRows).
 // The training loss is computed on the dense weights (CAST is continuous: no mask in the forward pass).
-import { applyMask, count, xor, type Mask } from '@sparse/masks';
+import { applyMask, cloneMask, count, validateMask, xor, type Mask } from '@sparse/masks';
 import { maskFromTf, maskToTf } from '@sparse/masks/tfjs';
 import { ArgumentError, type Tensor } from '@sparse/tensor';
 import { fromTf, toTf } from '@sparse/tensor/tfjs';
@@ -36,8 +36,11 @@ export interface AdamSOptions {
   lambda: number | ((step: number) => number);
   /** Recompute the masks from |W| every `every` steps (default 10, CAST's T1). */
   every?: number;
-  /** Starting masks by variable name (1 = kept), used until the first recomputation; default: from |W| at step 0. */
-  masks?: Readonly<Record<string, tf.Tensor>>;
+  /**
+   * Starting masks by variable name, used until the first recomputation (default: from |W| at step 0): a
+   * Mask of @sparse/masks, or a tf.Tensor whose non-zero entries are kept.
+   */
+  masks?: Readonly<Record<string, Mask | tf.Tensor>>;
 }
 
 export interface AdamSFinalizeOptions {
@@ -110,9 +113,12 @@ export class AdamSOptimizer extends tf.AdamOptimizer {
     for (const [name, mask] of Object.entries(opts.masks ?? {})) {
       const state = this.sparse.get(name);
       if (!state) throw new ArgumentError(`${where}: masks has "${name}", which is not in variables`);
-      if (!(mask instanceof tf.Tensor)) throw new ArgumentError(`${where}: masks["${name}"] must be a tf.Tensor`);
-      state.bits = maskFromTf(mask);
-      state.mask = tf.keep(tf.cast(tf.notEqual(mask, 0), 'float32'));
+      if (mask instanceof tf.Tensor) state.bits = maskFromTf(mask);
+      else {
+        validateMask(mask, where, `masks["${name}"] (a Mask or a tf.Tensor)`);
+        state.bits = cloneMask(mask);
+      }
+      state.mask = tf.keep(maskToTf(state.bits));
     }
   }
 

@@ -1,6 +1,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { ArgumentError, Random } from '@sparse/tensor';
+import { maskFromPredicate, maskToBooleans } from '@sparse/masks';
+import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SparseAdam } from './adam.js';
@@ -202,6 +203,23 @@ describe('SparseFineTuner', () => {
     expect(() => new SparseFineTuner({ fc: w }, { density: 0.5, regrow: { every: 2, fraction: 0.1, accumulate: 3 } })).toThrow(/accumulate/);
     expect(() => new SparseFineTuner({ v: tf.variable(tf.zeros([4])) }, { density: 0.5 })).toThrow(/float32 matrix/);
     expect(() => new SparseFineTuner({ fc: w }, { supports: { fc: [3, 3] } })).toThrow(/support of 'fc'.*strictly increasing/);
+  });
+
+  it('takes a support as a Mask of the weight (kept entries train) or as its flat indices', () => {
+    const w = tf.variable(tf.zeros([3, 4]), false);
+    const mask = maskFromPredicate([3, 4], (k) => k % 5 === 1);
+    const byMask = new SparseFineTuner({ fc: w }, { supports: { fc: mask } });
+    expect([...byMask.delta('fc').indices]).toEqual([1, 6, 11]);
+    // one step on the dense gradient k + 1 moves exactly the kept entries of W + Δ
+    byMask.step({ fc: Float32Array.from({ length: 12 }, (_, k) => k + 1) });
+    const moved = Array.from(byMask.effectiveWeight('fc').dataSync(), (x) => (x !== 0 ? 1 : 0));
+    expect(moved).toEqual([...maskToBooleans(mask)]);
+    const byIndices = new SparseFineTuner({ fc: w }, { supports: { fc: [1, 6, 11] } });
+    expect(byIndices.delta('fc').indices).toEqual(byMask.delta('fc').indices);
+    expect(() => new SparseFineTuner({ fc: w }, { supports: { fc: maskFromPredicate([4, 3], () => true) } })).toThrow(ShapeError);
+    expect(() => new SparseFineTuner({ fc: w }, { supports: { fc: { shape: [3, 4], bits: new Uint32Array(2) } } })).toThrow(/supports\['fc'\]/);
+    byMask.dispose();
+    byIndices.dispose();
   });
 
   it('handles an empty support (density 0): W + Δ is W', () => {

@@ -2,6 +2,7 @@
 // SFT delta stays on the host as indices + values with its sparse Adam, and effectiveWeight scatters
 // it into W + Δ for the forward pass. Gradients come from the dense gradient of W + Δ, which tfjs's
 // backward pass produces anyway: its support entries drive Adam, all entries feed regrowth.
+import { maskIndices, validateMask, type Mask } from '@sparse/masks';
 import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { SparseAdam, type SparseAdamOptions, type SparseAdamState } from './adam.js';
@@ -21,8 +22,11 @@ export interface SparseRegrowOptions {
 export interface SparseFineTunerOptions {
   /** Fraction of each weight's entries trained; the initial support is drawn at random (SpIEL's start). */
   density?: number;
-  /** Initial supports (flat indices) by weight name; these layers ignore `density`. */
-  supports?: Record<string, ArrayLike<number>>;
+  /**
+   * Initial supports by weight name: a Mask of the weight's shape (kept entries train), or their flat
+   * row-major indices. These layers ignore `density`.
+   */
+  supports?: Record<string, Mask | ArrayLike<number>>;
   /** Seed of the random supports (each layer forks its own stream by name). Default 0. */
   seed?: number;
   adam?: SparseAdamOptions;
@@ -69,6 +73,15 @@ function denseGrad(g: tf.Tensor | Float32Array, size: number, name: string, wher
   return data;
 }
 
+/** The flat indices a support Mask keeps, after checking that it is a valid Mask of the weight's shape. */
+function supportOfMask(mask: Mask, shape: [number, number], name: string, where: string): Int32Array {
+  validateMask(mask, where, `supports['${name}']`);
+  if (mask.shape.length !== 2 || mask.shape[0] !== shape[0] || mask.shape[1] !== shape[1]) {
+    throw new ShapeError(`${where}: supports['${name}'] has shape [${mask.shape.join(', ')}], the weight is [${shape.join(', ')}]`);
+  }
+  return maskIndices(mask);
+}
+
 /**
  * Sparse fine-tuning of frozen tf.Variables: per weight a sparse delta (indices + values), a sparse Adam
  * over its values, and optional SpIEL drop-and-regrow. Only support entries of W + Δ ever move.
@@ -98,7 +111,7 @@ export class SparseFineTuner {
       const shape: [number, number] = [w.shape[0]!, w.shape[1]!];
       const given = opts.supports?.[n];
       if (given === undefined && opts.density === undefined) throw new ArgumentError(`${where}: give density or a support for weight '${n}'`);
-      const indices = given ?? randomSupport(shape, Math.round(opts.density! * shape[0] * shape[1]), root.fork(n));
+      const indices = given === undefined ? randomSupport(shape, Math.round(opts.density! * shape[0] * shape[1]), root.fork(n)) : 'bits' in given ? supportOfMask(given, shape, n, where) : given;
       let delta: SparseDelta;
       try {
         delta = sparseDelta(shape, indices);

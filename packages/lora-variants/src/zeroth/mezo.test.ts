@@ -1,3 +1,4 @@
+import { isKept, maskAll, maskFromBooleans, maskToBooleans, type Mask } from '@sparse/masks';
 import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MeZO, mezoStep, smallMagnitudeMask } from './mezo.js';
@@ -75,9 +76,9 @@ describe('mezoStep', () => {
     const opt = new MeZO(params, { lr: 0.05, eps: 1e-3, seed: 9, masks });
     for (let s = 0; s < 30; s++) await opt.step(() => q.loss(flatten(params)));
     for (let k = 0; k < 40; k++) {
-      if (masks[0]![k] === 0) expect(Object.is(params[0]![k], before[0]![k])).toBe(true);
+      if (!isKept(masks[0]!, k)) expect(Object.is(params[0]![k], before[0]![k])).toBe(true);
     }
-    expect(params[0]!.some((x, k) => masks[0]![k] === 1 && x !== before[0]![k])).toBe(true);
+    expect(params[0]!.some((x, k) => isKept(masks[0]!, k) && x !== before[0]![k])).toBe(true);
     expect(params[1]!.some((x, k) => x !== before[1]![k])).toBe(true);
     expect(q.loss(flatten(params))).toBeLessThan(q.loss(flatten(before)));
 
@@ -86,7 +87,7 @@ describe('mezoStep', () => {
     const m = [masks[0]!];
     const loss = (x: ArrayLike<number>) => quadratic(Array(40).fill(1), Array(40).fill(0.5)).loss(x);
     const zr = new Random(77);
-    const z = [...p[0]!].map((_, k) => (m[0]![k] ? zr.normal() : 0));
+    const z = [...p[0]!].map((_, k) => (isKept(m[0]!, k) ? zr.normal() : 0));
     const t0 = [...p[0]!];
     const g = (loss(t0.map((x, k) => x + 1e-3 * z[k]!)) - loss(t0.map((x, k) => x - 1e-3 * z[k]!))) / 2e-3;
     await mezoStep(p, () => loss(p[0]!), { seed: 77, lr: 0.1, eps: 1e-3, masks: m });
@@ -101,13 +102,15 @@ describe('mezoStep', () => {
     const opt = new MeZO([p], { lr: 0.1, maskFraction: 0.3, seed: 2 });
     expect(opt.opts.masks![0]).toEqual(mask);
     for (let s = 0; s < 5; s++) await opt.step(() => p.reduce((a, x) => a + (x - 1) ** 2, 0));
-    p.forEach((x, k) => (mask[k] ? expect(x).not.toBe(before[k]) : expect(x).toBe(before[k])));
+    p.forEach((x, k) => (isKept(mask, k) ? expect(x).not.toBe(before[k]) : expect(x).toBe(before[k])));
     expect(() => new MeZO([p], { lr: 0.1, maskFraction: 0.3, masks: [null] })).toThrow(/not both/);
   });
 
   it('smallMagnitudeMask marks the fraction of smallest |θ| (ties to the lower index)', () => {
-    expect([...smallMagnitudeMask([3, -1, 0.5, -0.5, 2], 0.4)]).toEqual([0, 0, 1, 1, 0]);
-    expect([...smallMagnitudeMask([1, 1, 1], 0.34)]).toEqual([1, 0, 0]);
+    const m = smallMagnitudeMask([3, -1, 0.5, -0.5, 2], 0.4);
+    expect(m.shape).toEqual([5]);
+    expect([...maskToBooleans(m)]).toEqual([0, 0, 1, 1, 0]);
+    expect([...maskToBooleans(smallMagnitudeMask([1, 1, 1], 0.34))]).toEqual([1, 0, 0]);
     expect(() => smallMagnitudeMask([1], 1.5)).toThrow(ArgumentError);
   });
 
@@ -115,7 +118,15 @@ describe('mezoStep', () => {
     const p = [new Float32Array(4)];
     await expect(mezoStep(p, () => 0, { seed: 0.5, lr: 0.1 })).rejects.toThrow(/seed/);
     await expect(mezoStep(p, () => 0, { seed: 1, lr: 0.1, eps: 0 })).rejects.toThrow(/eps/);
-    await expect(mezoStep(p, () => 0, { seed: 1, lr: 0.1, masks: [new Uint8Array(3)] })).rejects.toThrow(ShapeError);
+    await expect(mezoStep(p, () => 0, { seed: 1, lr: 0.1, masks: [maskAll([3])] })).rejects.toThrow(ShapeError);
+    await expect(mezoStep(p, () => 0, { seed: 1, lr: 0.1, masks: [maskAll([4]), null] })).rejects.toThrow(ShapeError);
+    await expect(mezoStep(p, () => 0, { seed: 1, lr: 0.1, masks: [new Uint8Array(4) as unknown as Mask] })).rejects.toThrow(/typed array.*maskFromBooleans/);
+    await expect(mezoStep(p, () => 0, { seed: 1, lr: 0.1, masks: [{ shape: [4], bits: new Uint32Array(2) }] })).rejects.toThrow(ArgumentError);
+    // any shape of the parameter's size: entries are read in row-major order
+    const viaMatrix = [Float32Array.of(1, 2, 3, 4)];
+    await mezoStep(viaMatrix, () => viaMatrix[0]!.reduce((a, x) => a + x * x, 0), { seed: 3, lr: 0.1, masks: [maskFromBooleans([1, 0, 0, 1], [2, 2])] });
+    expect([viaMatrix[0]![1], viaMatrix[0]![2]]).toEqual([2, 3]);
+    expect(viaMatrix[0]![0]).not.toBe(1);
     await expect(mezoStep(p, () => NaN, { seed: 1, lr: 0.1 })).rejects.toThrow(/finite/);
     // a throwing loss leaves the parameters where they were
     const q = [Float32Array.of(0.5, -1, 2, 0)];

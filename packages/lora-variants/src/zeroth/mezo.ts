@@ -5,10 +5,25 @@
 // z is regenerated from the seed in each of the five passes, never stored: parameters are changed in
 // place and the step allocates nothing of parameter size. Sparse MeZO draws z only on masked entries
 // (z = 0 elsewhere), so unmasked entries never change.
+import { isKept, maskFromIndices, maskSize, validateMask, type Mask } from '@sparse/masks';
 import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
 
-/** Per-parameter masks: nonzero bytes mark the entries that are perturbed and updated; null means all. */
-export type MezoMasks = readonly (Uint8Array | null)[];
+/**
+ * Per-parameter masks (@sparse/masks' Mask of any shape holding exactly the parameter's entries, read in
+ * row-major order): kept entries are perturbed and updated; null means all.
+ */
+export type MezoMasks = readonly (Mask | null)[];
+
+/** Throws unless masks holds, per parameter, null or a valid Mask of exactly sizes[i] entries. */
+export function checkMezoMasks(masks: MezoMasks, sizes: readonly number[], where: string, what: string): void {
+  if (!Array.isArray(masks) || masks.length !== sizes.length) throw new ShapeError(`${where}: ${Array.isArray(masks) ? masks.length : typeof masks} masks for ${sizes.length} ${what}`);
+  masks.forEach((m, i) => {
+    if (m === null) return;
+    if (ArrayBuffer.isView(m)) throw new ArgumentError(`${where}: masks[${i}] is a typed array; pass a Mask (maskFromBooleans of @sparse/masks)`);
+    validateMask(m, where, `masks[${i}]`);
+    if (maskSize(m) !== sizes[i]) throw new ShapeError(`${where}: masks[${i}] has ${maskSize(m)} entries (shape [${m.shape.join(', ')}]), the parameter has ${sizes[i]}`);
+  });
+}
 
 export interface MezoStepOptions {
   /** Seed of this step's direction z. */
@@ -38,14 +53,7 @@ function checkStep(params: readonly Float32Array[], opts: MezoStepOptions, where
   params.forEach((p, i) => {
     if (!(p instanceof Float32Array)) throw new ArgumentError(`${where}: params[${i}] must be a Float32Array`);
   });
-  if (opts.masks !== undefined) {
-    if (opts.masks.length !== params.length) throw new ShapeError(`${where}: ${opts.masks.length} masks for ${params.length} parameters`);
-    opts.masks.forEach((m, i) => {
-      if (m !== null && (!(m instanceof Uint8Array) || m.length !== params[i]!.length)) {
-        throw new ShapeError(`${where}: masks[${i}] must be null or a Uint8Array of ${params[i]!.length} entries, got ${m instanceof Uint8Array ? m.length : typeof m}`);
-      }
-    });
-  }
+  if (opts.masks !== undefined) checkMezoMasks(opts.masks, params.map((p) => p.length), where, 'parameters');
   return { eps };
 }
 
@@ -59,7 +67,7 @@ export function addSeededDirection(params: readonly Float32Array[], seed: number
     const p = params[i]!;
     const m = masks?.[i] ?? null;
     for (let k = 0; k < p.length; k++) {
-      if (m !== null && m[k] === 0) continue;
+      if (m !== null && !isKept(m, k)) continue;
       p[k] = p[k]! + scale * rng.normal();
     }
   }
@@ -90,16 +98,14 @@ export async function mezoStep(params: readonly Float32Array[], loss: MezoLoss, 
 
 /**
  * Sparse MeZO's mask for one parameter: the `fraction` of entries with the smallest |θ| (ties to the
- * lower index), as the paper perturbs small-magnitude weights.
+ * lower index), as the paper perturbs small-magnitude weights. A Mask of shape [param.length].
  */
-export function smallMagnitudeMask(param: ArrayLike<number>, fraction: number): Uint8Array {
+export function smallMagnitudeMask(param: ArrayLike<number>, fraction: number): Mask {
   if (!(fraction >= 0 && fraction <= 1)) throw new ArgumentError(`smallMagnitudeMask: fraction must be in [0, 1], got ${fraction}`);
   const n = param.length;
   const k = Math.round(fraction * n);
   const order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => Math.abs(param[a]!) - Math.abs(param[b]!) || a - b);
-  const mask = new Uint8Array(n);
-  for (let j = 0; j < k; j++) mask[order[j]!] = 1;
-  return mask;
+  return maskFromIndices([n], order.subarray(0, k));
 }
 
 export interface MezoOptions {

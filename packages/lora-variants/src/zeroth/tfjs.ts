@@ -1,9 +1,10 @@
 // MeZO / Sparse MeZO over tf.Variables. Draws z in the same order as the core (variables in order, one
 // normal per masked entry), so a tfjs step and a Float32Array step with the same seed agree. At any time
 // one direction buffer of one variable exists; nothing of model size is stored between passes.
+import { isKept } from '@sparse/masks';
 import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import type { MezoMasks, MezoStepResult } from './mezo.js';
+import { checkMezoMasks, type MezoMasks, type MezoStepResult } from './mezo.js';
 
 export type MezoTfLoss = () => number | tf.Scalar | Promise<number | tf.Scalar>;
 
@@ -27,7 +28,7 @@ function perturb(vars: readonly tf.Variable[], seed: number, scale: number, mask
   vars.forEach((v, i) => {
     const m = masks?.[i] ?? null;
     const z = new Float32Array(v.size);
-    for (let k = 0; k < z.length; k++) if (m === null || m[k] !== 0) z[k] = rng.normal();
+    for (let k = 0; k < z.length; k++) if (m === null || isKept(m, k)) z[k] = rng.normal();
     const next = tf.tidy(() => tf.add(v, tf.mul(tf.tensor(z, v.shape), scale)));
     v.assign(next);
     next.dispose();
@@ -44,12 +45,7 @@ export async function mezoStepTf(vars: readonly tf.Variable[], loss: MezoTfLoss,
   vars.forEach((v, i) => {
     if (v.dtype !== 'float32') throw new ArgumentError(`${where}: vars[${i}] ('${v.name}') must be float32, got ${v.dtype}`);
   });
-  if (opts.masks !== undefined) {
-    if (opts.masks.length !== vars.length) throw new ShapeError(`${where}: ${opts.masks.length} masks for ${vars.length} variables`);
-    opts.masks.forEach((m, i) => {
-      if (m !== null && (!(m instanceof Uint8Array) || m.length !== vars[i]!.size)) throw new ShapeError(`${where}: masks[${i}] must be null or a Uint8Array of ${vars[i]!.size} entries`);
-    });
-  }
+  if (opts.masks !== undefined) checkMezoMasks(opts.masks, vars.map((v) => v.size), where, 'variables');
   const { seed, masks } = opts;
   const evalAt = async (offset: number): Promise<number> => {
     perturb(vars, seed, offset, masks);
