@@ -1,7 +1,8 @@
 // The tfjs face of an adapter variant: how its trainable tensors turn the frozen base weight into
-// the weight the forward pass uses. The core variant (../variants) stays free of tfjs; a variant
-// trains in tfjs once it has a form here. Forms may gain optional members; existing ones keep
-// their meaning.
+// the weight the forward pass uses. The core variant (../variants/<name>/variant.ts) stays free of
+// tfjs; a variant trains in tfjs once it has a form (a built-in's is ../variants/<name>/tfjs.ts, listed
+// in ../variants/builtins-tfjs.ts; a user's comes through registerTfForm). Forms may gain optional
+// members; existing ones keep their meaning.
 import type * as tf from '@tensorflow/tfjs-core';
 import type { AdapterState } from '../variants/types.js';
 
