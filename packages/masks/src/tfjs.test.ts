@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { equals, maskFromBooleans } from './mask.js';
 import { synflowScores } from './scores/index.js';
-import { accumulateFisher, gradientsFor, maskFromTf, maskToTf, synflowGradients } from './tfjs.js';
+import { accumulateFisher, gradientsFor, maskedWeight, maskFromTf, maskToTf, synflowGradients } from './tfjs.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -134,5 +134,51 @@ describe('Mask <-> tf.Tensor', () => {
     expect(equals(maskFromTf(b), m)).toBe(true);
     expect(equals(maskFromTf(f), m)).toBe(true);
     expect(equals(maskFromTf(tf.tensor([[0, -0.5, 0], [2, 0, 0]])), maskFromBooleans([0, 1, 0, 1, 0, 0], [2, 3]))).toBe(true);
+  });
+});
+
+describe('maskedWeight', () => {
+  it('forward is W ⊙ M; the gradient is dy ⊙ (M + decay (1 − M)) + lambda (1 − M) ⊙ W, entry by entry', () => {
+    const rng = new Random(21);
+    for (let trial = 0; trial < 24; trial++) {
+      const shape = [rng.int(1, 5), rng.int(1, 7)];
+      const size = shape[0]! * shape[1]!;
+      const w = Array.from({ length: size }, () => rng.normal());
+      const m = Array.from({ length: size }, () => (rng.uniform(0, 1) < 0.5 ? 1 : 0));
+      const c = Array.from({ length: size }, () => rng.normal());
+      const opts = [{}, { lambda: 0.3 }, { decay: 0.25 }, { decay: 0 }, { lambda: 0.7, decay: 0.5 }][trial % 5]!;
+      const lambda = (opts as { lambda?: number }).lambda ?? 0;
+      const decay = (opts as { decay?: number }).decay ?? 1;
+      const [W, M, C] = [tf.tensor(w, shape), tf.tensor(m, shape), tf.tensor(c, shape)];
+      const fwd = maskedWeight(W, M, opts).dataSync();
+      w.forEach((x, i) => expect(fwd[i]).toBeCloseTo(x * m[i]!, 6));
+      // loss = Σ c ⊙ maskedWeight(W), so dy = c.
+      const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(C, maskedWeight(x, M, opts))))(W).dataSync();
+      w.forEach((x, i) => expect(g[i]).toBeCloseTo(c[i]! * (m[i]! + decay * (1 - m[i]!)) + lambda * (1 - m[i]!) * x, 5));
+      tf.dispose([W, M, C]);
+    }
+  });
+
+  it('straight through: the gradient equals the dense gradient taken at W ⊙ M (nonlinear loss)', () => {
+    const rng = new Random(4);
+    const W = tf.tensor(Array.from({ length: 32 }, () => rng.normal()), [4, 8]);
+    const x = tf.tensor(Array.from({ length: 24 }, () => rng.normal()), [8, 3]);
+    const M = tf.tensor(Array.from({ length: 32 }, (_, i) => ((i * 7) % 4 < 2 ? 1 : 0)), [4, 8]);
+    const loss = (v: tf.Tensor) => tf.sum(tf.square(tf.tanh(tf.matMul(v, x))));
+    const ste = tf.grad((v: tf.Tensor) => loss(maskedWeight(v, M)))(W).dataSync();
+    const dense = tf.grad(loss)(tf.mul(W, M)).dataSync();
+    Array.from(ste).forEach((g, i) => expect(g).toBeCloseTo(dense[i]!, 5));
+  });
+
+  it('leaves no tensors behind and validates its arguments', () => {
+    const W = tf.ones([2, 2]);
+    const M = tf.tensor([1, 0, 0, 1], [2, 2]);
+    const before = tf.memory().numTensors;
+    tf.dispose(tf.grad((v: tf.Tensor) => tf.sum(maskedWeight(v, M, { lambda: 0.1, decay: 0.5 })))(W));
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => maskedWeight(W, tf.ones([4]))).toThrow(/mask shape \[4\]/);
+    expect(() => maskedWeight(W, [1, 0, 0, 1] as never)).toThrow(ArgumentError);
+    expect(() => maskedWeight(W, M, { lambda: Number.NaN })).toThrow(/lambda must be a finite number/);
+    expect(() => maskedWeight(W, M, { decay: Infinity })).toThrow(/decay must be a finite number/);
   });
 });

@@ -1,5 +1,6 @@
-// @sparse/masks/tfjs: gradients from a tfjs model to feed the scores of the core, and Mask <-> tf.Tensor.
-// The only entry that imports @tensorflow/tfjs-core (an optional peer dependency).
+// @sparse/masks/tfjs: gradients from a tfjs model to feed the scores of the core, Mask <-> tf.Tensor, and
+// the masked-weight straight-through estimator (STE, SR-STE, decayed gradient flow) that training through
+// a mask uses. The only entry that imports @tensorflow/tfjs-core (an optional peer dependency).
 
 import { ArgumentError, BackendError, ShapeError, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import { fromTf } from '@sparse/tensor/tfjs';
@@ -136,4 +137,43 @@ export function maskToTf(mask: Mask, dtype: 'float32' | 'bool' = 'float32'): tf.
 export function maskFromTf(x: tf.Tensor): Mask {
   if (!(x instanceof tf.Tensor)) throw new ArgumentError('maskFromTf: x must be a tf.Tensor');
   return maskFromTensor(fromTf(x) as Tensor);
+}
+
+export interface MaskedWeightOptions {
+  /** SR-STE's decay: lambda · (1 − M) ⊙ W is added to the gradient of W (default 0). */
+  lambda?: number;
+  /** Factor on the gradient reaching pruned entries (default 1, straight through; 0 is the plain masked gradient). */
+  decay?: number;
+}
+
+/**
+ * Training through a mask: forward W ⊙ M; backward dL/dW = dy ⊙ (M + decay · (1 − M)) + lambda · (1 − M) ⊙ W
+ * with dy = dL/d(W ⊙ M). The defaults are the straight-through estimator (the gradient reaches every entry
+ * of W as if it were dense, so pruned weights keep learning and can re-enter a recomputed mask); `lambda`
+ * is SR-STE (Zhou et al. 2021), which pulls pruned weights toward zero; `decay` < 1 is progressive
+ * gradient flow. The mask is a tf.Tensor of W's shape (1 = kept, 0 = pruned; maskToTf(mask) once and reuse
+ * it), an operand of the op like W.
+ */
+export function maskedWeight(w: tf.Tensor, mask: tf.Tensor, opts: MaskedWeightOptions = {}): tf.Tensor {
+  const where = 'maskedWeight';
+  if (!(w instanceof tf.Tensor) || !(mask instanceof tf.Tensor)) throw new ArgumentError(`${where}: weight and mask must be tf.Tensors`);
+  if (!tf.util.arraysEqual(w.shape, mask.shape)) throw new ArgumentError(`${where}: mask shape [${mask.shape.join(', ')}] differs from weight shape [${w.shape.join(', ')}]`);
+  const lambda = opts.lambda ?? 0;
+  const decay = opts.decay ?? 1;
+  for (const [name, x] of [['lambda', lambda], ['decay', decay]] as const) {
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw new ArgumentError(`${where}: ${name} must be a finite number, got ${String(x)}`);
+  }
+  const op = tf.customGrad((x, save) => {
+    // Save the mask too: tensors the backward pass needs must be kept past the forward scope.
+    (save as tf.GradSaveFunc)([x as tf.Tensor, mask]);
+    return {
+      value: tf.mul(x as tf.Tensor, mask),
+      gradFunc: (dy, saved) => {
+        const [weight, m] = saved as [tf.Tensor, tf.Tensor];
+        const flow = decay === 1 ? tf.clone(dy) : tf.mul(dy, tf.add(m, tf.mul(tf.sub(1, m), decay)));
+        return lambda === 0 ? flow : tf.add(flow, tf.mul(tf.mul(tf.sub(1, m), weight), lambda));
+      },
+    };
+  });
+  return op(w);
 }

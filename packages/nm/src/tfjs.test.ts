@@ -3,11 +3,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { equals } from '@sparse/masks';
 import { ArgumentError, Random, randomTensor, tensor } from '@sparse/tensor';
+import { maskedWeight, type MaskedWeightOptions } from '@sparse/masks/tfjs';
 import { toTf } from '@sparse/tensor/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nmMask } from './mask.js';
-import { gradientFlowDecay, nmMaskedWeight, PeriodicNMMask, progressiveMaskedWeight, srSteMaskedWeight, steMaskedWeight } from './tfjs.js';
+import { gradientFlowDecay, nmMaskedWeight, PeriodicNMMask, progressiveMaskedWeight, srSteMaskedWeight, steMaskedWeight, type MaskEstimator } from './tfjs.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -36,15 +37,17 @@ describe('masked weight ops', () => {
     gradOf((x) => nmMaskedWeight(x, mask(), { kind: 'progressive', decay: 0 })).forEach((g, i) => expect(g).toBeCloseTo([1, 0, 0, 4][i]!, 6));
   });
 
-  it('STE gradient equals the dense gradient at the masked weight (nonlinear loss)', () => {
-    const rng = new Random(4);
-    const W = toTf(randomTensor([4, 8], rng, { dist: 'normal' }));
-    const x = toTf(randomTensor([8, 3], rng, { dist: 'normal' }));
-    const M = tf.tensor(Array.from({ length: 32 }, (_, i) => ((i * 7) % 4 < 2 ? 1 : 0)), [4, 8]);
-    const loss = (v: tf.Tensor) => tf.sum(tf.square(tf.tanh(tf.matMul(v, x))));
-    const ste = tf.grad((v: tf.Tensor) => loss(steMaskedWeight(v, M)))(W).dataSync();
-    const dense = tf.grad(loss)(tf.mul(W, M)).dataSync();
-    Array.from(ste).forEach((g, i) => expect(g).toBeCloseTo(dense[i]!, 5));
+  it('each estimator is maskedWeight of @sparse/masks/tfjs with its options (same forward, same gradient)', () => {
+    const cases: [MaskEstimator, MaskedWeightOptions][] = [
+      [{ kind: 'ste' }, {}],
+      [{ kind: 'sr-ste', lambda: 0.2 }, { lambda: 0.2 }],
+      [{ kind: 'progressive', decay: 0.4 }, { decay: 0.4 }],
+    ];
+    for (const [estimator, opts] of cases) {
+      const ours = gradOf((x) => nmMaskedWeight(x, mask(), estimator));
+      expect(ours).toEqual(gradOf((x) => maskedWeight(x, mask(), opts)));
+      expect(Array.from(nmMaskedWeight(w(), mask(), estimator).dataSync())).toEqual(Array.from(maskedWeight(w(), mask(), opts).dataSync()));
+    }
   });
 
   it('validates arguments', () => {

@@ -1,7 +1,8 @@
 // @sparse/nm/tfjs: training through an N:M mask with tfjs autodiff. The forward pass uses W * mask; the
-// custom gradients below decide what reaches W. The only entry that imports @tensorflow/tfjs-core.
+// estimators (maskedWeight of @sparse/masks/tfjs) decide what reaches W, PeriodicNMMask keeps the N:M mask
+// current. The only entry that imports @tensorflow/tfjs-core.
 import { count, xor, type Mask } from '@sparse/masks';
-import { maskToTf } from '@sparse/masks/tfjs';
+import { maskedWeight, maskToTf } from '@sparse/masks/tfjs';
 import { ArgumentError, ShapeError, type Tensor } from '@sparse/tensor';
 import { fromTf } from '@sparse/tensor/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,60 +11,31 @@ import { checkNM } from './internal.js';
 import { nmMask, type NMMaskOptions } from './mask.js';
 import { transposableNMMask } from './transposable.js';
 
-function checkPair(where: string, w: tf.Tensor, mask: tf.Tensor): void {
-  if (!(w instanceof tf.Tensor) || !(mask instanceof tf.Tensor)) throw new ArgumentError(`${where}: weight and mask must be tf.Tensors`);
-  if (!tf.util.arraysEqual(w.shape, mask.shape)) throw new ArgumentError(`${where}: mask shape [${mask.shape.join(', ')}] differs from weight shape [${w.shape.join(', ')}]`);
-}
-
-function checkFinite(where: string, name: string, x: number): void {
-  if (typeof x !== 'number' || !Number.isFinite(x)) throw new ArgumentError(`${where}: ${name} must be a finite number, got ${String(x)}`);
-}
-
 /**
  * Straight-through estimator: forward W * mask, backward passes the gradient to every entry of W as if
  * it were dense (pruned weights keep learning and can re-enter the mask when it is recomputed).
+ * maskedWeight of @sparse/masks/tfjs with its defaults.
  */
 export function steMaskedWeight(w: tf.Tensor, mask: tf.Tensor): tf.Tensor {
-  checkPair('steMaskedWeight', w, mask);
-  const op = tf.customGrad((x) => ({ value: tf.mul(x as tf.Tensor, mask), gradFunc: (dy) => tf.clone(dy) }));
-  return op(w);
+  return maskedWeight(w, mask);
 }
 
 /**
  * SR-STE (Zhou et al., "Learning N:M fine-grained structured sparse neural networks from scratch"):
  * forward W * mask, gradient dL/d(W*mask) + lambda * (1 - mask) * W, which decays the pruned weights
- * toward zero and so steadies the mask.
+ * toward zero and so steadies the mask. maskedWeight(w, mask, { lambda }) of @sparse/masks/tfjs.
  */
 export function srSteMaskedWeight(w: tf.Tensor, mask: tf.Tensor, lambda: number): tf.Tensor {
-  checkPair('srSteMaskedWeight', w, mask);
-  checkFinite('srSteMaskedWeight', 'lambda', lambda);
-  const op = tf.customGrad((x, save) => {
-    // Save the mask too: tensors the backward pass needs must be kept past the forward scope.
-    (save as tf.GradSaveFunc)([x as tf.Tensor, mask]);
-    return {
-      value: tf.mul(x as tf.Tensor, mask),
-      gradFunc: (dy, saved) => tf.add(dy, tf.mul(tf.mul(tf.sub(1, saved[1]!), saved[0]!), lambda)),
-    };
-  });
-  return op(w);
+  return maskedWeight(w, mask, { lambda });
 }
 
 /**
  * Progressive gradient flow: forward W * mask, gradient dy on kept weights and decay * dy on pruned
  * ones. decay = 1 is STE, decay = 0 is the plain masked gradient; lower it over training with
- * gradientFlowDecay.
+ * gradientFlowDecay. maskedWeight(w, mask, { decay }) of @sparse/masks/tfjs.
  */
 export function progressiveMaskedWeight(w: tf.Tensor, mask: tf.Tensor, decay: number): tf.Tensor {
-  checkPair('progressiveMaskedWeight', w, mask);
-  checkFinite('progressiveMaskedWeight', 'decay', decay);
-  const op = tf.customGrad((x, save) => {
-    (save as tf.GradSaveFunc)([mask]);
-    return {
-      value: tf.mul(x as tf.Tensor, mask),
-      gradFunc: (dy, saved) => tf.mul(dy, tf.add(saved[0]!, tf.mul(tf.sub(1, saved[0]!), decay))),
-    };
-  });
-  return op(w);
+  return maskedWeight(w, mask, { decay });
 }
 
 /** A decay schedule: a function of the step, or a linear / cosine ramp from `from` (default 1) to `to` (default 0) over `steps`. */
