@@ -1,6 +1,7 @@
 // Compute backend choice for the trainer: the one place that decides which tfjs backend runs.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { registerCpuKernels } from '@sparse/kernels-cpu';
 import { selectBackend, type BackendChoice } from '@sparse/tensor/tfjs';
 
 export type { BackendChoice };
@@ -15,6 +16,7 @@ export async function chooseBackend(log: (line: string) => void = () => {}): Pro
   // optional backends are resolved from the trainer's own dependencies (@sparse/kernels-cpu is one),
   // which @sparse/tensor cannot see under pnpm's isolated node_modules
   const choice = await selectBackend({ training: true, log, load: (specifier) => import(specifier) });
+  registerNativeKernels();
   if (choice.name === 'cpu') {
     // the plain CPU backend prints an "install tfjs-node" banner on its first tensor; the reason
     // above already says which backend runs, so that first tensor is made with warnings muted
@@ -24,4 +26,17 @@ export async function chooseBackend(log: (line: string) => void = () => {}): Pro
     tf.env().set('PROD', prod);
   }
   return choice;
+}
+
+let nativeKernels: boolean | undefined;
+
+/**
+ * The native kernels of @sparse/kernels-cpu in @sparse/tensor's kernel registry (once per process),
+ * so what the trainer computes outside tfjs (calibration Hessians, SparseGPT's solver, N:M products)
+ * runs on the native gemm instead of the TypeScript reference. Without the addon the reference stays
+ * and kernels-cpu logs why. Returns whether native kernels are registered.
+ */
+export function registerNativeKernels(): boolean {
+  nativeKernels ??= registerCpuKernels().native;
+  return nativeKernels;
 }

@@ -121,7 +121,7 @@ export function methodsText(kind?: string): string {
       lines.push(`${lines.length ? '\n' : ''}${m.kind}:`);
       last = m.kind;
     }
-    lines.push(`  ${m.name}  (${m.from})  ${m.description}`);
+    lines.push(`  ${m.name}  (${m.from})  ${m.describe}`);
     for (const f of configFields(m.schema)) {
       const def = f.default !== undefined ? ` = ${JSON.stringify(f.default)}` : f.required ? ' (required)' : '';
       lines.push(`      ${f.name}: ${f.type}${def}${f.description ? `  ${f.description}` : ''}`);

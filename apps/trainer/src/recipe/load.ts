@@ -9,7 +9,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ModelSpecError, resolveSpec, type ModelSpec } from '../model/index.js';
 import { joinPath, RecipeError, type RecipeProblem } from './errors.js';
-import { findMethod, KINDS_WITH_METHOD, listMethods } from './methods.js';
+import { findMethod, methodsOf, takesMethod, type MethodKind, type StageIssue } from './methods.js';
 import { recipeHeadSchema, STAGE_KINDS, stageSchemas, type ResolvedRecipe, type StageKind, type StageSpec } from './schema.js';
 
 function zodProblems(prefix: string, error: z.ZodError): RecipeProblem[] {
@@ -89,11 +89,11 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
       return;
     }
     const stage = parsed.data as StageSpec;
-    if (KINDS_WITH_METHOD.includes(stage.stage)) {
-      const st = stage as StageSpec & { method: string; config: Record<string, unknown> };
-      const method = findMethod(stage.stage, st.method);
+    if (takesMethod(stage.stage)) {
+      const st = stage as StageSpec & { stage: MethodKind; method: string; config: Record<string, unknown> };
+      const method = findMethod(st.stage, st.method);
       if (method === undefined) {
-        const known = listMethods(stage.stage).map((m) => m.name);
+        const known = methodsOf(st.stage).map((m) => m.name);
         const near = closestNames(st.method, known);
         problems.push({
           path: `${at}.method`,
@@ -101,17 +101,21 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
         });
         return;
       }
-      if (method.schema && 'shape' in method.schema) keyHints.set(`${at}.config`, Object.keys((method.schema as z.ZodObject).shape));
-      const cfg = method.parse(st.config);
-      if (!cfg.ok) {
-        for (const i of cfg.issues) problems.push({ path: joinPath(`${at}.config`, i.path), message: i.message });
+      if ('shape' in method.schema) keyHints.set(`${at}.config`, Object.keys((method.schema as z.ZodObject).shape));
+      const cfg = method.schema.safeParse(st.config ?? {});
+      if (!cfg.success) {
+        for (const i of cfg.error.issues) problems.push({ path: joinPath(`${at}.config`, i.path), message: i.message });
         return;
       }
-      st.config = cfg.value;
-      if (stage.stage === 'adapt' && stage.rankBudget !== undefined && stage.method !== 'dynamic-rank') {
-        problems.push({ path: `${at}.rankBudget`, message: `only the dynamic-rank method prunes rank during training; '${stage.method}' does not` });
+      st.config = cfg.data as Record<string, unknown>;
+      const issues = (method.checkStage as ((s: StageSpec) => StageIssue[]) | undefined)?.(st) ?? [];
+      if (issues.length > 0) {
+        for (const i of issues) problems.push({ path: joinPath(at, i.path), message: i.message });
         return;
       }
+      const resolved = (method.resolveStage as ((s: StageSpec) => StageSpec) | undefined)?.(st) ?? st;
+      stages.push(resolved);
+      return;
     }
     stages.push(stage);
   });

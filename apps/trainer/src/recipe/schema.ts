@@ -127,6 +127,8 @@ export const stageSchemas = {
     sequential: z.boolean().default(true),
     /** N:M only: search an input-channel permutation of each MLP down projection first, co-permuting the layer that feeds it. */
     permute: z.boolean().default(false),
+    /** Which token stream the calibration windows come from: the pretraining data or the embedded shifted task. */
+    data: z.enum(['train', 'shifted']).default('train'),
   }),
   train: z.strictObject({ stage: z.literal('train'), ...stageBase, method: methodField.default('masked'), config: configField, targets, ...trainingFields({ steps: 200, lr: 3e-3 }) }),
   adapt: z.strictObject({
@@ -168,24 +170,7 @@ export const stageSchemas = {
      */
     relocalizeEvery: posInt.optional(),
     ...trainingFields({ steps: 200, lr: 1e-2 }),
-  }).check((ctx) => {
-    const s = ctx.value;
-    if (typeof s.method !== 'string') return;
-    if (s.relocalizeEvery !== undefined && s.method !== 'losia') {
-      ctx.issues.push({ code: 'custom', input: s.relocalizeEvery, path: ['relocalizeEvery'], message: `only losia re-localizes its subnet during training; '${s.method}' does not` });
-    } else if (s.relocalizeEvery !== undefined && s.supportScores === 'magnitude') {
-      ctx.issues.push({ code: 'custom', input: s.supportScores, path: ['supportScores'], message: "re-localization needs data scores: 'sensitivity', 'gradient' or 'fisher', not 'magnitude'" });
-    }
-    if (s.supportScores === undefined || s.supportScores === 'magnitude') return;
-    const allowed = supportCriteria(s.method);
-    if (allowed === undefined) {
-      ctx.issues.push({ code: 'custom', input: s.supportScores, path: ['supportScores'], message: `'${s.method}' chooses no support from scores; supportScores applies to ${Object.keys(SUPPORT_SCORE_METHODS).join(', ')}` });
-    } else if (!allowed.includes(s.supportScores)) {
-      ctx.issues.push({ code: 'custom', input: s.supportScores, path: ['supportScores'], message: `'${s.method}' takes supportScores ${allowed.map((a) => `'${a}'`).join(' or ')}, not '${s.supportScores}'` });
-    }
-  })
-    // the method's default written out, so the resolved recipe (--explain, recipe.json) shows it
-    .overwrite((s) => (s.supportScores === undefined && supportCriteria(s.method) !== undefined ? { ...s, supportScores: supportScoresOf(s) } : s)),
+  }),
   distill: z.strictObject({
     stage: z.literal('distill'),
     ...stageBase,

@@ -14,14 +14,12 @@ import { loadCheckpoint } from '../model/checkpoint.js';
 import type { LanguageModel } from '../model/types.js';
 import { resolveRecipe } from '../recipe/load.js';
 import type { ResolvedRecipe, StageSpec } from '../recipe/schema.js';
-import { attachStageAdapter, runAdaptStage } from '../stages/adapt.js';
+import { getMethod } from '../methods/registry.js';
+import type { MethodKind, TrainerMethod } from '../methods/types.js';
 import { stageLabel, type StageArgs, type StageOutcome, type StageResume } from '../stages/common.js';
-import { runDistillStage } from '../stages/distill.js';
 import { runEvaluateStage } from '../stages/evaluate.js';
 import { runExportStage } from '../stages/export.js';
-import { runPruneStage } from '../stages/prune.js';
 import { runReportStage } from '../stages/report.js';
-import { runTrainStage } from '../stages/train.js';
 import { readCheckpoint, writeCheckpoint, hasCheckpoint, type CheckpointContent } from './checkpoint.js';
 import { RunContext } from './context.js';
 import { loadRunData } from './data.js';
@@ -121,6 +119,7 @@ async function execute(ctx: RunContext, start: { stage: number; resume?: StageRe
       index: i,
       label,
       ...(resume ? { resume } : {}),
+      ...(teachers.has(i) ? { teacher: teachers.get(i)! } : {}),
       checkpoint: async (step, stageState, optimizer) => {
         await writeCheckpoint(ctx.dir, await contentOf(ctx, { stage: i, step }, { stageState, ...(optimizer ? { optimizer } : {}) }));
       },
@@ -131,20 +130,15 @@ async function execute(ctx: RunContext, start: { stage: number; resume?: StageRe
     switch (stage.stage) {
       case 'pretrain':
       case 'train':
-        out = await runTrainStage(args as StageArgs<typeof stage>);
+      case 'prune':
+      case 'adapt':
+      case 'distill':
+        // a method stage: its entry does the work
+        out = await (getMethod(stage.stage, stage.method) as TrainerMethod<MethodKind>).run(args as StageArgs<never>);
         break;
       case 'calibrate':
         ctx.calibration = { windows: stage.windows, batch: stage.batch };
         out = { summary: `${stage.windows} calibration windows` };
-        break;
-      case 'prune':
-        out = await runPruneStage(args as StageArgs<typeof stage>);
-        break;
-      case 'adapt':
-        out = await runAdaptStage(args as StageArgs<typeof stage>);
-        break;
-      case 'distill':
-        out = await runDistillStage(args as StageArgs<typeof stage>, teachers.get(i)!);
         break;
       case 'evaluate':
         out = await runEvaluateStage(args as StageArgs<typeof stage>, i === 0 ? 'initial model' : `after ${stageLabel(stages[i - 1]!, i - 1)}`);
@@ -253,9 +247,9 @@ export async function resumeRun(dirArg: string, opts: Omit<RunOptions, 'dir'> = 
     for (const [k, s] of cp.snapshots) ctx.snapshots.set(k, s);
     if (cp.adapter) {
       const st = recipe.stages[cp.adapter.stage];
-      if (st?.stage !== 'adapt') throw new ArgumentError(`checkpoint in ${dir}: adapter from stage ${cp.adapter.stage}, which is not an adapt stage of the recipe`);
-      attachStageAdapter(ctx, st, cp.adapter.stage, cp.adapter.label);
-      for (const [layer, params] of Object.entries(cp.adapter.layers)) ctx.adapter!.model.setAdapterParams(cp.adapter.label, layer, params);
+      const restore = st?.stage === 'adapt' ? getMethod('adapt', st.method).restoreAdapter : undefined;
+      if (st?.stage !== 'adapt' || restore === undefined) throw new ArgumentError(`checkpoint in ${dir}: adapter from stage ${cp.adapter.stage}, which is not an adapt stage of the recipe with an adapter`);
+      restore(ctx, st, cp.adapter.stage, cp.adapter);
     }
     log.say(`sparse-train | resuming ${recipe.name} in ${dir} at stage ${cp.next.stage + 1}/${recipe.stages.length}${cp.next.step ? `, after step ${cp.next.step}` : ''} | backend ${backend.name}`);
     log.event({ event: 'resume', stage: cp.next.stage, step: cp.next.step });

@@ -19,6 +19,8 @@ export interface StageArgs<S extends StageSpec = StageSpec> {
   index: number;
   label: string;
   resume?: StageResume;
+  /** distill stages: the index of the stage whose snapshot is the teacher (-1: the initial model). */
+  teacher?: number;
   /** Saves a checkpoint positioned inside this stage. */
   checkpoint: (step: number, stageState: Record<string, unknown>, optimizer?: CheckpointContent['optimizer']) => Promise<void>;
 }

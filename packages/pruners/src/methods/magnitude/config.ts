@@ -13,3 +13,9 @@ export const magnitudeConfigSchema = z
 
 export type MagnitudeConfig = z.output<typeof magnitudeConfigSchema>;
 export type MagnitudeConfigInput = z.input<typeof magnitudeConfigSchema>;
+
+/** Global magnitude: one |W| ranking across every layer of a model (`globalMagnitudeMasks`), so layers with many small weights lose more. */
+export const globalMagnitudeConfigSchema = z.strictObject({
+  sparsity: z.number().min(0).lt(1, 'sparsity must be in [0, 1)').default(0.5),
+});
+export type GlobalMagnitudeConfig = z.output<typeof globalMagnitudeConfigSchema>;

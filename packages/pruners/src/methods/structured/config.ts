@@ -22,3 +22,14 @@ export const structuredConfigSchema = z.strictObject({
 export type StructuredConfig = z.output<typeof structuredConfigSchema>;
 export type StructuredConfigInput = z.input<typeof structuredConfigSchema>;
 export type ChannelMetric = z.output<typeof channelMetricSchema>;
+
+/** CFSP across a model: MLP neurons pruned with a per-block budget from block influence (coarse step), neurons by activation-weighted scores (fine step). */
+export const cfspConfigSchema = z.strictObject({
+  /** Fraction of all MLP neurons pruned. */
+  sparsity: z.number().min(0).lt(1, 'sparsity must be in [0, 1)').default(0.25),
+  /** Steepness of the sigmoid over standardized block importances. */
+  a: z.number().positive().default(1),
+  blockMetric: z.enum(['angular', 'cosine', 'mse', 'mae']).default('angular'),
+  metric: channelMetricSchema.default('cfsp'),
+});
+export type CfspConfig = z.output<typeof cfspConfigSchema>;

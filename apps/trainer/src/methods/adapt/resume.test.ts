@@ -5,10 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveRecipe } from '../recipe/load.js';
-import { readCheckpoint } from '../run/checkpoint.js';
-import { startRun } from '../run/runner.js';
-import { expectSameRun, quiet, runWithStops } from '../testing/resume.js';
+import { resolveRecipe } from '../../recipe/load.js';
+import { readCheckpoint } from '../../run/checkpoint.js';
+import { startRun } from '../../run/runner.js';
+import { expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sparse-adapt-resume-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,20 +1,30 @@
-// prune stage with method 'experts': task-specific expert pruning of mixture-of-experts layers
+// prune method 'experts': task-specific expert pruning of mixture-of-experts layers
 // (@sparse/pruners RoutingAccumulator / expertsToKeep). Calibration tokens are routed through the
 // model; each MoE layer keeps its `keep` most used experts; the model is rebuilt with `keep` experts
 // per layer (router rows and expert MLPs of the others removed), so it is smaller, not just masked.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { expertsToKeep, RoutingAccumulator, type ExpertPruneConfig } from '@sparse/pruners';
-import { createModel } from '../model/index.js';
-import type { ModelSpec } from '../model/types.js';
-import type { StageOf } from '../recipe/schema.js';
-import type { StageArgs, StageOutcome } from './common.js';
-import { calibrationBatches } from './prune.js';
+import { expertPruneConfigSchema, expertsToKeep, RoutingAccumulator, type ExpertPruneConfig } from '@sparse/pruners';
+import { createModel } from '../../model/index.js';
+import type { ModelSpec } from '../../model/types.js';
+import type { StageOf } from '../../recipe/schema.js';
+import { calibrationBatches } from '../../stages/calibration.js';
+import type { StageArgs, StageOutcome } from '../../stages/common.js';
+import type { TrainerMethod } from '../types.js';
 
 const EXPERT = /^(.*\.mlp\.experts\.)(\d+)(\..*)$/;
 const BLOCK = /(?:^h|\.layers)\.(\d+)\./;
 
-export async function runExpertPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
+export const expertsMethod: TrainerMethod<'prune'> = {
+  kind: 'prune',
+  name: 'experts',
+  describe: 'task-specific expert pruning of MoE layers: keep the experts the router uses most on calibration data from the stage\'s data (the model is rebuilt smaller)',
+  schema: expertPruneConfigSchema,
+  from: '@sparse/pruners',
+  run: runExpertPruneStage,
+};
+
+async function runExpertPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
   const cfg = stage.config as ExpertPruneConfig;
   const moe = ctx.model.spec.moe as { experts: number; topK: number } | undefined;
@@ -26,7 +36,7 @@ export async function runExpertPruneStage(args: StageArgs<StageOf<'prune'>>): Pr
     ...ctx.hooks(),
     routing: (block: number, chosen: tf.Tensor2D, gates: tf.Tensor2D) => accs[block]!.add(chosen.dataSync(), gates.dataSync(), moe.topK),
   };
-  for (const { ids, b, len } of calibrationBatches(ctx, index)) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), hooks));
+  for (const { ids, b, len } of calibrationBatches(ctx, index, stage.data)) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), hooks));
   const kept = accs.map((a) => expertsToKeep(a.scores(cfg.metric), cfg.keep, moe.topK));
   const spec = { ...ctx.model.spec, moe: { experts: cfg.keep, topK: moe.topK } } as ModelSpec;
   const old = ctx.model.params;

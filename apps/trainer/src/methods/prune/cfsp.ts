@@ -1,18 +1,26 @@
-// prune methods that see several layers at once: global magnitude (one |W| ranking across every
-// targeted layer) and CFSP structured pruning of MLP neurons (Wang et al.): block influence from
+// prune method 'cfsp': CFSP structured pruning of MLP neurons (Wang et al.), which sees several layers
+// at once: block influence from
 // calibration data sets each block's share of the neuron budget (coarse step), activation-weighted
 // channel scores pick the neurons inside each block (fine step). A pruned neuron is a column of the
 // down projection and the matching rows of the up (and gate) projection, all masked.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { applyMask, count, maskFromPredicate } from '@sparse/masks';
-import { BlockInfluenceAccumulator, cfspBlockKeepRatios, channelScores, ColumnNormAccumulator, globalMagnitudeMasks } from '@sparse/pruners';
+import { maskFromPredicate } from '@sparse/masks';
+import { BlockInfluenceAccumulator, cfspBlockKeepRatios, cfspConfigSchema, channelScores, ColumnNormAccumulator, type CfspConfig } from '@sparse/pruners';
 import { tensor } from '@sparse/tensor';
-import type { z } from 'zod';
-import type { cfspConfigSchema, globalMagnitudeConfigSchema } from '../recipe/methods.js';
-import type { StageOf } from '../recipe/schema.js';
-import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from './common.js';
-import { calibrationBatches } from './prune.js';
+import type { StageOf } from '../../recipe/schema.js';
+import { calibrationBatches } from '../../stages/calibration.js';
+import { assignValues, coreOf, type StageArgs, type StageOutcome } from '../../stages/common.js';
+import type { TrainerMethod } from '../types.js';
+
+export const cfspMethod: TrainerMethod<'prune'> = {
+  kind: 'prune',
+  name: 'cfsp',
+  describe: 'CFSP structured pruning of MLP neurons: per-block budget from block influence, neurons by activation-weighted importance',
+  schema: cfspConfigSchema,
+  from: '@sparse/pruners',
+  run: runCfsp,
+};
 
 function applyMaskTo(args: StageArgs, name: string, keep: (row: number, col: number) => boolean): void {
   const v = args.ctx.model.params[name]!;
@@ -23,27 +31,9 @@ function applyMaskTo(args: StageArgs, name: string, keep: (row: number, col: num
   args.ctx.setMask(name, mask);
 }
 
-export async function runGlobalMagnitude(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
+async function runCfsp(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
   const { ctx, stage, index } = args;
-  const cfg = stage.config as z.output<typeof globalMagnitudeConfigSchema>;
-  const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
-  const masks = globalMagnitudeMasks(Object.fromEntries(layers.map((l) => [l.name, coreOf(ctx.model.params[l.name]!)])), { sparsity: cfg.sparsity });
-  const per: string[] = [];
-  for (const l of layers) {
-    const m = masks[l.name]!;
-    const v = ctx.model.params[l.name]!;
-    assignValues(v, applyMask(m, coreOf(v)).data as Float32Array);
-    ctx.setMask(l.name, m);
-    per.push(`${l.name.replace(/\.weight$/, '')} ${((1 - count(m) / (l.out * l.in)) * 100).toFixed(0)}%`);
-  }
-  ctx.pattern = undefined;
-  ctx.log.say(`${args.label}: global magnitude ${(cfg.sparsity * 100).toFixed(0)}%: ${per.join(', ')}`);
-  return { summary: `global magnitude ${(cfg.sparsity * 100).toFixed(0)}% over ${layers.length} layers (${per.join(', ')})` };
-}
-
-export async function runCfsp(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
-  const { ctx, stage, index } = args;
-  const cfg = stage.config as z.output<typeof cfspConfigSchema>;
+  const cfg = stage.config as CfspConfig;
   const all = ctx.linears();
   const blocks = [...new Set(all.map((l) => l.block))].sort((a, b) => a - b);
   const downs = blocks.map((b) => all.find((l) => l.block === b && l.role === 'mlp.down' && l.expert === undefined));
@@ -63,7 +53,7 @@ export async function runCfsp(args: StageArgs<StageOf<'prune'>>): Promise<StageO
       if (i >= 0) norms[i]!.add(tensor(Float32Array.from(x.dataSync() as Float32Array), [...x.shape]));
     },
   };
-  for (const { ids, b, len } of calibrationBatches(ctx, index)) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), { ...ctx.hooks(), ...hooks }));
+  for (const { ids, b, len } of calibrationBatches(ctx, index, stage.data)) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), { ...ctx.hooks(), ...hooks }));
   const importance = influence.map((a) => a.importance());
   const keepRatios = cfspBlockKeepRatios(importance, cfg.sparsity, { a: cfg.a, sizes: downs.map((l) => l!.in) });
   const lines: string[] = [];

@@ -1,26 +1,78 @@
-// adapt stage: attach an adapter (any variant with a tfjs form) to the targeted linear layers, train
-// only its tensors, save it in the PEFT layout, and merge it (through each base mask unless densify).
+// adapt methods from @sparse/lora-variants: every adapter variant with a tfjs form. The stage attaches
+// the adapter to the targeted linear layers, trains only its tensors (ΔW through each base mask unless
+// densify, so the trained function is the merged one), saves it in the PEFT layout, and merges it.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachAdapters, pruneDynamicRankModel, setPstSparsity, type AdapterModel } from '@sparse/lora-variants/tfjs';
-import type { AdapterState } from '@sparse/lora-variants';
+import type { AdapterState, AdapterVariant } from '@sparse/lora-variants';
 import { savePeftAdapter } from '@sparse/lora-variants/node';
 import { getVariant, pstSparsityAt } from '@sparse/lora-variants';
-import { supportScoresOf, type StageOf, type SupportScores } from '../recipe/schema.js';
-import type { RunContext } from '../run/context.js';
+import { SUPPORT_SCORE_METHODS, supportCriteria, supportScoresOf, type StageOf, type SupportScores } from '../../recipe/schema.js';
+import type { CheckpointContent } from '../../run/checkpoint.js';
+import type { RunContext } from '../../run/context.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { HessianAccumulator } from '@sparse/pruners';
 import { GradientAccumulator, SquaredGradientAccumulator } from '@sparse/masks';
 import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
-import { sampleBatch, type Batch } from '../data/dataset.js';
-import type { LinearInfo } from '../model/types.js';
-import { configFields, findMethod } from '../recipe/methods.js';
-import { selectLinears, type StageArgs, type StageOutcome } from './common.js';
-import { calibrationBatches, capture, type Accumulators } from './prune.js';
-import { optimize } from './optimize.js';
-import type { NamedAdam } from '../train/adam.js';
-import { runMezoStage, runSftStage } from './adapt-direct.js';
+import { sampleBatch, type Batch } from '../../data/dataset.js';
+import type { LinearInfo } from '../../model/types.js';
+import { configFields } from '../../recipe/fields.js';
+import { calibrationBatches, capture, type Accumulators } from '../../stages/calibration.js';
+import { selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
+import { optimize } from '../../stages/optimize.js';
+import type { NamedAdam } from '../../train/adam.js';
+import type { StageIssue, TrainerMethod } from '../types.js';
+
+const wrapped = new WeakMap<AdapterVariant<never>, TrainerMethod<'adapt'>>();
+
+/** The adapt method of a registered variant with a tfjs form (one entry per variant object). */
+export function adapterMethod(variant: AdapterVariant<never>): TrainerMethod<'adapt'> {
+  let m = wrapped.get(variant);
+  if (m === undefined) {
+    m = {
+      kind: 'adapt',
+      name: variant.name,
+      describe: variant.describe,
+      schema: variant.schema,
+      from: '@sparse/lora-variants',
+      run: (args) => runAdaptStage(variant, args),
+      checkStage: (stage) => checkAdapterStage(stage),
+      // the method's default criterion written out, so the resolved recipe (--explain, recipe.json) shows it
+      resolveStage: (stage) => (stage.supportScores === undefined && supportCriteria(stage.method) !== undefined ? { ...stage, supportScores: supportScoresOf(stage) } : stage),
+      restoreAdapter: (ctx, stage, index, saved) => restoreAdapter(ctx, stage, index, saved),
+    };
+    wrapped.set(variant, m);
+  }
+  return m;
+}
+
+/** Stage fields that only some variants take. */
+function checkAdapterStage(s: StageOf<'adapt'>): StageIssue[] {
+  const issues: StageIssue[] = [];
+  if (s.relocalizeEvery !== undefined && s.method !== 'losia') {
+    issues.push({ path: ['relocalizeEvery'], message: `only losia re-localizes its subnet during training; '${s.method}' does not` });
+  } else if (s.relocalizeEvery !== undefined && s.supportScores === 'magnitude') {
+    issues.push({ path: ['supportScores'], message: "re-localization needs data scores: 'sensitivity', 'gradient' or 'fisher', not 'magnitude'" });
+  }
+  if (s.rankBudget !== undefined && s.method !== 'dynamic-rank') {
+    issues.push({ path: ['rankBudget'], message: `only the dynamic-rank method prunes rank during training; '${s.method}' does not` });
+  }
+  if (s.supportScores === undefined || s.supportScores === 'magnitude') return issues;
+  const allowed = supportCriteria(s.method);
+  if (allowed === undefined) {
+    issues.push({ path: ['supportScores'], message: `'${s.method}' chooses no support from scores; supportScores applies to ${Object.keys(SUPPORT_SCORE_METHODS).join(', ')}` });
+  } else if (!allowed.includes(s.supportScores)) {
+    issues.push({ path: ['supportScores'], message: `'${s.method}' takes supportScores ${allowed.map((a) => `'${a}'`).join(' or ')}, not '${s.supportScores}'` });
+  }
+  return issues;
+}
+
+/** A checkpoint inside an adapt stage: the adapter attached again as the stage attached it, then its saved values. */
+function restoreAdapter(ctx: RunContext, stage: StageOf<'adapt'>, index: number, saved: NonNullable<CheckpointContent['adapter']>): void {
+  attachStageAdapter(ctx, stage, index, saved.label);
+  for (const [layer, params] of Object.entries(saved.layers)) ctx.adapter!.model.setAdapterParams(saved.label, layer, params);
+}
 
 /** Attaches the stage's adapter (also used to rebuild it on resume). */
 export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, index: number, label: string): void {
@@ -59,8 +111,7 @@ function dataAwareConfigs(
   index: number,
   layers: LinearInfo[],
 ): { layerConfig?: Map<string, Record<string, unknown>>; scores?: Map<string, Float32Tensor> } {
-  const method = findMethod('adapt', stage.method);
-  const fields = new Set(configFields(method?.schema).map((f) => f.name));
+  const fields = new Set(configFields(getVariant(stage.method).schema).map((f) => f.name));
   const cfg = stage.config as Record<string, unknown>;
   const wantsCov = fields.has('covariance') && cfg.covariance === undefined && cfg.inputs === undefined && (cfg.space === undefined ? !fields.has('space') : cfg.space === 'inputs');
   const wantsGrad = fields.has('gradient') && cfg.gradient === undefined;
@@ -70,7 +121,7 @@ function dataAwareConfigs(
   const out = new Map<string, Record<string, unknown>>(layers.map((l) => [l.name, {}]));
   if (wantsCov) {
     const accs = new Map<string, Accumulators>(layers.map((l) => [l.name, { hessian: new HessianAccumulator(l.in, { name: l.name }) }]));
-    capture(ctx, calibrationBatches(ctx, index), accs);
+    capture(ctx, calibrationBatches(ctx, index, stage.data), accs);
     for (const l of layers) {
       const h = accs.get(l.name)!.hessian!.hessian();
       // the accumulator holds H = 2/n XᵀX; the covariance is XᵀX/n
@@ -79,7 +130,7 @@ function dataAwareConfigs(
     ctx.log.say(`${stage.method}: input covariances of ${layers.length} layers from calibration data`);
   }
   if (wantsGrad) {
-    const data = ctx.data.main.train;
+    const data = (stage.data === 'shifted' ? ctx.data.shifted() : ctx.data.main).train;
     const len = Math.min(ctx.model.spec.ctx, data.length - 1);
     const rng = new Random(ctx.recipe.seed).fork(`stage-${index}`).fork('init-gradient');
     const batches = Array.from({ length: 4 }, () => sampleBatch(data, 8, len, rng));
@@ -240,10 +291,8 @@ function rankSchedule(stage: StageOf<'adapt'>, layers: number): (step: number) =
   };
 }
 
-export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<StageOutcome> {
+async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<StageOf<'adapt'>>): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
-  if (stage.method === 'sft') return runSftStage(args);
-  if (stage.method === 'mezo' || stage.method === 'sparse-mezo') return runMezoStage(args);
   if (ctx.adapter && ctx.adapter.stage !== index) throw new Error(`${label}: the adapter of '${ctx.adapter.label}' is still attached (merge it first)`);
   if (!ctx.adapter) attachStageAdapter(ctx, stage, index, label);
   const adapter = ctx.adapter!.model;
@@ -307,7 +356,7 @@ export async function runAdaptStage(args: StageArgs<StageOf<'adapt'>>): Promise<
   if (stage.merge) {
     adapter.merge({ densify: stage.densify });
     // a merge that changes the support (PST prunes to its mask M) leaves the new masks in the adapter
-    if (getVariant(stage.method).maskAfterMerge) for (const n of ctx.adapter!.targets) ctx.masks.set(n, adapter.mask(n)!);
+    if (variant.maskAfterMerge) for (const n of ctx.adapter!.targets) ctx.masks.set(n, adapter.mask(n)!);
     adapter.mergeAndUnload({ densify: stage.densify });
     adapter.dispose(); // its masks (kept for a next adapter) are ours to free: the stage's model ends here
     if (stage.densify) {

@@ -4,23 +4,43 @@
 // an earlier stage.
 
 import * as tf from '@tensorflow/tfjs-core';
-import type { z } from 'zod';
-import { createModel } from '../model/index.js';
-import { crossEntropy } from '../model/ops.js';
-import type { squareHeadConfigSchema } from '../recipe/methods.js';
-import type { StageOf } from '../recipe/schema.js';
-import type { StageArgs, StageOutcome } from './common.js';
-import { optimize } from './optimize.js';
+import { z } from 'zod';
+import { createModel } from '../../model/index.js';
+import { crossEntropy } from '../../model/ops.js';
+import type { StageOf } from '../../recipe/schema.js';
+import type { StageArgs, StageOutcome } from '../../stages/common.js';
+import { optimize } from '../../stages/optimize.js';
+import type { TrainerMethod } from '../types.js';
 
+/** SquareHead (Kurtic et al.): per-block L2 between student and teacher hidden states, each normalized by the teacher's. */
+export const squareHeadConfigSchema = z.strictObject({
+  /** Weight of the summed per-block normalized MSE. */
+  featureWeight: z.number().min(0).default(1),
+  /** Weight of the next-token cross-entropy on the data. */
+  ceWeight: z.number().min(0).default(1),
+  /** Weight of the KL divergence from the teacher's next-token distribution. */
+  logitWeight: z.number().min(0).default(0),
+});
 type SquareHeadConfig = z.output<typeof squareHeadConfigSchema>;
+
+export const squareHeadMethod: TrainerMethod<'distill'> = {
+  kind: 'distill',
+  name: 'squarehead',
+  describe: 'SquareHead distillation from a dense self-teacher, masks held fixed',
+  schema: squareHeadConfigSchema,
+  from: '@sparse/trainer',
+  run: runDistillStage,
+};
 
 /** Σ_blocks mean((s - t)²) / mean(t²): SquareHead's feature loss. */
 export function squareHeadLoss(student: tf.Tensor[], teacher: tf.Tensor[]): tf.Scalar {
   return tf.tidy(() => tf.addN(student.map((s, i) => tf.div(tf.mean(tf.square(tf.sub(s, teacher[i]!))), tf.add(tf.mean(tf.square(teacher[i]!)), 1e-12)))) as tf.Scalar);
 }
 
-export async function runDistillStage(args: StageArgs<StageOf<'distill'>>, teacherIndex: number): Promise<StageOutcome> {
+async function runDistillStage(args: StageArgs<StageOf<'distill'>>): Promise<StageOutcome> {
   const { ctx, stage, label } = args;
+  const teacherIndex = args.teacher;
+  if (teacherIndex === undefined) throw new Error(`${label}: the runner gave no teacher stage`);
   const cfg = stage.config as SquareHeadConfig;
   const snap = ctx.snapshots.get(teacherIndex);
   if (!snap) throw new Error(`${label}: no teacher snapshot after stage ${teacherIndex}`);

@@ -1,62 +1,17 @@
-// prune stage: one-shot pruning with any registered pruner, layer by layer. Calibration inputs are
+// prune methods from @sparse/pruners: one-shot pruning with any registered per-layer pruner, layer by layer. Calibration inputs are
 // captured from the model itself; with `sequential` each group of layers (q/k/v, then the attention
 // output, then the MLP up, then down, block after block) sees the outputs of the layers already
 // pruned before it, as in the SparseGPT and Wanda papers. Only one group's statistics are held.
 
-import * as tf from '@tensorflow/tfjs-core';
 import { count } from '@sparse/masks';
 import { applyColumnPermutation, applyRowPermutation, searchChannelPermutation } from '@sparse/nm';
-import { ColumnNormAccumulator, getPruner, HessianAccumulator, patternOf, pruneLayer, type LayerStats } from '@sparse/pruners';
-import { Random, tensor } from '@sparse/tensor';
-import type { LinearInfo } from '../model/types.js';
-import type { StageOf } from '../recipe/schema.js';
-import type { RunContext } from '../run/context.js';
-import { runExpertPruneStage } from './experts.js';
-import { runCfsp, runGlobalMagnitude } from './prune-global.js';
-import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from './common.js';
-
-export interface Accumulators {
-  columns?: ColumnNormAccumulator;
-  hessian?: HessianAccumulator;
-}
-
-/** Calibration batches: `windows` random windows of the training data (seeded), `batch` at a time. */
-export function calibrationBatches(ctx: RunContext, index: number): { ids: Int32Array; b: number; len: number }[] {
-  const { windows, batch } = ctx.calibration ?? { windows: 64, batch: 16 };
-  const data = ctx.data.main.train;
-  const len = Math.min(ctx.model.spec.ctx, data.length - 1);
-  const rng = new Random(ctx.recipe.seed).fork(`stage-${index}`).fork('calibration');
-  const out: { ids: Int32Array; b: number; len: number }[] = [];
-  for (let i = 0; i < windows; i += batch) {
-    const b = Math.min(batch, windows - i);
-    const ids = new Int32Array(b * len);
-    for (let r = 0; r < b; r++) {
-      const s = rng.int(0, data.length - len);
-      ids.set(data.subarray(s, s + len), r * len);
-    }
-    out.push({ ids, b, len });
-  }
-  return out;
-}
-
-/** Runs the calibration batches and feeds each wanted layer's inputs to its accumulators. */
-export function capture(ctx: RunContext, batches: ReturnType<typeof calibrationBatches>, wanted: Map<string, Accumulators>): void {
-  const hooks = {
-    ...ctx.hooks(),
-    linearInput: (info: LinearInfo, x: tf.Tensor2D) => {
-      const acc = wanted.get(info.name);
-      if (!acc) return;
-      const core = tensor(Float32Array.from(x.dataSync() as Float32Array), [...x.shape]);
-      acc.columns?.add(core);
-      acc.hessian?.add(core);
-    },
-  };
-  for (const { ids, b, len } of batches) {
-    tf.tidy(() => {
-      ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), hooks);
-    });
-  }
-}
+import { ColumnNormAccumulator, HessianAccumulator, patternOf, runDefinition, type LayerStats, type PrunerDefinition } from '@sparse/pruners';
+import type { LinearInfo } from '../../model/types.js';
+import type { StageOf } from '../../recipe/schema.js';
+import type { RunContext } from '../../run/context.js';
+import { calibrationBatches, capture, type Accumulators } from '../../stages/calibration.js';
+import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
+import type { TrainerMethod } from '../types.js';
 
 function statsOf(acc: Accumulators): LayerStats {
   return { ...(acc.columns?.stats() ?? {}), ...(acc.hessian?.stats() ?? {}) };
@@ -92,13 +47,21 @@ function permuteDownProjections(ctx: RunContext, layers: LinearInfo[], n: number
   return out;
 }
 
-export async function runPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
+const wrapped = new WeakMap<PrunerDefinition, TrainerMethod<'prune'>>();
+
+/** The prune method of a registered pruner (one entry per definition, so lookups return the same object). */
+export function layerwisePruneMethod(def: PrunerDefinition): TrainerMethod<'prune'> {
+  let m = wrapped.get(def);
+  if (m === undefined) {
+    m = { kind: 'prune', name: def.name, describe: def.describe, schema: def.schema, from: '@sparse/pruners', run: (args) => pruneLayerwise(def, args) };
+    wrapped.set(def, m);
+  }
+  return m;
+}
+
+async function pruneLayerwise(def: PrunerDefinition, args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
-  if (stage.method === 'experts') return runExpertPruneStage(args);
-  if (stage.method === 'global-magnitude') return runGlobalMagnitude(args);
-  if (stage.method === 'cfsp') return runCfsp(args);
   if (ctx.adapter) throw new Error(`${label}: an adapter is attached and not merged; merge it before pruning`);
-  const def = getPruner(stage.method);
   const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
   const pattern = patternOf(stage.config as { sparsity?: number; n?: number; m?: number });
   const t0 = performance.now();
@@ -110,7 +73,7 @@ export async function runPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<
     }
   }
   const needs = new Set(def.calibration);
-  const batches = needs.size > 0 ? calibrationBatches(ctx, index) : [];
+  const batches = needs.size > 0 ? calibrationBatches(ctx, index, stage.data) : [];
   const makeAcc = (l: LinearInfo): Accumulators => ({
     ...(needs.has('columns') ? { columns: new ColumnNormAccumulator(l.in, { name: l.name }) } : {}),
     ...(needs.has('hessian') ? { hessian: new HessianAccumulator(l.in, { name: l.name }) } : {}),
@@ -119,7 +82,7 @@ export async function runPruneStage(args: StageArgs<StageOf<'prune'>>): Promise<
     const v = ctx.model.params[l.name]!;
     // every method starts from the current weights (DSnoT from its `initial` pruner's mask): a weight an
     // earlier stage pruned is already zero here, so there is nothing for DSnoT to regrow or SparseGPT to compensate
-    const r = pruneLayer(stage.method, { name: l.name, weight: coreOf(v), stats: acc ? statsOf(acc) : undefined, config: stage.config });
+    const r = runDefinition(def, { name: l.name, weight: coreOf(v), stats: acc ? statsOf(acc) : undefined, config: stage.config as never });
     assignValues(v, r.weight.data);
     ctx.setMask(l.name, r.mask);
     const kept = count(r.mask);

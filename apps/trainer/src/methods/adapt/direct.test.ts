@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SparseFineTunerState } from '@sparse/lora-variants/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resolveRecipe } from '../recipe/load.js';
-import { startRun } from '../run/runner.js';
-import { events, expectSameRun, quiet, runWithStops } from '../testing/resume.js';
+import { resolveRecipe } from '../../recipe/load.js';
+import { startRun } from '../../run/runner.js';
+import { events, expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sparse-adapt-direct-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -1,0 +1,12 @@
+import { z } from 'zod';
+import type { TrainerMethod } from '../types.js';
+import { trainAllWeights } from './weights.js';
+
+export const maskedTrainMethod: TrainerMethod<'train'> = {
+  kind: 'train',
+  name: 'masked',
+  describe: 'train with the current masks held fixed: pruned weights stay exactly zero',
+  schema: z.strictObject({}),
+  from: '@sparse/trainer',
+  run: (args) => trainAllWeights(args, true),
+};

@@ -1,0 +1,53 @@
+// @sparse/nm/schemas: config schemas (zod, an optional peer) of the N:M training methods, for recipes
+// and tools that validate configs before any work starts (the trainer's `nm` and `adams` methods, and
+// the permutation search before N:M pruning).
+
+import { z } from 'zod';
+
+const nm = {
+  n: z.int().min(1).default(2),
+  m: z.int().min(2).default(4),
+};
+const nLessThanM = (c: { n: number; m: number }) => c.n < c.m;
+const nLessThanMError = { message: 'N:M needs n < m', path: ['n'] };
+
+/** N:M training through the mask with a straight-through estimator; the mask follows the weights every `recomputeEvery` steps. */
+export const nmTrainingConfigSchema = z
+  .strictObject({
+    ...nm,
+    /** ste: straight-through; sr-ste: plus lambda (1-mask) W on pruned weights; progressive: decayed gradient to pruned weights. */
+    estimator: z.enum(['ste', 'sr-ste', 'progressive']).default('sr-ste'),
+    /** SR-STE's decay on pruned weights. */
+    lambda: z.number().min(0).default(2e-4),
+    /** Progressive: the factor on pruned weights' gradient goes from 1 to this over the stage (cosine). */
+    finalDecay: z.number().min(0).max(1).default(0),
+    recomputeEvery: z.int().min(1).default(1),
+  })
+  .refine(nLessThanM, nLessThanMError);
+export type NMTrainingConfig = z.output<typeof nmTrainingConfigSchema>;
+
+/** CAST's AdamS: dense forward, an adaptive L1 pull of the currently pruned N:M entries toward zero, then a hard N:M mask. */
+export const adamsConfigSchema = z
+  .strictObject({
+    ...nm,
+    /** L1 decay strength on pruned entries (through Adam's normalization). */
+    lambda: z.number().min(0).default(0.01),
+    /** Recompute the masks from |W| every this many steps (CAST's T1). */
+    every: z.int().min(1).default(10),
+    /** After the final hard mask, rescale each output row's kept weights to its pre-pruning L2 norm. */
+    scale: z.boolean().default(true),
+  })
+  .refine(nLessThanM, nLessThanMError);
+export type AdamSConfig = z.output<typeof adamsConfigSchema>;
+
+/** The channel permutation search (`searchChannelPermutation`) before N:M pruning. */
+export const permutationConfigSchema = z
+  .strictObject({
+    ...nm,
+    /** 'magnitude' scores entries by |x|; 'value' takes them as given (e.g. Wanda scores). */
+    rank: z.enum(['magnitude', 'value']).default('magnitude'),
+    /** Most swaps applied (default: 4 × columns). */
+    maxSwaps: z.int().min(0).optional(),
+  })
+  .refine(nLessThanM, nLessThanMError);
+export type PermutationConfig = z.output<typeof permutationConfigSchema>;
