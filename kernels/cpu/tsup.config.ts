@@ -2,7 +2,7 @@ import { sparsePackage } from '@sparse/config/tsup';
 
 export default {
   ...sparsePackage({
-    entry: { index: 'src/index.ts', tfjs: 'src/tfjs.ts' },
+    entry: { index: 'src/index.ts', tfjs: 'src/tfjs.ts', 'select-backend': 'src/select-backend.ts' },
     platform: 'node',
     external: [/^@tensorflow\//, /^@sparse\//, /^node:/],
   }),

@@ -2,20 +2,17 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { registerCpuKernels } from '@sparse/kernels-cpu';
-import { selectBackend, type BackendChoice } from '@sparse/tensor/tfjs';
+import { selectBackend, type BackendChoice } from '@sparse/kernels-cpu/select-backend';
 
 export type { BackendChoice };
 
 /**
- * Picks the fastest usable tfjs backend for training through @sparse/tensor's selectBackend
- * (tfjs-node-gpu, tfjs-node, sparse-cpu from @sparse/kernels-cpu, then plain cpu; wasm is skipped
- * for training).
+ * Picks the fastest usable tfjs backend for training through @sparse/kernels-cpu's selectBackend
+ * (tfjs-node-gpu, tfjs-node, its own sparse-cpu, then plain cpu; wasm is skipped for training).
  * `log` receives selectBackend's one-line explanation (default: dropped; callers print `reason`).
  */
 export async function chooseBackend(log: (line: string) => void = () => {}): Promise<BackendChoice> {
-  // optional backends are resolved from the trainer's own dependencies (@sparse/kernels-cpu is one),
-  // which @sparse/tensor cannot see under pnpm's isolated node_modules
-  const choice = await selectBackend({ training: true, log, load: (specifier) => import(specifier) });
+  const choice = await selectBackend({ training: true, log });
   registerNativeKernels();
   if (choice.name === 'cpu') {
     // the plain CPU backend prints an "install tfjs-node" banner on its first tensor; the reason

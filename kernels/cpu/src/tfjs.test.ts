@@ -7,7 +7,6 @@
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { selectBackend } from '@sparse/tensor/tfjs';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -16,6 +15,7 @@ import { randomArray, rng } from './__fixtures__/gemm-cases.js';
 import { expectIdentical as expectIdenticalOnBoth, useQuietCpuBackend } from './__fixtures__/tfjs-backends.js';
 import { nativeStatus } from './native.js';
 import { nativeSuite } from './__fixtures__/native-suite.js';
+import { selectBackend } from './select-backend.js';
 import { FAST_TFJS_KERNELS, FUSED_ACTIVATIONS, NATIVE_TFJS_KERNELS, SPARSE_CPU_BACKEND, registerSparseCpuBackend, sparseCpuRegistration, type FusedActivation } from './tfjs.js';
 
 const status = nativeStatus();
@@ -144,50 +144,78 @@ describe('registration', () => {
     expect(registerSparseCpuBackend()).toEqual(sparseCpuRegistration);
   });
 
+  /** Runs an ES module script in a fresh Node process from this package (built dist); returns its last stdout line as JSON. */
+  function inFreshProcess<T>(script: string): T {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: join(dirname(fileURLToPath(import.meta.url)), '..'), timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as T;
+  }
+
+  const PRETEND_MISSING = `globalThis[Symbol.for('@sparse/kernels-cpu.native')] = { result: { available: false, reason: 'pretend it is missing', tried: [] }, warned: false };`;
+
   it('without the addon registers nothing, says so in one line, and selectBackend moves on (built dist, child process)', () => {
     const dist = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'tfjs.js')).href;
-    const script = `
-      globalThis[Symbol.for('@sparse/kernels-cpu.native')] = { result: { available: false, reason: 'pretend it is missing', tried: [] }, warned: false };
+    const out = inFreshProcess<{
+      sparseCpuRegistration: { registered: boolean; reason: string };
+      lines: string[];
+      factory: boolean;
+      chosen: string;
+      tried: Array<{ name: string; ok: boolean; reason: string }>;
+    }>(`
+      ${PRETEND_MISSING}
       const lines = [];
       const warn = console.warn;
       console.warn = (line) => lines.push(String(line));
       const tf = await import('@tensorflow/tfjs-core');
       const { sparseCpuRegistration } = await import(${JSON.stringify(dist)});
       console.warn = warn;
-      const { selectBackend } = await import('@sparse/tensor/tfjs');
+      const { selectBackend } = await import('@sparse/kernels-cpu/select-backend');
       const choice = await selectBackend({ prefer: ['sparse-cpu', 'cpu'], log: () => {} });
       console.log(JSON.stringify({ sparseCpuRegistration, lines, factory: tf.findBackendFactory('sparse-cpu') != null, chosen: choice.name, tried: choice.tried }));
-    `;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: join(dirname(fileURLToPath(import.meta.url)), '..'), timeout: 120_000 });
-    expect(r.status, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
-      sparseCpuRegistration: { registered: boolean; reason: string };
-      lines: string[];
-      factory: boolean;
-      chosen: string;
-      tried: Array<{ name: string; ok: boolean; reason: string }>;
-    };
+    `);
     expect(out.sparseCpuRegistration).toMatchObject({ registered: false, reason: 'pretend it is missing' });
     expect(out.lines).toEqual([
       "@sparse/kernels-cpu/tfjs: tfjs backend 'sparse-cpu' not registered: native addon unavailable (pretend it is missing)",
     ]);
     expect(out.factory).toBe(false);
     expect(out.chosen).toBe('cpu');
-    expect(out.tried[0]).toMatchObject({ name: 'sparse-cpu', ok: false });
+    expect(out.tried[0]).toEqual({ name: 'sparse-cpu', ok: false, reason: 'native addon unavailable (pretend it is missing)' });
+  });
+
+  it('without the addon, selectBackend alone says why in its one line and warns nothing (built dist, child process)', () => {
+    const out = inFreshProcess<{ warnings: string[]; info: string[]; chosen: string }>(`
+      ${PRETEND_MISSING}
+      const warnings = [];
+      const info = [];
+      console.warn = (line) => warnings.push(String(line));
+      console.info = (line) => info.push(String(line));
+      const { selectBackend } = await import('@sparse/kernels-cpu/select-backend');
+      const choice = await selectBackend({ training: true });
+      console.log(JSON.stringify({ warnings, info, chosen: choice.name }));
+    `);
+    expect(out.chosen).toBe('cpu');
+    expect(out.warnings).toEqual([]);
+    expect(out.info).toHaveLength(1);
+    expect(out.info[0]).toMatch(/^\[@sparse\/kernels-cpu\] tfjs backend 'cpu': @tensorflow\/tfjs-backend-cpu \(plain JavaScript\); first that works in default order .*sparse-cpu: native addon unavailable \(pretend it is missing\); wasm: skipped for training/);
   });
 
   suite('with the addon', () => {
-    it("selectBackend imports '@sparse/kernels-cpu/tfjs' and picks sparse-cpu in a fresh process (built dist)", () => {
-      // The loader runs from this package, where '@sparse/kernels-cpu' resolves (an application passes
-      // its own import for the same reason: see the README).
-      const script = `
-        const { selectBackend } = await import('@sparse/tensor/tfjs');
-        const choice = await selectBackend({ prefer: ['sparse-cpu', 'cpu'], training: true, load: (s) => import(s), log: () => {} });
-        console.log(JSON.stringify({ chosen: choice.name }));
-      `;
-      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: join(dirname(fileURLToPath(import.meta.url)), '..'), timeout: 120_000 });
-      expect(r.status, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ chosen: SPARSE_CPU_BACKEND });
+    it('selectBackend registers sparse-cpu and picks it in a fresh process (built dist)', () => {
+      // Importing the selection registers nothing; choosing sparse-cpu does.
+      const out = inFreshProcess<{ before: boolean; chosen: string; tried: Array<{ name: string; ok: boolean }> }>(`
+        const tf = await import('@tensorflow/tfjs-core');
+        const { selectBackend } = await import('@sparse/kernels-cpu/select-backend');
+        const before = tf.findBackendFactory('sparse-cpu') != null;
+        const choice = await selectBackend({ training: true, log: () => {} });
+        console.log(JSON.stringify({ before, chosen: choice.name, tried: choice.tried }));
+      `);
+      expect(out.before).toBe(false);
+      expect(out.chosen).toBe(SPARSE_CPU_BACKEND);
+      expect(out.tried.map((t) => [t.name, t.ok])).toEqual([
+        ['tensorflow', false],
+        ['tensorflow', false],
+        [SPARSE_CPU_BACKEND, true],
+      ]);
     });
 
     it('is what selectBackend picks for training when tfjs-node is absent', async () => {

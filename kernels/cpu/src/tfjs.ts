@@ -1,7 +1,7 @@
 // @sparse/kernels-cpu/tfjs: importing this module registers the 'sparse-cpu' tfjs backend
 // (tfjs-backend-cpu with its matrix products on the native gemm) when the native addon is built.
-// Without the addon it registers nothing and logs one line, and @sparse/tensor's selectBackend
-// moves on to the next backend.
+// Without the addon it registers nothing and logs one line, and selectBackend
+// (@sparse/kernels-cpu/select-backend) moves on to the next backend.
 import { registerSparseCpuBackend } from './tfjs/backend.js';
 
 export {

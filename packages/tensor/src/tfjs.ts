@@ -1,5 +1,6 @@
-// @sparse/tensor/tfjs: conversion between Tensor and tf.Tensor, and backend selection.
+// @sparse/tensor/tfjs: conversion between Tensor and tf.Tensor, and trying tfjs backends in order
+// (the generic part of backend selection; the project's order lives with the native backend).
 // The only entry that imports @tensorflow/tfjs-core (an optional peer); the main entry never does.
 export { fromTf, fromTfAsync, tfDTypeOf, toTf } from './tfjs/convert.js';
-export { DEFAULT_BACKEND_ORDER, selectBackend } from './tfjs/backend.js';
-export type { BackendAttempt, BackendChoice, SelectBackendOptions } from './tfjs/backend.js';
+export { tryBackends } from './tfjs/backend.js';
+export type { BackendAttempt, BackendCandidate, BackendChoice, TryBackendsOptions } from './tfjs/backend.js';

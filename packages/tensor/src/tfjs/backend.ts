@@ -1,3 +1,7 @@
+// Trying tfjs backends in order: the generic part of backend selection. It knows no backend or
+// package by name; the candidates and their order come from the caller (the project's order,
+// tfjs-node-gpu, tfjs-node, sparse-cpu, wasm, cpu, is chosen in the package of the native backend,
+// which depends on this one).
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
 
@@ -17,29 +21,38 @@ export interface BackendChoice {
   tried: BackendAttempt[];
 }
 
-export interface SelectBackendOptions {
+/** One way to get a tfjs backend, for tryBackends. */
+export interface BackendCandidate {
+  /** The tfjs backend it activates (tf.setBackend). */
+  name: string;
+  /** Why to take it, said when it is the one chosen ('@tensorflow/tfjs-node (libtensorflow on the CPU)'). */
+  reason: string;
   /**
-   * Backends to try, in this order, instead of the default order; only these are tried. Names are
-   * tfjs backend names: 'tensorflow', 'sparse-cpu', 'wasm', 'cpu', or any backend registered with tfjs.
-   * The SPARSE_BACKEND environment variable (one name or a comma-separated list) overrides this.
+   * Registers the backend with tfjs, typically by importing a package; rejects when it cannot.
+   * Called only while no backend `name` is registered (one the application registered is used as
+   * it is), unless `alwaysLoad`. Without `load` the candidate takes a registered backend or fails.
    */
-  prefer?: string[];
-  /** Skip wasm in the default order: it lacks kernels some gradients need. */
-  training?: boolean;
-  /** Receives the one line saying which backend was chosen and why (default: console.info). */
-  log?: (line: string) => void;
-  /** Loads an optional package by specifier (default: dynamic import()); for custom loaders and tests. */
-  load?: (specifier: string) => Promise<unknown>;
+  load?: () => Promise<unknown>;
+  /**
+   * The specifier `load` imports, for its failure: '<package> not installed' when that package is
+   * absent, '<from> failed to load: <first line>' when it is present but broken. Without it the
+   * failure is the error's first line.
+   */
+  from?: string;
+  /** Call `load` even when `name` is registered (when which package registered it matters). */
+  alwaysLoad?: boolean;
+  /** Checked once the backend is active: a reason to pass it over (say, no GPU), or undefined to take it. */
+  accept?: (backend: tf.KernelBackend) => string | undefined;
+  /** A reason not to try the candidate at all; it is listed in `tried` with this reason. */
+  skip?: string;
 }
 
-/** tfjs-node-gpu (with a GPU), tfjs-node, the project's native CPU backend, wasm, then plain JS. */
-export const DEFAULT_BACKEND_ORDER: readonly string[] = ['tensorflow', 'sparse-cpu', 'wasm', 'cpu'];
-
-const TFJS_NODE_GPU = '@tensorflow/tfjs-node-gpu';
-const TFJS_NODE = '@tensorflow/tfjs-node';
-const SPARSE_CPU_TFJS = '@sparse/kernels-cpu/tfjs';
-const TFJS_WASM = '@tensorflow/tfjs-backend-wasm';
-const TFJS_CPU = '@tensorflow/tfjs-backend-cpu';
+export interface TryBackendsOptions {
+  /** How the list came about, quoted in the reason and the error: 'default order [tensorflow, cpu]'. */
+  source: string;
+  /** Starts the error message ('<caller>: no usable tfjs backend in ...'); default 'tryBackends'. */
+  caller?: string;
+}
 
 function firstLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
@@ -64,19 +77,10 @@ function isNotInstalled(err: unknown, pkg: string): boolean {
   return missing && message.includes(pkg);
 }
 
-// A non-literal specifier keeps bundlers and TypeScript from resolving packages that may be absent.
-const dynamicImport = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
-
-type Loaded = { ok: true } | { ok: false; reason: string };
-
-async function load(loader: (s: string) => Promise<unknown>, specifier: string): Promise<Loaded> {
-  try {
-    await loader(specifier);
-    return { ok: true };
-  } catch (err) {
-    const pkg = packageOf(specifier);
-    return { ok: false, reason: isNotInstalled(err, pkg) ? `${pkg} not installed` : `${specifier} failed to load: ${firstLine(err)}` };
-  }
+function loadFailure(err: unknown, from: string | undefined): string {
+  if (from === undefined) return firstLine(err);
+  const pkg = packageOf(from);
+  return isNotInstalled(err, pkg) ? `${pkg} not installed` : `${from} failed to load: ${firstLine(err)}`;
 }
 
 function isRegistered(name: string): boolean {
@@ -103,94 +107,22 @@ async function activate(name: string): Promise<string | undefined> {
   }
 }
 
-/** tfjs-node's backend reports whether TensorFlow placed its context on a CUDA device. */
-function usesGpu(backend: unknown): boolean {
-  const b = backend as { isUsingGpuDevice?: unknown; binding?: { isUsingGpuDevice?: unknown } } | null;
-  if (typeof b?.isUsingGpuDevice === 'boolean') return b.isUsingGpuDevice;
-  if (typeof b?.isUsingGpuDevice === 'function') return Boolean((b.isUsingGpuDevice as () => unknown).call(b));
-  const viaBinding = b?.binding?.isUsingGpuDevice;
-  return typeof viaBinding === 'function' && Boolean((viaBinding as () => unknown).call(b!.binding));
-}
-
-interface Context {
-  loader: (specifier: string) => Promise<unknown>;
-  training: boolean;
-  forced: boolean;
-  tried: BackendAttempt[];
-}
-
-/** Loads a package that registers `name` (unless already registered), then activates it. */
-async function tryPackage(ctx: Context, name: string, specifier: string, okReason: string): Promise<boolean> {
-  if (!isRegistered(name)) {
-    const loaded = await load(ctx.loader, specifier);
-    if (!loaded.ok) {
-      ctx.tried.push({ name, ok: false, reason: loaded.reason });
-      return false;
-    }
-    if (!isRegistered(name)) {
-      ctx.tried.push({ name, ok: false, reason: `${specifier} loaded but registered no '${name}' backend` });
-      return false;
+/** Loads (when needed), activates and checks one candidate; returns why it is not usable, or undefined. */
+async function attempt(c: BackendCandidate): Promise<string | undefined> {
+  if (c.skip !== undefined) return c.skip;
+  if (c.load && (c.alwaysLoad || !isRegistered(c.name))) {
+    try {
+      await c.load();
+    } catch (err) {
+      return loadFailure(err, c.from);
     }
   }
-  const failed = await activate(name);
-  ctx.tried.push(failed ? { name, ok: false, reason: failed } : { name, ok: true, reason: okReason });
-  return !failed;
-}
-
-async function tryTensorflow(ctx: Context): Promise<boolean> {
-  const gpu = await load(ctx.loader, TFJS_NODE_GPU);
-  if (!gpu.ok) {
-    ctx.tried.push({ name: 'tensorflow', ok: false, reason: gpu.reason });
-  } else {
-    const failed = isRegistered('tensorflow') ? await activate('tensorflow') : `${TFJS_NODE_GPU} loaded but registered no 'tensorflow' backend`;
-    if (failed) ctx.tried.push({ name: 'tensorflow', ok: false, reason: failed });
-    else if (usesGpu(tf.backend())) {
-      ctx.tried.push({ name: 'tensorflow', ok: true, reason: `${TFJS_NODE_GPU} on a CUDA GPU` });
-      return true;
-    } else ctx.tried.push({ name: 'tensorflow', ok: false, reason: `${TFJS_NODE_GPU} installed but TensorFlow sees no GPU` });
+  if (!isRegistered(c.name)) {
+    if (c.load) return `${c.from ?? 'its loader'} loaded but registered no '${c.name}' backend`;
+    const known = registeredBackends();
+    return `no tfjs backend named '${c.name}' is registered${known.length ? ` (registered: ${known.join(', ')})` : ''}`;
   }
-  const cpu = await load(ctx.loader, TFJS_NODE);
-  if (!cpu.ok) {
-    ctx.tried.push({ name: 'tensorflow', ok: false, reason: cpu.reason });
-    return false;
-  }
-  const failed = isRegistered('tensorflow') ? await activate('tensorflow') : `${TFJS_NODE} loaded but registered no 'tensorflow' backend`;
-  ctx.tried.push(failed ? { name: 'tensorflow', ok: false, reason: failed } : { name: 'tensorflow', ok: true, reason: `${TFJS_NODE} (libtensorflow on the CPU)` });
-  return !failed;
-}
-
-async function tryBackend(ctx: Context, name: string): Promise<boolean> {
-  switch (name) {
-    case 'tensorflow':
-      return tryTensorflow(ctx);
-    case 'sparse-cpu':
-      // @sparse/kernels-cpu/tfjs registers 'sparse-cpu' with tf.registerBackend when imported.
-      return tryPackage(ctx, name, SPARSE_CPU_TFJS, 'native kernels from @sparse/kernels-cpu');
-    case 'wasm':
-      if (ctx.training && !ctx.forced) {
-        ctx.tried.push({ name, ok: false, reason: 'skipped for training: the wasm backend lacks kernels some gradients need' });
-        return false;
-      }
-      return tryPackage(ctx, name, TFJS_WASM, TFJS_WASM);
-    case 'cpu':
-      return tryPackage(ctx, name, TFJS_CPU, `${TFJS_CPU} (plain JavaScript)`);
-    default: {
-      if (!isRegistered(name)) {
-        const known = registeredBackends();
-        ctx.tried.push({ name, ok: false, reason: `no tfjs backend named '${name}' is registered${known.length ? ` (registered: ${known.join(', ')})` : ''}` });
-        return false;
-      }
-      const failed = await activate(name);
-      ctx.tried.push(failed ? { name, ok: false, reason: failed } : { name, ok: true, reason: 'registered with tfjs' });
-      return !failed;
-    }
-  }
-}
-
-function envOverride(): string | undefined {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  const value = env?.SPARSE_BACKEND?.trim();
-  return value ? value : undefined;
+  return (await activate(c.name)) ?? c.accept?.(tf.backend());
 }
 
 function describeTried(tried: readonly BackendAttempt[]): string {
@@ -198,36 +130,21 @@ function describeTried(tried: readonly BackendAttempt[]): string {
 }
 
 /**
- * Picks, activates (tf.setBackend + tf.ready) and reports a tfjs backend. Default order:
- * 'tensorflow' through @tensorflow/tfjs-node-gpu when a GPU is present, then through
- * @tensorflow/tfjs-node, then 'sparse-cpu', 'wasm' (skipped when training), 'cpu'. Every optional
- * package is loaded with a guarded dynamic import; none is required. `prefer` or SPARSE_BACKEND
- * replace the order. Logs one line; throws BackendError (with `tried`) when nothing works.
+ * Tries the candidates in order and leaves the first usable one active (tf.setBackend + tf.ready):
+ * each is loaded when needed, activated and checked. Returns its name, every attempt, and the choice
+ * explained in one line ('<reason>; first that works in <source> (before it: <name>: <why not>; ...)').
+ * Throws BackendError (with `tried`) when none is usable. Logs nothing.
  */
-export async function selectBackend(opts: SelectBackendOptions = {}): Promise<BackendChoice> {
-  const fromEnv = envOverride();
-  const order = fromEnv
-    ? fromEnv
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-    : (opts.prefer ?? DEFAULT_BACKEND_ORDER);
-  const source = fromEnv
-    ? `SPARSE_BACKEND=${fromEnv}`
-    : opts.prefer
-      ? `preferred order [${order.join(', ')}]`
-      : `default order [${DEFAULT_BACKEND_ORDER.join(', ')}]`;
-  if (order.length === 0) throw new BackendError('selectBackend: the preferred backend list is empty');
-  const ctx: Context = { loader: opts.load ?? dynamicImport, training: opts.training ?? false, forced: order !== DEFAULT_BACKEND_ORDER, tried: [] };
-
-  for (const name of order) {
-    if (!(await tryBackend(ctx, name))) continue;
-    const chosen = ctx.tried[ctx.tried.length - 1]!;
-    const passed = ctx.tried.slice(0, -1);
-    const reason = `${chosen.reason}; first that works in ${source}${passed.length ? ` (before it: ${describeTried(passed)})` : ''}`;
-    (opts.log ?? console.info)(`[@sparse/tensor] tfjs backend '${name}': ${reason}`);
-    return { name, reason, tried: ctx.tried };
+export async function tryBackends(candidates: readonly BackendCandidate[], options: TryBackendsOptions): Promise<BackendChoice> {
+  const tried: BackendAttempt[] = [];
+  for (const candidate of candidates) {
+    const failed = await attempt(candidate);
+    tried.push({ name: candidate.name, ok: failed === undefined, reason: failed ?? candidate.reason });
+    if (failed !== undefined) continue;
+    const passed = tried.slice(0, -1);
+    const reason = `${candidate.reason}; first that works in ${options.source}${passed.length ? ` (before it: ${describeTried(passed)})` : ''}`;
+    return { name: candidate.name, reason, tried };
   }
-  const err = new BackendError(`selectBackend: no usable tfjs backend in ${source}; tried ${describeTried(ctx.tried)}`);
-  throw Object.assign(err, { tried: ctx.tried });
+  const err = new BackendError(`${options.caller ?? 'tryBackends'}: no usable tfjs backend in ${options.source}; tried ${describeTried(tried)}`);
+  throw Object.assign(err, { tried });
 }
