@@ -161,7 +161,7 @@ async function main() {
     `model ${JSON.stringify(MODEL)}, seed 0, pretrain ${PRETRAIN.steps} steps; evaluation ${EVAL.windows} windows of ${MODEL.ctx} tokens of each held-out stream`,
     'forgetting = held-out perplexity (original task) after fine-tuning minus before (the dense model; for SPP the SparseGPT 2:4 model)',
     `lr: full FT 0.003 (the train stage default), lora / dynamic-rank / mosa / rosa / s2ft 0.005 (as recipes/lora-finetune.yaml), sft and spp 0.01 (as recipes/sft-finetune.yaml, spp-recovery.yaml); warmup 10%, cosine decay, clip 1`,
-    "dynamic-rank: the adapt stage prunes rank-1 components by importance on its default cubic schedule (rankBudget: from r per layer to r/2 per layer on average between 20% and 70% of the steps); trainable is the count at attach time",
+    "dynamic-rank: the adapt stage prunes rank-1 components by importance on its default cubic schedule (config.rankBudget: from r per layer to r/2 per layer on average between 20% and 70% of the steps); trainable is the count at attach time",
     'ms/step = the training stage time / steps (it includes the checkpoint written every 100 steps and at the end)',
     `budget matching: lora and dynamic-rank r=2; rosa r=1 plus a sparse term of density ${rosaDensity.toFixed(4)}; sft density ${sftDensity.toFixed(4)}; s2ft ${S2FT_GROUPS} rows of every layer (rows x in per layer: the closest whole number); spp's u, v are fixed at out + in per layer (= LoRA r=1); full FT trains every parameter, embeddings and norms included`,
   );

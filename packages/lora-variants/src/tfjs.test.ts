@@ -4,7 +4,7 @@ import { count, equals, isKept, maskFromTensor } from '@sparse/masks';
 import { Random, tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attachAdapters, setPstSparsity } from './tfjs.js';
+import { attachAdapters, mosaDraws, setMosaDraws, setPstSparsity } from './tfjs.js';
 import { mosaModuleDelta, mosaModules } from './variants/mosa/variant.js';
 import { pstMask } from './variants/pst/variant.js';
 
@@ -194,18 +194,18 @@ describe('MoSA draw counters', () => {
     for (let c = 0; c < 5; c++) first.model.effectiveWeight('w').dispose();
     first.model.training = false;
     first.model.effectiveWeight('w').dispose(); // the complete adapter: no draw
-    expect(first.model.mosaDraws()).toEqual({ w: 5 });
+    expect(mosaDraws(first.model)).toEqual({ w: 5 });
     const second = make();
-    second.model.setMosaDraws({ w: 5 });
+    setMosaDraws(second.model, { w: 5 });
     const state = second.model.adapterStates().w!;
     const want = mosaModuleDelta(state, tensor(w0, [8, 12]), mosaModules(state, 5)).data;
     const got = tf.sub(second.model.effectiveWeight('w'), second.w).dataSync();
     got.forEach((v, q) => expect(v).toBeCloseTo(want[q]!, 5));
-    expect(second.model.mosaDraws()).toEqual({ w: 6 });
-    expect(() => second.model.setMosaDraws({ w: -1 })).toThrow(/setMosaDraws: w: the draw count must be a non-negative integer, got -1/);
-    expect(() => second.model.setMosaDraws({ v: 1 })).toThrow(/setMosaDraws: adapter 'default' has no layer 'v'/);
+    expect(mosaDraws(second.model)).toEqual({ w: 6 });
+    expect(() => setMosaDraws(second.model, { w: -1 })).toThrow(/setMosaDraws: w: the draw count must be a non-negative integer, got -1/);
+    expect(() => setMosaDraws(second.model, { v: 1 })).toThrow(/setMosaDraws: adapter 'default' has no layer 'v'/);
     second.model.addAdapter('lora', { targets: 'w', variant: 'lora' });
-    expect(() => second.model.mosaDraws()).toThrow(/mosaDraws: adapter 'lora' is 'lora'; only mosa draws modules/);
+    expect(() => mosaDraws(second.model)).toThrow(/mosaDraws: adapter 'lora' is 'lora', not mosa/);
     first.model.dispose();
     second.model.dispose();
   });

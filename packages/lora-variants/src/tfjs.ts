@@ -9,10 +9,8 @@ import { ArgumentError, Random, ShapeError, tensor, type Float32Tensor, type Ten
 import * as tf from '@tensorflow/tfjs-core';
 import { getTfForm, listTfForms } from './tfjs-forms/index.js';
 import { getVariant } from './variants/registry.js';
-import { losiaRelocalize } from './variants/losia/variant.js';
-import type { LosiaConfig } from './variants/losia/config.js';
+import { checkScores, toCore } from './variants/shared/tfjs.js';
 import type { IndexedAdapterState, ScoredAdapterVariant } from './variants/shared/sparse.js';
-import { mosaDrawCount, setMosaDrawCount } from './variants/mosa/tfjs.js';
 import type { AdapterState, AdapterVariant } from './variants/types.js';
 
 export type TargetPattern = string | RegExp | readonly string[] | ((name: string) => boolean);
@@ -71,7 +69,7 @@ interface LayerMask {
 }
 
 export { getTfForm, listTfForms, registerTfForm } from './tfjs-forms/index.js';
-export type { TfAdapterForm, TfFormContext } from './tfjs-forms/index.js';
+export type { AdapterTrainingContext, AdapterTrainingHooks, TfAdapterForm, TfFormContext } from './tfjs-forms/index.js';
 
 function matcher(t: TargetPattern): (name: string) => boolean {
   if (typeof t === 'function') return t;
@@ -79,19 +77,6 @@ function matcher(t: TargetPattern): (name: string) => boolean {
   const list = typeof t === 'string' ? [t] : t;
   // PEFT's rule: a target matches the full name or its tail after a '.'.
   return (n) => list.some((x) => n === x || n.endsWith(`.${x}`));
-}
-
-function toCore(v: tf.Tensor): Float32Tensor {
-  return tensor(Float32Array.from(v.dataSync() as Float32Array), v.shape);
-}
-
-/** A layer's scores as a core tensor, refused (naming the layer and both shapes) unless [out, in]. */
-function checkScores(name: string, scores: Tensor | tf.Tensor, [out, inp]: readonly number[], op: string): Tensor {
-  const s = scores instanceof tf.Tensor ? toCore(scores) : scores;
-  if (s.shape.length !== 2 || s.shape[0] !== out || s.shape[1] !== inp) {
-    throw new ShapeError(`${op}: layer '${name}': scores are [${s.shape.join(', ')}] but the weight is [${out}, ${inp}]`);
-  }
-  return s;
 }
 
 /** `variant.initWithScores` for layer `name`, with the scores' shape checked against the weight first. */
@@ -221,30 +206,6 @@ export class AdapterModel {
     return l.vars;
   }
 
-  /**
-   * MoSA's training forwards so far per layer (the n-th draws `mosaModules(state, n)`), for a checkpoint;
-   * `setMosaDraws` puts them back so a resumed run draws the modules an uninterrupted one would.
-   */
-  mosaDraws(adapterName = this.#requireActive('mosaDraws')): Record<string, number> {
-    return Object.fromEntries([...this.#mosaLayers('mosaDraws', adapterName)].map(([n, l]) => [n, mosaDrawCount(l.vars)]));
-  }
-  setMosaDraws(draws: Record<string, number>, adapterName = this.#requireActive('setMosaDraws')): this {
-    const layers = this.#mosaLayers('setMosaDraws', adapterName);
-    for (const [n, c] of Object.entries(draws)) {
-      const l = layers.get(n);
-      if (l === undefined) throw new ArgumentError(`setMosaDraws: adapter '${adapterName}' has no layer '${n}'`);
-      if (!Number.isSafeInteger(c) || c < 0) throw new ArgumentError(`setMosaDraws: ${n}: the draw count must be a non-negative integer, got ${String(c)}`);
-    }
-    for (const [n, c] of Object.entries(draws)) setMosaDrawCount(layers.get(n)!.vars, c);
-    return this;
-  }
-
-  #mosaLayers(op: string, adapterName: string): Map<string, LayerAdapter> {
-    const a = this.#adapter(adapterName);
-    if (a.variant !== 'mosa') throw new ArgumentError(`${op}: adapter '${adapterName}' is '${a.variant}'; only mosa draws modules`);
-    return a.layers;
-  }
-
   /** Removes an adapter and disposes its variables. */
   deleteAdapter(adapterName: string): this {
     const a = this.#adapter(adapterName);
@@ -325,55 +286,31 @@ export class AdapterModel {
   }
 
   /**
-   * LoSiA's re-localization, on each layer of the active (losia) adapter that `scores` gives a matrix
-   * [out, in] for: the trained core goes into the weight (through the base mask unless densify) and a
-   * zero core starts on the subnet the new scores pick (`losiaRelocalize`). The core variables keep their
-   * identity and shape, so an optimizer's variable list stays valid. Returns the layers re-localized.
+   * Replaces one layer's state (its config and index selections, e.g. a re-selected support) while its
+   * variables stay: the variant and the shapes of its params must not change. The params' values are
+   * the variables'; set them with setAdapterParams.
    */
-  relocalize(scores: (name: string) => Tensor | tf.Tensor | undefined, opts: { densify?: boolean } = {}): string[] {
-    this.#notMerged('relocalize');
-    const l = this.#losiaLayers('relocalize');
-    const densify = opts.densify ?? this.#adapter(this.#active!).densify;
-    const done: string[] = [];
-    for (const [n, layer] of l) {
-      const sc = scores(n);
-      if (sc === undefined) continue;
-      const s = checkScores(n, sc, layer.state.shape, 'relocalize');
-      const state = { ...(layer.state as IndexedAdapterState<LosiaConfig>), params: { losia_core: toCore(layer.vars.losia_core!) } };
-      const next = losiaRelocalize(toCore(this.weights[n]!), state, s, new Random(0), { mask: this.#masks.get(n)!.mask, densify });
-      this.weights[n]!.assign(tf.tensor(next.base.data, next.base.shape));
-      layer.state = next.state;
-      tf.tidy(() => layer.vars.losia_core!.assign(tf.zerosLike(layer.vars.losia_core!)));
-      done.push(n);
+  setLayerState(adapterName: string, layer: string, state: AdapterState): this {
+    this.#notMerged('setLayerState');
+    const l = this.#adapter(adapterName).layers.get(layer);
+    if (l === undefined) throw new ArgumentError(`setLayerState: adapter '${adapterName}' has no layer '${layer}'`);
+    if (state?.variant !== l.state.variant) throw new ArgumentError(`setLayerState: ${layer}: the state is for '${String(state?.variant)}', the adapter is '${l.state.variant}'`);
+    if (state.shape[0] !== l.state.shape[0] || state.shape[1] !== l.state.shape[1]) {
+      throw new ShapeError(`setLayerState: ${layer}: the state is for [${state.shape.join(', ')}], the layer is [${l.state.shape.join(', ')}]`);
     }
-    return done;
-  }
-
-  /** Sets the subnet (rows and columns) of one layer of a losia adapter, e.g. when resuming after re-localizations. */
-  setSubnet(adapterName: string, layer: string, subnet: { rows: ArrayLike<number>; cols: ArrayLike<number> }): this {
-    const l = this.#losiaLayers('setSubnet', adapterName).get(layer);
-    if (l === undefined) throw new ArgumentError(`setSubnet: adapter '${adapterName}' has no layer '${layer}'`);
-    const st = l.state as IndexedAdapterState<LosiaConfig>;
-    const check = (field: 'rows' | 'cols', bound: number): Int32Array => {
-      const v = subnet[field];
-      const want = st.indices[field]!.length;
-      if (v?.length !== want) throw new ArgumentError(`setSubnet: ${layer}: ${field} has ${v?.length} entries, expected ${want}`);
-      const out = Int32Array.from(v);
-      out.forEach((x, k) => {
-        if (!Number.isInteger(v[k]) || x < 0 || x >= bound || (k > 0 && x <= out[k - 1]!)) {
-          throw new ArgumentError(`setSubnet: ${layer}: ${field} must be increasing integers in [0, ${bound}), got ${String(v[k])} at ${k}`);
-        }
-      });
-      return out;
-    };
-    l.state = { ...st, indices: { rows: check('rows', st.shape[0]), cols: check('cols', st.shape[1]) } } as IndexedAdapterState;
+    for (const [p, v] of Object.entries(l.vars)) {
+      const t = state.params[p];
+      if (t !== undefined && (t.shape.length !== v.shape.length || t.shape.some((d, k) => d !== v.shape[k]))) {
+        throw new ShapeError(`setLayerState: ${layer}.${p} is [${t.shape.join(', ')}], the variable is [${v.shape.join(', ')}]`);
+      }
+    }
+    l.state = { ...state, params: {} };
     return this;
   }
 
-  #losiaLayers(op: string, adapterName = this.#requireActive(op)): Map<string, LayerAdapter> {
-    const a = this.#adapter(adapterName);
-    if (a.variant !== 'losia') throw new ArgumentError(`${op}: adapter '${adapterName}' is '${a.variant}'; only losia re-localizes its subnet`);
-    return a.layers;
+  /** Whether an adapter was added with `densify` (it trains and merges ΔW on every entry). */
+  densifies(adapterName = this.#requireActive('densifies')): boolean {
+    return this.#adapter(adapterName).densify;
   }
 
   /**
@@ -500,23 +437,6 @@ export class AdapterModel {
   }
 }
 
-/**
- * Sets PST's mask level (its frozen `pst_sparsity`) on every layer of a pst adapter (default the active
- * one), e.g. each step of `pstSparsityAt`'s schedule. Returns the layers set.
- */
-export function setPstSparsity(model: AdapterModel, level: number, adapterName = model.activeAdapter ?? undefined): string[] {
-  if (adapterName === undefined) throw new ArgumentError('setPstSparsity: no adapter attached');
-  if (typeof level !== 'number' || !(level >= 0 && level < 1)) throw new ArgumentError(`setPstSparsity: level must be in [0, 1), got ${String(level)}`);
-  const variant = model.variantOf(adapterName);
-  if (variant !== 'pst') throw new ArgumentError(`setPstSparsity: adapter '${adapterName}' is '${variant}', not pst`);
-  const layers = model.trainableReport(adapterName).layers.map((l) => l.name);
-  for (const n of layers) {
-    const v = model.layerVariables(n, adapterName).pst_sparsity!;
-    tf.tidy(() => v.assign(tf.tensor([level], v.shape)));
-  }
-  return layers;
-}
-
 /** Wraps `weights` and attaches one adapter (named `adapterName`, default 'default') to the matching ones. */
 export function attachAdapters(
   weights: Record<string, tf.Variable>,
@@ -529,6 +449,9 @@ export * from './zeroth/tfjs.js';
 export { chainOfLora } from './variants/chain.js';
 export { loraDropoutEnsemble } from './variants/lora-dropout/tfjs.js';
 export { pruneDynamicRankModel } from './variants/dynamic-rank/tfjs.js';
+export { relocalizeLosia, setLosiaSubnet } from './variants/losia/tfjs.js';
+export { mosaDraws, setMosaDraws } from './variants/mosa/tfjs.js';
+export { setPstSparsity } from './variants/pst/tfjs.js';
 export type { ChainOfLoraOptions } from './variants/chain.js';
 export { nuclearNormPenalty } from './variants/sara/tfjs.js';
 export { placeFlat } from './variants/shared/tfjs.js';

@@ -2,6 +2,7 @@
 // (steps, batch, ...); `method` and `config` name a registered method and its config, which the
 // method's own schema validates (see methods.ts).
 
+import { SUPPORT_CRITERIA } from '@sparse/lora-variants';
 import { z } from 'zod';
 
 export const STAGE_KINDS = ['pretrain', 'calibrate', 'prune', 'train', 'adapt', 'distill', 'evaluate', 'export', 'report'] as const;
@@ -70,44 +71,6 @@ const targets = z.array(z.string().min(1)).min(1).optional();
 const methodField = z.string().min(1);
 const configField = z.record(z.string(), z.unknown()).default({});
 
-/**
- * How a sparse adapter's support (which entries, blocks, rows or channels train) is chosen:
- * - magnitude: no data; the variant's own rule from its config (`score`/`selection`: |W| unless set to
- *   random; S2FT random groups, DSEE the low-rank residual).
- * - fisher: mean over calibration batches of the squared loss gradient, E[g²] (the empirical Fisher diagonal).
- * - gradient: |E[g]|, the magnitude of the accumulated gradient (SparseAdapter gets the signed E[g] and
- *   ranks B's entries by |E[g] Aᵀ|, its gradient at init).
- * - sensitivity: E[|W ⊙ g|], the first-order estimate of the loss change when an entry is removed.
- */
-export const SUPPORT_SCORES = ['magnitude', 'fisher', 'gradient', 'sensitivity'] as const;
-export type SupportScores = (typeof SUPPORT_SCORES)[number];
-
-/** Adapter methods that take support scores: the criteria each accepts, the first being its paper's default. */
-export const SUPPORT_SCORE_METHODS: Readonly<Record<string, readonly SupportScores[]>> = {
-  // RoSA: accumulated squared gradients (a Fisher estimate)
-  rosa: ['fisher', 'gradient', 'sensitivity', 'magnitude'],
-  // SMT: the blocks with the largest accumulated |gradient|
-  smt: ['gradient', 'fisher', 'sensitivity', 'magnitude'],
-  // LoSiA: gradient-based sensitivity |W ⊙ G| for subnet localization
-  losia: ['sensitivity', 'gradient', 'fisher', 'magnitude'],
-  // SparseAdapter: a gradient pruning-at-init criterion (SNIP-like); the other scores do not apply to B
-  'sparse-adapter': ['gradient', 'magnitude'],
-  // data-free in their papers: random groups (S2FT), the low-rank residual (DSEE), the smallest |W| (SaRA)
-  s2ft: ['magnitude', 'fisher', 'gradient', 'sensitivity'],
-  dsee: ['magnitude', 'fisher', 'gradient', 'sensitivity'],
-  sara: ['magnitude', 'fisher', 'gradient', 'sensitivity'],
-};
-
-/** The criteria an adapt method accepts (its default first), or undefined for a method without a scored support. */
-export function supportCriteria(method: string): readonly SupportScores[] | undefined {
-  return Object.hasOwn(SUPPORT_SCORE_METHODS, method) ? SUPPORT_SCORE_METHODS[method] : undefined;
-}
-
-/** The support criterion of an adapt stage: the recipe's, else the method's default ('magnitude' for methods without a support). */
-export function supportScoresOf(stage: { method: string; supportScores?: SupportScores }): SupportScores {
-  return stage.supportScores ?? supportCriteria(stage.method)?.[0] ?? 'magnitude';
-}
-
 export const stageSchemas = {
   pretrain: z.strictObject({ stage: z.literal('pretrain'), ...stageBase, method: methodField.default('dense'), config: configField, ...trainingFields({ steps: 600, lr: 1e-2 }) }),
   calibrate: z.strictObject({
@@ -143,32 +106,15 @@ export const stageSchemas = {
     /** Train and merge ΔW on every entry, dropping the base's sparsity pattern (default: ΔW goes through the mask in training and merge). */
     densify: z.boolean().default(false),
     /**
-     * dynamic-rank only: prune rank-1 components by importance while training, from r per layer down to
-     * `target` per layer on average (a cubic schedule between `start` and `end`, fractions of the steps).
-     * Default for dynamic-rank: target r/2.
+     * Sparse adapters that choose their support from scores (each variant declares the criteria it
+     * accepts, its paper's default first): how the support is chosen, from `supportBatches` batches of
+     * the stage's data. magnitude: no data, the variant's own rule (|W|, random groups, the low-rank
+     * residual); fisher: E[g²] of the loss gradient; gradient: |E[g]| (signed E[g] for variants that
+     * rank by a product with it); sensitivity: E[|W ⊙ g|].
      */
-    rankBudget: z
-      .strictObject({
-        target: z.number().positive(),
-        start: z.number().min(0).max(1).default(0.2),
-        end: z.number().min(0).max(1).default(0.7),
-        every: z.int().min(1).default(10),
-      })
-      .refine((b) => b.end >= b.start, { message: 'end must not come before start', path: ['end'] })
-      .optional(),
-    /**
-     * Sparse adapters (rosa, smt, losia, s2ft, sparse-adapter, dsee, sara): how the trainable support is
-     * chosen, from `supportBatches` batches of the stage's data. Default per method: rosa fisher, smt
-     * gradient, losia sensitivity, sparse-adapter gradient, the others magnitude (no data).
-     */
-    supportScores: z.enum(SUPPORT_SCORES).optional(),
+    supportScores: z.enum(SUPPORT_CRITERIA).optional(),
     /** Calibration batches (of `batch` windows, from the stage's `data`) the support scores average over. */
     supportBatches: posInt.default(8),
-    /**
-     * losia only: re-localize every this many steps: each layer's trained core goes into the weight and a
-     * new subnet is chosen by `supportScores` at the current weights (fresh `supportBatches` batches).
-     */
-    relocalizeEvery: posInt.optional(),
     ...trainingFields({ steps: 200, lr: 1e-2 }),
   }),
   distill: z.strictObject({

@@ -185,12 +185,12 @@ describe('architectures', () => {
     const recipe = resolveRecipe({
       model: { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 },
       eval: { windows: 4 },
-      stages: [{ stage: 'adapt', method: 'dynamic-rank', config: { r: 4 }, rankBudget: { target: 1, start: 0, end: 0.5, every: 2 }, steps: 12, batch: 4, merge: false }],
+      stages: [{ stage: 'adapt', method: 'dynamic-rank', config: { r: 4, rankBudget: { target: 1, start: 0, end: 0.5, every: 2 } }, steps: 12, batch: 4, merge: false }],
     });
     await startRun(recipe, { dir: join(tmp, 'dynrank'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
     const ranks = readFileSync(join(tmp, 'dynrank', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; ranks?: Record<string, number> }).find((e) => e.event === 'ranks')!.ranks!;
     expect(Object.values(ranks).reduce((a, b) => a + b, 0)).toBe(4); // 4 layers x target 1
-    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'lora', rankBudget: { target: 1 } }] })).toThrow(/stages\[0\]\.rankBudget/);
+    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'lora', config: { rankBudget: { target: 1 } } }] })).toThrow(/stages\[0\]\.config: .*rankBudget/);
   }, 120_000);
 });
 

@@ -5,7 +5,7 @@ import { builtinTfForms } from '../variants/builtins-tfjs.js';
 import { variants } from '../variants/registry.js';
 import type { TfAdapterForm } from './types.js';
 
-export type { TfAdapterForm, TfFormContext } from './types.js';
+export type { AdapterTrainingContext, AdapterTrainingHooks, TfAdapterForm, TfFormContext } from './types.js';
 
 const forms = new Map<string, TfAdapterForm>(builtinTfForms.map((f) => [f.variant, f]));
 
@@ -24,6 +24,7 @@ export function registerTfForm(form: TfAdapterForm): () => void {
   if (form.frozen !== undefined && (!Array.isArray(form.frozen) || form.frozen.some((p) => typeof p !== 'string'))) {
     throw new ArgumentError(`registerTfForm: '${form.variant}': frozen must be a list of param names`);
   }
+  if (form.training !== undefined && typeof form.training !== 'function') throw new ArgumentError(`registerTfForm: '${form.variant}': training must be a function returning the hooks`);
   if (forms.has(form.variant)) throw new ArgumentError(`registerTfForm: '${form.variant}' has a tfjs form already`);
   forms.set(form.variant, form);
   return () => {

@@ -3,7 +3,9 @@
 // tfjs; a variant trains in tfjs once it has a form (a built-in's is ../variants/<name>/tfjs.ts, listed
 // in ../variants/builtins-tfjs.ts; a user's comes through registerTfForm). Forms may gain optional
 // members; existing ones keep their meaning.
+import type { Tensor } from '@sparse/tensor';
 import type * as tf from '@tensorflow/tfjs-core';
+import type { AdapterModel } from '../tfjs.js';
 import type { AdapterState } from '../variants/types.js';
 
 export interface TfFormContext {
@@ -34,4 +36,40 @@ export interface TfAdapterForm {
   readonly keepsMask?: boolean;
   /** Names of state params kept fixed during training (e.g. asymmetric LoRA's random A). */
   readonly frozen?: readonly string[];
+  /**
+   * Variants with a lifecycle during training (a schedule, periodic re-selection, counters that must
+   * survive a resume): the hooks a training loop calls. Created once per training run of an adapter.
+   */
+  training?(ctx: AdapterTrainingContext): AdapterTrainingHooks;
+}
+
+/** What a training loop gives a form's `training` hooks. */
+export interface AdapterTrainingContext {
+  model: AdapterModel;
+  /** The adapter being trained (the model's active one). */
+  adapter: string;
+  /** The adapter's parsed config. */
+  config: unknown;
+  /** Steps the training run takes in all (schedules are fractions of them). */
+  steps: number;
+  /**
+   * Score matrices [out, in] per layer from fresh data of the run (the run's support criterion, the
+   * model's current weights); `draw` names the batches, so a resumed run draws the same ones. Absent
+   * when the loop has no data scores to give.
+   */
+  scores?(draw: string): (layer: string) => Tensor | undefined;
+}
+
+export interface AdapterTrainingHooks {
+  /**
+   * Before step `step` (1-based), ahead of its forward pass. Returns the variables it re-initialized
+   * (`reset`: their optimizer moments must start afresh) and an event for the metrics, if any.
+   */
+  beforeStep?(step: number): { reset?: readonly tf.Variable[]; event?: Record<string, unknown> } | void;
+  /** JSON-safe state a checkpoint inside the run carries, so a resumed run continues exactly. */
+  state?(): unknown;
+  /** Puts a saved `state()` back, before the first step of a resumed run. */
+  load?(state: unknown): void;
+  /** After the last step: a line for the log, an event for the metrics, a note for the report. */
+  finish?(): { log?: string; event?: Record<string, unknown>; note?: string };
 }

@@ -1,7 +1,8 @@
 // The core face of the adapter variants: one folder per variant (./<name>/: config, variant, tfjs form,
 // tests), each re-exported here; the built-in list the registry holds is ./builtins.ts.
 export { getVariant, listVariants, registerVariant, variants } from './registry.js';
-export type { AdapterState, AdapterVariant, MergeOptions, UnmergeOptions } from './types.js';
+export { SUPPORT_CRITERIA } from './types.js';
+export type { AdapterState, AdapterVariant, InitStatistic, MergeOptions, SupportCriterion, SupportScoring, UnmergeOptions } from './types.js';
 export { familyVariants, sparseVariants } from './builtins.js';
 export { inputCovariance } from './shared/family.js';
 export type { IndexedAdapterState, ScoredAdapterVariant } from './shared/sparse.js';

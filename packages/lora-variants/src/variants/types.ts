@@ -27,6 +27,30 @@ export interface UnmergeOptions {
   densify?: boolean;
 }
 
+/**
+ * How a variant's trainable support (entries, blocks, rows, channels) can be chosen from data: score
+ * matrices [out, in] given to `initWithScores`. magnitude: no data (the variant's own rule); fisher:
+ * E[g²] of the loss gradient g over calibration batches; gradient: |E[g]|; sensitivity: E[|W ⊙ g|].
+ */
+export const SUPPORT_CRITERIA = ['magnitude', 'fisher', 'gradient', 'sensitivity'] as const;
+export type SupportCriterion = (typeof SUPPORT_CRITERIA)[number];
+
+export interface SupportScoring {
+  /** The criteria the variant's selection accepts, its paper's default first. */
+  readonly criteria: readonly SupportCriterion[];
+  /** 'gradient' scores are the signed E[g] (the variant ranks by a product with them), not |E[g]|. */
+  readonly signed?: boolean;
+  /** Why this config cannot use the data-free 'magnitude' criterion, if it cannot (e.g. LoSiA's re-localization). */
+  needsData?(config: unknown): string | undefined;
+}
+
+/**
+ * Statistics of the training data a data-aware init reads, as config fields of the same name:
+ * covariance, the input covariance XᵀX / n [in, in] of the layer; gradient, the mean loss gradient
+ * ∂L/∂W [out, in] over a few batches.
+ */
+export type InitStatistic = 'covariance' | 'gradient';
+
 /** A method as a strategy object: everything the core needs to initialize, apply, merge and unmerge it. */
 export interface AdapterVariant<C = unknown> extends RegistryEntry<'adapter'> {
   /** Unique, kebab-case. */
@@ -58,6 +82,10 @@ export interface AdapterVariant<C = unknown> extends RegistryEntry<'adapter'> {
    * `merge(base, state, opts)` writes, from the same arguments. Absent: a merge keeps the mask it went through.
    */
   maskAfterMerge?(base: Tensor, state: AdapterState<C>, opts?: MergeOptions): Mask;
+  /** Variants whose support can be chosen by data scores (`initWithScores`): which criteria, and how. */
+  readonly supportScores?: SupportScoring;
+  /** The data statistics this (parsed) config still needs before init; a trainer computes them and puts them in the config. */
+  initStatistics?(config: unknown): readonly InitStatistic[];
   /** Trainable scalars for a weight of `shape`, in closed form. */
   trainableCount(shape: readonly [number, number], config: unknown): number;
 }

@@ -4,11 +4,11 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachAdapters, pruneDynamicRankModel, setPstSparsity, type AdapterModel } from '@sparse/lora-variants/tfjs';
-import type { AdapterState, AdapterVariant } from '@sparse/lora-variants';
+import { attachAdapters, getTfForm, type AdapterTrainingHooks } from '@sparse/lora-variants/tfjs';
+import type { AdapterVariant, SupportCriterion } from '@sparse/lora-variants';
 import { savePeftAdapter } from '@sparse/lora-variants/node';
-import { getVariant, pstSparsityAt } from '@sparse/lora-variants';
-import { SUPPORT_SCORE_METHODS, supportCriteria, supportScoresOf, type StageOf, type SupportScores } from '../../recipe/schema.js';
+import { getVariant, variants } from '@sparse/lora-variants';
+import type { StageOf } from '../../recipe/schema.js';
 import type { CheckpointContent } from '../../run/checkpoint.js';
 import type { RunContext } from '../../run/context.js';
 import * as tf from '@tensorflow/tfjs-core';
@@ -17,7 +17,6 @@ import { GradientAccumulator, SquaredGradientAccumulator } from '@sparse/masks';
 import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
 import { sampleBatch, type Batch } from '../../data/dataset.js';
 import type { LinearInfo } from '../../model/types.js';
-import { configFields } from '../../recipe/fields.js';
 import { calibrationBatches, capture, type Accumulators } from '../../stages/calibration.js';
 import { selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
@@ -37,9 +36,9 @@ export function adapterMethod(variant: AdapterVariant<never>): TrainerMethod<'ad
       schema: variant.schema,
       from: '@sparse/lora-variants',
       run: (args) => runAdaptStage(variant, args),
-      checkStage: (stage) => checkAdapterStage(stage),
-      // the method's default criterion written out, so the resolved recipe (--explain, recipe.json) shows it
-      resolveStage: (stage) => (stage.supportScores === undefined && supportCriteria(stage.method) !== undefined ? { ...stage, supportScores: supportScoresOf(stage) } : stage),
+      checkStage: (stage) => checkAdapterStage(variant, stage),
+      // the variant's default criterion written out, so the resolved recipe (--explain, recipe.json) shows it
+      resolveStage: (stage) => (stage.supportScores === undefined && criteriaOf(variant) !== undefined ? { ...stage, supportScores: supportScoresOf(stage) } : stage),
       restoreAdapter: (ctx, stage, index, saved) => restoreAdapter(ctx, stage, index, saved),
     };
     wrapped.set(variant, m);
@@ -47,25 +46,34 @@ export function adapterMethod(variant: AdapterVariant<never>): TrainerMethod<'ad
   return m;
 }
 
-/** Stage fields that only some variants take. */
-function checkAdapterStage(s: StageOf<'adapt'>): StageIssue[] {
-  const issues: StageIssue[] = [];
-  if (s.relocalizeEvery !== undefined && s.method !== 'losia') {
-    issues.push({ path: ['relocalizeEvery'], message: `only losia re-localizes its subnet during training; '${s.method}' does not` });
-  } else if (s.relocalizeEvery !== undefined && s.supportScores === 'magnitude') {
-    issues.push({ path: ['supportScores'], message: "re-localization needs data scores: 'sensitivity', 'gradient' or 'fisher', not 'magnitude'" });
-  }
-  if (s.rankBudget !== undefined && s.method !== 'dynamic-rank') {
-    issues.push({ path: ['rankBudget'], message: `only the dynamic-rank method prunes rank during training; '${s.method}' does not` });
-  }
-  if (s.supportScores === undefined || s.supportScores === 'magnitude') return issues;
-  const allowed = supportCriteria(s.method);
+/** The support criteria a variant accepts (its paper's default first), or undefined when it chooses no support from scores. */
+function criteriaOf(variant: AdapterVariant<never>): readonly SupportCriterion[] | undefined {
+  return variant.supportScores?.criteria;
+}
+
+/** The support criterion of an adapt stage: the recipe's, else the variant's default ('magnitude' for variants without a scored support). */
+export function supportScoresOf(stage: { method: string; supportScores?: SupportCriterion }): SupportCriterion {
+  return stage.supportScores ?? getVariant(stage.method).supportScores?.criteria[0] ?? 'magnitude';
+}
+
+/** supportScores against what the variant declares it accepts. */
+function checkAdapterStage(variant: AdapterVariant<never>, s: StageOf<'adapt'>): StageIssue[] {
+  const scoring = variant.supportScores;
+  const needsData = scoring?.needsData?.(s.config);
+  if (needsData !== undefined && supportScoresOf(s) === 'magnitude') return [{ path: ['supportScores'], message: `'${s.method}': ${needsData}, not 'magnitude'` }];
+  if (s.supportScores === undefined || s.supportScores === 'magnitude') return [];
+  const allowed = criteriaOf(variant);
   if (allowed === undefined) {
-    issues.push({ path: ['supportScores'], message: `'${s.method}' chooses no support from scores; supportScores applies to ${Object.keys(SUPPORT_SCORE_METHODS).join(', ')}` });
-  } else if (!allowed.includes(s.supportScores)) {
-    issues.push({ path: ['supportScores'], message: `'${s.method}' takes supportScores ${allowed.map((a) => `'${a}'`).join(' or ')}, not '${s.supportScores}'` });
+    const scored = methodsWithScores();
+    return [{ path: ['supportScores'], message: `'${s.method}' chooses no support from scores; supportScores applies to ${scored.join(', ')}` }];
   }
-  return issues;
+  if (!allowed.includes(s.supportScores)) return [{ path: ['supportScores'], message: `'${s.method}' takes supportScores ${allowed.map((a) => `'${a}'`).join(' or ')}, not '${s.supportScores}'` }];
+  return [];
+}
+
+/** Registered variants that choose their support from scores. */
+function methodsWithScores(): string[] {
+  return variants.entries().filter((v) => v.supportScores !== undefined).map((v) => v.name);
 }
 
 /** A checkpoint inside an adapt stage: the adapter attached again as the stage attached it, then its saved values. */
@@ -100,10 +108,10 @@ export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, ind
 }
 
 /**
- * Data-aware inits read calibration statistics the recipe cannot spell out: an input covariance per
- * layer (CorDA, Null-LoRA on the inputs' null space) or the loss gradient of each weight (LoRA-SB), put
- * into each layer's config when the method's config has such a field and the recipe left it out; and
- * the score matrices a sparse adapter chooses its support from (`supportScores`, see the recipe schema).
+ * Data-aware inits read statistics of the stage's data that the recipe cannot spell out, the ones the
+ * variant declares (`initStatistics`): an input covariance per layer (CorDA, Null-LoRA on the inputs'
+ * null space) or the loss gradient of each weight (LoRA-SB), put into each layer's config; and the
+ * score matrices a sparse adapter chooses its support from (`supportScores`, see the recipe schema).
  */
 function dataAwareConfigs(
   ctx: RunContext,
@@ -111,10 +119,10 @@ function dataAwareConfigs(
   index: number,
   layers: LinearInfo[],
 ): { layerConfig?: Map<string, Record<string, unknown>>; scores?: Map<string, Float32Tensor> } {
-  const fields = new Set(configFields(getVariant(stage.method).schema).map((f) => f.name));
-  const cfg = stage.config as Record<string, unknown>;
-  const wantsCov = fields.has('covariance') && cfg.covariance === undefined && cfg.inputs === undefined && (cfg.space === undefined ? !fields.has('space') : cfg.space === 'inputs');
-  const wantsGrad = fields.has('gradient') && cfg.gradient === undefined;
+  const variant = getVariant(stage.method);
+  const wanted = new Set(variant.initStatistics?.(stage.config) ?? []);
+  const wantsCov = wanted.has('covariance');
+  const wantsGrad = wanted.has('gradient');
   const criterion = supportScoresOf(stage);
   const scores = criterion === 'magnitude' ? undefined : supportScores(ctx, stage, index, layers, criterion);
   if (!wantsCov && !wantsGrad) return { scores };
@@ -180,7 +188,7 @@ export function supportScoreBatches(ctx: RunContext, stage: StageOf<'adapt'>, in
  * Per-layer score matrices [out, in] from the loss gradients g_b of the calibration batches: fisher
  * E[g²], gradient |E[g]| (SparseAdapter takes the signed E[g], it ranks by |E[g] Aᵀ| itself), sensitivity E[|W ⊙ g|].
  */
-function supportScores(ctx: RunContext, stage: StageOf<'adapt'>, index: number, layers: LinearInfo[], criterion: Exclude<SupportScores, 'magnitude'>, draw?: string): Map<string, Float32Tensor> {
+function supportScores(ctx: RunContext, stage: StageOf<'adapt'>, index: number, layers: LinearInfo[], criterion: Exclude<SupportCriterion, 'magnitude'>, draw?: string): Map<string, Float32Tensor> {
   const batches = supportScoreBatches(ctx, stage, index, draw);
   const shapes = layers.map((l) => [l.out, l.in]);
   const out = new Map<string, Float32Tensor>();
@@ -191,7 +199,7 @@ function supportScores(ctx: RunContext, stage: StageOf<'adapt'>, index: number, 
   } else if (criterion === 'gradient') {
     const accs = shapes.map((s) => new GradientAccumulator(s));
     weightGradients(ctx, layers, batches, (i, g) => accs[i]!.add(tensor(g, shapes[i]!)));
-    const signed = stage.method === 'sparse-adapter';
+    const signed = getVariant(stage.method).supportScores?.signed === true;
     layers.forEach((l, i) => {
       const mean = accs[i]!.mean();
       out.set(l.name, signed ? mean : tensor(Float32Array.from(mean.data, Math.abs), mean.shape));
@@ -213,84 +221,6 @@ function supportScores(ctx: RunContext, stage: StageOf<'adapt'>, index: number, 
   return out;
 }
 
-/**
- * LoSiA's periodic re-localization (`relocalizeEvery`): before step k·every + 1, each layer's trained
- * core goes into its weight and the subnet is chosen again by the stage's support scores at the current
- * weights, on batches drawn for that step. Each new core starts as a fresh variable of the optimizer
- * (`NamedAdam.reset`: zero moments, first-step bias correction). The subnets and those reset points
- * ride in the checkpoint's stage state, so a resumed run continues on the ones it had. `variables` are
- * the optimizer's keys of the adapter's variables.
- */
-export function losiaRelocalization(
-  args: StageArgs<StageOf<'adapt'>>,
-  adapter: AdapterModel,
-  variables: ReadonlyMap<string, tf.Variable>,
-): { beforeStep: (step: number, optimizer: NamedAdam) => void; state: () => Record<string, unknown>; count: () => number } {
-  const { ctx, stage, index } = args;
-  const every = stage.relocalizeEvery!;
-  const name = adapter.activeAdapter!;
-  const layers = ctx.linears().filter((l) => l.name in adapter.weights);
-  const keyOf = new Map([...variables].map(([k, v]) => [v, k]));
-  const saved = args.resume?.stageState?.losia as { subnets: Record<string, { rows: number[]; cols: number[] }>; count: number } | undefined;
-  if (saved) for (const [n, sub] of Object.entries(saved.subnets)) adapter.setSubnet(name, n, sub);
-  let count = saved?.count ?? 0;
-  // the cores' Adam reset points (NamedAdam.reset) travel with the optimizer's checkpointed state
-  return {
-    beforeStep(step, optimizer) {
-      if (step <= 1 || (step - 1) % every !== 0) return;
-      const scores = supportScores(ctx, stage, index, layers, supportScoresOf(stage) as Exclude<SupportScores, 'magnitude'>, `relocalize-${step}`);
-      const done = adapter.relocalize((n) => scores.get(n), { densify: stage.densify });
-      optimizer.reset(done.map((n) => {
-        const key = keyOf.get(adapter.layerVariables(n, name).losia_core!);
-        if (key === undefined) throw new Error(`relocalize: the core of '${n}' is not among the stage's trained variables`);
-        return key;
-      }));
-      count++;
-      ctx.log.event({ event: 'relocalize', stage: index, step });
-    },
-    state: () => ({
-      losia: {
-        count,
-        subnets: Object.fromEntries(Object.entries(adapter.adapterStates(name)).map(([n, s]) => {
-          const { rows, cols } = (s as AdapterState & { indices: Record<string, Int32Array> }).indices;
-          return [n, { rows: Array.from(rows!), cols: Array.from(cols!) }];
-        })),
-      },
-    }),
-    count: () => count,
-  };
-}
-
-/**
- * MoSA draws one module pair per training forward of each layer from a per-layer counter; the counters
- * ride in the checkpoint's stage state, so a resumed stage draws the modules an uninterrupted one would.
- */
-export function mosaDrawState(args: StageArgs<StageOf<'adapt'>>, adapter: AdapterModel): () => Record<string, unknown> {
-  const saved = args.resume?.stageState?.mosa as { draws: Record<string, number> } | undefined;
-  if (saved) adapter.setMosaDraws(saved.draws);
-  return () => ({ mosa: { draws: adapter.mosaDraws() } });
-}
-
-/**
- * The component budget of dynamic-rank before each step (undefined: no pruning at that step):
- * r per layer until `start`, then a cubic decay to `target` per layer at `end` (AdaLoRA's shape),
- * pruning every `every` steps and at `end`.
- */
-function rankSchedule(stage: StageOf<'adapt'>, layers: number): (step: number) => number | undefined {
-  const r = (stage.config as { r: number }).r;
-  const b = stage.rankBudget ?? { target: Math.max(1, Math.ceil(r / 2)), start: 0.2, end: 0.7, every: 10 };
-  const from = r * layers;
-  const to = Math.max(1, Math.round(b.target * layers));
-  const s0 = Math.floor(b.start * stage.steps);
-  const s1 = Math.max(s0 + 1, Math.floor(b.end * stage.steps));
-  return (step) => {
-    if (step <= s0 || (step - s0) % b.every !== 0 && step !== s1) return undefined;
-    if (step > s1) return undefined;
-    const progress = (step - s0) / (s1 - s0);
-    return Math.round(to + (from - to) * Math.pow(1 - progress, 3));
-  };
-}
-
 async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<StageOf<'adapt'>>): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
   if (ctx.adapter && ctx.adapter.stage !== index) throw new Error(`${label}: the adapter of '${ctx.adapter.label}' is still attached (merge it first)`);
@@ -301,43 +231,15 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   ctx.log.say(`${label}: ${stage.method} on ${report.layers.length} layers, ${report.trainable.toLocaleString('en-US')} trainable parameters (${(report.fraction * 100).toFixed(2)}% of the adapted weights)`);
   const hooks = ctx.hooks();
   adapter.training = true;
-  const rankPrune = stage.method === 'dynamic-rank' ? rankSchedule(stage, report.layers.length) : undefined;
-  let ranks: Record<string, number> | undefined;
-  // PST's mask level follows its cubic schedule: a frozen adapter param, set before each step it changes
-  let pstLevel: number | undefined;
-  const setPstLevel = (step: number) => {
-    const level = pstSparsityAt(stage.config, step, stage.steps);
-    if (level === pstLevel) return;
-    pstLevel = level;
-    setPstSparsity(adapter, level);
-  };
-  const beforeStep = rankPrune
-    ? (step: number) => {
-        const budget = rankPrune(step);
-        if (budget !== undefined) ranks = pruneDynamicRankModel(adapter, budget);
-      }
-    : stage.method === 'pst'
-      ? setPstLevel
-      : undefined;
-  const losia = stage.relocalizeEvery !== undefined ? losiaRelocalization(args, adapter, variables) : undefined;
-  const mosa = stage.method === 'mosa' ? mosaDrawState(args, adapter) : undefined;
-  const extra = [losia?.state, mosa].filter((f) => f !== undefined);
+  // the variant's own lifecycle in training (schedules, re-selection, counters), from its tfjs form
+  const training = adapterTraining(args, variant, variables);
   const r = await optimize(args, stage, {
     variables,
     loss: (ids, targets) => ctx.model.loss(ids, targets, hooks),
-    ...(beforeStep ? { beforeStep } : {}),
-    ...(losia ? { beforeStep: losia.beforeStep } : {}),
-    ...(extra.length > 0 ? { stageState: () => Object.assign({}, ...extra.map((f) => f())) as Record<string, unknown> } : {}),
+    ...(training.beforeStep ? { beforeStep: training.beforeStep } : {}),
+    ...(training.stageState ? { stageState: training.stageState } : {}),
   });
-  if (losia && losia.count() > 0) {
-    ctx.log.say(`${label}: re-localized the subnets ${losia.count()} times (every ${stage.relocalizeEvery} steps)`);
-    ctx.report.notes.push(`adapter ${label}: the PEFT files hold the last subnet's core only; ${losia.count()} earlier cores were merged into the weights at re-localization`);
-  }
-  if (ranks) {
-    const total = Object.values(ranks).reduce((a, b) => a + b, 0);
-    ctx.log.say(`${label}: rank after pruning ${total} components over ${Object.keys(ranks).length} layers (${Object.entries(ranks).map(([n, k]) => `${n.replace(/\.weight$/, '')} ${k}`).join(', ')})`);
-    ctx.log.event({ event: 'ranks', stage: index, ranks });
-  }
+  training.finish();
   adapter.training = false;
   ctx.report.adapters.push({ name: label, variant: stage.method, trainable: report.trainable, base: report.base });
   // the adapter itself, in the PEFT layout, before it is merged away
@@ -368,4 +270,66 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
     ctx.adapter = undefined;
   }
   return { summary: `${stage.method}, ${report.trainable} trainable, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}${stage.merge ? `, merged${stage.densify ? ' (densified)' : ' through the masks'}` : ''}${saved}` };
+}
+
+/**
+ * The variant's training hooks (its tfjs form's `training`) wired into the stage: data scores for
+ * variants that re-select their support (fresh batches per draw), optimizer moments reset for tensors a
+ * hook re-initialized (NamedAdam.reset, whose reset points ride with the optimizer's checkpointed state),
+ * the hooks' state in the checkpoint's stage state (and loaded back on resume), their events and notes
+ * in the log and the report. `variables` are the optimizer's keys of the adapter's variables.
+ */
+export function adapterTraining(
+  args: StageArgs<StageOf<'adapt'>>,
+  variant: AdapterVariant<never>,
+  variables: ReadonlyMap<string, tf.Variable>,
+): { beforeStep?: (step: number, optimizer: NamedAdam) => void; stageState?: () => Record<string, unknown>; finish: () => void } {
+  const { ctx, stage, index, label } = args;
+  const form = getTfForm(variant.name);
+  const adapter = ctx.adapter!.model;
+  const criterion = supportScoresOf(stage);
+  const layers = ctx.linears().filter((l) => l.name in adapter.weights);
+  const hooks: AdapterTrainingHooks =
+    form?.training?.({
+      model: adapter,
+      adapter: adapter.activeAdapter!,
+      config: stage.config,
+      steps: stage.steps,
+      ...(criterion === 'magnitude'
+        ? {}
+        : {
+            scores: (draw: string) => {
+              const scores = supportScores(ctx, stage, index, layers, criterion, draw);
+              return (n: string) => scores.get(n);
+            },
+          }),
+    }) ?? {};
+  const resumed = args.resume?.stageState?.adapter;
+  if (resumed !== undefined) hooks.load?.(resumed);
+  const keyOf = new Map([...variables].map(([k, v]) => [v, k]));
+  return {
+    ...(hooks.beforeStep
+      ? {
+          beforeStep: (step: number, optimizer: NamedAdam) => {
+            const out = hooks.beforeStep!(step);
+            if (!out) return;
+            if (out.reset?.length) {
+              optimizer.reset(out.reset.map((v) => {
+                const key = keyOf.get(v);
+                if (key === undefined) throw new Error(`${label}: ${stage.method} re-initialized a tensor that is not among the stage's trained variables`);
+                return key;
+              }));
+            }
+            if (out.event) ctx.log.event({ ...out.event, stage: index });
+          },
+        }
+      : {}),
+    ...(hooks.state ? { stageState: () => ({ adapter: hooks.state!() }) } : {}),
+    finish: () => {
+      const done = hooks.finish?.() ?? {};
+      if (done.log) ctx.log.say(`${label}: ${done.log}`);
+      if (done.event) ctx.log.event({ ...done.event, stage: index });
+      if (done.note) ctx.report.notes.push(`adapter ${label}: ${done.note}`);
+    },
+  };
 }

@@ -24,7 +24,7 @@ describe('adapter stages resume inside the stage', () => {
       stages: [
         { stage: 'pretrain', steps: 3, batch: 4 },
         { stage: 'adapt', method: 'mosa', config: { r: 4, modules: 4 }, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
-        { stage: 'adapt', method: 'losia', config: { rows: 0.25, cols: 0.25 }, relocalizeEvery: 3, supportBatches: 2, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
+        { stage: 'adapt', method: 'losia', config: { rows: 0.25, cols: 0.25, relocalizeEvery: 3 }, supportBatches: 2, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
       ],
     });
     const whole = join(tmp, 'whole');
@@ -33,13 +33,14 @@ describe('adapter stages resume inside the stage', () => {
     // mosa stops after its checkpoint at 4; losia after its checkpoint at 4, which follows the re-localization
     // before step 4: steps 5 and 6 need the core's reset point (t = 3) to be bias-corrected as steps 2 and 3
     const stops = [
-      { stage: 1, step: 5, resumeAt: 4, state: 'mosa' },
-      { stage: 2, step: 5, resumeAt: 4, state: 'losia' },
+      // both variants' hook state rides under the stage state's 'adapter' key
+      { stage: 1, step: 5, resumeAt: 4, state: 'adapter' },
+      { stage: 2, step: 5, resumeAt: 4, state: 'adapter' },
     ];
     await runWithStops(recipe, broken, stops, (s, cp) => {
-      if (s.state === 'mosa') {
+      if (s.stage === 1) {
         // one draw per training forward of each of the 4 linear layers: 4 steps so far
-        const draws = (cp.stageState!.mosa as { draws: Record<string, number> }).draws;
+        const draws = (cp.stageState!.adapter as { draws: Record<string, number> }).draws;
         expect(Object.keys(draws)).toHaveLength(4);
         for (const c of Object.values(draws)) expect(c).toBe(4);
       } else {

@@ -14,14 +14,14 @@ import { chooseBackend } from '../../backend.js';
 import { createModel } from '../../model/index.js';
 import { resolveRecipe } from '../../recipe/load.js';
 import { listMethods } from '../../recipe/methods.js';
-import { SUPPORT_SCORE_METHODS, type StageOf } from '../../recipe/schema.js';
+import type { StageOf } from '../../recipe/schema.js';
 import { RunContext } from '../../run/context.js';
 import { loadRunData } from '../../run/data.js';
 import { RunLog } from '../../run/log.js';
 import { startRun } from '../../run/runner.js';
 import { expectExportedNM } from '../../testing/export.js';
 import { NamedAdam } from '../../train/adam.js';
-import { attachStageAdapter, losiaRelocalization, supportScoreBatches } from './adapter.js';
+import { adapterTraining, attachStageAdapter, supportScoreBatches } from './adapter.js';
 
 const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
 const silent = { write: () => true };
@@ -191,7 +191,7 @@ describe('support scores in the adapt stage', () => {
     dispose(ctx);
   }, 60_000);
 
-  it('the methods that take support scores are exactly the adapt variants whose initWithScores accepts them', () => {
+  it('the variants that declare support scores are exactly those whose initWithScores accepts them', () => {
     const rng = new Random(1);
     const base = tensor(Float32Array.from({ length: 64 * 64 }, () => rng.normal()), [64, 64]);
     const scores = tensor(Float32Array.from({ length: 64 * 64 }, () => rng.uniform(0, 1)), [64, 64]);
@@ -206,7 +206,7 @@ describe('support scores in the adapt stage', () => {
           return false;
         }
       })();
-      expect(accepts, `${m.name}: add it to SUPPORT_SCORE_METHODS or remove it`).toBe(m.name in SUPPORT_SCORE_METHODS);
+      expect(accepts, `${m.name}: declare supportScores on the variant or remove it`).toBe(getVariant(m.name).supportScores !== undefined);
     }
   });
 
@@ -247,7 +247,7 @@ describe('LoSiA re-localization in the adapt stage', () => {
   const noCheckpoint = async () => {};
 
   it('before step k·every + 1: merges each core through the mask and picks the subnet of sensitivity scores at the adapted weights', () => {
-    const { ctx, stage } = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25 }, relocalizeEvery: 2 });
+    const { ctx, stage } = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25, relocalizeEvery: 2 } });
     attachStageAdapter(ctx, stage, 0, 'adapt');
     const adapter = ctx.adapter!.model;
     // a trained core: random values
@@ -280,13 +280,14 @@ describe('LoSiA re-localization in the adapt stage', () => {
       return [l.name, { base, adapted, score: meanOver(gs, adapted, (g, w) => Math.abs(g * w)) }];
     }));
     const args = { ctx, stage, index: 0, label: 'adapt', checkpoint: noCheckpoint };
-    const reloc = losiaRelocalization(args, adapter, variables);
+    const reloc = adapterTraining(args, getVariant('losia'), variables);
+    const count = (t: ReturnType<typeof adapterTraining>) => (t.stageState!().adapter as { count: number }).count;
     const otherMoments = adam.state().m.other!.data;
-    reloc.beforeStep(2, adam); // not yet: only after every 2 steps
-    expect(reloc.count()).toBe(0);
+    reloc.beforeStep!(2, adam); // not yet: only after every 2 steps
+    expect(count(reloc)).toBe(0);
     expect(adam.resets()).toEqual({});
-    reloc.beforeStep(3, adam);
-    expect(reloc.count()).toBe(1);
+    reloc.beforeStep!(3, adam);
+    expect(count(reloc)).toBe(1);
     // the new cores start with fresh Adam moments; other keys keep theirs
     const opt = adam.state();
     for (const k of variables.keys()) {
@@ -310,17 +311,17 @@ describe('LoSiA re-localization in the adapt stage', () => {
       expect(params.losia_core!.data.every((x) => x === 0)).toBe(true);
     }
     // the subnets travel in the stage state: a fresh attach resumed from it continues on them
-    const saved = reloc.state();
-    const again = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25 }, relocalizeEvery: 2 });
+    const saved = reloc.stageState!();
+    const again = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25, relocalizeEvery: 2 } });
     attachStageAdapter(again.ctx, again.stage, 0, 'adapt');
     const againModel = again.ctx.adapter!.model;
-    const resumed = losiaRelocalization({ ...args, ctx: again.ctx, stage: again.stage, resume: { step: 3, stageState: JSON.parse(JSON.stringify(saved)) } }, againModel, new Map(againModel.trainableVariables().map((v, k) => [`adapter/${k}`, v])));
-    expect(resumed.count()).toBe(1);
-    expect(JSON.stringify(resumed.state())).toBe(JSON.stringify(saved));
+    const resumed = adapterTraining({ ...args, ctx: again.ctx, stage: again.stage, resume: { step: 3, stageState: JSON.parse(JSON.stringify(saved)) } }, getVariant('losia'), new Map(againModel.trainableVariables().map((v, k) => [`adapter/${k}`, v])));
+    expect(count(resumed)).toBe(1);
+    expect(JSON.stringify(resumed.stageState!())).toBe(JSON.stringify(saved));
     // the reset points travel with the optimizer's own state (written by the checkpoint)
     const restored = new NamedAdam();
     restored.load(adam.state());
-    resumed.beforeStep(4, restored);
+    resumed.beforeStep!(4, restored);
     expect(restored.resets()).toEqual(opt.since);
     restored.dispose();
     adam.dispose();
@@ -329,16 +330,16 @@ describe('LoSiA re-localization in the adapt stage', () => {
     dispose(again.ctx);
   }, 60_000);
 
-  it('recipes: relocalizeEvery is losia only and needs data scores; a 2:4 run re-localizes and exports 2:4', async () => {
-    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'rosa', relocalizeEvery: 2 }] })).toThrow(/stages\[0\]\.relocalizeEvery: only losia re-localizes/);
-    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'losia', relocalizeEvery: 2, supportScores: 'magnitude' }] })).toThrow(/stages\[0\]\.supportScores: re-localization needs data scores/);
+  it('recipes: relocalizeEvery is a losia config field and needs data scores; a 2:4 run re-localizes and exports 2:4', async () => {
+    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'rosa', config: { relocalizeEvery: 2 } }] })).toThrow(/stages\[0\]\.config: .*relocalizeEvery/);
+    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'losia', config: { relocalizeEvery: 2 }, supportScores: 'magnitude' }] })).toThrow(/stages\[0\]\.supportScores: 'losia': re-localization needs data scores/);
     const recipe = resolveRecipe({
       model: MODEL,
       eval: { windows: 4, batch: 4 },
       stages: [
         { stage: 'pretrain', steps: 3, batch: 4 },
         { stage: 'prune', method: 'magnitude', config: { n: 2, m: 4 } },
-        { stage: 'adapt', method: 'losia', relocalizeEvery: 2, supportBatches: 2, steps: 5, batch: 4, lr: 1e-3 },
+        { stage: 'adapt', method: 'losia', config: { relocalizeEvery: 2 }, supportBatches: 2, steps: 5, batch: 4, lr: 1e-3 },
         { stage: 'evaluate' },
         { stage: 'export', formats: ['compressed'] },
       ],

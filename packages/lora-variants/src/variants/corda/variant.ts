@@ -9,7 +9,7 @@
 // C is damped, C + damping · mean(diag C) · I, so it is invertible; W = (W C)C⁻¹ holds for the damped C.
 // Trainable: r (out + in).
 import { ArgumentError, cholesky, choleskyInverse, matmul, svd, tensor, type Float32Tensor } from '@sparse/tensor';
-import { calibrationCovariance, checkRank, defineFamilyVariant, minus } from '../shared/family.js';
+import { calibrationCovariance, checkRank, defineFamilyVariant, minus, needsCovariance } from '../shared/family.js';
 import { cordaConfigSchema, type CordaConfig } from './config.js';
 
 export const CORDA_FROZEN = ['corda_A0', 'corda_B0'] as const;
@@ -54,6 +54,8 @@ export const cordaVariant = defineFamilyVariant<CordaConfig>({
   name: 'corda',
   describe: 'CorDA: LoRA built from r components of the SVD of W C (C: input covariance); instruction-previewed or knowledge-preserved',
   schema: cordaConfigSchema,
+  // the SVD is of W C, C the input covariance of the data the adapter is trained on
+  initStatistics: needsCovariance,
   init(base, c) {
     const cov = calibrationCovariance(c, base.shape[1]!, 'corda.init');
     const { b, a } = cordaComponents(base, cov, c, 'corda.init');

@@ -20,7 +20,8 @@ export function dseeResidualScores(w: Float32Tensor, rank: number, rng: Random):
 
 export const dseeVariant = makeSparseVariant<DseeConfig>({
   name: 'dsee',
-  scored: true,
+  // data-free in the paper (the low-rank residual); data scores may choose the support instead
+  supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
   describe: 'DSEE: scaling · B A + S, S on the largest entries of W minus its low-rank part; merges keep a sparse base sparse',
   schema: dseeConfigSchema,
   create(base, c, rng, scores) {

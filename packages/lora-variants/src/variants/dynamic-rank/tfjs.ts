@@ -5,12 +5,29 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { v } from '../shared/tfjs.js';
-import { DYNAMIC_RANK_FROZEN, activeRank, dynamicRankScaling, pruneDynamicRank } from './variant.js';
+import { DYNAMIC_RANK_FROZEN, activeRank, dynamicRankScaling, pruneDynamicRank, rankBudgetAt } from './variant.js';
 import type { DynamicRankConfig } from './config.js';
 
 /** scaling · B diag(g) A; a pruned component (g_i = 0) gets no gradient. */
 export const dynamicRankForm: TfAdapterForm = {
   variant: 'dynamic-rank',
+  // components are pruned on config.rankBudget's schedule (rankBudgetAt) during training
+  training: ({ model, config, steps }) => {
+    const layers = model.trainableReport().layers.length;
+    let ranks: Record<string, number> | undefined;
+    return {
+      beforeStep(step) {
+        const budget = rankBudgetAt(config as DynamicRankConfig, step, steps, layers);
+        if (budget !== undefined) ranks = pruneDynamicRankModel(model, budget);
+      },
+      finish() {
+        if (ranks === undefined) return {};
+        const total = Object.values(ranks).reduce((a, b) => a + b, 0);
+        const per = Object.entries(ranks).map(([n, k]) => `${n.replace(/\.weight$/, '')} ${k}`).join(', ');
+        return { log: `rank after pruning ${total} components over ${Object.keys(ranks).length} layers (${per})`, event: { event: 'ranks', ranks } };
+      },
+    };
+  },
   frozen: DYNAMIC_RANK_FROZEN,
   effectiveWeight: ({ base, vars, state }) => {
     const gatedA = tf.mul(v(vars, 'lora_A'), tf.expandDims(tf.mul(v(vars, 'rank_gate'), dynamicRankScaling(state.config as DynamicRankConfig)), 1));

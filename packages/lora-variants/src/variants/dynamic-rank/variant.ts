@@ -132,3 +132,19 @@ export function pruneDynamicRank(
     }),
   );
 }
+
+/**
+ * The component budget over `layers` layers before step `step` (1-based) of `steps`, or undefined when
+ * no pruning is due then: r per layer until `start`, then a cubic decay to `target` per layer at `end`
+ * (config.rankBudget, default target ⌈r/2⌉, start 0.2, end 0.7, every 10 steps and at `end`).
+ */
+export function rankBudgetAt(config: DynamicRankConfig, step: number, steps: number, layers: number): number | undefined {
+  const b = config.rankBudget ?? { target: Math.max(1, Math.ceil(config.r / 2)), start: 0.2, end: 0.7, every: 10 };
+  const from = config.r * layers;
+  const to = Math.max(1, Math.round(b.target * layers));
+  const s0 = Math.floor(b.start * steps);
+  const s1 = Math.max(s0 + 1, Math.floor(b.end * steps));
+  if (step <= s0 || step > s1 || ((step - s0) % b.every !== 0 && step !== s1)) return undefined;
+  const progress = (step - s0) / (s1 - s0);
+  return Math.round(to + (from - to) * Math.pow(1 - progress, 3));
+}

@@ -20,6 +20,8 @@ export const loraSbVariant = defineFamilyVariant<LoraSbConfig>({
   name: 'lora-sb',
   describe: 'LoRA-SB: B (R − R₀) A with frozen B, A and R initialized from the SVD of the first step −η G (config.gradient)',
   schema: loraSbConfigSchema,
+  // R's init is the SVD of the first step −η G: G from a few batches of the training data
+  initStatistics: (c) => (c.gradient === undefined ? ['gradient'] : []),
   init(base, c, rng) {
     const where = 'lora-sb.init';
     if (c.gradient === undefined) throw new ArgumentError(`${where}: config.gradient (∂L/∂W, [${base.shape.join(', ')}]) is required to initialize R`);

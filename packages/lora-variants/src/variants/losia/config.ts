@@ -9,6 +9,11 @@ export const losiaConfigSchema = z
     cols: z.number().gt(0).max(1).default(0.125),
     /** Data-free localization score when none is given. */
     score: z.enum(['magnitude', 'random']).default('magnitude'),
+    /**
+     * In training: re-localize every this many steps (the trained core goes into the weight and a new
+     * subnet is chosen by data scores at the current weights). Absent: the subnet stays.
+     */
+    relocalizeEvery: z.int().min(1).optional(),
   })
   .strict();
 export type LosiaConfig = z.output<typeof losiaConfigSchema>;

@@ -26,7 +26,12 @@ export function losiaLocalize(scores: Float32Tensor, c: LosiaConfig): { rows: In
 
 export const losiaVariant = makeSparseVariant<LosiaConfig>({
   name: 'losia',
-  scored: true,
+  // gradient-based sensitivity |W ⊙ G| for subnet localization
+  supportScores: {
+    criteria: ['sensitivity', 'gradient', 'fisher', 'magnitude'],
+    needsData: (config: unknown) =>
+      (config as Partial<LosiaConfig> | undefined)?.relocalizeEvery !== undefined ? 're-localization needs data scores: sensitivity, gradient or fisher' : undefined,
+  },
   describe: 'LoSiA: train a localized subnet W[R, C] (selected rows × columns) as one dense core; re-localize as training goes',
   schema: losiaConfigSchema,
   create(base, c, rng, scores) {

@@ -2,7 +2,9 @@
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
 import { ArgumentError } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
+import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
+import { variantLayers } from '../shared/tfjs.js';
 import { loraScaling } from '../lora/variant.js';
 import type { IndexedAdapterState } from '../shared/sparse.js';
 import { mosaModules } from './variant.js';
@@ -11,7 +13,7 @@ import type { MosaConfig } from './config.js';
 // Training forwards so far per layer (its vars object): the n-th uses mosaModules(state, n).
 const mosaCalls = new WeakMap<object, number>();
 
-/** Training forwards so far of the MoSA layer whose variables are `vars` (AdapterModel.mosaDraws reads it). */
+/** Training forwards so far of the MoSA layer whose variables are `vars` (mosaDraws reads it). */
 export function mosaDrawCount(vars: object): number {
   return mosaCalls.get(vars) ?? 0;
 }
@@ -33,6 +35,11 @@ function moduleMultiplier(ids: Int32Array, m: number, k: number, shape: readonly
  */
 export const mosaForm: TfAdapterForm = {
   variant: 'mosa',
+  // the draw counters ride in a checkpoint, so a resumed run draws the modules an uninterrupted one would
+  training: ({ model, adapter }) => ({
+    state: () => ({ draws: mosaDraws(model, adapter) }),
+    load: (saved) => void setMosaDraws(model, (saved as { draws: Record<string, number> }).draws, adapter),
+  }),
   keepsMask: true,
   effectiveWeight: ({ base, vars, state, mask, training }) => {
     const st = state as IndexedAdapterState<MosaConfig>;
@@ -50,3 +57,22 @@ export const mosaForm: TfAdapterForm = {
     return tf.add(base, tf.mul(tf.mul(tf.matMul(b, a), loraScaling(st.config)), mask));
   },
 };
+
+/**
+ * MoSA's training forwards so far per layer of a mosa adapter (default the active one): the n-th draws
+ * `mosaModules(state, n)`. For a checkpoint; `setMosaDraws` puts them back so a resumed run draws the
+ * modules an uninterrupted one would.
+ */
+export function mosaDraws(model: AdapterModel, adapterName = model.activeAdapter ?? undefined): Record<string, number> {
+  const { adapter, layers } = variantLayers(model, 'mosa', 'mosaDraws', adapterName);
+  return Object.fromEntries(layers.map((n) => [n, mosaDrawCount(model.layerVariables(n, adapter))]));
+}
+
+export function setMosaDraws(model: AdapterModel, draws: Record<string, number>, adapterName = model.activeAdapter ?? undefined): void {
+  const { adapter, layers } = variantLayers(model, 'mosa', 'setMosaDraws', adapterName);
+  for (const [n, c] of Object.entries(draws ?? {})) {
+    if (!layers.includes(n)) throw new ArgumentError(`setMosaDraws: adapter '${adapter}' has no layer '${n}'`);
+    if (!Number.isSafeInteger(c) || c < 0) throw new ArgumentError(`setMosaDraws: ${n}: the draw count must be a non-negative integer, got ${String(c)}`);
+  }
+  for (const [n, c] of Object.entries(draws ?? {})) setMosaDrawCount(model.layerVariables(n, adapter), c);
+}

@@ -5,7 +5,7 @@
 // so the update leaves W's top singular subspace untouched) or the calibration inputs' ('inputs': the r
 // least-used directions of their covariance, so outputs on that data stay as they were). Trainable: out · r.
 import { ArgumentError, matmul, svd, tensor } from '@sparse/tensor';
-import { calibrationCovariance, defineFamilyVariant } from '../shared/family.js';
+import { calibrationCovariance, defineFamilyVariant, needsCovariance } from '../shared/family.js';
 import { nullLoraConfigSchema, type NullLoraConfig } from './config.js';
 
 export const NULL_LORA_FROZEN = ['null_N'] as const;
@@ -14,6 +14,8 @@ export const nullLoraVariant = defineFamilyVariant<NullLoraConfig>({
   name: 'null-lora',
   describe: "Null-LoRA: ΔW = B Nᵀ with N a frozen basis of W's (or the calibration inputs') null space; only B trains",
   schema: nullLoraConfigSchema,
+  // the inputs' null space needs their covariance; W's own needs no data
+  initStatistics: (c) => (c.space === 'inputs' ? needsCovariance(c) : []),
   init(base, c) {
     const [out, inp] = base.shape as [number, number];
     if (c.r > inp) throw new ArgumentError(`null-lora.init: r = ${c.r} exceeds in = ${inp}`);

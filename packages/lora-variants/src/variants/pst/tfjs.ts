@@ -1,10 +1,11 @@
 // The tfjs form of 'pst': W + ΔW as a differentiable tensor, the ΔW of ./variant.ts's `delta`.
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
-import { tensor as coreTensor, type Float32Tensor } from '@sparse/tensor';
+import { ArgumentError, tensor as coreTensor, type Float32Tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
+import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { maskTensor } from '../shared/tfjs.js';
-import { PST_FROZEN, pstMask } from './variant.js';
+import { maskTensor, variantLayers } from '../shared/tfjs.js';
+import { PST_FROZEN, pstMask, pstSparsityAt } from './variant.js';
 import type { PstConfig } from './config.js';
 
 /**
@@ -15,6 +16,18 @@ import type { PstConfig } from './config.js';
  */
 export const pstForm: TfAdapterForm = {
   variant: 'pst',
+  // the mask level follows its cubic schedule: set before each step at which it changes
+  training: ({ model, adapter, config, steps }) => {
+    let level: number | undefined;
+    return {
+      beforeStep(step) {
+        const next = pstSparsityAt(config, step, steps);
+        if (next === level) return;
+        level = next;
+        setPstSparsity(model, next, adapter);
+      },
+    };
+  },
   keepsMask: true,
   frozen: PST_FROZEN,
   effectiveWeight: ({ base, vars, state, mask }) => {
@@ -41,4 +54,18 @@ function bitsOf(m: ArrayLike<number>): Uint32Array {
   const bits = new Uint32Array(Math.ceil(m.length / 32));
   for (let k = 0; k < m.length; k++) if (m[k] !== 0) bits[k >>> 5] = bits[k >>> 5]! | (1 << (k & 31));
   return bits;
+}
+
+/**
+ * Sets PST's mask level (its frozen `pst_sparsity`) on every layer of a pst adapter (default the active
+ * one), e.g. each step of `pstSparsityAt`'s schedule. Returns the layers set.
+ */
+export function setPstSparsity(model: AdapterModel, level: number, adapterName = model.activeAdapter ?? undefined): string[] {
+  if (typeof level !== 'number' || !(level >= 0 && level < 1)) throw new ArgumentError(`setPstSparsity: level must be in [0, 1), got ${String(level)}`);
+  const { adapter, layers } = variantLayers(model, 'pst', 'setPstSparsity', adapterName);
+  for (const n of layers) {
+    const v = model.layerVariables(n, adapter).pst_sparsity!;
+    tf.tidy(() => v.assign(tf.tensor([level], v.shape)));
+  }
+  return layers;
 }

@@ -12,7 +12,8 @@ import { rosaConfigSchema, type RosaConfig } from './config.js';
 
 export const rosaVariant = makeSparseVariant<RosaConfig>({
   name: 'rosa',
-  scored: true,
+  // RoSA: accumulated squared gradients (a Fisher estimate)
+  supportScores: { criteria: ['fisher', 'gradient', 'sensitivity', 'magnitude'] },
   describe: 'RoSA: scaling · B A + S, a LoRA term and a fixed-support sparse term (indices + values) trained jointly',
   schema: rosaConfigSchema,
   create(base, c, rng, scores) {

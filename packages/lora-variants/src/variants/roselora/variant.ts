@@ -34,7 +34,6 @@ function sparseFactors(state: AdapterState<RoseloraConfig>): { a: Float32Tensor;
 
 export const roseloraVariant = makeSparseVariant<RoseloraConfig>({
   name: 'roselora',
-  scored: false,
   describe: 'RoseLoRA: scaling · B A with top-k rows of A and top-k columns of B (by |value|, re-selected as they train)',
   schema: roseloraConfigSchema,
   create(base, c, rng) {

@@ -48,7 +48,8 @@ export function s2ftPermutation(state: AdapterState<S2ftConfig>): Int32Array {
 
 export const s2ftVariant = makeSparseVariant<S2ftConfig>({
   name: 's2ft',
-  scored: true,
+  // data-free in the paper (random groups); data scores may choose the groups instead
+  supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
   describe: 'S2FT: selected row or column groups (heads, channels) train as one dense block D; the merge writes it back',
   schema: s2ftConfigSchema,
   create(base, c, rng, scores) {

@@ -18,7 +18,8 @@ export function nuclearNorm(m: Tensor): number {
 
 export const saraVariant = makeSparseVariant<SaraConfig>({
   name: 'sara',
-  scored: true,
+  // data-free in the paper (the smallest |W|); data scores may choose the entries instead
+  supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
   describe: 'SaRA: train the smallest-|W| entries as a sparse delta (indices + values), with a nuclear-norm penalty',
   schema: saraConfigSchema,
   create(base, c, _rng, scores) {

@@ -15,7 +15,7 @@ import {
 } from '@sparse/tensor';
 import { z } from 'zod';
 import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from './common.js';
-import type { AdapterState, AdapterVariant, MergeOptions, UnmergeOptions } from '../types.js';
+import type { AdapterState, AdapterVariant, InitStatistic, MergeOptions, UnmergeOptions } from '../types.js';
 
 export interface FamilySpec<C> {
   name: string;
@@ -31,6 +31,8 @@ export interface FamilySpec<C> {
   forwardDelta?(x: Tensor, state: AdapterState<C>, base: Tensor): Float32Tensor;
   /** Trainable scalars for `shape` in closed form. */
   trainable(shape: readonly [number, number], config: C): number;
+  /** The data statistics a parsed config still needs before init (see AdapterVariant.initStatistics). */
+  initStatistics?(config: C): readonly InitStatistic[];
   /** Replaces the default (additive, masked) merge and unmerge, for updates that are not additive. */
   merge?(base: Float32Tensor, state: AdapterState<C>, opts: MergeOptions | undefined): Float32Tensor;
   unmerge?(merged: Float32Tensor, state: AdapterState<C>, opts: UnmergeOptions | undefined): Float32Tensor;
@@ -61,6 +63,7 @@ export function defineFamilyVariant<C>(spec: FamilySpec<C>): AdapterVariant<C> {
     kind: 'adapter',
     describe: spec.describe,
     schema: spec.schema,
+    ...(spec.initStatistics ? { initStatistics: (config: unknown) => spec.initStatistics!(parse(config)) } : {}),
     parseConfig: parse,
     init(base, config, rng) {
       const c = parse(config);
@@ -204,6 +207,11 @@ export function inputCovariance(x: Tensor): Tensor<'float64'> {
 }
 
 /** Calibration fields shared by the data-aware variants: a covariance [in, in] or the inputs [n, in]. */
+/** A config with calibrationFields still needs the input covariance when it has neither field. */
+export function needsCovariance(c: { covariance?: unknown; inputs?: unknown }): readonly InitStatistic[] {
+  return c.covariance === undefined && c.inputs === undefined ? ['covariance'] : [];
+}
+
 export const calibrationFields = {
   /** Input covariance C [in, in] (e.g. xᵀx / n over calibration batches). */
   covariance: matrixField.optional(),

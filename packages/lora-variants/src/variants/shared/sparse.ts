@@ -7,7 +7,7 @@ import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Ran
 import type { z } from 'zod';
 import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from './common.js';
 import { loraFactors } from '../lora/variant.js';
-import type { AdapterState, AdapterVariant } from '../types.js';
+import type { AdapterState, AdapterVariant, SupportScoring } from '../types.js';
 
 /** An adapter state with the integer selections a sparse variant made at init (sorted where noted). */
 export interface IndexedAdapterState<C = unknown> extends AdapterState<C> {
@@ -25,8 +25,8 @@ export interface SparseVariantSpec<C> {
   name: string;
   describe: string;
   schema: z.ZodType<C>;
-  /** Whether `create` uses a score matrix (otherwise `initWithScores` is refused). */
-  scored: boolean;
+  /** How `create` uses a score matrix, when it does (otherwise `initWithScores` is refused). */
+  supportScores?: SupportScoring;
   /** Trainable params and integer selections for `base` (contiguous float32); ΔW must be zero. */
   create(base: Float32Tensor, c: C, rng: Random, scores: Float32Tensor | undefined): { params: Record<string, Float32Tensor>; indices: Record<string, Int32Array> };
   /** Dense ΔW [out, in] (independent of W for every method here, so unmerge can pass the merged weight). */
@@ -72,10 +72,11 @@ export function makeSparseVariant<C>(spec: SparseVariantSpec<C>): ScoredAdapterV
     kind: 'adapter',
     describe: spec.describe,
     schema: spec.schema,
+    ...(spec.supportScores ? { supportScores: spec.supportScores } : {}),
     parseConfig: (config) => parseWith(spec.schema, config, name) as C,
     init: (base, config, rng) => init(base, config, rng, undefined),
     initWithScores(base, config, rng, scores) {
-      if (!spec.scored) throw new ArgumentError(`${where('initWithScores')}: ${name} selects from its own values and takes no scores; use init`);
+      if (spec.supportScores === undefined) throw new ArgumentError(`${where('initWithScores')}: ${name} selects from its own values and takes no scores; use init`);
       return init(base, config, rng, scores);
     },
     delta: (state, base) => delta(state, base, 'delta'),

@@ -6,7 +6,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { ArgumentError, Random, ShapeError, tensor, type Float32Tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attachAdapters } from '../../tfjs.js';
+import { attachAdapters, relocalizeLosia, setLosiaSubnet } from '../../tfjs.js';
 import { getVariant } from '../registry.js';
 import type { IndexedAdapterState, ScoredAdapterVariant } from './sparse.js';
 import { prune24, randn } from './sparse-testing.js';
@@ -154,7 +154,7 @@ describe('LoSiA re-localization on an AdapterModel', () => {
   it('folds the core into the weight through the base mask and starts a zero core on the subnet of the new scores', () => {
     const { w, scores, weights, model, delta } = trained(11);
     const core = model.trainableVariables()[0]!;
-    expect(model.relocalize((n) => (n === 'a' ? scores.b : undefined))).toEqual(['a']);
+    expect(relocalizeLosia(model, (n) => (n === 'a' ? scores.b : undefined))).toEqual(['a']);
     const merged = weights.a.dataSync();
     w.a.data.forEach((v, q) => expect(merged[q]).toBeCloseTo(v === 0 ? 0 : v + delta[q]!, 5));
     // the new subnet: rows by summed score, then columns within them (brute force)
@@ -172,7 +172,7 @@ describe('LoSiA re-localization on an AdapterModel', () => {
   it('with densify the adapted function is unchanged', () => {
     const { scores, model, weights } = trained(12, true);
     const before = Float32Array.from(model.effectiveWeight('a').dataSync());
-    model.relocalize(() => scores.a);
+    relocalizeLosia(model, () => scores.a);
     const after = model.effectiveWeight('a').dataSync();
     before.forEach((v, q) => expect(after[q]).toBeCloseTo(v, 5));
     expect(Array.from(weights.a.dataSync())).toEqual(Array.from(after));
@@ -180,17 +180,17 @@ describe('LoSiA re-localization on an AdapterModel', () => {
 
   it('setSubnet restores a saved subnet and refuses bad ones; other variants and bad scores are refused', () => {
     const { model, vars, scores } = { ...trained(13), ...setup(13) };
-    model.setSubnet('default', 'a', { rows: [1, 6], cols: [0, 3, 9, 15] });
+    setLosiaSubnet(model, 'default', 'a', { rows: [1, 6], cols: [0, 3, 9, 15] });
     expect(Array.from(indices(model, 'a').rows!)).toEqual([1, 6]);
     expect(Array.from(indices(model, 'a').cols!)).toEqual([0, 3, 9, 15]);
-    expect(() => model.setSubnet('default', 'a', { rows: [1], cols: [0, 3, 9, 15] })).toThrow(/setSubnet: a: rows has 1 entries, expected 2/);
-    expect(() => model.setSubnet('default', 'a', { rows: [1, 8], cols: [0, 3, 9, 15] })).toThrow(/rows must be increasing integers in \[0, 8\), got 8/);
-    expect(() => model.setSubnet('default', 'a', { rows: [1, 6], cols: [0, 9, 3, 15] })).toThrow(/cols must be increasing/);
-    expect(() => model.setSubnet('default', 'b', { rows: [1, 6], cols: [0, 3, 9, 15] })).toThrow(/has no layer 'b'/);
-    expect(() => model.relocalize(() => tensor(new Float32Array(16), [4, 4]))).toThrow(/relocalize: layer 'a': scores are \[4, 4\] but the weight is \[8, 16\]/);
+    expect(() => setLosiaSubnet(model, 'default', 'a', { rows: [1], cols: [0, 3, 9, 15] })).toThrow(/setLosiaSubnet: a: rows has 1 entries, expected 2/);
+    expect(() => setLosiaSubnet(model, 'default', 'a', { rows: [1, 8], cols: [0, 3, 9, 15] })).toThrow(/rows must be increasing integers in \[0, 8\), got 8/);
+    expect(() => setLosiaSubnet(model, 'default', 'a', { rows: [1, 6], cols: [0, 9, 3, 15] })).toThrow(/cols must be increasing/);
+    expect(() => setLosiaSubnet(model, 'default', 'b', { rows: [1, 6], cols: [0, 3, 9, 15] })).toThrow(/has no layer 'b'/);
+    expect(() => relocalizeLosia(model, () => tensor(new Float32Array(16), [4, 4]))).toThrow(/relocalizeLosia: layer 'a': scores are \[4, 4\] but the weight is \[8, 16\]/);
     const rosa = attachAdapters(vars(), { targets: ['a'], variant: 'rosa' });
-    expect(() => rosa.relocalize(() => scores.a)).toThrow(/adapter 'default' is 'rosa'; only losia re-localizes/);
+    expect(() => relocalizeLosia(rosa, () => scores.a)).toThrow(/relocalizeLosia: adapter 'default' is 'rosa', not losia/);
     model.merge();
-    expect(() => model.relocalize(() => scores.a)).toThrow(/relocalize: adapter 'default' is merged/);
+    expect(() => relocalizeLosia(model, () => scores.a)).toThrow(/relocalizeLosia: adapter 'default' is merged/);
   });
 });

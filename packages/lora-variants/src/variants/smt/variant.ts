@@ -39,7 +39,8 @@ export function smtPositions(blockIds: Int32Array, blockSize: number, inp: numbe
 
 export const smtVariant = makeSparseVariant<SmtConfig>({
   name: 'smt',
-  scored: true,
+  // SMT: the blocks with the largest accumulated |gradient|
+  supportScores: { criteria: ['gradient', 'fisher', 'sensitivity', 'magnitude'] },
   describe: 'SMT: train the blockSize × blockSize sub-matrices with the largest accumulated gradient (dense blocks)',
   schema: smtConfigSchema,
   create(base, c, rng, scores) {

@@ -53,7 +53,6 @@ function sparseKernel(state: AdapterState<SnellConfig>): Float32Tensor {
 
 export const snellVariant = makeSparseVariant<SnellConfig>({
   name: 'snell',
-  scored: false,
   describe: 'SNELL: a distance-kernel merge of low-dimensional factors, sparsified by competition (largest |K| survive, no stored index)',
   schema: snellConfigSchema,
   create(base, c, rng: Random) {

@@ -29,7 +29,8 @@ export function sparseAdapterFactors(state: AdapterState<SparseAdapterConfig>): 
 
 export const sparseAdapterVariant = makeSparseVariant<SparseAdapterConfig>({
   name: 'sparse-adapter',
-  scored: true,
+  // a gradient pruning-at-init criterion (SNIP-like): B is ranked by |E[g] Aᵀ|, so it needs the signed E[g]; the other scores do not apply to B
+  supportScores: { criteria: ['gradient', 'magnitude'], signed: true },
   describe: 'SparseAdapter: a LoRA-form adapter pruned at init (sparsity of A and B), only survivors stored and trained',
   schema: sparseAdapterConfigSchema,
   create(base, c, rng, scores) {
