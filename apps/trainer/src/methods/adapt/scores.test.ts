@@ -21,6 +21,7 @@ import { RunLog } from '../../run/log.js';
 import { startRun } from '../../run/runner.js';
 import { expectExportedNM } from '../../testing/export.js';
 import { NamedAdam } from '../../train/adam.js';
+import { calibrationBatches } from '../../stages/calibration.js';
 import { adapterTraining, attachStageAdapter, supportScoreBatches } from './adapter.js';
 
 const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
@@ -350,4 +351,61 @@ describe('LoSiA re-localization in the adapt stage', () => {
     expect(events.filter((e) => e.event === 'relocalize').map((e) => e.step)).toEqual([3, 5]);
     await expectExportedNM(join(dir, 'exports', 'model.compressed.safetensors'));
   }, 120_000);
+});
+
+describe('data-aware inits read the stage data', () => {
+  /** B·A of CorDA's init per layer (sign-free: an SVD may flip a component's vectors). */
+  function products(states: Record<string, { params: Record<string, { data: Float32Array; shape: number[] }> }>): Map<string, Float64Array> {
+    return new Map(Object.entries(states).map(([n, st]) => {
+      const b = st.params.corda_B!;
+      const a = st.params.corda_A!;
+      const [out, r] = b.shape as [number, number];
+      const inp = a.shape[1]!;
+      const ba = new Float64Array(out * inp);
+      for (let i = 0; i < out; i++) for (let k = 0; k < r; k++) for (let j = 0; j < inp; j++) ba[i * inp + j]! += b.data[i * r + k]! * a.data[k * inp + j]!;
+      return [n, ba];
+    }));
+  }
+  const maxDiff = (x: Float64Array, y: Float64Array) => x.reduce((m, v, k) => Math.max(m, Math.abs(v - y[k]!)), 0);
+  const maxAbs = (x: Float64Array) => x.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+  it("with data: shifted, CorDA's covariance is XᵀX/n of the layers' inputs on shifted windows (computed here), not on the pretraining data", () => {
+    const { ctx, stage } = contextFor({ method: 'corda', config: { r: 2 }, data: 'shifted' }, false);
+    attachStageAdapter(ctx, stage, 0, 'adapt');
+    const got = products(ctx.adapter!.model.adapterStates() as never);
+    // the calibration windows are windows of the shifted token stream
+    const shifted = ctx.data.shifted().train;
+    const batches = calibrationBatches(ctx, 0, 'shifted');
+    const text = Array.from(shifted).join(',');
+    for (const { ids, len } of batches) expect(`,${text},`).toContain(`,${Array.from(ids.subarray(0, len)).join(',')},`);
+    // the reference covariance: every linear layer's inputs on those windows, accumulated in float64
+    const sums = new Map(ctx.linears().map((l) => [l.name, { c: new Float64Array(l.in * l.in), n: 0 }]));
+    for (const { ids, b, len } of batches) {
+      tf.tidy(() => {
+        ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), {
+          linearInput: (info, x) => {
+            const acc = sums.get(info.name)!;
+            const [rows, k] = x.shape;
+            const xs = x.dataSync() as Float32Array;
+            for (let t = 0; t < rows; t++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) acc.c[i * k + j]! += xs[t * k + i]! * xs[t * k + j]!;
+            acc.n += rows;
+          },
+        });
+      });
+    }
+    const corda = getVariant('corda');
+    const want = products(Object.fromEntries(ctx.linears().map((l) => {
+      const { c, n } = sums.get(l.name)!;
+      const w = tensor(Float32Array.from(ctx.model.params[l.name]!.dataSync() as Float32Array), [l.out, l.in]);
+      return [l.name, corda.init(w, { r: 2, covariance: tensor(Float32Array.from(c, (v) => v / n), [l.in, l.in]) }, new Random(0))];
+    })) as never);
+    for (const [n, ba] of want) expect(maxDiff(got.get(n)!, ba) / maxAbs(ba), n).toBeLessThan(1e-3);
+    // the pretraining stream gives another init: the test sees which data was read
+    const other = contextFor({ method: 'corda', config: { r: 2 }, data: 'train' }, false);
+    attachStageAdapter(other.ctx, other.stage, 0, 'adapt');
+    const fromTrain = products(other.ctx.adapter!.model.adapterStates() as never);
+    expect(Math.max(...[...want].map(([n, ba]) => maxDiff(fromTrain.get(n)!, ba) / maxAbs(ba)))).toBeGreaterThan(1e-2);
+    dispose(ctx);
+    dispose(other.ctx);
+  }, 60_000);
 });
