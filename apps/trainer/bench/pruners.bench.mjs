@@ -1,6 +1,7 @@
 // `pnpm bench pruners`: (a) time and peak memory of SparseGPT, Wanda and magnitude pruning one
 // square layer (4096x4096 at full size, with 1024 and 2048 beside it) from 2048 calibration tokens,
-// through the @sparse/pruners API with the native kernels registered; (b) quality: the trainer's
+// through the @sparse/pruners API with the native kernels registered; (c) the trainer's prune stage with
+// and without the native kernels registered (sparse-train registers them); (b) quality: the trainer's
 // pretrained default GPT pruned to 50%, 2:4 and 4:8 by each method, perplexity next to dense.
 //
 // Memory is measured per (method, size) in a fresh child process, so no run inherits another's heap:
@@ -15,11 +16,30 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const CHILD = process.argv[2] === '--child';
+const TRAINER_CHILD = process.argv[2] === '--trainer-prune';
 
 if (CHILD) {
   await child(process.argv[3], Number(process.argv[4]), Number(process.argv[5]));
+} else if (TRAINER_CHILD) {
+  await trainerPrune(process.argv[3], process.argv[4], process.argv[5], process.argv[6]);
 } else {
   await main();
+}
+
+/**
+ * One trainer prune stage (calibrate + prune + evaluate) from the pretrained checkpoint, in a fresh
+ * process, so whether the trainer registered the native kernels (SPARSE_NATIVE_KERNELS=0: it did
+ * not) is this process's alone. Prints one JSON line.
+ */
+async function trainerPrune(method, pattern, checkpoint, root) {
+  const { join } = await import('node:path');
+  const { PRUNE_PATTERNS, ppl, pruneStages, runRecipe, stageOf } = await import('./common.mjs');
+  const config = PRUNE_PATTERNS.find((p) => p.key === pattern).config;
+  const label = `trainer-${method}-${pattern.replace('%', 'pct').replace(':', 'of')}-${process.env.SPARSE_NATIVE_KERNELS === '0' ? 'reference' : 'native'}`;
+  // the parent's scratch folder (removed when the parent exits)
+  const runs = { next: (l) => join(root, l) };
+  const r = await runRecipe(runs, label, { checkpoint }, [...pruneStages(method, config), { stage: 'evaluate', name: 'pruned' }]);
+  console.log(JSON.stringify({ method, pattern, pruneMs: stageOf(r, 'prune').ms, perplexity: ppl(r, 'pruned') }));
 }
 
 /** One (method, size) measurement; prints one JSON line. */
@@ -130,15 +150,33 @@ async function main() {
   notes.push(...pre.notes);
   const grid = await pruneGrid(runs, pre);
 
+  // ---- (c) the trainer's prune stage: native kernels registered (what sparse-train does) vs the TypeScript reference ----
+  const trainerRows = [];
+  for (const method of ['sparsegpt', 'wanda']) {
+    for (const pattern of ['50%', '2:4']) {
+      const one = (reference) => {
+        const env = { ...process.env, ...(reference ? { SPARSE_NATIVE_KERNELS: '0' } : {}) };
+        const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--trainer-prune', method, pattern, pre.checkpoint, runs.root], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+        return JSON.parse(out.trim().split('\n').at(-1));
+      };
+      const ref = one(true);
+      const nat = one(false);
+      trainerRows.push({ method, pattern, 'reference s': round(ref.pruneMs / 1000, 2), 'native s': round(nat.pruneMs / 1000, 2), speedup: round(ref.pruneMs / nat.pruneMs, 2), 'ppl reference': round(ref.perplexity), 'ppl native': round(nat.perplexity) });
+      log(`trainer ${method} ${pattern}: reference ${(ref.pruneMs / 1000).toFixed(2)} s, native ${(nat.pruneMs / 1000).toFixed(2)} s`);
+    }
+  }
+
   console.log(`\n(a) One ${SIZES.join('/')} square layer, 50% unstructured, ${TOKENS} calibration tokens (stats: accumulating the calibration statistics; memory above the baseline with inputs built)`);
   printTable(speedRows);
   console.log('\n(b) Held-out perplexity of the trainer default GPT after one-shot pruning (lower is better)');
   printTable(grid.rows);
+  console.log('\n(c) The trainer\'s prune stage (calibrate + prune) on that model: native kernels, as sparse-train registers them, vs the TypeScript reference (SPARSE_NATIVE_KERNELS=0), each in a fresh process');
+  printTable(trainerRows);
   notes.push(
     'memory: each (method, size) runs in a fresh child process; peak RSS = resourceUsage().maxRSS at the end minus RSS after building the inputs and a forced GC; arrayBuffers = high-water of memoryUsage().arrayBuffers sampled around each phase, minus the same baseline',
     `(b): model ${JSON.stringify(MODEL)}, pretrain ${PRETRAIN.steps} steps, seed 0, calibration 64 windows, sequential pruning`,
   );
   for (const n of notes) console.log(`note: ${n}`);
-  const file = writeResults('pruners', { quick: QUICK, tokens: TOKENS, sizes: SIZES, speed, grid: grid.rows, cells: grid.cells, notes });
+  const file = writeResults('pruners', { quick: QUICK, tokens: TOKENS, sizes: SIZES, speed, grid: grid.rows, cells: grid.cells, trainerPrune: trainerRows, notes });
   log(`wrote ${file}`);
 }

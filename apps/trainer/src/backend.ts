@@ -31,9 +31,10 @@ let nativeKernels: boolean | undefined;
  * The native kernels of @sparse/kernels-cpu in @sparse/tensor's kernel registry (once per process),
  * so what the trainer computes outside tfjs (calibration Hessians, SparseGPT's solver, N:M products)
  * runs on the native gemm instead of the TypeScript reference. Without the addon the reference stays
- * and kernels-cpu logs why. Returns whether native kernels are registered.
+ * and kernels-cpu logs why; SPARSE_NATIVE_KERNELS=0 keeps the reference on purpose (to compare).
+ * Returns whether native kernels are registered.
  */
 export function registerNativeKernels(): boolean {
-  nativeKernels ??= registerCpuKernels().native;
+  nativeKernels ??= process.env.SPARSE_NATIVE_KERNELS === '0' ? false : registerCpuKernels().native;
   return nativeKernels;
 }
