@@ -95,7 +95,7 @@ async function main() {
     { key: 'mosa', label: 'mosa r=2, 2 modules', stage: { stage: 'adapt', name: 'tune', method: 'mosa', config: { r: 2, alpha: 4, modules: 2 }, ...shifted, lr: 0.005 } },
     { key: 'rosa', label: `rosa r=1 + ${(rosaDensity * 100).toFixed(2)}% (Fisher support)`, stage: { stage: 'adapt', name: 'tune', method: 'rosa', config: { r: 1, alpha: 2, density: rosaDensity }, ...shifted, lr: 0.005 } },
     { key: 'sft', label: `sft ${(sftDensity * 100).toFixed(2)}%`, stage: { stage: 'adapt', name: 'tune', method: 'sft', config: { density: sftDensity }, ...shifted, lr: 0.01 } },
-    { key: 's2ft', label: `s2ft ${S2FT_GROUPS} rows/layer`, stage: { stage: 'adapt', name: 'tune', method: 's2ft', config: { axis: 'rows', groupSize: 1, groups: S2FT_GROUPS, selection: 'magnitude' }, ...shifted, lr: 0.005 } },
+    { key: 's2ft', label: `s2ft ${S2FT_GROUPS} rows/layer`, stage: { stage: 'adapt', name: 'tune', method: 's2ft', config: { axis: 'row', groupSize: 1, groups: S2FT_GROUPS, selection: 'magnitude' }, ...shifted, lr: 0.005 } },
     { key: 'spp', label: 'spp on 2:4 base', base: '2:4', stage: { stage: 'adapt', name: 'tune', method: 'spp', config: {}, ...shifted, lr: 0.01 }, checkNM: true },
   ];
   // every method must exist in the catalogue (`sparse-train methods`)

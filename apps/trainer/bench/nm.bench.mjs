@@ -12,7 +12,7 @@
 // Environment: SPARSE_BENCH_QUICK=1 shrinks steps, evaluation and repetitions (a smoke test).
 import * as tf from '@tensorflow/tfjs-core';
 import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
-import { nativeInfo, registerCpuKernels } from '@sparse/kernels-cpu';
+import { nativeInfo, registerCPUKernels } from '@sparse/kernels-cpu';
 import { pruneLayer } from '@sparse/pruners';
 import { getKernel, tensor, toNM } from '@sparse/tensor';
 import { loadCheckpoint, loadExportedModel } from '@sparse/trainer';
@@ -22,7 +22,7 @@ import { join } from 'node:path';
 const REPS = QUICK ? 2 : 7;
 const runs = scratch('nm');
 const notes = [];
-const reg = registerCpuKernels();
+const reg = registerCPUKernels();
 if (!reg.native) notes.push(`native addon not available (${reg.reason}): (c) ran the reference kernels`);
 else notes.push(`native kernels: ${JSON.stringify(nativeInfo())}`);
 
@@ -329,7 +329,7 @@ notes.push(
   `model ${JSON.stringify(MODEL)}, seed 0; evaluation ${EVAL.windows} held-out windows of ${MODEL.ctx} tokens`,
   '(a) SR-STE lambda 2e-4 (the method default); progressive: gradient-flow decay cosine 1 -> 0 over the stage; masks recomputed every step',
   '(b) channel permutation is searched for the MLP down projections (co-permuting the up projection), as the prune stage does; the other layers are unchanged',
-  `(c) kernels: gemm from ${reg.kernels.includes('gemm') ? 'native-cpu' : 'the reference'}, spmmNM from ${reg.kernels.includes('spmmNM') ? 'native-cpu' : 'the reference'}; attention, layer norms, GELU and the tied output layer run the same code in both columns; the trainer model's row uses the magnitude 2:4 weights of (b)`,
+  `(c) kernels: gemm from ${reg.kernels.includes('gemm') ? 'sparse-cpu' : 'the reference'}, spmmNM from ${reg.kernels.includes('spmmNM') ? 'sparse-cpu' : 'the reference'}; attention, layer norms, GELU and the tied output layer run the same code in both columns; the trainer model's row uses the magnitude 2:4 weights of (b)`,
 );
 for (const n of notes) console.log(`note: ${n}`);
 const file = writeResults('nm', { quick: QUICK, model: MODEL, steps: PRETRAIN.steps, scratch: scratchRows, permutation: permRows, inference, forwardCheck: { dense: errDense, sparse: errSparse }, notes });

@@ -44,10 +44,10 @@ async function trainerPrune(method, pattern, checkpoint, root) {
 
 /** One (method, size) measurement; prints one JSON line. */
 async function child(method, size, tokens) {
-  const { registerCpuKernels } = await import('@sparse/kernels-cpu');
+  const { registerCPUKernels } = await import('@sparse/kernels-cpu');
   const { ColumnNormAccumulator, HessianAccumulator, pruneLayer } = await import('@sparse/pruners');
   const { tensor } = await import('@sparse/tensor');
-  const reg = registerCpuKernels();
+  const reg = registerCPUKernels();
   // seeded inputs: weights ~ U(-1, 1); activations with per-channel scales spread over two decades
   // (LLM-like outliers), so Wanda's and SparseGPT's choices differ from magnitude's
   let s = 12345;
@@ -92,7 +92,7 @@ async function child(method, size, tokens) {
       baselineRss: base.rss,
       peakRssDelta: maxRss - base.rss,
       arrayBuffersHighDelta: abHigh - base.arrayBuffers,
-      keptFraction: kept / (size * size),
+      density: kept / (size * size),
     }),
   );
 }
@@ -100,8 +100,8 @@ async function child(method, size, tokens) {
 async function main() {
   const { printTable, writeResults } = await import('../../../tooling/bench/harness.mjs');
   const { MODEL, PRETRAIN, QUICK, log, pretrainOnce, pruneGrid, round, scratch } = await import('./common.mjs');
-  const { nativeInfo, registerCpuKernels } = await import('@sparse/kernels-cpu');
-  const reg = registerCpuKernels();
+  const { nativeInfo, registerCPUKernels } = await import('@sparse/kernels-cpu');
+  const reg = registerCPUKernels();
   const notes = [];
   if (!reg.native) notes.push(`native addon not available (${reg.reason}): the reference kernels ran`);
   else notes.push(`native kernels: ${JSON.stringify(nativeInfo())}`);

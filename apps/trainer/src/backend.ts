@@ -1,7 +1,7 @@
 // Compute backend choice for the trainer: the one place that decides which tfjs backend runs.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { registerCpuKernels } from '@sparse/kernels-cpu';
+import { registerCPUKernels } from '@sparse/kernels-cpu';
 import { selectBackend, type BackendChoice } from '@sparse/kernels-cpu/select-backend';
 
 export type { BackendChoice };
@@ -35,6 +35,6 @@ let nativeKernels: boolean | undefined;
  * Returns whether native kernels are registered.
  */
 export function registerNativeKernels(): boolean {
-  nativeKernels ??= process.env.SPARSE_NATIVE_KERNELS === '0' ? false : registerCpuKernels().native;
+  nativeKernels ??= process.env.SPARSE_NATIVE_KERNELS === '0' ? false : registerCPUKernels().native;
   return nativeKernels;
 }

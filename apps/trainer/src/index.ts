@@ -1,20 +1,20 @@
 // @sparse/trainer: the library behind `sparse-train`: a small GPT in tfjs-core, the embedded
 // corpus and tokenizers, the training loop and held-out evaluation, for later stages to reuse.
 export {
-  Gpt,
-  createGpt,
+  GPT,
+  createGPT,
   gptForward,
   gptLoss,
   gptLogits2d,
   gptHidden,
   gptParamSpecs,
-  initGptValues,
-  validateGptConfig,
+  initGPTValues,
+  validateGPTConfig,
   DEFAULT_GPT_CONFIG,
-  type GptConfig,
-  type GptParams,
+  type GPTConfig,
+  type GPTParams,
   type ParamSpec,
-  type CreateGptOptions,
+  type CreateGPTOptions,
 } from './model/gpt.js';
 export { ensureGradients } from './model/gradients.js';
 export { generateCorpus, numberWords, DEFAULT_CORPUS_SEED, DEFAULT_CORPUS_CHARS, type CorpusOptions } from './data/corpus.js';
@@ -30,7 +30,7 @@ export {
   type Batch,
   type TextData,
 } from './data/dataset.js';
-export { trainLoop, learningRateAt, type TrainOptions, type TrainResult, type StepInfo } from './train/loop.js';
+export { trainLoop, lrAt, type TrainOptions, type TrainResult, type StepInfo } from './train/loop.js';
 export { NamedAdam, type AdamState } from './train/adam.js';
 export { loadTextFile, DataFileError, MIN_DATA_BYTES } from './data/files.js';
 export { evaluatePerplexity, type EvalOptions, type EvalResult } from './train/evaluate.js';
@@ -39,8 +39,8 @@ export { createModel, defaultSpec, resolveSpec, paramShapes, Llama, ModelSpecErr
 export type { Architecture, ForwardHooks, LanguageModel, LinearInfo, ModelSpec } from './model/types.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpoint } from './model/checkpoint.js';
 export { embeddedShiftedData } from './data/dataset.js';
-export { loadJsonlFile } from './data/jsonl.js';
-export { HfTokenizer } from './data/hf-tokenizer.js';
+export { loadJSONLFile } from './data/jsonl.js';
+export { HFTokenizer } from './data/hf-tokenizer.js';
 export { DEFAULT_RECIPE } from './recipe/default.js';
 export { RecipeError, configFields, getMethod, listMethods, loadRecipeFile, parseRecipeText, registerTrainerMethod, resolveRecipe, STAGE_KINDS } from './recipe/index.js';
 export type { AnyTrainerMethod, MethodKind, RecipeProblem, ResolvedRecipe, StageIssue, StageKind, StageSpec, TrainerMethod } from './recipe/index.js';

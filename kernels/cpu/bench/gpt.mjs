@@ -36,7 +36,7 @@ function rng(seed) {
 }
 
 /** Seeded initial parameters as plain arrays (identical for every backend). */
-export function initGpt(cfg = GPT_CONFIG, seed = 1) {
+export function initGPT(cfg = GPT_CONFIG, seed = 1) {
   const next = rng(seed);
   const normal = (shape, std) => {
     const size = shape.reduce((a, b) => a * b, 1);

@@ -7,22 +7,22 @@
 import { readFileSync } from 'node:fs';
 import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
 import { getKernel, tensor, toBSR, toCSR, toNM } from '@sparse/tensor';
-import { gemmBlockedNative, gemmOpenBLASNative, nativeInfo, registerCpuKernels } from '@sparse/kernels-cpu';
-import { GPT_CONFIG, initGpt, loadTfWithGradients, makeTrainer } from './gpt.mjs';
+import { gemmBlockedNative, gemmOpenBLASNative, nativeInfo, registerCPUKernels } from '@sparse/kernels-cpu';
+import { GPT_CONFIG, initGPT, loadTfWithGradients, makeTrainer } from './gpt.mjs';
 
 const QUICK = process.env.SPARSE_BENCH_QUICK === '1';
 const REPS = QUICK ? 2 : 5;
 const started = Date.now();
 const log = (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);
 
-const reg = registerCpuKernels();
+const reg = registerCPUKernels();
 if (!reg.native) {
   console.log(`native addon not available (${reg.reason}); nothing to benchmark`);
   writeResults('kernels', { skipped: reg.reason });
   process.exit(0);
 }
 const info = nativeInfo();
-const native = (name) => getKernel(name, 'native-cpu');
+const native = (name) => getKernel(name, 'sparse-cpu');
 // Our own dense gemm, and OpenBLAS's when the addon was linked against it: every dense and sparse
 // figure is reported against both.
 const ownGemm = gemmBlockedNative();
@@ -314,11 +314,11 @@ target('own dense gemm vs tfjs-backend-cpu (1024^3)', results.gemm[0].vsTfjsCpu 
 
 // ---- 5. one training step of a small GPT: sparse-cpu vs plain cpu ----
 {
-  const { sparseCpuRegistration } = await import('@sparse/kernels-cpu/tfjs');
-  if (!sparseCpuRegistration.registered) {
-    results.notes.push(`sparse-cpu not registered: ${sparseCpuRegistration.reason}`);
+  const { sparseCPURegistration } = await import('@sparse/kernels-cpu/tfjs');
+  if (!sparseCPURegistration.registered) {
+    results.notes.push(`sparse-cpu not registered: ${sparseCPURegistration.reason}`);
   } else {
-    const init = initGpt();
+    const init = initGPT();
     tfjs.env().set('PROD', true);
     const fast = await makeTrainer(tfjs, 'sparse-cpu', init);
     const slow = await makeTrainer(tfjs, 'cpu', init);

@@ -483,10 +483,10 @@ Napi::Value MaskedAdam(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// maskedSgd(params, grads, indices | null, bits | null, velocity | null, lr, momentum, weightDecay, nesterov)
+// maskedSGD(params, grads, indices | null, bits | null, velocity | null, lr, momentum, weightDecay, nesterov)
 Napi::Value MaskedSgd(const Napi::CallbackInfo& info) {
-  const char* fn = "maskedSgd";
-  if (info.Length() != 9) throw Napi::TypeError::New(info.Env(), "maskedSgd: expected 9 arguments");
+  const char* fn = "maskedSGD";
+  if (info.Length() != 9) throw Napi::TypeError::New(info.Env(), "maskedSGD: expected 9 arguments");
   const ArrayArg<float> params = f32Arg(info, fn, 0, "params");
   const ArrayArg<float> grads = f32Arg(info, fn, 1, "grads");
   if (grads.length != params.length) throw rangeError(info, fn, "grads and params differ in length");
@@ -647,7 +647,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #endif
   Napi::Array kernels = Napi::Array::New(env);
   const char* names[] = {"gemm",      "gemmBatched",    "spmmCSR",   "spmmNM",   "spmmBlock",
-                         "gemvSparseInput", "attention", "maskedAdam", "maskedSgd", "elementwiseBinary",
+                         "gemvSparseInput", "attention", "maskedAdam", "maskedSGD", "elementwiseBinary",
                          "elementwiseUnary", "reduceLastAxis", "gather32"};
   for (uint32_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) kernels.Set(i, names[i]);
   out.Set("kernels", kernels);
@@ -672,7 +672,7 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("gemvSparseInput", Napi::Function::New(env, GemvSparseInput, "gemvSparseInput"));
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("maskedAdam", Napi::Function::New(env, MaskedAdam, "maskedAdam"));
-  exports.Set("maskedSgd", Napi::Function::New(env, MaskedSgd, "maskedSgd"));
+  exports.Set("maskedSGD", Napi::Function::New(env, MaskedSgd, "maskedSGD"));
   exports.Set("elementwiseBinary", Napi::Function::New(env, ElementwiseBinary, "elementwiseBinary"));
   exports.Set("elementwiseUnary", Napi::Function::New(env, ElementwiseUnary, "elementwiseUnary"));
   exports.Set("reduceLastAxis", Napi::Function::New(env, ReduceLastAxis, "reduceLastAxis"));

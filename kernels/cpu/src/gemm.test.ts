@@ -8,7 +8,7 @@ import { ArgumentError, BackendError, DTypeError, getKernel, REFERENCE_BACKEND, 
 import { expect, it } from 'vitest';
 import { bruteForce, expectMatches, makeCase, randomArray, rng, tolerance, type CaseParams } from './__fixtures__/gemm-cases.js';
 import { gemmKernelFrom } from './gemm.js';
-import { gemmBlockedNative, gemmOpenBLASNative, NATIVE_CPU_BACKEND, registerCpuKernels } from './index.js';
+import { gemmBlockedNative, gemmOpenBLASNative, SPARSE_CPU_BACKEND, registerCPUKernels } from './index.js';
 import { nativeStatus } from './native.js';
 import { nativeSuite } from './__fixtures__/native-suite.js';
 
@@ -182,8 +182,8 @@ suite('native gemm', () => {
     expect(() => (raw as unknown as (...x: unknown[]) => void)(false, false, 2)).toThrow(TypeError);
   });
 
-  it('registers as the preferred gemm under the native-cpu backend and unregisters cleanly', () => {
-    const result = registerCpuKernels();
+  it('registers as the preferred gemm under the sparse-cpu backend and unregisters cleanly', () => {
+    const result = registerCPUKernels();
     try {
       expect(result.native).toBe(true);
       expect(result.kernels).toContain('gemm');
@@ -191,21 +191,21 @@ suite('native gemm', () => {
       const want = bruteForce(kase);
       getKernel('gemm')(kase.args);
       expectMatches(kase.args.c, want, 17, kase.before, 'registered');
-      // Preferred: the default gemm is the native-cpu one, not the reference.
-      expect(getKernel('gemm')).toBe(getKernel('gemm', NATIVE_CPU_BACKEND));
+      // Preferred: the default gemm is the sparse-cpu one, not the reference.
+      expect(getKernel('gemm')).toBe(getKernel('gemm', SPARSE_CPU_BACKEND));
       expect(getKernel('gemm')).not.toBe(getKernel('gemm', REFERENCE_BACKEND));
     } finally {
       result.unregister();
     }
-    expect(() => getKernel('gemm', NATIVE_CPU_BACKEND)).toThrow();
+    expect(() => getKernel('gemm', SPARSE_CPU_BACKEND)).toThrow();
   });
 
   // OpenBLAS is optional (the build links it only when it finds one), so exactly one of the next two
   // tests runs; the other is skipped and says why in its name.
   const openblas = status.available && status.info.blas === 'openblas';
-  const unlessBlas = (linked: boolean) =>
+  const unlessBLAS = (linked: boolean) =>
     linked === openblas ? '' : linked ? ' (skipped: this addon was built without the optional OpenBLAS)' : ' (skipped: this addon links OpenBLAS)';
-  it.runIf(openblas)(`OpenBLAS gemm (linked at build time) matches the brute force, split across threads by rows or columns${unlessBlas(true)}`, () => {
+  it.runIf(openblas)(`OpenBLAS gemm (linked at build time) matches the brute force, split across threads by rows or columns${unlessBLAS(true)}`, () => {
     const viaOpenBLAS = gemmOpenBLASNative();
     fc.assert(
       fc.property(caseArb, (p) => {
@@ -234,7 +234,7 @@ suite('native gemm', () => {
     }
   });
 
-  it.runIf(!openblas)(`without OpenBLAS the addon exports no OpenBLAS gemm and asking for it throws BackendError${unlessBlas(false)}`, () => {
+  it.runIf(!openblas)(`without OpenBLAS the addon exports no OpenBLAS gemm and asking for it throws BackendError${unlessBLAS(false)}`, () => {
     expect(addon!.gemmOpenBLAS).toBeUndefined();
     expect(() => gemmOpenBLASNative()).toThrow(BackendError);
   });

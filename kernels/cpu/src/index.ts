@@ -1,6 +1,7 @@
 // @sparse/kernels-cpu: native SIMD kernels for the @sparse/tensor kernel registry, with the
 // TypeScript reference kernels as the fallback when the addon is not built.
 import { BackendError, registerKernel, type GemmKernel, type KernelConfig, type KernelName } from '@sparse/tensor';
+import { SPARSE_CPU_BACKEND } from './backend-name.js';
 import { gemmKernelFrom } from './gemm.js';
 import { nativeStatus, warnIfNativeMissing, type NativeAddon } from './native.js';
 import {
@@ -8,7 +9,7 @@ import {
   denseAttentionKernelFrom,
   gemvSparseInputKernelFrom,
   maskedAdamKernelFrom,
-  maskedSgdKernelFrom,
+  maskedSGDKernelFrom,
 } from './ops.js';
 import { spmmBlockKernelFrom, spmmCSRKernelFrom, spmmNMKernelFrom } from './spmm.js';
 
@@ -30,7 +31,7 @@ export type {
   NativeInfo,
   NativeLoadResult,
   NativeMaskedAdam,
-  NativeMaskedSgd,
+  NativeMaskedSGD,
   NativeSpmmBlock,
   NativeSpmmCSR,
   NativeSpmmNM,
@@ -42,14 +43,16 @@ export {
   denseAttentionKernelFrom,
   gemvSparseInputKernelFrom,
   maskedAdamKernelFrom,
-  maskedSgdKernelFrom,
+  maskedSGDKernelFrom,
 } from './ops.js';
 
-/** Backend name of the native kernels in the registry. */
-export const NATIVE_CPU_BACKEND = 'native-cpu';
+export { SPARSE_CPU_BACKEND } from './backend-name.js';
 
-/** Priority of the native kernels: above the reference kernels (0). */
-export const NATIVE_CPU_PRIORITY = 10;
+/**
+ * Priority of the native kernels in the kernel registry: above the reference kernels (0). (The tfjs
+ * backend's own registration priority is SPARSE_CPU_PRIORITY of '@sparse/kernels-cpu/tfjs'.)
+ */
+export const SPARSE_CPU_KERNEL_PRIORITY = 10;
 
 /** How each registry kernel is built from the addon. */
 const KERNEL_FACTORIES: { [K in KernelName]?: (addon: NativeAddon) => KernelConfig<K>['fn'] } = {
@@ -61,16 +64,16 @@ const KERNEL_FACTORIES: { [K in KernelName]?: (addon: NativeAddon) => KernelConf
   denseAttention: denseAttentionKernelFrom,
   blockSparseAttention: blockSparseAttentionKernelFrom,
   maskedAdam: maskedAdamKernelFrom,
-  maskedSgd: maskedSgdKernelFrom,
+  maskedSGD: maskedSGDKernelFrom,
 };
 
 /** The addon function each registry kernel runs on (when its name differs). */
 const ADDON_FUNCTION: { [K in KernelName]?: string } = { denseAttention: 'attention', blockSparseAttention: 'attention' };
 
-export interface RegisterCpuKernelsResult {
+export interface RegisterCPUKernelsResult {
   /** Whether the addon loaded (and its kernels were registered). */
   native: boolean;
-  /** Kernel names registered under the 'native-cpu' backend. */
+  /** Kernel names registered under the 'sparse-cpu' backend. */
   kernels: KernelName[];
   /** Why the addon is unavailable, when it is. */
   reason?: string;
@@ -79,24 +82,24 @@ export interface RegisterCpuKernelsResult {
 }
 
 /**
- * Registers every native kernel the addon provides under backend 'native-cpu' (priority 10), so
+ * Registers every native kernel the addon provides under backend 'sparse-cpu' (priority 10), so
  * `getKernel('gemm')` returns it. When the addon is missing nothing is registered, the reference
  * kernels stay in charge, and one line saying why is logged (once per process).
  */
-export function registerCpuKernels(options: { priority?: number } = {}): RegisterCpuKernelsResult {
+export function registerCPUKernels(options: { priority?: number } = {}): RegisterCPUKernelsResult {
   const status = nativeStatus();
   if (!status.available) {
     warnIfNativeMissing();
     return { native: false, kernels: [], reason: status.reason, unregister: () => {} };
   }
-  const priority = options.priority ?? NATIVE_CPU_PRIORITY;
+  const priority = options.priority ?? SPARSE_CPU_KERNEL_PRIORITY;
   const provided = new Set(status.info.kernels);
   const undo: Array<() => void> = [];
   const kernels: KernelName[] = [];
   for (const [name, make] of Object.entries(KERNEL_FACTORIES) as Array<[KernelName, (addon: NativeAddon) => KernelConfig['fn']]>) {
     // Only what this build of the addon implements; an older binary simply registers less.
     if (!provided.has(ADDON_FUNCTION[name] ?? name)) continue;
-    undo.push(registerKernel({ name, backend: NATIVE_CPU_BACKEND, priority, fn: make(status.addon) } as KernelConfig));
+    undo.push(registerKernel({ name, backend: SPARSE_CPU_BACKEND, priority, fn: make(status.addon) } as KernelConfig));
     kernels.push(name);
   }
   return {

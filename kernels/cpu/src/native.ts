@@ -135,8 +135,8 @@ export type NativeMaskedAdam = (
   weightDecay: number,
 ) => void;
 
-/** maskedSgd(params, grads, indices | null, bits | null, velocity | null, lr, momentum, weightDecay, nesterov). */
-export type NativeMaskedSgd = (
+/** maskedSGD(params, grads, indices | null, bits | null, velocity | null, lr, momentum, weightDecay, nesterov). */
+export type NativeMaskedSGD = (
   params: Float32Array,
   grads: Float32Array,
   indices: Int32Array | null,
@@ -185,7 +185,7 @@ export interface NativeAddon {
   /** Dense (mask null) and block-sparse attention. */
   attention?: NativeAttention;
   maskedAdam?: NativeMaskedAdam;
-  maskedSgd?: NativeMaskedSgd;
+  maskedSGD?: NativeMaskedSGD;
   /** Float32 elementwise kernels of the sparse-cpu tfjs backend; present when info().kernels lists them. */
   elementwiseBinary?: NativeElementwiseBinary;
   elementwiseUnary?: NativeElementwiseUnary;

@@ -18,13 +18,13 @@ import {
   type BlockSparseAttentionArgs,
   type GemvSparseInputArgs,
   type MaskedAdamArgs,
-  type MaskedSgdArgs,
+  type MaskedSGDArgs,
 } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { randomArray, rng, tolerance } from './__fixtures__/gemm-cases.js';
 import { nativeStatus, type NativeAddon } from './native.js';
 import { nativeSuite } from './__fixtures__/native-suite.js';
-import { blockSparseAttentionKernelFrom, denseAttentionKernelFrom, gemvSparseInputKernelFrom, maskedAdamKernelFrom, maskedSgdKernelFrom } from './ops.js';
+import { blockSparseAttentionKernelFrom, denseAttentionKernelFrom, gemvSparseInputKernelFrom, maskedAdamKernelFrom, maskedSGDKernelFrom } from './ops.js';
 
 const status = nativeStatus();
 const suite = nativeSuite();
@@ -300,7 +300,7 @@ suite('masked optimizers (native vs reference)', () => {
         for (let i = 0; i < size; i++) if (!isActive[i]) expect(native.params[i]).toBe(params[i]);
       });
     }
-    it(`maskedSgd, ${size} entries, density ${density}${runs ? ' in runs' : ''}: plain, momentum, nesterov`, () => {
+    it(`maskedSGD, ${size} entries, density ${density}${runs ? ' in runs' : ''}: plain, momentum, nesterov`, () => {
       const next = rng(size + 12);
       const { indices, bits } = activeCase(size, density, runs, size + 1);
       const params = randomArray(size, next);
@@ -310,12 +310,12 @@ suite('masked optimizers (native vs reference)', () => {
         [0.9, false, { indices }],
         [0.8, true, { bits }],
       ] as Array<[number, boolean, ActiveEntries]>) {
-        const mk = (): MaskedSgdArgs => ({ params: params.slice(), grads, active, lr: 0.1, momentum, velocity: new Float32Array(indices.length), weightDecay: 0.01, nesterov });
+        const mk = (): MaskedSGDArgs => ({ params: params.slice(), grads, active, lr: 0.1, momentum, velocity: new Float32Array(indices.length), weightDecay: 0.01, nesterov });
         const native = mk();
         const reference = mk();
         for (let t = 0; t < 2; t++) {
-          maskedSgdKernelFrom(addon)(native);
-          getKernel('maskedSgd', REFERENCE_BACKEND)(reference);
+          maskedSGDKernelFrom(addon)(native);
+          getKernel('maskedSGD', REFERENCE_BACKEND)(reference);
         }
         expectRelClose(native.params, reference.params, 'params');
         expectRelClose(native.velocity!, reference.velocity!, 'velocity');
@@ -331,7 +331,7 @@ describe('typed errors before any native code runs', () => {
   const trap = () => {
     throw new Error('native code was reached');
   };
-  const fake = { info: () => ({ simd: 'scalar', threads: 1, blas: 'none', kernels: [] }), gemm: trap, gemmBlocked: trap, gemvSparseInput: trap, attention: trap, maskedAdam: trap, maskedSgd: trap } as unknown as NativeAddon;
+  const fake = { info: () => ({ simd: 'scalar', threads: 1, blas: 'none', kernels: [] }), gemm: trap, gemmBlocked: trap, gemvSparseInput: trap, attention: trap, maskedAdam: trap, maskedSGD: trap } as unknown as NativeAddon;
 
   it('gemvSparseInput', () => {
     const a = gemvArgs({ transW: false, rows: 3, cols: 4, n: 1, zeroFrac: 0, alpha: 1, beta: 0, pads: [0, 0, 0], seed: 1 });
@@ -366,7 +366,7 @@ describe('typed errors before any native code runs', () => {
     expect(() => adam({ ...base, step: 0 })).toThrow(ArgumentError);
     expect(() => adam({ ...base, m: params })).toThrow(ShapeError);
     expect(() => adam(base)).toThrow('native code was reached');
-    const sgd = maskedSgdKernelFrom(fake);
+    const sgd = maskedSGDKernelFrom(fake);
     expect(() => sgd({ params, grads: new Float32Array(10), active: { indices: Int32Array.from([1]) }, lr: 0.1, momentum: 0.9 })).toThrow(ArgumentError);
     expect(() => sgd({ params, grads: params, active: { indices: Int32Array.from([1]) }, lr: 0.1 })).toThrow(ArgumentError);
   });
@@ -381,7 +381,7 @@ suite('the binding checks bounds itself', () => {
     expect(() => addon.attention!(1, 4, 2, f, 0, f, 0, f, 0, f, 0, false, 1, 2, null)).toThrow(RangeError);
     expect(() => addon.maskedAdam!(f, new Float32Array(8), Int32Array.from([2, 9]), null, new Float32Array(2), new Float32Array(2), 1, 0.1, 0.9, 0.99, 1e-8, 0)).toThrow(RangeError);
     expect(() => addon.maskedAdam!(f, new Float32Array(8), null, Uint8Array.from([3]), new Float32Array(1), new Float32Array(2), 1, 0.1, 0.9, 0.99, 1e-8, 0)).toThrow(RangeError);
-    expect(() => addon.maskedSgd!(f, new Float32Array(8), null, new Uint8Array(0), null, 0.1, 0, 0, false)).toThrow(RangeError);
-    expect(() => addon.maskedSgd!(f, new Float32Array(8), Int32Array.from([1]), null, null, 0.1, 0.5, 0, false)).toThrow(RangeError);
+    expect(() => addon.maskedSGD!(f, new Float32Array(8), null, new Uint8Array(0), null, 0.1, 0, 0, false)).toThrow(RangeError);
+    expect(() => addon.maskedSGD!(f, new Float32Array(8), Int32Array.from([1]), null, null, 0.1, 0.5, 0, false)).toThrow(RangeError);
   });
 });

@@ -8,7 +8,7 @@ import {
   validateBlockSparseAttentionArgs,
   validateGemvSparseInputArgs,
   validateMaskedAdamArgs,
-  validateMaskedSgdArgs,
+  validateMaskedSGDArgs,
   type ActiveEntries,
   type AttentionArgs,
   type AttentionKernel,
@@ -18,12 +18,12 @@ import {
   type GemvSparseInputKernel,
   type MaskedAdamArgs,
   type MaskedAdamKernel,
-  type MaskedSgdArgs,
-  type MaskedSgdKernel,
+  type MaskedSGDArgs,
+  type MaskedSGDKernel,
 } from '@sparse/tensor';
 import type { NativeAddon } from './native.js';
 
-function need<K extends 'gemvSparseInput' | 'attention' | 'maskedAdam' | 'maskedSgd'>(addon: NativeAddon, name: K): NonNullable<NativeAddon[K]> {
+function need<K extends 'gemvSparseInput' | 'attention' | 'maskedAdam' | 'maskedSGD'>(addon: NativeAddon, name: K): NonNullable<NativeAddon[K]> {
   const fn = addon[name];
   if (typeof fn !== 'function') throw new BackendError(`the native addon does not implement ${name}`);
   return fn as NonNullable<NativeAddon[K]>;
@@ -71,10 +71,10 @@ export function maskedAdamKernelFrom(addon: NativeAddon): MaskedAdamKernel {
   };
 }
 
-export function maskedSgdKernelFrom(addon: NativeAddon): MaskedSgdKernel {
-  const native = need(addon, 'maskedSgd');
-  return function maskedSgdNative(a: MaskedSgdArgs): void {
-    validateMaskedSgdArgs(a);
+export function maskedSGDKernelFrom(addon: NativeAddon): MaskedSGDKernel {
+  const native = need(addon, 'maskedSGD');
+  return function maskedSGDNative(a: MaskedSGDArgs): void {
+    validateMaskedSGDArgs(a);
     const [indices, bits] = activeArgs(a.active);
     const momentum = a.momentum ?? 0;
     native(a.params, a.grads, indices, bits, momentum === 0 ? null : a.velocity!, a.lr, momentum, a.weightDecay ?? 0, a.nesterov ?? false);

@@ -8,10 +8,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '@sparse/tensor';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_BACKEND_ORDER, selectBackend, type BackendAttempt, type BackendChoice, type SelectBackendOptions } from './select-backend.js';
-import { registerSparseCpuBackend, type SparseCpuRegistration } from './tfjs/backend.js';
+import { registerSparseCPUBackend, type SparseCPURegistration } from './tfjs/backend.js';
 
-vi.mock('./tfjs/backend.js', async (original) => ({ ...(await original<typeof import('./tfjs/backend.js')>()), registerSparseCpuBackend: vi.fn() }));
-const register = vi.mocked(registerSparseCpuBackend);
+vi.mock('./tfjs/backend.js', async (original) => ({ ...(await original<typeof import('./tfjs/backend.js')>()), registerSparseCPUBackend: vi.fn() }));
+const register = vi.mocked(registerSparseCPUBackend);
 
 function collect(): { lines: string[]; log: (line: string) => void } {
   const lines: string[] = [];
@@ -26,10 +26,10 @@ function registerFake(name: string, gpu?: boolean): void {
   fakeBackends.push(name);
 }
 
-const MISSING: SparseCpuRegistration = { registered: false, nativeKernels: [], fastKernels: [], reason: 'pretend it is missing' };
+const MISSING: SparseCPURegistration = { registered: false, nativeKernels: [], fastKernels: [], reason: 'pretend it is missing' };
 
 /** Registration as with the addon: a working 'sparse-cpu'. */
-function sparseCpuAvailable(): void {
+function sparseCPUAvailable(): void {
   register.mockImplementation(() => {
     if (tf.findBackendFactory('sparse-cpu') == null) registerFake('sparse-cpu');
     return { registered: true, nativeKernels: [], fastKernels: [] };
@@ -85,7 +85,7 @@ describe('selectBackend in this environment', () => {
   });
 
   it('picks sparse-cpu when the addon loads, ahead of wasm and cpu', async () => {
-    sparseCpuAvailable();
+    sparseCPUAvailable();
     const choice = await selectBackend({ training: true, log: () => {} });
     expect(choice.name).toBe('sparse-cpu');
     expect(tf.getBackend()).toBe('sparse-cpu');
@@ -180,7 +180,7 @@ describe('selectBackend decisions (with a stand-in loader)', () => {
   });
 
   it('reports a package that is present but broken differently from one that is absent, then takes sparse-cpu', async () => {
-    sparseCpuAvailable();
+    sparseCPUAvailable();
     const { choice, loaded } = await selectWith({
       '@tensorflow/tfjs-node': () => {
         throw new Error('libtensorflow.so.2: cannot open shared object file\n    at Module._extensions');

@@ -4,7 +4,7 @@
 // tfjs-node and tfjs-backend-wasm by dynamic import from this package's own location.
 import { BackendError } from '@sparse/tensor';
 import { tryBackends, type BackendAttempt, type BackendCandidate, type BackendChoice } from '@sparse/tensor/tfjs';
-import { SPARSE_CPU_BACKEND, registerSparseCpuBackend } from './tfjs/backend.js';
+import { SPARSE_CPU_BACKEND, registerSparseCPUBackend } from './tfjs/backend.js';
 
 export type { BackendAttempt, BackendChoice };
 
@@ -48,8 +48,8 @@ function usesGpu(backend: unknown): boolean {
 }
 
 /** Registers 'sparse-cpu'; the reason it cannot goes into the selection's one line instead of a warning. */
-async function registerSparseCpu(): Promise<void> {
-  const registration = registerSparseCpuBackend({ log: () => {} });
+async function registerSparseCPU(): Promise<void> {
+  const registration = registerSparseCPUBackend({ log: () => {} });
   if (!registration.registered) throw new Error(`native addon unavailable (${registration.reason})`);
 }
 
@@ -70,7 +70,7 @@ function candidatesFor(name: string, load: (specifier: string) => Promise<unknow
         { name, ...importing(TFJS_NODE), alwaysLoad: true, reason: `${TFJS_NODE} (libtensorflow on the CPU)` },
       ];
     case SPARSE_CPU_BACKEND:
-      return [{ name, load: registerSparseCpu, reason: 'native kernels from @sparse/kernels-cpu' }];
+      return [{ name, load: registerSparseCPU, reason: 'native kernels from @sparse/kernels-cpu' }];
     case 'wasm':
       return [
         {

@@ -16,10 +16,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { BACKENDS, expectIdentical, firstDifference, onBoth, useQuietCpuBackend } from './__fixtures__/tfjs-backends.js';
+import { BACKENDS, expectIdentical, firstDifference, onBoth, useQuietCPUBackend } from './__fixtures__/tfjs-backends.js';
 import { nativeStatus, type NativeAddon } from './native.js';
 import { nativeSuite } from './__fixtures__/native-suite.js';
-import { NATIVE_TFJS_KERNELS, sparseCpuRegistration } from './tfjs.js';
+import { NATIVE_TFJS_KERNELS, sparseCPURegistration } from './tfjs.js';
 
 const status = nativeStatus();
 const addon: NativeAddon | undefined = status.available ? status.addon : undefined;
@@ -39,7 +39,7 @@ function values(n: number, seed: number, specials = true): Float32Array {
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const tensor = (shape: number[], seed: number, specials = true) => tf.tensor(values(sizeOf(shape), seed, specials), shape, 'float32');
 
-useQuietCpuBackend();
+useQuietCPUBackend();
 
 const BINARY = { Add: tf.add, Sub: tf.sub, Multiply: tf.mul, RealDiv: tf.div } as const;
 
@@ -74,7 +74,7 @@ suite('native binary arithmetic matches tfjs-backend-cpu bit for bit', () => {
   it('is registered as native', () => {
     for (const op of Object.keys(BINARY)) {
       expect(NATIVE_TFJS_KERNELS).toContain(op);
-      expect(sparseCpuRegistration.nativeKernels).toContain(op);
+      expect(sparseCPURegistration.nativeKernels).toContain(op);
     }
   });
 
@@ -107,7 +107,7 @@ const UNARY = { Neg: tf.neg, Abs: tf.abs, Square: tf.square, Sqrt: tf.sqrt, Rsqr
 suite('native exact unary maps match tfjs-backend-cpu bit for bit', () => {
   for (const [name, op] of Object.entries(UNARY)) {
     it(`${name}: special values, odd and threaded sizes`, async () => {
-      expect(sparseCpuRegistration.nativeKernels).toContain(name);
+      expect(sparseCPURegistration.nativeKernels).toContain(name);
       for (const shape of [[129], [1021], [7, 0], [3, 100003]]) await expectIdentical(`${name} [${shape}]`, () => op(tensor(shape, 4)));
     });
   }
@@ -150,7 +150,7 @@ async function expectSumClose(shape: number[], axis: number | number[], keepDims
 
 suite('native reductions over the innermost axes', () => {
   it('Sum is registered as native and is within its tolerance of tfjs-backend-cpu', async () => {
-    expect(sparseCpuRegistration.nativeKernels).toEqual(expect.arrayContaining(['Sum', 'Max']));
+    expect(sparseCPURegistration.nativeKernels).toEqual(expect.arrayContaining(['Sum', 'Max']));
     const cases: Array<[number[], number | number[], boolean]> = [
       [[37, 129], 1, false],
       [[37, 129], -1, true],
@@ -217,7 +217,7 @@ suite('native strided copies (Transpose, Slice, SplitV) match tfjs-backend-cpu e
   };
 
   it('are registered as native', () => {
-    for (const k of ['Transpose', 'Slice', 'SplitV']) expect(sparseCpuRegistration.nativeKernels).toContain(k);
+    for (const k of ['Transpose', 'Slice', 'SplitV']) expect(sparseCPURegistration.nativeKernels).toContain(k);
   });
 
   it('transpose: every permutation of a rank-4 tensor, float32, int32 and bool', async () => {

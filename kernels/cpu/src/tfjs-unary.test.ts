@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Random } from '@sparse/tensor';
 import { expect, it } from 'vitest';
-import { expectIdentical, useQuietCpuBackend } from './__fixtures__/tfjs-backends.js';
+import { expectIdentical, useQuietCPUBackend } from './__fixtures__/tfjs-backends.js';
 import { nativeStatus } from './native.js';
 import { nativeSuite } from './__fixtures__/native-suite.js';
 import { FAST_TFJS_KERNELS, NATIVE_TFJS_KERNELS, SPARSE_CPU_BACKEND } from './tfjs.js';
@@ -59,7 +59,7 @@ const CASES: Array<{ shape: number[]; values: Float32Array }> = [
   { shape: [1021], values: randomValues(1021, 3).map((v) => Math.sign(v) * (Math.abs(v) % 12)) },
 ];
 
-useQuietCpuBackend();
+useQuietCPUBackend();
 
 suite('float32 unary fast paths match tfjs-backend-cpu bit for bit', () => {
   for (const [name, op] of Object.entries(OPS)) {

@@ -12,11 +12,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { randomArray, rng } from './__fixtures__/gemm-cases.js';
-import { expectIdentical as expectIdenticalOnBoth, useQuietCpuBackend } from './__fixtures__/tfjs-backends.js';
+import { expectIdentical as expectIdenticalOnBoth, useQuietCPUBackend } from './__fixtures__/tfjs-backends.js';
 import { nativeStatus } from './native.js';
 import { nativeSuite } from './__fixtures__/native-suite.js';
 import { selectBackend } from './select-backend.js';
-import { FAST_TFJS_KERNELS, FUSED_ACTIVATIONS, NATIVE_TFJS_KERNELS, SPARSE_CPU_BACKEND, registerSparseCpuBackend, sparseCpuRegistration, type FusedActivation } from './tfjs.js';
+import { FAST_TFJS_KERNELS, FUSED_ACTIVATIONS, NATIVE_TFJS_KERNELS, SPARSE_CPU_BACKEND, registerSparseCPUBackend, sparseCPURegistration, type FusedActivation } from './tfjs.js';
 
 const status = nativeStatus();
 const suite = nativeSuite();
@@ -134,14 +134,14 @@ const TRANSPOSES: Array<[boolean, boolean]> = [
   [true, true],
 ];
 
-useQuietCpuBackend();
+useQuietCPUBackend();
 
 describe('registration', () => {
   it('registers sparse-cpu on import exactly when the native addon loads', () => {
-    expect(sparseCpuRegistration.registered).toBe(status.available);
+    expect(sparseCPURegistration.registered).toBe(status.available);
     expect(tf.findBackendFactory(SPARSE_CPU_BACKEND) != null).toBe(status.available);
     // Idempotent.
-    expect(registerSparseCpuBackend()).toEqual(sparseCpuRegistration);
+    expect(registerSparseCPUBackend()).toEqual(sparseCPURegistration);
   });
 
   /** Runs an ES module script in a fresh Node process from this package (built dist); returns its last stdout line as JSON. */
@@ -156,7 +156,7 @@ describe('registration', () => {
   it('without the addon registers nothing, says so in one line, and selectBackend moves on (built dist, child process)', () => {
     const dist = pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'tfjs.js')).href;
     const out = inFreshProcess<{
-      sparseCpuRegistration: { registered: boolean; reason: string };
+      sparseCPURegistration: { registered: boolean; reason: string };
       lines: string[];
       factory: boolean;
       chosen: string;
@@ -167,13 +167,13 @@ describe('registration', () => {
       const warn = console.warn;
       console.warn = (line) => lines.push(String(line));
       const tf = await import('@tensorflow/tfjs-core');
-      const { sparseCpuRegistration } = await import(${JSON.stringify(dist)});
+      const { sparseCPURegistration } = await import(${JSON.stringify(dist)});
       console.warn = warn;
       const { selectBackend } = await import('@sparse/kernels-cpu/select-backend');
       const choice = await selectBackend({ prefer: ['sparse-cpu', 'cpu'], log: () => {} });
-      console.log(JSON.stringify({ sparseCpuRegistration, lines, factory: tf.findBackendFactory('sparse-cpu') != null, chosen: choice.name, tried: choice.tried }));
+      console.log(JSON.stringify({ sparseCPURegistration, lines, factory: tf.findBackendFactory('sparse-cpu') != null, chosen: choice.name, tried: choice.tried }));
     `);
-    expect(out.sparseCpuRegistration).toMatchObject({ registered: false, reason: 'pretend it is missing' });
+    expect(out.sparseCPURegistration).toMatchObject({ registered: false, reason: 'pretend it is missing' });
     expect(out.lines).toEqual([
       "@sparse/kernels-cpu/tfjs: tfjs backend 'sparse-cpu' not registered: native addon unavailable (pretend it is missing)",
     ]);
@@ -228,8 +228,8 @@ describe('registration', () => {
       const ours = tf.getKernelsForBackend(SPARSE_CPU_BACKEND).map((k) => k.kernelName).sort();
       expect(ours).toEqual(cpu);
       // This addon exports the elementwise kernels, so every native kernel is served natively.
-      expect([...sparseCpuRegistration.nativeKernels].sort()).toEqual([...NATIVE_TFJS_KERNELS].sort());
-      expect([...sparseCpuRegistration.fastKernels].sort()).toEqual([...FAST_TFJS_KERNELS].sort());
+      expect([...sparseCPURegistration.nativeKernels].sort()).toEqual([...NATIVE_TFJS_KERNELS].sort());
+      expect([...sparseCPURegistration.fastKernels].sort()).toEqual([...FAST_TFJS_KERNELS].sort());
       const replaced = new Set([...NATIVE_TFJS_KERNELS, ...FAST_TFJS_KERNELS]);
       for (const k of tf.getKernelsForBackend(SPARSE_CPU_BACKEND)) {
         expect(k.kernelFunc === tf.getKernel(k.kernelName, 'cpu')!.kernelFunc, k.kernelName).toBe(!replaced.has(k.kernelName));

@@ -2,19 +2,19 @@
 // (tfjs-backend-cpu with its matrix products on the native gemm) when the native addon is built.
 // Without the addon it registers nothing and logs one line, and selectBackend
 // (@sparse/kernels-cpu/select-backend) moves on to the next backend.
-import { registerSparseCpuBackend } from './tfjs/backend.js';
+import { registerSparseCPUBackend } from './tfjs/backend.js';
 
 export {
   FAST_TFJS_KERNELS,
   NATIVE_TFJS_KERNELS,
   SPARSE_CPU_BACKEND,
   SPARSE_CPU_PRIORITY,
-  SparseCpuBackend,
-  registerSparseCpuBackend,
-  sparseCpuUnavailableMessage,
+  SparseCPUBackend,
+  registerSparseCPUBackend,
+  sparseCPUUnavailableMessage,
 } from './tfjs/backend.js';
-export type { RegisterSparseCpuOptions, SparseCpuRegistration } from './tfjs/backend.js';
+export type { RegisterSparseCPUOptions, SparseCPURegistration } from './tfjs/backend.js';
 export { FUSED_ACTIVATIONS, type FusedActivation } from './tfjs/epilogue.js';
 
 /** What importing this module did: whether 'sparse-cpu' is registered, and which kernels run natively. */
-export const sparseCpuRegistration = registerSparseCpuBackend();
+export const sparseCPURegistration = registerSparseCPUBackend();

@@ -2,30 +2,30 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atomicWriteFile, readSafetensorsFile, writeSafetensorsFile } from '@sparse/tensor/node';
-import { fromPeftFiles, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, PeftFormatError, toPeftFiles, type PeftAdapter, type PeftSaveOptions } from './peft.js';
+import { fromPEFTFiles, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, PEFTFormatError, toPEFTFiles, type PEFTAdapter, type PEFTSaveOptions } from './peft.js';
 import type { AdapterState } from './variants/types.js';
 
 /** Writes `dir/adapter_model.safetensors` then `dir/adapter_config.json` (creating dir). */
-export async function savePeftAdapter(dir: string, modules: Record<string, AdapterState>, opts: PeftSaveOptions = {}): Promise<void> {
-  const files = toPeftFiles(modules, opts);
+export async function savePEFTAdapter(dir: string, modules: Record<string, AdapterState>, opts: PEFTSaveOptions = {}): Promise<void> {
+  const files = toPEFTFiles(modules, opts);
   await mkdir(dir, { recursive: true });
   // Weights first: a folder whose config exists always has its complete weights beside it.
   await writeSafetensorsFile(join(dir, PEFT_WEIGHTS_FILE), files.tensors, files.metadata);
   await atomicWriteFile(join(dir, PEFT_CONFIG_FILE), `${JSON.stringify(files.config, null, 2)}\n`);
 }
 
-/** Reads a PEFT adapter folder; malformed files throw PeftFormatError naming the file and field. */
-export async function loadPeftAdapter(dir: string): Promise<PeftAdapter> {
+/** Reads a PEFT adapter folder; malformed files throw PEFTFormatError naming the file and field. */
+export async function loadPEFTAdapter(dir: string): Promise<PEFTAdapter> {
   const configPath = join(dir, PEFT_CONFIG_FILE);
   const weightsPath = join(dir, PEFT_WEIGHTS_FILE);
   let text: string;
   try {
     text = await readFile(configPath, 'utf8');
   } catch (error) {
-    throw new PeftFormatError(configPath, '(file)', `cannot read: ${(error as Error).message}`);
+    throw new PEFTFormatError(configPath, '(file)', `cannot read: ${(error as Error).message}`);
   }
   const weights = await readSafetensorsFile(weightsPath);
-  return fromPeftFiles(text, weights, { config: configPath, weights: weightsPath });
+  return fromPEFTFiles(text, weights, { config: configPath, weights: weightsPath });
 }
 
 // SFT delta files (indices + values per weight); see src/sft/file.ts for the layout.

@@ -1,4 +1,4 @@
-// The trainer's path: adapters trained through the tfjs AdapterModel, saved with savePeftAdapter from
+// The trainer's path: adapters trained through the tfjs AdapterModel, saved with savePEFTAdapter from
 // adapterStates(), loaded back, and merged by the core variant give the weights AdapterModel.merge gives.
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Random, tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, expect, it } from 'vitest';
-import { loadPeftAdapter, savePeftAdapter } from './node.js';
+import { loadPEFTAdapter, savePEFTAdapter } from './node.js';
 import { attachAdapters } from './tfjs.js';
 import { getVariant } from './variants/index.js';
 
@@ -39,8 +39,8 @@ it.each([
   const states = model.adapterStates();
   const dir = await mkdtemp(join(tmpdir(), 'lora-variants-peft-tfjs-'));
   try {
-    await savePeftAdapter(dir, states);
-    const back = await loadPeftAdapter(dir);
+    await savePEFTAdapter(dir, states);
+    const back = await loadPEFTAdapter(dir);
     expect(back.variant).toBe(variant);
     model.merge();
     for (const [n, [o, i]] of Object.entries(SHAPES)) {

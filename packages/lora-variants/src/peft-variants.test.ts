@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ArgumentError, parseSafetensors, Random, serializeSafetensors, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadPeftAdapter, savePeftAdapter } from './node.js';
+import { loadPEFTAdapter, savePEFTAdapter } from './node.js';
 import { PEFT_NATIVE_TYPES, peftTypeOf } from './peft-variants.js';
-import { fromPeftFiles, PeftFormatError, toPeftFiles } from './peft.js';
+import { fromPEFTFiles, PEFTFormatError, toPEFTFiles } from './peft.js';
 import { getVariant, listVariants, registerVariant, type AdapterState } from './variants/index.js';
 
 type Indexed = AdapterState & { indices?: Record<string, Int32Array> };
@@ -42,9 +42,9 @@ const CASES: Record<string, (rng: Random, shape: [number, number]) => Record<str
   'null-lora': (rng) => ({ r: 2, space: 'inputs', inputs: randn(rng, [5, 12]) }),
   pst: () => ({ r: 2, scoreRank: 2, sparsity: 0.6, scheduleEnd: 0.8 }),
   rosa: () => ({ r: 2, density: 0.2 }),
-  roselora: () => ({ r: 2, keepA: 0.5, keepB: 0.5 }),
-  s2ft: () => ({ axis: 'columns', groupSize: 2, groups: 2 }),
-  sara: () => ({ fraction: 0.2 }),
+  roselora: () => ({ r: 2, densityA: 0.5, densityB: 0.5 }),
+  s2ft: () => ({ axis: 'column', groupSize: 2, groups: 2 }),
+  sara: () => ({ density: 0.2 }),
   'selective-lora': () => ({ r: 4, blocks: 2 }),
   smt: () => ({ blockSize: 4, blocks: 2 }),
   snell: () => ({ dim: 2, sparsity: 0.5 }),
@@ -84,7 +84,7 @@ it('has a test config for every registered variant', () => {
 describe.each(listVariants())('%s in the PEFT layout', (name) => {
   it('writes its own peft_type, snake_case config keys, F32 params and I32 indices, and loads back exactly', async () => {
     const { states, bases } = adapters(name, 11);
-    const files = toPeftFiles(states, { baseModelNameOrPath: 'org/model', taskType: 'CAUSAL_LM' });
+    const files = toPEFTFiles(states, { baseModelNameOrPath: 'org/model', taskType: 'CAUSAL_LM' });
     const cfg = files.config;
     expect(cfg).toMatchObject({ base_model_name_or_path: 'org/model', task_type: 'CAUSAL_LM', target_modules: ['o_proj', 'up_proj'], bias: 'none' });
     const first = Object.values(states)[0]!;
@@ -109,10 +109,10 @@ describe.each(listVariants())('%s in the PEFT layout', (name) => {
     for (const k of ['inputs', 'covariance', 'gradient', 'dtype']) expect(json).not.toContain(`"${k}":`);
     expect(json.length).toBeLessThan(1500);
 
-    await savePeftAdapter(dir, states, { baseModelNameOrPath: 'org/model', taskType: 'CAUSAL_LM' });
+    await savePEFTAdapter(dir, states, { baseModelNameOrPath: 'org/model', taskType: 'CAUSAL_LM' });
     const st = parseSafetensors(new Uint8Array(await readFile(join(dir, 'adapter_model.safetensors'))));
     for (const n of st.tensorNames) expect(st.entry(n).dtype).toBe(n.endsWith('.indices') ? 'I32' : 'F32');
-    const back = await loadPeftAdapter(dir);
+    const back = await loadPEFTAdapter(dir);
     expect(back.variant).toBe(name);
     expect(back.config).toEqual(first.config);
     expect(back.baseModelNameOrPath).toBe('org/model');
@@ -138,9 +138,9 @@ describe('tensor-valued config fields', () => {
     const x = randn(rng, [6, 12]);
     const s = getVariant('corda').init(w, { r: 2, inputs: x }, rng);
     const withInputs = { ...s, config: { ...(s.config as object), inputs: x } };
-    const files = toPeftFiles({ a: withInputs, b: s });
+    const files = toPEFTFiles({ a: withInputs, b: s });
     expect(files.config).not.toHaveProperty('inputs');
-    const back = fromPeftFiles(JSON.parse(JSON.stringify(files.config)), parseSafetensors(serializeSafetensors(files.tensors)));
+    const back = fromPEFTFiles(JSON.parse(JSON.stringify(files.config)), parseSafetensors(serializeSafetensors(files.tensors)));
     expect(back.config).toEqual(s.config);
   });
 });
@@ -150,37 +150,37 @@ describe('saving refuses states it cannot write faithfully', () => {
   const w = randn(rng, [8, 12]);
   it('a config value JSON cannot hold, naming the field', () => {
     const s = getVariant('svfit').init(w, { r: 2 }, rng);
-    expect(() => toPeftFiles({ a: { ...s, config: { r: Number.NaN } } })).toThrow(/config\.r = NaN cannot be written/);
+    expect(() => toPEFTFiles({ a: { ...s, config: { r: Number.NaN } } })).toThrow(/config\.r = NaN cannot be written/);
   });
   it('indices that are not Int32Array, naming module and selection', () => {
     const s = getVariant('rosa').init(w, { r: 2, density: 0.1 }, rng) as Indexed;
-    expect(() => toPeftFiles({ a: { ...s, indices: { support: [1, 2] as unknown as Int32Array } } as AdapterState })).toThrow(/a\.indices\.support must be an Int32Array/);
+    expect(() => toPEFTFiles({ a: { ...s, indices: { support: [1, 2] as unknown as Int32Array } } as AdapterState })).toThrow(/a\.indices\.support must be an Int32Array/);
   });
   it('modules whose tensors differ', () => {
     const s = getVariant('svfit').init(w, { r: 2 }, rng);
     const { svfit_delta: _d, ...rest } = s.params;
-    expect(() => toPeftFiles({ a: s, b: { ...s, params: rest } })).toThrow(/module 'b' has params \[svfit_U, svfit_V\]/);
+    expect(() => toPEFTFiles({ a: s, b: { ...s, params: rest } })).toThrow(/module 'b' has params \[svfit_U, svfit_V\]/);
   });
   it('a variant whose peft_type would be one of PEFT\'s own', () => {
     const ssf = getVariant('ssf');
     const off = registerVariant({ ...ssf, name: 'vera' });
     try {
       const s = { ...ssf.init(w, {}, rng), variant: 'vera' };
-      expect(() => toPeftFiles({ a: s })).toThrow(ArgumentError);
-      expect(() => toPeftFiles({ a: s })).toThrow(/"VERA", one of Python PEFT's own types/);
+      expect(() => toPEFTFiles({ a: s })).toThrow(ArgumentError);
+      expect(() => toPEFTFiles({ a: s })).toThrow(/"VERA", one of Python PEFT's own types/);
     } finally {
       off();
     }
   });
 });
 
-describe('malformed non-LoRA folders throw PeftFormatError naming the file and field', () => {
+describe('malformed non-LoRA folders throw PEFTFormatError naming the file and field', () => {
   const M = 'model.layers.0.mlp.up_proj';
   const T = (p: string, kind = 'weight') => `base_model.model.${M}.${p}.${kind}`;
   function rosaFiles() {
     const rng = new Random(9);
     const s = getVariant('rosa').init(randn(rng, [8, 12]), { r: 2, density: 0.2 }, rng);
-    return toPeftFiles({ [M]: s });
+    return toPEFTFiles({ [M]: s });
   }
   type Edit = (cfg: Record<string, unknown>, t: Record<string, Tensor>) => void;
   const cases: [string, Edit, 'config' | 'weights', string, RegExp][] = [
@@ -191,7 +191,7 @@ describe('malformed non-LoRA folders throw PeftFormatError naming the file and f
     ['SPP with another sparse_variant', (c) => { c.peft_type = 'SPP'; }, 'config', 'sparse_variant', /written by spp, not "rosa"/],
     ['an invalid config value', (c) => { c.density = 2; }, 'config', 'density', /invalid rosa config/],
     ['an unknown config key', (c) => { c.rank = 4; }, 'config', 'rank', /not a config field of rosa/],
-    ['a camelCase config key', (c) => { c.keepA = 0.5; }, 'config', 'keepA', /not a snake_case config key/],
+    ['a camelCase config key', (c) => { c.densityA = 0.5; }, 'config', 'densityA', /not a snake_case config key/],
     ['no module_shapes', (c) => { delete c.module_shapes; }, 'config', 'module_shapes', /expected \{/],
     ['a bad module shape', (c) => { c.module_shapes = { [M]: [8, 0] }; }, 'config', `module_shapes.${M}`, /positive integers/],
     ['a bad adapter_params', (c) => { c.adapter_params = 'lora_A'; }, 'config', 'adapter_params', /non-empty list/],
@@ -211,15 +211,15 @@ describe('malformed non-LoRA folders throw PeftFormatError naming the file and f
     edit(cfg, tensors);
     await writeFile(join(dir, 'adapter_config.json'), JSON.stringify(cfg));
     await writeFile(join(dir, 'adapter_model.safetensors'), serializeSafetensors(tensors, files.metadata));
-    const error = await loadPeftAdapter(dir).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(PeftFormatError);
-    expect((error as PeftFormatError).file).toBe(join(dir, file === 'config' ? 'adapter_config.json' : 'adapter_model.safetensors'));
-    expect((error as PeftFormatError).field).toBe(fieldName);
+    const error = await loadPEFTAdapter(dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PEFTFormatError);
+    expect((error as PEFTFormatError).file).toBe(join(dir, file === 'config' ? 'adapter_config.json' : 'adapter_model.safetensors'));
+    expect((error as PEFTFormatError).field).toBe(fieldName);
     expect((error as Error).message).toMatch(message);
   });
 
   it('an unedited folder loads (the cases above fail only by their edit)', async () => {
     const files = rosaFiles();
-    expect(fromPeftFiles(JSON.parse(JSON.stringify(files.config)), parseSafetensors(serializeSafetensors(files.tensors))).variant).toBe('rosa');
+    expect(fromPEFTFiles(JSON.parse(JSON.stringify(files.config)), parseSafetensors(serializeSafetensors(files.tensors))).variant).toBe('rosa');
   });
 });

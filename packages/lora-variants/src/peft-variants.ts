@@ -44,18 +44,18 @@ function isTensorLike(v: unknown): boolean {
 }
 
 /** A JSON value, or throws naming the path (NaN, functions, class instances, typed arrays inside). */
-function checkJson(v: unknown, path: string, where: string): void {
+function checkJSON(v: unknown, path: string, where: string): void {
   if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new ArgumentError(`${where}: config.${path} = ${v} cannot be written to JSON`);
     return;
   }
   if (Array.isArray(v)) {
-    v.forEach((x, k) => checkJson(x, `${path}[${k}]`, where));
+    v.forEach((x, k) => checkJSON(x, `${path}[${k}]`, where));
     return;
   }
   if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype && !isTensorLike(v)) {
-    for (const [k, x] of Object.entries(v)) checkJson(x, `${path}.${k}`, where);
+    for (const [k, x] of Object.entries(v)) checkJSON(x, `${path}.${k}`, where);
     return;
   }
   throw new ArgumentError(`${where}: config.${path} (${typeof v === 'object' ? ((v as object).constructor?.name ?? 'object') : typeof v}) cannot be written to JSON`);
@@ -65,7 +65,7 @@ function checkJson(v: unknown, path: string, where: string): void {
  * The config as JSON keys: snake_case, undefined and tensor-valued top-level fields dropped (init-only
  * inputs such as calibration data or a gradient; delta and merge never read them).
  */
-export function configToPeftKeys(config: unknown, where: string): Record<string, unknown> {
+export function configToPEFTKeys(config: unknown, where: string): Record<string, unknown> {
   if (config === undefined || config === null) return {};
   if (typeof config !== 'object' || Array.isArray(config)) throw new ArgumentError(`${where}: the state's config must be an object, got ${JSON.stringify(config)}`);
   const out: Record<string, unknown> = {};
@@ -74,7 +74,7 @@ export function configToPeftKeys(config: unknown, where: string): Record<string,
     const key = toSnake(k);
     if (toCamel(key) !== k) throw new ArgumentError(`${where}: config field '${k}' has no reversible snake_case key (camelCase letters and digits only)`);
     if (RESERVED.has(key)) throw new ArgumentError(`${where}: config field '${k}' would overwrite the adapter_config.json key '${key}'`);
-    checkJson(v, k, where);
+    checkJSON(v, k, where);
     out[key] = v;
   }
   return out;
@@ -85,13 +85,13 @@ function indicesOf(s: AdapterState): Record<string, unknown> | undefined {
 }
 
 /** Config keys and tensors of a non-PEFT variant (all modules already share variant and config). */
-export function toVariantPeftFiles(
+export function toVariantPEFTFiles(
   modules: Record<string, AdapterState>,
   names: string[],
   common: Record<string, unknown>,
 ): { config: Record<string, unknown>; tensors: Record<string, Tensor> } {
   const first = modules[names[0]!]!;
-  const where = `toPeftFiles (${first.variant})`;
+  const where = `toPEFTFiles (${first.variant})`;
   const peftType = peftTypeOf(first.variant);
   if (PEFT_NATIVE_TYPES.includes(peftType)) throw new ArgumentError(`${where}: its peft_type would be "${peftType}", one of Python PEFT's own types, whose layout this is not`);
   getVariant(first.variant); // unregistered names throw here, with a suggestion
@@ -132,7 +132,7 @@ export function toVariantPeftFiles(
     ...common,
     peft_type: peftType,
     sparse_variant: first.variant,
-    ...configToPeftKeys(first.config, where),
+    ...configToPEFTKeys(first.config, where),
     module_shapes: shapes,
     adapter_params: params,
     adapter_indices: idxNames,
@@ -140,10 +140,10 @@ export function toVariantPeftFiles(
   return { config, tensors };
 }
 
-/** Builds the error the caller throws (PeftFormatError lives in peft.ts). */
+/** Builds the error the caller throws (PEFTFormatError lives in peft.ts). */
 export type FormatErrorFactory = (file: 'config' | 'weights', field: string, reason: string) => Error;
 
-export interface VariantPeftRead {
+export interface VariantPEFTRead {
   variant: string;
   config: unknown;
   modules: Record<string, AdapterState>;
@@ -152,12 +152,12 @@ export interface VariantPeftRead {
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
 /** Reads a non-PEFT variant's folder (config object already parsed; peft_type not LORA/SPP). */
-export function fromVariantPeftFiles(
+export function fromVariantPEFTFiles(
   c: Record<string, unknown>,
   peftType: string,
   weights: { readonly tensorNames: readonly string[]; tensor(name: string): Tensor },
   fail: FormatErrorFactory,
-): VariantPeftRead {
+): VariantPEFTRead {
   const name = c.sparse_variant;
   if (name === undefined) throw fail('config', 'peft_type', `unsupported ${JSON.stringify(peftType)} (LORA, SPP, and the types of this package's other variants, which come with a sparse_variant key, are)`);
   if (typeof name !== 'string') throw fail('config', 'sparse_variant', `expected a variant name, got ${JSON.stringify(name)}`);

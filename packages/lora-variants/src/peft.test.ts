@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSafetensors, Random, serializeSafetensors, tensor } from '@sparse/tensor';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadPeftAdapter, savePeftAdapter } from './node.js';
-import { fromPeftFiles, PeftFormatError, toPeftFiles } from './peft.js';
+import { loadPEFTAdapter, savePEFTAdapter } from './node.js';
+import { fromPEFTFiles, PEFTFormatError, toPEFTFiles } from './peft.js';
 import { getVariant, type AdapterState } from './variants/index.js';
 
-// A PEFT LoRA folder as Python PEFT writes it for a Llama-style model (LoraConfig.to_dict keys; tensor
+// A PEFT LoRA folder as Python PEFT writes it for a Llama-style model (LoRAConfig.to_dict keys; tensor
 // names from get_peft_model_state_dict, adapter name stripped): r = 8, q_proj [64 <- 64], v_proj [32 <- 64].
 const FIXTURE_CONFIG = {
   alpha_pattern: {},
@@ -62,7 +62,7 @@ describe('PEFT fixture', () => {
   it('loads the modules, shapes, scaling and values', async () => {
     const tensors = fixtureTensors();
     await writeFolder(FIXTURE_CONFIG, tensors);
-    const a = await loadPeftAdapter(dir);
+    const a = await loadPEFTAdapter(dir);
     expect(a.variant).toBe('lora');
     expect(a.config).toEqual({ r: 8, alpha: 16, rslora: false, dropout: 0.05 });
     expect(a.baseModelNameOrPath).toBe('meta-llama/Llama-2-7b-hf');
@@ -80,9 +80,9 @@ describe('PEFT fixture', () => {
 
   it('round-trips: what we save has PEFT names, keys and F32 tensors, and loads back equal', async () => {
     await writeFolder(FIXTURE_CONFIG);
-    const a = await loadPeftAdapter(dir);
+    const a = await loadPEFTAdapter(dir);
     const out = join(dir, 'saved');
-    await savePeftAdapter(out, a.modules, { baseModelNameOrPath: a.baseModelNameOrPath, taskType: a.taskType });
+    await savePEFTAdapter(out, a.modules, { baseModelNameOrPath: a.baseModelNameOrPath, taskType: a.taskType });
     expect((await readdir(out)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']); // no temporary files left
     const cfg = JSON.parse(await readFile(join(out, 'adapter_config.json'), 'utf8'));
     for (const key of ['peft_type', 'r', 'lora_alpha', 'target_modules', 'lora_dropout', 'bias', 'fan_in_fan_out', 'use_rslora', 'task_type', 'base_model_name_or_path', 'inference_mode', 'init_lora_weights', 'modules_to_save']) {
@@ -93,7 +93,7 @@ describe('PEFT fixture', () => {
     expect([...st.tensorNames].sort()).toEqual(Object.keys(SHAPES).sort());
     for (const [n, s] of Object.entries(SHAPES)) expect(st.entry(n)).toMatchObject({ dtype: 'F32', shape: s });
     expect(st.metadata).toEqual({ format: 'pt' });
-    const b = await loadPeftAdapter(out);
+    const b = await loadPEFTAdapter(out);
     expect(b.config).toEqual(a.config);
     for (const m of Object.keys(a.modules)) expect(b.modules[m]!.params).toEqual(a.modules[m]!.params);
   });
@@ -103,7 +103,7 @@ describe('PEFT fixture', () => {
     const base = tensor(Float32Array.from({ length: 24 }, () => rng.normal()), [4, 6]);
     for (const [variant, cfg] of [['lora', { r: 2, rslora: true }], ['sqft', { r: 2 }], ['spp', { colInit: 0.5 }]] as const) {
       const s = getVariant(variant).init(base, cfg, rng);
-      const files = toPeftFiles({ 'h.0.attn.c_attn': s });
+      const files = toPEFTFiles({ 'h.0.attn.c_attn': s });
       if (variant === 'spp') {
         expect(files.config.peft_type).toBe('SPP');
         expect(files.config.sparse_variant).toBe('spp');
@@ -113,14 +113,14 @@ describe('PEFT fixture', () => {
         expect(files.config.sqft_sparse_merge).toBe(variant === 'sqft' ? true : undefined);
       }
       const st = parseSafetensors(serializeSafetensors(files.tensors));
-      const back = fromPeftFiles(JSON.parse(JSON.stringify(files.config)), st);
+      const back = fromPEFTFiles(JSON.parse(JSON.stringify(files.config)), st);
       expect(back.variant).toBe(variant);
       expect(back.modules['h.0.attn.c_attn']).toEqual(s);
     }
   });
 });
 
-describe('malformed adapters throw PeftFormatError naming the file and field', () => {
+describe('malformed adapters throw PEFTFormatError naming the file and field', () => {
   const cases: [string, unknown, Record<string, number[]> | undefined, RegExp, string][] = [
     ['missing r', { ...FIXTURE_CONFIG, r: undefined }, undefined, /adapter_config\.json: r: missing/, 'r'],
     ['bad lora_alpha', { ...FIXTURE_CONFIG, lora_alpha: 'x' }, undefined, /lora_alpha: expected a number/, 'lora_alpha'],
@@ -135,12 +135,12 @@ describe('malformed adapters throw PeftFormatError naming the file and field', (
   ];
   it.each(cases)('%s', async (_label, config, shapes, message, fieldName) => {
     await writeFolder(config, shapes ? fixtureTensors(shapes) : undefined);
-    const error = await loadPeftAdapter(dir).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(PeftFormatError);
+    const error = await loadPEFTAdapter(dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PEFTFormatError);
     expect((error as Error).message).toMatch(message);
-    expect((error as PeftFormatError).field).toBe(fieldName);
+    expect((error as PEFTFormatError).field).toBe(fieldName);
     const file = /\.weight$/.test(fieldName) ? 'adapter_model.safetensors' : 'adapter_config.json';
-    expect((error as PeftFormatError).file).toBe(join(dir, file));
+    expect((error as PEFTFormatError).file).toBe(join(dir, file));
   });
 
   it('refuses to save modules with different variants or configs into one folder', () => {
@@ -149,11 +149,11 @@ describe('malformed adapters throw PeftFormatError naming the file and field', (
       a: getVariant('lora').init(base, { r: 2 }, new Random(0)),
       b: getVariant('lora').init(base, { r: 1 }, new Random(0)),
     };
-    expect(() => toPeftFiles(mods)).toThrow(/one variant and config/);
+    expect(() => toPEFTFiles(mods)).toThrow(/one variant and config/);
   });
 
   it('rejects LoRA tensors in an SPP folder', () => {
     const st = parseSafetensors(serializeSafetensors(fixtureTensors()));
-    expect(() => fromPeftFiles({ peft_type: 'SPP' }, st)).toThrow(/adapter_model\.safetensors: base_model\.model\.model\.layers\.0\.self_attn\.\w_proj: LoRA tensors in an SPP adapter/);
+    expect(() => fromPEFTFiles({ peft_type: 'SPP' }, st)).toThrow(/adapter_model\.safetensors: base_model\.model\.model\.layers\.0\.self_attn\.\w_proj: LoRA tensors in an SPP adapter/);
   });
 });

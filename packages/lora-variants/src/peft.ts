@@ -6,9 +6,9 @@
 // tensors `<module>.spp_row.weight` [out] and `<module>.spp_col.weight` [in]. Every other variant uses the
 // generic layout of peft-variants.ts (its own peft_type plus `sparse_variant`, config keys, I32 indices).
 import { ArgumentError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
-import { configToPeftKeys, fromVariantPeftFiles, toVariantPeftFiles } from './peft-variants.js';
-import { loraConfigSchema, type LoraConfig } from './variants/lora/config.js';
-import { sppConfigSchema, type SppConfig } from './variants/spp/config.js';
+import { configToPEFTKeys, fromVariantPEFTFiles, toVariantPEFTFiles } from './peft-variants.js';
+import { loraConfigSchema, type LoRAConfig } from './variants/lora/config.js';
+import { sppConfigSchema, type SPPConfig } from './variants/spp/config.js';
 import type { AdapterState } from './variants/types.js';
 
 export { PEFT_NATIVE_TYPES, peftTypeOf } from './peft-variants.js';
@@ -18,18 +18,18 @@ export const PEFT_WEIGHTS_FILE = 'adapter_model.safetensors';
 const PREFIX = 'base_model.model.';
 
 /** A malformed adapter file: `file` names the file, `field` the key or tensor at fault. */
-export class PeftFormatError extends ArgumentError {
+export class PEFTFormatError extends ArgumentError {
   readonly file: string;
   readonly field: string;
   constructor(file: string, field: string, reason: string) {
     super(`${file}: ${field}: ${reason}`);
-    this.name = 'PeftFormatError';
+    this.name = 'PEFTFormatError';
     this.file = file;
     this.field = field;
   }
 }
 
-export interface PeftSaveOptions {
+export interface PEFTSaveOptions {
   baseModelNameOrPath?: string | null;
   taskType?: string | null;
   /** Written as target_modules; default: the distinct last segments of the module names. */
@@ -37,10 +37,10 @@ export interface PeftSaveOptions {
 }
 
 /** One adapter (one variant and config) over several modules, as a PEFT folder holds it. */
-export interface PeftAdapter {
+export interface PEFTAdapter {
   /** The registry name ('lora', 'sqft', 'spp', 'rosa', ...). */
   variant: string;
-  /** The parsed config (LoraConfig for lora/sqft, SppConfig for spp, the variant's own otherwise). */
+  /** The parsed config (LoRAConfig for lora/sqft, SPPConfig for spp, the variant's own otherwise). */
   config: unknown;
   modules: Record<string, AdapterState>;
   baseModelNameOrPath: string | null;
@@ -50,7 +50,7 @@ export interface PeftAdapter {
   fanInFanOut: boolean;
 }
 
-export interface PeftFiles {
+export interface PEFTFiles {
   config: Record<string, unknown>;
   /** F32 params; I32 `.indices` selections for the variants that keep them. */
   tensors: Record<string, Tensor>;
@@ -59,17 +59,17 @@ export interface PeftFiles {
 }
 
 /** Serializes adapters that share one variant and config into PEFT's config object and tensor names. */
-export function toPeftFiles(modules: Record<string, AdapterState>, opts: PeftSaveOptions = {}): PeftFiles {
+export function toPEFTFiles(modules: Record<string, AdapterState>, opts: PEFTSaveOptions = {}): PEFTFiles {
   const names = Object.keys(modules).sort();
-  if (names.length === 0) throw new ArgumentError('toPeftFiles: no adapters to save');
+  if (names.length === 0) throw new ArgumentError('toPEFTFiles: no adapters to save');
   const first = modules[names[0]!]!;
   // Compared as written (tensor-valued init inputs left out), so equal configs are those that save equal.
-  const saved = (s: AdapterState) => JSON.stringify(configToPeftKeys(s.config, `toPeftFiles (${s.variant})`));
+  const saved = (s: AdapterState) => JSON.stringify(configToPEFTKeys(s.config, `toPEFTFiles (${s.variant})`));
   const firstSaved = saved(first);
   for (const n of names) {
     const s = modules[n]!;
     if (s.variant !== first.variant || saved(s) !== firstSaved) {
-      throw new ArgumentError(`toPeftFiles: module '${n}' has ${s.variant} ${JSON.stringify(s.config)}, but one PEFT folder holds one variant and config (${first.variant} ${JSON.stringify(first.config)})`);
+      throw new ArgumentError(`toPEFTFiles: module '${n}' has ${s.variant} ${JSON.stringify(s.config)}, but one PEFT folder holds one variant and config (${first.variant} ${JSON.stringify(first.config)})`);
     }
   }
   const targetModules = opts.targetModules ?? [...new Set(names.map((n) => n.slice(n.lastIndexOf('.') + 1)))].sort();
@@ -85,7 +85,7 @@ export function toPeftFiles(modules: Record<string, AdapterState>, opts: PeftSav
   let tensors: Record<string, Tensor> = {};
   let config: Record<string, unknown>;
   if (first.variant === 'lora' || first.variant === 'sqft') {
-    const c = first.config as LoraConfig;
+    const c = first.config as LoRAConfig;
     config = {
       ...common,
       peft_type: 'LORA',
@@ -107,24 +107,24 @@ export function toPeftFiles(modules: Record<string, AdapterState>, opts: PeftSav
       tensors[`${PREFIX}${n}.lora_B.weight`] = modules[n]!.params.lora_B!;
     }
   } else if (first.variant === 'spp') {
-    config = { ...common, peft_type: 'SPP', sparse_variant: 'spp', spp_col_init: (first.config as SppConfig).colInit };
+    config = { ...common, peft_type: 'SPP', sparse_variant: 'spp', spp_col_init: (first.config as SPPConfig).colInit };
     for (const n of names) {
       tensors[`${PREFIX}${n}.spp_row.weight`] = modules[n]!.params.spp_row!;
       tensors[`${PREFIX}${n}.spp_col.weight`] = modules[n]!.params.spp_col!;
     }
   } else {
-    ({ config, tensors } = toVariantPeftFiles(modules, names, common));
+    ({ config, tensors } = toVariantPEFTFiles(modules, names, common));
   }
   return { config, tensors, metadata: { format: 'pt' } };
 }
 
-/** What fromPeftFiles needs of the weights file: its tensor names and a reader. */
-export interface PeftTensorSource {
+/** What fromPEFTFiles needs of the weights file: its tensor names and a reader. */
+export interface PEFTTensorSource {
   readonly tensorNames: readonly string[];
   tensor(name: string): Tensor;
 }
 
-export interface PeftFileNames {
+export interface PEFTFileNames {
   config?: string;
   weights?: string;
 }
@@ -132,8 +132,8 @@ export interface PeftFileNames {
 function field<T>(cfg: Record<string, unknown>, key: string, file: string, check: (v: unknown) => v is T, expected: string, fallback?: T): T {
   const v = cfg[key];
   if (v === undefined && fallback !== undefined) return fallback;
-  if (v === undefined) throw new PeftFormatError(file, key, `missing (expected ${expected})`);
-  if (!check(v)) throw new PeftFormatError(file, key, `expected ${expected}, got ${JSON.stringify(v)}`);
+  if (v === undefined) throw new PEFTFormatError(file, key, `missing (expected ${expected})`);
+  if (!check(v)) throw new PEFTFormatError(file, key, `expected ${expected}, got ${JSON.stringify(v)}`);
   return v;
 }
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -142,44 +142,44 @@ const isTargets = (v: unknown): v is string[] | string => typeof v === 'string' 
 const isEmptyPattern = (v: unknown): v is Record<string, never> => v === null || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0);
 
 /** Parses adapter_config.json (text or object) and the weights into per-module adapter states. */
-export function fromPeftFiles(configJson: string | Record<string, unknown>, weights: PeftTensorSource, files: PeftFileNames = {}): PeftAdapter {
+export function fromPEFTFiles(configJSON: string | Record<string, unknown>, weights: PEFTTensorSource, files: PEFTFileNames = {}): PEFTAdapter {
   const cfile = files.config ?? PEFT_CONFIG_FILE;
   const wfile = files.weights ?? PEFT_WEIGHTS_FILE;
-  let cfg: unknown = configJson;
-  if (typeof configJson === 'string') {
+  let cfg: unknown = configJSON;
+  if (typeof configJSON === 'string') {
     try {
-      cfg = JSON.parse(configJson);
+      cfg = JSON.parse(configJSON);
     } catch (error) {
-      throw new PeftFormatError(cfile, '(json)', `not valid JSON: ${(error as Error).message}`);
+      throw new PEFTFormatError(cfile, '(json)', `not valid JSON: ${(error as Error).message}`);
     }
   }
-  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new PeftFormatError(cfile, '(json)', 'expected a JSON object');
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new PEFTFormatError(cfile, '(json)', 'expected a JSON object');
   const c = cfg as Record<string, unknown>;
   const peftType = field(c, 'peft_type', cfile, (v): v is string => typeof v === 'string', 'a string');
   const bias = field(c, 'bias', cfile, (v): v is string => typeof v === 'string', '"none"', 'none');
-  if (bias !== 'none') throw new PeftFormatError(cfile, 'bias', `only "none" is supported, got ${JSON.stringify(bias)}`);
+  if (bias !== 'none') throw new PEFTFormatError(cfile, 'bias', `only "none" is supported, got ${JSON.stringify(bias)}`);
   const common = {
     baseModelNameOrPath: (typeof c.base_model_name_or_path === 'string' ? c.base_model_name_or_path : null) as string | null,
     taskType: (typeof c.task_type === 'string' ? c.task_type : null) as string | null,
     targetModules: field(c, 'target_modules', cfile, isTargets, 'a string or a list of strings', [] as string[]),
   };
   if (peftType !== 'LORA' && peftType !== 'SPP') {
-    const fail = (file: 'config' | 'weights', f: string, reason: string) => new PeftFormatError(file === 'config' ? cfile : wfile, f, reason);
-    return { ...fromVariantPeftFiles(c, peftType, weights, fail), fanInFanOut: false, ...common };
+    const fail = (file: 'config' | 'weights', f: string, reason: string) => new PEFTFormatError(file === 'config' ? cfile : wfile, f, reason);
+    return { ...fromVariantPEFTFiles(c, peftType, weights, fail), fanInFanOut: false, ...common };
   }
   if (peftType === 'SPP' && c.sparse_variant !== undefined && c.sparse_variant !== 'spp') {
-    throw new PeftFormatError(cfile, 'sparse_variant', `peft_type "SPP" is written by spp, not ${JSON.stringify(c.sparse_variant)}`);
+    throw new PEFTFormatError(cfile, 'sparse_variant', `peft_type "SPP" is written by spp, not ${JSON.stringify(c.sparse_variant)}`);
   }
   const byModule = new Map<string, Map<string, Tensor>>();
   for (const name of weights.tensorNames) {
     const m = /^base_model\.model\.(.+)\.(lora_A|lora_B|spp_row|spp_col)\.weight$/.exec(name);
-    if (m === null) throw new PeftFormatError(wfile, name, `not an adapter tensor name (expected ${PREFIX}<module>.lora_A.weight / lora_B.weight${peftType === 'SPP' ? ' / spp_row.weight / spp_col.weight' : ''})`);
+    if (m === null) throw new PEFTFormatError(wfile, name, `not an adapter tensor name (expected ${PREFIX}<module>.lora_A.weight / lora_B.weight${peftType === 'SPP' ? ' / spp_row.weight / spp_col.weight' : ''})`);
     if (!byModule.has(m[1]!)) byModule.set(m[1]!, new Map());
     byModule.get(m[1]!)!.set(m[2]!, weights.tensor(name));
   }
-  if (byModule.size === 0) throw new PeftFormatError(wfile, '(tensors)', 'holds no adapter tensors');
+  if (byModule.size === 0) throw new PEFTFormatError(wfile, '(tensors)', 'holds no adapter tensors');
   const float32 = (t: Tensor, name: string): Float32Tensor => {
-    if (t.dtype !== 'float32') throw new PeftFormatError(wfile, name, `expected F32, got ${t.dtype}`);
+    if (t.dtype !== 'float32') throw new PEFTFormatError(wfile, name, `expected F32, got ${t.dtype}`);
     return tensor(Float32Array.from(t.data as Float32Array), t.shape);
   };
   const modules: Record<string, AdapterState> = {};
@@ -190,38 +190,38 @@ export function fromPeftFiles(configJson: string | Record<string, unknown>, weig
     const dropout = field(c, 'lora_dropout', cfile, (v): v is number => isNum(v) && v >= 0 && v < 1, 'a number in [0, 1)', 0);
     const rslora = field(c, 'use_rslora', cfile, isBool, 'a boolean', false);
     const fanInFanOut = field(c, 'fan_in_fan_out', cfile, isBool, 'a boolean', false);
-    if (c.use_dora === true) throw new PeftFormatError(cfile, 'use_dora', 'DoRA adapters are not supported');
+    if (c.use_dora === true) throw new PEFTFormatError(cfile, 'use_dora', 'DoRA adapters are not supported');
     for (const key of ['rank_pattern', 'alpha_pattern']) {
-      if (c[key] !== undefined && !isEmptyPattern(c[key])) throw new PeftFormatError(cfile, key, 'per-module ranks or alphas are not supported (must be empty)');
+      if (c[key] !== undefined && !isEmptyPattern(c[key])) throw new PEFTFormatError(cfile, key, 'per-module ranks or alphas are not supported (must be empty)');
     }
-    const config: LoraConfig = loraConfigSchema.parse({ r, alpha, rslora, dropout });
+    const config: LoRAConfig = loraConfigSchema.parse({ r, alpha, rslora, dropout });
     const variant = c.sqft_sparse_merge === true ? 'sqft' : 'lora';
     for (const [module, parts] of byModule) {
       const a = parts.get('lora_A');
       const b = parts.get('lora_B');
       const nameA = `${PREFIX}${module}.lora_A.weight`;
       const nameB = `${PREFIX}${module}.lora_B.weight`;
-      if (parts.has('spp_row') || parts.has('spp_col')) throw new PeftFormatError(wfile, `${PREFIX}${module}`, 'SPP tensors in a LORA adapter');
-      if (a === undefined) throw new PeftFormatError(wfile, nameA, `missing (${nameB} is present)`);
-      if (b === undefined) throw new PeftFormatError(wfile, nameB, `missing (${nameA} is present)`);
-      if (a.shape.length !== 2 || a.shape[0] !== r) throw new PeftFormatError(wfile, nameA, `shape [${a.shape.join(', ')}] should be [r = ${r}, in]`);
-      if (b.shape.length !== 2 || b.shape[1] !== r) throw new PeftFormatError(wfile, nameB, `shape [${b.shape.join(', ')}] should be [out, r = ${r}]`);
+      if (parts.has('spp_row') || parts.has('spp_col')) throw new PEFTFormatError(wfile, `${PREFIX}${module}`, 'SPP tensors in a LORA adapter');
+      if (a === undefined) throw new PEFTFormatError(wfile, nameA, `missing (${nameB} is present)`);
+      if (b === undefined) throw new PEFTFormatError(wfile, nameB, `missing (${nameA} is present)`);
+      if (a.shape.length !== 2 || a.shape[0] !== r) throw new PEFTFormatError(wfile, nameA, `shape [${a.shape.join(', ')}] should be [r = ${r}, in]`);
+      if (b.shape.length !== 2 || b.shape[1] !== r) throw new PEFTFormatError(wfile, nameB, `shape [${b.shape.join(', ')}] should be [out, r = ${r}]`);
       modules[module] = { variant, shape: [b.shape[0]!, a.shape[1]!], config, params: { lora_A: float32(a, nameA), lora_B: float32(b, nameB) } };
     }
     return { variant, config, modules, fanInFanOut, ...common };
   }
   // peftType is 'SPP' here.
   const colInit = field(c, 'spp_col_init', cfile, isNum, 'a number', 1);
-  const config: SppConfig = sppConfigSchema.parse({ colInit });
+  const config: SPPConfig = sppConfigSchema.parse({ colInit });
   for (const [module, parts] of byModule) {
     const nameU = `${PREFIX}${module}.spp_row.weight`;
     const nameV = `${PREFIX}${module}.spp_col.weight`;
     const u = parts.get('spp_row');
     const v = parts.get('spp_col');
-    if (parts.has('lora_A') || parts.has('lora_B')) throw new PeftFormatError(wfile, `${PREFIX}${module}`, 'LoRA tensors in an SPP adapter');
-    if (u === undefined || v === undefined) throw new PeftFormatError(wfile, u === undefined ? nameU : nameV, 'missing');
-    if (u.shape.length !== 1) throw new PeftFormatError(wfile, nameU, `shape [${u.shape.join(', ')}] should be [out]`);
-    if (v.shape.length !== 1) throw new PeftFormatError(wfile, nameV, `shape [${v.shape.join(', ')}] should be [in]`);
+    if (parts.has('lora_A') || parts.has('lora_B')) throw new PEFTFormatError(wfile, `${PREFIX}${module}`, 'LoRA tensors in an SPP adapter');
+    if (u === undefined || v === undefined) throw new PEFTFormatError(wfile, u === undefined ? nameU : nameV, 'missing');
+    if (u.shape.length !== 1) throw new PEFTFormatError(wfile, nameU, `shape [${u.shape.join(', ')}] should be [out]`);
+    if (v.shape.length !== 1) throw new PEFTFormatError(wfile, nameV, `shape [${v.shape.join(', ')}] should be [in]`);
     modules[module] = { variant: 'spp', shape: [u.shape[0]!, v.shape[0]!], config, params: { spp_row: float32(u, nameU), spp_col: float32(v, nameV) } };
   }
   return { variant: 'spp', config, modules, fanInFanOut: false, ...common };

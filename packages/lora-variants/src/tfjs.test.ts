@@ -4,7 +4,7 @@ import { count, equals, isKept, maskFromTensor } from '@sparse/masks';
 import { Random, tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attachAdapters, mosaDraws, setMosaDraws, setPstSparsity } from './tfjs.js';
+import { attachAdapters, mosaDraws, setMoSADraws, setPSTSparsity } from './tfjs.js';
 import { mosaModuleDelta, mosaModules } from './variants/mosa/variant.js';
 import { pstMask } from './variants/pst/variant.js';
 
@@ -118,7 +118,7 @@ describe('merges that change the support (maskAfterMerge)', () => {
     const w0 = Float32Array.from({ length: 128 }, () => rng.normal());
     const weights = { fc: tf.variable(tf.tensor(w0, shape), false), other: tf.variable(tf.tensor(w0.slice(0, 64), [4, 16]), false) };
     const model = attachAdapters(weights, { targets: ['fc', 'other'], variant: 'pst', config: { r: 2, scoreRank: 2, sparsity: 0.5 }, adapterName: 'pst', seed: 1 });
-    expect(setPstSparsity(model, 0.5)).toEqual(['fc', 'other']);
+    expect(setPSTSparsity(model, 0.5)).toEqual(['fc', 'other']);
     randomize(model, 2);
     // the reference: the core's M from the adapter's values on the dense base
     const state = model.adapterStates().fc!;
@@ -157,31 +157,31 @@ describe('merges that change the support (maskAfterMerge)', () => {
   });
 });
 
-describe('setPstSparsity', () => {
+describe('setPSTSparsity', () => {
   it("sets every layer's level: M keeps round((1 − level) · n) entries of a dense base; refuses bad levels and other variants", () => {
     const rng = new Random(7);
     const weights = { a: tf.variable(tf.tensor(Float32Array.from({ length: 48 }, () => rng.normal()), [6, 8]), false), b: tf.variable(tf.tensor(Float32Array.from({ length: 20 }, () => rng.normal()), [4, 5]), false) };
     const model = attachAdapters(weights, { targets: ['a', 'b'], variant: 'pst', config: { r: 1, scoreRank: 1 } });
     randomize(model, 8);
     for (const level of [0.3, 0.75, 0]) {
-      expect(setPstSparsity(model, level)).toEqual(['a', 'b']);
+      expect(setPSTSparsity(model, level)).toEqual(['a', 'b']);
       for (const [n, s] of Object.entries(model.adapterStates())) {
         expect(s.params.pst_sparsity!.data[0]).toBe(Math.fround(level));
         const nonzero = Array.from(model.effectiveWeight(n).dataSync()).filter((x) => x !== 0).length;
         expect(nonzero, `${n} at ${level}`).toBe(Math.round((1 - level) * weights[n as 'a' | 'b'].size));
       }
     }
-    expect(() => setPstSparsity(model, 1)).toThrow(/setPstSparsity: level must be in \[0, 1\), got 1/);
-    expect(() => setPstSparsity(model, 0.5, 'nope')).toThrow(/no adapter named 'nope'/);
+    expect(() => setPSTSparsity(model, 1)).toThrow(/setPSTSparsity: level must be in \[0, 1\), got 1/);
+    expect(() => setPSTSparsity(model, 0.5, 'nope')).toThrow(/no adapter named 'nope'/);
     model.addAdapter('lora', { targets: 'a', variant: 'lora' });
-    expect(() => setPstSparsity(model, 0.5)).toThrow(/setPstSparsity: adapter 'lora' is 'lora', not pst/);
-    expect(setPstSparsity(model, 0.5, 'default')).toEqual(['a', 'b']);
+    expect(() => setPSTSparsity(model, 0.5)).toThrow(/setPSTSparsity: adapter 'lora' is 'lora', not pst/);
+    expect(setPSTSparsity(model, 0.5, 'default')).toEqual(['a', 'b']);
     model.dispose();
   });
 });
 
 describe('MoSA draw counters', () => {
-  it('mosaDraws counts training forwards per layer; setMosaDraws(k) makes the next forward draw mosaModules(state, k)', () => {
+  it('mosaDraws counts training forwards per layer; setMoSADraws(k) makes the next forward draw mosaModules(state, k)', () => {
     const rng = new Random(9);
     const w0 = Float32Array.from({ length: 96 }, () => rng.normal());
     const make = () => {
@@ -196,14 +196,14 @@ describe('MoSA draw counters', () => {
     first.model.effectiveWeight('w').dispose(); // the complete adapter: no draw
     expect(mosaDraws(first.model)).toEqual({ w: 5 });
     const second = make();
-    setMosaDraws(second.model, { w: 5 });
+    setMoSADraws(second.model, { w: 5 });
     const state = second.model.adapterStates().w!;
     const want = mosaModuleDelta(state, tensor(w0, [8, 12]), mosaModules(state, 5)).data;
     const got = tf.sub(second.model.effectiveWeight('w'), second.w).dataSync();
     got.forEach((v, q) => expect(v).toBeCloseTo(want[q]!, 5));
     expect(mosaDraws(second.model)).toEqual({ w: 6 });
-    expect(() => setMosaDraws(second.model, { w: -1 })).toThrow(/setMosaDraws: w: the draw count must be a non-negative integer, got -1/);
-    expect(() => setMosaDraws(second.model, { v: 1 })).toThrow(/setMosaDraws: adapter 'default' has no layer 'v'/);
+    expect(() => setMoSADraws(second.model, { w: -1 })).toThrow(/setMoSADraws: w: the draw count must be a non-negative integer, got -1/);
+    expect(() => setMoSADraws(second.model, { v: 1 })).toThrow(/setMoSADraws: adapter 'default' has no layer 'v'/);
     second.model.addAdapter('lora', { targets: 'w', variant: 'lora' });
     expect(() => mosaDraws(second.model)).toThrow(/mosaDraws: adapter 'lora' is 'lora', not mosa/);
     first.model.dispose();

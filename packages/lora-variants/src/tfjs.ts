@@ -264,7 +264,7 @@ export class AdapterModel {
     return tf.tidy(() => form.effectiveBias!({ base: this.weights[name]!, bias: b, vars, state, mask, training: this.training }));
   }
 
-  /** The active adapter's current values as core states (for savePeftAdapter or the core merge). */
+  /** The active adapter's current values as core states (for savePEFTAdapter or the core merge). */
   adapterStates(adapterName = this.#active ?? ''): Record<string, AdapterState> {
     const a = this.#adapter(adapterName);
     const out: Record<string, AdapterState> = {};
@@ -446,12 +446,12 @@ export function attachAdapters(
 }
 export * from './sft/tfjs.js';
 export * from './zeroth/tfjs.js';
-export { chainOfLora } from './variants/chain.js';
+export { chainOfLoRA } from './variants/chain.js';
 export { loraDropoutEnsemble } from './variants/lora-dropout/tfjs.js';
 export { pruneDynamicRankModel } from './variants/dynamic-rank/tfjs.js';
-export { relocalizeLosia, setLosiaSubnet } from './variants/losia/tfjs.js';
-export { mosaDraws, setMosaDraws } from './variants/mosa/tfjs.js';
-export { setPstSparsity } from './variants/pst/tfjs.js';
-export type { ChainOfLoraOptions } from './variants/chain.js';
+export { relocalizeLoSiA, setLoSiASubnet } from './variants/losia/tfjs.js';
+export { mosaDraws, setMoSADraws } from './variants/mosa/tfjs.js';
+export { setPSTSparsity } from './variants/pst/tfjs.js';
+export type { ChainOfLoRAOptions } from './variants/chain.js';
 export { nuclearNormPenalty } from './variants/sara/tfjs.js';
 export { placeFlat } from './variants/shared/tfjs.js';

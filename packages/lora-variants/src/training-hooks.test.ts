@@ -5,7 +5,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Random, tensor, type Tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fromPeftFiles, toPeftFiles } from './peft.js';
+import { fromPEFTFiles, toPEFTFiles } from './peft.js';
 import { attachAdapters, getTfForm, listTfForms, mosaDraws, registerTfForm, type AdapterModel } from './tfjs.js';
 import { dynamicRankConfigSchema } from './variants/dynamic-rank/config.js';
 import { activeRank, rankBudgetAt } from './variants/dynamic-rank/variant.js';
@@ -94,7 +94,7 @@ describe('mosa: the draw counters survive a resume', () => {
 
 describe('losia: re-localization every k steps', () => {
   it('re-localizes before steps k+1, 2k+1, ..., returns the new cores to reset, and its state moves the subnets to a fresh model', () => {
-    const cfg = { rows: 0.25, cols: 0.25, relocalizeEvery: 2 };
+    const cfg = { rows: 0.25, cols: 0.25, every: 2 };
     const m = model('losia', cfg);
     const rng = new Random(9);
     for (const v of m.trainableVariables()) v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => rng.normal()), v.shape));
@@ -124,7 +124,7 @@ describe('losia: re-localization every k steps', () => {
     hooksOf(fresh, cfg, 6, scores).load!(saved);
     expect(Object.values(fresh.adapterStates()).map((s) => Array.from((s as IndexedAdapterState).indices.rows!))).toEqual([[6, 7], [6, 7]]);
     // without data scores there is nothing to re-localize from
-    expect(() => hooksOf(fresh, cfg, 6)).toThrow(/relocalizeEvery needs data scores/);
+    expect(() => hooksOf(fresh, cfg, 6)).toThrow(/every needs data scores/);
     m.dispose();
     fresh.dispose();
   });
@@ -140,7 +140,7 @@ describe('declarations', () => {
         for (const c of v.supportScores!.criteria) expect(['magnitude', 'fisher', 'gradient', 'sensitivity'], v.name).toContain(c);
       }
     }
-    expect(getVariant('losia').supportScores!.needsData!({ relocalizeEvery: 3 })).toMatch(/re-localization needs data scores/);
+    expect(getVariant('losia').supportScores!.needsData!({ every: 3 })).toMatch(/re-localization needs data scores/);
     expect(getVariant('losia').supportScores!.needsData!({})).toBeUndefined();
   });
 
@@ -166,11 +166,11 @@ describe('declarations', () => {
   });
 
   it('the training-time config fields save and load in the PEFT layout', () => {
-    for (const [variant, config] of [['dynamic-rank', { r: 4, rankBudget: { target: 2, start: 0.1, end: 0.9, every: 3 } }], ['losia', { relocalizeEvery: 4 }]] as const) {
+    for (const [variant, config] of [['dynamic-rank', { r: 4, rankBudget: { target: 2, start: 0.1, end: 0.9, every: 3 } }], ['losia', { every: 4 }]] as const) {
       const m = model(variant, config);
       const states = m.adapterStates();
-      const files = toPeftFiles(states);
-      const back = fromPeftFiles(files.config, { tensorNames: Object.keys(files.tensors), tensor: (n) => files.tensors[n]! });
+      const files = toPEFTFiles(states);
+      const back = fromPEFTFiles(files.config, { tensorNames: Object.keys(files.tensors), tensor: (n) => files.tensors[n]! });
       expect(back.modules['a.fc']!.config, variant).toEqual(states['a.fc']!.config);
       m.dispose();
     }

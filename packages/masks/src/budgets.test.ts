@@ -11,7 +11,7 @@ const sum = (s: readonly number[]) => s.reduce((a, b) => a + b, 0);
  * eps * sum(p_i n_i) = K - dense entries over the non-dense layers; layers whose eps * p_i exceeds 1 become
  * dense (those with the largest p_i first) and eps is solved again.
  */
-function rigLDensities(layers: LayerSpec[], K: number, kernel: boolean, power = 1): number[] {
+function riglDensities(layers: LayerSpec[], K: number, kernel: boolean, power = 1): number[] {
   const n = layers.map((l) => prod(l.shape));
   const p = layers.map((l) => {
     if (kernel) return (sum(l.shape) / prod(l.shape)) ** power;
@@ -51,7 +51,7 @@ describe('layerBudgets', () => {
         const K = Math.round((1 - s) * total);
         expect(sum(budgets.map((b) => b.keep))).toBe(K);
         const ref =
-          method === 'uniform' ? layers.map(() => K / total) : rigLDensities(layers, K, method === 'erk');
+          method === 'uniform' ? layers.map(() => K / total) : riglDensities(layers, K, method === 'erk');
         budgets.forEach((b, i) => {
           expect(b.size).toBe(prod(layers[i]!.shape));
           expect(Number.isInteger(b.keep) && b.keep >= 0, `keep ${b.keep}`).toBe(true);
@@ -71,7 +71,7 @@ describe('layerBudgets', () => {
     expect(small!.keep + big!.keep).toBe(Math.round(0.5 * (16 + 65536)));
     expect(big!.keep).toBe(32776 - 16);
     expect(small!.name).toBe('small');
-    const ref = rigLDensities(layers, 32776, true);
+    const ref = riglDensities(layers, 32776, true);
     expect(ref[0]).toBe(1);
   });
 
@@ -82,9 +82,9 @@ describe('layerBudgets', () => {
     const erk = layerBudgets([conv, fc1], 0.9, { method: 'erk' });
     const K = Math.round(0.1 * (4608 + 5120));
     for (const [got, ref] of [
-      [er, rigLDensities([conv, fc1], K, false)],
-      [erk, rigLDensities([conv, fc1], K, true)],
-      [layerBudgets([conv, fc1], 0.9, { method: 'erk', erkPowerScale: 0.5 }), rigLDensities([conv, fc1], K, true, 0.5)],
+      [er, riglDensities([conv, fc1], K, false)],
+      [erk, riglDensities([conv, fc1], K, true)],
+      [layerBudgets([conv, fc1], 0.9, { method: 'erk', erkPowerScale: 0.5 }), riglDensities([conv, fc1], K, true, 0.5)],
     ] as const) {
       got.forEach((b, i) => expect(Math.abs(b.keep - ref[i]! * b.size)).toBeLessThan(1));
     }

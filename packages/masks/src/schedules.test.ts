@@ -21,15 +21,15 @@ const rampArb = fc
     final: fc.double({ min: 0, max: 0.99, noNaN: true }),
     begin: fc.integer({ min: 0, max: 50 }),
     length: fc.integer({ min: 1, max: 200 }),
-    frequency: fc.integer({ min: 1, max: 30 }),
+    every: fc.integer({ min: 1, max: 30 }),
   })
   .map(({ begin, length, ...r }) => ({ ...r, begin, end: begin + length }));
 
 describe('sparsity schedules', () => {
   it('cubic: Zhu & Gupta formula at update steps, held in between, target exactly at end, monotone', () => {
     fc.assert(
-      fc.property(rampArb, ({ initial, final, begin, end, frequency }) => {
-        const s: SparsitySchedule = { kind: 'cubic', initial, final, begin, end, frequency };
+      fc.property(rampArb, ({ initial, final, begin, end, every }) => {
+        const s: SparsitySchedule = { kind: 'cubic', initial, final, begin, end, every };
         let prev = sparsityAt(s, 0);
         for (let t = 0; t <= end + 5; t++) {
           const v = sparsityAt(s, t);
@@ -37,7 +37,7 @@ describe('sparsity schedules', () => {
           if (t < begin) expected = initial;
           else if (t >= end) expected = final;
           else {
-            const tq = begin + Math.floor((t - begin) / frequency) * frequency; // last update step
+            const tq = begin + Math.floor((t - begin) / every) * every; // last update step
             expected = tq === begin ? initial : final + (initial - final) * (1 - (tq - begin) / (end - begin)) ** 3;
           }
           expect(v).toBe(expected);
@@ -45,7 +45,7 @@ describe('sparsity schedules', () => {
           if (final >= initial) expect(v).toBeGreaterThanOrEqual(prev);
           else expect(v).toBeLessThanOrEqual(prev);
           prev = v;
-          expect(isPruningStep(s, t)).toBe(t >= begin && t <= end && (t === end || (t - begin) % frequency === 0));
+          expect(isPruningStep(s, t)).toBe(t >= begin && t <= end && (t === end || (t - begin) % every === 0));
         }
         expect(sparsityAt(s, end)).toBe(final);
         expect(sparsityAt(s, begin)).toBe(initial);
@@ -54,7 +54,7 @@ describe('sparsity schedules', () => {
   });
 
   it('cubic reaches the target at the end step and not before (worked example)', () => {
-    const s: SparsitySchedule = { kind: 'cubic', initial: 0, final: 0.8, begin: 100, end: 1100, frequency: 100 };
+    const s: SparsitySchedule = { kind: 'cubic', initial: 0, final: 0.8, begin: 100, end: 1100, every: 100 };
     expect(sparsityAt(s, 99)).toBe(0);
     expect(sparsityAt(s, 100)).toBe(0);
     expect(sparsityAt(s, 150)).toBe(0); // held until the next update
@@ -67,10 +67,10 @@ describe('sparsity schedules', () => {
 
   it('linear interpolates at update steps and is monotone', () => {
     fc.assert(
-      fc.property(rampArb, ({ initial, final, begin, end, frequency }) => {
-        const s: SparsitySchedule = { kind: 'linear', initial, final, begin, end, frequency };
+      fc.property(rampArb, ({ initial, final, begin, end, every }) => {
+        const s: SparsitySchedule = { kind: 'linear', initial, final, begin, end, every };
         for (let t = begin; t < end; t++) {
-          const tq = begin + Math.floor((t - begin) / frequency) * frequency;
+          const tq = begin + Math.floor((t - begin) / every) * every;
           expect(sparsityAt(s, t)).toBe(tq === begin ? initial : initial + (final - initial) * ((tq - begin) / (end - begin)));
         }
         expect(sparsityAt(s, end)).toBe(final);
@@ -93,7 +93,7 @@ describe('sparsity schedules', () => {
   it('rejects malformed schedules, naming the field', () => {
     expect(() => validateSchedule({ kind: 'cubic', initial: 0, final: 1, begin: 0, end: 10 })).toThrow(/final must be a number in \[0, 1\)/);
     expect(() => validateSchedule({ kind: 'cubic', initial: 0, final: 0.5, begin: 10, end: 10 })).toThrow(/end \(10\) must be after begin/);
-    expect(() => validateSchedule({ kind: 'linear', initial: 0, final: 0.5, begin: 0, end: 10, frequency: 0 })).toThrow(/frequency/);
+    expect(() => validateSchedule({ kind: 'linear', initial: 0, final: 0.5, begin: 0, end: 10, every: 0 })).toThrow(/every/);
     expect(() => validateSchedule({ kind: 'step', initial: 0, milestones: [{ step: 5, sparsity: 0.2 }, { step: 5, sparsity: 0.3 }] })).toThrow(/milestones\[1\]/);
     expect(() => validateSchedule({ kind: 'nope' } as unknown as SparsitySchedule)).toThrow(/kind must be/);
     expect(() => sparsityAt({ kind: 'constant', sparsity: 0.5 }, -1)).toThrow(/step must be a non-negative integer/);

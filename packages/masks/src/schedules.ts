@@ -9,16 +9,16 @@ import { selectTopK } from './select.js';
 /**
  * - constant: the same sparsity at every step (a static mask computed at step 0).
  * - oneShot: `initial` (default 0) before `step`, `sparsity` from `step` on.
- * - linear / cubic: from `initial` at `begin` to `final` at `end`, updated every `frequency` steps
+ * - linear / cubic: from `initial` at `begin` to `final` at `end`, updated every `every` steps
  *   (default 1). cubic is Zhu & Gupta's gradual magnitude pruning ramp
- *   s_t = s_f + (s_i - s_f) (1 - (t - t0) / (n Δt))^3, with t0 = begin, n Δt = end - begin, Δt = frequency.
+ *   s_t = s_f + (s_i - s_f) (1 - (t - t0) / (n Δt))^3, with t0 = begin, n Δt = end - begin, Δt = every.
  * - step: `initial` until the first milestone, then each milestone's sparsity from its step on.
  */
 export type SparsitySchedule =
   | { kind: 'constant'; sparsity: number }
   | { kind: 'oneShot'; sparsity: number; step: number; initial?: number }
-  | { kind: 'linear'; initial: number; final: number; begin: number; end: number; frequency?: number }
-  | { kind: 'cubic'; initial: number; final: number; begin: number; end: number; frequency?: number }
+  | { kind: 'linear'; initial: number; final: number; begin: number; end: number; every?: number }
+  | { kind: 'cubic'; initial: number; final: number; begin: number; end: number; every?: number }
   | { kind: 'step'; initial: number; milestones: readonly { step: number; sparsity: number }[] };
 
 function sparsityArg(where: string, name: string, s: unknown): number {
@@ -47,8 +47,8 @@ export function validateSchedule(schedule: SparsitySchedule): void {
       const begin = checkStep(where, 'begin', s.begin);
       const end = checkStep(where, 'end', s.end);
       if (end <= begin) throw new ArgumentError(`${where}: end (${end}) must be after begin (${begin})`);
-      const f = s.frequency ?? 1;
-      if (!Number.isSafeInteger(f) || f < 1) throw new ArgumentError(`${where}: frequency must be a positive integer, got ${String(f)}`);
+      const f = s.every ?? 1;
+      if (!Number.isSafeInteger(f) || f < 1) throw new ArgumentError(`${where}: every must be a positive integer, got ${String(f)}`);
       return;
     }
     case 'step': {
@@ -69,14 +69,14 @@ export function validateSchedule(schedule: SparsitySchedule): void {
 }
 
 /** The last update step at or before t of a ramp, or end when t >= end. */
-function rampStep(begin: number, end: number, frequency: number, t: number): number {
+function rampStep(begin: number, end: number, every: number, t: number): number {
   if (t >= end) return end;
-  return begin + Math.floor((t - begin) / frequency) * frequency;
+  return begin + Math.floor((t - begin) / every) * every;
 }
 
 /**
- * The target sparsity at step t. Ramps hold their value between update steps (begin + j * frequency) and
- * reach `final` exactly at `end`, whether or not end - begin is a multiple of the frequency.
+ * The target sparsity at step t. Ramps hold their value between update steps (begin + j * every) and
+ * reach `final` exactly at `end`, whether or not end - begin is a multiple of `every`.
  */
 export function sparsityAt(schedule: SparsitySchedule, t: number): number {
   validateSchedule(schedule);
@@ -91,7 +91,7 @@ export function sparsityAt(schedule: SparsitySchedule, t: number): number {
       const { initial, final, begin, end } = schedule;
       if (t < begin) return initial;
       if (t >= end) return final;
-      const tq = rampStep(begin, end, schedule.frequency ?? 1, t);
+      const tq = rampStep(begin, end, schedule.every ?? 1, t);
       if (tq === begin) return initial; // exact, where the formula could be off by a rounding
       const p = (tq - begin) / (end - begin);
       return schedule.kind === 'linear' ? initial + (final - initial) * p : final + (initial - final) * (1 - p) ** 3;
@@ -106,7 +106,7 @@ export function sparsityAt(schedule: SparsitySchedule, t: number): number {
 
 /**
  * Whether masks should be recomputed at step t: step 0 for constant, `step` for oneShot, every milestone for
- * step, and for ramps each begin + j * frequency in [begin, end] plus end itself.
+ * step, and for ramps each begin + j * every in [begin, end] plus end itself.
  */
 export function isPruningStep(schedule: SparsitySchedule, t: number): boolean {
   validateSchedule(schedule);
@@ -120,7 +120,7 @@ export function isPruningStep(schedule: SparsitySchedule, t: number): boolean {
     case 'cubic': {
       const { begin, end } = schedule;
       if (t < begin || t > end) return false;
-      return t === end || (t - begin) % (schedule.frequency ?? 1) === 0;
+      return t === end || (t - begin) % (schedule.every ?? 1) === 0;
     }
     case 'step':
       return schedule.milestones.some((m) => m.step === t);

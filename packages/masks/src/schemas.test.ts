@@ -71,8 +71,8 @@ const milestoneArb = (step: Gen): Gen =>
 const scheduleFields: Record<SparsitySchedule['kind'], Record<string, Gen>> = {
   constant: { sparsity: sparsityArb() },
   oneShot: { sparsity: sparsityArb(), step: stepArb(), initial: sparsityArb(true) },
-  linear: { initial: sparsityArb(), final: sparsityArb(), begin: stepArb(), end: stepArb(), frequency: positiveStepArb(true) },
-  cubic: { initial: sparsityArb(), final: sparsityArb(), begin: stepArb(), end: stepArb(), frequency: positiveStepArb(true) },
+  linear: { initial: sparsityArb(), final: sparsityArb(), begin: stepArb(), end: stepArb(), every: positiveStepArb(true) },
+  cubic: { initial: sparsityArb(), final: sparsityArb(), begin: stepArb(), end: stepArb(), every: positiveStepArb(true) },
   step: { initial: sparsityArb(), milestones: stepListArb(0, milestoneArb) },
 };
 const kinds = Object.keys(scheduleFields) as SparsitySchedule['kind'][];
@@ -187,8 +187,8 @@ describe('defaults', () => {
   it('fill in as the code reads absent fields', () => {
     expect(oneShotScheduleSchema.parse({ kind: 'oneShot', sparsity: 0.5, step: 3 })).toEqual({ kind: 'oneShot', sparsity: 0.5, step: 3, initial: 0 });
     const ramp = { initial: 0, final: 0.9, begin: 0, end: 100 };
-    expect(cubicScheduleSchema.parse({ kind: 'cubic', ...ramp })).toEqual({ kind: 'cubic', ...ramp, frequency: 1 });
-    expect(sparsityScheduleSchema.parse({ kind: 'linear', ...ramp })).toEqual({ kind: 'linear', ...ramp, frequency: 1 });
+    expect(cubicScheduleSchema.parse({ kind: 'cubic', ...ramp })).toEqual({ kind: 'cubic', ...ramp, every: 1 });
+    expect(sparsityScheduleSchema.parse({ kind: 'linear', ...ramp })).toEqual({ kind: 'linear', ...ramp, every: 1 });
     expect(regrowScheduleSchema.parse({ every: 100, end: 1000, fraction: 0.3 })).toEqual({ every: 100, begin: 0, end: 1000, fraction: 0.3, decay: 'cosine' });
     expect(layerBudgetOptionsSchema.parse({})).toEqual({ method: 'uniform' });
     expect(uniformBudgetSchema.parse({})).toEqual({ method: 'uniform' });
@@ -206,7 +206,9 @@ describe('stricter than the code, on purpose', () => {
     expect(issues.some((i) => formatPath(i.path) === field || ('keys' in i && i.keys.includes(field))), JSON.stringify(issues)).toBe(true);
   };
   it('unknown keys (a misspelt field is not silently ignored)', () => {
-    refusedButRun(sparsityScheduleSchema, { kind: 'cubic', initial: 0, final: 0.9, begin: 0, end: 10, frequncy: 2 }, scheduleRun, 'frequncy');
+    refusedButRun(sparsityScheduleSchema, { kind: 'cubic', initial: 0, final: 0.9, begin: 0, end: 10, evrey: 2 }, scheduleRun, 'evrey');
+    // the ramps' cadence was `frequency` before it became `every`
+    refusedButRun(sparsityScheduleSchema, { kind: 'linear', initial: 0, final: 0.9, begin: 0, end: 10, frequency: 2 }, scheduleRun, 'frequency');
     refusedButRun(sparsityScheduleSchema, { kind: 'step', initial: 0, milestones: [{ step: 1, sparsity: 0.5, note: 'x' }] }, scheduleRun, 'note');
     refusedButRun(regrowScheduleSchema, { every: 1, end: 10, fraction: 0.3, decays: 'constant' }, (c) => dropFractionAt(c as RegrowSchedule, 0), 'decays');
     refusedButRun(progressiveScheduleSchema, { reselectSteps: [5], stages: 2 }, (c) => progressiveStage(c as ProgressiveSchedule, 0), 'stages');
@@ -218,7 +220,7 @@ describe('stricter than the code, on purpose', () => {
   });
   it("null for a field with a default (the code's ?? reads it as absent)", () => {
     refusedButRun(sparsityScheduleSchema, { kind: 'oneShot', sparsity: 0.5, step: 3, initial: null }, scheduleRun, 'initial');
-    refusedButRun(sparsityScheduleSchema, { kind: 'cubic', initial: 0, final: 0.9, begin: 0, end: 10, frequency: null }, scheduleRun, 'frequency');
+    refusedButRun(sparsityScheduleSchema, { kind: 'cubic', initial: 0, final: 0.9, begin: 0, end: 10, every: null }, scheduleRun, 'every');
     for (const f of ['begin', 'decay']) {
       refusedButRun(regrowScheduleSchema, { every: 1, end: 10, fraction: 0.3, [f]: null }, (c) => dropFractionAt(c as RegrowSchedule, 0), f);
     }

@@ -3,7 +3,7 @@
 // budgets, so recipes (gradual magnitude pruning, RigL/SET, ...) validate them before any work starts.
 // They refuse exactly what validateSchedule, progressiveStage, dropFractionAt and layerBudgets refuse,
 // with a message naming the field, and are stricter in three ways only: unknown keys (a misspelt
-// `frequncy` is not silently ignored), null for a field with a default (the code's `??` reads it as
+// `evrey` is not silently ignored), null for a field with a default (the code's `??` reads it as
 // absent) and `erkPowerScale` with a method other than 'erk' (which layerBudgets ignores) are refused.
 
 import { z } from 'zod';
@@ -70,15 +70,15 @@ function rampSchema<K extends 'linear' | 'cubic'>(kind: K) {
       begin: stepField('begin'),
       end: stepField('end'),
       /** Update every this many steps from begin. */
-      frequency: stepField('frequency', 1).default(1),
+      every: stepField('every', 1).default(1),
     }),
   );
 }
 
-/** From `initial` at `begin` to `final` at `end`, linearly, updated every `frequency` steps. */
+/** From `initial` at `begin` to `final` at `end`, linearly, updated every `every` steps. */
 export const linearScheduleSchema = rampSchema('linear');
 
-/** Zhu & Gupta's gradual magnitude pruning ramp from `initial` at `begin` to `final` at `end`, updated every `frequency` steps. */
+/** Zhu & Gupta's gradual magnitude pruning ramp from `initial` at `begin` to `final` at `end`, updated every `every` steps. */
 export const cubicScheduleSchema = rampSchema('cubic');
 
 /** `initial` until the first milestone, then each milestone's sparsity from its step on (steps increasing). */

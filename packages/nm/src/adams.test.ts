@@ -25,7 +25,7 @@ describe('AdamSOptimizer', () => {
     const start = form === 'Mask' ? maskFromBooleans(mask, [2, 4]) : tf.tensor(mask, [2, 4]);
     const [lr, b1, b2, eps, lambda] = [0.1, 0.9, 0.99, 1e-8, 0.5];
     const v = tf.variable(tf.tensor(w0, [2, 4]), true, 'adams_hand');
-    const opt = new AdamSOptimizer({ learningRate: lr, beta1: b1, beta2: b2, epsilon: eps, n: 2, m: 4, variables: [v], lambda, masks: { adams_hand: start } });
+    const opt = new AdamSOptimizer({ lr, beta1: b1, beta2: b2, eps, n: 2, m: 4, variables: [v], lambda, masks: { adams_hand: start } });
     expect(Array.from(opt.getMask('adams_hand')!.dataSync())).toEqual(mask);
     const w = [...w0];
     const m1 = new Array<number>(8).fill(0);
@@ -51,7 +51,7 @@ describe('AdamSOptimizer', () => {
     const rng = new Random(3);
     const a = tf.variable(toTf(randomTensor([4, 8], rng, { dist: 'normal' })), true, 'adams_a');
     const b = tf.variable(toTf(randomTensor([3], rng, { dist: 'normal' })), true, 'adams_b');
-    const opt = new AdamSOptimizer({ learningRate: 0.2, n: 2, m: 4, variables: ['adams_a'], lambda: 0.1, every: 3 });
+    const opt = new AdamSOptimizer({ lr: 0.2, n: 2, m: 4, variables: ['adams_a'], lambda: 0.1, every: 3 });
     const ref = new tf.AdamOptimizer(0.2, 0.9, 0.999);
     const b2 = tf.variable(b.clone(), true, 'adams_b_ref');
     for (let step = 0; step < 7; step++) {
@@ -82,7 +82,7 @@ describe('AdamSOptimizer', () => {
     const adamLoss = lossOf(masked(wAdam, adamMask));
     // AdamS with a ramped decay, then the final hard mask.
     const wS = tf.variable(wInit.clone(), true, 'ls_adams');
-    const opt = new AdamSOptimizer({ learningRate: 0.02, n: 2, m: 4, variables: [wS], lambda: (s) => 0.5 * Math.min(1, s / 200), every: 10 });
+    const opt = new AdamSOptimizer({ lr: 0.02, n: 2, m: 4, variables: [wS], lambda: (s) => 0.5 * Math.min(1, s / 200), every: 10 });
     train(wS, opt);
     const dense = fromTf(wS);
     const finalMask = opt.finalize().ls_adams!;
@@ -101,7 +101,7 @@ describe('AdamSOptimizer', () => {
     const rng = new Random(8);
     const v = tf.variable(toTf(randomTensor([3, 8], rng, { dist: 'normal' })), true, 'adams_scale');
     const before = rowNorms(fromTf(v));
-    const opt = new AdamSOptimizer({ learningRate: 0.1, n: 2, m: 4, variables: [v], lambda: 0 });
+    const opt = new AdamSOptimizer({ lr: 0.1, n: 2, m: 4, variables: [v], lambda: 0 });
     const masks = opt.finalize({ scale: true });
     expect(isNM(fromTf(v), { n: 2, m: 4 }).valid).toBe(true);
     const after = rowNorms(fromTf(v));
@@ -115,7 +115,7 @@ describe('AdamSOptimizer', () => {
   });
 
   it('validates its options', () => {
-    const base = { learningRate: 0.1, n: 2, m: 4, variables: ['x'], lambda: 0.1 };
+    const base = { lr: 0.1, n: 2, m: 4, variables: ['x'], lambda: 0.1 };
     expect(() => new AdamSOptimizer({ ...base, n: 4 })).toThrow(ArgumentError);
     expect(() => new AdamSOptimizer({ ...base, every: 0 })).toThrow(/every/);
     expect(() => new AdamSOptimizer({ ...base, lambda: -1 })).toThrow(/lambda/);

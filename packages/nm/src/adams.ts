@@ -21,11 +21,16 @@ import { nmMask } from './mask.js';
 import { rescaleKeptRows } from './scaling.js';
 
 export interface AdamSOptions {
-  learningRate: number;
+  /** Learning rate (no default). */
+  lr: number;
+  /** Adam's betas (defaults 0.9, 0.999, as every Adam of the project). */
   beta1?: number;
   beta2?: number;
-  /** Adam's epsilon (default: the backend's, as tf.train.adam). */
-  epsilon?: number;
+  /**
+   * Adam's eps. Default: the tfjs backend's epsilon (1e-7 in float32), as tf.train.adam, whose
+   * optimizer this extends; it differs from the 1e-8 of the project's other Adams.
+   */
+  eps?: number;
   /** N:M pattern the decay pushes toward. */
   n: number;
   m: number;
@@ -88,13 +93,13 @@ export class AdamSOptimizer extends tf.AdamOptimizer {
   constructor(opts: AdamSOptions) {
     const where = 'AdamSOptimizer';
     if (!opts || typeof opts !== 'object') throw new ArgumentError(`${where}: options object required`);
-    const { learningRate, beta1 = 0.9, beta2 = 0.999 } = opts;
-    for (const [name, v] of [['learningRate', learningRate], ['beta1', beta1], ['beta2', beta2]] as const) {
+    const { lr, beta1 = 0.9, beta2 = 0.999 } = opts;
+    for (const [name, v] of [['lr', lr], ['beta1', beta1], ['beta2', beta2]] as const) {
       if (typeof v !== 'number' || !Number.isFinite(v)) throw new ArgumentError(`${where}: ${name} must be a finite number, got ${String(v)}`);
     }
     if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) throw new ArgumentError(`${where}: beta1 and beta2 must be in [0, 1), got ${beta1}, ${beta2}`);
-    if (opts.epsilon !== undefined && !(opts.epsilon > 0 && Number.isFinite(opts.epsilon))) throw new ArgumentError(`${where}: epsilon must be a positive number, got ${String(opts.epsilon)}`);
-    super(learningRate, beta1, beta2, opts.epsilon ?? null as unknown as number);
+    if (opts.eps !== undefined && !(opts.eps > 0 && Number.isFinite(opts.eps))) throw new ArgumentError(`${where}: eps must be a positive number, got ${String(opts.eps)}`);
+    super(lr, beta1, beta2, opts.eps ?? null as unknown as number);
     this.axis = checkNM(where, opts);
     this.n = opts.n;
     this.m = opts.m;

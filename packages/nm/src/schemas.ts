@@ -11,7 +11,7 @@ const nm = {
 const nLessThanM = (c: { n: number; m: number }) => c.n < c.m;
 const nLessThanMError = { message: 'N:M needs n < m', path: ['n'] };
 
-/** N:M training through the mask with a straight-through estimator; the mask follows the weights every `recomputeEvery` steps. */
+/** N:M training through the mask with a straight-through estimator; the mask follows the weights every `every` steps. */
 export const nmTrainingConfigSchema = z
   .strictObject({
     ...nm,
@@ -21,7 +21,7 @@ export const nmTrainingConfigSchema = z
     lambda: z.number().min(0).default(2e-4),
     /** Progressive: the factor on pruned weights' gradient goes from 1 to this over the stage (cosine). */
     finalDecay: z.number().min(0).max(1).default(0),
-    recomputeEvery: z.int().min(1).default(1),
+    every: z.int().min(1).default(1),
   })
   .refine(nLessThanM, nLessThanMError);
 export type NMTrainingConfig = z.output<typeof nmTrainingConfigSchema>;

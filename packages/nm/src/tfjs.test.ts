@@ -8,7 +8,7 @@ import { toTf } from '@sparse/tensor/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nmMask } from './mask.js';
-import { gradientFlowDecay, nmMaskedWeight, PeriodicNMMask, progressiveMaskedWeight, srSteMaskedWeight, steMaskedWeight, type MaskEstimator } from './tfjs.js';
+import { gradientFlowDecay, nmMaskedWeight, PeriodicNMMask, progressiveMaskedWeight, srSTEMaskedWeight, steMaskedWeight, type MaskEstimator } from './tfjs.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -22,14 +22,14 @@ const gradOf = (f: (x: tf.Tensor) => tf.Tensor) => Array.from(tf.grad((x: tf.Ten
 
 describe('masked weight ops', () => {
   it('forward equals the masked weight for every estimator', () => {
-    for (const f of [steMaskedWeight(w(), mask()), srSteMaskedWeight(w(), mask(), 0.1), progressiveMaskedWeight(w(), mask(), 0.3)]) {
+    for (const f of [steMaskedWeight(w(), mask()), srSTEMaskedWeight(w(), mask(), 0.1), progressiveMaskedWeight(w(), mask(), 0.3)]) {
       expect(Array.from(f.dataSync(), (v) => v + 0)).toEqual([1, 0, 0, 0.5]);
     }
   });
 
   it('SR-STE gradient equals dy + lambda * (1 - mask) * W on a hand-computed example', () => {
     // [1, 2 + 0.1 * -2, 3 + 0.1 * 3, 4] = [1, 1.8, 3.3, 4]
-    gradOf((x) => srSteMaskedWeight(x, mask(), 0.1)).forEach((g, i) => expect(g).toBeCloseTo([1, 1.8, 3.3, 4][i]!, 6));
+    gradOf((x) => srSTEMaskedWeight(x, mask(), 0.1)).forEach((g, i) => expect(g).toBeCloseTo([1, 1.8, 3.3, 4][i]!, 6));
   });
 
   it('progressive gradient flow scales the pruned entries by the decay', () => {
@@ -52,7 +52,7 @@ describe('masked weight ops', () => {
 
   it('validates arguments', () => {
     expect(() => steMaskedWeight(w(), tf.ones([3]))).toThrow(ArgumentError);
-    expect(() => srSteMaskedWeight(w(), mask(), Number.NaN)).toThrow(ArgumentError);
+    expect(() => srSTEMaskedWeight(w(), mask(), Number.NaN)).toThrow(ArgumentError);
   });
 });
 

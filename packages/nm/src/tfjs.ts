@@ -25,7 +25,7 @@ export function steMaskedWeight(w: tf.Tensor, mask: tf.Tensor): tf.Tensor {
  * forward W * mask, gradient dL/d(W*mask) + lambda * (1 - mask) * W, which decays the pruned weights
  * toward zero and so steadies the mask. maskedWeight(w, mask, { lambda }) of @sparse/masks/tfjs.
  */
-export function srSteMaskedWeight(w: tf.Tensor, mask: tf.Tensor, lambda: number): tf.Tensor {
+export function srSTEMaskedWeight(w: tf.Tensor, mask: tf.Tensor, lambda: number): tf.Tensor {
   return maskedWeight(w, mask, { lambda });
 }
 
@@ -63,7 +63,7 @@ export function nmMaskedWeight(w: tf.Tensor, mask: tf.Tensor, estimator: MaskEst
     case 'ste':
       return steMaskedWeight(w, mask);
     case 'sr-ste':
-      return srSteMaskedWeight(w, mask, estimator.lambda);
+      return srSTEMaskedWeight(w, mask, estimator.lambda);
     case 'progressive':
       return progressiveMaskedWeight(w, mask, estimator.decay);
     default:

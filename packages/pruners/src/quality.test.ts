@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { correlatedInputs, errorOf, isNM, normalMatrix } from './__fixtures__/layers.js';
 import { ColumnNormAccumulator, HessianAccumulator } from './calibration/index.js';
 import { magnitudePrune } from './methods/magnitude/magnitude.js';
-import { sparseGptPrune } from './methods/sparsegpt/sparsegpt.js';
+import { sparseGPTPrune } from './methods/sparsegpt/sparsegpt.js';
 import { wandaPrune } from './methods/wanda/wanda.js';
 import { dsnotPrune } from './methods/dsnot/dsnot.js';
 import { reconstructionError } from './reconstruction.js';
@@ -35,7 +35,7 @@ describe('layer reconstruction error ordering (SparseGPT <= Wanda <= magnitude)'
     it(`holds at ${label}`, () => {
       const mag = magnitudePrune({ name: 'fc', weight: w, config });
       const wanda = wandaPrune({ name: 'fc', weight: w, stats, config });
-      const sgpt = sparseGptPrune({ name: 'fc', weight: w, stats, config });
+      const sgpt = sparseGPTPrune({ name: 'fc', weight: w, stats, config });
       const dsnot = dsnotPrune({ name: 'fc', weight: w, stats, config: { ...config, initial: 'wanda' } });
       const e = {
         magnitude: errorOf(w, mag.weight, x),

@@ -8,7 +8,7 @@ import { runDefinition } from './define.js';
 import { dsnotPruner } from './methods/dsnot/dsnot.js';
 import { magnitudePruner } from './methods/magnitude/magnitude.js';
 import { randomPruner } from './methods/random/random.js';
-import { sparseGptPruner } from './methods/sparsegpt/sparsegpt.js';
+import { sparseGPTPruner } from './methods/sparsegpt/sparsegpt.js';
 import { structuredPruner } from './methods/structured/structured.js';
 import { wandaPruner } from './methods/wanda/wanda.js';
 import type { PruneRequest, PruneResult, PrunerDefinition } from './types.js';
@@ -16,7 +16,7 @@ import type { PruneRequest, PruneResult, PrunerDefinition } from './types.js';
 /** Every registered pruner by name (built-ins present from the start: the package is sideEffects-free). */
 export const pruners: Registry<PrunerDefinition> = createRegistry<PrunerDefinition>({
   kind: 'pruner',
-  builtins: [magnitudePruner, randomPruner, wandaPruner, sparseGptPruner, dsnotPruner, structuredPruner] as unknown as PrunerDefinition[],
+  builtins: [magnitudePruner, randomPruner, wandaPruner, sparseGPTPruner, dsnotPruner, structuredPruner] as unknown as PrunerDefinition[],
   check(def) {
     if (typeof def.prune !== 'function') throw new ArgumentError(`register pruner: '${def.name}' needs a prune function`);
     if (!Array.isArray(def.calibration) || def.calibration.some((c) => c !== 'columns' && c !== 'hessian')) {

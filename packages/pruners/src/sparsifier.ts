@@ -14,7 +14,7 @@ export interface SparsifiableLayer {
 }
 
 /** How one layer is pruned: a registered method, its config, and whether a later step starts from the current mask. */
-export interface LayerSpec {
+export interface LayerPruneSpec {
   method: string;
   config?: Record<string, unknown>;
   /**
@@ -25,9 +25,9 @@ export interface LayerSpec {
 }
 
 export interface SparsifierConfig {
-  defaults: LayerSpec;
+  defaults: LayerPruneSpec;
   /** Per-layer overrides by exact layer name. A pattern given here (sparsity or n/m) replaces the default pattern. */
-  layers?: Record<string, Partial<LayerSpec>>;
+  layers?: Record<string, Partial<LayerPruneSpec>>;
 }
 
 /** One prepared layer. */

@@ -18,7 +18,7 @@ export class FlagError extends ArgumentError {
 export const COMMANDS = ['run', 'resume', 'methods', 'recipe'] as const;
 export type Command = (typeof COMMANDS)[number];
 
-export interface CliOptions {
+export interface CLIOptions {
   /** run (default): run a recipe; resume <dir>; methods [kind]; recipe <file> (--explain). */
   command: Command;
   /** Arguments after the command (a run folder, a stage kind, a recipe file). */
@@ -47,7 +47,7 @@ export interface CliOptions {
   version: boolean;
 }
 
-export const DEFAULT_OPTIONS: Readonly<CliOptions> = {
+export const DEFAULT_OPTIONS: Readonly<CLIOptions> = {
   command: 'run',
   args: [],
   explain: false,
@@ -126,8 +126,8 @@ function parseValue(flag: string, spec: ValueFlag, raw: string): number | string
 }
 
 /** Parses argv (without the node and script paths). Throws FlagError on any bad input. */
-export function parseArgs(argv: readonly string[]): CliOptions {
-  const out: CliOptions = { ...DEFAULT_OPTIONS, args: [] };
+export function parseArgs(argv: readonly string[]): CLIOptions {
+  const out: CLIOptions = { ...DEFAULT_OPTIONS, args: [] };
   const seen = new Set<string>();
   const positional: string[] = [];
   for (let i = 0; i < argv.length; i++) {

@@ -13,10 +13,10 @@ import { configFields, listMethods } from '../recipe/methods.js';
 import { STAGE_KINDS, type ResolvedRecipe, type StageKind } from '../recipe/schema.js';
 import { resumeRun, startRun, type RunSummary } from '../run/runner.js';
 import type { OutputMode } from '../run/log.js';
-import { FlagError, parseArgs, usage, type CliOptions } from './args.js';
+import { FlagError, parseArgs, usage, type CLIOptions } from './args.js';
 import type { ProgressStream } from './progress.js';
 
-export interface CliIO {
+export interface CLIIO {
   stdout: ProgressStream;
   stderr: ProgressStream;
 }
@@ -24,8 +24,8 @@ export interface CliIO {
 export const EXIT_USAGE = 2;
 export const EXIT_FAILURE = 1;
 
-export async function main(argv: readonly string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  let opts: CliOptions;
+export async function main(argv: readonly string[], io: CLIIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  let opts: CLIOptions;
   try {
     opts = parseArgs(argv);
   } catch (err) {
@@ -75,12 +75,12 @@ export async function main(argv: readonly string[], io: CliIO = { stdout: proces
   }
 }
 
-function modeOf(opts: CliOptions): OutputMode {
+function modeOf(opts: CLIOptions): OutputMode {
   return opts.json ? 'json' : opts.quiet ? 'quiet' : 'human';
 }
 
 /** The recipe to run: a file or the default, with the command-line overrides applied before validation. */
-export function buildRecipe(opts: CliOptions): ResolvedRecipe {
+export function buildRecipe(opts: CLIOptions): ResolvedRecipe {
   const source = opts.recipe ?? 'default recipe';
   const raw = (opts.recipe ? parseRecipeText(readFileSync(opts.recipe, 'utf8'), opts.recipe) : structuredClone(DEFAULT_RECIPE)) as Record<string, unknown>;
   if (opts.seed !== undefined) raw.seed = opts.seed;
@@ -103,7 +103,7 @@ export function buildRecipe(opts: CliOptions): ResolvedRecipe {
   return resolveRecipe(raw, { source, ...(opts.recipe ? { baseDir: dirname(resolve(opts.recipe)) } : {}) });
 }
 
-function printSummary(s: RunSummary, opts: CliOptions, io: CliIO): void {
+function printSummary(s: RunSummary, opts: CLIOptions, io: CLIIO): void {
   if (opts.json) return;
   const evals = s.evaluations.map((e) => `${e.label} ${e.perplexity.toFixed(3)}`).join(' | ');
   io.stdout.write(`${evals ? `held-out perplexity: ${evals}\n` : ''}run folder: ${s.dir}\n${s.report ? `report: ${s.report}\n` : ''}`);

@@ -4,18 +4,18 @@ import { join } from 'node:path';
 import { ArgumentError } from '@sparse/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataFileError } from './files.js';
-import { HfTokenizer } from './hf-tokenizer.js';
+import { HFTokenizer } from './hf-tokenizer.js';
 import { tinyBpe } from './__fixtures__/tiny-bpe.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sparse-hftok-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('HfTokenizer (tokenizer.json through @huggingface/tokenizers)', () => {
+describe('HFTokenizer (tokenizer.json through @huggingface/tokenizers)', () => {
   const path = join(dir, 'tokenizer.json');
   writeFileSync(path, JSON.stringify(tinyBpe()));
 
   it('applies the BPE merges: known ids', () => {
-    const tok = HfTokenizer.fromFile(path);
+    const tok = HFTokenizer.fromFile(path);
     expect(tok.kind).toBe('hf');
     expect(tok.vocabSize).toBe(262);
     expect(Array.from(tok.encode('the cat'))).toEqual([258, 261]); // 'the' (merge 2), 'Ġcat' (merge 5)
@@ -26,18 +26,18 @@ describe('HfTokenizer (tokenizer.json through @huggingface/tokenizers)', () => {
   });
 
   it('round-trips any text, multi-byte characters included', () => {
-    const tok = HfTokenizer.fromFile(path);
+    const tok = HFTokenizer.fromFile(path);
     for (const s of ['the cat sat on the mat.\n', 'héllo ✓ 日本 🙂', '  two  spaces\tand tab', 'the<|endoftext|>cat']) {
       expect(tok.decode(tok.encode(s))).toBe(s);
     }
   });
 
   it('reports bad files and ids', () => {
-    expect(() => HfTokenizer.fromFile(join(dir, 'none.json'))).toThrow(DataFileError);
+    expect(() => HFTokenizer.fromFile(join(dir, 'none.json'))).toThrow(DataFileError);
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, '{"model": ');
-    expect(() => HfTokenizer.fromFile(bad)).toThrow(/is not valid JSON/);
-    const tok = HfTokenizer.fromFile(path);
+    expect(() => HFTokenizer.fromFile(bad)).toThrow(/is not valid JSON/);
+    const tok = HFTokenizer.fromFile(path);
     expect(() => tok.decode([5, 262])).toThrow(ArgumentError);
     expect(() => tok.decode([-1])).toThrow(/not in the vocabulary/);
   });

@@ -4,24 +4,24 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
+import { Tokenizer as HFTokenizerImpl } from '@huggingface/tokenizers';
 import { ArgumentError } from '@sparse/tensor';
 import { DataFileError } from './files.js';
 import type { Tokenizer } from './tokenizer.js';
 
-export class HfTokenizer implements Tokenizer {
+export class HFTokenizer implements Tokenizer {
   readonly kind = 'hf' as const;
   /** One more than the largest id of the vocabulary (added tokens included). */
   readonly vocabSize: number;
   /** Where it came from (a path, or '<json>'). */
   readonly source: string;
-  readonly #tok: HfTokenizerImpl;
+  readonly #tok: HFTokenizerImpl;
 
   /** From a parsed tokenizer.json and (optionally) tokenizer_config.json. */
-  constructor(tokenizerJson: object, config: object = {}, source = '<json>') {
+  constructor(tokenizerJSON: object, config: object = {}, source = '<json>') {
     this.source = source;
     try {
-      this.#tok = new HfTokenizerImpl(tokenizerJson, config);
+      this.#tok = new HFTokenizerImpl(tokenizerJSON, config);
     } catch (cause) {
       throw new ArgumentError(`${source}: not a usable tokenizer.json (${(cause as Error).message})`, { cause });
     }
@@ -32,7 +32,7 @@ export class HfTokenizer implements Tokenizer {
   }
 
   /** Reads tokenizer.json, and tokenizer_config.json beside it when there is one. */
-  static fromFile(path: string): HfTokenizer {
+  static fromFile(path: string): HFTokenizer {
     const read = (p: string): object => {
       let text: string;
       try {
@@ -49,7 +49,7 @@ export class HfTokenizer implements Tokenizer {
     };
     const json = read(path);
     const cfgPath = join(dirname(path), 'tokenizer_config.json');
-    return new HfTokenizer(json, existsSync(cfgPath) ? read(cfgPath) : {}, path);
+    return new HFTokenizer(json, existsSync(cfgPath) ? read(cfgPath) : {}, path);
   }
 
   encode(text: string): Int32Array {
@@ -61,7 +61,7 @@ export class HfTokenizer implements Tokenizer {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.#tok.id_to_token(id) === undefined) {
-        throw new ArgumentError(`HfTokenizer: id ${id} is not in the vocabulary of ${this.source}`);
+        throw new ArgumentError(`HFTokenizer: id ${id} is not in the vocabulary of ${this.source}`);
       }
       list.push(id);
     }

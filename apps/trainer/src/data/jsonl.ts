@@ -6,7 +6,7 @@ import { prepareText, type TextData } from './dataset.js';
 import { DataFileError, MIN_DATA_BYTES } from './files.js';
 import { ByteTokenizer, type Tokenizer } from './tokenizer.js';
 
-export interface JsonlOptions {
+export interface JSONLOptions {
   /** Field holding the prompt (default 'prompt'). */
   prompt?: string;
   /** Field holding the response (default 'response'). */
@@ -16,7 +16,7 @@ export interface JsonlOptions {
 }
 
 /** The examples' texts (prompt + response + separator), in file order. `source` names the file in errors. */
-export function parseJsonl(text: string, source: string, options: JsonlOptions = {}): string[] {
+export function parseJSONL(text: string, source: string, options: JSONLOptions = {}): string[] {
   const pf = options.prompt ?? 'prompt';
   const rf = options.response ?? 'response';
   const sep = options.separator ?? '\n';
@@ -45,7 +45,7 @@ export function parseJsonl(text: string, source: string, options: JsonlOptions =
 }
 
 /** Reads a JSONL file into a token stream (byte-level unless `tokenizer` is given) with a held-out tail. */
-export function loadJsonlFile(path: string, options: JsonlOptions & { tokenizer?: Tokenizer; heldOut?: number } = {}): TextData {
+export function loadJSONLFile(path: string, options: JSONLOptions & { tokenizer?: Tokenizer; heldOut?: number } = {}): TextData {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -53,7 +53,7 @@ export function loadJsonlFile(path: string, options: JsonlOptions & { tokenizer?
     const code = (cause as NodeJS.ErrnoException).code;
     throw new DataFileError(path, `data file ${path} ${code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory, not a JSONL file' : `cannot be read (${(cause as Error).message})`}`, { cause });
   }
-  const joined = parseJsonl(text, path, options).join('');
+  const joined = parseJSONL(text, path, options).join('');
   const data = prepareText(joined, path, options.tokenizer ?? new ByteTokenizer(), options.heldOut ?? 0.1);
   if (data.tokens.length < MIN_DATA_BYTES) throw new DataFileError(path, `data file ${path} is too small (${data.tokens.length} tokens); need at least ${MIN_DATA_BYTES}`);
   return data;

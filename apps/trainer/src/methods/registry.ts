@@ -9,7 +9,7 @@ import { pruners } from '@sparse/pruners';
 import { variants } from '@sparse/lora-variants';
 import { getTfForm } from '@sparse/lora-variants/tfjs';
 import { adapterMethod } from './adapt/adapter.js';
-import { mezoMethod, sparseMezoMethod } from './adapt/mezo.js';
+import { mezoMethod, sparseMeZOMethod } from './adapt/mezo.js';
 import { sftMethod } from './adapt/sft.js';
 import { squareHeadMethod } from './distill/squarehead.js';
 import { densePretrainMethod } from './pretrain/dense.js';
@@ -30,7 +30,7 @@ const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
   train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod] }),
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
-  adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, mezoMethod, sparseMezoMethod] }),
+  adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, mezoMethod, sparseMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
 };
 

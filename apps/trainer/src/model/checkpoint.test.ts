@@ -61,7 +61,7 @@ function toConv1D(v: Float32Array, shape: number[]): Float32Array {
 
 const CONV = /(c_attn|c_proj|c_fc)\.weight$/;
 
-async function writeGpt2(d: string, spec: ModelSpec, values: Map<string, Float32Array>, dt: Dt, prefix: string, skip?: string): Promise<void> {
+async function writeGPT2(d: string, spec: ModelSpec, values: Map<string, Float32Array>, dt: Dt, prefix: string, skip?: string): Promise<void> {
   const shapes = paramShapes(spec);
   const entries: Record<string, Tensor> = {};
   for (const [name, v] of values) {
@@ -113,7 +113,7 @@ describe('Hugging Face GPT-2 checkpoints', () => {
     it(`imports ${dt} Conv1D weights${prefix ? ' with the transformer. prefix' : ''}: logits equal the model built from the same values`, async () => {
       const d = freshDir();
       const values = valuesFor(spec, dt, 40);
-      await writeGpt2(d, spec, values, dt, prefix);
+      await writeGPT2(d, spec, values, dt, prefix);
       const want = createModel(spec, { values });
       const got = await loadCheckpoint(d); // the directory
       expect(got.spec).toEqual(want.spec);
@@ -129,7 +129,7 @@ describe('Hugging Face GPT-2 checkpoints', () => {
   it('names the file and tensor when one is missing or misshapen', async () => {
     const d = freshDir();
     const values = valuesFor(spec, 'float32', 41);
-    await writeGpt2(d, spec, values, 'float32', '', 'h.1.ln_2.bias');
+    await writeGPT2(d, spec, values, 'float32', '', 'h.1.ln_2.bias');
     const err = await readCheckpoint(d).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CheckpointError);
     expect((err as CheckpointError).tensor).toBe('h.1.ln_2.bias');
@@ -137,7 +137,7 @@ describe('Hugging Face GPT-2 checkpoints', () => {
     expect((err as Error).message).toMatch(/missing tensor h\.1\.ln_2\.bias/);
     // a c_fc weight left in [out, in] instead of Conv1D's [in, out]
     const bad = freshDir();
-    await writeGpt2(bad, spec, values, 'float32', '');
+    await writeGPT2(bad, spec, values, 'float32', '');
     const shapes = paramShapes(spec);
     const entries: Record<string, Tensor> = {};
     for (const [name, v] of values) entries[name] = CONV.test(name) && name !== 'h.0.mlp.c_fc.weight' ? tensor(toConv1D(v, shapes.get(name)!), [shapes.get(name)![1], shapes.get(name)![0]]) : tensor(v, shapes.get(name)!);

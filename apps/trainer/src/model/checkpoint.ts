@@ -241,14 +241,14 @@ export async function readCheckpoint(path: string): Promise<CheckpointContents> 
     const config = existsSync(configPath) ? readConfig(configPath) : undefined;
     const type = config?.model_type;
     const gpt2Prefix = src.has('transformer.wte.weight') ? 'transformer.' : '';
-    const isGpt2 = type === 'gpt2' || (type === undefined && src.has(`${gpt2Prefix}wte.weight`));
+    const isGPT2 = type === 'gpt2' || (type === undefined && src.has(`${gpt2Prefix}wte.weight`));
     const isLlama = type === 'llama' || (type === undefined && src.has('model.embed_tokens.weight'));
-    if (!isGpt2 && !isLlama) {
+    if (!isGPT2 && !isLlama) {
       const why = type !== undefined ? `model_type ${JSON.stringify(type)} in ${configPath}` : 'neither GPT-2 (wte.weight) nor Llama (model.embed_tokens.weight) tensor names';
       throw new CheckpointError(file, `unknown architecture: ${why}; supported: sparse-train checkpoints, Hugging Face gpt2 and llama`);
     }
     if (!config) throw new CheckpointError(file, `no config.json beside it (${configPath}); a Hugging Face checkpoint needs one for the model's sizes`);
-    if (isGpt2) {
+    if (isGPT2) {
       const spec = checkedSpec(gpt2Spec(config, configPath), configPath);
       const values = await readParams(src, spec, (n) => gpt2Prefix + n, (n) => CONV1D.test(n));
       return { spec, values, source: 'hf-gpt2', files: src.files, metadata };

@@ -1,9 +1,9 @@
 // The GPT's shape: a plain object, validated once, shared by the model and the CLI defaults.
 
 import { ArgumentError } from '@sparse/tensor';
-import type { MoeConfig } from './layers.js';
+import type { MoEConfig } from './layers.js';
 
-export interface GptConfig {
+export interface GPTConfig {
   /** Vocabulary size (rows of the token embedding, width of the output). */
   vocab: number;
   /** Model width. */
@@ -17,14 +17,14 @@ export interface GptConfig {
   /** MLP hidden width as a multiple of d. */
   mlpRatio: number;
   /** Replace each block's MLP by a mixture of experts (router + `experts` MLPs of the same shape). */
-  moe?: MoeConfig;
+  moe?: MoEConfig;
 }
 
 /**
  * Everything but the vocabulary, which comes from the tokenizer. Sized for the plain tfjs CPU
  * backend: ~28k parameters with a 63-symbol vocabulary, ~0.25 s per training step of 8x32 tokens.
  */
-export const DEFAULT_GPT_CONFIG: Readonly<Omit<GptConfig, 'vocab'>> = {
+export const DEFAULT_GPT_CONFIG: Readonly<Omit<GPTConfig, 'vocab'>> = {
   d: 32,
   layers: 2,
   heads: 4,
@@ -32,18 +32,18 @@ export const DEFAULT_GPT_CONFIG: Readonly<Omit<GptConfig, 'vocab'>> = {
   mlpRatio: 4,
 };
 
-export function validateGptConfig(cfg: GptConfig): void {
+export function validateGPTConfig(cfg: GPTConfig): void {
   for (const key of ['vocab', 'd', 'layers', 'heads', 'ctx'] as const) {
     const v = cfg[key];
-    if (!Number.isInteger(v) || v < 1) throw new ArgumentError(`GptConfig.${key} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 1) throw new ArgumentError(`GPTConfig.${key} must be a positive integer, got ${v}`);
   }
   if (!(cfg.mlpRatio > 0) || !Number.isInteger(cfg.mlpRatio * cfg.d)) {
-    throw new ArgumentError(`GptConfig.mlpRatio must be positive with mlpRatio*d an integer, got ${cfg.mlpRatio}`);
+    throw new ArgumentError(`GPTConfig.mlpRatio must be positive with mlpRatio*d an integer, got ${cfg.mlpRatio}`);
   }
-  if (cfg.d % cfg.heads !== 0) throw new ArgumentError(`GptConfig.d (${cfg.d}) must be a multiple of heads (${cfg.heads})`);
+  if (cfg.d % cfg.heads !== 0) throw new ArgumentError(`GPTConfig.d (${cfg.d}) must be a multiple of heads (${cfg.heads})`);
   if (cfg.moe !== undefined) {
     const { experts, topK } = cfg.moe;
-    if (!Number.isInteger(experts) || experts < 1) throw new ArgumentError(`GptConfig.moe.experts must be a positive integer, got ${experts}`);
-    if (!Number.isInteger(topK) || topK < 1 || topK > experts) throw new ArgumentError(`GptConfig.moe.topK must be an integer in 1..${experts}, got ${topK}`);
+    if (!Number.isInteger(experts) || experts < 1) throw new ArgumentError(`GPTConfig.moe.experts must be a positive integer, got ${experts}`);
+    if (!Number.isInteger(topK) || topK < 1 || topK > experts) throw new ArgumentError(`GPTConfig.moe.topK must be an integer in 1..${experts}, got ${topK}`);
   }
 }

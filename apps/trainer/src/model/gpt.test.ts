@@ -2,12 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../backend.js';
 import { Random } from '@sparse/tensor';
-import { createGpt, Gpt, gptLoss, gptParamSpecs, initGptValues, type GptConfig, type GptParams } from './gpt.js';
+import { createGPT, GPT, gptLoss, gptParamSpecs, initGPTValues, type GPTConfig, type GPTParams } from './gpt.js';
 import { crossEntropy, gelu, layerNorm, softmaxRows } from './ops.js';
 import { gptReference, moeReference } from './__fixtures__/reference.js';
 import type { LinearInfo } from './types.js';
 
-const tiny: GptConfig = { vocab: 11, d: 8, layers: 2, heads: 2, ctx: 6, mlpRatio: 2 };
+const tiny: GPTConfig = { vocab: 11, d: 8, layers: 2, heads: 2, ctx: 6, mlpRatio: 2 };
 
 function randomIds(rng: Random, b: number, t: number, vocab: number): tf.Tensor2D {
   const ids = new Int32Array(b * t);
@@ -16,9 +16,9 @@ function randomIds(rng: Random, b: number, t: number, vocab: number): tf.Tensor2
 }
 
 /** Values with weights large enough that every path visibly shapes the output. */
-function boldValues(cfg: GptConfig, seed: number): Map<string, Float32Array> {
+function boldValues(cfg: GPTConfig, seed: number): Map<string, Float32Array> {
   const rng = new Random(seed);
-  const values = initGptValues(cfg, rng);
+  const values = initGPTValues(cfg, rng);
   for (const [name, v] of values) if (!name.includes('ln_')) rng.fillNormal(v, 0, name.startsWith('w') ? 0.5 : 0.4);
   for (const [name, v] of values) if (name.includes('ln_') && name.endsWith('weight')) for (let i = 0; i < v.length; i++) v[i] = 1 + 0.2 * rng.normal();
   return values;
@@ -83,25 +83,25 @@ describe('GPT', () => {
     const { vocab: v, d, ctx, layers } = tiny;
     const h = tiny.mlpRatio * d;
     const perLayer = 4 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * h + h) + (h * d + d);
-    const model = createGpt(tiny, { seed: 1 });
+    const model = createGPT(tiny, { seed: 1 });
     expect(model.numParams()).toBe(v * d + ctx * d + layers * perLayer + 2 * d);
     model.dispose();
   });
 
   it('initialization is deterministic for a seed', () => {
-    const a = initGptValues(tiny, new Random(5));
-    const b = initGptValues(tiny, new Random(5));
-    const c = initGptValues(tiny, new Random(6));
+    const a = initGPTValues(tiny, new Random(5));
+    const b = initGPTValues(tiny, new Random(5));
+    const c = initGPTValues(tiny, new Random(6));
     expect(a.get('h.0.mlp.c_fc.weight')).toEqual(b.get('h.0.mlp.c_fc.weight'));
     expect(a.get('h.0.mlp.c_fc.weight')).not.toEqual(c.get('h.0.mlp.c_fc.weight'));
   });
 
   it('rejects a width that the heads do not divide', () => {
-    expect(() => createGpt({ ...tiny, d: 9 })).toThrow(/multiple of heads/);
+    expect(() => createGPT({ ...tiny, d: 9 })).toThrow(/multiple of heads/);
   });
 
   it('maps ids [B,T] to logits [B,T,V], for any T up to ctx', () => {
-    const model = createGpt(tiny, { seed: 1 });
+    const model = createGPT(tiny, { seed: 1 });
     const rng = new Random(2);
     for (const t of [1, 4, tiny.ctx]) {
       const logits = tf.tidy(() => model.forward(randomIds(rng, 3, t, tiny.vocab)));
@@ -114,7 +114,7 @@ describe('GPT', () => {
   });
 
   it('is causal: changing a later token leaves earlier logits unchanged', () => {
-    const model = createGpt(tiny, { seed: 3 });
+    const model = createGPT(tiny, { seed: 3 });
     const base = [1, 5, 2, 7, 3, 9];
     const changed = [...base];
     changed[4] = 0;
@@ -129,7 +129,7 @@ describe('GPT', () => {
 
   it('starts near the uniform loss ln(vocab)', () => {
     const cfg = { vocab: 63, d: 32, layers: 2, heads: 4, ctx: 16, mlpRatio: 4 };
-    const model = createGpt(cfg, { seed: 0 });
+    const model = createGPT(cfg, { seed: 0 });
     const rng = new Random(4);
     const loss = tf.tidy(() => model.loss(randomIds(rng, 8, 16, 63), randomIds(rng, 8, 16, 63)).dataSync()[0]);
     expect(Math.abs(loss - Math.log(63))).toBeLessThan(0.1);
@@ -139,7 +139,7 @@ describe('GPT', () => {
   it('matches a float64 reference forward (weights [out, in], y = x Wᵀ + b)', () => {
     const values = boldValues(tiny, 21);
     expect(gptParamSpecs(tiny).find((p) => p.name === 'h.0.attn.c_attn.weight')!.shape).toEqual([3 * tiny.d, tiny.d]);
-    const model = new Gpt(tiny, values);
+    const model = new GPT(tiny, values);
     const ids = [[1, 5, 2, 7, 3], [0, 10, 4, 4, 9]];
     const got = tf.tidy(() => model.logits2d(tf.tensor2d(ids, [2, 5], 'int32')).dataSync());
     closeRows(got, gptReference(tiny, values, ids), 1e-4);
@@ -147,7 +147,7 @@ describe('GPT', () => {
   });
 
   it('linears() lists every linear layer in (block, group) order with its parameter shape', () => {
-    const model = createGpt(tiny, { seed: 1 });
+    const model = createGPT(tiny, { seed: 1 });
     const ls = model.linears();
     expect(ls.map((l) => l.role)).toEqual(['attn.qkv', 'attn.out', 'mlp.up', 'mlp.down', 'attn.qkv', 'attn.out', 'mlp.up', 'mlp.down']);
     expect(ls.map((l) => [l.block, l.group])).toEqual([[0, 0], [0, 1], [0, 2], [0, 3], [1, 0], [1, 1], [1, 2], [1, 3]]);
@@ -162,7 +162,7 @@ describe('GPT', () => {
 
   it('honours the hooks: weight for every parameter, linearInput per linear, blockOutput per block', () => {
     const values = boldValues(tiny, 22);
-    const model = new Gpt(tiny, values);
+    const model = new GPT(tiny, values);
     const ids = tf.tensor2d([[1, 5, 2, 7], [3, 3, 0, 9]], [2, 4], 'int32');
     const seen = new Set<string>();
     const inputs: [LinearInfo, number[]][] = [];
@@ -200,9 +200,9 @@ describe('GPT', () => {
   });
 
   it('with a mixture of experts, matches the per-token reference and reports routing and routed inputs', () => {
-    const cfg: GptConfig = { ...tiny, moe: { experts: 3, topK: 2 } };
+    const cfg: GPTConfig = { ...tiny, moe: { experts: 3, topK: 2 } };
     const values = boldValues(cfg, 23);
-    const model = new Gpt(cfg, values);
+    const model = new GPT(cfg, values);
     const ids = [[1, 5, 2, 7, 3], [0, 10, 4, 4, 9]];
     const routing: [number, number[][], number[][]][] = [];
     const expertRows = new Map<string, number>();
@@ -237,17 +237,17 @@ describe('GPT', () => {
   });
 
   it('tf.grads through the model matches central finite differences', () => {
-    const cfg: GptConfig = { vocab: 7, d: 4, layers: 1, heads: 2, ctx: 4, mlpRatio: 2 };
+    const cfg: GPTConfig = { vocab: 7, d: 4, layers: 1, heads: 2, ctx: 4, mlpRatio: 2 };
     const rng = new Random(9);
     // larger-than-default weights so every path carries a visible gradient
-    const values = initGptValues(cfg, rng);
+    const values = initGPTValues(cfg, rng);
     for (const [name, v] of values) if (name.endsWith('weight') && !name.includes('ln')) rng.fillNormal(v, 0, 0.5);
     const names = [...values.keys()];
     const ids = tf.tensor2d([[1, 3, 0, 6], [2, 2, 5, 4]], [2, 4], 'int32');
     const targets = tf.tensor2d([[3, 0, 6, 1], [2, 5, 4, 4]], [2, 4], 'int32');
     const lossOf = (vals: Map<string, Float32Array>): number =>
       tf.tidy(() => {
-        const p: GptParams = {};
+        const p: GPTParams = {};
         for (const spec of gptParamSpecs(cfg)) p[spec.name] = tf.tensor(vals.get(spec.name)!, spec.shape);
         return gptLoss(cfg, p, ids, targets).dataSync()[0];
       });
@@ -255,7 +255,7 @@ describe('GPT', () => {
       const specs = gptParamSpecs(cfg);
       const tensors = specs.map((s) => tf.tensor(values.get(s.name)!, s.shape));
       const f = (...xs: tf.Tensor[]) => {
-        const p: GptParams = {};
+        const p: GPTParams = {};
         specs.forEach((s, i) => (p[s.name] = xs[i]));
         return gptLoss(cfg, p, ids, targets);
       };
@@ -287,20 +287,20 @@ describe('GPT', () => {
   });
 
   it('with a mixture of experts, tf.grads matches central finite differences (router and experts)', () => {
-    const cfg: GptConfig = { vocab: 7, d: 4, layers: 1, heads: 2, ctx: 4, mlpRatio: 2, moe: { experts: 3, topK: 2 } };
+    const cfg: GPTConfig = { vocab: 7, d: 4, layers: 1, heads: 2, ctx: 4, mlpRatio: 2, moe: { experts: 3, topK: 2 } };
     const values = boldValues(cfg, 24);
     const specs = gptParamSpecs(cfg);
     const ids = tf.tensor2d([[1, 3, 0, 6], [2, 2, 5, 4]], [2, 4], 'int32');
     const targets = tf.tensor2d([[3, 0, 6, 1], [2, 5, 4, 4]], [2, 4], 'int32');
     const lossOf = (vals: Map<string, Float32Array>): number =>
       tf.tidy(() => {
-        const p: GptParams = {};
+        const p: GPTParams = {};
         for (const spec of specs) p[spec.name] = tf.tensor(vals.get(spec.name)!, spec.shape);
         return gptLoss(cfg, p, ids, targets).dataSync()[0];
       });
     const analytic = tf.tidy(() => {
       const f = (...xs: tf.Tensor[]) => {
-        const p: GptParams = {};
+        const p: GPTParams = {};
         specs.forEach((s, i) => (p[s.name] = xs[i]));
         return gptLoss(cfg, p, ids, targets);
       };

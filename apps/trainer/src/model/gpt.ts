@@ -7,24 +7,24 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, Random } from '@sparse/tensor';
 import { BaseModel } from './base.js';
-import { DEFAULT_GPT_CONFIG, validateGptConfig, type GptConfig } from './config.js';
+import { DEFAULT_GPT_CONFIG, validateGPTConfig, type GPTConfig } from './config.js';
 import { causalMask, embed, fillSinusoidal, Forward, initParamValues, moeLayer, type ParamSpec } from './layers.js';
 import { crossEntropy, gelu, layerNorm, softmaxRows } from './ops.js';
 import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
 
-export { DEFAULT_GPT_CONFIG, validateGptConfig, fillSinusoidal, type GptConfig, type ParamSpec };
+export { DEFAULT_GPT_CONFIG, validateGPTConfig, fillSinusoidal, type GPTConfig, type ParamSpec };
 
 /** Parameters by GPT-2 name. Plain tensors (for tf.grads) or the model's variables. */
-export type GptParams = Record<string, tf.Tensor>;
+export type GPTParams = Record<string, tf.Tensor>;
 
 /** The MLP's hidden width. */
-function hiddenOf(cfg: GptConfig): number {
+function hiddenOf(cfg: GPTConfig): number {
   return cfg.mlpRatio * cfg.d;
 }
 
 /** Names, shapes and initializers of every parameter, in a fixed order. */
-export function gptParamSpecs(cfg: GptConfig): ParamSpec[] {
-  validateGptConfig(cfg);
+export function gptParamSpecs(cfg: GPTConfig): ParamSpec[] {
+  validateGPTConfig(cfg);
   const { vocab, d, layers, ctx } = cfg;
   const hidden = hiddenOf(cfg);
   // embeddings as in GPT-2; with the output tied to wte this keeps the initial loss at ln(vocab)
@@ -75,7 +75,7 @@ export function gptParamSpecs(cfg: GptConfig): ParamSpec[] {
 }
 
 /** Every linear layer, in evaluation order: c_attn, attn.c_proj, c_fc (and the router), mlp.c_proj per block. */
-export function gptLinears(cfg: GptConfig): LinearInfo[] {
+export function gptLinears(cfg: GPTConfig): LinearInfo[] {
   const { d, layers } = cfg;
   const hidden = hiddenOf(cfg);
   const out: LinearInfo[] = [];
@@ -97,12 +97,12 @@ export function gptLinears(cfg: GptConfig): LinearInfo[] {
 }
 
 /** Initial values for every parameter, drawn in spec order from `rng`. */
-export function initGptValues(cfg: GptConfig, rng: Random): Map<string, Float32Array> {
+export function initGPTValues(cfg: GPTConfig, rng: Random): Map<string, Float32Array> {
   return initParamValues(gptParamSpecs(cfg), rng);
 }
 
 /** Causal multi-head self-attention of h [B*T, d]; returns [B*T, d]. */
-function attention(cfg: GptConfig, f: Forward, prefix: string, h: tf.Tensor2D, b: number, t: number): tf.Tensor2D {
+function attention(cfg: GPTConfig, f: Forward, prefix: string, h: tf.Tensor2D, b: number, t: number): tf.Tensor2D {
   const { d, heads } = cfg;
   const hd = d / heads;
   const qkv = f.linear(`${prefix}attn.c_attn.weight`, h);
@@ -123,7 +123,7 @@ function mlp(f: Forward, p: string, h: tf.Tensor2D, rows?: Int32Array): tf.Tenso
 }
 
 /** The final hidden states (after ln_f), [B*T, d], for token ids [B,T]. */
-function hidden(cfg: GptConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
+function hidden(cfg: GPTConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   const [b, t] = ids.shape;
   if (t > cfg.ctx) throw new ArgumentError(`sequence length ${t} exceeds the model context ${cfg.ctx}`);
   const { d } = cfg;
@@ -146,46 +146,46 @@ function hidden(cfg: GptConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   return layerNorm(x, f.w('ln_f.weight'), f.w('ln_f.bias'));
 }
 
-function logits(cfg: GptConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
+function logits(cfg: GPTConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   // the output layer is the token embedding (the same effective tensor as the input side)
   return tf.matMul(hidden(cfg, f, ids), f.w('wte.weight') as tf.Tensor2D, false, true);
 }
 
 /** The final hidden states (after ln_f), [B*T, d], for token ids [B,T]. */
-export function gptHidden(cfg: GptConfig, p: GptParams, ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor2D {
+export function gptHidden(cfg: GPTConfig, p: GPTParams, ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor2D {
   return hidden(cfg, new Forward(p, gptLinears(cfg), hooks), ids);
 }
 
 /** Logits [B*T, V] for token ids [B,T]; the output layer is the token embedding, transposed. */
-export function gptLogits2d(cfg: GptConfig, p: GptParams, ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor2D {
+export function gptLogits2d(cfg: GPTConfig, p: GPTParams, ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor2D {
   return logits(cfg, new Forward(p, gptLinears(cfg), hooks), ids);
 }
 
 /** Logits [B,T,V] for token ids [B,T]. */
-export function gptForward(cfg: GptConfig, p: GptParams, ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D {
+export function gptForward(cfg: GPTConfig, p: GPTParams, ids: tf.Tensor2D, hooks?: ForwardHooks): tf.Tensor3D {
   const [b, t] = ids.shape;
   return tf.reshape(gptLogits2d(cfg, p, ids, hooks), [b, t, cfg.vocab]);
 }
 
 /** Mean next-token cross-entropy (nats) of ids [B,T] against targets [B,T]. */
-export function gptLoss(cfg: GptConfig, p: GptParams, ids: tf.Tensor2D, targets: tf.Tensor2D, hooks?: ForwardHooks): tf.Scalar {
+export function gptLoss(cfg: GPTConfig, p: GPTParams, ids: tf.Tensor2D, targets: tf.Tensor2D, hooks?: ForwardHooks): tf.Scalar {
   const [b, t] = targets.shape;
   return crossEntropy(gptLogits2d(cfg, p, ids, hooks), tf.reshape(targets, [b * t]) as tf.Tensor1D);
 }
 
 /** The spec of a GPT: { architecture: 'gpt', ...config }. */
-export type GptSpec = ModelSpec & GptConfig & { architecture: 'gpt' };
+export type GPTSpec = ModelSpec & GPTConfig & { architecture: 'gpt' };
 
 /** A GPT whose parameters are tf.Variables, ready for an optimizer. */
-export class Gpt extends BaseModel {
+export class GPT extends BaseModel {
   readonly architecture = 'gpt' as const;
-  readonly config: Readonly<GptConfig>;
-  readonly spec: Readonly<GptSpec>;
+  readonly config: Readonly<GPTConfig>;
+  readonly spec: Readonly<GPTSpec>;
   readonly blocks: number;
 
-  constructor(config: GptConfig, values: ReadonlyMap<string, Float32Array>) {
+  constructor(config: GPTConfig, values: ReadonlyMap<string, Float32Array>) {
     super('gpt', gptParamSpecs(config), values, gptLinears(config));
-    const cfg: GptConfig = { vocab: config.vocab, d: config.d, layers: config.layers, heads: config.heads, ctx: config.ctx, mlpRatio: config.mlpRatio };
+    const cfg: GPTConfig = { vocab: config.vocab, d: config.d, layers: config.layers, heads: config.heads, ctx: config.ctx, mlpRatio: config.mlpRatio };
     if (config.moe) cfg.moe = Object.freeze({ experts: config.moe.experts, topK: config.moe.topK });
     this.config = Object.freeze(cfg);
     this.spec = Object.freeze({ architecture: 'gpt' as const, ...cfg });
@@ -197,16 +197,16 @@ export class Gpt extends BaseModel {
   }
 }
 
-export interface CreateGptOptions {
+export interface CreateGPTOptions {
   /** Seed of the initializer (ignored when `rng` is given). */
   seed?: number;
   rng?: Random;
 }
 
 /** A freshly initialized GPT; `config` fills in DEFAULT_GPT_CONFIG except the vocabulary. */
-export function createGpt(config: Partial<GptConfig> & { vocab: number }, options: CreateGptOptions = {}): Gpt {
-  const cfg: GptConfig = { ...DEFAULT_GPT_CONFIG, ...config };
-  validateGptConfig(cfg);
+export function createGPT(config: Partial<GPTConfig> & { vocab: number }, options: CreateGPTOptions = {}): GPT {
+  const cfg: GPTConfig = { ...DEFAULT_GPT_CONFIG, ...config };
+  validateGPTConfig(cfg);
   const rng = options.rng ?? new Random(options.seed ?? 0);
-  return new Gpt(cfg, initGptValues(cfg, rng.fork('gpt-init')));
+  return new GPT(cfg, initGPTValues(cfg, rng.fork('gpt-init')));
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../backend.js';
-import { createGpt } from './gpt.js';
+import { createGPT } from './gpt.js';
 import { createModel, defaultSpec, ModelSpecError, paramShapes, resolveSpec } from './index.js';
 import type { ModelSpec } from './types.js';
 
@@ -38,10 +38,10 @@ describe('createModel', () => {
     }
   });
 
-  it('fills missing fields from the defaults; a seed gives the same GPT as createGpt', () => {
+  it('fills missing fields from the defaults; a seed gives the same GPT as createGPT', () => {
     expect(resolveSpec({ architecture: 'llama', vocab: 9, ctx: 16, d: 64 })).toEqual({ ...defaultSpec('llama', 9), ctx: 16, d: 64 });
     const a = createModel({ architecture: 'gpt', vocab: 9, ctx: 8 }, { seed: 7 });
-    const b = createGpt({ vocab: 9, ctx: 8 }, { seed: 7 });
+    const b = createGPT({ vocab: 9, ctx: 8 }, { seed: 7 });
     for (const [n, v] of Object.entries(a.params)) expect(Array.from(v.dataSync())).toEqual(Array.from(b.params[n].dataSync()));
     a.dispose();
     b.dispose();

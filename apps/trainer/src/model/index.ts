@@ -2,18 +2,18 @@
 
 import { Random } from '@sparse/tensor';
 import { BaseModel } from './base.js';
-import { DEFAULT_GPT_CONFIG, type GptConfig } from './config.js';
+import { DEFAULT_GPT_CONFIG, type GPTConfig } from './config.js';
 import { specFail } from './errors.js';
-import { Gpt, gptParamSpecs } from './gpt.js';
-import { checkMoe, initParamValues } from './layers.js';
+import { GPT, gptParamSpecs } from './gpt.js';
+import { checkMoE, initParamValues } from './layers.js';
 import { DEFAULT_LLAMA_CONFIG, Llama, llamaParamSpecs, validateLlamaConfig, type LlamaConfig, type LlamaSpec } from './llama.js';
 import type { Architecture, LanguageModel, ModelSpec } from './types.js';
 
-export { Gpt, type GptSpec } from './gpt.js';
+export { GPT, type GPTSpec } from './gpt.js';
 export { Llama, type LlamaConfig, type LlamaSpec } from './llama.js';
 export { BaseModel } from './base.js';
 export { ModelSpecError, CheckpointError } from './errors.js';
-export type { MoeConfig } from './layers.js';
+export type { MoEConfig } from './layers.js';
 export type * from './types.js';
 
 export const ARCHITECTURES: readonly Architecture[] = ['gpt', 'llama'];
@@ -27,7 +27,7 @@ export function defaultSpec(architecture: Architecture, vocab: number): ModelSpe
 
 const GPT_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'mlpRatio', 'moe'];
 
-function validateGptSpec(cfg: Record<string, unknown>): GptConfig {
+function validateGPTSpec(cfg: Record<string, unknown>): GPTConfig {
   for (const k of Object.keys(cfg)) if (!GPT_FIELDS.includes(k)) specFail(k, `is not a field of a gpt model (fields: ${GPT_FIELDS.join(', ')})`);
   for (const key of ['vocab', 'ctx', 'd', 'layers', 'heads'] as const) {
     const v = cfg[key];
@@ -37,8 +37,8 @@ function validateGptSpec(cfg: Record<string, unknown>): GptConfig {
   const ratio = cfg.mlpRatio;
   if (typeof ratio !== 'number' || !(ratio > 0) || !Number.isInteger(ratio * d)) specFail('mlpRatio', `must be positive with mlpRatio*d an integer, got ${JSON.stringify(ratio)}`);
   if (d % (cfg.heads as number) !== 0) specFail('heads', `(${cfg.heads as number}) must divide d (${d}): d must be a multiple of heads`);
-  const moe = checkMoe(cfg.moe, 'moe', specFail);
-  const out: GptConfig = { vocab: cfg.vocab as number, d, layers: cfg.layers as number, heads: cfg.heads as number, ctx: cfg.ctx as number, mlpRatio: ratio };
+  const moe = checkMoE(cfg.moe, 'moe', specFail);
+  const out: GPTConfig = { vocab: cfg.vocab as number, d, layers: cfg.layers as number, heads: cfg.heads as number, ctx: cfg.ctx as number, mlpRatio: ratio };
   if (moe) out.moe = moe;
   return out;
 }
@@ -56,7 +56,7 @@ export function resolveSpec(spec: ModelSpec): ModelSpec {
   const given = Object.fromEntries(Object.entries(spec).filter(([k, v]) => k !== 'architecture' && v !== undefined));
   const full = { ...defaultSpec(arch, spec.vocab), ...given } as Record<string, unknown>;
   delete full.architecture;
-  if (arch === 'gpt') return { architecture: 'gpt', ...validateGptSpec(full) };
+  if (arch === 'gpt') return { architecture: 'gpt', ...validateGPTSpec(full) };
   validateLlamaConfig(full as unknown as LlamaConfig);
   return { architecture: 'llama', ...(full as unknown as LlamaConfig) } as LlamaSpec;
 }
@@ -74,9 +74,9 @@ export function createModel(spec: ModelSpec, opts: CreateModelOptions = {}): Lan
   const { architecture, ...rest } = full;
   const rng = () => new Random(opts.seed ?? 0);
   if (architecture === 'gpt') {
-    const cfg = rest as unknown as GptConfig;
-    // same stream as createGpt, so a seed gives the same GPT either way
-    return new Gpt(cfg, opts.values ?? initParamValues(gptParamSpecs(cfg), rng().fork('gpt-init')));
+    const cfg = rest as unknown as GPTConfig;
+    // same stream as createGPT, so a seed gives the same GPT either way
+    return new GPT(cfg, opts.values ?? initParamValues(gptParamSpecs(cfg), rng().fork('gpt-init')));
   }
   const cfg = rest as unknown as LlamaConfig;
   return new Llama(cfg, opts.values ?? initParamValues(llamaParamSpecs(cfg), rng().fork('llama-init')));
@@ -86,6 +86,6 @@ export function createModel(spec: ModelSpec, opts: CreateModelOptions = {}): Lan
 export function paramShapes(spec: ModelSpec): Map<string, number[]> {
   const full = resolveSpec(spec);
   const { architecture, ...rest } = full;
-  const specs = architecture === 'gpt' ? gptParamSpecs(rest as unknown as GptConfig) : llamaParamSpecs(rest as unknown as LlamaConfig);
+  const specs = architecture === 'gpt' ? gptParamSpecs(rest as unknown as GPTConfig) : llamaParamSpecs(rest as unknown as LlamaConfig);
   return new Map(specs.map((s) => [s.name, s.shape]));
 }

@@ -107,7 +107,7 @@ export function silu(x: tf.Tensor): tf.Tensor {
 }
 
 /** Mixture-of-experts settings: `experts` MLPs, each token uses the `topK` its router scores highest. */
-export interface MoeConfig {
+export interface MoEConfig {
   experts: number;
   topK: number;
 }
@@ -142,7 +142,7 @@ export function moeLayer(
   f: Forward,
   block: number,
   router: string,
-  moe: MoeConfig,
+  moe: MoEConfig,
   x: tf.Tensor2D,
   expert: (e: number, x: tf.Tensor2D, rows: Int32Array) => tf.Tensor2D,
 ): tf.Tensor2D {
@@ -172,7 +172,7 @@ export function moeLayer(
 }
 
 /** Validates a `moe` field of a model spec (undefined: no mixture of experts). */
-export function checkMoe(moe: unknown, field: string, fail: (field: string, message: string) => never): MoeConfig | undefined {
+export function checkMoE(moe: unknown, field: string, fail: (field: string, message: string) => never): MoEConfig | undefined {
   if (moe === undefined) return undefined;
   if (typeof moe !== 'object' || moe === null || Array.isArray(moe)) fail(field, `must be an object { experts, topK }, got ${JSON.stringify(moe)}`);
   const m = moe as Record<string, unknown>;

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, Random } from '@sparse/tensor';
 import { BaseModel } from './base.js';
 import { specFail } from './errors.js';
-import { causalMask, checkMoe, embed, Forward, initParamValues, moeLayer, rmsNorm, silu, type MoeConfig, type ParamSpec } from './layers.js';
+import { causalMask, checkMoE, embed, Forward, initParamValues, moeLayer, rmsNorm, silu, type MoEConfig, type ParamSpec } from './layers.js';
 import { softmaxRows } from './ops.js';
 import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
 
@@ -31,7 +31,7 @@ export interface LlamaConfig {
   normEps: number;
   /** Output layer shares the token embedding (tie_word_embeddings); else lm_head.weight. */
   tiedEmbeddings: boolean;
-  moe?: MoeConfig;
+  moe?: MoEConfig;
 }
 
 export const DEFAULT_LLAMA_CONFIG: Readonly<Omit<LlamaConfig, 'vocab'>> = {
@@ -63,7 +63,7 @@ export function validateLlamaConfig(cfg: LlamaConfig): void {
   if (typeof cfg.ropeTheta !== 'number' || !(cfg.ropeTheta > 1) || !Number.isFinite(cfg.ropeTheta)) specFail('ropeTheta', `must be a finite number > 1, got ${JSON.stringify(cfg.ropeTheta)}`);
   if (typeof cfg.normEps !== 'number' || !(cfg.normEps > 0) || !Number.isFinite(cfg.normEps)) specFail('normEps', `must be a positive number, got ${JSON.stringify(cfg.normEps)}`);
   if (typeof cfg.tiedEmbeddings !== 'boolean') specFail('tiedEmbeddings', `must be true or false, got ${JSON.stringify(cfg.tiedEmbeddings)}`);
-  checkMoe(cfg.moe, 'moe', specFail);
+  checkMoE(cfg.moe, 'moe', specFail);
 }
 
 /** Names, shapes and initializers of every parameter, in a fixed order. */

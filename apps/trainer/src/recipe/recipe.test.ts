@@ -81,6 +81,23 @@ describe('recipes', () => {
     expect(d[0]!.path).toBe('data.path');
   });
 
+  it('name a config field by its name before the naming pass (cadences, densities, axes)', () => {
+    const old: Array<[Record<string, unknown>, RegExp]> = [
+      [{ stage: 'adapt', method: 'sft', config: { regrowEvery: 50 } }, /regrowEvery/],
+      [{ stage: 'adapt', method: 'losia', config: { relocalizeEvery: 2 } }, /relocalizeEvery/],
+      [{ stage: 'train', method: 'nm', config: { recomputeEvery: 2 } }, /recomputeEvery/],
+      [{ stage: 'adapt', method: 'sparse-mezo', config: { fraction: 0.5 } }, /fraction/],
+      [{ stage: 'adapt', method: 'sara', config: { fraction: 0.5 } }, /fraction/],
+      [{ stage: 'adapt', method: 'roselora', config: { keepA: 0.5 } }, /keepA/],
+      [{ stage: 'adapt', method: 's2ft', config: { axis: 'rows' } }, /"row"\|"column"/],
+    ];
+    for (const [stage, message] of old) {
+      const p = problemsOf(() => resolveRecipe({ stages: [stage] }));
+      expect(p[0]!.path, JSON.stringify(stage)).toMatch(/^stages\[0\]\.config/);
+      expect(p[0]!.message, JSON.stringify(stage)).toMatch(message);
+    }
+  });
+
   it('name a bad model size field', () => {
     const p = problemsOf(() => resolveRecipe({ model: { architecture: 'gpt', d: 30, heads: 4 }, stages: [{ stage: 'evaluate' }] }));
     expect(p[0]!.path).toBe('model.heads');

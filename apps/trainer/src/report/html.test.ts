@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { markupProblem } from './check-markup.js';
-import { formatBytes, formatInt, formatNumber, renderReportHtml, reportPlots } from './html.js';
+import { formatBytes, formatInt, formatNumber, renderReportHTML, reportPlots } from './html.js';
 import type { ReportData } from './types.js';
 import { fullReport } from './__fixtures__/report.js';
 
@@ -10,9 +10,9 @@ const sectionOf = (html: string, id: string) => {
   return m[1];
 };
 
-describe('renderReportHtml', () => {
+describe('renderReportHTML', () => {
   it('has every section, with the numbers given', () => {
-    const html = renderReportHtml(fullReport());
+    const html = renderReportHTML(fullReport());
     for (const id of ['summary', 'perplexity', 'loss', 'sparsity', 'nm', 'adapters', 'files', 'recipe', 'notes']) expect(html).toContain(`<section id="${id}">`);
     const summary = sectionOf(html, 'summary');
     expect(summary).toContain('812,544');
@@ -62,7 +62,7 @@ describe('renderReportHtml', () => {
   });
 
   it('is well formed and self-contained', () => {
-    const html = renderReportHtml(fullReport());
+    const html = renderReportHTML(fullReport());
     expect(markupProblem(html)).toBeNull();
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
     expect(html).not.toMatch(/<script|<link|<img|src=|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
@@ -82,20 +82,20 @@ describe('renderReportHtml', () => {
     data.files = [{ label: evil, path: evil, bytes: 1, denseBytes: 2 }];
     data.recipe = { name: evil };
     data.notes = [evil];
-    const html = renderReportHtml(data);
+    const html = renderReportHTML(data);
     expect(html).not.toMatch(/<script/i);
     expect(html).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;');
     expect(markupProblem(html)).toBeNull();
   });
 
   it('renders a report with nothing but a name, and with empty lists', () => {
-    const bare = renderReportHtml({ name: 'bare' });
+    const bare = renderReportHTML({ name: 'bare' });
     expect(markupProblem(bare)).toBeNull();
     for (const id of ['summary', 'perplexity', 'loss', 'sparsity', 'nm', 'adapters', 'files', 'recipe', 'notes']) expect(bare).toContain(`<section id="${id}">`);
     expect(bare).toContain('No evaluations recorded.');
     expect(bare).not.toContain('<svg');
     expect(reportPlots({ name: 'bare' })).toEqual([]);
-    const empty = renderReportHtml({ name: 'e', stages: [], lossCurves: [{ label: 'x', points: [] }], evaluations: [], layers: [], adapters: [], files: [], notes: [], recipe: {} });
+    const empty = renderReportHTML({ name: 'e', stages: [], lossCurves: [{ label: 'x', points: [] }], evaluations: [], layers: [], adapters: [], files: [], notes: [], recipe: {} });
     expect(markupProblem(empty)).toBeNull();
     expect(sectionOf(empty, 'recipe')).toContain('<pre>{}</pre>');
   });
@@ -107,7 +107,7 @@ describe('renderReportHtml', () => {
       { label: 'after prune', perplexity: Number.POSITIVE_INFINITY, loss: Number.POSITIVE_INFINITY, tokens: 10 },
     ];
     data.lossCurves = [{ label: 'train', points: [{ step: 0, loss: 2 }, { step: 1, loss: Number.NaN }, { step: 2, loss: 1 }, { step: 3, loss: 0.5 }] }];
-    const html = renderReportHtml(data);
+    const html = renderReportHTML(data);
     expect(markupProblem(html)).toBeNull();
     expect(sectionOf(html, 'perplexity')).toContain('∞');
     expect(sectionOf(html, 'perplexity')).toContain('n/a');
@@ -118,7 +118,7 @@ describe('renderReportHtml', () => {
   });
 
   it('rejects malformed data naming the field', () => {
-    const bad = (patch: Partial<ReportData> | Record<string, unknown>) => () => renderReportHtml({ ...fullReport(), ...patch } as ReportData);
+    const bad = (patch: Partial<ReportData> | Record<string, unknown>) => () => renderReportHTML({ ...fullReport(), ...patch } as ReportData);
     expect(bad({ name: 3 })).toThrow(/name must be a string/);
     expect(bad({ layers: [{ name: 'w', shape: [4], sparsity: 0 }] })).toThrow(/layers\[0\] \(w\)\.shape must be \[out, in\]/);
     expect(bad({ layers: [{ name: 'w', shape: [4, 4], sparsity: 1.5 }] })).toThrow(/layers\[0\] \(w\)\.sparsity must be <= 1/);
@@ -129,7 +129,7 @@ describe('renderReportHtml', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     expect(bad({ recipe: cyclic })).toThrow(/recipe is not plain JSON/);
-    expect(() => renderReportHtml(null as unknown as ReportData)).toThrow(/root must be an object/);
+    expect(() => renderReportHTML(null as unknown as ReportData)).toThrow(/root must be an object/);
   });
 });
 

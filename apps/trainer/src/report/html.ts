@@ -3,7 +3,7 @@
 import { formatDuration } from '../cli/progress.js';
 import { barChart, heatmap, linePlot } from './plots.js';
 import type { Scene } from './scene.js';
-import { escapeXml as esc, sceneToSvg } from './svg.js';
+import { escapeXml as esc, sceneToSVG } from './svg.js';
 import { type ReportData, type ReportLayer, validateReportData } from './types.js';
 
 export interface ReportPlot {
@@ -147,10 +147,10 @@ function section(id: string, title: string, body: string): string {
 }
 
 const empty = (what: string) => `<p class="empty">${esc(what)}</p>`;
-const figure = (plot: ReportPlot | undefined) => (plot ? `<figure>${sceneToSvg(plot.scene)}</figure>` : '');
+const figure = (plot: ReportPlot | undefined) => (plot ? `<figure>${sceneToSVG(plot.scene)}</figure>` : '');
 
 /** Renders the report. Throws ArgumentError naming the field when `data` is malformed. */
-export function renderReportHtml(data: ReportData): string {
+export function renderReportHTML(data: ReportData): string {
   validateReportData(data);
   const plots = new Map(reportPlots(data).map((p) => [p.name, p]));
   const evals = data.evaluations ?? [];

@@ -25,7 +25,7 @@ export {
   type HeatmapRow,
   type HeatmapOptions,
 } from './plots.js';
-export { sceneToSvg, linePlotSvg, barChartSvg, heatmapSvg, escapeXml } from './svg.js';
-export { sceneToPng, renderScene, linePlotPng, barChartPng, heatmapPng, encodePng, crc32, RgbaCanvas, type PngOptions, type Rgb } from './png.js';
-export { renderReportHtml, reportPlots, formatBytes, formatNumber, formatInt, formatPercent, type ReportPlot } from './html.js';
+export { sceneToSVG, linePlotSVG, barChartSVG, heatmapSVG, escapeXml } from './svg.js';
+export { sceneToPNG, renderScene, linePlotPNG, barChartPNG, heatmapPNG, encodePNG, crc32, RgbaCanvas, type PNGOptions, type Rgb } from './png.js';
+export { renderReportHTML, reportPlots, formatBytes, formatNumber, formatInt, formatPercent, type ReportPlot } from './html.js';
 export { writeReport, type WrittenReport } from './write.js';

@@ -2,7 +2,7 @@ import { crc32 as zlibCrc32, inflateSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { heatmap, linePlot } from './plots.js';
-import { RgbaCanvas, crc32, encodePng, renderScene, sceneToPng } from './png.js';
+import { RgbaCanvas, crc32, encodePNG, renderScene, sceneToPNG } from './png.js';
 import { parseHex, scaleColor } from './scene.js';
 
 // An independent PNG reader: chunk walk with CRC check (node's zlib.crc32), IHDR, inflate, and all
@@ -14,7 +14,7 @@ interface Decoded {
   pixel(x: number, y: number): [number, number, number, number];
 }
 
-function decodePng(file: Uint8Array): Decoded {
+function decodePNG(file: Uint8Array): Decoded {
   expect([...file.subarray(0, 8)]).toEqual([137, 80, 78, 71, 13, 10, 26, 10]);
   const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
   const chunks: string[] = [];
@@ -88,7 +88,7 @@ describe('PNG encoding', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 7 }), fc.infiniteStream(fc.integer({ min: 0, max: 255 })), (w, h, stream) => {
         const data = Uint8Array.from(stream.take(w * h * 4));
-        const d = decodePng(encodePng(w, h, data));
+        const d = decodePNG(encodePNG(w, h, data));
         expect([d.width, d.height]).toEqual([w, h]);
         for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) expect(d.pixel(x, y)).toEqual([...data.subarray((y * w + x) * 4, (y * w + x) * 4 + 4)]);
       }),
@@ -97,8 +97,8 @@ describe('PNG encoding', () => {
   });
 
   it('rejects wrong sizes', () => {
-    expect(() => encodePng(2, 2, new Uint8Array(15))).toThrow(/needs 16 bytes/);
-    expect(() => encodePng(0, 2, new Uint8Array(0))).toThrow(/positive integers/);
+    expect(() => encodePNG(2, 2, new Uint8Array(15))).toThrow(/needs 16 bytes/);
+    expect(() => encodePNG(0, 2, new Uint8Array(0))).toThrow(/positive integers/);
   });
 });
 
@@ -109,7 +109,7 @@ describe('canvas', () => {
     c.line(0, 7, 9, 4, [0, 0, 255]); // slope -1/3: y = 7 - round(x / 3)
     c.line(11, 0, 11, 7, [0, 128, 0]);
     c.fillRect(-5, -5, 1, 1, [1, 2, 3]); // clipped to pixel (0, 0)
-    const d = decodePng(c.toPng());
+    const d = decodePNG(c.toPNG());
     expect([d.width, d.height]).toEqual([12, 8]);
     for (let y = 0; y < 8; y++) {
       for (let x = 0; x < 12; x++) {
@@ -162,7 +162,7 @@ describe('plots as PNG', () => {
     ];
     for (const scale of [1, 2]) {
       const scene = heatmap(rows);
-      const d = decodePng(sceneToPng(scene, { scale }));
+      const d = decodePNG(sceneToPNG(scene, { scale }));
       expect([d.width, d.height]).toEqual([scene.width * scale, Math.ceil(scene.height * scale)]);
       const cells = scene.shapes.filter((s) => s.kind === 'rect' && s.className === 'cell');
       const values = rows.flatMap((r) => r.values);
@@ -182,7 +182,7 @@ describe('plots as PNG', () => {
     const canvas = renderScene(scene, { scale: 1 });
     const line = scene.shapes.find((s) => s.kind === 'polyline' && s.width === 2);
     if (!line || line.kind !== 'polyline') throw new Error('no series line');
-    const d = decodePng(canvas.toPng());
+    const d = decodePNG(canvas.toPNG());
     // the midpoint of the straight series lies on the drawn line
     const [x0, y0] = line.points[0];
     const [x1, y1] = line.points[line.points.length - 1];

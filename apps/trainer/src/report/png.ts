@@ -40,11 +40,11 @@ function chunk(type: string, body: Uint8Array): Uint8Array {
 }
 
 /** Encodes 8-bit RGBA pixels (row-major, `width * height * 4` bytes) as a PNG file. */
-export function encodePng(width: number, height: number, rgba: Uint8Array): Uint8Array {
+export function encodePNG(width: number, height: number, rgba: Uint8Array): Uint8Array {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new ArgumentError(`encodePng: size must be positive integers, got ${width}x${height}`);
+    throw new ArgumentError(`encodePNG: size must be positive integers, got ${width}x${height}`);
   }
-  if (rgba.length !== width * height * 4) throw new ArgumentError(`encodePng: ${width}x${height} RGBA needs ${width * height * 4} bytes, got ${rgba.length}`);
+  if (rgba.length !== width * height * 4) throw new ArgumentError(`encodePNG: ${width}x${height} RGBA needs ${width * height * 4} bytes, got ${rgba.length}`);
   const ihdr = new Uint8Array(13);
   const v = new DataView(ihdr.buffer);
   v.setUint32(0, width);
@@ -159,12 +159,12 @@ export class RgbaCanvas {
     }
   }
 
-  toPng(): Uint8Array {
-    return encodePng(this.width, this.height, this.data);
+  toPNG(): Uint8Array {
+    return encodePNG(this.width, this.height, this.data);
   }
 }
 
-export interface PngOptions {
+export interface PNGOptions {
   /** Pixels per scene unit (a positive integer; default 2 for sharp text). */
   scale?: number;
 }
@@ -175,7 +175,7 @@ export function fontScale(size: number, scale: number): number {
 }
 
 /** Draws a scene on a new canvas. */
-export function renderScene(scene: Scene, options: PngOptions = {}): RgbaCanvas {
+export function renderScene(scene: Scene, options: PNGOptions = {}): RgbaCanvas {
   const s = options.scale ?? 2;
   if (!Number.isInteger(s) || s < 1 || s > 8) throw new ArgumentError(`PNG scale must be an integer in 1..8, got ${s}`);
   const canvas = new RgbaCanvas(Math.ceil(scene.width * s), Math.ceil(scene.height * s), parseHex(scene.background));
@@ -200,18 +200,18 @@ export function renderScene(scene: Scene, options: PngOptions = {}): RgbaCanvas 
   return canvas;
 }
 
-export function sceneToPng(scene: Scene, options?: PngOptions): Uint8Array {
-  return renderScene(scene, options).toPng();
+export function sceneToPNG(scene: Scene, options?: PNGOptions): Uint8Array {
+  return renderScene(scene, options).toPNG();
 }
 
-export function linePlotPng(series: LineSeries[], options?: LinePlotOptions & PngOptions): Uint8Array {
-  return sceneToPng(linePlot(series, options), options);
+export function linePlotPNG(series: LineSeries[], options?: LinePlotOptions & PNGOptions): Uint8Array {
+  return sceneToPNG(linePlot(series, options), options);
 }
 
-export function barChartPng(categories: string[], series: BarSeries[], options?: BarChartOptions & PngOptions): Uint8Array {
-  return sceneToPng(barChart(categories, series, options), options);
+export function barChartPNG(categories: string[], series: BarSeries[], options?: BarChartOptions & PNGOptions): Uint8Array {
+  return sceneToPNG(barChart(categories, series, options), options);
 }
 
-export function heatmapPng(rows: HeatmapRow[], options?: HeatmapOptions & PngOptions): Uint8Array {
-  return sceneToPng(heatmap(rows, options), options);
+export function heatmapPNG(rows: HeatmapRow[], options?: HeatmapOptions & PNGOptions): Uint8Array {
+  return sceneToPNG(heatmap(rows, options), options);
 }

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { markupProblem } from './check-markup.js';
 import { barChart, heatmap, linePlot } from './plots.js';
-import { barChartSvg, escapeXml, heatmapSvg, linePlotSvg } from './svg.js';
+import { barChartSVG, escapeXml, heatmapSVG, linePlotSVG } from './svg.js';
 
 const count = (s: string, re: RegExp) => s.match(re)?.length ?? 0;
 
 describe('SVG plots', () => {
   it('heatmap: one cell per layer x block, legend, well formed', () => {
     const rows = Array.from({ length: 7 }, (_, i) => ({ label: `blocks.${i}.mlp.up`, values: Array.from({ length: 32 }, (_, j) => ((i * 32 + j) % 11) / 10) }));
-    const svg = heatmapSvg(rows, { title: 'Sparsity' });
+    const svg = heatmapSVG(rows, { title: 'Sparsity' });
     expect(count(svg, /class="cell"/g)).toBe(7 * 32);
     expect(count(svg, /class="legend"/g)).toBe(20);
     expect(svg).toContain('blocks.3.mlp.up, block 5/32: 10%');
@@ -34,7 +34,7 @@ describe('SVG plots', () => {
       { label: 'pretrain', points: [0, 10, 20, 30].map((x) => ({ x, y: 3 - x / 20 })) },
       { label: 'train', points: [0, 10, 20].map((x) => ({ x, y: 2 - x / 40 })) },
     ];
-    const svg = linePlotSvg(series, { title: 'Loss', xLabel: 'step', yLabel: 'loss' });
+    const svg = linePlotSVG(series, { title: 'Loss', xLabel: 'step', yLabel: 'loss' });
     expect(count(svg, /<polyline [^>]*stroke-width="2"/g)).toBe(2);
     expect(count(svg, /class="swatch"/g)).toBe(2);
     expect(svg).toContain('>pretrain<');
@@ -94,7 +94,7 @@ describe('SVG plots', () => {
     expect(bars[0].x).toBeCloseTo(bars[1].x, 9);
     expect(bars[1].w).toBeCloseTo(2 * bars[0].w, 9);
     expect(scene.shapes.some((s) => s.kind === 'text' && s.text === 'n/a')).toBe(true);
-    const svg = barChartSvg(['x', 'y'], [{ label: 'file', values: [1, 2] }, { label: 'dense', values: [3, 4] }], { title: 'Sizes' });
+    const svg = barChartSVG(['x', 'y'], [{ label: 'file', values: [1, 2] }, { label: 'dense', values: [3, 4] }], { title: 'Sizes' });
     expect(count(svg, /class="bar"/g)).toBe(4);
     expect(count(svg, /class="swatch"/g)).toBe(2);
     expect(markupProblem(svg)).toBeNull();
@@ -105,14 +105,14 @@ describe('SVG plots', () => {
     expect(escapeXml(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
     const evil = '<script>alert(1)</script>';
     for (const svg of [
-      linePlotSvg([{ label: evil, points: [{ x: 0, y: 1 }] }], { title: evil, xLabel: evil, yLabel: evil }),
-      barChartSvg([evil], [{ label: evil, values: [1] }], { title: evil }),
-      heatmapSvg([{ label: evil, values: [0.5] }], { title: evil }),
+      linePlotSVG([{ label: evil, points: [{ x: 0, y: 1 }] }], { title: evil, xLabel: evil, yLabel: evil }),
+      barChartSVG([evil], [{ label: evil, values: [1] }], { title: evil }),
+      heatmapSVG([{ label: evil, values: [0.5] }], { title: evil }),
     ]) {
       expect(svg).not.toContain('<script');
       expect(markupProblem(svg)).toBeNull();
     }
-    for (const svg of [linePlotSvg([], { title: 'none' }), linePlotSvg([{ label: 'x', points: [{ x: 0, y: Number.NaN }] }]), barChartSvg([], []), heatmapSvg([])]) {
+    for (const svg of [linePlotSVG([], { title: 'none' }), linePlotSVG([{ label: 'x', points: [{ x: 0, y: Number.NaN }] }]), barChartSVG([], []), heatmapSVG([])]) {
       expect(svg).toContain('no data');
       expect(markupProblem(svg)).toBeNull();
     }

@@ -10,7 +10,7 @@ export function escapeXml(s: string): string {
 
 const n = (v: number) => String(Math.round(v * 100) / 100);
 
-function shapeSvg(s: Shape): string {
+function shapeSVG(s: Shape): string {
   switch (s.kind) {
     case 'rect': {
       const cls = s.className ? ` class="${escapeXml(s.className)}"` : '';
@@ -28,8 +28,8 @@ function shapeSvg(s: Shape): string {
 }
 
 /** The scene as an <svg> element with its own size, background and font. */
-export function sceneToSvg(scene: Scene): string {
-  const body = scene.shapes.map(shapeSvg).join('');
+export function sceneToSVG(scene: Scene): string {
+  const body = scene.shapes.map(shapeSVG).join('');
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${n(scene.width)}" height="${n(scene.height)}" viewBox="0 0 ${n(scene.width)} ${n(scene.height)}" ` +
     `role="img" aria-label="${escapeXml(scene.label)}" font-family="ui-monospace, Menlo, Consolas, monospace">` +
@@ -37,14 +37,14 @@ export function sceneToSvg(scene: Scene): string {
   );
 }
 
-export function linePlotSvg(series: LineSeries[], options?: LinePlotOptions): string {
-  return sceneToSvg(linePlot(series, options));
+export function linePlotSVG(series: LineSeries[], options?: LinePlotOptions): string {
+  return sceneToSVG(linePlot(series, options));
 }
 
-export function barChartSvg(categories: string[], series: BarSeries[], options?: BarChartOptions): string {
-  return sceneToSvg(barChart(categories, series, options));
+export function barChartSVG(categories: string[], series: BarSeries[], options?: BarChartOptions): string {
+  return sceneToSVG(barChart(categories, series, options));
 }
 
-export function heatmapSvg(rows: HeatmapRow[], options?: HeatmapOptions): string {
-  return sceneToSvg(heatmap(rows, options));
+export function heatmapSVG(rows: HeatmapRow[], options?: HeatmapOptions): string {
+  return sceneToSVG(heatmap(rows, options));
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fullReport } from './__fixtures__/report.js';
-import { renderReportHtml } from './html.js';
+import { renderReportHTML } from './html.js';
 import { writeReport } from './write.js';
 
 const dirs: string[] = [];
@@ -18,7 +18,7 @@ describe('writeReport', () => {
     const out = await writeReport(join(dir, 'run'), fullReport(), { scale: 1 });
     expect(out.html).toBe(join(dir, 'run', 'report.html'));
     expect(out.pngs.map((p) => p.slice(join(dir, 'run', 'plots').length + 1))).toEqual(['perplexity.png', 'loss.png', 'sparsity.png', 'files.png']);
-    expect(await readFile(out.html, 'utf8')).toBe(renderReportHtml(fullReport()));
+    expect(await readFile(out.html, 'utf8')).toBe(renderReportHTML(fullReport()));
     for (const p of out.pngs) {
       const bytes = await readFile(p);
       expect([...bytes.subarray(0, 8)]).toEqual([137, 80, 78, 71, 13, 10, 26, 10]);

@@ -3,8 +3,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { atomicWriteFile } from '@sparse/tensor/node';
-import { renderReportHtml, reportPlots } from './html.js';
-import { type PngOptions, sceneToPng } from './png.js';
+import { renderReportHTML, reportPlots } from './html.js';
+import { type PNGOptions, sceneToPNG } from './png.js';
 import type { ReportData } from './types.js';
 
 export interface WrittenReport {
@@ -18,14 +18,14 @@ export interface WrittenReport {
  * Writes `dir`/report.html and `dir`/plots/*.png (creating the directories). The PNGs go first,
  * so a report.html on disk always has its plot copies beside it.
  */
-export async function writeReport(dir: string, data: ReportData, options: PngOptions = {}): Promise<WrittenReport> {
-  const html = renderReportHtml(data); // validates before anything is written
+export async function writeReport(dir: string, data: ReportData, options: PNGOptions = {}): Promise<WrittenReport> {
+  const html = renderReportHTML(data); // validates before anything is written
   const plotsDir = join(dir, 'plots');
   await mkdir(plotsDir, { recursive: true });
   const pngs: string[] = [];
   for (const plot of reportPlots(data)) {
     const path = join(plotsDir, `${plot.name}.png`);
-    await atomicWriteFile(path, sceneToPng(plot.scene, options));
+    await atomicWriteFile(path, sceneToPNG(plot.scene, options));
     pngs.push(path);
   }
   const htmlPath = join(dir, 'report.html');

@@ -38,7 +38,7 @@ export interface CheckpointContent {
   snapshots: Map<number, Map<string, Float32Array>>;
 }
 
-interface LatestJson {
+interface LatestJSON {
   version: 1;
   spec: ModelSpec;
   file: string;
@@ -56,9 +56,9 @@ interface LatestJson {
 }
 
 /** The plain-JSON part of a checkpoint, the same in memory and in latest.json. */
-type JsonPart = Pick<CheckpointContent, 'spec' | 'next' | 'stageState' | 'metricsBytes' | 'report' | 'pattern' | 'calibration'>;
+type JSONPart = Pick<CheckpointContent, 'spec' | 'next' | 'stageState' | 'metricsBytes' | 'report' | 'pattern' | 'calibration'>;
 
-function jsonPart(x: JsonPart): JsonPart {
+function jsonPart(x: JSONPart): JSONPart {
   return {
     spec: x.spec,
     next: x.next,
@@ -83,24 +83,24 @@ function isTensorRef(x: unknown): x is TensorRef {
 }
 
 /** The stage state with every typed array replaced by a reference to a new `state/<k>` entry. */
-function stateToJson(x: unknown, entries: Record<string, ReturnType<typeof tensor>>, where: string, count = { n: 0 }): unknown {
+function stateToJSON(x: unknown, entries: Record<string, ReturnType<typeof tensor>>, where: string, count = { n: 0 }): unknown {
   if (x instanceof Float32Array || x instanceof Int32Array || x instanceof Uint8Array) {
     const name = `state/${count.n++}`;
     entries[name] = tensor(x, [x.length]);
     return { $tensor: name, dtype: x instanceof Float32Array ? 'float32' : x instanceof Int32Array ? 'int32' : 'uint8' } satisfies TensorRef;
   }
   if (ArrayBuffer.isView(x)) throw new ArgumentError(`checkpoint: ${where} is a ${x.constructor.name}; stage states hold Float32Array, Int32Array or Uint8Array`);
-  if (Array.isArray(x)) return x.map((v, i) => stateToJson(v, entries, `${where}[${i}]`, count));
-  if (typeof x === 'object' && x !== null) return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, stateToJson(v, entries, `${where}.${k}`, count)]));
+  if (Array.isArray(x)) return x.map((v, i) => stateToJSON(v, entries, `${where}[${i}]`, count));
+  if (typeof x === 'object' && x !== null) return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, stateToJSON(v, entries, `${where}.${k}`, count)]));
   return x;
 }
 
-async function stateFromJson(x: unknown, read: (ref: TensorRef) => Promise<StateArray>): Promise<unknown> {
+async function stateFromJSON(x: unknown, read: (ref: TensorRef) => Promise<StateArray>): Promise<unknown> {
   if (isTensorRef(x)) return read(x);
-  if (Array.isArray(x)) return Promise.all(x.map((v) => stateFromJson(v, read)));
+  if (Array.isArray(x)) return Promise.all(x.map((v) => stateFromJSON(v, read)));
   if (typeof x === 'object' && x !== null) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(x)) out[k] = await stateFromJson(v, read);
+    for (const [k, v] of Object.entries(x)) out[k] = await stateFromJSON(v, read);
     return out;
   }
   return x;
@@ -125,7 +125,7 @@ export async function writeCheckpoint(runDir: string, c: CheckpointContent): Pro
     entries[`mask/${k}`] = tensor(Uint8Array.from(maskToBooleans(m), (b) => (b ? 1 : 0)), [...m.shape]);
     masks[k] = [...m.shape];
   }
-  let adapter: LatestJson['adapter'];
+  let adapter: LatestJSON['adapter'];
   if (c.adapter) {
     const layers: Record<string, Record<string, number[]>> = {};
     for (const [layer, ps] of Object.entries(c.adapter.layers)) {
@@ -137,7 +137,7 @@ export async function writeCheckpoint(runDir: string, c: CheckpointContent): Pro
     }
     adapter = { ...c.adapter, layers };
   }
-  let optimizer: LatestJson['optimizer'];
+  let optimizer: LatestJSON['optimizer'];
   if (c.optimizer) {
     const shapes: Record<string, number[]> = {};
     for (const [k, v] of Object.entries(c.optimizer.m)) {
@@ -148,9 +148,9 @@ export async function writeCheckpoint(runDir: string, c: CheckpointContent): Pro
     optimizer = { t: c.optimizer.t, shapes, ...(c.optimizer.since ? { since: c.optimizer.since } : {}) };
   }
   for (const [i, snap] of c.snapshots) for (const [k, v] of snap) entries[`snap/${i}/${k}`] = tensor(v, [v.length]);
-  const stageState = c.stageState ? (stateToJson(c.stageState, entries, 'stageState') as Record<string, unknown>) : undefined;
+  const stageState = c.stageState ? (stateToJSON(c.stageState, entries, 'stageState') as Record<string, unknown>) : undefined;
   await writeSafetensorsFile(join(dir, file), entries);
-  const latest: LatestJson = {
+  const latest: LatestJSON = {
     version: 1,
     file,
     ...jsonPart(c),
@@ -173,9 +173,9 @@ export function hasCheckpoint(runDir: string): boolean {
 
 export async function readCheckpoint(runDir: string): Promise<CheckpointContent> {
   const latestPath = join(runDir, CHECKPOINT_DIR, LATEST);
-  let latest: LatestJson;
+  let latest: LatestJSON;
   try {
-    latest = JSON.parse(readFileSync(latestPath, 'utf8')) as LatestJson;
+    latest = JSON.parse(readFileSync(latestPath, 'utf8')) as LatestJSON;
   } catch (err) {
     throw new ArgumentError(`cannot read checkpoint ${latestPath}: ${(err as Error).message}`);
   }
@@ -218,7 +218,7 @@ export async function readCheckpoint(runDir: string): Promise<CheckpointContent>
       snapshots.set(i, snap);
     }
     const stageState = latest.stageState
-      ? ((await stateFromJson(latest.stageState, async (ref) => {
+      ? ((await stateFromJSON(latest.stageState, async (ref) => {
           const t = await reader.readTensor(ref.$tensor);
           const ok = ref.dtype === 'float32' ? t.data instanceof Float32Array : ref.dtype === 'int32' ? t.data instanceof Int32Array : t.data instanceof Uint8Array;
           if (!ok || t.dtype !== ref.dtype) throw new ArgumentError(`checkpoint ${latest.file}: ${ref.$tensor} is ${t.dtype}, latest.json says ${ref.dtype}`);

@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { embeddedData, embeddedShiftedData, prepareText, type TextData } from '../data/dataset.js';
 import { DataFileError, loadTextFile } from '../data/files.js';
-import { HfTokenizer } from '../data/hf-tokenizer.js';
-import { loadJsonlFile } from '../data/jsonl.js';
+import { HFTokenizer } from '../data/hf-tokenizer.js';
+import { loadJSONLFile } from '../data/jsonl.js';
 import { ByteTokenizer, CharTokenizer, type Tokenizer } from '../data/tokenizer.js';
 import type { DataRef } from '../recipe/schema.js';
 import type { RunData } from './context.js';
@@ -21,7 +21,7 @@ function readText(path: string): string {
 }
 
 export function loadRunData(ref: DataRef): RunData {
-  const hf = typeof ref.tokenizer === 'object' ? HfTokenizer.fromFile(ref.tokenizer.file) : undefined;
+  const hf = typeof ref.tokenizer === 'object' ? HFTokenizer.fromFile(ref.tokenizer.file) : undefined;
   let main: TextData;
   if (ref.source === 'embedded') {
     main = ref.tokenizer === 'auto' || ref.tokenizer === 'char' ? embeddedData() : (() => {
@@ -41,7 +41,7 @@ export function loadRunData(ref: DataRef): RunData {
   } else {
     const path = ref.path!;
     const tokenizer: Tokenizer | undefined = hf ?? (ref.tokenizer === 'char' ? CharTokenizer.fromText(readText(path)) : undefined);
-    main = loadJsonlFile(path, { prompt: ref.prompt, response: ref.response, heldOut: ref.heldOut, ...(tokenizer ? { tokenizer } : {}) });
+    main = loadJSONLFile(path, { prompt: ref.prompt, response: ref.response, heldOut: ref.heldOut, ...(tokenizer ? { tokenizer } : {}) });
   }
   let shifted: TextData | undefined;
   return {

@@ -10,7 +10,7 @@ export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '
 
 export function ensureDist(): void {
   if (existsSync(join(packageRoot, 'dist', 'cli.js')) && existsSync(join(packageRoot, 'dist', 'index.js'))) return;
-  const pkgJson = createRequire(import.meta.url).resolve('tsup/package.json');
-  const bin = (JSON.parse(readFileSync(pkgJson, 'utf8')) as { bin: Record<string, string> }).bin.tsup;
-  execFileSync(process.execPath, [join(dirname(pkgJson), bin)], { cwd: packageRoot, stdio: 'ignore' });
+  const pkgJSON = createRequire(import.meta.url).resolve('tsup/package.json');
+  const bin = (JSON.parse(readFileSync(pkgJSON, 'utf8')) as { bin: Record<string, string> }).bin.tsup;
+  execFileSync(process.execPath, [join(dirname(pkgJSON), bin)], { cwd: packageRoot, stdio: 'ignore' });
 }

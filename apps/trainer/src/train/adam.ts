@@ -16,6 +16,13 @@ export interface AdamState {
   since?: Record<string, number>;
 }
 
+/**
+ * Adam keyed by name. Defaults: betas (beta1, beta2) = (0.9, 0.95), eps = 1e-8, no weight decay; no
+ * default lr (each `apply` takes the schedule's lr). beta1, eps and the weight decay equal those of
+ * the project's other Adams (SparseAdam and maskedAdam: 0.9, 0.999, 1e-8, 0; AdamS: 0.9, 0.999); beta2
+ * differs on purpose: 0.95 is what GPT-3 (Brown et al. 2020, "Language Models are Few-Shot Learners",
+ * appendix B) trains GPT models with, and what the trainer's loops pass.
+ */
 export class NamedAdam {
   t = 0;
   readonly #m = new Map<string, tf.Variable>();

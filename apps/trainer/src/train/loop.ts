@@ -6,9 +6,9 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, Random } from '@sparse/tensor';
 import { NamedAdam } from './adam.js';
 import { runSteps, type StepInfo } from './steps.js';
-import type { Gpt } from '../model/gpt.js';
+import type { GPT } from '../model/gpt.js';
 
-export { learningRateAt, type StepInfo } from './steps.js';
+export { lrAt, type StepInfo } from './steps.js';
 
 export interface TrainOptions {
   /** Training token stream (the held-out part must not be in it). */
@@ -41,7 +41,7 @@ export interface TrainResult {
   elapsedMs: number;
 }
 
-export async function trainLoop(model: Gpt, options: TrainOptions): Promise<TrainResult> {
+export async function trainLoop(model: GPT, options: TrainOptions): Promise<TrainResult> {
   const { data, steps, batch, lr } = options;
   if (!Number.isInteger(batch) || batch < 1) throw new ArgumentError(`batch must be a positive integer, got ${batch}`);
   const len = Math.min(options.ctx ?? model.config.ctx, model.config.ctx, data.length - 1);

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../backend.js';
 import { sampleBatch } from '../data/dataset.js';
-import { learningRateAt, runSteps, type StepInfo } from './steps.js';
+import { lrAt, runSteps, type StepInfo } from './steps.js';
 
 beforeAll(async () => {
   await chooseBackend();
@@ -58,7 +58,7 @@ describe('runSteps with an update', () => {
       expect(s.step).toBe(i + 1);
       expect(s.ids).toEqual([...b.inputs]);
       expect(s.targets).toEqual([...b.targets]);
-      expect(s.lr).toBe(learningRateAt(i + 1, 7, 0.1, 2, 0.2));
+      expect(s.lr).toBe(lrAt(i + 1, 7, 0.1, 2, 0.2));
       expect(infos[i]!.loss).toBe(b.inputs.reduce((a, x) => a + x, 0) / 10);
       expect(infos[i]!.lr).toBe(s.lr);
       expect(infos[i]!.gradNorm).toBe((i + 1) % 2 === 0 ? i + 1 : undefined);

@@ -73,7 +73,7 @@ export interface UpdateStepsOptions extends CommonStepsOptions {
 export type StepsOptions = GradientStepsOptions | UpdateStepsOptions;
 
 /** Learning rate at 1-based `step`: linear warmup to `lr`, then cosine decay to lr*minLrRatio. */
-export function learningRateAt(step: number, steps: number, lr: number, warmup: number, minLrRatio: number): number {
+export function lrAt(step: number, steps: number, lr: number, warmup: number, minLrRatio: number): number {
   if (warmup > 0 && step <= warmup) return (lr * step) / warmup;
   const span = Math.max(1, steps - warmup);
   const progress = Math.min(1, (step - warmup) / span);
@@ -124,7 +124,7 @@ export async function runSteps(o: StepsOptions): Promise<StepsResult> {
   const t0 = performance.now();
   let tokens = 0;
   for (let step = start0 + 1; step <= steps; step++) {
-    const lr = learningRateAt(step, steps, o.lr, warmup, minLrRatio);
+    const lr = lrAt(step, steps, o.lr, warmup, minLrRatio);
     o.beforeStep?.(step);
     const b = sampleBatch(data, batch, len, o.rng);
     let loss: number;

@@ -2,21 +2,21 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../backend.js';
 import { embeddedData } from '../data/dataset.js';
-import { createGpt } from '../model/gpt.js';
+import { createGPT } from '../model/gpt.js';
 import { evaluatePerplexity } from './evaluate.js';
-import { learningRateAt, trainLoop } from './loop.js';
+import { lrAt, trainLoop } from './loop.js';
 
 beforeAll(async () => {
   await chooseBackend();
 });
 
-describe('learningRateAt', () => {
+describe('lrAt', () => {
   it('warms up linearly, then decays by a cosine to the floor', () => {
-    expect(learningRateAt(1, 100, 1, 10, 0.1)).toBeCloseTo(0.1);
-    expect(learningRateAt(10, 100, 1, 10, 0.1)).toBeCloseTo(1);
-    expect(learningRateAt(55, 100, 1, 10, 0.1)).toBeCloseTo(0.55);
-    expect(learningRateAt(100, 100, 1, 10, 0.1)).toBeCloseTo(0.1);
-    expect(learningRateAt(5, 5, 1, 0, 0.1)).toBeCloseTo(0.1);
+    expect(lrAt(1, 100, 1, 10, 0.1)).toBeCloseTo(0.1);
+    expect(lrAt(10, 100, 1, 10, 0.1)).toBeCloseTo(1);
+    expect(lrAt(55, 100, 1, 10, 0.1)).toBeCloseTo(0.55);
+    expect(lrAt(100, 100, 1, 10, 0.1)).toBeCloseTo(0.1);
+    expect(lrAt(5, 5, 1, 0, 0.1)).toBeCloseTo(0.1);
   });
 });
 
@@ -25,7 +25,7 @@ describe('trainLoop', () => {
   const cfg = { vocab: data.tokenizer.vocabSize, d: 16, layers: 1, heads: 2, ctx: 16, mlpRatio: 2 };
 
   it('lowers the held-out loss in a few dozen steps', async () => {
-    const model = createGpt(cfg, { seed: 0 });
+    const model = createGPT(cfg, { seed: 0 });
     const before = evaluatePerplexity(model, data.heldOut, { maxWindows: 32 });
     const result = await trainLoop(model, { data: data.train, steps: 40, batch: 8, lr: 1e-2, seed: 0 });
     const after = evaluatePerplexity(model, data.heldOut, { maxWindows: 32 });
@@ -38,7 +38,7 @@ describe('trainLoop', () => {
   });
 
   it('keeps the number of live tensors flat across steps', async () => {
-    const model = createGpt(cfg, { seed: 1 });
+    const model = createGPT(cfg, { seed: 1 });
     const counts: number[] = [];
     await trainLoop(model, { data: data.train, steps: 6, batch: 2, lr: 1e-3, onStep: () => void counts.push(tf.memory().numTensors) });
     // step 1 creates the optimizer's moment estimates; after that nothing may accumulate
@@ -46,7 +46,7 @@ describe('trainLoop', () => {
     const afterTraining = tf.memory().numTensors;
     model.dispose();
     expect(tf.memory().numTensors).toBeLessThan(afterTraining);
-    const other = createGpt(cfg, { seed: 2 });
+    const other = createGPT(cfg, { seed: 2 });
     const live = tf.memory().numTensors;
     evaluatePerplexity(other, data.heldOut, { maxWindows: 4 });
     expect(tf.memory().numTensors).toBe(live);
@@ -55,7 +55,7 @@ describe('trainLoop', () => {
 
   it('is reproducible for a seed', async () => {
     const run = async () => {
-      const model = createGpt(cfg, { seed: 3 });
+      const model = createGPT(cfg, { seed: 3 });
       const r = await trainLoop(model, { data: data.train, steps: 3, batch: 2, lr: 1e-3, seed: 4 });
       model.dispose();
       return r.losses;
@@ -64,7 +64,7 @@ describe('trainLoop', () => {
   });
 
   it('reports progress on every step', async () => {
-    const model = createGpt(cfg, { seed: 1 });
+    const model = createGPT(cfg, { seed: 1 });
     const steps: number[] = [];
     await trainLoop(model, {
       data: data.train,

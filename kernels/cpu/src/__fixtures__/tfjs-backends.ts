@@ -52,7 +52,7 @@ export async function expectIdentical(label: string, fn: () => tf.Tensor | tf.Te
  * Test-file hooks: make tfjs-backend-cpu's first tensor quietly (it prints an "install tfjs-node"
  * banner on it) and restore the backend that was active before the file.
  */
-export function useQuietCpuBackend(): void {
+export function useQuietCPUBackend(): void {
   let previous = '';
   beforeAll(async () => {
     previous = tf.getBackend();

@@ -4,14 +4,15 @@
 // matMul gradients call matMul), so training runs them natively too.
 import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { SPARSE_CPU_BACKEND } from '../backend-name.js';
 import { nativeStatus, type NativeInfo } from '../native.js';
 import { FAST_BINARY_OPS, makeBinary, makeUnsortedSegmentSum } from './elementwise.js';
 import { makeMax, makeSlice, makeSoftmax, makeSplitV, makeSum, makeTranspose } from './layout.js';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul.js';
 import { FAST_UNARY_OPS, NATIVE_UNARY_OPS, makeUnary } from './unary.js';
 
-/** Name of the backend in tfjs's registry. */
-export const SPARSE_CPU_BACKEND = 'sparse-cpu';
+/** Name of the backend in tfjs's registry: the kernel registry's name for the native kernels too. */
+export { SPARSE_CPU_BACKEND };
 
 /** Registration priority: above tfjs-backend-cpu (1), so importing the module makes it tfjs's default. */
 export const SPARSE_CPU_PRIORITY = 2;
@@ -39,7 +40,7 @@ export const FAST_TFJS_KERNELS: readonly string[] = [
 ];
 
 /** tfjs-backend-cpu's backend class, unchanged except for a name and the addon it runs on. */
-export class SparseCpuBackend extends MathBackendCPU {
+export class SparseCPUBackend extends MathBackendCPU {
   /** What the native addon reports (threads, SIMD, BLAS). */
   readonly native: NativeInfo;
 
@@ -52,7 +53,7 @@ export class SparseCpuBackend extends MathBackendCPU {
   }
 }
 
-export interface SparseCpuRegistration {
+export interface SparseCPURegistration {
   /** Whether 'sparse-cpu' is registered with tfjs now (by this call or an earlier one). */
   registered: boolean;
   /** Kernel names served by native code. */
@@ -63,7 +64,7 @@ export interface SparseCpuRegistration {
   reason?: string;
 }
 
-export interface RegisterSparseCpuOptions {
+export interface RegisterSparseCPUOptions {
   /** tfjs backend priority (default SPARSE_CPU_PRIORITY). */
   priority?: number;
   /** Receives the one line logged when the native addon is missing (default console.warn, once per process). */
@@ -73,7 +74,7 @@ export interface RegisterSparseCpuOptions {
 const STATE_KEY = Symbol.for('@sparse/kernels-cpu.tfjs');
 
 interface TfjsState {
-  result?: SparseCpuRegistration;
+  result?: SparseCPURegistration;
   warned: boolean;
 }
 
@@ -91,7 +92,7 @@ function isBackendRegistered(name: string): boolean {
 }
 
 /** The line logged when the backend cannot be registered. */
-export function sparseCpuUnavailableMessage(reason: string): string {
+export function sparseCPUUnavailableMessage(reason: string): string {
   return `@sparse/kernels-cpu/tfjs: tfjs backend '${SPARSE_CPU_BACKEND}' not registered: native addon unavailable (${reason})`;
 }
 
@@ -102,7 +103,7 @@ export function sparseCpuUnavailableMessage(reason: string): string {
  * the native addon nothing is registered and one line says why, so `selectBackend` moves on to
  * the next backend. Idempotent.
  */
-export function registerSparseCpuBackend(options: RegisterSparseCpuOptions = {}): SparseCpuRegistration {
+export function registerSparseCPUBackend(options: RegisterSparseCPUOptions = {}): SparseCPURegistration {
   const s = state();
   if (s.result?.registered && isBackendRegistered(SPARSE_CPU_BACKEND)) return s.result;
   const status = nativeStatus();
@@ -111,7 +112,7 @@ export function registerSparseCpuBackend(options: RegisterSparseCpuOptions = {})
     const reason = status.available ? 'the addon exports no gemmBatched (stale build?)' : status.reason;
     if (!s.warned) {
       s.warned = true;
-      (options.log ?? console.warn)(sparseCpuUnavailableMessage(reason));
+      (options.log ?? console.warn)(sparseCPUUnavailableMessage(reason));
     }
     return (s.result = { registered: false, nativeKernels: [], fastKernels: [], reason });
   }
@@ -120,7 +121,7 @@ export function registerSparseCpuBackend(options: RegisterSparseCpuOptions = {})
   const elementwise = [elementwiseBinary, elementwiseUnary, reduceLastAxis, gather32].every((f) => typeof f === 'function');
 
   if (!isBackendRegistered(SPARSE_CPU_BACKEND)) {
-    tf.registerBackend(SPARSE_CPU_BACKEND, () => new SparseCpuBackend(info), options.priority ?? SPARSE_CPU_PRIORITY);
+    tf.registerBackend(SPARSE_CPU_BACKEND, () => new SparseCPUBackend(info), options.priority ?? SPARSE_CPU_PRIORITY);
   }
   const replacements: Record<string, (fallback: tf.KernelFunc) => tf.KernelFunc> = {
     BatchMatMul: (fallback) => makeBatchMatMul(gemmBatched, fallback),

@@ -7,7 +7,7 @@ import type { DataType, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 export type Numeric = Float32Array | Int32Array | Uint8Array;
 
 /** The slice of MathBackendCPU the kernels use. */
-export interface CpuStorageBackend {
+export interface CPUStorageBackend {
   data: { get(dataId: object): { values?: unknown } };
   makeTensorInfo(shape: number[], dtype: DataType, values: Numeric): TensorInfo;
 }
@@ -15,19 +15,19 @@ export interface CpuStorageBackend {
 /** A kernel call as the fast paths see it. */
 export interface FastKernelArgs {
   inputs: Record<string, TensorInfo | undefined>;
-  backend: CpuStorageBackend;
+  backend: CPUStorageBackend;
   attrs: Record<string, unknown>;
 }
 
 /** The Float32Array storage of a float32 tensor, or undefined (other dtypes, missing input). */
-export function float32Values(backend: CpuStorageBackend, t: TensorInfo | undefined): Float32Array | undefined {
+export function float32Values(backend: CPUStorageBackend, t: TensorInfo | undefined): Float32Array | undefined {
   if (t === undefined || t === null || t.dtype !== 'float32') return undefined;
   const values = backend.data.get(t.dataId).values;
   return values instanceof Float32Array ? values : undefined;
 }
 
 /** Plain numeric storage (float32, int32, bool), or undefined (strings, complex, missing input). */
-export function numericValues(backend: CpuStorageBackend, t: TensorInfo | undefined): Numeric | undefined {
+export function numericValues(backend: CPUStorageBackend, t: TensorInfo | undefined): Numeric | undefined {
   if (t === undefined || t === null || !(t.dtype === 'float32' || t.dtype === 'int32' || t.dtype === 'bool')) return undefined;
   const v = backend.data.get(t.dataId).values;
   return v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint8Array ? v : undefined;
@@ -42,7 +42,7 @@ export type FastResult = TensorInfo | TensorInfo[] | undefined;
  */
 export function fastKernel(name: string, fallback: KernelFunc, fast: (args: FastKernelArgs) => FastResult): KernelFunc {
   const kernel: KernelFunc = (args) => {
-    const own: FastKernelArgs = { inputs: args.inputs as FastKernelArgs['inputs'], backend: args.backend as unknown as CpuStorageBackend, attrs: (args.attrs ?? {}) as Record<string, unknown> };
+    const own: FastKernelArgs = { inputs: args.inputs as FastKernelArgs['inputs'], backend: args.backend as unknown as CPUStorageBackend, attrs: (args.attrs ?? {}) as Record<string, unknown> };
     return (fast(own) ?? fallback(args)) as TensorInfo | TensorInfo[];
   };
   Object.defineProperty(kernel, 'name', { value: name });

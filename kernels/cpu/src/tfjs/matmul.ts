@@ -7,7 +7,7 @@ import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeGemmBatched } from '../native.js';
 import { broadcastOffsets, broadcastShapes, sameShape, sizeOf } from './broadcast.js';
 import { addBroadcast, applyActivationInPlace, isFusedActivation } from './epilogue.js';
-import { fastKernel, float32Values, type CpuStorageBackend } from './kernel.js';
+import { fastKernel, float32Values, type CPUStorageBackend } from './kernel.js';
 
 /** The operands of a (batched) product, checked as tfjs checks them. */
 interface Product {
@@ -24,7 +24,7 @@ interface Product {
   outShape: number[];
 }
 
-function planProduct(backend: CpuStorageBackend, a: TensorInfo, b: TensorInfo, transA: boolean, transB: boolean): Product | undefined {
+function planProduct(backend: CPUStorageBackend, a: TensorInfo, b: TensorInfo, transA: boolean, transB: boolean): Product | undefined {
   const av = float32Values(backend, a);
   const bv = float32Values(backend, b);
   if (av === undefined || bv === undefined || a.shape.length < 2 || b.shape.length < 2) return undefined;

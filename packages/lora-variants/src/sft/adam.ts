@@ -5,6 +5,7 @@ import { ArgumentError, ShapeError } from '@sparse/tensor';
 export interface SparseAdamOptions {
   /** Learning rate. Default 1e-3. */
   lr?: number;
+  /** Adam's betas and eps. Defaults 0.9, 0.999, 1e-8 (as maskedAdam and torch.optim.Adam). */
   beta1?: number;
   beta2?: number;
   eps?: number;

@@ -7,9 +7,9 @@ export const sftConfigSchema = z.strictObject({
   /** Fraction of each weight's entries trained. */
   density: z.number().gt(0).max(1).default(0.01),
   /** Drop-and-regrow every this many steps (0: keep the initial support). */
-  regrowEvery: z.int().min(0).default(0),
+  every: z.int().min(0).default(0),
   /** Fraction of the active entries dropped and regrown by accumulated gradient at each reselection. */
   regrowFraction: z.number().gt(0).max(1).default(0.3),
   weightDecay: z.number().min(0).default(0),
 });
-export type SftConfig = z.output<typeof sftConfigSchema>;
+export type SFTConfig = z.output<typeof sftConfigSchema>;

@@ -2,11 +2,11 @@ export { composeSparseDeltas, gatherAtSupport, mergeSparseDelta, sparseDelta, sp
 export type { ApplyDeltaOptions, SparseDelta } from './delta.js';
 export { SparseAdam } from './adam.js';
 export type { SparseAdamOptions, SparseAdamState } from './adam.js';
-export { dropAndRegrow, randomSupport, topKByKey } from './reselect.js';
-export type { DropAndRegrowOptions, DropAndRegrowResult } from './reselect.js';
+export { reselectSupport, randomSupport, topKByKey } from './reselect.js';
+export type { ReselectSupportOptions, ReselectSupportResult } from './reselect.js';
 export { expectedL0, extractDiffPruningDelta, hardConcreteFromUniform, hardConcreteGate, hardConcreteParams, hardConcreteProbNonzero, hardConcreteUniforms, sampleHardConcrete } from './hard-concrete.js';
 export type { ExtractDiffOptions, HardConcreteOptions, HardConcreteParams } from './hard-concrete.js';
 export { SFT_FORMAT, SFT_SHAPES_KEY, sparseDeltasFromSafetensors, sparseDeltasToSafetensors } from './file.js';
 export type { SparseDeltaFileOptions } from './file.js';
 export { sftConfigSchema } from './config.js';
-export type { SftConfig } from './config.js';
+export type { SFTConfig } from './config.js';

@@ -2,7 +2,7 @@ import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sparseDelta, validateSparseDelta } from './delta.js';
-import { dropAndRegrow, randomSupport, topKByKey } from './reselect.js';
+import { reselectSupport, randomSupport, topKByKey } from './reselect.js';
 
 const byItem = (a: number, b: number) => a - b;
 
@@ -26,7 +26,7 @@ describe('topKByKey', () => {
   });
 });
 
-describe('dropAndRegrow', () => {
+describe('reselectSupport', () => {
   it('drops the smallest |value| active entries and grows the largest |score| previously inactive ones (brute force, property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), fc.integer(), (o, i, density, frac, seed) => {
@@ -36,7 +36,7 @@ describe('dropAndRegrow', () => {
         // Small integer values and scores so ties happen.
         const delta = sparseDelta([o, i], rng.sample(nnz, size), Array.from({ length: nnz }, () => rng.int(-3, 4)));
         const score = Float32Array.from({ length: size }, () => rng.int(-3, 4));
-        const res = dropAndRegrow(delta, score, { fraction: frac });
+        const res = reselectSupport(delta, score, { fraction: frac });
         const count = Math.floor(frac * nnz);
 
         const active = [...delta.indices];
@@ -67,7 +67,7 @@ describe('dropAndRegrow', () => {
 
   it('grows fewer when fewer inactive entries exist', () => {
     const d = sparseDelta([1, 4], [0, 1, 2], [0.1, 5, 6]);
-    const res = dropAndRegrow(d, new Float32Array([9, 9, 9, 1]), { count: 2 });
+    const res = reselectSupport(d, new Float32Array([9, 9, 9, 1]), { count: 2 });
     expect([...res.dropped]).toEqual([0, 1]);
     expect([...res.grown]).toEqual([3]);
     expect([...res.delta.indices]).toEqual([2, 3]);
@@ -75,10 +75,10 @@ describe('dropAndRegrow', () => {
 
   it('validates its inputs', () => {
     const d = sparseDelta([2, 2], [0, 3]);
-    expect(() => dropAndRegrow(d, new Float32Array(3), { count: 1 })).toThrow(ShapeError);
-    expect(() => dropAndRegrow(d, new Float32Array(4), { count: 3 })).toThrow(/count must be an integer in \[0, 2\]/);
-    expect(() => dropAndRegrow(d, new Float32Array(4), {})).toThrow(ArgumentError);
-    expect(() => dropAndRegrow(d, new Float32Array(4), { fraction: 2 })).toThrow(/fraction/);
+    expect(() => reselectSupport(d, new Float32Array(3), { count: 1 })).toThrow(ShapeError);
+    expect(() => reselectSupport(d, new Float32Array(4), { count: 3 })).toThrow(/count must be an integer in \[0, 2\]/);
+    expect(() => reselectSupport(d, new Float32Array(4), {})).toThrow(ArgumentError);
+    expect(() => reselectSupport(d, new Float32Array(4), { fraction: 2 })).toThrow(/fraction/);
   });
 
   it('randomSupport draws distinct sorted indices', () => {

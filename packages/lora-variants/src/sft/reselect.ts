@@ -58,14 +58,14 @@ export function topKByKey(n: number, k: number, key: (item: number) => number, i
   return heap.slice(0, size).sort();
 }
 
-export interface DropAndRegrowOptions {
+export interface ReselectSupportOptions {
   /** Entries to drop and regrow. Give this or `fraction`. */
   count?: number;
   /** Fraction of the active entries to drop and regrow (rounded down). */
   fraction?: number;
 }
 
-export interface DropAndRegrowResult {
+export interface ReselectSupportResult {
   delta: SparseDelta;
   /** For each new entry, its position in the old delta, or -1 when grown (feed to SparseAdam.remap). */
   sources: Int32Array;
@@ -79,10 +79,11 @@ export interface DropAndRegrowResult {
  * from W; ties to the lower index), then grows the `count` entries that were inactive before this call
  * with the largest |score| (ties to the lower index), where `score` is the dense row-major accumulated
  * gradient [out · in]. A just-dropped entry is not a candidate, so it cannot come straight back with a
- * reset state. When fewer candidates exist, fewer are grown.
+ * reset state. When fewer candidates exist, fewer are grown. SpIEL's reselection of a delta's support:
+ * @sparse/masks' `dropAndRegrow` is the same idea on a Mask (its own scores, rounding and ties).
  */
-export function dropAndRegrow(delta: SparseDelta, score: ArrayLike<number>, opts: DropAndRegrowOptions): DropAndRegrowResult {
-  const where = 'dropAndRegrow';
+export function reselectSupport(delta: SparseDelta, score: ArrayLike<number>, opts: ReselectSupportOptions): ReselectSupportResult {
+  const where = 'reselectSupport';
   validateSparseDelta(delta, where);
   const size = delta.shape[0] * delta.shape[1];
   if (score.length !== size) throw new ShapeError(`${where}: score has ${score.length} entries, the weight [${delta.shape.join(', ')}] has ${size}`);

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SparseAdam } from './adam.js';
 import { gatherAtSupport, sparseDeltaToDense, type SparseDelta } from './delta.js';
 import { expectedL0, hardConcreteFromUniform, hardConcreteParams, hardConcreteUniforms } from './hard-concrete.js';
-import { dropAndRegrow } from './reselect.js';
+import { reselectSupport } from './reselect.js';
 import { DiffPruning, SparseFineTuner, type SparseFineTunerState } from './tfjs.js';
 
 beforeAll(async () => {
@@ -96,7 +96,7 @@ describe('SparseFineTuner', () => {
       if (s % every > every - 2 || s % every === 0) g.forEach((x, k) => (acc[k] = acc[k]! + x));
       if (s % every === 0) {
         const m = adam.m.slice();
-        const res = dropAndRegrow(delta, acc, { fraction: 0.4 });
+        const res = reselectSupport(delta, acc, { fraction: 0.4 });
         adam.remap(res.sources);
         expect(res.grown.length).toBe(6);
         // survivors carry their moments, grown entries start at zero

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { SparseAdam, type SparseAdamOptions, type SparseAdamState } from './adam.js';
 import { gatherAtSupport, sparseDelta, validateSparseDelta, type SparseDelta } from './delta.js';
 import { extractDiffPruningDelta, hardConcreteParams, hardConcreteUniforms, type ExtractDiffOptions, type HardConcreteOptions } from './hard-concrete.js';
-import { dropAndRegrow, randomSupport } from './reselect.js';
+import { reselectSupport, randomSupport } from './reselect.js';
 
 export interface SparseRegrowOptions {
   /** Reselect after every `every` steps. */
@@ -55,7 +55,7 @@ export interface SparseFineTunerState {
   layers: Record<string, SparseFineTunerLayerState>;
 }
 
-interface SftLayer {
+interface SFTLayer {
   delta: SparseDelta;
   adam: SparseAdam;
   /** [nnz, 1] int32 flat indices for scatterND, rebuilt on reselection. */
@@ -88,7 +88,7 @@ function supportOfMask(mask: Mask, shape: [number, number], name: string, where:
  */
 export class SparseFineTuner {
   readonly weights: Readonly<Record<string, tf.Variable>>;
-  readonly #layers = new Map<string, SftLayer>();
+  readonly #layers = new Map<string, SFTLayer>();
   readonly #regrow: SparseRegrowOptions | undefined;
   #merged = false;
   stepCount = 0;
@@ -127,7 +127,7 @@ export class SparseFineTuner {
     return tf.keep(tf.tensor2d(delta.indices, [delta.indices.length, 1], 'int32'));
   }
 
-  #layer(name: string, where: string): SftLayer {
+  #layer(name: string, where: string): SFTLayer {
     const l = this.#layers.get(name);
     if (l === undefined) throw new ArgumentError(`${where}: no weight named '${name}' (have: ${[...this.#layers.keys()].join(', ')})`);
     return l;
@@ -190,7 +190,7 @@ export class SparseFineTuner {
   reselect(fraction: number): void {
     for (const l of this.#layers.values()) {
       if (l.accumulated === null) continue;
-      const res = dropAndRegrow(l.delta, l.accumulated, { fraction });
+      const res = reselectSupport(l.delta, l.accumulated, { fraction });
       l.adam.remap(res.sources);
       l.delta = res.delta;
       l.scatterIndices.dispose();

@@ -4,17 +4,17 @@ import type { TfAdapterForm } from '../tfjs-forms/types.js';
 import { loraForm, sqftForm } from './lora/tfjs.js';
 import { sppForm } from './spp/tfjs.js';
 // LoRA family
-import { asymmetricLoraForm } from './asymmetric-lora/tfjs.js';
-import { loraXsForm } from './lora-xs/tfjs.js';
-import { loraSbForm } from './lora-sb/tfjs.js';
+import { asymmetricLoRAForm } from './asymmetric-lora/tfjs.js';
+import { loraXSForm } from './lora-xs/tfjs.js';
+import { loraSBForm } from './lora-sb/tfjs.js';
 import { svfitForm } from './svfit/tfjs.js';
 import { spectralAdapterForm } from './spectral-adapter/tfjs.js';
 import { cloverForm } from './clover/tfjs.js';
 import { cordaForm } from './corda/tfjs.js';
-import { nullLoraForm } from './null-lora/tfjs.js';
+import { nullLoRAForm } from './null-lora/tfjs.js';
 import { ssfForm } from './ssf/tfjs.js';
 import { dynamicRankForm } from './dynamic-rank/tfjs.js';
-import { selectiveLoraForm } from './selective-lora/tfjs.js';
+import { selectiveLoRAForm } from './selective-lora/tfjs.js';
 import { loraDropoutForm } from './lora-dropout/tfjs.js';
 // Sparse + low-rank and sparsity-preserving variants
 import { rosaForm } from './rosa/tfjs.js';
@@ -34,17 +34,17 @@ export const builtinTfForms: readonly TfAdapterForm[] = [
   loraForm,
   sqftForm,
   sppForm,
-  asymmetricLoraForm,
-  loraXsForm,
-  loraSbForm,
+  asymmetricLoRAForm,
+  loraXSForm,
+  loraSBForm,
   svfitForm,
   spectralAdapterForm,
   cloverForm,
   cordaForm,
-  nullLoraForm,
+  nullLoRAForm,
   ssfForm,
   dynamicRankForm,
-  selectiveLoraForm,
+  selectiveLoRAForm,
   loraDropoutForm,
   rosaForm,
   dseeForm,

@@ -5,17 +5,17 @@ import type { AdapterVariant } from './types.js';
 import { loraVariant, sqftVariant } from './lora/index.js';
 import { sppVariant } from './spp/index.js';
 // LoRA family (built on ./shared/family.ts)
-import { asymmetricLoraVariant } from './asymmetric-lora/index.js';
-import { loraXsVariant } from './lora-xs/index.js';
-import { loraSbVariant } from './lora-sb/index.js';
+import { asymmetricLoRAVariant } from './asymmetric-lora/index.js';
+import { loraXSVariant } from './lora-xs/index.js';
+import { loraSBVariant } from './lora-sb/index.js';
 import { svfitVariant } from './svfit/index.js';
 import { spectralAdapterVariant } from './spectral-adapter/index.js';
 import { cloverVariant } from './clover/index.js';
 import { cordaVariant } from './corda/index.js';
-import { nullLoraVariant } from './null-lora/index.js';
+import { nullLoRAVariant } from './null-lora/index.js';
 import { ssfVariant } from './ssf/index.js';
 import { dynamicRankVariant } from './dynamic-rank/index.js';
-import { selectiveLoraVariant } from './selective-lora/index.js';
+import { selectiveLoRAVariant } from './selective-lora/index.js';
 import { loraDropoutVariant } from './lora-dropout/index.js';
 // Sparse + low-rank and sparsity-preserving variants (most built on ./shared/sparse.ts)
 import { rosaVariant } from './rosa/index.js';
@@ -33,17 +33,17 @@ import { pstVariant } from './pst/index.js';
 
 /** The LoRA family beyond plain LoRA/rsLoRA. */
 export const familyVariants: readonly AdapterVariant<never>[] = [
-  asymmetricLoraVariant,
-  loraXsVariant,
-  loraSbVariant,
+  asymmetricLoRAVariant,
+  loraXSVariant,
+  loraSBVariant,
   svfitVariant,
   spectralAdapterVariant,
   cloverVariant,
   cordaVariant,
-  nullLoraVariant,
+  nullLoRAVariant,
   ssfVariant,
   dynamicRankVariant,
-  selectiveLoraVariant,
+  selectiveLoRAVariant,
   loraDropoutVariant,
 ] as unknown as readonly AdapterVariant<never>[];
 

@@ -5,7 +5,7 @@ import { Random, tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdapterModel } from '../tfjs.js';
-import { chainOfLora } from './chain.js';
+import { chainOfLoRA } from './chain.js';
 import { pruneHalf, randn } from './shared/family-testing.js';
 
 beforeAll(async () => {
@@ -36,7 +36,7 @@ async function run(rounds: number, stepsPerRound: number) {
   const model = new AdapterModel({ fc: w });
   const loss = () => tf.losses.meanSquaredError(y, tf.matMul(x, model.effectiveWeight('fc'), false, true)) as tf.Scalar;
   const first = loss().dataSync()[0]!;
-  const counts = await chainOfLora(model, { targets: 'fc', variant: 'sqft', config: { r: 1, alpha: 1 }, rounds, seed: 2 }, (m) => {
+  const counts = await chainOfLoRA(model, { targets: 'fc', variant: 'sqft', config: { r: 1, alpha: 1 }, rounds, seed: 2 }, (m) => {
     const opt = tf.train.adam(0.05);
     for (let s = 0; s < stepsPerRound; s++) opt.minimize(loss, false, m.trainableVariables());
     opt.dispose();
@@ -44,7 +44,7 @@ async function run(rounds: number, stepsPerRound: number) {
   return { first, last: loss().dataSync()[0]!, counts, model, w, mask };
 }
 
-describe('chainOfLora', () => {
+describe('chainOfLoRA', () => {
   it('rank-1 rounds merged one after another fit a rank-3 change a single rank-1 adapter cannot, keeping the mask', async () => {
     const one = await run(1, 240);
     const chain = await run(4, 60);
@@ -61,7 +61,7 @@ describe('chainOfLora', () => {
 
   it('refuses a model that already holds adapters, and a bad round count', async () => {
     const model = new AdapterModel({ fc: tf.variable(tf.ones([2, 2]), false) }).addAdapter('x', { targets: 'fc', variant: 'lora', config: { r: 1 } });
-    await expect(chainOfLora(model, { targets: 'fc', variant: 'lora', rounds: 2 }, () => {})).rejects.toThrow(/already holds adapters \(x\)/);
-    await expect(chainOfLora(new AdapterModel({}), { targets: 'fc', variant: 'lora', rounds: 0 }, () => {})).rejects.toThrow(/rounds must be a positive integer/);
+    await expect(chainOfLoRA(model, { targets: 'fc', variant: 'lora', rounds: 2 }, () => {})).rejects.toThrow(/already holds adapters \(x\)/);
+    await expect(chainOfLoRA(new AdapterModel({}), { targets: 'fc', variant: 'lora', rounds: 0 }, () => {})).rejects.toThrow(/rounds must be a positive integer/);
   });
 });

@@ -7,7 +7,7 @@ import { maskFromTensor, type Mask } from '@sparse/masks';
 import { ArgumentError, tensor } from '@sparse/tensor';
 import type { AdapterModel, AdapterOptions } from '../tfjs.js';
 
-export interface ChainOfLoraOptions extends AdapterOptions {
+export interface ChainOfLoRAOptions extends AdapterOptions {
   /** How many adapters are trained and merged one after the other. */
   rounds: number;
   /** Name of round k's adapter: `${prefix}${k}` (default 'chain-'). */
@@ -20,14 +20,14 @@ export interface ChainOfLoraOptions extends AdapterOptions {
  * Runs `rounds` rounds of attach (seed + k), `train(model, k)`, merge-and-unload on `model`, which must
  * hold no adapter yet. Returns the adapter's trainable count per round (the same each round).
  */
-export async function chainOfLora(
+export async function chainOfLoRA(
   model: AdapterModel,
-  opts: ChainOfLoraOptions,
+  opts: ChainOfLoRAOptions,
   train: (model: AdapterModel, round: number) => void | Promise<void>,
 ): Promise<number[]> {
-  if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new ArgumentError(`chainOfLora: rounds must be a positive integer, got ${String(opts.rounds)}`);
+  if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new ArgumentError(`chainOfLoRA: rounds must be a positive integer, got ${String(opts.rounds)}`);
   if (model.adapterNames.length > 0) {
-    throw new ArgumentError(`chainOfLora: the model already holds adapters (${model.adapterNames.join(', ')}); each round merges and unloads every adapter`);
+    throw new ArgumentError(`chainOfLoRA: the model already holds adapters (${model.adapterNames.join(', ')}); each round merges and unloads every adapter`);
   }
   // Fixed before round 0: a weight that a merge happens to make exactly 0 must not drop out of the mask.
   const masks: Record<string, Mask> = {};

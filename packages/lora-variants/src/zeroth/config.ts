@@ -6,12 +6,12 @@ export const mezoConfigSchema = z.strictObject({
   /** Perturbation scale. */
   eps: z.number().positive().default(1e-3),
 });
-export type MezoConfig = z.output<typeof mezoConfigSchema>;
+export type MeZOConfig = z.output<typeof mezoConfigSchema>;
 
-/** Sparse MeZO: perturb and update only the smallest-magnitude fraction of each targeted weight. */
-export const sparseMezoConfigSchema = z.strictObject({
+/** Sparse MeZO: perturb and update only the smallest-magnitude entries of each targeted weight (`density` of them). */
+export const sparseMeZOConfigSchema = z.strictObject({
   eps: z.number().positive().default(1e-3),
-  /** Fraction of each weight's entries (the smallest |w|) that are perturbed and updated. */
-  fraction: z.number().gt(0).max(1).default(0.75),
+  /** Density: the fraction of each weight's entries (the smallest |w|) that are perturbed and updated. */
+  density: z.number().gt(0).max(1).default(0.75),
 });
-export type SparseMezoConfig = z.output<typeof sparseMezoConfigSchema>;
+export type SparseMeZOConfig = z.output<typeof sparseMeZOConfigSchema>;

@@ -1,4 +1,4 @@
 export { addSeededDirection, MeZO, mezoStep, smallMagnitudeMask } from './mezo.js';
-export type { MezoLoss, MezoMasks, MezoOptions, MezoStepOptions, MezoStepResult } from './mezo.js';
-export { mezoConfigSchema, sparseMezoConfigSchema } from './config.js';
-export type { MezoConfig, SparseMezoConfig } from './config.js';
+export type { MeZOLoss, MeZOMasks, MeZOOptions, MeZOStepOptions, MeZOStepResult } from './mezo.js';
+export { mezoConfigSchema, sparseMeZOConfigSchema } from './config.js';
+export type { MeZOConfig, SparseMeZOConfig } from './config.js';

@@ -94,16 +94,16 @@ describe('mezoStep', () => {
     p[0]!.forEach((x, k) => expect(x).toBeCloseTo(t0[k]! - 0.1 * g * z[k]!, 4));
   });
 
-  it('MeZO with maskFraction masks the smallest-magnitude entries of the initial weights', async () => {
+  it('MeZO with maskDensity masks the smallest-magnitude entries of the initial weights', async () => {
     const rng = new Random(6);
     const p = rng.fillNormal(new Float32Array(20));
     const before = Float32Array.from(p);
     const mask = smallMagnitudeMask(p, 0.3);
-    const opt = new MeZO([p], { lr: 0.1, maskFraction: 0.3, seed: 2 });
+    const opt = new MeZO([p], { lr: 0.1, maskDensity: 0.3, seed: 2 });
     expect(opt.opts.masks![0]).toEqual(mask);
     for (let s = 0; s < 5; s++) await opt.step(() => p.reduce((a, x) => a + (x - 1) ** 2, 0));
     p.forEach((x, k) => (isKept(mask, k) ? expect(x).not.toBe(before[k]) : expect(x).toBe(before[k])));
-    expect(() => new MeZO([p], { lr: 0.1, maskFraction: 0.3, masks: [null] })).toThrow(/not both/);
+    expect(() => new MeZO([p], { lr: 0.1, maskDensity: 0.3, masks: [null] })).toThrow(/not both/);
   });
 
   it('smallMagnitudeMask marks the fraction of smallest |θ| (ties to the lower index)', () => {

@@ -12,10 +12,10 @@ import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
  * Per-parameter masks (@sparse/masks' Mask of any shape holding exactly the parameter's entries, read in
  * row-major order): kept entries are perturbed and updated; null means all.
  */
-export type MezoMasks = readonly (Mask | null)[];
+export type MeZOMasks = readonly (Mask | null)[];
 
 /** Throws unless masks holds, per parameter, null or a valid Mask of exactly sizes[i] entries. */
-export function checkMezoMasks(masks: MezoMasks, sizes: readonly number[], where: string, what: string): void {
+export function checkMeZOMasks(masks: MeZOMasks, sizes: readonly number[], where: string, what: string): void {
   if (!Array.isArray(masks) || masks.length !== sizes.length) throw new ShapeError(`${where}: ${Array.isArray(masks) ? masks.length : typeof masks} masks for ${sizes.length} ${what}`);
   masks.forEach((m, i) => {
     if (m === null) return;
@@ -25,17 +25,17 @@ export function checkMezoMasks(masks: MezoMasks, sizes: readonly number[], where
   });
 }
 
-export interface MezoStepOptions {
+export interface MeZOStepOptions {
   /** Seed of this step's direction z. */
   seed: number;
   lr: number;
   /** Perturbation scale ε. Default 1e-3 (the paper's). */
   eps?: number;
   /** Sparse MeZO: perturb and update only masked entries. */
-  masks?: MezoMasks;
+  masks?: MeZOMasks;
 }
 
-export interface MezoStepResult {
+export interface MeZOStepResult {
   lossPlus: number;
   lossMinus: number;
   /** The projected gradient g = (L+ − L−) / (2ε). */
@@ -43,9 +43,9 @@ export interface MezoStepResult {
   seed: number;
 }
 
-export type MezoLoss = () => number | Promise<number>;
+export type MeZOLoss = () => number | Promise<number>;
 
-function checkStep(params: readonly Float32Array[], opts: MezoStepOptions, where: string): { eps: number } {
+function checkStep(params: readonly Float32Array[], opts: MeZOStepOptions, where: string): { eps: number } {
   const eps = opts.eps ?? 1e-3;
   if (!Number.isSafeInteger(opts.seed)) throw new ArgumentError(`${where}: seed must be a safe integer, got ${opts.seed}`);
   if (!Number.isFinite(opts.lr) || opts.lr < 0) throw new ArgumentError(`${where}: lr must be finite and >= 0, got ${opts.lr}`);
@@ -53,7 +53,7 @@ function checkStep(params: readonly Float32Array[], opts: MezoStepOptions, where
   params.forEach((p, i) => {
     if (!(p instanceof Float32Array)) throw new ArgumentError(`${where}: params[${i}] must be a Float32Array`);
   });
-  if (opts.masks !== undefined) checkMezoMasks(opts.masks, params.map((p) => p.length), where, 'parameters');
+  if (opts.masks !== undefined) checkMeZOMasks(opts.masks, params.map((p) => p.length), where, 'parameters');
   return { eps };
 }
 
@@ -61,7 +61,7 @@ function checkStep(params: readonly Float32Array[], opts: MezoStepOptions, where
  * θ += scale · z in place, z drawn from Random(seed) in parameter order, one normal per (masked) entry.
  * This order is the contract that lets the tfjs form and tests regenerate the same z.
  */
-export function addSeededDirection(params: readonly Float32Array[], seed: number, scale: number, masks?: MezoMasks): void {
+export function addSeededDirection(params: readonly Float32Array[], seed: number, scale: number, masks?: MeZOMasks): void {
   const rng = new Random(seed);
   for (let i = 0; i < params.length; i++) {
     const p = params[i]!;
@@ -74,7 +74,7 @@ export function addSeededDirection(params: readonly Float32Array[], seed: number
 }
 
 /** One (Sparse) MeZO step on `params` in place; `loss` evaluates the model with the current params. */
-export async function mezoStep(params: readonly Float32Array[], loss: MezoLoss, opts: MezoStepOptions): Promise<MezoStepResult> {
+export async function mezoStep(params: readonly Float32Array[], loss: MeZOLoss, opts: MeZOStepOptions): Promise<MeZOStepResult> {
   const { eps } = checkStep(params, opts, 'mezoStep');
   const { seed, masks } = opts;
   // A throwing loss leaves the parameters where they started (up to rounding).
@@ -97,37 +97,37 @@ export async function mezoStep(params: readonly Float32Array[], loss: MezoLoss, 
 }
 
 /**
- * Sparse MeZO's mask for one parameter: the `fraction` of entries with the smallest |θ| (ties to the
+ * Sparse MeZO's mask for one parameter: the `density` (kept fraction) of entries with the smallest |θ| (ties to the
  * lower index), as the paper perturbs small-magnitude weights. A Mask of shape [param.length].
  */
-export function smallMagnitudeMask(param: ArrayLike<number>, fraction: number): Mask {
-  if (!(fraction >= 0 && fraction <= 1)) throw new ArgumentError(`smallMagnitudeMask: fraction must be in [0, 1], got ${fraction}`);
+export function smallMagnitudeMask(param: ArrayLike<number>, density: number): Mask {
+  if (!(density >= 0 && density <= 1)) throw new ArgumentError(`smallMagnitudeMask: density must be in [0, 1], got ${density}`);
   const n = param.length;
-  const k = Math.round(fraction * n);
+  const k = Math.round(density * n);
   const order = Int32Array.from({ length: n }, (_, i) => i).sort((a, b) => Math.abs(param[a]!) - Math.abs(param[b]!) || a - b);
   return maskFromIndices([n], order.subarray(0, k));
 }
 
-export interface MezoOptions {
+export interface MeZOOptions {
   lr: number;
   eps?: number;
   /** Seed of the stream of per-step seeds. Default 0. */
   seed?: number;
-  masks?: MezoMasks;
-  /** Sparse MeZO without given masks: mask each parameter's `maskFraction` smallest-|θ| entries, chosen once from the initial values. */
-  maskFraction?: number;
+  masks?: MeZOMasks;
+  /** Sparse MeZO without given masks: mask each parameter's smallest-|θ| entries, `maskDensity` of them,, chosen once from the initial values. */
+  maskDensity?: number;
 }
 
 /** A MeZO optimizer over fixed parameter arrays: each step draws its seed from one seeded stream. */
 export class MeZO {
   readonly params: readonly Float32Array[];
-  readonly opts: Readonly<MezoOptions>;
+  readonly opts: Readonly<MeZOOptions>;
   readonly #seeds: Random;
   stepCount = 0;
 
-  constructor(params: readonly Float32Array[], opts: MezoOptions) {
-    if (opts.masks !== undefined && opts.maskFraction !== undefined) throw new ArgumentError('MeZO: give masks or maskFraction, not both');
-    const masks = opts.maskFraction !== undefined ? params.map((p) => smallMagnitudeMask(p, opts.maskFraction!)) : opts.masks;
+  constructor(params: readonly Float32Array[], opts: MeZOOptions) {
+    if (opts.masks !== undefined && opts.maskDensity !== undefined) throw new ArgumentError('MeZO: give masks or maskDensity, not both');
+    const masks = opts.maskDensity !== undefined ? params.map((p) => smallMagnitudeMask(p, opts.maskDensity!)) : opts.masks;
     checkStep(params, { ...opts, masks, seed: opts.seed ?? 0 }, 'MeZO');
     this.params = params;
     this.opts = { ...opts, masks };
@@ -135,7 +135,7 @@ export class MeZO {
   }
 
   /** One step; its seed is the stream's next 32-bit draw (returned in the result). */
-  async step(loss: MezoLoss): Promise<MezoStepResult> {
+  async step(loss: MeZOLoss): Promise<MeZOStepResult> {
     const seed = this.#seeds.nextUint32();
     const r = await mezoStep(this.params, loss, { seed, lr: this.opts.lr, eps: this.opts.eps, masks: this.opts.masks });
     this.stepCount++;

@@ -4,18 +4,18 @@
 import { isKept } from '@sparse/masks';
 import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import { checkMezoMasks, type MezoMasks, type MezoStepResult } from './mezo.js';
+import { checkMeZOMasks, type MeZOMasks, type MeZOStepResult } from './mezo.js';
 
-export type MezoTfLoss = () => number | tf.Scalar | Promise<number | tf.Scalar>;
+export type MeZOTfLoss = () => number | tf.Scalar | Promise<number | tf.Scalar>;
 
-export interface MezoTfStepOptions {
+export interface MeZOTfStepOptions {
   seed: number;
   lr: number;
   eps?: number;
-  masks?: MezoMasks;
+  masks?: MeZOMasks;
 }
 
-async function lossValue(loss: MezoTfLoss): Promise<number> {
+async function lossValue(loss: MeZOTfLoss): Promise<number> {
   const v = await loss();
   if (typeof v === 'number') return v;
   const [x] = await v.data();
@@ -23,7 +23,7 @@ async function lossValue(loss: MezoTfLoss): Promise<number> {
   return x!;
 }
 
-function perturb(vars: readonly tf.Variable[], seed: number, scale: number, masks?: MezoMasks): void {
+function perturb(vars: readonly tf.Variable[], seed: number, scale: number, masks?: MeZOMasks): void {
   const rng = new Random(seed);
   vars.forEach((v, i) => {
     const m = masks?.[i] ?? null;
@@ -36,7 +36,7 @@ function perturb(vars: readonly tf.Variable[], seed: number, scale: number, mask
 }
 
 /** One (Sparse) MeZO step on float32 tf.Variables in place; `loss` runs the model with their current values. */
-export async function mezoStepTf(vars: readonly tf.Variable[], loss: MezoTfLoss, opts: MezoTfStepOptions): Promise<MezoStepResult> {
+export async function mezoStepTf(vars: readonly tf.Variable[], loss: MeZOTfLoss, opts: MeZOTfStepOptions): Promise<MeZOStepResult> {
   const where = 'mezoStepTf';
   const eps = opts.eps ?? 1e-3;
   if (!Number.isSafeInteger(opts.seed)) throw new ArgumentError(`${where}: seed must be a safe integer, got ${opts.seed}`);
@@ -45,7 +45,7 @@ export async function mezoStepTf(vars: readonly tf.Variable[], loss: MezoTfLoss,
   vars.forEach((v, i) => {
     if (v.dtype !== 'float32') throw new ArgumentError(`${where}: vars[${i}] ('${v.name}') must be float32, got ${v.dtype}`);
   });
-  if (opts.masks !== undefined) checkMezoMasks(opts.masks, vars.map((v) => v.size), where, 'variables');
+  if (opts.masks !== undefined) checkMeZOMasks(opts.masks, vars.map((v) => v.size), where, 'variables');
   const { seed, masks } = opts;
   const evalAt = async (offset: number): Promise<number> => {
     perturb(vars, seed, offset, masks);

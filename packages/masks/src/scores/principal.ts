@@ -15,7 +15,7 @@ export interface PrincipalWeightOptions {
 
 /**
  * |W_r| with W_r = U_r diag(s_r) V_r^T the rank-r approximation of the matrix W, computed by
- * `truncatedSvd` of @sparse/tensor (randomized subspace iteration). LIFT fine-tunes only the top entries
+ * `truncatedSVD` of @sparse/tensor (randomized subspace iteration). LIFT fine-tunes only the top entries
  * of these scores (e.g. 5%).
  */
 export function principalWeightScores(weight: Tensor, rank: number, opts: PrincipalWeightOptions = {}): Float32Tensor {

@@ -87,8 +87,8 @@ describe('HessianAccumulator', () => {
   it('round-trips its state (typed arrays or JSON) and names the layer in errors', () => {
     const x = correlatedInputs(new Random(2), 10, 3);
     const acc = new HessianAccumulator(3, { name: 'attn.q' }).add(x);
-    const viaJson = HessianAccumulator.fromState(JSON.parse(JSON.stringify({ ...acc.state(), hessian: Array.from(acc.state().hessian) })));
-    expect(Array.from(viaJson.hessian().data)).toEqual(Array.from(acc.hessian().data));
+    const viaJSON = HessianAccumulator.fromState(JSON.parse(JSON.stringify({ ...acc.state(), hessian: Array.from(acc.state().hessian) })));
+    expect(Array.from(viaJSON.hessian().data)).toEqual(Array.from(acc.hessian().data));
     expect(HessianAccumulator.fromState(acc.state()).tokens).toBe(10);
     expect(acc.stats().tokens).toBe(10);
     expect(() => acc.add(tensor(new Float32Array(4), [2, 2]))).toThrow(/attn\.q/);

@@ -11,8 +11,8 @@ export type {
   GemvSparseInputKernel,
   MaskedAdamArgs,
   MaskedAdamKernel,
-  MaskedSgdArgs,
-  MaskedSgdKernel,
+  MaskedSGDArgs,
+  MaskedSGDKernel,
   SpmmBlockArgs,
   SpmmBlockKernel,
   SpmmCSRArgs,
@@ -28,7 +28,7 @@ export {
   validateGemmArgs,
   validateGemvSparseInputArgs,
   validateMaskedAdamArgs,
-  validateMaskedSgdArgs,
+  validateMaskedSGDArgs,
   validateSpmmBlockArgs,
   validateSpmmCSRArgs,
   validateSpmmNMArgs,
@@ -51,6 +51,6 @@ export { spmmNMReference } from './reference/spmm-nm.js';
 export { spmmBlockReference } from './reference/spmm-block.js';
 export { activeInputChannels, gemvSparseInputReference } from './reference/gemv-sparse-input.js';
 export { blockSparseAttentionReference, denseAttentionReference } from './reference/attention.js';
-export { forEachActive, maskedAdamReference, maskedSgdReference } from './reference/optimizers.js';
+export { forEachActive, maskedAdamReference, maskedSGDReference } from './reference/optimizers.js';
 export { matmul, spmm } from './ops.js';
 export type { MatmulOptions, SpmmLayout } from './ops.js';

@@ -2,7 +2,7 @@ import { ArgumentError, KernelError } from '../errors.js';
 import { blockSparseAttentionReference, denseAttentionReference } from './reference/attention.js';
 import { gemmReference } from './reference/gemm.js';
 import { gemvSparseInputReference } from './reference/gemv-sparse-input.js';
-import { maskedAdamReference, maskedSgdReference } from './reference/optimizers.js';
+import { maskedAdamReference, maskedSGDReference } from './reference/optimizers.js';
 import { spmmBlockReference } from './reference/spmm-block.js';
 import { spmmCSRReference } from './reference/spmm-csr.js';
 import { spmmNMReference } from './reference/spmm-nm.js';
@@ -12,7 +12,7 @@ import type {
   GemmKernel,
   GemvSparseInputKernel,
   MaskedAdamKernel,
-  MaskedSgdKernel,
+  MaskedSGDKernel,
   SpmmBlockKernel,
   SpmmCSRKernel,
   SpmmNMKernel,
@@ -35,7 +35,7 @@ export interface KernelSignatures {
   denseAttention: AttentionKernel;
   blockSparseAttention: BlockSparseAttentionKernel;
   maskedAdam: MaskedAdamKernel;
-  maskedSgd: MaskedSgdKernel;
+  maskedSGD: MaskedSGDKernel;
 }
 
 export type KernelName = keyof KernelSignatures & string;
@@ -187,7 +187,7 @@ export const referenceKernels: readonly KernelConfig[] = [
   { name: 'denseAttention', backend: REFERENCE_BACKEND, priority: 0, fn: denseAttentionReference },
   { name: 'blockSparseAttention', backend: REFERENCE_BACKEND, priority: 0, fn: blockSparseAttentionReference },
   { name: 'maskedAdam', backend: REFERENCE_BACKEND, priority: 0, fn: maskedAdamReference },
-  { name: 'maskedSgd', backend: REFERENCE_BACKEND, priority: 0, fn: maskedSgdReference },
+  { name: 'maskedSGD', backend: REFERENCE_BACKEND, priority: 0, fn: maskedSGDReference },
 ] as KernelConfig[];
 
 /** Registers (or re-registers) every reference kernel. */

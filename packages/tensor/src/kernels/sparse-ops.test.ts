@@ -6,8 +6,8 @@ import { bruteForce, expectClose, randomArray, rng } from './__fixtures__/dense.
 import { getKernel } from './registry.js';
 import { blockSparseAttentionReference, denseAttentionReference } from './reference/attention.js';
 import { activeInputChannels, gemvSparseInputReference } from './reference/gemv-sparse-input.js';
-import { maskedAdamReference, maskedSgdReference } from './reference/optimizers.js';
-import type { AttentionArgs, BlockSparseAttentionArgs, GemvSparseInputArgs, MaskedAdamArgs, MaskedSgdArgs } from './types.js';
+import { maskedAdamReference, maskedSGDReference } from './reference/optimizers.js';
+import type { AttentionArgs, BlockSparseAttentionArgs, GemvSparseInputArgs, MaskedAdamArgs, MaskedSGDArgs } from './types.js';
 
 function gemvCase(rows: number, cols: number, n: number, transW: boolean, zeroFrac: number, seed: number): GemvSparseInputArgs {
   const next = rng(seed);
@@ -199,7 +199,7 @@ function optimizerCase(size: number, density: number, seed: number) {
 describe('masked optimizer references', () => {
   it('are registered', () => {
     expect(getKernel('maskedAdam', 'reference')).toBe(maskedAdamReference);
-    expect(getKernel('maskedSgd', 'reference')).toBe(maskedSgdReference);
+    expect(getKernel('maskedSGD', 'reference')).toBe(maskedSGDReference);
   });
 
   it('maskedAdam: three steps equal dense Adam on the active entries; inactive entries untouched; indices = bits', () => {
@@ -240,16 +240,16 @@ describe('masked optimizer references', () => {
     }
   });
 
-  it('maskedSgd: plain, momentum and nesterov match the formulas; inactive entries untouched', () => {
+  it('maskedSGD: plain, momentum and nesterov match the formulas; inactive entries untouched', () => {
     const c = optimizerCase(29, 0.6, 3);
     for (const [momentum, nesterov] of [
       [0, false],
       [0.9, false],
       [0.9, true],
     ] as const) {
-      const args: MaskedSgdArgs = { params: Float32Array.from(c.params), grads: c.grads, active: { bits: c.bits }, lr: 0.1, momentum, velocity: new Float32Array(c.indices.length), weightDecay: 0.01, nesterov };
-      maskedSgdReference(args);
-      maskedSgdReference(args);
+      const args: MaskedSGDArgs = { params: Float32Array.from(c.params), grads: c.grads, active: { bits: c.bits }, lr: 0.1, momentum, velocity: new Float32Array(c.indices.length), weightDecay: 0.01, nesterov };
+      maskedSGDReference(args);
+      maskedSGDReference(args);
       c.indices.forEach((i, k) => {
         let p = c.params[i]!;
         let b = 0;
@@ -281,9 +281,9 @@ describe('masked optimizer references', () => {
     expect(() => maskedAdamReference({ ...adam, beta1: 1 })).toThrow(ArgumentError);
     expect(() => maskedAdamReference({ ...adam, v: adam.m })).toThrow(ArgumentError);
     expect(() => maskedAdamReference({ ...adam, params: new Float64Array(10) as unknown as Float32Array })).toThrow(DTypeError);
-    const sgd: MaskedSgdArgs = { params: c.params, grads: c.grads, active: { indices: c.indices }, lr: 0.1, momentum: 0.9 };
-    expect(() => maskedSgdReference(sgd)).toThrow(ArgumentError);
-    expect(() => maskedSgdReference({ ...sgd, momentum: 0, nesterov: true })).toThrow(ArgumentError);
-    expect(() => maskedSgdReference({ ...sgd, velocity: new Float32Array(n + 2) })).toThrow(ShapeError);
+    const sgd: MaskedSGDArgs = { params: c.params, grads: c.grads, active: { indices: c.indices }, lr: 0.1, momentum: 0.9 };
+    expect(() => maskedSGDReference(sgd)).toThrow(ArgumentError);
+    expect(() => maskedSGDReference({ ...sgd, momentum: 0, nesterov: true })).toThrow(ArgumentError);
+    expect(() => maskedSGDReference({ ...sgd, velocity: new Float32Array(n + 2) })).toThrow(ShapeError);
   });
 });

@@ -173,7 +173,7 @@ export interface MaskedAdamArgs {
  * velocity[k] = momentum * velocity[k] + g and g = nesterov ? g + momentum * velocity[k] : velocity[k];
  * then params[i] -= lr * g.
  */
-export interface MaskedSgdArgs {
+export interface MaskedSGDArgs {
   params: Float32Array;
   grads: Float32Array;
   active: ActiveEntries;
@@ -190,4 +190,4 @@ export type GemvSparseInputKernel = (args: GemvSparseInputArgs) => void;
 export type AttentionKernel = (args: AttentionArgs) => void;
 export type BlockSparseAttentionKernel = (args: BlockSparseAttentionArgs) => void;
 export type MaskedAdamKernel = (args: MaskedAdamArgs) => void;
-export type MaskedSgdKernel = (args: MaskedSgdArgs) => void;
+export type MaskedSGDKernel = (args: MaskedSGDArgs) => void;

@@ -10,7 +10,7 @@ import type {
   GemmArgs,
   GemvSparseInputArgs,
   MaskedAdamArgs,
-  MaskedSgdArgs,
+  MaskedSGDArgs,
   SpmmBlockArgs,
   SpmmCSRArgs,
   SpmmDenseArgs,
@@ -445,9 +445,9 @@ export function validateMaskedAdamArgs(args: MaskedAdamArgs): number {
   return count;
 }
 
-/** Validates maskedSgd arguments; returns the number of active entries. */
-export function validateMaskedSgdArgs(args: MaskedSgdArgs): number {
-  const k = 'maskedSgd';
+/** Validates maskedSGD arguments; returns the number of active entries. */
+export function validateMaskedSGDArgs(args: MaskedSGDArgs): number {
+  const k = 'maskedSGD';
   checkArgsObject(k, args);
   checkFloat32(k, 'params', args.params);
   checkFloat32(k, 'grads', args.grads);

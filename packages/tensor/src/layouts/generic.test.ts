@@ -6,7 +6,7 @@ import { bitmaskByteLength, toBitmask } from './bitmask.js';
 import { bsrByteLength, toBSR } from './bsr.js';
 import { cooByteLength, toCOO } from './coo.js';
 import { csrByteLength, toCSR } from './csr.js';
-import { density, isSparseLayout, layoutByteLength, nnz, storedCount, toDense, validateLayout } from './generic.js';
+import { isSparseLayout, layoutByteLength, nnz, nnzFraction, storedCount, toDense, validateLayout } from './generic.js';
 import { nmByteLength, toNM } from './nm.js';
 import type { SparseLayout } from './types.js';
 import { dtypeArb, filledArb, isZero, matrixArb, sameRaw, sparsityArb, stridedTensorArb } from './__fixtures__/arbitraries.js';
@@ -44,7 +44,7 @@ describe('generic layout functions', () => {
         const want = toArray(t).filter((x) => !isZero(t.dtype, x)).length;
         for (const l of [toBitmask(t), toCSR(t), toBSR(t, { blockShape: [2, 3] }), toCOO(t)]) {
           expect(nnz(l)).toBe(want);
-          expect(density(l)).toBe(t.data.length === 0 ? 0 : want / t.data.length);
+          expect(nnzFraction(l)).toBe(t.data.length === 0 ? 0 : want / t.data.length);
         }
         const nm = toNM(t, { n: 2, m: 4 });
         expect(storedCount(nm)).toBe(t.data.length / 2);

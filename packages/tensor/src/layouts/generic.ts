@@ -96,8 +96,11 @@ function denseSize(layout: SparseLayout): number {
   return n;
 }
 
-/** nnz / number of dense elements (0 for an empty shape). */
-export function density(layout: SparseLayout): number {
+/**
+ * nnz / number of dense elements (0 for an empty shape): the fraction of the stored tensor that is
+ * nonzero. A mask's kept fraction is @sparse/masks' `density` (1 for an empty mask).
+ */
+export function nnzFraction(layout: SparseLayout): number {
   const size = denseSize(layout);
   return size === 0 ? 0 : nnz(layout) / size;
 }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ArgumentError, ShapeError } from '../errors.js';
 import { Random } from '../random.js';
 import { copy, tensor, transpose, type Tensor } from '../tensor.js';
-import { lowRankApproximation, qr, svd, truncatedSvd } from './index.js';
+import { lowRankApproximation, qr, svd, truncatedSVD } from './index.js';
 
 // Plain nested-array helpers, written independently of the library's internals.
 type M = number[][];
@@ -225,7 +225,7 @@ describe('svd (one-sided Jacobi)', () => {
         expect(maxAbsDiff(reconstruct(u, s, v), a)).toBeLessThan(1e-9);
       }
     }
-    const z = truncatedSvd(fromM(Array.from({ length: 300 }, () => new Array<number>(300).fill(0))), 4);
+    const z = truncatedSVD(fromM(Array.from({ length: 300 }, () => new Array<number>(300).fill(0))), 4);
     expect(Array.from(z.s.data)).toEqual([0, 0, 0, 0]);
     expect(maxAbsDiff(mul(tr(toM(z.u)), toM(z.u)), identity(4))).toBeLessThan(1e-12);
   });
@@ -240,7 +240,7 @@ describe('svd (one-sided Jacobi)', () => {
   });
 });
 
-describe('truncatedSvd (randomized subspace iteration)', () => {
+describe('truncatedSVD (randomized subspace iteration)', () => {
   it('matches the top-r Jacobi singular values and meets Eckart–Young on decaying spectra', () => {
     fc.assert(
       fc.property(
@@ -251,7 +251,7 @@ describe('truncatedSvd (randomized subspace iteration)', () => {
           const s0 = Array.from({ length: k }, (_, i) => 10 * 0.5 ** i);
           const a = withSpectrum(m, n, s0, rng);
           const ref = svd(fromM(a));
-          const t = truncatedSvd(fromM(a), r, { rng: new Random(seed + 1), oversample: 2 });
+          const t = truncatedSVD(fromM(a), r, { rng: new Random(seed + 1), oversample: 2 });
           expect(t.u.shape).toEqual([m, r]);
           expect(t.v.shape).toEqual([n, r]);
           for (let i = 0; i < r; i++) expect(Math.abs(t.s.data[i]! - ref.s.data[i]!)).toBeLessThan(1e-9 * ref.s.data[0]!);
@@ -285,23 +285,23 @@ describe('truncatedSvd (randomized subspace iteration)', () => {
 
   it('is reproducible from the seed; lowRankApproximation equals u diag(s) v^T; full rank is exact', () => {
     const a = fromM(randomM(12, 7, new Random(5)));
-    const x = truncatedSvd(a, 3, { rng: new Random(1) });
-    const y = truncatedSvd(a, 3, { rng: new Random(1) });
+    const x = truncatedSVD(a, 3, { rng: new Random(1) });
+    const y = truncatedSVD(a, 3, { rng: new Random(1) });
     expect(Array.from(x.u.data)).toEqual(Array.from(y.u.data));
     const low = toM(lowRankApproximation(a, 3, { rng: new Random(1) }));
     expect(maxAbsDiff(low, reconstruct(x.u, x.s, x.v))).toBeLessThan(1e-12);
-    const full = truncatedSvd(a, 7);
+    const full = truncatedSVD(a, 7);
     expect(maxAbsDiff(reconstruct(full.u, full.s, full.v), toM(a))).toBeLessThan(1e-12);
     const none = lowRankApproximation(a, 0);
     expect(Array.from(none.data).every((v) => v === 0)).toBe(true);
-    expect(truncatedSvd(tensor(new Float32Array(6), [2, 3]), 1).s.dtype).toBe('float32');
+    expect(truncatedSVD(tensor(new Float32Array(6), [2, 3]), 1).s.dtype).toBe('float32');
   });
 
   it('rejects a rank outside [0, min(m, n)] and bad options, naming them', () => {
     const a = fromM(randomM(4, 3, new Random(1)));
-    expect(() => truncatedSvd(a, 4)).toThrow(/rank must be an integer in \[0, 3\]/);
-    expect(() => truncatedSvd(a, 1.5)).toThrow(ArgumentError);
-    expect(() => truncatedSvd(a, 1, { iters: -1 })).toThrow(/iters/);
-    expect(() => truncatedSvd(a, 1, { oversample: 0.5 })).toThrow(/oversample/);
+    expect(() => truncatedSVD(a, 4)).toThrow(/rank must be an integer in \[0, 3\]/);
+    expect(() => truncatedSVD(a, 1.5)).toThrow(ArgumentError);
+    expect(() => truncatedSVD(a, 1, { iters: -1 })).toThrow(/iters/);
+    expect(() => truncatedSVD(a, 1, { oversample: 0.5 })).toThrow(/oversample/);
   });
 });

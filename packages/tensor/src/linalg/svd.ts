@@ -16,12 +16,12 @@ export interface SVDResult<D extends LinalgDType = LinalgDType> {
   v: Tensor<D>;
 }
 
-export interface SvdOptions {
+export interface SVDOptions {
   /** Maximum number of Jacobi sweeps before giving up (default 60; quadratic convergence needs far fewer). */
   maxSweeps?: number;
 }
 
-interface SvdMat {
+interface SVDMat {
   u: Mat;
   s: Float64Array;
   v: Mat;
@@ -39,7 +39,7 @@ const NEGLIGIBLE = 1e-290;
  * One-sided Jacobi (Hestenes) on a with rows >= cols: rotates pairs of columns until every pair is
  * orthogonal to working precision; the column norms are then the singular values.
  */
-function jacobiTall(a: Mat, maxSweeps: number): SvdMat {
+function jacobiTall(a: Mat, maxSweeps: number): SVDMat {
   const m = a.rows;
   const n = a.cols;
   // Columns stored contiguously (column-major) because every rotation works on two whole columns.
@@ -168,7 +168,7 @@ function completeBasis(u: Mat, cols: number[]): void {
 }
 
 /** Thin SVD of a float64 matrix: k = min(rows, cols) singular triplets, sorted. */
-export function svdMat(a: Mat, opts: SvdOptions = {}): SvdMat {
+export function svdMat(a: Mat, opts: SVDOptions = {}): SVDMat {
   const maxSweeps = opts.maxSweeps ?? 60;
   if (!Number.isInteger(maxSweeps) || maxSweeps < 1) throw new ArgumentError(`svd: maxSweeps must be a positive integer, got ${String(maxSweeps)}`);
   if (a.rows >= a.cols) return jacobiTall(a, maxSweeps);
@@ -182,16 +182,16 @@ export function svdMat(a: Mat, opts: SvdOptions = {}): SvdMat {
  * k = min(m, n); s is sorted non-increasing; columns for exact zero singular values are completed so u and v
  * always have orthonormal columns. Accurate to working precision (errors of order eps * s_max; singular values
  * below about 1e-145 * max|a_ij| are returned as 0), but O(m n^2) per sweep: use it for small matrices and
- * as the reference for `truncatedSvd`.
+ * as the reference for `truncatedSVD`.
  * Returns float64 tensors for a float64 input and float32 tensors otherwise.
  */
-export function svd(a: Tensor, opts: SvdOptions = {}): SVDResult {
+export function svd(a: Tensor, opts: SVDOptions = {}): SVDResult {
   const dtype = outDType(a);
   const r = svdMat(matFromTensor(a, 'svd', 'a'), opts);
   return { u: matToTensor(r.u, dtype), s: vecToTensor(r.s, dtype), v: matToTensor(r.v, dtype) };
 }
 
-export interface TruncatedSvdOptions {
+export interface TruncatedSVDOptions {
   /** Source of the random test matrix (default `new Random(0)`, so results are reproducible either way). */
   rng?: Random;
   /** Subspace (power) iterations, each one A^T then A with re-orthonormalization (default 4). */
@@ -207,24 +207,24 @@ export interface TruncatedSvdOptions {
  * u = Q u_B, s, v; the first r triplets are returned. QR keeps every step orthonormal, so the result is
  * stable even with many iterations. Cost O(m n l (2 iters + 2)).
  */
-export function truncatedSvd(a: Tensor, rank: number, opts: TruncatedSvdOptions = {}): SVDResult {
+export function truncatedSVD(a: Tensor, rank: number, opts: TruncatedSVDOptions = {}): SVDResult {
   const dtype = outDType(a);
-  const r = truncatedSvdMat(matFromTensor(a, 'truncatedSvd', 'a'), rank, opts);
+  const r = truncatedSVDMat(matFromTensor(a, 'truncatedSVD', 'a'), rank, opts);
   return { u: matToTensor(r.u, dtype), s: vecToTensor(r.s, dtype), v: matToTensor(r.v, dtype) };
 }
 
-function truncatedSvdMat(A: Mat, rank: number, opts: TruncatedSvdOptions): SvdMat {
+function truncatedSVDMat(A: Mat, rank: number, opts: TruncatedSVDOptions): SVDMat {
   const m = A.rows;
   const n = A.cols;
   const kmax = Math.min(m, n);
   if (!Number.isInteger(rank) || rank < 0 || rank > kmax) {
-    throw new ArgumentError(`truncatedSvd: rank must be an integer in [0, ${kmax}] for a [${m}, ${n}] matrix, got ${String(rank)}`);
+    throw new ArgumentError(`truncatedSVD: rank must be an integer in [0, ${kmax}] for a [${m}, ${n}] matrix, got ${String(rank)}`);
   }
   const iters = opts.iters ?? 4;
-  if (!Number.isInteger(iters) || iters < 0) throw new ArgumentError(`truncatedSvd: iters must be a non-negative integer, got ${String(iters)}`);
+  if (!Number.isInteger(iters) || iters < 0) throw new ArgumentError(`truncatedSVD: iters must be a non-negative integer, got ${String(iters)}`);
   const oversample = opts.oversample ?? 10;
   if (!Number.isInteger(oversample) || oversample < 0) {
-    throw new ArgumentError(`truncatedSvd: oversample must be a non-negative integer, got ${String(oversample)}`);
+    throw new ArgumentError(`truncatedSVD: oversample must be a non-negative integer, got ${String(oversample)}`);
   }
   const rng = opts.rng ?? new Random(0);
   if (rank === 0) return { u: mat(m, 0), s: new Float64Array(0), v: mat(n, 0) };
@@ -246,12 +246,12 @@ function truncatedSvdMat(A: Mat, rank: number, opts: TruncatedSvdOptions): SvdMa
 }
 
 /**
- * The rank-r approximation u_r diag(s_r) v_r^T of a, from `truncatedSvd` (same options), as a tensor of a's
+ * The rank-r approximation u_r diag(s_r) v_r^T of a, from `truncatedSVD` (same options), as a tensor of a's
  * shape. By Eckart–Young it is the best rank-r approximation in Frobenius norm, up to the randomized error.
  */
-export function lowRankApproximation(a: Tensor, rank: number, opts: TruncatedSvdOptions = {}): Tensor<LinalgDType> {
+export function lowRankApproximation(a: Tensor, rank: number, opts: TruncatedSVDOptions = {}): Tensor<LinalgDType> {
   const A = matFromTensor(a, 'lowRankApproximation', 'a');
-  const { u, s, v } = truncatedSvdMat(A, rank, opts);
+  const { u, s, v } = truncatedSVDMat(A, rank, opts);
   const m = A.rows;
   const n = A.cols;
   const out = mat(m, n);

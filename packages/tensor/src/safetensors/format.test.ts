@@ -45,15 +45,15 @@ function expectMalformed(bytes: Uint8Array, ...fragments: string[]): Safetensors
 
 describe('hand-built fixture', () => {
   // Header written out by hand: __metadata__ first, tensors in name order, HF's compact JSON.
-  const headerJson =
+  const headerJSON =
     '{"__metadata__":{"format":"pt","note":"x"},' +
     '"bias":{"dtype":"I8","shape":[3],"data_offsets":[0,3]},' +
     '"mask":{"dtype":"BOOL","shape":[],"data_offsets":[3,4]},' +
     '"weight":{"dtype":"F32","shape":[2,2],"data_offsets":[4,20]}}';
 
   function expectedBytes(): Uint8Array {
-    expect(headerJson.length).toBe(215); // ASCII only, so characters = bytes
-    const header = headerJson + ' '; // one space pads 215 to 216, a multiple of 8
+    expect(headerJSON.length).toBe(215); // ASCII only, so characters = bytes
+    const header = headerJSON + ' '; // one space pads 215 to 216, a multiple of 8
     const out = new Uint8Array(8 + 216 + 20);
     const view = new DataView(out.buffer);
     view.setUint32(0, 216, true); // u64 little-endian: low word 216, high word 0

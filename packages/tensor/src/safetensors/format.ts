@@ -35,7 +35,7 @@ import {
   StridedArray,
   toTensorStorage,
 } from './codec.js';
-import { isJsonObject, JsonObject, JsonSyntaxError, JsonValue, parseStrictJson } from './json.js';
+import { isJSONObject, JSONObject, JSONSyntaxError, JSONValue, parseStrictJSON } from './json.js';
 import {
   parseSparseSpec,
   SAFETENSORS_SPARSE_PREFIX,
@@ -122,11 +122,11 @@ export function readSafetensorsHeaderLength(prefix: Uint8Array, totalLength: num
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-const isCount = (v: JsonValue | undefined): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isCount = (v: JSONValue | undefined): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
-function describe(v: JsonValue | undefined): string {
+function describe(v: JSONValue | undefined): string {
   if (v === undefined) return 'nothing';
-  if (isJsonObject(v)) return 'an object';
+  if (isJSONObject(v)) return 'an object';
   const s = JSON.stringify(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
@@ -139,9 +139,9 @@ function expectedBytes(code: SafetensorsDType, shape: number[]): bigint | string
   return bits / 8n;
 }
 
-function parseEntry(name: string, value: JsonValue, dataLength: number, file: string): SafetensorsEntry {
+function parseEntry(name: string, value: JSONValue, dataLength: number, file: string): SafetensorsEntry {
   const where = `tensor ${JSON.stringify(name)}`;
-  if (!isJsonObject(value)) throw new SafetensorsError(file, `${where}: expected an object with dtype, shape and data_offsets, got ${describe(value)}`);
+  if (!isJSONObject(value)) throw new SafetensorsError(file, `${where}: expected an object with dtype, shape and data_offsets, got ${describe(value)}`);
   const dtype = value.get('dtype');
   if (typeof dtype !== 'string') throw new SafetensorsError(file, `${where}: dtype must be a string, got ${describe(dtype)}`);
   if (!isSafetensorsDType(dtype)) throw new SafetensorsError(file, `${where}: unknown dtype ${JSON.stringify(dtype)}`);
@@ -169,10 +169,10 @@ function parseEntry(name: string, value: JsonValue, dataLength: number, file: st
   return { name, dtype, shape: [...(shape as number[])], begin, end };
 }
 
-function parseMetadata(value: JsonValue, file: string): Record<string, string> {
+function parseMetadata(value: JSONValue, file: string): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
   if (value === null) return out; // the reference accepts an explicit null as "no metadata"
-  if (!isJsonObject(value)) throw new SafetensorsError(file, `${METADATA_KEY} must be an object of strings, got ${describe(value)}`);
+  if (!isJSONObject(value)) throw new SafetensorsError(file, `${METADATA_KEY} must be an object of strings, got ${describe(value)}`);
   for (const [k, v] of value) {
     if (typeof v !== 'string') throw new SafetensorsError(file, `${METADATA_KEY}: value of ${JSON.stringify(k)} must be a string, got ${describe(v)}`);
     out[k] = v;
@@ -180,7 +180,7 @@ function parseMetadata(value: JsonValue, file: string): Record<string, string> {
   return out;
 }
 
-function jsonReason(e: JsonSyntaxError): string {
+function jsonReason(e: JSONSyntaxError): string {
   const [first, ...rest] = e.path;
   if (e.duplicateKey !== undefined) {
     if (first === undefined) return `duplicate tensor name ${JSON.stringify(e.duplicateKey)} in the header (${e.message})`;
@@ -205,17 +205,17 @@ export function decodeSafetensorsHeader(headerBytes: Uint8Array, dataLength: num
   }
   // The reference rejects headers that do not open with '{' (no leading whitespace or BOM).
   if (text.charCodeAt(0) !== 0x7b) throw new SafetensorsError(file, `header must start with '{', got ${describe(text.slice(0, 20))}`);
-  let root: JsonValue;
+  let root: JSONValue;
   try {
-    root = parseStrictJson(text);
+    root = parseStrictJSON(text);
   } catch (cause) {
-    if (cause instanceof JsonSyntaxError) throw new SafetensorsError(file, jsonReason(cause), { cause });
+    if (cause instanceof JSONSyntaxError) throw new SafetensorsError(file, jsonReason(cause), { cause });
     throw cause;
   }
-  if (!isJsonObject(root)) throw new SafetensorsError(file, `header must be a JSON object, got ${describe(root)}`);
+  if (!isJSONObject(root)) throw new SafetensorsError(file, `header must be a JSON object, got ${describe(root)}`);
   let metadata: Record<string, string> = Object.create(null);
   const tensors: SafetensorsEntry[] = [];
-  for (const [key, value] of root as JsonObject) {
+  for (const [key, value] of root as JSONObject) {
     if (key === METADATA_KEY) metadata = parseMetadata(value, file);
     else tensors.push(parseEntry(key, value, dataLength, file));
   }

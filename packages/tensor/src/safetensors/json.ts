@@ -3,17 +3,17 @@
 // prototype writes on plain objects, and a deeply nested 100 MB header would overflow its stack.
 // Objects come back as Maps (insertion order, no prototype), arrays as arrays.
 
-export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
-export type JsonObject = Map<string, JsonValue>;
+export type JSONValue = null | boolean | number | string | JSONValue[] | JSONObject;
+export type JSONObject = Map<string, JSONValue>;
 
 /** Malformed JSON. `path` is the chain of object keys leading to the problem (empty at top level). */
-export class JsonSyntaxError extends Error {
+export class JSONSyntaxError extends Error {
   readonly position: number;
   readonly path: readonly string[];
   readonly duplicateKey: string | undefined;
   constructor(message: string, position: number, path: readonly string[], duplicateKey?: string) {
     super(message);
-    this.name = 'JsonSyntaxError';
+    this.name = 'JSONSyntaxError';
     this.position = position;
     this.path = path;
     this.duplicateKey = duplicateKey;
@@ -31,7 +31,7 @@ class Parser {
     private readonly maxDepth: number,
   ) {}
 
-  parseDocument(): JsonValue {
+  parseDocument(): JSONValue {
     const v = this.value(0);
     this.ws();
     if (this.i < this.s.length) this.fail('unexpected text after the JSON value');
@@ -39,7 +39,7 @@ class Parser {
   }
 
   private fail(what: string, duplicateKey?: string): never {
-    throw new JsonSyntaxError(`${what} at character ${this.i}`, this.i, [...this.path], duplicateKey);
+    throw new JSONSyntaxError(`${what} at character ${this.i}`, this.i, [...this.path], duplicateKey);
   }
 
   private ws(): void {
@@ -51,7 +51,7 @@ class Parser {
     }
   }
 
-  private value(depth: number): JsonValue {
+  private value(depth: number): JSONValue {
     this.ws();
     if (this.i >= this.s.length) this.fail('unexpected end of input');
     const c = this.s.charCodeAt(this.i);
@@ -144,10 +144,10 @@ class Parser {
     }
   }
 
-  private array(depth: number): JsonValue[] {
+  private array(depth: number): JSONValue[] {
     if (depth > this.maxDepth) this.fail(`nesting deeper than ${this.maxDepth}`);
     this.i++;
-    const out: JsonValue[] = [];
+    const out: JSONValue[] = [];
     this.ws();
     if (this.s.charCodeAt(this.i) === 0x5d) {
       this.i++;
@@ -169,10 +169,10 @@ class Parser {
     }
   }
 
-  private object(depth: number): JsonObject {
+  private object(depth: number): JSONObject {
     if (depth > this.maxDepth) this.fail(`nesting deeper than ${this.maxDepth}`);
     this.i++;
-    const out: JsonObject = new Map();
+    const out: JSONObject = new Map();
     this.ws();
     if (this.s.charCodeAt(this.i) === 0x7d) {
       this.i++;
@@ -206,12 +206,12 @@ class Parser {
 
 /**
  * Parses JSON text strictly: duplicate keys and nesting deeper than `maxDepth` are errors.
- * Runs in time linear in the text and in bounded stack. Throws JsonSyntaxError.
+ * Runs in time linear in the text and in bounded stack. Throws JSONSyntaxError.
  */
-export function parseStrictJson(text: string, maxDepth = 64): JsonValue {
+export function parseStrictJSON(text: string, maxDepth = 64): JSONValue {
   return new Parser(text, maxDepth).parseDocument();
 }
 
-export function isJsonObject(v: JsonValue | undefined): v is JsonObject {
+export function isJSONObject(v: JSONValue | undefined): v is JSONObject {
   return v instanceof Map;
 }

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachAdapters, getTfForm, type AdapterTrainingHooks } from '@sparse/lora-variants/tfjs';
 import type { AdapterVariant, SupportCriterion } from '@sparse/lora-variants';
-import { savePeftAdapter } from '@sparse/lora-variants/node';
+import { savePEFTAdapter } from '@sparse/lora-variants/node';
 import { getVariant, variants } from '@sparse/lora-variants';
 import type { StageOf } from '../../recipe/schema.js';
 import type { CheckpointContent } from '../../run/checkpoint.js';
@@ -249,7 +249,7 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   let saved = '';
   try {
     mkdirSync(dir, { recursive: true });
-    await savePeftAdapter(dir, modules, { baseModelNameOrPath: null });
+    await savePEFTAdapter(dir, modules, { baseModelNameOrPath: null });
     saved = `, saved to ${dir}`;
     ctx.report.files.push({ label: `adapter ${label} (PEFT)`, path: dir, bytes: 0 });
   } catch (err) {

@@ -19,10 +19,10 @@ const recipe = resolveRecipe({
   eval: { windows: 4, batch: 4 },
   stages: [
     { stage: 'pretrain', steps: 4, batch: 4 },
-    { stage: 'adapt', method: 'sft', config: { density: 0.2, regrowEvery: 4, regrowFraction: 0.5 }, steps: 10, batch: 4, lr: 1e-2, checkpointEvery: 3, merge: true },
+    { stage: 'adapt', method: 'sft', config: { density: 0.2, every: 4, regrowFraction: 0.5 }, steps: 10, batch: 4, lr: 1e-2, checkpointEvery: 3, merge: true },
     { stage: 'adapt', method: 'mezo', config: { eps: 1e-3 }, steps: 8, batch: 4, lr: 1e-3, checkpointEvery: 3 },
     { stage: 'prune', method: 'magnitude', config: { n: 2, m: 4 } },
-    { stage: 'adapt', method: 'sparse-mezo', config: { eps: 1e-3, fraction: 0.5 }, steps: 8, batch: 4, lr: 1e-3, checkpointEvery: 3 },
+    { stage: 'adapt', method: 'sparse-mezo', config: { eps: 1e-3, density: 0.5 }, steps: 8, batch: 4, lr: 1e-3, checkpointEvery: 3 },
     { stage: 'evaluate' },
   ],
 });

@@ -3,7 +3,7 @@
 // (and Sparse MeZO's masks) travel in the stage state, so a resumed run continues step for step.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { mezoConfigSchema, smallMagnitudeMask, sparseMezoConfigSchema, type MezoConfig, type SparseMezoConfig } from '@sparse/lora-variants';
+import { mezoConfigSchema, smallMagnitudeMask, sparseMeZOConfigSchema, type MeZOConfig, type SparseMeZOConfig } from '@sparse/lora-variants';
 import { mezoStepTf } from '@sparse/lora-variants/tfjs';
 import { maskFromBooleans, maskToBooleans } from '@sparse/masks';
 import { ArgumentError } from '@sparse/tensor';
@@ -20,21 +20,21 @@ export const mezoMethod: TrainerMethod<'adapt'> = {
   describe: 'MeZO zeroth-order fine-tuning of the targeted weights: forward passes only (@sparse/lora-variants)',
   schema: mezoConfigSchema,
   from: '@sparse/lora-variants',
-  run: (args) => runMezoStage(args, false),
+  run: (args) => runMeZOStage(args, false),
 };
 
-export const sparseMezoMethod: TrainerMethod<'adapt'> = {
+export const sparseMeZOMethod: TrainerMethod<'adapt'> = {
   kind: 'adapt',
   name: 'sparse-mezo',
   describe: 'Sparse MeZO: MeZO on the smallest-magnitude entries only (@sparse/lora-variants)',
-  schema: sparseMezoConfigSchema,
+  schema: sparseMeZOConfigSchema,
   from: '@sparse/lora-variants',
-  run: (args) => runMezoStage(args, true),
+  run: (args) => runMeZOStage(args, true),
 };
 
-async function runMezoStage(args: StageArgs<Stage>, sparse: boolean): Promise<StageOutcome> {
+async function runMeZOStage(args: StageArgs<Stage>, sparse: boolean): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
-  const cfg = stage.config as MezoConfig & Partial<SparseMezoConfig>;
+  const cfg = stage.config as MeZOConfig & Partial<SparseMeZOConfig>;
   const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
   const vars = layers.map((l) => ctx.model.params[l.name]!);
   // never perturb pruned entries; Sparse MeZO further restricts to the smallest-magnitude kept ones,
@@ -50,7 +50,7 @@ async function runMezoStage(args: StageArgs<Stage>, sparse: boolean): Promise<St
     }
     const w = vars[i]!.dataSync() as Float32Array;
     const kept = base ? Float32Array.from(w, (x, k) => (base[k] !== 0 ? x : Infinity)) : w;
-    return maskToBooleans(smallMagnitudeMask(kept, cfg.fraction! * (base ? base.reduce((s, v) => s + (v !== 0 ? 1 : 0), 0) / base.length : 1)));
+    return maskToBooleans(smallMagnitudeMask(kept, cfg.density! * (base ? base.reduce((s, v) => s + (v !== 0 ? 1 : 0), 0) / base.length : 1)));
   });
   const maskArgs = masks.map((m) => (m ? maskFromBooleans(m, [m.length]) : null));
   const seeds = stageRng(args, 'mezo');

@@ -24,7 +24,7 @@ describe('adapter stages resume inside the stage', () => {
       stages: [
         { stage: 'pretrain', steps: 3, batch: 4 },
         { stage: 'adapt', method: 'mosa', config: { r: 4, modules: 4 }, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
-        { stage: 'adapt', method: 'losia', config: { rows: 0.25, cols: 0.25, relocalizeEvery: 3 }, supportBatches: 2, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
+        { stage: 'adapt', method: 'losia', config: { rows: 0.25, cols: 0.25, every: 3 }, supportBatches: 2, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
       ],
     });
     const whole = join(tmp, 'whole');
@@ -58,10 +58,10 @@ describe('adapter stages resume inside the stage', () => {
     ];
     const pstOnly = join(tmp, 'pst');
     await startRun(resolveRecipe({ seed: 6, model: MODEL, eval: { windows: 4, batch: 4 }, stages }), { dir: pstOnly, ...quiet });
-    const thenLora = join(tmp, 'pst-lora');
-    await startRun(resolveRecipe({ seed: 6, model: MODEL, eval: { windows: 4, batch: 4 }, stages: [...stages, { stage: 'adapt', method: 'lora', steps: 3, batch: 4, lr: 1e-2 }] }), { dir: thenLora, ...quiet });
+    const thenLoRA = join(tmp, 'pst-lora');
+    await startRun(resolveRecipe({ seed: 6, model: MODEL, eval: { windows: 4, batch: 4 }, stages: [...stages, { stage: 'adapt', method: 'lora', steps: 3, batch: 4, lr: 1e-2 }] }), { dir: thenLoRA, ...quiet });
     const first = await readCheckpoint(pstOnly);
-    const second = await readCheckpoint(thenLora);
+    const second = await readCheckpoint(thenLoRA);
     expect(first.masks.size).toBe(4);
     for (const [n, m] of first.masks) {
       const w1 = first.params.get(n)!.data;

@@ -248,7 +248,7 @@ describe('LoSiA re-localization in the adapt stage', () => {
   const noCheckpoint = async () => {};
 
   it('before step k·every + 1: merges each core through the mask and picks the subnet of sensitivity scores at the adapted weights', () => {
-    const { ctx, stage } = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25, relocalizeEvery: 2 } });
+    const { ctx, stage } = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25, every: 2 } });
     attachStageAdapter(ctx, stage, 0, 'adapt');
     const adapter = ctx.adapter!.model;
     // a trained core: random values
@@ -313,7 +313,7 @@ describe('LoSiA re-localization in the adapt stage', () => {
     }
     // the subnets travel in the stage state: a fresh attach resumed from it continues on them
     const saved = reloc.stageState!();
-    const again = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25, relocalizeEvery: 2 } });
+    const again = contextFor({ method: 'losia', config: { rows: 0.25, cols: 0.25, every: 2 } });
     attachStageAdapter(again.ctx, again.stage, 0, 'adapt');
     const againModel = again.ctx.adapter!.model;
     const resumed = adapterTraining({ ...args, ctx: again.ctx, stage: again.stage, resume: { step: 3, stageState: JSON.parse(JSON.stringify(saved)) } }, getVariant('losia'), new Map(againModel.trainableVariables().map((v, k) => [`adapter/${k}`, v])));
@@ -331,16 +331,16 @@ describe('LoSiA re-localization in the adapt stage', () => {
     dispose(again.ctx);
   }, 60_000);
 
-  it('recipes: relocalizeEvery is a losia config field and needs data scores; a 2:4 run re-localizes and exports 2:4', async () => {
-    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'rosa', config: { relocalizeEvery: 2 } }] })).toThrow(/stages\[0\]\.config: .*relocalizeEvery/);
-    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'losia', config: { relocalizeEvery: 2 }, supportScores: 'magnitude' }] })).toThrow(/stages\[0\]\.supportScores: 'losia': re-localization needs data scores/);
+  it('recipes: every is a losia config field and needs data scores; a 2:4 run re-localizes and exports 2:4', async () => {
+    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'rosa', config: { every: 2 } }] })).toThrow(/stages\[0\]\.config: .*every/);
+    expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'losia', config: { every: 2 }, supportScores: 'magnitude' }] })).toThrow(/stages\[0\]\.supportScores: 'losia': re-localization needs data scores/);
     const recipe = resolveRecipe({
       model: MODEL,
       eval: { windows: 4, batch: 4 },
       stages: [
         { stage: 'pretrain', steps: 3, batch: 4 },
         { stage: 'prune', method: 'magnitude', config: { n: 2, m: 4 } },
-        { stage: 'adapt', method: 'losia', config: { relocalizeEvery: 2 }, supportBatches: 2, steps: 5, batch: 4, lr: 1e-3 },
+        { stage: 'adapt', method: 'losia', config: { every: 2 }, supportBatches: 2, steps: 5, batch: 4, lr: 1e-3 },
         { stage: 'evaluate' },
         { stage: 'export', formats: ['compressed'] },
       ],

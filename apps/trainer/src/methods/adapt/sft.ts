@@ -5,7 +5,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { sftConfigSchema, type SftConfig } from '@sparse/lora-variants';
+import { sftConfigSchema, type SFTConfig } from '@sparse/lora-variants';
 import { saveSparseDeltas } from '@sparse/lora-variants/node';
 import { SparseFineTuner, type SparseFineTunerState } from '@sparse/lora-variants/tfjs';
 import { Random } from '@sparse/tensor';
@@ -22,12 +22,12 @@ export const sftMethod: TrainerMethod<'adapt'> = {
   describe: 'sparse fine-tuning: a delta stored as indices + values, Adam state only for them, optional drop-and-regrow (@sparse/lora-variants)',
   schema: sftConfigSchema,
   from: '@sparse/lora-variants',
-  run: runSftStage,
+  run: runSFTStage,
 };
 
-async function runSftStage(args: StageArgs<Stage>): Promise<StageOutcome> {
+async function runSFTStage(args: StageArgs<Stage>): Promise<StageOutcome> {
   const { ctx, stage, index, label } = args;
-  const cfg = stage.config as SftConfig;
+  const cfg = stage.config as SFTConfig;
   const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
   const weights = Object.fromEntries(layers.map((l) => [l.name, ctx.model.params[l.name]!]));
   // the support may only use entries the base keeps: a pruned weight stays pruned
@@ -45,15 +45,15 @@ async function runSftStage(args: StageArgs<Stage>): Promise<StageOutcome> {
     }
     supports[l.name] = kept.slice(0, Math.min(want, kept.length)).sort((a, b) => a - b);
   }
-  if (Object.keys(supports).length > 0 && cfg.regrowEvery > 0) {
-    throw new Error(`stages[${index}].config.regrowEvery: drop-and-regrow could grow pruned entries of a masked weight; use regrowEvery: 0 on a pruned model`);
+  if (Object.keys(supports).length > 0 && cfg.every > 0) {
+    throw new Error(`stages[${index}].config.every: drop-and-regrow could grow pruned entries of a masked weight; use every: 0 on a pruned model`);
   }
   const tuner = new SparseFineTuner(weights, {
     density: cfg.density,
     supports,
     seed: ctx.recipe.seed * 1000 + index,
     adam: { lr: stage.lr, weightDecay: cfg.weightDecay },
-    ...(cfg.regrowEvery > 0 ? { regrow: { every: cfg.regrowEvery, fraction: cfg.regrowFraction } } : {}),
+    ...(cfg.every > 0 ? { regrow: { every: cfg.every, fraction: cfg.regrowFraction } } : {}),
   });
   try {
     const saved = args.resume?.stageState?.sft as SparseFineTunerState | undefined;

@@ -6,7 +6,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { maskFromPredicate } from '@sparse/masks';
-import { BlockInfluenceAccumulator, cfspBlockKeepRatios, cfspConfigSchema, channelScores, ColumnNormAccumulator, type CfspConfig } from '@sparse/pruners';
+import { BlockInfluenceAccumulator, cfspBlockDensities, cfspConfigSchema, channelScores, ColumnNormAccumulator, type CFSPConfig } from '@sparse/pruners';
 import { tensor } from '@sparse/tensor';
 import type { StageOf } from '../../recipe/schema.js';
 import { calibrationBatches } from '../../stages/calibration.js';
@@ -19,7 +19,7 @@ export const cfspMethod: TrainerMethod<'prune'> = {
   describe: 'CFSP structured pruning of MLP neurons: per-block budget from block influence, neurons by activation-weighted importance',
   schema: cfspConfigSchema,
   from: '@sparse/pruners',
-  run: runCfsp,
+  run: runCFSP,
 };
 
 function applyMaskTo(args: StageArgs, name: string, keep: (row: number, col: number) => boolean): void {
@@ -31,9 +31,9 @@ function applyMaskTo(args: StageArgs, name: string, keep: (row: number, col: num
   args.ctx.setMask(name, mask);
 }
 
-async function runCfsp(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
+async function runCFSP(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome> {
   const { ctx, stage, index } = args;
-  const cfg = stage.config as CfspConfig;
+  const cfg = stage.config as CFSPConfig;
   const all = ctx.linears();
   const blocks = [...new Set(all.map((l) => l.block))].sort((a, b) => a - b);
   const downs = blocks.map((b) => all.find((l) => l.block === b && l.role === 'mlp.down' && l.expert === undefined));
@@ -55,7 +55,7 @@ async function runCfsp(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome>
   };
   for (const { ids, b, len } of calibrationBatches(ctx, index, stage.data)) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), { ...ctx.hooks(), ...hooks }));
   const importance = influence.map((a) => a.importance());
-  const keepRatios = cfspBlockKeepRatios(importance, cfg.sparsity, { a: cfg.a, sizes: downs.map((l) => l!.in) });
+  const densities = cfspBlockDensities(importance, cfg.sparsity, { a: cfg.a, sizes: downs.map((l) => l!.in) });
   const lines: string[] = [];
   downs.forEach((down, i) => {
     const producers = all.filter((l) => l.block === down!.block && (l.role === 'mlp.up' || l.role === 'mlp.gate') && l.expert === undefined);
@@ -66,7 +66,7 @@ async function runCfsp(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome>
       producers: producers.map((p) => coreOf(ctx.model.params[p.name]!)),
       metric: cfg.metric,
     });
-    const keep = Math.max(1, Math.round(keepRatios[i]! * down!.in));
+    const keep = Math.max(1, Math.round(densities[i]! * down!.in));
     const order = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]! || a - b);
     const kept = new Uint8Array(down!.in);
     for (const ch of order.slice(0, keep)) kept[ch] = 1;
@@ -82,6 +82,6 @@ async function runCfsp(args: StageArgs<StageOf<'prune'>>): Promise<StageOutcome>
   });
   ctx.pattern = undefined;
   ctx.log.say(`${args.label}: CFSP ${(cfg.sparsity * 100).toFixed(0)}% of MLP neurons: ${lines.join('; ')}`);
-  ctx.log.event({ event: 'cfsp', stage: index, importance, keepRatios });
+  ctx.log.event({ event: 'cfsp', stage: index, importance, densities });
   return { summary: `CFSP ${(cfg.sparsity * 100).toFixed(0)}% of MLP neurons (${lines.join('; ')})` };
 }

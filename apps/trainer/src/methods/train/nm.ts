@@ -1,5 +1,5 @@
 // train method 'nm': N:M training from the current weights through the mask, with STE, SR-STE or
-// progressive gradient flow (@sparse/nm); the masks follow the weights every `recomputeEvery` steps.
+// progressive gradient flow (@sparse/nm); the masks follow the weights every `every` steps.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { applyMask, type Mask } from '@sparse/masks';
@@ -43,8 +43,8 @@ async function trainNM(args: StageArgs<StageOf<'train'>>, variables: Map<string,
   const estimator = (): MaskEstimator =>
     cfg.estimator === 'ste' ? { kind: 'ste' } : cfg.estimator === 'sr-ste' ? { kind: 'sr-ste', lambda: cfg.lambda } : { kind: 'progressive', decay };
   const recompute = (step: number) => {
-    // masks follow the weights every `recomputeEvery` steps: before steps 1, 1+k, 1+2k, ...
-    const due = (step - 1) % cfg.recomputeEvery === 0;
+    // masks follow the weights every `every` steps: before steps 1, 1+k, 1+2k, ...
+    const due = (step - 1) % cfg.every === 0;
     for (const l of layers) {
       if (due || !current.has(l.name)) setMask(l.name, nmMask(coreOf(ctx.model.params[l.name]!), { n: cfg.n, m: cfg.m }));
     }

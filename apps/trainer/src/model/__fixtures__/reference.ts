@@ -1,8 +1,8 @@
 // Test-only: plain-JS float64 forward passes of the GPT and Llama models, written directly from
 // the definitions (per token, per head, loops), independent of the tfjs code under test.
 
-import type { GptConfig } from '../config.js';
-import type { MoeConfig } from '../layers.js';
+import type { GPTConfig } from '../config.js';
+import type { MoEConfig } from '../layers.js';
 import type { LlamaConfig } from '../llama.js';
 
 type Rows = number[][];
@@ -95,7 +95,7 @@ function rope(x: Rows, t: number, heads: number, hd: number, theta: number): Row
 }
 
 /** Per token: router logits, the top k (ties to the lower index), softmax over them, gated sum of those experts only. */
-export function moeReference(x: Rows, v: Values, prefix: string, moe: MoeConfig, expert: (e: number, row: number[]) => number[]): { out: Rows; chosen: number[][]; gates: number[][] } {
+export function moeReference(x: Rows, v: Values, prefix: string, moe: MoEConfig, expert: (e: number, row: number[]) => number[]): { out: Rows; chosen: number[][]; gates: number[][] } {
   const router = get(v, `${prefix}router.weight`);
   const chosen: number[][] = [];
   const gates: number[][] = [];
@@ -117,7 +117,7 @@ function addRows(a: Rows, b: Rows): Rows {
 }
 
 /** GPT logits [B*T][V] (weights [out, in]). */
-export function gptReference(cfg: GptConfig, v: Values, ids: number[][]): Rows {
+export function gptReference(cfg: GPTConfig, v: Values, ids: number[][]): Rows {
   const { d, heads, vocab } = cfg;
   const hidden = cfg.mlpRatio * d;
   const b = ids.length;

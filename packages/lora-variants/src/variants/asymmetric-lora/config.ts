@@ -1,7 +1,7 @@
 // The 'asymmetric-lora' variant's config: its zod schema (fields, defaults, strictness) and types.
 import { z } from 'zod';
 
-export const asymmetricLoraConfigSchema = z
+export const asymmetricLoRAConfigSchema = z
   .object({
     r: z.number().int().positive().default(8),
     alpha: z.number().positive().default(8),
@@ -10,4 +10,4 @@ export const asymmetricLoraConfigSchema = z
     aInit: z.enum(['uniform', 'orthogonal']).default('uniform'),
   })
   .strict();
-export type AsymmetricLoraConfig = z.output<typeof asymmetricLoraConfigSchema>;
+export type AsymmetricLoRAConfig = z.output<typeof asymmetricLoRAConfigSchema>;

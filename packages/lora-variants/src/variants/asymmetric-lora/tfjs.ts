@@ -4,11 +4,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { v } from '../shared/tfjs.js';
 import { ASYMMETRIC_LORA_FROZEN, asymmetricScaling } from './variant.js';
-import type { AsymmetricLoraConfig } from './config.js';
+import type { AsymmetricLoRAConfig } from './config.js';
 
-export const asymmetricLoraForm: TfAdapterForm = {
+export const asymmetricLoRAForm: TfAdapterForm = {
   variant: 'asymmetric-lora',
   frozen: ASYMMETRIC_LORA_FROZEN,
   effectiveWeight: ({ base, vars, state }) =>
-    tf.add(base, tf.mul(tf.matMul(v(vars, 'lora_B'), v(vars, 'lora_A')), asymmetricScaling(state.config as AsymmetricLoraConfig))),
+    tf.add(base, tf.mul(tf.matMul(v(vars, 'lora_B'), v(vars, 'lora_A')), asymmetricScaling(state.config as AsymmetricLoRAConfig))),
 };

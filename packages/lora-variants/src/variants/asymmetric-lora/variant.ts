@@ -4,18 +4,18 @@
 import { ArgumentError, matmul, qr, tensor, type Float32Tensor } from '@sparse/tensor';
 import { loraFactors } from '../lora/variant.js';
 import { defineFamilyVariant, transposed } from '../shared/family.js';
-import { asymmetricLoraConfigSchema, type AsymmetricLoraConfig } from './config.js';
+import { asymmetricLoRAConfigSchema, type AsymmetricLoRAConfig } from './config.js';
 
 export const ASYMMETRIC_LORA_FROZEN = ['lora_A'] as const;
 
-export function asymmetricScaling(c: AsymmetricLoraConfig): number {
+export function asymmetricScaling(c: AsymmetricLoRAConfig): number {
   return c.rslora ? c.alpha / Math.sqrt(c.r) : c.alpha / c.r;
 }
 
-export const asymmetricLoraVariant = defineFamilyVariant<AsymmetricLoraConfig>({
+export const asymmetricLoRAVariant = defineFamilyVariant<AsymmetricLoRAConfig>({
   name: 'asymmetric-lora',
   describe: 'Asymmetric LoRA: ΔW = scaling · B A with a frozen random A; only B [out, r] trains',
-  schema: asymmetricLoraConfigSchema,
+  schema: asymmetricLoRAConfigSchema,
   init(base, c, rng) {
     const [out, inp] = base.shape as [number, number];
     let a: Float32Tensor;

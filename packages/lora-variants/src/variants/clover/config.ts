@@ -7,4 +7,4 @@ export const cloverConfigSchema = z
     heads: z.number().int().positive().default(1),
   })
   .strict();
-export type CloverConfig = z.output<typeof cloverConfigSchema>;
+export type CLOVERConfig = z.output<typeof cloverConfigSchema>;

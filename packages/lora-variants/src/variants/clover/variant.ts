@@ -7,7 +7,7 @@
 // weights and is not expressible as a single-weight variant; this is the per-weight part.
 import { ArgumentError, svd, tensor, type Float32Tensor } from '@sparse/tensor';
 import { defineFamilyVariant } from '../shared/family.js';
-import { cloverConfigSchema, type CloverConfig } from './config.js';
+import { cloverConfigSchema, type CLOVERConfig } from './config.js';
 
 export const CLOVER_FROZEN = ['clover_U', 'clover_V'] as const;
 
@@ -18,7 +18,7 @@ function headDims(shape: readonly [number, number] | readonly number[], heads: n
   return { d, k: Math.min(d, inp) };
 }
 
-export const cloverVariant = defineFamilyVariant<CloverConfig>({
+export const cloverVariant = defineFamilyVariant<CLOVERConfig>({
   name: 'clover',
   describe: 'CLOVER: per-head SVD W_h = U_h diag(σ_h) V_hᵀ; only the singular values train (ΔW_h = U_h diag(δ_h) V_hᵀ)',
   schema: cloverConfigSchema,

@@ -11,5 +11,5 @@ export const cordaConfigSchema = z
     damping: z.number().positive().default(1e-4),
   })
   .strict();
-export type CordaConfig = z.output<typeof cordaConfigSchema>;
-export type CordaConfigInput = z.input<typeof cordaConfigSchema>;
+export type CorDAConfig = z.output<typeof cordaConfigSchema>;
+export type CorDAConfigInput = z.input<typeof cordaConfigSchema>;

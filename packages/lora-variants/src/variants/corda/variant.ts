@@ -10,12 +10,12 @@
 // Trainable: r (out + in).
 import { ArgumentError, cholesky, choleskyInverse, matmul, svd, tensor, type Float32Tensor } from '@sparse/tensor';
 import { calibrationCovariance, checkRank, defineFamilyVariant, minus, needsCovariance } from '../shared/family.js';
-import { cordaConfigSchema, type CordaConfig } from './config.js';
+import { cordaConfigSchema, type CorDAConfig } from './config.js';
 
 export const CORDA_FROZEN = ['corda_A0', 'corda_B0'] as const;
 
 /** B₀ [out, r] and A₀ [r, in] of CorDA's chosen components (float64 inside). */
-export function cordaComponents(base: Float32Tensor, cov: Float64Array, c: Pick<CordaConfig, 'r' | 'mode' | 'damping'>, where = 'corda'): { b: Float32Tensor; a: Float32Tensor; damped: Float64Array } {
+export function cordaComponents(base: Float32Tensor, cov: Float64Array, c: Pick<CorDAConfig, 'r' | 'mode' | 'damping'>, where = 'corda'): { b: Float32Tensor; a: Float32Tensor; damped: Float64Array } {
   const [out, inp] = base.shape as [number, number];
   checkRank(c.r, base.shape, where);
   const cd = Float64Array.from(cov);
@@ -50,7 +50,7 @@ export function cordaComponents(base: Float32Tensor, cov: Float64Array, c: Pick<
   return { b: tensor(b, [out, c.r]), a: tensor(a, [c.r, inp]), damped: cd };
 }
 
-export const cordaVariant = defineFamilyVariant<CordaConfig>({
+export const cordaVariant = defineFamilyVariant<CorDAConfig>({
   name: 'corda',
   describe: 'CorDA: LoRA built from r components of the SVD of W C (C: input covariance); instruction-previewed or knowledge-preserved',
   schema: cordaConfigSchema,

@@ -12,5 +12,5 @@ export const dseeConfigSchema = z
     decompositionRank: z.number().int().nonnegative().default(8),
   })
   .strict();
-export type DseeConfig = z.output<typeof dseeConfigSchema>;
-export type DseeConfigInput = z.input<typeof dseeConfigSchema>;
+export type DSEEConfig = z.output<typeof dseeConfigSchema>;
+export type DSEEConfigInput = z.input<typeof dseeConfigSchema>;

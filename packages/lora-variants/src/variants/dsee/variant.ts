@@ -8,7 +8,7 @@
 import { ArgumentError, lowRankApproximation, tensor, type Float32Tensor, type Random } from '@sparse/tensor';
 import { loraScaling } from '../lora/variant.js';
 import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactorsFor, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../shared/sparse.js';
-import { dseeConfigSchema, type DseeConfig } from './config.js';
+import { dseeConfigSchema, type DSEEConfig } from './config.js';
 
 /** |W − L|, L the rank-k truncated SVD of W (exact up to the randomized SVD's error, which is tiny at this size). */
 export function dseeResidualScores(w: Float32Tensor, rank: number, rng: Random): Float32Tensor {
@@ -18,7 +18,7 @@ export function dseeResidualScores(w: Float32Tensor, rank: number, rng: Random):
   return tensor(Float32Array.from(w.data, (v, k) => Math.abs(v - l.data[k]!)), w.shape);
 }
 
-export const dseeVariant = makeSparseVariant<DseeConfig>({
+export const dseeVariant = makeSparseVariant<DSEEConfig>({
   name: 'dsee',
   // data-free in the paper (the low-rank residual); data scores may choose the support instead
   supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },

@@ -12,4 +12,4 @@ export const loraDropoutConfigSchema = z
     seed: z.number().int().default(0),
   })
   .strict();
-export type LoraDropoutConfig = z.output<typeof loraDropoutConfigSchema>;
+export type LoRADropoutConfig = z.output<typeof loraDropoutConfigSchema>;

@@ -4,7 +4,7 @@ import { Random } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters } from '../../tfjs.js';
-import { loraDropoutEnsembleForward, loraDropoutVariant, sampleLoraDropoutDelta } from './variant.js';
+import { loraDropoutEnsembleForward, loraDropoutVariant, sampleLoRADropoutDelta } from './variant.js';
 import { loraDropoutEnsemble } from './tfjs.js';
 import { describeFamilyVariant, maxAbsDiff, randn, refMatmul, refTranspose, values } from '../shared/family-testing.js';
 
@@ -48,7 +48,7 @@ describe('lora-dropout specifics', () => {
     let dropped = 0;
     const n = 4000;
     for (let t = 0; t < n; t++) {
-      const d = sampleLoraDropoutDelta(s, rng);
+      const d = sampleLoRADropoutDelta(s, rng);
       if (t < 5) {
         const m = masksOf(d.data, full, 0.5);
         dropped += m.rows.filter((x) => x === 0).length + m.cols.filter((x) => x === 0).length;
@@ -66,7 +66,7 @@ describe('lora-dropout specifics', () => {
     const ref = new Float64Array(30);
     const rng2 = new Random(4);
     for (let t = 0; t < 7; t++) {
-      const d = sampleLoraDropoutDelta(s, rng2);
+      const d = sampleLoRADropoutDelta(s, rng2);
       const w = values(base).map((v, k) => v + d.data[k]!);
       refMatmul(values(x), refTranspose(w, 6, 8), 5, 8, 6).forEach((v, k) => (ref[k]! += v / 7));
     }

@@ -6,7 +6,7 @@ import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { v, type Vars } from '../shared/tfjs.js';
 import { loraDropoutScaling } from './variant.js';
-import type { LoraDropoutConfig } from './config.js';
+import type { LoRADropoutConfig } from './config.js';
 
 // Masks drawn per effectiveWeight call, seeded by config.seed, the layer (numbered in the order its
 // adapter is first used, so two layers of one model draw different masks) and a per-layer call count.
@@ -17,7 +17,7 @@ let dropoutLayers = 0;
 export const loraDropoutForm: TfAdapterForm = {
   variant: 'lora-dropout',
   effectiveWeight: ({ base, vars, state, training }) => {
-    const c = state.config as LoraDropoutConfig;
+    const c = state.config as LoRADropoutConfig;
     const d = tf.mul(tf.matMul(v(vars, 'lora_B'), v(vars, 'lora_A')), loraDropoutScaling(c));
     if (!training || c.p === 0) return tf.add(base, d);
     let draw = dropoutDraws.get(vars);

@@ -11,13 +11,13 @@ import { checkShape, checkState, floatMatrix } from '../shared/common.js';
 import type { AdapterState } from '../types.js';
 import { loraFactors } from '../lora/variant.js';
 import { defineFamilyVariant } from '../shared/family.js';
-import { loraDropoutConfigSchema, type LoraDropoutConfig } from './config.js';
+import { loraDropoutConfigSchema, type LoRADropoutConfig } from './config.js';
 
-export function loraDropoutScaling(c: LoraDropoutConfig): number {
+export function loraDropoutScaling(c: LoRADropoutConfig): number {
   return c.rslora ? c.alpha / Math.sqrt(c.r) : c.alpha / c.r;
 }
 
-export const loraDropoutVariant = defineFamilyVariant<LoraDropoutConfig>({
+export const loraDropoutVariant = defineFamilyVariant<LoRADropoutConfig>({
   name: 'lora-dropout',
   describe: 'LoRA Dropout: Bernoulli masks on A’s input columns and B’s output rows while training; test-time ensemble',
   schema: loraDropoutConfigSchema,
@@ -37,9 +37,9 @@ export const loraDropoutVariant = defineFamilyVariant<LoraDropoutConfig>({
 });
 
 /** One training-time ΔW: scaling/(1 − p)² · diag(m_B) B A diag(m_A), masks drawn from rng (B's rows first). */
-export function sampleLoraDropoutDelta(state: AdapterState, rng: Random): Float32Tensor {
-  checkState(state, 'lora-dropout', 'sampleLoraDropoutDelta');
-  const s = state as AdapterState<LoraDropoutConfig>;
+export function sampleLoRADropoutDelta(state: AdapterState, rng: Random): Float32Tensor {
+  checkState(state, 'lora-dropout', 'sampleLoRADropoutDelta');
+  const s = state as AdapterState<LoRADropoutConfig>;
   const [out, inp] = s.shape;
   const keep = 1 - s.config.p;
   const mb = Float32Array.from({ length: out }, () => (rng.uniform() < keep ? 1 / keep : 0));
@@ -59,7 +59,7 @@ export function loraDropoutEnsembleForward(x: Tensor, base: Tensor, state: Adapt
   const y = matmul(xs, base, { transB: true });
   const acc = new Float64Array(y.data.length);
   for (let n = 0; n < opts.samples; n++) {
-    const extra = matmul(xs, sampleLoraDropoutDelta(state, opts.rng), { transB: true });
+    const extra = matmul(xs, sampleLoRADropoutDelta(state, opts.rng), { transB: true });
     for (let k = 0; k < acc.length; k++) acc[k]! += extra.data[k]!;
   }
   for (let k = 0; k < y.data.length; k++) y.data[k] = y.data[k]! + acc[k]! / opts.samples;

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { matrixField } from '../shared/family.js';
 
-export const loraSbConfigSchema = z
+export const loraSBConfigSchema = z
   .object({
     r: z.number().int().positive().default(8),
     /** ∂L/∂W [out, in] from a few calibration batches; required by init, not kept in the state. */
@@ -13,5 +13,5 @@ export const loraSbConfigSchema = z
     firstStep: z.boolean().default(false),
   })
   .strict();
-export type LoraSbConfig = z.output<typeof loraSbConfigSchema>;
-export type LoraSbConfigInput = z.input<typeof loraSbConfigSchema>;
+export type LoRASBConfig = z.output<typeof loraSBConfigSchema>;
+export type LoRASBConfigInput = z.input<typeof loraSBConfigSchema>;

@@ -1,6 +1,6 @@
 import { Random, svd, tensor } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
-import { loraSbVariant } from './variant.js';
+import { loraSBVariant } from './variant.js';
 import { describeFamilyVariant, randn, refMatmul, refTranspose, values } from '../shared/family-testing.js';
 
 const gradient = randn(new Random(99), [12, 16]);
@@ -25,8 +25,8 @@ describe('lora-sb specifics', () => {
 
   it('firstStep: ΔW is the best rank-r approximation of the SGD step −η G', () => {
     const eta = 0.1;
-    const s = loraSbVariant.init(base, { r: 3, gradient: g, stepSize: eta, firstStep: true }, new Random(3));
-    const d = loraSbVariant.delta(s, base);
+    const s = loraSBVariant.init(base, { r: 3, gradient: g, stepSize: eta, firstStep: true }, new Random(3));
+    const d = loraSBVariant.delta(s, base);
     const step = Float64Array.from(g.data, (v) => -eta * v);
     const sigma = Array.from(svd(tensor(Float32Array.from(step), [10, 14])).s.data as Float32Array);
     // Eckart–Young: the residual is the tail of the spectrum, and no rank-3 matrix does better.
@@ -38,8 +38,8 @@ describe('lora-sb specifics', () => {
   });
 
   it('by default the forward starts unchanged while R starts at diag(σ_r) of the step; the gradient is not kept', () => {
-    const s = loraSbVariant.init(base, { r: 3, gradient: g }, new Random(3));
-    expect(Array.from(loraSbVariant.delta(s, base).data).every((v) => v === 0)).toBe(true);
+    const s = loraSBVariant.init(base, { r: 3, gradient: g }, new Random(3));
+    expect(Array.from(loraSBVariant.delta(s, base).data).every((v) => v === 0)).toBe(true);
     const sigma = svd(g).s.data as Float32Array;
     expect(s.params.sb_R!.data[0]).toBeCloseTo(sigma[0]!, 4);
     expect(s.params.sb_R!.data[4]).toBeCloseTo(sigma[1]!, 4);
@@ -53,8 +53,8 @@ describe('lora-sb specifics', () => {
   });
 
   it('init errors name the gradient', () => {
-    expect(() => loraSbVariant.init(base, { r: 3 }, new Random(1))).toThrow(/lora-sb.init: config.gradient .* is required/);
-    expect(() => loraSbVariant.init(base, { r: 3, gradient: randn(new Random(1), [10, 13]) }, new Random(1))).toThrow(/config.gradient is \[10, 13\]/);
-    expect(() => loraSbVariant.trainableCount([10, 14], { r: 3 })).not.toThrow();
+    expect(() => loraSBVariant.init(base, { r: 3 }, new Random(1))).toThrow(/lora-sb.init: config.gradient .* is required/);
+    expect(() => loraSBVariant.init(base, { r: 3, gradient: randn(new Random(1), [10, 13]) }, new Random(1))).toThrow(/config.gradient is \[10, 13\]/);
+    expect(() => loraSBVariant.trainableCount([10, 14], { r: 3 })).not.toThrow();
   });
 });

@@ -5,7 +5,7 @@ import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { v } from '../shared/tfjs.js';
 import { LORA_SB_FROZEN } from './variant.js';
 
-export const loraSbForm: TfAdapterForm = {
+export const loraSBForm: TfAdapterForm = {
   variant: 'lora-sb',
   frozen: LORA_SB_FROZEN,
   effectiveWeight: ({ base, vars }) =>

@@ -11,15 +11,15 @@
 // adapted weight starts at W − η·(rank-r part of G), the first step itself. Trainable: r².
 import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import { floatMatrix } from '../shared/common.js';
-import { checkRank, defineFamilyVariant, minus, topSvd, transposed } from '../shared/family.js';
-import { loraSbConfigSchema, type LoraSbConfig } from './config.js';
+import { checkRank, defineFamilyVariant, minus, topSVD, transposed } from '../shared/family.js';
+import { loraSBConfigSchema, type LoRASBConfig } from './config.js';
 
 export const LORA_SB_FROZEN = ['sb_A', 'sb_B', 'sb_R0'] as const;
 
-export const loraSbVariant = defineFamilyVariant<LoraSbConfig>({
+export const loraSBVariant = defineFamilyVariant<LoRASBConfig>({
   name: 'lora-sb',
   describe: 'LoRA-SB: B (R − R₀) A with frozen B, A and R initialized from the SVD of the first step −η G (config.gradient)',
-  schema: loraSbConfigSchema,
+  schema: loraSBConfigSchema,
   // R's init is the SVD of the first step −η G: G from a few batches of the training data
   initStatistics: (c) => (c.gradient === undefined ? ['gradient'] : []),
   init(base, c, rng) {
@@ -31,7 +31,7 @@ export const loraSbVariant = defineFamilyVariant<LoraSbConfig>({
     }
     checkRank(c.r, base.shape, where);
     for (let k = 0; k < g.data.length; k++) g.data[k] = -c.stepSize * g.data[k]!;
-    const { u, s, v } = topSvd(g, c.r, rng);
+    const { u, s, v } = topSVD(g, c.r, rng);
     const r0 = new Float32Array(c.r * c.r);
     for (let i = 0; i < c.r; i++) r0[i * c.r + i] = s[i]!;
     return {

@@ -1,6 +1,6 @@
 import { svd, Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
-import { loraXsVariant } from './variant.js';
+import { loraXSVariant } from './variant.js';
 import { describeFamilyVariant, randn, refMatmul, values } from '../shared/family-testing.js';
 
 describeFamilyVariant({
@@ -17,7 +17,7 @@ describeFamilyVariant({
 describe('lora-xs specifics', () => {
   it('B A is the best rank-r approximation of W (Eckart–Young residual), A has orthonormal rows', () => {
     const base = randn(new Random(3), [10, 14]);
-    const s = loraXsVariant.init(base, { r: 3 }, new Random(4));
+    const s = loraXSVariant.init(base, { r: 3 }, new Random(4));
     const ba = refMatmul(values(s.params.xs_B!), values(s.params.xs_A!), 10, 3, 14);
     const sigma = Array.from(svd(base).s.data as Float32Array);
     const resid = values(base).reduce((acc, w, k) => acc + (w - ba[k]!) ** 2, 0);
@@ -30,11 +30,11 @@ describe('lora-xs specifics', () => {
     }
     // R = I doubles the rank-r part: ΔW = B A
     s.params.xs_R!.data.set([1, 0, 0, 0, 1, 0, 0, 0, 1]);
-    const d = loraXsVariant.delta(s, base);
+    const d = loraXSVariant.delta(s, base);
     for (let k = 0; k < d.data.length; k++) expect(d.data[k]).toBeCloseTo(ba[k]!, 5);
   });
 
   it('refuses a rank above min(out, in), naming r', () => {
-    expect(() => loraXsVariant.init(randn(new Random(1), [5, 8]), { r: 6 }, new Random(1))).toThrow(/lora-xs.init: r = 6 exceeds min\(out, in\) = 5/);
+    expect(() => loraXSVariant.init(randn(new Random(1), [5, 8]), { r: 6 }, new Random(1))).toThrow(/lora-xs.init: r = 6 exceeds min\(out, in\) = 5/);
   });
 });

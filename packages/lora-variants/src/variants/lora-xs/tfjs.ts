@@ -5,7 +5,7 @@ import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { v } from '../shared/tfjs.js';
 import { LORA_XS_FROZEN } from './variant.js';
 
-export const loraXsForm: TfAdapterForm = {
+export const loraXSForm: TfAdapterForm = {
   variant: 'lora-xs',
   frozen: LORA_XS_FROZEN,
   effectiveWeight: ({ base, vars }) => tf.add(base, tf.matMul(tf.matMul(v(vars, 'xs_B'), v(vars, 'xs_R')), v(vars, 'xs_A'))),

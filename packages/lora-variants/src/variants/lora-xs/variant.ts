@@ -2,18 +2,18 @@
 // and a trainable r x r core R between them: ΔW = B R A. R starts at zero, so the adapter starts as
 // the identity; its gradient Bᵀ G Aᵀ is not zero, so it trains from the first step. Trainable: r².
 import { matmul, tensor } from '@sparse/tensor';
-import { checkRank, defineFamilyVariant, scaleColumns, topSvd, transposed } from '../shared/family.js';
-import { loraXsConfigSchema, type LoraXsConfig } from './config.js';
+import { checkRank, defineFamilyVariant, scaleColumns, topSVD, transposed } from '../shared/family.js';
+import { loraXSConfigSchema, type LoRAXSConfig } from './config.js';
 
 export const LORA_XS_FROZEN = ['xs_A', 'xs_B'] as const;
 
-export const loraXsVariant = defineFamilyVariant<LoraXsConfig>({
+export const loraXSVariant = defineFamilyVariant<LoRAXSConfig>({
   name: 'lora-xs',
   describe: 'LoRA-XS: ΔW = (U_r S_r) R V_rᵀ with frozen SVD factors of W and a trainable r x r R (zero init)',
-  schema: loraXsConfigSchema,
+  schema: loraXSConfigSchema,
   init(base, c, rng) {
     checkRank(c.r, base.shape, 'lora-xs.init');
-    const { u, s, v } = topSvd(base, c.r, rng);
+    const { u, s, v } = topSVD(base, c.r, rng);
     return { xs_B: scaleColumns(u, s), xs_A: transposed(v), xs_R: tensor(new Float32Array(c.r * c.r), [c.r, c.r]) };
   },
   delta: (state) => matmul(matmul(state.params.xs_B!, state.params.xs_R!), state.params.xs_A!),

@@ -13,5 +13,5 @@ export const loraConfigSchema = z.object({
 })
   // Strict: a misspelt key (say `rank`) is an error naming it, not a silently ignored option.
   .strict();
-export type LoraConfig = z.output<typeof loraConfigSchema>;
-export type LoraConfigInput = z.input<typeof loraConfigSchema>;
+export type LoRAConfig = z.output<typeof loraConfigSchema>;
+export type LoRAConfigInput = z.input<typeof loraConfigSchema>;

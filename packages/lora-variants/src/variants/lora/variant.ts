@@ -4,7 +4,7 @@
 import { ArgumentError, matmul, tensor, type Float32Tensor, type Random, type Tensor } from '@sparse/tensor';
 import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../shared/common.js';
 import type { AdapterState, AdapterVariant, MergeOptions, UnmergeOptions } from '../types.js';
-import { loraConfigSchema, type LoraConfig } from './config.js';
+import { loraConfigSchema, type LoRAConfig } from './config.js';
 
 /** LoRA's factors at init for an [out, in] weight: A [r, in] ~ U(±1/√in) (PEFT's Kaiming-uniform), B [out, r] = 0. */
 export function loraFactors(out: number, inp: number, r: number, rng: Random): { lora_A: Float32Tensor; lora_B: Float32Tensor } {
@@ -14,13 +14,13 @@ export function loraFactors(out: number, inp: number, r: number, rng: Random): {
   return { lora_A: tensor(a, [r, inp]), lora_B: tensor(new Float32Array(out * r), [out, r]) };
 }
 
-export function loraScaling(c: Pick<LoraConfig, 'r' | 'alpha' | 'rslora'>): number {
+export function loraScaling(c: Pick<LoRAConfig, 'r' | 'alpha' | 'rslora'>): number {
   return c.rslora ? c.alpha / Math.sqrt(c.r) : c.alpha / c.r;
 }
 
-function makeLoraVariant(name: 'lora' | 'sqft', describe: string): AdapterVariant<LoraConfig> {
+function makeLoRAVariant(name: 'lora' | 'sqft', describe: string): AdapterVariant<LoRAConfig> {
   const where = (op: string) => `${name}.${op}`;
-  const delta = (state: AdapterState<LoraConfig>): Float32Tensor => {
+  const delta = (state: AdapterState<LoRAConfig>): Float32Tensor => {
     checkState(state, name, where('delta'));
     const d = matmul(state.params.lora_B!, state.params.lora_A!);
     const s = loraScaling(state.config);
@@ -74,5 +74,5 @@ function makeLoraVariant(name: 'lora' | 'sqft', describe: string): AdapterVarian
   };
 }
 
-export const loraVariant = makeLoraVariant('lora', 'LoRA: ΔW = scaling · B A (alpha/r, or alpha/√r with rslora)');
-export const sqftVariant = makeLoraVariant('sqft', 'SQFT: LoRA merged through the base mask, W + mask ⊙ ΔW');
+export const loraVariant = makeLoRAVariant('lora', 'LoRA: ΔW = scaling · B A (alpha/r, or alpha/√r with rslora)');
+export const sqftVariant = makeLoRAVariant('sqft', 'SQFT: LoRA merged through the base mask, W + mask ⊙ ΔW');

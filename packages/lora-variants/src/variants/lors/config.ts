@@ -8,5 +8,5 @@ export const lorsConfigSchema = z
     rslora: z.boolean().default(false),
   })
   .strict();
-export type LorsConfig = z.output<typeof lorsConfigSchema>;
-export type LorsConfigInput = z.input<typeof lorsConfigSchema>;
+export type LoRSConfig = z.output<typeof lorsConfigSchema>;
+export type LoRSConfigInput = z.input<typeof lorsConfigSchema>;

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { loraScaling } from '../lora/variant.js';
-import type { LoraConfig } from '../lora/config.js';
+import type { LoRAConfig } from '../lora/config.js';
 
 /**
  * LoRS: W + M ⊙ (scaling · B A) as one custom-gradient op. The tape keeps only A and B (no [out, in]
@@ -14,7 +14,7 @@ export const lorsForm: TfAdapterForm = {
   variant: 'lors',
   keepsMask: true,
   effectiveWeight: ({ base, vars, state, mask }) => {
-    const scale = loraScaling(state.config as LoraConfig);
+    const scale = loraScaling(state.config as LoRAConfig);
     const op = tf.customGrad((...args) => {
       const [a, b, save] = args as [tf.Tensor2D, tf.Tensor2D, (saved: tf.Tensor[]) => void];
       save([a, b]);

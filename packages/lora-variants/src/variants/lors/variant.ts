@@ -12,12 +12,12 @@ import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } 
 import { loraScaling } from '../lora/variant.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
 import { addLowRank, loraFactorsFor, matmulT, zerosMatrix } from '../shared/sparse.js';
-import { lorsConfigSchema, type LorsConfig } from './config.js';
+import { lorsConfigSchema, type LoRSConfig } from './config.js';
 
 const where = (op: string) => `lors.${op}`;
 
 /** scaling · B A, dense. */
-function lowRankDelta(state: AdapterState<LorsConfig>): Float32Tensor {
+function lowRankDelta(state: AdapterState<LoRSConfig>): Float32Tensor {
   const d = zerosMatrix(state.shape[0], state.shape[1]);
   addLowRank(d, state.params.lora_B!, state.params.lora_A!, loraScaling(state.config));
   return d;
@@ -28,7 +28,7 @@ function maskOut(d: Float32Tensor, mask: Mask): Float32Tensor {
   return d;
 }
 
-export const lorsVariant: AdapterVariant<LorsConfig> = {
+export const lorsVariant: AdapterVariant<LoRSConfig> = {
   kind: 'adapter',
   name: 'lors',
   describe: 'LoRS: LoRA through the base mask in training and merge, W + M ⊙ (scaling · B A), trained with recompute',

@@ -13,8 +13,8 @@ export const losiaConfigSchema = z
      * In training: re-localize every this many steps (the trained core goes into the weight and a new
      * subnet is chosen by data scores at the current weights). Absent: the subnet stays.
      */
-    relocalizeEvery: z.int().min(1).optional(),
+    every: z.int().min(1).optional(),
   })
   .strict();
-export type LosiaConfig = z.output<typeof losiaConfigSchema>;
-export type LosiaConfigInput = z.input<typeof losiaConfigSchema>;
+export type LoSiAConfig = z.output<typeof losiaConfigSchema>;
+export type LoSiAConfigInput = z.input<typeof losiaConfigSchema>;

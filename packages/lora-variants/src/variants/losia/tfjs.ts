@@ -6,7 +6,7 @@ import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import type { IndexedAdapterState } from '../shared/sparse.js';
 import { checkScores, indexed, toCore, variantLayers } from '../shared/tfjs.js';
-import type { LosiaConfig } from './config.js';
+import type { LoSiAConfig } from './config.js';
 import { losiaRelocalize } from './variant.js';
 
 /** LoSiA: the core goes to W[R, C] by a row gather and a column gather over zero-padded maps. */
@@ -34,21 +34,21 @@ export const losiaForm: TfAdapterForm = {
  * (`losiaRelocalize`). The core variables keep their identity and shape, so an optimizer's variable
  * list stays valid. Returns the layers re-localized.
  */
-export function relocalizeLosia(
+export function relocalizeLoSiA(
   model: AdapterModel,
   scores: (layer: string) => Tensor | tf.Tensor | undefined,
   opts: { adapter?: string; densify?: boolean } = {},
 ): string[] {
-  const { adapter, layers } = variantLayers(model, 'losia', 'relocalizeLosia', opts.adapter);
-  if (model.mergedAdapter !== null) throw new ArgumentError(`relocalizeLosia: adapter '${model.mergedAdapter}' is merged; unmerge it first`);
+  const { adapter, layers } = variantLayers(model, 'losia', 'relocalizeLoSiA', opts.adapter);
+  if (model.mergedAdapter !== null) throw new ArgumentError(`relocalizeLoSiA: adapter '${model.mergedAdapter}' is merged; unmerge it first`);
   const densify = opts.densify ?? model.densifies(adapter);
   const states = model.adapterStates(adapter);
   const done: string[] = [];
   for (const n of layers) {
     const sc = scores(n);
     if (sc === undefined) continue;
-    const state = states[n] as IndexedAdapterState<LosiaConfig>;
-    const s = checkScores(n, sc, state.shape, 'relocalizeLosia');
+    const state = states[n] as IndexedAdapterState<LoSiAConfig>;
+    const s = checkScores(n, sc, state.shape, 'relocalizeLoSiA');
     const next = losiaRelocalize(toCore(model.weights[n]!), state, s, new Random(0), { mask: model.mask(n), densify });
     model.weights[n]!.assign(tf.tensor(next.base.data, next.base.shape));
     model.setLayerState(adapter, n, next.state);
@@ -60,18 +60,18 @@ export function relocalizeLosia(
 }
 
 /** Sets the subnet (rows and columns) of one layer of a losia adapter, e.g. when resuming after re-localizations. */
-export function setLosiaSubnet(model: AdapterModel, adapterName: string, layer: string, subnet: { rows: ArrayLike<number>; cols: ArrayLike<number> }): void {
-  const { layers } = variantLayers(model, 'losia', 'setLosiaSubnet', adapterName);
-  if (!layers.includes(layer)) throw new ArgumentError(`setLosiaSubnet: adapter '${adapterName}' has no layer '${layer}'`);
-  const st = model.adapterStates(adapterName)[layer] as IndexedAdapterState<LosiaConfig>;
+export function setLoSiASubnet(model: AdapterModel, adapterName: string, layer: string, subnet: { rows: ArrayLike<number>; cols: ArrayLike<number> }): void {
+  const { layers } = variantLayers(model, 'losia', 'setLoSiASubnet', adapterName);
+  if (!layers.includes(layer)) throw new ArgumentError(`setLoSiASubnet: adapter '${adapterName}' has no layer '${layer}'`);
+  const st = model.adapterStates(adapterName)[layer] as IndexedAdapterState<LoSiAConfig>;
   const check = (field: 'rows' | 'cols', bound: number): Int32Array => {
     const v = subnet?.[field];
     const want = st.indices[field]!.length;
-    if (v?.length !== want) throw new ArgumentError(`setLosiaSubnet: ${layer}: ${field} has ${v?.length} entries, expected ${want}`);
+    if (v?.length !== want) throw new ArgumentError(`setLoSiASubnet: ${layer}: ${field} has ${v?.length} entries, expected ${want}`);
     const out = Int32Array.from(v);
     out.forEach((x, k) => {
       if (!Number.isInteger(v[k]) || x < 0 || x >= bound || (k > 0 && x <= out[k - 1]!)) {
-        throw new ArgumentError(`setLosiaSubnet: ${layer}: ${field} must be increasing integers in [0, ${bound}), got ${String(v[k])} at ${k}`);
+        throw new ArgumentError(`setLoSiASubnet: ${layer}: ${field} must be increasing integers in [0, ${bound}), got ${String(v[k])} at ${k}`);
       }
     });
     return out;
@@ -79,29 +79,29 @@ export function setLosiaSubnet(model: AdapterModel, adapterName: string, layer: 
   model.setLayerState(adapterName, layer, { ...st, indices: { rows: check('rows', st.shape[0]), cols: check('cols', st.shape[1]) } } as IndexedAdapterState);
 }
 
-interface LosiaSaved {
+interface LoSiASaved {
   count: number;
   subnets: Record<string, { rows: number[]; cols: number[] }>;
 }
 
 /**
- * Periodic re-localization in training (config.relocalizeEvery): before step k·every + 1 each layer's
+ * Periodic re-localization in training (config.every): before step k·every + 1 each layer's
  * trained core goes into its weight and the subnet is chosen again from data scores drawn for that step;
  * the new cores' optimizer moments start afresh. The subnets and the count ride in a checkpoint.
  */
 function losiaTraining({ model, adapter, config, scores }: Parameters<NonNullable<TfAdapterForm['training']>>[0]): ReturnType<NonNullable<TfAdapterForm['training']>> {
-  const every = (config as LosiaConfig).relocalizeEvery;
+  const every = (config as LoSiAConfig).every;
   if (every === undefined) return {};
-  if (scores === undefined) throw new ArgumentError('losia: relocalizeEvery needs data scores from the training loop (sensitivity, gradient or fisher)');
+  if (scores === undefined) throw new ArgumentError('losia: config.every needs data scores from the training loop (re-localization by sensitivity, gradient or fisher)');
   let count = 0;
   return {
     beforeStep(step) {
       if (step <= 1 || (step - 1) % every !== 0) return;
-      const done = relocalizeLosia(model, scores(`relocalize-${step}`), { adapter });
+      const done = relocalizeLoSiA(model, scores(`relocalize-${step}`), { adapter });
       count++;
       return { reset: done.map((n) => model.layerVariables(n, adapter).losia_core!), event: { event: 'relocalize', step } };
     },
-    state: (): LosiaSaved => ({
+    state: (): LoSiASaved => ({
       count,
       subnets: Object.fromEntries(Object.entries(model.adapterStates(adapter)).map(([n, s]) => {
         const { rows, cols } = (s as IndexedAdapterState).indices;
@@ -109,8 +109,8 @@ function losiaTraining({ model, adapter, config, scores }: Parameters<NonNullabl
       })),
     }),
     load(saved) {
-      const s = saved as LosiaSaved;
-      for (const [n, sub] of Object.entries(s.subnets)) setLosiaSubnet(model, adapter, n, sub);
+      const s = saved as LoSiASaved;
+      for (const [n, sub] of Object.entries(s.subnets)) setLoSiASubnet(model, adapter, n, sub);
       count = s.count;
     },
     finish: () =>

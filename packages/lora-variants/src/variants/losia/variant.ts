@@ -9,12 +9,12 @@ import { magnitudeScores, randomScores } from '@sparse/masks';
 import { ArgumentError, type Float32Tensor, type Random, tensor, type Tensor } from '@sparse/tensor';
 import type { MergeOptions } from '../types.js';
 import { makeSparseVariant, matmulT, topIndices, zerosMatrix, type IndexedAdapterState } from '../shared/sparse.js';
-import { losiaConfigSchema, type LosiaConfig } from './config.js';
+import { losiaConfigSchema, type LoSiAConfig } from './config.js';
 
 const sizeOf = (n: number, f: number) => Math.max(1, Math.round(f * n));
 
 /** Rows by summed score, then columns by summed score within those rows. */
-export function losiaLocalize(scores: Float32Tensor, c: LosiaConfig): { rows: Int32Array; cols: Int32Array } {
+export function losiaLocalize(scores: Float32Tensor, c: LoSiAConfig): { rows: Int32Array; cols: Int32Array } {
   const [out, inp] = scores.shape as [number, number];
   const rowSum = new Float64Array(out);
   for (let i = 0; i < out; i++) for (let j = 0; j < inp; j++) rowSum[i]! += scores.data[i * inp + j]!;
@@ -24,13 +24,13 @@ export function losiaLocalize(scores: Float32Tensor, c: LosiaConfig): { rows: In
   return { rows, cols: topIndices(colSum, sizeOf(inp, c.cols)) };
 }
 
-export const losiaVariant = makeSparseVariant<LosiaConfig>({
+export const losiaVariant = makeSparseVariant<LoSiAConfig>({
   name: 'losia',
   // gradient-based sensitivity |W ⊙ G| for subnet localization
   supportScores: {
     criteria: ['sensitivity', 'gradient', 'fisher', 'magnitude'],
     needsData: (config: unknown) =>
-      (config as Partial<LosiaConfig> | undefined)?.relocalizeEvery !== undefined ? 're-localization needs data scores: sensitivity, gradient or fisher' : undefined,
+      (config as Partial<LoSiAConfig> | undefined)?.every !== undefined ? 're-localization needs data scores: sensitivity, gradient or fisher' : undefined,
   },
   describe: 'LoSiA: train a localized subnet W[R, C] (selected rows × columns) as one dense core; re-localize as training goes',
   schema: losiaConfigSchema,
@@ -67,11 +67,11 @@ export const losiaVariant = makeSparseVariant<LosiaConfig>({
  */
 export function losiaRelocalize(
   base: Tensor,
-  state: IndexedAdapterState<LosiaConfig>,
+  state: IndexedAdapterState<LoSiAConfig>,
   scores: Tensor,
   rng: Random,
   opts?: MergeOptions,
-): { base: Float32Tensor; state: IndexedAdapterState<LosiaConfig> } {
+): { base: Float32Tensor; state: IndexedAdapterState<LoSiAConfig> } {
   if (state?.variant !== 'losia') throw new ArgumentError(`losiaRelocalize: adapter state is for '${String(state?.variant)}', not 'losia'`);
   const merged = losiaVariant.merge(base, state, opts);
   return { base: merged, state: losiaVariant.initWithScores(merged, state.config, rng, scores) };

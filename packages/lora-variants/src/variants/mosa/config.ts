@@ -10,5 +10,5 @@ export const mosaConfigSchema = z
     modules: z.number().int().min(1).default(4),
   })
   .strict();
-export type MosaConfig = z.output<typeof mosaConfigSchema>;
-export type MosaConfigInput = z.input<typeof mosaConfigSchema>;
+export type MoSAConfig = z.output<typeof mosaConfigSchema>;
+export type MoSAConfigInput = z.input<typeof mosaConfigSchema>;

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters } from '../../tfjs.js';
 import type { AdapterState } from '../types.js';
 import { mosaModuleDelta, mosaModules, mosaPartition, mosaVariant } from './variant.js';
-import type { MosaConfig } from './config.js';
+import type { MoSAConfig } from './config.js';
 import type { IndexedAdapterState } from '../shared/sparse.js';
 import { mosaForm } from './tfjs.js';
 import { describeVariantContract, expectClose, perturb, prune24, randn, refMatmulT } from '../shared/sparse-testing.js';
@@ -85,7 +85,7 @@ describe('mosa with K modules', () => {
     const base = randn(rng, [8, 16]);
     prune24(base);
     const k = 3;
-    const s = perturb(mosaVariant.init(base, { r: 4, alpha: 6, modules: k }, rng), rng) as IndexedAdapterState<MosaConfig>;
+    const s = perturb(mosaVariant.init(base, { r: 4, alpha: 6, modules: k }, rng), rng) as IndexedAdapterState<MoSAConfig>;
     const x = randn(rng, [5, 16]);
     const mean = new Float64Array(8 * 16);
     for (let a = 0; a < k; a++) {
@@ -110,7 +110,7 @@ describe('mosa with K modules', () => {
     const rng = new Random(3);
     const base = randn(rng, [8, 12]);
     prune24(base);
-    const s = perturb(mosaVariant.init(base, { r: 2, modules: 4 }, rng), rng) as IndexedAdapterState<MosaConfig>;
+    const s = perturb(mosaVariant.init(base, { r: 2, modules: 4 }, rng), rng) as IndexedAdapterState<MoSAConfig>;
     const vars = { lora_A: tf.variable(tf.tensor(s.params.lora_A!.data, [2, 12])), lora_B: tf.variable(tf.tensor(s.params.lora_B!.data, [8, 2])) };
     const m = tf.tensor(Float32Array.from(base.data, (v) => (v === 0 ? 0 : 1)), [8, 12]);
     const ctx = { base: tf.tensor(base.data, [8, 12]), vars, state: s, mask: m };
@@ -138,7 +138,7 @@ describe('mosa with K modules', () => {
     const model = attachAdapters(weights, { targets: ['fc'], variant: 'mosa', config: { r: 2, modules: 3 }, seed: 5 });
     // B from 0 would give A no gradient on the first step; start both factors nonzero.
     model.setAdapterParams('default', 'layers.0.fc', { lora_A: Float32Array.from({ length: 24 }, () => rng.normal()), lora_B: Float32Array.from({ length: 16 }, () => rng.normal()) });
-    const s = model.adapterStates()['layers.0.fc'] as IndexedAdapterState<MosaConfig>;
+    const s = model.adapterStates()['layers.0.fc'] as IndexedAdapterState<MoSAConfig>;
     const x = tf.tensor(randn(rng, [16, 12]).data, [16, 12]);
     const y = tf.tensor(randn(rng, [16, 8]).data, [16, 8]);
     const opt = tf.train.sgd(0.01);
@@ -206,8 +206,8 @@ describe('mosa with K modules', () => {
 
   it('rejects states whose selections do not fit, naming the field', () => {
     const base = randn(new Random(8), [4, 8]);
-    const s = mosaVariant.init(base, { r: 2, modules: 2 }, new Random(0)) as IndexedAdapterState<MosaConfig>;
-    const bad = (indices: Record<string, Int32Array>) => ({ ...s, indices: { ...s.indices, ...indices } }) as AdapterState<MosaConfig>;
+    const s = mosaVariant.init(base, { r: 2, modules: 2 }, new Random(0)) as IndexedAdapterState<MoSAConfig>;
+    const bad = (indices: Record<string, Int32Array>) => ({ ...s, indices: { ...s.indices, ...indices } }) as AdapterState<MoSAConfig>;
     expect(() => mosaVariant.delta(bad({ module_A: new Int32Array(3) }), base)).toThrow(/indices\.module_A must be an Int32Array of 16 module ids/);
     expect(() => mosaVariant.merge(base, bad({ module_B: Int32Array.from({ length: 8 }, (_, q) => (q === 5 ? 2 : 0)) }))).toThrow(/indices\.module_B\[5\] = 2 is not a module id in \[0, 2\)/);
     expect(() => mosaModules(s, -1)).toThrow(/call must be a non-negative integer/);

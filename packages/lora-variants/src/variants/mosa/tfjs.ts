@@ -8,7 +8,7 @@ import { variantLayers } from '../shared/tfjs.js';
 import { loraScaling } from '../lora/variant.js';
 import type { IndexedAdapterState } from '../shared/sparse.js';
 import { mosaModules } from './variant.js';
-import type { MosaConfig } from './config.js';
+import type { MoSAConfig } from './config.js';
 
 // Training forwards so far per layer (its vars object): the n-th uses mosaModules(state, n).
 const mosaCalls = new WeakMap<object, number>();
@@ -19,8 +19,8 @@ export function mosaDrawCount(vars: object): number {
 }
 
 /** Sets that count, e.g. from a checkpoint: the next training forward uses mosaModules(state, count). */
-export function setMosaDrawCount(vars: object, count: number): void {
-  if (!Number.isSafeInteger(count) || count < 0) throw new ArgumentError(`setMosaDrawCount: count must be a non-negative integer, got ${String(count)}`);
+export function setMoSADrawCount(vars: object, count: number): void {
+  if (!Number.isSafeInteger(count) || count < 0) throw new ArgumentError(`setMoSADrawCount: count must be a non-negative integer, got ${String(count)}`);
   mosaCalls.set(vars, count);
 }
 
@@ -38,11 +38,11 @@ export const mosaForm: TfAdapterForm = {
   // the draw counters ride in a checkpoint, so a resumed run draws the modules an uninterrupted one would
   training: ({ model, adapter }) => ({
     state: () => ({ draws: mosaDraws(model, adapter) }),
-    load: (saved) => void setMosaDraws(model, (saved as { draws: Record<string, number> }).draws, adapter),
+    load: (saved) => void setMoSADraws(model, (saved as { draws: Record<string, number> }).draws, adapter),
   }),
   keepsMask: true,
   effectiveWeight: ({ base, vars, state, mask, training }) => {
-    const st = state as IndexedAdapterState<MosaConfig>;
+    const st = state as IndexedAdapterState<MoSAConfig>;
     const [out, inp] = st.shape;
     const { r, modules: k } = st.config;
     let a: tf.Tensor = vars.lora_A!;
@@ -60,7 +60,7 @@ export const mosaForm: TfAdapterForm = {
 
 /**
  * MoSA's training forwards so far per layer of a mosa adapter (default the active one): the n-th draws
- * `mosaModules(state, n)`. For a checkpoint; `setMosaDraws` puts them back so a resumed run draws the
+ * `mosaModules(state, n)`. For a checkpoint; `setMoSADraws` puts them back so a resumed run draws the
  * modules an uninterrupted one would.
  */
 export function mosaDraws(model: AdapterModel, adapterName = model.activeAdapter ?? undefined): Record<string, number> {
@@ -68,11 +68,11 @@ export function mosaDraws(model: AdapterModel, adapterName = model.activeAdapter
   return Object.fromEntries(layers.map((n) => [n, mosaDrawCount(model.layerVariables(n, adapter))]));
 }
 
-export function setMosaDraws(model: AdapterModel, draws: Record<string, number>, adapterName = model.activeAdapter ?? undefined): void {
-  const { adapter, layers } = variantLayers(model, 'mosa', 'setMosaDraws', adapterName);
+export function setMoSADraws(model: AdapterModel, draws: Record<string, number>, adapterName = model.activeAdapter ?? undefined): void {
+  const { adapter, layers } = variantLayers(model, 'mosa', 'setMoSADraws', adapterName);
   for (const [n, c] of Object.entries(draws ?? {})) {
-    if (!layers.includes(n)) throw new ArgumentError(`setMosaDraws: adapter '${adapter}' has no layer '${n}'`);
-    if (!Number.isSafeInteger(c) || c < 0) throw new ArgumentError(`setMosaDraws: ${n}: the draw count must be a non-negative integer, got ${String(c)}`);
+    if (!layers.includes(n)) throw new ArgumentError(`setMoSADraws: adapter '${adapter}' has no layer '${n}'`);
+    if (!Number.isSafeInteger(c) || c < 0) throw new ArgumentError(`setMoSADraws: ${n}: the draw count must be a non-negative integer, got ${String(c)}`);
   }
-  for (const [n, c] of Object.entries(draws ?? {})) setMosaDrawCount(model.layerVariables(n, adapter), c);
+  for (const [n, c] of Object.entries(draws ?? {})) setMoSADrawCount(model.layerVariables(n, adapter), c);
 }

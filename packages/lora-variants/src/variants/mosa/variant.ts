@@ -21,7 +21,7 @@ import { addMasked, checkShape, floatMatrix, mergeMask, parseWith } from '../sha
 import { loraScaling } from '../lora/variant.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
 import { addLowRank, indexedState, loraFactorsFor, matmulT, zerosMatrix, type IndexedAdapterState } from '../shared/sparse.js';
-import { mosaConfigSchema, type MosaConfig } from './config.js';
+import { mosaConfigSchema, type MoSAConfig } from './config.js';
 
 const NAME = 'mosa';
 const where = (op: string) => `${NAME}.${op}`;
@@ -36,7 +36,7 @@ export function mosaPartition(n: number, k: number, rng: Random): Int32Array {
   return ids;
 }
 
-function mosaState(state: AdapterState<MosaConfig>, op: string): IndexedAdapterState<MosaConfig> {
+function mosaState(state: AdapterState<MoSAConfig>, op: string): IndexedAdapterState<MoSAConfig> {
   const st = indexedState(state, NAME, where(op));
   const [out, inp] = st.shape;
   const { r, modules: k } = st.config;
@@ -58,7 +58,7 @@ function mosaState(state: AdapterState<MosaConfig>, op: string): IndexedAdapterS
 
 /** The modules (a for A, b for B) the n-th training forward of this layer uses. */
 export function mosaModules(state: AdapterState, call: number): { a: number; b: number } {
-  const st = mosaState(state as AdapterState<MosaConfig>, 'mosaModules');
+  const st = mosaState(state as AdapterState<MoSAConfig>, 'mosaModules');
   if (!Number.isSafeInteger(call) || call < 0) throw new ArgumentError(`mosaModules: call must be a non-negative integer, got ${String(call)}`);
   const rng = new Random(st.indices.draw_seed![0]!).fork(call);
   const k = st.config.modules;
@@ -73,7 +73,7 @@ function moduleOf(t: Float32Tensor, ids: Int32Array, m: number, k: number): Floa
 }
 
 /** scaling · B A for the given factors, unmasked. */
-function lowRank(st: IndexedAdapterState<MosaConfig>, a: Float32Tensor, b: Float32Tensor): Float32Tensor {
+function lowRank(st: IndexedAdapterState<MoSAConfig>, a: Float32Tensor, b: Float32Tensor): Float32Tensor {
   const d = zerosMatrix(st.shape[0], st.shape[1]);
   addLowRank(d, b, a, loraScaling(st.config));
   return d;
@@ -89,7 +89,7 @@ function maskOut(d: Float32Tensor, mask: Mask): Float32Tensor {
  * nonzeros. Its mean over all K² pairs is `mosaVariant.delta`.
  */
 export function mosaModuleDelta(state: AdapterState, base: Tensor, modules: { a: number; b: number }): Float32Tensor {
-  const st = mosaState(state as AdapterState<MosaConfig>, 'mosaModuleDelta');
+  const st = mosaState(state as AdapterState<MoSAConfig>, 'mosaModuleDelta');
   checkShape(base, st, 'mosaModuleDelta', 'base');
   const k = st.config.modules;
   for (const f of ['a', 'b'] as const) {
@@ -101,7 +101,7 @@ export function mosaModuleDelta(state: AdapterState, base: Tensor, modules: { a:
   return maskOut(lowRank(st, a, b), maskFromTensor(base));
 }
 
-export const mosaVariant: AdapterVariant<MosaConfig> = {
+export const mosaVariant: AdapterVariant<MoSAConfig> = {
   kind: 'adapter',
   name: NAME,
   describe: 'MoSA: a LoRA-form adapter split into K random sparse modules per factor, one module trained per step (rescaled by K), merged as the complete adapter through the base mask',
@@ -113,7 +113,7 @@ export const mosaVariant: AdapterVariant<MosaConfig> = {
     const [out, inp] = w.shape as [number, number];
     const small = Math.min(c.r * inp, out * c.r);
     if (small < c.modules) throw new ArgumentError(`${where('init')}: modules ${c.modules} exceeds the ${small} entries of the smaller factor (r ${c.r}, weight [${out}, ${inp}])`);
-    const state: IndexedAdapterState<MosaConfig> = {
+    const state: IndexedAdapterState<MoSAConfig> = {
       variant: NAME,
       shape: [out, inp],
       config: c,

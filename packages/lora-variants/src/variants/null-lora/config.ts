@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { calibrationFields } from '../shared/family.js';
 
-export const nullLoraConfigSchema = z
+export const nullLoRAConfigSchema = z
   .object({
     r: z.number().int().positive().default(8),
     /** Whose null space: W's own or the calibration inputs' (then covariance or inputs is required). */
@@ -10,5 +10,5 @@ export const nullLoraConfigSchema = z
     ...calibrationFields,
   })
   .strict();
-export type NullLoraConfig = z.output<typeof nullLoraConfigSchema>;
-export type NullLoraConfigInput = z.input<typeof nullLoraConfigSchema>;
+export type NullLoRAConfig = z.output<typeof nullLoRAConfigSchema>;
+export type NullLoRAConfigInput = z.input<typeof nullLoRAConfigSchema>;

@@ -5,7 +5,7 @@ import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { v } from '../shared/tfjs.js';
 import { NULL_LORA_FROZEN } from './variant.js';
 
-export const nullLoraForm: TfAdapterForm = {
+export const nullLoRAForm: TfAdapterForm = {
   variant: 'null-lora',
   frozen: NULL_LORA_FROZEN,
   effectiveWeight: ({ base, vars }) => tf.add(base, tf.matMul(v(vars, 'null_B'), v(vars, 'null_N'))),

@@ -6,14 +6,14 @@
 // least-used directions of their covariance, so outputs on that data stay as they were). Trainable: out · r.
 import { ArgumentError, matmul, svd, tensor } from '@sparse/tensor';
 import { calibrationCovariance, defineFamilyVariant, needsCovariance } from '../shared/family.js';
-import { nullLoraConfigSchema, type NullLoraConfig } from './config.js';
+import { nullLoRAConfigSchema, type NullLoRAConfig } from './config.js';
 
 export const NULL_LORA_FROZEN = ['null_N'] as const;
 
-export const nullLoraVariant = defineFamilyVariant<NullLoraConfig>({
+export const nullLoRAVariant = defineFamilyVariant<NullLoRAConfig>({
   name: 'null-lora',
   describe: "Null-LoRA: ΔW = B Nᵀ with N a frozen basis of W's (or the calibration inputs') null space; only B trains",
-  schema: nullLoraConfigSchema,
+  schema: nullLoRAConfigSchema,
   // the inputs' null space needs their covariance; W's own needs no data
   initStatistics: (c) => (c.space === 'inputs' ? needsCovariance(c) : []),
   init(base, c) {

@@ -24,5 +24,5 @@ export const pstConfigSchema = z
   })
   .strict()
   .refine((c) => c.scheduleEnd > c.scheduleStart, { message: 'scheduleEnd must be after scheduleStart', path: ['scheduleEnd'] });
-export type PstConfig = z.output<typeof pstConfigSchema>;
-export type PstConfigInput = z.input<typeof pstConfigSchema>;
+export type PSTConfig = z.output<typeof pstConfigSchema>;
+export type PSTConfigInput = z.input<typeof pstConfigSchema>;

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters } from '../../tfjs.js';
 import type { AdapterState } from '../types.js';
 import { pstKeepMask, pstMask, pstScores, pstSparsityAt, pstVariant } from './variant.js';
-import type { PstConfig } from './config.js';
+import type { PSTConfig } from './config.js';
 import { pstForm } from './tfjs.js';
 import { expectClose, perturb, prune24, pruneRandom50, randn, refMatmulT } from '../shared/sparse-testing.js';
 
@@ -22,7 +22,7 @@ function trained<S extends AdapterState>(s: S, rng: Random, level: number): S {
 /** S by plain loops in float64. */
 function refScores(s: AdapterState, base: Float32Tensor): Float64Array {
   const [out, inp] = s.shape;
-  const c = s.config as PstConfig;
+  const c = s.config as PSTConfig;
   const p = (n: string) => s.params[n]!.data;
   const S = new Float64Array(out * inp);
   for (let i = 0; i < out; i++) for (let j = 0; j < inp; j++) {

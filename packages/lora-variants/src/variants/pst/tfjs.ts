@@ -6,7 +6,7 @@ import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { maskTensor, variantLayers } from '../shared/tfjs.js';
 import { PST_FROZEN, pstMask, pstSparsityAt } from './variant.js';
-import type { PstConfig } from './config.js';
+import type { PSTConfig } from './config.js';
 
 /**
  * PST: M ⊙ (W + beta · U V), M the top-k of S = |W + beta · U V| + alpha1 · A B + alpha2 · (r 1ᵀ + 1 cᵀ) inside
@@ -24,14 +24,14 @@ export const pstForm: TfAdapterForm = {
         const next = pstSparsityAt(config, step, steps);
         if (next === level) return;
         level = next;
-        setPstSparsity(model, next, adapter);
+        setPSTSparsity(model, next, adapter);
       },
     };
   },
   keepsMask: true,
   frozen: PST_FROZEN,
   effectiveWeight: ({ base, vars, state, mask }) => {
-    const c = state.config as PstConfig;
+    const c = state.config as PSTConfig;
     const [out, inp] = state.shape;
     const w = tf.add(base, tf.mul(tf.matMul(vars.pst_U!, vars.pst_V!), c.beta));
     const learned = tf.add(
@@ -60,9 +60,9 @@ function bitsOf(m: ArrayLike<number>): Uint32Array {
  * Sets PST's mask level (its frozen `pst_sparsity`) on every layer of a pst adapter (default the active
  * one), e.g. each step of `pstSparsityAt`'s schedule. Returns the layers set.
  */
-export function setPstSparsity(model: AdapterModel, level: number, adapterName = model.activeAdapter ?? undefined): string[] {
-  if (typeof level !== 'number' || !(level >= 0 && level < 1)) throw new ArgumentError(`setPstSparsity: level must be in [0, 1), got ${String(level)}`);
-  const { adapter, layers } = variantLayers(model, 'pst', 'setPstSparsity', adapterName);
+export function setPSTSparsity(model: AdapterModel, level: number, adapterName = model.activeAdapter ?? undefined): string[] {
+  if (typeof level !== 'number' || !(level >= 0 && level < 1)) throw new ArgumentError(`setPSTSparsity: level must be in [0, 1), got ${String(level)}`);
+  const { adapter, layers } = variantLayers(model, 'pst', 'setPSTSparsity', adapterName);
   for (const n of layers) {
     const v = model.layerVariables(n, adapter).pst_sparsity!;
     tf.tidy(() => v.assign(tf.tensor([level], v.shape)));

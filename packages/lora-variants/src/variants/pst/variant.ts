@@ -16,7 +16,7 @@ import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Ten
 import { checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../shared/common.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
 import { matmulT } from '../shared/sparse.js';
-import { pstConfigSchema, type PstConfig } from './config.js';
+import { pstConfigSchema, type PSTConfig } from './config.js';
 
 const NAME = 'pst';
 const where = (op: string) => `${NAME}.${op}`;
@@ -54,16 +54,16 @@ export function pstKeepMask(scores: Tensor, candidates: Mask, level: number, at 
   return topKMask(tensor(s, scores.shape), k);
 }
 
-interface PstParts {
-  st: AdapterState<PstConfig>;
+interface PSTParts {
+  st: AdapterState<PSTConfig>;
   /** W + beta · U V. */
   adapted: Float32Tensor;
   level: number;
 }
 
-function pstParts(state: AdapterState, base: Tensor, op: string): PstParts {
+function pstParts(state: AdapterState, base: Tensor, op: string): PSTParts {
   checkState(state, NAME, where(op));
-  const st = state as AdapterState<PstConfig>;
+  const st = state as AdapterState<PSTConfig>;
   checkShape(base, st, where(op), 'base');
   const [out, inp] = st.shape;
   const { r, scoreRank: rs } = st.config;
@@ -82,7 +82,7 @@ function pstParts(state: AdapterState, base: Tensor, op: string): PstParts {
   return { st, adapted, level };
 }
 
-function scoresOf({ st, adapted }: PstParts): Float32Tensor {
+function scoresOf({ st, adapted }: PSTParts): Float32Tensor {
   const [out, inp] = st.shape;
   const { alpha1, alpha2 } = st.config;
   const ab = matmul(st.params.pst_A!, st.params.pst_B!);
@@ -111,14 +111,14 @@ export function pstMask(state: AdapterState, base: Tensor, opts: { mask?: Mask }
 }
 
 /** M ⊙ (W + beta · U V) with M chosen inside `mask`. */
-function prunedWeight(parts: PstParts, mask: Mask, at: string): Float32Tensor {
+function prunedWeight(parts: PSTParts, mask: Mask, at: string): Float32Tensor {
   const m = pstKeepMask(scoresOf(parts), mask, parts.level, at);
   const w = parts.adapted;
   for (let q = 0; q < w.data.length; q++) if (!isKept(m, q)) w.data[q] = 0;
   return w;
 }
 
-export const pstVariant: AdapterVariant<PstConfig> = {
+export const pstVariant: AdapterVariant<PSTConfig> = {
   kind: 'adapter',
   name: NAME,
   describe: 'PST: frozen W, a LoRA update U V and a learned top-k mask from |W| + low-rank + row/column scores, sparsity on a cubic schedule; merges M ⊙ (W + U V)',

@@ -14,5 +14,5 @@ export const rosaConfigSchema = z
     score: z.enum(['magnitude', 'random']).default('magnitude'),
   })
   .strict();
-export type RosaConfig = z.output<typeof rosaConfigSchema>;
-export type RosaConfigInput = z.input<typeof rosaConfigSchema>;
+export type RoSAConfig = z.output<typeof rosaConfigSchema>;
+export type RoSAConfigInput = z.input<typeof rosaConfigSchema>;

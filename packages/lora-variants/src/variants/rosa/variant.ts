@@ -8,9 +8,9 @@ import { magnitudeScores, randomScores } from '@sparse/masks';
 import { tensor } from '@sparse/tensor';
 import { loraScaling } from '../lora/variant.js';
 import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactorsFor, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../shared/sparse.js';
-import { rosaConfigSchema, type RosaConfig } from './config.js';
+import { rosaConfigSchema, type RoSAConfig } from './config.js';
 
-export const rosaVariant = makeSparseVariant<RosaConfig>({
+export const rosaVariant = makeSparseVariant<RoSAConfig>({
   name: 'rosa',
   // RoSA: accumulated squared gradients (a Fisher estimate)
   supportScores: { criteria: ['fisher', 'gradient', 'sensitivity', 'magnitude'] },

@@ -14,9 +14,9 @@ function topIdx(v: number[], k: number): Set<number> {
 /** A' and B' by sorting each row of A and column of B. */
 function sparseFactors(s: AdapterState): { a: Float64Array; b: Float64Array } {
   const [out, inp] = s.shape;
-  const c = s.config as { r: number; keepA: number; keepB: number };
-  const kA = Math.max(1, Math.round(c.keepA * inp));
-  const kB = Math.max(1, Math.round(c.keepB * out));
+  const c = s.config as { r: number; densityA: number; densityB: number };
+  const kA = Math.max(1, Math.round(c.densityA * inp));
+  const kB = Math.max(1, Math.round(c.densityB * out));
   const A = s.params.lora_A!.data;
   const B = s.params.lora_B!.data;
   const a = new Float64Array(c.r * inp);
@@ -46,18 +46,18 @@ function refDelta(s: AdapterState): Float64Array {
 
 describeVariantContract({
   name: 'roselora',
-  config: { r: 2, alpha: 4, keepA: 0.5, keepB: 0.5 },
+  config: { r: 2, alpha: 4, densityA: 0.5, densityB: 0.5 },
   closedForm: ([out, inp], c) => (c.r as number) * (out + inp),
   referenceDelta: (s) => refDelta(s),
   densifyChangesMask: true,
-  badConfigs: [[{ keepA: 0 }, /keepA/], [{ keepB: 2 }, /keepB/], [{ r: 'x' }, /r/]],
+  badConfigs: [[{ densityA: 0 }, /densityA/], [{ densityB: 2 }, /densityB/], [{ r: 'x' }, /r/]],
 });
 
 describe('roselora', () => {
   it('ΔW has at most r · kA · kB nonzeros, inside the selected rows × columns of each component', () => {
     const rng = new Random(1);
     const base = randn(rng, [20, 30]);
-    const s = perturb(roseloraVariant.init(base, { r: 3, keepA: 0.2, keepB: 0.25 }, rng), rng);
+    const s = perturb(roseloraVariant.init(base, { r: 3, densityA: 0.2, densityB: 0.25 }, rng), rng);
     const d = roseloraVariant.delta(s, base);
     const nnz = d.data.filter((v) => v !== 0).length;
     expect(nnz).toBeLessThanOrEqual(3 * 6 * 5);
@@ -74,7 +74,7 @@ describe('roselora', () => {
     await tf.setBackend('cpu');
     const rng = new Random(2);
     const base = randn(rng, [6, 10]);
-    const s = perturb(roseloraVariant.init(base, { r: 2, alpha: 2, keepA: 0.3, keepB: 0.5 }, rng), rng);
+    const s = perturb(roseloraVariant.init(base, { r: 2, alpha: 2, densityA: 0.3, densityB: 0.5 }, rng), rng);
     const A = tf.variable(tf.tensor(s.params.lora_A!.data, [2, 10]));
     const B = tf.variable(tf.tensor(s.params.lora_B!.data, [6, 2]));
     const G = randn(rng, [6, 10]);

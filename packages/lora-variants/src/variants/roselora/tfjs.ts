@@ -7,7 +7,7 @@ import { loraScaling } from '../lora/variant.js';
 import type { AdapterState } from '../types.js';
 import { maskTensor } from '../shared/tfjs.js';
 import { roseloraMasks } from './variant.js';
-import type { RoseloraConfig } from './config.js';
+import type { RoseLoRAConfig } from './config.js';
 
 /** x ⊙ m in the forward, identity in the backward (the straight-through estimator). */
 function straightThrough(x: tf.Tensor, m: tf.Tensor): tf.Tensor {
@@ -21,7 +21,7 @@ function straightThrough(x: tf.Tensor, m: tf.Tensor): tf.Tensor {
 export const roseloraForm: TfAdapterForm = {
   variant: 'roselora',
   effectiveWeight: ({ base, vars, state }) => {
-    const st = state as AdapterState<RoseloraConfig>;
+    const st = state as AdapterState<RoseLoRAConfig>;
     const core = (v: tf.Variable): Float32Tensor => coreTensor(v.dataSync() as Float32Array, v.shape);
     const { maskA, maskB } = roseloraMasks(st, core(vars.lora_A!), core(vars.lora_B!));
     const a = straightThrough(vars.lora_A!, maskTensor(maskA));

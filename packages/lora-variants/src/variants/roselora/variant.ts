@@ -12,14 +12,14 @@ import { tensor, type Float32Tensor } from '@sparse/tensor';
 import { loraScaling } from '../lora/variant.js';
 import type { AdapterState } from '../types.js';
 import { addLowRank, addLowRankForward, countOf, loraFactorsFor, makeSparseVariant, zerosMatrix } from '../shared/sparse.js';
-import { roseloraConfigSchema, type RoseloraConfig } from './config.js';
+import { roseloraConfigSchema, type RoseLoRAConfig } from './config.js';
 
 /** The current supports: top-kA |A| per row of A, top-kB |B| per column of B (ties: lower index). */
-export function roseloraMasks(state: AdapterState<RoseloraConfig>, a = state.params.lora_A!, b = state.params.lora_B!): { maskA: Mask; maskB: Mask } {
+export function roseloraMasks(state: AdapterState<RoseLoRAConfig>, a = state.params.lora_A!, b = state.params.lora_B!): { maskA: Mask; maskB: Mask } {
   const [out, inp] = state.shape;
   return {
-    maskA: perRowTopKMask(magnitudeScores(a), countOf(inp, state.config.keepA)),
-    maskB: perColumnTopKMask(magnitudeScores(b), countOf(out, state.config.keepB)),
+    maskA: perRowTopKMask(magnitudeScores(a), countOf(inp, state.config.densityA)),
+    maskB: perColumnTopKMask(magnitudeScores(b), countOf(out, state.config.densityB)),
   };
 }
 
@@ -27,12 +27,12 @@ function masked(t: Float32Tensor, m: Mask): Float32Tensor {
   return tensor(Float32Array.from(t.data, (v, k) => (isKept(m, k) ? v : 0)), t.shape);
 }
 
-function sparseFactors(state: AdapterState<RoseloraConfig>): { a: Float32Tensor; b: Float32Tensor } {
+function sparseFactors(state: AdapterState<RoseLoRAConfig>): { a: Float32Tensor; b: Float32Tensor } {
   const { maskA, maskB } = roseloraMasks(state);
   return { a: masked(state.params.lora_A!, maskA), b: masked(state.params.lora_B!, maskB) };
 }
 
-export const roseloraVariant = makeSparseVariant<RoseloraConfig>({
+export const roseloraVariant = makeSparseVariant<RoseLoRAConfig>({
   name: 'roselora',
   describe: 'RoseLoRA: scaling · B A with top-k rows of A and top-k columns of B (by |value|, re-selected as they train)',
   schema: roseloraConfigSchema,

@@ -3,8 +3,8 @@ import { z } from 'zod';
 
 export const s2ftConfigSchema = z
   .object({
-    /** 'rows': output channels (W's rows); 'columns': input channels (W's columns). */
-    axis: z.enum(['rows', 'columns']).default('rows'),
+    /** 'row': output channels (W's rows); 'column': input channels (W's columns). */
+    axis: z.enum(['row', 'column']).default('row'),
     /** Channels per group (e.g. the head dimension); the axis length must be a multiple of it. */
     groupSize: z.number().int().positive().default(1),
     /** How many groups train. */
@@ -13,5 +13,5 @@ export const s2ftConfigSchema = z
     selection: z.enum(['random', 'magnitude']).default('random'),
   })
   .strict();
-export type S2ftConfig = z.output<typeof s2ftConfigSchema>;
-export type S2ftConfigInput = z.input<typeof s2ftConfigSchema>;
+export type S2FTConfig = z.output<typeof s2ftConfigSchema>;
+export type S2FTConfigInput = z.input<typeof s2ftConfigSchema>;

@@ -11,19 +11,19 @@ function refDelta(state: unknown): Float64Array {
   const D = s.params.s2ft_block!;
   const d = new Float64Array(out * inp);
   for (let i = 0; i < out; i++) for (let j = 0; j < inp; j++) {
-    const t = ch.indexOf(s.config.axis === 'rows' ? i : j);
-    if (t >= 0) d[i * inp + j] = s.config.axis === 'rows' ? D.data[t * inp + j]! : D.data[i * ch.length + t]!;
+    const t = ch.indexOf(s.config.axis === 'row' ? i : j);
+    if (t >= 0) d[i * inp + j] = s.config.axis === 'row' ? D.data[t * inp + j]! : D.data[i * ch.length + t]!;
   }
   return d;
 }
 
 const closedForm = ([out, inp]: readonly [number, number], c: Record<string, unknown>) =>
-  (c.groups as number) * ((c.groupSize as number) ?? 1) * (c.axis === 'columns' ? out : inp);
+  (c.groups as number) * ((c.groupSize as number) ?? 1) * (c.axis === 'column' ? out : inp);
 
 describeVariantContract({
   name: 's2ft',
-  label: 'rows',
-  config: { axis: 'rows', groupSize: 4, groups: 2 },
+  label: 'row',
+  config: { axis: 'row', groupSize: 4, groups: 2 },
   closedForm,
   referenceDelta: refDelta,
   densifyChangesMask: true,
@@ -33,8 +33,8 @@ describeVariantContract({
 
 describeVariantContract({
   name: 's2ft',
-  label: 'columns',
-  config: { axis: 'columns', groupSize: 2, groups: 6, selection: 'magnitude' },
+  label: 'column',
+  config: { axis: 'column', groupSize: 2, groups: 6, selection: 'magnitude' },
   closedForm,
   referenceDelta: refDelta,
   densifyChangesMask: true,
@@ -88,6 +88,6 @@ describe('s2ft selection and co-permutation', () => {
   it('shape errors name groupSize and groups', () => {
     const base = randn(new Random(4), [10, 8]);
     expect(() => s2ftVariant.init(base, { groupSize: 3 }, new Random(0))).toThrow(/groupSize 3 does not divide the rows axis \(10\)/);
-    expect(() => s2ftVariant.init(base, { axis: 'columns', groupSize: 4, groups: 3 }, new Random(0))).toThrow(/groups 3 exceeds the 2 groups of 4 columns/);
+    expect(() => s2ftVariant.init(base, { axis: 'column', groupSize: 4, groups: 3 }, new Random(0))).toThrow(/groups 3 exceeds the 2 groups of 4 columns/);
   });
 });

@@ -12,7 +12,7 @@ export const s2ftForm: TfAdapterForm = {
   variant: 's2ft',
   effectiveWeight: ({ base, vars, state }) => {
     const ch = indexed(state).indices.channels!;
-    const axis = (state.config as { axis: 'rows' | 'columns' }).axis === 'rows' ? 0 : 1;
+    const axis = (state.config as { axis: 'row' | 'column' }).axis === 'row' ? 0 : 1;
     const [out, inp] = state.shape;
     const len = axis === 0 ? out : inp;
     const map = new Int32Array(len).fill(ch.length);

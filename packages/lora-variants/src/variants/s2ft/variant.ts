@@ -11,22 +11,23 @@ import { magnitudeScores } from '@sparse/masks';
 import { ArgumentError, ShapeError, tensor, type Float32Tensor, type Random } from '@sparse/tensor';
 import type { AdapterState } from '../types.js';
 import { makeSparseVariant, matmulT, topIndices, zerosMatrix } from '../shared/sparse.js';
-import { s2ftConfigSchema, type S2ftConfig } from './config.js';
+import { s2ftConfigSchema, type S2FTConfig } from './config.js';
 
 /** The selected groups' channels, sorted (group g covers channels g·groupSize .. (g+1)·groupSize − 1). */
-function selectChannels(base: Float32Tensor, c: S2ftConfig, rng: Random, scores: Float32Tensor | undefined): Int32Array {
+function selectChannels(base: Float32Tensor, c: S2FTConfig, rng: Random, scores: Float32Tensor | undefined): Int32Array {
   const [out, inp] = base.shape as [number, number];
-  const len = c.axis === 'rows' ? out : inp;
-  if (len % c.groupSize !== 0) throw new ShapeError(`s2ft.init: groupSize ${c.groupSize} does not divide the ${c.axis} axis (${len})`);
+  const len = c.axis === 'row' ? out : inp;
+  const channels = c.axis === 'row' ? 'rows' : 'columns';
+  if (len % c.groupSize !== 0) throw new ShapeError(`s2ft.init: groupSize ${c.groupSize} does not divide the ${channels} axis (${len})`);
   const nGroups = len / c.groupSize;
-  if (c.groups > nGroups) throw new ArgumentError(`s2ft.init: groups ${c.groups} exceeds the ${nGroups} groups of ${c.groupSize} ${c.axis}`);
+  if (c.groups > nGroups) throw new ArgumentError(`s2ft.init: groups ${c.groups} exceeds the ${nGroups} groups of ${c.groupSize} ${channels}`);
   let chosen: number[];
   if (scores === undefined && c.selection === 'random') {
     chosen = rng.shuffle(Array.from({ length: nGroups }, (_, g) => g)).slice(0, c.groups);
   } else {
     const s = scores ?? magnitudeScores(base);
     const sum = new Float64Array(nGroups);
-    for (let i = 0; i < out; i++) for (let j = 0; j < inp; j++) sum[Math.floor((c.axis === 'rows' ? i : j) / c.groupSize)]! += s.data[i * inp + j]!;
+    for (let i = 0; i < out; i++) for (let j = 0; j < inp; j++) sum[Math.floor((c.axis === 'row' ? i : j) / c.groupSize)]! += s.data[i * inp + j]!;
     chosen = Array.from(topIndices(sum, c.groups));
   }
   chosen.sort((a, b) => a - b);
@@ -38,15 +39,15 @@ function selectChannels(base: Float32Tensor, c: S2ftConfig, rng: Random, scores:
 }
 
 /** The co-permutation: selected channels first (in order), then the rest; perm[newPosition] = channel. */
-export function s2ftPermutation(state: AdapterState<S2ftConfig>): Int32Array {
-  const ch = (state as AdapterState<S2ftConfig> & { indices: Record<string, Int32Array> }).indices.channels!;
-  const len = state.config.axis === 'rows' ? state.shape[0] : state.shape[1];
+export function s2ftPermutation(state: AdapterState<S2FTConfig>): Int32Array {
+  const ch = (state as AdapterState<S2FTConfig> & { indices: Record<string, Int32Array> }).indices.channels!;
+  const len = state.config.axis === 'row' ? state.shape[0] : state.shape[1];
   const selected = new Set(ch);
   const rest = Array.from({ length: len }, (_, q) => q).filter((q) => !selected.has(q));
   return Int32Array.from([...ch, ...rest]);
 }
 
-export const s2ftVariant = makeSparseVariant<S2ftConfig>({
+export const s2ftVariant = makeSparseVariant<S2FTConfig>({
   name: 's2ft',
   // data-free in the paper (random groups); data scores may choose the groups instead
   supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
@@ -56,7 +57,7 @@ export const s2ftVariant = makeSparseVariant<S2ftConfig>({
     const [out, inp] = base.shape as [number, number];
     const channels = selectChannels(base, c, rng, scores);
     const k = channels.length;
-    const block: Float32Tensor = c.axis === 'rows' ? tensor(new Float32Array(k * inp), [k, inp]) : tensor(new Float32Array(out * k), [out, k]);
+    const block: Float32Tensor = c.axis === 'row' ? tensor(new Float32Array(k * inp), [k, inp]) : tensor(new Float32Array(out * k), [out, k]);
     return { params: { s2ft_block: block }, indices: { channels } };
   },
   delta(state) {
@@ -65,7 +66,7 @@ export const s2ftVariant = makeSparseVariant<S2ftConfig>({
     const ch = state.indices.channels!;
     const blk = state.params.s2ft_block!.data;
     const k = ch.length;
-    if (state.config.axis === 'rows') ch.forEach((i, t) => d.data.set(blk.subarray(t * inp, (t + 1) * inp), i * inp));
+    if (state.config.axis === 'row') ch.forEach((i, t) => d.data.set(blk.subarray(t * inp, (t + 1) * inp), i * inp));
     else for (let i = 0; i < out; i++) ch.forEach((j, t) => (d.data[i * inp + j] = blk[i * k + t]!));
     return d;
   },
@@ -75,7 +76,7 @@ export const s2ftVariant = makeSparseVariant<S2ftConfig>({
     const ch = state.indices.channels!;
     const k = ch.length;
     const blk = state.params.s2ft_block!;
-    if (state.config.axis === 'rows') {
+    if (state.config.axis === 'row') {
       // Only the selected outputs change: y[:, ch] += x Dᵀ.
       const part = matmulT(x, blk);
       for (let a = 0; a < n; a++) ch.forEach((i, t) => (y.data[a * out + i] = y.data[a * out + i]! + part.data[a * k + t]!));
@@ -86,5 +87,5 @@ export const s2ftVariant = makeSparseVariant<S2ftConfig>({
       for (let q = 0; q < y.data.length; q++) y.data[q] = y.data[q]! + part.data[q]!;
     }
   },
-  count: ([out, inp], c) => c.groups * c.groupSize * (c.axis === 'rows' ? inp : out),
+  count: ([out, inp], c) => c.groups * c.groupSize * (c.axis === 'row' ? inp : out),
 });

@@ -4,8 +4,8 @@ import { z } from 'zod';
 export const saraConfigSchema = z
   .object({
     /** Fraction of W's entries trained: those with the smallest |W| among its nonzeros. */
-    fraction: z.number().gt(0).max(1).default(0.1),
+    density: z.number().gt(0).max(1).default(0.1),
   })
   .strict();
-export type SaraConfig = z.output<typeof saraConfigSchema>;
-export type SaraConfigInput = z.input<typeof saraConfigSchema>;
+export type SaRAConfig = z.output<typeof saraConfigSchema>;
+export type SaRAConfigInput = z.input<typeof saraConfigSchema>;

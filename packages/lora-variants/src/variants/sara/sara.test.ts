@@ -10,8 +10,8 @@ import { describeVariantContract, prune24, randn } from '../shared/sparse-testin
 
 describeVariantContract({
   name: 'sara',
-  config: { fraction: 0.4 },
-  closedForm: ([out, inp], c) => Math.round((c.fraction as number) * out * inp),
+  config: { density: 0.4 },
+  closedForm: ([out, inp], c) => Math.round((c.density as number) * out * inp),
   referenceDelta(state) {
     const s = state as IndexedAdapterState;
     const d = new Float64Array(s.shape[0] * s.shape[1]);
@@ -20,7 +20,7 @@ describeVariantContract({
   },
   // The support lies on the base's nonzeros, so even a densified merge cannot fill pruned entries.
   densifyChangesMask: false,
-  badConfigs: [[{ fraction: 0 }, /fraction/], [{ fraction: 'a' }, /fraction/], [{ r: 4 }, /r/]],
+  badConfigs: [[{ density: 0 }, /density/], [{ density: 'a' }, /density/], [{ r: 4 }, /r/]],
 });
 
 describe('sara', () => {
@@ -28,7 +28,7 @@ describe('sara', () => {
     const rng = new Random(1);
     const base = randn(rng, [8, 16]);
     prune24(base);
-    const s = saraVariant.init(base, { fraction: 0.1 }, rng);
+    const s = saraVariant.init(base, { density: 0.1 }, rng);
     const expected = Array.from(base.data, (w, q) => [Math.abs(w), q] as const)
       .filter(([, q]) => base.data[q] !== 0)
       .sort((a, b) => a[0] - b[0] || a[1] - b[1])
@@ -36,7 +36,7 @@ describe('sara', () => {
       .map((e) => e[1])
       .sort((a, b) => a - b);
     expect(Array.from(s.indices.support!)).toEqual(expected);
-    expect(() => saraVariant.init(base, { fraction: 0.6 }, rng)).toThrow(/fraction asks for 77 entries but the base has only 64 nonzeros/);
+    expect(() => saraVariant.init(base, { density: 0.6 }, rng)).toThrow(/density asks for 77 entries but the base has only 64 nonzeros/);
   });
 
   it('nuclearNorm matches closed forms: 2×2 √(‖M‖_F² + 2|det M|), rank one ‖u‖‖v‖, diagonal Σ|d_i|', () => {
@@ -82,7 +82,7 @@ describe('sara', () => {
     const y = tf.tensor(randn(rng, [n, out]).data, [n, out]);
     const run = (lambda: number) => {
       const weights = { fc: tf.variable(tf.tensor(w0.data, [out, inp]), false) };
-      const model = attachAdapters(weights, { targets: 'fc', variant: 'sara', config: { fraction: 0.5 }, seed: 1 });
+      const model = attachAdapters(weights, { targets: 'fc', variant: 'sara', config: { density: 0.5 }, seed: 1 });
       const opt = tf.train.adam(0.05);
       const delta = () => tf.sub(model.effectiveWeight('fc'), weights.fc);
       for (let s = 0; s < 40; s++) {

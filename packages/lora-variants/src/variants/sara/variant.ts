@@ -1,5 +1,5 @@
 // SaRA (Hu et al., "Progressive Sparse Low-Rank Adaptation"): re-use the pretrained weight's least
-// important entries — the `fraction · out · in` smallest |W| — as a sparse trainable delta, ΔW = S on that
+// important entries — the `density · out · in` smallest |W| — as a sparse trainable delta, ΔW = S on that
 // fixed support (indices + values), with a nuclear-norm penalty ‖ΔW‖_* added to the loss so the learned
 // update stays low rank. `nuclearNorm` (core) and `nuclearNormPenalty` (tfjs, from ./tfjs.ts, gradient
 // U Vᵀ) provide the penalty; weigh it in your loss. On a pruned base the smallest *nonzero* entries are
@@ -9,14 +9,14 @@
 import { magnitudeScores } from '@sparse/masks';
 import { svd, tensor, type Tensor } from '@sparse/tensor';
 import { addSparseForward, countOf, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../shared/sparse.js';
-import { saraConfigSchema, type SaraConfig } from './config.js';
+import { saraConfigSchema, type SaRAConfig } from './config.js';
 
 /** ‖M‖_* = Σ σ_i (one-sided Jacobi SVD, float64 inside). */
 export function nuclearNorm(m: Tensor): number {
   return Array.from(svd(m).s.data as ArrayLike<number>).reduce((a, b) => a + b, 0);
 }
 
-export const saraVariant = makeSparseVariant<SaraConfig>({
+export const saraVariant = makeSparseVariant<SaRAConfig>({
   name: 'sara',
   // data-free in the paper (the smallest |W|); data scores may choose the entries instead
   supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
@@ -25,7 +25,7 @@ export const saraVariant = makeSparseVariant<SaraConfig>({
   create(base, c, _rng, scores) {
     const [out, inp] = base.shape as [number, number];
     // Smallest |W| (or smallest given score): the "temporarily ineffective" parameters.
-    const support = topSupport(scores ?? magnitudeScores(base), base, countOf(out * inp, c.fraction), 'sara.init', 'fraction', false);
+    const support = topSupport(scores ?? magnitudeScores(base), base, countOf(out * inp, c.density), 'sara.init', 'density', false);
     return { params: { sara_values: tensor(new Float32Array(support.length), [support.length]) }, indices: { support } };
   },
   delta(state) {
@@ -36,5 +36,5 @@ export const saraVariant = makeSparseVariant<SaraConfig>({
   addForward(x, state, y) {
     addSparseForward(x, state.indices.support!, state.params.sara_values!, state.shape[1], y);
   },
-  count: ([out, inp], c) => countOf(out * inp, c.fraction),
+  count: ([out, inp], c) => countOf(out * inp, c.density),
 });

@@ -1,7 +1,7 @@
 // The 'selective-lora' variant's config: its zod schema (fields, defaults, strictness) and types.
 import { z } from 'zod';
 
-export const selectiveLoraConfigSchema = z
+export const selectiveLoRAConfigSchema = z
   .object({
     r: z.number().int().positive().default(8),
     alpha: z.number().positive().default(8),
@@ -11,4 +11,4 @@ export const selectiveLoraConfigSchema = z
     gateInit: z.number().default(1),
   })
   .strict();
-export type SelectiveLoraConfig = z.output<typeof selectiveLoraConfigSchema>;
+export type SelectiveLoRAConfig = z.output<typeof selectiveLoRAConfigSchema>;

@@ -1,5 +1,5 @@
 // The public exports of 'selective-lora': config and core variant. The tfjs form (./tfjs.ts) is listed in
 // ../builtins-tfjs.ts and never re-exported here: this file belongs to the core entry.
-export { selectiveLoraConfigSchema } from './config.js';
-export type { SelectiveLoraConfig } from './config.js';
-export { selectiveIndicator, selectiveLoraVariant } from './variant.js';
+export { selectiveLoRAConfigSchema } from './config.js';
+export type { SelectiveLoRAConfig } from './config.js';
+export { selectiveIndicator, selectiveLoRAVariant } from './variant.js';

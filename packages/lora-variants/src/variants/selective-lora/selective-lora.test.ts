@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters } from '../../tfjs.js';
 import type { AdapterState } from '../types.js';
-import { selectiveIndicator, selectiveLoraVariant } from './variant.js';
+import { selectiveIndicator, selectiveLoRAVariant } from './variant.js';
 import { describeFamilyVariant, randn } from '../shared/family-testing.js';
 
 // r = 4 in 2 blocks of 2; scaling alpha / r = 2.
@@ -54,13 +54,13 @@ describe('selective-lora specifics', () => {
     const g = grads[gate.name]!.dataSync();
     for (let blk = 0; blk < 2; blk++) expect(g[blk]).toBeCloseTo(refBlock(s, blk).reduce((a, v, k) => a + v * t[k]!, 0), 4);
     expect(Array.from(selectiveIndicator(s))).toEqual([1, 0]);
-    const merged = selectiveLoraVariant.merge(base, s as never);
+    const merged = selectiveLoRAVariant.merge(base, s as never);
     const block0 = refBlock(s, 0);
     for (let k = 0; k < 30; k++) expect(merged.data[k]).toBeCloseTo(base.data[k]! + block0[k]!, 5);
   });
 
   it('blocks must divide r, and the error names blocks', () => {
-    expect(() => selectiveLoraVariant.init(randn(new Random(1), [3, 3]), { r: 4, blocks: 3 }, new Random(1))).toThrow(/blocks = 3 does not divide r = 4/);
-    expect(() => selectiveLoraVariant.trainableCount([3, 3], { r: 4, blocks: 3 })).toThrow(/blocks/);
+    expect(() => selectiveLoRAVariant.init(randn(new Random(1), [3, 3]), { r: 4, blocks: 3 }, new Random(1))).toThrow(/blocks = 3 does not divide r = 4/);
+    expect(() => selectiveLoRAVariant.trainableCount([3, 3], { r: 4, blocks: 3 })).toThrow(/blocks/);
   });
 });

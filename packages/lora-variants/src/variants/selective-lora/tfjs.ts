@@ -3,16 +3,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { v } from '../shared/tfjs.js';
-import type { SelectiveLoraConfig } from './config.js';
+import type { SelectiveLoRAConfig } from './config.js';
 
 /** Forward: the hard indicator 1[g > 0]; backward: the identity (straight-through). */
-const indicatorSte = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({ value: tf.step(args[0] as tf.Tensor), gradFunc: (dy: tf.Tensor) => dy }));
+const indicatorSTE = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({ value: tf.step(args[0] as tf.Tensor), gradFunc: (dy: tf.Tensor) => dy }));
 
-export const selectiveLoraForm: TfAdapterForm = {
+export const selectiveLoRAForm: TfAdapterForm = {
   variant: 'selective-lora',
   effectiveWeight: ({ base, vars, state }) => {
-    const c = state.config as SelectiveLoraConfig;
-    const on = indicatorSte(v(vars, 'lora_gate')) as tf.Tensor;
+    const c = state.config as SelectiveLoRAConfig;
+    const on = indicatorSTE(v(vars, 'lora_gate')) as tf.Tensor;
     // One indicator per rank row: block b covers rows b·r/blocks .. (b+1)·r/blocks − 1.
     const rows = tf.reshape(tf.tile(tf.reshape(on, [c.blocks, 1]), [1, c.r / c.blocks]), [c.r, 1]);
     return tf.add(base, tf.matMul(v(vars, 'lora_B'), tf.mul(v(vars, 'lora_A'), tf.mul(rows, c.alpha / c.r))));

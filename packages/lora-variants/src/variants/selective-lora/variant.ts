@@ -8,7 +8,7 @@ import { ArgumentError, matmul, tensor, type Float32Tensor } from '@sparse/tenso
 import type { AdapterState } from '../types.js';
 import { loraFactors } from '../lora/variant.js';
 import { defineFamilyVariant } from '../shared/family.js';
-import { selectiveLoraConfigSchema, type SelectiveLoraConfig } from './config.js';
+import { selectiveLoRAConfigSchema, type SelectiveLoRAConfig } from './config.js';
 
 /** 1 for blocks whose gate is on. */
 export function selectiveIndicator(state: AdapterState): Float32Array {
@@ -16,7 +16,7 @@ export function selectiveIndicator(state: AdapterState): Float32Array {
 }
 
 /** A's rows scaled by scaling · 1[g_b > 0] of their block. */
-function gatedA(state: AdapterState<SelectiveLoraConfig>): Float32Tensor {
+function gatedA(state: AdapterState<SelectiveLoRAConfig>): Float32Tensor {
   const a = state.params.lora_A!;
   const on = selectiveIndicator(state);
   const { r, alpha, blocks } = state.config;
@@ -25,10 +25,10 @@ function gatedA(state: AdapterState<SelectiveLoraConfig>): Float32Tensor {
   return tensor(Float32Array.from(a.data, (v, k) => v * on[Math.floor(Math.floor(k / inp) / per)]! * (alpha / r)), a.shape);
 }
 
-export const selectiveLoraVariant = defineFamilyVariant<SelectiveLoraConfig>({
+export const selectiveLoRAVariant = defineFamilyVariant<SelectiveLoRAConfig>({
   name: 'selective-lora',
   describe: 'Selective LoRA: rank blocks switched on by indicator gates 1[g_b > 0], trained by straight-through estimation',
-  schema: selectiveLoraConfigSchema,
+  schema: selectiveLoRAConfigSchema,
   init(base, c, rng) {
     if (c.r % c.blocks !== 0) throw new ArgumentError(`selective-lora.init: blocks = ${c.blocks} does not divide r = ${c.r}`);
     const [out, inp] = base.shape as [number, number];

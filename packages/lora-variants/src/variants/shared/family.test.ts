@@ -4,11 +4,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { getTfForm } from '../../tfjs-forms/index.js';
 import { getVariant } from '../registry.js';
-import { scaleColumns, topSvd, transposed } from './family.js';
+import { scaleColumns, topSVD, transposed } from './family.js';
 import { familyVariants } from '../builtins.js';
 import { randn, refMatmul, refTranspose, values } from './family-testing.js';
 
-describe('topSvd', () => {
+describe('topSVD', () => {
   it('the randomized path (r + 10 < min(m, n)) agrees with the exact SVD on the top triplets', () => {
     // A spectrum with a clear gap after 4 values, as trained weights have.
     const rng = new Random(1);
@@ -17,7 +17,7 @@ describe('topSvd', () => {
     const a = refMatmul(u, v, 60, 4, 50);
     const noise = randn(rng, [60, 50], 0.01);
     const m = tensor(Float32Array.from(a, (x, k) => x + noise.data[k]!), [60, 50]) as Float32Tensor;
-    const t = topSvd(m, 4, new Random(2));
+    const t = topSVD(m, 4, new Random(2));
     const e = svd(m);
     for (let i = 0; i < 4; i++) {
       expect(t.s[i]! / e.s.data[i]!).toBeCloseTo(1, 4);

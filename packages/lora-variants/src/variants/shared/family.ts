@@ -8,7 +8,7 @@ import {
   ShapeError,
   svd,
   tensor,
-  truncatedSvd,
+  truncatedSVD,
   type Float32Tensor,
   type Random,
   type Tensor,
@@ -137,7 +137,7 @@ export function checkRank(r: number, shape: readonly number[], where: string, fi
   if (r > k) throw new ArgumentError(`${where}: ${field} = ${r} exceeds min(out, in) = ${k} of the [${shape.join(', ')}] weight`);
 }
 
-export interface TopSvd {
+export interface TopSVD {
   /** [m, r] left singular vectors. */
   u: Float32Tensor;
   /** [r] singular values, non-increasing. */
@@ -148,11 +148,11 @@ export interface TopSvd {
 
 /**
  * The top-r singular triplets of a: the exact (Jacobi) SVD when the sketch of the randomized one would
- * cover the whole spectrum anyway, else `truncatedSvd` seeded from `rng`.
+ * cover the whole spectrum anyway, else `truncatedSVD` seeded from `rng`.
  */
-export function topSvd(a: Tensor, r: number, rng: Random): TopSvd {
+export function topSVD(a: Tensor, r: number, rng: Random): TopSVD {
   const k = Math.min(a.shape[0]!, a.shape[1]!);
-  const f = r + 10 >= k ? svd(a) : truncatedSvd(a, r, { rng });
+  const f = r + 10 >= k ? svd(a) : truncatedSVD(a, r, { rng });
   const [m, n] = [a.shape[0]!, a.shape[1]!];
   const kk = f.s.shape[0]!;
   const u = new Float32Array(m * r);

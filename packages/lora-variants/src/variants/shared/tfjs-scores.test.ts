@@ -6,7 +6,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { ArgumentError, Random, ShapeError, tensor, type Float32Tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attachAdapters, relocalizeLosia, setLosiaSubnet } from '../../tfjs.js';
+import { attachAdapters, relocalizeLoSiA, setLoSiASubnet } from '../../tfjs.js';
 import { getVariant } from '../registry.js';
 import type { IndexedAdapterState, ScoredAdapterVariant } from './sparse.js';
 import { prune24, randn } from './sparse-testing.js';
@@ -82,7 +82,7 @@ describe('attachAdapters with scores', () => {
   it.each([
     ['s2ft', { groupSize: 2, groups: 1 }],
     ['dsee', { r: 2, density: 0.1 }],
-    ['sara', { fraction: 0.1 }],
+    ['sara', { density: 0.1 }],
     ['sparse-adapter', { r: 2 }],
   ])('%s: the same selection as the core initWithScores with the layer stream, for core and tf.Tensor scores', (variant, config) => {
     const { w, scores, vars } = setup(4);
@@ -154,7 +154,7 @@ describe('LoSiA re-localization on an AdapterModel', () => {
   it('folds the core into the weight through the base mask and starts a zero core on the subnet of the new scores', () => {
     const { w, scores, weights, model, delta } = trained(11);
     const core = model.trainableVariables()[0]!;
-    expect(relocalizeLosia(model, (n) => (n === 'a' ? scores.b : undefined))).toEqual(['a']);
+    expect(relocalizeLoSiA(model, (n) => (n === 'a' ? scores.b : undefined))).toEqual(['a']);
     const merged = weights.a.dataSync();
     w.a.data.forEach((v, q) => expect(merged[q]).toBeCloseTo(v === 0 ? 0 : v + delta[q]!, 5));
     // the new subnet: rows by summed score, then columns within them (brute force)
@@ -172,7 +172,7 @@ describe('LoSiA re-localization on an AdapterModel', () => {
   it('with densify the adapted function is unchanged', () => {
     const { scores, model, weights } = trained(12, true);
     const before = Float32Array.from(model.effectiveWeight('a').dataSync());
-    relocalizeLosia(model, () => scores.a);
+    relocalizeLoSiA(model, () => scores.a);
     const after = model.effectiveWeight('a').dataSync();
     before.forEach((v, q) => expect(after[q]).toBeCloseTo(v, 5));
     expect(Array.from(weights.a.dataSync())).toEqual(Array.from(after));
@@ -180,17 +180,17 @@ describe('LoSiA re-localization on an AdapterModel', () => {
 
   it('setSubnet restores a saved subnet and refuses bad ones; other variants and bad scores are refused', () => {
     const { model, vars, scores } = { ...trained(13), ...setup(13) };
-    setLosiaSubnet(model, 'default', 'a', { rows: [1, 6], cols: [0, 3, 9, 15] });
+    setLoSiASubnet(model, 'default', 'a', { rows: [1, 6], cols: [0, 3, 9, 15] });
     expect(Array.from(indices(model, 'a').rows!)).toEqual([1, 6]);
     expect(Array.from(indices(model, 'a').cols!)).toEqual([0, 3, 9, 15]);
-    expect(() => setLosiaSubnet(model, 'default', 'a', { rows: [1], cols: [0, 3, 9, 15] })).toThrow(/setLosiaSubnet: a: rows has 1 entries, expected 2/);
-    expect(() => setLosiaSubnet(model, 'default', 'a', { rows: [1, 8], cols: [0, 3, 9, 15] })).toThrow(/rows must be increasing integers in \[0, 8\), got 8/);
-    expect(() => setLosiaSubnet(model, 'default', 'a', { rows: [1, 6], cols: [0, 9, 3, 15] })).toThrow(/cols must be increasing/);
-    expect(() => setLosiaSubnet(model, 'default', 'b', { rows: [1, 6], cols: [0, 3, 9, 15] })).toThrow(/has no layer 'b'/);
-    expect(() => relocalizeLosia(model, () => tensor(new Float32Array(16), [4, 4]))).toThrow(/relocalizeLosia: layer 'a': scores are \[4, 4\] but the weight is \[8, 16\]/);
+    expect(() => setLoSiASubnet(model, 'default', 'a', { rows: [1], cols: [0, 3, 9, 15] })).toThrow(/setLoSiASubnet: a: rows has 1 entries, expected 2/);
+    expect(() => setLoSiASubnet(model, 'default', 'a', { rows: [1, 8], cols: [0, 3, 9, 15] })).toThrow(/rows must be increasing integers in \[0, 8\), got 8/);
+    expect(() => setLoSiASubnet(model, 'default', 'a', { rows: [1, 6], cols: [0, 9, 3, 15] })).toThrow(/cols must be increasing/);
+    expect(() => setLoSiASubnet(model, 'default', 'b', { rows: [1, 6], cols: [0, 3, 9, 15] })).toThrow(/has no layer 'b'/);
+    expect(() => relocalizeLoSiA(model, () => tensor(new Float32Array(16), [4, 4]))).toThrow(/relocalizeLoSiA: layer 'a': scores are \[4, 4\] but the weight is \[8, 16\]/);
     const rosa = attachAdapters(vars(), { targets: ['a'], variant: 'rosa' });
-    expect(() => relocalizeLosia(rosa, () => scores.a)).toThrow(/relocalizeLosia: adapter 'default' is 'rosa', not losia/);
+    expect(() => relocalizeLoSiA(rosa, () => scores.a)).toThrow(/relocalizeLoSiA: adapter 'default' is 'rosa', not losia/);
     model.merge();
-    expect(() => relocalizeLosia(model, () => scores.a)).toThrow(/relocalizeLosia: adapter 'default' is merged/);
+    expect(() => relocalizeLoSiA(model, () => scores.a)).toThrow(/relocalizeLoSiA: adapter 'default' is merged/);
   });
 });

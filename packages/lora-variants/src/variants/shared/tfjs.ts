@@ -6,7 +6,7 @@ import { ArgumentError, ShapeError, tensor, type Float32Tensor, type Tensor } fr
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterModel } from '../../tfjs.js';
 import { loraScaling } from '../lora/variant.js';
-import type { LoraConfig } from '../lora/config.js';
+import type { LoRAConfig } from '../lora/config.js';
 import type { IndexedAdapterState } from './sparse.js';
 
 /** A form's variables by param name. */
@@ -26,7 +26,7 @@ export function placeFlat(values: tf.Tensor, positions: Int32Array, shape: reado
 
 /** scaling · B A from the LoRA factors lora_A, lora_B (config: r, alpha, rslora). */
 export function lowRank(vars: Vars, config: unknown): tf.Tensor {
-  return tf.mul(tf.matMul(vars.lora_B!, vars.lora_A!), loraScaling(config as LoraConfig));
+  return tf.mul(tf.matMul(vars.lora_B!, vars.lora_A!), loraScaling(config as LoRAConfig));
 }
 
 /** The state as a sparse variant's, with its integer selections. */

@@ -11,5 +11,5 @@ export const smtConfigSchema = z
     score: z.enum(['magnitude', 'random']).default('magnitude'),
   })
   .strict();
-export type SmtConfig = z.output<typeof smtConfigSchema>;
-export type SmtConfigInput = z.input<typeof smtConfigSchema>;
+export type SMTConfig = z.output<typeof smtConfigSchema>;
+export type SMTConfigInput = z.input<typeof smtConfigSchema>;

@@ -9,7 +9,7 @@
 import { magnitudeScores, randomScores } from '@sparse/masks';
 import { ArgumentError, ShapeError, tensor, type Float32Tensor } from '@sparse/tensor';
 import { makeSparseVariant, topIndices, zerosMatrix } from '../shared/sparse.js';
-import { smtConfigSchema, type SmtConfig } from './config.js';
+import { smtConfigSchema, type SMTConfig } from './config.js';
 
 /** Block ids of the `count` blocks with the largest summed score (ties: lower id), sorted. */
 export function smtSelectBlocks(scores: Float32Tensor, blockSize: number, count: number): Int32Array {
@@ -37,7 +37,7 @@ export function smtPositions(blockIds: Int32Array, blockSize: number, inp: numbe
   return pos;
 }
 
-export const smtVariant = makeSparseVariant<SmtConfig>({
+export const smtVariant = makeSparseVariant<SMTConfig>({
   name: 'smt',
   // SMT: the blocks with the largest accumulated |gradient|
   supportScores: { criteria: ['gradient', 'fisher', 'sensitivity', 'magnitude'] },

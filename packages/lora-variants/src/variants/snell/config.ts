@@ -13,5 +13,5 @@ export const snellConfigSchema = z
     scale: z.number().positive().default(0.1),
   })
   .strict();
-export type SnellConfig = z.output<typeof snellConfigSchema>;
-export type SnellConfigInput = z.input<typeof snellConfigSchema>;
+export type SNELLConfig = z.output<typeof snellConfigSchema>;
+export type SNELLConfigInput = z.input<typeof snellConfigSchema>;

@@ -1,5 +1,5 @@
 // The public exports of 'snell': config and core variant. The tfjs form (./tfjs.ts) is listed in
 // ../builtins-tfjs.ts and never re-exported here: this file belongs to the core entry.
 export { snellConfigSchema } from './config.js';
-export type { SnellConfig, SnellConfigInput } from './config.js';
+export type { SNELLConfig, SNELLConfigInput } from './config.js';
 export { snellKernel, snellMask, snellVariant } from './variant.js';

@@ -5,13 +5,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { maskTensor } from '../shared/tfjs.js';
 import { snellMask } from './variant.js';
-import type { SnellConfig } from './config.js';
+import type { SNELLConfig } from './config.js';
 
 /** SNELL: distance kernels by broadcasting; the competition mask is decided by the core rule on K's values. */
 export const snellForm: TfAdapterForm = {
   variant: 'snell',
   effectiveWeight: ({ base, vars, state }) => {
-    const c = state.config as SnellConfig;
+    const c = state.config as SNELLConfig;
     const [out, inp] = state.shape;
     const heads = [0, 1].map((h) => {
       const u = tf.reshape(tf.slice(vars.snell_out!, [h, 0, 0], [1, out, c.dim]), [out, 1, c.dim]);

@@ -12,10 +12,10 @@ import type { Mask } from '@sparse/masks';
 import { tensor, type Float32Tensor, type Random } from '@sparse/tensor';
 import type { AdapterState } from '../types.js';
 import { makeSparseVariant, matmulT } from '../shared/sparse.js';
-import { snellConfigSchema, type SnellConfig } from './config.js';
+import { snellConfigSchema, type SNELLConfig } from './config.js';
 
 /** The dense kernel matrix K [out, in] (float64 accumulation). */
-export function snellKernel(state: AdapterState<SnellConfig>): Float32Tensor {
+export function snellKernel(state: AdapterState<SNELLConfig>): Float32Tensor {
   const [out, inp] = state.shape;
   const { dim, p, scale } = state.config;
   const u = state.params.snell_out!.data; // [2, out, dim]
@@ -44,14 +44,14 @@ export function snellMask(kernel: Float32Tensor, sparsity: number): Mask {
   return topKMask(tensor(Float32Array.from(kernel.data, Math.abs), kernel.shape), Math.round((1 - sparsity) * n));
 }
 
-function sparseKernel(state: AdapterState<SnellConfig>): Float32Tensor {
+function sparseKernel(state: AdapterState<SNELLConfig>): Float32Tensor {
   const k = snellKernel(state);
   const m = snellMask(k, state.config.sparsity);
   for (let q = 0; q < k.data.length; q++) if (!isKept(m, q)) k.data[q] = 0;
   return k;
 }
 
-export const snellVariant = makeSparseVariant<SnellConfig>({
+export const snellVariant = makeSparseVariant<SNELLConfig>({
   name: 'snell',
   describe: 'SNELL: a distance-kernel merge of low-dimensional factors, sparsified by competition (largest |K| survive, no stored index)',
   schema: snellConfigSchema,

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { loraScaling } from '../lora/variant.js';
-import type { LoraConfig } from '../lora/config.js';
+import type { LoRAConfig } from '../lora/config.js';
 import { indexed, placeFlat } from '../shared/tfjs.js';
 
 export const sparseAdapterForm: TfAdapterForm = {
@@ -14,6 +14,6 @@ export const sparseAdapterForm: TfAdapterForm = {
     const [out, inp] = state.shape;
     const a = placeFlat(vars.sa_A!, indices.posA!, [r, inp]);
     const b = placeFlat(vars.sa_B!, indices.posB!, [out, r]);
-    return tf.add(base, tf.mul(tf.matMul(b, a), loraScaling(state.config as LoraConfig)));
+    return tf.add(base, tf.mul(tf.matMul(b, a), loraScaling(state.config as LoRAConfig)));
   },
 };

@@ -7,5 +7,5 @@ export const sppConfigSchema = z.object({
 })
   // Strict, like LoRA's: unknown keys are errors.
   .strict();
-export type SppConfig = z.output<typeof sppConfigSchema>;
-export type SppConfigInput = z.input<typeof sppConfigSchema>;
+export type SPPConfig = z.output<typeof sppConfigSchema>;
+export type SPPConfigInput = z.input<typeof sppConfigSchema>;

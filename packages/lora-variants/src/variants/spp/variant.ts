@@ -6,19 +6,19 @@
 import { ArgumentError, matmul, tensor, type Float32Tensor, type Random, type Tensor } from '@sparse/tensor';
 import { checkShape, checkState, floatMatrix, parseWith } from '../shared/common.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
-import { sppConfigSchema, type SppConfig } from './config.js';
+import { sppConfigSchema, type SPPConfig } from './config.js';
 
 const where = (op: string) => `spp.${op}`;
 
 /** Calls fn(k, u_i v_j) over the row-major entries of an [out, in] matrix. */
-function eachScale(state: AdapterState<SppConfig>, fn: (k: number, s: number) => void): void {
+function eachScale(state: AdapterState<SPPConfig>, fn: (k: number, s: number) => void): void {
   const u = state.params.spp_row!.data;
   const v = state.params.spp_col!.data;
   const [out, inp] = state.shape;
   for (let i = 0; i < out; i++) for (let j = 0; j < inp; j++) fn(i * inp + j, u[i]! * v[j]!);
 }
 
-export const sppVariant: AdapterVariant<SppConfig> = {
+export const sppVariant: AdapterVariant<SPPConfig> = {
   kind: 'adapter',
   name: 'spp',
   describe: 'SPP: W ⊙ (1 + u vᵀ), learnable row scales u and column scales v on the sparse weight',

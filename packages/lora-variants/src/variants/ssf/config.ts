@@ -2,4 +2,4 @@
 import { z } from 'zod';
 
 export const ssfConfigSchema = z.object({}).strict();
-export type SsfConfig = z.output<typeof ssfConfigSchema>;
+export type SSFConfig = z.output<typeof ssfConfigSchema>;

@@ -5,9 +5,9 @@
 import { ArgumentError, matmul, tensor } from '@sparse/tensor';
 import { mergeMask } from '../shared/common.js';
 import { defineFamilyVariant } from '../shared/family.js';
-import { ssfConfigSchema, type SsfConfig } from './config.js';
+import { ssfConfigSchema, type SSFConfig } from './config.js';
 
-export const ssfVariant = defineFamilyVariant<SsfConfig>({
+export const ssfVariant = defineFamilyVariant<SSFConfig>({
   name: 'ssf',
   describe: 'SSF (scale): W′ = diag(γ) W with a learnable per-output scale γ starting at 1; mergeable, keeps the mask',
   schema: ssfConfigSchema,

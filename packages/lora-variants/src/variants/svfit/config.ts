@@ -7,4 +7,4 @@ export const svfitConfigSchema = z
     r: z.number().int().positive().default(8),
   })
   .strict();
-export type SvfitConfig = z.output<typeof svfitConfigSchema>;
+export type SVFitConfig = z.output<typeof svfitConfigSchema>;

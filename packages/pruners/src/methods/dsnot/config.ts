@@ -28,5 +28,5 @@ export const dsnotConfigSchema = z
   .superRefine(checkPattern)
   .transform(withDefaultSparsity);
 
-export type DsnotConfig = z.output<typeof dsnotConfigSchema>;
-export type DsnotConfigInput = z.input<typeof dsnotConfigSchema>;
+export type DSnoTConfig = z.output<typeof dsnotConfigSchema>;
+export type DSnoTConfigInput = z.input<typeof dsnotConfigSchema>;

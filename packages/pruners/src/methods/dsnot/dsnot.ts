@@ -13,15 +13,15 @@ import { readHessian, readMask, readVector, readWeight, requireStat } from '../.
 import { checkNMShape, patternOf, type Pattern } from '../../pattern.js';
 import type { LayerStats, PruneInput, PruneRequest, PruneResult, PrunerDefinition } from '../../types.js';
 import { magnitudePruner } from '../magnitude/magnitude.js';
-import { sparseGptPruner } from '../sparsegpt/sparsegpt.js';
+import { sparseGPTPruner } from '../sparsegpt/sparsegpt.js';
 import { wandaColumnNorms, wandaPruner } from '../wanda/wanda.js';
-import { dsnotConfigSchema, type DsnotConfig, type DsnotConfigInput } from './config.js';
+import { dsnotConfigSchema, type DSnoTConfig, type DSnoTConfigInput } from './config.js';
 
 /** A swap is applied only when it lowers the row's error by more than this fraction of its terms' size (float64 rounding). */
 const EXACT_MARGIN = 1e-9;
 
 /** The mask DSnoT starts from when none is given: the configured initial pruner under the same pattern. */
-function startMask(name: string, weight: PruneInput['weight'], stats: LayerStats | undefined, config: DsnotConfig): Mask {
+function startMask(name: string, weight: PruneInput['weight'], stats: LayerStats | undefined, config: DSnoTConfig): Mask {
   const pattern = config.n !== undefined ? { n: config.n, m: config.m } : { sparsity: config.sparsity };
   switch (config.initial) {
     case 'wanda':
@@ -30,7 +30,7 @@ function startMask(name: string, weight: PruneInput['weight'], stats: LayerStats
       // DSnoT compares within rows (its swaps keep each row's count), so its magnitude start is per row too.
       return runDefinition(magnitudePruner, { name, weight, stats, config: { ...pattern, granularity: 'row' } }).mask;
     case 'sparsegpt':
-      return runDefinition(sparseGptPruner, { name, weight, stats, config: pattern }).mask;
+      return runDefinition(sparseGPTPruner, { name, weight, stats, config: pattern }).mask;
   }
 }
 
@@ -58,7 +58,7 @@ interface RowContext {
   varPow: Float64Array;
   norms: Float64Array;
   pattern: Pattern;
-  config: DsnotConfig;
+  config: DSnoTConfig;
   sameSign: boolean;
 }
 
@@ -200,6 +200,6 @@ export const dsnotPruner: PrunerDefinition<typeof dsnotConfigSchema> = {
  * mask with the dense weights under it (input.weight is the dense weight: a regrown entry gets its value back). Needs stats.hessian, stats.columnMeans and (powerOfVariance > 0)
  * stats.columnVariances; the Wanda order of pruning candidates uses stats.columnNorms or the Hessian diagonal.
  */
-export function dsnotPrune(input: PruneRequest<DsnotConfigInput>): PruneResult {
+export function dsnotPrune(input: PruneRequest<DSnoTConfigInput>): PruneResult {
   return runDefinition(dsnotPruner, input);
 }

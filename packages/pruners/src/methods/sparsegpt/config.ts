@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { checkPattern, patternFields, withDefaultSparsity } from '../../pattern.js';
 
 /** SparseGPT (Frantar & Alistarh 2023) with the defaults of the reference implementation. */
-export const sparseGptConfigSchema = z
+export const sparseGPTConfigSchema = z
   .strictObject({
     ...patternFields,
     /** Columns per block: masks are chosen per block and the columns after it get one lazy batch update. */
@@ -19,5 +19,5 @@ export const sparseGptConfigSchema = z
   })
   .transform(withDefaultSparsity);
 
-export type SparseGptConfig = z.output<typeof sparseGptConfigSchema>;
-export type SparseGptConfigInput = z.input<typeof sparseGptConfigSchema>;
+export type SparseGPTConfig = z.output<typeof sparseGPTConfigSchema>;
+export type SparseGPTConfigInput = z.input<typeof sparseGPTConfigSchema>;

@@ -3,7 +3,7 @@ import { ArgumentError, cholesky, choleskyInverse, Random, ShapeError, tensor } 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { correlatedInputs, errorOf, hessianOf, isNM, leastSquaresRow, normalMatrix } from '../../__fixtures__/layers.js';
-import { sparseGptInverseFactor, sparseGptPrune } from './sparsegpt.js';
+import { sparseGPTInverseFactor, sparseGPTPrune } from './sparsegpt.js';
 
 /** Independent reference of SparseGPT's sequential semantics on one row: prune the masked columns left to
  * right; after pruning column i, the columns after i are re-solved by least squares with columns <= i frozen. */
@@ -31,7 +31,7 @@ describe('sparsegpt on a tiny layer with zero dampening', () => {
     const x = correlatedInputs(rng, 24, 6);
     const w = normalMatrix(rng, 1, 6);
     const mask = maskFromBooleans([0, 0, 1, 1, 1, 1], [1, 6]);
-    const r = sparseGptPrune({ name: 'tiny', weight: w, stats: { hessian: hessianOf(x) }, mask, config: { percdamp: 0, blocksize: 8 } });
+    const r = sparseGPTPrune({ name: 'tiny', weight: w, stats: { hessian: hessianOf(x) }, mask, config: { percdamp: 0, blocksize: 8 } });
     const ref = leastSquaresRow(x, w.data, new Map([[0, 0], [1, 0]]));
     Array.from(r.weight.data).forEach((v, j) => expect(v).toBeCloseTo(ref[j]!, 4));
   });
@@ -43,7 +43,7 @@ describe('sparsegpt on a tiny layer with zero dampening', () => {
         const x = correlatedInputs(rng, 30, 6, { spread: 0.5 });
         const w = normalMatrix(rng, 1, 6);
         const mask = maskFromBooleans(prunedFlags.map((p) => !p), [1, 6]);
-        const r = sparseGptPrune({ name: 'tiny', weight: w, stats: { hessian: hessianOf(x) }, mask, config: { percdamp: 0, blocksize } });
+        const r = sparseGPTPrune({ name: 'tiny', weight: w, stats: { hessian: hessianOf(x) }, mask, config: { percdamp: 0, blocksize } });
         const ref = sequentialObs(x, Array.from(w.data), prunedFlags);
         const scale = Math.max(1, ...ref.map(Math.abs));
         Array.from(r.weight.data).forEach((v, j) => expect(Math.abs(v - ref[j]!)).toBeLessThan(2e-4 * scale));
@@ -69,7 +69,7 @@ describe('sparsegpt on a tiny layer with zero dampening', () => {
         const perm = [best, ...[0, 1, 2, 3, 4, 5].filter((j) => j !== best)];
         const x = tensor(Float32Array.from({ length: 30 * 6 }, (_, k) => x0.data[Math.floor(k / 6) * 6 + perm[k % 6]!]!), [30, 6]);
         const w = tensor(Float32Array.from(perm.map((j) => w0[j]!)), [1, 6]);
-        const r = sparseGptPrune({ name: 'obs', weight: w, stats: { hessian: hessianOf(x) }, config: { sparsity: 1 / 6, percdamp: 0 } });
+        const r = sparseGPTPrune({ name: 'obs', weight: w, stats: { hessian: hessianOf(x) }, config: { sparsity: 1 / 6, percdamp: 0 } });
         expect(isKept(r.mask, 0)).toBe(false);
         expect(count(r.mask)).toBe(5);
         const opt = leastSquaresRow(x, Array.from(w.data), new Map([[0, 0]]));
@@ -92,7 +92,7 @@ describe('sparsegpt patterns and bookkeeping', () => {
   it('prunes exactly size - keepCount(size, s) entries, over several blocks', () => {
     for (const s of [0.1, 0.5, 0.73]) {
       for (const blocksize of [5, 8, 128]) {
-        const r = sparseGptPrune({ name: 'l', weight: w, stats, config: { sparsity: s, blocksize } });
+        const r = sparseGPTPrune({ name: 'l', weight: w, stats, config: { sparsity: s, blocksize } });
         expect(count(r.mask)).toBe(keepCount(12 * 32, s));
         r.weight.data.forEach((v, k) => isKept(r.mask, k) || expect(v).toBe(0));
       }
@@ -101,55 +101,55 @@ describe('sparsegpt patterns and bookkeeping', () => {
 
   it('produces exact N:M masks (2:4, 4:8, 1:4), with the pruned weights zero', () => {
     for (const [n, m] of [[2, 4], [4, 8], [1, 4]] as const) {
-      const r = sparseGptPrune({ name: 'l', weight: w, stats, config: { n, m, blocksize: 16 } });
+      const r = sparseGPTPrune({ name: 'l', weight: w, stats, config: { n, m, blocksize: 16 } });
       expect(isNM(r.mask, n, m)).toBe(true);
       r.weight.data.forEach((v, k) => isKept(r.mask, k) || expect(v).toBe(0));
     }
   });
 
   it('reports the error of its result exactly (zero dampening)', () => {
-    const r = sparseGptPrune({ name: 'l', weight: w, stats, config: { sparsity: 0.5, percdamp: 0, blocksize: 8 } });
+    const r = sparseGPTPrune({ name: 'l', weight: w, stats, config: { sparsity: 0.5, percdamp: 0, blocksize: 8 } });
     expect(r.error!.total).toBeCloseTo(errorOf(w, r.weight, x) ** 2 / 96, 3);
     expect(r.error!.perRow).toHaveLength(12);
   });
 
   it('gives the same weights for a fixed mask whatever the blocksize (lazy batch updates are exact)', () => {
     const mask = maskFromPredicate([12, 32], (k) => (k * 7919) % 5 < 2);
-    const one = sparseGptPrune({ name: 'l', weight: w, stats, mask, config: { blocksize: 32 } });
-    const many = sparseGptPrune({ name: 'l', weight: w, stats, mask, config: { blocksize: 3 } });
+    const one = sparseGPTPrune({ name: 'l', weight: w, stats, mask, config: { blocksize: 32 } });
+    const many = sparseGPTPrune({ name: 'l', weight: w, stats, mask, config: { blocksize: 3 } });
     expect(Array.from(one.mask.bits)).toEqual(Array.from(mask.bits));
     one.weight.data.forEach((v, k) => expect(Math.abs(v - many.weight.data[k]!)).toBeLessThan(1e-4 * (1 + Math.abs(v))));
   });
 
   it('lowers the error of the same mask compared with plain masking', () => {
     const mask = maskFromPredicate([12, 32], (k) => k % 2 === 0);
-    const r = sparseGptPrune({ name: 'l', weight: w, stats, mask });
+    const r = sparseGPTPrune({ name: 'l', weight: w, stats, mask });
     const masked = tensor(w.data.map((v, k) => (k % 2 === 0 ? v : 0)), [12, 32]);
     expect(errorOf(w, r.weight, x)).toBeLessThan(errorOf(w, masked, x));
   });
 
   it('handles dead inputs: a never-active input gets zero weights and no error', () => {
     const xd = tensor(x.data.map((v, k) => (k % 32 === 3 ? 0 : v)), [96, 32]);
-    const r = sparseGptPrune({ name: 'l', weight: w, stats: { hessian: hessianOf(xd) }, config: { sparsity: 0.5, percdamp: 0 } });
+    const r = sparseGPTPrune({ name: 'l', weight: w, stats: { hessian: hessianOf(xd) }, config: { sparsity: 0.5, percdamp: 0 } });
     for (let i = 0; i < 12; i++) expect(r.weight.data[i * 32 + 3]).toBe(0);
     expect(sparsity(r.mask)).toBe(0.5);
   });
 
   it('rejects missing, misshapen, non-finite or singular statistics, naming the layer', () => {
-    expect(() => sparseGptPrune({ name: 'blk.0.fc1', weight: w, config: {} })).toThrow(/blk\.0\.fc1.*stats\.hessian/);
-    expect(() => sparseGptPrune({ name: 'blk.0.fc1', weight: w, stats: { hessian: hessianOf(correlatedInputs(rng, 40, 16)) }, config: {} })).toThrow(ShapeError);
+    expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: w, config: {} })).toThrow(/blk\.0\.fc1.*stats\.hessian/);
+    expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: w, stats: { hessian: hessianOf(correlatedInputs(rng, 40, 16)) }, config: {} })).toThrow(ShapeError);
     const bad = hessianOf(x);
     bad.data[5] = NaN;
-    expect(() => sparseGptPrune({ name: 'blk.0.fc1', weight: w, stats: { hessian: bad }, config: {} })).toThrow(/blk\.0\.fc1.*NaN/);
+    expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: w, stats: { hessian: bad }, config: {} })).toThrow(/blk\.0\.fc1.*NaN/);
     const fewTokens = correlatedInputs(rng, 8, 32); // rank 8 < 32: singular without dampening
-    expect(() => sparseGptPrune({ name: 'blk.0.fc1', weight: w, stats: { hessian: hessianOf(fewTokens) }, config: { percdamp: 0 } })).toThrow(/blk\.0\.fc1.*percdamp/);
-    expect(() => sparseGptPrune({ name: 'blk.0.fc1', weight: w, stats, config: { n: 2, m: 4, blocksize: 6 } })).toThrow(/blk\.0\.fc1.*blocksize/);
-    expect(() => sparseGptPrune({ name: 'blk.0.fc1', weight: normalMatrix(rng, 2, 30), stats: { hessian: hessianOf(correlatedInputs(rng, 60, 30)) }, config: { n: 2, m: 4 } })).toThrow(ShapeError);
-    expect(() => sparseGptPrune({ name: 'blk.0.fc1', weight: w, stats, config: { sparsity: 1 } })).toThrow(ArgumentError);
+    expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: w, stats: { hessian: hessianOf(fewTokens) }, config: { percdamp: 0 } })).toThrow(/blk\.0\.fc1.*percdamp/);
+    expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: w, stats, config: { n: 2, m: 4, blocksize: 6 } })).toThrow(/blk\.0\.fc1.*blocksize/);
+    expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: normalMatrix(rng, 2, 30), stats: { hessian: hessianOf(correlatedInputs(rng, 60, 30)) }, config: { n: 2, m: 4 } })).toThrow(ShapeError);
+    expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: w, stats, config: { sparsity: 1 } })).toThrow(ArgumentError);
   });
 });
 
-describe('sparseGptInverseFactor', () => {
+describe('sparseGPTInverseFactor', () => {
   it("equals the reference's route: the upper Cholesky factor of the inverse of the dampened Hessian", () => {
     const rng = new Random(21);
     const n = 12;
@@ -157,7 +157,7 @@ describe('sparseGptInverseFactor', () => {
     const trace = Array.from({ length: n }, (_, j) => h.data[j * n + j]!).reduce((a, b) => a + b, 0);
     const damped = tensor(Float64Array.from(h.data, (v, k) => (k % (n + 1) === 0 ? v + (0.01 * trace) / n : v)), [n, n]);
     const ref = cholesky(choleskyInverse(cholesky(damped)), { upper: true }).data;
-    const { u, dead } = sparseGptInverseFactor('l', Float64Array.from(h.data), n, 0.01);
+    const { u, dead } = sparseGPTInverseFactor('l', Float64Array.from(h.data), n, 0.01);
     expect(Array.from(dead)).toEqual(new Array(n).fill(0));
     const scale = Math.max(...Array.from(ref, Math.abs));
     u.forEach((v, k) => expect(Math.abs(v - ref[k]!)).toBeLessThan(1e-9 * scale));

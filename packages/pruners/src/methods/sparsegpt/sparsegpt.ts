@@ -9,7 +9,7 @@ import { runDefinition } from '../../define.js';
 import { readHessian, readMask, readWeight, requireStat, where } from '../../internal.js';
 import { checkNMShape, patternOf } from '../../pattern.js';
 import type { PruneRequest, PruneResult, PrunerDefinition } from '../../types.js';
-import { sparseGptConfigSchema, type SparseGptConfig, type SparseGptConfigInput } from './config.js';
+import { sparseGPTConfigSchema, type SparseGPTConfig, type SparseGPTConfigInput } from './config.js';
 
 /** The matrix with rows and columns in reverse order (J A J for the reversal permutation J). */
 function reversed(a: Float64Array, n: number): Float64Array {
@@ -28,7 +28,7 @@ function reversed(a: Float64Array, n: number): Float64Array {
  * matrix: if J H J = L L^T then H = R R^T with R = J L J upper, so H^-1 = (R^-1)^T R^-1 and U = J L^-1 J.
  * Same matrix (the factor is unique), half the work, and H^-1 is never formed.
  */
-export function sparseGptInverseFactor(layer: string, h: Float64Array, n: number, percdamp: number): { u: Float64Array; dead: Uint8Array } {
+export function sparseGPTInverseFactor(layer: string, h: Float64Array, n: number, percdamp: number): { u: Float64Array; dead: Uint8Array } {
   const dead = new Uint8Array(n);
   let trace = 0;
   for (let j = 0; j < n; j++) {
@@ -64,10 +64,10 @@ function blockPruneCounts(rows: number, cols: number, sparsity: number, blocksiz
   return counts;
 }
 
-function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h: Float64Array, config: SparseGptConfig, given: Mask | undefined): PruneResult {
+function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h: Float64Array, config: SparseGPTConfig, given: Mask | undefined): PruneResult {
   const pattern = patternOf(config);
   if (given === undefined && pattern.kind === 'nm') checkNMShape('sparsegpt', layer, cols, pattern.m);
-  const { u, dead } = sparseGptInverseFactor(layer, h, cols, config.percdamp);
+  const { u, dead } = sparseGPTInverseFactor(layer, h, cols, config.percdamp);
   for (let j = 0; j < cols; j++) if (dead[j]) for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
   const u32 = Float32Array.from(u); // the lazy batch update runs through the matmul kernel in float32, as the reference does
   const pruned = new Uint8Array(rows * cols);
@@ -155,11 +155,11 @@ function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h:
   };
 }
 
-export const sparseGptPruner: PrunerDefinition<typeof sparseGptConfigSchema> = {
+export const sparseGPTPruner: PrunerDefinition<typeof sparseGPTConfigSchema> = {
   name: 'sparsegpt',
   kind: 'pruner',
   describe: 'OBS pruning with weight reconstruction from the input Hessian (SparseGPT); unstructured, N:M, or a given mask.',
-  schema: sparseGptConfigSchema,
+  schema: sparseGPTConfigSchema,
   calibration: ['hessian'],
   prune({ name, weight, stats, mask, config }) {
     const w = readWeight('sparsegpt', name, weight);
@@ -174,6 +174,6 @@ export const sparseGptPruner: PrunerDefinition<typeof sparseGptConfigSchema> = {
  * SparseGPT on one layer (defaults of the reference: blocksize 128, percdamp 0.01, 50% unstructured). With
  * input.mask the mask is kept as given and only the weights are reconstructed.
  */
-export function sparseGptPrune(input: PruneRequest<SparseGptConfigInput>): PruneResult {
-  return runDefinition(sparseGptPruner, input);
+export function sparseGPTPrune(input: PruneRequest<SparseGPTConfigInput>): PruneResult {
+  return runDefinition(sparseGPTPruner, input);
 }

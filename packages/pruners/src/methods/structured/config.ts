@@ -6,7 +6,7 @@ export const channelMetricSchema = z.enum(['cfsp', 'wanda', 'magnitude']);
 /**
  * Structured pruning of the input channels of one layer (MLP neurons: columns of the down projection; heads:
  * groups of headDim columns of the attention output projection), every group keeping the same fraction.
- * The budget across blocks comes from `cfspBlockKeepRatios`, per layer through `sparsity`.
+ * The budget across blocks comes from `cfspBlockDensities`, per layer through `sparsity`.
  */
 export const structuredConfigSchema = z.strictObject({
   /** Fraction of channel groups pruned, in [0, 1). */
@@ -32,4 +32,4 @@ export const cfspConfigSchema = z.strictObject({
   blockMetric: z.enum(['angular', 'cosine', 'mse', 'mae']).default('angular'),
   metric: channelMetricSchema.default('cfsp'),
 });
-export type CfspConfig = z.output<typeof cfspConfigSchema>;
+export type CFSPConfig = z.output<typeof cfspConfigSchema>;

@@ -3,7 +3,7 @@ import { ArgumentError, Random, ShapeError, tensor } from '@sparse/tensor';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { columnNormsOf, correlatedInputs, normalMatrix } from '../../__fixtures__/layers.js';
-import { cfspBlockKeepRatios, cfspPrune, channelScores, groupScores, structuredPrune } from './structured.js';
+import { cfspBlockDensities, cfspPrune, channelScores, groupScores, structuredPrune } from './structured.js';
 
 /** CFSP's three_w_one_wa written as the reference does: full [out, C] matrices, normalized per column, averaged. */
 function cfspReference(down: number[][], ups: number[][][], a: number[], b: number, c: number): number[] {
@@ -92,7 +92,7 @@ describe('CFSP budget across blocks', () => {
         fc.double({ min: 0.1, max: 10, noNaN: true }),
         (imp, s, a) => {
           const sizes = imp.map((_, i) => 1 + (i % 3));
-          const keep = cfspBlockKeepRatios(imp, s, { a, sizes });
+          const keep = cfspBlockDensities(imp, s, { a, sizes });
           const total = sizes.reduce((x, y) => x + y, 0);
           expect(keep.reduce((acc, k, i) => acc + k * sizes[i]!, 0) / total).toBeCloseTo(1 - s, 9);
           keep.forEach((k) => expect(k).toBeLessThanOrEqual(1 + 1e-12));
@@ -102,14 +102,14 @@ describe('CFSP budget across blocks', () => {
       ),
       { numRuns: 100 },
     );
-    expect(cfspBlockKeepRatios([0.3, 0.3, 0.3], 0.25)).toEqual([0.75, 0.75, 0.75]);
+    expect(cfspBlockDensities([0.3, 0.3, 0.3], 0.25)).toEqual([0.75, 0.75, 0.75]);
     // sigmoid(±1) with z-scores ±1: keep ∝ sigmoid, mean 0.5.
-    const k = cfspBlockKeepRatios([0, 1], 0.5);
+    const k = cfspBlockDensities([0, 1], 0.5);
     const s1 = 1 / (1 + Math.exp(-1));
     expect(k[1]! / k[0]!).toBeCloseTo(s1 / (1 - s1), 12);
-    expect(() => cfspBlockKeepRatios([], 0.5)).toThrow(ArgumentError);
-    expect(() => cfspBlockKeepRatios([1, NaN], 0.5)).toThrow(ArgumentError);
-    expect(() => cfspBlockKeepRatios([1], 1)).toThrow(ArgumentError);
+    expect(() => cfspBlockDensities([], 0.5)).toThrow(ArgumentError);
+    expect(() => cfspBlockDensities([1, NaN], 0.5)).toThrow(ArgumentError);
+    expect(() => cfspBlockDensities([1], 1)).toThrow(ArgumentError);
   });
 
   it('gives important blocks more neurons and keeps the best-scored units in each group', () => {
@@ -132,7 +132,7 @@ describe('CFSP budget across blocks', () => {
         const units = groupScores(blocks[i]!.groups.find((x) => x.name === g.name)!.scores, gs);
         const ref = [...units.keys()].sort((p, q) => units[q]! - units[p]! || p - q).slice(0, g.keep.length).sort((p, q) => p - q);
         expect(Array.from(g.keep)).toEqual(ref);
-        expect(g.keep.length).toBe(Math.round(b.keepRatio * units.length));
+        expect(g.keep.length).toBe(Math.round(b.density * units.length));
         expect(Array.from(g.channels)).toEqual(ref.flatMap((u) => Array.from({ length: gs }, (_, t) => u * gs + t)));
       }
     });

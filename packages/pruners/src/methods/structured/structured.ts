@@ -129,7 +129,7 @@ export function structuredPrune(input: PruneRequest<StructuredConfigInput>): Pru
   return runDefinition(structuredPruner, input);
 }
 
-export interface BlockKeepRatioOptions {
+export interface BlockDensityOptions {
   /** CFSP's global control a: the steepness of the sigmoid over standardized importances (default 1). */
   a?: number;
   /** Channels per block, weighting the average so the kept total is (1 - sparsity) of all channels (default: equal). */
@@ -137,15 +137,15 @@ export interface BlockKeepRatioOptions {
 }
 
 /**
- * CFSP's coarse step: the fraction of channels each block keeps. With z_i the importances standardized
+ * CFSP's coarse step: the density (fraction of channels kept) of each block. With z_i the importances standardized
  * (zero mean, unit variance; all zero when they are equal), s_i = sigmoid(a z_i) and
  * keep_i = (1 - sparsity) s_i / mean_w(s), so the size-weighted mean is exactly 1 - sparsity. When the largest
  * keep_i reaches 1, every keep_i is pulled toward the mean by the reference's factor (1 - K) / (max - K) / 1.05,
  * which keeps the order and the mean. (The reference centers raw token sums and divides by 1e4; standardizing
  * makes a independent of the number of calibration tokens.)
  */
-export function cfspBlockKeepRatios(importances: readonly number[], sparsity: number, opts: BlockKeepRatioOptions = {}): number[] {
-  const at = 'cfspBlockKeepRatios';
+export function cfspBlockDensities(importances: readonly number[], sparsity: number, opts: BlockDensityOptions = {}): number[] {
+  const at = 'cfspBlockDensities';
   if (!Array.isArray(importances) || importances.length === 0) throw new ArgumentError(`${at}: importances must be a non-empty array of numbers`);
   importances.forEach((x, i) => {
     if (typeof x !== 'number' || !Number.isFinite(x)) throw new ArgumentError(`${at}: importances[${i}] is ${String(x)}; importances must be finite`);
@@ -173,7 +173,7 @@ export function cfspBlockKeepRatios(importances: readonly number[], sparsity: nu
   return keep;
 }
 
-export interface CfspGroup {
+export interface CFSPGroup {
   /** E.g. 'mlp' (neurons) or 'attn' (heads). */
   name: string;
   /** One score per channel (`channelScores`). */
@@ -182,19 +182,19 @@ export interface CfspGroup {
   groupSize?: number;
 }
 
-export interface CfspBlock {
+export interface CFSPBlock {
   name: string;
   /** Coarse importance, e.g. BlockInfluenceAccumulator.importance(). */
   importance: number;
-  groups: readonly CfspGroup[];
+  groups: readonly CFSPGroup[];
 }
 
-export interface CfspOptions extends Omit<BlockKeepRatioOptions, 'sizes'> {
+export interface CFSPOptions extends Omit<BlockDensityOptions, 'sizes'> {
   /** Fraction of channels pruned over all blocks, in [0, 1). */
   sparsity: number;
 }
 
-export interface CfspGroupResult {
+export interface CFSPGroupResult {
   name: string;
   /** Kept units (neurons or heads), ascending. */
   keep: Int32Array;
@@ -202,35 +202,35 @@ export interface CfspGroupResult {
   channels: Int32Array;
 }
 
-export interface CfspBlockResult {
+export interface CFSPBlockResult {
   name: string;
-  keepRatio: number;
-  groups: CfspGroupResult[];
+  density: number;
+  groups: CFSPGroupResult[];
 }
 
 /**
- * CFSP across blocks: keep ratios from `cfspBlockKeepRatios` (blocks weighted by their channel counts), then in
- * every group of a block the round(ratio · units) highest-scoring units.
+ * CFSP across blocks: densities from `cfspBlockDensities` (blocks weighted by their channel counts), then in
+ * every group of a block the round(density · units) highest-scoring units.
  */
-export function cfspPrune(blocks: readonly CfspBlock[], opts: CfspOptions): CfspBlockResult[] {
+export function cfspPrune(blocks: readonly CFSPBlock[], opts: CFSPOptions): CFSPBlockResult[] {
   if (!Array.isArray(blocks) || blocks.length === 0) throw new ArgumentError('cfspPrune: blocks must be a non-empty array');
-  const sizes = blocks.map((b: CfspBlock, i) => {
-    const groups: readonly CfspGroup[] = b?.groups;
+  const sizes = blocks.map((b: CFSPBlock, i) => {
+    const groups: readonly CFSPGroup[] = b?.groups;
     if (!Array.isArray(groups) || groups.length === 0) throw new ArgumentError(`cfspPrune: blocks[${i}] (${String(b?.name)}) needs at least one group`);
-    return groups.reduce((s: number, g: CfspGroup) => s + (g.scores?.length ?? 0), 0);
+    return groups.reduce((s: number, g: CFSPGroup) => s + (g.scores?.length ?? 0), 0);
   });
-  const ratios = cfspBlockKeepRatios(
+  const densities = cfspBlockDensities(
     blocks.map((b) => b.importance),
     opts?.sparsity,
     opts.a === undefined ? { sizes } : { a: opts.a, sizes },
   );
   return blocks.map((b, i) => ({
     name: b.name,
-    keepRatio: ratios[i]!,
-    groups: b.groups.map((g: CfspGroup) => {
+    density: densities[i]!,
+    groups: b.groups.map((g: CFSPGroup) => {
       const gs = g.groupSize ?? 1;
       const units = groupScores(g.scores, gs, `cfspPrune: block '${b.name}' group '${g.name}'`);
-      const k = Math.min(units.length, Math.max(0, Math.round(ratios[i]! * units.length)));
+      const k = Math.min(units.length, Math.max(0, Math.round(densities[i]! * units.length)));
       const keep = topUnits(units, k);
       return { name: g.name, keep, channels: expandUnits(keep, gs) };
     }),

@@ -1,5 +1,5 @@
-import type { ActiveEntries, MaskedAdamArgs, MaskedSgdArgs } from '../types.js';
-import { activeBitsAsBytes, validateMaskedAdamArgs, validateMaskedSgdArgs } from '../validate.js';
+import type { ActiveEntries, MaskedAdamArgs, MaskedSGDArgs } from '../types.js';
+import { activeBitsAsBytes, validateMaskedAdamArgs, validateMaskedSGDArgs } from '../validate.js';
 
 /** Calls fn(i, k) for the k-th active entry i, in increasing order of i. */
 export function forEachActive(active: ActiveEntries, size: number, fn: (i: number, k: number) => void): void {
@@ -33,9 +33,9 @@ export function maskedAdamReference(args: MaskedAdamArgs): void {
   });
 }
 
-/** Reference maskedSgd (float64 arithmetic per entry, rounded once per stored value). */
-export function maskedSgdReference(args: MaskedSgdArgs): void {
-  validateMaskedSgdArgs(args);
+/** Reference maskedSGD (float64 arithmetic per entry, rounded once per stored value). */
+export function maskedSGDReference(args: MaskedSGDArgs): void {
+  validateMaskedSGDArgs(args);
   const { params, grads, lr } = args;
   const momentum = args.momentum ?? 0;
   const wd = args.weightDecay ?? 0;
