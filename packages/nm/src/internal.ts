@@ -1,8 +1,8 @@
 // Shared argument checks and a decoded row-major read of 2-D tensors of any dtype and strides.
-import { ArgumentError, asTensor, fromBFloat16, fromFloat16, selectNMGroup, ShapeError, type Tensor } from '@sparse/tensor';
+import { ArgumentError, asTensor, fromBFloat16, fromFloat16, selectNMGroup, ShapeError, type NMSelectAxis, type Tensor } from '@sparse/tensor';
 
-/** Which way groups run: 'row' = M consecutive entries of a row (W[out, in] grouped along in); 'column' = along a column. */
-export type NMAxis = 'row' | 'column';
+/** Which way groups run: 'row' = M consecutive entries of a row (W[out, in] grouped along in); 'column' = along a column. The selector's own axis type. */
+export type NMAxis = NMSelectAxis;
 
 export interface NMParams {
   /** Entries kept per group. */

@@ -39,8 +39,10 @@ describe('sft / mezo / sparse-mezo resume inside the stage', () => {
       { stage: 2, step: 5, resumeAt: 3, state: 'mezo' },
       { stage: 4, step: 7, resumeAt: 6, state: 'masks' },
     ];
+    let sftChecked = 0;
     await runWithStops(recipe, broken, stops, (s, cp) => {
       if (s.state !== 'sft') return;
+      sftChecked++;
       // the tuner's state came back typed: int32 supports, and step 6 is inside a regrowth window
       const layers = Object.values((cp.stageState!.sft as SparseFineTunerState).layers);
       expect(layers.length).toBeGreaterThan(0);
@@ -50,6 +52,7 @@ describe('sft / mezo / sparse-mezo resume inside the stage', () => {
       }
     });
 
+    expect(sftChecked).toBe(1);
     expect(events(whole).filter((e) => e.event === 'step' && (e.stage === 1 || e.stage === 2 || e.stage === 4))).toHaveLength(26);
     await expectSameRun(whole, broken);
     expect(events(broken).filter((e) => e.event === 'resume')).toHaveLength(3);

@@ -55,6 +55,8 @@ describe('lora-sb specifics', () => {
   it('init errors name the gradient', () => {
     expect(() => loraSBVariant.init(base, { r: 3 }, new Random(1))).toThrow(/lora-sb.init: config.gradient .* is required/);
     expect(() => loraSBVariant.init(base, { r: 3, gradient: randn(new Random(1), [10, 13]) }, new Random(1))).toThrow(/config.gradient is \[10, 13\]/);
-    expect(() => loraSBVariant.trainableCount([10, 14], { r: 3 })).not.toThrow();
+    // only R (r x r) trains, whatever the layer's shape
+    expect(loraSBVariant.trainableCount([10, 14], { r: 3 })).toBe(9);
+    expect(loraSBVariant.trainableCount([40, 7], { r: 5 })).toBe(25);
   });
 });
