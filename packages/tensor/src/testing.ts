@@ -149,3 +149,16 @@ export function gemmMismatch(
   }
   return null;
 }
+
+/**
+ * Brute-force top-k for checking selections: the indices of the k largest values among the allowed
+ * ones (ties to the lower index), sorted increasing. A sort of every index, nothing clever.
+ */
+export function bruteTopK(values: ArrayLike<number>, k: number, allowed: (index: number) => boolean = () => true): number[] {
+  return Array.from(values, (v, q) => [v, q] as const)
+    .filter(([, q]) => allowed(q))
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .slice(0, k)
+    .map((e) => e[1])
+    .sort((a, b) => a - b);
+}

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { maskFromTensor } from '@sparse/masks';
 import { getVariant, listVariants, sparseAdapterVariant } from '@sparse/lora-variants';
 import { Random, tensor } from '@sparse/tensor';
+import { bruteTopK as topK } from '@sparse/tensor/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../../backend.js';
@@ -75,15 +76,6 @@ function meanOver(gs: Float32Array[], w: Float32Array, f: (g: number, w: number)
   return Float32Array.from(w, (wj, j) => gs.reduce((s, g) => s + f(g[j]!, wj), 0) / gs.length);
 }
 
-/** The k largest (ties: lower index) among the allowed indices, sorted increasing. */
-function topK(values: ArrayLike<number>, k: number, allowed: (q: number) => boolean = () => true): number[] {
-  return Array.from(values, (v, q) => [v, q] as const)
-    .filter(([, q]) => allowed(q))
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .slice(0, k)
-    .map((e) => e[1])
-    .sort((a, b) => a - b);
-}
 
 function attached(ctx: RunContext, stage: StageOf<'adapt'>): Record<string, Record<string, Int32Array>> {
   attachStageAdapter(ctx, stage, 0, 'adapt');

@@ -4,6 +4,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { ArgumentError, Random, ShapeError, tensor, type Float32Tensor } from '@sparse/tensor';
+import { bruteTopK as topK } from '@sparse/tensor/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters, relocalizeLoSiA, setLoSiASubnet } from '../../tfjs.js';
@@ -17,15 +18,6 @@ beforeAll(async () => {
 
 const [OUT, INP] = [8, 16];
 
-/** Indices of the k largest values (ties: lower index first), sorted increasing. */
-function topK(values: ArrayLike<number>, k: number, allowed: (q: number) => boolean = () => true): number[] {
-  return Array.from(values, (v, q) => [v, q] as const)
-    .filter(([, q]) => allowed(q))
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .slice(0, k)
-    .map((e) => e[1])
-    .sort((a, b) => a - b);
-}
 
 /** Two layers, 2:4-pruned; scores that favour small |W| so the scored and the |W| supports differ. */
 function setup(seed: number) {
