@@ -23,7 +23,11 @@ function base(rng: Random, shape: [number, number]): Float32Tensor {
 // Two modules of one folder; every variant's constraints hold for both (heads 2 and blockSize 4 divide them).
 const MODULES: Record<string, [number, number]> = { 'model.layers.0.mlp.up_proj': [8, 12], 'model.layers.0.self_attn.o_proj': [4, 12] };
 
-/** A working config per registered variant; data-aware ones get their calibration data per module. */
+/**
+ * Configs for the variants whose defaults do not fit these small modules or skip a branch worth
+ * writing (data-aware ones get their calibration data per module); every other registered variant,
+ * a new one included, runs with its defaults.
+ */
 const CASES: Record<string, (rng: Random, shape: [number, number]) => Record<string, unknown>> = {
   lora: () => ({ r: 2, alpha: 4 }),
   sqft: () => ({ r: 2 }),
@@ -61,7 +65,7 @@ function adapters(name: string, seed: number): { states: Record<string, Indexed>
   const bases: Record<string, Float32Tensor> = {};
   for (const [m, shape] of Object.entries(MODULES)) {
     bases[m] = base(rng, shape);
-    const s = getVariant(name).init(bases[m], CASES[name]!(rng, shape), rng) as Indexed;
+    const s = getVariant(name).init(bases[m], (CASES[name] ?? (() => ({})))(rng, shape), rng) as Indexed;
     // Gates stay positive (on), or selective-lora's ΔW could be switched off entirely; PST's level stays in [0, 1).
     for (const [n, p] of Object.entries(s.params)) for (let k = 0; k < p.data.length; k++) p.data[k] = n.endsWith('_gate') ? 1 + rng.uniform() : n === 'pst_sparsity' ? 0.6 * rng.uniform() : rng.normal(0, 0.5);
     states[m] = s;
@@ -77,8 +81,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-it('has a test config for every registered variant', () => {
-  expect(Object.keys(CASES).sort()).toEqual(listVariants());
+it('its configs are for registered variants', () => {
+  for (const name of Object.keys(CASES)) expect(listVariants(), name).toContain(name);
 });
 
 describe.each(listVariants())('%s in the PEFT layout', (name) => {
