@@ -97,4 +97,49 @@ describe('NamedAdam', () => {
     twin.dispose();
     restored.dispose();
   });
+
+  it('resetEntries(key, keep): zeroes the moments where keep is 0, so a zero gradient then leaves those entries exactly where they are; the rest goes on as without it', async () => {
+    await tf.setBackend('cpu');
+    const lr = 0.05;
+    const adam = new NamedAdam();
+    const twin = new NamedAdam();
+    const init = [0.4, -0.8, 1.2, 0.1];
+    const w = tf.variable(tf.tensor(init, [2, 2]));
+    const t2 = tf.variable(tf.tensor(init, [2, 2]));
+    const grad = (t: number, masked: boolean) => tf.tensor([Math.sin(t) + 0.5, masked ? 0 : Math.cos(t) - 0.2, 0.3 * t - 0.4, masked ? 0 : 0.7], [2, 2]);
+    for (let t = 0; t < 4; t++) {
+      const g = grad(t, false);
+      adam.apply([{ key: 'w', variable: w, grad: g }], lr);
+      twin.apply([{ key: 'w', variable: t2, grad: g }], lr);
+      g.dispose();
+    }
+    const keep = tf.tensor([1, 0, 1, 0], [2, 2]);
+    adam.resetEntries('w', keep);
+    adam.resetEntries('never-seen', keep); // nothing to reset
+    const st = adam.state();
+    const ref = twin.state();
+    expect(st.t).toBe(4);
+    expect(st.since).toBeUndefined(); // not a key reset: the bias correction goes on from t
+    expect([st.m.w!.data[1], st.m.w!.data[3], st.v.w!.data[1], st.v.w!.data[3]]).toEqual([0, 0, 0, 0]);
+    expect([st.m.w!.data[0], st.m.w!.data[2], st.v.w!.data[0], st.v.w!.data[2]]).toEqual([ref.m.w!.data[0], ref.m.w!.data[2], ref.v.w!.data[0], ref.v.w!.data[2]]);
+    const before = Float32Array.from(w.dataSync() as Float32Array);
+    for (let t = 4; t < 7; t++) {
+      const g = grad(t, true);
+      adam.apply([{ key: 'w', variable: w, grad: g }], lr);
+      twin.apply([{ key: 'w', variable: t2, grad: g }], lr);
+      g.dispose();
+    }
+    const a = w.dataSync();
+    const b = t2.dataSync();
+    // the reset entries did not move at all (0 / (0 + eps) = 0); without the reset, their old momentum moves them
+    expect([a[1], a[3]]).toEqual([before[1], before[3]]);
+    expect(b[1]).not.toBe(before[1]);
+    expect(b[3]).not.toBe(before[3]);
+    // the kept entries are bit for bit those of the Adam that never reset
+    expect([a[0], a[2]]).toEqual([b[0], b[2]]);
+    expect(() => adam.resetEntries('w', tf.tensor([1, 0, 1], [3]))).toThrow(/resetEntries: keep for 'w' has shape \[3\], its moments \[2, 2\]/);
+    for (const x of [w, t2, keep]) x.dispose();
+    adam.dispose();
+    twin.dispose();
+  });
 });

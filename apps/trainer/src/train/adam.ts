@@ -2,7 +2,8 @@
 // order), so a checkpoint restores it exactly in another process. The update is tfjs's AdamOptimizer
 // formula: m and v moments, bias correction by beta^t, value -= lr * m̂ / (sqrt(v̂) + eps). A key reset
 // mid-run (`reset`) starts over like a fresh variable: zero moments, and bias correction counted from
-// its reset (t − since[key]), not from the run's first step.
+// its reset (t − since[key]), not from the run's first step; `resetEntries` zeroes the moments of single
+// entries only (newly pruned weights), leaving t and the other entries as they are.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError } from '@sparse/tensor';
@@ -75,6 +76,30 @@ export class NamedAdam {
       }
       this.#since.set(k, this.t);
     }
+  }
+
+  /**
+   * Zeroes the moments of single entries of `key` (e.g. weights a mask update just pruned): `keep` is a
+   * 0/1 tensor of the variable's shape, and m, v become exactly +0 where it is 0, so those entries start
+   * over with zero moments while the others and the bias correction (t) go on unchanged. With zero
+   * moments and a zero gradient (a forward through W ⊙ M), Adam's step on those entries is exactly 0.
+   * A key with no moments yet has nothing to reset.
+   */
+  resetEntries(key: string, keep: tf.Tensor): void {
+    if (typeof key !== 'string') throw new ArgumentError(`NamedAdam.resetEntries: key must be a string, got ${String(key)}`);
+    const m = this.#m.get(key);
+    if (m === undefined) return;
+    if (keep.shape.length !== m.shape.length || keep.shape.some((d, i) => d !== m.shape[i])) {
+      throw new ArgumentError(`NamedAdam.resetEntries: keep for '${key}' has shape [${keep.shape.join(', ')}], its moments [${m.shape.join(', ')}]`);
+    }
+    const v = this.#v.get(key)!;
+    tf.tidy(() => {
+      // where, not a product: -m · 0 would leave -0 behind
+      const kept = tf.notEqual(keep, 0);
+      const zero = tf.zerosLike(m);
+      m.assign(tf.where(kept, m, zero));
+      v.assign(tf.where(kept, v, zero));
+    });
   }
 
   /** When each reset key was last reset (see AdamState.since). */
