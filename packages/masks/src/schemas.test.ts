@@ -14,6 +14,8 @@ import {
   oneShotScheduleSchema,
   progressiveScheduleSchema,
   regrowScheduleSchema,
+  riglConfigSchema,
+  setConfigSchema,
   sparsityScheduleSchema,
   stepScheduleSchema,
   uniformBudgetSchema,
@@ -226,5 +228,35 @@ describe('stricter than the code, on purpose', () => {
     }
     refusedButRun(layerBudgetOptionsSchema, { method: null }, budgetsOf, 'method');
     refusedButRun(layerBudgetOptionsSchema, { method: 'erk', erkPowerScale: null }, budgetsOf, 'erkPowerScale');
+  });
+});
+
+describe('DST configs (set, rigl)', () => {
+  it('fill in the papers\' defaults', () => {
+    expect(riglConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'erk', every: 100, end: 0.75, fraction: 0.3, decay: 'cosine' });
+    expect(setConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'erk', every: 100, end: 1, fraction: 0.3, decay: 'constant' });
+    expect(riglConfigSchema.parse({ budget: 'erk', erkPowerScale: 0.5 }).erkPowerScale).toBe(0.5);
+  });
+  it('a parsed config gives layerBudgets and the regrow schedule what they take', () => {
+    const c = riglConfigSchema.parse({ sparsity: 0.8, budget: 'er', every: 3, end: 0.5, fraction: 0.4 });
+    expect(layerBudgets(LAYERS, c.sparsity, { method: c.budget }).map((b) => b.keep)).toEqual(layerBudgets(LAYERS, 0.8, { method: 'er' }).map((b) => b.keep));
+    const schedule = regrowScheduleSchema.parse({ every: c.every, end: Math.round(c.end * 40), fraction: c.fraction, decay: c.decay });
+    expect(dropFractionAt(schedule, 10)).toBeCloseTo(0.2, 12);
+  });
+  const issuesAt = (schema: z.ZodType, c: unknown) => (schema.safeParse(c).error?.issues ?? []).map((i) => formatPath(i.path));
+  it('refuse, naming the field, what the code would refuse or ignore', () => {
+    for (const schema of [riglConfigSchema, setConfigSchema]) {
+      expect(issuesAt(schema, { sparsity: 1 })).toEqual(['sparsity']);
+      expect(issuesAt(schema, { budget: 'random' })).toEqual(['budget']);
+      expect(issuesAt(schema, { every: 0 })).toEqual(['every']);
+      expect(issuesAt(schema, { every: 1.5 })).toEqual(['every']);
+      expect(issuesAt(schema, { fraction: 1.2 })).toEqual(['fraction']);
+      expect(issuesAt(schema, { end: 0 })).toEqual(['end']);
+      expect(issuesAt(schema, { end: 1.5 })).toEqual(['end']);
+      expect(issuesAt(schema, { decay: 'linear' })).toEqual(['decay']);
+      expect(issuesAt(schema, { budget: 'uniform', erkPowerScale: 2 })).toEqual(['erkPowerScale']);
+      expect(issuesAt(schema, { budget: 'erk', erkPowerScale: -1 })).toEqual(['erkPowerScale']);
+      expect(issuesAt(schema, { density: 0.1 })).toEqual(['']);
+    }
   });
 });

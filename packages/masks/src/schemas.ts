@@ -173,3 +173,52 @@ export const layerBudgetOptionsSchema = z.discriminatedUnion('method', [uniformB
   error: "method must be 'uniform', 'er' or 'erk'",
 });
 export type LayerBudgetConfig = z.output<typeof layerBudgetOptionsSchema>;
+
+// ---- Dynamic sparse training at constant sparsity (SET, RigL) ----
+
+/** The budget methods of `layerBudgets`, as the `budget` field of the DST configs names them. */
+const budgetField = z.enum(['uniform', 'er', 'erk'] as const satisfies readonly BudgetMethod[], { error: "budget must be 'uniform', 'er' or 'erk'" });
+
+/**
+ * The fields SET and RigL share: the layers start from a random mask of `sparsity` (the pruned fraction)
+ * split over them by `budget` (layerBudgets' method; `erkPowerScale` with 'erk' only), unless they are
+ * already pruned; then every `every` steps while fewer than `end` × the stage's steps are done, a
+ * `fraction` of each layer's active weights is dropped and as many regrown, `fraction` decaying to 0 at
+ * `end` by `decay`. `every`, `fraction` and `decay` are regrowScheduleSchema's fields; `end` is a
+ * fraction of the stage here, not a step, since a recipe does not know the step count of a stage ahead.
+ */
+function dstConfigSchema(defaults: { decay: 'cosine' | 'constant'; end: number }) {
+  const regrow = regrowScheduleSchema.shape;
+  return z
+    .strictObject({
+      sparsity: sparsityField('sparsity').default(0.9),
+      budget: budgetField.default('erk'),
+      erkPowerScale: erkBudgetSchema.shape.erkPowerScale.unwrap().optional(),
+      every: regrow.every.default(100),
+      /** Fraction of the stage's steps after which the mask stays fixed: (0, 1]. */
+      end: z
+        .number({ error: 'end must be a fraction of the stage in (0, 1]' })
+        .gt(0, { error: 'end must be a fraction of the stage in (0, 1]' })
+        .max(1, { error: 'end must be a fraction of the stage in (0, 1]' })
+        .default(defaults.end),
+      fraction: regrow.fraction.default(0.3),
+      decay: regrow.decay.unwrap().default(defaults.decay),
+    })
+    .refine((c) => c.erkPowerScale === undefined || c.budget === 'erk', { error: "erkPowerScale needs budget: 'erk'", path: ['erkPowerScale'] });
+}
+
+/**
+ * SET (Mocanu et al. 2018, "Scalable training of artificial neural networks with adaptive sparse
+ * connectivity inspired by network science"): drop the smallest-|w| active weights, regrow as many at
+ * random among the inactive ones. The paper's ζ = 0.3 is constant (`decay: 'constant'`, the default).
+ */
+export const setConfigSchema = dstConfigSchema({ decay: 'constant', end: 1 });
+export type SETConfig = z.output<typeof setConfigSchema>;
+
+/**
+ * RigL (Evci et al. 2020, "Rigging the Lottery: Making All Tickets Winners"): drop the smallest-|w| active
+ * weights, regrow the inactive ones with the largest dense-gradient magnitude, at zero. Defaults are the
+ * paper's: α = 0.3 decaying on a cosine to 0 at 75% of training, ERK budgets.
+ */
+export const riglConfigSchema = dstConfigSchema({ decay: 'cosine', end: 0.75 });
+export type RigLConfig = z.output<typeof riglConfigSchema>;
