@@ -1,0 +1,73 @@
+// Gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune: exploring the efficacy of
+// pruning for model compression"): the config of a training stage that prunes by |W| while it trains,
+// the sparsity rising on the cubic schedule of @sparse/masks, and its translation into that schedule.
+
+import { ArgumentError } from '@sparse/tensor';
+import { validateSchedule, type SparsitySchedule } from '@sparse/masks';
+import { cubicScheduleSchema, erkBudgetSchema } from '@sparse/masks/schemas';
+import { z } from 'zod';
+
+const sparsityNumber = (name: string) => {
+  const error = `${name} must be a number in [0, 1)`;
+  return z.number({ error }).min(0, { error }).lt(1, { error });
+};
+
+const fraction = (name: string, lo: 'closed' | 'open', hi: 'closed' | 'open') => {
+  const error = `${name} must be a fraction of the stage in ${lo === 'closed' ? '[' : '('}0, 1${hi === 'closed' ? ']' : ')'}`;
+  const n = z.number({ error });
+  const low = lo === 'closed' ? n.min(0, { error }) : n.gt(0, { error });
+  return hi === 'closed' ? low.max(1, { error }) : low.lt(1, { error });
+};
+
+/**
+ * How the schedule's sparsity is split over the targeted layers at each update:
+ * - 'layer': every layer at the schedule's sparsity, keeping keepCount(size, s) = round((1 − s) · size) (Zhu & Gupta);
+ * - 'global': one |W| ranking across the layers (globalMagnitudeMasks), keepCount(total, s) in all;
+ * - 'er' / 'erk': per-layer counts from layerBudgets(layers, s, { method }) of @sparse/masks, then |W| within each layer.
+ */
+export const GMP_BUDGETS = ['layer', 'global', 'er', 'erk'] as const;
+export type GMPBudget = (typeof GMP_BUDGETS)[number];
+
+const cubic = cubicScheduleSchema.shape;
+
+/**
+ * Gradual magnitude pruning during a training stage of S steps. The sparsity (pruned fraction) follows
+ * the cubic ramp s_t = s_f + (s_i − s_f)(1 − (t − t0)/(n Δt))³ from `initialSparsity` at t0 =
+ * ⌊start · S⌋ to `sparsity` at t0 + n Δt = max(t0 + 1, ⌊end · S⌋) (`start`, `end`: fractions of the stage,
+ * since a recipe does not know a stage's step count ahead), with t the steps done. The masks are recomputed
+ * from |W| at t0, t0 + every, t0 + 2·every, ... before end and at end itself, and held fixed in between.
+ */
+export const gmpConfigSchema = z
+  .strictObject({
+    /** Final sparsity s_f (the pruned fraction), reached exactly at `end`. */
+    sparsity: sparsityNumber('sparsity').default(0.8),
+    /** Sparsity s_i at `start` (Zhu & Gupta: usually 0). */
+    initialSparsity: sparsityNumber('initialSparsity').default(0),
+    /** Fraction of the stage's steps done when pruning starts: [0, 1). */
+    start: fraction('start', 'closed', 'open').default(0),
+    /** Fraction of the stage's steps done when the final sparsity is reached: (0, 1]; the rest of the stage recovers at it. */
+    end: fraction('end', 'open', 'closed').default(0.75),
+    /** Steps between mask updates (Δt), the cubic schedule's `every`. */
+    every: cubic.every.unwrap().default(10),
+    budget: z.enum(GMP_BUDGETS, { error: "budget must be 'layer', 'global', 'er' or 'erk'" }).default('layer'),
+    /** ERK's exponent (layerBudgets' erkPowerScale, default 1), with budget 'erk' only. */
+    erkPowerScale: erkBudgetSchema.shape.erkPowerScale.unwrap().optional(),
+  })
+  .refine((c) => c.end > c.start, { error: 'end must be after start', path: ['end'] })
+  .refine((c) => c.initialSparsity <= c.sparsity, { error: 'initialSparsity must not exceed sparsity', path: ['initialSparsity'] })
+  .refine((c) => c.erkPowerScale === undefined || c.budget === 'erk', { error: "erkPowerScale needs budget: 'erk'", path: ['erkPowerScale'] });
+export type GMPConfig = z.output<typeof gmpConfigSchema>;
+export type GMPConfigInput = z.input<typeof gmpConfigSchema>;
+
+/**
+ * The cubic SparsitySchedule (`sparsityAt` / `isPruningStep` of @sparse/masks, in steps done) of a GMP
+ * config over a stage of `steps` steps: begin = ⌊start · steps⌋, end = max(begin + 1, ⌊end · steps⌋).
+ */
+export function gmpSchedule(config: Pick<GMPConfig, 'sparsity' | 'initialSparsity' | 'start' | 'end' | 'every'>, steps: number): Extract<SparsitySchedule, { kind: 'cubic' }> {
+  if (!Number.isSafeInteger(steps) || steps < 1) throw new ArgumentError(`gmpSchedule: steps must be a positive integer, got ${String(steps)}`);
+  const begin = Math.floor(config.start * steps);
+  const end = Math.min(steps, Math.max(begin + 1, Math.floor(config.end * steps)));
+  const schedule = { kind: 'cubic' as const, initial: config.initialSparsity, final: config.sparsity, begin, end, every: config.every };
+  validateSchedule(schedule);
+  return schedule;
+}
