@@ -19,6 +19,7 @@ import { globalMagnitudeMethod } from './prune/global-magnitude.js';
 import { layerwisePruneMethod } from './prune/layerwise.js';
 import { adamsMethod } from './train/adams.js';
 import { denseTrainMethod } from './train/dense.js';
+import { gmpMethod } from './train/gmp.js';
 import { maskedTrainMethod } from './train/masked.js';
 import { nmTrainMethod } from './train/nm.js';
 import type { AnyTrainerMethod, MethodKind, TrainerMethod } from './types.js';
@@ -28,7 +29,7 @@ type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
 /** The trainer's own methods. Adding one: its file under methods/<kind>/ and one line here. */
 const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
-  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod] }),
+  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod] }),
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, mezoMethod, sparseMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),

@@ -1,0 +1,95 @@
+// train method 'gmp': gradual magnitude pruning (Zhu & Gupta 2017, "To prune, or not to prune"). The
+// stage trains through W ⊙ M while the sparsity of the targeted layers rises on the cubic schedule
+// s_t = s_f + (s_i − s_f)(1 − (t − t0)/(n Δt))³ (gmpSchedule of @sparse/pruners, t = steps done); at each
+// update step (t0, t0 + every, ... before end, and end) the masks are recomputed from |W| under the budget.
+//
+// Masks never leak: an update sets the newly pruned weights to exactly 0 and zeroes their Adam moments
+// (NamedAdam.resetEntries); the forward through W ⊙ M gives them a zero gradient, so Adam's step on them
+// is exactly 0 until the next update. Masks only shrink (a pruned entry is never chosen again).
+//
+// Resume: the masks are run masks (checkpointed) and the schedule is a function of the step, so a resumed
+// stage redoes exactly the updates it had not done; the stage state records the last update for the record.
+
+import { applyMask, count, isPruningStep, sparsityAt, type Mask } from '@sparse/masks';
+import { gmpConfigSchema, gmpSchedule, type GMPConfig } from '@sparse/pruners';
+import type { StageOf } from '../../recipe/schema.js';
+import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
+import { optimize } from '../../stages/optimize.js';
+import type { NamedAdam } from '../../train/adam.js';
+import type { TrainerMethod } from '../types.js';
+import { magnitudeMasksByBudget } from './sparse-budgets.js';
+import { refuseAttachedAdapter } from './weights.js';
+
+export const gmpMethod: TrainerMethod<'train'> = {
+  kind: 'train',
+  name: 'gmp',
+  describe: "gradual magnitude pruning (Zhu & Gupta 2017): |W| masks on a cubic sparsity schedule while training, per layer, global, ER or ERK budgets",
+  schema: gmpConfigSchema,
+  from: '@sparse/pruners',
+  run: (args) => {
+    refuseAttachedAdapter(args);
+    return trainGMP(args);
+  },
+};
+
+/** What a GMP update logs (event 'gmp') and a checkpoint keeps (stage state 'gmp'). */
+export interface GMPUpdate {
+  /** Steps done when the masks were recomputed. */
+  step: number;
+  /** The schedule's sparsity then. */
+  sparsity: number;
+  /** Entries each targeted layer keeps. */
+  kept: Record<string, number>;
+}
+
+async function trainGMP(args: StageArgs<StageOf<'train'>>): Promise<StageOutcome> {
+  const { ctx, stage, index } = args;
+  const cfg = stage.config as GMPConfig;
+  const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
+  const schedule = gmpSchedule(cfg, stage.steps);
+  let last = args.resume?.stageState?.gmp as GMPUpdate | undefined;
+
+  /** The masks at `t` steps done (when the schedule says so); newly pruned weights become 0 with zero moments. */
+  const update = (t: number, optimizer?: NamedAdam) => {
+    if (!isPruningStep(schedule, t)) return;
+    const s = sparsityAt(schedule, t);
+    const next = magnitudeMasksByBudget(
+      layers.map((l) => ({ name: l.name, weight: coreOf(ctx.model.params[l.name]!), mask: ctx.masks.get(l.name) })),
+      s,
+      cfg.budget,
+      cfg.erkPowerScale,
+    );
+    const kept: Record<string, number> = {};
+    for (const l of layers) {
+      const m = next.get(l.name)!;
+      const k = count(m);
+      kept[l.name] = k;
+      const before = ctx.masks.get(l.name);
+      // nothing pruned: a dense layer stays without a mask, a pruned one keeps its mask
+      if ((before === undefined && k === l.out * l.in) || (before !== undefined && k === count(before))) continue;
+      const v = ctx.model.params[l.name]!;
+      assignValues(v, applyMask(m, coreOf(v)).data as Float32Array);
+      ctx.setMask(l.name, m);
+      optimizer?.resetEntries(l.name, ctx.maskTensor(l.name)!);
+    }
+    last = { step: t, sparsity: s, kept };
+    ctx.log.event({ event: 'gmp', stage: index, ...last });
+  };
+
+  const hooks = ctx.hooks({ maskBase: true });
+  const r = await optimize(args, stage, {
+    variables: new Map(Object.entries(ctx.model.params)),
+    loss: (ids, targets) => ctx.model.loss(ids, targets, hooks),
+    // before step t + 1: the update due at t steps done
+    beforeStep: (step, optimizer) => update(step - 1, optimizer),
+    stageState: () => (last ? { gmp: last } : {}),
+  });
+  // the update at end when end is the stage's last step (nothing trains after it: no moments to reset)
+  update(stage.steps);
+  ctx.pattern = undefined;
+  const total = layers.reduce((n, l) => n + l.out * l.in, 0);
+  const keptNow = layers.reduce((n, l) => n + (ctx.masks.has(l.name) ? count(ctx.masks.get(l.name)!) : l.out * l.in), 0);
+  const reached = total === 0 ? 0 : 1 - keptNow / total;
+  ctx.log.say(`${args.label}: gradual magnitude pruning to ${(reached * 100).toFixed(1)}% over ${layers.length} layers (${cfg.budget} budget), cubic from step ${schedule.begin} to ${schedule.end} every ${cfg.every}`);
+  return { summary: `GMP ${(cfg.sparsity * 100).toFixed(0)}% (${cfg.budget}), reached ${(reached * 100).toFixed(1)}%, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}` };
+}

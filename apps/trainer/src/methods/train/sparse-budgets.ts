@@ -1,0 +1,65 @@
+// How many entries each targeted layer keeps at a sparsity, and which ones by |W|, for the train methods
+// that prune while they train (gmp; usable by dynamic sparse training too). A layer's current mask is
+// respected: its pruned entries are never chosen again, so masks only shrink.
+
+import { and, applyMask, count, keepCount, layerBudgets, topKMask, type Mask } from '@sparse/masks';
+import { globalMagnitudeMasks } from '@sparse/pruners';
+import { tensor, type Float32Tensor } from '@sparse/tensor';
+
+/** 'layer': each layer at the sparsity; 'global': one |W| ranking; 'uniform' / 'er' / 'erk': layerBudgets' methods. */
+export type SparseBudget = 'layer' | 'global' | 'uniform' | 'er' | 'erk';
+
+export interface BudgetLayer {
+  name: string;
+  /** The weight, [out, in]. */
+  weight: Float32Tensor;
+  /** The layer's current mask, if it is pruned already. */
+  mask?: Mask | undefined;
+}
+
+/**
+ * Entries each layer keeps at `sparsity` (the pruned fraction) under a per-layer budget: 'layer' gives each
+ * keepCount(size, sparsity) = round((1 − sparsity) · size); 'uniform', 'er', 'erk' the `keep` of
+ * layerBudgets(layers, sparsity, { method, erkPowerScale }) (kept counts summing to keepCount(total, sparsity)).
+ */
+export function keepCounts(layers: readonly { name: string; shape: readonly number[] }[], sparsity: number, budget: Exclude<SparseBudget, 'global'>, erkPowerScale?: number): number[] {
+  if (budget === 'layer') return layers.map((l) => keepCount(l.shape.reduce((a, b) => a * b, 1), sparsity));
+  return layerBudgets(
+    layers.map((l) => ({ name: l.name, shape: [...l.shape] })),
+    sparsity,
+    { method: budget, ...(erkPowerScale !== undefined ? { erkPowerScale } : {}) },
+  ).map((b) => b.keep);
+}
+
+/**
+ * The magnitude masks of `layers` at `sparsity` under `budget`: per layer, the largest |W| among the entries
+ * its current mask keeps, at most min(keepCounts, kept now) of them; 'global', globalMagnitudeMasks of
+ * @sparse/pruners over the masked weights (pruned entries are 0, the lowest |W|), intersected with the
+ * current masks (a no-op unless kept weights are exactly 0).
+ */
+export function magnitudeMasksByBudget(layers: readonly BudgetLayer[], sparsity: number, budget: SparseBudget, erkPowerScale?: number): Map<string, Mask> {
+  const masked = layers.map((l) => (l.mask ? (applyMask(l.mask, l.weight) as Float32Tensor) : l.weight));
+  if (budget === 'global') {
+    const g = globalMagnitudeMasks(Object.fromEntries(layers.map((l, i) => [l.name, masked[i]!])), { sparsity });
+    return new Map(layers.map((l) => [l.name, l.mask ? and(g[l.name]!, l.mask) : g[l.name]!]));
+  }
+  const keeps = keepCounts(
+    layers.map((l) => ({ name: l.name, shape: l.weight.shape })),
+    sparsity,
+    budget,
+    erkPowerScale,
+  );
+  return new Map(
+    layers.map((l, i) => {
+      const w = masked[i]!.data;
+      const kept = l.mask ? count(l.mask) : w.length;
+      // pruned entries score -1, below every |W|: they are never chosen while k <= kept
+      const scores = Float32Array.from(w, (x) => Math.abs(x));
+      if (l.mask) {
+        const bits = l.mask.bits;
+        for (let q = 0; q < scores.length; q++) if (((bits[q >>> 5]! >>> (q & 31)) & 1) === 0) scores[q] = -1;
+      }
+      return [l.name, topKMask(tensor(scores, [...l.weight.shape]), Math.min(keeps[i]!, kept))];
+    }),
+  );
+}
