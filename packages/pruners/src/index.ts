@@ -11,7 +11,7 @@ export { reconstructionError } from './reconstruction.js';
 export { globalMagnitudeMasks, magnitudePrune, magnitudePruner } from './methods/magnitude/magnitude.js';
 export { globalMagnitudeConfigSchema, magnitudeConfigSchema } from './methods/magnitude/config.js';
 export type { GlobalMagnitudeConfig, MagnitudeConfig, MagnitudeConfigInput } from './methods/magnitude/config.js';
-export { GMP_BUDGETS, gmpConfigSchema, gmpSchedule } from './methods/magnitude/gradual.js';
+export { GMP_BUDGETS, GMP_DEFAULT_SPARSITY, gmpConfigSchema, gmpGroupKeep, gmpSchedule } from './methods/magnitude/gradual.js';
 export type { GMPBudget, GMPConfig, GMPConfigInput } from './methods/magnitude/gradual.js';
 export { randomPrune, randomPruner } from './methods/random/random.js';
 export { randomConfigSchema } from './methods/random/config.js';

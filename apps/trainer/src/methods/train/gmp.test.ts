@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { count, isKept, layerBudgets, type Mask } from '@sparse/masks';
+import { isNM } from '@sparse/nm';
 import { globalMagnitudeMasks } from '@sparse/pruners';
 import { tensor } from '@sparse/tensor';
 import { parseRecipeText, resolveRecipe } from '../../recipe/load.js';
@@ -142,6 +143,53 @@ describe('train method gmp', () => {
       expect(total, budget).toBe(Math.round(0.3 * LINEARS.reduce((a, n) => a + dense.get(n)!.data.length, 0)));
       if (budget !== 'er') expect(new Set(LINEARS.map((n) => count(cp.masks.get(n)!) / dense.get(n)!.data.length)).size, budget).toBeGreaterThan(1);
     }
+  }, 300_000);
+
+  it('N:M: every group of m keeps round((1 − s_t) · m) through 3:4 down to exactly 2:4 at end; ctx.pattern is 2:4; resumes exactly', async () => {
+    // 8 steps, end 0.75 -> t1 = 6, every 1: updates at 0..6, s_t on the cubic ramp to 1 − 2/4
+    const nmRecipe = resolveRecipe({
+      seed: 7,
+      model: MODEL,
+      eval: { windows: 4, batch: 4 },
+      stages: [
+        { stage: 'pretrain', steps: 3, batch: 4 },
+        { stage: 'train', method: 'gmp', config: { pattern: { n: 2, m: 4 }, start: 0, end: 0.75, every: 1 }, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
+      ],
+    });
+    const groupAt = (t: number) => Math.min(4, Math.max(2, Math.round((1 - cubic(t, 0, 0.5, 0, 6)) * 4)));
+    expect([0, 1, 2, 3, 4, 5, 6].map(groupAt)).toEqual([4, 3, 3, 2, 2, 2, 2]); // dense, 3:4, then 2:4
+    /** Every group of 4 consecutive inputs of every row keeps exactly `k` under the mask. */
+    const expectGroups = (m: Mask, k: number, where: string) => {
+      const [rows, cols] = m.shape as [number, number];
+      for (let r = 0; r < rows; r++) {
+        for (let g = 0; g < cols; g += 4) {
+          let c = 0;
+          for (let j = 0; j < 4; j++) if (isKept(m, r * cols + g + j)) c++;
+          if (c !== k) throw new Error(`${where}: row ${r}, group ${g / 4} keeps ${c}, not ${k}`);
+        }
+      }
+    };
+    const whole = join(tmp, 'nm-whole');
+    await startRun(nmRecipe, { dir: whole, ...quiet });
+    const ups = gmpEvents(whole) as (GMPEvent & { group: number })[];
+    expect(ups.map((e) => e.step)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(ups.map((e) => e.group)).toEqual([4, 3, 3, 2, 2, 2, 2]);
+    const cp = await readCheckpoint(whole);
+    expect(cp.pattern).toEqual({ n: 2, m: 4 });
+    for (const n of LINEARS) {
+      expectGroups(cp.masks.get(n)!, 2, `end ${n}`);
+      const w = cp.params.get(n)!;
+      expect(isNM({ data: w.data, shape: w.shape, stride: [w.shape[1]!, 1], offset: 0, dtype: 'float32' }, { n: 2, m: 4 }).valid, n).toBe(true);
+    }
+    expectMasked(cp, LINEARS, 'end');
+    // stopped after the checkpoints at 2 (3:4 since the update at 1) and 4 (2:4 since the update at 3)
+    const broken = join(tmp, 'nm-broken');
+    await runWithStops(nmRecipe, broken, [2, 4].map((s) => ({ stage: 1, step: s + 1, resumeAt: s, state: 'gmp' })), (s, c) => {
+      for (const n of LINEARS) expectGroups(c.masks.get(n)!, groupAt(s.resumeAt - 1), `checkpoint at ${s.resumeAt}: ${n}`);
+      expectMasked(c, LINEARS, `checkpoint at ${s.resumeAt}`);
+      expect(c.pattern).toBeUndefined(); // not 2:4 until the stage ends
+    });
+    await expectSameRun(whole, broken);
   }, 300_000);
 
   it('runs from the shipped recipe gmp-unstructured.yaml (tiny): 80% per layer at the end, perplexities measured', async () => {

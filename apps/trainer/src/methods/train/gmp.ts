@@ -7,23 +7,27 @@
 // (NamedAdam.resetEntries); the forward through W ⊙ M gives them a zero gradient, so Adam's step on them
 // is exactly 0 until the next update. Masks only shrink (a pruned entry is never chosen again).
 //
+// N:M (`pattern: { n, m }`, final sparsity 1 − n/m): the same cubic schedule, and at each update every group
+// of m consecutive inputs of a row keeps k_t = round((1 − s_t) · m) (gmpGroupKeep, clamped to [n, m]) of
+// its largest |W|: dense, then (m−1):m, ..., then n:m from the update at end; ctx.pattern is n:m afterwards.
+//
 // Resume: the masks are run masks (checkpointed) and the schedule is a function of the step, so a resumed
 // stage redoes exactly the updates it had not done; the stage state records the last update for the record.
 
 import { applyMask, count, isPruningStep, sparsityAt, type Mask } from '@sparse/masks';
-import { gmpConfigSchema, gmpSchedule, type GMPConfig } from '@sparse/pruners';
+import { gmpConfigSchema, gmpGroupKeep, gmpSchedule, type GMPConfig } from '@sparse/pruners';
 import type { StageOf } from '../../recipe/schema.js';
 import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
 import type { NamedAdam } from '../../train/adam.js';
 import type { TrainerMethod } from '../types.js';
-import { magnitudeMasksByBudget } from './sparse-budgets.js';
+import { magnitudeMasksByBudget, nmMagnitudeMaskWithin } from './sparse-budgets.js';
 import { refuseAttachedAdapter } from './weights.js';
 
 export const gmpMethod: TrainerMethod<'train'> = {
   kind: 'train',
   name: 'gmp',
-  describe: "gradual magnitude pruning (Zhu & Gupta 2017): |W| masks on a cubic sparsity schedule while training, per layer, global, ER or ERK budgets",
+  describe: 'gradual magnitude pruning (Zhu & Gupta 2017): |W| masks on a cubic sparsity schedule while training, per layer, global, ER or ERK budgets, or to N:M through coarser patterns',
   schema: gmpConfigSchema,
   from: '@sparse/pruners',
   run: (args) => {
@@ -40,12 +44,19 @@ export interface GMPUpdate {
   sparsity: number;
   /** Entries each targeted layer keeps. */
   kept: Record<string, number>;
+  /** With a pattern: entries kept in every group of m. */
+  group?: number;
 }
 
 async function trainGMP(args: StageArgs<StageOf<'train'>>): Promise<StageOutcome> {
   const { ctx, stage, index } = args;
   const cfg = stage.config as GMPConfig;
   const layers = selectLinears(ctx.linears(), stage.targets, `stages[${index}]`);
+  if (cfg.pattern) {
+    for (const l of layers) {
+      if (l.in % cfg.pattern.m !== 0) throw new Error(`stages[${index}].config.pattern.m: ${l.name} has ${l.in} inputs, not a multiple of m = ${cfg.pattern.m}`);
+    }
+  }
   const schedule = gmpSchedule(cfg, stage.steps);
   let last = args.resume?.stageState?.gmp as GMPUpdate | undefined;
 
@@ -53,17 +64,19 @@ async function trainGMP(args: StageArgs<StageOf<'train'>>): Promise<StageOutcome
   const update = (t: number, optimizer?: NamedAdam) => {
     if (!isPruningStep(schedule, t)) return;
     const s = sparsityAt(schedule, t);
-    const next = magnitudeMasksByBudget(
-      layers.map((l) => ({ name: l.name, weight: coreOf(ctx.model.params[l.name]!), mask: ctx.masks.get(l.name) })),
-      s,
-      cfg.budget,
-      cfg.erkPowerScale,
-    );
+    const current = layers.map((l) => ({ name: l.name, weight: coreOf(ctx.model.params[l.name]!), mask: ctx.masks.get(l.name) }));
+    // N:M: k of every m per group while k < m; at k = m (dense groups) nothing is pruned yet
+    const group = cfg.pattern ? gmpGroupKeep(cfg.pattern, s) : undefined;
+    const next =
+      cfg.pattern === undefined
+        ? magnitudeMasksByBudget(current, s, cfg.budget, cfg.erkPowerScale)
+        : new Map(current.filter((c) => group! < cfg.pattern!.m).map((c) => [c.name, nmMagnitudeMaskWithin(c, group!, cfg.pattern!.m)]));
     const kept: Record<string, number> = {};
     for (const l of layers) {
-      const m = next.get(l.name)!;
-      const k = count(m);
+      const m = next.get(l.name) ?? ctx.masks.get(l.name);
+      const k = m ? count(m) : l.out * l.in;
       kept[l.name] = k;
+      if (m === undefined) continue;
       const before = ctx.masks.get(l.name);
       // nothing pruned: a dense layer stays without a mask, a pruned one keeps its mask
       if ((before === undefined && k === l.out * l.in) || (before !== undefined && k === count(before))) continue;
@@ -72,7 +85,7 @@ async function trainGMP(args: StageArgs<StageOf<'train'>>): Promise<StageOutcome
       ctx.setMask(l.name, m);
       optimizer?.resetEntries(l.name, ctx.maskTensor(l.name)!);
     }
-    last = { step: t, sparsity: s, kept };
+    last = { step: t, sparsity: s, kept, ...(group !== undefined ? { group } : {}) };
     ctx.log.event({ event: 'gmp', stage: index, ...last });
   };
 
@@ -86,10 +99,11 @@ async function trainGMP(args: StageArgs<StageOf<'train'>>): Promise<StageOutcome
   });
   // the update at end when end is the stage's last step (nothing trains after it: no moments to reset)
   update(stage.steps);
-  ctx.pattern = undefined;
+  // the update at end left n of every m (the ramp ends within the stage); unstructured masks have no pattern
+  ctx.pattern = cfg.pattern ? { n: cfg.pattern.n, m: cfg.pattern.m } : undefined;
   const total = layers.reduce((n, l) => n + l.out * l.in, 0);
   const keptNow = layers.reduce((n, l) => n + (ctx.masks.has(l.name) ? count(ctx.masks.get(l.name)!) : l.out * l.in), 0);
   const reached = total === 0 ? 0 : 1 - keptNow / total;
-  ctx.log.say(`${args.label}: gradual magnitude pruning to ${(reached * 100).toFixed(1)}% over ${layers.length} layers (${cfg.budget} budget), cubic from step ${schedule.begin} to ${schedule.end} every ${cfg.every}`);
-  return { summary: `GMP ${(cfg.sparsity * 100).toFixed(0)}% (${cfg.budget}), reached ${(reached * 100).toFixed(1)}%, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}` };
+  ctx.log.say(`${args.label}: gradual magnitude pruning to ${(reached * 100).toFixed(1)}% over ${layers.length} layers (${cfg.pattern ? `to ${cfg.pattern.n}:${cfg.pattern.m}` : `${cfg.budget} budget`}), cubic from step ${schedule.begin} to ${schedule.end} every ${cfg.every}`);
+  return { summary: `GMP ${cfg.pattern ? `${cfg.pattern.n}:${cfg.pattern.m}` : `${(cfg.sparsity * 100).toFixed(0)}% (${cfg.budget})`}, reached ${(reached * 100).toFixed(1)}%, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}` };
 }

@@ -3,6 +3,7 @@
 // respected: its pruned entries are never chosen again, so masks only shrink.
 
 import { and, applyMask, count, keepCount, layerBudgets, topKMask, type Mask } from '@sparse/masks';
+import { nmMask } from '@sparse/nm';
 import { globalMagnitudeMasks } from '@sparse/pruners';
 import { tensor, type Float32Tensor } from '@sparse/tensor';
 
@@ -62,4 +63,20 @@ export function magnitudeMasksByBudget(layers: readonly BudgetLayer[], sparsity:
       return [l.name, topKMask(tensor(scores, [...l.weight.shape]), Math.min(keeps[i]!, kept))];
     }),
   );
+}
+
+/**
+ * The k:m magnitude mask of one layer: in every group of m consecutive inputs of a row, the k largest |W|
+ * among the entries its current mask keeps (k < m). A group that keeps fewer than k now (a mask that was not
+ * k':m with k' >= k) keeps what it has: the result is intersected with the current mask.
+ */
+export function nmMagnitudeMaskWithin(layer: BudgetLayer, k: number, m: number): Mask {
+  const w = layer.weight.data;
+  const scores = Float32Array.from(w, (x) => Math.abs(x));
+  if (layer.mask) {
+    const bits = layer.mask.bits;
+    for (let q = 0; q < scores.length; q++) if (((bits[q >>> 5]! >>> (q & 31)) & 1) === 0) scores[q] = -1;
+  }
+  const next = nmMask(tensor(scores, [...layer.weight.shape]), { n: k, m, rank: 'value' });
+  return layer.mask ? and(next, layer.mask) : next;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isPruningStep, sparsityAt } from '@sparse/masks';
-import { gmpConfigSchema, gmpSchedule } from './gradual.js';
+import { gmpConfigSchema, gmpGroupKeep, gmpSchedule } from './gradual.js';
 
 describe('gmpConfigSchema', () => {
   it('fills in the defaults: 80% final sparsity from 0, cubic over the first 3/4 of the stage, every 10 steps, per layer', () => {
@@ -20,6 +20,22 @@ describe('gmpConfigSchema', () => {
     expect(issues({ budget: 'uniform' })).toEqual(["budget: budget must be 'layer', 'global', 'er' or 'erk'"]);
     expect(issues({ budget: 'er', erkPowerScale: 1 })).toEqual(["erkPowerScale: erkPowerScale needs budget: 'erk'"]);
     expect(issues({ evrey: 3 })).toHaveLength(1);
+    expect(issues({ pattern: { n: 4, m: 4 } })).toEqual(['pattern.n: pattern needs n < m (n kept in every group of m)']);
+    expect(issues({ pattern: { n: 0, m: 4 } })).toEqual(['pattern.n: pattern.n must be an integer >= 1']);
+    expect(issues({ pattern: { n: 2, m: 4 }, sparsity: 0.6 })).toEqual(['sparsity: with a pattern n:m the sparsity is 1 − n/m: omit sparsity']);
+    expect(issues({ pattern: { n: 2, m: 4 }, budget: 'global' })).toEqual(["budget: pattern needs budget: 'layer' (N:M is kept per group of m)"]);
+    expect(issues({ pattern: { n: 2, m: 4 }, initialSparsity: 0.6 })).toEqual(['initialSparsity: initialSparsity must not exceed sparsity']);
+  });
+
+  it('an n:m pattern is the final sparsity 1 − n/m; each group keeps round((1 − s) · m) in [n, m], exactly n at the end', () => {
+    const cfg = gmpConfigSchema.parse({ pattern: { n: 2, m: 8 } });
+    expect(cfg.sparsity).toBe(0.75);
+    expect(gmpConfigSchema.parse(cfg)).toEqual(cfg); // a resolved config parses to itself
+    expect(gmpConfigSchema.parse(gmpConfigSchema.parse({}))).toEqual(gmpConfigSchema.parse({}));
+    const p = cfg.pattern!;
+    expect([0, 0.06, 0.07, 0.5, 0.74, 0.75].map((s) => gmpGroupKeep(p, s))).toEqual([8, 8, 7, 4, 2, 2]);
+    expect(gmpGroupKeep({ n: 1, m: 3 }, 1 - 1 / 3)).toBe(1);
+    expect(gmpGroupKeep({ n: 2, m: 4 }, 0.9)).toBe(2);
   });
 });
 

@@ -30,17 +30,27 @@ export type GMPBudget = (typeof GMP_BUDGETS)[number];
 
 const cubic = cubicScheduleSchema.shape;
 
+/** The final sparsity when the config names neither `sparsity` nor `pattern`. */
+export const GMP_DEFAULT_SPARSITY = 0.8;
+
+const count = (name: string, min: number) => z.int(`${name} must be an integer >= ${min}`).min(min, `${name} must be an integer >= ${min}`);
+
 /**
  * Gradual magnitude pruning during a training stage of S steps. The sparsity (pruned fraction) follows
  * the cubic ramp s_t = s_f + (s_i − s_f)(1 − (t − t0)/(n Δt))³ from `initialSparsity` at t0 =
  * ⌊start · S⌋ to `sparsity` at t0 + n Δt = max(t0 + 1, ⌊end · S⌋) (`start`, `end`: fractions of the stage,
  * since a recipe does not know a stage's step count ahead), with t the steps done. The masks are recomputed
  * from |W| at t0, t0 + every, t0 + 2·every, ... before end and at end itself, and held fixed in between.
+ *
+ * With `pattern: { n, m }` the final sparsity is 1 − n/m (`sparsity` omitted, or equal to it) and every
+ * group of m consecutive inputs of a row keeps k_t = round((1 − s_t) · m) entries (clamped to [n, m]): from
+ * dense through the coarser patterns (m−1):m, ... to n:m, each held from the first update whose s_t rounds to
+ * it. `budget` must then be 'layer'.
  */
 export const gmpConfigSchema = z
   .strictObject({
-    /** Final sparsity s_f (the pruned fraction), reached exactly at `end`. */
-    sparsity: sparsityNumber('sparsity').default(0.8),
+    /** Final sparsity s_f (the pruned fraction), reached exactly at `end`. Default 0.8, or 1 − n/m with `pattern`. */
+    sparsity: sparsityNumber('sparsity').optional(),
     /** Sparsity s_i at `start` (Zhu & Gupta: usually 0). */
     initialSparsity: sparsityNumber('initialSparsity').default(0),
     /** Fraction of the stage's steps done when pruning starts: [0, 1). */
@@ -52,10 +62,22 @@ export const gmpConfigSchema = z
     budget: z.enum(GMP_BUDGETS, { error: "budget must be 'layer', 'global', 'er' or 'erk'" }).default('layer'),
     /** ERK's exponent (layerBudgets' erkPowerScale, default 1), with budget 'erk' only. */
     erkPowerScale: erkBudgetSchema.shape.erkPowerScale.unwrap().optional(),
+    /** N:M at the end (n kept in every group of m consecutive inputs of a row), reached through coarser patterns. */
+    pattern: z
+      .strictObject({ n: count('pattern.n', 1), m: count('pattern.m', 2) }, { error: 'pattern must be an object { n, m }' })
+      .refine((p) => p.n < p.m, { error: 'pattern needs n < m (n kept in every group of m)', path: ['n'] })
+      .optional(),
   })
   .refine((c) => c.end > c.start, { error: 'end must be after start', path: ['end'] })
-  .refine((c) => c.initialSparsity <= c.sparsity, { error: 'initialSparsity must not exceed sparsity', path: ['initialSparsity'] })
-  .refine((c) => c.erkPowerScale === undefined || c.budget === 'erk', { error: "erkPowerScale needs budget: 'erk'", path: ['erkPowerScale'] });
+  .refine((c) => c.erkPowerScale === undefined || c.budget === 'erk', { error: "erkPowerScale needs budget: 'erk'", path: ['erkPowerScale'] })
+  // a resolved config (written out, parsed again on resume) holds both, sparsity = 1 − n/m
+  .refine((c) => c.pattern === undefined || c.sparsity === undefined || c.sparsity === 1 - c.pattern.n / c.pattern.m, {
+    error: 'with a pattern n:m the sparsity is 1 − n/m: omit sparsity',
+    path: ['sparsity'],
+  })
+  .refine((c) => c.pattern === undefined || c.budget === 'layer', { error: "pattern needs budget: 'layer' (N:M is kept per group of m)", path: ['budget'] })
+  .transform((c) => ({ ...c, sparsity: c.pattern ? 1 - c.pattern.n / c.pattern.m : (c.sparsity ?? GMP_DEFAULT_SPARSITY) }))
+  .refine((c) => c.initialSparsity <= c.sparsity, { error: 'initialSparsity must not exceed sparsity', path: ['initialSparsity'] });
 export type GMPConfig = z.output<typeof gmpConfigSchema>;
 export type GMPConfigInput = z.input<typeof gmpConfigSchema>;
 
@@ -70,4 +92,12 @@ export function gmpSchedule(config: Pick<GMPConfig, 'sparsity' | 'initialSparsit
   const schedule = { kind: 'cubic' as const, initial: config.initialSparsity, final: config.sparsity, begin, end, every: config.every };
   validateSchedule(schedule);
   return schedule;
+}
+
+/**
+ * Entries kept per group of m at sparsity s under an n:m pattern: round((1 − s) · m), clamped to [n, m]
+ * (so the final sparsity 1 − n/m gives exactly n).
+ */
+export function gmpGroupKeep(pattern: { n: number; m: number }, sparsity: number): number {
+  return Math.min(pattern.m, Math.max(pattern.n, Math.round((1 - sparsity) * pattern.m)));
 }
