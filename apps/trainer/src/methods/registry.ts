@@ -19,9 +19,10 @@ import { globalMagnitudeMethod } from './prune/global-magnitude.js';
 import { layerwisePruneMethod } from './prune/layerwise.js';
 import { adamsMethod } from './train/adams.js';
 import { denseTrainMethod } from './train/dense.js';
-import { gmpMethod } from './train/gmp.js';
 import { maskedTrainMethod } from './train/masked.js';
 import { nmTrainMethod } from './train/nm.js';
+import { riglMethod } from './train/rigl.js';
+import { setMethod } from './train/set.js';
 import type { AnyTrainerMethod, MethodKind, TrainerMethod } from './types.js';
 
 type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
@@ -29,7 +30,7 @@ type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
 /** The trainer's own methods. Adding one: its file under methods/<kind>/ and one line here. */
 const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
-  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod] }),
+  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, setMethod, riglMethod] }),
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, mezoMethod, sparseMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),

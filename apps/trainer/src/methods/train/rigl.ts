@@ -1,0 +1,13 @@
+// train method 'rigl': RigL (Evci et al. 2020) at constant sparsity: drop the smallest-|w| active weights,
+// regrow the inactive ones with the largest dense-gradient magnitude at zero, the fraction decaying on a
+// cosine to 0 at `end` (dst.ts).
+
+import { riglConfigSchema } from '@sparse/masks/schemas';
+import { dstMethod } from './dst.js';
+
+export const riglMethod = dstMethod({
+  name: 'rigl',
+  describe: 'RigL: sparse training at constant sparsity, dropping the smallest |w| and regrowing the largest dense |grad| at zero (uniform/ER/ERK budgets)',
+  schema: riglConfigSchema,
+  regrowth: 'gradient',
+});
