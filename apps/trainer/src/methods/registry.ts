@@ -19,6 +19,7 @@ import { globalMagnitudeMethod } from './prune/global-magnitude.js';
 import { layerwisePruneMethod } from './prune/layerwise.js';
 import { adamsMethod } from './train/adams.js';
 import { denseTrainMethod } from './train/dense.js';
+import { gmpMethod } from './train/gmp.js';
 import { maskedTrainMethod } from './train/masked.js';
 import { nmTrainMethod } from './train/nm.js';
 import { riglMethod } from './train/rigl.js';
@@ -30,7 +31,7 @@ type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
 /** The trainer's own methods. Adding one: its file under methods/<kind>/ and one line here. */
 const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
-  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, setMethod, riglMethod] }),
+  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod, setMethod, riglMethod] }),
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, mezoMethod, sparseMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
