@@ -15,7 +15,7 @@
 // of its own sampler rather than the step's batch (the loop draws the step's batch after the update).
 
 import * as tf from '@tensorflow/tfjs-core';
-import { count, dropAndRegrow, dropFractionAt, isRegrowStep, layerBudgets, maskFromIndices, type Mask, type RegrowSchedule } from '@sparse/masks';
+import { count, dropAndRegrow, dropFractionAt, isRegrowStep, maskFromIndices, type Mask, type RegrowSchedule } from '@sparse/masks';
 import type { SETConfig } from '@sparse/masks/schemas';
 import { tensor, type Random } from '@sparse/tensor';
 import type { z } from 'zod';
@@ -27,6 +27,7 @@ import { assignValues, coreOf, selectLinears, stageRng, windowLength, type Stage
 import { optimize } from '../../stages/optimize.js';
 import type { NamedAdam } from '../../train/adam.js';
 import type { TrainerMethod } from '../types.js';
+import { keepCounts } from './sparse-budgets.js';
 import { refuseAttachedAdapter } from './weights.js';
 
 /** The fields SET and RigL share (their schemas differ in defaults only). */
@@ -61,14 +62,10 @@ export function updateAt(schedule: RegrowSchedule, step: number): number | undef
   return t > 0 && isRegrowStep(schedule, t) ? t : undefined;
 }
 
-/** Random masks with each layer's keep count of layerBudgets(sparsity, budget). */
+/** Random masks with each layer's keep count of layerBudgets(sparsity, budget) (sparse-budgets.ts, shared with gmp). */
 export function initialMasks(layers: readonly LinearInfo[], cfg: DSTConfig, rng: Random): Map<string, Mask> {
-  const budgets = layerBudgets(
-    layers.map((l) => ({ shape: [l.out, l.in], name: l.name })),
-    cfg.sparsity,
-    cfg.budget === 'erk' ? { method: 'erk', erkPowerScale: cfg.erkPowerScale ?? 1 } : { method: cfg.budget },
-  );
-  return new Map(layers.map((l, i) => [l.name, maskFromIndices([l.out, l.in], rng.sample(budgets[i]!.keep, l.out * l.in))]));
+  const keeps = keepCounts(layers.map((l) => ({ name: l.name, shape: [l.out, l.in] })), cfg.sparsity, cfg.budget, cfg.erkPowerScale);
+  return new Map(layers.map((l, i) => [l.name, maskFromIndices([l.out, l.in], rng.sample(keeps[i]!, l.out * l.in))]));
 }
 
 /**
