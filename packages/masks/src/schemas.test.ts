@@ -16,6 +16,7 @@ import {
   regrowScheduleSchema,
   riglConfigSchema,
   setConfigSchema,
+  sriglConfigSchema,
   sparsityScheduleSchema,
   stepScheduleSchema,
   uniformBudgetSchema,
@@ -235,6 +236,7 @@ describe('DST configs (set, rigl)', () => {
   it('fill in the papers\' defaults', () => {
     expect(riglConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'erk', every: 100, end: 0.75, fraction: 0.3, decay: 'cosine' });
     expect(setConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'erk', every: 100, end: 1, fraction: 0.3, decay: 'constant' });
+    expect(sriglConfigSchema.parse({})).toEqual(riglConfigSchema.parse({}));
     expect(riglConfigSchema.parse({ budget: 'erk', erkPowerScale: 0.5 }).erkPowerScale).toBe(0.5);
   });
   it('a parsed config gives layerBudgets and the regrow schedule what they take', () => {
@@ -245,7 +247,7 @@ describe('DST configs (set, rigl)', () => {
   });
   const issuesAt = (schema: z.ZodType, c: unknown) => (schema.safeParse(c).error?.issues ?? []).map((i) => formatPath(i.path));
   it('refuse, naming the field, what the code would refuse or ignore', () => {
-    for (const schema of [riglConfigSchema, setConfigSchema]) {
+    for (const schema of [riglConfigSchema, setConfigSchema, sriglConfigSchema]) {
       expect(issuesAt(schema, { sparsity: 1 })).toEqual(['sparsity']);
       expect(issuesAt(schema, { budget: 'random' })).toEqual(['budget']);
       expect(issuesAt(schema, { every: 0 })).toEqual(['every']);

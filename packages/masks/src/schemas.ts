@@ -222,3 +222,11 @@ export type SETConfig = z.output<typeof setConfigSchema>;
  */
 export const riglConfigSchema = dstConfigSchema({ decay: 'cosine', end: 0.75 });
 export type RigLConfig = z.output<typeof riglConfigSchema>;
+
+/**
+ * SRigL (Lasby et al. 2024, "Dynamic Sparse Training with Structured Sparsity"): RigL where every output
+ * neuron keeps the same number of inputs (constant fan-in; @sparse/nm's constantFanInRegrow). The same
+ * fields and defaults as RigL; a layer's fan-in is its budget divided by its rows, rounded.
+ */
+export const sriglConfigSchema = dstConfigSchema({ decay: 'cosine', end: 0.75 });
+export type SRigLConfig = z.output<typeof sriglConfigSchema>;

@@ -24,6 +24,7 @@ import { maskedTrainMethod } from './train/masked.js';
 import { nmTrainMethod } from './train/nm.js';
 import { riglMethod } from './train/rigl.js';
 import { setMethod } from './train/set.js';
+import { sriglMethod } from './train/srigl.js';
 import type { AnyTrainerMethod, MethodKind, TrainerMethod } from './types.js';
 
 type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
@@ -31,7 +32,7 @@ type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
 /** The trainer's own methods. Adding one: its file under methods/<kind>/ and one line here. */
 const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
-  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod, setMethod, riglMethod] }),
+  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod, setMethod, riglMethod, sriglMethod] }),
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, mezoMethod, sparseMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { count, isKept, layerBudgets, maskIndices, type Mask } from '@sparse/masks';
+import { count, countPerRow, isKept, layerBudgets, maskIndices, type Mask } from '@sparse/masks';
 import { riglConfigSchema, setConfigSchema } from '@sparse/masks/schemas';
 import { Random } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
@@ -268,6 +268,33 @@ describe('from a recipe', () => {
     await runWithStops(recipe, broken, [{ stage: 2, step: 6, resumeAt: 4, state: 'regrow' }], (_s, cp) => expectBudgetKept(cp, pruned));
     await expectSameRun(whole, broken);
   }, 300_000);
+
+  it('srigl from scratch: every row keeps round(budget / rows) inputs through the updates, zeros stay 0, and it resumes exactly', async () => {
+    const stage = { stage: 'train', method: 'srigl', config: { sparsity: 0.75, budget: 'erk', every: 2, end: 0.75, fraction: 0.5 }, steps: 10, batch: 4, lr: 1e-2, checkpointEvery: 3 };
+    const recipe = resolveRecipe({ seed: 4, model: MODEL, eval: { windows: 4, batch: 4 }, stages: [stage] });
+    const linears = linearsOf(4);
+    const keep = budgetOf(linears, 0.75, 'erk');
+    // the fan-in computed here: round(keep / rows), in [1, inputs]
+    const fanIn = new Map(linears.map((l) => [l.name, Math.min(l.in, Math.max(1, Math.round(keep.get(l.name)! / l.out)))]));
+    const expectFanIn = (cp: CheckpointContent) => {
+      for (const l of linears) expect([...new Set(countPerRow(cp.masks.get(l.name)!))], l.name).toEqual([fanIn.get(l.name)]);
+      expectBudgetKept(cp, new Map(linears.map((l) => [l.name, l.out * fanIn.get(l.name)!])));
+    };
+    const whole = join(tmp, 'srigl-whole');
+    await startRun(recipe, { dir: whole, ...quiet });
+    expectFanIn(await readCheckpoint(whole));
+    const rewires = events(whole).filter((e) => e.event === 'rewire') as unknown as RewireEvent[];
+    expect(rewires.map((e) => e.step)).toEqual([2, 4, 6]);
+    expect(rewires.some((e) => Object.values(e.rewired).some((d) => d > 0))).toBe(true);
+    const broken = join(tmp, 'srigl-broken');
+    await runWithStops(recipe, broken, [{ stage: 0, step: 5, resumeAt: 3, state: 'gradBatches' }], (_s, cp) => expectFanIn(cp));
+    await expectSameRun(whole, broken);
+  }, 300_000);
+
+  it('srigl refuses run masks without a constant fan-in', async () => {
+    const recipe = resolveRecipe({ seed: 3, model: MODEL, stages: [{ stage: 'prune', method: 'magnitude', config: { sparsity: 0.5 } }, { stage: 'train', method: 'srigl', steps: 2, batch: 4 }] });
+    await expect(startRun(recipe, { dir: join(tmp, 'srigl-unstructured'), ...quiet })).rejects.toThrow(/stages\[1\]: srigl keeps a constant fan-in, but the run's mask of .* has rows with \d+ to \d+ inputs/);
+  }, 120_000);
 
   it('refuses a stage whose layers are only partly pruned, naming them', async () => {
     const recipe = resolveRecipe({

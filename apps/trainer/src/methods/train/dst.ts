@@ -1,8 +1,9 @@
-// Dynamic sparse training at constant sparsity, shared by the train methods 'set' and 'rigl': the
+// Dynamic sparse training at constant sparsity, shared by the train methods 'set', 'rigl' and 'srigl': the
 // targeted linear layers train through their masks (forward with W ⊙ M, so inactive weights get a zero
 // gradient) and every `every` steps a fraction of each layer's active weights is dropped (smallest |w|)
 // and as many inactive ones regrown by @sparse/masks' dropAndRegrow: at random (SET) or by the largest
-// dense-gradient magnitude (RigL). Each layer keeps exactly its count of active weights throughout.
+// dense-gradient magnitude (RigL); SRigL's constant fan-in step is @sparse/nm's constantFanInRegrow
+// (every row keeps the same number of inputs). Each layer keeps exactly its count of active weights.
 //
 // Masks never leak: dropped and regrown weights are set to exactly 0 and their Adam moments to 0
 // (NamedAdam.resetEntries), so a dropped weight never moves again and a regrown one starts fresh at zero.
@@ -15,8 +16,9 @@
 // of its own sampler rather than the step's batch (the loop draws the step's batch after the update).
 
 import * as tf from '@tensorflow/tfjs-core';
-import { count, dropAndRegrow, dropFractionAt, isRegrowStep, maskFromIndices, type Mask, type RegrowSchedule } from '@sparse/masks';
+import { count, countPerRow, dropAndRegrow, dropFractionAt, isRegrowStep, maskFromIndices, type Mask, type RegrowSchedule } from '@sparse/masks';
 import type { SETConfig } from '@sparse/masks/schemas';
+import { constantFanInRegrow } from '@sparse/nm';
 import { tensor, type Random } from '@sparse/tensor';
 import type { z } from 'zod';
 import { sampleBatch } from '../../data/dataset.js';
@@ -34,16 +36,16 @@ import { refuseAttachedAdapter } from './weights.js';
 export type DSTConfig = SETConfig;
 
 /** How the inactive entries to regrow are chosen. */
-export type Regrowth = 'random' | 'gradient';
+export type Regrowth = 'random' | 'gradient' | 'fan-in';
 
 /** A DST train method: SET ('random') and RigL ('gradient') are this with their schema. */
-export function dstMethod(spec: { name: string; describe: string; schema: z.ZodType; regrowth: Regrowth }): TrainerMethod<'train'> {
+export function dstMethod(spec: { name: string; describe: string; schema: z.ZodType; regrowth: Regrowth; from?: string }): TrainerMethod<'train'> {
   return {
     kind: 'train',
     name: spec.name,
     describe: spec.describe,
     schema: spec.schema,
-    from: '@sparse/masks',
+    from: spec.from ?? '@sparse/masks',
     run: (args) => {
       refuseAttachedAdapter(args);
       return trainDST(args, spec.name, spec.regrowth);
@@ -62,10 +64,26 @@ export function updateAt(schedule: RegrowSchedule, step: number): number | undef
   return t > 0 && isRegrowStep(schedule, t) ? t : undefined;
 }
 
-/** Random masks with each layer's keep count of layerBudgets(sparsity, budget) (sparse-budgets.ts, shared with gmp). */
-export function initialMasks(layers: readonly LinearInfo[], cfg: DSTConfig, rng: Random): Map<string, Mask> {
+/**
+ * Random masks with each layer's keep count of layerBudgets(sparsity, budget) (sparse-budgets.ts, shared
+ * with gmp); with `fanIn`, every row keeps round(keep / rows) inputs (at least 1), drawn row by row.
+ */
+export function initialMasks(layers: readonly LinearInfo[], cfg: DSTConfig, rng: Random, fanIn = false): Map<string, Mask> {
   const keeps = keepCounts(layers.map((l) => ({ name: l.name, shape: [l.out, l.in] })), cfg.sparsity, cfg.budget, cfg.erkPowerScale);
-  return new Map(layers.map((l, i) => [l.name, maskFromIndices([l.out, l.in], rng.sample(keeps[i]!, l.out * l.in))]));
+  return new Map(
+    layers.map((l, i) => {
+      if (!fanIn) return [l.name, maskFromIndices([l.out, l.in], rng.sample(keeps[i]!, l.out * l.in))];
+      const k = fanInOf(keeps[i]!, l);
+      const idx = new Int32Array(l.out * k);
+      for (let r = 0; r < l.out; r++) rng.sample(k, l.in).forEach((c, j) => (idx[r * k + j] = r * l.in + c));
+      return [l.name, maskFromIndices([l.out, l.in], idx)];
+    }),
+  );
+}
+
+/** A layer's constant fan-in for a budget of `keep` entries: round(keep / rows), in [1, inputs]. */
+export function fanInOf(keep: number, l: LinearInfo): number {
+  return Math.min(l.in, Math.max(1, Math.round(keep / l.out)));
 }
 
 /**
@@ -101,19 +119,22 @@ export interface RewireResult {
 export function rewire(
   ctx: RunContext,
   layers: readonly LinearInfo[],
-  opts: { fraction: number; rng: Random; grads?: ReadonlyMap<string, Float32Array>; optimizer?: NamedAdam },
+  opts: { fraction: number; rng: Random; grads?: ReadonlyMap<string, Float32Array>; optimizer?: NamedAdam; fanIn?: boolean },
 ): Map<string, RewireResult> {
   const out = new Map<string, RewireResult>();
   for (const l of layers) {
     const v = ctx.model.params[l.name]!;
     const w = coreOf(v);
     const g = opts.grads?.get(l.name);
-    const r = dropAndRegrow(ctx.masks.get(l.name)!, {
-      dropScores: tensor(w.data.map(Math.abs), w.shape),
-      ...(g ? { growScores: tensor(g.map(Math.abs), w.shape) } : {}),
-      fraction: opts.fraction,
-      rng: opts.rng,
-    });
+    const mask = ctx.masks.get(l.name)!;
+    const r = opts.fanIn
+      ? constantFanInRegrow(mask, { weights: w, grads: tensor(g!, w.shape), fraction: opts.fraction })
+      : dropAndRegrow(mask, {
+          dropScores: tensor(w.data.map(Math.abs), w.shape),
+          ...(g ? { growScores: tensor(g.map(Math.abs), w.shape) } : {}),
+          fraction: opts.fraction,
+          rng: opts.rng,
+        });
     if (r.dropped.length + r.grown.length > 0) {
       const keep = new Float32Array(w.data.length).fill(1);
       for (const i of r.dropped) w.data[i] = keep[i] = 0;
@@ -149,17 +170,22 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
   const layers = selectLinears(ctx.linears(), stage.targets, where);
   // both samplers continue from the checkpoint on resume
   const rng = stageRng(args, 'regrow');
-  const gradBatches = regrowth === 'gradient' ? stageRng(args, 'gradBatches') : undefined;
+  const gradBatches = regrowth !== 'random' ? stageRng(args, 'gradBatches') : undefined;
+  const fanIn = regrowth === 'fan-in';
   let start = "the run's masks";
   if (!args.resume) {
     const masked = layers.filter((l) => ctx.masks.has(l.name));
     if (masked.length === 0) {
-      for (const [n, m] of initialMasks(layers, cfg, rng)) ctx.setMask(n, m);
+      for (const [n, m] of initialMasks(layers, cfg, rng, fanIn)) ctx.setMask(n, m);
       start = `random masks at sparsity ${cfg.sparsity} (${cfg.budget})`;
     } else if (masked.length < layers.length) {
       const bare = layers.filter((l) => !ctx.masks.has(l.name)).map((l) => l.name);
       throw new Error(`${where}: ${name} needs all or none of its layers pruned; ${bare.join(', ')} ${bare.length === 1 ? 'has' : 'have'} no mask (set targets, or prune them first)`);
     } else {
+      for (const l of fanIn ? layers : []) {
+        const rows = countPerRow(ctx.masks.get(l.name)!).filter((c) => c > 0);
+        if (rows.some((c) => c !== rows[0])) throw new Error(`${where}: ${name} keeps a constant fan-in, but the run's mask of ${l.name} has rows with ${Math.min(...rows)} to ${Math.max(...rows)} inputs`);
+      }
       ctx.log.say(`${args.label}: starting from the run's masks, each layer keeps its count (config.sparsity and budget are not used)`);
     }
     zeroOutside(ctx, layers);
@@ -185,7 +211,7 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
         tf.dispose([ids, targets]);
       }
     }
-    const r = rewire(ctx, layers, { fraction, rng, optimizer, ...(grads ? { grads } : {}) });
+    const r = rewire(ctx, layers, { fraction, rng, optimizer, fanIn, ...(grads ? { grads } : {}) });
     updates++;
     ctx.log.event({ event: 'rewire', stage: args.index, label: args.label, step: t, fraction, rewired: Object.fromEntries([...r].map(([n, x]) => [n, x.dropped.length])) });
   };
