@@ -9,8 +9,8 @@ import { ArgumentError, Random, ShapeError, tensor, type Float32Tensor, type Ten
 import * as tf from '@tensorflow/tfjs-core';
 import { getTfForm, listTfForms } from './tfjs-forms/index.js';
 import { getVariant } from './variants/registry.js';
-import { checkScores, toCore } from './variants/shared/tfjs.js';
-import type { IndexedAdapterState, ScoredAdapterVariant } from './variants/shared/sparse.js';
+import { checkScores, toCore } from './variants/helpers/tfjs.js';
+import type { IndexedAdapterState, ScoredAdapterVariant } from './variants/helpers/sparse.js';
 import type { AdapterState, AdapterVariant } from './variants/types.js';
 
 export type TargetPattern = string | RegExp | readonly string[] | ((name: string) => boolean);
@@ -454,4 +454,4 @@ export { mosaDraws, setMoSADraws } from './variants/mosa/tfjs.js';
 export { setPSTSparsity } from './variants/pst/tfjs.js';
 export type { ChainOfLoRAOptions } from './variants/chain.js';
 export { nuclearNormPenalty } from './variants/sara/tfjs.js';
-export { placeFlat } from './variants/shared/tfjs.js';
+export { placeFlat } from './variants/helpers/tfjs.js';

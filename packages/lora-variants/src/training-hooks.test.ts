@@ -11,7 +11,7 @@ import { dynamicRankConfigSchema } from './variants/dynamic-rank/config.js';
 import { activeRank, rankBudgetAt } from './variants/dynamic-rank/variant.js';
 import { pstSparsityAt } from './variants/pst/variant.js';
 import { getVariant, variants } from './variants/registry.js';
-import type { IndexedAdapterState } from './variants/shared/sparse.js';
+import type { IndexedAdapterState } from './variants/helpers/sparse.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -4,7 +4,7 @@
 import type { AdapterVariant } from './types.js';
 import { loraVariant, sqftVariant } from './lora/index.js';
 import { sppVariant } from './spp/index.js';
-// LoRA family (built on ./shared/family.ts)
+// LoRA family (built on ./helpers/family.ts)
 import { asymmetricLoRAVariant } from './asymmetric-lora/index.js';
 import { loraXSVariant } from './lora-xs/index.js';
 import { loraSBVariant } from './lora-sb/index.js';
@@ -17,7 +17,7 @@ import { ssfVariant } from './ssf/index.js';
 import { dynamicRankVariant } from './dynamic-rank/index.js';
 import { selectiveLoRAVariant } from './selective-lora/index.js';
 import { loraDropoutVariant } from './lora-dropout/index.js';
-// Sparse + low-rank and sparsity-preserving variants (most built on ./shared/sparse.ts)
+// Sparse + low-rank and sparsity-preserving variants (most built on ./helpers/sparse.ts)
 import { rosaVariant } from './rosa/index.js';
 import { dseeVariant } from './dsee/index.js';
 import { lorsVariant } from './lors/index.js';

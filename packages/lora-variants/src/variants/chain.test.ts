@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdapterModel } from '../tfjs.js';
 import { chainOfLoRA } from './chain.js';
-import { pruneHalf, randn } from './shared/family-testing.js';
+import { pruneHalf, randn } from './helpers/family-testing.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

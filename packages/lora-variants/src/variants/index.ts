@@ -4,8 +4,8 @@ export { getVariant, listVariants, registerVariant, variants } from './registry.
 export { SUPPORT_CRITERIA } from './types.js';
 export type { AdapterState, AdapterVariant, InitStatistic, MergeOptions, SupportCriterion, SupportScoring, UnmergeOptions } from './types.js';
 export { familyVariants, sparseVariants } from './builtins.js';
-export { inputCovariance } from './shared/family.js';
-export type { IndexedAdapterState, ScoredAdapterVariant } from './shared/sparse.js';
+export { inputCovariance } from './helpers/family.js';
+export type { IndexedAdapterState, ScoredAdapterVariant } from './helpers/sparse.js';
 export * from './lora/index.js';
 export * from './spp/index.js';
 export * from './asymmetric-lora/index.js';

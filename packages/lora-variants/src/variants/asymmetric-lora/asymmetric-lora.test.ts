@@ -1,7 +1,7 @@
 import { Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { asymmetricLoRAVariant } from './variant.js';
-import { describeFamilyVariant, randn, refMatmul, values } from '../shared/family-testing.js';
+import { describeFamilyVariant, randn, refMatmul, values } from '../helpers/family-testing.js';
 
 describeFamilyVariant({
   name: 'asymmetric-lora',

@@ -3,7 +3,7 @@
 // U(±1/√in) or, with aInit 'orthogonal', a random matrix with orthonormal rows (the paper's analysis).
 import { ArgumentError, matmul, qr, tensor, type Float32Tensor } from '@sparse/tensor';
 import { loraFactors } from '../lora/variant.js';
-import { defineFamilyVariant, transposed } from '../shared/family.js';
+import { defineFamilyVariant, transposed } from '../helpers/family.js';
 import { asymmetricLoRAConfigSchema, type AsymmetricLoRAConfig } from './config.js';
 
 export const ASYMMETRIC_LORA_FROZEN = ['lora_A'] as const;

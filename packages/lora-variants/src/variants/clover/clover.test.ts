@@ -1,7 +1,7 @@
 import { Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { cloverVariant } from './variant.js';
-import { describeFamilyVariant, randn } from '../shared/family-testing.js';
+import { describeFamilyVariant, randn } from '../helpers/family-testing.js';
 
 // [12, 16] in 3 heads: d = 4, k = min(4, 16) = 4.
 describeFamilyVariant({

@@ -2,7 +2,7 @@
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { v } from '../shared/tfjs.js';
+import { v } from '../helpers/tfjs.js';
 import { CLOVER_FROZEN } from './variant.js';
 
 /** Per head: U_h diag(δ_h) V_hᵀ as one batched product, [heads, d, in] back to [out, in]. */

@@ -6,7 +6,7 @@
 // The paper's cross-matrix Absorb-Decompose (orthonormalizing Q with K and V with O jointly) spans two
 // weights and is not expressible as a single-weight variant; this is the per-weight part.
 import { ArgumentError, svd, tensor, type Float32Tensor } from '@sparse/tensor';
-import { defineFamilyVariant } from '../shared/family.js';
+import { defineFamilyVariant } from '../helpers/family.js';
 import { cloverConfigSchema, type CLOVERConfig } from './config.js';
 
 export const CLOVER_FROZEN = ['clover_U', 'clover_V'] as const;

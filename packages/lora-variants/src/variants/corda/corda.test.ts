@@ -1,8 +1,8 @@
 import { Random, svd, tensor } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { cordaComponents, cordaVariant } from './variant.js';
-import { inputCovariance } from '../shared/family.js';
-import { describeFamilyVariant, randn, refMatmul, refTranspose, values } from '../shared/family-testing.js';
+import { inputCovariance } from '../helpers/family.js';
+import { describeFamilyVariant, randn, refMatmul, refTranspose, values } from '../helpers/family-testing.js';
 
 const calib = randn(new Random(7), [40, 16]);
 describeFamilyVariant({

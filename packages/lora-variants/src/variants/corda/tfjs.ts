@@ -2,7 +2,7 @@
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { v } from '../shared/tfjs.js';
+import { v } from '../helpers/tfjs.js';
 import { CORDA_FROZEN } from './variant.js';
 
 /** (B − B₀) A + B₀ (A − A₀) = B A − B₀ A₀, zero at init without cancellation error. */

@@ -9,7 +9,7 @@
 // C is damped, C + damping · mean(diag C) · I, so it is invertible; W = (W C)C⁻¹ holds for the damped C.
 // Trainable: r (out + in).
 import { ArgumentError, cholesky, choleskyInverse, matmul, svd, tensor, type Float32Tensor } from '@sparse/tensor';
-import { calibrationCovariance, checkRank, defineFamilyVariant, minus, needsCovariance } from '../shared/family.js';
+import { calibrationCovariance, checkRank, defineFamilyVariant, minus, needsCovariance } from '../helpers/family.js';
 import { cordaConfigSchema, type CorDAConfig } from './config.js';
 
 export const CORDA_FROZEN = ['corda_A0', 'corda_B0'] as const;

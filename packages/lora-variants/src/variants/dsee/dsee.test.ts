@@ -1,8 +1,8 @@
 import { Random, svd } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { dseeVariant } from './variant.js';
-import type { IndexedAdapterState } from '../shared/sparse.js';
-import { describeVariantContract, prune24, randn } from '../shared/sparse-testing.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
+import { describeVariantContract, prune24, randn } from '../helpers/sparse-testing.js';
 
 function loopDelta(s: IndexedAdapterState, values: string): Float64Array {
   const [out, inp] = s.shape;

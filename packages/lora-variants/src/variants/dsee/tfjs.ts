@@ -2,7 +2,7 @@
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { indexed, lowRank, placeFlat } from '../shared/tfjs.js';
+import { indexed, lowRank, placeFlat } from '../helpers/tfjs.js';
 
 export const dseeForm: TfAdapterForm = {
   variant: 'dsee',

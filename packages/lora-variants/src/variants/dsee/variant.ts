@@ -7,7 +7,7 @@
 // the base's sparsity (`densify: true` opts out); Ω never lands on a pruned entry.
 import { ArgumentError, lowRankApproximation, tensor, type Float32Tensor, type Random } from '@sparse/tensor';
 import { loraScaling } from '../lora/variant.js';
-import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactorsFor, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../shared/sparse.js';
+import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactorsFor, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../helpers/sparse.js';
 import { dseeConfigSchema, type DSEEConfig } from './config.js';
 
 /** |W − L|, L the rank-k truncated SVD of W (exact up to the randomized SVD's error, which is tiny at this size). */

@@ -7,7 +7,7 @@ import { attachAdapters } from '../../tfjs.js';
 import type { AdapterState } from '../types.js';
 import { activeRank, dynamicRankScores, dynamicRankTrainableCount, dynamicRankVariant, pruneDynamicRank } from './variant.js';
 import { pruneDynamicRankModel } from './tfjs.js';
-import { describeFamilyVariant, maxAbsDiff, randn } from '../shared/family-testing.js';
+import { describeFamilyVariant, maxAbsDiff, randn } from '../helpers/family-testing.js';
 
 /** Component i of scaling · B diag(g) A as a dense [out, in] array, by loops. */
 function component(s: AdapterState, i: number): Float64Array {

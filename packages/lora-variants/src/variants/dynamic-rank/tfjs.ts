@@ -4,7 +4,7 @@ import { ArgumentError, type Tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { v } from '../shared/tfjs.js';
+import { v } from '../helpers/tfjs.js';
 import { DYNAMIC_RANK_FROZEN, activeRank, dynamicRankScaling, pruneDynamicRank, rankBudgetAt } from './variant.js';
 import type { DynamicRankConfig } from './config.js';
 

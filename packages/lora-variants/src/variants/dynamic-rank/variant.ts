@@ -6,10 +6,10 @@
 // first-order loss change of removing it, |⟨G, scaling · b_i a_iᵀ⟩|. Trainable: r (out + in) at attach,
 // active · (out + in) after pruning (the pruned components get no gradient: their gate is 0).
 import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
-import { checkState, floatMatrix } from '../shared/common.js';
+import { checkState, floatMatrix } from '../helpers/common.js';
 import type { AdapterState } from '../types.js';
 import { loraFactors } from '../lora/variant.js';
-import { defineFamilyVariant } from '../shared/family.js';
+import { defineFamilyVariant } from '../helpers/family.js';
 import { dynamicRankConfigSchema, type DynamicRankConfig } from './config.js';
 
 export const DYNAMIC_RANK_FROZEN = ['rank_gate'] as const;

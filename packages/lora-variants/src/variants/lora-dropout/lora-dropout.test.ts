@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters } from '../../tfjs.js';
 import { loraDropoutEnsembleForward, loraDropoutVariant, sampleLoRADropoutDelta } from './variant.js';
 import { loraDropoutEnsemble } from './tfjs.js';
-import { describeFamilyVariant, maxAbsDiff, randn, refMatmul, refTranspose, values } from '../shared/family-testing.js';
+import { describeFamilyVariant, maxAbsDiff, randn, refMatmul, refTranspose, values } from '../helpers/family-testing.js';
 
 describeFamilyVariant({
   name: 'lora-dropout',

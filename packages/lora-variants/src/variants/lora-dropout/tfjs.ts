@@ -4,7 +4,7 @@ import { ArgumentError } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { v, type Vars } from '../shared/tfjs.js';
+import { v, type Vars } from '../helpers/tfjs.js';
 import { loraDropoutScaling } from './variant.js';
 import type { LoRADropoutConfig } from './config.js';
 

@@ -7,10 +7,10 @@
 // The field is `p`, not `dropout`: LoRA's `dropout` is input dropout, which attachAdapters refuses.
 // Trainable: r (out + in).
 import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Random, type Tensor } from '@sparse/tensor';
-import { checkShape, checkState, floatMatrix } from '../shared/common.js';
+import { checkShape, checkState, floatMatrix } from '../helpers/common.js';
 import type { AdapterState } from '../types.js';
 import { loraFactors } from '../lora/variant.js';
-import { defineFamilyVariant } from '../shared/family.js';
+import { defineFamilyVariant } from '../helpers/family.js';
 import { loraDropoutConfigSchema, type LoRADropoutConfig } from './config.js';
 
 export function loraDropoutScaling(c: LoRADropoutConfig): number {

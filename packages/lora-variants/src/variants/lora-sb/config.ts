@@ -1,6 +1,6 @@
 // The 'lora-sb' variant's config: its zod schema (fields, defaults, strictness) and types.
 import { z } from 'zod';
-import { matrixField } from '../shared/family.js';
+import { matrixField } from '../helpers/family.js';
 
 export const loraSBConfigSchema = z
   .object({

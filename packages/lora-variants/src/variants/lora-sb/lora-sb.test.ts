@@ -1,7 +1,7 @@
 import { Random, svd, tensor } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { loraSBVariant } from './variant.js';
-import { describeFamilyVariant, randn, refMatmul, refTranspose, values } from '../shared/family-testing.js';
+import { describeFamilyVariant, randn, refMatmul, refTranspose, values } from '../helpers/family-testing.js';
 
 const gradient = randn(new Random(99), [12, 16]);
 describeFamilyVariant({

@@ -2,7 +2,7 @@
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { v } from '../shared/tfjs.js';
+import { v } from '../helpers/tfjs.js';
 import { LORA_SB_FROZEN } from './variant.js';
 
 export const loraSBForm: TfAdapterForm = {

@@ -10,8 +10,8 @@
 // B R A, so the forward starts unchanged while R starts at R_init. With firstStep: true, R₀ = 0 and the
 // adapted weight starts at W − η·(rank-r part of G), the first step itself. Trainable: r².
 import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
-import { floatMatrix } from '../shared/common.js';
-import { checkRank, defineFamilyVariant, minus, topSVD, transposed } from '../shared/family.js';
+import { floatMatrix } from '../helpers/common.js';
+import { checkRank, defineFamilyVariant, minus, topSVD, transposed } from '../helpers/family.js';
 import { loraSBConfigSchema, type LoRASBConfig } from './config.js';
 
 export const LORA_SB_FROZEN = ['sb_A', 'sb_B', 'sb_R0'] as const;

@@ -2,7 +2,7 @@
 // and a trainable r x r core R between them: ΔW = B R A. R starts at zero, so the adapter starts as
 // the identity; its gradient Bᵀ G Aᵀ is not zero, so it trains from the first step. Trainable: r².
 import { matmul, tensor } from '@sparse/tensor';
-import { checkRank, defineFamilyVariant, scaleColumns, topSVD, transposed } from '../shared/family.js';
+import { checkRank, defineFamilyVariant, scaleColumns, topSVD, transposed } from '../helpers/family.js';
 import { loraXSConfigSchema, type LoRAXSConfig } from './config.js';
 
 export const LORA_XS_FROZEN = ['xs_A', 'xs_B'] as const;

@@ -1,7 +1,7 @@
 import { Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { getVariant, loraScaling } from '../index.js';
-import { perturb, randn } from '../shared/sparse-testing.js';
+import { perturb, randn } from '../helpers/sparse-testing.js';
 
 describe('LoRA initialization and scaling (PEFT conventions)', () => {
   it('A is U(±1/√in), B is zero, scaling alpha/r or alpha/√r', () => {

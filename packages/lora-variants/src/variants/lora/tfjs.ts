@@ -2,7 +2,7 @@
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { lowRank } from '../shared/tfjs.js';
+import { lowRank } from '../helpers/tfjs.js';
 
 export const loraForm: TfAdapterForm = {
   variant: 'lora',

@@ -2,7 +2,7 @@
 // zeros, ΔW = scaling · B A with scaling = alpha / r, or alpha / √r for rsLoRA. SQFT is the same adapter
 // whose merge always goes through the base mask.
 import { ArgumentError, matmul, tensor, type Float32Tensor, type Random, type Tensor } from '@sparse/tensor';
-import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../shared/common.js';
+import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../helpers/common.js';
 import type { AdapterState, AdapterVariant, MergeOptions, UnmergeOptions } from '../types.js';
 import { loraConfigSchema, type LoRAConfig } from './config.js';
 

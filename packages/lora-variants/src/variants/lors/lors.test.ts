@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { AdapterState } from '../types.js';
 import { lorsVariant } from './variant.js';
 import { lorsForm } from './tfjs.js';
-import { describeVariantContract, expectClose, perturb, prune24, randn, refMatmulT } from '../shared/sparse-testing.js';
+import { describeVariantContract, expectClose, perturb, prune24, randn, refMatmulT } from '../helpers/sparse-testing.js';
 
 function lowRank(s: AdapterState): Float64Array {
   const [out, inp] = s.shape;

@@ -8,10 +8,10 @@
 // from PEFT's LoRA init (A ~ U(±1/√in), B = 0).
 import { isKept, maskFromTensor, type Mask } from '@sparse/masks';
 import { ArgumentError, type Float32Tensor, type Random, type Tensor } from '@sparse/tensor';
-import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../shared/common.js';
+import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../helpers/common.js';
 import { loraScaling } from '../lora/variant.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
-import { addLowRank, loraFactorsFor, matmulT, zerosMatrix } from '../shared/sparse.js';
+import { addLowRank, loraFactorsFor, matmulT, zerosMatrix } from '../helpers/sparse.js';
 import { lorsConfigSchema, type LoRSConfig } from './config.js';
 
 const where = (op: string) => `lors.${op}`;

@@ -2,8 +2,8 @@ import { equals, maskFromTensor } from '@sparse/masks';
 import { Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { losiaRelocalize, losiaVariant } from './variant.js';
-import type { IndexedAdapterState } from '../shared/sparse.js';
-import { describeVariantContract, expectClose, perturb, prune24, randn, refMatmulT } from '../shared/sparse-testing.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
+import { describeVariantContract, expectClose, perturb, prune24, randn, refMatmulT } from '../helpers/sparse-testing.js';
 
 const closedForm = ([out, inp]: readonly [number, number], c: Record<string, unknown>) =>
   Math.max(1, Math.round((c.rows as number) * out)) * Math.max(1, Math.round((c.cols as number) * inp));

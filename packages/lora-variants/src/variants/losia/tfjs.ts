@@ -4,8 +4,8 @@ import { ArgumentError, Random, type Tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import type { IndexedAdapterState } from '../shared/sparse.js';
-import { checkScores, indexed, toCore, variantLayers } from '../shared/tfjs.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
+import { checkScores, indexed, toCore, variantLayers } from '../helpers/tfjs.js';
 import type { LoSiAConfig } from './config.js';
 import { losiaRelocalize } from './variant.js';
 

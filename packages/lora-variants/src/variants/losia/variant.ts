@@ -8,7 +8,7 @@
 import { magnitudeScores, randomScores } from '@sparse/masks';
 import { ArgumentError, type Float32Tensor, type Random, tensor, type Tensor } from '@sparse/tensor';
 import type { MergeOptions } from '../types.js';
-import { makeSparseVariant, matmulT, topIndices, zerosMatrix, type IndexedAdapterState } from '../shared/sparse.js';
+import { makeSparseVariant, matmulT, topIndices, zerosMatrix, type IndexedAdapterState } from '../helpers/sparse.js';
 import { losiaConfigSchema, type LoSiAConfig } from './config.js';
 
 const sizeOf = (n: number, f: number) => Math.max(1, Math.round(f * n));

@@ -9,9 +9,9 @@ import { attachAdapters } from '../../tfjs.js';
 import type { AdapterState } from '../types.js';
 import { mosaModuleDelta, mosaModules, mosaPartition, mosaVariant } from './variant.js';
 import type { MoSAConfig } from './config.js';
-import type { IndexedAdapterState } from '../shared/sparse.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
 import { mosaForm } from './tfjs.js';
-import { describeVariantContract, expectClose, perturb, prune24, randn, refMatmulT } from '../shared/sparse-testing.js';
+import { describeVariantContract, expectClose, perturb, prune24, randn, refMatmulT } from '../helpers/sparse-testing.js';
 
 type Cfg = { r: number; alpha: number; rslora: boolean; modules: number };
 

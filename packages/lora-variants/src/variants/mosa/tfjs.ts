@@ -4,9 +4,9 @@ import { ArgumentError } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { variantLayers } from '../shared/tfjs.js';
+import { variantLayers } from '../helpers/tfjs.js';
 import { loraScaling } from '../lora/variant.js';
-import type { IndexedAdapterState } from '../shared/sparse.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
 import { mosaModules } from './variant.js';
 import type { MoSAConfig } from './config.js';
 

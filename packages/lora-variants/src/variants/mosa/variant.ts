@@ -17,10 +17,10 @@
 // `mosaModules(state, n)`. The paper's optional hierarchical strategy is left out.
 import { isKept, maskFromTensor, type Mask } from '@sparse/masks';
 import { ArgumentError, Random, ShapeError, type Float32Tensor, type Tensor } from '@sparse/tensor';
-import { addMasked, checkShape, floatMatrix, mergeMask, parseWith } from '../shared/common.js';
+import { addMasked, checkShape, floatMatrix, mergeMask, parseWith } from '../helpers/common.js';
 import { loraScaling } from '../lora/variant.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
-import { addLowRank, indexedState, loraFactorsFor, matmulT, zerosMatrix, type IndexedAdapterState } from '../shared/sparse.js';
+import { addLowRank, indexedState, loraFactorsFor, matmulT, zerosMatrix, type IndexedAdapterState } from '../helpers/sparse.js';
 import { mosaConfigSchema, type MoSAConfig } from './config.js';
 
 const NAME = 'mosa';

@@ -1,6 +1,6 @@
 // The 'null-lora' variant's config: its zod schema (fields, defaults, strictness) and types.
 import { z } from 'zod';
-import { calibrationFields } from '../shared/family.js';
+import { calibrationFields } from '../helpers/family.js';
 
 export const nullLoRAConfigSchema = z
   .object({

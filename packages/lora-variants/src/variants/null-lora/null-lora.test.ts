@@ -1,7 +1,7 @@
 import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { nullLoRAVariant } from './variant.js';
-import { describeFamilyVariant, randn, refMatmul, refTranspose, values } from '../shared/family-testing.js';
+import { describeFamilyVariant, randn, refMatmul, refTranspose, values } from '../helpers/family-testing.js';
 
 describeFamilyVariant({
   name: 'null-lora',

@@ -5,7 +5,7 @@
 // so the update leaves W's top singular subspace untouched) or the calibration inputs' ('inputs': the r
 // least-used directions of their covariance, so outputs on that data stay as they were). Trainable: out · r.
 import { ArgumentError, matmul, svd, tensor } from '@sparse/tensor';
-import { calibrationCovariance, defineFamilyVariant, needsCovariance } from '../shared/family.js';
+import { calibrationCovariance, defineFamilyVariant, needsCovariance } from '../helpers/family.js';
 import { nullLoRAConfigSchema, type NullLoRAConfig } from './config.js';
 
 export const NULL_LORA_FROZEN = ['null_N'] as const;

@@ -10,7 +10,7 @@ import type { AdapterState } from '../types.js';
 import { pstKeepMask, pstMask, pstScores, pstSparsityAt, pstVariant } from './variant.js';
 import type { PSTConfig } from './config.js';
 import { pstForm } from './tfjs.js';
-import { expectClose, perturb, prune24, pruneRandom50, randn, refMatmulT } from '../shared/sparse-testing.js';
+import { expectClose, perturb, prune24, pruneRandom50, randn, refMatmulT } from '../helpers/sparse-testing.js';
 
 /** Random trainable values and the given level (perturb would also scramble the level). */
 function trained<S extends AdapterState>(s: S, rng: Random, level: number): S {

@@ -4,7 +4,7 @@ import { ArgumentError, tensor as coreTensor, type Float32Tensor } from '@sparse
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterModel } from '../../tfjs.js';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { maskTensor, variantLayers } from '../shared/tfjs.js';
+import { maskTensor, variantLayers } from '../helpers/tfjs.js';
 import { PST_FROZEN, pstMask, pstSparsityAt } from './variant.js';
 import type { PSTConfig } from './config.js';
 

@@ -13,9 +13,9 @@
 // the layer's mask becomes M (`maskAfterMerge`, = `pstMask`); it removes weights, so there is no unmerge and no densify.
 import { count, isKept, keepCount, maskFromTensor, sparsityAt, topKMask, type Mask } from '@sparse/masks';
 import { ArgumentError, matmul, ShapeError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
-import { checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../shared/common.js';
+import { checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../helpers/common.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
-import { matmulT } from '../shared/sparse.js';
+import { matmulT } from '../helpers/sparse.js';
 import { pstConfigSchema, type PSTConfig } from './config.js';
 
 const NAME = 'pst';

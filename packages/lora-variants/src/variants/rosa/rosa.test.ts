@@ -2,8 +2,8 @@ import { fisherScores, maskIndices, topKMask } from '@sparse/masks';
 import { Random, tensor } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { rosaVariant } from './variant.js';
-import { describeVariantContract, prune24, randn } from '../shared/sparse-testing.js';
-import type { IndexedAdapterState } from '../shared/sparse.js';
+import { describeVariantContract, prune24, randn } from '../helpers/sparse-testing.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
 
 const scaling = (c: Record<string, unknown>) => (c.alpha as number) / (c.rslora ? Math.sqrt(c.r as number) : (c.r as number));
 

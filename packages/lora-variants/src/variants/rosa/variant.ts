@@ -7,7 +7,7 @@
 import { magnitudeScores, randomScores } from '@sparse/masks';
 import { tensor } from '@sparse/tensor';
 import { loraScaling } from '../lora/variant.js';
-import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactorsFor, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../shared/sparse.js';
+import { addLowRank, addLowRankForward, addSparseForward, countOf, loraFactorsFor, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../helpers/sparse.js';
 import { rosaConfigSchema, type RoSAConfig } from './config.js';
 
 export const rosaVariant = makeSparseVariant<RoSAConfig>({

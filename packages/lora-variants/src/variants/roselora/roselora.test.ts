@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { AdapterState } from '../types.js';
 import { roseloraVariant } from './variant.js';
 import { roseloraForm } from './tfjs.js';
-import { describeVariantContract, expectClose, perturb, randn } from '../shared/sparse-testing.js';
+import { describeVariantContract, expectClose, perturb, randn } from '../helpers/sparse-testing.js';
 
 /** Indices of the k largest |v| (ties: lower index), by sorting. */
 function topIdx(v: number[], k: number): Set<number> {

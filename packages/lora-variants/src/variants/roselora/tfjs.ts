@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { loraScaling } from '../lora/variant.js';
 import type { AdapterState } from '../types.js';
-import { maskTensor } from '../shared/tfjs.js';
+import { maskTensor } from '../helpers/tfjs.js';
 import { roseloraMasks } from './variant.js';
 import type { RoseLoRAConfig } from './config.js';
 

@@ -11,7 +11,7 @@ import { isKept, magnitudeScores, perColumnTopKMask, perRowTopKMask, type Mask }
 import { tensor, type Float32Tensor } from '@sparse/tensor';
 import { loraScaling } from '../lora/variant.js';
 import type { AdapterState } from '../types.js';
-import { addLowRank, addLowRankForward, countOf, loraFactorsFor, makeSparseVariant, zerosMatrix } from '../shared/sparse.js';
+import { addLowRank, addLowRankForward, countOf, loraFactorsFor, makeSparseVariant, zerosMatrix } from '../helpers/sparse.js';
 import { roseloraConfigSchema, type RoseLoRAConfig } from './config.js';
 
 /** The current supports: top-kA |A| per row of A, top-kB |B| per column of B (ties: lower index). */

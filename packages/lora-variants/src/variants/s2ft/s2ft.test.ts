@@ -1,8 +1,8 @@
 import { Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { s2ftPermutation, s2ftVariant } from './variant.js';
-import type { IndexedAdapterState } from '../shared/sparse.js';
-import { describeVariantContract, perturb, randn, refMatmulT, expectClose } from '../shared/sparse-testing.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
+import { describeVariantContract, perturb, randn, refMatmulT, expectClose } from '../helpers/sparse-testing.js';
 
 function refDelta(state: unknown): Float64Array {
   const s = state as IndexedAdapterState<{ axis: string }>;

@@ -2,7 +2,7 @@
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { indexed } from '../shared/tfjs.js';
+import { indexed } from '../helpers/tfjs.js';
 
 /**
  * S2FT: the dense block D goes back to its channels by a gather over the co-permutation (every unselected

@@ -10,7 +10,7 @@
 import { magnitudeScores } from '@sparse/masks';
 import { ArgumentError, ShapeError, tensor, type Float32Tensor, type Random } from '@sparse/tensor';
 import type { AdapterState } from '../types.js';
-import { makeSparseVariant, matmulT, topIndices, zerosMatrix } from '../shared/sparse.js';
+import { makeSparseVariant, matmulT, topIndices, zerosMatrix } from '../helpers/sparse.js';
 import { s2ftConfigSchema, type S2FTConfig } from './config.js';
 
 /** The selected groups' channels, sorted (group g covers channels g·groupSize .. (g+1)·groupSize − 1). */

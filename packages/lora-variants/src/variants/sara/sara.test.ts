@@ -3,10 +3,10 @@ import { Random, tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { attachAdapters } from '../../tfjs.js';
-import type { IndexedAdapterState } from '../shared/sparse.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
 import { nuclearNorm, saraVariant } from './variant.js';
 import { nuclearNormPenalty } from './tfjs.js';
-import { describeVariantContract, prune24, randn } from '../shared/sparse-testing.js';
+import { describeVariantContract, prune24, randn } from '../helpers/sparse-testing.js';
 
 describeVariantContract({
   name: 'sara',

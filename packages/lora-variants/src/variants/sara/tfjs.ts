@@ -3,7 +3,7 @@
 import { ShapeError, svd, tensor as coreTensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { indexed, placeFlat } from '../shared/tfjs.js';
+import { indexed, placeFlat } from '../helpers/tfjs.js';
 
 export const saraForm: TfAdapterForm = {
   variant: 'sara',

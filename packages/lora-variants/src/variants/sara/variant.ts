@@ -8,7 +8,7 @@
 // Its memory-saving "unstructured backpropagation" is not reproduced.
 import { magnitudeScores } from '@sparse/masks';
 import { svd, tensor, type Tensor } from '@sparse/tensor';
-import { addSparseForward, countOf, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../shared/sparse.js';
+import { addSparseForward, countOf, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../helpers/sparse.js';
 import { saraConfigSchema, type SaRAConfig } from './config.js';
 
 /** ‖M‖_* = Σ σ_i (one-sided Jacobi SVD, float64 inside). */

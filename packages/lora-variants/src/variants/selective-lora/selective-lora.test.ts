@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters } from '../../tfjs.js';
 import type { AdapterState } from '../types.js';
 import { selectiveIndicator, selectiveLoRAVariant } from './variant.js';
-import { describeFamilyVariant, randn } from '../shared/family-testing.js';
+import { describeFamilyVariant, randn } from '../helpers/family-testing.js';
 
 // r = 4 in 2 blocks of 2; scaling alpha / r = 2.
 function refBlock(s: AdapterState, b: number): Float64Array {

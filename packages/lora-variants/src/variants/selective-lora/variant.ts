@@ -7,7 +7,7 @@
 import { ArgumentError, matmul, tensor, type Float32Tensor } from '@sparse/tensor';
 import type { AdapterState } from '../types.js';
 import { loraFactors } from '../lora/variant.js';
-import { defineFamilyVariant } from '../shared/family.js';
+import { defineFamilyVariant } from '../helpers/family.js';
 import { selectiveLoRAConfigSchema, type SelectiveLoRAConfig } from './config.js';
 
 /** 1 for blocks whose gate is on. */

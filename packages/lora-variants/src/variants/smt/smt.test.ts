@@ -1,9 +1,9 @@
 import { SquaredGradientAccumulator } from '@sparse/masks';
 import { Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
-import type { IndexedAdapterState } from '../shared/sparse.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
 import { smtVariant } from './variant.js';
-import { describeVariantContract, randn } from '../shared/sparse-testing.js';
+import { describeVariantContract, randn } from '../helpers/sparse-testing.js';
 
 describeVariantContract({
   name: 'smt',

@@ -2,7 +2,7 @@
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { indexed, placeFlat } from '../shared/tfjs.js';
+import { indexed, placeFlat } from '../helpers/tfjs.js';
 import { smtPositions } from './variant.js';
 
 export const smtForm: TfAdapterForm = {

@@ -8,7 +8,7 @@
 // the [out / blockSize, in / blockSize] grid).
 import { magnitudeScores, randomScores } from '@sparse/masks';
 import { ArgumentError, ShapeError, tensor, type Float32Tensor } from '@sparse/tensor';
-import { makeSparseVariant, topIndices, zerosMatrix } from '../shared/sparse.js';
+import { makeSparseVariant, topIndices, zerosMatrix } from '../helpers/sparse.js';
 import { smtConfigSchema, type SMTConfig } from './config.js';
 
 /** Block ids of the `count` blocks with the largest summed score (ties: lower id), sorted. */

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { AdapterState } from '../types.js';
 import { snellKernel, snellVariant } from './variant.js';
 import { snellForm } from './tfjs.js';
-import { describeVariantContract, expectClose, perturb, randn } from '../shared/sparse-testing.js';
+import { describeVariantContract, expectClose, perturb, randn } from '../helpers/sparse-testing.js';
 
 /** K by the definition, then zero all but the k largest |K| found by sorting. */
 function refDelta(s: AdapterState): Float64Array {

@@ -3,7 +3,7 @@
 import { tensor as coreTensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
-import { maskTensor } from '../shared/tfjs.js';
+import { maskTensor } from '../helpers/tfjs.js';
 import { snellMask } from './variant.js';
 import type { SNELLConfig } from './config.js';
 

@@ -11,7 +11,7 @@ import { topKMask, isKept } from '@sparse/masks';
 import type { Mask } from '@sparse/masks';
 import { tensor, type Float32Tensor, type Random } from '@sparse/tensor';
 import type { AdapterState } from '../types.js';
-import { makeSparseVariant, matmulT } from '../shared/sparse.js';
+import { makeSparseVariant, matmulT } from '../helpers/sparse.js';
 import { snellConfigSchema, type SNELLConfig } from './config.js';
 
 /** The dense kernel matrix K [out, in] (float64 accumulation). */

@@ -1,9 +1,9 @@
 import { Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import type { AdapterState } from '../types.js';
-import type { IndexedAdapterState } from '../shared/sparse.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
 import { sparseAdapterVariant } from './variant.js';
-import { describeVariantContract, randn } from '../shared/sparse-testing.js';
+import { describeVariantContract, randn } from '../helpers/sparse-testing.js';
 
 function refDelta(state: AdapterState): Float64Array {
   const s = state as IndexedAdapterState<{ r: number; alpha: number; rslora: boolean }>;

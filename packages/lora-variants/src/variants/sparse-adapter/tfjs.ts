@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
 import { loraScaling } from '../lora/variant.js';
 import type { LoRAConfig } from '../lora/config.js';
-import { indexed, placeFlat } from '../shared/tfjs.js';
+import { indexed, placeFlat } from '../helpers/tfjs.js';
 
 export const sparseAdapterForm: TfAdapterForm = {
   variant: 'sparse-adapter',

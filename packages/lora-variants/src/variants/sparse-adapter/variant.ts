@@ -10,7 +10,7 @@ import { magnitudeScores, maskIndices, randomScores, topKMask } from '@sparse/ma
 import { tensor, type Float32Tensor } from '@sparse/tensor';
 import { loraScaling } from '../lora/variant.js';
 import type { AdapterState } from '../types.js';
-import { addLowRank, addLowRankForward, makeSparseVariant, matmulT, zerosMatrix } from '../shared/sparse.js';
+import { addLowRank, addLowRankForward, makeSparseVariant, matmulT, zerosMatrix } from '../helpers/sparse.js';
 import { sparseAdapterConfigSchema, type SparseAdapterConfig } from './config.js';
 
 const kept = (n: number, sparsity: number) => Math.max(1, Math.round((1 - sparsity) * n));

@@ -1,7 +1,7 @@
 import { Random, svd } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { spectralAdapterVariant } from './variant.js';
-import { describeFamilyVariant, randn, refMatmul, refTranspose, values } from '../shared/family-testing.js';
+import { describeFamilyVariant, randn, refMatmul, refTranspose, values } from '../helpers/family-testing.js';
 
 const R = 3;
 describeFamilyVariant({

@@ -4,7 +4,7 @@
 // ΔW = P S_r (V_r + Q)ᵀ + U_r S_r Qᵀ, exactly zero while P [out, r] and Q [in, r] are zero. Both get a
 // gradient at zero (G V_r S_r and Gᵀ U_r S_r). Trainable: r (out + in).
 import { matmul, tensor } from '@sparse/tensor';
-import { checkRank, defineFamilyVariant, plus, scaleColumns, topSVD } from '../shared/family.js';
+import { checkRank, defineFamilyVariant, plus, scaleColumns, topSVD } from '../helpers/family.js';
 import { spectralAdapterConfigSchema, type SpectralAdapterConfig } from './config.js';
 
 export const SPECTRAL_ADAPTER_FROZEN = ['spectral_U', 'spectral_S', 'spectral_V'] as const;

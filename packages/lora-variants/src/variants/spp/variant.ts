@@ -4,7 +4,7 @@
 // (ΔW = 0) and v at 1 (so u gets a gradient at once). ΔW is zero wherever W is: the mask survives by
 // construction, during training and after merging. Trainable count: out + in.
 import { ArgumentError, matmul, tensor, type Float32Tensor, type Random, type Tensor } from '@sparse/tensor';
-import { checkShape, checkState, floatMatrix, parseWith } from '../shared/common.js';
+import { checkShape, checkState, floatMatrix, parseWith } from '../helpers/common.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
 import { sppConfigSchema, type SPPConfig } from './config.js';
 

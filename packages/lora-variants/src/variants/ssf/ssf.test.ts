@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters } from '../../tfjs.js';
 import { getVariant } from '../registry.js';
 import { ssfVariant } from './variant.js';
-import { describeFamilyVariant, maxAbsDiff, randn, values } from '../shared/family-testing.js';
+import { describeFamilyVariant, maxAbsDiff, randn, values } from '../helpers/family-testing.js';
 
 describeFamilyVariant({
   name: 'ssf',

@@ -3,8 +3,8 @@
 // ΔW = diag(γ − 1) W is the weight part, mergeBias the bias part (b = 0 for a layer without one). A row
 // scale is zero wherever W is, so the mask survives by construction. Trainable: 2 · out.
 import { ArgumentError, matmul, tensor } from '@sparse/tensor';
-import { mergeMask } from '../shared/common.js';
-import { defineFamilyVariant } from '../shared/family.js';
+import { mergeMask } from '../helpers/common.js';
+import { defineFamilyVariant } from '../helpers/family.js';
 import { ssfConfigSchema, type SSFConfig } from './config.js';
 
 export const ssfVariant = defineFamilyVariant<SSFConfig>({

@@ -1,7 +1,7 @@
 import { Random, svd } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { svfitVariant } from './variant.js';
-import { describeFamilyVariant, randn, refMatmul, values } from '../shared/family-testing.js';
+import { describeFamilyVariant, randn, refMatmul, values } from '../helpers/family-testing.js';
 
 describeFamilyVariant({
   name: 'svfit',

@@ -2,7 +2,7 @@
 // the only trainable parameters and the singular vectors frozen. Written as an additive update of the
 // values, σ + δ: ΔW = U_r diag(δ) V_rᵀ with δ [r] starting at zero. Trainable: r.
 import { matmul, tensor } from '@sparse/tensor';
-import { checkRank, defineFamilyVariant, scaleColumns, topSVD, transposed } from '../shared/family.js';
+import { checkRank, defineFamilyVariant, scaleColumns, topSVD, transposed } from '../helpers/family.js';
 import { svfitConfigSchema, type SVFitConfig } from './config.js';
 
 export const SVFIT_FROZEN = ['svfit_U', 'svfit_V'] as const;
