@@ -63,7 +63,8 @@ interface NamedAdapter {
 interface LayerMask {
   mask: Mask;
   tensor: tf.Tensor;
-  keep: tf.Tensor;
+  /** The mask as bool, made on first use (only a projected form on a pruned base needs it). */
+  keep?: tf.Tensor;
   full: boolean;
   ones?: tf.Tensor;
 }
@@ -239,7 +240,9 @@ export class AdapterModel {
     return tf.tidy(() => {
       const eff = form.effectiveWeight({ base: w, vars, state, mask, training: this.training });
       // kept entries take the form's weight, pruned ones stay the base's (as addMasked merges): exact, and no gradient off the mask
-      return form.keepsMask || adapter!.densify || m.full ? eff : tf.where(m.keep, eff, w);
+      if (form.keepsMask || adapter!.densify || m.full) return eff;
+      m.keep ??= tf.keep(tf.cast(m.tensor, 'bool'));
+      return tf.where(m.keep, eff, w);
     });
   }
 
@@ -360,12 +363,12 @@ export class AdapterModel {
     this.#disposeMask(this.#masks.get(name));
     const kept = Float32Array.from({ length: shape[0]! * shape[1]! }, (_, k) => ((mask.bits[k >>> 5]! >>> (k & 31)) & 1));
     const tensor = tf.keep(tf.tensor(kept, shape));
-    this.#masks.set(name, { mask, tensor, keep: tf.keep(tf.cast(tensor, 'bool')), full: kept.every((x) => x === 1) });
+    this.#masks.set(name, { mask, tensor, full: kept.every((x) => x === 1) });
   }
 
   #disposeMask(m: LayerMask | undefined): void {
     m?.tensor.dispose();
-    m?.keep.dispose();
+    m?.keep?.dispose();
     m?.ones?.dispose();
   }
 

@@ -16,7 +16,7 @@
 // of its own sampler rather than the step's batch (the loop draws the step's batch after the update).
 
 import * as tf from '@tensorflow/tfjs-core';
-import { count, countPerRow, dropAndRegrow, dropFractionAt, isRegrowStep, maskFromIndices, type Mask, type RegrowSchedule } from '@sparse/masks';
+import { applyMask, count, countPerRow, dropAndRegrow, dropFractionAt, isRegrowStep, maskFromIndices, type Mask, type RegrowSchedule } from '@sparse/masks';
 import type { SETConfig } from '@sparse/masks/schemas';
 import { constantFanInRegrow } from '@sparse/nm';
 import { tensor, type Random } from '@sparse/tensor';
@@ -156,10 +156,7 @@ export function rewire(
 function zeroOutside(ctx: RunContext, layers: readonly LinearInfo[]): void {
   for (const l of layers) {
     const v = ctx.model.params[l.name]!;
-    const data = Float32Array.from(v.dataSync() as Float32Array);
-    const bits = ctx.masks.get(l.name)!.bits;
-    for (let i = 0; i < data.length; i++) if (((bits[i >>> 5]! >>> (i & 31)) & 1) === 0) data[i] = 0;
-    assignValues(v, data);
+    assignValues(v, applyMask(ctx.masks.get(l.name)!, coreOf(v)).data as Float32Array);
   }
 }
 

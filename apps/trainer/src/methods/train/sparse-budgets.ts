@@ -2,7 +2,7 @@
 // that prune while they train (gmp; usable by dynamic sparse training too). A layer's current mask is
 // respected: its pruned entries are never chosen again, so masks only shrink.
 
-import { and, applyMask, count, keepCount, layerBudgets, topKMask, type Mask } from '@sparse/masks';
+import { and, applyMask, count, isKept, keepCount, layerBudgets, topKMask, type Mask } from '@sparse/masks';
 import { nmMask } from '@sparse/nm';
 import { globalMagnitudeMasks } from '@sparse/pruners';
 import { tensor, type Float32Tensor } from '@sparse/tensor';
@@ -52,15 +52,8 @@ export function magnitudeMasksByBudget(layers: readonly BudgetLayer[], sparsity:
   );
   return new Map(
     layers.map((l, i) => {
-      const w = masked[i]!.data;
-      const kept = l.mask ? count(l.mask) : w.length;
-      // pruned entries score -1, below every |W|: they are never chosen while k <= kept
-      const scores = Float32Array.from(w, (x) => Math.abs(x));
-      if (l.mask) {
-        const bits = l.mask.bits;
-        for (let q = 0; q < scores.length; q++) if (((bits[q >>> 5]! >>> (q & 31)) & 1) === 0) scores[q] = -1;
-      }
-      return [l.name, topKMask(tensor(scores, [...l.weight.shape]), Math.min(keeps[i]!, kept))];
+      const kept = l.mask ? count(l.mask) : l.weight.data.length;
+      return [l.name, topKMask(magnitudeWithin(l), Math.min(keeps[i]!, kept))];
     }),
   );
 }
@@ -71,12 +64,13 @@ export function magnitudeMasksByBudget(layers: readonly BudgetLayer[], sparsity:
  * k':m with k' >= k) keeps what it has: the result is intersected with the current mask.
  */
 export function nmMagnitudeMaskWithin(layer: BudgetLayer, k: number, m: number): Mask {
-  const w = layer.weight.data;
-  const scores = Float32Array.from(w, (x) => Math.abs(x));
-  if (layer.mask) {
-    const bits = layer.mask.bits;
-    for (let q = 0; q < scores.length; q++) if (((bits[q >>> 5]! >>> (q & 31)) & 1) === 0) scores[q] = -1;
-  }
-  const next = nmMask(tensor(scores, [...layer.weight.shape]), { n: k, m, rank: 'value' });
+  const next = nmMask(magnitudeWithin(layer), { n: k, m, rank: 'value' });
   return layer.mask ? and(next, layer.mask) : next;
+}
+
+/** |W| of a layer with its pruned entries at −1, below every |W|: a top-k within the current mask never picks them while k <= kept. */
+function magnitudeWithin(layer: BudgetLayer): Float32Tensor {
+  const scores = Float32Array.from(layer.weight.data, (x) => Math.abs(x));
+  if (layer.mask) for (let q = 0; q < scores.length; q++) if (!isKept(layer.mask, q)) scores[q] = -1;
+  return tensor(scores, [...layer.weight.shape]);
 }
