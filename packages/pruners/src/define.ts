@@ -1,16 +1,14 @@
 // Running a pruner definition: validate its config (zod, defaults filled in), then prune. Kept apart from
 // the registry so method modules can use it without importing the registry that imports them.
 
-import { ArgumentError } from '@sparse/tensor';
+import { ArgumentError, parseConfig } from '@sparse/tensor';
 import type { z } from 'zod';
-import { configError } from './internal.js';
+import { where } from './internal.js';
 import type { PruneRequest, PruneResult, PrunerDefinition } from './types.js';
 
-/** Parses a config with the method's schema; a bad field throws ArgumentError naming the layer and the path. */
+/** Parses a config with the method's schema; a bad field throws ConfigError (an ArgumentError) naming the layer and the path. */
 export function parsePrunerConfig<S extends z.ZodType>(def: PrunerDefinition<S>, layer: string, config: unknown): z.output<S> {
-  const r = def.schema.safeParse(config ?? {});
-  if (!r.success) throw configError(def.name, layer, r.error);
-  return r.data;
+  return parseConfig(def.schema, config, where(def.name, layer)) as z.output<S>;
 }
 
 /** Validates input.config against the definition's schema and runs it. */

@@ -3,7 +3,6 @@
 
 import { validateMask, type Mask } from '@sparse/masks';
 import { ArgumentError, cast, ShapeError, type Tensor } from '@sparse/tensor';
-import type { z } from 'zod';
 
 /** "wanda: layer 'blocks.0.fc1'" — the prefix of every message about one layer. */
 export function where(method: string, layer: string): string {
@@ -102,8 +101,3 @@ export function requireStat<T>(method: string, layer: string, value: T | undefin
   return value;
 }
 
-/** Turns a zod error into an ArgumentError naming the method, the layer and each field path. */
-export function configError(method: string, layer: string, error: z.ZodError): ArgumentError {
-  const issues = error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : '(config)'}: ${i.message}`);
-  return new ArgumentError(`${where(method, layer)}: invalid config: ${issues.join('; ')}`, { cause: error });
-}

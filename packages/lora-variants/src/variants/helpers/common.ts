@@ -1,5 +1,5 @@
 import { maskFromTensor, isKept, type Mask } from '@sparse/masks';
-import { ArgumentError, assertMatrix, copy, DTypeError, ShapeError, type Float32Tensor, type Tensor } from '@sparse/tensor';
+import { ArgumentError, assertMatrix, copy, DTypeError, parseConfig, ShapeError, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import type { z } from 'zod';
 import type { AdapterState, MergeOptions } from '../types.js';
 
@@ -12,10 +12,7 @@ export function floatMatrix(t: Tensor, where: string, name: string): Float32Tens
 
 /** Parses with a zod schema; the error names the variant and each failing field path. */
 export function parseWith<S extends z.ZodType>(schema: S, config: unknown, where: string): z.output<S> {
-  const r = schema.safeParse(config ?? {});
-  if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(config)'}: ${i.message}`).join('; ');
-  throw new ArgumentError(`${where}: invalid config: ${issues}`);
+  return parseConfig(schema, config, where) as z.output<S>;
 }
 
 export function checkState(state: AdapterState, variant: string, where: string): void {
