@@ -8,7 +8,7 @@ import { type ReportData, type ReportLayer, validateReportData } from './types.j
 
 export interface ReportPlot {
   /** File stem of the PNG copy (plots/<name>.png). */
-  name: 'perplexity' | 'loss' | 'sparsity' | 'files';
+  name: 'perplexity' | 'loss' | 'masks' | 'sparsity' | 'files';
   scene: Scene;
 }
 
@@ -83,6 +83,16 @@ export function reportPlots(data: ReportData): ReportPlot[] {
       scene: linePlot(
         curves.map((c) => ({ label: c.label, points: c.points.map((p) => ({ x: p.step, y: p.loss })) })),
         { title: 'Training loss', xLabel: 'step', yLabel: 'loss (nats/token)', logY },
+      ),
+    });
+  }
+  const traces = (data.maskTraces ?? []).filter((t) => t.points.length > 0);
+  if (traces.length > 0) {
+    plots.push({
+      name: 'masks',
+      scene: linePlot(
+        traces.map((t) => ({ label: t.label, points: t.points.map((p) => ({ x: p.step, y: p.sparsity * 100 })) })),
+        { title: 'Linear-layer sparsity during training', xLabel: 'step', yLabel: 'sparsity (%)' },
       ),
     });
   }
@@ -219,6 +229,31 @@ export function renderReportHTML(data: ReportData): string {
       ),
     );
   } else parts.push(section('sparsity', 'Sparsity per layer', empty('No layer statistics recorded.')));
+
+  // Masks during training
+  const traces = data.maskTraces ?? [];
+  if (traces.length > 0) {
+    parts.push(
+      section(
+        'masks',
+        'Masks during training',
+        table(
+          ['Stage', { html: 'Final sparsity', num: true }, { html: 'Mask updates', num: true }, { html: 'Regrown', num: true }, { html: 'Pruned', num: true }, { html: 'Mean SAD', num: true }, { html: 'Linear FLOPs, sparse / dense', num: true }],
+          traces.map((t) => [
+            t.label,
+            num(t.points.length > 0 ? formatPercent(t.points[t.points.length - 1].sparsity) : ''),
+            num(formatInt(t.updates)),
+            num(formatInt(t.regrown)),
+            num(formatInt(t.pruned)),
+            num(t.meanSAD !== undefined ? formatNumber(t.meanSAD, 3) : ''),
+            num(t.denseFlops > 0 ? formatPercent(t.sparseFlops / t.denseFlops) : ''),
+          ]),
+        ) +
+          '<p>SAD (Sparse Architecture Divergence) of an update is 1 − |M₁ ∩ M₂| / |M₁ ∪ M₂| between the masks before and after it. FLOPs count the forward and backward passes of the linear layers (6 per kept weight per token).</p>' +
+          figure(plots.get('masks')),
+      ),
+    );
+  }
 
   // N:M validity
   const nmLayers = layers.filter((l) => l.nm);

@@ -12,6 +12,7 @@ export {
   type ReportNM,
   type ReportAdapter,
   type ReportFile,
+  type ReportMaskTrace,
 } from './types.js';
 export { type Scene, type Shape, type Axis, linearAxis, logAxis, niceStep, formatTick, scaleColor } from './scene.js';
 export {

@@ -80,6 +80,23 @@ export interface ReportFile {
   denseBytes?: number;
 }
 
+export interface ReportMaskTrace {
+  /** The stage, as its loss curve is labelled. */
+  label: string;
+  /** Sparsity of all linear layers together after each step. */
+  points: { step: number; sparsity: number }[];
+  /** Steps at which some mask changed. */
+  updates: number;
+  /** Connections made active and inactive over those updates, all layers. */
+  regrown: number;
+  pruned: number;
+  /** Mean Sparse Architecture Divergence of an update (1 − |M₁ ∩ M₂| / |M₁ ∪ M₂| over its changed layers). */
+  meanSAD?: number;
+  /** Forward + backward FLOPs of the linear layers over the stage's steps: dense, and at each step's masks. */
+  denseFlops: number;
+  sparseFlops: number;
+}
+
 export interface ReportData {
   /** Run name. */
   name: string;
@@ -96,6 +113,8 @@ export interface ReportData {
   layers?: ReportLayer[];
   adapters?: ReportAdapter[];
   files?: ReportFile[];
+  /** How the masks evolved in each optimizing stage that trained with them. */
+  maskTraces?: ReportMaskTrace[];
   notes?: string[];
 }
 
@@ -244,6 +263,26 @@ export function validateReportData(data: unknown): asserts data is ReportData {
       str(o.path, `${f}.path`);
       num(o.bytes, `${f}.bytes`, { int: true, min: 0 });
       num(o.denseBytes, `${f}.denseBytes`, { int: true, min: 0, optional: true });
+    });
+  }
+  if (arr(d.maskTraces, 'maskTraces')) {
+    d.maskTraces.forEach((x, i) => {
+      const f = `maskTraces[${i}]`;
+      const o = obj(x, f);
+      str(o.label, `${f}.label`);
+      if (!arr(o.points, `${f}.points`)) fail(`${f}.points`, 'is missing');
+      (o.points as unknown[]).forEach((p, j) => {
+        const po = obj(p, `${f}.points[${j}]`);
+        num(po.step, `${f}.points[${j}].step`);
+        num(po.sparsity, `${f}.points[${j}].sparsity`, { min: 0, max: 1 });
+      });
+      num(o.updates, `${f}.updates`, { int: true, min: 0 });
+      num(o.regrown, `${f}.regrown`, { int: true, min: 0 });
+      num(o.pruned, `${f}.pruned`, { int: true, min: 0 });
+      num(o.meanSAD, `${f}.meanSAD`, { min: 0, max: 1, optional: true });
+      num(o.denseFlops, `${f}.denseFlops`, { min: 0 });
+      num(o.sparseFlops, `${f}.sparseFlops`, { min: 0 });
+      if ((o.sparseFlops as number) > (o.denseFlops as number)) fail(`${f}.sparseFlops`, `(${o.sparseFlops}) exceeds denseFlops (${o.denseFlops})`);
     });
   }
   if (arr(d.notes, 'notes')) d.notes.forEach((n, i) => str(n, `notes[${i}]`));

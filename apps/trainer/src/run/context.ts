@@ -9,6 +9,7 @@ import type { AdapterModel } from '@sparse/lora-variants/tfjs';
 import type { ForwardHooks, LanguageModel, LinearInfo } from '../model/types.js';
 import type { ResolvedRecipe } from '../recipe/schema.js';
 import type { TextData } from '../data/dataset.js';
+import type { MaskTrace } from '../stages/mask-stats.js';
 import type { RunLog } from './log.js';
 
 export interface AdapterRecord {
@@ -29,10 +30,12 @@ export interface ReportAccumulator {
   adapters: { name: string; variant: string; trainable: number; base: number }[];
   files: { label: string; path: string; bytes: number; denseBytes?: number }[];
   notes: string[];
+  /** Mask statistics of each optimizing stage that ran with masks (absent in checkpoints written before they existed). */
+  maskTraces?: MaskTrace[];
 }
 
 export function emptyReport(): ReportAccumulator {
-  return { lossCurves: [], evaluations: [], stages: [], adapters: [], files: [], notes: [] };
+  return { lossCurves: [], evaluations: [], stages: [], adapters: [], files: [], notes: [], maskTraces: [] };
 }
 
 export interface RunData {

@@ -4,6 +4,7 @@
 
 import type * as tf from '@tensorflow/tfjs-core';
 import { NamedAdam } from '../train/adam.js';
+import { MaskStats } from './mask-stats.js';
 import { runSteps, type StepInfo, type StepsResult, type StepUpdate } from '../train/steps.js';
 import { stageRng, windowLength, type StageArgs } from './common.js';
 
@@ -52,6 +53,7 @@ export async function optimize(args: StageArgs, fields: TrainingFields, spec: Op
   if (optimizer && args.resume?.optimizer) optimizer.load(args.resume.optimizer);
   const curve = ctx.report.lossCurves.find((c) => c.label === label) ?? { label, points: [] };
   if (!ctx.report.lossCurves.includes(curve)) ctx.report.lossCurves.push(curve);
+  const maskStats = new MaskStats(ctx, index, label, fields.batch * len);
   const progress = ctx.log.stageProgress(`[${index + 1}/${ctx.recipe.stages.length}] ${label}`);
   ctx.log.say(`${label}: ${fields.steps} steps x batch ${fields.batch} x ${len} tokens on ${fields.data === 'shifted' ? 'the shifted task' : 'the training data'}, lr ${fields.lr}${args.resume ? `, resuming after step ${args.resume.step}` : ''}`);
   const common = {
@@ -67,7 +69,8 @@ export async function optimize(args: StageArgs, fields: TrainingFields, spec: Op
     afterStep: (info: StepInfo) => {
       progress(info);
       curve.points.push({ step: info.step, loss: info.loss });
-      ctx.log.event({ event: 'step', stage: index, label, step: info.step, steps: info.steps, loss: info.loss, lr: info.lr, ...(info.gradNorm !== undefined ? { gradNorm: info.gradNorm } : {}), tokensPerSec: info.tokensPerSec });
+      const masks = maskStats.afterStep(info.step);
+      ctx.log.event({ event: 'step', stage: index, label, step: info.step, steps: info.steps, loss: info.loss, lr: info.lr, ...(info.gradNorm !== undefined ? { gradNorm: info.gradNorm } : {}), tokensPerSec: info.tokensPerSec, ...masks });
     },
     checkpointEvery: fields.checkpointEvery,
     onCheckpoint: (step: number) => args.checkpoint(step, { batches: rng.state(), ...(spec.stageState?.() ?? {}) }, optimizer?.state()),

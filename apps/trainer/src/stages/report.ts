@@ -63,6 +63,16 @@ export function reportData(ctx: RunContext, title?: string): ReportData {
     layers: layerSparsity(ctx),
     adapters: ctx.report.adapters,
     files: ctx.report.files,
+    maskTraces: (ctx.report.maskTraces ?? []).map((t) => ({
+      label: t.label,
+      points: t.points,
+      updates: t.updates,
+      regrown: t.regrown,
+      pruned: t.pruned,
+      ...(t.updates > 0 ? { meanSAD: t.sadSum / t.updates } : {}),
+      denseFlops: t.denseFlops,
+      sparseFlops: t.sparseFlops,
+    })),
     notes: ctx.report.notes,
   };
 }

@@ -65,7 +65,7 @@ export async function runWithStops(recipe: ResolvedRecipe, dir: string, stops: S
   await resumeRun(dir, quiet);
 }
 
-/** The two runs logged the same steps, each once, with losses equal to 1e-6 relative, and ended with the same parameters. */
+/** The two runs logged the same steps, each once, with losses equal to 1e-6 relative, the same mask events, and ended with the same parameters. */
 export async function expectSameRun(whole: string, broken: string): Promise<void> {
   const key = (e: Event) => `${e.stage}:${e.step}`;
   const a = events(whole).filter((e) => e.event === 'step');
@@ -73,6 +73,9 @@ export async function expectSameRun(whole: string, broken: string): Promise<void
   expect(new Set(b.map(key)).size).toBe(b.length);
   expect(b.map(key)).toEqual(a.map(key));
   for (let i = 0; i < a.length; i++) expect(Math.abs(b[i]!.loss! - a[i]!.loss!), key(a[i]!)).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(a[i]!.loss!)));
+  // mask statistics too: the same masks events, field for field (the time aside)
+  const masks = (dir: string) => events(dir).filter((e) => e.event === 'masks').map(({ time: _t, ...rest }: Event & { time?: string }) => rest);
+  expect(masks(broken)).toEqual(masks(whole));
   const wa = (await readCheckpoint(whole)).params;
   const wb = (await readCheckpoint(broken)).params;
   expect([...wb.keys()]).toEqual([...wa.keys()]);
