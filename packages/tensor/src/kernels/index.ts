@@ -5,14 +5,21 @@ export type {
   AttentionKernel,
   BlockSparseAttentionArgs,
   BlockSparseAttentionKernel,
+  CSRPattern,
   GemmArgs,
   GemmKernel,
   GemvSparseInputArgs,
   GemvSparseInputKernel,
+  LinearCSRArgs,
+  LinearCSRGradInputArgs,
+  LinearCSRGradInputKernel,
+  LinearCSRKernel,
   MaskedAdamArgs,
   MaskedAdamKernel,
   MaskedSGDArgs,
   MaskedSGDKernel,
+  SddmmCSRArgs,
+  SddmmCSRKernel,
   SpmmBlockArgs,
   SpmmBlockKernel,
   SpmmCSRArgs,
@@ -27,8 +34,11 @@ export {
   validateBlockSparseAttentionArgs,
   validateGemmArgs,
   validateGemvSparseInputArgs,
+  validateLinearCSRArgs,
+  validateLinearCSRGradInputArgs,
   validateMaskedAdamArgs,
   validateMaskedSGDArgs,
+  validateSddmmCSRArgs,
   validateSpmmBlockArgs,
   validateSpmmCSRArgs,
   validateSpmmNMArgs,
@@ -49,6 +59,7 @@ export { gemmReference } from './reference/gemm.js';
 export { spmmCSRReference } from './reference/spmm-csr.js';
 export { spmmNMReference } from './reference/spmm-nm.js';
 export { spmmBlockReference } from './reference/spmm-block.js';
+export { linearCSRGradInputReference, linearCSRReference, sddmmCSRReference } from './reference/linear-csr.js';
 export { activeInputChannels, gemvSparseInputReference } from './reference/gemv-sparse-input.js';
 export { blockSparseAttentionReference, denseAttentionReference } from './reference/attention.js';
 export { forEachActive, maskedAdamReference, maskedSGDReference } from './reference/optimizers.js';

@@ -41,8 +41,11 @@ describe('kernel registry', () => {
       { name: 'denseAttention', backend: 'reference', priority: 0 },
       { name: 'gemm', backend: 'reference', priority: 0 },
       { name: 'gemvSparseInput', backend: 'reference', priority: 0 },
+      { name: 'linearCSR', backend: 'reference', priority: 0 },
+      { name: 'linearCSRGradInput', backend: 'reference', priority: 0 },
       { name: 'maskedAdam', backend: 'reference', priority: 0 },
       { name: 'maskedSGD', backend: 'reference', priority: 0 },
+      { name: 'sddmmCSR', backend: 'reference', priority: 0 },
       { name: 'spmmBlock', backend: 'reference', priority: 0 },
       { name: 'spmmCSR', backend: 'reference', priority: 0 },
       { name: 'spmmNM', backend: 'reference', priority: 0 },
@@ -93,7 +96,7 @@ describe('kernel registry', () => {
   it('throws KernelError naming what is registered', () => {
     expect(() => getKernel('gemm', 'cuda')).toThrow(KernelError);
     expect(() => getKernel('gemm', 'cuda')).toThrow(/no kernel "gemm" for backend "cuda"; registered backends for gemm: reference/);
-    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: blockSparseAttention, denseAttention, gemm, gemvSparseInput, maskedAdam, maskedSGD, spmmBlock, spmmCSR, spmmNM/);
+    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: blockSparseAttention, denseAttention, gemm, gemvSparseInput, linearCSR, linearCSRGradInput, maskedAdam, maskedSGD, sddmmCSR, spmmBlock, spmmCSR, spmmNM/);
     expect(hasKernel('gemm')).toBe(true);
     expect(hasKernel('gemm', 'cuda')).toBe(false);
   });

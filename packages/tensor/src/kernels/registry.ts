@@ -2,6 +2,7 @@ import { ArgumentError, KernelError } from '../errors.js';
 import { blockSparseAttentionReference, denseAttentionReference } from './reference/attention.js';
 import { gemmReference } from './reference/gemm.js';
 import { gemvSparseInputReference } from './reference/gemv-sparse-input.js';
+import { linearCSRGradInputReference, linearCSRReference, sddmmCSRReference } from './reference/linear-csr.js';
 import { maskedAdamReference, maskedSGDReference } from './reference/optimizers.js';
 import { spmmBlockReference } from './reference/spmm-block.js';
 import { spmmCSRReference } from './reference/spmm-csr.js';
@@ -11,8 +12,11 @@ import type {
   BlockSparseAttentionKernel,
   GemmKernel,
   GemvSparseInputKernel,
+  LinearCSRGradInputKernel,
+  LinearCSRKernel,
   MaskedAdamKernel,
   MaskedSGDKernel,
+  SddmmCSRKernel,
   SpmmBlockKernel,
   SpmmCSRKernel,
   SpmmNMKernel,
@@ -31,6 +35,9 @@ export interface KernelSignatures {
   spmmCSR: SpmmCSRKernel;
   spmmNM: SpmmNMKernel;
   spmmBlock: SpmmBlockKernel;
+  linearCSR: LinearCSRKernel;
+  linearCSRGradInput: LinearCSRGradInputKernel;
+  sddmmCSR: SddmmCSRKernel;
   gemvSparseInput: GemvSparseInputKernel;
   denseAttention: AttentionKernel;
   blockSparseAttention: BlockSparseAttentionKernel;
@@ -183,6 +190,9 @@ export const referenceKernels: readonly KernelConfig[] = [
   { name: 'spmmCSR', backend: REFERENCE_BACKEND, priority: 0, fn: spmmCSRReference },
   { name: 'spmmNM', backend: REFERENCE_BACKEND, priority: 0, fn: spmmNMReference },
   { name: 'spmmBlock', backend: REFERENCE_BACKEND, priority: 0, fn: spmmBlockReference },
+  { name: 'linearCSR', backend: REFERENCE_BACKEND, priority: 0, fn: linearCSRReference },
+  { name: 'linearCSRGradInput', backend: REFERENCE_BACKEND, priority: 0, fn: linearCSRGradInputReference },
+  { name: 'sddmmCSR', backend: REFERENCE_BACKEND, priority: 0, fn: sddmmCSRReference },
   { name: 'gemvSparseInput', backend: REFERENCE_BACKEND, priority: 0, fn: gemvSparseInputReference },
   { name: 'denseAttention', backend: REFERENCE_BACKEND, priority: 0, fn: denseAttentionReference },
   { name: 'blockSparseAttention', backend: REFERENCE_BACKEND, priority: 0, fn: blockSparseAttentionReference },

@@ -64,10 +64,94 @@ export interface SpmmBlockArgs extends SpmmDenseArgs {
   a: BSRLayout<'float32'>;
 }
 
+/**
+ * The sparsity pattern of a CSR matrix: its shape and structure without values. A CSRLayout is one,
+ * so a weight's layout can be passed where only its pattern is read.
+ */
+export interface CSRPattern {
+  shape: [number, number];
+  indptr: Int32Array;
+  indices: Int32Array;
+}
+
+/**
+ * Forward product of a linear layer with a sparse weight, activations token-major (one row per
+ * token, as tfjs holds them): Y[T, out] = alpha * X[T, in] * W^T + beta * Y, W in CSR [out, in]
+ * (out = w.shape[0], in = w.shape[1]). So Y[t, i] = alpha * sum over stored (i, j) of W(i, j) X[t, j]
+ * + beta * Y[t, i]. Y must not overlap X or w.values.
+ */
+export interface LinearCSRArgs {
+  w: CSRLayout<'float32'>;
+  /** T, the rows of X and Y. */
+  tokens: number;
+  alpha: number;
+  /** X [T, in], ldx >= max(1, in). */
+  x: Float32Array;
+  xOffset: number;
+  ldx: number;
+  beta: number;
+  /** Y [T, out], ldy >= max(1, out); written in place. */
+  y: Float32Array;
+  yOffset: number;
+  ldy: number;
+}
+
+/**
+ * Input gradient of that layer: dX[T, in] = alpha * dY[T, out] * W + beta * dX, W in CSR [out, in].
+ * So every stored (i, j) adds alpha * W(i, j) * dY[:, i] to dX[:, j]. dX must not overlap dY or w.values.
+ */
+export interface LinearCSRGradInputArgs {
+  w: CSRLayout<'float32'>;
+  /** T, the rows of dY and dX. */
+  tokens: number;
+  alpha: number;
+  /** dY [T, out], lddy >= max(1, out). */
+  dy: Float32Array;
+  dyOffset: number;
+  lddy: number;
+  beta: number;
+  /** dX [T, in], lddx >= max(1, in); written in place. */
+  dx: Float32Array;
+  dxOffset: number;
+  lddx: number;
+}
+
+/**
+ * Sampled dense-dense product (SDDMM), the weight gradient of that layer at its stored entries only:
+ * for every stored entry p of the pattern (row i = its row, j = indices[p], p < nnz = indptr[out]),
+ * out[outOffset + p] = alpha * sum_t dY[t, i] * X[t, j] + beta * out[outOffset + p]; that is
+ * alpha * (dY^T X)(i, j), the dense weight gradient read at the pattern's positions. Entries are
+ * written in the pattern's storage order, so with the weight's own layout as the pattern the
+ * result lines up with w.values (ready for maskedAdam over the packed values). out must not
+ * overlap dY or X.
+ */
+export interface SddmmCSRArgs {
+  /** [out, in]; a CSRLayout (e.g. the weight's) can be passed, its values are not read. */
+  pattern: CSRPattern;
+  /** T, the rows of dY and X (the sum runs over them). */
+  tokens: number;
+  alpha: number;
+  /** dY [T, out], lddy >= max(1, out). */
+  dy: Float32Array;
+  dyOffset: number;
+  lddy: number;
+  /** X [T, in], ldx >= max(1, in). */
+  x: Float32Array;
+  xOffset: number;
+  ldx: number;
+  beta: number;
+  /** One value per stored entry, at out[outOffset + p]; written in place. */
+  out: Float32Array;
+  outOffset: number;
+}
+
 export type GemmKernel = (args: GemmArgs) => void;
 export type SpmmCSRKernel = (args: SpmmCSRArgs) => void;
 export type SpmmNMKernel = (args: SpmmNMArgs) => void;
 export type SpmmBlockKernel = (args: SpmmBlockArgs) => void;
+export type LinearCSRKernel = (args: LinearCSRArgs) => void;
+export type LinearCSRGradInputKernel = (args: LinearCSRGradInputArgs) => void;
+export type SddmmCSRKernel = (args: SddmmCSRArgs) => void;
 
 /**
  * Y[rows, n] = alpha * op(W) * X[cols, n] + beta * Y, skipping input channels that are zero: channel

@@ -7,10 +7,14 @@ import type {
   ActiveEntries,
   AttentionArgs,
   BlockSparseAttentionArgs,
+  CSRPattern,
   GemmArgs,
   GemvSparseInputArgs,
+  LinearCSRArgs,
+  LinearCSRGradInputArgs,
   MaskedAdamArgs,
   MaskedSGDArgs,
+  SddmmCSRArgs,
   SpmmBlockArgs,
   SpmmCSRArgs,
   SpmmDenseArgs,
@@ -107,65 +111,76 @@ export function validateGemmArgs(args: GemmArgs): void {
   checkExtent(k, 'c', args.c, args.cOffset, args.ldc, m, n);
 }
 
-function checkMatrixShape(kernel: string, shape: unknown): asserts shape is [number, number] {
+function checkMatrixShape(kernel: string, shape: unknown, name = 'a'): asserts shape is [number, number] {
   if (!Array.isArray(shape) || shape.length !== 2) {
-    throw new ShapeError(`${kernel}: a.shape must be [rows, cols], got ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape)}`);
+    throw new ShapeError(`${kernel}: ${name}.shape must be [rows, cols], got ${Array.isArray(shape) ? `[${shape.join(', ')}]` : describe(shape)}`);
   }
-  checkDim(kernel, 'a.shape[0]', shape[0]);
-  checkDim(kernel, 'a.shape[1]', shape[1]);
+  checkDim(kernel, `${name}.shape[0]`, shape[0]);
+  checkDim(kernel, `${name}.shape[1]`, shape[1]);
 }
 
-function checkLayoutHead(kernel: string, a: unknown, format: string): asserts a is Record<string, unknown> {
-  if (typeof a !== 'object' || a === null) throw new LayoutError(`${kernel}: a must be a ${format} layout, got ${describe(a)}`);
+function checkLayoutHead(kernel: string, a: unknown, format: string, name = 'a'): asserts a is Record<string, unknown> {
+  if (typeof a !== 'object' || a === null) throw new LayoutError(`${kernel}: ${name} must be a ${format} layout, got ${describe(a)}`);
   const layout = a as { format?: unknown; dtype?: unknown; values?: unknown; shape?: unknown };
   if (layout.format !== format) {
-    throw new LayoutError(`${kernel}: a.format must be '${format}', got ${JSON.stringify(layout.format)}`);
+    throw new LayoutError(`${kernel}: ${name}.format must be '${format}', got ${JSON.stringify(layout.format)}`);
   }
-  if (layout.dtype !== 'float32') throw new DTypeError(`${kernel}: a.dtype must be 'float32', got ${JSON.stringify(layout.dtype)}`);
-  checkFloat32(kernel, 'a.values', layout.values);
-  checkMatrixShape(kernel, layout.shape);
+  if (layout.dtype !== 'float32') throw new DTypeError(`${kernel}: ${name}.dtype must be 'float32', got ${JSON.stringify(layout.dtype)}`);
+  checkFloat32(kernel, `${name}.values`, layout.values);
+  checkMatrixShape(kernel, layout.shape, name);
 }
 
 /** indptr of `rows` compressed rows over `indices`: starts at 0, never decreases, ends inside indices. */
-function checkIndptr(kernel: string, indptr: unknown, rows: number, indices: Int32Array): number {
-  if (!(indptr instanceof Int32Array)) throw new LayoutError(`${kernel}: a.indptr must be an Int32Array, got ${describe(indptr)}`);
+function checkIndptr(kernel: string, indptr: unknown, rows: number, indices: Int32Array, name = 'a'): number {
+  if (!(indptr instanceof Int32Array)) throw new LayoutError(`${kernel}: ${name}.indptr must be an Int32Array, got ${describe(indptr)}`);
   if (indptr.length !== rows + 1) {
-    throw new LayoutError(`${kernel}: a.indptr has length ${indptr.length}, expected ${rows + 1} (rows + 1)`);
+    throw new LayoutError(`${kernel}: ${name}.indptr has length ${indptr.length}, expected ${rows + 1} (rows + 1)`);
   }
-  if (indptr[0] !== 0) throw new LayoutError(`${kernel}: a.indptr[0] must be 0, got ${indptr[0]}`);
+  if (indptr[0] !== 0) throw new LayoutError(`${kernel}: ${name}.indptr[0] must be 0, got ${indptr[0]}`);
   for (let r = 0; r < rows; r++) {
     if (indptr[r + 1]! < indptr[r]!) {
-      throw new LayoutError(`${kernel}: a.indptr decreases at ${r + 1} (${indptr[r]} -> ${indptr[r + 1]})`);
+      throw new LayoutError(`${kernel}: ${name}.indptr decreases at ${r + 1} (${indptr[r]} -> ${indptr[r + 1]})`);
     }
   }
   const nnz = indptr[rows]!;
   if (nnz > indices.length) {
-    throw new LayoutError(`${kernel}: a.indptr[${rows}] = ${nnz} exceeds a.indices.length = ${indices.length}`);
+    throw new LayoutError(`${kernel}: ${name}.indptr[${rows}] = ${nnz} exceeds ${name}.indices.length = ${indices.length}`);
   }
   return nnz;
 }
 
-function checkIndices(kernel: string, indices: unknown): asserts indices is Int32Array {
-  if (!(indices instanceof Int32Array)) throw new LayoutError(`${kernel}: a.indices must be an Int32Array, got ${describe(indices)}`);
+function checkIndices(kernel: string, indices: unknown, name = 'a'): asserts indices is Int32Array {
+  if (!(indices instanceof Int32Array)) throw new LayoutError(`${kernel}: ${name}.indices must be an Int32Array, got ${describe(indices)}`);
 }
 
-function checkIndexRange(kernel: string, indices: Int32Array, count: number, limit: number, what: string): void {
+function checkIndexRange(kernel: string, indices: Int32Array, count: number, limit: number, what: string, name = 'a'): void {
   for (let p = 0; p < count; p++) {
     const j = indices[p]!;
-    if (j < 0 || j >= limit) throw new LayoutError(`${kernel}: a.indices[${p}] = ${j} is outside [0, ${limit}) (${what})`);
+    if (j < 0 || j >= limit) throw new LayoutError(`${kernel}: ${name}.indices[${p}] = ${j} is outside [0, ${limit}) (${what})`);
   }
 }
 
-/** Checks a CSR layout's structure in O(rows + nnz): pointer monotonicity, lengths, column range. */
-function validateCSRLayout(a: CSRLayout<'float32'>, kernel: string): void {
-  checkLayoutHead(kernel, a, 'csr');
+/** Checks a CSR layout's structure in O(rows + nnz): pointer monotonicity, lengths, column range. Returns nnz. */
+function validateCSRLayout(a: CSRLayout<'float32'>, kernel: string, name = 'a'): number {
+  checkLayoutHead(kernel, a, 'csr', name);
   const [rows, cols] = a.shape;
-  checkIndices(kernel, a.indices);
+  checkIndices(kernel, a.indices, name);
   if (a.values.length !== a.indices.length) {
-    throw new LayoutError(`${kernel}: a.values has length ${a.values.length} but a.indices has ${a.indices.length}`);
+    throw new LayoutError(`${kernel}: ${name}.values has length ${a.values.length} but ${name}.indices has ${a.indices.length}`);
   }
-  const nnz = checkIndptr(kernel, a.indptr, rows, a.indices);
-  checkIndexRange(kernel, a.indices, nnz, cols, 'column');
+  const nnz = checkIndptr(kernel, a.indptr, rows, a.indices, name);
+  checkIndexRange(kernel, a.indices, nnz, cols, 'column', name);
+  return nnz;
+}
+
+/** Checks a CSR pattern (shape, indptr, indices; values are not looked at). Returns nnz. */
+function validateCSRPattern(p: CSRPattern, kernel: string, name: string): number {
+  if (typeof p !== 'object' || p === null) throw new LayoutError(`${kernel}: ${name} must be a CSR pattern { shape, indptr, indices }, got ${describe(p)}`);
+  checkMatrixShape(kernel, p.shape, name);
+  checkIndices(kernel, p.indices, name);
+  const nnz = checkIndptr(kernel, p.indptr, p.shape[0], p.indices, name);
+  checkIndexRange(kernel, p.indices, nnz, p.shape[1], 'column', name);
+  return nnz;
 }
 
 /** Checks an N:M layout: 1 <= n < m, cols % m === 0, value and metadata lengths, in-group positions < m. */
@@ -267,6 +282,88 @@ function checkDisjoint(kernel: string, out: [string, Float32Array, [number, numb
     const xb1 = x.byteOffset + x1 * 4;
     if (xb0 < ob1 && ob0 < xb1) throw new ArgumentError(`${kernel}: ${outName} overlaps ${name} (they share memory); pass separate arrays`);
   }
+}
+
+/**
+ * The dense operands of the token-major sparse-layer kernels: an input [tokens, inCols] at
+ * (inName, inName + 'Offset', ldIn) and an output [tokens, outCols] that must not overlap it (nor
+ * `values`, the weight's values, when given).
+ */
+function validateTokenMajor(
+  kernel: string,
+  args: Record<string, unknown>,
+  input: [name: string, ld: string, cols: number],
+  output: [name: string, ld: string, cols: number],
+  values: Float32Array | undefined,
+): void {
+  checkDim(kernel, 'tokens', args.tokens);
+  checkScalar(kernel, 'alpha', args.alpha);
+  checkScalar(kernel, 'beta', args.beta);
+  const tokens = args.tokens;
+  const ranges: Array<[string, Float32Array, [number, number]]> = [];
+  for (const [name, ldName, cols] of [input, output]) {
+    const array = args[name];
+    const offset = args[`${name}Offset`];
+    const ld = args[ldName];
+    checkFloat32(kernel, name, array);
+    checkOffset(kernel, `${name}Offset`, offset);
+    checkLeadingDim(kernel, ldName, ld, cols, `${name} is [tokens, ${cols}]`);
+    checkExtent(kernel, name, array, offset, ld, tokens, cols);
+    ranges.push([name, array, extent(offset, ld, tokens, cols)]);
+  }
+  const inputs: Array<[string, Float32Array, [number, number]]> = [ranges[0]!];
+  if (values !== undefined) inputs.push(['w.values', values, [0, values.length]]);
+  checkDisjoint(kernel, ranges[1]!, inputs);
+}
+
+/** Validates linearCSR arguments (weight layout structure included). */
+export function validateLinearCSRArgs(args: LinearCSRArgs): void {
+  const k = 'linearCSR';
+  checkArgsObject(k, args);
+  validateCSRLayout(args.w, k, 'w');
+  const [out, inp] = args.w.shape;
+  validateTokenMajor(k, args as unknown as Record<string, unknown>, ['x', 'ldx', inp], ['y', 'ldy', out], args.w.values);
+}
+
+/** Validates linearCSRGradInput arguments (weight layout structure included). */
+export function validateLinearCSRGradInputArgs(args: LinearCSRGradInputArgs): void {
+  const k = 'linearCSRGradInput';
+  checkArgsObject(k, args);
+  validateCSRLayout(args.w, k, 'w');
+  const [out, inp] = args.w.shape;
+  validateTokenMajor(k, args as unknown as Record<string, unknown>, ['dy', 'lddy', out], ['dx', 'lddx', inp], args.w.values);
+}
+
+/** Validates sddmmCSR arguments (pattern structure included); returns the number of stored entries. */
+export function validateSddmmCSRArgs(args: SddmmCSRArgs): number {
+  const k = 'sddmmCSR';
+  checkArgsObject(k, args);
+  const nnz = validateCSRPattern(args.pattern, k, 'pattern');
+  const [rows, cols] = args.pattern.shape;
+  checkDim(k, 'tokens', args.tokens);
+  checkScalar(k, 'alpha', args.alpha);
+  checkScalar(k, 'beta', args.beta);
+  const ranges: Array<[string, Float32Array, [number, number]]> = [];
+  for (const [name, ldName, width] of [
+    ['dy', 'lddy', rows],
+    ['x', 'ldx', cols],
+  ] as const) {
+    const array = args[name];
+    const offset = args[`${name}Offset`];
+    const ld = args[ldName];
+    checkFloat32(k, name, array);
+    checkOffset(k, `${name}Offset`, offset);
+    checkLeadingDim(k, ldName, ld, width, `${name} is [tokens, ${width}]`);
+    checkExtent(k, name, array, offset, ld, args.tokens, width);
+    ranges.push([name, array, extent(offset, ld, args.tokens, width)]);
+  }
+  checkFloat32(k, 'out', args.out);
+  checkOffset(k, 'outOffset', args.outOffset);
+  if (args.outOffset + nnz > args.out.length) {
+    throw new ShapeError(`${k}: out has length ${args.out.length} but ${nnz} stored entries at offset ${args.outOffset} need ${args.outOffset + nnz}`);
+  }
+  checkDisjoint(k, ['out', args.out, [args.outOffset, args.outOffset + nnz]], ranges);
+  return nnz;
 }
 
 /** Validates gemvSparseInput arguments (the gemm rules, with W as A and transA = transW). */
