@@ -110,9 +110,12 @@ export const stageSchemas = {
      * accepts, its paper's default first): how the support is chosen, from `supportBatches` batches of
      * the stage's data. magnitude: no data, the variant's own rule (|W|, random groups, the low-rank
      * residual); fisher: E[g²] of the loss gradient; gradient: |E[g]| (signed E[g] for variants that
-     * rank by a product with it); sensitivity: E[|W ⊙ g|].
+     * rank by a product with it); sensitivity: E[|W ⊙ g|]; principal: no data, |W_r| of the weight's
+     * rank-`supportRank` approximation (LIFT). The `sft` method takes every criterion (default: a random support).
      */
     supportScores: z.enum(SUPPORT_CRITERIA).optional(),
+    /** Rank of the approximation 'principal' scores use (default ceil(min(out, in) / 32) per layer). */
+    supportRank: posInt.optional(),
     /** Calibration batches (of `batch` windows, from the stage's `data`) the support scores average over. */
     supportBatches: posInt.default(8),
     ...trainingFields({ steps: 200, lr: 1e-2 }),

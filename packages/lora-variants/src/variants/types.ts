@@ -30,9 +30,10 @@ export interface UnmergeOptions {
 /**
  * How a variant's trainable support (entries, blocks, rows, channels) can be chosen from data: score
  * matrices [out, in] given to `initWithScores`. magnitude: no data (the variant's own rule); fisher:
- * E[g²] of the loss gradient g over calibration batches; gradient: |E[g]|; sensitivity: E[|W ⊙ g|].
+ * E[g²] of the loss gradient g over calibration batches; gradient: |E[g]|; sensitivity: E[|W ⊙ g|];
+ * principal: no data, |W_r| of the weight's rank-r approximation (LIFT's principal weights).
  */
-export const SUPPORT_CRITERIA = ['magnitude', 'fisher', 'gradient', 'sensitivity'] as const;
+export const SUPPORT_CRITERIA = ['magnitude', 'fisher', 'gradient', 'sensitivity', 'principal'] as const;
 export type SupportCriterion = (typeof SUPPORT_CRITERIA)[number];
 
 export interface SupportScoring {

@@ -13,7 +13,7 @@ import type { CheckpointContent } from '../../run/checkpoint.js';
 import type { RunContext } from '../../run/context.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { HessianAccumulator } from '@sparse/pruners';
-import { GradientAccumulator, SquaredGradientAccumulator } from '@sparse/masks';
+import { GradientAccumulator, principalWeightScores, SquaredGradientAccumulator } from '@sparse/masks';
 import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
 import { sampleBatch, type Batch } from '../../data/dataset.js';
 import type { LinearInfo } from '../../model/types.js';
@@ -184,14 +184,31 @@ export function supportScoreBatches(ctx: RunContext, stage: StageOf<'adapt'>, in
   return Array.from({ length: stage.supportBatches }, () => sampleBatch(data, stage.batch, len, rng));
 }
 
+/** The rank of the approximation 'principal' support scores use: the stage's supportRank, else ceil(min(out, in) / 32), within [1, min(out, in)]. */
+export function principalRankOf(stage: { supportRank?: number | undefined }, l: LinearInfo): number {
+  const full = Math.min(l.out, l.in);
+  return Math.min(full, Math.max(1, stage.supportRank ?? Math.ceil(full / 32)));
+}
+
 /**
  * Per-layer score matrices [out, in] from the loss gradients g_b of the calibration batches: fisher
- * E[g²], gradient |E[g]| (SparseAdapter takes the signed E[g], it ranks by |E[g] Aᵀ| itself), sensitivity E[|W ⊙ g|].
+ * E[g²], gradient |E[g]| (SparseAdapter takes the signed E[g], it ranks by |E[g] Aᵀ| itself), sensitivity
+ * E[|W ⊙ g|]; principal needs no data: |W_r| of the effective weight's rank-r approximation (LIFT).
  */
-function supportScores(ctx: RunContext, stage: StageOf<'adapt'>, index: number, layers: LinearInfo[], criterion: Exclude<SupportCriterion, 'magnitude'>, draw?: string): Map<string, Float32Tensor> {
+export function supportScores(ctx: RunContext, stage: StageOf<'adapt'>, index: number, layers: LinearInfo[], criterion: Exclude<SupportCriterion, 'magnitude'>, draw?: string): Map<string, Float32Tensor> {
+  const out = new Map<string, Float32Tensor>();
+  if (criterion === 'principal') {
+    const hooks = ctx.hooks();
+    for (const l of layers) {
+      const p = ctx.model.params[l.name]!;
+      const w = tf.tidy(() => Float32Array.from((hooks.weight?.(l.name, p) ?? p).dataSync() as Float32Array));
+      out.set(l.name, principalWeightScores(tensor(w, [l.out, l.in]), principalRankOf(stage, l), { rng: new Random(ctx.recipe.seed).fork(`stage-${index}`).fork(`principal-${l.name}`) }));
+    }
+    ctx.log.say(`${stage.method}: principal-weight support scores of ${layers.length} weights (rank ${stage.supportRank ?? 'ceil(min(out, in) / 32)'})`);
+    return out;
+  }
   const batches = supportScoreBatches(ctx, stage, index, draw);
   const shapes = layers.map((l) => [l.out, l.in]);
-  const out = new Map<string, Float32Tensor>();
   if (criterion === 'fisher') {
     const accs = shapes.map((s) => new SquaredGradientAccumulator(s));
     weightGradients(ctx, layers, batches, (i, g) => accs[i]!.add(tensor(g, shapes[i]!)));
