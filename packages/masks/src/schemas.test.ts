@@ -14,8 +14,12 @@ import {
   oneShotScheduleSchema,
   progressiveScheduleSchema,
   regrowScheduleSchema,
+  acdcConfigSchema,
+  explorationConfigSchema,
+  hypersparseConfigSchema,
   riglConfigSchema,
   setConfigSchema,
+  staticConfigSchema,
   sriglConfigSchema,
   sparsityScheduleSchema,
   stepScheduleSchema,
@@ -260,5 +264,49 @@ describe('DST configs (set, rigl)', () => {
       expect(issuesAt(schema, { budget: 'erk', erkPowerScale: -1 })).toEqual(['erkPowerScale']);
       expect(issuesAt(schema, { density: 0.1 })).toEqual(['']);
     }
+  });
+});
+
+describe('static, exploration, AC/DC and HyperSparse configs', () => {
+  const issuesAt = (schema: z.ZodType, c: unknown) => (schema.safeParse(c).error?.issues ?? []).map((i) => formatPath(i.path));
+  it('fill in their defaults', () => {
+    expect(staticConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'erk' });
+    expect(explorationConfigSchema.parse({})).toEqual({ ...riglConfigSchema.parse({}), c: 1e-3 });
+    expect(acdcConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'global', warmup: 0.1, compressed: 0.05, decompressed: 0.05, finetune: 0.1 });
+    expect(hypersparseConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'global', lambda: 1e-4, eta: 1.05, every: 10, warmup: 0 });
+    // a parsed config parses to itself (resolved recipes are parsed again on resume)
+    for (const schema of [staticConfigSchema, explorationConfigSchema, acdcConfigSchema, hypersparseConfigSchema]) {
+      const c = schema.parse({});
+      expect(schema.parse(c)).toEqual(c);
+    }
+    expect(staticConfigSchema.parse({ sparsity: 0.8, budget: 'erk', erkPowerScale: 0.5 })).toEqual({ sparsity: 0.8, budget: 'erk', erkPowerScale: 0.5 });
+    expect(acdcConfigSchema.parse({ warmup: 0.4, finetune: 0.6 }).finetune).toBe(0.6);
+  });
+  it('refuse, naming the field, what the methods cannot run', () => {
+    for (const schema of [staticConfigSchema, explorationConfigSchema]) {
+      expect(issuesAt(schema, { sparsity: 1 })).toEqual(['sparsity']);
+      expect(issuesAt(schema, { budget: 'global' })).toEqual(['budget']);
+      expect(issuesAt(schema, { budget: 'er', erkPowerScale: 1 })).toEqual(['erkPowerScale']);
+      expect(issuesAt(schema, { every2: 1 })).toEqual(['']);
+    }
+    expect(issuesAt(explorationConfigSchema, { c: -1 })).toEqual(['c']);
+    expect(issuesAt(explorationConfigSchema, { c: Infinity })).toEqual(['c']);
+    expect(issuesAt(explorationConfigSchema, { every: 0 })).toEqual(['every']);
+    expect(issuesAt(staticConfigSchema, { every: 10 })).toEqual(['']);
+    for (const schema of [acdcConfigSchema, hypersparseConfigSchema]) {
+      expect(issuesAt(schema, { budget: 'uniform' })).toEqual(['budget']);
+      expect(issuesAt(schema, { budget: 'layer', erkPowerScale: 1 })).toEqual(['erkPowerScale']);
+      expect(issuesAt(schema, { sparsity: -0.1 })).toEqual(['sparsity']);
+      expect(issuesAt(schema, { warmup: 1 })).toEqual(['warmup']);
+    }
+    expect(issuesAt(acdcConfigSchema, { compressed: 0 })).toEqual(['compressed']);
+    expect(issuesAt(acdcConfigSchema, { decompressed: 1.5 })).toEqual(['decompressed']);
+    expect(issuesAt(acdcConfigSchema, { finetune: 0 })).toEqual(['finetune']);
+    expect(issuesAt(acdcConfigSchema, { warmup: 0.5, finetune: 0.6 })).toEqual(['finetune']);
+    expect(issuesAt(acdcConfigSchema, { finetune: 0.95 })).toEqual(['finetune']); // with the default warm-up 0.1
+    expect(issuesAt(hypersparseConfigSchema, { lambda: 0 })).toEqual(['lambda']);
+    expect(issuesAt(hypersparseConfigSchema, { eta: 0.9 })).toEqual(['eta']);
+    expect(issuesAt(hypersparseConfigSchema, { every: 0 })).toEqual(['every']);
+    expect(issuesAt(hypersparseConfigSchema, { every: 2.5 })).toEqual(['every']);
   });
 });

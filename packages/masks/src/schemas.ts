@@ -179,6 +179,24 @@ export type LayerBudgetConfig = z.output<typeof layerBudgetOptionsSchema>;
 /** The budget methods of `layerBudgets`, as the `budget` field of the DST configs names them. */
 const budgetField = z.enum(['uniform', 'er', 'erk'] as const satisfies readonly BudgetMethod[], { error: "budget must be 'uniform', 'er' or 'erk'" });
 
+/** The fraction of a stage `name` spans, in [0, 1] with each end closed or open. */
+function stageFraction(name: string, lo: 'closed' | 'open', hi: 'closed' | 'open') {
+  const error = `${name} must be a fraction of the stage in ${lo === 'closed' ? '[' : '('}0, 1${hi === 'closed' ? ']' : ')'}`;
+  const n = z.number({ error });
+  const low = lo === 'closed' ? n.min(0, { error }) : n.gt(0, { error });
+  return hi === 'closed' ? low.max(1, { error }) : low.lt(1, { error });
+}
+
+/** `sparsity` (default 0.9) split over the layers by `budget` (layerBudgets' method, default 'erk'), `erkPowerScale` with 'erk' only. */
+const randomBudgetShape = {
+  sparsity: sparsityField('sparsity').default(0.9),
+  budget: budgetField.default('erk'),
+  erkPowerScale: erkBudgetSchema.shape.erkPowerScale.unwrap().optional(),
+};
+
+const erkPowerScaleNeedsErk = <C extends { budget: string; erkPowerScale?: number | undefined }>(c: C) => c.erkPowerScale === undefined || c.budget === 'erk';
+const erkPowerScaleIssue = { error: "erkPowerScale needs budget: 'erk'", path: ['erkPowerScale'] };
+
 /**
  * The fields SET and RigL share: the layers start from a random mask of `sparsity` (the pruned fraction)
  * split over them by `budget` (layerBudgets' method; `erkPowerScale` with 'erk' only), unless they are
@@ -187,24 +205,20 @@ const budgetField = z.enum(['uniform', 'er', 'erk'] as const satisfies readonly 
  * `end` by `decay`. `every`, `fraction` and `decay` are regrowScheduleSchema's fields; `end` is a
  * fraction of the stage here, not a step, since a recipe does not know the step count of a stage ahead.
  */
-function dstConfigSchema(defaults: { decay: 'cosine' | 'constant'; end: number }) {
+function dstShape(defaults: { decay: 'cosine' | 'constant'; end: number }) {
   const regrow = regrowScheduleSchema.shape;
-  return z
-    .strictObject({
-      sparsity: sparsityField('sparsity').default(0.9),
-      budget: budgetField.default('erk'),
-      erkPowerScale: erkBudgetSchema.shape.erkPowerScale.unwrap().optional(),
-      every: regrow.every.default(100),
-      /** Fraction of the stage's steps after which the mask stays fixed: (0, 1]. */
-      end: z
-        .number({ error: 'end must be a fraction of the stage in (0, 1]' })
-        .gt(0, { error: 'end must be a fraction of the stage in (0, 1]' })
-        .max(1, { error: 'end must be a fraction of the stage in (0, 1]' })
-        .default(defaults.end),
-      fraction: regrow.fraction.default(0.3),
-      decay: regrow.decay.unwrap().default(defaults.decay),
-    })
-    .refine((c) => c.erkPowerScale === undefined || c.budget === 'erk', { error: "erkPowerScale needs budget: 'erk'", path: ['erkPowerScale'] });
+  return {
+    ...randomBudgetShape,
+    every: regrow.every.default(100),
+    /** Fraction of the stage's steps after which the mask stays fixed: (0, 1]. */
+    end: stageFraction('end', 'open', 'closed').default(defaults.end),
+    fraction: regrow.fraction.default(0.3),
+    decay: regrow.decay.unwrap().default(defaults.decay),
+  };
+}
+
+function dstConfigSchema(defaults: { decay: 'cosine' | 'constant'; end: number }) {
+  return z.strictObject(dstShape(defaults)).refine(erkPowerScaleNeedsErk, erkPowerScaleIssue);
 }
 
 /**
@@ -230,3 +244,93 @@ export type RigLConfig = z.output<typeof riglConfigSchema>;
  */
 export const sriglConfigSchema = dstConfigSchema({ decay: 'cosine', end: 0.75 });
 export type SRigLConfig = z.output<typeof sriglConfigSchema>;
+
+/**
+ * DST with exploration (Huang et al. 2023, "Dynamic Sparse Training via Balancing the
+ * Exploration-Exploitation Trade-off"): RigL's drop (smallest |w|) and schedule, with the inactive entries
+ * regrown by the acquisition score |dense gradient| + c · sqrt(ln t / (1 + n)), t the steps done and n the
+ * steps an entry has been active so far: entries rarely or never active get an upper-confidence bonus.
+ * RigL's fields and defaults, plus `c` (>= 0; 0 is RigL).
+ */
+export const explorationConfigSchema = z
+  .strictObject({
+    ...dstShape({ decay: 'cosine', end: 0.75 }),
+    /** Weight of the exploration bonus c · sqrt(ln t / (1 + n)) added to |dense gradient|. */
+    c: numberField('c must be a finite number >= 0', 0).default(1e-3),
+  })
+  .refine(erkPowerScaleNeedsErk, erkPowerScaleIssue);
+export type ExplorationConfig = z.output<typeof explorationConfigSchema>;
+
+/**
+ * Static sparse training at random (the "random pruning" baselines, e.g. Liu et al. 2022, "The Unreasonable
+ * Effectiveness of Random Pruning"): one random mask of `sparsity` split over the layers by `budget`
+ * ('uniform' | 'er' | 'erk'), drawn once and never changed.
+ */
+export const staticConfigSchema = z.strictObject(randomBudgetShape).refine(erkPowerScaleNeedsErk, erkPowerScaleIssue);
+export type StaticConfig = z.output<typeof staticConfigSchema>;
+
+/**
+ * How a magnitude method splits its sparsity over the layers: 'layer' (each layer at the sparsity),
+ * 'global' (one |W| ranking across the layers), 'er' / 'erk' (layerBudgets' counts, then |W| within each layer).
+ */
+export const MAGNITUDE_BUDGETS = ['layer', 'global', 'er', 'erk'] as const;
+export type MagnitudeBudget = (typeof MAGNITUDE_BUDGETS)[number];
+const magnitudeBudgetField = z.enum(MAGNITUDE_BUDGETS, { error: "budget must be 'layer', 'global', 'er' or 'erk'" });
+
+/**
+ * AC/DC (Peste et al. 2021, "AC/DC: Alternating Compressed/DeCompressed Training of Deep Neural
+ * Networks"): a dense warm-up of `warmup` of the stage, then compressed phases (a top-|W| mask at
+ * `sparsity` under `budget`, recomputed at the start of each, training through it) of `compressed` of the
+ * stage alternating with dense (decompressed) phases of `decompressed`, and the last `finetune` of the
+ * stage compressed. Lengths are fractions of the stage (a recipe does not know its step count ahead);
+ * the paper's 100-epoch schedule is the default: 10 dense, then 5 compressed / 5 dense, the last 10 compressed.
+ */
+export const acdcConfigSchema = z
+  .strictObject({
+    sparsity: sparsityField('sparsity').default(0.9),
+    budget: magnitudeBudgetField.default('global'),
+    erkPowerScale: erkBudgetSchema.shape.erkPowerScale.unwrap().optional(),
+    /** Dense warm-up before the first compressed phase: [0, 1). */
+    warmup: stageFraction('warmup', 'closed', 'open').default(0.1),
+    /** Length of each compressed phase (at least one step): (0, 1]. */
+    compressed: stageFraction('compressed', 'open', 'closed').default(0.05),
+    /** Length of each decompressed (dense) phase (at least one step): (0, 1]. */
+    decompressed: stageFraction('decompressed', 'open', 'closed').default(0.05),
+    /** The final compressed phase, to the end of the stage (at least one step): (0, 1]. */
+    finetune: stageFraction('finetune', 'open', 'closed').default(0.1),
+  })
+  .refine(erkPowerScaleNeedsErk, erkPowerScaleIssue)
+  .refine((c) => c.warmup + c.finetune <= 1, {
+    error: 'warmup + finetune must not exceed the stage (1)',
+    path: ['finetune'],
+    // only when both are valid fractions (a field's own issue says the rest)
+    when: ({ value }) => {
+      const c = value as { warmup?: unknown; finetune?: unknown };
+      const inUnit = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
+      return inUnit(c.warmup) && c.warmup !== 1 && inUnit(c.finetune) && c.finetune !== 0;
+    },
+  });
+export type ACDCConfig = z.output<typeof acdcConfigSchema>;
+
+/**
+ * HyperSparse with Adaptive Regularized Training (Glandorf et al. 2023, "HyperSparse Neural Networks:
+ * Shifting Exploration to Exploitation through Adaptive Regularization"): dense training with λ_t · HS(w)
+ * added to the loss, HS penalizing the weights outside the top set (the largest |w| at `sparsity` under
+ * `budget`) most and those in it least, λ_t = `lambda` · `eta`^⌊(t − W) / every⌋ from the end of the
+ * `warmup` (W, a fraction of the stage; no regularization before), then a magnitude prune to `sparsity`.
+ */
+export const hypersparseConfigSchema = z
+  .strictObject({
+    sparsity: sparsityField('sparsity').default(0.9),
+    budget: magnitudeBudgetField.default('global'),
+    erkPowerScale: erkBudgetSchema.shape.erkPowerScale.unwrap().optional(),
+    /** λ at the end of the warm-up. */
+    lambda: z.number({ error: 'lambda must be a finite number > 0' }).gt(0, { error: 'lambda must be a finite number > 0' }).default(1e-4),
+    /** Factor λ is multiplied by every `every` steps (>= 1). */
+    eta: numberField('eta must be a finite number >= 1', 1).default(1.05),
+    every: stepField('every', 1).default(10),
+    /** Unregularized dense training before λ starts: [0, 1). */
+    warmup: stageFraction('warmup', 'closed', 'open').default(0),
+  })
+  .refine(erkPowerScaleNeedsErk, erkPowerScaleIssue);
+export type HyperSparseConfig = z.output<typeof hypersparseConfigSchema>;
