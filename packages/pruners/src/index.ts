@@ -13,6 +13,10 @@ export { globalMagnitudeConfigSchema, magnitudeConfigSchema } from './methods/ma
 export type { GlobalMagnitudeConfig, MagnitudeConfig, MagnitudeConfigInput } from './methods/magnitude/config.js';
 export { GMP_BUDGETS, GMP_DEFAULT_SPARSITY, gmpConfigSchema, gmpGroupKeep, gmpSchedule } from './methods/magnitude/gradual.js';
 export type { GMPBudget, GMPConfig, GMPConfigInput } from './methods/magnitude/gradual.js';
+export { MOVEMENT_BUDGETS, MOVEMENT_DEFAULTS, MOVEMENT_VARIANTS, movementConfigSchema, SMP_MASKINGS, smpConfigSchema, smpLayerKeeps } from './methods/movement/config.js';
+export type { HardMovementConfig, MovementBudget, MovementConfig, MovementConfigInput, MovementVariant, SMPConfig, SMPConfigInput, SMPMasking, SoftMovementConfig } from './methods/movement/config.js';
+export { impConfigSchema, LOTTERY_BUDGETS, LOTTERY_DEFAULT_REWIND, lotteryLayout, lotterySparsity, swampConfigSchema } from './methods/lottery/config.js';
+export type { IMPConfig, IMPConfigInput, LotteryBudget, LotteryLayout, SWAMPConfig, SWAMPConfigInput } from './methods/lottery/config.js';
 export { randomPrune, randomPruner } from './methods/random/random.js';
 export { randomConfigSchema } from './methods/random/config.js';
 export type { RandomConfig, RandomConfigInput } from './methods/random/config.js';

@@ -7,12 +7,14 @@ import { validateSchedule, type SparsitySchedule } from '@sparse/masks';
 import { cubicScheduleSchema, erkBudgetSchema } from '@sparse/masks/schemas';
 import { z } from 'zod';
 
-const sparsityNumber = (name: string) => {
+/** A sparsity (pruned fraction) field in [0, 1); the message names the field (shared by the training-time pruning configs). */
+export const sparsityNumber = (name: string) => {
   const error = `${name} must be a number in [0, 1)`;
   return z.number({ error }).min(0, { error }).lt(1, { error });
 };
 
-const fraction = (name: string, lo: 'closed' | 'open', hi: 'closed' | 'open') => {
+/** A fraction of a training stage with closed or open ends; the message names the field. */
+export const fraction = (name: string, lo: 'closed' | 'open', hi: 'closed' | 'open') => {
   const error = `${name} must be a fraction of the stage in ${lo === 'closed' ? '[' : '('}0, 1${hi === 'closed' ? ']' : ')'}`;
   const n = z.number({ error });
   const low = lo === 'closed' ? n.min(0, { error }) : n.gt(0, { error });
@@ -33,7 +35,8 @@ const cubic = cubicScheduleSchema.shape;
 /** The final sparsity when the config names neither `sparsity` nor `pattern`. */
 export const GMP_DEFAULT_SPARSITY = 0.8;
 
-const count = (name: string, min: number) => z.int(`${name} must be an integer >= ${min}`).min(min, `${name} must be an integer >= ${min}`);
+/** An integer field >= min; the message names the field. */
+export const count = (name: string, min: number) => z.int(`${name} must be an integer >= ${min}`).min(min, `${name} must be an integer >= ${min}`);
 
 /**
  * Gradual magnitude pruning during a training stage of S steps. The sparsity (pruned fraction) follows
