@@ -3,12 +3,15 @@
 // gradient) and every `every` steps a fraction of each layer's active weights is dropped (smallest |w|)
 // and as many inactive ones regrown by @sparse/masks' dropAndRegrow: at random (SET) or by the largest
 // dense-gradient magnitude (RigL); SRigL's constant fan-in step is @sparse/nm's constantFanInRegrow
-// (every row keeps the same number of inputs). Each layer keeps exactly its count of active weights.
+// (every row keeps the same number of inputs); 'exploration' (Huang et al. 2023) regrows by |dense gradient|
+// plus an upper-confidence bonus for entries that have rarely been active (activity.ts). Each layer keeps
+// exactly its count of active weights.
 //
 // Masks never leak: dropped and regrown weights are set to exactly 0 and their Adam moments to 0
 // (NamedAdam.resetEntries), so a dropped weight never moves again and a regrown one starts fresh at zero.
 // Resume is exact: the masks are run masks (saved by every checkpoint), and the regrowth draws and
-// RigL's gradient batches come from samplers whose states ride in the stage state.
+// RigL's gradient batches come from samplers whose states ride in the stage state, as do the exploration
+// method's activity counts.
 //
 // Departures from the papers: the first update is after `every` steps, not at step 0 (the mask was
 // just drawn); an entry dropped at an update is not a regrowth candidate in the same update
@@ -17,7 +20,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { applyMask, count, countPerRow, dropAndRegrow, dropFractionAt, isRegrowStep, maskFromIndices, type Mask, type RegrowSchedule } from '@sparse/masks';
-import type { SETConfig } from '@sparse/masks/schemas';
+import type { ExplorationConfig, SETConfig } from '@sparse/masks/schemas';
 import { constantFanInRegrow } from '@sparse/nm';
 import { tensor, type Random } from '@sparse/tensor';
 import type { z } from 'zod';
@@ -29,14 +32,18 @@ import { assignValues, coreOf, selectLinears, stageRng, windowLength, type Stage
 import { optimize } from '../../stages/optimize.js';
 import type { NamedAdam } from '../../train/adam.js';
 import type { TrainerMethod } from '../types.js';
+import { ActivityCounts, explorationBonus, type ActivityState } from './activity.js';
 import { keepCounts } from './sparse-budgets.js';
 import { refuseAttachedAdapter } from './weights.js';
 
 /** The fields SET and RigL share (their schemas differ in defaults only). */
 export type DSTConfig = SETConfig;
 
-/** How the inactive entries to regrow are chosen. */
-export type Regrowth = 'random' | 'gradient' | 'fan-in';
+/** The fields that draw a random mask: `sparsity` split over the layers by `budget`. */
+export type RandomBudget = Pick<DSTConfig, 'sparsity' | 'budget' | 'erkPowerScale'>;
+
+/** How the inactive entries to regrow are chosen ('exploration': |dense gradient| plus the activity bonus). */
+export type Regrowth = 'random' | 'gradient' | 'fan-in' | 'exploration';
 
 /** A DST train method: SET ('random') and RigL ('gradient') are this with their schema. */
 export function dstMethod(spec: { name: string; describe: string; schema: z.ZodType; regrowth: Regrowth; from?: string }): TrainerMethod<'train'> {
@@ -68,7 +75,7 @@ export function updateAt(schedule: RegrowSchedule, step: number): number | undef
  * Random masks with each layer's keep count of layerBudgets(sparsity, budget) (sparse-budgets.ts, shared
  * with gmp); with `fanIn`, every row keeps round(keep / rows) inputs (at least 1), drawn row by row.
  */
-export function initialMasks(layers: readonly LinearInfo[], cfg: DSTConfig, rng: Random, fanIn = false): Map<string, Mask> {
+export function initialMasks(layers: readonly LinearInfo[], cfg: RandomBudget, rng: Random, fanIn = false): Map<string, Mask> {
   const keeps = keepCounts(layers.map((l) => ({ name: l.name, shape: [l.out, l.in] })), cfg.sparsity, cfg.budget, cfg.erkPowerScale);
   return new Map(
     layers.map((l, i) => {
@@ -113,25 +120,26 @@ export interface RewireResult {
 
 /**
  * One drop-and-regrow update of every layer (each keeps its active count): drop the smallest |w|,
- * regrow by |grads| when given (RigL) or at random with rng (SET); dropped and regrown weights become
- * exactly 0 with zero Adam moments; the new masks become the run's.
+ * regrow by |grads| when given (RigL), plus `bonus` when given (exploration), or at random with rng
+ * (SET); dropped and regrown weights become exactly 0 with zero Adam moments; the new masks become the run's.
  */
 export function rewire(
   ctx: RunContext,
   layers: readonly LinearInfo[],
-  opts: { fraction: number; rng: Random; grads?: ReadonlyMap<string, Float32Array>; optimizer?: NamedAdam; fanIn?: boolean },
+  opts: { fraction: number; rng: Random; grads?: ReadonlyMap<string, Float32Array>; bonus?: ReadonlyMap<string, Float32Array>; optimizer?: NamedAdam; fanIn?: boolean },
 ): Map<string, RewireResult> {
   const out = new Map<string, RewireResult>();
   for (const l of layers) {
     const v = ctx.model.params[l.name]!;
     const w = coreOf(v);
     const g = opts.grads?.get(l.name);
+    const b = opts.bonus?.get(l.name);
     const mask = ctx.masks.get(l.name)!;
     const r = opts.fanIn
       ? constantFanInRegrow(mask, { weights: w, grads: tensor(g!, w.shape), fraction: opts.fraction })
       : dropAndRegrow(mask, {
           dropScores: tensor(w.data.map(Math.abs), w.shape),
-          ...(g ? { growScores: tensor(g.map(Math.abs), w.shape) } : {}),
+          ...(g ? { growScores: tensor(b ? Float32Array.from(g, (x, i) => Math.abs(x) + b[i]!) : g.map(Math.abs), w.shape) } : {}),
           fraction: opts.fraction,
           rng: opts.rng,
         });
@@ -160,6 +168,33 @@ function zeroOutside(ctx: RunContext, layers: readonly LinearInfo[]): void {
   }
 }
 
+/**
+ * The masks a sparse-from-scratch stage starts from (not on resume): random ones at cfg's budget when no
+ * targeted layer is pruned, or the run's masks when all are (a partly pruned stage is refused; `fanIn`
+ * masks must have a constant fan-in); the weights outside them become exactly 0. Returns what it started from.
+ */
+export function startMasks(args: StageArgs<StageOf<'train'>>, layers: readonly LinearInfo[], cfg: RandomBudget, rng: Random, name: string, fanIn = false): string {
+  const { ctx } = args;
+  const where = `stages[${args.index}]`;
+  const masked = layers.filter((l) => ctx.masks.has(l.name));
+  let start = "the run's masks";
+  if (masked.length === 0) {
+    for (const [n, m] of initialMasks(layers, cfg, rng, fanIn)) ctx.setMask(n, m);
+    start = `random masks at sparsity ${cfg.sparsity} (${cfg.budget})`;
+  } else if (masked.length < layers.length) {
+    const bare = layers.filter((l) => !ctx.masks.has(l.name)).map((l) => l.name);
+    throw new Error(`${where}: ${name} needs all or none of its layers pruned; ${bare.join(', ')} ${bare.length === 1 ? 'has' : 'have'} no mask (set targets, or prune them first)`);
+  } else {
+    for (const l of fanIn ? layers : []) {
+      const rows = countPerRow(ctx.masks.get(l.name)!).filter((c) => c > 0);
+      if (rows.some((c) => c !== rows[0])) throw new Error(`${where}: ${name} keeps a constant fan-in, but the run's mask of ${l.name} has rows with ${Math.min(...rows)} to ${Math.max(...rows)} inputs`);
+    }
+    ctx.log.say(`${args.label}: starting from the run's masks, each layer keeps its count (config.sparsity and budget are not used)`);
+  }
+  zeroOutside(ctx, layers);
+  return start;
+}
+
 async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowth: Regrowth): Promise<StageOutcome> {
   const { ctx, stage } = args;
   const cfg = stage.config as DSTConfig;
@@ -169,24 +204,11 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
   const rng = stageRng(args, 'regrow');
   const gradBatches = regrowth !== 'random' ? stageRng(args, 'gradBatches') : undefined;
   const fanIn = regrowth === 'fan-in';
-  let start = "the run's masks";
-  if (!args.resume) {
-    const masked = layers.filter((l) => ctx.masks.has(l.name));
-    if (masked.length === 0) {
-      for (const [n, m] of initialMasks(layers, cfg, rng, fanIn)) ctx.setMask(n, m);
-      start = `random masks at sparsity ${cfg.sparsity} (${cfg.budget})`;
-    } else if (masked.length < layers.length) {
-      const bare = layers.filter((l) => !ctx.masks.has(l.name)).map((l) => l.name);
-      throw new Error(`${where}: ${name} needs all or none of its layers pruned; ${bare.join(', ')} ${bare.length === 1 ? 'has' : 'have'} no mask (set targets, or prune them first)`);
-    } else {
-      for (const l of fanIn ? layers : []) {
-        const rows = countPerRow(ctx.masks.get(l.name)!).filter((c) => c > 0);
-        if (rows.some((c) => c !== rows[0])) throw new Error(`${where}: ${name} keeps a constant fan-in, but the run's mask of ${l.name} has rows with ${Math.min(...rows)} to ${Math.max(...rows)} inputs`);
-      }
-      ctx.log.say(`${args.label}: starting from the run's masks, each layer keeps its count (config.sparsity and budget are not used)`);
-    }
-    zeroOutside(ctx, layers);
-  }
+  const start = args.resume ? "the run's masks" : startMasks(args, layers, cfg, rng, name, fanIn);
+  // exploration: the steps each entry has been active, continued from the checkpoint on resume
+  const saved = args.resume?.stageState?.activity as ActivityState | undefined;
+  if (regrowth === 'exploration' && args.resume && saved === undefined) throw new Error(`${where}: the checkpoint has no exploration counts (stage state 'activity') to resume ${name} from`);
+  const activity = regrowth === 'exploration' ? (saved ? ActivityCounts.fromState(saved, layers) : ActivityCounts.fresh(layers)) : undefined;
   ctx.pattern = undefined; // rewiring keeps counts, not an N:M pattern
   const schedule = dstSchedule(cfg, stage.steps);
   const data = (stage.data === 'shifted' ? ctx.data.shifted() : ctx.data.main).train;
@@ -208,19 +230,34 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
         tf.dispose([ids, targets]);
       }
     }
-    const r = rewire(ctx, layers, { fraction, rng, optimizer, fanIn, ...(grads ? { grads } : {}) });
+    let bonus: Map<string, Float32Array> | undefined;
+    if (activity) {
+      activity.advance(t, (n) => ctx.masks.get(n)!);
+      const c = (cfg as ExplorationConfig).c;
+      bonus = new Map(layers.map((l) => [l.name, explorationBonus(activity.counts.get(l.name)!, t, c)]));
+    }
+    const r = rewire(ctx, layers, { fraction, rng, optimizer, fanIn, ...(grads ? { grads } : {}), ...(bonus ? { bonus } : {}) });
     updates++;
-    ctx.log.event({ event: 'rewire', stage: args.index, label: args.label, step: t, fraction, rewired: Object.fromEntries([...r].map(([n, x]) => [n, x.dropped.length])) });
+    // exploration: how many of the regrown entries had never been active in this stage
+    const fresh = activity ? { fresh: Object.fromEntries([...r].map(([n, x]) => [n, x.grown.filter((i) => activity.counts.get(n)![i] === 0).length])) } : {};
+    ctx.log.event({ event: 'rewire', stage: args.index, label: args.label, step: t, fraction, rewired: Object.fromEntries([...r].map(([n, x]) => [n, x.dropped.length])), ...fresh });
   };
   const r = await optimize(args, stage, {
     variables: new Map(Object.entries(ctx.model.params)),
     loss: (ids, targets) => ctx.model.loss(ids, targets, hooks),
     beforeStep,
-    stageState: () => ({ regrow: rng.state(), ...(gradBatches ? { gradBatches: gradBatches.state() } : {}) }),
+    stageState: () => ({ regrow: rng.state(), ...(gradBatches ? { gradBatches: gradBatches.state() } : {}), ...(activity ? { activity: activity.state() } : {}) }),
   });
   const kept = layers.reduce((a, l) => a + count(ctx.masks.get(l.name)!), 0);
   const total = layers.reduce((a, l) => a + l.out * l.in, 0);
+  let coverage = '';
+  if (activity) {
+    // the share of entries active at some step of the stage (the paper's coverage)
+    activity.advance(stage.steps, (n) => ctx.masks.get(n)!);
+    const seen = [...activity.counts.values()].reduce((a, c) => a + c.reduce((k, n) => k + (n > 0 ? 1 : 0), 0), 0);
+    coverage = `, ${((100 * seen) / Math.max(1, total)).toFixed(1)}% of entries active at some step`;
+  }
   return {
-    summary: `${name} from ${start}: density ${(kept / total).toFixed(3)}, ${updates} update${updates === 1 ? '' : 's'} in this process, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}`,
+    summary: `${name} from ${start}: density ${(kept / total).toFixed(3)}, ${updates} update${updates === 1 ? '' : 's'} in this process${coverage}, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}`,
   };
 }
