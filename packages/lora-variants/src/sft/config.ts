@@ -13,3 +13,24 @@ export const sftConfigSchema = z.strictObject({
   weightDecay: z.number().min(0).default(0),
 });
 export type SFTConfig = z.output<typeof sftConfigSchema>;
+
+/**
+ * Diff pruning (Guo et al., "Parameter-Efficient Transfer Learning with Diff Pruning") as a training
+ * method (DiffPruning in ./tfjs.ts): a dense diff w and a stretched hard-concrete gate per entry, trained
+ * with the task loss plus λ times the expected fraction of open gates; the delta kept at the end is
+ * ẑ ⊙ w with the deterministic gate, optionally cut to the `density` largest |ẑ ⊙ w| (the paper's
+ * magnitude projection to a fixed budget).
+ */
+export const diffPruningConfigSchema = z.strictObject({
+  /** Weight of the L0 penalty, which is the expected fraction of open gates over all targeted entries (so λ does not scale with the model). */
+  lambda: z.number().min(0).default(1),
+  /** Initial log α of every gate (0 opens a gate with probability about 0.83 at the default stretch). */
+  initLogAlpha: z.number().default(0),
+  /** Hard-concrete temperature β and stretch interval (γ, ζ). */
+  beta: z.number().gt(0).default(2 / 3),
+  gamma: z.number().lt(0).default(-0.1),
+  zeta: z.number().gt(1).default(1.1),
+  /** Keep at most this fraction of each weight's entries in the final delta, the largest |ẑ ⊙ w| (omitted: every entry whose gate is open). */
+  density: z.number().gt(0).max(1).optional(),
+});
+export type DiffPruningConfig = z.output<typeof diffPruningConfigSchema>;

@@ -8,5 +8,5 @@ export { expectedL0, extractDiffPruningDelta, hardConcreteFromUniform, hardConcr
 export type { ExtractDiffOptions, HardConcreteOptions, HardConcreteParams } from './hard-concrete.js';
 export { SFT_FORMAT, SFT_SHAPES_KEY, sparseDeltasFromSafetensors, sparseDeltasToSafetensors } from './file.js';
 export type { SparseDeltaFileOptions } from './file.js';
-export { sftConfigSchema } from './config.js';
-export type { SFTConfig } from './config.js';
+export { diffPruningConfigSchema, sftConfigSchema } from './config.js';
+export type { DiffPruningConfig, SFTConfig } from './config.js';

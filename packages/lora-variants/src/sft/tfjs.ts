@@ -3,7 +3,7 @@
 // it into W + Δ for the forward pass. Gradients come from the dense gradient of W + Δ, which tfjs's
 // backward pass produces anyway: its support entries drive Adam, all entries feed regrowth.
 import { maskIndices, validateMask, type Mask } from '@sparse/masks';
-import { ArgumentError, Random, ShapeError } from '@sparse/tensor';
+import { ArgumentError, Random, ShapeError, type RandomState } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { SparseAdam, type SparseAdamOptions, type SparseAdamState } from './adam.js';
 import { gatherAtSupport, sparseDelta, validateSparseDelta, type SparseDelta } from './delta.js';
@@ -305,6 +305,16 @@ export class SparseFineTuner {
   }
 }
 
+export interface DiffPruningLayerState {
+  values: Float32Array;
+  logAlpha: Float32Array;
+  rng: RandomState;
+}
+
+export interface DiffPruningState {
+  layers: Record<string, DiffPruningLayerState>;
+}
+
 export interface DiffPruningOptions extends HardConcreteOptions {
   /** Initial log α of every gate. Default 0 (P(z > 0) ≈ 0.83 with the default β, γ, ζ). */
   initLogAlpha?: number;
@@ -379,6 +389,32 @@ export class DiffPruning {
     const p = hardConcreteParams(this.#opts);
     const shift = p.beta * Math.log(-p.gamma / p.zeta);
     return tf.tidy(() => tf.addN(Object.values(this.logAlpha).map((la) => tf.sum(tf.sigmoid(tf.sub(la, shift))))) as tf.Scalar);
+  }
+
+  /** Values, log α and each layer's gate-noise stream: what a checkpoint needs to continue exactly (arrays are copies). */
+  state(): DiffPruningState {
+    const layers: Record<string, DiffPruningLayerState> = {};
+    for (const n of Object.keys(this.weights)) {
+      layers[n] = {
+        values: Float32Array.from(this.values[n]!.dataSync() as Float32Array),
+        logAlpha: Float32Array.from(this.logAlpha[n]!.dataSync() as Float32Array),
+        rng: this.#rngs.get(n)!.state(),
+      };
+    }
+    return { layers };
+  }
+
+  /** Restores state() taken on a DiffPruning over the same weights. */
+  load(state: DiffPruningState): void {
+    for (const n of Object.keys(this.weights)) {
+      const l = state.layers[n];
+      if (l === undefined) throw new ArgumentError(`DiffPruning.load: the state has no layer '${n}' (has: ${Object.keys(state.layers).join(', ')})`);
+      const size = this.values[n]!.size;
+      if (l.values.length !== size || l.logAlpha.length !== size) throw new ShapeError(`DiffPruning.load: layer '${n}' has ${size} entries, the state ${l.values.length} values and ${l.logAlpha.length} log_alpha`);
+      this.values[n]!.assign(tf.tensor(Float32Array.from(l.values), this.values[n]!.shape));
+      this.logAlpha[n]!.assign(tf.tensor(Float32Array.from(l.logAlpha), this.logAlpha[n]!.shape));
+      this.#rngs.set(n, Random.fromState(l.rng));
+    }
   }
 
   /** The trained diffs as sparse deltas (deterministic gate, nonzero entries of ẑ ⊙ w). */
