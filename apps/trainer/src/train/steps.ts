@@ -35,6 +35,8 @@ interface CommonStepsOptions {
   steps: number;
   /** Steps already done (resume); the schedule continues from here. */
   startStep?: number;
+  /** Length of the learning-rate schedule (default `steps`): a run that stops early follows a longer schedule. */
+  scheduleSteps?: number;
   batch: number;
   len: number;
   lr: number;
@@ -115,7 +117,9 @@ export async function runSteps(o: StepsOptions): Promise<StepsResult> {
   if (!(o.lr > 0)) throw new ArgumentError(`lr must be positive, got ${o.lr}`);
   const direct = o.update !== undefined;
   if (!direct && o.variables.size === 0 && steps > start0) throw new ArgumentError('nothing to train: no trainable variables');
-  const warmup = o.warmup ?? Math.min(100, Math.floor(steps / 10));
+  const schedule = o.scheduleSteps ?? steps;
+  if (!Number.isInteger(schedule) || schedule < steps) throw new ArgumentError(`scheduleSteps must be an integer >= steps (${steps}), got ${schedule}`);
+  const warmup = o.warmup ?? Math.min(100, Math.floor(schedule / 10));
   const minLrRatio = o.minLrRatio ?? 0.1;
   const every = o.checkpointEvery ?? Infinity;
   const keyOf = direct ? new Map<string, string>() : new Map([...o.variables].map(([k, v]) => [v.name, k]));
@@ -124,7 +128,7 @@ export async function runSteps(o: StepsOptions): Promise<StepsResult> {
   const t0 = performance.now();
   let tokens = 0;
   for (let step = start0 + 1; step <= steps; step++) {
-    const lr = lrAt(step, steps, o.lr, warmup, minLrRatio);
+    const lr = lrAt(step, schedule, o.lr, warmup, minLrRatio);
     o.beforeStep?.(step);
     const b = sampleBatch(data, batch, len, o.rng);
     let loss: number;

@@ -10,7 +10,7 @@ describe('movementConfigSchema', () => {
     const hard = movementConfigSchema.parse({});
     expect(hard).toEqual({ variant: 'hard', sparsity: 0.9, initialSparsity: 0, budget: 'layer', start: 0, end: 0.75, every: 10 });
     const soft = movementConfigSchema.parse({ variant: 'soft' });
-    expect(soft).toEqual({ variant: 'soft', threshold: 0.1, lambda: 1e-4, scoreScale: 1, start: 0, end: 0.75, every: 10 });
+    expect(soft).toEqual({ variant: 'soft', threshold: 0.1, lambda: 3e-4, scoreScale: 1000, start: 0, end: 0.75, every: 10 });
     for (const c of [hard, soft, movementConfigSchema.parse({ variant: 'soft', threshold: 0.3, lambda: 0, scoreScale: 50, every: 1 })]) expect(movementConfigSchema.parse(c)).toEqual(c);
   });
 

@@ -18,7 +18,7 @@ export const MOVEMENT_BUDGETS = ['layer', 'global'] as const;
 export type MovementBudget = (typeof MOVEMENT_BUDGETS)[number];
 
 /** Defaults of the fields only one variant has (written out by the schema). */
-export const MOVEMENT_DEFAULTS = { sparsity: 0.9, initialSparsity: 0, budget: 'layer' as MovementBudget, threshold: 0.1, lambda: 1e-4, scoreScale: 1 };
+export const MOVEMENT_DEFAULTS = { sparsity: 0.9, initialSparsity: 0, budget: 'layer' as MovementBudget, threshold: 0.1, lambda: 3e-4, scoreScale: 1000 };
 
 const every = cubicScheduleSchema.shape.every.unwrap();
 
@@ -70,9 +70,12 @@ export const movementConfigSchema = z
     budget: z.enum(MOVEMENT_BUDGETS, { error: "budget must be 'layer' or 'global'" }).optional(),
     /** soft: the final threshold τ on σ(S), default 0.1. */
     threshold: sigmoidThreshold.optional(),
-    /** soft: the penalty weight λ on Σ σ(S) per entry, default 1e-4. */
+    /** soft: the penalty weight λ on Σ σ(S) per entry, default 3e-4. */
     lambda: nonNegative('lambda').optional(),
-    /** soft: α, the step of the scores (each step's −W ⊙ ∂L/∂W' and penalty gradient times α), default 1. */
+    /**
+     * soft: α, the step of the scores (each step's −W ⊙ ∂L/∂W' and penalty gradient times α), default 1000: for
+     * the trainer's small GPTs W ⊙ ∂L/∂W' is of order 1e-5 per step, so this brings S to order 1 in a few hundred steps.
+     */
     scoreScale: positive('scoreScale').optional(),
     ...rampFields,
   })
