@@ -74,7 +74,7 @@ export class Forward {
     if (this.hooks.linearInput) {
       this.hooks.linearInput(info, hookRows ? (tf.gather(x, tf.tensor1d(hookRows, 'int32')) as tf.Tensor2D) : x);
     }
-    const y: tf.Tensor2D = tf.matMul(x, this.w(weight) as tf.Tensor2D, false, true);
+    const y: tf.Tensor2D = this.hooks.linearProduct?.(info, x) ?? tf.matMul(x, this.w(weight) as tf.Tensor2D, false, true);
     return info.bias ? (addTrailing(y, this.w(info.bias)) as tf.Tensor2D) : (y as tf.Tensor2D);
   }
 }

@@ -47,6 +47,11 @@ export interface ForwardHooks {
   weight?: (name: string, param: tf.Tensor) => tf.Tensor;
   /** Receives each linear layer's input [tokens, in] (calibration). Runs for every LinearInfo. */
   linearInput?: (info: LinearInfo, x: tf.Tensor2D) => void;
+  /**
+   * Computes a linear layer's product x Wᵀ [tokens, out] itself (a sparse weight's kernels), or returns
+   * undefined to leave it to the dense matMul with `weight`'s value. The bias is added after either way.
+   */
+  linearProduct?: (info: LinearInfo, x: tf.Tensor2D) => tf.Tensor2D | undefined;
   /** Receives each block's input hidden states [B*T, d] (the residual stream entering it). */
   blockInput?: (block: number, h: tf.Tensor2D) => void;
   /** Receives each block's output hidden states [B*T, d] (layer-wise distillation). */

@@ -93,7 +93,21 @@ export const stageSchemas = {
     /** Which token stream the calibration windows come from: the pretraining data or the embedded shifted task. */
     data: z.enum(['train', 'shifted']).default('train'),
   }),
-  train: z.strictObject({ stage: z.literal('train'), ...stageBase, method: methodField.default('masked'), config: configField, targets, ...trainingFields({ steps: 200, lr: 3e-3 }) }),
+  train: z.strictObject({
+    stage: z.literal('train'),
+    ...stageBase,
+    method: methodField.default('masked'),
+    config: configField,
+    targets,
+    /**
+     * How masked linear layers compute (methods that hold masks between updates: masked, static, set,
+     * rigl, srigl, exploration): 'sparse' runs their products and weight gradients on the packed active
+     * entries, 'dense' multiplies W ⊙ M, 'auto' picks sparse for layers at or below the density (and
+     * above the size) where the sparse step was measured to be faster.
+     */
+    path: z.enum(['auto', 'dense', 'sparse']).default('auto'),
+    ...trainingFields({ steps: 200, lr: 3e-3 }),
+  }),
   adapt: z.strictObject({
     stage: z.literal('adapt'),
     ...stageBase,

@@ -4,6 +4,7 @@
 
 import type * as tf from '@tensorflow/tfjs-core';
 import { NamedAdam } from '../train/adam.js';
+import type { SparseLinears } from '../train/sparse-linear.js';
 import { MaskStats } from './mask-stats.js';
 import { runSteps, type StepInfo, type StepsResult, type StepUpdate } from '../train/steps.js';
 import { stageRng, windowLength, type StageArgs } from './common.js';
@@ -27,6 +28,12 @@ export interface GradientSpec {
   gradTransform?: (key: string, variable: tf.Variable, grad: tf.Tensor) => tf.Tensor;
   /** Extra JSON a checkpoint inside this stage carries (e.g. when masks were last recomputed). */
   stageState?: () => Record<string, unknown>;
+  /**
+   * Layers training packed on the sparse path (their values are among `variables`): synced into the
+   * dense weights, and their moments laid out dense, before a checkpoint and at the end; a resumed
+   * stage gathers the moments back.
+   */
+  sparse?: SparseLinears;
   update?: undefined;
 }
 
@@ -50,7 +57,8 @@ export async function optimize(args: StageArgs, fields: TrainingFields, spec: Op
   const rng = stageRng(args);
   // only the gradient path has a NamedAdam; an update stage keeps its optimizer in its stage state
   const optimizer = spec.update === undefined ? new NamedAdam(0.9, 0.95, 1e-8) : undefined;
-  if (optimizer && args.resume?.optimizer) optimizer.load(args.resume.optimizer);
+  const sparse = spec.update === undefined ? spec.sparse : undefined;
+  if (optimizer && args.resume?.optimizer) optimizer.load(sparse ? sparse.packedState(args.resume.optimizer) : args.resume.optimizer);
   const curve = ctx.report.lossCurves.find((c) => c.label === label) ?? { label, points: [] };
   if (!ctx.report.lossCurves.includes(curve)) ctx.report.lossCurves.push(curve);
   const maskStats = new MaskStats(ctx, index, label, fields.batch * len);
@@ -73,7 +81,11 @@ export async function optimize(args: StageArgs, fields: TrainingFields, spec: Op
       ctx.log.event({ event: 'step', stage: index, label, step: info.step, steps: info.steps, loss: info.loss, lr: info.lr, ...(info.gradNorm !== undefined ? { gradNorm: info.gradNorm } : {}), tokensPerSec: info.tokensPerSec, ...masks });
     },
     checkpointEvery: fields.checkpointEvery,
-    onCheckpoint: (step: number) => args.checkpoint(step, { batches: rng.state(), ...(spec.stageState?.() ?? {}) }, optimizer?.state()),
+    onCheckpoint: (step: number) => {
+      sparse?.syncDense();
+      const adam = optimizer?.state();
+      return args.checkpoint(step, { batches: rng.state(), ...(spec.stageState?.() ?? {}) }, adam && sparse ? sparse.denseState(adam) : adam);
+    },
   };
   try {
     const result = await runSteps(
@@ -96,6 +108,7 @@ export async function optimize(args: StageArgs, fields: TrainingFields, spec: Op
     }
     return result;
   } finally {
+    sparse?.syncDense();
     optimizer?.dispose();
   }
 }

@@ -34,7 +34,7 @@ import type { NamedAdam } from '../../train/adam.js';
 import type { TrainerMethod } from '../types.js';
 import { ActivityCounts, explorationBonus, type ActivityState } from './activity.js';
 import { keepCounts } from './sparse-budgets.js';
-import { refuseAttachedAdapter } from './weights.js';
+import { maskedTraining, refuseAttachedAdapter } from './weights.js';
 
 /** The fields SET and RigL share (their schemas differ in defaults only). */
 export type DSTConfig = SETConfig;
@@ -213,11 +213,13 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
   const schedule = dstSchedule(cfg, stage.steps);
   const data = (stage.data === 'shifted' ? ctx.data.shifted() : ctx.data.main).train;
   const len = windowLength(args, data);
-  const hooks = ctx.hooks({ maskBase: true });
+  const path = maskedTraining(args, layers);
   let updates = 0;
   const beforeStep = (step: number, optimizer: NamedAdam) => {
     const t = updateAt(schedule, step);
     if (t === undefined) return;
+    // the update reads and writes the dense weights; packed layers are packed again after it
+    path.sparse?.syncDense();
     const fraction = dropFractionAt(schedule, t);
     let grads: Map<string, Float32Array> | undefined;
     if (gradBatches) {
@@ -237,17 +239,24 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
       bonus = new Map(layers.map((l) => [l.name, explorationBonus(activity.counts.get(l.name)!, t, c)]));
     }
     const r = rewire(ctx, layers, { fraction, rng, optimizer, fanIn, ...(grads ? { grads } : {}), ...(bonus ? { bonus } : {}) });
+    for (const l of layers) path.sparse?.repack(l.name, ctx.masks.get(l.name)!, optimizer);
     updates++;
     // exploration: how many of the regrown entries had never been active in this stage
     const fresh = activity ? { fresh: Object.fromEntries([...r].map(([n, x]) => [n, x.grown.filter((i) => activity.counts.get(n)![i] === 0).length])) } : {};
     ctx.log.event({ event: 'rewire', stage: args.index, label: args.label, step: t, fraction, rewired: Object.fromEntries([...r].map(([n, x]) => [n, x.dropped.length])), ...fresh });
   };
-  const r = await optimize(args, stage, {
-    variables: new Map(Object.entries(ctx.model.params)),
-    loss: (ids, targets) => ctx.model.loss(ids, targets, hooks),
-    beforeStep,
-    stageState: () => ({ regrow: rng.state(), ...(gradBatches ? { gradBatches: gradBatches.state() } : {}), ...(activity ? { activity: activity.state() } : {}) }),
-  });
+  let r;
+  try {
+    r = await optimize(args, stage, {
+      variables: path.variables,
+      loss: (ids, targets) => ctx.model.loss(ids, targets, path.hooks),
+      beforeStep,
+      stageState: () => ({ regrow: rng.state(), ...(gradBatches ? { gradBatches: gradBatches.state() } : {}), ...(activity ? { activity: activity.state() } : {}) }),
+      ...(path.sparse ? { sparse: path.sparse } : {}),
+    });
+  } finally {
+    path.sparse?.dispose();
+  }
   const kept = layers.reduce((a, l) => a + count(ctx.masks.get(l.name)!), 0);
   const total = layers.reduce((a, l) => a + l.out * l.in, 0);
   let coverage = '';
