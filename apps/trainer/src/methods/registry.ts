@@ -9,6 +9,7 @@ import { pruners } from '@sparse/pruners';
 import { variants } from '@sparse/lora-variants';
 import { getTfForm } from '@sparse/lora-variants/tfjs';
 import { adapterMethod } from './adapt/adapter.js';
+import { diffPruningMethod } from './adapt/diff-pruning.js';
 import { mezoMethod, sparseMeZOMethod } from './adapt/mezo.js';
 import { sftMethod } from './adapt/sft.js';
 import { squareHeadMethod } from './distill/squarehead.js';
@@ -17,14 +18,22 @@ import { cfspMethod } from './prune/cfsp.js';
 import { expertsMethod } from './prune/experts.js';
 import { globalMagnitudeMethod } from './prune/global-magnitude.js';
 import { layerwisePruneMethod } from './prune/layerwise.js';
+import { acdcMethod } from './train/acdc.js';
 import { adamsMethod } from './train/adams.js';
 import { denseTrainMethod } from './train/dense.js';
+import { explorationMethod } from './train/exploration.js';
 import { gmpMethod } from './train/gmp.js';
+import { hypersparseMethod } from './train/hypersparse.js';
+import { impMethod } from './train/imp.js';
 import { maskedTrainMethod } from './train/masked.js';
+import { movementMethod } from './train/movement.js';
 import { nmTrainMethod } from './train/nm.js';
 import { riglMethod } from './train/rigl.js';
 import { setMethod } from './train/set.js';
+import { smpMethod } from './train/smp.js';
 import { sriglMethod } from './train/srigl.js';
+import { staticMethod } from './train/static.js';
+import { swampMethod } from './train/swamp.js';
 import type { AnyTrainerMethod, MethodKind, TrainerMethod } from './types.js';
 
 type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
@@ -32,9 +41,9 @@ type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
 /** The trainer's own methods. Adding one: its file under methods/<kind>/ and one line here. */
 const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
-  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod, setMethod, riglMethod, sriglMethod] }),
+  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod, movementMethod, smpMethod, impMethod, swampMethod, setMethod, riglMethod, sriglMethod, staticMethod, explorationMethod, acdcMethod, hypersparseMethod] }),
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
-  adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, mezoMethod, sparseMeZOMethod] }),
+  adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, diffPruningMethod, mezoMethod, sparseMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
 };
 
