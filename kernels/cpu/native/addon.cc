@@ -9,6 +9,7 @@
 #include "elementwise.h"
 #include "gemm.h"
 #include "ops.h"
+#include "sparse_linear.h"
 #include "spmm.h"
 #include "thread_pool.h"
 
@@ -512,6 +513,105 @@ Napi::Value MaskedSgd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---- the sparse layer's training products (token-major activations) ----
+
+// Reads a CSR matrix (rows, cols, indptr, indices[, values]) from argument `at` on: structure
+// checked, columns in range, `sorted` set when every row's columns ascend. Returns nnz.
+int64_t readCsr(const Napi::CallbackInfo& info, const char* fn, int at, bool withValues, CsrMatrix& a, ArrayArg<float>& values) {
+  a.rows = intArg(info, fn, at, "rows");
+  a.cols = intArg(info, fn, at + 1, "cols");
+  const ArrayArg<int32_t> indptr = i32Arg(info, fn, at + 2, "indptr");
+  const ArrayArg<int32_t> indices = i32Arg(info, fn, at + 3, "indices");
+  if (withValues) values = f32Arg(info, fn, at + 4, "values");
+  if (productTooLarge(static_cast<double>(a.rows) + 1)) throw rangeError(info, fn, "rows is too large");
+  const int64_t nnz = checkIndptr(info, fn, indptr, a.rows, withValues ? std::min(indices.length, values.length) : indices.length);
+  bool sorted = true;
+  for (int64_t r = 0; r < a.rows; ++r) {
+    for (int64_t p = indptr.data[r]; p < indptr.data[r + 1]; ++p) {
+      const int32_t j = indices.data[p];
+      if (j < 0 || j >= a.cols) throw rangeError(info, fn, "column index " + std::to_string(j) + " out of range");
+      if (p > indptr.data[r] && j < indices.data[p - 1]) sorted = false;
+    }
+  }
+  a.indptr = indptr.data;
+  a.indices = indices.data;
+  a.values = values.data;
+  a.sorted = sorted;
+  return nnz;
+}
+
+// Element range [first, end) of a [rows, cols] matrix with leading dimension ld at p (empty when it has no elements).
+const float* matrixEnd(const float* p, int64_t rows, int64_t cols, int64_t ld) { return rows > 0 && cols > 0 ? p + (rows - 1) * ld + cols : p; }
+
+// linearCSR(rows, cols, indptr, indices, values, tokens, alpha, X, xOffset, ldx, beta, Y, yOffset, ldy):
+// Y[tokens, rows] = alpha * X[tokens, cols] * A^T + beta * Y.
+// linearCSRGradInput(rows, cols, indptr, indices, values, tokens, alpha, dY, dyOffset, lddy, beta, dX, dxOffset, lddx):
+// dX[tokens, cols] = alpha * dY[tokens, rows] * A + beta * dX.
+template <bool GradInput>
+Napi::Value LinearCsr(const Napi::CallbackInfo& info) {
+  const char* fn = GradInput ? "linearCSRGradInput" : "linearCSR";
+  if (info.Length() != 14) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": expected 14 arguments");
+  CsrMatrix a;
+  ArrayArg<float> values;
+  const int64_t nnz = readCsr(info, fn, 0, true, a, values);
+  TokenOperands d;
+  d.tokens = intArg(info, fn, 5, "tokens");
+  d.alpha = floatArg(info, fn, 6, "alpha");
+  const ArrayArg<float> in = f32Arg(info, fn, 7, GradInput ? "dY" : "X");
+  const int64_t inOff = intArg(info, fn, 8, GradInput ? "dyOffset" : "xOffset");
+  d.ldIn = intArg(info, fn, 9, GradInput ? "lddy" : "ldx");
+  d.beta = floatArg(info, fn, 10, "beta");
+  const ArrayArg<float> out = f32Arg(info, fn, 11, GradInput ? "dX" : "Y");
+  const int64_t outOff = intArg(info, fn, 12, GradInput ? "dxOffset" : "yOffset");
+  d.ldOut = intArg(info, fn, 13, GradInput ? "lddx" : "ldy");
+  const int64_t inCols = GradInput ? a.rows : a.cols, outCols = GradInput ? a.cols : a.rows;
+  checkMatrix(info, fn, GradInput ? "dY" : "X", in.length, inOff, d.tokens, inCols, d.ldIn);
+  checkMatrix(info, fn, GradInput ? "dX" : "Y", out.length, outOff, d.tokens, outCols, d.ldOut);
+  d.in = in.data + inOff;
+  d.out = out.data + outOff;
+  const float* outEnd = matrixEnd(d.out, d.tokens, outCols, d.ldOut);
+  checkApart(info, fn, GradInput ? "dX" : "Y", d.out, outEnd, GradInput ? "dY" : "X", d.in, matrixEnd(d.in, d.tokens, inCols, d.ldIn));
+  checkApart(info, fn, GradInput ? "dX" : "Y", d.out, outEnd, "values", a.values, a.values + nnz);
+  if (GradInput) {
+    linearCSRGradInput(a, d);
+  } else {
+    linearCSR(a, d);
+  }
+  return info.Env().Undefined();
+}
+
+// sddmmCSR(rows, cols, indptr, indices, tokens, alpha, dY, dyOffset, lddy, X, xOffset, ldx, beta, out, outOffset):
+// out[outOffset + p] = alpha * sum_t dY[t, row of p] * X[t, indices[p]] + beta * out[outOffset + p].
+Napi::Value SddmmCsr(const Napi::CallbackInfo& info) {
+  const char* fn = "sddmmCSR";
+  if (info.Length() != 15) throw Napi::TypeError::New(info.Env(), "sddmmCSR: expected 15 arguments");
+  CsrMatrix a;
+  ArrayArg<float> noValues;
+  const int64_t nnz = readCsr(info, fn, 0, false, a, noValues);
+  SddmmOperands d;
+  d.tokens = intArg(info, fn, 4, "tokens");
+  d.alpha = floatArg(info, fn, 5, "alpha");
+  const ArrayArg<float> dy = f32Arg(info, fn, 6, "dY");
+  const int64_t dyOff = intArg(info, fn, 7, "dyOffset");
+  d.lddy = intArg(info, fn, 8, "lddy");
+  const ArrayArg<float> x = f32Arg(info, fn, 9, "X");
+  const int64_t xOff = intArg(info, fn, 10, "xOffset");
+  d.ldx = intArg(info, fn, 11, "ldx");
+  d.beta = floatArg(info, fn, 12, "beta");
+  const ArrayArg<float> out = f32Arg(info, fn, 13, "out");
+  const int64_t outOff = intArg(info, fn, 14, "outOffset");
+  checkMatrix(info, fn, "dY", dy.length, dyOff, d.tokens, a.rows, d.lddy);
+  checkMatrix(info, fn, "X", x.length, xOff, d.tokens, a.cols, d.ldx);
+  if (outOff + nnz > out.length) throw rangeError(info, fn, "out is shorter than outOffset + the stored entries");
+  d.dy = dy.data + dyOff;
+  d.x = x.data + xOff;
+  d.out = out.data + outOff;
+  checkApart(info, fn, "out", d.out, d.out + nnz, "dY", d.dy, matrixEnd(d.dy, d.tokens, a.rows, d.lddy));
+  checkApart(info, fn, "out", d.out, d.out + nnz, "X", d.x, matrixEnd(d.x, d.tokens, a.cols, d.ldx));
+  sddmmCSR(a, d);
+  return info.Env().Undefined();
+}
+
 // ---- elementwise (the sparse-cpu tfjs backend's float32 arithmetic) ----
 
 // A small non-negative integer argument below `limit` (an operator code).
@@ -648,7 +748,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Array kernels = Napi::Array::New(env);
   const char* names[] = {"gemm",      "gemmBatched",    "spmmCSR",   "spmmNM",   "spmmBlock",
                          "gemvSparseInput", "attention", "maskedAdam", "maskedSGD", "elementwiseBinary",
-                         "elementwiseUnary", "reduceLastAxis", "gather32"};
+                         "elementwiseUnary", "reduceLastAxis", "gather32", "linearCSR", "linearCSRGradInput",
+                         "sddmmCSR"};
   for (uint32_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) kernels.Set(i, names[i]);
   out.Set("kernels", kernels);
   return out;
@@ -677,6 +778,9 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("elementwiseUnary", Napi::Function::New(env, ElementwiseUnary, "elementwiseUnary"));
   exports.Set("reduceLastAxis", Napi::Function::New(env, ReduceLastAxis, "reduceLastAxis"));
   exports.Set("gather32", Napi::Function::New(env, Gather32, "gather32"));
+  exports.Set("linearCSR", Napi::Function::New(env, LinearCsr<false>, "linearCSR"));
+  exports.Set("linearCSRGradInput", Napi::Function::New(env, LinearCsr<true>, "linearCSRGradInput"));
+  exports.Set("sddmmCSR", Napi::Function::New(env, SddmmCsr, "sddmmCSR"));
   return exports;
 }
 

@@ -45,9 +45,10 @@ const SpmmDispatch& spmmDispatch() {
   return d;
 }
 
+}  // namespace
+
 int threadsFor(double fmas) { return static_cast<int>(std::max(1.0, std::min(256.0, fmas / kMinFmaPerThread))); }
 
-// First row of part t when `rows` rows are split into `parts` of about equal stored-value counts.
 int64_t balancedSplit(const int32_t* indptr, int64_t rows, int parts, int t) {
   if (t <= 0) return 0;
   if (t >= parts) return rows;
@@ -56,8 +57,6 @@ int64_t balancedSplit(const int32_t* indptr, int64_t rows, int parts, int t) {
   const int64_t target = total * t / parts;
   return std::lower_bound(indptr, indptr + rows + 1, target) - indptr;
 }
-
-}  // namespace
 
 void csrStripScalar(SPARSE_CSR_STRIP_ARGS) {
   float acc[kStrip] = {};
@@ -84,10 +83,9 @@ void nmStripScalar(SPARSE_NM_STRIP_ARGS) {
   }
 }
 
-namespace {
-
-// Leading dimension of a packed strip w columns wide: whole vectors, so rows start 32-byte apart.
 int64_t packedLd(int64_t w) { return (w + 7) / 8 * 8; }
+
+namespace {
 
 // B[0:k, 0:n] repacked once per call as column strips of `sw` columns: strip s holds
 // B[:, s*sw : s*sw + w] as k rows of packedLd(w) floats, contiguous. The kernels then read each
@@ -143,9 +141,8 @@ class PackedB {
   float* data_ = nullptr;
 };
 
-// Strips of whole vectors, at most `maxWidth` columns, as equal as possible (256 columns with at
-// most 48: 48, 48, 40, 40, 40, 40), so no narrow leftover strip pays the per-value overhead for
-// little work; only a final n % 8 columns get a strip of their own.
+}  // namespace
+
 std::vector<int64_t> balancedStrips(int64_t n, int64_t maxWidth) {
   std::vector<int64_t> starts;
   const int64_t vecs = n / 8;
@@ -159,6 +156,8 @@ std::vector<int64_t> balancedStrips(int64_t n, int64_t maxWidth) {
   if (j0 < n) starts.push_back(j0);
   return starts;
 }
+
+namespace {
 
 // Bytes of packed B the CSR kernel keeps hot per thread: three quarters of a 512 KiB L2.
 constexpr int64_t kCsrBlockBytes = 384 * 1024;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace sparse {
 
@@ -44,6 +45,18 @@ struct BsrMatrix {
 };
 
 void spmmCSR(const CsrMatrix& a, const SpmmDense& d);
+
+// Helpers shared by the sparse drivers (spmm.cc, sparse_linear.cc).
+// Threads worth waking for `fmas` multiply-adds (at least 1M each), before the pool's own cap.
+int threadsFor(double fmas);
+// First row of part t when `rows` rows are split into `parts` of about equal stored-value counts.
+int64_t balancedSplit(const int32_t* indptr, int64_t rows, int parts, int t);
+// Leading dimension of a packed strip w columns wide: whole vectors, so rows start 32-byte apart.
+int64_t packedLd(int64_t w);
+// Starts of strips of whole vectors, at most `maxWidth` columns, as equal as possible (256 columns
+// with at most 48: 48, 48, 40, 40, 40, 40), so no narrow leftover strip pays the per-value overhead
+// for little work; only a final n % 8 columns get a strip of their own.
+std::vector<int64_t> balancedStrips(int64_t n, int64_t maxWidth);
 void spmmNM(const NmMatrix& a, const SpmmDense& d);
 void spmmBlock(const BsrMatrix& a, const SpmmDense& d);
 

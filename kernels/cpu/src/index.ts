@@ -3,6 +3,7 @@
 import { BackendError, registerKernel, type GemmKernel, type KernelConfig, type KernelName } from '@sparse/tensor';
 import { SPARSE_CPU_BACKEND } from './backend-name.js';
 import { gemmKernelFrom } from './gemm.js';
+import { linearCSRGradInputKernelFrom, linearCSRKernelFrom, sddmmCSRKernelFrom } from './linear.js';
 import { nativeStatus, warnIfNativeMissing, type NativeAddon } from './native.js';
 import {
   blockSparseAttentionKernelFrom,
@@ -29,15 +30,18 @@ export type {
   NativeGemmBatched,
   NativeGemvSparseInput,
   NativeInfo,
+  NativeLinearCSR,
   NativeLoadResult,
   NativeMaskedAdam,
   NativeMaskedSGD,
+  NativeSddmmCSR,
   NativeSpmmBlock,
   NativeSpmmCSR,
   NativeSpmmNM,
 } from './native.js';
 export { gemmKernelFrom } from './gemm.js';
 export { spmmBlockKernelFrom, spmmCSRKernelFrom, spmmNMKernelFrom } from './spmm.js';
+export { linearCSRGradInputKernelFrom, linearCSRKernelFrom, sddmmCSRKernelFrom } from './linear.js';
 export {
   blockSparseAttentionKernelFrom,
   denseAttentionKernelFrom,
@@ -60,6 +64,9 @@ const KERNEL_FACTORIES: { [K in KernelName]?: (addon: NativeAddon) => KernelConf
   spmmCSR: spmmCSRKernelFrom,
   spmmNM: spmmNMKernelFrom,
   spmmBlock: spmmBlockKernelFrom,
+  linearCSR: linearCSRKernelFrom,
+  linearCSRGradInput: linearCSRGradInputKernelFrom,
+  sddmmCSR: sddmmCSRKernelFrom,
   gemvSparseInput: gemvSparseInputKernelFrom,
   denseAttention: denseAttentionKernelFrom,
   blockSparseAttention: blockSparseAttentionKernelFrom,

@@ -81,6 +81,50 @@ export type NativeSpmmBlock = (
   ...dense: Dense
 ) => void;
 
+/**
+ * linearCSR(rows, cols, indptr, indices, values, tokens, alpha, X, xOffset, ldx, beta, Y, yOffset, ldy):
+ * Y[tokens, rows] = alpha * X[tokens, cols] * A^T + beta * Y. linearCSRGradInput takes the same
+ * arguments with (dY [tokens, rows], dX [tokens, cols]) in place of (X, Y): dX = alpha * dY * A + beta * dX.
+ */
+export type NativeLinearCSR = (
+  rows: number,
+  cols: number,
+  indptr: Int32Array,
+  indices: Int32Array,
+  values: Float32Array,
+  tokens: number,
+  alpha: number,
+  input: Float32Array,
+  inputOffset: number,
+  ldInput: number,
+  beta: number,
+  output: Float32Array,
+  outputOffset: number,
+  ldOutput: number,
+) => void;
+
+/**
+ * sddmmCSR(rows, cols, indptr, indices, tokens, alpha, dY, dyOffset, lddy, X, xOffset, ldx, beta, out, outOffset):
+ * out[outOffset + p] = alpha * sum_t dY[t, row of p] * X[t, indices[p]] + beta * out[outOffset + p].
+ */
+export type NativeSddmmCSR = (
+  rows: number,
+  cols: number,
+  indptr: Int32Array,
+  indices: Int32Array,
+  tokens: number,
+  alpha: number,
+  dy: Float32Array,
+  dyOffset: number,
+  lddy: number,
+  x: Float32Array,
+  xOffset: number,
+  ldx: number,
+  beta: number,
+  out: Float32Array,
+  outOffset: number,
+) => void;
+
 /** gemvSparseInput(transW, rows, cols, n, alpha, W, wOffset, ldw, X, xOffset, ldx, beta, Y, yOffset, ldy). */
 export type NativeGemvSparseInput = (
   transW: boolean,
@@ -182,6 +226,10 @@ export interface NativeAddon {
   spmmNM?: NativeSpmmNM;
   spmmBlock?: NativeSpmmBlock;
   gemvSparseInput?: NativeGemvSparseInput;
+  /** A sparse linear layer's forward, input gradient and weight gradient (token-major activations); present when info().kernels lists them. */
+  linearCSR?: NativeLinearCSR;
+  linearCSRGradInput?: NativeLinearCSR;
+  sddmmCSR?: NativeSddmmCSR;
   /** Dense (mask null) and block-sparse attention. */
   attention?: NativeAttention;
   maskedAdam?: NativeMaskedAdam;
