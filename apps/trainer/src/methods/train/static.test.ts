@@ -1,7 +1,7 @@
 // train method 'static': the random masks hold exactly the ER / ERK counts of layerBudgets (computed here on
 // their own), never change over the stage (the masks at every stop equal the final ones, and the weights off
-// them and their Adam moments stay exactly 0), a stopped run resumes to the same losses, and a pruned run's
-// masks are kept as they are.
+// them and their Adam moments stay exactly 0), a stopped run resumes to the same losses, the masks are the
+// ones set starts from at the same seed, and a pruned run's masks are kept as they are.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,6 +102,18 @@ describe('train method static', () => {
       init.dispose();
     }, 300_000);
   }
+
+  it('draws the masks set starts from (the same seed stream): static and a set stage that never rewires end on the same masks', async () => {
+    const masksOf = async (method: string, seed: number, extra: Record<string, unknown> = {}) => {
+      const dir = join(tmp, `same-${method}-${seed}`);
+      const stage = { stage: 'train', method, config: { sparsity: 0.8, budget: 'erk', ...extra }, steps: 3, batch: 4 };
+      await startRun(resolveRecipe({ seed, model: MODEL, stages: [stage] }), { dir, ...quiet });
+      return bitsOf((await readCheckpoint(dir)).masks);
+    };
+    const a = await masksOf('static', 12);
+    expect(a).toEqual(await masksOf('set', 12, { every: 100 }));
+    expect(a).not.toEqual(await masksOf('static', 13));
+  }, 120_000);
 
   it("keeps a pruned run's masks bit for bit", async () => {
     const recipe = resolveRecipe({
