@@ -48,3 +48,5 @@ export type { StageArgs, StageOutcome } from './stages/common.js';
 export { startRun, resumeRun, type RunOptions, type RunSummary } from './run/runner.js';
 export { loadExportedModel } from './stages/export.js';
 export { runSteps, type GradientStepsOptions, type StepsOptions, type StepsResult, type StepUpdate, type UpdateStepsOptions } from './train/steps.js';
+export { SparseLinears, sparseLinearProduct, csrPattern, type CSRPattern } from './train/sparse-linear.js';
+export { choosePath, sparsePathThreshold, sparsePathFile, cpuModel, DEFAULT_SPARSE_PATH, type SparsePathThreshold, type PathChoice } from './train/sparse-path.js';

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDist, packageRoot } from '../testing/dist.js';
+import { expectSameRun } from '../testing/resume.js';
 
 const cli = join(packageRoot, 'dist', 'cli.js');
 let tmp: string;
@@ -99,5 +100,32 @@ describe('resume after kill -9', () => {
     const pb = events(broken).find((e) => e.event === 'eval')!.perplexity!;
     expect(Math.abs(pa - pb)).toBeLessThanOrEqual(1e-6 * pa);
     expect(events(broken).filter((e) => e.event === 'resume')).toHaveLength(2);
+  }, 600_000);
+
+  it('inside a DST stage on the sparse path and inside a GMP stage: the same losses, mask events and weights', async () => {
+    const dst = join(tmp, 'dst.yaml');
+    writeFileSync(
+      dst,
+      [
+        'name: resume-dst',
+        'model: { architecture: gpt, d: 16, layers: 1, heads: 2, ctx: 16 }',
+        'eval: { windows: 8 }',
+        'stages:',
+        '  - { stage: train, method: rigl, config: { sparsity: 0.8, budget: erk, every: 5 }, path: sparse, steps: 150, batch: 4, checkpointEvery: 7 }',
+        '  - { stage: train, method: gmp, config: { sparsity: 0.9, every: 3 }, steps: 150, batch: 4, checkpointEvery: 7 }',
+        '  - { stage: evaluate, name: final }',
+        '',
+      ].join('\n'),
+    );
+    const whole = join(tmp, 'dst-whole');
+    const r = spawnSync(process.execPath, [cli, '--recipe', dst, '--out', whole, '--quiet'], { encoding: 'utf8', timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const broken = join(tmp, 'dst-broken');
+    await runAndKill(broken, ['--recipe', dst, '--out', broken, '--quiet'], 0, 40); // mid rigl
+    await runAndKill(broken, ['resume', broken, '--quiet'], 1, 40); // mid gmp
+    const fin = spawnSync(process.execPath, [cli, 'resume', broken, '--quiet'], { encoding: 'utf8', timeout: 300_000 });
+    expect(fin.status, fin.stderr).toBe(0);
+    await expectSameRun(whole, broken);
+    expect(events(broken).filter((e) => e.event === 'rewire').length).toBe(events(whole).filter((e) => e.event === 'rewire').length);
   }, 600_000);
 });
