@@ -4,15 +4,16 @@
 //   its input feature across a strip of up to 64 tokens, 8 accumulators), blocked over K like
 //   spmmCSR; each thread collects a tile of output rows x strip in L1/L2 and writes it back into the
 //   token-major output through 8x8 register transposes;
-// - linearCSRGradInput builds the CSR form of W^T (W's CSC) in two parallel counting passes and runs
-//   linearCSR on it: each input feature's gradient row is then gathered in registers, instead of
-//   scattered through memory once per stored value;
+// - linearCSRGradInput runs linearCSR on W^T, whose CSR form (W's CSC) is built in two parallel
+//   counting passes and kept for the next calls with the same pattern: each input feature's gradient
+//   row is then gathered in registers, instead of scattered through memory once per stored value;
 // - sddmmCSR cuts the tokens into blocks whose X panel stays in L2, and per stored row computes its
 //   entries' dot products eight at a time (one dY load feeds eight multiply-adds).
 #include "sparse_linear.h"
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -165,28 +166,36 @@ void linearCore(const CsrMatrix& a, const TokenOperands& d) {
   });
 }
 
-// The CSR form of a^T (a's CSC): rows = a.cols, each row's entries in increasing original row
-// order (so sorted), values gathered. Two passes over a's rows split into parts: count per column,
-// then scatter, each part starting where the parts before it end in every column.
-struct Transposed {
-  std::vector<int32_t> indptr, indices, counts;
-  AlignedBuffer values;
+// The pattern of a^T (a's CSC) as CSR: rows = a.cols, each row's entries in increasing original
+// row order (so sorted); entry q of a^T is entry perm[q] of a. Built in two passes over a's rows split
+// into parts: count per column, then scatter, each part starting where the parts before it end in
+// every column.
+struct TransposedPattern {
+  int64_t rows = 0, cols = 0;
+  // a's own pattern, the cache key (compared in full before any reuse).
+  std::vector<int32_t> indptr, indices;
+  std::vector<int32_t> tIndptr, tIndices, perm;
+  uint64_t lastUse = 0;
+
+  size_t bytes() const { return sizeof(int32_t) * (indptr.size() + indices.size() + tIndptr.size() + tIndices.size() + perm.size()); }
 };
 
-CsrMatrix transposeCsr(const CsrMatrix& a, Transposed& t) {
+void buildTransposed(const CsrMatrix& a, TransposedPattern& t) {
   const int64_t nnz = a.indptr[a.rows];
+  t.rows = a.rows;
+  t.cols = a.cols;
+  t.indptr.assign(a.indptr, a.indptr + a.rows + 1);
+  t.indices.assign(a.indices, a.indices + nnz);
+  t.tIndptr.assign(static_cast<size_t>(a.cols + 1), 0);
+  t.tIndices.resize(static_cast<size_t>(nnz));
+  t.perm.resize(static_cast<size_t>(nnz));
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(poolSize(), nnz / 65536)));
-  t.indptr.assign(static_cast<size_t>(a.cols + 1), 0);
-  t.indices.resize(static_cast<size_t>(std::max<int64_t>(nnz, 1)));
-  t.counts.resize(static_cast<size_t>(parts * a.cols));
-  float* values = t.values.reserve(static_cast<size_t>(std::max<int64_t>(nnz, 1)));
-  int32_t* counts = t.counts.data();
+  std::vector<int32_t> counts(static_cast<size_t>(parts * a.cols));
   // Parts are fixed up front and each run walks them by index, so both passes agree on them
   // whatever number of threads the pool grants.
   parallelRun(parts, [&](int th, int nth) {
     for (int part = th; part < parts; part += nth) {
-      int32_t* cnt = counts + static_cast<int64_t>(part) * a.cols;
-      std::fill(cnt, cnt + a.cols, 0);
+      int32_t* cnt = counts.data() + static_cast<int64_t>(part) * a.cols;
       const int64_t r0 = balancedSplit(a.indptr, a.rows, parts, part), r1 = balancedSplit(a.indptr, a.rows, parts, part + 1);
       for (int64_t p = a.indptr[r0]; p < a.indptr[r1]; ++p) ++cnt[a.indices[p]];
     }
@@ -194,35 +203,78 @@ CsrMatrix transposeCsr(const CsrMatrix& a, Transposed& t) {
   int64_t running = 0;
   for (int64_t j = 0; j < a.cols; ++j) {
     for (int part = 0; part < parts; ++part) {
-      int32_t& c = counts[static_cast<int64_t>(part) * a.cols + j];
+      int32_t& c = counts[static_cast<size_t>(static_cast<int64_t>(part) * a.cols + j)];
       const int32_t n = c;
       c = static_cast<int32_t>(running);
       running += n;
     }
-    t.indptr[static_cast<size_t>(j + 1)] = static_cast<int32_t>(running);
+    t.tIndptr[static_cast<size_t>(j + 1)] = static_cast<int32_t>(running);
   }
   parallelRun(parts, [&](int th, int nth) {
     for (int part = th; part < parts; part += nth) {
-      int32_t* next = counts + static_cast<int64_t>(part) * a.cols;
+      int32_t* next = counts.data() + static_cast<int64_t>(part) * a.cols;
       const int64_t r0 = balancedSplit(a.indptr, a.rows, parts, part), r1 = balancedSplit(a.indptr, a.rows, parts, part + 1);
       for (int64_t r = r0; r < r1; ++r) {
         for (int64_t p = a.indptr[r]; p < a.indptr[r + 1]; ++p) {
           const int32_t q = next[a.indices[p]]++;
-          t.indices[static_cast<size_t>(q)] = static_cast<int32_t>(r);
-          values[q] = a.values[p];
+          t.tIndices[static_cast<size_t>(q)] = static_cast<int32_t>(r);
+          t.perm[static_cast<size_t>(q)] = static_cast<int32_t>(p);
         }
       }
     }
   });
-  CsrMatrix out;
-  out.rows = a.cols;
-  out.cols = a.rows;
-  out.indptr = t.indptr.data();
-  out.indices = t.indices.data();
-  out.values = values;
-  out.sorted = true;
-  return out;
 }
+
+bool samePattern(const TransposedPattern& t, const CsrMatrix& a) {
+  const int64_t nnz = a.indptr[a.rows];
+  return t.rows == a.rows && t.cols == a.cols && static_cast<int64_t>(t.indices.size()) == nnz &&
+         std::memcmp(t.indptr.data(), a.indptr, sizeof(int32_t) * static_cast<size_t>(a.rows + 1)) == 0 &&
+         std::memcmp(t.indices.data(), a.indices, sizeof(int32_t) * static_cast<size_t>(nnz)) == 0;
+}
+
+// The transposed patterns of the last few weights seen by the calling thread. A weight whose mask
+// is fixed between updates pays the transposition once: later calls compare its indptr and indices
+// in full with the copy kept here (a read of the pattern, several times cheaper than the scatter of
+// a new transposition) and only gather the current values. At most kCacheEntries patterns and
+// kCacheBytes bytes; the least recently used go first, and a pattern larger than the budget is
+// built for the call alone.
+constexpr size_t kCacheEntries = 4;
+constexpr size_t kCacheBytes = size_t{256} << 20;
+
+class TransposeCache {
+ public:
+  const TransposedPattern& get(const CsrMatrix& a) {
+    ++clock_;
+    for (auto& e : entries_) {
+      if (samePattern(*e, a)) {
+        e->lastUse = clock_;
+        return *e;
+      }
+    }
+    auto fresh = std::make_unique<TransposedPattern>();
+    buildTransposed(a, *fresh);
+    fresh->lastUse = clock_;
+    if (fresh->bytes() > kCacheBytes) {
+      uncached_ = std::move(fresh);
+      return *uncached_;
+    }
+    uncached_.reset();
+    entries_.push_back(std::move(fresh));
+    for (;;) {
+      size_t total = 0;
+      for (const auto& e : entries_) total += e->bytes();
+      if (entries_.size() <= kCacheEntries && total <= kCacheBytes) break;
+      auto oldest = std::min_element(entries_.begin(), entries_.end(), [](const auto& x, const auto& y) { return x->lastUse < y->lastUse; });
+      entries_.erase(oldest);
+    }
+    return *entries_.back();
+  }
+
+ private:
+  std::vector<std::unique_ptr<TransposedPattern>> entries_;
+  std::unique_ptr<TransposedPattern> uncached_;
+  uint64_t clock_ = 0;
+};
 
 }  // namespace
 
@@ -265,8 +317,24 @@ void linearCSRGradInput(const CsrMatrix& a, const TokenOperands& d) {
     scaleC(d.tokens, a.cols, d.beta, d.out, d.ldOut);
     return;
   }
-  thread_local Transposed scratch;
-  linearCore(transposeCsr(a, scratch), d);
+  thread_local TransposeCache cache;
+  thread_local AlignedBuffer valueBuffer;
+  const TransposedPattern& t = cache.get(a);
+  const int64_t nnz = a.indptr[a.rows];
+  float* values = valueBuffer.reserve(static_cast<size_t>(nnz));
+  // The current values in a^T's order.
+  parallelRun(static_cast<int>(std::max<int64_t>(1, nnz / 65536)), [&](int th, int nth) {
+    const int64_t q0 = nnz * th / nth, q1 = nnz * (th + 1) / nth;
+    for (int64_t q = q0; q < q1; ++q) values[q] = a.values[t.perm[static_cast<size_t>(q)]];
+  });
+  CsrMatrix at;
+  at.rows = a.cols;
+  at.cols = a.rows;
+  at.indptr = t.tIndptr.data();
+  at.indices = t.tIndices.data();
+  at.values = values;
+  at.sorted = true;
+  linearCore(at, d);
 }
 
 void sddmmCSR(const CsrMatrix& a, const SddmmOperands& d) {

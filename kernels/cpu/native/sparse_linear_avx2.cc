@@ -37,34 +37,46 @@ inline void storeRow(float* p, __m256 v, __m256 vb) {
   _mm256_storeu_ps(p, v);
 }
 
-// Walks src in columns of 8: for each, every 8x8 block down the rows, so each destination row
-// (a column of src) is written in one contiguous run, whole cache lines at a time.
+// One 8x8 block: rows r..r+7 of src at column c become rows c..c+7 of dst at column r.
+template <bool BETA>
+inline void block8(const float* s, int64_t lds, float* d, int64_t ldd, __m256 vb) {
+  __m256 v0 = _mm256_loadu_ps(s), v1 = _mm256_loadu_ps(s + lds);
+  __m256 v2 = _mm256_loadu_ps(s + 2 * lds), v3 = _mm256_loadu_ps(s + 3 * lds);
+  __m256 v4 = _mm256_loadu_ps(s + 4 * lds), v5 = _mm256_loadu_ps(s + 5 * lds);
+  __m256 v6 = _mm256_loadu_ps(s + 6 * lds), v7 = _mm256_loadu_ps(s + 7 * lds);
+  transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
+  storeRow<BETA>(d, v0, vb);
+  storeRow<BETA>(d + ldd, v1, vb);
+  storeRow<BETA>(d + 2 * ldd, v2, vb);
+  storeRow<BETA>(d + 3 * ldd, v3, vb);
+  storeRow<BETA>(d + 4 * ldd, v4, vb);
+  storeRow<BETA>(d + 5 * ldd, v5, vb);
+  storeRow<BETA>(d + 6 * ldd, v6, vb);
+  storeRow<BETA>(d + 7 * ldd, v7, vb);
+}
+
+// Walks src in column bands of 16 (a whole cache line of each source row, used at once, so source
+// rows a power of two apart cannot evict each other's lines between the two halves) and, inside a
+// band, down the rows 8 at a time, so each destination row is written as one contiguous run.
 template <bool BETA>
 void transposeT(const float* src, int64_t lds, int64_t rows, int64_t cols, float* dst, int64_t ldd, float beta) {
   const __m256 vb = _mm256_set1_ps(beta);
   const int64_t rows8 = rows / 8 * 8;
   int64_t c = 0;
-  for (; c + 8 <= cols; c += 8) {
+  for (; c + 16 <= cols; c += 16) {
     float* d = dst + c * ldd;
     for (int64_t r = 0; r < rows8; r += 8) {
-      const float* s = src + r * lds + c;
-      __m256 v0 = _mm256_loadu_ps(s), v1 = _mm256_loadu_ps(s + lds);
-      __m256 v2 = _mm256_loadu_ps(s + 2 * lds), v3 = _mm256_loadu_ps(s + 3 * lds);
-      __m256 v4 = _mm256_loadu_ps(s + 4 * lds), v5 = _mm256_loadu_ps(s + 5 * lds);
-      __m256 v6 = _mm256_loadu_ps(s + 6 * lds), v7 = _mm256_loadu_ps(s + 7 * lds);
-      transpose8(v0, v1, v2, v3, v4, v5, v6, v7);
-      storeRow<BETA>(d + r, v0, vb);
-      storeRow<BETA>(d + ldd + r, v1, vb);
-      storeRow<BETA>(d + 2 * ldd + r, v2, vb);
-      storeRow<BETA>(d + 3 * ldd + r, v3, vb);
-      storeRow<BETA>(d + 4 * ldd + r, v4, vb);
-      storeRow<BETA>(d + 5 * ldd + r, v5, vb);
-      storeRow<BETA>(d + 6 * ldd + r, v6, vb);
-      storeRow<BETA>(d + 7 * ldd + r, v7, vb);
+      block8<BETA>(src + r * lds + c, lds, d + r, ldd, vb);
+      block8<BETA>(src + r * lds + c + 8, lds, d + 8 * ldd + r, ldd, vb);
     }
-    for (int64_t r = rows8; r < rows; ++r) {
-      for (int k = 0; k < 8; ++k) d[k * ldd + r] = BETA ? src[r * lds + c + k] + beta * d[k * ldd + r] : src[r * lds + c + k];
-    }
+  }
+  for (; c + 8 <= cols; c += 8) {
+    for (int64_t r = 0; r < rows8; r += 8) block8<BETA>(src + r * lds + c, lds, dst + c * ldd + r, ldd, vb);
+  }
+  // The last rows % 8 rows of the banded columns, then the last cols % 8 columns.
+  const int64_t cols8 = c;
+  for (int64_t r = rows8; r < rows; ++r) {
+    for (int64_t cc = 0; cc < cols8; ++cc) dst[cc * ldd + r] = BETA ? src[r * lds + cc] + beta * dst[cc * ldd + r] : src[r * lds + cc];
   }
   for (; c < cols; ++c) {
     float* d = dst + c * ldd;

@@ -220,6 +220,28 @@ suite('native sparse linear-layer kernels (this process: the addon\'s own path)'
     for (const c of LARGE) check(c);
   });
 
+  it('linearCSRGradInput reuses a transposed pattern only while the pattern is the same: new values, a pattern edited in place, more weights than it keeps', () => {
+    const base: Case = { out: 90, inp: 70, tokens: 40, density: 0.2, shuffle: false, dup: false, alpha: 1, beta: 0, offsets: [0, 0], pads: [0, 0], poison: false, seed: 21 };
+    const run = (p: Prepared, label: string) => {
+      const native = withCopies(p.gradInput, false);
+      kernels.linearCSRGradInput(native);
+      expectMatchesReference('linearCSRGradInput', p.gradInput, native.dx, label);
+    };
+    const p = prepare(base);
+    run(p, 'first call');
+    // Same arrays, new values (an optimizer step): the gathered values must be the new ones.
+    p.gradInput.w.values.forEach((v, k, vals) => (vals[k] = -2 * v + 0.25));
+    run(p, 'new values');
+    // The pattern edited in place (a mask update that keeps the number of entries): a column moved.
+    const { indptr, indices } = p.gradInput.w;
+    const row = [...Array(base.out).keys()].find((i) => indptr[i + 1]! > indptr[i]! && indices[indptr[i + 1]! - 1]! < base.inp - 1)!;
+    indices[indptr[row + 1]! - 1] = base.inp - 1;
+    run(p, 'pattern edited in place');
+    // Six weights of the same shape in turn, twice: more than are kept.
+    const many = [...Array(6).keys()].map((k) => prepare({ ...base, seed: 100 + k, density: k % 2 === 0 ? 0.2 : 0.05 }));
+    for (let round = 0; round < 2; round++) many.forEach((q, k) => run(q, `weight ${k}, round ${round}`));
+  });
+
   it('alpha = 0 reads neither operand (NaN there does not reach the output); beta = 0 never reads the output', () => {
     const p = prepare({ ...LARGE[3]!, alpha: 0, beta: 0.5 });
     p.linear.x.fill(NaN);
