@@ -170,7 +170,7 @@ if (parts.has('speed')) {
   if (existsSync(kernelBench)) {
     const { sparseStepBench } = await import(kernelBench.href);
     log('native kernels: MLP block step, dense vs sparse');
-    results.kernels = await sparseStepBench({ quick: QUICK, print: true });
+    results.kernels = await sparseStepBench({ write: false });
   } else results.notes.push('kernels/cpu/bench/sparse-step.mjs is missing: no native-kernel step timings');
 
   const shapes = QUICK ? [{ d: 128, hidden: 512, tokens: 64 }] : [{ d: 1024, hidden: 4096, tokens: 512 }, { d: 256, hidden: 1024, tokens: 512 }];
@@ -206,7 +206,7 @@ if (parts.has('speed')) {
   }
   // goal lines (native kernels when their bench ran, else the trainer's path)
   const goal = (sparsity, want) => {
-    const k = results.kernels?.speedups?.[String(sparsity)];
+    const k = results.kernels?.rows?.find((r) => !r.constantFanIn && Math.abs(r.sparsity - sparsity) < 1e-9)?.speedupMedian;
     const row = large.rows.find((r) => Math.abs(r.density - (1 - sparsity)) < 1e-9);
     const measured = k ?? row?.speedup;
     const source = k !== undefined ? 'native kernels' : 'trainer tfjs path';
