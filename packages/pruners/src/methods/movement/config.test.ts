@@ -27,6 +27,7 @@ describe('movementConfigSchema', () => {
     expect(issues(movementConfigSchema, { variant: 'soft', threshold: 1 })).toEqual(['threshold: threshold must be a number in (0, 1) (a threshold on σ(S))']);
     expect(issues(movementConfigSchema, { variant: 'soft', lambda: -1 })).toEqual(['lambda: lambda must be a finite number >= 0']);
     expect(issues(movementConfigSchema, { variant: 'soft', scoreScale: 0 })).toEqual(['scoreScale: scoreScale must be a finite number > 0']);
+    expect(issues(movementConfigSchema, { variant: 'soft', scoreScale: Infinity })).toEqual(['scoreScale: scoreScale must be a finite number > 0']);
     expect(issues(movementConfigSchema, { sparsity: 0.5, initialSparsity: 0.6 })).toEqual(['initialSparsity: initialSparsity must not exceed sparsity']);
     expect(issues(movementConfigSchema, { start: 0.5, end: 0.5 })).toEqual(['end: end must be after start']);
     expect(issues(movementConfigSchema, { budget: 'erk' })).toEqual(["budget: budget must be 'layer' or 'global'"]);

@@ -32,13 +32,14 @@ const rampFields = {
   every: every.default(10),
 };
 
+/** zod's numbers are finite: Infinity is refused with the field's message. */
 const nonNegative = (name: string) => {
   const error = `${name} must be a finite number >= 0`;
-  return z.number({ error }).min(0, { error }).max(Number.MAX_VALUE, { error });
+  return z.number({ error }).min(0, { error });
 };
 const positive = (name: string) => {
   const error = `${name} must be a finite number > 0`;
-  return z.number({ error }).gt(0, { error }).max(Number.MAX_VALUE, { error });
+  return z.number({ error }).gt(0, { error });
 };
 const sigmoidThreshold = z.number({ error: 'threshold must be a number in (0, 1) (a threshold on σ(S))' }).gt(0, { error: 'threshold must be a number in (0, 1) (a threshold on σ(S))' }).lt(1, { error: 'threshold must be a number in (0, 1) (a threshold on σ(S))' });
 
