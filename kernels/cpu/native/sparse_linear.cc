@@ -125,35 +125,39 @@ void linearCore(const CsrMatrix& a, const TokenOperands& d) {
     if (r0 >= r1) return;
     thread_local AlignedBuffer tileBuffer;
     float* tile = tileBuffer.reserve(static_cast<size_t>(kRowChunk * kTokenStrip));
-    // split[(r - rc) * (blocks + 1) + b]: first stored value of row r in K block b.
-    std::vector<int64_t> split(static_cast<size_t>(std::min(kRowChunk, r1 - r0) * (blocks + 1)));
-    for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
-      const int64_t rcEnd = std::min(r1, rc + kRowChunk);
-      for (int64_t r = rc; r < rcEnd; ++r) {
-        int64_t* sp = &split[static_cast<size_t>((r - rc) * (blocks + 1))];
-        int64_t p = a.indptr[r];
-        const int64_t end = a.indptr[r + 1];
-        for (int64_t b = 0; b < blocks; ++b) {
-          sp[b] = p;
-          if (b + 1 == blocks) {
-            p = end;
-          } else {
-            const int64_t k1 = (b + 1) * kb;
-            while (p < end && a.indices[p] < k1) ++p;
-          }
+    // split[(r - r0) * (blocks + 1) + b]: first stored value of row r in K block b (at most
+    // rows * (cols / 64 + 1) entries: a quarter of the dense matrix's bytes).
+    thread_local std::vector<int32_t> split;
+    split.resize(static_cast<size_t>((r1 - r0) * (blocks + 1)));
+    for (int64_t r = r0; r < r1; ++r) {
+      int32_t* sp = &split[static_cast<size_t>((r - r0) * (blocks + 1))];
+      int64_t p = a.indptr[r];
+      const int64_t end = a.indptr[r + 1];
+      for (int64_t b = 0; b < blocks; ++b) {
+        sp[b] = static_cast<int32_t>(p);
+        if (b + 1 == blocks) {
+          p = end;
+        } else {
+          const int64_t k1 = (b + 1) * kb;
+          while (p < end && a.indices[p] < k1) ++p;
         }
-        sp[blocks] = end;
       }
-      for (int64_t s = 0; s < panels.strips(); ++s) {
-        const int64_t w = panels.width(s);
-        const int64_t ld = packedLd(w);
+      sp[blocks] = static_cast<int32_t>(end);
+    }
+    // Strips outermost: a strip's panel (its K blocks) stays in cache while every row chunk of the
+    // thread passes over it, instead of being fetched again after all the other strips.
+    for (int64_t s = 0; s < panels.strips(); ++s) {
+      const int64_t w = panels.width(s);
+      const int64_t ld = packedLd(w);
+      for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
+        const int64_t rcEnd = std::min(r1, rc + kRowChunk);
         for (int64_t b = 0; b < blocks; ++b) {
           const int64_t k0 = b * kb;
           // The first block writes the tile; later ones add to it.
           const float beta = b == 0 ? 0.0f : 1.0f;
           const float* block = panels.at(s, k0);
           for (int64_t r = rc; r < rcEnd; ++r) {
-            const int64_t* sp = &split[static_cast<size_t>((r - rc) * (blocks + 1))];
+            const int32_t* sp = &split[static_cast<size_t>((r - r0) * (blocks + 1))];
             const int64_t p0 = sp[b], p1 = sp[b + 1];
             if (p1 == p0 && b > 0) continue;
             k.strip(p1 - p0, a.values + p0, a.indices + p0, k0, block, ld, w, d.alpha, beta, tile + (r - rc) * kTokenStrip);
