@@ -32,6 +32,10 @@ export type GMPBudget = (typeof GMP_BUDGETS)[number];
 
 const cubic = cubicScheduleSchema.shape;
 
+/** Structures structured GMP prunes whole: MLP hidden units or attention heads. */
+export const GMP_STRUCTURES = ['neurons', 'heads'] as const;
+export type GMPStructure = (typeof GMP_STRUCTURES)[number];
+
 /** The final sparsity when the config names neither `sparsity` nor `pattern`. */
 export const GMP_DEFAULT_SPARSITY = 0.8;
 
@@ -65,6 +69,14 @@ export const gmpConfigSchema = z
     budget: z.enum(GMP_BUDGETS, { error: "budget must be 'layer', 'global', 'er' or 'erk'" }).default('layer'),
     /** ERK's exponent (layerBudgets' erkPowerScale, default 1), with budget 'erk' only. */
     erkPowerScale: erkBudgetSchema.shape.erkPowerScale.unwrap().optional(),
+    /**
+     * Prune whole structures instead of entries: 'neurons' (an MLP hidden unit: its row of the up and gate
+     * projections and its column of the down projection) or 'heads' (an attention head: its rows of the
+     * query, key and value projections and its columns of the output projection). The schedule's sparsity is
+     * the fraction of structures pruned, ranked by the L2 norm of their weights; budget 'layer' keeps each
+     * block at it (at least one structure per block), 'global' ranks across blocks.
+     */
+    structure: z.enum(GMP_STRUCTURES, { error: "structure must be 'neurons' or 'heads'" }).optional(),
     /** N:M at the end (n kept in every group of m consecutive inputs of a row), reached through coarser patterns. */
     pattern: z
       .strictObject({ n: count('pattern.n', 1), m: count('pattern.m', 2) }, { error: 'pattern must be an object { n, m }' })
@@ -79,6 +91,8 @@ export const gmpConfigSchema = z
     path: ['sparsity'],
   })
   .refine((c) => c.pattern === undefined || c.budget === 'layer', { error: "pattern needs budget: 'layer' (N:M is kept per group of m)", path: ['budget'] })
+  .refine((c) => c.structure === undefined || c.pattern === undefined, { error: 'structure and pattern exclude each other (whole structures, or N:M entries)', path: ['structure'] })
+  .refine((c) => c.structure === undefined || c.budget === 'layer' || c.budget === 'global', { error: "structure needs budget 'layer' (per block) or 'global'", path: ['budget'] })
   .transform((c) => ({ ...c, sparsity: c.pattern ? 1 - c.pattern.n / c.pattern.m : (c.sparsity ?? GMP_DEFAULT_SPARSITY) }))
   .refine((c) => c.initialSparsity <= c.sparsity, { error: 'initialSparsity must not exceed sparsity', path: ['initialSparsity'] });
 export type GMPConfig = z.output<typeof gmpConfigSchema>;
