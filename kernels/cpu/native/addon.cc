@@ -540,6 +540,16 @@ int64_t readCsr(const Napi::CallbackInfo& info, const char* fn, int at, bool wit
   return nnz;
 }
 
+// Throws when the output [o0, o1) shares bytes with the pattern's indptr or indices, which the
+// kernels read while they write the output.
+void checkApartFromPattern(const Napi::CallbackInfo& info, const char* fn, const char* outName, const float* o0, const float* o1,
+                           const CsrMatrix& a, int64_t nnz) {
+  if (o0 >= o1) return;
+  if (overlaps(o0, o1, a.indptr, a.indptr + a.rows + 1) || (nnz > 0 && overlaps(o0, o1, a.indices, a.indices + nnz))) {
+    throw rangeError(info, fn, std::string(outName) + " overlaps indptr or indices");
+  }
+}
+
 // Element range [first, end) of a [rows, cols] matrix with leading dimension ld at p (empty when it has no elements).
 const float* matrixEnd(const float* p, int64_t rows, int64_t cols, int64_t ld) { return rows > 0 && cols > 0 ? p + (rows - 1) * ld + cols : p; }
 
@@ -572,6 +582,7 @@ Napi::Value LinearCsr(const Napi::CallbackInfo& info) {
   const float* outEnd = matrixEnd(d.out, d.tokens, outCols, d.ldOut);
   checkApart(info, fn, GradInput ? "dX" : "Y", d.out, outEnd, GradInput ? "dY" : "X", d.in, matrixEnd(d.in, d.tokens, inCols, d.ldIn));
   checkApart(info, fn, GradInput ? "dX" : "Y", d.out, outEnd, "values", a.values, a.values + nnz);
+  checkApartFromPattern(info, fn, GradInput ? "dX" : "Y", d.out, outEnd, a, nnz);
   if (GradInput) {
     linearCSRGradInput(a, d);
   } else {
@@ -608,6 +619,7 @@ Napi::Value SddmmCsr(const Napi::CallbackInfo& info) {
   d.out = out.data + outOff;
   checkApart(info, fn, "out", d.out, d.out + nnz, "dY", d.dy, matrixEnd(d.dy, d.tokens, a.rows, d.lddy));
   checkApart(info, fn, "out", d.out, d.out + nnz, "X", d.x, matrixEnd(d.x, d.tokens, a.cols, d.ldx));
+  checkApartFromPattern(info, fn, "out", d.out, d.out + nnz, a, nnz);
   sddmmCSR(a, d);
   return info.Env().Undefined();
 }

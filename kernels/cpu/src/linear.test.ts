@@ -391,5 +391,13 @@ suite('the binding checks bounds itself', () => {
     expect(() => addon.sddmmCSR!(2, 3, ptr, idx, 2, 1, f(4), 0, 2, f(6), 0, 3, 0, f(1), 0)).toThrow(RangeError);
     expect(() => addon.sddmmCSR!(2, 3, ptr, idx, 2, 1, f(4), 0, 2, f(6), 0, 2, 0, f(2), 0)).toThrow(RangeError);
     expect(() => addon.sddmmCSR!(2, 3, ptr, idx, 2, 1, shared, 0, 2, f(6), 0, 3, 0, shared, 3)).toThrow(RangeError);
+    // Outputs over the bytes of indptr or indices.
+    const ints = Int32Array.from([0, 1, 2, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    const ptrView = ints.subarray(0, 3);
+    const idxView = ints.subarray(3, 5);
+    expect(() => addon.linearCSR!(2, 3, ptrView, idxView, f(2), 2, 1, f(6), 0, 3, 0, new Float32Array(ints.buffer, 12, 4), 0, 2)).toThrow(RangeError);
+    expect(() => addon.linearCSRGradInput!(2, 3, ptrView, idxView, f(2), 2, 1, f(4), 0, 2, 0, new Float32Array(ints.buffer, 0, 6), 0, 3)).toThrow(RangeError);
+    expect(() => addon.sddmmCSR!(2, 3, ptrView, idxView, 2, 1, f(4), 0, 2, f(6), 0, 3, 0, new Float32Array(ints.buffer, 16, 2), 0)).toThrow(RangeError);
+    expect(() => addon.sddmmCSR!(2, 3, ptrView, idxView, 2, 1, f(4), 0, 2, f(6), 0, 3, 0, new Float32Array(ints.buffer, 20, 2), 0)).not.toThrow();
   });
 });

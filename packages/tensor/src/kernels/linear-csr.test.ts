@@ -237,6 +237,12 @@ describe('linearCSR reference', () => {
     const shared = new Float32Array(10);
     expect(() => linearCSRReference({ ...base, x: shared, y: shared, yOffset: 4 })).toThrow(ArgumentError);
     expect(() => linearCSRReference({ ...base, y: w.values, ldy: 2, tokens: 1 })).toThrow(/overlaps w\.values/);
+    // An output viewing the bytes of the weight's indices (read while the output is written).
+    const ints = new Int32Array(16);
+    const wShared = { ...w, indices: ints.subarray(0, 3) };
+    wShared.indices.set(w.indices);
+    expect(() => linearCSRReference({ ...base, w: wShared, y: new Float32Array(ints.buffer, 8, 4) })).toThrow(/overlaps w\.indices/);
+    expect(() => linearCSRReference({ ...base, w: wShared, y: new Float32Array(ints.buffer, 12 * 4, 4) })).not.toThrow();
 
     const g: LinearCSRGradInputArgs = { w, tokens: 2, alpha: 1, dy: new Float32Array(4), dyOffset: 0, lddy: 2, beta: 0, dx: new Float32Array(6), dxOffset: 0, lddx: 3 };
     expect(() => linearCSRGradInputReference({ ...g, lddx: 2 })).toThrow(ShapeError);
@@ -247,6 +253,9 @@ describe('linearCSR reference', () => {
     expect(() => sddmmCSRReference({ ...s, out: new Float32Array(3), outOffset: 1 })).toThrow(ShapeError);
     expect(() => sddmmCSRReference({ ...s, pattern: { shape: [2, 3], indptr: Int32Array.from([0, 2]), indices: w.indices } })).toThrow(/pattern\.indptr has length 2/);
     expect(() => sddmmCSRReference({ ...s, out: s.x, outOffset: 0 })).toThrow(ArgumentError);
+    const ptrBytes = new Int32Array(8);
+    ptrBytes.set(w.indptr);
+    expect(() => sddmmCSRReference({ ...s, pattern: { ...w, indptr: ptrBytes.subarray(0, 3) }, out: new Float32Array(ptrBytes.buffer, 4, 3) })).toThrow(/overlaps pattern\.indptr/);
     expect(() => sddmmCSRReference({ ...s, alpha: '1' as unknown as number })).toThrow(ArgumentError);
   });
 });

@@ -270,8 +270,8 @@ function extent(offset: number, ld: number, rows: number, cols: number): [number
   return rows === 0 || cols === 0 ? [offset, offset] : [offset, offset + (rows - 1) * ld + cols];
 }
 
-/** Throws ArgumentError when two element ranges of Float32Arrays share memory. */
-function checkDisjoint(kernel: string, out: [string, Float32Array, [number, number]], inputs: Array<[string, Float32Array, [number, number]]>): void {
+/** Throws ArgumentError when two element ranges of 4-byte typed arrays share memory. */
+function checkDisjoint(kernel: string, out: [string, Float32Array, [number, number]], inputs: Array<[string, Float32Array | Int32Array, [number, number]]>): void {
   const [outName, o, [o0, o1]] = out;
   if (o1 <= o0) return;
   const ob0 = o.byteOffset + o0 * 4;
@@ -286,15 +286,16 @@ function checkDisjoint(kernel: string, out: [string, Float32Array, [number, numb
 
 /**
  * The dense operands of the token-major sparse-layer kernels: an input [tokens, inCols] at
- * (inName, inName + 'Offset', ldIn) and an output [tokens, outCols] that must not overlap it (nor
- * `values`, the weight's values, when given).
+ * (inName, inName + 'Offset', ldIn) and an output [tokens, outCols] that must not overlap it, nor
+ * the weight's arrays (which native code reads while it writes the output).
  */
 function validateTokenMajor(
   kernel: string,
   args: Record<string, unknown>,
   input: [name: string, ld: string, cols: number],
   output: [name: string, ld: string, cols: number],
-  values: Float32Array | undefined,
+  w: CSRLayout<'float32'>,
+  nnz: number,
 ): void {
   checkDim(kernel, 'tokens', args.tokens);
   checkScalar(kernel, 'alpha', args.alpha);
@@ -311,27 +312,33 @@ function validateTokenMajor(
     checkExtent(kernel, name, array, offset, ld, tokens, cols);
     ranges.push([name, array, extent(offset, ld, tokens, cols)]);
   }
-  const inputs: Array<[string, Float32Array, [number, number]]> = [ranges[0]!];
-  if (values !== undefined) inputs.push(['w.values', values, [0, values.length]]);
-  checkDisjoint(kernel, ranges[1]!, inputs);
+  checkDisjoint(kernel, ranges[1]!, [ranges[0]!, ...patternRanges(w, nnz, 'w'), ['w.values', w.values, [0, nnz]]]);
+}
+
+/** The index arrays of a CSR pattern as disjointness ranges. */
+function patternRanges(p: CSRPattern, nnz: number, name: string): Array<[string, Int32Array, [number, number]]> {
+  return [
+    [`${name}.indptr`, p.indptr, [0, p.indptr.length]],
+    [`${name}.indices`, p.indices, [0, nnz]],
+  ];
 }
 
 /** Validates linearCSR arguments (weight layout structure included). */
 export function validateLinearCSRArgs(args: LinearCSRArgs): void {
   const k = 'linearCSR';
   checkArgsObject(k, args);
-  validateCSRLayout(args.w, k, 'w');
+  const nnz = validateCSRLayout(args.w, k, 'w');
   const [out, inp] = args.w.shape;
-  validateTokenMajor(k, args as unknown as Record<string, unknown>, ['x', 'ldx', inp], ['y', 'ldy', out], args.w.values);
+  validateTokenMajor(k, args as unknown as Record<string, unknown>, ['x', 'ldx', inp], ['y', 'ldy', out], args.w, nnz);
 }
 
 /** Validates linearCSRGradInput arguments (weight layout structure included). */
 export function validateLinearCSRGradInputArgs(args: LinearCSRGradInputArgs): void {
   const k = 'linearCSRGradInput';
   checkArgsObject(k, args);
-  validateCSRLayout(args.w, k, 'w');
+  const nnz = validateCSRLayout(args.w, k, 'w');
   const [out, inp] = args.w.shape;
-  validateTokenMajor(k, args as unknown as Record<string, unknown>, ['dy', 'lddy', out], ['dx', 'lddx', inp], args.w.values);
+  validateTokenMajor(k, args as unknown as Record<string, unknown>, ['dy', 'lddy', out], ['dx', 'lddx', inp], args.w, nnz);
 }
 
 /** Validates sddmmCSR arguments (pattern structure included); returns the number of stored entries. */
@@ -362,7 +369,7 @@ export function validateSddmmCSRArgs(args: SddmmCSRArgs): number {
   if (args.outOffset + nnz > args.out.length) {
     throw new ShapeError(`${k}: out has length ${args.out.length} but ${nnz} stored entries at offset ${args.outOffset} need ${args.outOffset + nnz}`);
   }
-  checkDisjoint(k, ['out', args.out, [args.outOffset, args.outOffset + nnz]], ranges);
+  checkDisjoint(k, ['out', args.out, [args.outOffset, args.outOffset + nnz]], [...ranges, ...patternRanges(args.pattern, nnz, 'pattern')]);
   return nnz;
 }
 
