@@ -26,6 +26,8 @@ export interface TrainerMethod<K extends MethodKind = MethodKind> extends Regist
   readonly from: string;
   /** Runs the stage; `args.stage.config` has been parsed by `schema`. */
   run(args: StageArgs<StageOf<K>>): Promise<StageOutcome>;
+  /** A train method that can run masked layers on the packed sparse path (its masks keep their counts between updates); others refuse `path: sparse`. */
+  readonly sparsePath?: boolean;
   /** Checks of the stage's other fields that depend on the method (after `schema` accepted the config). */
   checkStage?(stage: StageOf<K>): StageIssue[];
   /** The stage with the method's defaults for stage fields written out (the resolved recipe shows them). */

@@ -109,6 +109,10 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
       }
       st.config = cfg.data as Record<string, unknown>;
       const issues = (method.checkStage as ((s: StageSpec) => StageIssue[]) | undefined)?.(st) ?? [];
+      if (st.stage === 'train' && st.path === 'sparse' && method.sparsePath !== true) {
+        const able = methodsOf('train').filter((m) => m.sparsePath === true).map((m) => m.name);
+        issues.push({ path: ['path'], message: `train method '${st.method}' runs dense (its masks change size or it trains no masks); path: sparse applies to ${able.join(', ')}` });
+      }
       if (issues.length > 0) {
         for (const i of issues) problems.push({ path: joinPath(at, i.path), message: i.message });
         return;

@@ -172,3 +172,11 @@ describe('whole runs on either path', () => {
     await expectSameRun(out.sparse!, broken);
   }, 300_000);
 });
+
+describe('path: sparse in a recipe', () => {
+  it('is refused for a method whose masks change size, naming the methods that take it', () => {
+    expect(() => resolveRecipe({ model: { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 }, stages: [{ stage: 'train', method: 'gmp', path: 'sparse' }] })).toThrow(
+      /stages\[0\]\.path: train method 'gmp' runs dense .*path: sparse applies to .*masked.*rigl/,
+    );
+  });
+});

@@ -49,6 +49,7 @@ export type Regrowth = 'random' | 'gradient' | 'fan-in' | 'exploration';
 export function dstMethod(spec: { name: string; describe: string; schema: z.ZodType; regrowth: Regrowth; from?: string }): TrainerMethod<'train'> {
   return {
     kind: 'train',
+    sparsePath: true,
     name: spec.name,
     describe: spec.describe,
     schema: spec.schema,

@@ -4,6 +4,7 @@ import { trainAllWeights } from './weights.js';
 
 export const maskedTrainMethod: TrainerMethod<'train'> = {
   kind: 'train',
+  sparsePath: true,
   name: 'masked',
   describe: 'train with the current masks held fixed: pruned weights stay exactly zero',
   schema: z.strictObject({}),

@@ -22,6 +22,7 @@ import { maskedTraining, refuseAttachedAdapter } from './weights.js';
 
 export const staticMethod: TrainerMethod<'train'> = {
   kind: 'train',
+  sparsePath: true,
   name: 'static',
   describe: 'static sparse training: one random mask per layer at a uniform/ER/ERK budget, drawn once and never changed, trained through W ⊙ M',
   schema: staticConfigSchema,
