@@ -22,7 +22,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { chooseBackend, cpuModel, csrPattern, NamedAdam, sparseLinearProduct, sparsePathFile } from '@sparse/trainer';
-import { kernelBackend } from '@sparse/tensor';
+import { kernelBackend, Random } from '@sparse/tensor';
 import { maskFromBooleans } from '@sparse/masks';
 import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
 import { MODEL, PRETRAIN, QUICK, log, ppl, pretrainOnce, runRecipe, scratch } from './common.mjs';
@@ -105,7 +105,8 @@ if (parts.has('quality')) {
 // ---------------------------------------------------------------- speed
 /** One tfjs training step of an MLP block x → relu(x Upᵀ) → Downᵀ with Adam, dense or packed at `density`. */
 function tfjsStep(d, hidden, tokens, density, packed, seed) {
-  const rng = mulberry(seed);
+  const random = new Random(seed);
+  const rng = () => random.next();
   const make = (rows, cols) => {
     const keep = Array.from({ length: rows * cols }, () => rng() < density);
     const w = Float32Array.from({ length: rows * cols }, (_, i) => (keep[i] ? (rng() - 0.5) * 0.1 : 0));
@@ -136,17 +137,6 @@ function tfjsStep(d, hidden, tokens, density, packed, seed) {
       tf.dispose([x, g, ...vars]);
       adam.dispose();
     },
-  };
-}
-
-function mulberry(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
