@@ -273,7 +273,7 @@ describe('static, exploration, AC/DC and HyperSparse configs', () => {
     expect(staticConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'erk' });
     expect(explorationConfigSchema.parse({})).toEqual({ ...riglConfigSchema.parse({}), c: 1e-3 });
     expect(acdcConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'global', warmup: 0.1, compressed: 0.05, decompressed: 0.05, finetune: 0.1 });
-    expect(hypersparseConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'global', lambda: 1e-4, eta: 1.05, every: 10, warmup: 0 });
+    expect(hypersparseConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'global', lambda: 1e-3, eta: 1.1, every: 10, warmup: 0 });
     // a parsed config parses to itself (resolved recipes are parsed again on resume)
     for (const schema of [staticConfigSchema, explorationConfigSchema, acdcConfigSchema, hypersparseConfigSchema]) {
       const c = schema.parse({});

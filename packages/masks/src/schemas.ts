@@ -318,6 +318,8 @@ export type ACDCConfig = z.output<typeof acdcConfigSchema>;
  * added to the loss, HS penalizing the weights outside the top set (the largest |w| at `sparsity` under
  * `budget`) most and those in it least, λ_t = `lambda` · `eta`^⌊(t − W) / every⌋ from the end of the
  * `warmup` (W, a fraction of the stage; no regularization before), then a magnitude prune to `sparsity`.
+ * The defaults (λ 1e-3, η 1.1 every 10 steps) are for Adam on a small GPT, not the paper's SGD values
+ * (λ_init 5e-6, η 1.05 per epoch): λ at the end of a stage of S steps is lambda · eta^((S − W) / every).
  */
 export const hypersparseConfigSchema = z
   .strictObject({
@@ -325,9 +327,9 @@ export const hypersparseConfigSchema = z
     budget: magnitudeBudgetField.default('global'),
     erkPowerScale: erkBudgetSchema.shape.erkPowerScale.unwrap().optional(),
     /** λ at the end of the warm-up. */
-    lambda: z.number({ error: 'lambda must be a finite number > 0' }).gt(0, { error: 'lambda must be a finite number > 0' }).default(1e-4),
+    lambda: z.number({ error: 'lambda must be a finite number > 0' }).gt(0, { error: 'lambda must be a finite number > 0' }).default(1e-3),
     /** Factor λ is multiplied by every `every` steps (>= 1). */
-    eta: numberField('eta must be a finite number >= 1', 1).default(1.05),
+    eta: numberField('eta must be a finite number >= 1', 1).default(1.1),
     every: stepField('every', 1).default(10),
     /** Unregularized dense training before λ starts: [0, 1). */
     warmup: stageFraction('warmup', 'closed', 'open').default(0),
