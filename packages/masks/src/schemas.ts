@@ -318,8 +318,8 @@ export type ACDCConfig = z.output<typeof acdcConfigSchema>;
  * added to the loss, HS penalizing the weights outside the top set (the largest |w| at `sparsity` under
  * `budget`) most and those in it least, λ_t = `lambda` · `eta`^⌊(t − W) / every⌋ from the end of the
  * `warmup` (W, a fraction of the stage; no regularization before), then a magnitude prune to `sparsity`.
- * The defaults (λ 1e-3, η 1.1 every 10 steps) are for Adam on a small GPT, not the paper's SGD values
- * (λ_init 5e-6, η 1.05 per epoch): λ at the end of a stage of S steps is lambda · eta^((S − W) / every).
+ * The defaults (λ 1e-3, η 1.1 every 10 steps) are for Adam on a small GPT, not the paper's SGD setting (η
+ * 1.05 per epoch): λ at the end of a stage of S steps is lambda · eta^⌊(S − 1 − W) / every⌋.
  */
 export const hypersparseConfigSchema = z
   .strictObject({
