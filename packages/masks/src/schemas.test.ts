@@ -240,7 +240,8 @@ describe('DST configs (set, rigl)', () => {
   it('fill in the papers\' defaults', () => {
     expect(riglConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'erk', every: 100, end: 0.75, fraction: 0.3, decay: 'cosine' });
     expect(setConfigSchema.parse({})).toEqual({ sparsity: 0.9, budget: 'erk', every: 100, end: 1, fraction: 0.3, decay: 'constant' });
-    expect(sriglConfigSchema.parse({})).toEqual(riglConfigSchema.parse({}));
+    expect(sriglConfigSchema.parse({})).toEqual({ ...riglConfigSchema.parse({}), gammaSal: 0.3 });
+    expect(sriglConfigSchema.parse({ gammaSal: 0 }).gammaSal).toBe(0);
     expect(riglConfigSchema.parse({ budget: 'erk', erkPowerScale: 0.5 }).erkPowerScale).toBe(0.5);
   });
   it('a parsed config gives layerBudgets and the regrow schedule what they take', () => {
@@ -264,6 +265,10 @@ describe('DST configs (set, rigl)', () => {
       expect(issuesAt(schema, { budget: 'erk', erkPowerScale: -1 })).toEqual(['erkPowerScale']);
       expect(issuesAt(schema, { density: 0.1 })).toEqual(['']);
     }
+    expect(issuesAt(sriglConfigSchema, { gammaSal: -0.1 })).toEqual(['gammaSal']);
+    expect(issuesAt(sriglConfigSchema, { gammaSal: 1.5 })).toEqual(['gammaSal']);
+    expect(issuesAt(sriglConfigSchema, { gammaSal: null })).toEqual(['gammaSal']);
+    expect(issuesAt(riglConfigSchema, { gammaSal: 0.3 })).toEqual(['']);
   });
 });
 

@@ -239,10 +239,19 @@ export type RigLConfig = z.output<typeof riglConfigSchema>;
 
 /**
  * SRigL (Lasby et al. 2024, "Dynamic Sparse Training with Structured Sparsity"): RigL where every output
- * neuron keeps the same number of inputs (constant fan-in; @sparse/nm's constantFanInRegrow). The same
- * fields and defaults as RigL; a layer's fan-in is its budget divided by its rows, rounded.
+ * neuron keeps the same number of inputs (constant fan-in; @sparse/nm's constantFanInRegrow). RigL's
+ * fields and defaults; a layer's fan-in is its budget divided by its rows, rounded. Plus `gammaSal`, the
+ * paper's γ_sal for its dynamic neuron ablation: at each update a neuron with fewer than
+ * max(1, ⌊γ_sal · k⌋) salient weights (k the layer's fan-in before any ablation) is switched off and the
+ * layer's budget is spread over the others; 0.3 as in the paper's experiments, 0 turns ablation off.
  */
-export const sriglConfigSchema = dstConfigSchema({ decay: 'cosine', end: 0.75 });
+export const sriglConfigSchema = z
+  .strictObject({
+    ...dstShape({ decay: 'cosine', end: 0.75 }),
+    /** γ_sal: the fraction of the fan-in a neuron must have salient to stay active, in [0, 1]; 0: no ablation. */
+    gammaSal: numberField('gammaSal must be a number in [0, 1]', 0, 1).default(0.3),
+  })
+  .refine(erkPowerScaleNeedsErk, erkPowerScaleIssue);
 export type SRigLConfig = z.output<typeof sriglConfigSchema>;
 
 /**
