@@ -52,7 +52,7 @@ describe('shipped recipes', () => {
 
   const files = readdirSync(recipesDir).filter((f) => /\.ya?ml$/.test(f));
   it('ship at least the paper workflows the trainer promises', () => {
-    for (const f of ['wanda-unstructured.yaml', 'wanda-2of4.yaml', 'sparsegpt-unstructured.yaml', 'sparsegpt-2of4.yaml', 'srste-2of4-scratch.yaml', 'permute-2of4.yaml', 'adams-2of4-finetune.yaml', 'lora-finetune.yaml', 'rosa-finetune.yaml', 'sft-finetune.yaml', 'spp-recovery.yaml', 'sqft-recovery.yaml', 'sparse-mezo.yaml', 'squarehead-recovery.yaml', 'cfsp-neurons.yaml', 'gmp-unstructured.yaml', 'rigl-erk.yaml', 'set-erk.yaml', 'spdf.yaml', 'movement-finetune.yaml', 'imp-rewind.yaml']) {
+    for (const f of ['wanda-unstructured.yaml', 'wanda-2of4.yaml', 'sparsegpt-unstructured.yaml', 'sparsegpt-2of4.yaml', 'srste-2of4-scratch.yaml', 'permute-2of4.yaml', 'adams-2of4-finetune.yaml', 'lora-finetune.yaml', 'rosa-finetune.yaml', 'sft-finetune.yaml', 'spp-recovery.yaml', 'sqft-recovery.yaml', 'sparse-mezo.yaml', 'squarehead-recovery.yaml', 'cfsp-neurons.yaml', 'gmp-unstructured.yaml', 'rigl-erk.yaml', 'set-erk.yaml', 'static-er.yaml', 'static-erk.yaml', 'exploration-erk.yaml', 'acdc-global.yaml', 'hypersparse-global.yaml', 'spdf.yaml', 'movement-finetune.yaml', 'imp-rewind.yaml']) {
       expect(files).toContain(f);
     }
   });
