@@ -1,6 +1,7 @@
 // The sparse training path: the CSR pattern of a mask lists exactly its kept entries (property test);
 // the packed product's value and gradients (input, and weight at the kept entries) equal the dense
-// product through W ⊙ M with tf.grads to 1e-5; 'auto' packs the layers the stored threshold admits; and
+// product through W ⊙ M with tf.grads to 1e-5; 'auto' packs the layers the stored threshold admits;
+// repacking to a mask of another count swaps in a variable of the new size, moments carried; and
 // whole runs (masked training after a prune, RigL from scratch) give the same losses on either path to
 // 1e-4, the same masks, and on the sparse path resume exactly.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { resolveRecipe } from '../recipe/load.js';
 import { readCheckpoint } from '../run/checkpoint.js';
 import { startRun } from '../run/runner.js';
 import { events, expectSameRun, quiet, runWithStops } from '../testing/resume.js';
+import { NamedAdam } from './adam.js';
 import { csrPattern, SparseLinears, sparseLinearProduct } from './sparse-linear.js';
 import { choosePath, cpuModel } from './sparse-path.js';
 
@@ -126,6 +128,47 @@ describe('choosePath', () => {
     expect(s.packedState(dense)).toEqual(packed);
     s.dispose();
     w.dispose();
+  });
+
+  it('repack to a mask of another count (SRigL ablation) puts a new variable of the new size in the variable map, carrying the moments of entries active before and after', () => {
+    const w = tf.variable(tf.tensor2d(Float32Array.from({ length: 12 }, (_, i) => i + 1), [3, 4]));
+    const other = tf.variable(tf.zeros([2]));
+    const before = maskFromBooleans([1, 1, 0, 0, 0, 1, 1, 0, 1, 0, 1, 0], [3, 4]); // flat 0 1 5 6 8 10
+    const s = new SparseLinears({ 'w.weight': w }, [{ info: linearInfo('w', 3, 4, 0, 0, 'mlp.up'), mask: before }]);
+    const key = SparseLinears.key('w.weight');
+    const vars = s.variables(new Map([['w.weight', w], ['o', other]]));
+    const old = vars.get(key)!;
+    expect(Array.from(old.dataSync())).toEqual([1, 2, 6, 7, 9, 11]);
+    const optimizer = new NamedAdam();
+    optimizer.load({ t: 2, m: { [key]: { data: Float32Array.of(1, 2, 3, 4, 5, 6), shape: [6] } }, v: { [key]: { data: Float32Array.of(7, 8, 9, 10, 11, 12), shape: [6] } } });
+    // row 1 ablated, rows 0 and 2 at 3 and 4 entries: 7 entries, flat 0 1 2 8 9 10 11
+    const grown = maskFromBooleans([1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1], [3, 4]);
+    s.repack('w.weight', grown, optimizer);
+    const now = vars.get(key)!;
+    expect(now).not.toBe(old);
+    expect(old.isDisposed).toBe(true);
+    expect(now.shape).toEqual([7]);
+    expect(Array.from(now.dataSync())).toEqual([1, 2, 3, 9, 10, 11, 12]);
+    expect(vars.get('o')).toBe(other);
+    expect(s.counts().get('w.weight')).toBe(7);
+    const st = optimizer.state();
+    // entries 0 1 8 10 were active before (moments 1 2 5 6), 2 9 11 are new (zero)
+    expect(Array.from(st.m[key]!.data)).toEqual([1, 2, 0, 5, 0, 6, 0]);
+    expect(Array.from(st.v[key]!.data)).toEqual([7, 8, 0, 11, 0, 12, 0]);
+    // back to 6 entries (flat 0 1 3 8 9 10): a new variable again
+    const after = maskFromBooleans([1, 1, 0, 1, 0, 0, 0, 0, 1, 1, 1, 0], [3, 4]);
+    s.repack('w.weight', after, optimizer);
+    expect(vars.get(key)!.shape).toEqual([6]);
+    expect(Array.from(vars.get(key)!.dataSync())).toEqual([1, 2, 4, 9, 10, 11]);
+    expect(Array.from(optimizer.state().m[key]!.data)).toEqual([1, 2, 0, 5, 0, 6]);
+    // the same count (6): the values go into the same variable
+    const same = vars.get(key)!;
+    s.repack('w.weight', before, optimizer);
+    expect(vars.get(key)).toBe(same);
+    expect(Array.from(same.dataSync())).toEqual([1, 2, 6, 7, 9, 11]);
+    optimizer.dispose();
+    s.dispose();
+    tf.dispose([w, other]);
   });
 });
 

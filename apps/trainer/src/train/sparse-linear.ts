@@ -84,6 +84,8 @@ interface PackedLayer {
 /** The packed layers of one stage: their variables, the forward hook, and the syncs with the dense weights. */
 export class SparseLinears {
   readonly #layers = new Map<string, PackedLayer>();
+  /** The variable maps handed out by variables(): repack puts a layer's new variable in them when its count changes. */
+  readonly #views: Map<string, tf.Variable>[] = [];
 
   /** `layers`: the masked weights (by name) that train packed; `params` the model's variables. */
   constructor(
@@ -125,13 +127,18 @@ export class SparseLinears {
     };
   }
 
-  /** The stage's trainable variables: the packed values in place of their dense weights. */
+  /**
+   * The stage's trainable variables: the packed values in place of their dense weights. The map is kept
+   * up to date: when repack changes a layer's count its entry becomes the new variable (the training
+   * loop reads the map again after each beforeStep).
+   */
   variables(dense: ReadonlyMap<string, tf.Variable>): Map<string, tf.Variable> {
     const out = new Map<string, tf.Variable>();
     for (const [k, v] of dense) {
       const l = this.#layers.get(k);
       out.set(l ? SparseLinears.key(k) : k, l ? l.values : v);
     }
+    this.#views.push(out);
     return out;
   }
 
@@ -147,20 +154,30 @@ export class SparseLinears {
   }
 
   /**
-   * A layer's mask changed (a DST rewiring, which has already set the dense weight) keeping its count of
-   * active entries: packs it again from the dense weight into the same variable (the training loop holds
-   * it), and carries the Adam moments of entries active before and after; entries that become active
-   * start at zero moments (what NamedAdam.resetEntries gives the dense path).
+   * A layer's mask changed (a DST rewiring, which has already set the dense weight): packs it again from
+   * the dense weight, and carries the Adam moments of entries active before and after; entries that
+   * become active start at zero moments, and entries that left take theirs with them (what
+   * NamedAdam.resetEntries gives the dense path). With the same count the values go into the same
+   * variable; with another (SRigL's neuron ablation: active neurons × ⌊budget / active neurons⌋ varies
+   * with the neurons ablated) a new variable of the new size replaces it in the maps variables() gave
+   * out, and the old one is disposed.
    */
   repack(name: string, mask: Mask, optimizer?: NamedAdam): void {
     const l = this.#layers.get(name);
     if (l === undefined) return;
     const pattern = csrPattern(mask);
-    if (pattern.flat.length !== l.pattern.flat.length) {
-      throw new ArgumentError(`sparse path: ${name} changed from ${l.pattern.flat.length} to ${pattern.flat.length} active entries; a packed layer keeps its count (use path: dense for methods whose masks grow or shrink)`);
-    }
+    const [out, inp] = pattern.shape;
+    if (out !== l.pattern.shape[0] || inp !== l.pattern.shape[1]) throw new ArgumentError(`sparse path: ${name}'s mask is [${out}, ${inp}], its packed layer [${l.pattern.shape.join(', ')}]`);
     const w = this.params[name]!.dataSync() as Float32Array;
-    tf.tidy(() => l.values.assign(tf.tensor1d(Float32Array.from(pattern.flat, (k) => w[k]!))));
+    const packed = Float32Array.from(pattern.flat, (k) => w[k]!);
+    if (pattern.flat.length === l.pattern.flat.length) tf.tidy(() => l.values.assign(tf.tensor1d(packed)));
+    else {
+      const old = l.values;
+      l.values = tf.variable(tf.tensor1d(packed), true);
+      const key = SparseLinears.key(name);
+      for (const view of this.#views) if (view.get(key) === old) view.set(key, l.values);
+      old.dispose();
+    }
     if (optimizer) {
       const key = SparseLinears.key(name);
       const state = optimizer.state();

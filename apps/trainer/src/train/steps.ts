@@ -51,12 +51,43 @@ interface CommonStepsOptions {
   /** Called after every `checkpointEvery` steps and after the last one. */
   checkpointEvery?: number;
   onCheckpoint?: (stepDone: number) => void | Promise<void>;
+  /**
+   * A stop request (Ctrl-C): the loop lets the event loop run after every step so the request gets
+   * through, and once it is aborted finishes the step, calls onCheckpoint for it and throws
+   * StepsStopped (unless onCheckpoint throws first).
+   */
+  signal?: AbortSignal;
 }
+
+/** The loss became NaN or infinite; `step` is the step that produced it. */
+export class TrainingDivergedError extends Error {
+  readonly step: number;
+  readonly loss: number;
+  constructor(step: number, loss: number) {
+    super(`training diverged: loss is ${loss} at step ${step} (try a lower lr)`);
+    this.name = 'TrainingDivergedError';
+    this.step = step;
+    this.loss = loss;
+  }
+}
+
+/** runSteps stopped on its signal after `step` (and its checkpoint). */
+export class StepsStopped extends Error {
+  readonly step: number;
+  constructor(step: number) {
+    super(`stopped after step ${step}`);
+    this.name = 'StepsStopped';
+    this.step = step;
+  }
+}
+
+/** One turn of the event loop (signals and other I/O callbacks run). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** Gradient descent on tfjs variables with NamedAdam. */
 export interface GradientStepsOptions extends CommonStepsOptions {
   clipNorm?: number;
-  /** Trainable variables by stable key. */
+  /** Trainable variables by stable key (read again after each beforeStep, which may replace one). */
   variables: ReadonlyMap<string, tf.Variable>;
   optimizer: NamedAdam;
   /** The loss of one batch (called inside tf.variableGrads). */
@@ -122,14 +153,19 @@ export async function runSteps(o: StepsOptions): Promise<StepsResult> {
   const warmup = o.warmup ?? Math.min(100, Math.floor(schedule / 10));
   const minLrRatio = o.minLrRatio ?? 0.1;
   const every = o.checkpointEvery ?? Infinity;
-  const keyOf = direct ? new Map<string, string>() : new Map([...o.variables].map(([k, v]) => [v.name, k]));
-  const varList = direct ? [] : [...o.variables.values()];
+  let keyOf = new Map<string, string>();
+  let varList: tf.Variable[] = [];
   const losses: number[] = [];
   const t0 = performance.now();
   let tokens = 0;
   for (let step = start0 + 1; step <= steps; step++) {
     const lr = lrAt(step, schedule, o.lr, warmup, minLrRatio);
     o.beforeStep?.(step);
+    if (!direct && (step === start0 + 1 || o.beforeStep)) {
+      // read after beforeStep: a mask update may have replaced a variable (a packed layer whose count changed)
+      keyOf = new Map([...o.variables].map(([k, v]) => [v.name, k]));
+      varList = [...o.variables.values()];
+    }
     const b = sampleBatch(data, batch, len, o.rng);
     let loss: number;
     let gradNorm: number | undefined;
@@ -152,13 +188,16 @@ export async function runSteps(o: StepsOptions): Promise<StepsResult> {
       lossT.dispose();
       normT.dispose();
     }
-    if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at step ${step} (try a lower lr)`);
+    if (!Number.isFinite(loss)) throw new TrainingDivergedError(step, loss);
     losses.push(loss);
     tokens += batch * len;
     const elapsedMs = performance.now() - t0;
     const done = step - start0;
     await o.afterStep?.({ step, steps, loss, lr, ...(gradNorm !== undefined ? { gradNorm } : {}), tokens, elapsedMs, tokensPerSec: tokens / (elapsedMs / 1000), etaMs: (elapsedMs / done) * (steps - step) });
-    if (o.onCheckpoint && (step % every === 0 || step === steps)) await o.onCheckpoint(step);
+    if (o.signal) await nextTurn();
+    const stopping = o.signal?.aborted === true;
+    if (o.onCheckpoint && (step % every === 0 || step === steps || stopping)) await o.onCheckpoint(step);
+    if (stopping) throw new StepsStopped(step);
   }
   return { losses, tokens, elapsedMs: performance.now() - t0 };
 }

@@ -269,8 +269,9 @@ describe('from a recipe', () => {
     await expectSameRun(whole, broken);
   }, 300_000);
 
-  it('srigl from scratch: every row keeps round(budget / rows) inputs through the updates, zeros stay 0, and it resumes exactly', async () => {
-    const stage = { stage: 'train', method: 'srigl', config: { sparsity: 0.75, budget: 'erk', every: 2, end: 0.75, fraction: 0.5 }, steps: 10, batch: 4, lr: 1e-2, checkpointEvery: 3 };
+  it('srigl from scratch without neuron ablation (gammaSal 0): every row keeps round(budget / rows) inputs through the updates, zeros stay 0, and it resumes exactly', async () => {
+    // with ablation (the default gammaSal) see srigl-ablation.test.ts
+    const stage = { stage: 'train', method: 'srigl', config: { sparsity: 0.75, budget: 'erk', every: 2, end: 0.75, fraction: 0.5, gammaSal: 0 }, steps: 10, batch: 4, lr: 1e-2, checkpointEvery: 3 };
     const recipe = resolveRecipe({ seed: 4, model: MODEL, eval: { windows: 4, batch: 4 }, stages: [stage] });
     const linears = linearsOf(4);
     const keep = budgetOf(linears, 0.75, 'erk');

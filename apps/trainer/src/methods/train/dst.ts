@@ -5,7 +5,10 @@
 // dense-gradient magnitude (RigL); SRigL's constant fan-in step is @sparse/nm's constantFanInRegrow
 // (every row keeps the same number of inputs); 'exploration' (Huang et al. 2023) regrows by |dense gradient|
 // plus an upper-confidence bonus for entries that have rarely been active (activity.ts). Each layer keeps
-// exactly its count of active weights.
+// exactly its count of active weights, except under SRigL's dynamic neuron ablation (gammaSal > 0): there a
+// layer of budget B (its count when the stage started) with n neurons left holds n · ⌊B / n⌋ entries, the
+// paper's rounding, so its count moves with the number of neurons ablated (the budgets ride in the stage
+// state; on the sparse path the packed layer is resized).
 //
 // Masks never leak: dropped and regrown weights are set to exactly 0 and their Adam moments to 0
 // (NamedAdam.resetEntries), so a dropped weight never moves again and a regrown one starts fresh at zero.
@@ -20,7 +23,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { applyMask, count, countPerRow, dropAndRegrow, dropFractionAt, isRegrowStep, maskFromIndices, type Mask, type RegrowSchedule } from '@sparse/masks';
-import type { ExplorationConfig, SETConfig } from '@sparse/masks/schemas';
+import type { ExplorationConfig, SETConfig, SRigLConfig } from '@sparse/masks/schemas';
 import { constantFanInRegrow } from '@sparse/nm';
 import { tensor, type Random } from '@sparse/tensor';
 import type { z } from 'zod';
@@ -117,17 +120,30 @@ export function denseGradients(ctx: RunContext, layers: readonly LinearInfo[], i
 export interface RewireResult {
   dropped: Int32Array;
   grown: Int32Array;
+  /** With SRigL's ablation: the rows with no active entry after the update (ablated neurons), increasing. */
+  ablated?: Int32Array;
+  /** With SRigL's ablation: the fan-in of every active row after the update. */
+  fanIn?: number;
+}
+
+/** SRigL's dynamic neuron ablation: γ_sal and each layer's budget B of active entries (constantFanInRegrow's ablation). */
+export interface FanInAblation {
+  gammaSal: number;
+  budgets: ReadonlyMap<string, number>;
 }
 
 /**
- * One drop-and-regrow update of every layer (each keeps its active count): drop the smallest |w|,
- * regrow by |grads| when given (RigL), plus `bonus` when given (exploration), or at random with rng
- * (SET); dropped and regrown weights become exactly 0 with zero Adam moments; the new masks become the run's.
+ * One drop-and-regrow update of every layer (each keeps its active count, but see `ablation`): drop the
+ * smallest |w|, regrow by |grads| when given (RigL), plus `bonus` when given (exploration), or at random
+ * with rng (SET); with `fanIn` every row keeps the same fan-in (SRigL), and with `ablation` neurons with
+ * too few salient weights lose their whole row, the others sharing the layer's budget. Dropped and
+ * regrown weights (an ablated row's included) become exactly 0 with zero Adam moments; the new masks
+ * become the run's.
  */
 export function rewire(
   ctx: RunContext,
   layers: readonly LinearInfo[],
-  opts: { fraction: number; rng: Random; grads?: ReadonlyMap<string, Float32Array>; bonus?: ReadonlyMap<string, Float32Array>; optimizer?: NamedAdam; fanIn?: boolean },
+  opts: { fraction: number; rng: Random; grads?: ReadonlyMap<string, Float32Array>; bonus?: ReadonlyMap<string, Float32Array>; optimizer?: NamedAdam; fanIn?: boolean; ablation?: FanInAblation },
 ): Map<string, RewireResult> {
   const out = new Map<string, RewireResult>();
   for (const l of layers) {
@@ -136,14 +152,16 @@ export function rewire(
     const g = opts.grads?.get(l.name);
     const b = opts.bonus?.get(l.name);
     const mask = ctx.masks.get(l.name)!;
-    const r = opts.fanIn
-      ? constantFanInRegrow(mask, { weights: w, grads: tensor(g!, w.shape), fraction: opts.fraction })
-      : dropAndRegrow(mask, {
-          dropScores: tensor(w.data.map(Math.abs), w.shape),
-          ...(g ? { growScores: tensor(b ? Float32Array.from(g, (x, i) => Math.abs(x) + b[i]!) : g.map(Math.abs), w.shape) } : {}),
-          fraction: opts.fraction,
-          rng: opts.rng,
-        });
+    const ablation = opts.fanIn && opts.ablation ? { gammaSal: opts.ablation.gammaSal, budget: opts.ablation.budgets.get(l.name)! } : undefined;
+    const f = opts.fanIn ? constantFanInRegrow(mask, { weights: w, grads: tensor(g!, w.shape), fraction: opts.fraction, ...(ablation ? { ablation } : {}) }) : undefined;
+    const r =
+      f ??
+      dropAndRegrow(mask, {
+        dropScores: tensor(w.data.map(Math.abs), w.shape),
+        ...(g ? { growScores: tensor(b ? Float32Array.from(g, (x, i) => Math.abs(x) + b[i]!) : g.map(Math.abs), w.shape) } : {}),
+        fraction: opts.fraction,
+        rng: opts.rng,
+      });
     if (r.dropped.length + r.grown.length > 0) {
       const keep = new Float32Array(w.data.length).fill(1);
       for (const i of r.dropped) w.data[i] = keep[i] = 0;
@@ -156,7 +174,7 @@ export function rewire(
       }
     }
     ctx.setMask(l.name, r.mask);
-    out.set(l.name, { dropped: r.dropped, grown: r.grown });
+    out.set(l.name, { dropped: r.dropped, grown: r.grown, ...(f && ablation ? { ablated: f.ablated, fanIn: f.fanIn } : {}) });
   }
   return out;
 }
@@ -210,6 +228,9 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
   const saved = args.resume?.stageState?.activity as ActivityState | undefined;
   if (regrowth === 'exploration' && args.resume && saved === undefined) throw new Error(`${where}: the checkpoint has no exploration counts (stage state 'activity') to resume ${name} from`);
   const activity = regrowth === 'exploration' ? (saved ? ActivityCounts.fromState(saved, layers) : ActivityCounts.fresh(layers)) : undefined;
+  // SRigL's neuron ablation: each layer's budget B is its count when the stage started, carried in the stage state
+  const gammaSal = fanIn ? (cfg as SRigLConfig).gammaSal : 0;
+  const ablation = gammaSal > 0 ? { gammaSal, budgets: fanInBudgets(args, layers, where, name) } : undefined;
   ctx.pattern = undefined; // rewiring keeps counts, not an N:M pattern
   const schedule = dstSchedule(cfg, stage.steps);
   const data = (stage.data === 'shifted' ? ctx.data.shifted() : ctx.data.main).train;
@@ -239,12 +260,14 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
       const c = (cfg as ExplorationConfig).c;
       bonus = new Map(layers.map((l) => [l.name, explorationBonus(activity.counts.get(l.name)!, t, c)]));
     }
-    const r = rewire(ctx, layers, { fraction, rng, optimizer, fanIn, ...(grads ? { grads } : {}), ...(bonus ? { bonus } : {}) });
+    const r = rewire(ctx, layers, { fraction, rng, optimizer, fanIn, ...(grads ? { grads } : {}), ...(bonus ? { bonus } : {}), ...(ablation ? { ablation } : {}) });
     for (const l of layers) path.sparse?.repack(l.name, ctx.masks.get(l.name)!, optimizer);
     updates++;
     // exploration: how many of the regrown entries had never been active in this stage
     const fresh = activity ? { fresh: Object.fromEntries([...r].map(([n, x]) => [n, x.grown.filter((i) => activity.counts.get(n)![i] === 0).length])) } : {};
-    ctx.log.event({ event: 'rewire', stage: args.index, label: args.label, step: t, fraction, rewired: Object.fromEntries([...r].map(([n, x]) => [n, x.dropped.length])), ...fresh });
+    // SRigL's ablation: the neurons of each layer ablated after this update, and the fan-in of the others
+    const ablated = ablation ? { ablated: Object.fromEntries([...r].map(([n, x]) => [n, x.ablated!.length])), fanIn: Object.fromEntries([...r].map(([n, x]) => [n, x.fanIn!])) } : {};
+    ctx.log.event({ event: 'rewire', stage: args.index, label: args.label, step: t, fraction, rewired: Object.fromEntries([...r].map(([n, x]) => [n, x.dropped.length])), ...fresh, ...ablated });
   };
   let r;
   try {
@@ -252,7 +275,12 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
       variables: path.variables,
       loss: (ids, targets) => ctx.model.loss(ids, targets, path.hooks),
       beforeStep,
-      stageState: () => ({ regrow: rng.state(), ...(gradBatches ? { gradBatches: gradBatches.state() } : {}), ...(activity ? { activity: activity.state() } : {}) }),
+      stageState: () => ({
+        regrow: rng.state(),
+        ...(gradBatches ? { gradBatches: gradBatches.state() } : {}),
+        ...(activity ? { activity: activity.state() } : {}),
+        ...(ablation ? { fanInBudget: Object.fromEntries(ablation.budgets) } : {}),
+      }),
       ...(path.sparse ? { sparse: path.sparse } : {}),
     });
   } finally {
@@ -267,7 +295,41 @@ async function trainDST(args: StageArgs<StageOf<'train'>>, name: string, regrowt
     const seen = [...activity.counts.values()].reduce((a, c) => a + c.reduce((k, n) => k + (n > 0 ? 1 : 0), 0), 0);
     coverage = `, ${((100 * seen) / Math.max(1, total)).toFixed(1)}% of entries active at some step`;
   }
+  let neurons = '';
+  if (ablation) {
+    // neurons ablated at the end (rows with no active entry) and in how many layers
+    const off = layers.map((l) => countPerRow(ctx.masks.get(l.name)!).filter((c) => c === 0).length);
+    const rows = layers.reduce((a, l) => a + l.out, 0);
+    const hit = off.filter((n) => n > 0).length;
+    neurons = `, ${off.reduce((a, n) => a + n, 0)} of ${rows} neurons ablated (γ_sal ${ablation.gammaSal}) in ${hit} of ${layers.length} layer${layers.length === 1 ? '' : 's'}`;
+  }
   return {
-    summary: `${name} from ${start}: density ${(kept / total).toFixed(3)}, ${updates} update${updates === 1 ? '' : 's'} in this process${coverage}, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}`,
+    summary: `${name} from ${start}: density ${(kept / total).toFixed(3)}, ${updates} update${updates === 1 ? '' : 's'} in this process${coverage}${neurons}, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}`,
   };
+}
+
+/**
+ * Each layer's budget of active entries for SRigL's neuron ablation: its count at the stage's start (a
+ * fresh stage, after startMasks), else the stage state's `fanInBudget`. A checkpoint without it (written
+ * before the ablation existed) is accepted only while no row is empty: nothing can have been ablated,
+ * so the count is still the budget.
+ */
+function fanInBudgets(args: StageArgs<StageOf<'train'>>, layers: readonly LinearInfo[], where: string, name: string): Map<string, number> {
+  const { ctx } = args;
+  const saved = args.resume?.stageState?.fanInBudget as Record<string, number> | undefined;
+  if (saved !== undefined) {
+    const budgets = new Map(layers.map((l) => [l.name, saved[l.name]]));
+    for (const [n, b] of budgets) if (!(Number.isSafeInteger(b) && b! > 0)) throw new Error(`${where}: the checkpoint's stage state 'fanInBudget' has no budget for ${n}`);
+    return budgets as Map<string, number>;
+  }
+  if (args.resume) {
+    const empty = layers.filter((l) => countPerRow(ctx.masks.get(l.name)!).some((c) => c === 0)).map((l) => l.name);
+    if (empty.length > 0) throw new Error(`${where}: the checkpoint has no neuron-ablation budgets (stage state 'fanInBudget') to resume ${name} from, and ${empty.join(', ')} ${empty.length === 1 ? 'has' : 'have'} ablated neurons`);
+  }
+  const budgets = new Map(layers.map((l) => [l.name, count(ctx.masks.get(l.name)!)]));
+  for (const l of layers) {
+    const b = budgets.get(l.name)!;
+    if (b < l.out) throw new Error(`${where}: ${name}'s neuron ablation spreads a layer's count over its rows, but the run's mask of ${l.name} has ${b} active entries for ${l.out} rows (set gammaSal: 0)`);
+  }
+  return budgets;
 }
