@@ -6,9 +6,9 @@
 // (every row keeps the same number of inputs); 'exploration' (Huang et al. 2023) regrows by |dense gradient|
 // plus an upper-confidence bonus for entries that have rarely been active (activity.ts). Each layer keeps
 // exactly its count of active weights, except under SRigL's dynamic neuron ablation (gammaSal > 0): there a
-// layer of budget B (its count when the stage started) with n neurons left holds n · ⌊B / n⌋ entries, the
-// paper's rounding, so its count moves with the number of neurons ablated (the budgets ride in the stage
-// state; on the sparse path the packed layer is resized).
+// layer of budget B (its count when the stage started) with n neurons left holds n · ⌊B / n⌋ entries (the
+// authors' code rounds so), and its count moves with the number of neurons ablated (the budgets ride in
+// the stage state; on the sparse path the packed layer is resized).
 //
 // Masks never leak: dropped and regrown weights are set to exactly 0 and their Adam moments to 0
 // (NamedAdam.resetEntries), so a dropped weight never moves again and a regrown one starts fresh at zero.
