@@ -11,7 +11,7 @@ describe('pruner registry', () => {
     expect(getPruner('sparsegpt').calibration).toEqual(['hessian']);
     expect(getPruner('wanda').calibration).toEqual(['columns']);
     expect(getPruner('magnitude').schema.parse({})).toEqual({ sparsity: 0.5, granularity: 'tensor' });
-    expect(getPruner('sparsegpt').schema.parse({ n: 2, m: 4 })).toEqual({ n: 2, m: 4, blocksize: 128, percdamp: 0.01 });
+    expect(getPruner('sparsegpt').schema.parse({ n: 2, m: 4 })).toEqual({ n: 2, m: 4, blocksize: 128, percdamp: 0.01, actOrder: false });
   });
 
   it('suggests the closest name for an unknown one', () => {

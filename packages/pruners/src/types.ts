@@ -41,7 +41,8 @@ export type PruneRequest<C = unknown> = Omit<PruneInput<C>, 'config'> & { config
 
 /**
  * A layer's reconstruction error in units of ||(W - W') X^T||_F^2 / tokens, computed from the Hessian
- * H = 2/n X^T X as Σ_rows (w - w') H (w - w')^T / 2.
+ * H = 2/n X^T X as Σ_rows (w - w') H (w - w')^T / 2 with the undampened H: the error of the returned
+ * weight on the calibration inputs.
  */
 export interface ReconstructionEstimate {
   /** Sum over output rows. */
@@ -50,6 +51,12 @@ export interface ReconstructionEstimate {
   perRow: Float64Array;
   /** The total before the method ran (DSnoT: the error of the mask it started from). */
   initial?: number;
+  /**
+   * SparseGPT: the same sum against the dampened Hessian H + λI it inverted (λ = percdamp · mean diag H),
+   * i.e. Σ e² / 2 over its OBS steps. It equals total + λ/2 · ||W - W'||² (dead inputs aside), so it
+   * overstates the real error: what the method minimized, not what the layer's outputs lose.
+   */
+  dampened?: number;
 }
 
 export interface PruneResult {

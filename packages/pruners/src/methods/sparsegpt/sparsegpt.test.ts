@@ -1,8 +1,9 @@
-import { count, isKept, keepCount, maskFromBooleans, maskFromPredicate, sparsity } from '@sparse/masks';
-import { ArgumentError, cholesky, choleskyInverse, Random, ShapeError, tensor } from '@sparse/tensor';
+import { count, isKept, keepCount, maskFromBooleans, maskFromPredicate, maskToBooleans, sparsity, type Mask } from '@sparse/masks';
+import { ArgumentError, cholesky, choleskyInverse, ConfigError, Random, ShapeError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { correlatedInputs, errorOf, hessianOf, isNM, leastSquaresRow, normalMatrix } from '../../__fixtures__/layers.js';
+import { sparseGPTConfigSchema } from './config.js';
 import { sparseGPTInverseFactor, sparseGPTPrune } from './sparsegpt.js';
 
 /** Independent reference of SparseGPT's sequential semantics on one row: prune the masked columns left to
@@ -146,6 +147,141 @@ describe('sparsegpt patterns and bookkeeping', () => {
     expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: w, stats, config: { n: 2, m: 4, blocksize: 6 } })).toThrow(/blk\.0\.fc1.*blocksize/);
     expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: normalMatrix(rng, 2, 30), stats: { hessian: hessianOf(correlatedInputs(rng, 60, 30)) }, config: { n: 2, m: 4 } })).toThrow(ShapeError);
     expect(() => sparseGPTPrune({ name: 'blk.0.fc1', weight: w, stats, config: { sparsity: 1 } })).toThrow(ArgumentError);
+  });
+});
+
+describe('sparsegpt reported error', () => {
+  /** ||(W - W')X^T||^2 / tokens straight from the inputs, and the dampening term λ/2 ||W - W'||^2 over live inputs. */
+  function direct(w: Float32Tensor, pruned: Float32Tensor, x: Float32Tensor, percdamp: number) {
+    const [n, f] = x.shape as [number, number];
+    const h = hessianOf(x).data;
+    let trace = 0;
+    for (let j = 0; j < f; j++) trace += h[j * f + j] === 0 ? 1 : h[j * f + j]!;
+    const lambda = (percdamp * trace) / f;
+    let sq = 0;
+    for (let k = 0; k < w.data.length; k++) if (h[(k % f) * f + (k % f)] !== 0) sq += (w.data[k]! - pruned.data[k]!) ** 2;
+    return { error: errorOf(w, pruned, x) ** 2 / n, dampTerm: (lambda / 2) * sq };
+  }
+
+  it('total is ||(W - W\')X^T||^2 / tokens of the result at percdamp > 0; dampened is the same against H + λI', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 1e6 }),
+        fc.constantFrom(0.01, 0.1, 1),
+        fc.constantFrom<Record<string, unknown>>({ sparsity: 0.5 }, { sparsity: 0.7, blocksize: 4 }, { n: 2, m: 4, blocksize: 8 }, { sparsity: 0.6, actOrder: true, blocksize: 8 }),
+        fc.boolean(),
+        (seed, percdamp, pattern, deadInput) => {
+          const rng = new Random(seed);
+          let x = correlatedInputs(rng, 40, 16, { mean: 0.5 });
+          if (deadInput) x = tensor(x.data.map((v, k) => (k % 16 === 5 ? 0 : v)), [40, 16]);
+          const w = normalMatrix(rng, 5, 16);
+          const r = sparseGPTPrune({ name: 'l', weight: w, stats: { hessian: hessianOf(x) }, config: { ...pattern, percdamp } });
+          const { error, dampTerm } = direct(w, r.weight, x, percdamp);
+          expect(Math.abs(r.error!.total - error)).toBeLessThan(1e-4 * error + 1e-9);
+          expect(Math.abs(r.error!.dampened! - (error + dampTerm))).toBeLessThan(1e-4 * (error + dampTerm) + 1e-9);
+          expect(r.error!.dampened!).toBeGreaterThan(r.error!.total);
+          expect(r.error!.perRow.reduce((a, b) => a + b, 0)).toBeCloseTo(r.error!.total, 9);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it('with a given mask too, and the dampened sum overstates the real error at the default percdamp', () => {
+    const rng = new Random(31);
+    const x = correlatedInputs(rng, 64, 24);
+    const w = normalMatrix(rng, 8, 24);
+    const mask = maskFromPredicate([8, 24], (k) => (k * 7919) % 3 === 0);
+    const r = sparseGPTPrune({ name: 'l', weight: w, stats: { hessian: hessianOf(x) }, mask, config: {} });
+    const { error } = direct(w, r.weight, x, 0.01);
+    expect(r.error!.total).toBeCloseTo(error, 4);
+    expect(r.error!.dampened! / r.error!.total).toBeGreaterThan(1.01);
+  });
+});
+
+describe('sparsegpt actOrder', () => {
+  /** The activation order written out: columns by descending diag(H), ties to the lower index. */
+  function orderOf(h: Tensor, n: number): number[] {
+    const idx = [...Array(n).keys()];
+    for (let a = 1; a < n; a++) {
+      // insertion sort: stable, so equal diagonals keep their index order
+      const j = idx[a]!;
+      let b = a - 1;
+      while (b >= 0 && h.data[idx[b]! * n + idx[b]!]! < h.data[j * n + j]!) {
+        idx[b + 1] = idx[b]!;
+        b--;
+      }
+      idx[b + 1] = j;
+    }
+    return idx;
+  }
+  const cols = (t: Float32Tensor, order: number[]) => {
+    const [r, c] = t.shape as [number, number];
+    return tensor(Float32Array.from({ length: r * c }, (_, k) => t.data[Math.floor(k / c) * c + order[k % c]!]!), [r, c]);
+  };
+  const uncols = (t: Float32Tensor, order: number[]) => {
+    const [r, c] = t.shape as [number, number];
+    const out = new Float32Array(r * c);
+    for (let i = 0; i < r; i++) for (let k = 0; k < c; k++) out[i * c + order[k]!] = t.data[i * c + k]!;
+    return tensor(out, [r, c]);
+  };
+  const maskCols = (m: Mask, order: number[], inverse: boolean) => {
+    const [r, c] = m.shape as [number, number];
+    const b = maskToBooleans(m);
+    const out = new Uint8Array(r * c);
+    for (let i = 0; i < r; i++) for (let k = 0; k < c; k++) if (inverse) out[i * c + order[k]!] = b[i * c + k]!;
+    else out[i * c + k] = b[i * c + order[k]!]!;
+    return maskFromBooleans(out, [r, c]);
+  };
+
+  /** Inputs with a dead column and two identical columns (a tie in diag H), scaled so the order is far from the identity. */
+  function layer(seed: number) {
+    const rng = new Random(seed);
+    const base = correlatedInputs(rng, 48, 12, { spread: 1 });
+    const x = tensor(Float32Array.from(base.data, (v, k) => (k % 12 === 4 ? 0 : k % 12 === 9 ? base.data[k - 9 + 2]! : v)), [48, 12]);
+    return { x, w: normalMatrix(rng, 6, 12), h: hessianOf(x) };
+  }
+
+  it('equals: permute W and H by descending diag(H), prune with actOrder off, un-permute (mask and weights)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1e6 }), fc.constantFrom(0.3, 0.5, 0.75), fc.constantFrom(3, 4, 12), (seed, s, blocksize) => {
+        const { w, h } = layer(seed);
+        const order = orderOf(h, 12);
+        expect(order.indexOf(2)).toBeLessThan(order.indexOf(9)); // the tie goes to the lower index
+        expect(order[11]).toBe(4); // the dead input comes last
+        const hp = tensor(Float64Array.from({ length: 144 }, (_, k) => h.data[order[Math.floor(k / 12)]! * 12 + order[k % 12]!]!), [12, 12]);
+        const viaPermutation = sparseGPTPrune({ name: 'l', weight: cols(w, order), stats: { hessian: hp }, config: { sparsity: s, blocksize } });
+        const direct = sparseGPTPrune({ name: 'l', weight: w, stats: { hessian: h }, config: { sparsity: s, blocksize, actOrder: true } });
+        expect(Array.from(maskToBooleans(direct.mask))).toEqual(Array.from(maskToBooleans(maskCols(viaPermutation.mask, order, true))));
+        expect(Array.from(direct.weight.data)).toEqual(Array.from(uncols(viaPermutation.weight, order).data));
+        expect(count(direct.mask)).toBe(keepCount(6 * 12, s));
+        expect(direct.error!.total).toBeCloseTo(viaPermutation.error!.total, 12);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('equals the same construction with a given mask, which it keeps as given (an N:M mask stays N:M in the layer order)', () => {
+    const { w, h } = layer(7);
+    const order = orderOf(h, 12);
+    const hp = tensor(Float64Array.from({ length: 144 }, (_, k) => h.data[order[Math.floor(k / 12)]! * 12 + order[k % 12]!]!), [12, 12]);
+    const nm = maskFromPredicate([6, 12], (k) => (k % 4) % 2 === (Math.floor(k / 12) % 2)); // 2:4 along each row
+    expect(isNM(nm, 2, 4)).toBe(true);
+    const viaPermutation = sparseGPTPrune({ name: 'l', weight: cols(w, order), stats: { hessian: hp }, mask: maskCols(nm, order, false), config: { blocksize: 4 } });
+    const direct = sparseGPTPrune({ name: 'l', weight: w, stats: { hessian: h }, mask: nm, config: { blocksize: 4, actOrder: true } });
+    expect(Array.from(maskToBooleans(direct.mask))).toEqual(Array.from(maskToBooleans(nm)));
+    expect(isNM(direct.mask, 2, 4)).toBe(true);
+    expect(Array.from(direct.weight.data)).toEqual(Array.from(uncols(viaPermutation.weight, order).data));
+    // The order matters: the same mask without act-order reconstructs differently.
+    const plain = sparseGPTPrune({ name: 'l', weight: w, stats: { hessian: h }, mask: nm, config: { blocksize: 4 } });
+    expect(Array.from(plain.weight.data)).not.toEqual(Array.from(direct.weight.data));
+  });
+
+  it('is off by default and refuses N:M with a ConfigError naming actOrder', () => {
+    const { w, h } = layer(3);
+    expect(sparseGPTConfigSchema.parse({})).toMatchObject({ actOrder: false });
+    expect(() => sparseGPTPrune({ name: 'blk.1.fc2', weight: w, stats: { hessian: h }, config: { n: 2, m: 4, actOrder: true } })).toThrow(ConfigError);
+    expect(() => sparseGPTPrune({ name: 'blk.1.fc2', weight: w, stats: { hessian: h }, config: { n: 2, m: 4, actOrder: true } })).toThrow(/blk\.1\.fc2.*actOrder.*N:M/);
   });
 });
 

@@ -2,8 +2,9 @@
 // prune columns left to right and, after each column, update the columns still to come with the optimal
 // brain surgeon (OBS) correction. The sequence of inverse Hessians it needs is read off one Cholesky factor
 // of H^-1; updates inside a block are immediate, the columns after a block get one lazy batch update.
+// With actOrder (GPTQ's act-order) the columns are processed by descending diag(H) and put back after.
 
-import { isKept, keepCount, maskFromBooleans, topKMask, type Mask } from '@sparse/masks';
+import { isKept, keepCount, maskFromBooleans, maskToBooleans, topKMask } from '@sparse/masks';
 import { ArgumentError, cholesky, matmul, selectNMGroup, tensor, triangularInverse, type Float32Tensor } from '@sparse/tensor';
 import { runDefinition } from '../../define.js';
 import { readHessian, readMask, readWeight, requireStat, where } from '../../internal.js';
@@ -26,9 +27,10 @@ function reversed(a: Float64Array, n: number): Float64Array {
  *
  * The reference inverts H and factors the inverse; here U comes from one factorization of the reversed
  * matrix: if J H J = L L^T then H = R R^T with R = J L J upper, so H^-1 = (R^-1)^T R^-1 and U = J L^-1 J.
- * Same matrix (the factor is unique), half the work, and H^-1 is never formed.
+ * Same matrix (the factor is unique), half the work, and H^-1 is never formed. `damp` is the λ added to
+ * the diagonal (percdamp * mean diag H, after the dead inputs' 1s).
  */
-export function sparseGPTInverseFactor(layer: string, h: Float64Array, n: number, percdamp: number): { u: Float64Array; dead: Uint8Array } {
+export function sparseGPTInverseFactor(layer: string, h: Float64Array, n: number, percdamp: number): { u: Float64Array; dead: Uint8Array; damp: number } {
   const dead = new Uint8Array(n);
   let trace = 0;
   for (let j = 0; j < n; j++) {
@@ -42,7 +44,7 @@ export function sparseGPTInverseFactor(layer: string, h: Float64Array, n: number
   for (let j = 0; j < n; j++) h[j * n + j]! += damp;
   try {
     const lower = cholesky(tensor(reversed(h, n), [n, n]));
-    return { u: reversed(triangularInverse(lower).data as Float64Array, n), dead };
+    return { u: reversed(triangularInverse(lower).data as Float64Array, n), dead, damp };
   } catch (e) {
     if (!(e instanceof ArgumentError)) throw e;
     throw new ArgumentError(
@@ -64,11 +66,51 @@ function blockPruneCounts(rows: number, cols: number, sparsity: number, blocksiz
   return counts;
 }
 
-function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h: Float64Array, config: SparseGPTConfig, given: Mask | undefined): PruneResult {
+/**
+ * GPTQ's activation order: the columns by descending diag(H), ties to the lower index (so dead inputs,
+ * diag 0, come last). order[k] is the layer column processed k-th.
+ */
+export function actOrderPermutation(h: Float64Array, n: number): Int32Array {
+  const order = Int32Array.from({ length: n }, (_, j) => j);
+  return order.sort((a, b) => h[b * n + b]! - h[a * n + a]! || a - b);
+}
+
+/** Columns of a row-major [rows, cols] array taken in `order`: out[r, k] = a[r, order[k]]. */
+function permuteColumns<T extends Float32Array | Uint8Array>(a: T, rows: number, cols: number, order: Int32Array): T {
+  const out = new (a.constructor as new (n: number) => T)(a.length);
+  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) out[r * cols + k] = a[r * cols + order[k]!]!;
+  return out;
+}
+
+/** The inverse of permuteColumns: out[r, order[k]] = a[r, k]. */
+function unpermuteColumns<T extends Float32Array | Uint8Array>(a: T, rows: number, cols: number, order: Int32Array): T {
+  const out = new (a.constructor as new (n: number) => T)(a.length);
+  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) out[r * cols + order[k]!] = a[r * cols + k]!;
+  return out;
+}
+
+/** H with rows and columns taken in `order`. */
+function permuteSymmetric(h: Float64Array, n: number, order: Int32Array): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] = h[order[i]! * n + order[j]!]!;
+  return out;
+}
+
+interface ObsResult {
+  keep: Uint8Array;
+  w: Float32Array;
+  perRow: Float64Array;
+  dampenedPerRow: Float64Array;
+}
+
+/** `given`: keep flags of a fixed mask (row-major), or undefined to choose the mask by the pattern. */
+function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h: Float64Array, config: SparseGPTConfig, given: Uint8Array | undefined): ObsResult {
   const pattern = patternOf(config);
   if (given === undefined && pattern.kind === 'nm') checkNMShape('sparsegpt', layer, cols, pattern.m);
-  const { u, dead } = sparseGPTInverseFactor(layer, h, cols, config.percdamp);
+  const { u, dead, damp } = sparseGPTInverseFactor(layer, h, cols, config.percdamp);
   for (let j = 0; j < cols; j++) if (dead[j]) for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
+  // W with the dead inputs zeroed, the start of the OBS steps: the final weight is start - E U (below).
+  const start = w.slice();
   const u32 = Float32Array.from(u); // the lazy batch update runs through the matmul kernel in float32, as the reference does
   const pruned = new Uint8Array(rows * cols);
   const losses = new Float64Array(rows);
@@ -85,7 +127,7 @@ function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h:
     for (let r = 0; r < rows; r++) for (let i = 0; i < B; i++) w1[r * B + i] = w[r * cols + i1 + i]!;
     const p1 = new Uint8Array(rows * B);
     if (given !== undefined) {
-      for (let r = 0; r < rows; r++) for (let i = 0; i < B; i++) p1[r * B + i] = isKept(given, r * cols + i1 + i) ? 0 : 1;
+      for (let r = 0; r < rows; r++) for (let i = 0; i < B; i++) p1[r * B + i] = given[r * cols + i1 + i] ? 0 : 1;
     } else if (pattern.kind === 'unstructured') {
       // OBS saliency w^2 / [H_F^-1]_00 of every entry of the block, taken before any of the block is pruned.
       const score = new Float64Array(rows * B);
@@ -146,13 +188,19 @@ function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h:
     keepFlags[k] = pruned[k] ? 0 : 1;
     if (pruned[k]) w[k] = 0;
   }
-  // Each pruned column adds e^2 = (w - q)^2 / [H_F^-1]_00 to (W - W')H(W - W')^T; halving gives ||(W - W')X^T||^2 / n.
-  const perRow = losses.map((x) => x / 2);
-  return {
-    mask: maskFromBooleans(keepFlags, [rows, cols]),
-    weight: tensor(w, [rows, cols]) as Float32Tensor,
-    error: { total: perRow.reduce((s, x) => s + x, 0), perRow },
-  };
+  // The OBS steps give start - W' = E U, with E the errors e = w / U_qq of the pruned entries and U the
+  // upper Cholesky factor of (H + λI)^-1, so (start - W')(H + λI)(start - W')^T = E U (H + λI) U^T E^T = E E^T:
+  // the sum of the e^2 is the error against the DAMPENED Hessian, which overstates the real one by
+  // λ ||start - W'||^2. The real error subtracts that term (a dead input's column is 0 in start and W',
+  // so H's 1 there adds nothing); halving turns (.)H(.)^T with H = 2/n X^T X into ||(W - W')X^T||^2 / n.
+  const dampenedPerRow = losses.map((x) => x / 2);
+  const perRow = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let sq = 0;
+    for (let j = r * cols; j < (r + 1) * cols; j++) sq += (start[j]! - w[j]!) ** 2;
+    perRow[r] = Math.max(0, (losses[r]! - damp * sq) / 2);
+  }
+  return { keep: keepFlags, w, perRow, dampenedPerRow };
 }
 
 export const sparseGPTPruner: PrunerDefinition<typeof sparseGPTConfigSchema> = {
@@ -165,14 +213,31 @@ export const sparseGPTPruner: PrunerDefinition<typeof sparseGPTConfigSchema> = {
     const w = readWeight('sparsegpt', name, weight);
     const hessian = requireStat('sparsegpt', name, stats?.hessian, 'hessian', 'HessianAccumulator.hessian()');
     const h = readHessian('sparsegpt', name, hessian, w.cols);
-    const given = mask === undefined ? undefined : readMask('sparsegpt', name, mask, w.rows, w.cols);
-    return obsPrune(name, w.data, w.rows, w.cols, h, config, given);
+    const { rows, cols } = w;
+    let given = mask === undefined ? undefined : maskToBooleans(readMask('sparsegpt', name, mask, rows, cols));
+    let r: ObsResult;
+    if (config.actOrder) {
+      // Process the columns in activation order, then put the mask and the weights back in the layer's order.
+      const order = actOrderPermutation(h, cols);
+      if (given !== undefined) given = permuteColumns(given, rows, cols, order);
+      r = obsPrune(name, permuteColumns(w.data, rows, cols, order), rows, cols, permuteSymmetric(h, cols, order), config, given);
+      r = { ...r, keep: unpermuteColumns(r.keep, rows, cols, order), w: unpermuteColumns(r.w, rows, cols, order) };
+    } else {
+      r = obsPrune(name, w.data, rows, cols, h, config, given);
+    }
+    const sum = (a: Float64Array) => a.reduce((s, x) => s + x, 0);
+    return {
+      mask: maskFromBooleans(r.keep, [rows, cols]),
+      weight: tensor(r.w, [rows, cols]) as Float32Tensor,
+      error: { total: sum(r.perRow), perRow: r.perRow, dampened: sum(r.dampenedPerRow) },
+    };
   },
 };
 
 /**
- * SparseGPT on one layer (defaults of the reference: blocksize 128, percdamp 0.01, 50% unstructured). With
- * input.mask the mask is kept as given and only the weights are reconstructed.
+ * SparseGPT on one layer (defaults of the reference: blocksize 128, percdamp 0.01, 50% unstructured, no
+ * act-order). With input.mask the mask is kept as given and only the weights are reconstructed. error.total
+ * is the real ||(W - W')X^T||^2 / tokens of the result; error.dampened the same against H + λI.
  */
 export function sparseGPTPrune(input: PruneRequest<SparseGPTConfigInput>): PruneResult {
   return runDefinition(sparseGPTPruner, input);
