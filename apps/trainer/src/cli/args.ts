@@ -45,6 +45,10 @@ export interface CLIOptions {
   json: boolean;
   help: boolean;
   version: boolean;
+  /** Print the full stack trace of an error. */
+  debug: boolean;
+  /** With 'resume': continue although recipe.json was edited since the run started. */
+  allowRecipeChange: boolean;
 }
 
 export const DEFAULT_OPTIONS: Readonly<CLIOptions> = {
@@ -55,6 +59,8 @@ export const DEFAULT_OPTIONS: Readonly<CLIOptions> = {
   json: false,
   help: false,
   version: false,
+  debug: false,
+  allowRecipeChange: false,
 };
 
 type ValueKind = 'int' | 'posint' | 'float' | 'path';
@@ -68,14 +74,14 @@ interface ValueFlag {
   help: string;
 }
 interface SwitchFlag {
-  key: 'quiet' | 'json' | 'help' | 'version' | 'explain';
+  key: 'quiet' | 'json' | 'help' | 'version' | 'explain' | 'debug' | 'allowRecipeChange';
   help: string;
 }
 
 const VALUE_FLAGS: Record<string, ValueFlag> = {
   '--recipe': { key: 'recipe', kind: 'path', meta: '<file.yaml>', help: 'run this recipe (YAML or JSON) instead of the embedded default' },
   '--out': { key: 'out', kind: 'path', meta: '<dir>', help: 'run folder (default runs/<recipe>-<date>)' },
-  '--data': { key: 'data', kind: 'path', meta: '<file.txt>', help: 'train on a plain-text file (byte-level tokens) instead of the embedded corpus' },
+  '--data': { key: 'data', kind: 'path', meta: '<file.txt>', help: "train on a plain-text file (byte-level tokens) instead of the embedded corpus; '-' reads standard input" },
   '--steps': { key: 'steps', kind: 'int', meta: 'N', help: 'pretraining steps (0: no pretraining)' },
   '--seed': { key: 'seed', kind: 'int', meta: 'N', help: 'seed of the initialization and batch sampling' },
   '--batch': { key: 'batch', kind: 'posint', meta: 'N', help: 'sequences per pretraining step' },
@@ -89,7 +95,9 @@ const VALUE_FLAGS: Record<string, ValueFlag> = {
 const SWITCHES: Record<string, SwitchFlag> = {
   '--explain': { key: 'explain', help: "with 'recipe <file>': print the resolved recipe, every default filled in" },
   '--quiet': { key: 'quiet', help: 'no progress bar or header; print only the result' },
-  '--json': { key: 'json', help: 'JSON lines on stdout (start, every step, evaluations, stage ends)' },
+  '--json': { key: 'json', help: 'JSON lines on stdout (start, every step, evaluations, stage ends; an error is one line too)' },
+  '--allow-recipe-change': { key: 'allowRecipeChange', help: "with 'resume': continue although the run folder's recipe.json was edited" },
+  '--debug': { key: 'debug', help: 'print the full stack trace of an error (also SPARSE_TRAIN_DEBUG=1)' },
   '--help': { key: 'help', help: 'show this help' },
   '--version': { key: 'version', help: 'print the version' },
 };
@@ -180,6 +188,7 @@ export function parseArgs(argv: readonly string[]): CLIOptions {
     throw new FlagError(out.command, out.command === 'run' ? `unexpected argument '${out.args[0]}' (see --help)` : `usage: sparse-train ${form}`);
   }
   if (out.explain && out.command !== 'recipe') throw new FlagError('--explain', "--explain goes with 'sparse-train recipe <file>'");
+  if (out.allowRecipeChange && out.command !== 'resume') throw new FlagError('--allow-recipe-change', "--allow-recipe-change goes with 'sparse-train resume <run-folder>'");
   return out;
 }
 
@@ -191,8 +200,8 @@ export function usage(): string {
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;
   return [
     'Usage: sparse-train [--recipe file.yaml] [flags]     run a recipe (default: the embedded one)',
-    '       sparse-train resume <run-folder>              continue a killed or stopped run',
-    '       sparse-train methods [stage-kind]             list every method, its config fields and defaults',
+    '       sparse-train resume <run-folder>              continue a killed or stopped run (Ctrl-C stops a run at a checkpoint)',
+    '       sparse-train methods [stage-kind]             list every method, its config fields and defaults (export: the formats)',
     '       sparse-train recipe <file.yaml> --explain     validate a recipe and print it resolved',
     '',
     'With no arguments: pretrain a small GPT on the embedded corpus, prune it to 2:4 with SparseGPT,',

@@ -71,11 +71,11 @@ export function prepareText(text: string, source: string, tokenizer: Tokenizer =
   return prepareTokens(tokenizer.encode(text), source, tokenizer, heldOut);
 }
 
-/** The embedded corpus with its character-level tokenizer. */
-export function embeddedData(options: { seed?: number; chars?: number } = {}): TextData {
+/** The embedded corpus with its character-level tokenizer; the last `heldOut` fraction (default 0.1) held out. */
+export function embeddedData(options: { seed?: number; chars?: number; heldOut?: number } = {}): TextData {
   const seed = options.seed ?? DEFAULT_CORPUS_SEED;
   const text = generateCorpus({ seed, chars: options.chars ?? DEFAULT_CORPUS_CHARS });
-  return prepareText(text, `embedded corpus (seed ${seed})`, CharTokenizer.fromText(text));
+  return prepareText(text, `embedded corpus (seed ${seed})`, CharTokenizer.fromText(text), options.heldOut ?? 0.1);
 }
 
 /**

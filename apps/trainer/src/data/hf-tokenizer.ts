@@ -2,11 +2,11 @@
 // pre-tokenizers and decoders) through @huggingface/tokenizers, a pure-JS implementation.
 // Training streams are plain text: no special tokens are added on encode, none dropped on decode.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tokenizer as HFTokenizerImpl } from '@huggingface/tokenizers';
 import { ArgumentError } from '@sparse/tensor';
-import { DataFileError } from './files.js';
+import { DataFileError, readDataBytes } from './files.js';
 import type { Tokenizer } from './tokenizer.js';
 
 export class HFTokenizer implements Tokenizer {
@@ -34,13 +34,7 @@ export class HFTokenizer implements Tokenizer {
   /** Reads tokenizer.json, and tokenizer_config.json beside it when there is one. */
   static fromFile(path: string): HFTokenizer {
     const read = (p: string): object => {
-      let text: string;
-      try {
-        text = readFileSync(p, 'utf8');
-      } catch (cause) {
-        const code = (cause as NodeJS.ErrnoException).code;
-        throw new DataFileError(p, `tokenizer file ${p} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${(cause as Error).message})`}`, { cause });
-      }
+      const text = new TextDecoder().decode(readDataBytes(p, 'tokenizer file'));
       try {
         return JSON.parse(text) as object;
       } catch (cause) {

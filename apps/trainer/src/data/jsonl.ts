@@ -1,9 +1,8 @@
 // Prompt/response data as JSON Lines: one object per line, each becoming the text
 // prompt + response + separator. Blank lines are skipped; every error names the line.
 
-import { readFileSync } from 'node:fs';
 import { prepareText, type TextData } from './dataset.js';
-import { DataFileError, MIN_DATA_BYTES } from './files.js';
+import { checkSplit, DataFileError, MIN_DATA_BYTES, readDataBytes } from './files.js';
 import { ByteTokenizer, type Tokenizer } from './tokenizer.js';
 
 export interface JSONLOptions {
@@ -44,17 +43,12 @@ export function parseJSONL(text: string, source: string, options: JSONLOptions =
   return out;
 }
 
-/** Reads a JSONL file into a token stream (byte-level unless `tokenizer` is given) with a held-out tail. */
-export function loadJSONLFile(path: string, options: JSONLOptions & { tokenizer?: Tokenizer; heldOut?: number } = {}): TextData {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new DataFileError(path, `data file ${path} ${code === 'ENOENT' ? 'does not exist' : code === 'EISDIR' ? 'is a directory, not a JSONL file' : `cannot be read (${(cause as Error).message})`}`, { cause });
-  }
+/** Reads a JSONL file (or `bytes` already read from it) into a token stream (byte-level unless `tokenizer` is given) with a held-out tail. */
+export function loadJSONLFile(path: string, options: JSONLOptions & { tokenizer?: Tokenizer; heldOut?: number; bytes?: Uint8Array } = {}): TextData {
+  const text = new TextDecoder().decode(options.bytes ?? readDataBytes(path));
   const joined = parseJSONL(text, path, options).join('');
-  const data = prepareText(joined, path, options.tokenizer ?? new ByteTokenizer(), options.heldOut ?? 0.1);
+  const heldOut = options.heldOut ?? 0.1;
+  const data = prepareText(joined, path, options.tokenizer ?? new ByteTokenizer(), heldOut);
   if (data.tokens.length < MIN_DATA_BYTES) throw new DataFileError(path, `data file ${path} is too small (${data.tokens.length} tokens); need at least ${MIN_DATA_BYTES}`);
-  return data;
+  return checkSplit(data, path, heldOut);
 }

@@ -31,6 +31,13 @@ export function configFields(schema: z.ZodType | undefined): FieldInfo[] {
   }));
 }
 
+/** A limit as shown: none, or one at the safe-integer edge zod puts on integers, is ∞ (or -∞). */
+function bound(v: unknown, infinite: string): string {
+  if (v === undefined || v === null) return infinite;
+  if (typeof v === 'number' && (!Number.isFinite(v) || Math.abs(v) >= Number.MAX_SAFE_INTEGER)) return v < 0 ? '-∞' : '∞';
+  return String(v);
+}
+
 function describeType(p: Record<string, unknown>): string {
   if (Array.isArray(p.enum)) return p.enum.map((v) => JSON.stringify(v)).join(' | ');
   if (p.const !== undefined) return JSON.stringify(p.const);
@@ -40,8 +47,8 @@ function describeType(p: Record<string, unknown>): string {
   if (s === 'integer' || s === 'number') {
     const lo = p.minimum ?? p.exclusiveMinimum;
     const hi = p.maximum ?? p.exclusiveMaximum;
-    if (lo !== undefined || hi !== undefined) {
-      s += ` ${p.exclusiveMinimum !== undefined ? '(' : '['}${lo ?? '-inf'}, ${hi ?? 'inf'}${p.exclusiveMaximum !== undefined ? ')' : ']'}`;
+    if (bound(lo, '-∞') !== '-∞' || bound(hi, '∞') !== '∞') {
+      s += ` ${p.exclusiveMinimum !== undefined ? '(' : '['}${bound(lo, '-∞')}, ${bound(hi, '∞')}${p.exclusiveMaximum !== undefined ? ')' : ']'}`;
     }
   }
   if (s === 'array' && p.items && typeof p.items === 'object') s = `${describeType(p.items as Record<string, unknown>)}[]`;

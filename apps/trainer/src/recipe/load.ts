@@ -2,7 +2,7 @@
 // in, every method config parsed by its own schema), or a RecipeError listing every problem with its
 // path. Nothing runs until the whole recipe is valid.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { closestNames } from '@sparse/tensor';
 import { parseDocument } from 'yaml';
@@ -41,10 +41,38 @@ export function parseRecipeText(text: string, source: string): unknown {
   if (doc.errors.length > 0) {
     throw new RecipeError(
       source,
-      doc.errors.map((e) => ({ path: '', message: `${e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}: ` : ''}${e.message.split('\n')[0]}` })),
+      doc.errors.map((e) => ({ path: '', message: `${e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}: ` : ''}${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` })),
     );
   }
-  return doc.toJS();
+  try {
+    return doc.toJS();
+  } catch (err) {
+    // aliases that expand too far, and the like
+    throw new RecipeError(source, [{ path: '', message: (err as Error).message.split('\n')[0]! }]);
+  }
+}
+
+/**
+ * The text of a recipe file; a missing file, a folder, a device or an unreadable file is a
+ * RecipeError naming the path and what to do.
+ */
+export function readRecipeText(path: string): string {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'the file does not exist' : code === 'EACCES' ? 'the file is not readable (permission denied)' : `the file cannot be read (${code ?? String(err)})`;
+    throw new RecipeError(path, [{ path: '', message: `${why}; give a recipe file (.yaml or .json) with --recipe, or leave --recipe out for the default recipe` }]);
+  }
+  if (st.isDirectory()) throw new RecipeError(path, [{ path: '', message: 'this is a folder, not a recipe file; give a .yaml or .json file with --recipe' }]);
+  if (!st.isFile()) throw new RecipeError(path, [{ path: '', message: 'this is not a regular file; give a .yaml or .json file with --recipe' }]);
+  if (st.size > 16 * 1024 * 1024) throw new RecipeError(path, [{ path: '', message: `the file is ${st.size} bytes; a recipe is a small YAML or JSON file` }]);
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new RecipeError(path, [{ path: '', message: `the file cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})` }]);
+  }
 }
 
 export interface ResolveOptions {
@@ -58,7 +86,10 @@ export interface ResolveOptions {
 export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): ResolvedRecipe {
   const source = options.source ?? '<inline>';
   const problems: RecipeProblem[] = [];
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+  if (raw === null || raw === undefined) {
+    throw new RecipeError(source, [{ path: '', message: 'the recipe is empty; it needs at least a `stages:` list (see `sparse-train recipe <file> --explain` on a shipped recipe)' }]);
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new RecipeError(source, [{ path: '', message: `expected a mapping with model, data and stages, got ${Array.isArray(raw) ? 'a list' : typeof raw}` }]);
   }
   keyHints = new Map([['', Object.keys(recipeHeadSchema.shape)]]);
@@ -109,6 +140,9 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
       }
       st.config = cfg.data as Record<string, unknown>;
       const issues = (method.checkStage as ((s: StageSpec) => StageIssue[]) | undefined)?.(st) ?? [];
+      if (st.stage === 'prune' && (st as StageSpec & { permute?: boolean }).permute && !(typeof st.config.n === 'number' && typeof st.config.m === 'number')) {
+        issues.push({ path: ['permute'], message: `permute searches a channel permutation for N:M pruning; give config n and m (e.g. { n: 2, m: 4 }) or drop permute` });
+      }
       if (st.stage === 'train' && st.path === 'sparse' && method.sparsePath !== true) {
         const able = methodsOf('train').filter((m) => m.sparsePath === true).map((m) => m.name);
         issues.push({ path: ['path'], message: `train method '${st.method}' runs dense (its masks change size or it trains no masks); path: sparse applies to ${able.join(', ')}` });
@@ -126,7 +160,8 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
   if (problems.length > 0 || !head.success) throw new RecipeError(source, problems);
   const h = head.data;
   const base = options.baseDir;
-  const abs = (p: string) => (base === undefined || isAbsolute(p) ? p : resolve(base, p));
+  // '-' is standard input, read once when the run starts
+  const abs = (p: string) => (base === undefined || isAbsolute(p) || p === '-' ? p : resolve(base, p));
   const model = 'checkpoint' in h.model ? { checkpoint: abs(h.model.checkpoint as string) } : h.model;
   if (!('checkpoint' in model)) {
     // the size fields, checked by the model factory (the vocabulary comes from the tokenizer later)
@@ -149,11 +184,5 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
 
 /** Reads, parses and resolves a recipe file (.yaml, .yml or .json). */
 export function loadRecipeFile(path: string): ResolvedRecipe {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new RecipeError(path, [{ path: '', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }]);
-  }
-  return resolveRecipe(parseRecipeText(text, path), { source: path, baseDir: dirname(resolve(path)) });
+  return resolveRecipe(parseRecipeText(readRecipeText(path), path), { source: path, baseDir: dirname(resolve(path)) });
 }

@@ -57,6 +57,8 @@ export class RunContext {
   report: ReportAccumulator = emptyReport();
   /** Where the report stage wrote report.html. */
   reportPath: string | undefined;
+  /** Aborted when the run is asked to stop (Ctrl-C): stages finish their step and checkpoint there. */
+  stopSignal: AbortSignal | undefined;
   readonly #maskTensors = new Map<string, tf.Tensor>();
 
   constructor(

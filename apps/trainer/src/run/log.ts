@@ -8,6 +8,12 @@ import type { StepInfo } from '../train/steps.js';
 
 export type OutputMode = 'human' | 'json' | 'quiet';
 
+/** An fs error that does not say which file it is about (a write on a descriptor) gets `path`. */
+function withPath(err: unknown, path: string): unknown {
+  if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && (err as NodeJS.ErrnoException).path === undefined) (err as NodeJS.ErrnoException).path = path;
+  return err;
+}
+
 export interface RunIO {
   stdout: ProgressStream;
   stderr: ProgressStream;
@@ -25,8 +31,12 @@ export class RunLog {
     truncateTo?: number,
   ) {
     this.path = metricsPath;
-    if (truncateTo !== undefined && existsSync(metricsPath)) truncateSync(metricsPath, truncateTo);
-    this.#fd = openSync(metricsPath, 'a');
+    try {
+      if (truncateTo !== undefined && existsSync(metricsPath)) truncateSync(metricsPath, truncateTo);
+      this.#fd = openSync(metricsPath, 'a');
+    } catch (err) {
+      throw withPath(err, metricsPath);
+    }
   }
 
   /** A line for people (human mode only). */
@@ -37,7 +47,11 @@ export class RunLog {
   /** An event: to metrics.jsonl always, and to stdout in json mode. */
   event(e: Record<string, unknown>): void {
     const line = `${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`;
-    writeSync(this.#fd, line);
+    try {
+      writeSync(this.#fd, line);
+    } catch (err) {
+      throw withPath(err, this.path);
+    }
     if (this.mode === 'json') this.io.stdout.write(line);
   }
 

@@ -81,6 +81,7 @@ export async function optimize(args: StageArgs, fields: TrainingFields, spec: Op
       ctx.log.event({ event: 'step', stage: index, label, step: info.step, steps: info.steps, loss: info.loss, lr: info.lr, ...(info.gradNorm !== undefined ? { gradNorm: info.gradNorm } : {}), tokensPerSec: info.tokensPerSec, ...masks });
     },
     checkpointEvery: fields.checkpointEvery,
+    ...(ctx.stopSignal ? { signal: ctx.stopSignal } : {}),
     onCheckpoint: (step: number) => {
       sparse?.syncDense();
       const adam = optimizer?.state();

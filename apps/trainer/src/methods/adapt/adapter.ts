@@ -18,7 +18,7 @@ import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
 import { sampleBatch, type Batch } from '../../data/dataset.js';
 import type { LinearInfo } from '../../model/types.js';
 import { calibrationBatches, capture, type Accumulators } from '../../stages/calibration.js';
-import { selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
+import { exportNameOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
 import type { NamedAdam } from '../../train/adam.js';
 import type { StageIssue, TrainerMethod } from '../types.js';
@@ -262,7 +262,7 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   // the adapter itself, in the PEFT layout, before it is merged away
   const states = adapter.adapterStates();
   const modules = Object.fromEntries(Object.entries(states).map(([n, s]) => [n.replace(/\.weight$/, ''), s]));
-  const dir = join(ctx.dir, 'exports', 'adapters', label.replace(/[^A-Za-z0-9._-]/g, '_'));
+  const dir = join(ctx.dir, 'exports', 'adapters', exportNameOf(ctx.recipe.stages, index));
   let saved = '';
   try {
     mkdirSync(dir, { recursive: true });

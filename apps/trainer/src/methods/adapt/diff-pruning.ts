@@ -21,7 +21,7 @@ import { DiffPruning, type DiffPruningState } from '@sparse/lora-variants/tfjs';
 import { isKept } from '@sparse/masks';
 import * as tf from '@tensorflow/tfjs-core';
 import type { StageOf } from '../../recipe/schema.js';
-import { assignValues, coreOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
+import { assignValues, coreOf, exportNameOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
 import type { TrainerMethod } from '../types.js';
 
@@ -83,7 +83,7 @@ async function runDiffPruningStage(args: StageArgs<Stage>): Promise<StageOutcome
     ctx.report.adapters.push({ name: label, variant: 'diff-pruning', trainable: 2 * entries, base: entries });
     const dir = join(ctx.dir, 'exports', 'sft');
     mkdirSync(dir, { recursive: true });
-    const path = join(dir, `${label.replace(/[^A-Za-z0-9._-]/g, '_')}.safetensors`);
+    const path = join(dir, `${exportNameOf(ctx.recipe.stages, index)}.safetensors`);
     const bytes = await saveSparseDeltas(path, deltas);
     ctx.report.files.push({ label: `diff-pruning delta ${label}`, path, bytes, denseBytes: entries * 4 });
     if (stage.merge) {

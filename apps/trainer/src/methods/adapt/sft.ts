@@ -15,7 +15,7 @@ import { Random } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LinearInfo } from '../../model/types.js';
 import type { StageOf } from '../../recipe/schema.js';
-import { selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
+import { exportNameOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
 import type { TrainerMethod } from '../types.js';
 import { supportScores } from './adapter.js';
@@ -96,7 +96,7 @@ async function runSFTStage(args: StageArgs<Stage>): Promise<StageOutcome> {
     ctx.report.adapters.push({ name: label, variant: 'sft', trainable, base });
     const dir = join(ctx.dir, 'exports', 'sft');
     mkdirSync(dir, { recursive: true });
-    const path = join(dir, `${label.replace(/[^A-Za-z0-9._-]/g, '_')}.safetensors`);
+    const path = join(dir, `${exportNameOf(ctx.recipe.stages, index)}.safetensors`);
     const bytes = await saveSparseDeltas(path, tuner.deltas());
     ctx.report.files.push({ label: `SFT delta ${label}`, path, bytes, denseBytes: base * 4 });
     if (stage.merge) tuner.merge();
