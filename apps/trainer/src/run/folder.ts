@@ -220,7 +220,16 @@ export function createRunFolder(dir: string, shown: string): { created: boolean 
   try {
     mkdirSync(dir, { recursive: true });
   } catch (err) {
-    throw folderProblem(dir, shown, err);
+    // a recursive mkdir reports ENOENT for some failures (a read-only file system): the plain one says why
+    let why = err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      try {
+        mkdirSync(dir);
+      } catch (plain) {
+        why = plain;
+      }
+    }
+    throw folderProblem(dir, shown, why);
   }
   return { created: true };
 }
