@@ -98,7 +98,7 @@ describe('sparse-train', () => {
     expect(r.stdout).toMatch(/^ {6}r: integer.* = 8/m);
     const p = run(['methods', 'prune']);
     expect(p.stdout).not.toMatch(/^adapt:/m);
-    expect(run(['methods', 'prnue']).code).toBe(1);
+    expect(run(['methods', 'prnue']).code).toBe(2);
   });
 
   it('explains a recipe with every default filled in', () => {
@@ -136,7 +136,7 @@ describe('sparse-train', () => {
 
   it('refuses to start a second run in a used folder', () => {
     const r = run(['--recipe', recipe, '--out', join(tmp, 'run-a')]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/already holds a run; continue it with 'sparse-train resume/);
   });
 
