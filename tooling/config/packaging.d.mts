@@ -5,3 +5,4 @@ export declare function runtimeImports(packageDir: string, entryFiles: string[])
 export declare function entryFiles(packageDir: string): string[];
 export declare function undeclaredImports(packageDir: string, opts?: { app?: boolean }): { undeclared: string[]; peersNotProvided: string[]; reached: string[] };
 export declare function runInPackage(packageDir: string, code: string, opts?: { ext?: '.mjs' | '.cjs'; timeoutMs?: number }): string;
+export declare function duplicateDefinitions(dir: string): string[];

@@ -1,7 +1,7 @@
 // Checks of what a package's built dist needs at run time, shared by package tests and the CI
 // packaging step (tooling/packaging/check.mjs). They read the files a tarball would carry, not src.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 
@@ -123,6 +123,30 @@ export function undeclaredImports(packageDir, { app = false } = {}) {
     }
   }
   return { undeclared, peersNotProvided: [...peersNotProvided].sort(), reached: [...reached.values()].map((r) => r.pkg.name).sort() };
+}
+
+/**
+ * Module-level state defined in more than one file of one format of a built dist (`dir`): a class,
+ * or a Map / Set / WeakMap / registry made at the top level. Each file that defines one has its own
+ * copy, so `instanceof` fails across entry points and a registration made through one entry is
+ * unknown to another; with shared chunks every module is in exactly one file per format.
+ * @param {string} dir
+ * @returns {string[]} one line per duplicate: '<name> in <files> (<format>)'
+ */
+export function duplicateDefinitions(dir) {
+  const out = [];
+  const files = readdirSync(dir);
+  for (const [format, ext] of [['ESM', '.js'], ['CJS', '.cjs']]) {
+    /** @type {Map<string, string[]>} */
+    const seen = new Map();
+    for (const f of files.filter((x) => x.endsWith(ext))) {
+      const code = readFileSync(join(dir, f), 'utf8');
+      const re = /^(?:var|let|const|class) ([A-Za-z_$][\w$]*)\s*(?:=\s*(?:class\b|(?:\/\* @__PURE__ \*\/ )?new (?:Map|Set|WeakMap|WeakSet)\b|[\w$.]*createRegistry\()|extends\b|\{)/gm;
+      for (const m of code.matchAll(re)) seen.set(m[1], [...(seen.get(m[1]) ?? []), f]);
+    }
+    for (const [name, where] of seen) if (where.length > 1) out.push(`${name} is defined in ${where.join(', ')} (${format})`);
+  }
+  return out;
 }
 
 /**
