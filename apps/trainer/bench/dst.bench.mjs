@@ -12,8 +12,8 @@
 //    and the trainer's own tfjs step, dense (matMul) against the packed sparse path, at d 1024 / 4096 and
 //    d 256 / 1024. Goals: sparse step ≥ 2.5x faster than dense at 90%, ≥ 1.5x at 80% (native kernels).
 // 3. The threshold the trainer's `path: auto` uses, from the trainer-level measurements: the largest
-//    density at which the packed step beats the dense one at the large shape, and the smallest layer at
-//    which it does; stored for this CPU in the sparse-path file (SPARSE_PATH_FILE, default
+//    measured density at which the packed step is at least 1.1x faster than the dense one at the large
+//    shape, and the smallest measured layer at which it is at some density; stored for this CPU in the sparse-path file (SPARSE_PATH_FILE, default
 //    ~/.cache/sparse/sparse-path.json) and in bench-results/dst.json.
 //
 // Environment: SPARSE_BENCH_QUICK=1 shrinks everything (a smoke test; figures meaningless);
@@ -99,6 +99,7 @@ if (parts.has('quality')) {
   printTable(table);
   const holds = orderHolds(mean);
   console.log(`RigL <= SET <= static (ER and ERK) at 80% and 90%: ${holds ? 'holds' : 'does not hold'}${bySeed.length > 1 ? ' on the 3-seed mean' : ''}`);
+  console.log('(ER and ERK give the same layer budgets for 2-D weights, so the two static rows train the same masks on this model)');
   results.quality = { steps: STEPS, seeds: bySeed.length, perSeed: bySeed, mean, pretrainedDense: ppl(pre.summary, 'dense'), orderHolds: holds };
 }
 
@@ -140,19 +141,9 @@ function tfjsStep(d, hidden, tokens, density, packed, seed) {
   };
 }
 
-/** Largest density at which the sparse time stays below the dense one, interpolated between measured points (0 when never). */
-function crossover(points) {
-  const sorted = [...points].sort((a, b) => a.density - b.density);
-  let best = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    const p = sorted[i];
-    if (p.speedup >= 1) {
-      best = p.density;
-      const q = sorted[i + 1];
-      if (q && q.speedup < 1) best = p.density + ((p.speedup - 1) / (p.speedup - q.speedup)) * (q.density - p.density);
-    } else break;
-  }
-  return best;
+/** The largest measured density at which the sparse step clearly wins (>= 1.1x, a margin against noise); 0 when none does. */
+function clearWin(points) {
+  return Math.max(0, ...points.filter((p) => p.speedup >= 1.1).map((p) => p.density));
 }
 
 if (parts.has('speed')) {
@@ -178,12 +169,12 @@ if (parts.has('speed')) {
     dense.dispose();
     console.log(`\ntrainer tfjs step, MLP block d ${shape.d} / hidden ${shape.hidden}, ${shape.tokens} tokens (dense: matMul + Adam over all weights; sparse: packed path + Adam over nnz)`);
     printTable(rows.map((r) => ({ density: r.density, 'dense ms': r.denseMs, 'sparse ms': r.sparseMs, speedup: r.speedup })));
-    results.trainer.push({ ...shape, weights: shape.d * shape.hidden, rows, crossover: crossover(rows) });
+    results.trainer.push({ ...shape, weights: shape.d * shape.hidden, rows, clearWin: clearWin(rows) });
   }
-  // the threshold for `path: auto`: the large shape's crossover; the smallest measured layer size with a crossover above 0
+  // the threshold for `path: auto`: the largest density the large shape clearly wins at; the smallest measured layer that clearly wins at all
   const large = results.trainer[0];
-  const winning = results.trainer.filter((s) => s.crossover > 0).map((s) => s.weights);
-  const threshold = { maxDensity: Number(large.crossover.toFixed(3)), minWeights: winning.length > 0 ? Math.min(...winning) : large.weights * 2, measured: new Date().toISOString().slice(0, 10) };
+  const winning = results.trainer.filter((s) => s.clearWin > 0).map((s) => s.weights);
+  const threshold = { maxDensity: large.clearWin, minWeights: winning.length > 0 ? Math.min(...winning) : large.weights * 2, measured: new Date().toISOString().slice(0, 10) };
   results.threshold = threshold;
   if (!QUICK) {
     const file = sparsePathFile();
