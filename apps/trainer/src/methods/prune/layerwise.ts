@@ -86,7 +86,19 @@ async function pruneLayerwise(def: PrunerDefinition, args: StageArgs<StageOf<'pr
     assignValues(v, r.weight.data);
     ctx.setMask(l.name, r.mask);
     const kept = count(r.mask);
-    ctx.log.event({ event: 'prune', stage: index, layer: l.name, method: stage.method, sparsity: 1 - kept / (l.out * l.in), error: r.error?.total });
+    // reconstructionError: ||(W - W')X^T||^2 / tokens on this layer's calibration inputs (undampened); SparseGPT
+    // adds the sum it minimized against its dampened Hessian, DSnoT the error of the mask it started from
+    const e = r.error;
+    ctx.log.event({
+      event: 'prune',
+      stage: index,
+      layer: l.name,
+      method: stage.method,
+      sparsity: 1 - kept / (l.out * l.in),
+      reconstructionError: e?.total,
+      ...(e?.dampened !== undefined ? { reconstructionErrorDampened: e.dampened } : {}),
+      ...(e?.initial !== undefined ? { reconstructionErrorInitial: e.initial } : {}),
+    });
   };
   // groups in evaluation order
   const keys = [...new Set(layers.map((l) => `${l.block}:${l.group}`))];
