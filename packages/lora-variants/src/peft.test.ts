@@ -110,13 +110,59 @@ describe('PEFT fixture', () => {
         expect(Object.keys(files.tensors).sort()).toEqual(['base_model.model.h.0.attn.c_attn.spp_col.weight', 'base_model.model.h.0.attn.c_attn.spp_row.weight']);
       } else {
         expect(files.config.peft_type).toBe('LORA');
-        expect(files.config.sqft_sparse_merge).toBe(variant === 'sqft' ? true : undefined);
+        // SQFT's own key lives in the sidecar, never in adapter_config.json (PEFT's LoraConfig lacks it)
+        expect(files.config.sqft_sparse_merge).toBeUndefined();
+        expect(files.sidecar).toEqual(variant === 'sqft' ? { sparse_variant: 'sqft', sqft_sparse_merge: true } : null);
       }
       const st = parseSafetensors(serializeSafetensors(files.tensors));
-      const back = fromPEFTFiles(JSON.parse(JSON.stringify(files.config)), st);
+      const back = fromPEFTFiles(JSON.parse(JSON.stringify(files.config)), st, {}, files.sidecar ?? undefined);
       expect(back.variant).toBe(variant);
       expect(back.modules['h.0.attn.c_attn']).toEqual(s);
     }
+  });
+});
+
+describe('SQFT sidecar and fan_in_fan_out', () => {
+  it('saves SQFT as a plain LoRA adapter_config.json plus sparse_adapter_config.json, and loads it back as SQFT', async () => {
+    const base = tensor(Float32Array.from({ length: 24 }, (_, i) => i - 12), [4, 6]);
+    const s = getVariant('sqft').init(base, { r: 2 }, new Random(3));
+    await savePEFTAdapter(dir, { 'model.layers.0.self_attn.q_proj': s });
+    expect((await readdir(dir)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'sparse_adapter_config.json']);
+    const cfg = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
+    expect(cfg).not.toHaveProperty('sqft_sparse_merge');
+    expect(cfg).not.toHaveProperty('sparse_variant');
+    expect(JSON.parse(await readFile(join(dir, 'sparse_adapter_config.json'), 'utf8'))).toEqual({ sparse_variant: 'sqft', sqft_sparse_merge: true });
+    expect((await loadPEFTAdapter(dir)).variant).toBe('sqft');
+    // the same folder saved again as plain LoRA drops the stale sidecar
+    await savePEFTAdapter(dir, { 'model.layers.0.self_attn.q_proj': { ...s, variant: 'lora' } });
+    expect((await readdir(dir)).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    expect((await loadPEFTAdapter(dir)).variant).toBe('lora');
+  });
+
+  it('still reads folders that kept sqft_sparse_merge in adapter_config.json', async () => {
+    await writeFolder({ ...FIXTURE_CONFIG, sqft_sparse_merge: true });
+    expect((await loadPEFTAdapter(dir)).variant).toBe('sqft');
+  });
+
+  it('rejects a sidecar naming another variant', async () => {
+    await writeFolder(FIXTURE_CONFIG);
+    await writeFile(join(dir, 'sparse_adapter_config.json'), JSON.stringify({ sparse_variant: 'spp' }));
+    const error = await loadPEFTAdapter(dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PEFTFormatError);
+    expect((error as PEFTFormatError).file).toBe(join(dir, 'sparse_adapter_config.json'));
+    expect((error as PEFTFormatError).field).toBe('sparse_variant');
+  });
+
+  it('writes fan_in_fan_out when asked and keeps lora_A [r, in], lora_B [out, r]', () => {
+    const s = getVariant('lora').init(tensor(new Float32Array(12 * 4), [12, 4]), { r: 2 }, new Random(1));
+    const files = toPEFTFiles({ 'transformer.h.0.attn.c_attn': s }, { fanInFanOut: true });
+    expect(files.config.fan_in_fan_out).toBe(true);
+    expect(files.tensors['base_model.model.transformer.h.0.attn.c_attn.lora_A.weight']!.shape).toEqual([2, 4]);
+    expect(files.tensors['base_model.model.transformer.h.0.attn.c_attn.lora_B.weight']!.shape).toEqual([12, 2]);
+    const back = fromPEFTFiles(files.config, parseSafetensors(serializeSafetensors(files.tensors)));
+    expect(back.fanInFanOut).toBe(true);
+    expect(back.modules['transformer.h.0.attn.c_attn']!.shape).toEqual([12, 4]);
+    expect(toPEFTFiles({ a: s }).config.fan_in_fan_out).toBe(false);
   });
 });
 

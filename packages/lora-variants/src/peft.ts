@@ -1,8 +1,10 @@
 // The Hugging Face PEFT adapter layout, in memory: adapter_config.json as an object and the tensors of
 // adapter_model.safetensors by name. LoRA follows PEFT exactly (peft_type "LORA", names
 // `base_model.model.<module>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r], no adapter name in
-// the key, as get_peft_model_state_dict strips it). SQFT is the same file plus `"sqft_sparse_merge": true`
-// (Python PEFT loads it as a plain LoRA). SPP is our own `peft_type: "SPP"` with `spp_col_init` and
+// the key, as get_peft_model_state_dict strips it); adapter_config.json holds only fields of PEFT's
+// LoraConfig. SQFT is the same two files plus sparse_adapter_config.json beside them,
+// `{ "sparse_variant": "sqft", "sqft_sparse_merge": true }` (PEFT never reads it, so it loads SQFT as a
+// plain LoRA without a warning; our loader reads it back). SPP is our own `peft_type: "SPP"` with `spp_col_init` and
 // tensors `<module>.spp_row.weight` [out] and `<module>.spp_col.weight` [in]. Every other variant uses the
 // generic layout of peft-variants.ts (its own peft_type plus `sparse_variant`, config keys, I32 indices).
 import { ArgumentError, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
@@ -15,6 +17,8 @@ export { PEFT_NATIVE_TYPES, peftTypeOf } from './peft-variants.js';
 
 export const PEFT_CONFIG_FILE = 'adapter_config.json';
 export const PEFT_WEIGHTS_FILE = 'adapter_model.safetensors';
+/** Our keys that PEFT's LoraConfig does not know, kept out of adapter_config.json (see PEFTFiles.sidecar). */
+export const PEFT_SIDECAR_FILE = 'sparse_adapter_config.json';
 const PREFIX = 'base_model.model.';
 
 /** A malformed adapter file: `file` names the file, `field` the key or tensor at fault. */
@@ -34,6 +38,12 @@ export interface PEFTSaveOptions {
   taskType?: string | null;
   /** Written as target_modules; default: the distinct last segments of the module names. */
   targetModules?: string[] | string;
+  /**
+   * LoRA / SQFT: PEFT's fan_in_fan_out, true when the base layers store W as [in, out] (GPT-2's Conv1D).
+   * The adapter tensors keep their shapes, lora_A [r, in] and lora_B [out, r], as PEFT's Conv1D
+   * LoRA layers hold them too; only the merged delta is transposed. Default false.
+   */
+  fanInFanOut?: boolean;
 }
 
 /** One adapter (one variant and config) over several modules, as a PEFT folder holds it. */
@@ -56,6 +66,8 @@ export interface PEFTFiles {
   tensors: Record<string, Tensor>;
   /** Written as safetensors metadata, as PEFT does. */
   metadata: Record<string, string>;
+  /** LoRA-layout variants' own keys (SQFT's), for PEFT_SIDECAR_FILE; null when there are none. */
+  sidecar: Record<string, unknown> | null;
 }
 
 /** Serializes adapters that share one variant and config into PEFT's config object and tensor names. */
@@ -84,6 +96,7 @@ export function toPEFTFiles(modules: Record<string, AdapterState>, opts: PEFTSav
   };
   let tensors: Record<string, Tensor> = {};
   let config: Record<string, unknown>;
+  let sidecar: Record<string, unknown> | null = null;
   if (first.variant === 'lora' || first.variant === 'sqft') {
     const c = first.config as LoRAConfig;
     config = {
@@ -93,15 +106,15 @@ export function toPEFTFiles(modules: Record<string, AdapterState>, opts: PEFTSav
       lora_alpha: c.alpha,
       lora_dropout: c.dropout,
       use_rslora: c.rslora,
-      fan_in_fan_out: false,
+      fan_in_fan_out: opts.fanInFanOut ?? false,
       init_lora_weights: true,
       use_dora: false,
       rank_pattern: {},
       alpha_pattern: {},
       layers_to_transform: null,
       layers_pattern: null,
-      ...(first.variant === 'sqft' ? { sqft_sparse_merge: true } : {}),
     };
+    if (first.variant === 'sqft') sidecar = { sparse_variant: 'sqft', sqft_sparse_merge: true };
     for (const n of names) {
       tensors[`${PREFIX}${n}.lora_A.weight`] = modules[n]!.params.lora_A!;
       tensors[`${PREFIX}${n}.lora_B.weight`] = modules[n]!.params.lora_B!;
@@ -115,7 +128,7 @@ export function toPEFTFiles(modules: Record<string, AdapterState>, opts: PEFTSav
   } else {
     ({ config, tensors } = toVariantPEFTFiles(modules, names, common));
   }
-  return { config, tensors, metadata: { format: 'pt' } };
+  return { config, tensors, metadata: { format: 'pt' }, sidecar };
 }
 
 /** What fromPEFTFiles needs of the weights file: its tensor names and a reader. */
@@ -127,6 +140,7 @@ export interface PEFTTensorSource {
 export interface PEFTFileNames {
   config?: string;
   weights?: string;
+  sidecar?: string;
 }
 
 function field<T>(cfg: Record<string, unknown>, key: string, file: string, check: (v: unknown) => v is T, expected: string, fallback?: T): T {
@@ -141,20 +155,34 @@ const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
 const isTargets = (v: unknown): v is string[] | string => typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
 const isEmptyPattern = (v: unknown): v is Record<string, never> => v === null || (typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0);
 
-/** Parses adapter_config.json (text or object) and the weights into per-module adapter states. */
-export function fromPEFTFiles(configJSON: string | Record<string, unknown>, weights: PEFTTensorSource, files: PEFTFileNames = {}): PEFTAdapter {
-  const cfile = files.config ?? PEFT_CONFIG_FILE;
-  const wfile = files.weights ?? PEFT_WEIGHTS_FILE;
-  let cfg: unknown = configJSON;
-  if (typeof configJSON === 'string') {
+function jsonObject(json: string | Record<string, unknown>, file: string): Record<string, unknown> {
+  let cfg: unknown = json;
+  if (typeof json === 'string') {
     try {
-      cfg = JSON.parse(configJSON);
+      cfg = JSON.parse(json);
     } catch (error) {
-      throw new PEFTFormatError(cfile, '(json)', `not valid JSON: ${(error as Error).message}`);
+      throw new PEFTFormatError(file, '(json)', `not valid JSON: ${(error as Error).message}`);
     }
   }
-  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new PEFTFormatError(cfile, '(json)', 'expected a JSON object');
-  const c = cfg as Record<string, unknown>;
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new PEFTFormatError(file, '(json)', 'expected a JSON object');
+  return cfg as Record<string, unknown>;
+}
+
+/**
+ * Parses adapter_config.json (text or object) and the weights into per-module adapter states;
+ * `sidecar` is sparse_adapter_config.json when the folder has one (SQFT).
+ */
+export function fromPEFTFiles(
+  configJSON: string | Record<string, unknown>,
+  weights: PEFTTensorSource,
+  files: PEFTFileNames = {},
+  sidecar?: string | Record<string, unknown>,
+): PEFTAdapter {
+  const cfile = files.config ?? PEFT_CONFIG_FILE;
+  const wfile = files.weights ?? PEFT_WEIGHTS_FILE;
+  const sfile = files.sidecar ?? PEFT_SIDECAR_FILE;
+  const c = jsonObject(configJSON, cfile);
+  const side = sidecar === undefined ? {} : jsonObject(sidecar, sfile);
   const peftType = field(c, 'peft_type', cfile, (v): v is string => typeof v === 'string', 'a string');
   const bias = field(c, 'bias', cfile, (v): v is string => typeof v === 'string', '"none"', 'none');
   if (bias !== 'none') throw new PEFTFormatError(cfile, 'bias', `only "none" is supported, got ${JSON.stringify(bias)}`);
@@ -195,7 +223,12 @@ export function fromPEFTFiles(configJSON: string | Record<string, unknown>, weig
       if (c[key] !== undefined && !isEmptyPattern(c[key])) throw new PEFTFormatError(cfile, key, 'per-module ranks or alphas are not supported (must be empty)');
     }
     const config: LoRAConfig = loraConfigSchema.parse({ r, alpha, rslora, dropout });
-    const variant = c.sqft_sparse_merge === true ? 'sqft' : 'lora';
+    // the sidecar's keys; folders written before the sidecar existed kept sqft_sparse_merge in the config
+    if (side.sparse_variant !== undefined && side.sparse_variant !== 'sqft' && side.sparse_variant !== 'lora') {
+      throw new PEFTFormatError(sfile, 'sparse_variant', `a LORA adapter is read as "lora" or "sqft", got ${JSON.stringify(side.sparse_variant)}`);
+    }
+    if (side.sqft_sparse_merge !== undefined && !isBool(side.sqft_sparse_merge)) throw new PEFTFormatError(sfile, 'sqft_sparse_merge', `expected a boolean, got ${JSON.stringify(side.sqft_sparse_merge)}`);
+    const variant = side.sparse_variant === 'sqft' || side.sqft_sparse_merge === true || c.sqft_sparse_merge === true ? 'sqft' : 'lora';
     for (const [module, parts] of byModule) {
       const a = parts.get('lora_A');
       const b = parts.get('lora_B');
