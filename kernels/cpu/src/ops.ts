@@ -1,6 +1,7 @@
 // Activation-sparse gemv, dense and block-sparse attention and masked optimizer steps as registry
 // kernels: validated in TypeScript with the reference kernels' validators (typed errors before any
-// native code runs), then handed to C++ without copying.
+// native code runs), then handed to C++ without copying (index arrays and masks in a
+// SharedArrayBuffer are copied first, so native code reads exactly the validated bytes).
 import {
   BackendError,
   activeBitsAsBytes,
@@ -22,6 +23,7 @@ import {
   type MaskedSGDKernel,
 } from '@sparse/tensor';
 import type { NativeAddon } from './native.js';
+import { unshared, withUnsharedIndices } from './unshared.js';
 
 function need<K extends 'gemvSparseInput' | 'attention' | 'maskedAdam' | 'maskedSGD'>(addon: NativeAddon, name: K): NonNullable<NativeAddon[K]> {
   const fn = addon[name];
@@ -52,10 +54,18 @@ export function denseAttentionKernelFrom(addon: NativeAddon): AttentionKernel {
 
 export function blockSparseAttentionKernelFrom(addon: NativeAddon): BlockSparseAttentionKernel {
   const native = need(addon, 'attention');
-  return function blockSparseAttentionNative(a: BlockSparseAttentionArgs): void {
+  return function blockSparseAttentionNative(input: BlockSparseAttentionArgs): void {
+    const a = withUnsharedBlockMask(input);
     validateBlockSparseAttentionArgs(a);
     runAttention(native, a, a.blockSize, a.blockMask);
   };
+}
+
+/** `a` with a blockMask in a SharedArrayBuffer replaced by a copy (the mask is validated, then read by C++). */
+function withUnsharedBlockMask(a: BlockSparseAttentionArgs): BlockSparseAttentionArgs {
+  if (typeof a !== 'object' || a === null || !(a.blockMask instanceof Uint8Array)) return a;
+  const mask = unshared(a.blockMask);
+  return mask === a.blockMask ? a : { ...a, blockMask: mask };
 }
 
 function activeArgs(active: ActiveEntries): [Int32Array | null, Uint8Array | null] {
@@ -64,7 +74,8 @@ function activeArgs(active: ActiveEntries): [Int32Array | null, Uint8Array | nul
 
 export function maskedAdamKernelFrom(addon: NativeAddon): MaskedAdamKernel {
   const native = need(addon, 'maskedAdam');
-  return function maskedAdamNative(a: MaskedAdamArgs): void {
+  return function maskedAdamNative(input: MaskedAdamArgs): void {
+    const a = withUnsharedIndices(input, 'active', ['indices', 'bits']);
     validateMaskedAdamArgs(a);
     const [indices, bits] = activeArgs(a.active);
     native(a.params, a.grads, indices, bits, a.m, a.v, a.step, a.lr, a.beta1 ?? 0.9, a.beta2 ?? 0.999, a.eps ?? 1e-8, a.weightDecay ?? 0);
@@ -73,7 +84,8 @@ export function maskedAdamKernelFrom(addon: NativeAddon): MaskedAdamKernel {
 
 export function maskedSGDKernelFrom(addon: NativeAddon): MaskedSGDKernel {
   const native = need(addon, 'maskedSGD');
-  return function maskedSGDNative(a: MaskedSGDArgs): void {
+  return function maskedSGDNative(input: MaskedSGDArgs): void {
+    const a = withUnsharedIndices(input, 'active', ['indices', 'bits']);
     validateMaskedSGDArgs(a);
     const [indices, bits] = activeArgs(a.active);
     const momentum = a.momentum ?? 0;
