@@ -20,6 +20,7 @@ import {
   SafetensorsHeader,
   SafetensorsIndex,
   SafetensorsInput,
+  SafetensorsLayoutOptions,
   SafetensorsReadOptions,
   safetensorsChunks,
 } from './format.js';
@@ -172,7 +173,7 @@ export async function readSafetensorsFile(path: string, opts: Omit<SafetensorsRe
   return parseSafetensors(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), { ...opts, file: path });
 }
 
-export interface SafetensorsWriteOptions {
+export interface SafetensorsWriteOptions extends SafetensorsLayoutOptions {
   /** Largest piece handed to the file system at once (default 4 MiB). */
   chunkBytes?: number;
   /** Aborting stops the write; the temporary file is removed and an existing file is left intact. */
@@ -194,7 +195,7 @@ export async function writeSafetensorsFile(
   metadata?: Record<string, string>,
   options: SafetensorsWriteOptions = {},
 ): Promise<number> {
-  const plan = planSafetensors(entries, metadata);
+  const plan = planSafetensors(entries, metadata, { order: options.order });
   const { onProgress } = options;
   return atomicWriteFile(path, safetensorsChunks(plan, options.chunkBytes), {
     signal: options.signal,

@@ -107,6 +107,26 @@ describe('hand-built fixture', () => {
     expect(Object.keys(f.metadata)).toEqual([]);
   });
 
+  it("order: 'alignment' lays tensors out as the HF writer does: dtype (descending Rust enum order), then name", () => {
+    const entries = {
+      'w.bitmask': { dtype: 'U8' as const, shape: [2], data: new Uint8Array([5, 6]) },
+      'w.shape': { dtype: 'I64' as const, shape: [1], data: new BigInt64Array([3n]) },
+      'a.compressed': tensor(new Uint16Array([0x3c00]), [1], { dtype: 'float16' }),
+      'b.compressed': tensor(new Uint16Array([0x3f80]), [1], { dtype: 'bfloat16' }),
+      'a.shape': { dtype: 'I64' as const, shape: [1], data: new BigInt64Array([4n]) },
+      z: tensor(new Float32Array([1]), [1]),
+    };
+    const header =
+      '{"__metadata__":{"format":"pt"},' +
+      '"a.shape":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"w.shape":{"dtype":"I64","shape":[1],"data_offsets":[8,16]},' +
+      '"z":{"dtype":"F32","shape":[1],"data_offsets":[16,20]},"b.compressed":{"dtype":"BF16","shape":[1],"data_offsets":[20,22]},' +
+      '"a.compressed":{"dtype":"F16","shape":[1],"data_offsets":[22,24]},"w.bitmask":{"dtype":"U8","shape":[2],"data_offsets":[24,26]}}';
+    const data = new Uint8Array([4, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x3f, 0x80, 0x3f, 0x00, 0x3c, 5, 6]);
+    expect(serializeSafetensors(entries, { format: 'pt' }, { order: 'alignment' })).toEqual(build(header, data));
+    // the default stays name order
+    expect(parseSafetensors(serializeSafetensors(entries)).header.tensors.map((t) => t.name)).toEqual(['a.compressed', 'a.shape', 'b.compressed', 'w.bitmask', 'w.shape', 'z']);
+  });
+
   it('accepts an unpadded header, trailing whitespace padding and "__metadata__": null', () => {
     const header = '{"__metadata__":null,"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}';
     expect(toArray(parseSafetensors(build(header, new Uint8Array([3]), { pad: false })).tensor('a'))).toEqual([3]);

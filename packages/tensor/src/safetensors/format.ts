@@ -420,6 +420,25 @@ export interface SafetensorsPlan {
   byteLength: number;
 }
 
+export interface SafetensorsLayoutOptions {
+  /**
+   * Order of the tensors in the data buffer (and the header). 'name' (default): by name. 'alignment':
+   * as the Hugging Face writer lays them out, by dtype in descending order of its Rust enum (U64, I64,
+   * F64, C64, F32, U32, I32, BF16, F16, U16, I16, ..., U8, BOOL), then by name; the bytes then equal those of
+   * Python's `safetensors.torch.save_file` for the same tensors and metadata.
+   */
+  order?: 'name' | 'alignment';
+}
+
+// Declaration order of the reference implementation's Dtype enum, whose derived Ord its writer sorts by.
+const RUST_DTYPE_ORDER: readonly SafetensorsDType[] = [
+  'BOOL', 'F4', 'F6_E2M3', 'F6_E3M2', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'C64', 'F64', 'I64', 'U64',
+];
+
+function alignmentRank(code: SafetensorsDType): number {
+  return RUST_DTYPE_ORDER.indexOf(code);
+}
+
 /** Orders strings by Unicode code point (UTF-16 order differs for astral characters). */
 export function compareCodePoints(a: string, b: string): number {
   const ia = a[Symbol.iterator]();
@@ -479,7 +498,7 @@ function checkedRaw(name: string, r: SafetensorsRawTensor): StridedArray {
  * Lays out a file: validates every input, expands sparse layouts into parts and metadata, assigns
  * offsets in name order and encodes the header. Nothing is copied yet; see safetensorsChunks.
  */
-export function planSafetensors(entries: Record<string, SafetensorsInput>, metadata?: Record<string, string>): SafetensorsPlan {
+export function planSafetensors(entries: Record<string, SafetensorsInput>, metadata?: Record<string, string>, opts: SafetensorsLayoutOptions = {}): SafetensorsPlan {
   if (typeof entries !== 'object' || entries === null) throw new ArgumentError('serializeSafetensors: expected a record of tensors');
   const meta = new Map<string, string>();
   if (metadata !== undefined) {
@@ -526,7 +545,8 @@ export function planSafetensors(entries: Record<string, SafetensorsInput>, metad
     }
   }
 
-  const order = [...planned.keys()].sort(compareCodePoints);
+  const byName = [...planned.keys()].sort(compareCodePoints);
+  const order = opts.order === 'alignment' ? byName.sort((a, b) => alignmentRank(planned.get(b)!.dtype) - alignmentRank(planned.get(a)!.dtype)) : byName;
   const tensors: SafetensorsPlannedTensor[] = [];
   let offset = 0;
   for (const name of order) {
@@ -570,8 +590,8 @@ export function* safetensorsChunks(plan: SafetensorsPlan, chunkBytes = 1 << 22):
  * packed row-major; tensors are laid out in name order; `metadata` must map strings to strings.
  * Sparse layouts become parts plus a `sparse.<name>` metadata entry (see ./sparse.ts).
  */
-export function serializeSafetensors(entries: Record<string, SafetensorsInput>, metadata?: Record<string, string>): Uint8Array {
-  const plan = planSafetensors(entries, metadata);
+export function serializeSafetensors(entries: Record<string, SafetensorsInput>, metadata?: Record<string, string>, opts?: SafetensorsLayoutOptions): Uint8Array {
+  const plan = planSafetensors(entries, metadata, opts);
   const out = new Uint8Array(plan.byteLength);
   let at = 0;
   for (const chunk of safetensorsChunks(plan)) {

@@ -17,6 +17,7 @@ export type {
   SafetensorsHeader,
   SafetensorsHeaderOptions,
   SafetensorsInput,
+  SafetensorsLayoutOptions,
   SafetensorsPlan,
   SafetensorsPlannedTensor,
   SafetensorsReadOptions,
