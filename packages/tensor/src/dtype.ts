@@ -1,4 +1,5 @@
 import { DTypeError } from './errors.js';
+import { checkAllocation } from './limits.js';
 
 /** Element types a Tensor can hold. float16 and bfloat16 are stored as raw bits in a Uint16Array. */
 export type DType = 'float32' | 'float64' | 'int32' | 'int8' | 'uint8' | 'bool' | 'float16' | 'bfloat16';
@@ -43,7 +44,9 @@ export function bytesPerElement(dtype: DType): number {
   return BYTES[dtype];
 }
 
+/** A zeroed storage array of `length` elements; ShapeError when it exceeds MAX_TENSOR_ELEMENTS or MAX_TENSOR_BYTES. */
 export function allocStorage<D extends DType>(dtype: D, length: number): Storage<D> {
+  if (BYTES[dtype] !== undefined) checkAllocation('allocStorage', `${length} ${dtype} values`, length, BYTES[dtype]);
   switch (dtype) {
     case 'float32':
       return new Float32Array(length) as Storage<D>;

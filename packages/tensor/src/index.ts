@@ -1,5 +1,6 @@
 // @sparse/tensor: the shared interface of the sparse project. No Node built-ins here (see ./node).
 export * from './errors.js';
+export * from './limits.js';
 export * from './dtype.js';
 export * from './tensor.js';
 export * from './layouts/index.js';

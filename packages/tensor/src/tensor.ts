@@ -1,5 +1,6 @@
-import { allocStorage, assertDType, DType, dtypeOfStorage, Storage, storageMatches } from './dtype.js';
+import { allocStorage, assertDType, bytesPerElement, DType, dtypeOfStorage, Storage, storageMatches } from './dtype.js';
 import { ArgumentError, DTypeError, ShapeError } from './errors.js';
+import { checkAllocation } from './limits.js';
 
 /**
  * A strided view over a typed array, with the field names of scijs `ndarray`:
@@ -94,6 +95,8 @@ export function tensor<D extends DType>(data: Storage<D>, shape: readonly number
 
 export function zeros<D extends DType = 'float32'>(shape: readonly number[], dtype: D = 'float32' as D): Tensor<D> {
   checkShape(shape, 'zeros');
+  assertDType(dtype, 'zeros');
+  checkAllocation('zeros', `shape [${shape.join(', ')}] of ${dtype}`, sizeOf(shape), bytesPerElement(dtype));
   return { data: allocStorage(dtype, sizeOf(shape)), shape: [...shape], stride: contiguousStrides(shape), offset: 0, dtype };
 }
 

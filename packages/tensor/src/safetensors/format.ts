@@ -20,6 +20,7 @@
 import type { DType, Storage } from '../dtype.js';
 import { ArgumentError, SafetensorsError, SparseError } from '../errors.js';
 import { isSparseLayout } from '../layouts/generic.js';
+import { MAX_TENSOR_ELEMENTS } from '../limits.js';
 import type { SparseLayout } from '../layouts/types.js';
 import { contiguousStrides, Tensor, tensor as makeTensor } from '../tensor.js';
 import {
@@ -148,6 +149,13 @@ function parseEntry(name: string, value: JSONValue, dataLength: number, file: st
   const shape = value.get('shape');
   if (!Array.isArray(shape) || !shape.every(isCount)) {
     throw new SafetensorsError(file, `${where}: shape must be an array of non-negative integers, got ${describe(shape)}`);
+  }
+  const elements = (shape as number[]).reduce((n, d) => n * d, 1);
+  if (elements > MAX_TENSOR_ELEMENTS) {
+    throw new SafetensorsError(
+      file,
+      `${where}: shape [${(shape as number[]).join(', ')}] claims ${elements} elements, above the limit of ${MAX_TENSOR_ELEMENTS} (2^31 - 1) elements per tensor`,
+    );
   }
   const offsets = value.get('data_offsets');
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {

@@ -14,6 +14,7 @@
 import { DType, isDType } from '../dtype.js';
 import { LayoutError, SafetensorsError } from '../errors.js';
 import { validateLayout } from '../layouts/generic.js';
+import { MAX_TENSOR_ELEMENTS } from '../limits.js';
 import type { SparseFormat, SparseLayout } from '../layouts/types.js';
 import { dtypeToSafetensors, SafetensorsArray, SafetensorsDType } from './codec.js';
 
@@ -117,6 +118,9 @@ function specProblem(spec: Record<string, unknown>): string | undefined {
   const shape = spec.shape;
   if (!Array.isArray(shape) || !shape.every(isCount)) return `shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`;
   if (!Number.isSafeInteger(numel(shape))) return `shape [${shape.join(', ')}] has too many elements`;
+  if (numel(shape) > MAX_TENSOR_ELEMENTS) {
+    return `shape [${shape.join(', ')}] claims ${numel(shape)} elements, above the limit of ${MAX_TENSOR_ELEMENTS} (2^31 - 1) elements per tensor`;
+  }
   if (!isDType(spec.dtype)) return `dtype must be one of our dtypes, got ${JSON.stringify(spec.dtype)}`;
   const f = spec.format;
   if ((f === 'csr' || f === 'bsr' || f === 'nm') && shape.length !== 2) return `${f} needs a 2-D shape, got [${shape.join(', ')}]`;
