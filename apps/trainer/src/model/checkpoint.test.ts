@@ -206,3 +206,64 @@ describe('Hugging Face Llama checkpoints', () => {
     await expect(readCheckpoint(join(d, 'nope'))).rejects.toThrow(CheckpointError);
   });
 });
+
+describe('claimed sizes and shard paths', () => {
+  it('a small checkpoint whose spec claims layers = 1e7 fails with a CheckpointError before sizing anything', async () => {
+    const d = freshDir();
+    const model = createModel({ ...defaultSpec('gpt', 12), d: 8, heads: 2, ctx: 8 } as ModelSpec, { seed: 3 });
+    const path = join(d, 'model.safetensors');
+    await saveCheckpoint(model, path);
+    model.dispose();
+    // Rewrite the spec in __metadata__ to claim ten million blocks; the tensors stay as they are.
+    const r = await openSafetensors(path);
+    const entries: Record<string, Tensor> = {};
+    for (const name of r.names) entries[name] = (await r.read(name)) as Tensor;
+    const metadata = { ...r.metadata, spec: JSON.stringify({ ...JSON.parse(r.metadata.spec!), layers: 1e7 }) };
+    await r.close();
+    await writeSafetensorsFile(path, entries, metadata);
+    expect(readdirSync(d).length).toBe(1);
+    const started = performance.now();
+    const err = await readCheckpoint(path).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect((err as Error).message).toMatch(/the spec claims layers = 10000000, but the checkpoint holds only \d+ tensors/);
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
+  it('a spec claiming more parameters than MAX_CHECKPOINT_PARAMETERS is a CheckpointError naming the claim', async () => {
+    const d = freshDir();
+    const model = createModel({ ...defaultSpec('gpt', 12), d: 8, heads: 2, ctx: 8 } as ModelSpec, { seed: 4 });
+    const path = join(d, 'model.safetensors');
+    await saveCheckpoint(model, path);
+    model.dispose();
+    const r = await openSafetensors(path);
+    const entries: Record<string, Tensor> = {};
+    for (const name of r.names) entries[name] = (await r.read(name)) as Tensor;
+    const metadata = { ...r.metadata, spec: JSON.stringify({ ...JSON.parse(r.metadata.spec!), vocab: 2 ** 30 }) };
+    await r.close();
+    await writeSafetensorsFile(path, entries, metadata);
+    await expect(readCheckpoint(path)).rejects.toThrow(/the spec claims too large a model: .*tensor wte\.weight of shape \[1073741824, 8\] claims 8589934592 elements/);
+  });
+
+  it("a shard index's weight_map may not name files outside the checkpoint folder", async () => {
+    const d = freshDir();
+    const inner = join(d, 'ckpt');
+    rmSync(inner, { recursive: true, force: true });
+    mkdtempSync(inner);
+    const ckpt = readdirSync(d).map((f) => join(d, f))[0]!;
+    writeFileSync(join(d, 'outside.safetensors'), 'not read');
+    for (const [file, why] of [
+      ['../outside.safetensors', /weight_map names "\.\.\/outside\.safetensors" for tensor wte\.weight, outside the checkpoint folder/],
+      [join(d, 'outside.safetensors'), /outside the checkpoint folder/],
+      ['shards/../../outside.safetensors', /outside the checkpoint folder/],
+      ['', /expected a shard file name/],
+    ] as const) {
+      writeFileSync(join(ckpt, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: { 'wte.weight': file } }));
+      const err = await readCheckpoint(ckpt).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CheckpointError);
+      expect((err as Error).message).toMatch(why);
+      expect((err as CheckpointError).tensor).toBe('wte.weight');
+    }
+    writeFileSync(join(ckpt, 'model.safetensors.index.json'), JSON.stringify({ weight_map: ['a'] }));
+    await expect(readCheckpoint(ckpt)).rejects.toThrow(/weight_map must be an object/);
+  });
+});

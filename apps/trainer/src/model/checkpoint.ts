@@ -5,8 +5,8 @@
 // time (fp32, fp16 or bf16) straight from their byte ranges.
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { cast, tensor, transpose, type Tensor, isSparseLayout, toDense } from '@sparse/tensor';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { cast, checkAllocation, tensor, transpose, type Tensor, isSparseLayout, toDense } from '@sparse/tensor';
 import { openSafetensors, writeSafetensorsFile, type SafetensorsFileReader } from '@sparse/tensor/node';
 import type { BaseModel } from './base.js';
 import { CheckpointError, ModelSpecError } from './errors.js';
@@ -17,6 +17,9 @@ export { CheckpointError };
 
 /** Value of __metadata__.format in our files. */
 export const CHECKPOINT_FORMAT = 'sparse-train';
+
+/** Most parameters (elements over all tensors) a checkpoint's spec or config may claim: 2^31 - 1. */
+export const MAX_CHECKPOINT_PARAMETERS = 2 ** 31 - 1;
 
 /** Writes the model's parameters and spec to `path` (atomically: temporary file, then rename). Returns the file size. */
 export async function saveCheckpoint(model: LanguageModel, path: string, metadata: Record<string, string> = {}): Promise<number> {
@@ -62,6 +65,7 @@ class TensorSource {
     } catch (cause) {
       throw new CheckpointError(indexPath, `cannot read the shard index (${(cause as Error).message})`, { cause });
     }
+    checkWeightMap(indexPath, map);
     return new TensorSource(indexPath, (n) => (map[n] === undefined ? undefined : join(dir, map[n])), new Set(Object.keys(map)));
   }
 
@@ -103,6 +107,59 @@ class TensorSource {
 
   async close(): Promise<void> {
     for (const r of this.readers.values()) await r.close();
+  }
+}
+
+/**
+ * A shard index's weight_map must be an object of tensor name to shard file, each a relative path
+ * that stays inside the checkpoint folder: no absolute paths, no `..`.
+ */
+function checkWeightMap(indexPath: string, map: unknown): asserts map is Record<string, string> {
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) {
+    throw new CheckpointError(indexPath, `weight_map must be an object of tensor name to shard file, got ${JSON.stringify(map)}`);
+  }
+  const dir = resolve(dirname(indexPath));
+  for (const [name, file] of Object.entries(map)) {
+    if (typeof file !== 'string' || file === '') {
+      throw new CheckpointError(indexPath, `weight_map names ${JSON.stringify(file)} for tensor ${name}; expected a shard file name`, { tensor: name });
+    }
+    const inside = relative(dir, resolve(dir, file));
+    if (isAbsolute(file) || file.split(/[\\/]/).includes('..') || inside === '' || inside.startsWith(`..${sep}`) || inside === '..' || isAbsolute(inside)) {
+      throw new CheckpointError(indexPath, `weight_map names ${JSON.stringify(file)} for tensor ${name}, outside the checkpoint folder ${dir}; shard files must be relative paths inside it`, {
+        tensor: name,
+      });
+    }
+  }
+}
+
+/**
+ * Checks what a spec claims against the file before anything is sized from it: every block and
+ * every expert has tensors of its own, so neither count may exceed the tensors the checkpoint holds,
+ * and the parameters in all may not exceed MAX_CHECKPOINT_PARAMETERS (each tensor the per-tensor limits).
+ */
+function checkClaimedSize(spec: ModelSpec, src: TensorSource, file: string): void {
+  const tensors = src.names.size;
+  const claims = spec as ModelSpec & { layers?: number; moe?: { experts?: number } };
+  for (const [field, value] of [
+    ['layers', claims.layers],
+    ['moe.experts', claims.moe?.experts],
+  ] as const) {
+    if (value !== undefined && value > tensors) {
+      throw new CheckpointError(file, `the spec claims ${field} = ${value}, but the checkpoint holds only ${tensors} tensors (each one needs tensors of its own)`);
+    }
+  }
+  let total = 0;
+  for (const [name, shape] of paramShapes(spec)) {
+    const elements = shape.reduce((n, d) => n * d, 1);
+    try {
+      checkAllocation('checkpoint', `tensor ${name} of shape [${shape.join(', ')}]`, elements, 4);
+    } catch (cause) {
+      throw new CheckpointError(file, `the spec claims too large a model: ${(cause as Error).message}`, { tensor: name, cause });
+    }
+    total += elements;
+  }
+  if (total > MAX_CHECKPOINT_PARAMETERS) {
+    throw new CheckpointError(file, `the spec claims ${total} parameters, above MAX_CHECKPOINT_PARAMETERS = ${MAX_CHECKPOINT_PARAMETERS}`);
   }
 }
 
@@ -234,6 +291,7 @@ export async function readCheckpoint(path: string): Promise<CheckpointContents> 
         throw new CheckpointError(file, `__metadata__.spec is not JSON (${(cause as Error).message})`, { cause });
       }
       const spec = checkedSpec(raw, file);
+      checkClaimedSize(spec, src, file);
       const values = await readParams(src, spec, (n) => n, () => false);
       return { spec, values, source: 'sparse-train', files: src.files, metadata };
     }
@@ -250,10 +308,12 @@ export async function readCheckpoint(path: string): Promise<CheckpointContents> 
     if (!config) throw new CheckpointError(file, `no config.json beside it (${configPath}); a Hugging Face checkpoint needs one for the model's sizes`);
     if (isGPT2) {
       const spec = checkedSpec(gpt2Spec(config, configPath), configPath);
+      checkClaimedSize(spec, src, configPath);
       const values = await readParams(src, spec, (n) => gpt2Prefix + n, (n) => CONV1D.test(n));
       return { spec, values, source: 'hf-gpt2', files: src.files, metadata };
     }
     const spec = checkedSpec(llamaSpec(config, configPath), configPath);
+    checkClaimedSize(spec, src, configPath);
     const values = await readParams(src, spec, (n) => n, () => false);
     return { spec, values, source: 'hf-llama', files: src.files, metadata };
   } finally {
