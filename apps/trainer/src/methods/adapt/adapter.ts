@@ -2,21 +2,23 @@
 // the adapter to the targeted linear layers, trains only its tensors (ΔW through each base mask unless
 // densify, so the trained function is the merged one), saves it in the PEFT layout, and merges it.
 
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { attachAdapters, getTfForm, type AdapterTrainingHooks } from '@sparse/lora-variants/tfjs';
 import type { AdapterVariant, SupportCriterion } from '@sparse/lora-variants';
-import { savePEFTAdapter } from '@sparse/lora-variants/node';
+import { writeSafetensorsFile } from '@sparse/tensor/node';
 import { getVariant, variants } from '@sparse/lora-variants';
 import type { StageOf } from '../../recipe/schema.js';
 import type { CheckpointContent } from '../../run/checkpoint.js';
 import type { RunContext } from '../../run/context.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { HessianAccumulator } from '@sparse/pruners';
-import { GradientAccumulator, principalWeightScores, SquaredGradientAccumulator } from '@sparse/masks';
+import { applyMask, GradientAccumulator, principalWeightScores, SquaredGradientAccumulator } from '@sparse/masks';
 import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
 import { sampleBatch, type Batch } from '../../data/dataset.js';
 import type { LinearInfo } from '../../model/types.js';
+import { CHECKPOINT_FORMAT } from '../../model/checkpoint.js';
+import { hfUnsupported, saveHFCheckpoint, saveHFPEFTAdapter } from '../../model/hf.js';
 import { calibrationBatches, capture, type Accumulators } from '../../stages/calibration.js';
 import { exportNameOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
@@ -259,16 +261,20 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   training.finish();
   adapter.training = false;
   ctx.report.adapters.push({ name: label, variant: stage.method, trainable: report.trainable, base: report.base });
-  // the adapter itself, in the PEFT layout, before it is merged away
+  // the adapter itself, in the PEFT layout with Hugging Face module names, and the unmerged (pruned) base
+  // it applies to, before the adapter is merged away
   const states = adapter.adapterStates();
   const modules = Object.fromEntries(Object.entries(states).map(([n, s]) => [n.replace(/\.weight$/, ''), s]));
   const dir = join(ctx.dir, 'exports', 'adapters', exportNameOf(ctx.recipe.stages, index));
   let saved = '';
   try {
     mkdirSync(dir, { recursive: true });
-    await savePEFTAdapter(dir, modules, { baseModelNameOrPath: null });
+    await saveHFPEFTAdapter(dir, ctx.model.spec, modules, baseModelNameOrPath(ctx));
     saved = `, saved to ${dir}`;
     ctx.report.files.push({ label: `adapter ${label} (PEFT)`, path: dir, bytes: 0 });
+    const base = await saveUnmergedBase(ctx, join(dir, 'base'));
+    ctx.report.files.push({ label: `adapter ${label} base (unmerged, pruned: apply the adapter to this)`, path: base.path, bytes: base.bytes });
+    writeFileSync(join(dir, ADAPTER_EXPORT_FILE), `${JSON.stringify(adapterExportInfo(stage.method, base.hf, ctx), null, 2)}\n`);
   } catch (err) {
     ctx.report.notes.push(`adapter ${label} was not saved in the PEFT layout: ${(err as Error).message}`);
   }
@@ -287,6 +293,52 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
     ctx.adapter = undefined;
   }
   return { summary: `${stage.method}, ${report.trainable} trainable, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}${stage.merge ? `, merged${stage.densify ? ' (densified)' : ' through the masks'}` : ''}${saved}` };
+}
+
+/** Written beside each adapter folder's files: which file is which. */
+export const ADAPTER_EXPORT_FILE = 'export.json';
+
+/**
+ * base_model_name_or_path: the checkpoint folder the run started from (a file's folder: transformers
+ * loads folders and hub ids, not files), or null for a model built from scratch.
+ */
+export function baseModelNameOrPath(ctx: Pick<RunContext, 'recipe'>): string | null {
+  const m = ctx.recipe.model as { checkpoint?: unknown };
+  if (typeof m.checkpoint !== 'string') return null;
+  return /\.(safetensors|json)$/.test(m.checkpoint) ? dirname(m.checkpoint) : m.checkpoint;
+}
+
+/**
+ * The model's current weights with every pruning mask applied: the base the adapter was trained on.
+ * Hugging Face layout (base/model.safetensors + base/config.json) when the model has an equivalent;
+ * else our checkpoint format (base/model.safetensors, readCheckpoint reads either).
+ */
+async function saveUnmergedBase(ctx: RunContext, dir: string): Promise<{ path: string; bytes: number; hf: boolean }> {
+  const values = ctx.paramValues();
+  for (const [k, v] of values) {
+    const mask = ctx.masks.get(k);
+    if (mask !== undefined) values.set(k, applyMask(mask, tensor(v, [...ctx.model.params[k]!.shape])).data as Float32Array);
+  }
+  if (hfUnsupported(ctx.model.spec) === null) return { path: dir, bytes: await saveHFCheckpoint(dir, ctx.model.spec, values), hf: true };
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'model.safetensors');
+  const entries = Object.fromEntries([...values].map(([k, v]) => [k, tensor(v, [...ctx.model.params[k]!.shape])]));
+  return { path, bytes: await writeSafetensorsFile(path, entries, { format: CHECKPOINT_FORMAT, spec: JSON.stringify(ctx.model.spec) }), hf: false };
+}
+
+/** The contents of export.json in an adapter folder. */
+export function adapterExportInfo(variant: string, hfBase: boolean, ctx: Pick<RunContext, 'recipe'>): Record<string, unknown> {
+  return {
+    variant,
+    adapter: { config: 'adapter_config.json', weights: 'adapter_model.safetensors', sparseConfig: variant === 'sqft' ? 'sparse_adapter_config.json' : null },
+    base: {
+      path: 'base',
+      what: 'the unmerged, pruned weights the adapter was trained on (pruning masks applied, adapter not merged)',
+      layout: hfBase ? 'Hugging Face (config.json + model.safetensors)' : 'sparse-train checkpoint (model.safetensors)',
+    },
+    baseModelNameOrPath: baseModelNameOrPath(ctx),
+    merged: 'the merged model is the export stage\'s ../../model.safetensors (when the recipe merges and exports dense)',
+  };
 }
 
 /**
