@@ -171,7 +171,8 @@ function printSummary(s: RunSummary, opts: CLIOptions, io: CLIIO): void {
 /** What each export format writes (the export stage's `formats`). */
 export const EXPORT_FORMATS: Readonly<Record<string, string>> = {
   compressed: 'exports/model.compressed.safetensors: pruned weights in their N:M (values + 2-bit indices), bitmask or CSR layouts, whichever is smallest; other tensors dense',
-  dense: 'exports/model.safetensors: every tensor dense (float32, or float16 with dtype: float16)',
+  dense: 'exports/model.safetensors: every tensor dense (float32, or float16 / bfloat16 with dtype)',
+  'compressed-tensors': "exports/compressed-tensors/: model.safetensors + config.json in the compressed-tensors library's sparse-24-bitmask layout (2:4 models) or sparse-bitmask (others), float16 (bfloat16 with dtype: bfloat16), as vLLM reads them",
   adapters: 'exports/adapters/<stage>/: each adapt stage\'s adapter in the PEFT layout (written by the adapt stage; export lists them)',
 };
 

@@ -152,9 +152,10 @@ export const stageSchemas = {
   export: z.strictObject({
     stage: z.literal('export'),
     ...stageBase,
-    /** compressed: sparse layouts in safetensors; dense: plain safetensors; adapters: PEFT folders. */
-    formats: z.array(z.enum(['compressed', 'dense', 'adapters'])).min(1).default(['compressed', 'dense']),
-    dtype: z.enum(['float32', 'float16']).default('float32'),
+    /** compressed: sparse layouts in safetensors; dense: plain safetensors; compressed-tensors: the layout vLLM reads; adapters: PEFT folders. */
+    formats: z.array(z.enum(['compressed', 'dense', 'compressed-tensors', 'adapters'])).min(1).default(['compressed', 'dense']),
+    /** Float dtype of the files (compressed-tensors is always 16-bit: float16 unless bfloat16). */
+    dtype: z.enum(['float32', 'float16', 'bfloat16']).default('float32'),
   }),
   report: z.strictObject({ stage: z.literal('report'), ...stageBase, title: z.string().optional() }),
 } as const;

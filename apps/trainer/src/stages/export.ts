@@ -1,5 +1,6 @@
 // export stage: the model as safetensors, dense and compressed (pruned weights in their N:M or CSR
-// layouts, so the file is smaller than dense), with the model spec in the metadata; adapters were
+// layouts, so the file is smaller than dense), with the model spec in the metadata, and in the
+// compressed-tensors layouts vLLM reads (folder exports/compressed-tensors/); adapters were
 // saved in the PEFT layout by their adapt stages. loadExportedModel reads either file back.
 
 import { mkdirSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { applyMask } from '@sparse/masks';
 import { cast, layoutByteLength, tensor, toBitmask, toCSR, toNM, isSparseLayout, type SafetensorsInput, type Tensor } from '@sparse/tensor';
 import { writeSafetensorsFile } from '@sparse/tensor/node';
 import { CHECKPOINT_FORMAT, loadCheckpoint } from '../model/checkpoint.js';
+import { compressedTensorsFormatAt, fitsSparse24, loadCompressedTensorsModel, writeCompressedTensors, type CompressedTensorsParam } from '../model/compressed-tensors.js';
 import type { LanguageModel } from '../model/types.js';
 import type { StageOf } from '../recipe/schema.js';
 import type { StageArgs, StageOutcome } from './common.js';
@@ -23,7 +25,7 @@ export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promis
   const metadata = { format: CHECKPOINT_FORMAT, spec: JSON.stringify(ctx.model.spec) };
   const dense = (v: Float32Array, shape: number[]): Tensor => {
     const t = tensor(v, shape);
-    return stage.dtype === 'float16' ? cast(t, 'float16') : t;
+    return stage.dtype === 'float32' ? t : cast(t, stage.dtype);
   };
   const denseBytes = Object.values(ctx.model.params).reduce((s, v) => s + v.size * 4, 0);
   const lines: string[] = [];
@@ -62,6 +64,26 @@ export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promis
     ctx.report.files.push({ label: `compressed model (${stage.dtype}, ${layouts} sparse tensors)`, path, bytes, denseBytes });
     lines.push(`compressed ${bytes.toLocaleString('en-US')} bytes (${((bytes / denseBytes) * 100).toFixed(1)}% of dense fp32)`);
   }
+  if (stage.formats.includes('compressed-tensors')) {
+    // the compressed-tensors library's layouts (what vLLM reads): 2:4 when every pruned weight is
+    // 2:4, else the bitmask format; 16-bit as the library writes them
+    const dtype = stage.dtype === 'bfloat16' ? 'bfloat16' : 'float16';
+    const params: CompressedTensorsParam[] = [];
+    for (const [k, v] of values) {
+      const shape = [...ctx.model.params[k]!.shape];
+      const mask = ctx.masks.get(k);
+      const target = mask !== undefined && shape.length === 2 && k.endsWith('.weight');
+      params.push({ name: k, shape, values: mask === undefined ? v : (applyMask(mask, tensor(v, shape)).data as Float32Array), target });
+    }
+    const p = ctx.pattern;
+    const format = p && p.n === 2 && p.m === 4 && fitsSparse24(params, dtype) ? 'sparse-24-bitmask' : 'sparse-bitmask';
+    const structure = p && params.every((q) => !q.target || (q.shape[1]! % p.m === 0 && isNM(ctx.masks.get(q.name)!, { n: p.n, m: p.m }).valid)) ? `${p.n}:${p.m}` : 'unstructured';
+    const out = await writeCompressedTensors(join(dir, 'compressed-tensors'), params, { format, dtype, sparsityStructure: structure, spec: JSON.stringify(ctx.model.spec) });
+    const targets = out.sparsityConfig.targets.length;
+    ctx.report.files.push({ label: `compressed-tensors ${format} (${dtype}, ${targets} sparse tensors)`, path: out.modelPath, bytes: out.modelBytes, denseBytes });
+    ctx.report.files.push({ label: 'compressed-tensors config.json', path: out.configPath, bytes: out.configBytes });
+    lines.push(`compressed-tensors ${format} ${out.modelBytes.toLocaleString('en-US')} bytes (${((out.modelBytes / denseBytes) * 100).toFixed(1)}% of dense fp32)`);
+  }
   if (stage.formats.includes('adapters')) {
     const saved = ctx.report.files.filter((f) => f.label.startsWith('adapter '));
     lines.push(saved.length ? `${saved.length} adapter folder(s) in PEFT layout` : 'no adapters to export');
@@ -70,7 +92,11 @@ export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promis
   return { summary: lines.join('; ') };
 }
 
-/** Reads a model written by the export stage (dense or compressed) back into a model. */
+/**
+ * Reads a model written by the export stage back into a model: dense or compressed (the file), or
+ * compressed-tensors (its folder or its model.safetensors, config.json beside it).
+ */
 export async function loadExportedModel(path: string): Promise<LanguageModel> {
+  if (compressedTensorsFormatAt(path) !== undefined) return loadCompressedTensorsModel(path);
   return loadCheckpoint(path);
 }
