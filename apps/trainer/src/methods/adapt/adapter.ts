@@ -273,7 +273,8 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
     saved = `, saved to ${dir}`;
     ctx.report.files.push({ label: `adapter ${label} (PEFT)`, path: dir, bytes: 0 });
     const base = await saveUnmergedBase(ctx, join(dir, 'base'));
-    ctx.report.files.push({ label: `adapter ${label} base (unmerged, pruned: apply the adapter to this)`, path: base.path, bytes: base.bytes });
+    // not labelled 'adapter ...': the export stage counts those as adapter folders
+    ctx.report.files.push({ label: `base of adapter ${label} (unmerged, pruned: the adapter applies to this)`, path: base.path, bytes: base.bytes });
     writeFileSync(join(dir, ADAPTER_EXPORT_FILE), `${JSON.stringify(adapterExportInfo(stage.method, base.hf, ctx), null, 2)}\n`);
   } catch (err) {
     ctx.report.notes.push(`adapter ${label} was not saved in the PEFT layout: ${(err as Error).message}`);
