@@ -31,7 +31,10 @@ describe('adapt stage PEFT export', () => {
       ],
     });
     const dir = join(tmp, 'run');
-    await startRun(recipe, { dir, ...quiet });
+    const summary = await startRun(recipe, { dir, ...quiet });
+    // the report's file list names the adapter folder and its base; the export counts one adapter folder
+    expect(summary.files.map((f) => f.label)).toEqual(expect.arrayContaining(['adapter ft (PEFT)', 'base of adapter ft (unmerged, pruned: the adapter applies to this)']));
+    expect(JSON.stringify(summary.stages)).toContain('1 adapter folder(s) in PEFT layout');
     const [name] = readdirSync(join(dir, 'exports', 'adapters'));
     const ad = join(dir, 'exports', 'adapters', name!);
     expect(readdirSync(ad).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'base', ADAPTER_EXPORT_FILE, 'sparse_adapter_config.json'].sort());
@@ -63,6 +66,33 @@ describe('adapt stage PEFT export', () => {
     }
     // the rest of the base is the merged model's (only adapted weights change)
     expect(Array.from(base.values.get('wte.weight')!)).toEqual(Array.from(merged.values.get('wte.weight')!));
+  }, 120_000);
+
+  it('writes Llama names, no fan_in_fan_out and no sidecar for a LoRA on a Llama model', async () => {
+    const recipe = resolveRecipe({
+      seed: 4,
+      model: { architecture: 'llama', d: 8, layers: 1, heads: 2, kvHeads: 1, mlpHidden: 16, ctx: 8 },
+      eval: { windows: 2, batch: 2 },
+      stages: [
+        { stage: 'pretrain', steps: 1, batch: 2 },
+        { stage: 'adapt', name: 'ft', method: 'lora', config: { r: 2 }, targets: ['attn.q', 'attn.v'], steps: 1, batch: 2 },
+      ],
+    });
+    const dir = join(tmp, 'llama');
+    await startRun(recipe, { dir, ...quiet });
+    const ad = join(dir, 'exports', 'adapters', readdirSync(join(dir, 'exports', 'adapters'))[0]!);
+    expect(readdirSync(ad).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'base', ADAPTER_EXPORT_FILE].sort());
+    const cfg = JSON.parse(readFileSync(join(ad, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(cfg).toMatchObject({ task_type: 'CAUSAL_LM', fan_in_fan_out: false, target_modules: ['model.layers.0.self_attn.q_proj', 'model.layers.0.self_attn.v_proj'] });
+    const st = await openSafetensors(join(ad, 'adapter_model.safetensors'));
+    expect([...st.names].sort()).toEqual([
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight',
+      'base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight',
+      'base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight',
+      'base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight',
+    ]);
+    await st.close();
+    expect((await readCheckpoint(join(ad, 'base'))).source).toBe('hf-llama');
   }, 120_000);
 
   it('base_model_name_or_path is the checkpoint folder the run started from, null from scratch', () => {
