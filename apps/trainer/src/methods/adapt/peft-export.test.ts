@@ -95,6 +95,27 @@ describe('adapt stage PEFT export', () => {
     expect((await readCheckpoint(join(ad, 'base'))).source).toBe('hf-llama');
   }, 120_000);
 
+  it('keeps our names and our checkpoint format for the base of a model without a Hugging Face equivalent (MoE)', async () => {
+    const recipe = resolveRecipe({
+      seed: 6,
+      model: { architecture: 'gpt', d: 8, layers: 1, heads: 2, ctx: 8, moe: { experts: 2, topK: 1 } },
+      eval: { windows: 2, batch: 2 },
+      stages: [
+        { stage: 'pretrain', steps: 1, batch: 2 },
+        { stage: 'adapt', name: 'ft', method: 'lora', config: { r: 2 }, targets: ['attn.qkv'], steps: 1, batch: 2 },
+      ],
+    });
+    const dir = join(tmp, 'moe');
+    await startRun(recipe, { dir, ...quiet });
+    const ad = join(dir, 'exports', 'adapters', readdirSync(join(dir, 'exports', 'adapters'))[0]!);
+    const cfg = JSON.parse(readFileSync(join(ad, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(cfg).toMatchObject({ fan_in_fan_out: false, target_modules: ['h.0.attn.c_attn'] });
+    const base = await readCheckpoint(join(ad, 'base', 'model.safetensors'));
+    expect(base.source).toBe('sparse-train');
+    expect(base.spec).toMatchObject({ moe: { experts: 2, topK: 1 } });
+    expect(JSON.parse(readFileSync(join(ad, ADAPTER_EXPORT_FILE), 'utf8'))).toMatchObject({ base: { layout: 'sparse-train checkpoint (model.safetensors)' } });
+  }, 120_000);
+
   it('base_model_name_or_path is the checkpoint folder the run started from, null from scratch', () => {
     const r = (model: unknown) => baseModelNameOrPath({ recipe: { model } as never });
     expect(r({ checkpoint: 'models/gpt2' })).toBe('models/gpt2');
