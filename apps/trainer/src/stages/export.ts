@@ -14,6 +14,7 @@ import { compressedTensorsFormatAt, fitsSparse24, loadCompressedTensorsModel, wr
 import type { LanguageModel } from '../model/types.js';
 import type { StageOf } from '../recipe/schema.js';
 import type { StageArgs, StageOutcome } from './common.js';
+import { writeExportContents } from './export-contents.js';
 
 
 export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promise<StageOutcome> {
@@ -88,6 +89,8 @@ export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promis
     const saved = ctx.report.files.filter((f) => f.label.startsWith('adapter '));
     lines.push(saved.length ? `${saved.length} adapter folder(s) in PEFT layout` : 'no adapters to export');
   }
+  // which file is which (merged model, adapters, the unmerged bases they apply to)
+  writeExportContents(ctx, dir);
   ctx.log.say(`export: ${lines.join('; ')} in ${dir}`);
   return { summary: lines.join('; ') };
 }

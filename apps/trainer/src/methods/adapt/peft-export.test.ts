@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../../model/checkpoint.js';
 import { resolveRecipe } from '../../recipe/load.js';
 import { startRun } from '../../run/runner.js';
+import { EXPORT_CONTENTS_FILE, type ExportContents } from '../../stages/export-contents.js';
 import { quiet } from '../../testing/resume.js';
 import { ADAPTER_EXPORT_FILE, baseModelNameOrPath } from './adapter.js';
 
@@ -35,6 +36,10 @@ describe('adapt stage PEFT export', () => {
     // the report's file list names the adapter folder and its base; the export counts one adapter folder
     expect(summary.files.map((f) => f.label)).toEqual(expect.arrayContaining(['adapter ft (PEFT)', 'base of adapter ft (unmerged, pruned: the adapter applies to this)']));
     expect(JSON.stringify(summary.stages)).toContain('1 adapter folder(s) in PEFT layout');
+    // exports/contents.json says which file is which
+    const contents = JSON.parse(readFileSync(join(dir, 'exports', EXPORT_CONTENTS_FILE), 'utf8')) as ExportContents;
+    expect(contents.files.map((f) => f.path)).toEqual(expect.arrayContaining(['model.safetensors', 'adapters/ft', 'adapters/ft/base']));
+    expect(contents.files.find((f) => f.path === 'adapters/ft/base')!.what).toMatch(/unmerged, pruned/);
     const [name] = readdirSync(join(dir, 'exports', 'adapters'));
     const ad = join(dir, 'exports', 'adapters', name!);
     expect(readdirSync(ad).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'base', ADAPTER_EXPORT_FILE, 'sparse_adapter_config.json'].sort());
