@@ -27,10 +27,9 @@
 // global_sparsity, sparsity_structure}, transform_config: {}}.
 
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { cast, serializeSafetensors, tensor, type SafetensorsInput, type Tensor } from '@sparse/tensor';
-import { openSafetensors, writeSafetensorsFile } from '@sparse/tensor/node';
+import { atomicWriteFile, openSafetensors, writeSafetensorsFile } from '@sparse/tensor/node';
 import type { BaseModel } from './base.js';
 import { CheckpointError } from './errors.js';
 import { createModel, paramShapes } from './index.js';
@@ -252,7 +251,7 @@ export function serializeCompressedTensors(
   return { safetensors: serializeSafetensors(entries, metadata, { order: 'alignment' }), configJSON: compressedTensorsConfigJSON(sparsityConfig), sparsityConfig };
 }
 
-/** Writes `dir`/model.safetensors and `dir`/config.json. Returns their paths and sizes. */
+/** Writes `dir`/model.safetensors and `dir`/config.json, each atomically. Returns their paths and sizes. */
 export async function writeCompressedTensors(
   dir: string,
   params: readonly CompressedTensorsParam[],
@@ -264,8 +263,8 @@ export async function writeCompressedTensors(
   const configPath = join(dir, 'config.json');
   const modelBytes = await writeSafetensorsFile(modelPath, entries, metadata, { order: 'alignment' });
   const configJSON = compressedTensorsConfigJSON(sparsityConfig);
-  await writeFile(configPath, configJSON);
-  return { modelPath, configPath, modelBytes, configBytes: Buffer.byteLength(configJSON), sparsityConfig };
+  const configBytes = await atomicWriteFile(configPath, new TextEncoder().encode(configJSON));
+  return { modelPath, configPath, modelBytes, configBytes, sparsityConfig };
 }
 
 // ---------------------------------------------------------------------------------------------
