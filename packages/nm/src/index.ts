@@ -5,8 +5,8 @@ export { MAX_TRANSPOSABLE_M, MAX_TRANSPOSABLE_PATTERNS, transposableNMMask, tran
 export type { NMPatterns, TransposableOptions, TransposableResult } from './transposable.js';
 export { compressNM, decompressNM, nmCompressionReport } from './compress.js';
 export type { CompressNMOptions, NMCompressionReport } from './compress.js';
-export { applyColumnPermutation, applyRowPermutation, invertPermutation, searchChannelPermutation } from './permutation.js';
-export type { PermutationSearchOptions, PermutationSearchResult } from './permutation.js';
+export { applyColumnPermutation, applyRowPermutation, DEFAULT_PERMUTATION_WORK, invertPermutation, searchChannelPermutation } from './permutation.js';
+export type { PermutationSearchOptions, PermutationSearchProgress, PermutationSearchResult, PermutationSearchStop } from './permutation.js';
 export { rescaleKeptRows, rowNorms } from './scaling.js';
 export type { RescaleRowsOptions, RescaleRowsResult } from './scaling.js';
 export { constantFanInRegrow } from './fanin.js';

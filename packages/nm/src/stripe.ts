@@ -161,5 +161,5 @@ export function searchStripeGroupPermutation(scores: Tensor, opts: StripeGroupSe
   }
   let keptAfter = 0;
   for (let g = 0; g < stripes; g++) keptAfter += stripeKept(g);
-  return { permutation: perm, keptBefore: greedy.keptBefore, keptAfter, swaps: greedy.swaps, keptGreedy: greedy.keptAfter, method: 'stripe-group', rounds };
+  return { permutation: perm, keptBefore: greedy.keptBefore, keptAfter, swaps: greedy.swaps, evaluations: greedy.evaluations, stopped: greedy.stopped, keptGreedy: greedy.keptAfter, method: 'stripe-group', rounds };
 }

@@ -90,6 +90,18 @@ export const stageSchemas = {
     sequential: z.boolean().default(true),
     /** N:M only: search an input-channel permutation of each MLP down projection first, co-permuting the layer that feeds it. */
     permute: z.boolean().default(false),
+    /**
+     * Work bounds of the permutation search, per layer: candidate swaps evaluated (default: 2^28
+     * score reads' worth, about a second or two per layer, so a [4096, 4096] layer gets 8192),
+     * swaps applied (default 4 * columns), and milliseconds (default none).
+     */
+    permuteBudget: z
+      .strictObject({
+        maxEvaluations: posInt.optional(),
+        maxSwaps: posInt.optional(),
+        timeMs: z.number().positive().optional(),
+      })
+      .default({}),
     /** Which token stream the calibration windows come from: the pretraining data or the embedded shifted task. */
     data: z.enum(['train', 'shifted']).default('train'),
   }),

@@ -61,3 +61,17 @@ describe('layerwise prune methods', () => {
     }
   }, 120_000);
 });
+
+describe('channel permutation before N:M pruning', () => {
+  it('keeps to permuteBudget and never lowers the kept magnitude', async () => {
+    await run('permute-budget', [{ stage: 'prune', method: 'magnitude', config: { n: 2, m: 4 }, permute: true, permuteBudget: { maxEvaluations: 32 } }], { checkpoint: dense });
+    const lines = readFileSync(join(tmp, 'permute-budget', 'metrics.jsonl'), 'utf8').trim().split('\n');
+    const events = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'permutation');
+    expect(events.length).toBeGreaterThan(0);
+    for (const e of events) {
+      expect(e.evaluations as number).toBeLessThanOrEqual(32);
+      expect(e.stopped).toBe('maxEvaluations');
+      expect(e.keptAfter as number).toBeGreaterThan(e.keptBefore as number);
+    }
+  }, 60_000);
+});

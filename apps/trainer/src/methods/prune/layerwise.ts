@@ -22,14 +22,34 @@ function statsOf(acc: Accumulators): LayerStats {
  * magnitude, and permute the rows (outputs) of the layers that produce those channels the same way,
  * so the network computes the same function. Returns the kept-magnitude gain per layer.
  */
-function permuteDownProjections(ctx: RunContext, layers: LinearInfo[], n: number, m: number): { name: string; before: number; after: number }[] {
+function permuteDownProjections(
+  ctx: RunContext,
+  layers: LinearInfo[],
+  n: number,
+  m: number,
+  budget: StageOf<'prune'>['permuteBudget'],
+  label: string,
+): { name: string; before: number; after: number; swaps: number; evaluations: number; stopped: string; ms: number }[] {
   const all = ctx.linears();
-  const out: { name: string; before: number; after: number }[] = [];
+  const out: { name: string; before: number; after: number; swaps: number; evaluations: number; stopped: string; ms: number }[] = [];
   for (const down of layers.filter((l) => l.role === 'mlp.down' && l.expert === undefined)) {
     const producers = all.filter((l) => l.block === down.block && (l.role === 'mlp.up' || l.role === 'mlp.gate') && l.expert === undefined);
     if (producers.length === 0 || down.in % m !== 0) continue;
     const w = coreOf(ctx.model.params[down.name]!);
-    const found = searchChannelPermutation(w, { n, m });
+    const t0 = performance.now();
+    const found = searchChannelPermutation(w, {
+      n,
+      m,
+      ...(budget.maxEvaluations !== undefined ? { maxEvaluations: budget.maxEvaluations } : {}),
+      ...(budget.maxSwaps !== undefined ? { maxSwaps: budget.maxSwaps } : {}),
+      ...(budget.timeMs !== undefined ? { timeBudgetMs: budget.timeMs } : {}),
+      progressIntervalMs: 5000,
+      onProgress: (p) => {
+        if (p.stopped !== undefined) return;
+        ctx.log.say(`${label}: permuting ${down.name}: ${p.evaluations}/${p.maxEvaluations} swaps evaluated, ${p.swaps} applied, kept magnitude ${p.keptBefore.toFixed(2)} -> ${p.kept.toFixed(2)} (${(p.elapsedMs / 1000).toFixed(1)} s)`);
+      },
+    });
+    const ms = performance.now() - t0;
     if (found.keptAfter <= found.keptBefore) continue;
     const p = found.permutation;
     assignValues(ctx.model.params[down.name]!, applyColumnPermutation(w, p).data as Float32Array);
@@ -42,7 +62,7 @@ function permuteDownProjections(ctx: RunContext, layers: LinearInfo[], n: number
         assignValues(bv, Float32Array.from(p, (src) => b[src]!));
       }
     }
-    out.push({ name: down.name, before: found.keptBefore, after: found.keptAfter });
+    out.push({ name: down.name, before: found.keptBefore, after: found.keptAfter, swaps: found.swaps, evaluations: found.evaluations, stopped: found.stopped, ms });
   }
   return out;
 }
@@ -67,9 +87,11 @@ async function pruneLayerwise(def: PrunerDefinition, args: StageArgs<StageOf<'pr
   const t0 = performance.now();
   if (stage.permute) {
     if (pattern.kind !== 'nm') throw new Error(`stages[${index}].permute: channel permutation is for N:M patterns; the config asks for ${pattern.sparsity} unstructured`);
-    for (const g of permuteDownProjections(ctx, layers, pattern.n, pattern.m)) {
-      ctx.log.say(`${label}: permuted ${g.name}: kept magnitude ${g.before.toFixed(2)} -> ${g.after.toFixed(2)}`);
-      ctx.log.event({ event: 'permutation', stage: index, layer: g.name, keptBefore: g.before, keptAfter: g.after });
+    for (const g of permuteDownProjections(ctx, layers, pattern.n, pattern.m, stage.permuteBudget, label)) {
+      ctx.log.say(
+        `${label}: permuted ${g.name}: kept magnitude ${g.before.toFixed(2)} -> ${g.after.toFixed(2)} (${g.swaps} swaps of ${g.evaluations} evaluated, ${g.stopped === 'converged' ? 'converged' : `stopped by ${g.stopped}`}, ${(g.ms / 1000).toFixed(1)} s)`,
+      );
+      ctx.log.event({ event: 'permutation', stage: index, layer: g.name, keptBefore: g.before, keptAfter: g.after, swaps: g.swaps, evaluations: g.evaluations, stopped: g.stopped });
     }
   }
   const needs = new Set(def.calibration);
