@@ -28,7 +28,7 @@
 
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { cast, serializeSafetensors, tensor, type SafetensorsInput, type Tensor } from '@sparse/tensor';
+import { ArgumentError, cast, serializeSafetensors, tensor, type SafetensorsInput, type Tensor } from '@sparse/tensor';
 import { atomicWriteFile, openSafetensors, writeSafetensorsFile } from '@sparse/tensor/node';
 import type { BaseModel } from './base.js';
 import { CheckpointError } from './errors.js';
@@ -80,7 +80,7 @@ function rounded(p: CompressedTensorsParam, dtype: CompressedTensorsDType): Tens
 
 function checkTarget(p: CompressedTensorsParam): [number, number] {
   if (!p.name.endsWith(WEIGHT) || p.shape.length !== 2) {
-    throw new TypeError(`compressed-tensors: ${p.name}: only 2-D parameters named *.weight can be compressed (shape [${p.shape.join(', ')}])`);
+    throw new ArgumentError(`compressed-tensors: ${p.name}: only 2-D parameters named *.weight can be compressed (shape [${p.shape.join(', ')}])`);
   }
   return [p.shape[0]!, p.shape[1]!];
 }
@@ -116,7 +116,7 @@ function packRows(keep: Uint8Array, rows: number, cols: number): Uint8Array {
 
 function compress24(p: CompressedTensorsParam, dtype: CompressedTensorsDType): Record<string, SafetensorsInput> {
   const [rows, cols] = checkTarget(p);
-  if (cols % 4 !== 0) throw new TypeError(`compressed-tensors: ${p.name}: sparse-24-bitmask needs a column count divisible by 4, got ${cols}`);
+  if (cols % 4 !== 0) throw new ArgumentError(`compressed-tensors: ${p.name}: sparse-24-bitmask needs a column count divisible by 4, got ${cols}`);
   const bits = rounded(p, dtype).data as Uint16Array;
   const keep = new Uint8Array(bits.length);
   const values = new Uint16Array(bits.length / 2);
@@ -124,7 +124,7 @@ function compress24(p: CompressedTensorsParam, dtype: CompressedTensorsDType): R
   for (let g = 0; g < bits.length; g += 4) {
     let nz = 0;
     for (let j = 0; j < 4; j++) if (!isZeroBits(bits[g + j]!)) nz++;
-    if (nz > 2) throw new TypeError(`compressed-tensors: ${p.name}: group of 4 at flat index ${g} has ${nz} non-zeros; sparse-24-bitmask holds at most 2`);
+    if (nz > 2) throw new ArgumentError(`compressed-tensors: ${p.name}: group of 4 at flat index ${g} has ${nz} non-zeros; sparse-24-bitmask holds at most 2`);
     let zerosToKeep = 2 - nz;
     for (let j = 0; j < 4; j++) {
       const zero = isZeroBits(bits[g + j]!);
@@ -188,7 +188,7 @@ export function compressedTensorsEntries(
     }
     const parts = opts.format === 'sparse-24-bitmask' ? compress24(p, opts.dtype) : compressBitmask(p, opts.dtype);
     for (const [k, v] of Object.entries(parts)) {
-      if (k in entries) throw new TypeError(`compressed-tensors: ${k} is both a parameter and a part of ${p.name}`);
+      if (k in entries) throw new ArgumentError(`compressed-tensors: ${k} is both a parameter and a part of ${p.name}`);
       entries[k] = v;
     }
     targets.push(p.name.slice(0, -WEIGHT.length));
@@ -206,7 +206,7 @@ export function compressedTensorsEntries(
 
 /** Python's repr of a float (json.dump writes floats with it): "0.0", "0.5", "1e-05". */
 export function pythonFloat(x: number): string {
-  if (!Number.isFinite(x)) throw new TypeError(`pythonFloat: ${x} is not finite (json.dump would write NaN/Infinity)`);
+  if (!Number.isFinite(x)) throw new ArgumentError(`pythonFloat: ${x} is not finite (json.dump would write NaN/Infinity)`);
   if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
   const a = Math.abs(x);
   if (a < 1e-4 || a >= 1e16) {
