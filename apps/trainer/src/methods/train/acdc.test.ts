@@ -13,6 +13,7 @@ import { resolveRecipe } from '../../recipe/load.js';
 import { readCheckpoint, type CheckpointContent } from '../../run/checkpoint.js';
 import { startRun } from '../../run/runner.js';
 import { events, expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
+import { expectZeroOffMask } from '../../testing/masks.js';
 import { acdcPhaseAt, acdcSchedule, acdcSwitches } from './acdc.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sparse-acdc-'));
@@ -64,13 +65,7 @@ function expectCompressed(cp: CheckpointContent, keep: (n: string) => number | u
     expect(m, `${where}: ${n} has a mask`).toBeDefined();
     const k = keep(n);
     if (k !== undefined) expect(count(m!), `${where}: ${n}`).toBe(k);
-    const w = cp.params.get(n)!.data;
-    const mo = cp.optimizer?.m[n]?.data;
-    const vo = cp.optimizer?.v[n]?.data;
-    for (let q = 0; q < w.length; q++) {
-      if (isKept(m!, q)) continue;
-      if (w[q] !== 0 || (mo && mo[q] !== 0) || (vo && vo[q] !== 0)) throw new Error(`${where}: ${n}[${q}] is off the mask but w = ${w[q]}, m = ${mo?.[q]}, v = ${vo?.[q]}`);
-    }
+    expectZeroOffMask(cp, n, m!, where);
   }
 }
 

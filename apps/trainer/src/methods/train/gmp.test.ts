@@ -14,6 +14,7 @@ import { parseRecipeText, resolveRecipe } from '../../recipe/load.js';
 import { readCheckpoint, type CheckpointContent } from '../../run/checkpoint.js';
 import { startRun } from '../../run/runner.js';
 import { packageRoot } from '../../testing/dist.js';
+import { expectZeroOffMask } from '../../testing/masks.js';
 import { events, expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sparse-gmp-'));
@@ -41,16 +42,7 @@ function expectMasked(cp: CheckpointContent, names: readonly string[], where: st
   for (const n of names) {
     const m = cp.masks.get(n)!;
     expect(m, `${where}: ${n} has a mask`).toBeDefined();
-    const w = cp.params.get(n)!.data;
-    const mo = cp.optimizer?.m[n]?.data;
-    const vo = cp.optimizer?.v[n]?.data;
-    let off = 0;
-    for (let q = 0; q < w.length; q++) {
-      if (isKept(m, q)) continue;
-      off++;
-      if (w[q] !== 0 || (mo && mo[q] !== 0) || (vo && vo[q] !== 0)) throw new Error(`${where}: ${n}[${q}] is pruned but w = ${w[q]}, m = ${mo?.[q]}, v = ${vo?.[q]}`);
-    }
-    expect(off, `${where}: ${n}`).toBe(w.length - count(m));
+    expectZeroOffMask(cp, n, m, where);
   }
 }
 

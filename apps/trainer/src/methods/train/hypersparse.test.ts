@@ -20,6 +20,7 @@ import { loadRunData } from '../../run/data.js';
 import { RunLog } from '../../run/log.js';
 import { startRun } from '../../run/runner.js';
 import { events, expectSameRun, quiet, runWithStops, silent } from '../../testing/resume.js';
+import { expectZeroOffMask } from '../../testing/masks.js';
 import { hsGroups, hsLambdaAt, hyperSparseLoss, magnitudePrune, topSetThreshold } from './hypersparse.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sparse-hypersparse-'));
@@ -114,13 +115,7 @@ function expectMasked(cp: CheckpointContent, where: string): void {
   for (const n of LINEARS) {
     const m = cp.masks.get(n)!;
     expect(m, `${where}: ${n}`).toBeDefined();
-    const w = cp.params.get(n)!.data;
-    const mo = cp.optimizer?.m[n]?.data;
-    const vo = cp.optimizer?.v[n]?.data;
-    for (let q = 0; q < w.length; q++) {
-      if (isKept(m, q)) continue;
-      if (w[q] !== 0 || (mo && mo[q] !== 0) || (vo && vo[q] !== 0)) throw new Error(`${where}: ${n}[${q}] is off the mask but w = ${w[q]}, m = ${mo?.[q]}, v = ${vo?.[q]}`);
-    }
+    expectZeroOffMask(cp, n, m, where);
   }
 }
 

@@ -22,6 +22,7 @@ import { startRun } from '../../run/runner.js';
 import { events, expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
 import { NamedAdam } from '../../train/adam.js';
 import { lrAt, runSteps } from '../../train/steps.js';
+import { expectZeroOffMask } from '../../testing/masks.js';
 import { lotterySampler } from './lottery.js';
 
 const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
@@ -40,13 +41,7 @@ function expectMasked(cp: CheckpointContent, where: string): void {
   for (const n of LINEARS) {
     const m = cp.masks.get(n);
     expect(m, `${where}: ${n} has a mask`).toBeDefined();
-    const w = cp.params.get(n)!.data;
-    const mo = cp.optimizer?.m[n]?.data;
-    const vo = cp.optimizer?.v[n]?.data;
-    for (let q = 0; q < w.length; q++) {
-      if (isKept(m!, q)) continue;
-      if (w[q] !== 0 || (mo && mo[q] !== 0) || (vo && vo[q] !== 0)) throw new Error(`${where}: ${n}[${q}] is pruned but w = ${w[q]}, m = ${mo?.[q]}, v = ${vo?.[q]}`);
-    }
+    expectZeroOffMask(cp, n, m!, where);
   }
 }
 

@@ -24,6 +24,7 @@ import { RunLog } from '../../run/log.js';
 import { startRun } from '../../run/runner.js';
 import { events, expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
 import { NamedAdam } from '../../train/adam.js';
+import { expectZeroOffMask } from '../../testing/masks.js';
 import { bytesFloat64, FirstOrderScores, scoreTapHooks, type ScoresState } from './first-order.js';
 
 const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
@@ -53,13 +54,7 @@ function expectMasked(cp: CheckpointContent, names: readonly string[], where: st
   for (const n of names) {
     const m = cp.masks.get(n);
     expect(m, `${where}: ${n} has a mask`).toBeDefined();
-    const w = cp.params.get(n)!.data;
-    const mo = cp.optimizer?.m[n]?.data;
-    const vo = cp.optimizer?.v[n]?.data;
-    for (let q = 0; q < w.length; q++) {
-      if (isKept(m!, q)) continue;
-      if (w[q] !== 0 || (mo && mo[q] !== 0) || (vo && vo[q] !== 0)) throw new Error(`${where}: ${n}[${q}] is pruned but w = ${w[q]}, m = ${mo?.[q]}, v = ${vo?.[q]}`);
-    }
+    expectZeroOffMask(cp, n, m!, where);
   }
 }
 

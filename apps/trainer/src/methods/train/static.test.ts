@@ -13,6 +13,7 @@ import { resolveRecipe } from '../../recipe/load.js';
 import { readCheckpoint, type CheckpointContent } from '../../run/checkpoint.js';
 import { loadRunData } from '../../run/data.js';
 import { startRun } from '../../run/runner.js';
+import { expectZeroOffMask } from '../../testing/masks.js';
 import { events, expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sparse-static-'));
@@ -39,13 +40,7 @@ function expectMasked(cp: CheckpointContent, budget: Map<string, number>, where:
   for (const [n, keep] of budget) {
     const m = cp.masks.get(n)!;
     expect(count(m), `${where}: ${n}`).toBe(keep);
-    const w = cp.params.get(n)!.data;
-    const mo = cp.optimizer?.m[n]?.data;
-    const vo = cp.optimizer?.v[n]?.data;
-    for (let q = 0; q < w.length; q++) {
-      if (isKept(m, q)) continue;
-      if (w[q] !== 0 || (mo && mo[q] !== 0) || (vo && vo[q] !== 0)) throw new Error(`${where}: ${n}[${q}] is off the mask but w = ${w[q]}, m = ${mo?.[q]}, v = ${vo?.[q]}`);
-    }
+    expectZeroOffMask(cp, n, m, where);
   }
 }
 
