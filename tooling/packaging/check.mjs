@@ -7,7 +7,8 @@
 //      naming any third-party package bundled into dist, no third-party source text in the source
 //      maps, `bin` files present and no CommonJS copy of them, no class defined twice in one format;
 //   2. `npm install -g --prefix <scratch>/global` of all the tarballs, then `sparse-train --help`,
-//      `sparse-train methods` and a tiny recipe (pretrain, prune, adapt) from that prefix;
+//      `sparse-train methods` and a tiny recipe (pretrain, prune, adapt) from that prefix, once on the
+//      embedded corpus and once on text piped to `--data -`;
 //   3. `npm install` of all the tarballs into a scratch project, the same three from its
 //      node_modules/.bin, one README example as ESM and as CommonJS (same output), and the trainer's
 //      run-time imports checked against its dependencies in the installed tree;
@@ -58,8 +59,8 @@ function tail(text, lines = 40) {
 }
 
 /** Runs a command; a non-zero exit fails the step with the command and the end of its output. */
-function run(cmd, args, { cwd = ROOT, env = {}, timeout = 600_000 } = {}) {
-  const r = spawnSync(cmd, args, { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout, maxBuffer: 64 * 1024 * 1024 });
+function run(cmd, args, { cwd = ROOT, env = {}, timeout = 600_000, input } = {}) {
+  const r = spawnSync(cmd, args, { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout, maxBuffer: 64 * 1024 * 1024, ...(input !== undefined ? { input } : {}) });
   const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   if (r.error || r.status !== 0) {
     const why = r.error ? r.error.message : `exit code ${r.status}${r.signal ? ` (${r.signal})` : ''}`;
@@ -209,6 +210,12 @@ function sparseTrain(bin, cwd) {
   rmSync(out, { recursive: true, force: true });
   const { output } = run(bin, ['--recipe', 'pack-check.yaml', '--out', out], { cwd });
   if (!existsSync(join(out, 'metrics.jsonl'))) fail(`${bin} --recipe pack-check.yaml wrote no metrics.jsonl`, tail(output));
+  // the user's own text on standard input (`cat notes.txt | sparse-train --data -`)
+  const fromStdin = join(cwd, 'pack-check-stdin');
+  rmSync(fromStdin, { recursive: true, force: true });
+  const text = readFileSync(join(ROOT, 'README.md'), 'utf8').repeat(4);
+  const piped = run(bin, ['--recipe', 'pack-check.yaml', '--data', '-', '--out', fromStdin], { cwd, input: text });
+  if (!existsSync(join(fromStdin, 'metrics.jsonl'))) fail(`${bin} --data - (text on stdin) wrote no metrics.jsonl`, tail(piped.output));
 }
 
 const globalPrefix = join(scratch, 'global');
