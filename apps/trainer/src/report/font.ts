@@ -1,5 +1,5 @@
-// A 5x7 bitmap font for PNG plot labels: digits, capital letters (lowercase draws as capitals)
-// and common punctuation. Each glyph is seven rows of five cells, '#' set.
+// A 5x7 bitmap font for PNG plot labels: digits, capital and lowercase letters (descenders of
+// g, j, p, q, y sit inside the seven rows) and common punctuation. Each glyph is seven rows of five cells, '#' set.
 
 export const GLYPH_WIDTH = 5;
 export const GLYPH_HEIGHT = 7;
@@ -44,7 +44,34 @@ const SOURCE: Record<string, string> = {
   X: '#...# #...# .#.#. ..#.. .#.#. #...# #...#',
   Y: '#...# #...# .#.#. ..#.. ..#.. ..#.. ..#..',
   Z: '##### ....# ...#. ..#.. .#... #.... #####',
+  a: '..... ..... .###. ....# .#### #...# .####',
+  b: '#.... #.... #.##. ##..# #...# #...# ####.',
+  c: '..... ..... .###. #.... #.... #...# .###.',
+  d: '....# ....# .##.# #..## #...# #...# .####',
+  e: '..... ..... .###. #...# ##### #.... .###.',
+  f: '..##. .#..# .#... ###.. .#... .#... .#...',
+  g: '..... .#### #...# #...# .#### ....# .###.',
+  h: '#.... #.... #.##. ##..# #...# #...# #...#',
+  i: '..#.. ..... .##.. ..#.. ..#.. ..#.. .###.',
+  j: '...#. ..... ..##. ...#. ...#. #..#. .##..',
+  k: '#.... #.... #..#. #.#.. ##... #.#.. #..#.',
+  l: '.##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###.',
+  m: '..... ..... ##.#. #.#.# #.#.# #...# #...#',
+  n: '..... ..... #.##. ##..# #...# #...# #...#',
+  o: '..... ..... .###. #...# #...# #...# .###.',
+  p: '..... ..... ####. #...# ####. #.... #....',
+  q: '..... ..... .##.# #..## .#### ....# ....#',
+  r: '..... ..... #.##. ##..# #.... #.... #....',
+  s: '..... ..... .###. #.... .###. ....# ####.',
+  t: '.#... .#... ###.. .#... .#... .#..# ..##.',
+  u: '..... ..... #...# #...# #...# #..## .##.#',
+  v: '..... ..... #...# #...# #...# .#.#. ..#..',
+  w: '..... ..... #...# #...# #.#.# #.#.# .#.#.',
+  x: '..... ..... #...# .#.#. ..#.. .#.#. #...#',
+  y: '..... ..... #...# #...# .#### ....# .###.',
+  z: '..... ..... ##### ...#. ..#.. .#... #####',
   '.': '..... ..... ..... ..... ..... .##.. .##..',
+  '…': '..... ..... ..... ..... ..... ..... #.#.#',
   ',': '..... ..... ..... ..... .##.. ..#.. .#...',
   ':': '..... .##.. .##.. ..... .##.. .##.. .....',
   ';': '..... .##.. .##.. ..... .##.. ..#.. .#...',
@@ -79,13 +106,13 @@ for (const [ch, src] of Object.entries(SOURCE)) {
   GLYPHS.set(ch, Uint8Array.from(rows, (r) => [...r].reduce((bits, c) => (bits << 1) | (c === '#' ? 1 : 0), 0)));
 }
 
-/** The glyph rows for a character: lowercase as capitals, '×' as 'X', anything else unknown as '?'. */
+/** The glyph rows for a character: its own, else its capital (accented letters...), '×' as 'x', anything else unknown as '?'. */
 export function glyph(ch: string): Uint8Array {
-  const mapped = ch === '×' ? 'X' : ch === '…' ? '.' : ch.toUpperCase();
-  return GLYPHS.get(mapped) ?? (GLYPHS.get('?') as Uint8Array);
+  const mapped = ch === '×' ? 'x' : ch;
+  return GLYPHS.get(mapped) ?? GLYPHS.get(mapped.toUpperCase()) ?? (GLYPHS.get('?') as Uint8Array);
 }
 
-/** True when the font has its own glyph for `ch` (after case folding). */
+/** True when the font has a glyph for `ch` (its own or its capital's). */
 export function hasGlyph(ch: string): boolean {
-  return GLYPHS.has(ch.toUpperCase());
+  return GLYPHS.has(ch) || GLYPHS.has(ch.toUpperCase());
 }

@@ -147,3 +147,51 @@ describe('number formats', () => {
     expect(formatBytes(3 * 1024 ** 3)).toBe('3.00 GiB');
   });
 });
+
+describe('report fixes', () => {
+  it('compares perplexity like with like: the change since the first evaluation on the same data', () => {
+    const data = fullReport();
+    data.evaluations = [
+      { label: 'pretrained', data: 'heldout', perplexity: 5, loss: 1.6, tokens: 100 },
+      { label: 'pretrained (shifted task)', data: 'shifted', perplexity: 20, loss: 3, tokens: 100 },
+      { label: 'after prune', data: 'heldout', perplexity: 6, loss: 1.8, tokens: 100 },
+      { label: 'after finetune (shifted task)', data: 'shifted', perplexity: 10, loss: 2.3, tokens: 100 },
+    ];
+    const html = renderReportHTML(data);
+    const summary = sectionOf(html, 'summary');
+    // the last evaluation is on the shifted task: compared with the first shifted one (20 -> 10), not with 5
+    expect(summary).toContain('Perplexity change since pretrained (shifted task)');
+    expect(summary).toContain('-50.0%');
+    expect(summary).not.toContain('+100.0%');
+    const ppl = sectionOf(html, 'perplexity');
+    // after prune vs pretrained (+20%), after finetune vs pretrained (shifted task) (-50%); never across data sets
+    expect(ppl).toContain('+20.0%');
+    expect(ppl).toContain('-50.0%');
+    expect(ppl).not.toContain('-70.0%');
+    expect(ppl).not.toContain('+300.0%'); // pretrained (shifted task) against pretrained
+    // no earlier evaluation on the same data: no change row
+    data.evaluations = [data.evaluations[0]!, data.evaluations[1]!];
+    expect(sectionOf(renderReportHTML(data), 'summary')).not.toContain('Perplexity change since');
+  });
+
+  it('draws every stage on one global step axis, each after the steps before it', () => {
+    const plot = reportPlots(fullReport()).find((p) => p.name === 'loss')!;
+    const texts = plot.scene.shapes.flatMap((s) => (s.kind === 'text' ? [s.text] : []));
+    expect(texts).toContain('step (all stages in order)');
+    // pretrain covers steps 0..300, so the adapt curve (its steps 0..100) runs 301..401: the axis reaches past 400
+    expect(texts.map(Number).filter(Number.isFinite)).toContain(400);
+    const lines = plot.scene.shapes.filter((s) => s.kind === 'polyline' && s.width === 2);
+    expect(lines).toHaveLength(2);
+    const [first, second] = lines.map((l) => (l.kind === 'polyline' ? l.points : []));
+    expect(Math.min(...second!.map((p) => p[0]))).toBeGreaterThan(Math.max(...first!.map((p) => p[0])));
+  });
+
+  it('lists the architecture once and says the overall sparsity counts linear layers only', () => {
+    const data = fullReport();
+    data.model = { ...data.model!, details: { ...data.model!.details, architecture: 'gpt' } };
+    const summary = sectionOf(renderReportHTML(data), 'summary');
+    expect(summary.match(/<td>gpt<\/td>/g)).toHaveLength(1);
+    expect(summary).not.toContain('<th>architecture</th>');
+    expect(summary).toContain('Overall sparsity (linear layers only; embeddings, norms and biases not counted)');
+  });
+});

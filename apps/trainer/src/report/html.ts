@@ -4,7 +4,7 @@ import { formatDuration } from '../cli/progress.js';
 import { barChart, heatmap, linePlot } from './plots.js';
 import type { Scene } from './scene.js';
 import { escapeXml as esc, sceneToSVG } from './svg.js';
-import { type ReportData, type ReportLayer, validateReportData } from './types.js';
+import { type ReportData, type ReportEvaluation, type ReportLayer, validateReportData } from './types.js';
 
 export interface ReportPlot {
   /** File stem of the PNG copy (plots/<name>.png). */
@@ -59,6 +59,27 @@ function signedPercent(from: number, to: number): string {
 
 const blocksOf = (l: ReportLayer) => l.rowBlockSparsity ?? [l.sparsity];
 
+/** Two evaluations measured on the same held-out data (evaluations without a data label count as one data set). */
+const sameData = (a: ReportEvaluation, b: ReportEvaluation) => (a.data ?? '') === (b.data ?? '');
+
+/**
+ * Where each stage's steps start on one global step axis: each curve (in run order) is shifted so
+ * its first step comes right after the previous curve's last, rather than every stage restarting at 0.
+ */
+export function stepOffsets(curves: readonly { label: string; points: readonly { step: number }[] }[]): Map<string, number> {
+  const offsets = new Map<string, number>();
+  let end: number | undefined;
+  for (const c of curves) {
+    if (c.points.length === 0 || offsets.has(c.label)) continue;
+    const steps = c.points.map((p) => p.step);
+    const first = Math.min(...steps);
+    const offset = end === undefined ? 0 : end + 1 - first;
+    offsets.set(c.label, offset);
+    end = offset + Math.max(...steps);
+  }
+  return offsets;
+}
+
 /** The plots of a report, as scenes; only those the data has anything for. */
 export function reportPlots(data: ReportData): ReportPlot[] {
   const plots: ReportPlot[] = [];
@@ -74,6 +95,7 @@ export function reportPlots(data: ReportData): ReportPlot[] {
     });
   }
   const curves = (data.lossCurves ?? []).filter((c) => c.points.length > 0);
+  const offsets = stepOffsets(curves);
   if (curves.length > 0) {
     const losses = curves.flatMap((c) => c.points.map((p) => p.loss)).filter((v) => Number.isFinite(v));
     // a log axis only helps when the loss falls by an order of magnitude
@@ -81,8 +103,8 @@ export function reportPlots(data: ReportData): ReportPlot[] {
     plots.push({
       name: 'loss',
       scene: linePlot(
-        curves.map((c) => ({ label: c.label, points: c.points.map((p) => ({ x: p.step, y: p.loss })) })),
-        { title: 'Training loss', xLabel: 'step', yLabel: 'loss (nats/token)', logY },
+        curves.map((c) => ({ label: c.label, points: c.points.map((p) => ({ x: offsets.get(c.label)! + p.step, y: p.loss })) })),
+        { title: 'Training loss', xLabel: curves.length > 1 ? 'step (all stages in order)' : 'step', yLabel: 'loss (nats/token)', logY },
       ),
     });
   }
@@ -91,8 +113,8 @@ export function reportPlots(data: ReportData): ReportPlot[] {
     plots.push({
       name: 'masks',
       scene: linePlot(
-        traces.map((t) => ({ label: t.label, points: t.points.map((p) => ({ x: p.step, y: p.sparsity * 100 })) })),
-        { title: 'Linear-layer sparsity during training', xLabel: 'step', yLabel: 'sparsity (%)' },
+        traces.map((t) => ({ label: t.label, points: t.points.map((p) => ({ x: (offsets.get(t.label) ?? 0) + p.step, y: p.sparsity * 100 })) })),
+        { title: 'Linear-layer sparsity during training', xLabel: offsets.size > 1 ? 'step (all stages in order)' : 'step', yLabel: 'sparsity (%)' },
       ),
     });
   }
@@ -176,16 +198,18 @@ export function renderReportHTML(data: ReportData): string {
   if (data.backend) summary.push(['Backend', data.backend]);
   if (data.model) {
     summary.push(['Model', data.model.architecture], ['Parameters', formatInt(data.model.params)]);
-    for (const [k, v] of Object.entries(data.model.details ?? {})) summary.push([k, typeof v === 'number' ? formatInt(v) : String(v)]);
+    // the architecture is the Model row already
+    for (const [k, v] of Object.entries(data.model.details ?? {})) if (k !== 'architecture') summary.push([k, typeof v === 'number' ? formatInt(v) : String(v)]);
   }
   if (stages.length > 0) summary.push(['Stages', String(stages.length)], ['Total time', formatMs(stages.reduce((s, x) => s + x.ms, 0))]);
   if (evals.length > 0) {
-    const first = evals[0];
     const last = evals[evals.length - 1];
+    // compare like with like: the first evaluation on the same data as the last one
+    const first = evals.find((e) => sameData(e, last));
     summary.push([`Perplexity (${last.label})`, formatNumber(last.perplexity)]);
-    if (evals.length > 1) summary.push([`Perplexity change since ${first.label}`, signedPercent(first.perplexity, last.perplexity) || 'n/a']);
+    if (first !== undefined && first !== last) summary.push([`Perplexity change since ${first.label}`, signedPercent(first.perplexity, last.perplexity) || 'n/a']);
   }
-  if (layers.length > 0) summary.push(['Overall sparsity', formatPercent(overallSparsity(layers))]);
+  if (layers.length > 0) summary.push(['Overall sparsity (linear layers only; embeddings, norms and biases not counted)', formatPercent(overallSparsity(layers))]);
   let summaryBody = `<table><tbody>${summary.map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('')}</tbody></table>`;
   summaryBody +=
     stages.length > 0
@@ -203,8 +227,11 @@ export function renderReportHTML(data: ReportData): string {
       'Perplexity per stage',
       evals.length > 0
         ? table(
-            ['Measured', { html: 'Perplexity', num: true }, { html: 'Loss (nats/token)', num: true }, { html: 'Tokens', num: true }, { html: 'Change vs previous', num: true }],
-            evals.map((e, i) => [e.label, num(formatNumber(e.perplexity)), num(formatNumber(e.loss)), num(formatInt(e.tokens)), num(i > 0 ? signedPercent(evals[i - 1].perplexity, e.perplexity) : '')]),
+            ['Measured', { html: 'Perplexity', num: true }, { html: 'Loss (nats/token)', num: true }, { html: 'Tokens', num: true }, { html: 'Change vs previous on the same data', num: true }],
+            evals.map((e, i) => {
+              const previous = evals.slice(0, i).reverse().find((p) => sameData(p, e));
+              return [e.label, num(formatNumber(e.perplexity)), num(formatNumber(e.loss)), num(formatInt(e.tokens)), num(previous ? signedPercent(previous.perplexity, e.perplexity) : '')];
+            }),
           ) + figure(plots.get('perplexity'))
         : empty('No evaluations recorded.'),
     ),

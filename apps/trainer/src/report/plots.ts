@@ -12,6 +12,8 @@ import {
   logAxis,
   scaleColor,
   textWidth,
+  ellipsize,
+  charsThatFit,
   truncateMiddle,
 } from './scene.js';
 
@@ -114,7 +116,8 @@ export function linePlot(series: LineSeries[], options: LinePlotOptions = {}): S
   const yAxis: Axis = logY ? logAxis(yLo, yHi === yLo ? yLo * 1.5 : yHi, 5) : linearAxis(yLo, yHi, 5);
 
   const yTickLabels = yAxis.ticks.map(formatTick);
-  const legend = series.map((s) => truncateMiddle(s.label, MAX_LABEL));
+  // legend labels take at most about a third of the width; longer ones lose their middle
+  const legend = series.map((s) => truncateMiddle(s.label, Math.min(MAX_LABEL, charsThatFit(width * 0.35, TICK))));
   const legendWidth = series.length > 0 ? Math.max(...legend.map((l) => textWidth(l, TICK))) + 34 : 0;
   const left = 16 + Math.max(...yTickLabels.map((l) => textWidth(l, TICK)));
   const top = 48;
@@ -125,8 +128,8 @@ export function linePlot(series: LineSeries[], options: LinePlotOptions = {}): S
   const py = (y: number) => bottom - axisFraction(yAxis, y) * (bottom - top);
 
   const shapes: Shape[] = [];
-  if (title) shapes.push(text(12, 22, title, { size: TITLE, bold: true }));
-  if (options.yLabel) shapes.push(text(12, top - 12, options.yLabel + (logY ? ' (log scale)' : ''), { fill: MUTED }));
+  if (title) shapes.push(text(12, 22, ellipsize(title, width - 24, TITLE), { size: TITLE, bold: true }));
+  if (options.yLabel) shapes.push(text(12, top - 12, ellipsize(options.yLabel + (logY ? ' (log scale)' : ''), width - 24, TICK), { fill: MUTED }));
   yAxis.ticks.forEach((t, i) => {
     const y = py(t);
     shapes.push(line(left, y, right, y, GRID));
@@ -138,7 +141,7 @@ export function linePlot(series: LineSeries[], options: LinePlotOptions = {}): S
     shapes.push(text(x, bottom + 16, formatTick(t), { anchor: 'middle', fill: MUTED }));
   }
   shapes.push(line(left, top, left, bottom, INK), line(left, bottom, right, bottom, INK));
-  if (options.xLabel) shapes.push(text((left + right) / 2, height - 8, options.xLabel, { anchor: 'middle', fill: MUTED }));
+  if (options.xLabel) shapes.push(text((left + right) / 2, height - 8, ellipsize(options.xLabel, right - left, TICK), { anchor: 'middle', fill: MUTED }));
 
   runs.forEach((rs, i) => {
     const color = PALETTE[i % PALETTE.length];
@@ -203,7 +206,7 @@ export function barChart(categories: string[], series: BarSeries[], options: Bar
   const groupGap = 10;
   const groupH = series.length * barH;
   const top = series.length > 1 ? 60 : 40;
-  const labels = categories.map((c) => truncateMiddle(c, MAX_LABEL));
+  const labels = categories.map((c) => truncateMiddle(c, Math.min(MAX_LABEL, charsThatFit(width * 0.4, TICK))));
   const left = 20 + Math.max(...labels.map((l) => textWidth(l, TICK)));
   const right = width - 72;
   if (right - left < 60) throw new ArgumentError(`bar chart width ${width} leaves no room for bars next to the labels`);
@@ -212,7 +215,7 @@ export function barChart(categories: string[], series: BarSeries[], options: Bar
   const px = (v: number) => left + axisFraction(axis, v) * (right - left);
 
   const shapes: Shape[] = [];
-  if (title) shapes.push(text(12, 22, title, { size: TITLE, bold: true }));
+  if (title) shapes.push(text(12, 22, ellipsize(title, width - 24, TITLE), { size: TITLE, bold: true }));
   for (const t of axis.ticks) {
     const x = px(t);
     shapes.push(line(x, top, x, bottom, GRID));
@@ -237,7 +240,7 @@ export function barChart(categories: string[], series: BarSeries[], options: Bar
     });
   });
   shapes.push(line(zero, top, zero, bottom, INK), line(left, bottom, right, bottom, INK));
-  if (options.valueLabel) shapes.push(text((left + right) / 2, height - 8, options.valueLabel, { anchor: 'middle', fill: MUTED }));
+  if (options.valueLabel) shapes.push(text((left + right) / 2, height - 8, ellipsize(options.valueLabel, right - left, TICK), { anchor: 'middle', fill: MUTED }));
   if (series.length > 1) {
     let x = left;
     series.forEach((s, i) => {
@@ -262,7 +265,7 @@ export function heatmap(rows: HeatmapRow[], options: HeatmapOptions = {}): Scene
   });
   const rowH = rows.length <= 40 ? 16 : Math.max(3, Math.floor(640 / rows.length));
   const showLabels = rowH >= 10;
-  const labels = rows.map((r) => truncateMiddle(r.label, MAX_LABEL));
+  const labels = rows.map((r) => truncateMiddle(r.label, Math.min(MAX_LABEL, charsThatFit(width * 0.4, TICK))));
   const left = showLabels ? 20 + Math.max(...labels.map((l) => textWidth(l, TICK))) : 20;
   const top = 40;
   const legendW = 16;
@@ -272,7 +275,7 @@ export function heatmap(rows: HeatmapRow[], options: HeatmapOptions = {}): Scene
   const height = Math.max(bottom, top + 120) + (options.xLabel ? 34 : 14);
 
   const shapes: Shape[] = [];
-  if (title) shapes.push(text(12, 22, title, { size: TITLE, bold: true }));
+  if (title) shapes.push(text(12, 22, ellipsize(title, width - 24, TITLE), { size: TITLE, bold: true }));
   rows.forEach((r, ri) => {
     const y = top + ri * rowH;
     if (showLabels) shapes.push(text(left - 8, y + rowH / 2 + 4, labels[ri], { anchor: 'end' }));
@@ -284,7 +287,7 @@ export function heatmap(rows: HeatmapRow[], options: HeatmapOptions = {}): Scene
       shapes.push({ kind: 'rect', x: x0, y, w: x1 - x0, h: rowH, fill: scaleColor(v), title: `${r.label}, block ${j + 1}/${n}: ${format(v)}`, className: 'cell' });
     });
   });
-  if (options.xLabel) shapes.push(text((left + right) / 2, bottom + 22, options.xLabel, { anchor: 'middle', fill: MUTED }));
+  if (options.xLabel) shapes.push(text((left + right) / 2, bottom + 22, ellipsize(options.xLabel, right - left, TICK), { anchor: 'middle', fill: MUTED }));
   // Legend: 20 steps from 1 (top) to 0 (bottom).
   const lx = right + 30;
   const steps = 20;

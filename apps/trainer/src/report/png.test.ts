@@ -1,7 +1,8 @@
 import { crc32 as zlibCrc32, inflateSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { heatmap, linePlot } from './plots.js';
+import { barChart, heatmap, linePlot } from './plots.js';
+import { glyph, hasGlyph } from './font.js';
 import { RgbaCanvas, crc32, encodePNG, renderScene, sceneToPNG } from './png.js';
 import { parseHex, scaleColor } from './scene.js';
 
@@ -135,7 +136,7 @@ describe('canvas', () => {
 
   it('renders the 5x7 font: "1" and "L" cell by cell, at scale 2', () => {
     const c = new RgbaCanvas(14, 16);
-    c.text(1, 1, '1l', [0, 0, 0], 1); // lowercase draws as a capital
+    c.text(1, 1, '1L', [0, 0, 0], 1);
     const one = ['..#..', '.##..', '..#..', '..#..', '..#..', '..#..', '.###.'];
     const ell = ['#....', '#....', '#....', '#....', '#....', '#....', '#####'];
     for (let r = 0; r < 7; r++) {
@@ -150,6 +151,27 @@ describe('canvas', () => {
     expect(big.getPixel(9, 13)[0]).toBe(0); // cell (4, 6)
     expect(big.getPixel(9, 11)[0]).toBe(255); // cell (4, 5) is empty
     expect(RgbaCanvas.textWidth('abc', 2)).toBe(34);
+  });
+
+  it('has lowercase glyphs of its own: every letter differs from its capital, "a" and "g" cell by cell', () => {
+    for (const ch of 'abcdefghijklmnopqrstuvwxyz') {
+      expect(hasGlyph(ch)).toBe(true);
+      expect([...glyph(ch)], ch).not.toEqual([...glyph(ch.toUpperCase())]);
+      expect([...glyph(ch)], ch).not.toEqual([...glyph('?')]);
+    }
+    const c = new RgbaCanvas(14, 9);
+    c.text(1, 1, 'ag', [0, 0, 0], 1);
+    const a = ['.....', '.....', '.###.', '....#', '.####', '#...#', '.####'];
+    const g = ['.....', '.####', '#...#', '#...#', '.####', '....#', '.###.'];
+    for (let r = 0; r < 7; r++) {
+      for (let col = 0; col < 5; col++) {
+        expect(c.getPixel(1 + col, 1 + r)[0] === 0, `'a' ${col},${r}`).toBe(a[r][col] === '#');
+        expect(c.getPixel(7 + col, 1 + r)[0] === 0, `'g' ${col},${r}`).toBe(g[r][col] === '#');
+      }
+    }
+    // '×' draws as 'x', '…' as three dots
+    expect([...glyph('×')]).toEqual([...glyph('x')]);
+    expect([...glyph('…')]).toEqual([0, 0, 0, 0, 0, 0, 0b10101]);
   });
 });
 
@@ -191,5 +213,38 @@ describe('plots as PNG', () => {
     let ink = 0;
     for (let y = 0; y < 30; y++) for (let x = 0; x < 80; x++) if (d.pixel(x, y)[0] < 100) ink++;
     expect(ink).toBeGreaterThan(20);
+  });
+});
+
+describe('long labels', () => {
+  const long = 'stage 3 train (sr-ste, 2:4 masks, decaying regularizer, resumed) on the shifted task';
+  const inside = (scene: ReturnType<typeof linePlot>) => {
+    for (const s of scene.shapes) {
+      if (s.kind !== 'text') continue;
+      // the PNG's own width of the text at scale 1, against the scene
+      const w = RgbaCanvas.textWidth(s.text, Math.max(1, Math.round(s.size / 9)));
+      const x0 = s.anchor === 'middle' ? s.x - w / 2 : s.anchor === 'end' ? s.x - w : s.x;
+      expect(x0, s.text).toBeGreaterThanOrEqual(0);
+      expect(x0 + Math.max(w, s.text.length * s.size * 0.6), s.text).toBeLessThanOrEqual(scene.width + 1);
+    }
+  };
+
+  it('are shortened to fit the picture: titles and axis labels end in an ellipsis, legend and bar labels lose their middle', () => {
+    const line = linePlot([{ label: long, points: [{ x: 0, y: 1 }, { x: 1, y: 2 }] }, { label: 'pretrain', points: [{ x: 0, y: 2 }] }], {
+      title: `Training loss of ${long} and more`,
+      xLabel: `step ${long}`,
+      yLabel: `loss ${long} ${long}`,
+    });
+    inside(line);
+    const texts = line.shapes.flatMap((s) => (s.kind === 'text' ? [s.text] : []));
+    expect(texts.some((t) => t.startsWith('Training loss of stage') && t.endsWith('…'))).toBe(true);
+    expect(texts).toContain('pretrain');
+    expect(texts.some((t) => t.startsWith('stage 3') && t.includes('...') && t.endsWith('task'))).toBe(true);
+    const bars = barChart([long, 'after prune'], [{ label: 'perplexity', values: [3, 4] }], { valueLabel: long });
+    inside(bars);
+    const map = heatmap([{ label: `blocks.0.${long}.mlp.up`, values: [0.5] }]);
+    inside(map);
+    // lowercase survives into the PNG: 'pretrain' is drawn with the lowercase glyphs
+    expect(texts.join('')).toMatch(/[a-z]/);
   });
 });

@@ -51,6 +51,30 @@ export function textWidth(text: string, size: number): number {
   return text.length * size * CHAR_WIDTH;
 }
 
+/**
+ * `text` cut at the end with '…' so it is at most `maxWidth` wide at font `size`, in SVG and in
+ * the PNG font; unchanged when it fits.
+ */
+export function ellipsize(text: string, maxWidth: number, size: number): string {
+  const advance = widestAdvance(size);
+  if (text.length * advance <= maxWidth) return text;
+  const chars = Math.max(0, Math.floor(maxWidth / advance) - 1);
+  return `${text.slice(0, chars).trimEnd()}…`;
+}
+
+/**
+ * The widest a character of font `size` gets: the SVG estimate, or the 5x7 PNG font's advance at
+ * 1 and 2 pixels per unit (its glyph scale is rounded, so 14px text advances 12 units at scale 1).
+ */
+function widestAdvance(size: number): number {
+  return Math.max(size * CHAR_WIDTH, 6 * Math.max(1, Math.round(size / 9)), 3 * Math.max(1, Math.round((2 * size) / 9)));
+}
+
+/** Most characters of `size` text that fit `maxWidth`, for truncateMiddle. */
+export function charsThatFit(maxWidth: number, size: number): number {
+  return Math.max(4, Math.floor(maxWidth / widestAdvance(size)));
+}
+
 /** Shortens `text` to at most `max` characters by cutting its middle ('blocks.0...mlp.up'). */
 export function truncateMiddle(text: string, max: number): string {
   if (text.length <= max) return text;

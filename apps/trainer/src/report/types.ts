@@ -36,6 +36,8 @@ export interface ReportLossCurve {
 export interface ReportEvaluation {
   /** When it was measured, e.g. 'after pretrain', 'after prune'. */
   label: string;
+  /** Which held-out data it was measured on (e.g. 'heldout', 'shifted'); changes are only computed between evaluations on the same data. */
+  data?: string;
   perplexity: number;
   /** Mean cross-entropy in nats per token. */
   loss: number;
@@ -215,6 +217,7 @@ export function validateReportData(data: unknown): asserts data is ReportData {
       const f = `evaluations[${i}]`;
       const o = obj(e, f);
       str(o.label, `${f}.label`);
+      str(o.data, `${f}.data`, true);
       num(o.perplexity, `${f}.perplexity`, { finite: false });
       num(o.loss, `${f}.loss`, { finite: false });
       num(o.tokens, `${f}.tokens`, { int: true, min: 0 });

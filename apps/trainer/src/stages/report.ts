@@ -1,5 +1,7 @@
 // report stage: the run as a self-contained HTML file with PNG copies of its plots.
 
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { isNM } from '@sparse/nm';
 import { maskToBooleans } from '@sparse/masks';
 import { MAX_ROW_BLOCKS, writeReport, type ReportData, type ReportLayer } from '../report/index.js';
@@ -50,6 +52,28 @@ export function layerSparsity(ctx: RunContext): ReportLayer[] {
   });
 }
 
+/** Bytes of a file, or of all files under a folder (recursively); undefined when the path is gone. */
+export function bytesOnDisk(path: string): number | undefined {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return undefined;
+  }
+  if (!st.isDirectory()) return st.size;
+  let total = 0;
+  for (const entry of readdirSync(path)) total += bytesOnDisk(join(path, entry)) ?? 0;
+  return total;
+}
+
+/** The run's files for the report; a folder (a saved adapter) is listed with the bytes of the files in it. */
+export function reportFiles<F extends { path: string; bytes: number }>(files: readonly F[]): F[] {
+  return files.map((f) => {
+    const bytes = statSync(f.path, { throwIfNoEntry: false })?.isDirectory() ? bytesOnDisk(f.path) : undefined;
+    return bytes === undefined ? f : { ...f, bytes };
+  });
+}
+
 export function reportData(ctx: RunContext, title?: string): ReportData {
   return {
     name: title ?? ctx.recipe.name,
@@ -59,10 +83,10 @@ export function reportData(ctx: RunContext, title?: string): ReportData {
     recipe: ctx.recipe,
     stages: ctx.report.stages.map((s) => ({ index: s.index, kind: s.kind, ...(s.method ? { method: s.method } : {}), ms: s.ms, ...(s.summary ? { summary: `${s.label}: ${s.summary}` } : {}) })),
     lossCurves: ctx.report.lossCurves,
-    evaluations: ctx.report.evaluations.map((e) => ({ label: e.label, perplexity: e.perplexity, loss: e.loss, tokens: e.tokens })),
+    evaluations: ctx.report.evaluations.map((e) => ({ label: e.label, data: e.data, perplexity: e.perplexity, loss: e.loss, tokens: e.tokens })),
     layers: layerSparsity(ctx),
     adapters: ctx.report.adapters,
-    files: ctx.report.files,
+    files: reportFiles(ctx.report.files),
     maskTraces: (ctx.report.maskTraces ?? []).map((t) => ({
       label: t.label,
       points: t.points,
