@@ -63,10 +63,10 @@ export interface PermutationSearchResult {
   stopped: PermutationSearchStop;
 }
 
-function checkBudget(name: string, value: number | undefined, min: number): void {
-  if (value !== undefined && (!(typeof value === 'number') || Number.isNaN(value) || value < min || (name !== 'timeBudgetMs' && name !== 'progressIntervalMs' && !Number.isSafeInteger(value)))) {
-    throw new ArgumentError(`searchChannelPermutation: ${name} must be ${name.endsWith('Ms') ? 'a number' : 'an integer'} >= ${min}, got ${value}`);
-  }
+function checkBudget(name: string, value: number | undefined, integer: boolean): void {
+  if (value === undefined) return;
+  const ok = typeof value === 'number' && value >= 0 && (integer ? Number.isSafeInteger(value) : !Number.isNaN(value));
+  if (!ok) throw new ArgumentError(`searchChannelPermutation: ${name} must be ${integer ? 'an integer' : 'a number'} >= 0, got ${value}`);
 }
 
 /**
@@ -86,9 +86,9 @@ export function searchChannelPermutation(scores: Tensor, opts: PermutationSearch
   if (cols % m !== 0) throw new ShapeError(`searchChannelPermutation: ${cols} columns are not a multiple of m = ${m}`);
   const maxSwaps = opts.maxSwaps ?? 4 * cols;
   if (!Number.isSafeInteger(maxSwaps) || maxSwaps < 0) throw new ArgumentError(`searchChannelPermutation: maxSwaps must be a non-negative integer, got ${maxSwaps}`);
-  checkBudget('maxEvaluations', opts.maxEvaluations, 0);
-  checkBudget('timeBudgetMs', opts.timeBudgetMs, 0);
-  checkBudget('progressIntervalMs', opts.progressIntervalMs, 0);
+  checkBudget('maxEvaluations', opts.maxEvaluations, true);
+  checkBudget('timeBudgetMs', opts.timeBudgetMs, false);
+  checkBudget('progressIntervalMs', opts.progressIntervalMs, false);
   const maxEvaluations = opts.maxEvaluations ?? Math.max(m * m, Math.floor(DEFAULT_PERMUTATION_WORK / Math.max(1, 2 * rows * m)));
   const timeBudget = opts.timeBudgetMs ?? Infinity;
   const interval = opts.progressIntervalMs ?? 1000;
