@@ -120,7 +120,9 @@ export function toPEFTFiles(modules: Record<string, AdapterState>, opts: PEFTSav
       tensors[`${PREFIX}${n}.lora_B.weight`] = modules[n]!.params.lora_B!;
     }
   } else if (first.variant === 'spp') {
-    config = { ...common, peft_type: 'SPP', sparse_variant: 'spp', spp_col_init: (first.config as SPPConfig).colInit };
+    const sc = first.config as SPPConfig;
+    // spp_rank only when above 1, so rank-1 files are unchanged.
+    config = { ...common, peft_type: 'SPP', sparse_variant: 'spp', spp_col_init: sc.colInit, ...((sc.rank ?? 1) !== 1 ? { spp_rank: sc.rank } : {}) };
     for (const n of names) {
       tensors[`${PREFIX}${n}.spp_row.weight`] = modules[n]!.params.spp_row!;
       tensors[`${PREFIX}${n}.spp_col.weight`] = modules[n]!.params.spp_col!;
@@ -245,7 +247,8 @@ export function fromPEFTFiles(
   }
   // peftType is 'SPP' here.
   const colInit = field(c, 'spp_col_init', cfile, isNum, 'a number', 1);
-  const config: SPPConfig = sppConfigSchema.parse({ colInit });
+  const rank = field(c, 'spp_rank', cfile, (x): x is number => Number.isInteger(x) && (x as number) >= 1, 'a positive integer', 1);
+  const config: SPPConfig = sppConfigSchema.parse({ colInit, rank });
   for (const [module, parts] of byModule) {
     const nameU = `${PREFIX}${module}.spp_row.weight`;
     const nameV = `${PREFIX}${module}.spp_col.weight`;
@@ -254,8 +257,9 @@ export function fromPEFTFiles(
     if (parts.has('lora_A') || parts.has('lora_B')) throw new PEFTFormatError(wfile, `${PREFIX}${module}`, 'LoRA tensors in an SPP adapter');
     if (u === undefined || v === undefined) throw new PEFTFormatError(wfile, u === undefined ? nameU : nameV, 'missing');
     if (u.shape.length !== 1) throw new PEFTFormatError(wfile, nameU, `shape [${u.shape.join(', ')}] should be [out]`);
-    if (v.shape.length !== 1) throw new PEFTFormatError(wfile, nameV, `shape [${v.shape.join(', ')}] should be [in]`);
-    modules[module] = { variant: 'spp', shape: [u.shape[0]!, v.shape[0]!], config, params: { spp_row: float32(u, nameU), spp_col: float32(v, nameV) } };
+    if (rank === 1 ? v.shape.length !== 1 : v.shape.length !== 2 || v.shape[0] !== rank) throw new PEFTFormatError(wfile, nameV, `shape [${v.shape.join(', ')}] should be ${rank === 1 ? '[in]' : `[spp_rank = ${rank}, in]`}`);
+    if (u.shape[0]! % rank !== 0) throw new PEFTFormatError(wfile, nameU, `${u.shape[0]} rows do not split into spp_rank = ${rank} equal groups`);
+    modules[module] = { variant: 'spp', shape: [u.shape[0]!, v.shape[v.shape.length - 1]!], config, params: { spp_row: float32(u, nameU), spp_col: float32(v, nameV) } };
   }
   return { variant: 'spp', config, modules, fanInFanOut: false, ...common };
 }

@@ -58,7 +58,7 @@ describe('registry', () => {
 
   it('validates configs with defaults, naming the field', () => {
     expect(getVariant('lora').parseConfig({})).toEqual({ r: 8, alpha: 8, rslora: false, dropout: 0 });
-    expect(getVariant('spp').parseConfig(undefined)).toEqual({ colInit: 1 });
+    expect(getVariant('spp').parseConfig(undefined)).toEqual({ colInit: 1, rank: 1 });
     expect(() => getVariant('lora').parseConfig({ r: 0 })).toThrow(/lora: invalid config: r:/);
     expect(() => getVariant('sqft').parseConfig({ alpha: 'x' })).toThrow(/alpha/);
     expect(() => getVariant('lora').parseConfig({ rank: 4 })).toThrow(/rank/);
