@@ -52,7 +52,7 @@ describe('shipped recipes', () => {
 
   const files = readdirSync(recipesDir).filter((f) => /\.ya?ml$/.test(f));
   it('ship at least the paper workflows the trainer promises', () => {
-    for (const f of ['wanda-unstructured.yaml', 'wanda-2of4.yaml', 'sparsegpt-unstructured.yaml', 'sparsegpt-2of4.yaml', 'srste-2of4-scratch.yaml', 'permute-2of4.yaml', 'adams-2of4-finetune.yaml', 'lora-finetune.yaml', 'rosa-finetune.yaml', 'sft-finetune.yaml', 'spp-recovery.yaml', 'sqft-recovery.yaml', 'sparse-mezo.yaml', 'squarehead-recovery.yaml', 'cfsp-neurons.yaml', 'gmp-unstructured.yaml', 'rigl-erk.yaml', 'set-erk.yaml', 'static-er.yaml', 'static-erk.yaml', 'exploration-erk.yaml', 'acdc-global.yaml', 'hypersparse-global.yaml', 'spdf.yaml', 'movement-finetune.yaml', 'imp-rewind.yaml']) {
+    for (const f of ['wanda-unstructured.yaml', 'wanda-2of4.yaml', 'sparsegpt-unstructured.yaml', 'sparsegpt-2of4.yaml', 'srste-2of4-scratch.yaml', 'permute-2of4.yaml', 'adams-2of4-finetune.yaml', 'lora-finetune.yaml', 'rosa-finetune.yaml', 'sft-finetune.yaml', 'spp-recovery.yaml', 'sqft-recovery.yaml', 'sparse-mezo.yaml', 'sensitive-mezo.yaml', 'squarehead-recovery.yaml', 'cfsp-neurons.yaml', 'gmp-unstructured.yaml', 'rigl-erk.yaml', 'set-erk.yaml', 'static-er.yaml', 'static-erk.yaml', 'exploration-erk.yaml', 'acdc-global.yaml', 'hypersparse-global.yaml', 'spdf.yaml', 'movement-finetune.yaml', 'imp-rewind.yaml']) {
       expect(files).toContain(f);
     }
   });
@@ -99,7 +99,7 @@ describe('shipped recipes', () => {
 describe('every registered adapt method runs from a recipe', () => {
   const names = listMethods('adapt').map((m) => m.name);
   it('includes the LoRA family, sparse + low-rank adapters, SFT and MeZO', () => {
-    for (const n of ['lora', 'sqft', 'spp', 'lora-xs', 'corda', 'sft', 'mezo', 'sparse-mezo']) expect(names).toContain(n);
+    for (const n of ['lora', 'sqft', 'spp', 'lora-xs', 'corda', 'sft', 'mezo', 'sparse-mezo', 'sensitive-mezo']) expect(names).toContain(n);
   });
   for (const method of names) {
     it(`${method} adapts a pruned model with its default config and keeps the mask`, async () => {
@@ -191,6 +191,20 @@ describe('architectures', () => {
     const ranks = readFileSync(join(tmp, 'dynrank', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; ranks?: Record<string, number> }).find((e) => e.event === 'ranks')!.ranks!;
     expect(Object.values(ranks).reduce((a, b) => a + b, 0)).toBe(4); // 4 layers x target 1
     expect(() => resolveRecipe({ stages: [{ stage: 'adapt', method: 'lora', config: { rankBudget: { target: 1 } } }] })).toThrow(/stages\[0\]\.config: .*rankBudget/);
+  }, 120_000);
+
+  it('selective-lora with a strong gate penalty switches its blocks off and reports the active count', async () => {
+    const recipe = resolveRecipe({
+      model: { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 },
+      eval: { windows: 4 },
+      stages: [{ stage: 'adapt', method: 'selective-lora', config: { r: 4, blocks: 2, lambda: 1000 }, steps: 20, batch: 4, lr: 0.5, merge: false }],
+    });
+    await startRun(recipe, { dir: join(tmp, 'selective'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    const events = readFileSync(join(tmp, 'selective', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; on?: number; total?: number; summary?: string });
+    const blocks = events.find((e) => e.event === 'blocks')!;
+    expect(blocks.total).toBe(8); // 4 layers x 2 blocks
+    expect(blocks.on).toBe(0);
+    expect(events.find((e) => e.event === 'stage-end')!.summary).toMatch(/^selective-lora, \d+ trainable, 0 of 8 blocks active, final loss/);
   }, 120_000);
 });
 

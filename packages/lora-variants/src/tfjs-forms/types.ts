@@ -70,6 +70,15 @@ export interface AdapterTrainingHooks {
   state?(): unknown;
   /** Puts a saved `state()` back, before the first step of a resumed run. */
   load?(state: unknown): void;
-  /** After the last step: a line for the log, an event for the metrics, a note for the report. */
-  finish?(): { log?: string; event?: Record<string, unknown>; note?: string };
+  /**
+   * A differentiable term the training loop adds to the task loss of every step (a regularizer such as
+   * selective LoRA's gate penalty), built from the model's current variables inside the step's gradient
+   * tape. Absent or undefined: the loss is the task loss.
+   */
+  loss?(): tf.Scalar | undefined;
+  /**
+   * After the last step: a line for the log, an event for the metrics, a note for the report, and a
+   * short phrase for the stage's one-line summary.
+   */
+  finish?(): { log?: string; event?: Record<string, unknown>; note?: string; summary?: string };
 }

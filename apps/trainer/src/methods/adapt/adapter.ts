@@ -254,11 +254,15 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   const training = adapterTraining(args, variant, variables);
   const r = await optimize(args, stage, {
     variables,
-    loss: (ids, targets) => ctx.model.loss(ids, targets, hooks),
+    loss: (ids, targets) => {
+      const task = ctx.model.loss(ids, targets, hooks);
+      const extra = training.loss?.();
+      return extra === undefined ? task : (tf.add(task, extra) as tf.Scalar);
+    },
     ...(training.beforeStep ? { beforeStep: training.beforeStep } : {}),
     ...(training.stageState ? { stageState: training.stageState } : {}),
   });
-  training.finish();
+  const trainingSummary = training.finish();
   adapter.training = false;
   ctx.report.adapters.push({ name: label, variant: stage.method, trainable: report.trainable, base: report.base });
   // the adapter itself, in the PEFT layout with Hugging Face module names, and the unmerged (pruned) base
@@ -293,7 +297,7 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
     }
     ctx.adapter = undefined;
   }
-  return { summary: `${stage.method}, ${report.trainable} trainable, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}${stage.merge ? `, merged${stage.densify ? ' (densified)' : ' through the masks'}` : ''}${saved}` };
+  return { summary: `${stage.method}, ${report.trainable} trainable${trainingSummary ? `, ${trainingSummary}` : ''}, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}${stage.merge ? `, merged${stage.densify ? ' (densified)' : ' through the masks'}` : ''}${saved}` };
 }
 
 /** Written beside each adapter folder's files: which file is which. */
@@ -347,13 +351,19 @@ export function adapterExportInfo(variant: string, hfBase: boolean, ctx: Pick<Ru
  * variants that re-select their support (fresh batches per draw), optimizer moments reset for tensors a
  * hook re-initialized (NamedAdam.reset, whose reset points ride with the optimizer's checkpointed state),
  * the hooks' state in the checkpoint's stage state (and loaded back on resume), their events and notes
- * in the log and the report. `variables` are the optimizer's keys of the adapter's variables.
+ * in the log and the report, their loss term added to the task loss, their summary phrase returned by
+ * `finish` for the stage's summary. `variables` are the optimizer's keys of the adapter's variables.
  */
 export function adapterTraining(
   args: StageArgs<StageOf<'adapt'>>,
   variant: AdapterVariant<never>,
   variables: ReadonlyMap<string, tf.Variable>,
-): { beforeStep?: (step: number, optimizer: NamedAdam) => void; stageState?: () => Record<string, unknown>; finish: () => void } {
+): {
+  beforeStep?: (step: number, optimizer: NamedAdam) => void;
+  stageState?: () => Record<string, unknown>;
+  loss?: () => tf.Scalar | undefined;
+  finish: () => string | undefined;
+} {
   const { ctx, stage, index, label } = args;
   const form = getTfForm(variant.name);
   const adapter = ctx.adapter!.model;
@@ -395,11 +405,13 @@ export function adapterTraining(
         }
       : {}),
     ...(hooks.state ? { stageState: () => ({ adapter: hooks.state!() }) } : {}),
+    ...(hooks.loss ? { loss: () => hooks.loss!() } : {}),
     finish: () => {
       const done = hooks.finish?.() ?? {};
       if (done.log) ctx.log.say(`${label}: ${done.log}`);
       if (done.event) ctx.log.event({ ...done.event, stage: index });
       if (done.note) ctx.report.notes.push(`adapter ${label}: ${done.note}`);
+      return done.summary;
     },
   };
 }

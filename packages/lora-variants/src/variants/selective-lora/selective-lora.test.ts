@@ -1,9 +1,10 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { Random } from '@sparse/tensor';
+import { Random, tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { attachAdapters } from '../../tfjs.js';
+import { attachAdapters, getTfForm, type AdapterModel, type AdapterTrainingHooks } from '../../tfjs.js';
+import { selectiveLoRAConfigSchema } from './config.js';
 import type { AdapterState } from '../types.js';
 import { selectiveIndicator, selectiveLoRAVariant } from './variant.js';
 import { describeFamilyVariant, randn } from '../helpers/family-testing.js';
@@ -57,6 +58,63 @@ describe('selective-lora specifics', () => {
     const merged = selectiveLoRAVariant.merge(base, s as never);
     const block0 = refBlock(s, 0);
     for (let k = 0; k < 30; k++) expect(merged.data[k]).toBeCloseTo(base.data[k]! + block0[k]!, 5);
+  });
+
+  // Two layers, r = 4 in 2 blocks; B = 0 (the init), so ΔW = 0 and the task loss ‖W' − W‖² gives no gate gradient:
+  // only the penalty moves the gates. Gates [0.3, 3] in each layer; 20 Adam steps at lr 0.1 (≈ 0.1 per step).
+  function gateRun(lambda: number): { model: AdapterModel; finish: ReturnType<NonNullable<AdapterTrainingHooks['finish']>>; hasLoss: boolean } {
+    const rng = new Random(5);
+    const weights = { 'a.fc': tf.variable(tf.tensor(randn(rng, [5, 6]).data, [5, 6]), false), 'b.fc': tf.variable(tf.tensor(randn(rng, [5, 6]).data, [5, 6]), false) };
+    const config = { r: 4, alpha: 8, blocks: 2, lambda };
+    const model = attachAdapters(weights, { targets: ['a.fc', 'b.fc'], variant: 'selective-lora', config });
+    for (const n of ['a.fc', 'b.fc']) model.layerVariables(n).lora_gate!.assign(tf.tensor([0.3, 3]));
+    const hooks = getTfForm('selective-lora')!.training!({ model, adapter: model.activeAdapter!, config: selectiveLoRAConfigSchema.parse(config), steps: 20 });
+    const opt = tf.train.adam(0.1);
+    const task = () => tf.addN(['a.fc', 'b.fc'].map((n) => tf.sum(tf.square(tf.sub(model.effectiveWeight(n), weights[n as 'a.fc']))))) as tf.Scalar;
+    for (let step = 1; step <= 20; step++) {
+      opt.minimize(() => {
+        const extra = hooks.loss?.();
+        return extra === undefined ? task() : (tf.add(task(), extra) as tf.Scalar);
+      }, false, model.trainableVariables());
+    }
+    return { model, finish: hooks.finish!(), hasLoss: hooks.loss !== undefined };
+  }
+
+  it('lambda > 0: the loss term is λ · Σ max(g, 0), blocks fall off, stop contributing, and finish counts the active ones', () => {
+    const rng = new Random(5);
+    const weights = { fc: tf.variable(tf.tensor(randn(rng, [5, 6]).data, [5, 6]), false) };
+    const cfg = { r: 4, alpha: 8, blocks: 2, lambda: 0.7 };
+    const m = attachAdapters(weights, { targets: 'fc', variant: 'selective-lora', config: cfg });
+    m.layerVariables('fc').lora_gate!.assign(tf.tensor([0.4, -2]));
+    const h = getTfForm('selective-lora')!.training!({ model: m, adapter: m.activeAdapter!, config: selectiveLoRAConfigSchema.parse(cfg), steps: 1 });
+    expect(h.loss!()!.dataSync()[0]).toBeCloseTo(0.7 * 0.4, 6);
+    m.dispose();
+
+    const { model, finish, hasLoss } = gateRun(5);
+    expect(hasLoss).toBe(true);
+    for (const n of ['a.fc', 'b.fc']) {
+      // B was 0 (ΔW = 0); give it values: the merge holds block 1 only, the block that is off is absent
+      model.layerVariables(n).lora_B!.assign(tf.tensor(randn(new Random(9), [5, 4]).data, [5, 4]));
+      const s = model.adapterStates()[n]!;
+      expect(Array.from(selectiveIndicator(s))).toEqual([0, 1]);
+      const w = model.weights[n]!.dataSync();
+      const merged = selectiveLoRAVariant.merge(tensor(Float32Array.from(w), [5, 6]), s as never);
+      const block1 = refBlock(s, 1);
+      for (let k = 0; k < 30; k++) expect(merged.data[k]).toBeCloseTo(w[k]! + block1[k]!, 5);
+    }
+    expect(finish.event).toEqual({ event: 'blocks', active: { 'a.fc': 1, 'b.fc': 1 }, on: 2, total: 4 });
+    expect(finish.summary).toBe('2 of 4 blocks active');
+    expect(finish.log).toMatch(/^2 of 4 blocks active over 2 layers/);
+    model.dispose();
+  });
+
+  it('lambda 0 (the default): no loss term, the gates keep their values, every block stays on', () => {
+    expect(selectiveLoRAConfigSchema.parse({}).lambda).toBe(0);
+    const { model, finish, hasLoss } = gateRun(0);
+    expect(hasLoss).toBe(false);
+    for (const n of ['a.fc', 'b.fc']) expect(Array.from(model.layerVariables(n).lora_gate!.dataSync())).toEqual([Math.fround(0.3), 3]);
+    expect(finish.summary).toBe('4 of 4 blocks active');
+    model.dispose();
   });
 
   it('blocks must divide r, and the error names blocks', () => {

@@ -4,6 +4,10 @@
 // ⟨∂L/∂ΔW, scaling · B_b A_b⟩, as if the indicator were the identity), so a block the task does not need
 // can switch itself off and is then absent from the merged weight. With blocks = 1 the gate selects the
 // whole adapter of a layer. Gates start at gateInit (> 0: on). Trainable: r (out + in) + blocks.
+// Sparsity pressure (config `lambda`, default 0 = none): the tfjs form's training hooks add
+// λ · Σ_b max(g_b, 0) to the loss, an L1 penalty on the gates of the blocks that are on, so blocks whose
+// task gradient does not outweigh λ are driven to g_b ≤ 0 and drop out of ΔW; the hooks' finish counts
+// the blocks still active (the trainer puts that count in the stage summary and a 'blocks' event).
 import { ArgumentError, matmul, tensor, type Float32Tensor } from '@sparse/tensor';
 import type { AdapterState } from '../types.js';
 import { loraFactors } from '../lora/variant.js';
