@@ -10,7 +10,7 @@ import { variants } from '@sparse/lora-variants';
 import { getTfForm } from '@sparse/lora-variants/tfjs';
 import { adapterMethod } from './adapt/adapter.js';
 import { diffPruningMethod } from './adapt/diff-pruning.js';
-import { mezoMethod, sparseMeZOMethod } from './adapt/mezo.js';
+import { mezoMethod, sensitiveMeZOMethod, sparseMeZOMethod } from './adapt/mezo.js';
 import { sftMethod } from './adapt/sft.js';
 import { squareHeadMethod } from './distill/squarehead.js';
 import { densePretrainMethod } from './pretrain/dense.js';
@@ -43,7 +43,7 @@ const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
   train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod, movementMethod, smpMethod, impMethod, swampMethod, setMethod, riglMethod, sriglMethod, staticMethod, explorationMethod, acdcMethod, hypersparseMethod] }),
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
-  adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, diffPruningMethod, mezoMethod, sparseMeZOMethod] }),
+  adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, diffPruningMethod, mezoMethod, sparseMeZOMethod, sensitiveMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
 };
 
