@@ -33,7 +33,7 @@ export {
 export { trainLoop, lrAt, type TrainOptions, type TrainResult, type StepInfo } from './train/loop.js';
 export { NamedAdam, type AdamState } from './train/adam.js';
 export { loadTextFile, DataFileError, MIN_DATA_BYTES } from './data/files.js';
-export { evaluatePerplexity, type EvalOptions, type EvalResult } from './train/evaluate.js';
+export { evaluateEnsemblePerplexity, evaluatePerplexity, type EnsembleEvalModel, type EnsembleEvalOptions, type EvalOptions, type EvalResult } from './train/evaluate.js';
 export { chooseBackend, type BackendChoice } from './backend.js';
 export { createModel, defaultSpec, resolveSpec, paramShapes, Llama, ModelSpecError, CheckpointError, type CreateModelOptions } from './model/index.js';
 export type { Architecture, ForwardHooks, LanguageModel, LinearInfo, ModelSpec } from './model/types.js';

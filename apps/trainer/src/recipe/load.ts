@@ -157,6 +157,8 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
     }
     stages.push(stage);
   });
+  // stage indices line up with the recipe's only when every stage parsed
+  if (problems.length === 0) problems.push(...ensembleProblems(stages));
   if (problems.length > 0 || !head.success) throw new RecipeError(source, problems);
   const h = head.data;
   const base = options.baseDir;
@@ -180,6 +182,24 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
   if (dataProblems.length) throw new RecipeError(source, dataProblems);
   const name = h.name ?? (source.startsWith('<') ? 'recipe' : basename(source, extname(source)));
   return { name, ...(h.description !== undefined ? { description: h.description } : {}), seed: h.seed, model, data, eval: h.eval, stages };
+}
+
+/**
+ * An evaluate stage's `ensemble` averages over LoRA Dropout masks, so it needs a lora-dropout adapter
+ * attached and unmerged there: the last adapt stage before it used method lora-dropout with merge: false.
+ */
+function ensembleProblems(stages: StageSpec[]): RecipeProblem[] {
+  const problems: RecipeProblem[] = [];
+  let attached: { method: string; merged: boolean; index: number } | undefined;
+  stages.forEach((stage, i) => {
+    if (stage.stage === 'adapt') attached = { method: stage.method, merged: stage.merge, index: i };
+    if (stage.stage !== 'evaluate' || stage.ensemble === undefined) return;
+    const at = `stages[${i}].ensemble`;
+    if (attached === undefined) problems.push({ path: at, message: 'the test-time ensemble averages over LoRA Dropout masks: it needs an earlier adapt stage with method lora-dropout and merge: false (no adapter is attached here)' });
+    else if (attached.method !== 'lora-dropout') problems.push({ path: at, message: `the test-time ensemble averages over LoRA Dropout masks, but the adapter attached here is '${attached.method}' (stages[${attached.index}]); use method lora-dropout` });
+    else if (attached.merged) problems.push({ path: at, message: `the test-time ensemble needs the lora-dropout adapter unmerged, but stages[${attached.index}] merges it; set merge: false there` });
+  });
+  return problems;
 }
 
 /** Reads, parses and resolves a recipe file (.yaml, .yml or .json). */

@@ -160,6 +160,12 @@ export const stageSchemas = {
     ...stageBase,
     /** Which held-out streams to measure. */
     data: z.array(z.enum(['heldout', 'shifted'])).min(1).default(['heldout']),
+    /**
+     * LoRA Dropout's test-time ensemble (Lin et al.): average the predicted next-token probabilities over
+     * `samples` dropout masks (drawn from `seed`, default the recipe's seed) and report that perplexity.
+     * Needs a lora-dropout adapter attached and unmerged (an earlier adapt stage with merge: false).
+     */
+    ensemble: z.strictObject({ samples: z.number().int().positive(), seed: z.number().int().optional() }).optional(),
   }),
   export: z.strictObject({
     stage: z.literal('export'),

@@ -1,15 +1,70 @@
 // evaluate stage: held-out perplexity of the model as it is now (adapter included, if attached).
 
-import { evaluatePerplexity } from '../train/evaluate.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { ArgumentError, Random } from '@sparse/tensor';
+import { evaluateEnsemblePerplexity, evaluatePerplexity } from '../train/evaluate.js';
+import type { ForwardHooks } from '../model/types.js';
 import type { StageOf } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
 import type { StageArgs, StageOutcome } from './common.js';
 
+/**
+ * The forward hooks of one LoRA Dropout sample: every targeted weight is W + (W_eff − W) ⊙ m_B m_Aᵀ / (1 − p)²,
+ * with W_eff the adapter's expected weight (W + ΔW through the base mask) and 0/1 masks m_B [out], m_A [in]
+ * kept with probability 1 − p, drawn in that order from Random(seed).fork(`sample:${sample}`).fork(weight name):
+ * the training-time dropout of the lora-dropout form, reproducible from (seed, sample).
+ */
+export function loraDropoutSampleHooks(ctx: RunContext, seed: number, sample: number): ForwardHooks {
+  const rec = ctx.adapter;
+  if (rec === undefined || rec.variant !== 'lora-dropout') {
+    throw new ArgumentError(`evaluate ensemble: needs a lora-dropout adapter attached and unmerged (${rec === undefined ? 'none is attached' : `'${rec.variant}' is attached`})`);
+  }
+  const adapter = rec.model;
+  const states = adapter.adapterStates();
+  const base = ctx.hooks();
+  const rng = new Random(seed).fork(`sample:${sample}`);
+  const masks = new Map<string, { rows: Float32Array; cols: Float32Array; keep: number }>();
+  for (const name of Object.keys(states).sort()) {
+    const s = states[name]!;
+    const keep = 1 - (s.config as { p: number }).p;
+    const r = rng.fork(name);
+    const [out, inp] = s.shape;
+    const rows = Float32Array.from({ length: out }, () => (r.uniform() < keep ? 1 : 0));
+    const cols = Float32Array.from({ length: inp }, () => (r.uniform() < keep ? 1 : 0));
+    masks.set(name, { rows, cols, keep });
+  }
+  return {
+    ...base,
+    weight: (name, p) => {
+      const m = masks.get(name);
+      if (m === undefined) return base.weight ? base.weight(name, p) : p;
+      return tf.tidy(() => {
+        const w = adapter.weights[name]!;
+        // the expected weight, whatever the adapter's training flag (training would draw the form's own masks)
+        const was = adapter.training;
+        adapter.training = false;
+        let eff: tf.Tensor;
+        try {
+          eff = adapter.effectiveWeight(name);
+        } finally {
+          adapter.training = was;
+        }
+        const d = tf.sub(eff, w);
+        const drop = tf.mul(tf.tensor2d(m.rows, [m.rows.length, 1]), tf.tensor2d(m.cols, [1, m.cols.length]));
+        return tf.add(w, tf.div(tf.mul(d, drop), m.keep * m.keep));
+      });
+    },
+  };
+}
+
 /** Perplexity on a held-out stream, recorded for the report under `label`. */
-export function measure(ctx: RunContext, which: 'heldout' | 'shifted', label: string): { perplexity: number; loss: number; tokens: number } {
+export function measure(ctx: RunContext, which: 'heldout' | 'shifted', label: string, ensemble?: { samples: number; seed: number }): { perplexity: number; loss: number; tokens: number } {
   const tokens = which === 'shifted' ? ctx.data.shifted().heldOut : ctx.data.main.heldOut;
   const t0 = performance.now();
-  const r = evaluatePerplexity(ctx.model, tokens, { hooks: ctx.hooks(), maxWindows: ctx.recipe.eval.windows > 0 ? ctx.recipe.eval.windows : undefined, batch: ctx.recipe.eval.batch });
+  const opts = { maxWindows: ctx.recipe.eval.windows > 0 ? ctx.recipe.eval.windows : undefined, batch: ctx.recipe.eval.batch };
+  const r = ensemble
+    ? evaluateEnsemblePerplexity(ctx.model, tokens, { ...opts, samples: ensemble.samples, hooksFor: (n) => loraDropoutSampleHooks(ctx, ensemble.seed, n) })
+    : evaluatePerplexity(ctx.model, tokens, { ...opts, hooks: ctx.hooks() });
   const ms = performance.now() - t0;
   const shown = which === 'shifted' ? `${label} (shifted task)` : label;
   ctx.report.evaluations.push({ label: shown, data: which, perplexity: r.perplexity, loss: r.loss, tokens: r.tokens });
@@ -19,7 +74,9 @@ export function measure(ctx: RunContext, which: 'heldout' | 'shifted', label: st
 }
 
 export async function runEvaluateStage(args: StageArgs<StageOf<'evaluate'>>, after: string): Promise<StageOutcome> {
-  const label = args.stage.name ?? after;
-  const parts = args.stage.data.map((d) => `${d} ${measure(args.ctx, d, label).perplexity.toFixed(3)}`);
-  return { summary: `perplexity ${parts.join(', ')}` };
+  const e = args.stage.ensemble;
+  const ensemble = e ? { samples: e.samples, seed: e.seed ?? args.ctx.recipe.seed } : undefined;
+  const label = (args.stage.name ?? after) + (ensemble ? ` (ensemble of ${ensemble.samples})` : '');
+  const parts = args.stage.data.map((d) => `${d} ${measure(args.ctx, d, label, ensemble).perplexity.toFixed(3)}`);
+  return { summary: `perplexity ${parts.join(', ')}${ensemble ? `, averaged over ${ensemble.samples} LoRA Dropout masks (seed ${ensemble.seed})` : ''}` };
 }
