@@ -206,6 +206,21 @@ describe('architectures', () => {
     expect(blocks.on).toBe(0);
     expect(events.find((e) => e.event === 'stage-end')!.summary).toMatch(/^selective-lora, \d+ trainable, 0 of 8 blocks active, final loss/);
   }, 120_000);
+
+  it('roselora re-selects its supports from the smoothed sensitivity on the cubic schedule while training', async () => {
+    const recipe = resolveRecipe({
+      model: { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 },
+      eval: { windows: 4 },
+      stages: [{ stage: 'adapt', method: 'roselora', config: { r: 2, densityA: 0.25, densityB: 0.5 }, steps: 10, batch: 4, merge: false }],
+    });
+    await startRun(recipe, { dir: join(tmp, 'roselora'), mode: 'quiet', io: { stdout: silent, stderr: silent } });
+    const events = readFileSync(join(tmp, 'roselora', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; step?: number; densityA?: number; densityB?: number });
+    const support = events.filter((e) => e.event === 'roselora-support');
+    // scheduleStart 0.1, scheduleEnd 0.7 of 10 steps: re-selected before steps 2..7, the last at the targets
+    expect(support.map((e) => e.step)).toEqual([2, 3, 4, 5, 6, 7]);
+    expect(support.at(-1)).toMatchObject({ densityA: 0.25, densityB: 0.5 });
+    expect(support[0]!.densityA).toBeCloseTo(0.25 + 0.75 * (1 - 1 / 6) ** 3, 12);
+  }, 120_000);
 });
 
 describe('multi-layer pruning methods', () => {

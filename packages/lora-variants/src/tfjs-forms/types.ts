@@ -66,6 +66,11 @@ export interface AdapterTrainingHooks {
    * (`reset`: their optimizer moments must start afresh) and an event for the metrics, if any.
    */
   beforeStep?(step: number): { reset?: readonly tf.Variable[]; event?: Record<string, unknown> } | void;
+  /**
+   * Sees each step's gradient of each trained variable (as the optimizer will apply it, after any
+   * clipping), before the update; e.g. RoseLoRA's smoothed sensitivity |θ · ∂L/∂θ|. Must not keep `grad`.
+   */
+  gradient?(variable: tf.Variable, grad: tf.Tensor): void;
   /** JSON-safe state a checkpoint inside the run carries, so a resumed run continues exactly. */
   state?(): unknown;
   /** Puts a saved `state()` back, before the first step of a resumed run. */

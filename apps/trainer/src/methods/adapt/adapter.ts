@@ -260,6 +260,7 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
       return extra === undefined ? task : (tf.add(task, extra) as tf.Scalar);
     },
     ...(training.beforeStep ? { beforeStep: training.beforeStep } : {}),
+    ...(training.gradient ? { gradTransform: training.gradient } : {}),
     ...(training.stageState ? { stageState: training.stageState } : {}),
   });
   const trainingSummary = training.finish();
@@ -351,7 +352,7 @@ export function adapterExportInfo(variant: string, hfBase: boolean, ctx: Pick<Ru
  * variants that re-select their support (fresh batches per draw), optimizer moments reset for tensors a
  * hook re-initialized (NamedAdam.reset, whose reset points ride with the optimizer's checkpointed state),
  * the hooks' state in the checkpoint's stage state (and loaded back on resume), their events and notes
- * in the log and the report, their loss term added to the task loss, their summary phrase returned by
+ * in the log and the report, their loss term added to the task loss, each step's gradients shown to them, their summary phrase returned by
  * `finish` for the stage's summary. `variables` are the optimizer's keys of the adapter's variables.
  */
 export function adapterTraining(
@@ -362,6 +363,7 @@ export function adapterTraining(
   beforeStep?: (step: number, optimizer: NamedAdam) => void;
   stageState?: () => Record<string, unknown>;
   loss?: () => tf.Scalar | undefined;
+  gradient?: (key: string, variable: tf.Variable, grad: tf.Tensor) => tf.Tensor;
   finish: () => string | undefined;
 } {
   const { ctx, stage, index, label } = args;
@@ -406,6 +408,14 @@ export function adapterTraining(
       : {}),
     ...(hooks.state ? { stageState: () => ({ adapter: hooks.state!() }) } : {}),
     ...(hooks.loss ? { loss: () => hooks.loss!() } : {}),
+    ...(hooks.gradient
+      ? {
+          gradient: (_key: string, variable: tf.Variable, grad: tf.Tensor) => {
+            hooks.gradient!(variable, grad);
+            return grad;
+          },
+        }
+      : {}),
     finish: () => {
       const done = hooks.finish?.() ?? {};
       if (done.log) ctx.log.say(`${label}: ${done.log}`);

@@ -2,4 +2,4 @@
 // ../builtins-tfjs.ts and never re-exported here: this file belongs to the core entry.
 export { roseloraConfigSchema } from './config.js';
 export type { RoseLoRAConfig, RoseLoRAConfigInput } from './config.js';
-export { roseloraMasks, roseloraVariant } from './variant.js';
+export { roseloraDensityAt, roseloraMasks, roseloraSelect, roseloraSupport, roseloraVariant } from './variant.js';

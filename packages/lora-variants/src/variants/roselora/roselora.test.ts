@@ -46,7 +46,7 @@ function refDelta(s: AdapterState): Float64Array {
 
 describeVariantContract({
   name: 'roselora',
-  config: { r: 2, alpha: 4, densityA: 0.5, densityB: 0.5 },
+  config: { r: 2, alpha: 4, densityA: 0.5, densityB: 0.5, selection: 'magnitude' },
   closedForm: ([out, inp], c) => (c.r as number) * (out + inp),
   referenceDelta: (s) => refDelta(s),
   densifyChangesMask: true,
@@ -57,7 +57,7 @@ describe('roselora', () => {
   it('ΔW has at most r · kA · kB nonzeros, inside the selected rows × columns of each component', () => {
     const rng = new Random(1);
     const base = randn(rng, [20, 30]);
-    const s = perturb(roseloraVariant.init(base, { r: 3, densityA: 0.2, densityB: 0.25 }, rng), rng);
+    const s = perturb(roseloraVariant.init(base, { r: 3, densityA: 0.2, densityB: 0.25, selection: 'magnitude' }, rng), rng);
     const d = roseloraVariant.delta(s, base);
     const nnz = d.data.filter((v) => v !== 0).length;
     expect(nnz).toBeLessThanOrEqual(3 * 6 * 5);
@@ -74,7 +74,7 @@ describe('roselora', () => {
     await tf.setBackend('cpu');
     const rng = new Random(2);
     const base = randn(rng, [6, 10]);
-    const s = perturb(roseloraVariant.init(base, { r: 2, alpha: 2, densityA: 0.3, densityB: 0.5 }, rng), rng);
+    const s = perturb(roseloraVariant.init(base, { r: 2, alpha: 2, densityA: 0.3, densityB: 0.5, selection: 'magnitude' }, rng), rng);
     const A = tf.variable(tf.tensor(s.params.lora_A!.data, [2, 10]));
     const B = tf.variable(tf.tensor(s.params.lora_B!.data, [6, 2]));
     const G = randn(rng, [6, 10]);
