@@ -1,40 +1,22 @@
 // A real run killed with SIGKILL in the middle of stages, then resumed: the resumed run's losses
 // equal an uninterrupted run's step for step, and metrics.jsonl holds every step exactly once.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDist, packageRoot } from '../testing/dist.js';
+import { metricEvents, type MetricEvent } from '../testing/cli.js';
 import { expectSameRun } from '../testing/resume.js';
 
 const cli = join(packageRoot, 'dist', 'cli.js');
 let tmp: string;
 let recipe: string;
 
-interface Event {
-  event: string;
-  stage?: number;
-  step?: number;
-  loss?: number;
-  label?: string;
-  perplexity?: number;
-}
+type Event = MetricEvent & { label?: string; perplexity?: number };
 
-function events(dir: string): Event[] {
-  const path = join(dir, 'metrics.jsonl');
-  if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as Event];
-      } catch {
-        return []; // a line cut by the kill
-      }
-    });
-}
+/** metrics.jsonl's events (a line cut by the kill is skipped). */
+const events = (dir: string): Event[] => metricEvents(dir) as Event[];
 
 /** Starts the CLI and SIGKILLs it once metrics show `stage` past `step`; resolves when it is dead. */
 function runAndKill(dir: string, args: string[], stage: number, step: number): Promise<void> {
