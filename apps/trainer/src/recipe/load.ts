@@ -7,6 +7,8 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { closestNames } from '@sparse/tensor';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { variants } from '@sparse/lora-variants';
+import { getTfForm } from '@sparse/lora-variants/tfjs';
 import { ModelSpecError, resolveSpec, type ModelSpec } from '../model/index.js';
 import { joinPath, RecipeError, type RecipeProblem } from './errors.js';
 import { findMethod, methodsOf, takesMethod, type MethodKind, type StageIssue } from './methods.js';
@@ -185,19 +187,21 @@ export function resolveRecipe(raw: unknown, options: ResolveOptions = {}): Resol
 }
 
 /**
- * An evaluate stage's `ensemble` averages over LoRA Dropout masks, so it needs a lora-dropout adapter
- * attached and unmerged there: the last adapt stage before it used method lora-dropout with merge: false.
+ * An evaluate stage's `ensemble` averages over an adapter's test-time dropout masks, so it needs an
+ * adapter whose tfjs form declares `testTimeEnsemble` (LoRA Dropout) attached and unmerged there: the
+ * last adapt stage before it used such a method with merge: false.
  */
 function ensembleProblems(stages: StageSpec[]): RecipeProblem[] {
   const problems: RecipeProblem[] = [];
   let attached: { method: string; merged: boolean; index: number } | undefined;
+  const able = () => variants.entries().filter((v) => getTfForm(v.name)?.testTimeEnsemble !== undefined).map((v) => v.name);
   stages.forEach((stage, i) => {
     if (stage.stage === 'adapt') attached = { method: stage.method, merged: stage.merge, index: i };
     if (stage.stage !== 'evaluate' || stage.ensemble === undefined) return;
     const at = `stages[${i}].ensemble`;
-    if (attached === undefined) problems.push({ path: at, message: 'the test-time ensemble averages over LoRA Dropout masks: it needs an earlier adapt stage with method lora-dropout and merge: false (no adapter is attached here)' });
-    else if (attached.method !== 'lora-dropout') problems.push({ path: at, message: `the test-time ensemble averages over LoRA Dropout masks, but the adapter attached here is '${attached.method}' (stages[${attached.index}]); use method lora-dropout` });
-    else if (attached.merged) problems.push({ path: at, message: `the test-time ensemble needs the lora-dropout adapter unmerged, but stages[${attached.index}] merges it; set merge: false there` });
+    if (attached === undefined) problems.push({ path: at, message: `the test-time ensemble averages over an adapter's dropout masks: it needs an earlier adapt stage with method ${able().join(' or ')} and merge: false (no adapter is attached here)` });
+    else if (getTfForm(attached.method)?.testTimeEnsemble === undefined) problems.push({ path: at, message: `the test-time ensemble averages over an adapter's dropout masks, but the adapter attached here is '${attached.method}' (stages[${attached.index}]), which has none; use method ${able().join(' or ')}` });
+    else if (attached.merged) problems.push({ path: at, message: `the test-time ensemble needs the ${attached.method} adapter unmerged, but stages[${attached.index}] merges it; set merge: false there` });
   });
   return problems;
 }

@@ -355,7 +355,7 @@ export async function startRun(recipe: ResolvedRecipe, opts: RunOptions): Promis
     throw err;
   } finally {
     if (!ok && !interrupted && lock !== undefined && !hasCheckpoint(dir)) {
-      // nothing to resume: leave no stub that blocks a new start in the same folder
+      // the start failed before its first checkpoint: remove what it wrote, so the same folder can start again
       if (created) rmSync(dir, { recursive: true, force: true });
       else for (const name of readdirSync(dir)) rmSync(join(dir, name), { recursive: true, force: true });
     } else if (!ok && created && lock === undefined) {

@@ -1,6 +1,8 @@
 // evaluate stage: held-out perplexity of the model as it is now (adapter included, if attached).
 
 import * as tf from '@tensorflow/tfjs-core';
+import { variants } from '@sparse/lora-variants';
+import { getTfForm } from '@sparse/lora-variants/tfjs';
 import { ArgumentError, Random } from '@sparse/tensor';
 import { evaluateEnsemblePerplexity, evaluatePerplexity } from '../train/evaluate.js';
 import type { ForwardHooks } from '../model/types.js';
@@ -16,8 +18,10 @@ import type { StageArgs, StageOutcome } from './common.js';
  */
 export function loraDropoutSampleHooks(ctx: RunContext, seed: number, sample: number): ForwardHooks {
   const rec = ctx.adapter;
-  if (rec === undefined || rec.variant !== 'lora-dropout') {
-    throw new ArgumentError(`evaluate ensemble: needs a lora-dropout adapter attached and unmerged (${rec === undefined ? 'none is attached' : `'${rec.variant}' is attached`})`);
+  const ensemble = rec === undefined ? undefined : getTfForm(rec.variant)?.testTimeEnsemble;
+  if (rec === undefined || ensemble === undefined) {
+    const able = variants.entries().filter((v) => getTfForm(v.name)?.testTimeEnsemble !== undefined).map((v) => v.name);
+    throw new ArgumentError(`evaluate ensemble: needs a ${able.join(' or ')} adapter attached and unmerged (${rec === undefined ? 'none is attached' : `'${rec.variant}' is attached`})`);
   }
   const adapter = rec.model;
   const states = adapter.adapterStates();
@@ -26,7 +30,7 @@ export function loraDropoutSampleHooks(ctx: RunContext, seed: number, sample: nu
   const masks = new Map<string, { rows: Float32Array; cols: Float32Array; keep: number }>();
   for (const name of Object.keys(states).sort()) {
     const s = states[name]!;
-    const keep = 1 - (s.config as { p: number }).p;
+    const keep = 1 - ensemble.dropout(s.config);
     const r = rng.fork(name);
     const [out, inp] = s.shape;
     const rows = Float32Array.from({ length: out }, () => (r.uniform() < keep ? 1 : 0));

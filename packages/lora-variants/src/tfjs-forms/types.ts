@@ -41,6 +41,11 @@ export interface TfAdapterForm {
    * survive a resume): the hooks a training loop calls. Created once per training run of an adapter.
    */
   training?(ctx: AdapterTrainingContext): AdapterTrainingHooks;
+  /**
+   * Forms whose training drops rows of B and columns of A (LoRA Dropout): a test-time ensemble averages
+   * the model over such masks, each row and column kept with probability 1 − dropout(config).
+   */
+  readonly testTimeEnsemble?: { dropout(config: unknown): number };
 }
 
 /** What a training loop gives a form's `training` hooks. */

@@ -16,6 +16,7 @@ let dropoutLayers = 0;
 /** Training: scaling · diag(m_B) B A diag(m_A) / (1 − p)²; otherwise the expected scaling · B A. */
 export const loraDropoutForm: TfAdapterForm = {
   variant: 'lora-dropout',
+  testTimeEnsemble: { dropout: (config) => (config as LoRADropoutConfig).p },
   effectiveWeight: ({ base, vars, state, training }) => {
     const c = state.config as LoRADropoutConfig;
     const d = tf.mul(tf.matMul(v(vars, 'lora_B'), v(vars, 'lora_A')), loraDropoutScaling(c));
