@@ -86,6 +86,17 @@ export class MaskStats {
     this.#trace = trace;
   }
 
+  #kept: number | undefined;
+  readonly #counts = new WeakMap<Mask, number>();
+
+  /** Kept entries of a layer's mask (all of them without one), counted once per mask. */
+  #countOf(m: Mask | undefined, l: LinearInfo): number {
+    if (m === undefined) return l.out * l.in;
+    let c = this.#counts.get(m);
+    if (c === undefined) this.#counts.set(m, (c = count(m)));
+    return c;
+  }
+
   #snapshot(): Map<string, Mask | undefined> {
     return new Map(this.#layers.map((l) => [l.name, this.ctx.masks.get(l.name)]));
   }
@@ -104,11 +115,9 @@ export class MaskStats {
     const now = this.#snapshot();
     const changed = this.#layers.filter((l) => now.get(l.name) !== this.#last.get(l.name));
     if (!this.active() && changed.length === 0) return {};
-    let kept = 0;
-    for (const l of this.#layers) {
-      const m = now.get(l.name);
-      kept += m ? count(m) : l.out * l.in;
-    }
+    // masks are replaced, never changed in place: the total is recounted only when one is replaced
+    if (this.#kept === undefined || changed.length > 0) this.#kept = this.#layers.reduce((n, l) => n + this.#countOf(now.get(l.name), l), 0);
+    const kept = this.#kept;
     const sparsity = this.#size === 0 ? 0 : 1 - kept / this.#size;
     const flops = { dense: 6 * this.tokensPerStep * this.#size, sparse: 6 * this.tokensPerStep * kept };
     const t = this.#trace;

@@ -142,4 +142,24 @@ describe('NamedAdam', () => {
     adam.dispose();
     twin.dispose();
   });
+
+  it('remapMoments re-lays out one key\'s m and v (here reversed and shortened) and keeps t and the other keys', () => {
+    const adam = new NamedAdam();
+    const a = tf.variable(tf.tensor1d([1, 2, 3]));
+    const b = tf.variable(tf.tensor1d([4, 5]));
+    const ga = tf.tensor1d([0.5, -1, 2]);
+    const gb = tf.tensor1d([1, 1]);
+    adam.apply([{ key: 'a', variable: a, grad: ga }, { key: 'b', variable: b, grad: gb }], 0.1);
+    const before = adam.state();
+    adam.remapMoments('a', (x) => Float32Array.from([x[2]!, x[0]!]));
+    adam.remapMoments('missing', () => new Float32Array(0)); // no moments: nothing happens
+    const after = adam.state();
+    expect(after.t).toBe(before.t);
+    expect(Array.from(after.m.a!.data)).toEqual([before.m.a!.data[2], before.m.a!.data[0]]);
+    expect(Array.from(after.v.a!.data)).toEqual([before.v.a!.data[2], before.v.a!.data[0]]);
+    expect(after.m.b).toEqual(before.m.b);
+    expect(after.m.missing).toBeUndefined();
+    tf.dispose([a, b, ga, gb]);
+    adam.dispose();
+  });
 });

@@ -102,6 +102,21 @@ export class NamedAdam {
     });
   }
 
+  /**
+   * Replaces the moments of one key by `remap(m)` and `remap(v)` (same step count t, same reset point):
+   * a variable whose entries were re-laid out (a packed layer repacked to a new mask). A key with no
+   * moments yet has nothing to remap.
+   */
+  remapMoments(key: string, remap: (moments: Float32Array) => Float32Array): void {
+    const m = this.#m.get(key);
+    if (m === undefined) return;
+    for (const [map, old] of [[this.#m, m], [this.#v, this.#v.get(key)!]] as const) {
+      const next = remap(old.dataSync() as Float32Array);
+      map.set(key, tf.variable(tf.tensor1d(next), false));
+      old.dispose();
+    }
+  }
+
   /** When each reset key was last reset (see AdamState.since). */
   resets(): Record<string, number> {
     return Object.fromEntries(this.#since);

@@ -178,18 +178,11 @@ export class SparseLinears {
       for (const view of this.#views) if (view.get(key) === old) view.set(key, l.values);
       old.dispose();
     }
-    if (optimizer) {
-      const key = SparseLinears.key(name);
-      const state = optimizer.state();
-      const size = pattern.shape[0] * pattern.shape[1];
-      for (const moments of [state.m, state.v]) {
-        const m = moments[key];
-        if (m === undefined) continue;
-        const dense = scatter(l.pattern, m.data, size);
-        moments[key] = { data: Float32Array.from(pattern.flat, (k) => dense[k]!), shape: [pattern.flat.length] };
-      }
-      optimizer.load(state);
-    }
+    const size = out * inp;
+    optimizer?.remapMoments(SparseLinears.key(name), (old) => {
+      const dense = scatter(l.pattern, old, size);
+      return Float32Array.from(pattern.flat, (k) => dense[k]!);
+    });
     l.pattern = pattern;
   }
 
