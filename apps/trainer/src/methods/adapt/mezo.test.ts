@@ -5,25 +5,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { maskFromTensor } from '@sparse/masks';
-import { tensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../../backend.js';
-import { createModel } from '../../model/index.js';
 import { resolveRecipe } from '../../recipe/load.js';
 import type { StageOf } from '../../recipe/schema.js';
-import { RunContext } from '../../run/context.js';
-import { loadRunData } from '../../run/data.js';
-import { RunLog } from '../../run/log.js';
+import type { RunContext } from '../../run/context.js';
 import { startRun } from '../../run/runner.js';
 import { selectLinears } from '../../stages/common.js';
 import { events, expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
 import { supportScoreBatches } from './adapter.js';
+import { prune2of4, testContext, weightGradientsOf } from '../../testing/context.js';
 import { sensitiveMasks, sensitiveMeZOMethod, sparseMeZOMethod } from './mezo.js';
 
 const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
-const silent = { write: () => true };
 let tmp: string;
 let backend: Awaited<ReturnType<typeof chooseBackend>>;
 beforeAll(async () => {
@@ -32,24 +27,11 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-let runs = 0;
 /** A run context for a one-stage adapt recipe on a fresh tiny GPT, its linear weights 2:4-pruned by |W|. */
 function contextFor(stage: Record<string, unknown>): { ctx: RunContext; stage: StageOf<'adapt'> } {
   const recipe = resolveRecipe({ seed: 4, model: MODEL, stages: [{ stage: 'adapt', batch: 4, supportBatches: 3, ...stage }] });
-  const data = loadRunData(recipe.data);
-  const model = createModel({ ...MODEL, vocab: data.main.tokenizer.vocabSize }, { seed: 4 });
-  const ctx = new RunContext(recipe, tmp, model, data, new RunLog(join(tmp, `m${runs++}.jsonl`), 'quiet', { stdout: silent, stderr: silent }), backend);
-  for (const l of ctx.linears()) {
-    const p = ctx.model.params[l.name]!;
-    const w = Float32Array.from(p.dataSync() as Float32Array);
-    for (let g = 0; g < w.length; g += 4) {
-      const order = [0, 1, 2, 3].sort((a, b) => Math.abs(w[g + b]!) - Math.abs(w[g + a]!));
-      w[g + order[2]!] = 0;
-      w[g + order[3]!] = 0;
-    }
-    p.assign(tf.tensor(w, p.shape));
-    ctx.setMask(l.name, maskFromTensor(tensor(w, [l.out, l.in])));
-  }
+  const ctx = testContext(recipe, MODEL, tmp, backend, 4);
+  prune2of4(ctx);
   return { ctx, stage: recipe.stages[0] as StageOf<'adapt'> };
 }
 
@@ -57,18 +39,8 @@ const weightsOf = (ctx: RunContext, names: string[]) => names.map((n) => Float32
 /** The kept (unpruned) entries of each layer; the contexts above zero exactly the pruned ones. */
 const keptOf = (ctx: RunContext, names: string[]) => names.map((n) => Uint8Array.from(ctx.maskTensor(n)!.dataSync() as Float32Array, (v) => (v !== 0 ? 1 : 0)));
 
-/** Per-batch loss gradients of one weight by tf.grad with that weight as the function's input. */
-function gradientsOf(ctx: RunContext, stage: StageOf<'adapt'>, name: string): Float32Array[] {
-  const p = ctx.model.params[name]!;
-  return supportScoreBatches(ctx, stage, 0, 'sensitive-mezo').map((b) =>
-    tf.tidy(() => {
-      const ids = tf.tensor2d(b.inputs, [b.batch, b.len], 'int32');
-      const targets = tf.tensor2d(b.targets, [b.batch, b.len], 'int32');
-      const f = (w: tf.Tensor) => ctx.model.loss(ids, targets, { weight: (n, q) => (n === name ? w : q) });
-      return Float32Array.from(tf.grad(f)(p).dataSync() as Float32Array);
-    }),
-  );
-}
+/** Per-batch loss gradients of one weight on the stage's support batches. */
+const gradientsOf = (ctx: RunContext, stage: StageOf<'adapt'>, name: string): Float32Array[] => weightGradientsOf(ctx, supportScoreBatches(ctx, stage, 0, 'sensitive-mezo'), name);
 
 const noCheckpoint = async () => {};
 

@@ -5,24 +5,21 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { maskFromTensor } from '@sparse/masks';
 import { getVariant, listVariants, sparseAdapterVariant } from '@sparse/lora-variants';
 import { Random, tensor } from '@sparse/tensor';
 import { bruteTopK as topK } from '@sparse/tensor/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../../backend.js';
-import { createModel } from '../../model/index.js';
 import { resolveRecipe } from '../../recipe/load.js';
 import { listMethods } from '../../recipe/methods.js';
 import type { StageOf } from '../../recipe/schema.js';
-import { RunContext } from '../../run/context.js';
-import { loadRunData } from '../../run/data.js';
-import { RunLog } from '../../run/log.js';
+import type { RunContext } from '../../run/context.js';
 import { startRun } from '../../run/runner.js';
 import { expectExportedNM } from '../../testing/export.js';
 import { NamedAdam } from '../../train/adam.js';
 import { calibrationBatches } from '../../stages/calibration.js';
+import { prune2of4, testContext, weightGradientsOf } from '../../testing/context.js';
 import { adapterTraining, attachStageAdapter, supportScoreBatches } from './adapter.js';
 
 const MODEL = { architecture: 'gpt' as const, d: 16, layers: 1, heads: 2, ctx: 16 };
@@ -35,41 +32,16 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-let runs = 0;
 /** A run context for a one-stage adapt recipe on a fresh tiny GPT, its linear weights 2:4-pruned by |W| when `prune`. */
 function contextFor(stage: Record<string, unknown>, prune = true): { ctx: RunContext; stage: StageOf<'adapt'> } {
   const recipe = resolveRecipe({ seed: 3, model: MODEL, stages: [{ stage: 'adapt', steps: 1, batch: 4, supportBatches: 3, ...stage }] });
-  const data = loadRunData(recipe.data);
-  const model = createModel({ ...MODEL, vocab: data.main.tokenizer.vocabSize }, { seed: 3 });
-  const ctx = new RunContext(recipe, tmp, model, data, new RunLog(join(tmp, `m${runs++}.jsonl`), 'quiet', { stdout: silent, stderr: silent }), backend);
-  if (prune) {
-    for (const l of ctx.linears()) {
-      const p = ctx.model.params[l.name]!;
-      const w = Float32Array.from(p.dataSync() as Float32Array);
-      for (let g = 0; g < w.length; g += 4) {
-        const order = [0, 1, 2, 3].sort((a, b) => Math.abs(w[g + b]!) - Math.abs(w[g + a]!));
-        w[g + order[2]!] = 0;
-        w[g + order[3]!] = 0;
-      }
-      p.assign(tf.tensor(w, p.shape));
-      ctx.setMask(l.name, maskFromTensor(tensor(w, [l.out, l.in])));
-    }
-  }
+  const ctx = testContext(recipe, MODEL, tmp, backend, 3);
+  if (prune) prune2of4(ctx);
   return { ctx, stage: recipe.stages[0] as StageOf<'adapt'> };
 }
 
-/** Per-batch loss gradients of one weight by tf.grad with that weight as the function's input. */
-function gradientsOf(ctx: RunContext, stage: StageOf<'adapt'>, name: string): Float32Array[] {
-  const p = ctx.model.params[name]!;
-  return supportScoreBatches(ctx, stage, 0).map((b) =>
-    tf.tidy(() => {
-      const ids = tf.tensor2d(b.inputs, [b.batch, b.len], 'int32');
-      const targets = tf.tensor2d(b.targets, [b.batch, b.len], 'int32');
-      const f = (w: tf.Tensor) => ctx.model.loss(ids, targets, { weight: (n, q) => (n === name ? w : q) });
-      return Float32Array.from(tf.grad(f)(p).dataSync() as Float32Array);
-    }),
-  );
-}
+/** Per-batch loss gradients of one weight on the stage's support batches. */
+const gradientsOf = (ctx: RunContext, stage: StageOf<'adapt'>, name: string): Float32Array[] => weightGradientsOf(ctx, supportScoreBatches(ctx, stage, 0), name);
 
 /** Elementwise mean over batches of f(g, w), rounded to float32 as the trainer stores scores. */
 function meanOver(gs: Float32Array[], w: Float32Array, f: (g: number, w: number) => number): Float32Array {
