@@ -417,11 +417,16 @@ export class DiffPruning {
     }
   }
 
-  /** The trained diffs as sparse deltas (deterministic gate, nonzero entries of ẑ ⊙ w). */
-  extract(opts: Omit<ExtractDiffOptions, keyof HardConcreteOptions> = {}): Record<string, SparseDelta> {
+  /** The trained diffs as sparse deltas (deterministic gate, nonzero entries of ẑ ⊙ w; with `density`, each weight's largest |ẑ ⊙ w| up to that fraction). */
+  extract(opts: Omit<ExtractDiffOptions, keyof HardConcreteOptions> & { density?: number } = {}): Record<string, SparseDelta> {
+    const { density, ...rest } = opts;
+    if (density !== undefined && !(density > 0 && density <= 1)) throw new ArgumentError(`DiffPruning.extract: density must be in (0, 1], got ${String(density)}`);
     const out: Record<string, SparseDelta> = {};
     for (const [n, w] of Object.entries(this.weights)) {
-      out[n] = extractDiffPruningDelta([w.shape[0]!, w.shape[1]!], this.values[n]!.dataSync(), this.logAlpha[n]!.dataSync(), { ...this.#opts, ...opts });
+      const [rows, cols] = [w.shape[0]!, w.shape[1]!];
+      // density: each weight keeps at most round(density · its size) entries (at least 1)
+      const cut = density !== undefined ? { maxCount: Math.max(1, Math.round(density * rows * cols)) } : {};
+      out[n] = extractDiffPruningDelta([rows, cols], this.values[n]!.dataSync(), this.logAlpha[n]!.dataSync(), { ...this.#opts, ...rest, ...cut });
     }
     return out;
   }

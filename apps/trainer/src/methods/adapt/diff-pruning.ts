@@ -69,8 +69,9 @@ async function runDiffPruningStage(args: StageArgs<Stage>): Promise<StageOutcome
     });
     // the deterministic gates, the budget cut, then nothing outside the mask
     const deltas: Record<string, SparseDelta> = {};
+    const extracted = dp.extract(cfg.density !== undefined ? { density: cfg.density } : {});
     for (const l of layers) {
-      const raw = dp.extract({ ...(cfg.density !== undefined ? { maxCount: Math.max(1, Math.round(cfg.density * l.out * l.in)) } : {}) })[l.name]!;
+      const raw = extracted[l.name]!;
       const mask = stage.densify ? undefined : ctx.masks.get(l.name);
       if (!mask) {
         deltas[l.name] = raw;
