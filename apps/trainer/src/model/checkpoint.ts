@@ -208,7 +208,9 @@ function gpt2Spec(cfg: Record<string, unknown>, file: string): ModelSpec {
   const d = num(cfg, 'n_embd', file);
   const inner = cfg.n_inner === null || cfg.n_inner === undefined ? 4 * d : num(cfg, 'n_inner', file);
   const act = cfg.activation_function ?? 'gelu_new';
-  if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') throw new CheckpointError(file, `config activation_function ${JSON.stringify(act)} is not supported (the model uses the tanh GELU, gelu_new)`);
+  if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh' && act !== 'relu' && act !== 'relu2') {
+    throw new CheckpointError(file, `config activation_function ${JSON.stringify(act)} is not supported (gelu_new, gelu_pytorch_tanh, relu or relu2)`);
+  }
   const eps = cfg.layer_norm_epsilon ?? 1e-5;
   if (eps !== 1e-5) throw new CheckpointError(file, `config layer_norm_epsilon ${JSON.stringify(eps)} is not supported (the model uses 1e-5)`);
   return {
@@ -219,6 +221,7 @@ function gpt2Spec(cfg: Record<string, unknown>, file: string): ModelSpec {
     layers: num(cfg, 'n_layer', file),
     heads: num(cfg, 'n_head', file),
     mlpRatio: inner / d,
+    ...(act === 'relu' || act === 'relu2' ? { activation: act } : {}),
   };
 }
 
@@ -230,7 +233,8 @@ function llamaSpec(cfg: Record<string, unknown>, file: string): ModelSpec {
   }
   if (cfg.rope_scaling !== undefined && cfg.rope_scaling !== null) throw new CheckpointError(file, 'config rope_scaling is not supported (plain rotary embeddings only)');
   for (const k of ['attention_bias', 'mlp_bias']) if (cfg[k] === true) throw new CheckpointError(file, `config ${k}: true is not supported (the model's linears have no bias)`);
-  if ((cfg.hidden_act ?? 'silu') !== 'silu') throw new CheckpointError(file, `config hidden_act ${JSON.stringify(cfg.hidden_act)} is not supported (silu only)`);
+  const act = cfg.hidden_act ?? 'silu';
+  if (act !== 'silu' && act !== 'relu' && act !== 'relu2') throw new CheckpointError(file, `config hidden_act ${JSON.stringify(cfg.hidden_act)} is not supported (silu, relu or relu2)`);
   const tied = cfg.tie_word_embeddings ?? false;
   if (typeof tied !== 'boolean') throw new CheckpointError(file, `config tie_word_embeddings must be true or false, got ${JSON.stringify(tied)}`);
   return {
@@ -245,6 +249,7 @@ function llamaSpec(cfg: Record<string, unknown>, file: string): ModelSpec {
     ropeTheta: num(cfg, 'rope_theta', file, 10000),
     normEps: num(cfg, 'rms_norm_eps', file, 1e-6),
     tiedEmbeddings: tied,
+    ...(act === 'relu' || act === 'relu2' ? { activation: act } : {}),
   };
 }
 

@@ -16,6 +16,8 @@ export interface GPTConfig {
   ctx: number;
   /** MLP hidden width as a multiple of d. */
   mlpRatio: number;
+  /** The MLP's nonlinearity: GPT-2's tanh GELU (default), or ReLU / squared ReLU (activation sparsity's substitutes). */
+  activation?: 'gelu' | 'relu' | 'relu2';
   /** Replace each block's MLP by a mixture of experts (router + `experts` MLPs of the same shape). */
   moe?: MoEConfig;
 }
@@ -41,6 +43,9 @@ export function validateGPTConfig(cfg: GPTConfig): void {
     throw new ArgumentError(`GPTConfig.mlpRatio must be positive with mlpRatio*d an integer, got ${cfg.mlpRatio}`);
   }
   if (cfg.d % cfg.heads !== 0) throw new ArgumentError(`GPTConfig.d (${cfg.d}) must be a multiple of heads (${cfg.heads})`);
+  if (cfg.activation !== undefined && !['gelu', 'relu', 'relu2'].includes(cfg.activation)) {
+    throw new ArgumentError(`GPTConfig.activation must be 'gelu', 'relu' or 'relu2', got ${JSON.stringify(cfg.activation)}`);
+  }
   if (cfg.moe !== undefined) {
     const { experts, topK } = cfg.moe;
     if (!Number.isInteger(experts) || experts < 1) throw new ArgumentError(`GPTConfig.moe.experts must be a positive integer, got ${experts}`);

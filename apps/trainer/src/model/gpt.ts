@@ -9,7 +9,7 @@ import { ArgumentError, Random } from '@sparse/tensor';
 import { BaseModel } from './base.js';
 import { DEFAULT_GPT_CONFIG, validateGPTConfig, type GPTConfig } from './config.js';
 import { causalMask, embed, fillSinusoidal, Forward, initParamValues, moeLayer, type ParamSpec } from './layers.js';
-import { crossEntropy, gelu, layerNorm, softmaxRows } from './ops.js';
+import { crossEntropy, layerNorm, mlpNonlinearity, softmaxRows } from './ops.js';
 import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
 
 export { DEFAULT_GPT_CONFIG, validateGPTConfig, fillSinusoidal, type GPTConfig, type ParamSpec };
@@ -117,8 +117,8 @@ function attention(cfg: GPTConfig, f: Forward, prefix: string, h: tf.Tensor2D, b
   return f.linear(`${prefix}attn.c_proj.weight`, merged);
 }
 
-function mlp(f: Forward, p: string, h: tf.Tensor2D, rows?: Int32Array): tf.Tensor2D {
-  const a = gelu(f.linear(`${p}c_fc.weight`, h, rows)) as tf.Tensor2D;
+function mlp(cfg: GPTConfig, f: Forward, p: string, h: tf.Tensor2D, rows?: Int32Array): tf.Tensor2D {
+  const a = f.mlpActivation(`${p}c_proj.weight`, mlpNonlinearity(cfg.activation ?? 'gelu', f.linear(`${p}c_fc.weight`, h, rows)));
   return f.linear(`${p}c_proj.weight`, a, rows);
 }
 
@@ -138,8 +138,8 @@ function hidden(cfg: GPTConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
     x = tf.add(x, a);
     const h = layerNorm(x, f.w(`${pre}ln_2.weight`), f.w(`${pre}ln_2.bias`));
     const m = cfg.moe
-      ? moeLayer(f, i, `${pre}mlp.router.weight`, cfg.moe, h, (e, xe, rows) => mlp(f, `${pre}mlp.experts.${e}.`, xe, rows))
-      : mlp(f, `${pre}mlp.`, h);
+      ? moeLayer(f, i, `${pre}mlp.router.weight`, cfg.moe, h, (e, xe, rows) => mlp(cfg, f, `${pre}mlp.experts.${e}.`, xe, rows))
+      : mlp(cfg, f, `${pre}mlp.`, h);
     x = tf.add(x, m);
     f.hooks.blockOutput?.(i, x);
   }
@@ -186,6 +186,7 @@ export class GPT extends BaseModel {
   constructor(config: GPTConfig, values: ReadonlyMap<string, Float32Array>) {
     super('gpt', gptParamSpecs(config), values, gptLinears(config));
     const cfg: GPTConfig = { vocab: config.vocab, d: config.d, layers: config.layers, heads: config.heads, ctx: config.ctx, mlpRatio: config.mlpRatio };
+    if (config.activation !== undefined && config.activation !== 'gelu') cfg.activation = config.activation;
     if (config.moe) cfg.moe = Object.freeze({ experts: config.moe.experts, topK: config.moe.topK });
     this.config = Object.freeze(cfg);
     this.spec = Object.freeze({ architecture: 'gpt' as const, ...cfg });

@@ -48,7 +48,7 @@ export function hfConfigOf(spec: ModelSpec): Record<string, unknown> {
       n_layer: s.layers,
       n_head: s.heads,
       n_inner: Math.round((s.mlpRatio as number) * d),
-      activation_function: 'gelu_new',
+      activation_function: s.activation === 'relu' ? 'relu' : s.activation === 'relu2' ? 'relu2' : 'gelu_new',
       layer_norm_epsilon: 1e-5,
       tie_word_embeddings: true,
     };
@@ -66,7 +66,7 @@ export function hfConfigOf(spec: ModelSpec): Record<string, unknown> {
     rope_theta: s.ropeTheta,
     rms_norm_eps: s.normEps,
     tie_word_embeddings: s.tiedEmbeddings,
-    hidden_act: 'silu',
+    hidden_act: (s.activation as string | undefined) ?? 'silu',
     attention_bias: false,
     mlp_bias: false,
   };

@@ -25,7 +25,7 @@ export function defaultSpec(architecture: Architecture, vocab: number): ModelSpe
   return specFail('architecture', `must be one of ${ARCHITECTURES.join(', ')}, got ${JSON.stringify(architecture)}`);
 }
 
-const GPT_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'mlpRatio', 'moe'];
+const GPT_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'mlpRatio', 'activation', 'moe'];
 
 function validateGPTSpec(cfg: Record<string, unknown>): GPTConfig {
   for (const k of Object.keys(cfg)) if (!GPT_FIELDS.includes(k)) specFail(k, `is not a field of a gpt model (fields: ${GPT_FIELDS.join(', ')})`);
@@ -38,7 +38,10 @@ function validateGPTSpec(cfg: Record<string, unknown>): GPTConfig {
   if (typeof ratio !== 'number' || !(ratio > 0) || !Number.isInteger(ratio * d)) specFail('mlpRatio', `must be positive with mlpRatio*d an integer, got ${JSON.stringify(ratio)}`);
   if (d % (cfg.heads as number) !== 0) specFail('heads', `(${cfg.heads as number}) must divide d (${d}): d must be a multiple of heads`);
   const moe = checkMoE(cfg.moe, 'moe', specFail);
+  const act = cfg.activation;
+  if (act !== undefined && act !== 'gelu' && act !== 'relu' && act !== 'relu2') specFail('activation', `must be 'gelu', 'relu' or 'relu2', got ${JSON.stringify(act)}`);
   const out: GPTConfig = { vocab: cfg.vocab as number, d, layers: cfg.layers as number, heads: cfg.heads as number, ctx: cfg.ctx as number, mlpRatio: ratio };
+  if (act !== undefined && act !== 'gelu') out.activation = act;
   if (moe) out.moe = moe;
   return out;
 }

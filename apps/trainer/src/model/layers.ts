@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, Random } from '@sparse/tensor';
 import { addTrailing, expandCols, mulTrailing, softmaxRows } from './ops.js';
+import { linearSite, mlpActSite } from './sites.js';
 import type { ForwardHooks, LinearInfo } from './types.js';
 
 export interface ParamSpec {
@@ -71,11 +72,28 @@ export class Forward {
   linear(weight: string, x: tf.Tensor2D, hookRows?: Int32Array): tf.Tensor2D {
     const info = this.infos.get(weight);
     if (info === undefined) throw new ArgumentError(`forward: ${weight} is not a linear layer of this model`);
+    let add: tf.Tensor2D | undefined;
+    if (this.hooks.activation) {
+      const r = this.hooks.activation(linearSite(info), x);
+      if (r instanceof tf.Tensor) x = r;
+      else ({ x, add } = r);
+    }
     if (this.hooks.linearInput) {
       this.hooks.linearInput(info, hookRows ? (tf.gather(x, tf.tensor1d(hookRows, 'int32')) as tf.Tensor2D) : x);
     }
-    const y: tf.Tensor2D = this.hooks.linearProduct?.(info, x) ?? tf.matMul(x, this.w(weight) as tf.Tensor2D, false, true);
+    let y: tf.Tensor2D = this.hooks.linearProduct?.(info, x) ?? tf.matMul(x, this.w(weight) as tf.Tensor2D, false, true);
+    if (add) y = tf.add(y, add);
     return info.bias ? (addTrailing(y, this.w(info.bias)) as tf.Tensor2D) : (y as tf.Tensor2D);
+  }
+
+  /** The MLP activation `a` [N, hidden] feeding the down projection `down` (the activation hook may replace it). */
+  mlpActivation(down: string, a: tf.Tensor2D): tf.Tensor2D {
+    if (!this.hooks.activation) return a;
+    const info = this.infos.get(down);
+    if (info === undefined) throw new ArgumentError(`forward: ${down} is not a linear layer of this model`);
+    const r = this.hooks.activation(mlpActSite(info), a);
+    if (!(r instanceof tf.Tensor)) throw new ArgumentError(`forward: the activation hook returned a product term at ${mlpActSite(info).name}, which is not a linear input`);
+    return r;
   }
 }
 
@@ -101,10 +119,6 @@ export function rmsNorm(x: tf.Tensor2D, gain: tf.Tensor, eps: number): tf.Tensor
   return mulTrailing(xn, gain) as tf.Tensor2D;
 }
 
-/** SiLU, x·sigmoid(x). */
-export function silu(x: tf.Tensor): tf.Tensor {
-  return tf.mul(x, tf.sigmoid(x));
-}
 
 /** Mixture-of-experts settings: `experts` MLPs, each token uses the `topK` its router scores highest. */
 export interface MoEConfig {

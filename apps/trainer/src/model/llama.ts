@@ -8,8 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, Random } from '@sparse/tensor';
 import { BaseModel } from './base.js';
 import { specFail } from './errors.js';
-import { causalMask, checkMoE, embed, Forward, initParamValues, moeLayer, rmsNorm, silu, type MoEConfig, type ParamSpec } from './layers.js';
-import { softmaxRows } from './ops.js';
+import { causalMask, checkMoE, embed, Forward, initParamValues, moeLayer, rmsNorm, type MoEConfig, type ParamSpec } from './layers.js';
+import { softmaxRows, mlpNonlinearity } from './ops.js';
 import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
 
 export interface LlamaConfig {
@@ -31,6 +31,8 @@ export interface LlamaConfig {
   normEps: number;
   /** Output layer shares the token embedding (tie_word_embeddings); else lm_head.weight. */
   tiedEmbeddings: boolean;
+  /** The gate's nonlinearity: SiLU (default), or ReLU / squared ReLU (activation sparsity's substitutes). */
+  activation?: 'silu' | 'relu' | 'relu2';
   moe?: MoEConfig;
 }
 
@@ -48,7 +50,7 @@ export const DEFAULT_LLAMA_CONFIG: Readonly<Omit<LlamaConfig, 'vocab'>> = {
 
 export type LlamaSpec = ModelSpec & LlamaConfig & { architecture: 'llama' };
 
-const LLAMA_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'kvHeads', 'mlpHidden', 'ropeTheta', 'normEps', 'tiedEmbeddings', 'moe'];
+const LLAMA_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'kvHeads', 'mlpHidden', 'ropeTheta', 'normEps', 'tiedEmbeddings', 'activation', 'moe'];
 
 /** Checks every field; throws ModelSpecError naming the first bad one. */
 export function validateLlamaConfig(cfg: LlamaConfig): void {
@@ -63,6 +65,7 @@ export function validateLlamaConfig(cfg: LlamaConfig): void {
   if (typeof cfg.ropeTheta !== 'number' || !(cfg.ropeTheta > 1) || !Number.isFinite(cfg.ropeTheta)) specFail('ropeTheta', `must be a finite number > 1, got ${JSON.stringify(cfg.ropeTheta)}`);
   if (typeof cfg.normEps !== 'number' || !(cfg.normEps > 0) || !Number.isFinite(cfg.normEps)) specFail('normEps', `must be a positive number, got ${JSON.stringify(cfg.normEps)}`);
   if (typeof cfg.tiedEmbeddings !== 'boolean') specFail('tiedEmbeddings', `must be true or false, got ${JSON.stringify(cfg.tiedEmbeddings)}`);
+  if (cfg.activation !== undefined && !['silu', 'relu', 'relu2'].includes(cfg.activation)) specFail('activation', `must be 'silu', 'relu' or 'relu2', got ${JSON.stringify(cfg.activation)}`);
   checkMoE(cfg.moe, 'moe', specFail);
 }
 
@@ -186,8 +189,8 @@ function attention(cfg: LlamaConfig, f: Forward, p: string, h: tf.Tensor2D, b: n
   return f.linear(`${p}self_attn.o_proj.weight`, merged);
 }
 
-function swiglu(f: Forward, p: string, h: tf.Tensor2D, rows?: Int32Array): tf.Tensor2D {
-  const gate = silu(f.linear(`${p}gate_proj.weight`, h, rows));
+function swiglu(cfg: LlamaConfig, f: Forward, p: string, h: tf.Tensor2D, rows?: Int32Array): tf.Tensor2D {
+  const gate = f.mlpActivation(`${p}down_proj.weight`, mlpNonlinearity(cfg.activation ?? 'silu', f.linear(`${p}gate_proj.weight`, h, rows)));
   const up = f.linear(`${p}up_proj.weight`, h, rows);
   return f.linear(`${p}down_proj.weight`, tf.mul(gate, up) as tf.Tensor2D, rows);
 }
@@ -205,7 +208,7 @@ function logits(cfg: LlamaConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
     f.hooks.blockInput?.(i, x);
     x = tf.add(x, attention(cfg, f, p, rmsNorm(x, f.w(`${p}input_layernorm.weight`), cfg.normEps), b, t, rope));
     const h = rmsNorm(x, f.w(`${p}post_attention_layernorm.weight`), cfg.normEps);
-    const m = cfg.moe ? moeLayer(f, i, `${p}mlp.router.weight`, cfg.moe, h, (e, xe, rows) => swiglu(f, `${p}mlp.experts.${e}.`, xe, rows)) : swiglu(f, `${p}mlp.`, h);
+    const m = cfg.moe ? moeLayer(f, i, `${p}mlp.router.weight`, cfg.moe, h, (e, xe, rows) => swiglu(cfg, f, `${p}mlp.experts.${e}.`, xe, rows)) : swiglu(cfg, f, `${p}mlp.`, h);
     x = tf.add(x, m);
     f.hooks.blockOutput?.(i, x);
   }

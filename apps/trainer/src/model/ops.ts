@@ -114,6 +114,23 @@ export const gelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => 
   };
 }) as (x: tf.Tensor) => tf.Tensor;
 
+/** The MLP nonlinearities a model can use: GPT-2's tanh GELU, Llama's SiLU, and the ReLU / squared-ReLU substitutes of activation sparsity. */
+export type MlpActivation = 'gelu' | 'silu' | 'relu' | 'relu2';
+
+/** The nonlinearity `kind` applied elementwise to x. */
+export function mlpNonlinearity(kind: MlpActivation, x: tf.Tensor2D): tf.Tensor2D {
+  switch (kind) {
+    case 'gelu':
+      return gelu(x) as tf.Tensor2D;
+    case 'silu':
+      return tf.mul(x, tf.sigmoid(x));
+    case 'relu':
+      return tf.relu(x);
+    case 'relu2':
+      return tf.square(tf.relu(x));
+  }
+}
+
 /** x [N,in] @ w [in,out] + b [out]. */
 export function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
   return addTrailing(tf.matMul(x, w as tf.Tensor2D), b) as tf.Tensor2D;

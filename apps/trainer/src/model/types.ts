@@ -2,6 +2,7 @@
 // distill, export) work on any architecture. Linear weights are stored [out, in] (PyTorch's
 // nn.Linear layout, which is also what the pruners and adapters take); y = x Wᵀ + b.
 
+import type { Site } from '@sparse/activation';
 import type * as tf from '@tensorflow/tfjs-core';
 
 export type Architecture = 'gpt' | 'llama';
@@ -43,6 +44,13 @@ export function linearInfo(module: string, out: number, inp: number, block: numb
 
 /** Callbacks a forward pass honours; all optional. */
 export interface ForwardHooks {
+  /**
+   * Replaces the activations at a site (a linear layer's input, an MLP's activation; see sites.ts)
+   * before they are consumed: activation sparsifiers zero entries here. Runs before linearInput, so
+   * calibration sees what the layer really multiplies. Returns a tensor of x's shape, or, at a linear
+   * input, `{ x, add }` where `add` [N, out] is added to the layer's product (R-Sparse's low-rank part).
+   */
+  activation?: (site: Site, x: tf.Tensor2D) => tf.Tensor2D | { x: tf.Tensor2D; add: tf.Tensor2D };
   /** The weight the forward pass uses for a parameter (masked, adapted, ...); default the parameter itself. */
   weight?: (name: string, param: tf.Tensor) => tf.Tensor;
   /** Receives each linear layer's input [tokens, in] (calibration). Runs for every LinearInfo. */

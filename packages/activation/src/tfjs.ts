@@ -1,0 +1,2 @@
+// @sparse/activation/tfjs: activation sparsity inside a tfjs graph (training and evaluation).
+export {};
