@@ -1,13 +1,17 @@
 // The trainer's method tables, one registry per stage kind (createRegistry from @sparse/tensor).
 // A kind's methods are the trainer's own entries plus those derived from a package registry: every
 // per-layer pruner of @sparse/pruners is a prune method, every adapter variant of
-// @sparse/lora-variants with a tfjs form is an adapt method. Stage runners, recipe validation and
+// @sparse/lora-variants with a tfjs form is an adapt method, every method of @sparse/activation an
+// activation method. Stage runners, recipe validation and
 // `sparse-train methods` all read these tables.
 
 import { closestNames, createRegistry, UnknownNameError, type Registry } from '@sparse/tensor';
 import { pruners } from '@sparse/pruners';
 import { variants } from '@sparse/lora-variants';
 import { getTfForm } from '@sparse/lora-variants/tfjs';
+import { activationMethods } from '@sparse/activation';
+import { reluMethod } from './activation/relu.js';
+import { activationSparsifyMethod } from './activation/sparsify.js';
 import { adapterMethod } from './adapt/adapter.js';
 import { diffPruningMethod } from './adapt/diff-pruning.js';
 import { mezoMethod, sensitiveMeZOMethod, sparseMeZOMethod } from './adapt/mezo.js';
@@ -45,12 +49,14 @@ const own: Tables = {
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, diffPruningMethod, mezoMethod, sparseMeZOMethod, sensitiveMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
+  activation: createRegistry<TrainerMethod<'activation'>>({ kind: 'activation', builtins: [reluMethod] }),
 };
 
 /** Methods a package registry contributes, read at lookup time so entries registered later are found too. */
 const fromPackages: { [K in MethodKind]?: () => TrainerMethod<K>[] } = {
   prune: () => pruners.entries().map(layerwisePruneMethod),
   adapt: () => variants.entries().filter((v) => getTfForm(v.name) !== undefined).map(adapterMethod),
+  activation: () => activationMethods.entries().map(activationSparsifyMethod),
 };
 
 /** Every method of a stage kind, sorted by name; the trainer's own entry wins a name clash. */

@@ -5,7 +5,7 @@
 import { SUPPORT_CRITERIA } from '@sparse/lora-variants';
 import { z } from 'zod';
 
-export const STAGE_KINDS = ['pretrain', 'calibrate', 'prune', 'train', 'adapt', 'distill', 'evaluate', 'export', 'report'] as const;
+export const STAGE_KINDS = ['pretrain', 'calibrate', 'prune', 'train', 'adapt', 'distill', 'activation', 'evaluate', 'export', 'report'] as const;
 export type StageKind = (typeof STAGE_KINDS)[number];
 
 const posInt = z.int().min(1);
@@ -154,6 +154,21 @@ export const stageSchemas = {
     /** The teacher: the model as it was after this earlier stage (its name or index); default the last dense one. */
     teacher: z.union([z.string(), nonNegInt]).optional(),
     ...trainingFields({ steps: 200, lr: 3e-3 }),
+  }),
+  activation: z.strictObject({
+    stage: z.literal('activation'),
+    ...stageBase,
+    /**
+     * An activation-sparsity method of @sparse/activation (top-k, cats, teal, wina, r-sparse, ...):
+     * calibrated on the calibration windows, then active in every later forward pass (evaluate,
+     * fine-tuning, generate); or 'relu' (ReLU / squared-ReLU substitution of the MLP nonlinearity).
+     */
+    method: methodField,
+    config: configField,
+    /** Which token stream the calibration windows come from. */
+    calibrationData: z.enum(['train', 'shifted']).default('train'),
+    /** Fine-tune every weight with the sparsifier active for `steps` steps afterwards (0: no fine-tuning). */
+    ...trainingFields({ steps: 0, lr: 1e-3 }),
   }),
   evaluate: z.strictObject({
     stage: z.literal('evaluate'),

@@ -282,6 +282,32 @@ export function renderReportHTML(data: ReportData): string {
     );
   }
 
+  // Activation sparsity
+  const acts = data.activations ?? [];
+  if (acts.length > 0) {
+    parts.push(
+      section(
+        'activations',
+        'Activation sparsity',
+        table(
+          ['Evaluation', 'Method', { html: 'Activations kept', num: true }, { html: 'Sites', num: true }],
+          acts.map((a) => [a.label, a.method, num(formatPercent(a.overall)), num(formatInt(a.sites.length))]),
+        ) +
+          '<p>Fraction of activations the sparsifier kept on the held-out data, per site: a linear layer\'s input (by weight name) or an MLP activation (<code>.act</code>).</p>' +
+          table(
+            ['Site', 'Role', { html: 'Block', num: true }, ...acts.map((a) => ({ html: esc(a.label), num: true }))],
+            [...new Set(acts.flatMap((a) => a.sites.map((s) => s.site)))].map((site) => {
+              const first = acts.flatMap((a) => a.sites).find((s) => s.site === site)!;
+              return [site, first.role, num(formatInt(first.block)), ...acts.map((a) => {
+                const d = a.sites.find((s) => s.site === site)?.density;
+                return num(d === undefined ? '' : formatPercent(d));
+              })];
+            }),
+          ),
+      ),
+    );
+  }
+
   // N:M validity
   const nmLayers = layers.filter((l) => l.nm);
   if (nmLayers.length > 0) {

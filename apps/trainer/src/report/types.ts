@@ -117,7 +117,20 @@ export interface ReportData {
   files?: ReportFile[];
   /** How the masks evolved in each optimizing stage that trained with them. */
   maskTraces?: ReportMaskTrace[];
+  /** Achieved activation density of each evaluation that ran with an activation sparsifier. */
+  activations?: ReportActivationDensity[];
   notes?: string[];
+}
+
+export interface ReportActivationDensity {
+  /** The evaluation it was measured in. */
+  label: string;
+  /** The activation-sparsity method. */
+  method: string;
+  /** Fraction of activations kept over all sites. */
+  overall: number;
+  /** Per site (a linear layer's input, or an MLP activation '<mlp>.act'). */
+  sites: { site: string; role: string; block: number; density: number }[];
 }
 
 /** Most row blocks a layer's heatmap row may have. */
@@ -266,6 +279,23 @@ export function validateReportData(data: unknown): asserts data is ReportData {
       str(o.path, `${f}.path`);
       num(o.bytes, `${f}.bytes`, { int: true, min: 0 });
       num(o.denseBytes, `${f}.denseBytes`, { int: true, min: 0, optional: true });
+    });
+  }
+  if (arr(d.activations, 'activations')) {
+    d.activations.forEach((x, i) => {
+      const f = `activations[${i}]`;
+      const o = obj(x, f);
+      str(o.label, `${f}.label`);
+      str(o.method, `${f}.method`);
+      num(o.overall, `${f}.overall`, { min: 0, max: 1 });
+      if (!arr(o.sites, `${f}.sites`)) fail(`${f}.sites`, 'is missing');
+      (o.sites as unknown[]).forEach((p, j) => {
+        const so = obj(p, `${f}.sites[${j}]`);
+        str(so.site, `${f}.sites[${j}].site`);
+        str(so.role, `${f}.sites[${j}].role`);
+        num(so.block, `${f}.sites[${j}].block`, { int: true, min: -1 });
+        num(so.density, `${f}.sites[${j}].density`, { min: 0, max: 1 });
+      });
     });
   }
   if (arr(d.maskTraces, 'maskTraces')) {

@@ -14,6 +14,15 @@ import type { ModelSpec } from '../model/types.js';
 import type { AdamState } from '../train/adam.js';
 import type { AdapterRecord, ReportAccumulator } from './context.js';
 
+/** An installed activation sparsifier: what rebuilds it (the method's restore takes each site's state). */
+export interface ActivationCheckpoint {
+  stage: number;
+  label: string;
+  method: string;
+  config: Record<string, unknown>;
+  states: Record<string, unknown>;
+}
+
 /** An attached adapter: how it was attached (to rebuild it) and its tensors' values. */
 export interface AdapterCheckpoint extends Omit<AdapterRecord, 'model'> {
   /** Per layer, per param name: values. */
@@ -31,6 +40,8 @@ export interface CheckpointContent {
   report: ReportAccumulator;
   pattern?: { n: number; m: number };
   calibration?: { windows: number; batch: number };
+  /** The installed activation sparsifier: its method, config and each site's state (plain JSON). */
+  activation?: ActivationCheckpoint;
   params: Map<string, { data: Float32Array; shape: number[] }>;
   masks: Map<string, Mask>;
   adapter?: AdapterCheckpoint;
@@ -48,6 +59,7 @@ interface LatestJSON {
   report: ReportAccumulator;
   pattern?: { n: number; m: number };
   calibration?: { windows: number; batch: number };
+  activation?: ActivationCheckpoint;
   paramShapes: Record<string, number[]>;
   masks: Record<string, number[]>;
   adapter?: Omit<AdapterCheckpoint, 'layers'> & { layers: Record<string, Record<string, number[]>> };
@@ -56,7 +68,7 @@ interface LatestJSON {
 }
 
 /** The plain-JSON part of a checkpoint, the same in memory and in latest.json. */
-type JSONPart = Pick<CheckpointContent, 'spec' | 'next' | 'stageState' | 'metricsBytes' | 'report' | 'pattern' | 'calibration'>;
+type JSONPart = Pick<CheckpointContent, 'spec' | 'next' | 'stageState' | 'metricsBytes' | 'report' | 'pattern' | 'calibration' | 'activation'>;
 
 function jsonPart(x: JSONPart): JSONPart {
   return {
@@ -67,6 +79,7 @@ function jsonPart(x: JSONPart): JSONPart {
     report: x.report,
     ...(x.pattern ? { pattern: x.pattern } : {}),
     ...(x.calibration ? { calibration: x.calibration } : {}),
+    ...(x.activation ? { activation: x.activation } : {}),
   };
 }
 

@@ -5,6 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Mask } from '@sparse/masks';
 import { maskToTf } from '@sparse/masks/tfjs';
+import type { Site, SiteSparsifier } from '@sparse/activation';
+import { sparsifyActivations } from '../train/activation-hook.js';
 import type { AdapterModel } from '@sparse/lora-variants/tfjs';
 import type { ForwardHooks, LanguageModel, LinearInfo } from '../model/types.js';
 import type { ResolvedRecipe } from '../recipe/schema.js';
@@ -23,6 +25,26 @@ export interface AdapterRecord {
   model: AdapterModel;
 }
 
+/** The activation sparsifier an activation stage installed: active in every later forward pass. */
+export interface ActivationRecord {
+  /** The activation stage's index and label. */
+  stage: number;
+  label: string;
+  method: string;
+  config: Record<string, unknown>;
+  /** By site name (linear inputs by weight name, MLP activations as '<mlp>.act'). */
+  sparsifiers: Map<string, SiteSparsifier>;
+}
+
+/** Achieved activation density per site, measured while a stage evaluated with a sparsifier active. */
+export interface ActivationDensity {
+  label: string;
+  method: string;
+  sites: { site: string; role: string; block: number; density: number }[];
+  /** Density over all sites, weighted by the entries each site saw. */
+  overall: number;
+}
+
 export interface ReportAccumulator {
   lossCurves: { label: string; points: { step: number; loss: number }[] }[];
   evaluations: { label: string; data: string; perplexity: number; loss: number; tokens: number }[];
@@ -32,6 +54,8 @@ export interface ReportAccumulator {
   notes: string[];
   /** Mask statistics of each optimizing stage that ran with masks (absent in checkpoints written before they existed). */
   maskTraces?: MaskTrace[];
+  /** Activation density measured by evaluations with a sparsifier active. */
+  activations?: ActivationDensity[];
 }
 
 export function emptyReport(): ReportAccumulator {
@@ -50,6 +74,10 @@ export class RunContext {
   /** The N:M pattern the masks follow, if the last prune asked for one. */
   pattern: { n: number; m: number } | undefined;
   adapter: AdapterRecord | undefined;
+  /** The activation sparsifier of the last activation stage, if any. */
+  activation: ActivationRecord | undefined;
+  /** Kept / total activation entries per site while counting is on (evaluate measures achieved density). */
+  activationCounts: Map<string, { kept: number; total: number }> | undefined;
   /** Parameter values after earlier stages (teachers), by stage index. */
   readonly snapshots = new Map<number, Map<string, Float32Array>>();
   /** Calibration windows chosen by a calibrate stage (else the prune stage draws its own). */
@@ -109,7 +137,9 @@ export class RunContext {
     const targeted = adapter ? new Set(Object.keys(adapter.weights)) : new Set<string>();
     // a bias parameter -> the weight whose adapter may change it (SSF's shift)
     const biasOf = new Map(adapter ? this.linears().filter((l) => l.bias !== undefined && targeted.has(l.name)).map((l) => [l.bias!, l.name]) : []);
+    const act = this.activation;
     return {
+      ...(act ? { activation: (site: Site, x: tf.Tensor2D) => this.#sparsify(act, site, x) } : {}),
       weight: (name, p) => {
         if (adapter && targeted.has(name)) return adapter.effectiveWeight(name);
         if (adapter && biasOf.has(name)) return adapter.effectiveBias(biasOf.get(name)!) ?? p;
@@ -120,6 +150,21 @@ export class RunContext {
         return p;
       },
     };
+  }
+
+  /** The activation hook: the site's sparsifier applied through a mask (gradients flow through kept entries), plus its product term. */
+  #sparsify(act: ActivationRecord, site: Site, x: tf.Tensor2D): tf.Tensor2D | { x: tf.Tensor2D; add: tf.Tensor2D } {
+    const sp = act.sparsifiers.get(site.name);
+    if (sp === undefined) return x;
+    const r = sparsifyActivations(sp, x);
+    const counts = this.activationCounts;
+    if (counts) {
+      const c = counts.get(site.name) ?? { kept: 0, total: 0 };
+      c.kept += r.kept;
+      c.total += x.size;
+      counts.set(site.name, c);
+    }
+    return r.add ? { x: r.x, add: r.add } : r.x;
   }
 
   /** Current values of every parameter (copies). */

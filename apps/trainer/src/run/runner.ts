@@ -19,6 +19,7 @@ import { resolveRecipe } from '../recipe/load.js';
 import type { ResolvedRecipe, StageSpec } from '../recipe/schema.js';
 import { getMethod } from '../methods/registry.js';
 import type { MethodKind, TrainerMethod } from '../methods/types.js';
+import { activationCheckpoint, restoreActivation } from '../methods/activation/sparsify.js';
 import { stageLabel, type StageArgs, type StageOutcome, type StageResume } from '../stages/common.js';
 import { runEvaluateStage } from '../stages/evaluate.js';
 import { runExportStage } from '../stages/export.js';
@@ -109,6 +110,7 @@ async function contentOf(ctx: RunContext, next: { stage: number; step: number },
     report: ctx.report,
     ...(ctx.pattern ? { pattern: ctx.pattern } : {}),
     ...(ctx.calibration ? { calibration: ctx.calibration } : {}),
+    ...(ctx.activation ? { activation: activationCheckpoint(ctx.activation) } : {}),
     params,
     masks: new Map(ctx.masks),
     ...(a
@@ -180,6 +182,7 @@ async function execute(ctx: RunContext, start: { stage: number; resume?: StageRe
         case 'prune':
         case 'adapt':
         case 'distill':
+        case 'activation':
           // a method stage: its entry does the work
           out = await (getMethod(stage.stage, stage.method) as TrainerMethod<MethodKind>).run(args as StageArgs<never>);
           break;
@@ -467,6 +470,7 @@ export async function resumeRun(dirArg: string, opts: ResumeOptions = {}): Promi
       for (const [k, m] of cp.masks) ctx.setMask(k, m);
       ctx.pattern = cp.pattern;
       ctx.calibration = cp.calibration;
+      if (cp.activation) ctx.activation = restoreActivation(ctx, cp.activation);
       for (const [k, s] of cp.snapshots) ctx.snapshots.set(k, s);
       if (cp.adapter) {
         const stAdapt = recipe.stages[cp.adapter.stage];

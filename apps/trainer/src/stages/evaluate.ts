@@ -5,6 +5,8 @@ import { variants } from '@sparse/lora-variants';
 import { getTfForm } from '@sparse/lora-variants/tfjs';
 import { ArgumentError, Random } from '@sparse/tensor';
 import { evaluateEnsemblePerplexity, evaluatePerplexity } from '../train/evaluate.js';
+import { overallDensity } from '../methods/activation/sparsify.js';
+import { modelSites } from '../model/sites.js';
 import type { ForwardHooks } from '../model/types.js';
 import type { StageOf } from '../recipe/schema.js';
 import type { RunContext } from '../run/context.js';
@@ -61,16 +63,31 @@ export function loraDropoutSampleHooks(ctx: RunContext, seed: number, sample: nu
   };
 }
 
+/** The achieved activation density of an evaluation, per site and overall, into the report and the metrics. */
+function recordDensity(ctx: RunContext, label: string, method: string, counts: ReadonlyMap<string, { kept: number; total: number }>): void {
+  const sites = new Map(modelSites(ctx.linears()).map((s) => [s.name, s]));
+  const rows = [...counts].map(([name, c]) => ({ site: name, role: sites.get(name)?.role ?? '', block: sites.get(name)?.block ?? -1, density: c.total === 0 ? 1 : c.kept / c.total }));
+  const overall = overallDensity(counts);
+  (ctx.report.activations ??= []).push({ label, method, sites: rows, overall });
+  ctx.log.event({ event: 'activation-density', label, method, overall, sites: Object.fromEntries(rows.map((r) => [r.site, r.density])) });
+  ctx.log.say(`eval   ${label}: ${method} keeps ${(100 * overall).toFixed(1)}% of activations at its ${rows.length} sites`);
+}
+
 /** Perplexity on a held-out stream, recorded for the report under `label`. */
 export function measure(ctx: RunContext, which: 'heldout' | 'shifted', label: string, ensemble?: { samples: number; seed: number }): { perplexity: number; loss: number; tokens: number } {
   const tokens = which === 'shifted' ? ctx.data.shifted().heldOut : ctx.data.main.heldOut;
   const t0 = performance.now();
+  const act = ctx.activation;
+  const counts = act && !ensemble ? new Map<string, { kept: number; total: number }>() : undefined;
+  ctx.activationCounts = counts;
   const opts = { maxWindows: ctx.recipe.eval.windows > 0 ? ctx.recipe.eval.windows : undefined, batch: ctx.recipe.eval.batch };
   const r = ensemble
     ? evaluateEnsemblePerplexity(ctx.model, tokens, { ...opts, samples: ensemble.samples, hooksFor: (n) => loraDropoutSampleHooks(ctx, ensemble.seed, n) })
     : evaluatePerplexity(ctx.model, tokens, { ...opts, hooks: ctx.hooks() });
+  ctx.activationCounts = undefined;
   const ms = performance.now() - t0;
   const shown = which === 'shifted' ? `${label} (shifted task)` : label;
+  if (act && counts) recordDensity(ctx, shown, act.method, counts);
   ctx.report.evaluations.push({ label: shown, data: which, perplexity: r.perplexity, loss: r.loss, tokens: r.tokens });
   ctx.log.event({ event: 'eval', label, data: which, perplexity: r.perplexity, loss: r.loss, tokens: r.tokens, ms });
   ctx.log.say(`eval   ${shown}: held-out perplexity ${r.perplexity.toFixed(3)} (${r.loss.toFixed(4)} nats/token, ${r.tokens.toLocaleString('en-US')} tokens)`);

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { isNM } from '@sparse/nm';
 import { applyMask } from '@sparse/masks';
 import { cast, layoutByteLength, tensor, toBitmask, toCSR, toNM, isSparseLayout, type SafetensorsInput, type Tensor } from '@sparse/tensor';
-import { writeSafetensorsFile } from '@sparse/tensor/node';
+import { atomicWriteFile, writeSafetensorsFile } from '@sparse/tensor/node';
+import { activationCheckpoint } from '../methods/activation/sparsify.js';
 import { CHECKPOINT_FORMAT, loadCheckpoint } from '../model/checkpoint.js';
 import { compressedTensorsFormatAt, fitsSparse24, loadCompressedTensorsModel, writeCompressedTensors, type CompressedTensorsParam } from '../model/compressed-tensors.js';
 import type { LanguageModel } from '../model/types.js';
@@ -16,6 +17,9 @@ import type { StageOf } from '../recipe/schema.js';
 import type { StageArgs, StageOutcome } from './common.js';
 import { writeExportContents } from './export-contents.js';
 
+/** The activation sparsifier of the run, beside the exported model (method, config, each site's state). */
+export const ACTIVATION_FILE = 'activation.json';
+export const ACTIVATION_FORMAT = 'sparse-activation/1';
 
 export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promise<StageOutcome> {
   const { ctx, stage } = args;
@@ -84,6 +88,14 @@ export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promis
     ctx.report.files.push({ label: `compressed-tensors ${format} (${dtype}, ${targets} sparse tensors)`, path: out.modelPath, bytes: out.modelBytes, denseBytes });
     ctx.report.files.push({ label: 'compressed-tensors config.json', path: out.configPath, bytes: out.configBytes });
     lines.push(`compressed-tensors ${format} ${out.modelBytes.toLocaleString('en-US')} bytes (${((out.modelBytes / denseBytes) * 100).toFixed(1)}% of dense fp32)`);
+  }
+  if (ctx.activation) {
+    // the sparsifier later forward passes apply: `sparse-train generate` decodes with it
+    const path = join(dir, ACTIVATION_FILE);
+    const text = `${JSON.stringify({ format: ACTIVATION_FORMAT, ...activationCheckpoint(ctx.activation) }, null, 1)}\n`;
+    await atomicWriteFile(path, text);
+    ctx.report.files.push({ label: `activation sparsifier (${ctx.activation.method}, ${ctx.activation.sparsifiers.size} sites)`, path, bytes: Buffer.byteLength(text) });
+    lines.push(`activation sparsifier ${ctx.activation.method}`);
   }
   if (stage.formats.includes('adapters')) {
     const saved = ctx.report.files.filter((f) => f.label.startsWith('adapter '));

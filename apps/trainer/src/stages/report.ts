@@ -97,6 +97,7 @@ export function reportData(ctx: RunContext, title?: string): ReportData {
       denseFlops: t.denseFlops,
       sparseFlops: t.sparseFlops,
     })),
+    ...(ctx.report.activations?.length ? { activations: ctx.report.activations } : {}),
     notes: ctx.report.notes,
   };
 }

@@ -1,0 +1,139 @@
+// Activation sparsifiers of @sparse/activation as activation-stage methods: every registered method is
+// one entry here. The stage captures the calibration activations of the sites the method acts on,
+// calibrates, installs the sparsifiers in the run (every later forward pass applies them: evaluate,
+// fine-tuning, and the activation.json an export writes for `sparse-train generate`), reports the
+// achieved density, and optionally fine-tunes every weight with the sparsifier active.
+
+import * as tf from '@tensorflow/tfjs-core';
+import { activationMethods, type ActivationMethod, type Site, type SiteSample, type SiteWeight } from '@sparse/activation';
+import { ArgumentError, parseConfig } from '@sparse/tensor';
+import type { z } from 'zod';
+import { modelSites } from '../../model/sites.js';
+import type { StageOf } from '../../recipe/schema.js';
+import type { ActivationRecord, RunContext } from '../../run/context.js';
+import type { ActivationCheckpoint } from '../../run/checkpoint.js';
+import { calibrationBatches } from '../../stages/calibration.js';
+import type { StageArgs, StageOutcome } from '../../stages/common.js';
+import { optimize } from '../../stages/optimize.js';
+import { refuseAttachedAdapter } from '../train/weights.js';
+import type { TrainerMethod } from '../types.js';
+
+/** The weight consuming a linear-input site, [out, in] (a copy). */
+function weightOf(ctx: RunContext, site: Site): SiteWeight | undefined {
+  if (site.kind !== 'linear-input') return undefined;
+  const v = ctx.model.params[site.name];
+  if (v === undefined) return undefined;
+  return { data: Float32Array.from(v.dataSync() as Float32Array), out: v.shape[0]!, in: v.shape[1]! };
+}
+
+/** Activations at every site `def` acts on over the calibration windows (no sparsifier active). */
+export function captureSites(ctx: RunContext, def: ActivationMethod, config: unknown, batches: ReturnType<typeof calibrationBatches>): SiteSample[] {
+  const sites = modelSites(ctx.linears()).filter((s) => def.acts(config as never, s));
+  if (sites.length === 0) throw new ArgumentError(`activation method '${def.name}' acts on no site of this model (sites: ${[...new Set(modelSites(ctx.linears()).map((s) => s.role))].join(', ')})`);
+  const wanted = new Map(sites.map((s) => [s.name, { site: s, parts: [] as Float32Array[], tokens: 0 }]));
+  const base = ctx.hooks();
+  const hooks = {
+    ...base,
+    activation: (site: Site, x: tf.Tensor2D) => {
+      const w = wanted.get(site.name);
+      if (w) {
+        w.parts.push(Float32Array.from(x.dataSync() as Float32Array));
+        w.tokens += x.shape[0];
+      }
+      return x;
+    },
+  };
+  for (const { ids, b, len } of batches) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), hooks));
+  const needsWeight = def.needs.includes('weight');
+  return [...wanted.values()].map(({ site, parts, tokens }) => {
+    const x = new Float32Array(tokens * site.features);
+    let at = 0;
+    for (const p of parts) {
+      x.set(p, at);
+      at += p.length;
+    }
+    const weight = needsWeight ? weightOf(ctx, site) : undefined;
+    return { site, x, tokens, ...(weight ? { weight } : {}) };
+  });
+}
+
+/** Rebuilds the activation record a checkpoint saved (the method's restore per site). */
+export function restoreActivation(ctx: RunContext, saved: ActivationCheckpoint): ActivationRecord {
+  const def = activationMethods.get(saved.method);
+  const config = parseConfig(def.schema, saved.config, `activation method '${saved.method}'`) as never;
+  const sites = new Map(modelSites(ctx.linears()).map((s) => [s.name, s]));
+  const sparsifiers = new Map<string, ReturnType<ActivationMethod['restore']>>();
+  for (const [name, state] of Object.entries(saved.states)) {
+    const site = sites.get(name);
+    if (site === undefined) throw new ArgumentError(`activation sparsifier of stage ${saved.stage}: site ${name} is not a site of this model`);
+    sparsifiers.set(name, def.restore(config, site, state, def.needs.includes('weight') ? weightOf(ctx, site) : undefined));
+  }
+  return { stage: saved.stage, label: saved.label, method: saved.method, config: saved.config, sparsifiers };
+}
+
+/** What a checkpoint or an export stores of an activation record. */
+export function activationCheckpoint(rec: ActivationRecord): ActivationCheckpoint {
+  return { stage: rec.stage, label: rec.label, method: rec.method, config: rec.config, states: Object.fromEntries([...rec.sparsifiers].map(([k, s]) => [k, s.state()])) };
+}
+
+/** Achieved density per site on `batches` with the run's sparsifier active. */
+export function measureDensity(ctx: RunContext, batches: readonly { ids: Int32Array; b: number; len: number }[]): Map<string, { kept: number; total: number }> {
+  const counts = new Map<string, { kept: number; total: number }>();
+  ctx.activationCounts = counts;
+  try {
+    const hooks = ctx.hooks();
+    for (const { ids, b, len } of batches) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), hooks));
+  } finally {
+    ctx.activationCounts = undefined;
+  }
+  return counts;
+}
+
+/** Overall density (entries kept / seen) of per-site counts. */
+export function overallDensity(counts: ReadonlyMap<string, { kept: number; total: number }>): number {
+  let kept = 0;
+  let total = 0;
+  for (const c of counts.values()) {
+    kept += c.kept;
+    total += c.total;
+  }
+  return total === 0 ? 1 : kept / total;
+}
+
+/** Fine-tunes every weight for the stage's steps with the run's state (masks, sparsifier) active. */
+export async function fineTuneWithActivation(args: StageArgs<StageOf<'activation'>>): Promise<string> {
+  const { ctx, stage } = args;
+  if (stage.steps === 0) return '';
+  refuseAttachedAdapter(args);
+  const hooks = ctx.hooks({ maskBase: true });
+  const r = await optimize(args, stage, { variables: new Map(Object.entries(ctx.model.params)), loss: (ids, targets) => ctx.model.loss(ids, targets, hooks) });
+  return r.losses.length ? `; fine-tuned ${stage.steps} steps, final loss ${r.losses.at(-1)!.toFixed(4)}` : '';
+}
+
+/** The activation-stage method running a @sparse/activation method. */
+export function activationSparsifyMethod(def: ActivationMethod): TrainerMethod<'activation'> {
+  return {
+    kind: 'activation',
+    name: def.name,
+    describe: def.describe,
+    schema: def.schema as z.ZodType,
+    from: '@sparse/activation',
+    async run(args: StageArgs<StageOf<'activation'>>): Promise<StageOutcome> {
+      const { ctx, stage, index, label } = args;
+      // a resumed fine-tuning keeps the sparsifier its checkpoint restored
+      if (!(args.resume && ctx.activation?.stage === index)) {
+        if (ctx.activation) ctx.log.say(`${label}: replaces the activation sparsifier of ${ctx.activation.label}`);
+        ctx.activation = undefined;
+        const batches = calibrationBatches(ctx, index, stage.calibrationData);
+        const samples = captureSites(ctx, def, stage.config, batches);
+        const sparsifiers = def.calibrate(stage.config as never, samples);
+        ctx.activation = { stage: index, label, method: def.name, config: stage.config, sparsifiers: new Map(sparsifiers.map((s) => [s.site, s])) };
+        const density = overallDensity(measureDensity(ctx, batches));
+        ctx.log.event({ event: 'activation', stage: index, label, method: def.name, sites: sparsifiers.length, density });
+        ctx.log.say(`${label}: ${def.name} on ${sparsifiers.length} sites, calibrated on ${samples[0]?.tokens ?? 0} tokens; density on the calibration windows ${(100 * density).toFixed(1)}%`);
+      }
+      const tuned = await fineTuneWithActivation(args);
+      return { summary: `${def.name} on ${ctx.activation!.sparsifiers.size} sites${tuned}` };
+    },
+  };
+}
