@@ -1,3 +1,20 @@
 // @sparse/activation: activation sparsity on plain typed arrays. The /tfjs subpath has the training-time parts.
 export type * from './types.js';
 export { activationMethods, calibrateActivation, getActivationMethod, registerActivationMethod } from './registry.js';
+export {
+  AbsHistogram,
+  ActivationMeasure,
+  DEFAULT_QUANTILES,
+  DensityAccumulator,
+  histogramOptionsSchema,
+  percentileThreshold,
+  sortedAbs,
+} from './measure.js';
+export type { HistogramOptions, HistogramState, PercentileEstimate, SiteMeasurement, SiteReport, Summary } from './measure.js';
+export { DENSE_LINEAR_ROLES, LINEAR_ROLES, SITE_ROLES, type SiteRole } from './methods/common.js';
+export { catsConfigSchema, type CatsConfig, type CatsConfigInput } from './methods/cats/config.js';
+export { catsMethod, catsThreshold } from './methods/cats/cats.js';
+export { nmActivationConfigSchema, type NMActivationConfig, type NMActivationConfigInput } from './methods/nm/config.js';
+export { nmActivationMethod } from './methods/nm/nm.js';
+export { topKConfigSchema, type TopKConfig, type TopKConfigInput } from './methods/top-k/config.js';
+export { topKKeep, topKMethod } from './methods/top-k/top-k.js';

@@ -3,9 +3,16 @@
 
 import { ArgumentError, createRegistry, parseConfig, type Registry } from '@sparse/tensor';
 import type { z } from 'zod';
+import { catsMethod } from './methods/cats/cats.js';
+import { nmActivationMethod } from './methods/nm/nm.js';
+import { topKMethod } from './methods/top-k/top-k.js';
 import type { ActivationMethod, SiteSample, SiteSparsifier } from './types.js';
 
-const BUILTINS: ActivationMethod[] = [];
+const BUILTINS: ActivationMethod[] = [
+  topKMethod as unknown as ActivationMethod,
+  catsMethod as unknown as ActivationMethod,
+  nmActivationMethod as unknown as ActivationMethod,
+];
 
 /** Every registered activation method by name. */
 export const activationMethods: Registry<ActivationMethod> = createRegistry<ActivationMethod>({

@@ -43,6 +43,17 @@ export interface SiteSample {
   weight?: SiteWeight;
 }
 
+/** Low-rank factors of a linear correction term: (original - sparse) a b. */
+export interface CorrectionFactors {
+  readonly in: number;
+  readonly out: number;
+  readonly rank: number;
+  /** [in, rank] row-major. */
+  readonly a: Float32Array;
+  /** [rank, out] row-major. */
+  readonly b: Float32Array;
+}
+
 /** A calibrated sparsifier for one site. */
 export interface SiteSparsifier {
   readonly site: string;
@@ -57,6 +68,18 @@ export interface SiteSparsifier {
    * x_sparse Wᵀ. Absent when the method adds nothing.
    */
   correction?(original: Float32Array, sparse: Float32Array, tokens: number): Float32Array;
+  /**
+   * Which entries of x [tokens, features] `apply` would keep (1) or zero (0), without changing x. The /tfjs
+   * subpath builds its mask from it (an exact zero that is kept still passes the gradient). Optional: a
+   * sparsifier without it is masked by which entries `apply` leaves non-zero.
+   */
+  keep?(x: Float32Array, tokens: number): Uint8Array;
+  /**
+   * The factors of `correction` when it is linear in the dropped part: correction = (original - sparse) a b
+   * with a [in, rank] and b [rank, out] row-major (R-Sparse: a = V_r S_r, b = U_rᵀ). The /tfjs subpath
+   * multiplies by them so the gradient flows through the correction too.
+   */
+  readonly correctionFactors?: CorrectionFactors;
   /** Plain JSON enough for the method's `restore` to rebuild it (thresholds, levels, ranks). */
   state(): unknown;
 }

@@ -1,0 +1,241 @@
+// What the activation methods share: the site roles and the config fields that pick them, sample checks
+// (typed errors naming the method and the site), per-token top-k selection, magnitude thresholds, and the
+// sparsifier shell every method returns (apply = zero what `keep` drops).
+
+import { ArgumentError, ShapeError } from '@sparse/tensor';
+import { z } from 'zod';
+import type { CorrectionFactors, Site, SiteSample, SiteSparsifier, SiteWeight } from '../types.js';
+
+/** Roles of linear-layer inputs (kind 'linear-input'). */
+export const LINEAR_ROLES = [
+  'attn.qkv',
+  'attn.q',
+  'attn.k',
+  'attn.v',
+  'attn.out',
+  'mlp.up',
+  'mlp.gate',
+  'mlp.down',
+  'moe.router',
+  'moe.expert.up',
+  'moe.expert.down',
+] as const;
+
+/** Every site role: the linear inputs and the MLP activation. */
+export const SITE_ROLES = [...LINEAR_ROLES, 'mlp.act'] as const;
+
+export type SiteRole = (typeof SITE_ROLES)[number];
+
+/** The inputs of a dense transformer's linear layers: attention q/k/v (or fused qkv) and out, MLP up/gate/down. */
+export const DENSE_LINEAR_ROLES: readonly SiteRole[] = ['attn.qkv', 'attn.q', 'attn.k', 'attn.v', 'attn.out', 'mlp.up', 'mlp.gate', 'mlp.down'];
+
+/** A `roles` config field: the site roles a method acts on (at least one, no unknown role). */
+export function rolesField(defaults: readonly SiteRole[]) {
+  return z
+    .array(z.enum(SITE_ROLES))
+    .min(1, 'roles needs at least one site role')
+    .default(() => [...defaults]);
+}
+
+/** A sparsity fraction in [0, 1). */
+export function sparsityField(what: string) {
+  return z.number().min(0, `${what} must be in [0, 1)`).lt(1, `${what} must be in [0, 1) (1 would drop everything)`);
+}
+
+/** Whether a config's `roles` list takes `site`. */
+export function actsOnRole(roles: readonly string[], site: Site): boolean {
+  return roles.includes(site.role);
+}
+
+/** Kept features of `features` at a sparsity fraction: round((1 - sparsity) * features). */
+export function keepOf(features: number, sparsity: number): number {
+  return Math.min(features, Math.max(0, Math.round((1 - sparsity) * features)));
+}
+
+/**
+ * ⌊q·n⌋ clamped to [0, n - 1]: the 0-based rank of the q-quantile order statistic of n values. A q·n within
+ * 1e-9 of an integer counts as that integer (so 0.29 of 100 is 29, not the 28.999... of floating point).
+ */
+export function quantileRank(n: number, q: number): number {
+  const t = q * n;
+  const r = Math.round(t);
+  const k = Math.abs(t - r) <= 1e-9 * Math.max(1, n) ? r : Math.floor(t);
+  return Math.min(n - 1, Math.max(0, k));
+}
+
+/** Checks a calibration sample's shapes (and its weight when `needsWeight`); names the method and site. */
+export function checkSample(method: string, sample: SiteSample, needsWeight: boolean): void {
+  const { site, x, tokens } = sample;
+  if (!Number.isSafeInteger(tokens) || tokens < 0) throw new ArgumentError(`${method} at ${site.name}: tokens must be a non-negative integer, got ${String(tokens)}`);
+  if (!Number.isSafeInteger(site.features) || site.features < 1) throw new ArgumentError(`${method} at ${site.name}: features must be a positive integer, got ${String(site.features)}`);
+  if (!(x instanceof Float32Array)) throw new ArgumentError(`${method} at ${site.name}: x must be a Float32Array`);
+  if (x.length !== tokens * site.features) {
+    throw new ShapeError(`${method} at ${site.name}: x has ${x.length} values, expected tokens * features = ${tokens} * ${site.features}`);
+  }
+  for (let i = 0; i < x.length; i++) {
+    if (Number.isNaN(x[i]!)) throw new ArgumentError(`${method} at ${site.name}: x[${Math.floor(i / site.features)}, ${i % site.features}] is NaN`);
+  }
+  if (needsWeight) checkWeight(method, site, sample.weight);
+}
+
+/** Checks the weight consuming a linear-input site: [out, in] with in = site.features (and out = site.out when given). */
+export function checkWeight(method: string, site: Site, weight: SiteWeight | undefined): asserts weight is SiteWeight {
+  if (weight === undefined) throw new ArgumentError(`${method} at ${site.name}: needs the consuming weight (sample.weight)`);
+  if (weight.in !== site.features) throw new ShapeError(`${method} at ${site.name}: weight has in = ${weight.in}, the site has ${site.features} features`);
+  if (site.out !== undefined && weight.out !== site.out) throw new ShapeError(`${method} at ${site.name}: weight has out = ${weight.out}, the site has out = ${site.out}`);
+  if (weight.data.length !== weight.out * weight.in) {
+    throw new ShapeError(`${method} at ${site.name}: weight has ${weight.data.length} values, expected out * in = ${weight.out} * ${weight.in}`);
+  }
+}
+
+/** Reads a restored state object; a wrong shape is an ArgumentError naming the method and site. */
+export function readState(method: string, site: Site, state: unknown, fields: readonly string[]): Record<string, number> {
+  if (typeof state !== 'object' || state === null) throw new ArgumentError(`${method} at ${site.name}: state must be an object, got ${String(state)}`);
+  const s = state as Record<string, unknown>;
+  const out: Record<string, number> = {};
+  for (const f of fields) {
+    const v = s[f];
+    if (typeof v !== 'number' || Number.isNaN(v)) throw new ArgumentError(`${method} at ${site.name}: state.${f} must be a number, got ${JSON.stringify(v)}`);
+    out[f] = v;
+  }
+  return out;
+}
+
+/** The value at 0-based position `rank` of a[0..n) sorted ascending. Reorders a[0..n). */
+function nthAscending(a: Float64Array, n: number, rank: number): number {
+  let lo = 0;
+  let hi = n - 1;
+  // Each round shrinks [lo, hi]; a bad run of pivots falls back to sorting what is left.
+  for (let round = 0; lo < hi; round++) {
+    if (round > 80) return a.subarray(lo, hi + 1).sort()[rank - lo]!;
+    const m = (lo + hi) >>> 1;
+    const p = Math.max(Math.min(a[lo]!, a[m]!), Math.min(Math.max(a[lo]!, a[m]!), a[hi]!));
+    // Partition into (< p) [lo, less), (== p) [less, i), (> p) (more, hi].
+    let less = lo;
+    let more = hi;
+    let i = lo;
+    while (i <= more) {
+      const v = a[i]!;
+      if (v < p) {
+        a[i++] = a[less]!;
+        a[less++] = v;
+      } else if (v > p) {
+        a[i] = a[more]!;
+        a[more--] = v;
+      } else i++;
+    }
+    if (rank < less) hi = less - 1;
+    else if (rank > more) lo = more + 1;
+    else return p;
+  }
+  return a[lo]!;
+}
+
+/**
+ * Marks (keep[off + j] = 1) the k of scores[off .. off + n) with the largest score; equal scores go to the
+ * lower index; a NaN score counts above every number. `scratch` holds at least n values.
+ */
+export function markTopK(scores: ArrayLike<number>, off: number, n: number, k: number, keep: Uint8Array, scratch: Float64Array): void {
+  if (k <= 0) return;
+  if (k >= n) {
+    keep.fill(1, off, off + n);
+    return;
+  }
+  for (let j = 0; j < n; j++) {
+    const v = scores[off + j]!;
+    scratch[j] = Number.isNaN(v) ? Infinity : v;
+  }
+  const kth = nthAscending(scratch, n, n - k);
+  let taken = 0;
+  for (let j = 0; j < n; j++) {
+    const v = scores[off + j]!;
+    if (v > kth || Number.isNaN(v)) {
+      keep[off + j] = 1;
+      taken++;
+    }
+  }
+  for (let j = 0; j < n && taken < k; j++) {
+    if (scores[off + j] === kth && keep[off + j] === 0) {
+      keep[off + j] = 1;
+      taken++;
+    }
+  }
+}
+
+/** Per token (row of x [tokens, features]), keeps the k entries of largest |x| * scale_j (scale absent: 1). */
+export function topKPerToken(x: Float32Array, tokens: number, features: number, k: number, scale?: Float64Array): Uint8Array {
+  const keep = new Uint8Array(tokens * features);
+  const row = new Float64Array(features);
+  const scratch = new Float64Array(features);
+  for (let t = 0; t < tokens; t++) {
+    const off = t * features;
+    for (let j = 0; j < features; j++) row[j] = Math.abs(x[off + j]!) * (scale === undefined ? 1 : scale[j]!);
+    const marks = keep.subarray(off, off + features);
+    markTopK(row, 0, features, k, marks, scratch);
+  }
+  return keep;
+}
+
+/** Keeps the entries with |x| >= threshold (a NaN is kept, so it stays visible). */
+export function thresholdKeep(x: Float32Array, threshold: number): Uint8Array {
+  const keep = new Uint8Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    keep[i] = Math.abs(v) >= threshold || Number.isNaN(v) ? 1 : 0;
+  }
+  return keep;
+}
+
+export interface SparsifierParts {
+  /** Site name. */
+  site: string;
+  /** Features per token (x's row length). */
+  features: number;
+  /** Name used in errors. */
+  method: string;
+  keep(x: Float32Array, tokens: number): Uint8Array;
+  state(): unknown;
+  correction?(original: Float32Array, sparse: Float32Array, tokens: number): Float32Array;
+  correctionFactors?: CorrectionFactors;
+}
+
+/** A SiteSparsifier whose `apply` zeroes every entry `keep` drops. */
+export function makeSparsifier(parts: SparsifierParts): SiteSparsifier {
+  const check = (x: Float32Array, tokens: number, what: string): void => {
+    if (!Number.isSafeInteger(tokens) || tokens < 0) throw new ArgumentError(`${parts.method} at ${parts.site}: tokens must be a non-negative integer, got ${String(tokens)}`);
+    if (x.length !== tokens * parts.features) {
+      throw new ShapeError(`${parts.method} at ${parts.site}: ${what} has ${x.length} values, expected tokens * features = ${tokens} * ${parts.features}`);
+    }
+  };
+  const sp: SiteSparsifier = {
+    site: parts.site,
+    keep(x, tokens) {
+      check(x, tokens, 'x');
+      return parts.keep(x, tokens);
+    },
+    apply(x, tokens) {
+      check(x, tokens, 'x');
+      const keep = parts.keep(x, tokens);
+      let kept = 0;
+      for (let i = 0; i < x.length; i++) {
+        if (keep[i] === 1) kept++;
+        else x[i] = 0;
+      }
+      return kept;
+    },
+    state: parts.state,
+  };
+  if (parts.correction !== undefined) {
+    const correction = parts.correction;
+    return {
+      ...sp,
+      correction(original, sparse, tokens) {
+        check(original, tokens, 'original');
+        check(sparse, tokens, 'sparse');
+        return correction(original, sparse, tokens);
+      },
+      ...(parts.correctionFactors === undefined ? {} : { correctionFactors: parts.correctionFactors }),
+    };
+  }
+  return sp;
+}
