@@ -1,0 +1,806 @@
+// Incremental decoding with a KV cache, on plain Float32Arrays (no tfjs): a model runs one token (or
+// one chunk of a prompt) at a time, each block's keys and values of the past positions kept, so a
+// new token costs one pass over the weights instead of a full recompute. Every linear product goes
+// through the kernel registry's gemvSparseInput with the weight stored [in, out] (transposed once
+// here), which skips the weight rows of zero inputs: the activation-sparse fast path, and with the
+// native kernels of @sparse/kernels-cpu (when registered) the fast dense gemv too. The activation
+// hook is where @sparse/activation's sparsifiers plug in, at the same sites and in the same order
+// as the tfjs forward (ForwardHooks.activation, sites.ts).
+
+import type { Site } from '@sparse/activation';
+import { ArgumentError, getKernel, type GemvSparseInputArgs, type GemvSparseInputKernel } from '@sparse/tensor';
+import { checkValues } from './base.js';
+import type { GPTConfig } from './config.js';
+import { gptLinears, gptParamSpecs } from './gpt.js';
+import { resolveSpec } from './index.js';
+import type { MoEConfig } from './layers.js';
+import { llamaLinears, llamaParamSpecs, type LlamaConfig } from './llama.js';
+import { linearSite, mlpActSite } from './sites.js';
+import type { LanguageModel, LinearInfo, ModelSpec } from './types.js';
+
+/**
+ * Called at every activation site as the decoder reaches it. `x` [tokens, features] (row-major) is
+ * a scratch copy the hook may change in place (zero entries). At a linear layer's input it may
+ * return an array [tokens, out] that is added to the layer's product (R-Sparse's correction); at an
+ * MLP activation it must return undefined.
+ */
+export type DecoderActivationHook = (site: Site, x: Float32Array, tokens: number) => Float32Array | undefined;
+
+export interface DecoderOptions {
+  /** The activation-sparsity hook (see DecoderActivationHook). */
+  activation?: DecoderActivationHook;
+  /** Count the zero inputs of every linear layer (what `stats()` reports). Default false. */
+  stats?: boolean;
+  /** Most prompt tokens one prefill pass computes at once (longer prompts go in chunks). Default 64. */
+  prefillChunk?: number;
+  /** Use this kernel registry backend's gemvSparseInput (default: the highest-priority one, looked up at each call). */
+  backend?: string;
+  /**
+   * fromValues only: delete each linear weight from `values` once it is transposed, so the model is
+   * never held twice (the map is the caller's; it is left without those entries).
+   */
+  release?: boolean;
+}
+
+/** What the decoder measured at one linear layer's input since the last resetStats(). */
+export interface LinearInputStats {
+  /** The site (the linear layer's weight name). */
+  site: string;
+  role: string;
+  block: number;
+  /** Input entries multiplied (tokens x in) and how many of them were zero. */
+  entries: number;
+  zeros: number;
+  /** 1 - zeros / entries (1 when nothing was counted). */
+  density: number;
+}
+
+/** A step or prompt would go past the model's context; `limit` is spec.ctx. */
+export class ContextOverflowError extends ArgumentError {
+  readonly limit: number;
+  readonly position: number;
+  readonly tokens: number;
+  constructor(limit: number, position: number, tokens: number) {
+    super(`decoder: ${tokens} more token${tokens === 1 ? '' : 's'} at position ${position} would exceed the model context of ${limit} tokens (ctx ${limit}); reset() to start over`);
+    this.name = 'ContextOverflowError';
+    this.limit = limit;
+    this.position = position;
+    this.tokens = tokens;
+  }
+}
+
+interface Linear {
+  info: LinearInfo;
+  site: Site;
+  /** The weight, [in, out] row-major. */
+  w: Float32Array;
+  bias?: Float32Array;
+  in: number;
+  out: number;
+  zeros: number;
+  entries: number;
+}
+
+interface Mlp {
+  /** gpt: c_fc; llama: up_proj. */
+  up: Linear;
+  /** llama only. */
+  gate?: Linear;
+  down: Linear;
+  actSite: Site;
+}
+
+interface Block {
+  norm1: Float32Array;
+  norm1Bias?: Float32Array;
+  norm2: Float32Array;
+  norm2Bias?: Float32Array;
+  /** gpt: c_attn (q | k | v); llama: q, k, v. */
+  qkv?: Linear;
+  q?: Linear;
+  k?: Linear;
+  v?: Linear;
+  o: Linear;
+  mlp?: Mlp;
+  router?: Linear;
+  experts?: Mlp[];
+  /** [ctx, kvHeads * hd]: keys (rotated, for llama) and values of every past position. */
+  kCache: Float32Array;
+  vCache: Float32Array;
+}
+
+type Nonlinearity = 'gelu' | 'silu' | 'relu' | 'relu2';
+
+// GELU's tanh form as ops.ts writes it: x * sigmoid(x * (A + B x²))
+const GELU_A = 2 * Math.sqrt(2 / Math.PI);
+const GELU_B = GELU_A * 0.044715;
+
+function applyNonlinearity(kind: Nonlinearity, a: Float32Array, len: number): void {
+  switch (kind) {
+    case 'gelu':
+      for (let i = 0; i < len; i++) {
+        const x = a[i]!;
+        a[i] = x / (1 + Math.exp(-x * (GELU_A + GELU_B * x * x)));
+      }
+      return;
+    case 'silu':
+      for (let i = 0; i < len; i++) {
+        const x = a[i]!;
+        a[i] = x / (1 + Math.exp(-x));
+      }
+      return;
+    case 'relu':
+      for (let i = 0; i < len; i++) if (a[i]! < 0) a[i] = 0;
+      return;
+    case 'relu2':
+      for (let i = 0; i < len; i++) {
+        const x = a[i]!;
+        a[i] = x > 0 ? x * x : 0;
+      }
+      return;
+  }
+}
+
+/** [in, out] copy of a weight stored [out, in]. */
+function transposed(w: Float32Array, out: number, inp: number): Float32Array {
+  const t = new Float32Array(out * inp);
+  for (let o = 0; o < out; o++) {
+    const row = o * inp;
+    for (let i = 0; i < inp; i++) t[i * out + o] = w[row + i]!;
+  }
+  return t;
+}
+
+/**
+ * A model run token by token with a KV cache. Build it with Decoder.fromValues(spec, values) or
+ * Decoder.fromModel(model); `step(token)` and `prefill(tokens)` return next-token logits [vocab].
+ * The returned array is the decoder's own buffer, overwritten by the next call: copy it to keep it.
+ */
+export class Decoder {
+  readonly spec: Readonly<ModelSpec>;
+  readonly architecture: 'gpt' | 'llama';
+  /** The context (spec.ctx): the most positions the cache holds. */
+  readonly capacity: number;
+  readonly vocab: number;
+  /** Every site the hook can see, by name (precomputed; the hook receives these objects). */
+  readonly sites: ReadonlyMap<string, Site>;
+
+  #position = 0;
+  readonly #blocks: Block[];
+  readonly #d: number;
+  readonly #heads: number;
+  readonly #kvHeads: number;
+  readonly #hd: number;
+  readonly #act: Nonlinearity;
+  readonly #moe?: MoEConfig;
+  readonly #normEps: number;
+  /** gpt: wte; llama: embed_tokens ([vocab, d]). */
+  readonly #embed: Float32Array;
+  /** gpt: wpe [ctx, d]. */
+  readonly #pos?: Float32Array;
+  readonly #normF: Float32Array;
+  readonly #normFBias?: Float32Array;
+  /** The output layer: [vocab, d] (tied, transW false) or lm_head transposed to [d, vocab]. */
+  readonly #head: Float32Array;
+  readonly #headTransposed: boolean;
+  /** llama: theta^(-2i/hd), i < hd/2. */
+  readonly #invFreq?: Float64Array;
+  readonly #hook?: DecoderActivationHook;
+  readonly #collect: boolean;
+  readonly #backend?: string;
+  readonly #chunk: number;
+  readonly #linears: Linear[] = [];
+
+  // scratch, sized for #chunk tokens
+  readonly #x: Float32Array;
+  readonly #h: Float32Array;
+  readonly #proj: Float32Array;
+  readonly #qb: Float32Array;
+  readonly #kb: Float32Array;
+  readonly #vb: Float32Array;
+  readonly #att: Float32Array;
+  readonly #tmp: Float32Array;
+  readonly #ha: Float32Array;
+  readonly #hb: Float32Array;
+  readonly #xe: Float32Array;
+  readonly #ye: Float32Array;
+  readonly #routerLogits: Float32Array;
+  readonly #chosen: Int32Array;
+  readonly #gates: Float32Array;
+  readonly #used: Uint8Array;
+  readonly #rows: Int32Array;
+  readonly #rowGate: Float32Array;
+  readonly #hookBuf: Float32Array;
+  readonly #xT: Float32Array;
+  readonly #yT: Float32Array;
+  readonly #scores: Float32Array;
+  readonly #ropeCos: Float32Array;
+  readonly #ropeSin: Float32Array;
+  readonly #last: Float32Array;
+  readonly #logits: Float32Array;
+  /** Views of scratch buffers by length (what the hook sees). */
+  readonly #views = new Map<Float32Array, Map<number, Float32Array>>();
+  readonly #args: GemvSparseInputArgs;
+  #kernel: GemvSparseInputKernel | undefined;
+
+  private constructor(spec: ModelSpec, values: Map<string, Float32Array> | ReadonlyMap<string, Float32Array>, options: DecoderOptions, copy: boolean) {
+    const full = resolveSpec(spec);
+    this.spec = Object.freeze({ ...full });
+    this.architecture = full.architecture;
+    this.capacity = full.ctx;
+    this.vocab = full.vocab;
+    const { architecture: _arch, ...rest } = full;
+    const gpt = full.architecture === 'gpt' ? (rest as unknown as GPTConfig) : undefined;
+    const llama = full.architecture === 'llama' ? (rest as unknown as LlamaConfig) : undefined;
+    const specs = gpt ? gptParamSpecs(gpt) : llamaParamSpecs(llama!);
+    checkValues(`decoder (${full.architecture})`, specs, values);
+    const infos = gpt ? gptLinears(gpt) : llamaLinears(llama!);
+    const d = (rest as unknown as { d: number }).d;
+    const heads = (rest as unknown as { heads: number }).heads;
+    this.#d = d;
+    this.#heads = heads;
+    this.#kvHeads = llama ? llama.kvHeads : heads;
+    this.#hd = d / heads;
+    this.#act = gpt ? (gpt.activation ?? 'gelu') : (llama!.activation ?? 'silu');
+    const moe = (gpt ?? llama!).moe;
+    if (moe) this.#moe = { experts: moe.experts, topK: moe.topK };
+    this.#normEps = llama ? llama.normEps : 1e-5;
+    this.#hook = options.activation;
+    this.#collect = options.stats === true;
+    if (options.backend !== undefined) this.#backend = options.backend;
+    const chunk = options.prefillChunk ?? 64;
+    if (!Number.isInteger(chunk) || chunk < 1) throw new ArgumentError(`decoder: prefillChunk must be a positive integer, got ${JSON.stringify(options.prefillChunk)}`);
+    this.#chunk = Math.min(chunk, this.capacity);
+
+    const vec = (name: string): Float32Array => {
+      const v = values.get(name)!;
+      return copy ? Float32Array.from(v) : v;
+    };
+    const sites = new Map<string, Site>();
+    const byName = new Map(infos.map((l) => [l.name, l]));
+    const lin = (module: string): Linear => {
+      const info = byName.get(`${module}.weight`);
+      if (info === undefined) throw new ArgumentError(`decoder: ${module} is not a linear layer of this model`);
+      const w = transposed(values.get(info.name)!, info.out, info.in);
+      if (options.release && !copy) (values as Map<string, Float32Array>).delete(info.name);
+      const site = linearSite(info);
+      sites.set(site.name, site);
+      const l: Linear = { info, site, w, in: info.in, out: info.out, zeros: 0, entries: 0, ...(info.bias ? { bias: vec(info.bias) } : {}) };
+      this.#linears.push(l);
+      return l;
+    };
+    const mlp = (p: string, llamaStyle: boolean): Mlp => {
+      // creation order follows the forward's order of evaluation (sites' order)
+      if (llamaStyle) {
+        const gate = lin(`${p}gate_proj`);
+        const up = lin(`${p}up_proj`);
+        const actSite = mlpActSite(byName.get(`${p}down_proj.weight`)!);
+        sites.set(actSite.name, actSite);
+        return { gate, up, actSite, down: lin(`${p}down_proj`) };
+      }
+      const up = lin(`${p}c_fc`);
+      const actSite = mlpActSite(byName.get(`${p}c_proj.weight`)!);
+      sites.set(actSite.name, actSite);
+      return { up, actSite, down: lin(`${p}c_proj`) };
+    };
+    const kvw = this.#kvHeads * this.#hd;
+    const layers = (rest as unknown as { layers: number }).layers;
+    this.#blocks = [];
+    for (let i = 0; i < layers; i++) {
+      const kCache = new Float32Array(this.capacity * kvw);
+      const vCache = new Float32Array(this.capacity * kvw);
+      if (gpt) {
+        const p = `h.${i}.`;
+        const b: Block = {
+          norm1: vec(`${p}ln_1.weight`),
+          norm1Bias: vec(`${p}ln_1.bias`),
+          norm2: vec(`${p}ln_2.weight`),
+          norm2Bias: vec(`${p}ln_2.bias`),
+          qkv: lin(`${p}attn.c_attn`),
+          o: lin(`${p}attn.c_proj`),
+          kCache,
+          vCache,
+        };
+        if (gpt.moe) {
+          b.router = lin(`${p}mlp.router`);
+          b.experts = [];
+          for (let e = 0; e < gpt.moe.experts; e++) b.experts.push(mlp(`${p}mlp.experts.${e}.`, false));
+        } else b.mlp = mlp(`${p}mlp.`, false);
+        this.#blocks.push(b);
+      } else {
+        const p = `model.layers.${i}.`;
+        const b: Block = {
+          norm1: vec(`${p}input_layernorm.weight`),
+          norm2: vec(`${p}post_attention_layernorm.weight`),
+          q: lin(`${p}self_attn.q_proj`),
+          k: lin(`${p}self_attn.k_proj`),
+          v: lin(`${p}self_attn.v_proj`),
+          o: lin(`${p}self_attn.o_proj`),
+          kCache,
+          vCache,
+        };
+        if (llama!.moe) {
+          b.router = lin(`${p}mlp.router`);
+          b.experts = [];
+          for (let e = 0; e < llama!.moe.experts; e++) b.experts.push(mlp(`${p}mlp.experts.${e}.`, true));
+        } else b.mlp = mlp(`${p}mlp.`, true);
+        this.#blocks.push(b);
+      }
+    }
+    this.sites = sites;
+    if (gpt) {
+      this.#embed = vec('wte.weight');
+      this.#pos = vec('wpe.weight');
+      this.#normF = vec('ln_f.weight');
+      this.#normFBias = vec('ln_f.bias');
+      this.#head = this.#embed;
+      this.#headTransposed = false;
+    } else {
+      this.#embed = vec('model.embed_tokens.weight');
+      this.#normF = vec('model.norm.weight');
+      if (llama!.tiedEmbeddings) {
+        this.#head = this.#embed;
+        this.#headTransposed = false;
+      } else {
+        this.#head = transposed(values.get('lm_head.weight')!, this.vocab, d);
+        if (options.release && !copy) (values as Map<string, Float32Array>).delete('lm_head.weight');
+        this.#headTransposed = true;
+      }
+      const half = this.#hd / 2;
+      this.#invFreq = new Float64Array(half);
+      for (let j = 0; j < half; j++) this.#invFreq[j] = Math.pow(llama!.ropeTheta, -(2 * j) / this.#hd);
+    }
+
+    const c = this.#chunk;
+    let maxIn = d;
+    let maxOut = d;
+    for (const l of this.#linears) {
+      maxIn = Math.max(maxIn, l.in);
+      maxOut = Math.max(maxOut, l.out);
+    }
+    const hidden = this.#linears.reduce((m, l) => (l.info.role.endsWith('down') ? Math.max(m, l.in) : m), 0);
+    const experts = this.#moe?.experts ?? 0;
+    const topK = this.#moe?.topK ?? 0;
+    this.#x = new Float32Array(c * d);
+    this.#h = new Float32Array(c * d);
+    this.#proj = new Float32Array(gpt ? c * 3 * d : 0);
+    this.#qb = new Float32Array(c * d);
+    this.#kb = new Float32Array(c * kvw);
+    this.#vb = new Float32Array(c * kvw);
+    this.#att = new Float32Array(c * d);
+    this.#tmp = new Float32Array(c * d);
+    this.#ha = new Float32Array(c * hidden);
+    this.#hb = new Float32Array(llama ? c * hidden : 0);
+    this.#xe = new Float32Array(experts ? c * d : 0);
+    this.#ye = new Float32Array(experts ? c * d : 0);
+    this.#routerLogits = new Float32Array(c * experts);
+    this.#chosen = new Int32Array(c * topK);
+    this.#gates = new Float32Array(c * topK);
+    this.#used = new Uint8Array(experts);
+    this.#rows = new Int32Array(c);
+    this.#rowGate = new Float32Array(c);
+    this.#hookBuf = new Float32Array(this.#hook ? c * maxIn : 0);
+    this.#xT = new Float32Array(c > 1 ? c * maxIn : 0);
+    this.#yT = new Float32Array(c > 1 ? c * maxOut : 0);
+    this.#scores = new Float32Array(this.capacity);
+    this.#ropeCos = new Float32Array(llama ? (c * this.#hd) / 2 : 0);
+    this.#ropeSin = new Float32Array(llama ? (c * this.#hd) / 2 : 0);
+    this.#last = new Float32Array(d);
+    this.#logits = new Float32Array(this.vocab);
+    this.#args = { transW: true, rows: 0, cols: 0, n: 1, alpha: 1, w: this.#last, wOffset: 0, ldw: 1, x: this.#last, xOffset: 0, ldx: 1, beta: 0, y: this.#last, yOffset: 0, ldy: 1 };
+  }
+
+  /**
+   * A decoder of `spec` with parameter values by name (the tfjs models' names and [out, in] linear
+   * layouts). Linear weights are transposed into copies; the embeddings and the norm / bias vectors
+   * are kept by reference (do not change them while the decoder is in use).
+   */
+  static fromValues(spec: ModelSpec, values: ReadonlyMap<string, Float32Array>, options: DecoderOptions = {}): Decoder {
+    return new Decoder(spec, values, options, false);
+  }
+
+  /** A decoder of a model's current parameters (copied out; later changes to the model are not seen). */
+  static fromModel(model: LanguageModel, options: DecoderOptions = {}): Decoder {
+    const values = new Map<string, Float32Array>();
+    for (const [name, v] of Object.entries(model.params)) values.set(name, v.dataSync() as Float32Array);
+    const { release: _release, ...rest } = options;
+    return new Decoder(model.spec, values, rest, true);
+  }
+
+  /** Tokens in the cache: the position the next token takes. */
+  get position(): number {
+    return this.#position;
+  }
+
+  /** Empties the cache (the statistics stay; resetStats clears them). */
+  reset(): void {
+    this.#position = 0;
+  }
+
+  /** Next-token logits [vocab] after `token` (the decoder's buffer: valid until the next call). */
+  step(token: number): Float32Array {
+    if (this.#position + 1 > this.capacity) throw new ContextOverflowError(this.capacity, this.#position, 1);
+    this.#checkToken(token, 0);
+    this.#kernel = getKernel('gemvSparseInput', this.#backend);
+    this.#embed1(token, this.#position, 0);
+    return this.#run(1, true);
+  }
+
+  /** Runs a prompt (in chunks of prefillChunk tokens) and returns the last position's next-token logits. */
+  prefill(tokens: ArrayLike<number>): Float32Array {
+    const n = tokens.length;
+    if (n === 0) throw new ArgumentError('decoder: prefill needs at least one token');
+    if (this.#position + n > this.capacity) throw new ContextOverflowError(this.capacity, this.#position, n);
+    for (let i = 0; i < n; i++) this.#checkToken(tokens[i]!, i);
+    this.#kernel = getKernel('gemvSparseInput', this.#backend);
+    for (let start = 0; start < n; start += this.#chunk) {
+      const m = Math.min(this.#chunk, n - start);
+      for (let t = 0; t < m; t++) this.#embed1(tokens[start + t]!, this.#position + t, t);
+      this.#run(m, start + m === n);
+    }
+    return this.#logits;
+  }
+
+  /** Per linear layer, the zero inputs counted since the last resetStats (empty unless built with `stats: true`). */
+  stats(): LinearInputStats[] {
+    if (!this.#collect) return [];
+    return this.#linears.map((l) => ({
+      site: l.site.name,
+      role: l.info.role,
+      block: l.info.block,
+      entries: l.entries,
+      zeros: l.zeros,
+      density: l.entries === 0 ? 1 : 1 - l.zeros / l.entries,
+    }));
+  }
+
+  resetStats(): void {
+    for (const l of this.#linears) {
+      l.zeros = 0;
+      l.entries = 0;
+    }
+  }
+
+  #checkToken(token: number, at: number): void {
+    if (!Number.isInteger(token) || token < 0 || token >= this.vocab) throw new ArgumentError(`decoder: token ${token}${at ? ` (at ${at})` : ''} is outside 0..${this.vocab - 1}`);
+  }
+
+  /** Row `t` of #x: the embedding of `token` (plus the learned position `position` for gpt). */
+  #embed1(token: number, position: number, t: number): void {
+    const d = this.#d;
+    const row = this.#x;
+    const o = t * d;
+    const e = token * d;
+    if (this.#pos) {
+      const p = position * d;
+      for (let c = 0; c < d; c++) row[o + c] = this.#embed[e + c]! + this.#pos[p + c]!;
+    } else for (let c = 0; c < d; c++) row[o + c] = this.#embed[e + c]!;
+  }
+
+  /** The forward pass of the n tokens in #x at positions position.., then the position moves on; logits of the last when `head`. */
+  #run(n: number, head: boolean): Float32Array {
+    const d = this.#d;
+    const x = this.#x;
+    const h = this.#h;
+    const tmp = this.#tmp;
+    if (this.#invFreq) this.#fillRope(n);
+    for (const b of this.#blocks) {
+      this.#norm(x, h, n, b.norm1, b.norm1Bias);
+      this.#attention(b, n);
+      for (let i = 0; i < n * d; i++) x[i]! += tmp[i]!;
+      this.#norm(x, h, n, b.norm2, b.norm2Bias);
+      if (b.mlp) this.#mlp(b.mlp, h, n, tmp);
+      else this.#mixture(b, n);
+      for (let i = 0; i < n * d; i++) x[i]! += tmp[i]!;
+    }
+    this.#position += n;
+    if (!head) return this.#logits;
+    // the final norm and the output layer of the last position only
+    const last = this.#last;
+    for (let c = 0; c < d; c++) last[c] = x[(n - 1) * d + c]!;
+    this.#norm(last, last, 1, this.#normF, this.#normFBias);
+    const a = this.#args;
+    a.transW = this.#headTransposed;
+    a.rows = this.vocab;
+    a.cols = d;
+    a.n = 1;
+    a.w = this.#head;
+    a.ldw = this.#headTransposed ? this.vocab : d;
+    a.x = last;
+    a.ldx = 1;
+    a.y = this.#logits;
+    a.ldy = 1;
+    this.#kernel!(a);
+    return this.#logits;
+  }
+
+  /** Layer norm (gpt, with bias) or RMSNorm (llama) of n rows of src into dst (may be the same array). */
+  #norm(src: Float32Array, dst: Float32Array, n: number, gain: Float32Array, bias: Float32Array | undefined): void {
+    const d = this.#d;
+    for (let t = 0; t < n; t++) {
+      const o = t * d;
+      if (bias) {
+        let mean = 0;
+        for (let c = 0; c < d; c++) mean += src[o + c]!;
+        mean /= d;
+        let v = 0;
+        for (let c = 0; c < d; c++) {
+          const z = src[o + c]! - mean;
+          v += z * z;
+        }
+        const r = 1 / Math.sqrt(v / d + 1e-5);
+        for (let c = 0; c < d; c++) dst[o + c] = (src[o + c]! - mean) * r * gain[c]! + bias[c]!;
+      } else {
+        let ms = 0;
+        for (let c = 0; c < d; c++) ms += src[o + c]! * src[o + c]!;
+        const r = 1 / Math.sqrt(ms / d + this.#normEps);
+        for (let c = 0; c < d; c++) dst[o + c] = src[o + c]! * r * gain[c]!;
+      }
+    }
+  }
+
+  /** y [n, out] = x [n, in] Wᵀ (+ the hook's correction) + b, through gemvSparseInput on W [in, out]. */
+  #linear(l: Linear, x: Float32Array, n: number, y: Float32Array): void {
+    const { in: cols, out: rows } = l;
+    let input = x;
+    let add: Float32Array | undefined;
+    if (this.#hook) {
+      const len = n * cols;
+      input = this.#view(this.#hookBuf, len);
+      for (let i = 0; i < len; i++) input[i] = x[i]!;
+      add = this.#hook(l.site, input, n);
+      if (add !== undefined && (!(add instanceof Float32Array) || add.length !== n * rows)) {
+        throw new ArgumentError(`decoder: the activation hook's correction at ${l.site.name} must be a Float32Array of ${n * rows} values ([${n}, ${rows}]), got ${add instanceof Float32Array ? add.length : typeof add}`);
+      }
+    }
+    if (this.#collect) {
+      let z = 0;
+      const len = n * cols;
+      for (let i = 0; i < len; i++) if (input[i] === 0) z++;
+      l.zeros += z;
+      l.entries += len;
+    }
+    const a = this.#args;
+    a.transW = true;
+    a.rows = rows;
+    a.cols = cols;
+    a.n = n;
+    a.w = l.w;
+    a.ldw = rows;
+    if (n === 1) {
+      a.x = input;
+      a.ldx = 1;
+      a.y = y;
+      a.ldy = 1;
+      this.#kernel!(a);
+    } else {
+      // the kernel takes X [in, n] and writes Y [out, n]
+      const xT = this.#xT;
+      for (let t = 0; t < n; t++) for (let i = 0; i < cols; i++) xT[i * n + t] = input[t * cols + i]!;
+      a.x = xT;
+      a.ldx = n;
+      a.y = this.#yT;
+      a.ldy = n;
+      this.#kernel!(a);
+      const yT = this.#yT;
+      for (let t = 0; t < n; t++) for (let o = 0; o < rows; o++) y[t * rows + o] = yT[o * n + t]!;
+    }
+    if (add) for (let i = 0; i < n * rows; i++) y[i]! += add[i]!;
+    const b = l.bias;
+    if (b) for (let t = 0; t < n; t++) for (let o = 0; o < rows; o++) y[t * rows + o]! += b[o]!;
+  }
+
+  /** The first `len` values of a scratch buffer as an array of that length (views cached, so one-token passes allocate nothing). */
+  #view(buf: Float32Array, len: number): Float32Array {
+    if (buf.length === len) return buf;
+    let byLen = this.#views.get(buf);
+    if (byLen === undefined) {
+      byLen = new Map();
+      this.#views.set(buf, byLen);
+    }
+    let v = byLen.get(len);
+    if (v === undefined) {
+      v = buf.subarray(0, len);
+      byLen.set(len, v);
+    }
+    return v;
+  }
+
+  /** cos / sin [n, hd/2] of the positions position.. (as llama.ts's tables, in float32). */
+  #fillRope(n: number): void {
+    const half = this.#hd / 2;
+    const inv = this.#invFreq!;
+    for (let t = 0; t < n; t++) {
+      const pos = this.#position + t;
+      for (let j = 0; j < half; j++) {
+        const angle = pos * inv[j]!;
+        this.#ropeCos[t * half + j] = Math.cos(angle);
+        this.#ropeSin[t * half + j] = Math.sin(angle);
+      }
+    }
+  }
+
+  /** HF's half-split rotation of every head of n rows [n, heads*hd] in place. */
+  #rope(x: Float32Array, n: number, heads: number): void {
+    const hd = this.#hd;
+    const half = hd / 2;
+    const w = heads * hd;
+    for (let t = 0; t < n; t++) {
+      for (let h = 0; h < heads; h++) {
+        const o = t * w + h * hd;
+        for (let j = 0; j < half; j++) {
+          const c = this.#ropeCos[t * half + j]!;
+          const s = this.#ropeSin[t * half + j]!;
+          const x1 = x[o + j]!;
+          const x2 = x[o + j + half]!;
+          x[o + j] = x1 * c - x2 * s;
+          x[o + j + half] = x2 * c + x1 * s;
+        }
+      }
+    }
+  }
+
+  /** Causal self-attention of the n tokens in #h (their keys and values join the cache); output [n, d] in #tmp. */
+  #attention(b: Block, n: number): void {
+    const d = this.#d;
+    const hd = this.#hd;
+    const heads = this.#heads;
+    const kvHeads = this.#kvHeads;
+    const kvw = kvHeads * hd;
+    const pos0 = this.#position;
+    let q: Float32Array;
+    let qStride: number;
+    if (b.qkv) {
+      const proj = this.#proj;
+      this.#linear(b.qkv, this.#h, n, proj);
+      for (let t = 0; t < n; t++) {
+        const o = t * 3 * d;
+        const c = (pos0 + t) * kvw;
+        for (let i = 0; i < d; i++) {
+          b.kCache[c + i] = proj[o + d + i]!;
+          b.vCache[c + i] = proj[o + 2 * d + i]!;
+        }
+      }
+      q = proj;
+      qStride = 3 * d;
+    } else {
+      this.#linear(b.q!, this.#h, n, this.#qb);
+      this.#linear(b.k!, this.#h, n, this.#kb);
+      this.#linear(b.v!, this.#h, n, this.#vb);
+      this.#rope(this.#qb, n, heads);
+      this.#rope(this.#kb, n, kvHeads);
+      const c = pos0 * kvw;
+      for (let i = 0; i < n * kvw; i++) {
+        b.kCache[c + i] = this.#kb[i]!;
+        b.vCache[c + i] = this.#vb[i]!;
+      }
+      q = this.#qb;
+      qStride = d;
+    }
+    const g = heads / kvHeads;
+    const scale = 1 / Math.sqrt(hd);
+    const att = this.#att;
+    const scores = this.#scores;
+    const K = b.kCache;
+    const V = b.vCache;
+    for (let t = 0; t < n; t++) {
+      const last = pos0 + t;
+      for (let h = 0; h < heads; h++) {
+        const qo = t * qStride + h * hd;
+        const kvo = Math.floor(h / g) * hd;
+        let max = -Infinity;
+        for (let j = 0; j <= last; j++) {
+          const ko = j * kvw + kvo;
+          let s = 0;
+          for (let c = 0; c < hd; c++) s += q[qo + c]! * K[ko + c]!;
+          s *= scale;
+          scores[j] = s;
+          if (s > max) max = s;
+        }
+        let sum = 0;
+        for (let j = 0; j <= last; j++) {
+          const e = Math.exp(scores[j]! - max);
+          scores[j] = e;
+          sum += e;
+        }
+        const out = t * d + h * hd;
+        for (let c = 0; c < hd; c++) att[out + c] = 0;
+        const inv = 1 / sum;
+        for (let j = 0; j <= last; j++) {
+          const p = scores[j]! * inv;
+          const vo = j * kvw + kvo;
+          for (let c = 0; c < hd; c++) att[out + c]! += p * V[vo + c]!;
+        }
+      }
+    }
+    this.#linear(b.o, att, n, this.#tmp);
+  }
+
+  /** One MLP (plain or SwiGLU) of n rows of x [n, d] into out [n, d]. */
+  #mlp(m: Mlp, x: Float32Array, n: number, out: Float32Array): void {
+    const a = this.#ha;
+    const hidden = m.down.in;
+    const len = n * hidden;
+    if (m.gate) {
+      // llama's order: gate, its activation (the site), up, down of gate * up
+      this.#linear(m.gate, x, n, a);
+      applyNonlinearity(this.#act, a, len);
+      this.#activationSite(m.actSite, a, n, len);
+      const u = this.#hb;
+      this.#linear(m.up, x, n, u);
+      for (let i = 0; i < len; i++) a[i]! *= u[i]!;
+    } else {
+      this.#linear(m.up, x, n, a);
+      applyNonlinearity(this.#act, a, len);
+      this.#activationSite(m.actSite, a, n, len);
+    }
+    this.#linear(m.down, a, n, out);
+  }
+
+  /** The hook at an MLP activation: it may zero a [n, hidden] in place; a returned term is an error. */
+  #activationSite(site: Site, a: Float32Array, n: number, len: number): void {
+    if (!this.#hook) return;
+    const r = this.#hook(site, this.#view(a, len), n);
+    if (r !== undefined) throw new ArgumentError(`decoder: the activation hook returned a product term at ${site.name}, which is not a linear input`);
+  }
+
+  /** A mixture of experts on #h: top-k routing with softmax gates over the chosen logits; output in #tmp. */
+  #mixture(b: Block, n: number): void {
+    const { experts, topK } = this.#moe!;
+    const d = this.#d;
+    const logits = this.#routerLogits;
+    this.#linear(b.router!, this.#h, n, logits);
+    const chosen = this.#chosen;
+    const gates = this.#gates;
+    const used = this.#used;
+    for (let t = 0; t < n; t++) {
+      used.fill(0);
+      const row = t * experts;
+      // highest logit first, the lower index on ties (layers.ts topKRouting)
+      for (let k = 0; k < topK; k++) {
+        let best = -1;
+        for (let e = 0; e < experts; e++) {
+          if (used[e]) continue;
+          if (best < 0 || logits[row + e]! > logits[row + best]!) best = e;
+        }
+        used[best] = 1;
+        chosen[t * topK + k] = best;
+      }
+      const max = logits[row + chosen[t * topK]!]!;
+      let sum = 0;
+      for (let k = 0; k < topK; k++) {
+        const e = Math.exp(logits[row + chosen[t * topK + k]!]! - max);
+        gates[t * topK + k] = e;
+        sum += e;
+      }
+      for (let k = 0; k < topK; k++) gates[t * topK + k]! /= sum;
+    }
+    const out = this.#tmp;
+    out.fill(0, 0, n * d);
+    const rows = this.#rows;
+    const rowGate = this.#rowGate;
+    const xe = this.#xe;
+    const ye = this.#ye;
+    for (let e = 0; e < experts; e++) {
+      let m = 0;
+      for (let t = 0; t < n; t++) {
+        for (let k = 0; k < topK; k++) {
+          if (chosen[t * topK + k] === e) {
+            rows[m] = t;
+            rowGate[m] = gates[t * topK + k]!;
+            m++;
+            break;
+          }
+        }
+      }
+      if (m === 0) continue;
+      for (let i = 0; i < m; i++) for (let c = 0; c < d; c++) xe[i * d + c] = this.#h[rows[i]! * d + c]!;
+      this.#mlp(b.experts![e]!, xe, m, ye);
+      for (let i = 0; i < m; i++) {
+        const o = rows[i]! * d;
+        const gi = rowGate[i]!;
+        for (let c = 0; c < d; c++) out[o + c]! += gi * ye[i * d + c]!;
+      }
+    }
+  }
+}
