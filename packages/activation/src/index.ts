@@ -18,3 +18,27 @@ export { nmActivationConfigSchema, type NMActivationConfig, type NMActivationCon
 export { nmActivationMethod } from './methods/nm/nm.js';
 export { topKConfigSchema, type TopKConfig, type TopKConfigInput } from './methods/top-k/config.js';
 export { topKKeep, topKMethod } from './methods/top-k/top-k.js';
+export { tealConfigSchema, type TealConfig, type TealConfigInput } from './methods/teal/config.js';
+export { greedyLevels, layerOutputError, tealLevels, tealMethod, thresholdAtLevel, type AllocationSite } from './methods/teal/teal.js';
+export { winaConfigSchema, type WinaConfig, type WinaConfigInput } from './methods/wina/config.js';
+export { columnNorms, winaMethod } from './methods/wina/wina.js';
+export {
+  fitLinearProbe,
+  headNorms,
+  LayerLink,
+  lowRankFactors,
+  lowRankProduct,
+  estimateScores,
+  exactScores,
+  mlpChannelScores,
+  polarConfigSchema,
+  polarMethod,
+  probeOutputs,
+  recall,
+  selectionMask,
+  sparseLoraConfigSchema,
+  sparseLoraSvdMethod,
+  svdEstimator,
+  topRows,
+} from './predict/index.js';
+export type { LinearProbe, LowRankFactors, MlpActivationKind, PolarConfig, PolarConfigInput, PolarState, SparseLoraConfig, SparseLoraConfigInput, SparseLoraState, SVDEstimator, TopSet } from './predict/index.js';

@@ -5,13 +5,21 @@ import { ArgumentError, createRegistry, parseConfig, type Registry } from '@spar
 import type { z } from 'zod';
 import { catsMethod } from './methods/cats/cats.js';
 import { nmActivationMethod } from './methods/nm/nm.js';
+import { tealMethod } from './methods/teal/teal.js';
 import { topKMethod } from './methods/top-k/top-k.js';
+import { winaMethod } from './methods/wina/wina.js';
+import { polarMethod } from './predict/polar.js';
+import { sparseLoraSvdMethod } from './predict/sparselora.js';
 import type { ActivationMethod, SiteSample, SiteSparsifier } from './types.js';
 
 const BUILTINS: ActivationMethod[] = [
+  sparseLoraSvdMethod as unknown as ActivationMethod,
+  polarMethod as unknown as ActivationMethod,
   topKMethod as unknown as ActivationMethod,
   catsMethod as unknown as ActivationMethod,
   nmActivationMethod as unknown as ActivationMethod,
+  tealMethod as unknown as ActivationMethod,
+  winaMethod as unknown as ActivationMethod,
 ];
 
 /** Every registered activation method by name. */
