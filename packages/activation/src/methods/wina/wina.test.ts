@@ -1,0 +1,84 @@
+import { ConfigError, parseConfig, Random } from '@sparse/tensor';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { tealConfigSchema } from '../teal/config.js';
+import { tealMethod } from '../teal/teal.js';
+import { topKConfigSchema } from '../top-k/config.js';
+import { topKMethod } from '../top-k/top-k.js';
+import { denseProduct, linearSite, normalActs, relativeError, sampleOf, weightOf, zeroFraction } from '../testing.js';
+import { winaConfigSchema } from './config.js';
+import { winaMethod } from './wina.js';
+
+const parse = (c: unknown) => parseConfig(winaConfigSchema, c, 'wina');
+const site = (f: number, out: number) => linearSite('h.0.mlp.c_proj.weight', 'mlp.down', f, out);
+
+describe('wina', () => {
+  it('keeps per token the k largest |x_j| * ||W_:,j|| (sort-based brute force)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1e6 }), fc.integer({ min: 1, max: 16 }), fc.integer({ min: 1, max: 8 }), fc.double({ min: 0, max: 0.95, noNaN: true }), (seed, f, out, s) => {
+        const rng = new Random(seed);
+        const w = weightOf(rng, out, f, () => Math.exp(rng.normal()));
+        const x = normalActs(rng, 5, f);
+        const [sp] = winaMethod.calibrate(parse({ sparsity: s }), [sampleOf(site(f, out), x, w)]);
+        const norm = (j: number) => Math.hypot(...Array.from({ length: out }, (_, o) => w.data[o * f + j]!));
+        const k = Math.round((1 - s) * f);
+        const keep = sp!.keep!(x, 5);
+        for (let t = 0; t < 5; t++) {
+          const order = [...Array(f).keys()].sort((a, b) => Math.abs(x[t * f + b]!) * norm(b) - Math.abs(x[t * f + a]!) * norm(a) || a - b);
+          const kept = new Set(order.slice(0, k));
+          for (let j = 0; j < f; j++) expect(keep[t * f + j]).toBe(kept.has(j) ? 1 : 0);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('output error <= TEAL at equal sparsity on a weight with unequal column norms', () => {
+    const rng = new Random(21);
+    const f = 64;
+    const out = 32;
+    const w = weightOf(rng, out, f, () => Math.exp(1.5 * rng.normal()));
+    const x = normalActs(rng, 128, f, 0.3);
+    const s = sampleOf(site(f, out), x, w);
+    const y = denseProduct(x, 128, w);
+    for (const sparsity of [0.25, 0.5, 0.75]) {
+      const [wina] = winaMethod.calibrate(parse({ sparsity }), [s]);
+      const [teal] = tealMethod.calibrate(parseConfig(tealConfigSchema, { sparsity, uniform: true }, 'teal'), [s]);
+      const xw = x.slice();
+      const xt = x.slice();
+      wina!.apply(xw, 128);
+      teal!.apply(xt, 128);
+      expect(zeroFraction(xw)).toBe(sparsity);
+      expect(zeroFraction(xt)).toBe(sparsity);
+      expect(relativeError(y, denseProduct(xw, 128, w))).toBeLessThan(relativeError(y, denseProduct(xt, 128, w)));
+    }
+  });
+
+  it('equals magnitude top-k when every column has the same norm', () => {
+    const rng = new Random(4);
+    const base = weightOf(rng, 8, 16);
+    // Rescale every column to norm 2.
+    const norms = Array.from({ length: 16 }, (_, j) => Math.hypot(...Array.from({ length: 8 }, (_, o) => base.data[o * 16 + j]!)));
+    const w = { ...base, data: base.data.map((v, k) => (2 * v) / norms[k % 16]!) };
+    const x = normalActs(rng, 20, 16);
+    const [a] = winaMethod.calibrate(parse({ sparsity: 0.5 }), [sampleOf(site(16, 8), x, w)]);
+    const [b] = topKMethod.calibrate(parseConfig(topKConfigSchema, { sparsity: 0.5, roles: ['mlp.down'] }, 'top-k'), [sampleOf(site(16, 8), x)]);
+    expect(a!.keep!(x, 20)).toEqual(b!.keep!(x, 20));
+  });
+
+  it('restores from state and the weight to identical outputs; needs the weight', () => {
+    const rng = new Random(6);
+    const w = weightOf(rng, 8, 16, (j) => j + 1);
+    const config = parse({ sparsity: 0.6 });
+    const [sp] = winaMethod.calibrate(config, [sampleOf(site(16, 8), normalActs(rng, 4, 16), w)]);
+    const back = winaMethod.restore(config, site(16, 8), JSON.parse(JSON.stringify(sp!.state())), w);
+    const x = normalActs(rng, 9, 16);
+    const a = x.slice();
+    const b = x.slice();
+    expect(back.apply(b, 9)).toBe(sp!.apply(a, 9));
+    expect(b).toEqual(a);
+    expect(() => winaMethod.restore(config, site(16, 8), sp!.state())).toThrow(/needs the consuming weight/);
+    expect(() => winaMethod.calibrate(config, [sampleOf(site(16, 8), normalActs(rng, 4, 16))])).toThrow(/needs the consuming weight/);
+    expect(() => parse({ sparsity: -0.5 })).toThrow(ConfigError);
+  });
+});
