@@ -22,6 +22,8 @@ export { tealConfigSchema, type TealConfig, type TealConfigInput } from './metho
 export { greedyLevels, layerOutputError, tealLevels, tealMethod, thresholdAtLevel, type AllocationSite } from './methods/teal/teal.js';
 export { winaConfigSchema, type WinaConfig, type WinaConfigInput } from './methods/wina/config.js';
 export { columnNorms, winaMethod } from './methods/wina/wina.js';
+export { rSparseConfigSchema, type RSparseConfig, type RSparseConfigInput } from './methods/r-sparse/config.js';
+export { lowRankCorrection, lowRankFactors, rSparseMethod, rSparseRank } from './methods/r-sparse/r-sparse.js';
 export {
   fitLinearProbe,
   headNorms,

@@ -5,6 +5,7 @@ import { ArgumentError, createRegistry, parseConfig, type Registry } from '@spar
 import type { z } from 'zod';
 import { catsMethod } from './methods/cats/cats.js';
 import { nmActivationMethod } from './methods/nm/nm.js';
+import { rSparseMethod } from './methods/r-sparse/r-sparse.js';
 import { tealMethod } from './methods/teal/teal.js';
 import { topKMethod } from './methods/top-k/top-k.js';
 import { winaMethod } from './methods/wina/wina.js';
@@ -20,6 +21,7 @@ const BUILTINS: ActivationMethod[] = [
   nmActivationMethod as unknown as ActivationMethod,
   tealMethod as unknown as ActivationMethod,
   winaMethod as unknown as ActivationMethod,
+  rSparseMethod as unknown as ActivationMethod,
 ];
 
 /** Every registered activation method by name. */
