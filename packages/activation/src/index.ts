@@ -23,7 +23,7 @@ export { greedyLevels, layerOutputError, tealLevels, tealMethod, thresholdAtLeve
 export { winaConfigSchema, type WinaConfig, type WinaConfigInput } from './methods/wina/config.js';
 export { columnNorms, winaMethod } from './methods/wina/wina.js';
 export { rSparseConfigSchema, type RSparseConfig, type RSparseConfigInput } from './methods/r-sparse/config.js';
-export { lowRankCorrection, lowRankFactors, rSparseMethod, rSparseRank } from './methods/r-sparse/r-sparse.js';
+export { rSparseCorrection, rSparseFactors, rSparseMethod, rSparseRank } from './methods/r-sparse/r-sparse.js';
 export {
   fitLinearProbe,
   headNorms,

@@ -17,7 +17,7 @@ export function rSparseRank(config: RSparseConfig, w: { in: number; out: number 
 }
 
 /** a = V_r S_r [in, r] and b = U_rᵀ [r, out] of the rank-r truncated SVD of W [out, in]. */
-export function lowRankFactors(w: SiteWeight, rank: number): CorrectionFactors {
+export function rSparseFactors(w: SiteWeight, rank: number): CorrectionFactors {
   const a = new Float32Array(w.in * rank);
   const b = new Float32Array(rank * w.out);
   if (rank > 0) {
@@ -29,7 +29,7 @@ export function lowRankFactors(w: SiteWeight, rank: number): CorrectionFactors {
 }
 
 /** ((original - sparse) a) b: [tokens, out], touching only the dropped (non-zero difference) entries. */
-export function lowRankCorrection(f: CorrectionFactors, original: Float32Array, sparse: Float32Array, tokens: number): Float32Array {
+export function rSparseCorrection(f: CorrectionFactors, original: Float32Array, sparse: Float32Array, tokens: number): Float32Array {
   const { rank, out } = f;
   const y = new Float32Array(tokens * out);
   if (rank === 0) return y;
@@ -54,14 +54,14 @@ export function lowRankCorrection(f: CorrectionFactors, original: Float32Array, 
 
 /** A sparsifier keeping each token's `keep` largest |x|, with the rank-`rank` correction of the weight. */
 export function rSparseSparsifier(site: Site, keep: number, rank: number, weight: SiteWeight): SiteSparsifier {
-  const factors = lowRankFactors(weight, rank);
+  const factors = rSparseFactors(weight, rank);
   return makeSparsifier({
     site: site.name,
     features: site.features,
     method: 'r-sparse',
     keep: (x, tokens) => topKPerToken(x, tokens, site.features, keep),
     state: () => ({ keep, rank }),
-    correction: (original, sparse, tokens) => lowRankCorrection(factors, original, sparse, tokens),
+    correction: (original, sparse, tokens) => rSparseCorrection(factors, original, sparse, tokens),
     correctionFactors: factors,
   });
 }
