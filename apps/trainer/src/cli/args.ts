@@ -15,11 +15,11 @@ export class FlagError extends ArgumentError {
   }
 }
 
-export const COMMANDS = ['run', 'resume', 'methods', 'recipe'] as const;
+export const COMMANDS = ['run', 'resume', 'methods', 'recipe', 'generate'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface CLIOptions {
-  /** run (default): run a recipe; resume <dir>; methods [kind]; recipe <file> (--explain). */
+  /** run (default): run a recipe; resume <dir>; methods [kind]; recipe <file> (--explain); generate <run-folder or checkpoint>. */
   command: Command;
   /** Arguments after the command (a run folder, a stage kind, a recipe file). */
   args: string[];
@@ -49,6 +49,11 @@ export interface CLIOptions {
   debug: boolean;
   /** With 'resume': continue although recipe.json was edited since the run started. */
   allowRecipeChange: boolean;
+  /** With 'generate': the prompt, tokens to generate (default 64), temperature (default 0: greedy), top-k. */
+  prompt?: string;
+  tokens?: number;
+  temperature?: number;
+  topK?: number;
 }
 
 export const DEFAULT_OPTIONS: Readonly<CLIOptions> = {
@@ -63,9 +68,9 @@ export const DEFAULT_OPTIONS: Readonly<CLIOptions> = {
   allowRecipeChange: false,
 };
 
-type ValueKind = 'int' | 'posint' | 'float' | 'path';
-type NumericKey = 'steps' | 'seed' | 'batch' | 'ctx' | 'layers' | 'd' | 'heads' | 'lr' | 'evalWindows';
-type PathKey = 'data' | 'recipe' | 'out';
+type ValueKind = 'int' | 'posint' | 'float' | 'nonneg' | 'path' | 'text';
+type NumericKey = 'steps' | 'seed' | 'batch' | 'ctx' | 'layers' | 'd' | 'heads' | 'lr' | 'evalWindows' | 'tokens' | 'temperature' | 'topK';
+type PathKey = 'data' | 'recipe' | 'out' | 'prompt';
 
 interface ValueFlag {
   key: NumericKey | PathKey;
@@ -83,7 +88,7 @@ const VALUE_FLAGS: Record<string, ValueFlag> = {
   '--out': { key: 'out', kind: 'path', meta: '<dir>', help: 'run folder (default runs/<recipe>-<date>)' },
   '--data': { key: 'data', kind: 'path', meta: '<file.txt>', help: "train on a plain-text file (byte-level tokens) instead of the embedded corpus; '-' reads standard input" },
   '--steps': { key: 'steps', kind: 'int', meta: 'N', help: 'pretraining steps (0: no pretraining)' },
-  '--seed': { key: 'seed', kind: 'int', meta: 'N', help: 'seed of the initialization and batch sampling' },
+  '--seed': { key: 'seed', kind: 'int', meta: 'N', help: "seed of the initialization and batch sampling ('generate': of the token sampling)" },
   '--batch': { key: 'batch', kind: 'posint', meta: 'N', help: 'sequences per pretraining step' },
   '--ctx': { key: 'ctx', kind: 'posint', meta: 'N', help: 'context length in tokens' },
   '--layers': { key: 'layers', kind: 'posint', meta: 'N', help: 'transformer blocks' },
@@ -91,7 +96,13 @@ const VALUE_FLAGS: Record<string, ValueFlag> = {
   '--heads': { key: 'heads', kind: 'posint', meta: 'N', help: 'attention heads' },
   '--lr': { key: 'lr', kind: 'float', meta: 'X', help: 'peak pretraining learning rate (Adam; warmup, then cosine decay)' },
   '--eval-windows': { key: 'evalWindows', kind: 'int', meta: 'N', help: 'held-out windows for perplexity (0: all)' },
+  '--prompt': { key: 'prompt', kind: 'text', meta: '<text>', help: "with 'generate': the text to continue" },
+  '--tokens': { key: 'tokens', kind: 'posint', meta: 'N', help: "with 'generate': tokens to generate (default 64)" },
+  '--temperature': { key: 'temperature', kind: 'nonneg', meta: 'T', help: "with 'generate': sampling temperature (default 0: greedy)" },
+  '--top-k': { key: 'topK', kind: 'posint', meta: 'K', help: "with 'generate': sample among the K most likely tokens only" },
 };
+/** Flags that only 'generate' takes. */
+const GENERATE_FLAGS = ['--prompt', '--tokens', '--temperature', '--top-k'];
 const SWITCHES: Record<string, SwitchFlag> = {
   '--explain': { key: 'explain', help: "with 'recipe <file>': print the resolved recipe, every default filled in" },
   '--quiet': { key: 'quiet', help: 'no progress bar or header; print only the result' },
@@ -118,7 +129,13 @@ function parseValue(flag: string, spec: ValueFlag, raw: string): number | string
     if (raw === '') throw new FlagError(flag, `${flag} needs a file path`);
     return raw;
   }
+  if (spec.kind === 'text') return raw;
   const trimmed = raw.trim();
+  if (spec.kind === 'nonneg') {
+    const x = Number(trimmed);
+    if (trimmed === '' || !Number.isFinite(x) || x < 0) throw new FlagError(flag, `${flag} must be a number >= 0, got '${raw}'`);
+    return x;
+  }
   if (spec.kind === 'float') {
     const x = Number(trimmed);
     if (trimmed === '' || !Number.isFinite(x) || x <= 0) throw new FlagError(flag, `${flag} must be a positive number, got '${raw}'`);
@@ -171,7 +188,7 @@ export function parseArgs(argv: readonly string[]): CLIOptions {
       i++;
     }
     const value = parseValue(name, vf, raw);
-    if (vf.key === 'data' || vf.key === 'recipe' || vf.key === 'out') out[vf.key] = value as string;
+    if (vf.key === 'data' || vf.key === 'recipe' || vf.key === 'out' || vf.key === 'prompt') out[vf.key] = value as string;
     else out[vf.key] = value as number;
   }
   if (out.d !== undefined && out.heads !== undefined && out.d % out.heads !== 0) {
@@ -182,6 +199,7 @@ export function parseArgs(argv: readonly string[]): CLIOptions {
     resume: [1, 1, 'resume <run-folder>'],
     methods: [0, 1, 'methods [stage-kind]'],
     recipe: [1, 1, 'recipe <file.yaml> --explain'],
+    generate: [1, 1, 'generate <run-folder or checkpoint> --prompt "<text>"'],
   };
   const [lo, hi, form] = want[out.command];
   if (out.args.length < lo || out.args.length > hi) {
@@ -189,6 +207,8 @@ export function parseArgs(argv: readonly string[]): CLIOptions {
   }
   if (out.explain && out.command !== 'recipe') throw new FlagError('--explain', "--explain goes with 'sparse-train recipe <file>'");
   if (out.allowRecipeChange && out.command !== 'resume') throw new FlagError('--allow-recipe-change', "--allow-recipe-change goes with 'sparse-train resume <run-folder>'");
+  for (const f of GENERATE_FLAGS) if (seen.has(f) && out.command !== 'generate') throw new FlagError(f, `${f} goes with 'sparse-train generate <run-folder or checkpoint>'`);
+  if (out.command === 'generate' && out.prompt === undefined) throw new FlagError('--prompt', 'generate needs --prompt "<text>"');
   return out;
 }
 
@@ -203,6 +223,8 @@ export function usage(): string {
     '       sparse-train resume <run-folder>              continue a killed or stopped run (Ctrl-C stops a run at a checkpoint)',
     '       sparse-train methods [stage-kind]             list every method, its config fields and defaults (export: the formats)',
     '       sparse-train recipe <file.yaml> --explain     validate a recipe and print it resolved',
+    '       sparse-train generate <run-folder or checkpoint> --prompt "<text>" [--tokens N --temperature T --top-k K --seed S]',
+    '                                                     continue a prompt with a trained model (KV-cache decoding), streamed to stdout',
     '',
     'With no arguments: pretrain a small GPT on the embedded corpus, prune it to 2:4 with SparseGPT,',
     'recover with SQFT (merged through the mask), evaluate, export and write an HTML report.',

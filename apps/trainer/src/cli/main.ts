@@ -20,6 +20,7 @@ import { resumeRun, startRun, type RunSummary } from '../run/runner.js';
 import type { OutputMode } from '../run/log.js';
 import { FlagError, parseArgs, usage, type CLIOptions } from './args.js';
 import { describeError, EXIT_FAILURE, EXIT_USAGE, formatFailure } from './errors.js';
+import { runGenerate } from './generate.js';
 import type { ProgressStream } from './progress.js';
 
 export interface CLIIO {
@@ -68,6 +69,8 @@ export async function main(argv: readonly string[], io: CLIIO = { stdout: proces
         stop = stopOnSignals(io, modeOf(opts));
         printSummary(await resumeRun(opts.args[0]!, { mode: modeOf(opts), io, signal: stop.signal, allowRecipeChange: opts.allowRecipeChange }), opts, io);
         return 0;
+      case 'generate':
+        return await runGenerate(opts, io);
       case 'run': {
         const recipe = buildRecipe(opts);
         const out = opts.out ?? defaultRunFolder(recipe.name);

@@ -1,0 +1,189 @@
+// `sparse-train generate`, in process (main with captured streams): from a run folder made here, its
+// export, and a Hugging Face Llama folder with a tokenizer.json; greedy output equal to argmax
+// decoding through the tfjs model; failures one line with the CLI's exit codes.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { Random } from '@sparse/tensor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HFTokenizer } from '../data/hf-tokenizer.js';
+import { tinyBpe } from '../data/__fixtures__/tiny-bpe.js';
+import { saveHFCheckpoint } from '../model/hf.js';
+import { createModel, paramShapes } from '../model/index.js';
+import type { LanguageModel, ModelSpec } from '../model/types.js';
+import { readCheckpoint } from '../run/checkpoint.js';
+import { resolveRecipe } from '../recipe/load.js';
+import { generateTokens, loadGenerateSource, buildDecoder, runTokenizer, sampleToken, speedLine } from './generate.js';
+import { main } from './main.js';
+
+let tmp: string;
+let runDir: string;
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
+  return { code, stdout, stderr };
+}
+
+/** Greedy continuation of `prompt` by full recompute through the tfjs model (no cache). */
+function tfGreedy(model: LanguageModel, prompt: number[], tokens: number): number[] {
+  const ids = [...prompt];
+  const out: number[] = [];
+  for (let i = 0; i < tokens; i++) {
+    const next = tf.tidy(() => {
+      const logits = model.logits2d(tf.tensor2d(ids, [1, ids.length], 'int32'));
+      const v = model.spec.vocab;
+      const last = (logits.dataSync() as Float32Array).subarray((ids.length - 1) * v, ids.length * v);
+      let best = 0;
+      for (let j = 1; j < v; j++) if (last[j]! > last[best]!) best = j;
+      return best;
+    });
+    out.push(next);
+    ids.push(next);
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'sparse-generate-'));
+  const recipe = join(tmp, 'tiny.yaml');
+  writeFileSync(
+    recipe,
+    ['name: tiny', 'model: { architecture: gpt, d: 16, layers: 1, heads: 2, ctx: 16 }', 'stages:', '  - { stage: pretrain, steps: 3, batch: 4 }', '  - { stage: export, formats: [dense] }', ''].join('\n'),
+  );
+  runDir = join(tmp, 'run');
+  const r = await cli(['--recipe', recipe, '--out', runDir, '--quiet']);
+  if (r.code !== 0) throw new Error(r.stderr);
+}, 180_000);
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('sparse-train generate', () => {
+  it('from a run folder: greedy text equal to argmax decoding through the tfjs model, the speed on stderr', async () => {
+    const r = await cli(['generate', runDir, '--prompt', 'the ', '--tokens', '12']);
+    expect(r.stderr).toMatch(/^12 tokens in [\d.]+ s: [\d.]+ tokens\/s \(prefill 4 tokens [\d.]+ ms\)\n$/);
+    expect(r.code).toBe(0);
+    const cp = await readCheckpoint(runDir);
+    const model = createModel(cp.spec, { values: new Map([...cp.params].map(([k, v]) => [k, v.data])) });
+    try {
+      const tok = runTokenizer(resolveRecipe(JSON.parse((await import('node:fs')).readFileSync(join(runDir, 'recipe.json'), 'utf8')) as unknown).data);
+      expect(tok.kind).toBe('char');
+      const want = tfGreedy(model, Array.from(tok.encode('the ')), 12);
+      expect(r.stdout).toBe(`${tok.decode(want)}\n`);
+    } finally {
+      model.dispose();
+    }
+    // deterministic
+    expect((await cli(['generate', runDir, '--prompt', 'the ', '--tokens', '12'])).stdout).toBe(r.stdout);
+  });
+
+  it('from the run\'s exported model.safetensors: the run\'s tokenizer, the same text', async () => {
+    const a = await cli(['generate', runDir, '--prompt', 'a', '--tokens', '8', '--quiet']);
+    const b = await cli(['generate', join(runDir, 'exports', 'model.safetensors'), '--prompt', 'a', '--tokens', '8', '--quiet']);
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    expect(a.stderr).toBe('');
+    expect(b.stdout).toBe(a.stdout);
+    expect(a.stdout.length).toBeGreaterThan(1);
+  });
+
+  it('samples with a temperature and top-k, reproducibly by seed; goes on past the context', async () => {
+    const args = ['generate', runDir, '--prompt', 'the ', '--tokens', '40', '--temperature', '1.5', '--top-k', '5'];
+    const a = await cli([...args, '--seed', '1']);
+    const b = await cli([...args, '--seed', '1']);
+    const c = await cli([...args, '--seed', '2']);
+    expect(a.code).toBe(0);
+    expect(b.stdout).toBe(a.stdout);
+    expect(c.stdout).not.toBe(a.stdout);
+    expect(a.stdout.length).toBe(41); // 40 characters and the newline
+    expect(a.stderr).toMatch(/^40 tokens in .*the context filled \d+ times? and was prefilled again/);
+  });
+
+  it('writes one JSON line with --json', async () => {
+    const r = await cli(['generate', runDir, '--prompt', 'the ', '--tokens', '5', '--json']);
+    expect(r.code).toBe(0);
+    const line = JSON.parse(r.stdout) as { event: string; tokens: number; ids: number[]; text: string };
+    expect(line).toMatchObject({ event: 'generate', tokens: 5 });
+    expect(line.ids).toHaveLength(5);
+    expect(line.text).toHaveLength(5);
+  });
+
+  it('from a Hugging Face Llama folder with tokenizer.json; without it, an error naming the missing file', async () => {
+    const tokJSON = tinyBpe();
+    const vocab = 262;
+    const spec: ModelSpec = { architecture: 'llama', vocab, ctx: 24, d: 16, layers: 2, heads: 4, kvHeads: 2, mlpHidden: 24, tiedEmbeddings: false, ropeTheta: 10000, normEps: 1e-5 };
+    const rng = new Random(5);
+    const values = new Map<string, Float32Array>();
+    for (const [name, shape] of paramShapes(spec)) values.set(name, rng.fillNormal(new Float32Array(shape.reduce((x, y) => x * y, 1)), name.includes('norm') ? 1 : 0, shape.length === 2 ? 0.5 : 0.1));
+    const dir = join(tmp, 'hf-llama');
+    mkdirSync(dir, { recursive: true });
+    await saveHFCheckpoint(dir, spec, values);
+    const missing = await cli(['generate', dir, '--prompt', 'the cat', '--tokens', '6']);
+    expect(missing.code).toBe(2);
+    expect(missing.stdout).toBe('');
+    expect(missing.stderr).toMatch(/^sparse-train: .*has no tokenizer: .*tokenizer\.json is missing; put the model's tokenizer\.json beside it.*\n$/);
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokJSON));
+    const r = await cli(['generate', dir, '--prompt', 'the cat', '--tokens', '6', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { ids: number[]; text: string };
+    const model = createModel(spec, { values });
+    try {
+      const tok = HFTokenizer.fromFile(join(dir, 'tokenizer.json'));
+      const prompt = Array.from(tok.encode('the cat'));
+      expect(out.ids).toEqual(tfGreedy(model, prompt, 6));
+      expect(out.text).toBe(tok.decode([...prompt, ...out.ids]).slice('the cat'.length));
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('a bad path, a missing prompt and a generate flag elsewhere are one line each, exit 2', async () => {
+    const bad = await cli(['generate', join(tmp, 'nope'), '--prompt', 'x']);
+    expect(bad.code).toBe(2);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toMatch(/^sparse-train: .*nope does not exist; give a run folder or a checkpoint[^\n]*\n$/);
+    const noPrompt = await cli(['generate', runDir]);
+    expect(noPrompt.code).toBe(2);
+    expect(noPrompt.stderr).toMatch(/^sparse-train: generate needs --prompt/);
+    const stray = await cli(['resume', runDir, '--tokens', '3']);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toMatch(/^sparse-train: --tokens goes with 'sparse-train generate/);
+    const temp = await cli(['generate', runDir, '--prompt', 'x', '--temperature', '-1']);
+    expect(temp.code).toBe(2);
+    expect(temp.stderr).toMatch(/--temperature must be a number >= 0/);
+    const long = await cli(['generate', runDir, '--prompt', 'the '.repeat(5)]);
+    expect(long.code).toBe(2);
+    expect(long.stderr).toMatch(/the prompt is 20 tokens; the model's context is 16/);
+    const help = await cli(['--help']);
+    expect(help.stdout).toMatch(/sparse-train generate <run-folder or checkpoint> --prompt/);
+    for (const f of ['--prompt', '--tokens', '--temperature', '--top-k']) expect(help.stdout).toContain(f);
+  });
+});
+
+describe('generate helpers', () => {
+  it('sampleToken: greedy is the argmax (lowest id on ties); top-k never leaves the k largest; the limit is respected', () => {
+    const rng = new Random(3);
+    const logits = Float32Array.from([0.5, 2, 2, -1, 1.9, 0]);
+    expect(sampleToken(logits, { temperature: 0 }, rng)).toBe(1);
+    const seen = new Set<number>();
+    for (let i = 0; i < 300; i++) seen.add(sampleToken(logits, { temperature: 5, topK: 3 }, rng));
+    expect([...seen].sort()).toEqual([1, 2, 4]);
+    for (let i = 0; i < 100; i++) expect(sampleToken(logits, { temperature: 1, limit: 2 }, rng)).toBeLessThan(2);
+    expect(sampleToken(logits, { temperature: 0, limit: 1 }, rng)).toBe(0);
+  });
+
+  it('buildDecoder and generateTokens: the stream pieces add up to the text; the speed line', async () => {
+    const source = await loadGenerateSource(runDir);
+    expect(source.description).toMatch(/^run folder .* \(checkpoint after stage 2\/2\)$/);
+    const decoder = buildDecoder(source);
+    // the linear weights moved into the decoder
+    expect([...source.values.keys()].some((k) => k.endsWith('c_fc.weight'))).toBe(false);
+    const pieces: string[] = [];
+    const r = generateTokens(decoder, source.tokenizer, source.tokenizer.encode('the '), { tokens: 10, temperature: 0, seed: 0, write: (s) => pieces.push(s) });
+    expect(pieces.join('')).toBe(r.text);
+    expect(r.ids).toHaveLength(10);
+    expect(speedLine(r)).toMatch(/^10 tokens in [\d.]+ s: [\d.]+ tokens\/s \(prefill 4 tokens [\d.]+ ms\)$/);
+  });
+});
