@@ -44,3 +44,5 @@ export {
   topRows,
 } from './predict/index.js';
 export type { LinearProbe, LowRankFactors, MlpActivationKind, PolarConfig, PolarConfigInput, PolarState, SparseLoraConfig, SparseLoraConfigInput, SparseLoraState, SVDEstimator, TopSet } from './predict/index.js';
+export { attentionReceived, blockChange, deviationFromMean, keptTokens, lemoConfigSchema, lemoMethod, lemoSelection, rowNorms, selectTokens } from './tokens/index.js';
+export type { LemoConfig, LemoConfigInput, LemoState, TokenSelectionOptions } from './tokens/index.js';

@@ -11,11 +11,13 @@ import { topKMethod } from './methods/top-k/top-k.js';
 import { winaMethod } from './methods/wina/wina.js';
 import { polarMethod } from './predict/polar.js';
 import { sparseLoraSvdMethod } from './predict/sparselora.js';
+import { lemoMethod } from './tokens/lemo.js';
 import type { ActivationMethod, SiteSample, SiteSparsifier } from './types.js';
 
 const BUILTINS: ActivationMethod[] = [
   sparseLoraSvdMethod as unknown as ActivationMethod,
   polarMethod as unknown as ActivationMethod,
+  lemoMethod as unknown as ActivationMethod,
   topKMethod as unknown as ActivationMethod,
   catsMethod as unknown as ActivationMethod,
   nmActivationMethod as unknown as ActivationMethod,

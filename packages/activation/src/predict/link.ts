@@ -40,16 +40,23 @@ export class LayerLink {
   }
 }
 
-/** Sparsifiers restored separately find their layer's link here: one map per parsed config object. */
-const restored = new WeakMap<object, Map<string, LayerLink>>();
+/** Sparsifiers restored separately find what they share here: one map per parsed config object. */
+const restored = new WeakMap<object, Map<string, unknown>>();
+
+/**
+ * The object named `key` shared by the sparsifiers restored with this (parsed) config object, made by `make`
+ * on first use. Restoring every site of a model with the same config object links the sites of each layer.
+ */
+export function restoredShared<T>(config: object, key: string, make: () => T): T {
+  let shared = restored.get(config);
+  if (shared === undefined) restored.set(config, (shared = new Map()));
+  if (!shared.has(key)) shared.set(key, make());
+  return shared.get(key) as T;
+}
 
 /** The link named `key` among the sparsifiers restored with this (parsed) config object. */
 export function restoredLink(config: object, key: string, label: string): LayerLink {
-  let links = restored.get(config);
-  if (links === undefined) restored.set(config, (links = new Map()));
-  let link = links.get(key);
-  if (link === undefined) links.set(key, (link = new LayerLink(label)));
-  return link;
+  return restoredShared(config, `link:${key}`, () => new LayerLink(label));
 }
 
 /** Zeroes the entries of x [tokens, width] whose mask entry is 0; returns how many stayed (nonzero or kept). */
