@@ -46,3 +46,5 @@ export {
 export type { LinearProbe, LowRankFactors, MlpActivationKind, PolarConfig, PolarConfigInput, PolarState, SparseLoraConfig, SparseLoraConfigInput, SparseLoraState, SVDEstimator, TopSet } from './predict/index.js';
 export { attentionReceived, blockChange, deviationFromMean, keptTokens, lemoConfigSchema, lemoMethod, lemoSelection, rowNorms, selectTokens } from './tokens/index.js';
 export type { LemoConfig, LemoConfigInput, LemoState, TokenSelectionOptions } from './tokens/index.js';
+export { densityLossConfigSchema, densityLossValue, exactDensity, layerDensitySurrogate } from './deft/density.js';
+export type { ActivationRows, DensityLossConfig, DensityLossConfigInput } from './deft/density.js';

@@ -82,3 +82,6 @@ export function sparsifySite(sp: SiteSparsifier, x: tf.Tensor2D): tf.Tensor2D | 
   const add = correctionTensor(sp, x, y);
   return add === undefined ? y : { x: y, add };
 }
+
+// DEFT's density loss, added to the task loss during fine-tuning.
+export { densityLoss } from './deft/tfjs.js';
