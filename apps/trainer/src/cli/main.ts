@@ -1,5 +1,5 @@
 // sparse-train's main program: parse the command line, then run a recipe (the embedded default or a
-// file), resume a run, list methods, or explain a recipe. Returns the process exit code; every error
+// file), resume a run, list methods, explain a recipe, or generate text (cli/generate.ts). Returns the process exit code; every error
 // becomes a message (cli/errors.ts), and Ctrl-C or SIGTERM stops a run at a checkpoint (130, 143).
 
 import { existsSync } from 'node:fs';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Site } from '@sparse/activation';
 import { registerCPUKernels } from '@sparse/kernels-cpu';
-import { gemvSparseInputReference, Random, registerKernel, type GemvSparseInputArgs } from '@sparse/tensor';
+import { gemvSparseInputReference, kernelBackend, Random, registerKernel, type GemvSparseInputArgs } from '@sparse/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../backend.js';
 import { ContextOverflowError, Decoder, type DecoderActivationHook } from './decode.js';
@@ -300,6 +300,7 @@ describe('Decoder', () => {
 
     it('are what the decoder uses by default when loaded', () => {
       if (!native.native) return;
+      expect(kernelBackend('gemvSparseInput')).toBe('sparse-cpu');
       const calls: string[] = [];
       const m = model('gpt');
       const want = tfLogits(m, [1, 2])[1]!;
