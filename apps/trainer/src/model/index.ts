@@ -4,10 +4,10 @@ import { Random } from '@sparse/tensor';
 import { BaseModel } from './base.js';
 import { DEFAULT_GPT_CONFIG, type GPTConfig } from './config.js';
 import { specFail } from './errors.js';
-import { GPT, gptParamSpecs } from './gpt.js';
+import { GPT, gptLinears, gptParamSpecs } from './gpt.js';
 import { checkMoE, initParamValues } from './layers.js';
-import { DEFAULT_LLAMA_CONFIG, Llama, llamaParamSpecs, validateLlamaConfig, type LlamaConfig, type LlamaSpec } from './llama.js';
-import type { Architecture, LanguageModel, ModelSpec } from './types.js';
+import { DEFAULT_LLAMA_CONFIG, Llama, llamaLinears, llamaParamSpecs, validateLlamaConfig, type LlamaConfig, type LlamaSpec } from './llama.js';
+import type { Architecture, LanguageModel, LinearInfo, ModelSpec } from './types.js';
 
 export { GPT, type GPTSpec } from './gpt.js';
 export { Llama, type LlamaConfig, type LlamaSpec } from './llama.js';
@@ -91,4 +91,21 @@ export function paramShapes(spec: ModelSpec): Map<string, number[]> {
   const { architecture, ...rest } = full;
   const specs = architecture === 'gpt' ? gptParamSpecs(rest as unknown as GPTConfig) : llamaParamSpecs(rest as unknown as LlamaConfig);
   return new Map(specs.map((s) => [s.name, s.shape]));
+}
+
+/** The linear layers a spec's model has (names, shapes, blocks, roles), without building it. */
+export function linearsOf(spec: ModelSpec): LinearInfo[] {
+  const full = resolveSpec(spec);
+  const { architecture, ...rest } = full;
+  return architecture === 'gpt' ? gptLinears(rest as unknown as GPTConfig) : llamaLinears(rest as unknown as LlamaConfig);
+}
+
+/** A spec's initial parameter values (the initializer createModel uses at `seed`), without building tfjs variables. */
+export function initialValues(spec: ModelSpec, seed = 0): Map<string, Float32Array> {
+  const full = resolveSpec(spec);
+  const { architecture, ...rest } = full;
+  const rng = new Random(seed);
+  return architecture === 'gpt'
+    ? initParamValues(gptParamSpecs(rest as unknown as GPTConfig), rng.fork('gpt-init'))
+    : initParamValues(llamaParamSpecs(rest as unknown as LlamaConfig), rng.fork('llama-init'));
 }

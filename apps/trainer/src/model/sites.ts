@@ -23,7 +23,7 @@ export function mlpActSite(down: LinearInfo): Site {
   return { name: mlpActSiteName(down), kind: 'mlp-activation', block: down.block, role: 'mlp.act', features: down.in };
 }
 
-/** Every site of a model with these linear layers, in evaluation order (an MLP's activation just before its down projection). */
+/** Every site of a model with these linear layers, layer by layer, each MLP activation just before its down projection (a gated MLP evaluates it between its gate and up projections). */
 export function modelSites(linears: readonly LinearInfo[]): Site[] {
   const out: Site[] = [];
   for (const l of linears) {

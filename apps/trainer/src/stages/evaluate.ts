@@ -81,10 +81,14 @@ export function measure(ctx: RunContext, which: 'heldout' | 'shifted', label: st
   const counts = act && !ensemble ? new Map<string, { kept: number; total: number }>() : undefined;
   ctx.activationCounts = counts;
   const opts = { maxWindows: ctx.recipe.eval.windows > 0 ? ctx.recipe.eval.windows : undefined, batch: ctx.recipe.eval.batch };
-  const r = ensemble
-    ? evaluateEnsemblePerplexity(ctx.model, tokens, { ...opts, samples: ensemble.samples, hooksFor: (n) => loraDropoutSampleHooks(ctx, ensemble.seed, n) })
-    : evaluatePerplexity(ctx.model, tokens, { ...opts, hooks: ctx.hooks() });
-  ctx.activationCounts = undefined;
+  let r: { perplexity: number; loss: number; tokens: number };
+  try {
+    r = ensemble
+      ? evaluateEnsemblePerplexity(ctx.model, tokens, { ...opts, samples: ensemble.samples, hooksFor: (n) => loraDropoutSampleHooks(ctx, ensemble.seed, n) })
+      : evaluatePerplexity(ctx.model, tokens, { ...opts, hooks: ctx.hooks() });
+  } finally {
+    ctx.activationCounts = undefined;
+  }
   const ms = performance.now() - t0;
   const shown = which === 'shifted' ? `${label} (shifted task)` : label;
   if (act && counts) recordDensity(ctx, shown, act.method, counts);

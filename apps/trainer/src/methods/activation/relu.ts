@@ -11,7 +11,8 @@ import type { ModelSpec } from '../../model/types.js';
 import type { StageOf } from '../../recipe/schema.js';
 import type { StageArgs, StageOutcome } from '../../stages/common.js';
 import type { TrainerMethod } from '../types.js';
-import { fineTuneWithActivation } from './sparsify.js';
+import { calibrationBatches } from '../../stages/calibration.js';
+import { exactDensity, fineTuneWithActivation } from './sparsify.js';
 
 export const reluConfigSchema = z.strictObject({
   /** relu: max(x, 0); relu2: max(x, 0)² (squared ReLU, sparser and smoother at 0). */
@@ -37,6 +38,10 @@ export const reluMethod: TrainerMethod<'activation'> = {
       ctx.log.event({ event: 'activation', stage: args.index, label, method: 'relu', from: was, to: kind });
     }
     const tuned = await fineTuneWithActivation(args);
-    return { summary: `MLP nonlinearity ${kind}${tuned}` };
+    // how sparse the MLP activations now are by themselves (exact zeros), on the calibration windows
+    const density = exactDensity(ctx, calibrationBatches(ctx, args.index, stage.calibrationData), (s) => s.kind === 'mlp-activation');
+    ctx.log.event({ event: 'activation-density', label, method: 'relu', overall: density, exact: true });
+    ctx.log.say(`${label}: the MLP activations are ${(100 * (1 - density)).toFixed(1)}% exact zeros on the calibration windows`);
+    return { summary: `MLP nonlinearity ${kind}${tuned}; ${(100 * (1 - density)).toFixed(1)}% of MLP activations are exact zeros` };
   },
 };

@@ -89,6 +89,27 @@ export function measureDensity(ctx: RunContext, batches: readonly { ids: Int32Ar
   return counts;
 }
 
+/** Fraction of nonzero activations at the sites `which` picks over `batches`, with the run's hooks (a sparsifier's zeros count). */
+export function exactDensity(ctx: RunContext, batches: readonly { ids: Int32Array; b: number; len: number }[], which: (site: Site) => boolean): number {
+  let nonzero = 0;
+  let total = 0;
+  const base = ctx.hooks();
+  const hooks = {
+    ...base,
+    activation: (site: Site, x: tf.Tensor2D) => {
+      const r = base.activation ? base.activation(site, x) : x;
+      if (which(site)) {
+        const v = (r instanceof tf.Tensor ? r : r.x).dataSync();
+        for (let i = 0; i < v.length; i++) if (v[i] !== 0) nonzero++;
+        total += v.length;
+      }
+      return r;
+    },
+  };
+  for (const { ids, b, len } of batches) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), hooks));
+  return total === 0 ? 1 : nonzero / total;
+}
+
 /** Overall density (entries kept / seen) of per-site counts. */
 export function overallDensity(counts: ReadonlyMap<string, { kept: number; total: number }>): number {
   let kept = 0;

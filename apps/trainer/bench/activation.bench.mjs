@@ -1,0 +1,167 @@
+// `pnpm bench activation`: activation sparsity turned into decode speed, and what it costs in quality.
+//
+// 1. Decode speed: a GPT of realistic width (d 1024, MLP 4096, 4 blocks, random weights; speed does not
+//    depend on training) decoded one token at a time through the trainer's Decoder, whose linear layers
+//    keep their weights [in, out] and run the activation-sparse matrix-vector kernel (gemvSparseInput:
+//    only the weight rows of nonzero inputs are read). Dense decode (no sparsifier) is measured in the
+//    same run, interleaved rep by rep with every sparsifier, at 0 / 25 / 40 / 50 / 65% sparsity for
+//    top-k, CATS, TEAL, WINA and R-Sparse, each calibrated on activations captured from a prompt of this
+//    model. Goal: at 50%, at least 1.6x dense decode tokens/s (the best method counts; each is listed).
+// 2. Prefill speed: the same configurations on a 128-token prompt (sparse-input gemm: a channel is
+//    skipped only when it is zero for every token of the chunk, so per-token sparsity saves little here).
+// 3. Quality: the trainer's pretrained default GPT (600 steps), then an activation stage for each method
+//    and level and a held-out evaluation with it active. top-k, TEAL and WINA act on the same sites (every
+//    linear layer's input) so their perplexities compare directly; the papers' claim is WINA <= TEAL <=
+//    top-k in error. CATS acts on the MLP activation (its definition) and R-Sparse on the linear inputs.
+//
+// Environment: SPARSE_BENCH_QUICK=1 shrinks everything (a smoke test; figures meaningless);
+// SPARSE_BENCH_ACTIVATION_PARTS=speed,quality picks parts.
+import { readFileSync } from 'node:fs';
+import { calibrateActivation, getActivationMethod } from '@sparse/activation';
+import { chooseBackend, cpuModel, Decoder, initialValues, linearsOf } from '@sparse/trainer';
+import { kernelBackend } from '@sparse/tensor';
+import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
+import { QUICK, log, ppl, pretrainOnce, round, runRecipe, scratch } from './common.mjs';
+
+const parts = new Set((process.env.SPARSE_BENCH_ACTIVATION_PARTS ?? 'speed,quality').split(','));
+const LEVELS = [0, 0.25, 0.4, 0.5, 0.65];
+const LINEAR_INPUTS = ['attn.qkv', 'attn.out', 'mlp.up', 'mlp.down'];
+/** Each method's config at a level: top-k, TEAL and WINA on the same sites. */
+const METHODS = [
+  { label: 'top-k', method: 'top-k', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS }) },
+  { label: 'CATS', method: 'cats', config: (s) => ({ sparsity: s }) },
+  { label: 'TEAL', method: 'teal', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS }) },
+  { label: 'WINA', method: 'wina', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS }) },
+  { label: 'R-Sparse', method: 'r-sparse', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS }) },
+];
+const GOAL = 1.6;
+const results = { cpu: cpuInfo(), notes: [] };
+
+function cpuInfo() {
+  let flags = '';
+  try {
+    flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
+  } catch {
+    // not Linux: the model name is all there is
+  }
+  return { model: cpuModel(), avx512f: /\bavx512f\b/.test(flags), avx2: /\bavx2\b/.test(flags) };
+}
+
+await chooseBackend();
+log(`CPU ${results.cpu.model} (avx512f ${results.cpu.avx512f}, avx2 ${results.cpu.avx2}); gemvSparseInput: ${kernelBackend('gemvSparseInput')}`);
+results.kernel = kernelBackend('gemvSparseInput');
+
+// ---------------------------------------------------------------- speed
+if (parts.has('speed')) {
+  const spec = QUICK
+    ? { architecture: 'gpt', vocab: 256, d: 128, layers: 2, heads: 4, ctx: 256, mlpRatio: 4 }
+    : { architecture: 'gpt', vocab: 512, d: 1024, layers: 4, heads: 16, ctx: 256, mlpRatio: 4 };
+  const PROMPT = QUICK ? 32 : 128;
+  const DECODE = QUICK ? 8 : 32;
+  // the trainer's initializer: random weights at realistic scales (speed does not depend on training)
+  const values = initialValues(spec, 7);
+  const linears = new Map(linearsOf(spec).map((l) => [l.name, l]));
+  const weightOf = (site) => (site.kind === 'linear-input' ? { data: values.get(site.name), out: linears.get(site.name).out, in: linears.get(site.name).in } : undefined);
+  let hook;
+  const decoder = Decoder.fromValues(spec, values, { activation: (site, x, n) => hook?.(site, x, n) });
+  const prompt = Array.from({ length: PROMPT }, (_, i) => (i * 37 + 11) % spec.vocab);
+  const cont = Array.from({ length: DECODE }, (_, i) => (i * 53 + 5) % spec.vocab);
+
+  // calibration activations of every site, from the prompt
+  const captured = new Map();
+  hook = (site, x, n) => {
+    captured.set(site.name, { site, x: Float32Array.from(x), tokens: n });
+    return undefined;
+  };
+  decoder.reset();
+  decoder.prefill(prompt);
+  hook = undefined;
+  const samples = [...captured.values()].map((s) => ({ ...s, ...(weightOf(s.site) ? { weight: weightOf(s.site) } : {}) }));
+  log(`model d ${spec.d}, MLP ${spec.d * spec.mlpRatio}, ${spec.layers} blocks; ${samples.length} sites calibrated on ${PROMPT} tokens`);
+
+  const hookFor = (sparsifiers) => {
+    const bySite = new Map(sparsifiers.map((s) => [s.site, s]));
+    return (site, x, n) => {
+      const sp = bySite.get(site.name);
+      if (!sp) return undefined;
+      if (!sp.correction) {
+        sp.apply(x, n);
+        return undefined;
+      }
+      const original = Float32Array.from(x);
+      sp.apply(x, n);
+      return sp.correction(original, x, n);
+    };
+  };
+  const configs = [{ key: 'dense', method: 'dense', level: 0, hook: undefined }];
+  for (const m of METHODS) {
+    for (const s of LEVELS) {
+      const def = getActivationMethod(m.method);
+      const sparsifiers = calibrateActivation(m.method, m.config(s), samples.filter((x) => def.acts(def.schema.parse(m.config(s)), x.site)));
+      configs.push({ key: `${m.label} ${Math.round(s * 100)}%`, method: m.label, level: s, hook: hookFor(sparsifiers) });
+    }
+  }
+  const decodeRun = (c) => () => {
+    hook = c.hook;
+    decoder.reset();
+    decoder.prefill(prompt.slice(0, 8));
+    for (const t of cont) decoder.step(t);
+  };
+  const prefillRun = (c) => () => {
+    hook = c.hook;
+    decoder.reset();
+    decoder.prefill(prompt);
+  };
+  const decodeTimes = await compare(Object.fromEntries(configs.map((c) => [c.key, decodeRun(c)])), { reps: QUICK ? 2 : 3, warmup: 1 });
+  const prefillTimes = await compare(Object.fromEntries(configs.map((c) => [c.key, prefillRun(c)])), { reps: QUICK ? 2 : 3, warmup: 1 });
+  hook = undefined;
+  // the 8-token prefill inside each decode timing is the same for all; tokens/s counts the decoded tokens over the whole time
+  const denseDecode = DECODE / decodeTimes.dense.median;
+  const densePrefill = PROMPT / prefillTimes.dense.median;
+  const rows = configs.map((c) => {
+    const dec = DECODE / decodeTimes[c.key].median;
+    const pre = PROMPT / prefillTimes[c.key].median;
+    return { config: c.key, 'decode tok/s': round(dec, 1), 'vs dense': round(dec / denseDecode, 2), 'prefill tok/s': round(pre, 1), 'prefill vs dense': round(pre / densePrefill, 2) };
+  });
+  printTable(rows);
+  const at50 = configs.filter((c) => c.level === 0.5).map((c) => ({ method: c.method, speedup: DECODE / decodeTimes[c.key].median / denseDecode }));
+  const best = at50.reduce((a, b) => (b.speedup > a.speedup ? b : a));
+  console.log(`goal decode speedup at 50% (best: ${best.method}): ${best.speedup.toFixed(2)}x / ${GOAL}x / ${best.speedup >= GOAL ? 'reached' : 'NOT reached'}`);
+  for (const r of at50) console.log(`  ${r.method}: ${r.speedup.toFixed(2)}x`);
+  results.speed = { spec, prompt: PROMPT, decoded: DECODE, rows, decodeTimes, prefillTimes, goal: { measured: best.speedup, method: best.method, goal: GOAL, reached: best.speedup >= GOAL, at50 } };
+}
+
+// ---------------------------------------------------------------- quality
+if (parts.has('quality')) {
+  const runs = scratch('activation');
+  const pre = await pretrainOnce(runs);
+  results.notes.push(...pre.notes);
+  const dense = ppl(pre.summary, 'dense');
+  log(`pretrained default GPT: held-out perplexity ${dense.toFixed(3)}`);
+  const rows = [];
+  const cells = [];
+  for (const m of METHODS) {
+    const row = { method: m.label };
+    for (const s of LEVELS.filter((x) => x > 0)) {
+      const r = await runRecipe(runs, `${m.method}-${s}`, { checkpoint: pre.checkpoint }, [
+        { stage: 'calibrate', windows: QUICK ? 8 : 64 },
+        { stage: 'activation', name: 'sparsify', method: m.method, config: m.config(s) },
+        { stage: 'evaluate', name: 'sparse' },
+      ]);
+      const value = ppl(r, 'sparse');
+      row[`${Math.round(s * 100)}%`] = round(value);
+      cells.push({ method: m.label, sparsity: s, perplexity: value });
+      log(`${m.label} ${Math.round(s * 100)}%: perplexity ${value.toFixed(3)} (dense ${dense.toFixed(3)})`);
+    }
+    rows.push(row);
+  }
+  printTable([{ method: 'dense', ...Object.fromEntries(LEVELS.filter((x) => x > 0).map((s) => [`${Math.round(s * 100)}%`, round(dense)])) }, ...rows]);
+  const order = LEVELS.filter((x) => x > 0).map((s) => {
+    const p = (label) => cells.find((c) => c.method === label && c.sparsity === s).perplexity;
+    return { sparsity: s, wina: p('WINA'), teal: p('TEAL'), topk: p('top-k'), holds: p('WINA') <= p('TEAL') && p('TEAL') <= p('top-k') };
+  });
+  for (const o of order) console.log(`ordering WINA <= TEAL <= top-k at ${Math.round(o.sparsity * 100)}%: ${o.wina.toFixed(3)} <= ${o.teal.toFixed(3)} <= ${o.topk.toFixed(3)}: ${o.holds ? 'holds' : 'does not hold'}`);
+  results.quality = { dense, rows, cells, order };
+}
+
+console.log(`results: ${writeResults('activation', results)}`);
