@@ -48,3 +48,18 @@ export { attentionReceived, blockChange, deviationFromMean, keptTokens, lemoConf
 export type { LemoConfig, LemoConfigInput, LemoState, TokenSelectionOptions } from './tokens/index.js';
 export { densityLossConfigSchema, densityLossValue, exactDensity, layerDensitySurrogate } from './deft/density.js';
 export type { ActivationRows, DensityLossConfig, DensityLossConfigInput } from './deft/density.js';
+export {
+  auxKLoss,
+  DeadLatentTracker,
+  decodeSAE,
+  denseLatents,
+  encodeSAE,
+  initSAE,
+  meanSquaredError,
+  normalizedMSE,
+  normalizeDecoderColumns,
+  saeConfigSchema,
+  saePreActivations,
+} from './sae/sae.js';
+export type { SAEConfig, SAEConfigInput, SparseCode, TopKSAE } from './sae/sae.js';
+export { saeFromJSON, saeFromRecord, saeToJSON, saeToRecord, type SAEHeader, type SAEJson } from './sae/io.js';

@@ -85,3 +85,7 @@ export function sparsifySite(sp: SiteSparsifier, x: tf.Tensor2D): tf.Tensor2D | 
 
 // DEFT's density loss, added to the task loss during fine-tuning.
 export { densityLoss } from './deft/tfjs.js';
+
+// Training TopK sparse autoencoders on activations.
+export { reconstructSAE, trainSAE, trainSAEConfigSchema } from './sae/tfjs.js';
+export type { SAEStepStats, TrainSAEConfig, TrainSAEConfigInput, TrainSAEResult } from './sae/tfjs.js';
