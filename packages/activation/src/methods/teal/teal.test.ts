@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { SiteSample } from '../../types.js';
 import { denseProduct, linearSite, normalActs, relativeError, sampleOf, weightOf } from '../testing.js';
 import { tealConfigSchema } from './config.js';
-import { greedyLevels, tealMethod } from './teal.js';
+import { sortedAbs } from '../../measure.js';
+import { greedyLevels, layerOutputError, tealErrorSite, tealMethod } from './teal.js';
 
 const parse = (c: unknown) => parseConfig(tealConfigSchema, c, 'teal');
 
@@ -89,6 +90,22 @@ describe('teal', () => {
     }
     expect(steps).toEqual(ref);
     expect(() => greedyLevels(sites, 0.97, 0.05)).toThrow(ArgumentError);
+  });
+
+  it('the incremental error of a site equals the dense output error at every level (and after a restart)', () => {
+    const rng = new Random(8);
+    const [s] = model(rng, 1, 20);
+    const site = tealErrorSite(s!, sortedAbs(s!.x), 0.1);
+    const sorted = Array.from(s!.x, Math.abs).sort((a, b) => a - b);
+    const dense = (k: number) => {
+      const t = sorted[Math.min(sorted.length - 1, Math.floor(k * 0.1 * sorted.length + 1e-9))]!;
+      return siteError(s!, (x) => x.forEach((v, i) => (x[i] = Math.abs(v) < t ? 0 : v)));
+    };
+    for (const k of [0, 1, 2, 3, 5, 6, 9, 2, 4]) {
+      expect(site.errorAt(k)).toBeCloseTo(dense(k), 6);
+      const t = sorted[Math.min(sorted.length - 1, Math.floor(k * 0.1 * sorted.length + 1e-9))]!;
+      expect(layerOutputError(s!.x, s!.tokens, s!.weight!, Uint8Array.from(s!.x, (v) => (Math.abs(v) < t ? 0 : 1)))).toBeCloseTo(dense(k), 6);
+    }
   });
 
   it('scope block meets the target in every block', () => {

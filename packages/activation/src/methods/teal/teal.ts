@@ -101,6 +101,63 @@ export function greedyLevels(sites: readonly AllocationSite[], target: number, s
   return steps;
 }
 
+/** How many values of an ascending array are below t. */
+function countBelow(sorted: Float32Array, t: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * One site of TEAL's greedy: its parameters and its output error at level k * step. The dropped entries
+ * grow with the level, so the error is updated incrementally: the product of the dropped part with Wᵀ
+ * ([tokens, out], kept in float64) gains only the entries newly below the threshold, and over all levels
+ * the site costs about one dense product. Levels are expected in increasing order (a lower one restarts).
+ */
+export function tealErrorSite(sample: SiteSample, sorted: Float32Array, step: number): AllocationSite {
+  const { x, tokens } = sample;
+  const w = sample.weight!;
+  const wt = transposed(w);
+  const den = outputEnergy(x, tokens, w, wt);
+  const params = w.in * w.out;
+  if (den === 0) return { params, errorAt: () => 0 };
+  // Entries by increasing |x|: those dropped at any threshold are a prefix.
+  const order = Uint32Array.from({ length: x.length }, (_, i) => i).sort((a, b) => Math.abs(x[a]!) - Math.abs(x[b]!) || a - b);
+  const residual = new Float64Array(tokens * w.out);
+  let prefix = 0;
+  let level = 0;
+  return {
+    params,
+    errorAt(k) {
+      if (k === 0) return 0;
+      if (k < level) {
+        residual.fill(0);
+        prefix = 0;
+      }
+      const end = countBelow(sorted, thresholdAtLevel(sorted, k * step));
+      for (let p = prefix; p < end; p++) {
+        const i = order[p]!;
+        const v = x[i]!;
+        if (v === 0) continue;
+        const t = Math.floor(i / w.in);
+        const row = t * w.out;
+        const col = (i - t * w.in) * w.out;
+        for (let o = 0; o < w.out; o++) residual[row + o]! += v * wt[col + o]!;
+      }
+      prefix = end;
+      level = k;
+      let e = 0;
+      for (let i = 0; i < residual.length; i++) e += residual[i]! * residual[i]!;
+      return e / den;
+    },
+  };
+}
+
 /** The level of every sample's site under `config` (uniform, or greedy over the model or per block). */
 export function tealLevels(config: TealConfig, samples: readonly SiteSample[], sorted: readonly Float32Array[]): number[] {
   if (config.uniform) return samples.map(() => config.sparsity);
@@ -111,20 +168,7 @@ export function tealLevels(config: TealConfig, samples: readonly SiteSample[], s
   });
   const levels = samples.map(() => 0);
   for (const members of groups.values()) {
-    const sites = members.map((i): AllocationSite => {
-      const s = samples[i]!;
-      const w = s.weight!;
-      const wt = transposed(w);
-      const den = outputEnergy(s.x, s.tokens, w, wt);
-      return {
-        params: w.in * w.out,
-        errorAt(k) {
-          if (den === 0 || k === 0) return 0;
-          const t = thresholdAtLevel(sorted[i]!, k * config.step);
-          return droppedEnergy(s.x, s.tokens, w, wt, (j) => Math.abs(s.x[j]!) < t) / den;
-        },
-      };
-    });
+    const sites = members.map((i) => tealErrorSite(samples[i]!, sorted[i]!, config.step));
     const steps = greedyLevels(sites, config.sparsity, config.step);
     members.forEach((i, k) => (levels[i] = steps[k]! * config.step));
   }
