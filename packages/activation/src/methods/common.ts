@@ -133,7 +133,7 @@ function nthAscending(a: Float64Array, n: number, rank: number): number {
 
 /**
  * Marks (keep[off + j] = 1) the k of scores[off .. off + n) with the largest score; equal scores go to the
- * lower index; a NaN score counts above every number. `scratch` holds at least n values.
+ * lower index; a NaN score counts as +Infinity. `scratch` holds at least n values.
  */
 export function markTopK(scores: ArrayLike<number>, off: number, n: number, k: number, keep: Uint8Array, scratch: Float64Array): void {
   if (k <= 0) return;
@@ -146,16 +146,16 @@ export function markTopK(scores: ArrayLike<number>, off: number, n: number, k: n
     scratch[j] = Number.isNaN(v) ? Infinity : v;
   }
   const kth = nthAscending(scratch, n, n - k);
+  const key = (v: number) => (Number.isNaN(v) ? Infinity : v);
   let taken = 0;
   for (let j = 0; j < n; j++) {
-    const v = scores[off + j]!;
-    if (v > kth || Number.isNaN(v)) {
+    if (key(scores[off + j]!) > kth) {
       keep[off + j] = 1;
       taken++;
     }
   }
   for (let j = 0; j < n && taken < k; j++) {
-    if (scores[off + j] === kth && keep[off + j] === 0) {
+    if (key(scores[off + j]!) === kth) {
       keep[off + j] = 1;
       taken++;
     }
