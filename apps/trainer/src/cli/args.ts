@@ -54,6 +54,10 @@ export interface CLIOptions {
   tokens?: number;
   temperature?: number;
   topK?: number;
+  /** With 'generate': an activation.json to decode with (default: the run's own sparsifier, if any). */
+  activation?: string;
+  /** With 'generate': decode dense, without the run's activation sparsifier. */
+  dense: boolean;
 }
 
 export const DEFAULT_OPTIONS: Readonly<CLIOptions> = {
@@ -66,11 +70,12 @@ export const DEFAULT_OPTIONS: Readonly<CLIOptions> = {
   version: false,
   debug: false,
   allowRecipeChange: false,
+  dense: false,
 };
 
 type ValueKind = 'int' | 'posint' | 'float' | 'nonneg' | 'path' | 'text';
 type NumericKey = 'steps' | 'seed' | 'batch' | 'ctx' | 'layers' | 'd' | 'heads' | 'lr' | 'evalWindows' | 'tokens' | 'temperature' | 'topK';
-type PathKey = 'data' | 'recipe' | 'out' | 'prompt';
+type PathKey = 'data' | 'recipe' | 'out' | 'prompt' | 'activation';
 
 interface ValueFlag {
   key: NumericKey | PathKey;
@@ -79,7 +84,7 @@ interface ValueFlag {
   help: string;
 }
 interface SwitchFlag {
-  key: 'quiet' | 'json' | 'help' | 'version' | 'explain' | 'debug' | 'allowRecipeChange';
+  key: 'quiet' | 'json' | 'help' | 'version' | 'explain' | 'debug' | 'allowRecipeChange' | 'dense';
   help: string;
 }
 
@@ -100,14 +105,16 @@ const VALUE_FLAGS: Record<string, ValueFlag> = {
   '--tokens': { key: 'tokens', kind: 'posint', meta: 'N', help: "with 'generate': tokens to generate (default 64)" },
   '--temperature': { key: 'temperature', kind: 'nonneg', meta: 'T', help: "with 'generate': sampling temperature (default 0: greedy)" },
   '--top-k': { key: 'topK', kind: 'posint', meta: 'K', help: "with 'generate': sample among the K most likely tokens only" },
+  '--activation': { key: 'activation', kind: 'path', meta: '<activation.json>', help: "with 'generate': decode with this activation sparsifier (an export's activation.json; default: the run's own)" },
 };
 /** Flags that only 'generate' takes. */
-const GENERATE_FLAGS = ['--prompt', '--tokens', '--temperature', '--top-k'];
+const GENERATE_FLAGS = ['--prompt', '--tokens', '--temperature', '--top-k', '--activation', '--dense'];
 const SWITCHES: Record<string, SwitchFlag> = {
   '--explain': { key: 'explain', help: "with 'recipe <file>': print the resolved recipe, every default filled in" },
   '--quiet': { key: 'quiet', help: 'no progress bar or header; print only the result' },
   '--json': { key: 'json', help: 'JSON lines on stdout (start, every step, evaluations, stage ends; an error is one line too)' },
   '--allow-recipe-change': { key: 'allowRecipeChange', help: "with 'resume': continue although the run folder's recipe.json was edited" },
+  '--dense': { key: 'dense', help: "with 'generate': decode dense, without the run's activation sparsifier" },
   '--debug': { key: 'debug', help: 'print the full stack trace of an error (also SPARSE_TRAIN_DEBUG=1)' },
   '--help': { key: 'help', help: 'show this help' },
   '--version': { key: 'version', help: 'print the version' },
@@ -188,7 +195,7 @@ export function parseArgs(argv: readonly string[]): CLIOptions {
       i++;
     }
     const value = parseValue(name, vf, raw);
-    if (vf.key === 'data' || vf.key === 'recipe' || vf.key === 'out' || vf.key === 'prompt') out[vf.key] = value as string;
+    if (vf.key === 'data' || vf.key === 'recipe' || vf.key === 'out' || vf.key === 'prompt' || vf.key === 'activation') out[vf.key] = value as string;
     else out[vf.key] = value as number;
   }
   if (out.d !== undefined && out.heads !== undefined && out.d % out.heads !== 0) {
@@ -209,6 +216,7 @@ export function parseArgs(argv: readonly string[]): CLIOptions {
   if (out.allowRecipeChange && out.command !== 'resume') throw new FlagError('--allow-recipe-change', "--allow-recipe-change goes with 'sparse-train resume <run-folder>'");
   for (const f of GENERATE_FLAGS) if (seen.has(f) && out.command !== 'generate') throw new FlagError(f, `${f} goes with 'sparse-train generate <run-folder or checkpoint>'`);
   if (out.command === 'generate' && out.prompt === undefined) throw new FlagError('--prompt', 'generate needs --prompt "<text>"');
+  if (out.activation !== undefined && out.dense) throw new FlagError('--dense', '--dense decodes without a sparsifier; it does not go with --activation');
   return out;
 }
 
@@ -223,7 +231,7 @@ export function usage(): string {
     '       sparse-train resume <run-folder>              continue a killed or stopped run (Ctrl-C stops a run at a checkpoint)',
     '       sparse-train methods [stage-kind]             list every method, its config fields and defaults (export: the formats)',
     '       sparse-train recipe <file.yaml> --explain     validate a recipe and print it resolved',
-    '       sparse-train generate <run-folder or checkpoint> --prompt "<text>" [--tokens N --temperature T --top-k K --seed S]',
+    '       sparse-train generate <run-folder or checkpoint> --prompt "<text>" [--tokens N --temperature T --top-k K --seed S --activation <file> | --dense]',
     '                                                     continue a prompt with a trained model (KV-cache decoding), streamed to stdout',
     '',
     'With no arguments: pretrain a small GPT on the embedded corpus, prune it to 2:4 with SparseGPT,',

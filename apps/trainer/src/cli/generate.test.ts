@@ -11,7 +11,9 @@ import { HFTokenizer } from '../data/hf-tokenizer.js';
 import { tinyBpe } from '../data/__fixtures__/tiny-bpe.js';
 import { saveHFCheckpoint } from '../model/hf.js';
 import { createModel, paramShapes } from '../model/index.js';
-import type { LanguageModel, ModelSpec } from '../model/types.js';
+import type { ForwardHooks, LanguageModel, ModelSpec } from '../model/types.js';
+import { restoreSparsifiers } from '../methods/activation/sparsify.js';
+import { sparsifyActivations } from '../train/activation-hook.js';
 import { readCheckpoint } from '../run/checkpoint.js';
 import { resolveRecipe } from '../recipe/load.js';
 import { generateTokens, loadGenerateSource, buildDecoder, runTokenizer, sampleToken, speedLine } from './generate.js';
@@ -28,12 +30,12 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 /** Greedy continuation of `prompt` by full recompute through the tfjs model (no cache). */
-function tfGreedy(model: LanguageModel, prompt: number[], tokens: number): number[] {
+function tfGreedy(model: LanguageModel, prompt: number[], tokens: number, hooks?: ForwardHooks): number[] {
   const ids = [...prompt];
   const out: number[] = [];
   for (let i = 0; i < tokens; i++) {
     const next = tf.tidy(() => {
-      const logits = model.logits2d(tf.tensor2d(ids, [1, ids.length], 'int32'));
+      const logits = model.logits2d(tf.tensor2d(ids, [1, ids.length], 'int32'), hooks);
       const v = model.spec.vocab;
       const last = (logits.dataSync() as Float32Array).subarray((ids.length - 1) * v, ids.length * v);
       let best = 0;
@@ -185,5 +187,76 @@ describe('generate helpers', () => {
     expect(pieces.join('')).toBe(r.text);
     expect(r.ids).toHaveLength(10);
     expect(speedLine(r)).toMatch(/^10 tokens in [\d.]+ s: [\d.]+ tokens\/s \(prefill 4 tokens [\d.]+ ms\)$/);
+  });
+
+  describe('with an activation sparsifier', () => {
+    let sparseRun: string;
+    beforeAll(async () => {
+      const recipe = join(tmp, 'sparse.yaml');
+      writeFileSync(
+        recipe,
+        [
+          'name: sparse',
+          'model: { architecture: gpt, d: 16, layers: 1, heads: 2, ctx: 16 }',
+          'stages:',
+          '  - { stage: pretrain, steps: 3, batch: 4 }',
+          '  - { stage: calibrate, windows: 8 }',
+          '  - { stage: activation, method: top-k, config: { sparsity: 0.5, roles: [attn.qkv, attn.out, mlp.up, mlp.down] } }',
+          '  - { stage: export, formats: [dense] }',
+          '',
+        ].join('\n'),
+      );
+      sparseRun = join(tmp, 'sparse-run');
+      const r = await cli(['--recipe', recipe, '--out', sparseRun, '--quiet']);
+      if (r.code !== 0) throw new Error(r.stderr);
+    }, 180_000);
+
+    it("decodes with the run's sparsifier: greedy text equal to the tfjs forward with it active; --dense without it", async () => {
+      const r = await cli(['generate', sparseRun, '--prompt', 'the ', '--tokens', '10']);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/activation sparsifier top-k on 4 sites/);
+      // half of every linear input is dropped per token (ties aside): the kernel skipped about half
+      const zeros = Number(/; ([\d.]+)% of linear-layer inputs were zero \(top-k\)/.exec(r.stderr)?.[1]);
+      expect(zeros).toBeGreaterThan(45);
+      expect(zeros).toBeLessThan(55);
+      const cp = await readCheckpoint(sparseRun);
+      const model = createModel(cp.spec, { values: new Map([...cp.params].map(([k, v]) => [k, v.data])) });
+      try {
+        const weights = (name: string) => ({ data: cp.params.get(name)!.data, out: cp.params.get(name)!.shape[0]!, in: cp.params.get(name)!.shape[1]! });
+        const sparsifiers = restoreSparsifiers(cp.activation!, model.linears(), (site) => weights(site.name), 'test');
+        const hooks: ForwardHooks = {
+          activation: (site, x) => {
+            const sp = sparsifiers.get(site.name);
+            return sp ? sparsifyActivations(sp, x).x : x;
+          },
+        };
+        const tok = runTokenizer(resolveRecipe(JSON.parse((await import('node:fs')).readFileSync(join(sparseRun, 'recipe.json'), 'utf8')) as unknown).data);
+        const prompt = Array.from(tok.encode('the '));
+        expect(r.stdout).toBe(`${tok.decode(tfGreedy(model, prompt, 10, hooks))}\n`);
+        const dense = await cli(['generate', sparseRun, '--prompt', 'the ', '--tokens', '10', '--dense']);
+        expect(dense.code).toBe(0);
+        expect(dense.stderr).not.toMatch(/sparsifier/);
+        expect(dense.stdout).toBe(`${tok.decode(tfGreedy(model, prompt, 10))}\n`);
+      } finally {
+        model.dispose();
+      }
+      // the export beside its activation.json decodes the same; --activation names the file explicitly
+      const exported = join(sparseRun, 'exports', 'model.safetensors');
+      expect((await cli(['generate', exported, '--prompt', 'the ', '--tokens', '10'])).stdout).toBe(r.stdout);
+      expect((await cli(['generate', runDir, '--prompt', 'the ', '--tokens', '10', '--activation', join(sparseRun, 'exports', 'activation.json')])).stderr).toMatch(/activation sparsifier top-k/);
+    });
+
+    it('a bad --activation file is one line with exit 2; --dense and --activation together are refused', async () => {
+      const bad = join(tmp, 'bad-activation.json');
+      writeFileSync(bad, '{"format": "something else"}');
+      const r = await cli(['generate', sparseRun, '--prompt', 'a', '--activation', bad]);
+      expect(r.code).toBe(2);
+      // the problem on one line (then the usage hint every flag error gets), no stack trace
+      expect(r.stderr.trim().split('\n')[0]).toMatch(/bad-activation\.json is not an activation sparsifier file/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      const both = await cli(['generate', sparseRun, '--prompt', 'a', '--activation', bad, '--dense']);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toMatch(/--dense/);
+    });
   });
 });

@@ -11,12 +11,15 @@ import { Random } from '@sparse/tensor';
 import { registerNativeKernels } from '../backend.js';
 import { HFTokenizer } from '../data/hf-tokenizer.js';
 import { ByteTokenizer, type Tokenizer } from '../data/tokenizer.js';
+import { decoderActivationHook, restoreSparsifiers } from '../methods/activation/sparsify.js';
 import { readCheckpoint as readModelCheckpoint } from '../model/checkpoint.js';
+import { linearsOf } from '../model/index.js';
+import { ACTIVATION_FILE, ACTIVATION_FORMAT } from '../stages/export.js';
 import { Decoder, type DecoderOptions } from '../model/decode.js';
 import type { ModelSpec } from '../model/types.js';
 import { resolveRecipe } from '../recipe/load.js';
 import type { DataRef } from '../recipe/schema.js';
-import { CHECKPOINT_DIR, hasCheckpoint, readCheckpoint as readRunCheckpoint } from '../run/checkpoint.js';
+import { CHECKPOINT_DIR, hasCheckpoint, readCheckpoint as readRunCheckpoint, type ActivationCheckpoint } from '../run/checkpoint.js';
 import { loadRunData } from '../run/data.js';
 import { RunFolderError } from '../run/errors.js';
 import { isRunFolder, RECIPE_FILE } from '../run/folder.js';
@@ -45,6 +48,29 @@ export interface GenerateSource {
   runDir?: string;
   /** Things worth a line on stderr (an attached adapter left out, ...). */
   notes: string[];
+  /** The activation sparsifier the source evaluated with (a run's checkpoint, or an activation.json beside the model), and where it came from. */
+  activation?: { saved: ActivationCheckpoint; from: string };
+}
+
+/** An activation.json written by the export stage (ACTIVATION_FORMAT); `fail` builds the error naming the file. */
+export function readActivationFile(path: string, fail: (message: string) => Error): ActivationCheckpoint {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch (err) {
+    throw fail(`${path} cannot be read as JSON (${(err as Error).message})`);
+  }
+  const r = raw as Partial<ActivationCheckpoint> & { format?: unknown };
+  if (typeof r !== 'object' || r === null || r.format !== ACTIVATION_FORMAT) throw fail(`${path} is not an activation sparsifier file (format ${JSON.stringify(ACTIVATION_FORMAT)} expected, got ${JSON.stringify(r?.format)})`);
+  if (typeof r.method !== 'string' || typeof r.states !== 'object' || r.states === null) throw fail(`${path}: expected the fields method, config and states`);
+  return { stage: typeof r.stage === 'number' ? r.stage : -1, label: typeof r.label === 'string' ? r.label : 'activation', method: r.method, config: (r.config ?? {}) as Record<string, unknown>, states: r.states as Record<string, unknown> };
+}
+
+/** The activation.json beside a model file, if there is one. */
+function activationBeside(dir: string): GenerateSource['activation'] {
+  const path = join(dir, ACTIVATION_FILE);
+  if (!existsSync(path)) return undefined;
+  return { saved: readActivationFile(path, (m) => new RunFolderError(dir, m)), from: path };
 }
 
 const TOKENIZER_FILE = 'tokenizer.json';
@@ -79,6 +105,7 @@ async function fromRunFolder(dir: string, shown: string): Promise<GenerateSource
   let spec: ModelSpec;
   let values: Map<string, Float32Array>;
   let description: string;
+  let activation: GenerateSource['activation'];
   if (hasCheckpoint(dir)) {
     const cp = await readRunCheckpoint(dir);
     spec = cp.spec;
@@ -93,6 +120,7 @@ async function fromRunFolder(dir: string, shown: string): Promise<GenerateSource
       values.set(name, p.data);
     }
     if (cp.adapter) notes.push(`the run's adapter '${cp.adapter.label}' is attached and not merged; generating from the base weights without it (as the export does)`);
+    if (cp.activation) activation = { saved: cp.activation, from: `the run's checkpoint (stage ${cp.activation.label})` };
     let stages: number | undefined;
     try {
       stages = (JSON.parse(readFileSync(join(dir, RECIPE_FILE), 'utf8')) as { stages?: unknown[] }).stages?.length;
@@ -107,8 +135,9 @@ async function fromRunFolder(dir: string, shown: string): Promise<GenerateSource
     spec = c.spec;
     values = c.values;
     description = `run folder ${shown} (exports/model.safetensors)`;
+    activation = activationBeside(join(dir, 'exports'));
   }
-  return { spec, values, tokenizer: runTokenizer(runRecipeData(dir)), description, runDir: dir, notes };
+  return { spec, values, tokenizer: runTokenizer(runRecipeData(dir)), description, runDir: dir, notes, ...(activation ? { activation } : {}) };
 }
 
 async function fromCheckpoint(path: string, shown: string): Promise<GenerateSource> {
@@ -125,7 +154,8 @@ async function fromCheckpoint(path: string, shown: string): Promise<GenerateSour
   } else {
     throw new TokenizerMissingError(dir, tokPath, `${shown} has no tokenizer: ${tokPath} is missing; put the model's tokenizer.json beside it (or give the run folder it came from)`);
   }
-  return { spec: c.spec, values: c.values, tokenizer, description: `checkpoint ${shown} (${c.source})`, ...(runDir ? { runDir } : {}), notes: [] };
+  const activation = activationBeside(dir);
+  return { spec: c.spec, values: c.values, tokenizer, description: `checkpoint ${shown} (${c.source})`, ...(runDir ? { runDir } : {}), notes: [], ...(activation ? { activation } : {}) };
 }
 
 /**
@@ -279,7 +309,18 @@ export async function runGenerate(opts: CLIOptions, io: GenerateIO, decoderOptio
   registerNativeKernels();
   const source = await loadGenerateSource(path);
   const prompt = source.tokenizer.encode(opts.prompt);
-  const decoder = buildDecoder(source, decoderOptions);
+  const act = opts.dense ? undefined : opts.activation !== undefined ? { saved: readActivationFile(resolve(opts.activation), (m) => new FlagError('--activation', m)), from: opts.activation } : source.activation;
+  let hook: DecoderOptions['activation'];
+  if (act) {
+    // restored before the decoder takes the weights (WINA and R-Sparse read them)
+    const sparsifiers = restoreSparsifiers(act.saved, linearsOf(source.spec), (site) => {
+      const w = source.values.get(site.name);
+      return w && site.out !== undefined ? { data: w, out: site.out, in: site.features } : undefined;
+    }, act.from);
+    hook = decoderActivationHook(sparsifiers);
+    source.notes.push(`activation sparsifier ${act.saved.method} on ${sparsifiers.size} sites, from ${act.from} (--dense decodes without it)`);
+  }
+  const decoder = buildDecoder(source, { ...(hook ? { activation: hook, stats: true } : {}), ...decoderOptions });
   if (!opts.json && !opts.quiet) for (const n of source.notes) io.stderr.write(`sparse-train: ${n}\n`);
   const r = generateTokens(decoder, source.tokenizer, prompt, {
     tokens: opts.tokens ?? 64,
@@ -288,13 +329,17 @@ export async function runGenerate(opts: CLIOptions, io: GenerateIO, decoderOptio
     seed: opts.seed ?? 0,
     ...(opts.json ? {} : { write: (s: string) => io.stdout.write(s) }),
   });
+  // the fraction of linear-layer inputs that were zero (what the sparse-input kernel skipped)
+  const stats = hook ? decoder.stats() : [];
+  const entries = stats.reduce((a, s) => a + s.entries, 0);
+  const zeroShare = entries > 0 ? stats.reduce((a, s) => a + s.zeros, 0) / entries : undefined;
   if (opts.json) {
     io.stdout.write(
-      `${JSON.stringify({ event: 'generate', time: new Date().toISOString(), source: source.description, prompt: opts.prompt, text: r.text, ids: r.ids, tokens: r.ids.length, seconds: r.seconds, tokensPerSecond: r.seconds > 0 ? r.ids.length / r.seconds : 0, prefill: { tokens: r.prefillTokens, ms: r.prefillMs }, shifts: r.shifts })}\n`,
+      `${JSON.stringify({ event: 'generate', time: new Date().toISOString(), source: source.description, prompt: opts.prompt, text: r.text, ids: r.ids, tokens: r.ids.length, seconds: r.seconds, tokensPerSecond: r.seconds > 0 ? r.ids.length / r.seconds : 0, prefill: { tokens: r.prefillTokens, ms: r.prefillMs }, shifts: r.shifts, ...(act ? { activation: { method: act.saved.method, from: act.from, zeroInputs: zeroShare } } : {}) })}\n`,
     );
     return 0;
   }
   io.stdout.write('\n');
-  if (!opts.quiet) io.stderr.write(`${speedLine(r)}\n`);
+  if (!opts.quiet) io.stderr.write(`${speedLine(r)}${zeroShare !== undefined ? `; ${(100 * zeroShare).toFixed(1)}% of linear-layer inputs were zero (${act!.saved.method})` : ''}\n`);
   return 0;
 }

@@ -5,10 +5,12 @@
 // achieved density, and optionally fine-tunes every weight with the sparsifier active.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { activationMethods, type ActivationMethod, type Site, type SiteSample, type SiteWeight } from '@sparse/activation';
+import { activationMethods, type ActivationMethod, type Site, type SiteSample, type SiteSparsifier, type SiteWeight } from '@sparse/activation';
 import { ArgumentError, parseConfig } from '@sparse/tensor';
 import type { z } from 'zod';
+import type { DecoderActivationHook } from '../../model/decode.js';
 import { modelSites } from '../../model/sites.js';
+import type { LinearInfo } from '../../model/types.js';
 import type { StageOf } from '../../recipe/schema.js';
 import type { ActivationRecord, RunContext } from '../../run/context.js';
 import type { ActivationCheckpoint } from '../../run/checkpoint.js';
@@ -57,18 +59,49 @@ export function captureSites(ctx: RunContext, def: ActivationMethod, config: unk
   });
 }
 
-/** Rebuilds the activation record a checkpoint saved (the method's restore per site). */
-export function restoreActivation(ctx: RunContext, saved: ActivationCheckpoint): ActivationRecord {
+/**
+ * The sparsifiers an activation record saved (a checkpoint's, or an export's activation.json), rebuilt by
+ * the method's restore for a model with these linear layers; `weightOf` gives a linear input's weight
+ * [out, in] for methods that need it.
+ */
+export function restoreSparsifiers(saved: ActivationCheckpoint, linears: readonly LinearInfo[], weightOf: (site: Site) => SiteWeight | undefined, where: string): Map<string, SiteSparsifier> {
+  if (typeof saved !== 'object' || saved === null || typeof saved.method !== 'string' || typeof saved.states !== 'object' || saved.states === null) {
+    throw new ArgumentError(`${where}: expected { method, config, states } of an activation stage`);
+  }
   const def = activationMethods.get(saved.method);
-  const config = parseConfig(def.schema, saved.config, `activation method '${saved.method}'`) as never;
-  const sites = new Map(modelSites(ctx.linears()).map((s) => [s.name, s]));
-  const sparsifiers = new Map<string, ReturnType<ActivationMethod['restore']>>();
+  const config = parseConfig(def.schema, saved.config, `${where}: activation method '${saved.method}'`) as never;
+  const sites = new Map(modelSites(linears).map((s) => [s.name, s]));
+  const out = new Map<string, SiteSparsifier>();
   for (const [name, state] of Object.entries(saved.states)) {
     const site = sites.get(name);
-    if (site === undefined) throw new ArgumentError(`activation sparsifier of stage ${saved.stage}: site ${name} is not a site of this model`);
-    sparsifiers.set(name, def.restore(config, site, state, def.needs.includes('weight') ? weightOf(ctx, site) : undefined));
+    if (site === undefined) throw new ArgumentError(`${where}: site ${name} is not a site of this model`);
+    out.set(name, def.restore(config, site, state, def.needs.includes('weight') ? weightOf(site) : undefined));
   }
+  return out;
+}
+
+/** Rebuilds the activation record a checkpoint saved. */
+export function restoreActivation(ctx: RunContext, saved: ActivationCheckpoint): ActivationRecord {
+  const sparsifiers = restoreSparsifiers(saved, ctx.linears(), (site) => weightOf(ctx, site), `activation sparsifier of stage ${saved.stage}`);
   return { stage: saved.stage, label: saved.label, method: saved.method, config: saved.config, sparsifiers };
+}
+
+/**
+ * The decoder's activation hook applying `sparsifiers` (by site name): zeroes in place, and returns the
+ * product term of methods that add one (R-Sparse).
+ */
+export function decoderActivationHook(sparsifiers: ReadonlyMap<string, SiteSparsifier>): DecoderActivationHook {
+  return (site, x, tokens) => {
+    const sp = sparsifiers.get(site.name);
+    if (sp === undefined) return undefined;
+    if (!sp.correction) {
+      sp.apply(x, tokens);
+      return undefined;
+    }
+    const original = Float32Array.from(x);
+    sp.apply(x, tokens);
+    return sp.correction(original, x, tokens);
+  };
 }
 
 /** What a checkpoint or an export stores of an activation record. */
