@@ -103,7 +103,7 @@ function restore(config: PolarConfig, site: Site, state: unknown): SiteSparsifie
 export const polarMethod: ActivationMethod<typeof polarConfigSchema> = {
   kind: 'activation',
   name: 'polar',
-  describe: 'Polar Sparsity: linear routers pick the top attention heads and MLP neurons per token from the layer input',
+  describe: 'Polar Sparsity (Shrestha et al. 2025): routers pick the top attention heads and MLP neurons per token from the layer input; here the routers are linear probes fitted by ridge least squares instead of trained networks',
   schema: polarConfigSchema,
   needs: [],
   acts: (config, site) =>

@@ -105,7 +105,7 @@ function restore(config: SparseLoraConfig, site: Site, state: unknown): SiteSpar
 export const sparseLoraSvdMethod: ActivationMethod<typeof sparseLoraConfigSchema> = {
   kind: 'activation',
   name: 'sparselora-svd',
-  describe: "SparseLoRA's SVD estimator: low-rank gate/up factors predict each token's top MLP channels before they are computed",
+  describe: "SparseLoRA's SVD sparsity estimator (Khaki et al. 2025): rank-r gate/up factors predict each token's top MLP channels before they are computed; every token of the chosen blocks is sparsified here (no dense output tokens or step schedule)",
   schema: sparseLoraConfigSchema,
   needs: ['weight'],
   acts: (config, site) => (config.blocks === undefined || config.blocks.includes(site.block)) && (site.role === 'mlp.act' || MLP_INPUT_ROLES.has(site.role)),

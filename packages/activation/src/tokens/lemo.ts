@@ -121,7 +121,7 @@ function restore(config: LemoConfig, site: Site, state: unknown): SiteSparsifier
 export const lemoMethod: ActivationMethod<typeof lemoConfigSchema> = {
   kind: 'activation',
   name: 'lemo',
-  describe: 'LeMo-style token elimination: in chosen blocks, the least informative tokens skip attention and MLP (rows zeroed at every linear input)',
+  describe: 'LeMo token elimination (Wang et al. 2025): in chosen blocks the least informative tokens skip attention and MLP; here informativeness is scored from the block input row (no learned pattern predictor) and rows are zeroed, not removed',
   schema: lemoConfigSchema,
   needs: [],
   acts: (config, site) => site.kind === 'linear-input' && config.blocks.includes(site.block) && (DECIDE_ROLES.has(site.role) || FOLLOW_ROLES.has(site.role)),
