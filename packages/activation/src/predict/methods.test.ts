@@ -106,6 +106,29 @@ describe('sparselora-svd', () => {
     expect((sps.get(blk.sites.gate.name)!.state() as { recall: number }).recall).toBe(1);
   });
 
+  it('a plain MLP (GPT-style c_fc -> gelu -> c_proj) records at the up input and keeps the exact top |gelu(u)| at full rank', () => {
+    const r = new Random(5);
+    const [dd, hh, n] = [8, 24, 40];
+    const up: Site = { name: 'h.3.mlp.c_fc.weight', kind: 'linear-input', block: 3, role: 'mlp.up', features: dd, out: hh };
+    const act: Site = { name: 'h.3.mlp.act', kind: 'mlp-activation', block: 3, role: 'mlp.act', features: hh };
+    const w = normals(r, hh * dd);
+    const gelu = activationFunction('gelu');
+    const make = (t: number) => {
+      const h = normals(r, t * dd);
+      return { h, a: Float32Array.from(denseProduct(w, hh, dd, h, t), gelu) };
+    };
+    const cal = make(n);
+    const sps = bySite(calibrateActivation('sparselora-svd', { rank: dd, keep: 0.25, activation: 'gelu' }, [
+      { site: up, x: cal.h, tokens: n, weight: { data: w, out: hh, in: dd } },
+      { site: act, x: cal.a, tokens: n },
+    ]));
+    const fresh = make(12);
+    run(sps.get(up.name)!, fresh.h, 12);
+    const a = run(sps.get(act.name)!, fresh.a, 12);
+    const truth = topRows(Float64Array.from(fresh.a, Math.abs), 12, hh, keepCount(0.25, hh));
+    expect(recall(keptSet(a.y, 12, hh), truth)).toBe(1);
+  });
+
   it('lower rank gives lower recall', () => {
     const rec = (rank: number) => (calibrateActivation('sparselora-svd', { rank, keep: 0.25 }, blk.samples)[0]!.state() as { recall: number }).recall;
     expect(rec(2)).toBeLessThan(rec(8));

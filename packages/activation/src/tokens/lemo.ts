@@ -64,7 +64,7 @@ export function lemoSelection(config: LemoConfig, x: ArrayLike<number>, tokens: 
   const keep = new Uint8Array(tokens);
   for (let start = 0; start < tokens; start += window) {
     const len = Math.min(window, tokens - start);
-    const rows = Array.prototype.slice.call(x, start * features, (start + len) * features) as number[];
+    const rows = x instanceof Float32Array ? x.subarray(start * features, (start + len) * features) : Array.prototype.slice.call(x, start * features, (start + len) * features) as number[];
     const scores = config.score === 'norm' ? rowNorms(rows, len, features) : deviationFromMean(rows, len, features);
     keep.set(selectTokens(scores, config), start);
   }
