@@ -21,7 +21,7 @@ export { topKKeep, topKMethod } from './methods/top-k/top-k.js';
 export { tealConfigSchema, type TealConfig, type TealConfigInput } from './methods/teal/config.js';
 export { greedyLevels, layerOutputError, tealErrorSite, tealLevels, tealMethod, thresholdAtLevel, type AllocationSite } from './methods/teal/teal.js';
 export { winaConfigSchema, type WinaConfig, type WinaConfigInput } from './methods/wina/config.js';
-export { columnNorms, winaMethod } from './methods/wina/wina.js';
+export { columnNorms, winaErrorSite, winaMethod } from './methods/wina/wina.js';
 export { rSparseConfigSchema, type RSparseConfig, type RSparseConfigInput } from './methods/r-sparse/config.js';
 export { rSparseCorrection, rSparseFactors, rSparseMethod, rSparseRank } from './methods/r-sparse/r-sparse.js';
 export {

@@ -88,6 +88,13 @@ export function checkWeight(method: string, site: Site, weight: SiteWeight | und
   }
 }
 
+/** Wᵀ [in, out] row-major, so each input channel's column of W is contiguous. */
+export function transposed(w: SiteWeight): Float32Array {
+  const t = new Float32Array(w.in * w.out);
+  for (let o = 0; o < w.out; o++) for (let j = 0; j < w.in; j++) t[j * w.out + o] = w.data[o * w.in + j]!;
+  return t;
+}
+
 /** Reads a restored state object; a wrong shape is an ArgumentError naming the method and site. */
 export function readState(method: string, site: Site, state: unknown, fields: readonly string[]): Record<string, number> {
   if (typeof state !== 'object' || state === null) throw new ArgumentError(`${method} at ${site.name}: state must be an object, got ${String(state)}`);

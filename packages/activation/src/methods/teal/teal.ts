@@ -8,7 +8,7 @@
 import { ArgumentError } from '@sparse/tensor';
 import { sortedAbs } from '../../measure.js';
 import type { ActivationMethod, SiteSample, SiteWeight } from '../../types.js';
-import { actsOnRole, checkSample, checkWeight, quantileRank, readState } from '../common.js';
+import { actsOnRole, checkSample, checkWeight, quantileRank, readState, transposed } from '../common.js';
 import { thresholdSparsifier } from '../cats/cats.js';
 import { tealConfigSchema, type TealConfig } from './config.js';
 
@@ -17,15 +17,8 @@ export function thresholdAtLevel(sorted: Float32Array, level: number): number {
   return sorted[quantileRank(sorted.length, level)]!;
 }
 
-/** Wᵀ [in, out] row-major, so each input channel's column of W is contiguous. */
-function transposed(w: SiteWeight): Float32Array {
-  const t = new Float32Array(w.in * w.out);
-  for (let o = 0; o < w.out; o++) for (let j = 0; j < w.in; j++) t[j * w.out + o] = w.data[o * w.in + j]!;
-  return t;
-}
-
 /** ||x Wᵀ||² in float64. */
-function outputEnergy(x: Float32Array, tokens: number, w: SiteWeight, wt: Float32Array): number {
+export function outputEnergy(x: Float32Array, tokens: number, w: SiteWeight, wt: Float32Array): number {
   return droppedEnergy(x, tokens, w, wt, () => true);
 }
 

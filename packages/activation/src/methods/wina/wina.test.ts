@@ -7,7 +7,7 @@ import { topKConfigSchema } from '../top-k/config.js';
 import { topKMethod } from '../top-k/top-k.js';
 import { denseProduct, linearSite, normalActs, relativeError, sampleOf, weightOf, zeroFraction } from '../testing.js';
 import { winaConfigSchema } from './config.js';
-import { winaMethod } from './wina.js';
+import { winaErrorSite, winaMethod } from './wina.js';
 
 const parse = (c: unknown) => parseConfig(winaConfigSchema, c, 'wina');
 const site = (f: number, out: number) => linearSite('h.0.mlp.c_proj.weight', 'mlp.down', f, out);
@@ -51,6 +51,37 @@ describe('wina', () => {
       expect(zeroFraction(xw)).toBe(sparsity);
       expect(zeroFraction(xt)).toBe(sparsity);
       expect(relativeError(y, denseProduct(xw, 128, w))).toBeLessThan(relativeError(y, denseProduct(xt, 128, w)));
+    }
+  });
+
+  it('greedy: the incremental error equals the dense error at each level; levels meet the target; error <= uniform', () => {
+    const rng = new Random(9);
+    // Two layers: one whose inputs are spiky (cheap to sparsify), one plain normal.
+    const spiky = Float32Array.from({ length: 48 * 16 }, () => (rng.next() < 0.15 ? 4 * rng.normal() : 0.05 * rng.normal()));
+    const samples = [
+      sampleOf(linearSite('h.0.attn.c_attn.weight', 'attn.qkv', 16, 24), spiky, weightOf(rng, 24, 16, () => Math.exp(rng.normal()))),
+      sampleOf(linearSite('h.0.mlp.c_fc.weight', 'mlp.up', 16, 32), normalActs(rng, 48, 16), weightOf(rng, 32, 16, () => Math.exp(rng.normal()))),
+    ];
+    const errorOf = (sp: { apply(x: Float32Array, t: number): number }, s: (typeof samples)[number]) => {
+      const xs = s.x.slice();
+      sp.apply(xs, s.tokens);
+      return relativeError(denseProduct(s.x, s.tokens, s.weight!), denseProduct(xs, s.tokens, s.weight!));
+    };
+    const site = winaErrorSite(samples[1]!, 0.1);
+    for (const k of [0, 1, 2, 4, 5, 9, 3]) {
+      const [sp] = winaMethod.calibrate(parse({ sparsity: k * 0.1 }), [samples[1]!]);
+      expect(site.errorAt(k)).toBeCloseTo(errorOf(sp!, samples[1]!), 6);
+    }
+    for (const target of [0.3, 0.5, 0.7]) {
+      const greedy = winaMethod.calibrate(parse({ sparsity: target, greedy: true }), samples);
+      const uniform = winaMethod.calibrate(parse({ sparsity: target }), samples);
+      const keeps = greedy.map((sp) => (sp.state() as { keep: number }).keep);
+      const avg = (keeps[0]! * 24 + keeps[1]! * 32) / (16 * (24 + 32));
+      expect(1 - avg).toBeGreaterThanOrEqual(target - 1 / 16 - 1e-9); // levels meet it; keep counts round per layer
+      expect(1 - avg).toBeLessThanOrEqual(target + 0.05 + 1 / 16 + 1e-9);
+      expect(keeps[0]!).toBeLessThan(keeps[1]!);
+      const total = (sps: typeof greedy) => sps.reduce((a, sp, i) => a + errorOf(sp, samples[i]!), 0);
+      expect(total(greedy)).toBeLessThan(total(uniform));
     }
   });
 
