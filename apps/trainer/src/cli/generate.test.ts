@@ -13,7 +13,7 @@ import { saveHFCheckpoint } from '../model/hf.js';
 import { createModel, paramShapes } from '../model/index.js';
 import type { ForwardHooks, LanguageModel, ModelSpec } from '../model/types.js';
 import { restoreSparsifiers } from '../methods/activation/sparsify.js';
-import { sparsifyActivations } from '../train/activation-hook.js';
+import { sparsifyTensor } from '@sparse/activation/tfjs';
 import { readCheckpoint } from '../run/checkpoint.js';
 import { resolveRecipe } from '../recipe/load.js';
 import { generateTokens, loadGenerateSource, buildDecoder, runTokenizer, sampleToken, speedLine } from './generate.js';
@@ -227,7 +227,7 @@ describe('generate helpers', () => {
         const hooks: ForwardHooks = {
           activation: (site, x) => {
             const sp = sparsifiers.get(site.name);
-            return sp ? sparsifyActivations(sp, x).x : x;
+            return sp ? sparsifyTensor(sp, x) : x;
           },
         };
         const tok = runTokenizer(resolveRecipe(JSON.parse((await import('node:fs')).readFileSync(join(sparseRun, 'recipe.json'), 'utf8')) as unknown).data);

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Mask } from '@sparse/masks';
 import { maskToTf } from '@sparse/masks/tfjs';
 import type { Site, SiteSparsifier } from '@sparse/activation';
-import { sparsifyActivations } from '../train/activation-hook.js';
+import { sparsifySite } from '@sparse/activation/tfjs';
 import type { AdapterModel } from '@sparse/lora-variants/tfjs';
 import type { ForwardHooks, LanguageModel, LinearInfo } from '../model/types.js';
 import type { ResolvedRecipe } from '../recipe/schema.js';
@@ -152,19 +152,26 @@ export class RunContext {
     };
   }
 
-  /** The activation hook: the site's sparsifier applied through a mask (gradients flow through kept entries), plus its product term. */
+  /**
+   * The activation hook: the site's sparsifier applied through a mask (gradients flow through kept
+   * entries), plus its product term. While counting, the density is the share of nonzero entries the
+   * layer then multiplies (what a sparse-input kernel reads).
+   */
   #sparsify(act: ActivationRecord, site: Site, x: tf.Tensor2D): tf.Tensor2D | { x: tf.Tensor2D; add: tf.Tensor2D } {
     const sp = act.sparsifiers.get(site.name);
     if (sp === undefined) return x;
-    const r = sparsifyActivations(sp, x);
+    const r = sparsifySite(sp, x);
     const counts = this.activationCounts;
     if (counts) {
+      const v = (r instanceof tf.Tensor ? r : r.x).dataSync();
+      let kept = 0;
+      for (let i = 0; i < v.length; i++) if (v[i] !== 0) kept++;
       const c = counts.get(site.name) ?? { kept: 0, total: 0 };
-      c.kept += r.kept;
-      c.total += x.size;
+      c.kept += kept;
+      c.total += v.length;
       counts.set(site.name, c);
     }
-    return r.add ? { x: r.x, add: r.add } : r.x;
+    return r;
   }
 
   /** Current values of every parameter (copies). */

@@ -136,6 +136,8 @@ describe('every registered activation method runs from a recipe', () => {
   it('includes ReLU substitution, top-k, CATS, TEAL, WINA, R-Sparse and N:M activations', () => {
     for (const n of ['relu', 'top-k', 'cats', 'teal', 'wina', 'r-sparse', 'nm']) expect(names).toContain(n);
   });
+  // the methods whose config has no complete default: which selection (polar), which blocks and the sequence length (lemo)
+  const configs: Record<string, Record<string, unknown>> = { polar: { mlp: {} }, lemo: { blocks: [1], window: 16, sink: 2, recent: 4 } };
   for (const method of names) {
     it(`${method} calibrates on a gpt and a gated llama with its default config, evaluates with it active and exports it`, async () => {
       for (const model of [
@@ -149,7 +151,7 @@ describe('every registered activation method runs from a recipe', () => {
           stages: [
             { stage: 'pretrain', steps: 3, batch: 4 },
             { stage: 'calibrate', windows: 8 },
-            { stage: 'activation', method, steps: 2, batch: 4 },
+            { stage: 'activation', method, steps: 2, batch: 4, ...(configs[method] ? { config: configs[method] } : {}) },
             { stage: 'evaluate' },
             { stage: 'export', formats: ['dense'] },
           ],
