@@ -3,9 +3,10 @@
 // full weight; the dropped ones are not discarded but multiply a rank-r approximation W_r = U_r S_r V_rᵀ
 // of the weight, so y ≈ x_s Wᵀ + (x - x_s) W_rᵀ, and the second term costs two thin products:
 // ((x - x_s) V_r S_r) U_rᵀ. The factors come from the weight alone (@sparse/tensor's truncatedSVD with its
-// fixed default seed), so `state` stores only the kept count and the rank and `restore` recomputes them.
+// fixed default seed), so `state` stores only the kept count and the rank and `restore` recomputes them
+// (once per weight and rank: they are cached by the weight's array).
 
-import { ArgumentError, tensor, truncatedSVD } from '@sparse/tensor';
+import { ArgumentError, getKernel, tensor, truncatedSVD } from '@sparse/tensor';
 import type { ActivationMethod, CorrectionFactors, Site, SiteSparsifier, SiteWeight } from '../../types.js';
 import { actsOnRole, checkSample, checkWeight, keepOf, makeSparsifier, readState, topKPerToken } from '../common.js';
 import { rSparseConfigSchema, type RSparseConfig } from './config.js';
@@ -16,8 +17,15 @@ export function rSparseRank(config: RSparseConfig, w: { in: number; out: number 
   return config.rank !== undefined ? Math.min(config.rank, full) : Math.round((config.lowRankFraction ?? 0.1) * full);
 }
 
+// The factors of a weight at a rank, computed once per weight array: calibrating several sparsity levels
+// of one model, or restoring every site, does not repeat the SVD. Keyed by the weight's array (a changed
+// weight is a new array, or the caller's own mutation of the same one, which the cache cannot see).
+const factorCache = new WeakMap<Float32Array, Map<number, CorrectionFactors>>();
+
 /** a = V_r S_r [in, r] and b = U_rᵀ [r, out] of the rank-r truncated SVD of W [out, in]. */
 export function rSparseFactors(w: SiteWeight, rank: number): CorrectionFactors {
+  const cached = factorCache.get(w.data)?.get(rank);
+  if (cached !== undefined && cached.in === w.in && cached.out === w.out) return cached;
   const a = new Float32Array(w.in * rank);
   const b = new Float32Array(rank * w.out);
   if (rank > 0) {
@@ -25,30 +33,35 @@ export function rSparseFactors(w: SiteWeight, rank: number): CorrectionFactors {
     for (let j = 0; j < w.in; j++) for (let k = 0; k < rank; k++) a[j * rank + k] = Number(v.data[j * rank + k]!) * Number(s.data[k]!);
     for (let k = 0; k < rank; k++) for (let o = 0; o < w.out; o++) b[k * w.out + o] = Number(u.data[o * rank + k]!);
   }
-  return { in: w.in, out: w.out, rank, a, b };
+  const f = { in: w.in, out: w.out, rank, a, b };
+  let byRank = factorCache.get(w.data);
+  if (byRank === undefined) factorCache.set(w.data, (byRank = new Map()));
+  byRank.set(rank, f);
+  return f;
 }
 
-/** ((original - sparse) a) b: [tokens, out], touching only the dropped (non-zero difference) entries. */
+/**
+ * ((original - sparse) a) b: [tokens, out]. Both thin products go through the kernel registry's
+ * gemvSparseInput with the factor as the [in, out] operand, so the first reads only the rows of a whose
+ * channel was dropped (the difference is zero elsewhere) and native kernels run them when registered.
+ */
 export function rSparseCorrection(f: CorrectionFactors, original: Float32Array, sparse: Float32Array, tokens: number): Float32Array {
   const { rank, out } = f;
   const y = new Float32Array(tokens * out);
-  if (rank === 0) return y;
-  const t = new Float64Array(rank);
-  for (let row = 0; row < tokens; row++) {
-    t.fill(0);
-    let any = false;
-    for (let j = 0; j < f.in; j++) {
-      const d = original[row * f.in + j]! - sparse[row * f.in + j]!;
-      if (d === 0) continue;
-      any = true;
-      for (let k = 0; k < rank; k++) t[k]! += d * f.a[j * rank + k]!;
-    }
-    if (!any) continue;
-    for (let k = 0; k < rank; k++) {
-      const tk = t[k]!;
-      for (let o = 0; o < out; o++) y[row * out + o]! += tk * f.b[k * out + o]!;
-    }
+  if (rank === 0 || tokens === 0) return y;
+  const gemv = getKernel('gemvSparseInput');
+  // the kernel takes X [cols, n]: the tokens' differences as columns
+  const d = new Float32Array(f.in * tokens);
+  for (let t = 0; t < tokens; t++) for (let j = 0; j < f.in; j++) d[j * tokens + t] = original[t * f.in + j]! - sparse[t * f.in + j]!;
+  const mid = new Float32Array(rank * tokens);
+  gemv({ transW: true, rows: rank, cols: f.in, n: tokens, alpha: 1, w: f.a, wOffset: 0, ldw: rank, x: d, xOffset: 0, ldx: tokens, beta: 0, y: mid, yOffset: 0, ldy: tokens });
+  if (tokens === 1) {
+    gemv({ transW: true, rows: out, cols: rank, n: 1, alpha: 1, w: f.b, wOffset: 0, ldw: out, x: mid, xOffset: 0, ldx: 1, beta: 0, y, yOffset: 0, ldy: 1 });
+    return y;
   }
+  const yt = new Float32Array(out * tokens);
+  gemv({ transW: true, rows: out, cols: rank, n: tokens, alpha: 1, w: f.b, wOffset: 0, ldw: out, x: mid, xOffset: 0, ldx: tokens, beta: 0, y: yt, yOffset: 0, ldy: tokens });
+  for (let o = 0; o < out; o++) for (let t = 0; t < tokens; t++) y[t * out + o] = yt[o * tokens + t]!;
   return y;
 }
 
