@@ -1,8 +1,49 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { keepOf, markTopK, quantileRank, thresholdKeep } from './common.js';
+import { keepOf, markTopK, quantileRank, thresholdApply, thresholdKeep, TopKSelector } from './common.js';
 
 describe('selection helpers', () => {
+  it('TopKSelector keeps per token the k largest |x|·scale (ties to the lower index) as sorting does, and apply zeroes exactly what keep drops', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 24 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 26 }),
+        fc.boolean(),
+        fc.array(fc.integer({ min: -4, max: 4 }), { minLength: 24 * 4, maxLength: 24 * 4 }),
+        (features, tokens, k, scaled, raw) => {
+          const x = Float32Array.from(raw.slice(0, features * tokens), (v) => v / 2);
+          const scale = scaled ? Float64Array.from({ length: features }, (_, j) => 1 + (j % 3)) : undefined;
+          const sel = new TopKSelector(features, k, scale);
+          const keep = sel.keep(x, tokens);
+          for (let t = 0; t < tokens; t++) {
+            const score = (j: number) => Math.abs(x[t * features + j]!) * (scale ? scale[j]! : 1);
+            const order = [...Array(features).keys()].sort((a, b) => score(b) - score(a) || a - b);
+            const want = new Set(order.slice(0, Math.min(k, features)));
+            for (let j = 0; j < features; j++) expect(keep[t * features + j], `token ${t} feature ${j}`).toBe(want.has(j) ? 1 : 0);
+          }
+          const y = Float32Array.from(x);
+          const kept = sel.apply(y, tokens);
+          expect(kept).toBe(tokens * Math.min(k, features));
+          expect(Array.from(y)).toEqual(Array.from(x, (v, i) => (keep[i] ? v : 0)));
+        },
+      ),
+    );
+  });
+
+  it('thresholdApply zeroes exactly what thresholdKeep drops', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.double({ min: -3, max: 3, noNaN: true }), fc.constant(Number.NaN)), { maxLength: 50 }), fc.double({ min: 0, max: 2, noNaN: true }), (values, t) => {
+        const x = Float32Array.from(values);
+        const keep = thresholdKeep(x, t);
+        const y = Float32Array.from(x);
+        const kept = thresholdApply(y, t);
+        expect(kept).toBe(keep.reduce((a, b) => a + b, 0));
+        expect(Array.from(y)).toEqual(Array.from(x, (v, i) => (keep[i] ? v : 0)));
+      }),
+    );
+  });
+
   it('markTopK marks the k largest (NaN as +Infinity, ties to the lower index), as sorting does', () => {
     fc.assert(
       fc.property(

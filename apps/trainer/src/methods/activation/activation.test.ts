@@ -110,6 +110,16 @@ describe('activation stage', () => {
     expect(density.overall).toBeGreaterThan(0.25);
     expect(density.overall).toBeLessThan(0.55);
     expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('Activation sparsity');
+    // the dense activations measured at every site of the model (5 per block), with histograms to fit thresholds from
+    const measured = JSON.parse(readFileSync(join(dir, 'activations', 'activation_test-cut_2.json'), 'utf8')) as { sites: { site: string; tokens: number; histogram: unknown; zeros: { mean: number } }[] };
+    expect(measured.sites.map((x) => x.site).sort()).toEqual(
+      ['h.0.attn.c_attn.weight', 'h.0.attn.c_proj.weight', 'h.0.mlp.act', 'h.0.mlp.c_fc.weight', 'h.0.mlp.c_proj.weight', 'h.1.attn.c_attn.weight', 'h.1.attn.c_proj.weight', 'h.1.mlp.act', 'h.1.mlp.c_fc.weight', 'h.1.mlp.c_proj.weight'],
+    );
+    for (const x of measured.sites) {
+      expect(x.tokens).toBeGreaterThan(0);
+      expect(x.histogram).toBeDefined();
+      expect(x.zeros.mean).toBeLessThan(0.5);
+    }
   }, 300_000);
 
   it('a run stopped inside the fine-tuning resumes with the same sparsifier and the same losses', async () => {

@@ -4,9 +4,12 @@
 // fine-tuning, and the activation.json an export writes for `sparse-train generate`), reports the
 // achieved density, and optionally fine-tunes every weight with the sparsifier active.
 
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { activationMethods, type ActivationMethod, type Site, type SiteSample, type SiteSparsifier, type SiteWeight } from '@sparse/activation';
+import { ActivationMeasure, activationMethods, type ActivationMethod, type Site, type SiteSample, type SiteSparsifier, type SiteWeight } from '@sparse/activation';
 import { ArgumentError, parseConfig } from '@sparse/tensor';
+import { atomicWriteFile } from '@sparse/tensor/node';
 import type { z } from 'zod';
 import type { DecoderActivationHook } from '../../model/decode.js';
 import { modelSites } from '../../model/sites.js';
@@ -15,7 +18,7 @@ import type { StageOf } from '../../recipe/schema.js';
 import type { ActivationRecord, RunContext } from '../../run/context.js';
 import type { ActivationCheckpoint } from '../../run/checkpoint.js';
 import { calibrationBatches } from '../../stages/calibration.js';
-import type { StageArgs, StageOutcome } from '../../stages/common.js';
+import { exportNameOf, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
 import { refuseAttachedAdapter } from '../train/weights.js';
 import type { TrainerMethod } from '../types.js';
@@ -28,8 +31,11 @@ function weightOf(ctx: RunContext, site: Site): SiteWeight | undefined {
   return { data: Float32Array.from(v.dataSync() as Float32Array), out: v.shape[0]!, in: v.shape[1]! };
 }
 
-/** Activations at every site `def` acts on over the calibration windows (no sparsifier active). */
-export function captureSites(ctx: RunContext, def: ActivationMethod, config: unknown, batches: ReturnType<typeof calibrationBatches>): SiteSample[] {
+/**
+ * Activations at every site `def` acts on over the calibration windows (no sparsifier active); every
+ * site of the model, acted on or not, also streams into `measure` (per-token density, |x| histograms).
+ */
+export function captureSites(ctx: RunContext, def: ActivationMethod, config: unknown, batches: ReturnType<typeof calibrationBatches>, measure?: ActivationMeasure): SiteSample[] {
   const sites = modelSites(ctx.linears()).filter((s) => def.acts(config as never, s));
   if (sites.length === 0) throw new ArgumentError(`activation method '${def.name}' acts on no site of this model (sites: ${[...new Set(modelSites(ctx.linears()).map((s) => s.role))].join(', ')})`);
   const wanted = new Map(sites.map((s) => [s.name, { site: s, parts: [] as Float32Array[], tokens: 0 }]));
@@ -38,9 +44,13 @@ export function captureSites(ctx: RunContext, def: ActivationMethod, config: unk
     ...base,
     activation: (site: Site, x: tf.Tensor2D) => {
       const w = wanted.get(site.name);
-      if (w) {
-        w.parts.push(Float32Array.from(x.dataSync() as Float32Array));
-        w.tokens += x.shape[0];
+      if (w || measure) {
+        const v = x.dataSync() as Float32Array;
+        measure?.add(site, v, x.shape[0]);
+        if (w) {
+          w.parts.push(Float32Array.from(v));
+          w.tokens += x.shape[0];
+        }
       }
       return x;
     },
@@ -78,6 +88,27 @@ export function restoreSparsifiers(saved: ActivationCheckpoint, linears: readonl
     out.set(name, def.restore(config, site, state, def.needs.includes('weight') ? weightOf(site) : undefined));
   }
   return out;
+}
+
+/** The file an activation stage writes its measurement of the dense activations to. */
+export function measurementPath(args: Pick<StageArgs, 'ctx' | 'index'>): string {
+  return join(args.ctx.dir, 'activations', `${exportNameOf(args.ctx.recipe.stages, args.index)}.json`);
+}
+
+/**
+ * activations/<stage>.json: per site (every linear input and MLP activation), the per-token density of
+ * exact zeros and of tiny values, |x| percentiles, and the mergeable |x| histogram's state
+ * (AbsHistogram.fromState rebuilds it) for fitting thresholds later; measured before the stage's
+ * sparsifier is installed.
+ */
+async function writeMeasurement(args: StageArgs<StageOf<'activation'>>, measure: ActivationMeasure): Promise<void> {
+  const path = measurementPath(args);
+  mkdirSync(dirname(path), { recursive: true });
+  const report = measure.report();
+  const sites = measure.measurements().map((m, i) => ({ ...report[i]!, role: m.site.role, block: m.site.block, kind: m.site.kind, features: m.site.features, density: m.density.state(), histogram: m.histogram.state() }));
+  const text = `${JSON.stringify({ format: 'sparse-activation-measure/1', stage: args.index, label: args.label, eps: measure.eps, sites })}\n`;
+  await atomicWriteFile(path, text);
+  args.ctx.report.files.push({ label: `activation measurement (${args.label}, ${sites.length} sites)`, path, bytes: Buffer.byteLength(text) });
 }
 
 /** Rebuilds the activation record a checkpoint saved. */
@@ -179,7 +210,9 @@ export function activationSparsifyMethod(def: ActivationMethod): TrainerMethod<'
         if (ctx.activation) ctx.log.say(`${label}: replaces the activation sparsifier of ${ctx.activation.label}`);
         ctx.activation = undefined;
         const batches = calibrationBatches(ctx, index, stage.calibrationData);
-        const samples = captureSites(ctx, def, stage.config, batches);
+        const measure = new ActivationMeasure();
+        const samples = captureSites(ctx, def, stage.config, batches, measure);
+        await writeMeasurement(args, measure);
         const sparsifiers = def.calibrate(stage.config as never, samples);
         ctx.activation = { stage: index, label, method: def.name, config: stage.config, sparsifiers: new Map(sparsifiers.map((s) => [s.site, s])) };
         const density = overallDensity(measureDensity(ctx, batches));

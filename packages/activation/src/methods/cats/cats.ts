@@ -6,7 +6,7 @@
 import { ArgumentError } from '@sparse/tensor';
 import { percentileThreshold } from '../../measure.js';
 import type { ActivationMethod, Site, SiteSparsifier } from '../../types.js';
-import { actsOnRole, checkSample, makeSparsifier, readState, thresholdKeep } from '../common.js';
+import { actsOnRole, checkSample, makeSparsifier, readState, thresholdApply, thresholdKeep } from '../common.js';
 import { catsConfigSchema } from './config.js';
 
 /** A sparsifier zeroing |x| < threshold (and keeping |x| >= threshold). */
@@ -16,6 +16,7 @@ export function thresholdSparsifier(site: Site, threshold: number, method: strin
     features: site.features,
     method,
     keep: (x) => thresholdKeep(x, threshold),
+    apply: (x) => thresholdApply(x, threshold),
     state: () => ({ ...extra, threshold }),
   });
 }

@@ -8,7 +8,7 @@
 
 import { ArgumentError, getKernel, tensor, truncatedSVD } from '@sparse/tensor';
 import type { ActivationMethod, CorrectionFactors, Site, SiteSparsifier, SiteWeight } from '../../types.js';
-import { actsOnRole, checkSample, checkWeight, keepOf, makeSparsifier, readState, topKPerToken } from '../common.js';
+import { actsOnRole, checkSample, checkWeight, keepOf, makeSparsifier, readState, selectorParts, TopKSelector } from '../common.js';
 import { rSparseConfigSchema, type RSparseConfig } from './config.js';
 
 /** The correction rank of a layer of W [out, in] under `config`. */
@@ -72,7 +72,7 @@ export function rSparseSparsifier(site: Site, keep: number, rank: number, weight
     site: site.name,
     features: site.features,
     method: 'r-sparse',
-    keep: (x, tokens) => topKPerToken(x, tokens, site.features, keep),
+    ...selectorParts(new TopKSelector(site.features, keep)),
     state: () => ({ keep, rank }),
     correction: (original, sparse, tokens) => rSparseCorrection(factors, original, sparse, tokens),
     correctionFactors: factors,

@@ -4,7 +4,7 @@
 
 import { ArgumentError } from '@sparse/tensor';
 import type { ActivationMethod, Site, SiteSparsifier } from '../../types.js';
-import { actsOnRole, checkSample, keepOf, makeSparsifier, readState, topKPerToken } from '../common.js';
+import { actsOnRole, checkSample, keepOf, makeSparsifier, readState, selectorParts, TopKSelector } from '../common.js';
 import { topKConfigSchema, type TopKConfig } from './config.js';
 
 /** The features a token keeps at a site of `features` under `config`. */
@@ -18,7 +18,7 @@ export function topKSparsifier(site: Site, keep: number, method = 'top-k'): Site
     site: site.name,
     features: site.features,
     method,
-    keep: (x, tokens) => topKPerToken(x, tokens, site.features, keep),
+    ...selectorParts(new TopKSelector(site.features, keep)),
     state: () => ({ keep }),
   });
 }

@@ -6,7 +6,7 @@
 
 import { ArgumentError } from '@sparse/tensor';
 import type { ActivationMethod, Site, SiteSample, SiteSparsifier, SiteWeight } from '../../types.js';
-import { actsOnRole, checkSample, checkWeight, keepOf, makeSparsifier, readState, topKPerToken, transposed } from '../common.js';
+import { actsOnRole, checkSample, checkWeight, keepOf, makeSparsifier, readState, selectorParts, TopKSelector, transposed } from '../common.js';
 import { greedyLevels, outputEnergy, type AllocationSite } from '../teal/teal.js';
 import { winaConfigSchema } from './config.js';
 
@@ -28,7 +28,7 @@ export function winaSparsifier(site: Site, keep: number, weight: SiteWeight): Si
     site: site.name,
     features: site.features,
     method: 'wina',
-    keep: (x, tokens) => topKPerToken(x, tokens, site.features, keep, norms),
+    ...selectorParts(new TopKSelector(site.features, keep, norms)),
     state: () => ({ keep }),
   });
 }
