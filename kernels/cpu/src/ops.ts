@@ -5,6 +5,7 @@
 import {
   BackendError,
   activeBitsAsBytes,
+  blockSparseAttentionReference,
   validateAttentionArgs,
   validateBlockSparseAttentionArgs,
   validateGemvSparseInputArgs,
@@ -56,7 +57,9 @@ export function blockSparseAttentionKernelFrom(addon: NativeAddon): BlockSparseA
   const native = need(addon, 'attention');
   return function blockSparseAttentionNative(input: BlockSparseAttentionArgs): void {
     const a = withUnsharedBlockMask(input);
-    validateBlockSparseAttentionArgs(a);
+    const info = validateBlockSparseAttentionArgs(a);
+    // Partial tiles, lse and tile counts: the reference until the native kernel has them.
+    if (info.hasPartial || a.lse !== undefined || a.stats !== undefined) return blockSparseAttentionReference(a);
     runAttention(native, a, a.blockSize, a.blockMask);
   };
 }

@@ -2,8 +2,12 @@
 export type {
   ActiveEntries,
   AttentionArgs,
+  AttentionBitmapKVArgs,
+  AttentionBitmapKVKernel,
   AttentionKernel,
   BlockSparseAttentionArgs,
+  BlockSparseAttentionBackwardArgs,
+  BlockSparseAttentionBackwardKernel,
   BlockSparseAttentionKernel,
   CSRPattern,
   GemmArgs,
@@ -31,7 +35,9 @@ export type {
 export {
   activeBitsAsBytes,
   validateAttentionArgs,
+  validateAttentionBitmapKVArgs,
   validateBlockSparseAttentionArgs,
+  validateBlockSparseAttentionBackwardArgs,
   validateGemmArgs,
   validateGemvSparseInputArgs,
   validateLinearCSRArgs,
@@ -43,6 +49,7 @@ export {
   validateSpmmCSRArgs,
   validateSpmmNMArgs,
 } from './validate.js';
+export type { TileMaskInfo } from './validate.js';
 export {
   REFERENCE_BACKEND,
   getKernel,
@@ -61,7 +68,14 @@ export { spmmNMReference } from './reference/spmm-nm.js';
 export { spmmBlockReference } from './reference/spmm-block.js';
 export { linearCSRGradInputReference, linearCSRReference, sddmmCSRReference } from './reference/linear-csr.js';
 export { activeInputChannels, gemvSparseInputReference } from './reference/gemv-sparse-input.js';
-export { blockSparseAttentionReference, denseAttentionReference } from './reference/attention.js';
+export {
+  attentionBitmapKVReference,
+  blockSparseAttentionBackwardReference,
+  blockSparseAttentionReference,
+  countAttentionTiles,
+  denseAttentionReference,
+  expandBitmapRow,
+} from './reference/attention.js';
 export { forEachActive, maskedAdamReference, maskedSGDReference } from './reference/optimizers.js';
 export { matmul, spmm } from './ops.js';
 export type { MatmulOptions, SpmmLayout } from './ops.js';

@@ -37,7 +37,9 @@ describe('kernel registry', () => {
   it('has every reference kernel registered under backend "reference" at priority 0 without an explicit call', () => {
     const reference = listKernels().filter((k) => k.backend === REFERENCE_BACKEND);
     expect(reference).toEqual([
+      { name: 'attentionBitmapKV', backend: 'reference', priority: 0 },
       { name: 'blockSparseAttention', backend: 'reference', priority: 0 },
+      { name: 'blockSparseAttentionBackward', backend: 'reference', priority: 0 },
       { name: 'denseAttention', backend: 'reference', priority: 0 },
       { name: 'gemm', backend: 'reference', priority: 0 },
       { name: 'gemvSparseInput', backend: 'reference', priority: 0 },
@@ -96,7 +98,7 @@ describe('kernel registry', () => {
   it('throws KernelError naming what is registered', () => {
     expect(() => getKernel('gemm', 'cuda')).toThrow(KernelError);
     expect(() => getKernel('gemm', 'cuda')).toThrow(/no kernel "gemm" for backend "cuda"; registered backends for gemm: reference/);
-    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: blockSparseAttention, denseAttention, gemm, gemvSparseInput, linearCSR, linearCSRGradInput, maskedAdam, maskedSGD, sddmmCSR, spmmBlock, spmmCSR, spmmNM/);
+    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: attentionBitmapKV, blockSparseAttention, blockSparseAttentionBackward, denseAttention, gemm, gemvSparseInput, linearCSR, linearCSRGradInput, maskedAdam, maskedSGD, sddmmCSR, spmmBlock, spmmCSR, spmmNM/);
     expect(hasKernel('gemm')).toBe(true);
     expect(hasKernel('gemm', 'cuda')).toBe(false);
   });

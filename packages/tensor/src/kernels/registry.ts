@@ -1,5 +1,10 @@
 import { ArgumentError, KernelError } from '../errors.js';
-import { blockSparseAttentionReference, denseAttentionReference } from './reference/attention.js';
+import {
+  attentionBitmapKVReference,
+  blockSparseAttentionBackwardReference,
+  blockSparseAttentionReference,
+  denseAttentionReference,
+} from './reference/attention.js';
 import { gemmReference } from './reference/gemm.js';
 import { gemvSparseInputReference } from './reference/gemv-sparse-input.js';
 import { linearCSRGradInputReference, linearCSRReference, sddmmCSRReference } from './reference/linear-csr.js';
@@ -8,7 +13,9 @@ import { spmmBlockReference } from './reference/spmm-block.js';
 import { spmmCSRReference } from './reference/spmm-csr.js';
 import { spmmNMReference } from './reference/spmm-nm.js';
 import type {
+  AttentionBitmapKVKernel,
   AttentionKernel,
+  BlockSparseAttentionBackwardKernel,
   BlockSparseAttentionKernel,
   GemmKernel,
   GemvSparseInputKernel,
@@ -41,6 +48,8 @@ export interface KernelSignatures {
   gemvSparseInput: GemvSparseInputKernel;
   denseAttention: AttentionKernel;
   blockSparseAttention: BlockSparseAttentionKernel;
+  blockSparseAttentionBackward: BlockSparseAttentionBackwardKernel;
+  attentionBitmapKV: AttentionBitmapKVKernel;
   maskedAdam: MaskedAdamKernel;
   maskedSGD: MaskedSGDKernel;
 }
@@ -196,6 +205,8 @@ export const referenceKernels: readonly KernelConfig[] = [
   { name: 'gemvSparseInput', backend: REFERENCE_BACKEND, priority: 0, fn: gemvSparseInputReference },
   { name: 'denseAttention', backend: REFERENCE_BACKEND, priority: 0, fn: denseAttentionReference },
   { name: 'blockSparseAttention', backend: REFERENCE_BACKEND, priority: 0, fn: blockSparseAttentionReference },
+  { name: 'blockSparseAttentionBackward', backend: REFERENCE_BACKEND, priority: 0, fn: blockSparseAttentionBackwardReference },
+  { name: 'attentionBitmapKV', backend: REFERENCE_BACKEND, priority: 0, fn: attentionBitmapKVReference },
   { name: 'maskedAdam', backend: REFERENCE_BACKEND, priority: 0, fn: maskedAdamReference },
   { name: 'maskedSGD', backend: REFERENCE_BACKEND, priority: 0, fn: maskedSGDReference },
 ] as KernelConfig[];

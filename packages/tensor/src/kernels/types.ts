@@ -210,13 +210,111 @@ export interface AttentionArgs {
 
 /**
  * Attention restricted to tiles: with nb = ceil(seq / blockSize), blockMask[bi * nb + bj] (or
- * blockMask[h * nb * nb + bi * nb + bj] for a per-head mask) nonzero lets the queries of block bi
- * attend to the keys of block bj (subject to `causal`); masked tiles are never computed.
+ * blockMask[h * nb * nb + bi * nb + bj] for a per-head mask) says what the queries of block bi do
+ * with the keys of block bj (always subject to `causal`): 0 = skip the tile (never computed),
+ * 2 = partial (compute the tile, but only the elements `elementMask` allows), any other value
+ * (1) = compute the whole tile.
  */
 export interface BlockSparseAttentionArgs extends AttentionArgs {
   blockSize: number;
-  /** [nb, nb] shared by every head, or [heads, nb, nb]; row-major; nonzero = compute the tile. */
+  /** [nb, nb] shared by every head, or [heads, nb, nb]; row-major; 0 skip, 1 full tile, 2 partial tile. */
   blockMask: Uint8Array;
+  /**
+   * Element mask consulted inside partial tiles (blockMask value 2) only; required when any tile is 2.
+   * Bits LSB-first, [seq, seq] shared by every head (ceil(seq * seq / 8) bytes) or [heads, seq, seq]
+   * (ceil(heads * seq * seq / 8) bytes): the bit of (h, i, j) is bit n & 7 of byte n >> 3 with
+   * n = i * seq + j (shared) or (h * seq + i) * seq + j (per head); 1 = query i may attend to key j.
+   */
+  elementMask?: Uint8Array;
+  /**
+   * [heads, seq] at lseOffset, written when given: each query row's log-sum-exp of its scaled allowed
+   * scores, log(sum_j exp(scale * q_i . k_j)) (-Infinity for a row with no allowed key). The input
+   * of blockSparseAttentionBackward.
+   */
+  lse?: Float32Array;
+  /** Default 0. */
+  lseOffset?: number;
+  /** When given, `tiles` is incremented by the number of (head, tile) pairs computed. */
+  stats?: { tiles: number };
+}
+
+/**
+ * Backward of block-sparse attention (flash-attention style, over the kept tiles only), given the
+ * forward's out and lse. With P_ij = exp(scale q_i . k_j - lse_i) for the allowed (i, j) (the same
+ * tiles, element mask and causal rule as the forward) and D_i = dOut_i . out_i:
+ * dV_j = sum_i P_ij dOut_i; dS_ij = P_ij (dOut_i . v_j - D_i); dQ_i = scale sum_j dS_ij k_j;
+ * dK_j = scale sum_i dS_ij q_i. Every tensor is [heads, seq, headDim] (lse [heads, seq]) at its
+ * offset; dq, dk, dv are written (not accumulated) and must not overlap the inputs or each other.
+ */
+export interface BlockSparseAttentionBackwardArgs {
+  heads: number;
+  seq: number;
+  headDim: number;
+  q: Float32Array;
+  qOffset: number;
+  k: Float32Array;
+  kOffset: number;
+  v: Float32Array;
+  vOffset: number;
+  /** The forward's output. */
+  out: Float32Array;
+  outOffset: number;
+  /** Gradient of the loss with respect to out. */
+  dOut: Float32Array;
+  dOutOffset: number;
+  /** The forward's lse, [heads, seq]. */
+  lse: Float32Array;
+  lseOffset: number;
+  causal: boolean;
+  /** Score scale (default 1 / sqrt(headDim)); must be the forward's. */
+  scale?: number;
+  blockSize: number;
+  /** As BlockSparseAttentionArgs.blockMask. */
+  blockMask: Uint8Array;
+  /** As BlockSparseAttentionArgs.elementMask. */
+  elementMask?: Uint8Array;
+  dq: Float32Array;
+  dqOffset: number;
+  dk: Float32Array;
+  dkOffset: number;
+  dv: Float32Array;
+  dvOffset: number;
+  /** When given, `tiles` is incremented by the number of (head, tile) pairs computed. */
+  stats?: { tiles: number };
+}
+
+/**
+ * Decode-time attention (one query per head) over a KV cache stored as bitmaps: the cache row of
+ * (position p, kv head g) keeps the entries whose bit is set in kBits (vBits), the kept values laid
+ * out in (position, kvHead, dim) order from kValues[kStart[p * kvHeads + g]] (vValues, vStart).
+ * Query head h reads kv head g = floor(h / (heads / kvHeads)) (grouped-query attention). With k^_p
+ * and v^_p the cache rows with pruned entries zero: out_h = sum_p softmax_p(scale q_h . k^_p) v^_p.
+ * Zero positions give a zero output.
+ */
+export interface AttentionBitmapKVArgs {
+  /** Query heads. */
+  heads: number;
+  /** Key/value heads; divides heads. */
+  kvHeads: number;
+  headDim: number;
+  positions: number;
+  /** [heads, headDim]. */
+  q: Float32Array;
+  qOffset: number;
+  /** [positions, kvHeads, ceil(headDim / 8)] bytes, LSB-first, 1 = entry kept; padding bits zero. */
+  kBits: Uint8Array;
+  vBits: Uint8Array;
+  /** The kept values, row after row. */
+  kValues: Float32Array;
+  vValues: Float32Array;
+  /** [positions * kvHeads + 1], non-decreasing: row r's kept values are [start[r], start[r + 1]). */
+  kStart: Int32Array;
+  vStart: Int32Array;
+  /** [heads, headDim], written; must not overlap q or the values. */
+  out: Float32Array;
+  outOffset: number;
+  /** Score scale (default 1 / sqrt(headDim)). */
+  scale?: number;
 }
 
 /**
@@ -273,5 +371,7 @@ export interface MaskedSGDArgs {
 export type GemvSparseInputKernel = (args: GemvSparseInputArgs) => void;
 export type AttentionKernel = (args: AttentionArgs) => void;
 export type BlockSparseAttentionKernel = (args: BlockSparseAttentionArgs) => void;
+export type BlockSparseAttentionBackwardKernel = (args: BlockSparseAttentionBackwardArgs) => void;
+export type AttentionBitmapKVKernel = (args: AttentionBitmapKVArgs) => void;
 export type MaskedAdamKernel = (args: MaskedAdamArgs) => void;
 export type MaskedSGDKernel = (args: MaskedSGDArgs) => void;

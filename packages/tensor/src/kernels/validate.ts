@@ -6,7 +6,9 @@ import type { BSRLayout, CSRLayout, NMLayout } from '../layouts/types.js';
 import type {
   ActiveEntries,
   AttentionArgs,
+  AttentionBitmapKVArgs,
   BlockSparseAttentionArgs,
+  BlockSparseAttentionBackwardArgs,
   CSRPattern,
   GemmArgs,
   GemvSparseInputArgs,
@@ -431,21 +433,177 @@ export function validateAttentionArgs(args: AttentionArgs): void {
   validateAttentionCommon('denseAttention', args);
 }
 
-/** Validates blockSparseAttention arguments; the block mask is [nb, nb] or [heads, nb, nb], nb = ceil(seq / blockSize). */
-export function validateBlockSparseAttentionArgs(args: BlockSparseAttentionArgs): void {
-  const k = 'blockSparseAttention';
-  validateAttentionCommon(k, args);
-  if (!Number.isInteger(args.blockSize) || args.blockSize < 1) {
-    throw new ShapeError(`${k}: blockSize must be a positive integer, got ${describe(args.blockSize)}`);
+/** What the validators of the block-sparse attention kernels learn about the masks. */
+export interface TileMaskInfo {
+  /** ceil(seq / blockSize). */
+  nb: number;
+  /** blockMask is [heads, nb, nb] (else [nb, nb]). */
+  blockMaskPerHead: boolean;
+  /** elementMask is [heads, seq, seq] (else [seq, seq] or absent). */
+  elementMaskPerHead: boolean;
+  /** Some tile is partial (value 2). */
+  hasPartial: boolean;
+}
+
+function checkTileMasks(
+  k: string,
+  heads: number,
+  seq: number,
+  blockSize: unknown,
+  blockMask: unknown,
+  elementMask: unknown,
+): TileMaskInfo {
+  if (!Number.isInteger(blockSize) || (blockSize as number) < 1) {
+    throw new ShapeError(`${k}: blockSize must be a positive integer, got ${describe(blockSize)}`);
   }
-  if (!(args.blockMask instanceof Uint8Array)) throw new LayoutError(`${k}: blockMask must be a Uint8Array, got ${describe(args.blockMask)}`);
-  const nb = Math.ceil(args.seq / args.blockSize);
+  if (!(blockMask instanceof Uint8Array)) throw new LayoutError(`${k}: blockMask must be a Uint8Array, got ${describe(blockMask)}`);
+  const nb = Math.ceil(seq / (blockSize as number));
   const shared = nb * nb;
-  if (args.blockMask.length !== shared && args.blockMask.length !== args.heads * shared) {
+  if (blockMask.length !== shared && blockMask.length !== heads * shared) {
     throw new LayoutError(
-      `${k}: blockMask has length ${args.blockMask.length}; expected ${shared} ([${nb}, ${nb}] tiles, nb = ceil(seq / blockSize)) or ${args.heads * shared} (one mask per head)`,
+      `${k}: blockMask has length ${blockMask.length}; expected ${shared} ([${nb}, ${nb}] tiles, nb = ceil(seq / blockSize)) or ${heads * shared} (one mask per head)`,
     );
   }
+  const hasPartial = blockMask.indexOf(2) !== -1;
+  let elementMaskPerHead = false;
+  if (elementMask !== undefined) {
+    if (!(elementMask instanceof Uint8Array)) throw new LayoutError(`${k}: elementMask must be a Uint8Array when given, got ${describe(elementMask)}`);
+    const one = Math.ceil((seq * seq) / 8);
+    const all = Math.ceil((heads * seq * seq) / 8);
+    if (elementMask.length !== one && elementMask.length !== all) {
+      throw new LayoutError(
+        `${k}: elementMask has length ${elementMask.length}; expected ${one} bytes ([seq, seq] bits, shared) or ${all} ([heads, seq, seq] bits, one mask per head)`,
+      );
+    }
+    elementMaskPerHead = elementMask.length !== one;
+  } else if (hasPartial) {
+    throw new ArgumentError(`${k}: elementMask is required when blockMask has partial tiles (value 2)`);
+  }
+  return { nb, blockMaskPerHead: blockMask.length !== shared, elementMaskPerHead, hasPartial };
+}
+
+function checkLse(k: string, name: string, lse: unknown, offset: unknown, heads: number, seq: number): [string, Float32Array, [number, number]] {
+  checkFloat32(k, name, lse);
+  checkOffset(k, `${name}Offset`, offset);
+  checkExtent(k, name, lse, offset, Math.max(1, seq), heads, seq);
+  return [name, lse, extent(offset, Math.max(1, seq), heads, seq)];
+}
+
+/**
+ * Validates blockSparseAttention arguments; the block mask is [nb, nb] or [heads, nb, nb], nb =
+ * ceil(seq / blockSize), the element mask (required with partial tiles) [seq, seq] or [heads, seq, seq] bits.
+ */
+export function validateBlockSparseAttentionArgs(args: BlockSparseAttentionArgs): TileMaskInfo {
+  const k = 'blockSparseAttention';
+  validateAttentionCommon(k, args);
+  const info = checkTileMasks(k, args.heads, args.seq, args.blockSize, args.blockMask, args.elementMask);
+  if (args.lse !== undefined) {
+    const lse = checkLse(k, 'lse', args.lse, args.lseOffset ?? 0, args.heads, args.seq);
+    const d = Math.max(1, args.headDim);
+    const rows = args.heads * args.seq;
+    checkDisjoint(k, lse, [
+      ['q', args.q, extent(args.qOffset, d, rows, args.headDim)],
+      ['k', args.k, extent(args.kOffset, d, rows, args.headDim)],
+      ['v', args.v, extent(args.vOffset, d, rows, args.headDim)],
+      ['out', args.out, extent(args.outOffset, d, rows, args.headDim)],
+    ]);
+  }
+  checkStats(k, args.stats);
+  return info;
+}
+
+function checkStats(k: string, stats: unknown): void {
+  if (stats === undefined) return;
+  if (typeof stats !== 'object' || stats === null || typeof (stats as { tiles?: unknown }).tiles !== 'number') {
+    throw new ArgumentError(`${k}: stats must be an object with a numeric tiles field when given, got ${describe(stats)}`);
+  }
+}
+
+/** Validates blockSparseAttentionBackward arguments (the forward's shapes, plus dOut, lse and the three gradients). */
+export function validateBlockSparseAttentionBackwardArgs(args: BlockSparseAttentionBackwardArgs): TileMaskInfo {
+  const k = 'blockSparseAttentionBackward';
+  checkArgsObject(k, args);
+  checkDim(k, 'heads', args.heads);
+  checkDim(k, 'seq', args.seq);
+  checkDim(k, 'headDim', args.headDim);
+  checkFlag(k, 'causal', args.causal);
+  if (args.scale !== undefined && (typeof args.scale !== 'number' || !Number.isFinite(args.scale))) {
+    throw new ArgumentError(`${k}: scale must be a finite number when given, got ${describe(args.scale)}`);
+  }
+  const rows = args.heads * args.seq;
+  const d = args.headDim;
+  const ranges = new Map<string, [string, Float32Array, [number, number]]>();
+  for (const name of ['q', 'k', 'v', 'out', 'dOut', 'dq', 'dk', 'dv'] as const) {
+    const array = args[name];
+    const offset = args[`${name}Offset`];
+    checkFloat32(k, name, array);
+    checkOffset(k, `${name}Offset`, offset);
+    checkExtent(k, name, array, offset, Math.max(1, d), rows, d);
+    ranges.set(name, [name, array, extent(offset, Math.max(1, d), rows, d)]);
+  }
+  ranges.set('lse', checkLse(k, 'lse', args.lse, args.lseOffset, args.heads, args.seq));
+  const inputs = ['q', 'k', 'v', 'out', 'dOut', 'lse'].map((n) => ranges.get(n)!);
+  const outs = ['dq', 'dk', 'dv'].map((n) => ranges.get(n)!);
+  for (let i = 0; i < outs.length; i++) checkDisjoint(k, outs[i]!, [...inputs, ...outs.slice(i + 1)]);
+  const info = checkTileMasks(k, args.heads, args.seq, args.blockSize, args.blockMask, args.elementMask);
+  checkStats(k, args.stats);
+  return info;
+}
+
+/** Validates attentionBitmapKV arguments, including that each cache row holds as many values as its bitmap has bits set. */
+export function validateAttentionBitmapKVArgs(args: AttentionBitmapKVArgs): void {
+  const k = 'attentionBitmapKV';
+  checkArgsObject(k, args);
+  checkDim(k, 'heads', args.heads);
+  checkDim(k, 'kvHeads', args.kvHeads);
+  checkDim(k, 'headDim', args.headDim);
+  checkDim(k, 'positions', args.positions);
+  const { heads, kvHeads, headDim: d, positions } = args;
+  if (heads > 0 && (kvHeads < 1 || heads % kvHeads !== 0)) {
+    throw new ShapeError(`${k}: kvHeads must divide heads (${heads}), got ${describe(kvHeads)}`);
+  }
+  if (args.scale !== undefined && (typeof args.scale !== 'number' || !Number.isFinite(args.scale))) {
+    throw new ArgumentError(`${k}: scale must be a finite number when given, got ${describe(args.scale)}`);
+  }
+  checkFloat32(k, 'q', args.q);
+  checkOffset(k, 'qOffset', args.qOffset);
+  checkExtent(k, 'q', args.q, args.qOffset, Math.max(1, d), heads, d);
+  checkFloat32(k, 'out', args.out);
+  checkOffset(k, 'outOffset', args.outOffset);
+  checkExtent(k, 'out', args.out, args.outOffset, Math.max(1, d), heads, d);
+  const rowBytes = Math.ceil(d / 8);
+  const rowCount = positions * kvHeads;
+  const padMask = d % 8 === 0 ? 0 : 0xff & ~((1 << (d % 8)) - 1);
+  for (const which of ['k', 'v'] as const) {
+    const bits = args[`${which}Bits`];
+    const values = args[`${which}Values`];
+    const start = args[`${which}Start`];
+    if (!(bits instanceof Uint8Array)) throw new LayoutError(`${k}: ${which}Bits must be a Uint8Array, got ${describe(bits)}`);
+    checkFloat32(k, `${which}Values`, values);
+    if (!(start instanceof Int32Array)) throw new LayoutError(`${k}: ${which}Start must be an Int32Array, got ${describe(start)}`);
+    if (bits.length !== rowCount * rowBytes) {
+      throw new LayoutError(`${k}: ${which}Bits has length ${bits.length}; expected ${rowCount * rowBytes} ([positions ${positions}, kvHeads ${kvHeads}, ceil(headDim / 8) ${rowBytes}] bytes)`);
+    }
+    if (start.length !== rowCount + 1) throw new LayoutError(`${k}: ${which}Start has length ${start.length}; expected positions * kvHeads + 1 = ${rowCount + 1}`);
+    if (start[0]! < 0) throw new LayoutError(`${k}: ${which}Start[0] = ${start[0]} is negative`);
+    if (start[rowCount]! > values.length) {
+      throw new LayoutError(`${k}: ${which}Start[${rowCount}] = ${start[rowCount]} is past the end of ${which}Values (length ${values.length})`);
+    }
+    for (let r = 0; r < rowCount; r++) {
+      let count = 0;
+      for (let b = 0; b < rowBytes; b++) count += popcount8(bits[r * rowBytes + b]!);
+      if (padMask !== 0 && (bits[r * rowBytes + rowBytes - 1]! & padMask) !== 0) {
+        throw new LayoutError(`${k}: ${which}Bits row ${r} has bits set past headDim ${d}`);
+      }
+      if (start[r + 1]! - start[r]! !== count) {
+        throw new LayoutError(`${k}: ${which}Start row ${r} holds ${start[r + 1]! - start[r]!} values but ${which}Bits keeps ${count} entries`);
+      }
+    }
+    checkDisjoint(k, ['out', args.out, extent(args.outOffset, Math.max(1, d), heads, d)], [
+      [`${which}Values`, values, [0, values.length]],
+    ]);
+  }
+  checkDisjoint(k, ['out', args.out, extent(args.outOffset, Math.max(1, d), heads, d)], [['q', args.q, extent(args.qOffset, Math.max(1, d), heads, d)]]);
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
