@@ -1,0 +1,38 @@
+// @sparse/attention: sparse attention on plain typed arrays — static patterns and their block masks,
+// dynamic block sparsity, KV-cache pruning. The /tfjs subpath has the training-time parts.
+export {
+  blockCount,
+  blockMaskFromElements,
+  elementAllowed,
+  elementBitHeads,
+  maskDensity,
+  restrictTiles,
+  setBitRange,
+  tileState,
+  TILE_FULL,
+  TILE_PARTIAL,
+  TILE_SKIP,
+  toDense,
+  validateBlockMask,
+} from './mask.js';
+export type { BlockMask, ElementMaskFn, MaskDensity, TileState } from './mask.js';
+export {
+  and,
+  blockDiagonal,
+  causal,
+  dilated,
+  documents,
+  full,
+  globalTokens,
+  multiDiagonal,
+  not,
+  or,
+  patternToDense,
+  prefixSharing,
+  scanClassify,
+  sinks,
+  slidingWindow,
+  toBlockMask,
+  verticalStripe,
+} from './patterns.js';
+export type { BlockMaskOptions, Pattern, PrefixSharing } from './patterns.js';
