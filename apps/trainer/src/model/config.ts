@@ -1,6 +1,7 @@
 // The GPT's shape: a plain object, validated once, shared by the model and the CLI defaults.
 
 import { ArgumentError } from '@sparse/tensor';
+import type { AttentionSpec } from './attention-op.js';
 import type { MoEConfig } from './layers.js';
 
 export interface GPTConfig {
@@ -20,6 +21,8 @@ export interface GPTConfig {
   activation?: 'gelu' | 'relu' | 'relu2';
   /** Replace each block's MLP by a mixture of experts (router + `experts` MLPs of the same shape). */
   moe?: MoEConfig;
+  /** A static attention pattern (@sparse/attention's spec: sliding window, sinks, ...); default dense causal. */
+  attention?: AttentionSpec;
 }
 
 /**

@@ -9,6 +9,7 @@
 
 import type { Site } from '@sparse/activation';
 import { ArgumentError, getKernel, type GemvSparseInputArgs, type GemvSparseInputKernel } from '@sparse/tensor';
+import { layoutAllows, specLayout, type AttentionLayout } from './attention-op.js';
 import { checkValues } from './base.js';
 import type { GPTConfig } from './config.js';
 import { gptLinears, gptParamSpecs } from './gpt.js';
@@ -190,6 +191,10 @@ export class Decoder {
   readonly #backend?: string;
   readonly #chunk: number;
   readonly #linears: Linear[] = [];
+  /** The spec's attention pattern over the whole context (a query at position i sees the keys it allows). */
+  readonly #pattern?: AttentionLayout;
+  /** Per query position being computed: 1 where its key is kept. */
+  readonly #keep: Uint8Array;
 
   // scratch, sized for #chunk tokens
   readonly #x: Float32Array;
@@ -383,6 +388,9 @@ export class Decoder {
     this.#xT = new Float32Array(c > 1 ? c * maxIn : 0);
     this.#yT = new Float32Array(c > 1 ? c * maxOut : 0);
     this.#scores = new Float32Array(this.capacity);
+    const attention = (gpt ?? llama!).attention;
+    if (attention) this.#pattern = specLayout(attention, this.capacity);
+    this.#keep = new Uint8Array(attention ? this.capacity : 0);
     this.#ropeCos = new Float32Array(llama ? (c * this.#hd) / 2 : 0);
     this.#ropeSin = new Float32Array(llama ? (c * this.#hd) / 2 : 0);
     this.#last = new Float32Array(d);
@@ -683,13 +691,17 @@ export class Decoder {
     const scores = this.#scores;
     const K = b.kCache;
     const V = b.vCache;
+    const pattern = this.#pattern;
+    const keep = this.#keep;
     for (let t = 0; t < n; t++) {
       const last = pos0 + t;
+      if (pattern) for (let j = 0; j <= last; j++) keep[j] = layoutAllows(pattern, last, j) ? 1 : 0;
       for (let h = 0; h < heads; h++) {
         const qo = t * qStride + h * hd;
         const kvo = Math.floor(h / g) * hd;
         let max = -Infinity;
         for (let j = 0; j <= last; j++) {
+          if (pattern && !keep[j]) continue;
           const ko = j * kvw + kvo;
           let s = 0;
           for (let c = 0; c < hd; c++) s += q[qo + c]! * K[ko + c]!;
@@ -699,6 +711,10 @@ export class Decoder {
         }
         let sum = 0;
         for (let j = 0; j <= last; j++) {
+          if (pattern && !keep[j]) {
+            scores[j] = 0;
+            continue;
+          }
           const e = Math.exp(scores[j]! - max);
           scores[j] = e;
           sum += e;

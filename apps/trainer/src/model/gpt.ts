@@ -6,6 +6,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, Random } from '@sparse/tensor';
+import { maskedAttention, passAttention, specLayout, type BatchAttention } from './attention-op.js';
 import { BaseModel } from './base.js';
 import { DEFAULT_GPT_CONFIG, validateGPTConfig, type GPTConfig } from './config.js';
 import { causalMask, embed, fillSinusoidal, Forward, initParamValues, moeLayer, type ParamSpec } from './layers.js';
@@ -102,17 +103,21 @@ export function initGPTValues(cfg: GPTConfig, rng: Random): Map<string, Float32A
 }
 
 /** Causal multi-head self-attention of h [B*T, d]; returns [B*T, d]. */
-function attention(cfg: GPTConfig, f: Forward, prefix: string, h: tf.Tensor2D, b: number, t: number): tf.Tensor2D {
+function attention(cfg: GPTConfig, f: Forward, prefix: string, h: tf.Tensor2D, b: number, t: number, masked: BatchAttention | undefined): tf.Tensor2D {
   const { d, heads } = cfg;
   const hd = d / heads;
   const qkv = f.linear(`${prefix}attn.c_attn.weight`, h);
   // outputs of c_attn are [q | k | v], each split into heads: [B,T,3,H,hd] -> [3,B,H,T,hd]
   const split = tf.transpose(tf.reshape(qkv, [b, t, 3, heads, hd]), [2, 0, 3, 1, 4]);
   const [q, k, v] = tf.split(tf.reshape(split, [3, b * heads, t, hd]), 3, 0).map((x) => tf.reshape(x, [b * heads, t, hd]) as tf.Tensor3D);
-  // scale q (T*hd values) rather than the scores (T*T values)
-  const scores = tf.add(tf.matMul(tf.mul(q, 1 / Math.sqrt(hd)), k, false, true), causalMask(t));
-  const probs = tf.reshape(softmaxRows(tf.reshape(scores, [b * heads * t, t])), [b * heads, t, t]) as tf.Tensor3D;
-  const ctx = tf.matMul(probs, v); // [B*H, T, hd]
+  let ctx: tf.Tensor3D; // [B*H, T, hd]
+  if (masked) ctx = maskedAttention(q, k, v, heads, masked.layouts);
+  else {
+    // scale q (T*hd values) rather than the scores (T*T values)
+    const scores = tf.add(tf.matMul(tf.mul(q, 1 / Math.sqrt(hd)), k, false, true), causalMask(t));
+    const probs = tf.reshape(softmaxRows(tf.reshape(scores, [b * heads * t, t])), [b * heads, t, t]) as tf.Tensor3D;
+    ctx = tf.matMul(probs, v);
+  }
   const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [b, heads, t, hd]), [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D;
   return f.linear(`${prefix}attn.c_proj.weight`, merged);
 }
@@ -128,13 +133,21 @@ function hidden(cfg: GPTConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   if (t > cfg.ctx) throw new ArgumentError(`sequence length ${t} exceeds the model context ${cfg.ctx}`);
   const { d } = cfg;
   const tok = embed(f.w('wte.weight'), ids, cfg.vocab);
-  // positions broadcast over the batch as an outer product (keeps the wpe gradient a matmul too)
-  const pos = tf.reshape(tf.slice(f.w('wpe.weight'), [0, 0], [t, d]), [1, t * d]);
-  let x = tf.add(tok, tf.reshape(tf.matMul(tf.ones([b, 1]), pos), [b * t, d])) as tf.Tensor2D;
+  const masked = passAttention(cfg.attention ? (n) => specLayout(cfg.attention!, n) : undefined, f.hooks.attention, b, t);
+  let x: tf.Tensor2D;
+  if (masked?.positions) {
+    // given position ids: their rows of wpe
+    for (const p of masked.positions) if (p < 0 || p >= cfg.ctx) throw new ArgumentError(`position id ${p} is outside the model context 0..${cfg.ctx - 1}`);
+    x = tf.add(tok, tf.gather(f.w('wpe.weight'), tf.tensor1d(masked.positions, 'int32'))) as tf.Tensor2D;
+  } else {
+    // positions broadcast over the batch as an outer product (keeps the wpe gradient a matmul too)
+    const pos = tf.reshape(tf.slice(f.w('wpe.weight'), [0, 0], [t, d]), [1, t * d]);
+    x = tf.add(tok, tf.reshape(tf.matMul(tf.ones([b, 1]), pos), [b * t, d])) as tf.Tensor2D;
+  }
   for (let i = 0; i < cfg.layers; i++) {
     const pre = `h.${i}.`;
     f.hooks.blockInput?.(i, x);
-    const a = attention(cfg, f, pre, layerNorm(x, f.w(`${pre}ln_1.weight`), f.w(`${pre}ln_1.bias`)), b, t);
+    const a = attention(cfg, f, pre, layerNorm(x, f.w(`${pre}ln_1.weight`), f.w(`${pre}ln_1.bias`)), b, t, masked);
     x = tf.add(x, a);
     const h = layerNorm(x, f.w(`${pre}ln_2.weight`), f.w(`${pre}ln_2.bias`));
     const m = cfg.moe
@@ -188,6 +201,7 @@ export class GPT extends BaseModel {
     const cfg: GPTConfig = { vocab: config.vocab, d: config.d, layers: config.layers, heads: config.heads, ctx: config.ctx, mlpRatio: config.mlpRatio };
     if (config.activation !== undefined && config.activation !== 'gelu') cfg.activation = config.activation;
     if (config.moe) cfg.moe = Object.freeze({ experts: config.moe.experts, topK: config.moe.topK });
+    if (config.attention) cfg.attention = Object.freeze(structuredClone(config.attention));
     this.config = Object.freeze(cfg);
     this.spec = Object.freeze({ architecture: 'gpt' as const, ...cfg });
     this.blocks = cfg.layers;

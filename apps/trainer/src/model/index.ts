@@ -1,6 +1,7 @@
 // The model factory: one entry point from a spec (architecture + size fields) to a LanguageModel.
 
 import { Random } from '@sparse/tensor';
+import { checkAttentionSpec } from './attention-op.js';
 import { BaseModel } from './base.js';
 import { DEFAULT_GPT_CONFIG, type GPTConfig } from './config.js';
 import { specFail } from './errors.js';
@@ -25,7 +26,7 @@ export function defaultSpec(architecture: Architecture, vocab: number): ModelSpe
   return specFail('architecture', `must be one of ${ARCHITECTURES.join(', ')}, got ${JSON.stringify(architecture)}`);
 }
 
-const GPT_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'mlpRatio', 'activation', 'moe'];
+const GPT_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'mlpRatio', 'activation', 'moe', 'attention'];
 
 function validateGPTSpec(cfg: Record<string, unknown>): GPTConfig {
   for (const k of Object.keys(cfg)) if (!GPT_FIELDS.includes(k)) specFail(k, `is not a field of a gpt model (fields: ${GPT_FIELDS.join(', ')})`);
@@ -43,6 +44,7 @@ function validateGPTSpec(cfg: Record<string, unknown>): GPTConfig {
   const out: GPTConfig = { vocab: cfg.vocab as number, d, layers: cfg.layers as number, heads: cfg.heads as number, ctx: cfg.ctx as number, mlpRatio: ratio };
   if (act !== undefined && act !== 'gelu') out.activation = act;
   if (moe) out.moe = moe;
+  if (cfg.attention !== undefined) out.attention = checkAttentionSpec(cfg.attention, out.ctx, specFail);
   return out;
 }
 

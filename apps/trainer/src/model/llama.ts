@@ -6,6 +6,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, Random } from '@sparse/tensor';
+import { checkAttentionSpec, maskedAttention, passAttention, specLayout, type AttentionSpec, type BatchAttention } from './attention-op.js';
 import { BaseModel } from './base.js';
 import { specFail } from './errors.js';
 import { causalMask, checkMoE, embed, Forward, initParamValues, moeLayer, rmsNorm, type MoEConfig, type ParamSpec } from './layers.js';
@@ -34,6 +35,8 @@ export interface LlamaConfig {
   /** The gate's nonlinearity: SiLU (default), or ReLU / squared ReLU (activation sparsity's substitutes). */
   activation?: 'silu' | 'relu' | 'relu2';
   moe?: MoEConfig;
+  /** A static attention pattern (@sparse/attention's spec: sliding window, sinks, ...); default dense causal. */
+  attention?: AttentionSpec;
 }
 
 export const DEFAULT_LLAMA_CONFIG: Readonly<Omit<LlamaConfig, 'vocab'>> = {
@@ -50,7 +53,7 @@ export const DEFAULT_LLAMA_CONFIG: Readonly<Omit<LlamaConfig, 'vocab'>> = {
 
 export type LlamaSpec = ModelSpec & LlamaConfig & { architecture: 'llama' };
 
-const LLAMA_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'kvHeads', 'mlpHidden', 'ropeTheta', 'normEps', 'tiedEmbeddings', 'activation', 'moe'];
+const LLAMA_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'kvHeads', 'mlpHidden', 'ropeTheta', 'normEps', 'tiedEmbeddings', 'activation', 'moe', 'attention'];
 
 /** Checks every field; throws ModelSpecError naming the first bad one. */
 export function validateLlamaConfig(cfg: LlamaConfig): void {
@@ -67,6 +70,7 @@ export function validateLlamaConfig(cfg: LlamaConfig): void {
   if (typeof cfg.tiedEmbeddings !== 'boolean') specFail('tiedEmbeddings', `must be true or false, got ${JSON.stringify(cfg.tiedEmbeddings)}`);
   if (cfg.activation !== undefined && !['silu', 'relu', 'relu2'].includes(cfg.activation)) specFail('activation', `must be 'silu', 'relu' or 'relu2', got ${JSON.stringify(cfg.activation)}`);
   checkMoE(cfg.moe, 'moe', specFail);
+  if (cfg.attention !== undefined) checkAttentionSpec(cfg.attention, cfg.ctx, specFail);
 }
 
 /** Names, shapes and initializers of every parameter, in a fixed order. */
@@ -139,20 +143,24 @@ export function llamaLinears(cfg: LlamaConfig): LinearInfo[] {
  * cos and sin tables [B*T, H*hd] of the rotary embedding: position t, head dim j rotates at
  * theta^(-2(j mod hd/2)/hd), the frequencies repeated over both halves (HF's cat(freqs, freqs)).
  */
-function ropeTables(b: number, t: number, heads: number, hd: number, theta: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+function ropeTables(b: number, t: number, heads: number, hd: number, theta: number, positions?: Int32Array): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
   const w = heads * hd;
   const cos = new Float32Array(b * t * w);
   const sin = new Float32Array(b * t * w);
   const half = hd / 2;
-  for (let pos = 0; pos < t; pos++) {
+  for (let p = 0; p < t; p++) {
     for (let j = 0; j < hd; j++) {
-      const angle = pos * Math.pow(theta, -(2 * (j % half)) / hd);
-      const c = Math.cos(angle);
-      const s = Math.sin(angle);
-      for (let bi = 0; bi < b; bi++) for (let h = 0; h < heads; h++) {
-        const at = (bi * t + pos) * w + h * hd + j;
-        cos[at] = c;
-        sin[at] = s;
+      const freq = Math.pow(theta, -(2 * (j % half)) / hd);
+      for (let bi = 0; bi < b; bi++) {
+        // given position ids (prefix sharing) rotate by their own position, else by the index
+        const angle = (positions ? positions[bi * t + p]! : p) * freq;
+        const c = Math.cos(angle);
+        const s = Math.sin(angle);
+        for (let h = 0; h < heads; h++) {
+          const at = (bi * t + p) * w + h * hd + j;
+          cos[at] = c;
+          sin[at] = s;
+        }
       }
     }
   }
@@ -170,13 +178,21 @@ function applyRope(x: tf.Tensor2D, heads: number, hd: number, cos: tf.Tensor2D, 
   return tf.add<tf.Tensor2D>(tf.mul<tf.Tensor2D>(x, cos), tf.mul<tf.Tensor2D>(rot, sin));
 }
 
-function attention(cfg: LlamaConfig, f: Forward, p: string, h: tf.Tensor2D, b: number, t: number, rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; kcos: tf.Tensor2D; ksin: tf.Tensor2D }): tf.Tensor2D {
+function attention(cfg: LlamaConfig, f: Forward, p: string, h: tf.Tensor2D, b: number, t: number, rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; kcos: tf.Tensor2D; ksin: tf.Tensor2D }, masked: BatchAttention | undefined): tf.Tensor2D {
   const { d, heads, kvHeads } = cfg;
   const hd = d / heads;
   const g = heads / kvHeads;
   const q = applyRope(f.linear(`${p}self_attn.q_proj.weight`, h), heads, hd, rope.cos, rope.sin);
   const k = applyRope(f.linear(`${p}self_attn.k_proj.weight`, h), kvHeads, hd, rope.kcos, rope.ksin);
   const v = f.linear(`${p}self_attn.v_proj.weight`, h);
+  if (masked) {
+    // the op takes every query head with its own k and v: repeat each kv head over its g query heads
+    const perHead = (x: tf.Tensor2D, n: number) => tf.reshape(tf.transpose(tf.reshape(x, [b, t, n, hd]), [0, 2, 1, 3]), [b, n, t, hd]);
+    const repeat = (x: tf.Tensor2D) => tf.reshape(g === 1 ? perHead(x, kvHeads) : tf.tile(tf.reshape(perHead(x, kvHeads), [b * kvHeads, 1, t * hd]), [1, g, 1]), [b * heads, t, hd]) as tf.Tensor3D;
+    const ctx = maskedAttention(tf.reshape(perHead(q, heads), [b * heads, t, hd]), repeat(k), repeat(v), heads, masked.layouts);
+    const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [b, heads, t, hd]), [0, 2, 1, 3]), [b * t, heads * hd]) as tf.Tensor2D;
+    return f.linear(`${p}self_attn.o_proj.weight`, merged);
+  }
   // query head kv*g + i shares key/value head kv (HF repeat_kv): group the g query heads of each kv
   // head along the time axis, [B*KV, g*T, hd], so one batched matmul serves them without repeating k, v
   const qg = tf.reshape(tf.transpose(tf.reshape(q, [b, t, kvHeads, g, hd]), [0, 2, 3, 1, 4]), [b * kvHeads, g * t, hd]) as tf.Tensor3D;
@@ -199,14 +215,16 @@ function logits(cfg: LlamaConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   const [b, t] = ids.shape;
   if (t > cfg.ctx) throw new ArgumentError(`sequence length ${t} exceeds the model context ${cfg.ctx}`);
   const hd = cfg.d / cfg.heads;
-  const qr = ropeTables(b, t, cfg.heads, hd, cfg.ropeTheta);
-  const kr = cfg.kvHeads === cfg.heads ? qr : ropeTables(b, t, cfg.kvHeads, hd, cfg.ropeTheta);
+  const masked = passAttention(cfg.attention ? (n) => specLayout(cfg.attention!, n) : undefined, f.hooks.attention, b, t);
+  const positions = masked?.positions;
+  const qr = ropeTables(b, t, cfg.heads, hd, cfg.ropeTheta, positions);
+  const kr = cfg.kvHeads === cfg.heads ? qr : ropeTables(b, t, cfg.kvHeads, hd, cfg.ropeTheta, positions);
   const rope = { cos: qr.cos, sin: qr.sin, kcos: kr.cos, ksin: kr.sin };
   let x = embed(f.w('model.embed_tokens.weight'), ids, cfg.vocab);
   for (let i = 0; i < cfg.layers; i++) {
     const p = `model.layers.${i}.`;
     f.hooks.blockInput?.(i, x);
-    x = tf.add(x, attention(cfg, f, p, rmsNorm(x, f.w(`${p}input_layernorm.weight`), cfg.normEps), b, t, rope));
+    x = tf.add(x, attention(cfg, f, p, rmsNorm(x, f.w(`${p}input_layernorm.weight`), cfg.normEps), b, t, rope, masked));
     const h = rmsNorm(x, f.w(`${p}post_attention_layernorm.weight`), cfg.normEps);
     const m = cfg.moe ? moeLayer(f, i, `${p}mlp.router.weight`, cfg.moe, h, (e, xe, rows) => swiglu(cfg, f, `${p}mlp.experts.${e}.`, xe, rows)) : swiglu(cfg, f, `${p}mlp.`, h);
     x = tf.add(x, m);
@@ -232,6 +250,7 @@ export class Llama extends BaseModel {
     const cfg: LlamaConfig = {} as LlamaConfig;
     for (const k of LLAMA_FIELDS) if ((config as unknown as Record<string, unknown>)[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = (config as unknown as Record<string, unknown>)[k];
     if (config.moe) cfg.moe = Object.freeze({ experts: config.moe.experts, topK: config.moe.topK });
+    if (config.attention) cfg.attention = Object.freeze(structuredClone(config.attention));
     this.config = Object.freeze(cfg);
     this.spec = Object.freeze({ architecture: 'llama' as const, ...cfg });
     this.blocks = cfg.layers;

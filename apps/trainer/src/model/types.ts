@@ -4,6 +4,7 @@
 
 import type { Site } from '@sparse/activation';
 import type * as tf from '@tensorflow/tfjs-core';
+import type { BatchAttention } from './attention-op.js';
 
 export type Architecture = 'gpt' | 'llama';
 
@@ -66,6 +67,11 @@ export interface ForwardHooks {
   blockOutput?: (block: number, h: tf.Tensor2D) => void;
   /** Receives each MoE layer's routing: which expert each token went to and its gate weights. */
   routing?: (block: number, experts: tf.Tensor2D, gates: tf.Tensor2D) => void;
+  /**
+   * This batch's attention: a layout per sequence and their position ids (prefix sharing); replaces
+   * the spec's pattern (and the dense causal mask) in every block. See attention-op.ts.
+   */
+  attention?: BatchAttention;
 }
 
 /** Everything needed to rebuild a model: architecture plus its size fields. */
