@@ -36,3 +36,8 @@ export {
   verticalStripe,
 } from './patterns.js';
 export type { BlockMaskOptions, Pattern, PrefixSharing } from './patterns.js';
+export { checkQKV, kernelMaskArgs, maskedAttention } from './attention.js';
+export type { AttentionShape, MaskedAttentionOptions, MaskedAttentionResult } from './attention.js';
+export { finishDynamic, spargePredict, topKBlocks } from './dynamic/predict.js';
+export type { BlockPredictOptions, DynamicBlockMask, SpargeOptions, SpargePrediction, TopKBlocksOptions } from './dynamic/predict.js';
+export { blockMeans, blockSelfSimilarity, pooledScores } from './dynamic/pool.js';
