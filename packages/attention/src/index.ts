@@ -41,3 +41,5 @@ export type { AttentionShape, MaskedAttentionOptions, MaskedAttentionResult } fr
 export { finishDynamic, spargePredict, topKBlocks } from './dynamic/predict.js';
 export type { BlockPredictOptions, DynamicBlockMask, SpargeOptions, SpargePrediction, TopKBlocksOptions } from './dynamic/predict.js';
 export { blockMeans, blockSelfSimilarity, pooledScores } from './dynamic/pool.js';
+export { bitmapBreakEvenSparsity, BitmapKVCache, bitmapKVAttention, expandBitmap, keptPerRow, topMagnitude } from './kv/bitmap-cache.js';
+export type { BitmapKV, BitmapKVCacheOptions } from './kv/bitmap-cache.js';
