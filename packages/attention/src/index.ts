@@ -43,3 +43,5 @@ export type { BlockPredictOptions, DynamicBlockMask, SpargeOptions, SpargePredic
 export { blockMeans, blockSelfSimilarity, pooledScores } from './dynamic/pool.js';
 export { bitmapBreakEvenSparsity, BitmapKVCache, bitmapKVAttention, expandBitmap, keptPerRow, topMagnitude } from './kv/bitmap-cache.js';
 export type { BitmapKV, BitmapKVCacheOptions } from './kv/bitmap-cache.js';
+export { checkGate, seerGateLogits, seerGateProbs, seerPool, seerPredict, seerTarget } from './dynamic/seer.js';
+export type { SeerGate, SeerPooled, SeerSelectOptions } from './dynamic/seer.js';
