@@ -16,7 +16,7 @@
       'targets': [{
         'target_name': 'sparse_avx2',
         'type': 'static_library',
-        'sources': ['native/kernels_avx2.cc', 'native/spmm_avx2.cc', 'native/ops_avx2.cc', 'native/elementwise_avx2.cc', 'native/sparse_linear_avx2.cc'],
+        'sources': ['native/kernels_avx2.cc', 'native/spmm_avx2.cc', 'native/ops_avx2.cc', 'native/elementwise_avx2.cc', 'native/sparse_linear_avx2.cc', 'native/attention_avx2.cc'],
         'cflags': ['-fPIC', '-mavx2', '-mfma'],
         'cflags_cc': ['-fPIC', '-mavx2', '-mfma'],
         'xcode_settings': { 'OTHER_CFLAGS': ['-mavx2', '-mfma'], 'OTHER_CPLUSPLUSFLAGS': ['-mavx2', '-mfma'] },
@@ -26,7 +26,7 @@
   'targets': [
     {
       'target_name': 'sparse_cpu',
-      'sources': ['native/addon.cc', 'native/gemm.cc', 'native/ops.cc', 'native/spmm.cc', 'native/thread_pool.cc', 'native/elementwise.cc', 'native/sparse_linear.cc'],
+      'sources': ['native/addon.cc', 'native/gemm.cc', 'native/ops.cc', 'native/spmm.cc', 'native/thread_pool.cc', 'native/elementwise.cc', 'native/sparse_linear.cc', 'native/attention.cc'],
       'include_dirs': ['<(sparse_napi_include)'],
       'defines': [
         'NAPI_VERSION=8',

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "args.h"
+#include "attention.h"
 #include "elementwise.h"
 #include "gemm.h"
 #include "ops.h"
@@ -353,10 +354,36 @@ Napi::Value GemvSparseInput(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The element mask at argument `at` (Uint8Array | null): [seq, seq] or [heads, seq, seq] bits. Required
+// when a tile of the block mask (`cells` bytes; null = dense) is partial (2).
+void readElementMask(const Napi::CallbackInfo& info, const char* fn, int at, int64_t heads, int64_t seq, const uint8_t* mask,
+                     int64_t cells, const uint8_t** out, bool* perHead) {
+  bool partial = false;
+  if (mask != nullptr) {
+    for (int64_t t = 0; t < cells && !partial; ++t) partial = mask[t] == 2;
+  }
+  if (info[at].IsNull() || info[at].IsUndefined()) {
+    if (partial) throw rangeError(info, fn, "partial tiles (mask value 2) need an element mask");
+    return;
+  }
+  const ArrayArg<uint8_t> em = u8Arg(info, fn, at, "elementMask");
+  const double one = std::ceil(static_cast<double>(seq) * static_cast<double>(seq) / 8.0);
+  const double all = std::ceil(static_cast<double>(heads) * static_cast<double>(seq) * static_cast<double>(seq) / 8.0);
+  if (static_cast<double>(em.length) == one) {
+    *perHead = false;
+  } else if (static_cast<double>(em.length) == all) {
+    *perHead = true;
+  } else {
+    throw rangeError(info, fn, "elementMask length must be ceil(seq*seq/8) or ceil(heads*seq*seq/8)");
+  }
+  *out = em.data;
+}
+
 // attention(heads, seq, d, Q, qOffset, K, kOffset, V, vOffset, Out, outOffset, causal, scale, blockSize, mask | null)
+// ... [, elementMask | null, lse | null, lseOffset]
 Napi::Value Attention(const Napi::CallbackInfo& info) {
   const char* fn = "attention";
-  if (info.Length() != 15) throw Napi::TypeError::New(info.Env(), "attention: expected 15 arguments");
+  if (info.Length() != 15 && info.Length() != 18) throw Napi::TypeError::New(info.Env(), "attention: expected 15 or 18 arguments");
   AttentionProblem p;
   p.heads = intArg(info, fn, 0, "heads");
   p.seq = intArg(info, fn, 1, "seq");
@@ -399,11 +426,162 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
     }
     p.mask = mask.data;
   }
+  if (info.Length() == 18) {
+    const int64_t nb = (p.seq + p.blockSize - 1) / p.blockSize;
+    readElementMask(info, fn, 15, p.heads, p.seq, p.mask, p.maskPerHead ? p.heads * nb * nb : nb * nb, &p.elementMask, &p.elementMaskPerHead);
+    if (!info[16].IsNull() && !info[16].IsUndefined()) {
+      const ArrayArg<float> lse = f32Arg(info, fn, 16, "lse");
+      const int64_t off = intArg(info, fn, 17, "lseOffset");
+      checkMatrix(info, fn, "lse", lse.length, off, p.heads, p.seq, std::max<int64_t>(p.seq, 1));
+      p.lse = lse.data + off;
+      if (rows > 0 && p.d > 0) {
+        for (int t = 0; t < 4; ++t) checkApart(info, fn, "lse", p.lse, p.lse + rows, names[t], ptrs[t], ptrs[t] + rows * p.d);
+      }
+    }
+  } else if (p.mask != nullptr) {
+    const int64_t cells = p.maskPerHead ? p.heads * ((p.seq + p.blockSize - 1) / p.blockSize) * ((p.seq + p.blockSize - 1) / p.blockSize)
+                                        : ((p.seq + p.blockSize - 1) / p.blockSize) * ((p.seq + p.blockSize - 1) / p.blockSize);
+    for (int64_t t = 0; t < cells; ++t) {
+      if (p.mask[t] == 2) throw rangeError(info, fn, "partial tiles (mask value 2) need an element mask");
+    }
+  }
   if (rows > 0 && p.d > 0) {
     const int64_t span = rows * p.d;
     for (int t = 0; t < 3; ++t) checkApart(info, fn, "Out", p.out, p.out + span, names[t], ptrs[t], ptrs[t] + span);
   }
   attention(p);
+  return info.Env().Undefined();
+}
+
+// attentionBackward(heads, seq, d, Q, qOff, K, kOff, V, vOff, Out, outOff, dOut, dOutOff, lse, lseOff, causal,
+//                   scale, blockSize, mask | null, elementMask | null, dQ, dqOff, dK, dkOff, dV, dvOff)
+Napi::Value AttentionBackwardFn(const Napi::CallbackInfo& info) {
+  const char* fn = "attentionBackward";
+  if (info.Length() != 26) throw Napi::TypeError::New(info.Env(), "attentionBackward: expected 26 arguments");
+  AttentionBackwardProblem p;
+  p.heads = intArg(info, fn, 0, "heads");
+  p.seq = intArg(info, fn, 1, "seq");
+  p.d = intArg(info, fn, 2, "headDim");
+  const double rowsD = static_cast<double>(p.heads) * static_cast<double>(p.seq);
+  if (productTooLarge(rowsD * static_cast<double>(std::max<int64_t>(p.d, 1)))) throw rangeError(info, fn, "heads * seq * headDim is too large");
+  const int64_t rows = p.heads * p.seq, ld = std::max<int64_t>(p.d, 1), span = rows * p.d;
+  const char* names[8] = {"Q", "K", "V", "Out", "dOut", "dQ", "dK", "dV"};
+  const int at[8] = {3, 5, 7, 9, 11, 20, 22, 24};
+  float* ptrs[8];
+  for (int t = 0; t < 8; ++t) {
+    const ArrayArg<float> arr = f32Arg(info, fn, at[t], names[t]);
+    const int64_t off = intArg(info, fn, at[t] + 1, "offset");
+    checkMatrix(info, fn, names[t], arr.length, off, rows, p.d, ld);
+    ptrs[t] = arr.data + off;
+  }
+  const ArrayArg<float> lse = f32Arg(info, fn, 13, "lse");
+  const int64_t lseOff = intArg(info, fn, 14, "lseOffset");
+  checkMatrix(info, fn, "lse", lse.length, lseOff, p.heads, p.seq, std::max<int64_t>(p.seq, 1));
+  p.q = ptrs[0];
+  p.k = ptrs[1];
+  p.v = ptrs[2];
+  p.out = ptrs[3];
+  p.dout = ptrs[4];
+  p.lse = lse.data + lseOff;
+  p.dq = ptrs[5];
+  p.dk = ptrs[6];
+  p.dv = ptrs[7];
+  p.causal = boolArg(info, fn, 15, "causal");
+  p.scale = floatArg(info, fn, 16, "scale");
+  p.blockSize = intArg(info, fn, 17, "blockSize");
+  if (p.blockSize < 1) throw rangeError(info, fn, "blockSize must be at least 1");
+  const int64_t nb = (p.seq + p.blockSize - 1) / p.blockSize;
+  int64_t cells = 0;
+  if (!info[18].IsNull() && !info[18].IsUndefined()) {
+    const ArrayArg<uint8_t> mask = u8Arg(info, fn, 18, "mask");
+    if (productTooLarge(static_cast<double>(nb) * static_cast<double>(nb) * static_cast<double>(std::max<int64_t>(p.heads, 1)))) {
+      throw rangeError(info, fn, "block mask too large");
+    }
+    if (mask.length == nb * nb) {
+      p.maskPerHead = false;
+    } else if (mask.length == p.heads * nb * nb) {
+      p.maskPerHead = true;
+    } else {
+      throw rangeError(info, fn, "mask length must be nb*nb or heads*nb*nb");
+    }
+    p.mask = mask.data;
+    cells = mask.length;
+  }
+  readElementMask(info, fn, 19, p.heads, p.seq, p.mask, cells, &p.elementMask, &p.elementMaskPerHead);
+  if (span > 0) {
+    for (int o = 5; o < 8; ++o) {
+      for (int t = 0; t < 5; ++t) checkApart(info, fn, names[o], ptrs[o], ptrs[o] + span, names[t], ptrs[t], ptrs[t] + span);
+      checkApart(info, fn, names[o], ptrs[o], ptrs[o] + span, "lse", p.lse, p.lse + rows);
+      for (int t = o + 1; t < 8; ++t) checkApart(info, fn, names[o], ptrs[o], ptrs[o] + span, names[t], ptrs[t], ptrs[t] + span);
+    }
+  }
+  attentionBackward(p);
+  return info.Env().Undefined();
+}
+
+// attentionBitmapKV(heads, kvHeads, d, positions, Q, qOff, kBits, kValues, kStart, vBits, vValues, vStart, Out, outOff, scale)
+Napi::Value AttentionBitmapKVFn(const Napi::CallbackInfo& info) {
+  const char* fn = "attentionBitmapKV";
+  if (info.Length() != 15) throw Napi::TypeError::New(info.Env(), "attentionBitmapKV: expected 15 arguments");
+  AttentionBitmapKVProblem p;
+  p.heads = intArg(info, fn, 0, "heads");
+  p.kvHeads = intArg(info, fn, 1, "kvHeads");
+  p.d = intArg(info, fn, 2, "headDim");
+  p.positions = intArg(info, fn, 3, "positions");
+  if (p.heads > 0 && (p.kvHeads < 1 || p.heads % p.kvHeads != 0)) throw rangeError(info, fn, "kvHeads must divide heads");
+  if (productTooLarge(static_cast<double>(p.positions) * static_cast<double>(std::max<int64_t>(p.kvHeads, 1)) * static_cast<double>(std::max<int64_t>(p.d, 1))) ||
+      productTooLarge(static_cast<double>(p.heads) * static_cast<double>(std::max<int64_t>(p.d, 1)))) {
+    throw rangeError(info, fn, "sizes too large");
+  }
+  const ArrayArg<float> q = f32Arg(info, fn, 4, "Q");
+  const int64_t qOff = intArg(info, fn, 5, "qOffset");
+  checkMatrix(info, fn, "Q", q.length, qOff, p.heads, p.d, std::max<int64_t>(p.d, 1));
+  const ArrayArg<float> out = f32Arg(info, fn, 12, "Out");
+  const int64_t outOff = intArg(info, fn, 13, "outOffset");
+  checkMatrix(info, fn, "Out", out.length, outOff, p.heads, p.d, std::max<int64_t>(p.d, 1));
+  p.q = q.data + qOff;
+  p.out = out.data + outOff;
+  p.scale = floatArg(info, fn, 14, "scale");
+  const int64_t rowCount = p.positions * p.kvHeads, rowBytes = (p.d + 7) / 8;
+  const float* valuePtrs[2];
+  int64_t valueLens[2];
+  for (int w = 0; w < 2; ++w) {
+    const char* wn = w == 0 ? "k" : "v";
+    const ArrayArg<uint8_t> bits = u8Arg(info, fn, 6 + 3 * w, w == 0 ? "kBits" : "vBits");
+    const ArrayArg<float> values = f32Arg(info, fn, 7 + 3 * w, w == 0 ? "kValues" : "vValues");
+    const ArrayArg<int32_t> start = i32Arg(info, fn, 8 + 3 * w, w == 0 ? "kStart" : "vStart");
+    if (bits.length != rowCount * rowBytes) throw rangeError(info, fn, std::string(wn) + "Bits length must be positions*kvHeads*ceil(headDim/8)");
+    if (start.length != rowCount + 1) throw rangeError(info, fn, std::string(wn) + "Start length must be positions*kvHeads+1");
+    // Every row's values must lie inside the array and match its bitmap (expansion reads exactly them).
+    for (int64_t r = 0; r < rowCount; ++r) {
+      int64_t count = 0;
+      for (int64_t b = 0; b < rowBytes; ++b) {
+        uint8_t byte = bits.data[r * rowBytes + b];
+        if (b == rowBytes - 1 && (p.d & 7) != 0) byte &= static_cast<uint8_t>((1u << (p.d & 7)) - 1);
+        count += __builtin_popcount(byte);
+      }
+      const int64_t s0 = start.data[r], s1 = start.data[r + 1];
+      if (s0 < 0 || s1 - s0 != count || s1 > values.length) throw rangeError(info, fn, std::string(wn) + "Start disagrees with " + wn + "Bits or " + wn + "Values");
+    }
+    if (w == 0) {
+      p.kBits = bits.data;
+      p.kValues = values.data;
+      p.kStart = start.data;
+    } else {
+      p.vBits = bits.data;
+      p.vValues = values.data;
+      p.vStart = start.data;
+    }
+    valuePtrs[w] = values.data;
+    valueLens[w] = values.length;
+  }
+  const int64_t outSpan = p.heads * p.d;
+  if (outSpan > 0) {
+    checkApart(info, fn, "Out", p.out, p.out + outSpan, "Q", p.q, p.q + outSpan);
+    checkApart(info, fn, "Out", p.out, p.out + outSpan, "kValues", valuePtrs[0], valuePtrs[0] + valueLens[0]);
+    checkApart(info, fn, "Out", p.out, p.out + outSpan, "vValues", valuePtrs[1], valuePtrs[1] + valueLens[1]);
+  }
+  attentionBitmapKV(p);
   return info.Env().Undefined();
 }
 
@@ -761,7 +939,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   const char* names[] = {"gemm",      "gemmBatched",    "spmmCSR",   "spmmNM",   "spmmBlock",
                          "gemvSparseInput", "attention", "maskedAdam", "maskedSGD", "elementwiseBinary",
                          "elementwiseUnary", "reduceLastAxis", "gather32", "linearCSR", "linearCSRGradInput",
-                         "sddmmCSR"};
+                         "sddmmCSR", "attentionBackward", "attentionBitmapKV"};
   for (uint32_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) kernels.Set(i, names[i]);
   out.Set("kernels", kernels);
   return out;
@@ -784,6 +962,8 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("spmmBlock", Napi::Function::New(env, SpmmBsr, "spmmBlock"));
   exports.Set("gemvSparseInput", Napi::Function::New(env, GemvSparseInput, "gemvSparseInput"));
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackwardFn, "attentionBackward"));
+  exports.Set("attentionBitmapKV", Napi::Function::New(env, AttentionBitmapKVFn, "attentionBitmapKV"));
   exports.Set("maskedAdam", Napi::Function::New(env, MaskedAdam, "maskedAdam"));
   exports.Set("maskedSGD", Napi::Function::New(env, MaskedSgd, "maskedSGD"));
   exports.Set("elementwiseBinary", Napi::Function::New(env, ElementwiseBinary, "elementwiseBinary"));

@@ -223,8 +223,10 @@ void attendChunk(const AttentionProblem& p, int64_t bs, int64_t nb, int64_t h, i
   const int64_t base = h * p.seq * d;
   const uint8_t* mask = p.mask == nullptr ? nullptr : p.mask + (p.maskPerHead ? h * nb * nb : 0) + bi * nb;
 
+  const int64_t ebase = p.elementMaskPerHead ? h * p.seq * p.seq : 0;
   for (int64_t bj = 0; bj < nb; ++bj) {
     if (mask != nullptr && mask[bj] == 0) continue;
+    const bool partial = mask != nullptr && mask[bj] == 2 && p.elementMask != nullptr;
     const int64_t k0 = bj * bs;
     if (p.causal && k0 > q1 - 1) break;  // this and every later tile lies after the last query
     int64_t k1 = std::min(p.seq, k0 + bs);
@@ -250,6 +252,17 @@ void attendChunk(const AttentionProblem& p, int64_t bs, int64_t nb, int64_t h, i
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t first = std::max(c0, q0 + r + 1);
           for (int64_t j = first; j < c1; ++j) S[r * kc + (j - c0)] = ninf;
+        }
+      }
+      if (partial) {
+        // Elements the element mask disallows inside a partial tile.
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t n0 = ebase + (q0 + r) * p.seq + c0;
+          float* srow = S + r * kc;
+          for (int64_t j = 0; j < kn; ++j) {
+            const int64_t n = n0 + j;
+            if (((p.elementMask[n >> 3] >> (n & 7)) & 1) == 0) srow[j] = ninf;
+          }
         }
       }
       for (int64_t r = 0; r < rows; ++r) {
@@ -285,6 +298,10 @@ void attendChunk(const AttentionProblem& p, int64_t bs, int64_t nb, int64_t h, i
   for (int64_t r = 0; r < rows; ++r) {
     const float inv = L[r] > 0.0f ? 1.0f / L[r] : 0.0f;
     for (int64_t c = 0; c < d; ++c) out[r * d + c] = L[r] > 0.0f ? O[r * d + c] * inv : 0.0f;
+  }
+  if (p.lse != nullptr) {
+    float* lse = p.lse + h * p.seq + q0;
+    for (int64_t r = 0; r < rows; ++r) lse[r] = L[r] > 0.0f ? M[r] + std::log(L[r]) : ninf;
   }
 }
 

@@ -37,6 +37,12 @@ struct AttentionProblem {
   int64_t blockSize = 64;
   const uint8_t* mask = nullptr;
   bool maskPerHead = false;
+  // Consulted in tiles whose mask value is 2 (partial): bit (elementMaskPerHead ? h*seq*seq : 0) +
+  // i*seq + j, LSB-first, 1 = allowed. Must be set when any tile is 2.
+  const uint8_t* elementMask = nullptr;
+  bool elementMaskPerHead = false;
+  // When set, [heads, seq]: each row's log-sum-exp of its scaled allowed scores (-inf when none).
+  float* lse = nullptr;
 };
 void attention(const AttentionProblem& p);
 

@@ -6,6 +6,8 @@ import { gemmKernelFrom } from './gemm.js';
 import { linearCSRGradInputKernelFrom, linearCSRKernelFrom, sddmmCSRKernelFrom } from './linear.js';
 import { nativeStatus, warnIfNativeMissing, type NativeAddon } from './native.js';
 import {
+  attentionBitmapKVKernelFrom,
+  blockSparseAttentionBackwardKernelFrom,
   blockSparseAttentionKernelFrom,
   denseAttentionKernelFrom,
   gemvSparseInputKernelFrom,
@@ -26,6 +28,8 @@ export {
 export type {
   NativeAddon,
   NativeAttention,
+  NativeAttentionBackward,
+  NativeAttentionBitmapKV,
   NativeGemm,
   NativeGemmBatched,
   NativeGemvSparseInput,
@@ -43,6 +47,8 @@ export { gemmKernelFrom } from './gemm.js';
 export { spmmBlockKernelFrom, spmmCSRKernelFrom, spmmNMKernelFrom } from './spmm.js';
 export { linearCSRGradInputKernelFrom, linearCSRKernelFrom, sddmmCSRKernelFrom } from './linear.js';
 export {
+  attentionBitmapKVKernelFrom,
+  blockSparseAttentionBackwardKernelFrom,
   blockSparseAttentionKernelFrom,
   denseAttentionKernelFrom,
   gemvSparseInputKernelFrom,
@@ -70,12 +76,18 @@ const KERNEL_FACTORIES: { [K in KernelName]?: (addon: NativeAddon) => KernelConf
   gemvSparseInput: gemvSparseInputKernelFrom,
   denseAttention: denseAttentionKernelFrom,
   blockSparseAttention: blockSparseAttentionKernelFrom,
+  blockSparseAttentionBackward: blockSparseAttentionBackwardKernelFrom,
+  attentionBitmapKV: attentionBitmapKVKernelFrom,
   maskedAdam: maskedAdamKernelFrom,
   maskedSGD: maskedSGDKernelFrom,
 };
 
 /** The addon function each registry kernel runs on (when its name differs). */
-const ADDON_FUNCTION: { [K in KernelName]?: string } = { denseAttention: 'attention', blockSparseAttention: 'attention' };
+const ADDON_FUNCTION: { [K in KernelName]?: string } = {
+  denseAttention: 'attention',
+  blockSparseAttention: 'attention',
+  blockSparseAttentionBackward: 'attentionBackward',
+};
 
 export interface RegisterCPUKernelsResult {
   /** Whether the addon loaded (and its kernels were registered). */

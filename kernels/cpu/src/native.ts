@@ -161,6 +161,62 @@ export type NativeAttention = (
   scale: number,
   blockSize: number,
   mask: Uint8Array | null,
+  /** Builds that have attentionBackward also take these: mask value 2 = partial tile read through elementMask; lse written when given. */
+  elementMask?: Uint8Array | null,
+  lse?: Float32Array | null,
+  lseOffset?: number,
+) => void;
+
+/**
+ * attentionBackward(heads, seq, headDim, Q, qOffset, K, kOffset, V, vOffset, Out, outOffset, dOut, dOutOffset,
+ * lse, lseOffset, causal, scale, blockSize, mask | null, elementMask | null, dQ, dqOffset, dK, dkOffset, dV, dvOffset).
+ */
+export type NativeAttentionBackward = (
+  heads: number,
+  seq: number,
+  headDim: number,
+  q: Float32Array,
+  qOffset: number,
+  k: Float32Array,
+  kOffset: number,
+  v: Float32Array,
+  vOffset: number,
+  out: Float32Array,
+  outOffset: number,
+  dOut: Float32Array,
+  dOutOffset: number,
+  lse: Float32Array,
+  lseOffset: number,
+  causal: boolean,
+  scale: number,
+  blockSize: number,
+  mask: Uint8Array | null,
+  elementMask: Uint8Array | null,
+  dq: Float32Array,
+  dqOffset: number,
+  dk: Float32Array,
+  dkOffset: number,
+  dv: Float32Array,
+  dvOffset: number,
+) => void;
+
+/** attentionBitmapKV(heads, kvHeads, headDim, positions, Q, qOffset, kBits, kValues, kStart, vBits, vValues, vStart, Out, outOffset, scale). */
+export type NativeAttentionBitmapKV = (
+  heads: number,
+  kvHeads: number,
+  headDim: number,
+  positions: number,
+  q: Float32Array,
+  qOffset: number,
+  kBits: Uint8Array,
+  kValues: Float32Array,
+  kStart: Int32Array,
+  vBits: Uint8Array,
+  vValues: Float32Array,
+  vStart: Int32Array,
+  out: Float32Array,
+  outOffset: number,
+  scale: number,
 ) => void;
 
 /** maskedAdam(params, grads, indices | null, bits | null, m, v, step, lr, beta1, beta2, eps, weightDecay). */
@@ -232,6 +288,10 @@ export interface NativeAddon {
   sddmmCSR?: NativeSddmmCSR;
   /** Dense (mask null) and block-sparse attention. */
   attention?: NativeAttention;
+  /** Block-sparse attention gradients; present when info().kernels lists it. */
+  attentionBackward?: NativeAttentionBackward;
+  /** Decode-time attention over a bitmap KV cache; present when info().kernels lists it. */
+  attentionBitmapKV?: NativeAttentionBitmapKV;
   maskedAdam?: NativeMaskedAdam;
   maskedSGD?: NativeMaskedSGD;
   /** Float32 elementwise kernels of the sparse-cpu tfjs backend; present when info().kernels lists them. */

@@ -1,0 +1,355 @@
+// Drivers of the block-sparse attention backward and the bitmap-KV decode attention, plus the
+// portable versions of their row kernels.
+#include "attention.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "aligned_buffer.h"
+#include "gemm.h"
+#include "thread_pool.h"
+
+namespace sparse {
+
+namespace {
+
+constexpr double kMinWorkPerThread = 1 << 20;  // multiply-adds worth waking a thread for
+constexpr int64_t kDenseBlock = 64;            // tile side of dense attention (as the forward)
+constexpr int64_t kChunk = 64;                 // query rows / keys per recomputed sub-tile
+
+int threadsFor(double work) { return static_cast<int>(std::max(1.0, std::min(256.0, work / kMinWorkPerThread))); }
+
+struct BackwardScratch {
+  AlignedBuffer s, ds, acc1, acc2;
+};
+
+BackwardScratch& backwardScratch() {
+  thread_local BackwardScratch ws;
+  return ws;
+}
+
+// Runs fn(item) for item in [0, total) on the pool, handing items out dynamically.
+template <typename Fn>
+void forEachItem(int64_t total, double work, const Fn& fn) {
+  std::atomic<int64_t> next{0};
+  parallelRun(std::min<int>(threadsFor(work), static_cast<int>(std::min<int64_t>(std::max<int64_t>(total, 1), 256))), [&](int, int) {
+    for (;;) {
+      const int64_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= total) break;
+      fn(i);
+    }
+  });
+}
+
+struct Geometry {
+  int64_t bs, nb;
+};
+
+inline uint8_t tileValue(const AttentionBackwardProblem& p, const Geometry& g, int64_t h, int64_t bi, int64_t bj) {
+  if (p.mask == nullptr) return 1;
+  return p.mask[(p.maskPerHead ? h * g.nb * g.nb : 0) + bi * g.nb + bj];
+}
+
+// P (into S) and dS = P * (dP - D) (into DS), both [rows, kn] with leading dimension kChunk, for
+// queries [q0, q1) and keys [c0, c1) of head h; disallowed elements get P = dS = 0.
+void subTile(const AttentionBackwardProblem& p, const float* D, int64_t h, int64_t q0, int64_t q1, int64_t c0, int64_t c1,
+             bool partial, float* S, float* DS) {
+  const AttentionKernels& kern = attentionKernels();
+  const int64_t rows = q1 - q0, kn = c1 - c0, d = p.d, base = h * p.seq * d;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  GemmArgs sg;
+  sg.transB = true;
+  sg.m = rows;
+  sg.n = kn;
+  sg.k = d;
+  sg.alpha = p.scale;
+  sg.a = p.q + base + q0 * d;
+  sg.lda = d;
+  sg.b = p.k + base + c0 * d;
+  sg.ldb = d;
+  sg.beta = 0.0f;
+  sg.c = S;
+  sg.ldc = kChunk;
+  gemmSerial(sg);
+  GemmArgs pg = sg;
+  pg.alpha = 1.0f;
+  pg.a = p.dout + base + q0 * d;
+  pg.b = p.v + base + c0 * d;
+  pg.c = DS;
+  gemmSerial(pg);
+  if (p.causal && c1 - 1 > q0) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t first = std::max(c0, q0 + r + 1);
+      for (int64_t j = first; j < c1; ++j) S[r * kChunk + (j - c0)] = ninf;
+    }
+  }
+  if (partial) {
+    const int64_t ebase = p.elementMaskPerHead ? h * p.seq * p.seq : 0;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t n0 = ebase + (q0 + r) * p.seq + c0;
+      float* srow = S + r * kChunk;
+      for (int64_t j = 0; j < kn; ++j) {
+        const int64_t n = n0 + j;
+        if (((p.elementMask[n >> 3] >> (n & 7)) & 1) == 0) srow[j] = ninf;
+      }
+    }
+  }
+  const float* lse = p.lse + h * p.seq + q0;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (lse[r] == ninf) {
+      // No allowed key in this row: no probability mass anywhere.
+      std::fill(S + r * kChunk, S + r * kChunk + kn, 0.0f);
+      std::fill(DS + r * kChunk, DS + r * kChunk + kn, 0.0f);
+      continue;
+    }
+    kern.backwardRow(kn, S + r * kChunk, DS + r * kChunk, lse[r], D[h * p.seq + q0 + r]);
+  }
+}
+
+// dK and dV of keys [k0, k1) (inside key block bj) of head h, over every kept query tile.
+void keyChunk(const AttentionBackwardProblem& p, const Geometry& g, const float* D, int64_t h, int64_t bj, int64_t k0, int64_t k1) {
+  const int64_t kn = k1 - k0, d = p.d, base = h * p.seq * d;
+  BackwardScratch& ws = backwardScratch();
+  float* S = ws.s.reserve(static_cast<size_t>(kChunk * kChunk));
+  float* DS = ws.ds.reserve(static_cast<size_t>(kChunk * kChunk));
+  float* dK = ws.acc1.reserve(static_cast<size_t>(kn * d));
+  float* dV = ws.acc2.reserve(static_cast<size_t>(kn * d));
+  std::fill(dK, dK + kn * d, 0.0f);
+  std::fill(dV, dV + kn * d, 0.0f);
+  for (int64_t bi = p.causal ? (k0 / g.bs) : 0; bi < g.nb; ++bi) {
+    const uint8_t t = tileValue(p, g, h, bi, bj);
+    if (t == 0) continue;
+    const bool partial = t == 2 && p.elementMask != nullptr;
+    const int64_t b0 = bi * g.bs, b1 = std::min(p.seq, b0 + g.bs);
+    for (int64_t q0 = b0; q0 < b1; q0 += kChunk) {
+      const int64_t q1 = std::min(b1, q0 + kChunk);
+      if (p.causal && q1 - 1 < k0) continue;  // every query of the chunk precedes these keys
+      subTile(p, D, h, q0, q1, k0, k1, partial, S, DS);
+      const int64_t rows = q1 - q0;
+      // dV += P^T dO; dK += scale * dS^T Q.
+      GemmArgs gv;
+      gv.transA = true;
+      gv.m = kn;
+      gv.n = d;
+      gv.k = rows;
+      gv.alpha = 1.0f;
+      gv.a = S;
+      gv.lda = kChunk;
+      gv.b = p.dout + base + q0 * d;
+      gv.ldb = d;
+      gv.beta = 1.0f;
+      gv.c = dV;
+      gv.ldc = d;
+      gemmSerial(gv);
+      GemmArgs gk = gv;
+      gk.alpha = p.scale;
+      gk.a = DS;
+      gk.b = p.q + base + q0 * d;
+      gk.c = dK;
+      gemmSerial(gk);
+    }
+  }
+  std::memcpy(p.dk + base + k0 * d, dK, static_cast<size_t>(kn * d) * sizeof(float));
+  std::memcpy(p.dv + base + k0 * d, dV, static_cast<size_t>(kn * d) * sizeof(float));
+}
+
+// dQ of queries [q0, q1) (inside query block bi) of head h, over every kept key tile.
+void queryChunk(const AttentionBackwardProblem& p, const Geometry& g, const float* D, int64_t h, int64_t bi, int64_t q0, int64_t q1) {
+  const int64_t rows = q1 - q0, d = p.d, base = h * p.seq * d;
+  BackwardScratch& ws = backwardScratch();
+  float* S = ws.s.reserve(static_cast<size_t>(kChunk * kChunk));
+  float* DS = ws.ds.reserve(static_cast<size_t>(kChunk * kChunk));
+  float* dQ = ws.acc1.reserve(static_cast<size_t>(rows * d));
+  std::fill(dQ, dQ + rows * d, 0.0f);
+  for (int64_t bj = 0; bj < g.nb; ++bj) {
+    const uint8_t t = tileValue(p, g, h, bi, bj);
+    if (t == 0) continue;
+    const int64_t b0 = bj * g.bs;
+    if (p.causal && b0 > q1 - 1) break;
+    const bool partial = t == 2 && p.elementMask != nullptr;
+    const int64_t b1 = std::min(p.seq, b0 + g.bs);
+    for (int64_t c0 = b0; c0 < b1; c0 += kChunk) {
+      if (p.causal && c0 > q1 - 1) break;
+      const int64_t c1 = std::min(b1, c0 + kChunk);
+      subTile(p, D, h, q0, q1, c0, c1, partial, S, DS);
+      // dQ += scale * dS K.
+      GemmArgs gq;
+      gq.m = rows;
+      gq.n = d;
+      gq.k = c1 - c0;
+      gq.alpha = p.scale;
+      gq.a = DS;
+      gq.lda = kChunk;
+      gq.b = p.k + base + c0 * d;
+      gq.ldb = d;
+      gq.beta = 1.0f;
+      gq.c = dQ;
+      gq.ldc = d;
+      gemmSerial(gq);
+    }
+  }
+  std::memcpy(p.dq + base + q0 * d, dQ, static_cast<size_t>(rows * d) * sizeof(float));
+}
+
+}  // namespace
+
+void attentionBackward(const AttentionBackwardProblem& p) {
+  if (p.heads <= 0 || p.seq <= 0 || p.d <= 0) return;
+  const Geometry g{p.mask != nullptr ? p.blockSize : kDenseBlock, 0};
+  const Geometry geo{g.bs, (p.seq + g.bs - 1) / g.bs};
+  const int64_t rowsAll = p.heads * p.seq;
+  // D_i = dOut_i . out_i, for every row.
+  std::vector<float> D(static_cast<size_t>(rowsAll));
+  const AttentionKernels& kern = attentionKernels();
+  for (int64_t r = 0; r < rowsAll; ++r) D[r] = kern.dot(p.d, p.dout + r * p.d, p.out + r * p.d);
+
+  // Work items: (head, block, 64-wide chunk of the block), for the keys then the queries.
+  struct Item {
+    int64_t h, b, x0, x1;
+  };
+  std::vector<Item> items;
+  for (int64_t h = 0; h < p.heads; ++h) {
+    for (int64_t b = 0; b < geo.nb; ++b) {
+      const int64_t b0 = b * geo.bs, b1 = std::min(p.seq, b0 + geo.bs);
+      for (int64_t x0 = b0; x0 < b1; x0 += kChunk) items.push_back({h, b, x0, std::min(b1, x0 + kChunk)});
+    }
+  }
+  // Estimate of the work: the kept fraction of the dense products.
+  double kept = 1.0;
+  if (p.mask != nullptr) {
+    const int64_t cells = (p.maskPerHead ? p.heads : 1) * geo.nb * geo.nb;
+    int64_t nz = 0;
+    for (int64_t t = 0; t < cells; ++t) nz += p.mask[t] != 0 ? 1 : 0;
+    kept = cells > 0 ? static_cast<double>(nz) / static_cast<double>(cells) : 0.0;
+  }
+  const double work = static_cast<double>(p.heads) * p.seq * p.seq * p.d * 4.0 * std::max(kept, 0.01);
+  const int64_t total = static_cast<int64_t>(items.size());
+  forEachItem(total, work, [&](int64_t i) {
+    const Item& it = items[static_cast<size_t>(i)];
+    keyChunk(p, geo, D.data(), it.h, it.b, it.x0, it.x1);
+  });
+  forEachItem(total, work, [&](int64_t i) {
+    const Item& it = items[static_cast<size_t>(i)];
+    queryChunk(p, geo, D.data(), it.h, it.b, it.x0, it.x1);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention over a bitmap KV cache
+
+void attentionBitmapKV(const AttentionBitmapKVProblem& p) {
+  if (p.heads <= 0 || p.d <= 0) return;
+  const int64_t d = p.d, group = p.heads / p.kvHeads, rowBytes = (d + 7) / 8;
+  if (p.positions <= 0) {
+    std::fill(p.out, p.out + p.heads * d, 0.0f);
+    return;
+  }
+  // Items: (kv head, range of positions); each keeps, per query head of its group, a running max,
+  // sum and weighted value sum, merged afterwards (flash-decoding).
+  const double work = static_cast<double>(p.heads) * p.positions * d * 4.0;
+  const int threads = threadsFor(work);
+  const int64_t minSpan = 64;
+  int64_t parts = std::max<int64_t>(1, std::min<int64_t>((2 * threads + p.kvHeads - 1) / p.kvHeads, p.positions / minSpan));
+  if (threads <= 1) parts = 1;
+  const int64_t total = p.kvHeads * parts;
+  std::vector<float> partM(static_cast<size_t>(total * group)), partL(static_cast<size_t>(total * group));
+  std::vector<float> partAcc(static_cast<size_t>(total * group * d));
+  const float ninf = -std::numeric_limits<float>::infinity();
+  forEachItem(total, work, [&](int64_t item) {
+    const AttentionKernels& kern = attentionKernels();
+    const int64_t g = item / parts, part = item % parts;
+    const int64_t p0 = p.positions * part / parts, p1 = p.positions * (part + 1) / parts, len = p1 - p0;
+    BackwardScratch& ws = backwardScratch();
+    float* row = ws.acc1.reserve(static_cast<size_t>(d));
+    float* S = ws.s.reserve(static_cast<size_t>(group * len));
+    float* M = &partM[static_cast<size_t>(item * group)];
+    float* L = &partL[static_cast<size_t>(item * group)];
+    float* acc = &partAcc[static_cast<size_t>(item * group * d)];
+    std::fill(M, M + group, ninf);
+    for (int64_t pos = p0; pos < p1; ++pos) {
+      const int64_t r = pos * p.kvHeads + g;
+      kern.expandRow(d, p.kBits + r * rowBytes, p.kValues + p.kStart[r], row);
+      for (int64_t u = 0; u < group; ++u) {
+        const float s = p.scale * kern.dot(d, p.q + (g * group + u) * d, row);
+        S[u * len + (pos - p0)] = s;
+        M[u] = std::max(M[u], s);
+      }
+    }
+    for (int64_t u = 0; u < group; ++u) {
+      float sum = 0.0f;
+      float* su = S + u * len;
+      // Scores are finite (finite inputs), so M is too.
+      for (int64_t t = 0; t < len; ++t) {
+        su[t] = std::exp(su[t] - M[u]);
+        sum += su[t];
+      }
+      L[u] = sum;
+    }
+    std::fill(acc, acc + group * d, 0.0f);
+    for (int64_t pos = p0; pos < p1; ++pos) {
+      const int64_t r = pos * p.kvHeads + g;
+      kern.expandRow(d, p.vBits + r * rowBytes, p.vValues + p.vStart[r], row);
+      for (int64_t u = 0; u < group; ++u) kern.axpy(d, S[u * len + (pos - p0)], row, acc + u * d);
+    }
+  });
+  // Merge the parts of each query head.
+  for (int64_t h = 0; h < p.heads; ++h) {
+    const int64_t g = h / group, u = h % group;
+    float mx = ninf;
+    for (int64_t part = 0; part < parts; ++part) mx = std::max(mx, partM[static_cast<size_t>((g * parts + part) * group + u)]);
+    float* out = p.out + h * d;
+    std::fill(out, out + d, 0.0f);
+    float sum = 0.0f;
+    for (int64_t part = 0; part < parts; ++part) {
+      const size_t at = static_cast<size_t>((g * parts + part) * group + u);
+      if (partM[at] == ninf) continue;
+      const float w = std::exp(partM[at] - mx);
+      sum += w * partL[at];
+      const float* acc = &partAcc[at * static_cast<size_t>(d)];
+      for (int64_t c = 0; c < d; ++c) out[c] += w * acc[c];
+    }
+    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    for (int64_t c = 0; c < d; ++c) out[c] *= inv;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portable row kernels and dispatch
+
+void backwardRowScalar(int64_t len, float* s, float* ds, float lse, float D) {
+  for (int64_t j = 0; j < len; ++j) {
+    const float pj = std::exp(s[j] - lse);
+    s[j] = pj;
+    ds[j] = pj * (ds[j] - D);
+  }
+}
+
+void expandRowScalar(int64_t d, const uint8_t* bits, const float* values, float* out) {
+  for (int64_t c = 0; c < d; ++c) out[c] = ((bits[c >> 3] >> (c & 7)) & 1) != 0 ? *values++ : 0.0f;
+}
+
+float dotScalar(int64_t len, const float* a, const float* b) {
+  float s = 0.0f;
+  for (int64_t j = 0; j < len; ++j) s += a[j] * b[j];
+  return s;
+}
+
+void axpyScalar(int64_t len, float alpha, const float* x, float* y) {
+  for (int64_t j = 0; j < len; ++j) y[j] += alpha * x[j];
+}
+
+const AttentionKernels& attentionKernels() {
+  static const AttentionKernels k = [] {
+#if defined(SPARSE_WITH_AVX2)
+    if (std::strcmp(simdName(), "avx2") == 0) return AttentionKernels{backwardRowAvx2, expandRowAvx2, dotAvx2, axpyAvx2};
+#endif
+    return AttentionKernels{backwardRowScalar, expandRowScalar, dotScalar, axpyScalar};
+  }();
+  return k;
+}
+
+}  // namespace sparse
