@@ -25,6 +25,7 @@ import { layerwisePruneMethod } from './prune/layerwise.js';
 import { acdcMethod } from './train/acdc.js';
 import { adamsMethod } from './train/adams.js';
 import { denseTrainMethod } from './train/dense.js';
+import { dpoMethod } from './train/dpo.js';
 import { explorationMethod } from './train/exploration.js';
 import { gmpMethod } from './train/gmp.js';
 import { hypersparseMethod } from './train/hypersparse.js';
@@ -45,7 +46,7 @@ type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
 /** The trainer's own methods. Adding one: its file under methods/<kind>/ and one line here. */
 const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
-  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod, movementMethod, smpMethod, impMethod, swampMethod, setMethod, riglMethod, sriglMethod, staticMethod, explorationMethod, acdcMethod, hypersparseMethod] }),
+  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, gmpMethod, movementMethod, smpMethod, impMethod, swampMethod, setMethod, riglMethod, sriglMethod, staticMethod, explorationMethod, acdcMethod, hypersparseMethod, dpoMethod] }),
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, diffPruningMethod, mezoMethod, sparseMeZOMethod, sensitiveMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
