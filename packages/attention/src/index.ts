@@ -45,3 +45,31 @@ export { bitmapBreakEvenSparsity, BitmapKVCache, bitmapKVAttention, expandBitmap
 export type { BitmapKV, BitmapKVCacheOptions } from './kv/bitmap-cache.js';
 export { checkGate, seerGateLogits, seerGateProbs, seerPool, seerPredict, seerTarget } from './dynamic/seer.js';
 export type { SeerGate, SeerPooled, SeerSelectOptions } from './dynamic/seer.js';
+export { blockMaskFromSpec, PATTERN_NAMES, patternFromSpec, patternSpecSchema } from './spec.js';
+export type { LeafPatternSpec, LeafPatternSpecInput, PatternFromSpec, PatternSpec, PatternSpecInput } from './spec.js';
+export {
+  attentionMethods,
+  createKVCache,
+  getAttentionMethod,
+  mustafarConfigSchema,
+  mustafarMethod,
+  predictBlockMask,
+  registerAttentionMethod,
+  seerConfigSchema,
+  seerMethod,
+  spargeConfigSchema,
+  spargeMethod,
+  topKBlocksConfigSchema,
+  topKBlocksMethod,
+} from './registry.js';
+export type {
+  AttentionMethod,
+  BlockAttentionMethod,
+  KVAttentionMethod,
+  MustafarConfig,
+  PredictContext,
+  QKInput,
+  SeerConfig,
+  SpargeConfig,
+  TopKBlocksConfig,
+} from './registry.js';
