@@ -34,6 +34,15 @@ const METHODS = [
   { label: 'WINA', method: 'wina', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS }) },
   { label: 'R-Sparse', method: 'r-sparse', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS }) },
 ];
+/**
+ * Quality also compares like with like: the per-layer levels of `teal` are chosen greedily, while top-k and
+ * WINA keep the same fraction at every layer; so TEAL with uniform levels, and WINA with TEAL's greedy
+ * allocation (its `greedy` option, by its own error), are measured too.
+ */
+const QUALITY_EXTRA = [
+  { label: 'TEAL uniform', method: 'teal', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS, uniform: true }) },
+  { label: 'WINA greedy', method: 'wina', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS, greedy: true }) },
+];
 const GOAL = 1.6;
 const results = { cpu: cpuInfo(), notes: [] };
 
@@ -171,7 +180,7 @@ if (parts.has('quality')) {
   log(`pretrained default GPT: held-out perplexity ${dense.toFixed(3)}`);
   const rows = [];
   const cells = [];
-  for (const m of METHODS) {
+  for (const m of [...METHODS, ...QUALITY_EXTRA]) {
     const row = { method: m.label };
     for (const s of LEVELS.filter((x) => x > 0)) {
       const r = await runRecipe(runs, `${m.method}-${s}`, { checkpoint: pre.checkpoint }, [
@@ -187,11 +196,17 @@ if (parts.has('quality')) {
     rows.push(row);
   }
   printTable([{ method: 'dense', ...Object.fromEntries(LEVELS.filter((x) => x > 0).map((s) => [`${Math.round(s * 100)}%`, round(dense)])) }, ...rows]);
-  const order = LEVELS.filter((x) => x > 0).map((s) => {
-    const p = (label) => cells.find((c) => c.method === label && c.sparsity === s).perplexity;
-    return { sparsity: s, wina: p('WINA'), teal: p('TEAL'), topk: p('top-k'), holds: p('WINA') <= p('TEAL') && p('TEAL') <= p('top-k') };
-  });
-  for (const o of order) console.log(`ordering WINA <= TEAL <= top-k at ${Math.round(o.sparsity * 100)}%: ${o.wina.toFixed(3)} <= ${o.teal.toFixed(3)} <= ${o.topk.toFixed(3)}: ${o.holds ? 'holds' : 'does not hold'}`);
+  const p = (label, s) => cells.find((c) => c.method === label && c.sparsity === s).perplexity;
+  const order = LEVELS.filter((x) => x > 0).map((s) => ({
+    sparsity: s,
+    uniform: { wina: p('WINA', s), teal: p('TEAL uniform', s), topk: p('top-k', s), holds: p('WINA', s) <= p('TEAL uniform', s) && p('TEAL uniform', s) <= p('top-k', s) },
+    greedy: { wina: p('WINA greedy', s), teal: p('TEAL', s), holds: p('WINA greedy', s) <= p('TEAL', s) },
+  }));
+  for (const o of order) {
+    const pct = `${Math.round(o.sparsity * 100)}%`;
+    console.log(`ordering at ${pct}, equal levels per layer: WINA ${o.uniform.wina.toFixed(3)} <= TEAL ${o.uniform.teal.toFixed(3)} <= top-k ${o.uniform.topk.toFixed(3)}: ${o.uniform.holds ? 'holds' : 'does not hold'}`);
+    console.log(`ordering at ${pct}, greedy levels: WINA ${o.greedy.wina.toFixed(3)} <= TEAL ${o.greedy.teal.toFixed(3)}: ${o.greedy.holds ? 'holds' : 'does not hold'}`);
+  }
   results.quality = { dense, rows, cells, order };
 }
 

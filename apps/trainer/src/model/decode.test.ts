@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Site } from '@sparse/activation';
 import { registerCPUKernels } from '@sparse/kernels-cpu';
-import { gemvSparseInputReference, kernelBackend, Random, registerKernel, type GemvSparseInputArgs } from '@sparse/tensor';
+import { gemmReference, gemvSparseInputReference, kernelBackend, Random, registerKernel, type GemmArgs, type GemvSparseInputArgs } from '@sparse/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../backend.js';
 import { ContextOverflowError, Decoder, type DecoderActivationHook } from './decode.js';
@@ -230,35 +230,61 @@ describe('Decoder', () => {
     expect(() => dec.prefill([])).toThrow(/at least one token/);
   });
 
-  it('runs every linear layer through gemvSparseInput with W [in, out] (transW), the tied head as stored', () => {
+  it('steps run every linear layer through gemvSparseInput with W [in, out] (transW), the tied head as stored; prompts through it when whole channels are zero, else through the dense gemm', () => {
     const calls: { rows: number; cols: number; n: number; transW: boolean }[] = [];
-    const undo = registerKernel({
-      name: 'gemvSparseInput',
-      backend: 'decode-test-spy',
-      priority: -100,
-      fn: (args: GemvSparseInputArgs) => {
-        calls.push({ rows: args.rows, cols: args.cols, n: args.n, transW: args.transW });
-        gemvSparseInputReference(args);
-      },
-    });
+    const gemms: { m: number; n: number; k: number }[] = [];
+    const undo = [
+      registerKernel({
+        name: 'gemvSparseInput',
+        backend: 'decode-test-spy',
+        priority: -100,
+        fn: (args: GemvSparseInputArgs) => {
+          calls.push({ rows: args.rows, cols: args.cols, n: args.n, transW: args.transW });
+          gemvSparseInputReference(args);
+        },
+      }),
+      registerKernel({
+        name: 'gemm',
+        backend: 'decode-test-spy',
+        priority: 1000,
+        fn: (args: GemmArgs) => {
+          gemms.push({ m: args.m, n: args.n, k: args.k });
+          gemmReference(args);
+        },
+      }),
+    ];
     try {
       const m = model('llama gqa');
+      const linears = m.linears();
+      // dense inputs: no channel is zero for all 3 tokens, so each linear is one dense gemm; the head is the sparse-input kernel
       const dec = Decoder.fromModel(m, { backend: 'decode-test-spy' });
       dec.prefill([1, 2, 3]);
-      const linears = m.linears();
-      // one call per linear with n = 3, then the head for the last position
-      expect(calls.length).toBe(linears.length + 1);
+      expect(gemms).toEqual(linears.map((l) => ({ m: 3, n: l.out, k: l.in })));
+      expect(calls).toEqual([{ rows: VOCAB, cols: 16, n: 1, transW: false }]);
+      // every other input channel zero for every token: the sparse-input kernel with n = 3
+      gemms.length = 0;
+      calls.length = 0;
+      const halved = Decoder.fromModel(m, {
+        backend: 'decode-test-spy',
+        activation: (site, x) => {
+          if (site.kind === 'linear-input') for (let i = 0; i < x.length; i += 2) x[i] = 0;
+          return undefined;
+        },
+      });
+      halved.prefill([1, 2, 3]);
+      expect(gemms).toEqual([]);
       linears.forEach((l, i) => expect(calls[i]).toEqual({ rows: l.out, cols: l.in, n: 3, transW: true }));
-      expect(calls.at(-1)).toEqual({ rows: VOCAB, cols: 16, n: 1, transW: false });
       calls.length = 0;
       dec.step(4);
+      expect(calls.length).toBe(linears.length + 1);
       expect(calls.every((c) => c.n === 1)).toBe(true);
+      linears.forEach((l, i) => expect(calls[i]).toEqual({ rows: l.out, cols: l.in, n: 1, transW: true }));
       const untied = Decoder.fromModel(model('llama untied relu'), { backend: 'decode-test-spy' });
       calls.length = 0;
       untied.step(4);
       expect(calls.at(-1)).toEqual({ rows: VOCAB, cols: 16, n: 1, transW: true });
     } finally {
-      undo();
+      for (const u of undo) u();
     }
   });
 

@@ -8,7 +8,7 @@
 // as the tfjs forward (ForwardHooks.activation, sites.ts).
 
 import type { Site } from '@sparse/activation';
-import { ArgumentError, getKernel, type GemvSparseInputArgs, type GemvSparseInputKernel } from '@sparse/tensor';
+import { ArgumentError, getKernel, type GemmArgs, type GemvSparseInputArgs, type GemvSparseInputKernel } from '@sparse/tensor';
 import { layoutAllows, specLayout, type AttentionLayout } from './attention-op.js';
 import { checkValues } from './base.js';
 import type { GPTConfig } from './config.js';
@@ -142,6 +142,13 @@ function applyNonlinearity(kind: Nonlinearity, a: Float32Array, len: number): vo
   }
 }
 
+/**
+ * A multi-token pass uses the sparse-input kernel when at least this fraction of a layer's input channels is
+ * zero for every token of the chunk (it then reads only the other channels' weight rows, but gathers them
+ * first); below it the dense gemm is faster. Single-token steps always use the sparse-input kernel.
+ */
+const SKIP_WORTH_IT = 0.25;
+
 /** [in, out] copy of a weight stored [out, in]. */
 function transposed(w: Float32Array, out: number, inp: number): Float32Array {
   const t = new Float32Array(out * inp);
@@ -227,6 +234,10 @@ export class Decoder {
   readonly #views = new Map<Float32Array, Map<number, Float32Array>>();
   readonly #args: GemvSparseInputArgs;
   #kernel: GemvSparseInputKernel | undefined;
+  /** Scratch of #skippable: which input channels some token of the chunk uses. */
+  #liveChannels: Uint8Array;
+  /** The dense gemm's arguments for multi-token passes (fields set per call). */
+  readonly #gemmArgs: GemmArgs = { transA: false, transB: false, m: 0, n: 0, k: 0, alpha: 1, a: new Float32Array(0), aOffset: 0, lda: 1, b: new Float32Array(0), bOffset: 0, ldb: 1, beta: 0, c: new Float32Array(0), cOffset: 0, ldc: 1 };
 
   private constructor(spec: ModelSpec, values: Map<string, Float32Array> | ReadonlyMap<string, Float32Array>, options: DecoderOptions, copy: boolean) {
     const full = resolveSpec(spec);
@@ -387,6 +398,7 @@ export class Decoder {
     this.#hookBuf = new Float32Array(this.#hook ? c * maxIn : 0);
     this.#xT = new Float32Array(c > 1 ? c * maxIn : 0);
     this.#yT = new Float32Array(c > 1 ? c * maxOut : 0);
+    this.#liveChannels = new Uint8Array(c > 1 ? maxIn : 0);
     this.#scores = new Float32Array(this.capacity);
     const attention = (gpt ?? llama!).attention;
     if (attention) this.#pattern = specLayout(attention, this.capacity);
@@ -581,6 +593,20 @@ export class Decoder {
       a.y = y;
       a.ldy = 1;
       this.#kernel!(a);
+    } else if (this.#skippable(input, n, cols) < SKIP_WORTH_IT) {
+      // several tokens whose zeros rarely line up (per-token sparsity): few whole input channels can be
+      // skipped, so the dense product (the same result, zeros in place) is the faster one
+      const g = this.#gemmArgs;
+      g.m = n;
+      g.n = rows;
+      g.k = cols;
+      g.a = input;
+      g.lda = cols;
+      g.b = l.w;
+      g.ldb = rows;
+      g.c = y;
+      g.ldc = rows;
+      getKernel('gemm')(g);
     } else {
       // the kernel takes X [in, n] and writes Y [out, n]
       const xT = this.#xT;
@@ -596,6 +622,19 @@ export class Decoder {
     if (add) for (let i = 0; i < n * rows; i++) y[i]! += add[i]!;
     const b = l.bias;
     if (b) for (let t = 0; t < n; t++) for (let o = 0; o < rows; o++) y[t * rows + o]! += b[o]!;
+  }
+
+  /** The fraction of the `cols` input channels that are zero for all `n` tokens of x [n, cols]. */
+  #skippable(x: Float32Array, n: number, cols: number): number {
+    const live = this.#liveChannels;
+    live.fill(0, 0, cols);
+    for (let t = 0; t < n; t++) {
+      const o = t * cols;
+      for (let i = 0; i < cols; i++) if (x[o + i] !== 0) live[i] = 1;
+    }
+    let dead = 0;
+    for (let i = 0; i < cols; i++) if (live[i] === 0) dead++;
+    return dead / cols;
   }
 
   /** The first `len` values of a scratch buffer as an array of that length (views cached, so one-token passes allocate nothing). */
