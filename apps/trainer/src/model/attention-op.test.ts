@@ -1,9 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Random } from '@sparse/tensor';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { chooseBackend } from '../backend.js';
 import { additiveMask, causalLayout, denseMaskedAttention, layoutAllows, layoutFromPredicate, maskedAttention, type AttentionLayout, type BatchAttention } from './attention-op.js';
-import { createModel } from './index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveRecipe } from '../recipe/load.js';
+import { startRun } from '../run/runner.js';
+import { events, expectSameRun, quiet, runWithStops } from '../testing/resume.js';
+import { Decoder } from './decode.js';
+import { ModelSpecError } from './errors.js';
+import { createModel, resolveSpec } from './index.js';
 import type { ForwardHooks, LanguageModel, ModelSpec } from './types.js';
 
 // The models call maskedAttention through this module; `flag.dense` swaps in the plain tfjs version
@@ -130,4 +138,78 @@ describe('the models with per-batch attention (hooks.attention)', () => {
       model.dispose();
     }
   });
+});
+
+const WINDOW = { pattern: 'sliding-window', window: 3, sinks: 2, blockSize: 4 };
+
+describe('a model spec with an attention pattern', () => {
+  for (const [label, spec] of SPECS) {
+    it(`${label}: logits and gradients equal the dense forward with the pattern's element mask added`, () => {
+      const model = createModel({ ...spec, vocab: 13, attention: WINDOW } as unknown as ModelSpec, { seed: 7 });
+      const a = logitsAndGrads(model, ids, {}, false);
+      const b = logitsAndGrads(model, ids, {}, true);
+      expect(worst(a.logits, b.logits)).toBeLessThan(1e-4);
+      for (const [name, g] of b.grads) expect(worst(a.grads.get(name)!, g), name).toBeLessThan(1e-4);
+      // the same weights without the pattern: dense causal, other logits
+      const plain = createModel({ ...spec, vocab: 13 } as ModelSpec, { values: new Map(Object.entries(model.params).map(([k, v]) => [k, Float32Array.from(v.dataSync())])) });
+      expect(worst(logitsAndGrads(plain, ids, {}, false).logits, a.logits)).toBeGreaterThan(1e-3);
+      model.dispose();
+      plain.dispose();
+    });
+
+    it(`${label}: the decoder's cached steps and chunked prefill equal the full forward with the pattern`, () => {
+      const model = createModel({ ...spec, vocab: 13, attention: WINDOW } as unknown as ModelSpec, { seed: 8 });
+      const seq = [...ids[0]!, ...ids[1]!].slice(0, 14);
+      const all = tf.tidy(() => model.logits2d(tf.tensor2d(seq, [1, seq.length], 'int32')).arraySync() as number[][]);
+      const dec = Decoder.fromModel(model);
+      for (let t = 0; t < seq.length; t++) expect(worst(dec.step(seq[t]!), all[t]!), `step ${t}`).toBeLessThan(1e-4);
+      const chunked = Decoder.fromModel(model, { prefillChunk: 5 });
+      expect(worst(chunked.prefill(seq), all[seq.length - 1]!)).toBeLessThan(1e-4);
+      model.dispose();
+    });
+  }
+
+  it('is validated: the pattern is parsed with its defaults, bad fields and non-causal patterns are named', () => {
+    const base = { architecture: 'gpt', vocab: 5 } as ModelSpec;
+    expect(resolveSpec({ ...base, attention: { pattern: 'sliding-window', window: 4 } }).attention).toEqual({ pattern: 'sliding-window', window: 4, sinks: 0, causal: true });
+    const field = (attention: unknown) => {
+      try {
+        resolveSpec({ ...base, attention });
+      } catch (e) {
+        expect(e).toBeInstanceOf(ModelSpecError);
+        return (e as ModelSpecError).field;
+      }
+      return undefined;
+    };
+    expect(field({ pattern: 'sliding-windw', window: 4 })).toBe('attention.pattern');
+    expect(field({ pattern: 'sliding-window', window: 0 })).toBe('attention.window');
+    expect(field({ pattern: 'full' })).toBe('attention');
+    expect(field({ pattern: 'prefix-sharing', prompt: 3, responses: [2] })).toBe('attention');
+    expect(field('window')).toBe('attention');
+    expect(field({ pattern: 'sliding-window', window: 4 })).toBeUndefined();
+    // llama too
+    expect(() => resolveSpec({ architecture: 'llama', vocab: 5, attention: { pattern: 'sliding-window', window: 2, causal: false } } as unknown as ModelSpec)).toThrow(/must be causal/);
+  });
+});
+
+describe('training with a pattern', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'sparse-attention-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const recipe = resolveRecipe({
+    seed: 3,
+    model: { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16, attention: { pattern: 'sliding-window', window: 4, sinks: 2, blockSize: 4 } },
+    eval: { windows: 4, batch: 4 },
+    stages: [{ stage: 'pretrain', steps: 12, batch: 4, lr: 1e-2, checkpointEvery: 3 }, { stage: 'evaluate' }],
+  });
+
+  it('the loss falls, and a run stopped inside the stage resumes to the same losses and weights', async () => {
+    const whole = join(tmp, 'whole');
+    await startRun(recipe, { dir: whole, ...quiet });
+    const losses = events(whole).filter((e) => e.event === 'step').map((e) => e.loss!);
+    expect(losses).toHaveLength(12);
+    expect(losses.slice(-3).reduce((a, b) => a + b, 0) / 3).toBeLessThan(losses.slice(0, 3).reduce((a, b) => a + b, 0) / 3 - 0.1);
+    const broken = join(tmp, 'broken');
+    await runWithStops(recipe, broken, [{ stage: 0, step: 8, resumeAt: 6, state: 'batches' }]);
+    await expectSameRun(whole, broken);
+  }, 120_000);
 });

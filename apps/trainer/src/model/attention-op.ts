@@ -7,7 +7,8 @@
 // layout shared by the batch; ForwardHooks.attention gives one per sequence (prefix sharing).
 
 import * as tf from '@tensorflow/tfjs-core';
-import { ArgumentError } from '@sparse/tensor';
+import { patternFromSpec, toBlockMask } from '@sparse/attention';
+import { ArgumentError, ConfigError, getKernel } from '@sparse/tensor';
 import { softmaxRows } from './ops.js';
 
 /**
@@ -83,106 +84,6 @@ export interface BatchAttention {
   positions?: Int32Array;
 }
 
-/** Arguments of one sequence's forward (every head): q, k, v, out [heads, seq, headDim] at their offsets. */
-interface SequenceArgs {
-  heads: number;
-  seq: number;
-  headDim: number;
-  scale: number;
-  layout: AttentionLayout;
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
-  offset: number;
-}
-
-/**
- * Forward of one sequence over the kept tiles: out = softmax(q kᵀ · scale + mask) v, and lse [heads,
- * seq] (the log of each softmax's denominator; -Infinity for a query with no kept key, whose output is 0).
- */
-function forwardSequence(a: SequenceArgs, out: Float32Array, lse: Float32Array, lseOffset: number): void {
-  const { heads, seq, headDim: d, scale, layout, q, k, v, offset } = a;
-  const { blockSize: bs, nb, tiles } = layout;
-  const allowed = (i: number, j: number) => layoutAllows(layout, i, j);
-  const s = new Float64Array(seq);
-  const keep = new Uint8Array(seq);
-  const acc = new Float64Array(d);
-  for (let h = 0; h < heads; h++) {
-    const base = offset + h * seq * d;
-    for (let i = 0; i < seq; i++) {
-      const bi = Math.floor(i / bs);
-      let max = -Infinity;
-      keep.fill(0);
-      for (let bj = 0; bj < nb; bj++) {
-        const tile = tiles[bi * nb + bj];
-        if (tile === 0) continue;
-        const end = Math.min(seq, (bj + 1) * bs);
-        for (let j = bj * bs; j < end; j++) {
-          if (tile === 2 && !allowed(i, j)) continue;
-          let dot = 0;
-          for (let c = 0; c < d; c++) dot += q[base + i * d + c]! * k[base + j * d + c]!;
-          s[j] = dot * scale;
-          keep[j] = 1;
-          if (s[j]! > max) max = s[j]!;
-        }
-      }
-      acc.fill(0);
-      let sum = 0;
-      if (max > -Infinity) {
-        for (let j = 0; j < seq; j++) {
-          if (!keep[j]) continue;
-          const e = Math.exp(s[j]! - max);
-          sum += e;
-          for (let c = 0; c < d; c++) acc[c]! += e * v[base + j * d + c]!;
-        }
-      }
-      for (let c = 0; c < d; c++) out[base + i * d + c] = sum > 0 ? acc[c]! / sum : 0;
-      lse[lseOffset + h * seq + i] = sum > 0 ? max + Math.log(sum) : -Infinity;
-    }
-  }
-}
-
-/**
- * Backward of one sequence from the saved lse: P = exp(s - lse) on kept pairs, D_i = dO_i · O_i,
- * dS = P ⊙ (dO vᵀ - D), dq = scale dS k, dk = scale dSᵀ q, dv = Pᵀ dO. Dropped pairs contribute nothing.
- */
-function backwardSequence(a: SequenceArgs, o: Float32Array, dO: Float32Array, lse: Float32Array, lseOffset: number, dq: Float32Array, dk: Float32Array, dv: Float32Array): void {
-  const { heads, seq, headDim: d, scale, layout, q, k, v, offset } = a;
-  const { blockSize: bs, nb, tiles } = layout;
-  const allowed = (i: number, j: number) => layoutAllows(layout, i, j);
-  for (let h = 0; h < heads; h++) {
-    const base = offset + h * seq * d;
-    for (let i = 0; i < seq; i++) {
-      const l = lse[lseOffset + h * seq + i]!;
-      if (l === -Infinity) continue;
-      const bi = Math.floor(i / bs);
-      let di = 0;
-      for (let c = 0; c < d; c++) di += dO[base + i * d + c]! * o[base + i * d + c]!;
-      for (let bj = 0; bj < nb; bj++) {
-        const tile = tiles[bi * nb + bj];
-        if (tile === 0) continue;
-        const end = Math.min(seq, (bj + 1) * bs);
-        for (let j = bj * bs; j < end; j++) {
-          if (tile === 2 && !allowed(i, j)) continue;
-          let dot = 0;
-          let dp = 0;
-          for (let c = 0; c < d; c++) {
-            dot += q[base + i * d + c]! * k[base + j * d + c]!;
-            dp += dO[base + i * d + c]! * v[base + j * d + c]!;
-          }
-          const p = Math.exp(dot * scale - l);
-          const ds = p * (dp - di) * scale;
-          for (let c = 0; c < d; c++) {
-            dq[base + i * d + c]! += ds * k[base + j * d + c]!;
-            dk[base + j * d + c]! += ds * q[base + i * d + c]!;
-            dv[base + j * d + c]! += p * dO[base + i * d + c]!;
-          }
-        }
-      }
-    }
-  }
-}
-
 function checkLayouts(layouts: readonly AttentionLayout[], b: number, t: number): void {
   if (layouts.length !== 1 && layouts.length !== b) throw new ArgumentError(`attention: ${layouts.length} layouts for a batch of ${b} sequences (give one, or one per sequence)`);
   for (const l of layouts) if (l.seq !== t) throw new ArgumentError(`attention: a layout for ${l.seq} tokens on sequences of ${t}`);
@@ -200,6 +101,7 @@ export function maskedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, 
   checkLayouts(layouts, b, t);
   const scale = 1 / Math.sqrt(hd);
   const per = heads * t * hd;
+  const layoutOf = (s: number) => layouts[layouts.length === 1 ? 0 : s]!;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [qt, kt, vt, save] = args as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D, tf.GradSaveFunc];
     const qa = qt.dataSync() as Float32Array;
@@ -207,26 +109,34 @@ export function maskedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, 
     const va = vt.dataSync() as Float32Array;
     const out = new Float32Array(rows * t * hd);
     const lse = new Float32Array(rows * t);
+    const forward = getKernel('blockSparseAttention');
     for (let s = 0; s < b; s++) {
-      forwardSequence({ heads, seq: t, headDim: hd, scale, layout: layouts[layouts.length === 1 ? 0 : s]!, q: qa, k: ka, v: va, offset: s * per }, out, lse, s * heads * t);
+      const l = layoutOf(s);
+      const o = s * per;
+      forward({
+        heads, seq: t, headDim: hd, scale, causal: false, blockSize: l.blockSize, blockMask: l.tiles, ...(l.elementBits ? { elementMask: l.elementBits } : {}),
+        q: qa, qOffset: o, k: ka, kOffset: o, v: va, vOffset: o, out, outOffset: o, lse, lseOffset: s * heads * t,
+      });
     }
     const value = tf.tensor3d(out, [rows, t, hd]);
     save([qt, kt, vt, value, tf.tensor1d(lse)]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sq, sk, sv, so, sl] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        const qs = sq.dataSync() as Float32Array;
-        const ks = sk.dataSync() as Float32Array;
-        const vs = sv.dataSync() as Float32Array;
-        const os = so.dataSync() as Float32Array;
-        const ls = sl.dataSync() as Float32Array;
-        const dO = dy.dataSync() as Float32Array;
-        const dq = new Float32Array(qs.length);
-        const dk = new Float32Array(ks.length);
-        const dv = new Float32Array(vs.length);
+        const [sq, sk, sv, so, sl] = saved.map((x) => x.dataSync() as Float32Array) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+        const dOut = dy.dataSync() as Float32Array;
+        const dq = new Float32Array(sq.length);
+        const dk = new Float32Array(sk.length);
+        const dv = new Float32Array(sv.length);
+        const backward = getKernel('blockSparseAttentionBackward');
         for (let s = 0; s < b; s++) {
-          backwardSequence({ heads, seq: t, headDim: hd, scale, layout: layouts[layouts.length === 1 ? 0 : s]!, q: qs, k: ks, v: vs, offset: s * per }, os, dO, ls, s * heads * t, dq, dk, dv);
+          const l = layoutOf(s);
+          const o = s * per;
+          backward({
+            heads, seq: t, headDim: hd, scale, causal: false, blockSize: l.blockSize, blockMask: l.tiles, ...(l.elementBits ? { elementMask: l.elementBits } : {}),
+            q: sq, qOffset: o, k: sk, kOffset: o, v: sv, vOffset: o, out: so, outOffset: o, dOut, dOutOffset: o, lse: sl, lseOffset: s * heads * t,
+            dq, dqOffset: o, dk, dkOffset: o, dv, dvOffset: o,
+          });
         }
         return [tf.tensor3d(dq, [rows, t, hd]), tf.tensor3d(dk, [rows, t, hd]), tf.tensor3d(dv, [rows, t, hd])];
       },
@@ -265,7 +175,7 @@ export function denseMaskedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tenso
   return tf.matMul(probs, v);
 }
 
-/** A model spec's `attention` field: a static pattern of @sparse/attention (its recipe spec). */
+/** A model spec's `attention` field: a static pattern of @sparse/attention (its recipe spec, e.g. { pattern: 'sliding-window', window: 16, sinks: 2, blockSize: 8 }). */
 export type AttentionSpec = Record<string, unknown>;
 
 const patternCache = new WeakMap<object, Map<number, AttentionLayout>>();
@@ -285,8 +195,15 @@ export function specLayout(spec: AttentionSpec, seq: number): AttentionLayout {
   return layout;
 }
 
+/** Tile side when a spec gives no blockSize. */
+export const DEFAULT_ATTENTION_BLOCK = 16;
+
 function buildSpecLayout(spec: AttentionSpec, seq: number): AttentionLayout {
-  throw new ArgumentError(`attention: patterns need @sparse/attention (${JSON.stringify(spec)}, ${seq})`);
+  const p = patternFromSpec(spec, 'attention');
+  if (p.positionIds !== undefined || p.pattern.length !== undefined) {
+    throw new ArgumentError(`a model's pattern must hold at every length (${p.pattern.kind} is fixed to ${p.pattern.length ?? '?'} tokens); prefix sharing and documents are given per batch (ForwardHooks.attention, the dpo method)`);
+  }
+  return toBlockMask(p.pattern, { seq, blockSize: p.blockSize ?? DEFAULT_ATTENTION_BLOCK });
 }
 
 /**
@@ -296,11 +213,20 @@ function buildSpecLayout(spec: AttentionSpec, seq: number): AttentionLayout {
 export function checkAttentionSpec(spec: unknown, ctx: number, fail: (field: string, message: string) => never): AttentionSpec {
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) return fail('attention', `must be an object (a pattern of @sparse/attention), got ${JSON.stringify(spec)}`);
   let layout: AttentionLayout;
+  let parsed: AttentionSpec;
   try {
-    layout = buildSpecLayout(spec as AttentionSpec, ctx);
+    parsed = patternFromSpec(spec, 'attention').spec as unknown as AttentionSpec;
+    layout = buildSpecLayout(parsed, ctx);
   } catch (e) {
+    if (e instanceof ConfigError && e.issues.length > 0) {
+      const first = e.issues[0]!;
+      return fail(['attention', ...first.path.map(String)].join('.'), first.message);
+    }
     return fail('attention', (e as Error).message);
   }
-  for (let i = 0; i < ctx; i++) for (let j = i + 1; j < ctx; j++) if (layoutAllows(layout, i, j)) return fail('attention', `must be causal: query ${i} may attend to the later key ${j}`);
-  return spec as AttentionSpec;
+  for (let i = 0; i < ctx; i++) {
+    for (let j = i + 1; j < ctx; j++) if (layoutAllows(layout, i, j)) return fail('attention', `must be causal: query ${i} may attend to the later key ${j} (the decoder's KV cache holds only the past)`);
+    if (!layoutAllows(layout, i, i)) return fail('attention', `every query must see itself; query ${i} does not`);
+  }
+  return parsed;
 }
