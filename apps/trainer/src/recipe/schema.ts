@@ -65,6 +65,18 @@ function trainingFields(defaults: { steps: number; lr: number; data?: 'train' | 
   };
 }
 
+/**
+ * DEFT's density loss: `weight` times a differentiable surrogate of the share of nonzero MLP activations is
+ * added to the stage's loss ('tanh': mean tanh(|a| / temperature); 'l1-l2': the Hoyer ratio per token).
+ */
+const densityLossField = z
+  .strictObject({
+    weight: z.number().positive(),
+    surrogate: z.enum(['tanh', 'l1-l2']).default('tanh'),
+    temperature: z.number().positive().default(0.5),
+  })
+  .optional();
+
 /** Which linear layers a stage touches: roles ('mlp.up', 'attn.qkv', ...) or weight names / name suffixes. */
 const targets = z.array(z.string().min(1)).min(1).optional();
 
@@ -144,6 +156,7 @@ export const stageSchemas = {
     supportRank: posInt.optional(),
     /** Calibration batches (of `batch` windows, from the stage's `data`) the support scores average over. */
     supportBatches: posInt.default(8),
+    densityLoss: densityLossField,
     ...trainingFields({ steps: 200, lr: 1e-2 }),
   }),
   distill: z.strictObject({
@@ -167,6 +180,8 @@ export const stageSchemas = {
     config: configField,
     /** Which token stream the calibration windows come from. */
     calibrationData: z.enum(['train', 'shifted']).default('train'),
+    /** Adds DEFT's density loss to the fine-tuning steps. */
+    densityLoss: densityLossField,
     /** Fine-tune every weight with the sparsifier active for `steps` steps afterwards (0: no fine-tuning). */
     ...trainingFields({ steps: 0, lr: 1e-3 }),
   }),

@@ -12,7 +12,8 @@ import type { StageOf } from '../../recipe/schema.js';
 import type { StageArgs, StageOutcome } from '../../stages/common.js';
 import type { TrainerMethod } from '../types.js';
 import { calibrationBatches } from '../../stages/calibration.js';
-import { exactDensity, fineTuneWithActivation } from './sparsify.js';
+import { exactDensity } from './density-loss.js';
+import { fineTuneWithActivation } from './sparsify.js';
 
 export const reluConfigSchema = z.strictObject({
   /** relu: max(x, 0); relu2: max(x, 0)² (squared ReLU, sparser and smoother at 0). */

@@ -21,6 +21,7 @@ import { calibrationBatches } from '../../stages/calibration.js';
 import { exportNameOf, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
 import { refuseAttachedAdapter } from '../train/weights.js';
+import { densityChange, mlpDensity, withDensityLoss } from './density-loss.js';
 import type { TrainerMethod } from '../types.js';
 
 /** The weight consuming a linear-input site, [out, in] (a copy). */
@@ -153,27 +154,6 @@ export function measureDensity(ctx: RunContext, batches: readonly { ids: Int32Ar
   return counts;
 }
 
-/** Fraction of nonzero activations at the sites `which` picks over `batches`, with the run's hooks (a sparsifier's zeros count). */
-export function exactDensity(ctx: RunContext, batches: readonly { ids: Int32Array; b: number; len: number }[], which: (site: Site) => boolean): number {
-  let nonzero = 0;
-  let total = 0;
-  const base = ctx.hooks();
-  const hooks = {
-    ...base,
-    activation: (site: Site, x: tf.Tensor2D) => {
-      const r = base.activation ? base.activation(site, x) : x;
-      if (which(site)) {
-        const v = (r instanceof tf.Tensor ? r : r.x).dataSync();
-        for (let i = 0; i < v.length; i++) if (v[i] !== 0) nonzero++;
-        total += v.length;
-      }
-      return r;
-    },
-  };
-  for (const { ids, b, len } of batches) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), hooks));
-  return total === 0 ? 1 : nonzero / total;
-}
-
 /** Overall density (entries kept / seen) of per-site counts. */
 export function overallDensity(counts: ReadonlyMap<string, { kept: number; total: number }>): number {
   let kept = 0;
@@ -190,9 +170,18 @@ export async function fineTuneWithActivation(args: StageArgs<StageOf<'activation
   const { ctx, stage } = args;
   if (stage.steps === 0) return '';
   refuseAttachedAdapter(args);
-  const hooks = ctx.hooks({ maskBase: true });
-  const r = await optimize(args, stage, { variables: new Map(Object.entries(ctx.model.params)), loss: (ids, targets) => ctx.model.loss(ids, targets, hooks) });
-  return r.losses.length ? `; fine-tuned ${stage.steps} steps, final loss ${r.losses.at(-1)!.toFixed(4)}` : '';
+  const density = stage.densityLoss ? withDensityLoss(ctx.hooks({ maskBase: true }), stage.densityLoss) : undefined;
+  const hooks = density?.hooks ?? ctx.hooks({ maskBase: true });
+  const before = stage.densityLoss ? mlpDensity(ctx, args.index) : undefined;
+  const r = await optimize(args, stage, {
+    variables: new Map(Object.entries(ctx.model.params)),
+    loss: (ids, targets) => {
+      const task = ctx.model.loss(ids, targets, hooks);
+      return density ? density.total(task) : task;
+    },
+  });
+  const note = before === undefined ? '' : densityChange(args, before);
+  return r.losses.length ? `; fine-tuned ${stage.steps} steps, final loss ${r.losses.at(-1)!.toFixed(4)}${note}` : '';
 }
 
 /** The activation-stage method running a @sparse/activation method. */

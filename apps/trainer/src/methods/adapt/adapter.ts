@@ -22,6 +22,7 @@ import { hfUnsupported, saveHFCheckpoint, saveHFPEFTAdapter } from '../../model/
 import { calibrationBatches, capture, type Accumulators } from '../../stages/calibration.js';
 import { exportNameOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
+import { densityChange, mlpDensity, withDensityLoss } from '../activation/density-loss.js';
 import type { NamedAdam } from '../../train/adam.js';
 import type { StageIssue, TrainerMethod } from '../types.js';
 
@@ -248,14 +249,17 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   const variables = new Map<string, tf.Variable>(adapter.trainableVariables().map((v, k) => [`adapter/${k}`, v]));
   const report = adapter.trainableReport();
   ctx.log.say(`${label}: ${stage.method} on ${report.layers.length} layers, ${report.trainable.toLocaleString('en-US')} trainable parameters (${(report.fraction * 100).toFixed(2)}% of the adapted weights)`);
-  const hooks = ctx.hooks();
+  const density = stage.densityLoss ? withDensityLoss(ctx.hooks(), stage.densityLoss) : undefined;
+  const hooks = density?.hooks ?? ctx.hooks();
+  const before = stage.densityLoss ? mlpDensity(ctx, index) : undefined;
   adapter.training = true;
   // the variant's own lifecycle in training (schedules, re-selection, counters), from its tfjs form
   const training = adapterTraining(args, variant, variables);
   const r = await optimize(args, stage, {
     variables,
     loss: (ids, targets) => {
-      const task = ctx.model.loss(ids, targets, hooks);
+      const lm = ctx.model.loss(ids, targets, hooks);
+      const task = density ? density.total(lm) : lm;
       const extra = training.loss?.();
       return extra === undefined ? task : (tf.add(task, extra) as tf.Scalar);
     },
@@ -265,6 +269,7 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   });
   const trainingSummary = training.finish();
   adapter.training = false;
+  const densityNote = before === undefined ? '' : densityChange(args, before);
   ctx.report.adapters.push({ name: label, variant: stage.method, trainable: report.trainable, base: report.base });
   // the adapter itself, in the PEFT layout with Hugging Face module names, and the unmerged (pruned) base
   // it applies to, before the adapter is merged away
@@ -298,7 +303,7 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
     }
     ctx.adapter = undefined;
   }
-  return { summary: `${stage.method}, ${report.trainable} trainable${trainingSummary ? `, ${trainingSummary}` : ''}, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}${stage.merge ? `, merged${stage.densify ? ' (densified)' : ' through the masks'}` : ''}${saved}` };
+  return { summary: `${stage.method}, ${report.trainable} trainable${trainingSummary ? `, ${trainingSummary}` : ''}${densityNote}, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}${stage.merge ? `, merged${stage.densify ? ' (densified)' : ' through the masks'}` : ''}${saved}` };
 }
 
 /** Written beside each adapter folder's files: which file is which. */
