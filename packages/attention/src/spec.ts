@@ -25,8 +25,9 @@ import {
 } from './patterns.js';
 import type { BlockMask } from './mask.js';
 
-const posInt = (name: string) => z.int(`${name} must be an integer`).min(1, `${name} must be at least 1`);
-const natInt = (name: string) => z.int(`${name} must be an integer`).min(0, `${name} must be at least 0`);
+const intField = (name: string) => z.int({ error: (issue) => (issue.input === undefined ? `${name} is required` : `${name} must be an integer`) });
+const posInt = (name: string) => intField(name).min(1, `${name} must be at least 1`);
+const natInt = (name: string) => intField(name).min(0, `${name} must be at least 0`);
 const blockSize = posInt('blockSize').optional();
 const causalFlag = z.boolean().default(true);
 
