@@ -20,6 +20,7 @@ namespace {
 constexpr double kMinWorkPerThread = 1 << 20;  // multiply-adds worth waking a thread for
 constexpr int64_t kDenseBlock = 64;            // tile side of dense attention (as the forward)
 constexpr int64_t kChunk = 64;                 // query rows / keys per recomputed sub-tile
+constexpr int64_t kCausalPiece = 32;           // keys per piece of a sub-tile crossing the causal diagonal
 
 int threadsFor(double work) { return static_cast<int>(std::max(1.0, std::min(256.0, work / kMinWorkPerThread))); }
 
@@ -43,6 +44,22 @@ void forEachItem(int64_t total, double work, const Fn& fn) {
       fn(i);
     }
   });
+}
+
+// Calls fn(qs, a, b) for the pieces of keys [c0, c1) against queries [q0, q1). With causal, a
+// sub-tile that crosses the diagonal is cut into kCausalPiece-key pieces, each with only the queries
+// that can see one of its keys (from qs = max(q0, a)): about 3/4 of the sub-tile's work.
+template <typename Fn>
+void causalPieces(bool causal, int64_t q0, int64_t q1, int64_t c0, int64_t c1, const Fn& fn) {
+  if (!causal || c1 - 1 <= q0) {
+    fn(q0, c0, c1);
+    return;
+  }
+  for (int64_t a = c0; a < c1; a += kCausalPiece) {
+    const int64_t qs = std::max(q0, a);
+    if (qs >= q1) break;
+    fn(qs, a, std::min(c1, a + kCausalPiece));
+  }
 }
 
 struct Geometry {
@@ -128,29 +145,30 @@ void keyChunk(const AttentionBackwardProblem& p, const Geometry& g, const float*
     for (int64_t q0 = b0; q0 < b1; q0 += kChunk) {
       const int64_t q1 = std::min(b1, q0 + kChunk);
       if (p.causal && q1 - 1 < k0) continue;  // every query of the chunk precedes these keys
-      subTile(p, D, h, q0, q1, k0, k1, partial, S, DS);
-      const int64_t rows = q1 - q0;
-      // dV += P^T dO; dK += scale * dS^T Q.
-      GemmArgs gv;
-      gv.transA = true;
-      gv.m = kn;
-      gv.n = d;
-      gv.k = rows;
-      gv.alpha = 1.0f;
-      gv.a = S;
-      gv.lda = kChunk;
-      gv.b = p.dout + base + q0 * d;
-      gv.ldb = d;
-      gv.beta = 1.0f;
-      gv.c = dV;
-      gv.ldc = d;
-      gemmSerial(gv);
-      GemmArgs gk = gv;
-      gk.alpha = p.scale;
-      gk.a = DS;
-      gk.b = p.q + base + q0 * d;
-      gk.c = dK;
-      gemmSerial(gk);
+      causalPieces(p.causal, q0, q1, k0, k1, [&](int64_t qs, int64_t a, int64_t b) {
+        subTile(p, D, h, qs, q1, a, b, partial, S, DS);
+        // dV += P^T dO; dK += scale * dS^T Q.
+        GemmArgs gv;
+        gv.transA = true;
+        gv.m = b - a;
+        gv.n = d;
+        gv.k = q1 - qs;
+        gv.alpha = 1.0f;
+        gv.a = S;
+        gv.lda = kChunk;
+        gv.b = p.dout + base + qs * d;
+        gv.ldb = d;
+        gv.beta = 1.0f;
+        gv.c = dV + (a - k0) * d;
+        gv.ldc = d;
+        gemmSerial(gv);
+        GemmArgs gk = gv;
+        gk.alpha = p.scale;
+        gk.a = DS;
+        gk.b = p.q + base + qs * d;
+        gk.c = dK + (a - k0) * d;
+        gemmSerial(gk);
+      });
     }
   }
   std::memcpy(p.dk + base + k0 * d, dK, static_cast<size_t>(kn * d) * sizeof(float));
@@ -175,21 +193,23 @@ void queryChunk(const AttentionBackwardProblem& p, const Geometry& g, const floa
     for (int64_t c0 = b0; c0 < b1; c0 += kChunk) {
       if (p.causal && c0 > q1 - 1) break;
       const int64_t c1 = std::min(b1, c0 + kChunk);
-      subTile(p, D, h, q0, q1, c0, c1, partial, S, DS);
-      // dQ += scale * dS K.
-      GemmArgs gq;
-      gq.m = rows;
-      gq.n = d;
-      gq.k = c1 - c0;
-      gq.alpha = p.scale;
-      gq.a = DS;
-      gq.lda = kChunk;
-      gq.b = p.k + base + c0 * d;
-      gq.ldb = d;
-      gq.beta = 1.0f;
-      gq.c = dQ;
-      gq.ldc = d;
-      gemmSerial(gq);
+      causalPieces(p.causal, q0, q1, c0, c1, [&](int64_t qs, int64_t a, int64_t b) {
+        subTile(p, D, h, qs, q1, a, b, partial, S, DS);
+        // dQ += scale * dS K.
+        GemmArgs gq;
+        gq.m = q1 - qs;
+        gq.n = d;
+        gq.k = b - a;
+        gq.alpha = p.scale;
+        gq.a = DS;
+        gq.lda = kChunk;
+        gq.b = p.k + base + a * d;
+        gq.ldb = d;
+        gq.beta = 1.0f;
+        gq.c = dQ + (qs - q0) * d;
+        gq.ldc = d;
+        gemmSerial(gq);
+      });
     }
   }
   std::memcpy(p.dq + base + q0 * d, dQ, static_cast<size_t>(rows * d) * sizeof(float));

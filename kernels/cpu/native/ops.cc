@@ -195,6 +195,7 @@ namespace {
 constexpr int64_t kDenseBlock = 64;   // tile side of dense attention
 constexpr int64_t kQueryChunk = 64;   // query rows per work item
 constexpr int64_t kKeyChunk = 256;    // keys per score block
+constexpr int64_t kCausalPiece = 32;  // keys per piece of a tile that crosses the causal diagonal
 
 struct AttentionScratch {
   AlignedBuffer s, o, m, l;
@@ -231,32 +232,38 @@ void attendChunk(const AttentionProblem& p, int64_t bs, int64_t nb, int64_t h, i
     if (p.causal && k0 > q1 - 1) break;  // this and every later tile lies after the last query
     int64_t k1 = std::min(p.seq, k0 + bs);
     if (p.causal) k1 = std::min(k1, q1);
-    for (int64_t c0 = k0; c0 < k1; c0 += kc) {
-      const int64_t c1 = std::min(k1, c0 + kc), kn = c1 - c0;
+    // A tile crossing the diagonal goes in pieces of kCausalPiece keys, each with only the rows that
+    // can see one of its keys (rows [r0, rows)): about 3/4 of the tile's work instead of all of it.
+    const bool crossing = p.causal && k1 - 1 > q0;
+    const int64_t step = crossing ? std::min(kc, kCausalPiece) : kc;
+    for (int64_t c0 = k0; c0 < k1; c0 += step) {
+      const int64_t c1 = std::min(k1, c0 + step), kn = c1 - c0;
+      const int64_t r0 = crossing ? std::max<int64_t>(0, c0 - q0) : 0;
+      if (r0 >= rows) break;
       GemmArgs sg;
       sg.transB = true;
-      sg.m = rows;
+      sg.m = rows - r0;
       sg.n = kn;
       sg.k = d;
       sg.alpha = p.scale;
-      sg.a = p.q + base + q0 * d;
+      sg.a = p.q + base + (q0 + r0) * d;
       sg.lda = d;
       sg.b = p.k + base + c0 * d;
       sg.ldb = d;
       sg.beta = 0.0f;
-      sg.c = S;
+      sg.c = S + r0 * kc;
       sg.ldc = kc;
       gemmSerial(sg);
-      if (p.causal && c1 - 1 > q0) {
-        // Keys after the query (only in tiles crossing the diagonal).
-        for (int64_t r = 0; r < rows; ++r) {
+      if (crossing && c1 - 1 > q0 + r0) {
+        // Keys after the query.
+        for (int64_t r = r0; r < rows; ++r) {
           const int64_t first = std::max(c0, q0 + r + 1);
           for (int64_t j = first; j < c1; ++j) S[r * kc + (j - c0)] = ninf;
         }
       }
       if (partial) {
         // Elements the element mask disallows inside a partial tile.
-        for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t r = r0; r < rows; ++r) {
           const int64_t n0 = ebase + (q0 + r) * p.seq + c0;
           float* srow = S + r * kc;
           for (int64_t j = 0; j < kn; ++j) {
@@ -265,7 +272,7 @@ void attendChunk(const AttentionProblem& p, int64_t bs, int64_t nb, int64_t h, i
           }
         }
       }
-      for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t r = r0; r < rows; ++r) {
         float sum = 0.0f;
         const float prev = M[r];
         const float next = disp.softmaxRow(kn, S + r * kc, prev, &sum);
@@ -280,16 +287,16 @@ void attendChunk(const AttentionProblem& p, int64_t bs, int64_t nb, int64_t h, i
         M[r] = next;
       }
       GemmArgs pv;
-      pv.m = rows;
+      pv.m = rows - r0;
       pv.n = d;
       pv.k = kn;
       pv.alpha = 1.0f;
-      pv.a = S;
+      pv.a = S + r0 * kc;
       pv.lda = kc;
       pv.b = p.v + base + c0 * d;
       pv.ldb = d;
       pv.beta = 1.0f;
-      pv.c = O;
+      pv.c = O + r0 * d;
       pv.ldc = d;
       gemmSerial(pv);
     }
