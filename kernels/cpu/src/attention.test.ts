@@ -101,6 +101,8 @@ const CASES: Case[] = [
   { heads: 1, seq: 200, d: 64, bs: 128, causal: false, perHeadBlocks: true, perHeadElements: true, p0: 0.2, p1: 0.3, seed: 4 },
   { heads: 2, seq: 130, d: 32, bs: 32, causal: true, perHeadBlocks: true, perHeadElements: false, p0: 0, p1: 1, seed: 5 },
   { heads: 1, seq: 9, d: 3, bs: 4, causal: true, perHeadBlocks: false, perHeadElements: false, p0: 0, p1: 0, seed: 6 },
+  { heads: 2, seq: 300, d: 16, bs: 128, causal: true, perHeadBlocks: true, perHeadElements: false, p0: 0.2, p1: 0.5, seed: 7 },
+  { heads: 1, seq: 250, d: 8, bs: 48, causal: true, perHeadBlocks: false, perHeadElements: true, p0: 0.2, p1: 0.4, seed: 8 },
 ];
 
 const label = (c: Case) =>
