@@ -110,3 +110,36 @@ describe('Seer target and pooling (brute force)', () => {
     expect(Array.from(p.k)).toEqual([3, 4, 1, -2, 2, 1, -5, 6, -5, 6, -5, 6]);
   });
 });
+
+describe('maskedAttentionTensor', () => {
+  it('equals maskedAttention forward; the gradient of one query row reaches only the keys it may see', async () => {
+    const { maskedAttention } = await import('./attention.js');
+    const { toBlockMask, and, causal, slidingWindow, or, sinks } = await import('./patterns.js');
+    const { attentionBias, maskedAttentionTensor } = await import('./tfjs.js');
+    const rng = new Random(11);
+    const [heads, seq, d] = [2, 13, 4];
+    const q = normals(rng, heads * seq * d);
+    const k = normals(rng, heads * seq * d);
+    const v = normals(rng, heads * seq * d);
+    const mask = toBlockMask(and(causal(), or(slidingWindow(3), sinks(1))), { seq, blockSize: 4 });
+    const ref = maskedAttention(mask, { heads, seq, headDim: d }, q, k, v).out;
+    const [tq, tk, tv] = [q, k, v].map((x) => tf.tensor3d(x, [heads, seq, d])) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+    const out = maskedAttentionTensor(tq, tk, tv, mask);
+    expect(maxAbsDiff(out.dataSync(), ref)).toBeLessThan(1e-5);
+    // 4-d input (batch of 1) gives the same.
+    const [q4, k4, v4] = [q, k, v].map((x) => tf.tensor4d(x, [1, heads, seq, d])) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    const out4 = maskedAttentionTensor(q4, k4, v4, mask);
+    expect(maxAbsDiff(out4.dataSync(), ref)).toBeLessThan(1e-5);
+    // d/dk of sum(out) through query row 12 alone: only keys 0, 10, 11, 12 (sink and window) get a gradient.
+    const g = tf.grad((kk: tf.Tensor) => tf.sum(tf.mul(tf.slice(maskedAttentionTensor(tq, kk as tf.Tensor3D, tv, mask), [0, 12, 0], [1, 1, d]), tf.tensor1d([1, -2, 3, 0.5]))))(tk);
+    const gd = g.dataSync();
+    for (let j = 0; j < seq; j++) {
+      const norm = Math.hypot(...Array.from(gd.slice(j * d, j * d + d)));
+      if ([0, 10, 11, 12].includes(j)) expect(norm).toBeGreaterThan(0);
+      else expect(norm).toBe(0);
+    }
+    const bias = attentionBias(mask).dataSync();
+    expect(bias[12 * seq + 9]).toBe(-1e9);
+    expect(bias[12 * seq + 10]).toBe(0);
+  });
+});

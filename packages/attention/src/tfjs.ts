@@ -9,6 +9,44 @@ import { ArgumentError, Random } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkQKV, type AttentionShape } from './attention.js';
 import { seerPool, seerTarget, type SeerGate } from './dynamic/seer.js';
+import { toDense, validateBlockMask, type BlockMask } from './mask.js';
+
+/** The additive score bias of masked-out elements in attentionBias (finite, so no row turns into NaN). */
+export const MASKED_BIAS = -1e9;
+
+/**
+ * A BlockMask as an additive attention bias [heads or 1, seq, seq] (float32): 0 where allowed, MASKED_BIAS
+ * where not. Added to the scores before the softmax, it gives dense attention the mask's sparsity pattern.
+ */
+export function attentionBias(mask: BlockMask): tf.Tensor3D {
+  validateBlockMask(mask, 'attentionBias');
+  const dense = toDense(mask);
+  const bias = new Float32Array(dense.length);
+  for (let n = 0; n < dense.length; n++) bias[n] = dense[n] === 1 ? 0 : MASKED_BIAS;
+  return tf.tensor3d(bias, [mask.heads, mask.seq, mask.seq]);
+}
+
+/**
+ * Differentiable attention under a BlockMask for training: softmax(q kᵀ · scale + bias) v with q, k, v
+ * [heads, seq, headDim] (or [batch, heads, seq, headDim]); every score is computed (dense), the mask only
+ * decides which take part, so gradients reach exactly the allowed (query, key) pairs. A row with no
+ * allowed key would spread uniformly over all keys: masks here always allow some key per row when causal.
+ */
+export function maskedAttentionTensor<T extends tf.Tensor3D | tf.Tensor4D>(q: T, k: T, v: T, mask: BlockMask, opts: { scale?: number } = {}): T {
+  if (!(q instanceof tf.Tensor) || !(k instanceof tf.Tensor) || !(v instanceof tf.Tensor)) throw new ArgumentError('maskedAttentionTensor: q, k and v must be tf.Tensors');
+  if (q.rank !== 3 && q.rank !== 4) throw new ArgumentError(`maskedAttentionTensor: q must be [heads, seq, headDim] or [batch, heads, seq, headDim], got [${q.shape.join(', ')}]`);
+  const seq = q.shape[q.rank - 2]!;
+  const heads = q.shape[q.rank - 3]!;
+  const d = q.shape[q.rank - 1]!;
+  if (mask.seq !== seq) throw new ArgumentError(`maskedAttentionTensor: mask is for seq ${mask.seq}, q has ${seq}`);
+  if (mask.heads !== 1 && mask.heads !== heads) throw new ArgumentError(`maskedAttentionTensor: mask has ${mask.heads} heads, q has ${heads}`);
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  return tf.tidy(() => {
+    const bias = attentionBias(mask);
+    const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), bias);
+    return tf.matMul(tf.softmax(scores), v) as T;
+  });
+}
 
 /** One training sample: the frozen model's q [heads, seq, headDim] and k [kvHeads, seq, headDim] of one layer. */
 export interface SeerSample {
