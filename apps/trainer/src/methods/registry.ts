@@ -11,6 +11,7 @@ import { variants } from '@sparse/lora-variants';
 import { getTfForm } from '@sparse/lora-variants/tfjs';
 import { activationMethods } from '@sparse/activation';
 import { reluMethod } from './activation/relu.js';
+import { saeMethod } from './activation/sae.js';
 import { activationSparsifyMethod } from './activation/sparsify.js';
 import { adapterMethod } from './adapt/adapter.js';
 import { diffPruningMethod } from './adapt/diff-pruning.js';
@@ -50,7 +51,7 @@ const own: Tables = {
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, diffPruningMethod, mezoMethod, sparseMeZOMethod, sensitiveMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
-  activation: createRegistry<TrainerMethod<'activation'>>({ kind: 'activation', builtins: [reluMethod] }),
+  activation: createRegistry<TrainerMethod<'activation'>>({ kind: 'activation', builtins: [reluMethod, saeMethod] }),
 };
 
 /** Methods a package registry contributes, read at lookup time so entries registered later are found too. */

@@ -36,9 +36,9 @@ function weightOf(ctx: RunContext, site: Site): SiteWeight | undefined {
  * Activations at every site `def` acts on over the calibration windows (no sparsifier active); every
  * site of the model, acted on or not, also streams into `measure` (per-token density, |x| histograms).
  */
-export function captureSites(ctx: RunContext, def: ActivationMethod, config: unknown, batches: ReturnType<typeof calibrationBatches>, measure?: ActivationMeasure): SiteSample[] {
-  const sites = modelSites(ctx.linears()).filter((s) => def.acts(config as never, s));
-  if (sites.length === 0) throw new ArgumentError(`activation method '${def.name}' acts on no site of this model (sites: ${[...new Set(modelSites(ctx.linears()).map((s) => s.role))].join(', ')})`);
+export function captureSites(ctx: RunContext, method: string, acts: (site: Site) => boolean, needsWeight: boolean, batches: readonly { ids: Int32Array; b: number; len: number }[], measure?: ActivationMeasure): SiteSample[] {
+  const sites = modelSites(ctx.linears()).filter(acts);
+  if (sites.length === 0) throw new ArgumentError(`activation method '${method}' acts on no site of this model (sites: ${[...new Set(modelSites(ctx.linears()).map((s) => s.role))].join(', ')})`);
   const wanted = new Map(sites.map((s) => [s.name, { site: s, parts: [] as Float32Array[], tokens: 0 }]));
   const base = ctx.hooks();
   const hooks = {
@@ -57,7 +57,6 @@ export function captureSites(ctx: RunContext, def: ActivationMethod, config: unk
     },
   };
   for (const { ids, b, len } of batches) tf.tidy(() => void ctx.model.logits2d(tf.tensor2d(ids, [b, len], 'int32'), hooks));
-  const needsWeight = def.needs.includes('weight');
   return [...wanted.values()].map(({ site, parts, tokens }) => {
     const x = new Float32Array(tokens * site.features);
     let at = 0;
@@ -200,7 +199,7 @@ export function activationSparsifyMethod(def: ActivationMethod): TrainerMethod<'
         ctx.activation = undefined;
         const batches = calibrationBatches(ctx, index, stage.calibrationData);
         const measure = new ActivationMeasure();
-        const samples = captureSites(ctx, def, stage.config, batches, measure);
+        const samples = captureSites(ctx, def.name, (site) => def.acts(stage.config as never, site), def.needs.includes('weight'), batches, measure);
         await writeMeasurement(args, measure);
         const sparsifiers = def.calibrate(stage.config as never, samples);
         ctx.activation = { stage: index, label, method: def.name, config: stage.config, sparsifiers: new Map(sparsifiers.map((s) => [s.site, s])) };
