@@ -122,3 +122,17 @@ describe('validateBlockMask / elementAllowed', () => {
     expect(() => elementAllowed(m, 0, 5, 0)).toThrow(ArgumentError);
   });
 });
+
+describe('maskedAttention causal option', () => {
+  it('causal on top of a full mask equals brute-force causal attention, and counts only tiles at or below the diagonal', () => {
+    const rng = new Random(8);
+    const [heads, seq, d] = [1, 10, 3];
+    const q = normals(rng, seq * d);
+    const k = normals(rng, seq * d);
+    const v = normals(rng, seq * d);
+    const m = toBlockMask(slidingWindow(100, { causal: false }), { seq, blockSize: 4 });
+    const r = maskedAttention(m, { heads, seq, headDim: d }, q, k, v, { causal: true });
+    expect(maxAbsDiff(r.out, bruteAttention(heads, heads, seq, d, q, k, v, (_h, i, j) => j <= i))).toBeLessThan(1e-6);
+    expect(r.tiles).toBe(6);
+  });
+});

@@ -124,3 +124,16 @@ describe('BitmapKVCache', () => {
     expect(Array.from(bitmapKVAttention(c, new Float32Array(8), 2))).toEqual(new Array(8).fill(0));
   });
 });
+
+describe('topMagnitude against sorting', () => {
+  it('equals the first keep indices of a stable sort by descending |x|, with many ties', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: -3, max: 3 }), { minLength: 1, maxLength: 40 }), fc.nat(), (xs, r) => {
+        const keep = 1 + (r % xs.length);
+        const want = xs.map((x, c) => ({ a: Math.abs(x), c })).sort((u, w) => w.a - u.a || u.c - w.c).slice(0, keep).map((o) => o.c).sort((a, b) => a - b);
+        expect(Array.from(topMagnitude(Float32Array.from(xs), 0, xs.length, keep))).toEqual(want);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

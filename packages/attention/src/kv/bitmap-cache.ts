@@ -39,12 +39,26 @@ export function keptPerRow(headDim: number, sparsity: number): number {
 
 /**
  * Indices of the `keep` largest |x[offset + c]| for c in [0, d), in increasing index order (ties to the
- * lower index).
+ * lower index). `scratch` (2 · d floats) avoids allocating per call.
  */
-export function topMagnitude(x: ArrayLike<number>, offset: number, d: number, keep: number): Int32Array {
-  const idx = Array.from({ length: d }, (_, c) => c);
-  idx.sort((a, b) => Math.abs(x[offset + b]!) - Math.abs(x[offset + a]!) || a - b);
-  return Int32Array.from(idx.slice(0, keep)).sort();
+export function topMagnitude(x: ArrayLike<number>, offset: number, d: number, keep: number, scratch: Float32Array = new Float32Array(2 * d)): Int32Array {
+  const out = new Int32Array(Math.min(keep, d));
+  if (out.length === 0) return out;
+  const abs = scratch.subarray(0, d);
+  const sorted = scratch.subarray(d, 2 * d);
+  for (let c = 0; c < d; c++) abs[c] = Math.abs(x[offset + c]!);
+  sorted.set(abs);
+  sorted.sort();
+  // The keep-th largest magnitude: everything above it is kept, then entries equal to it by index.
+  const threshold = sorted[d - out.length]!;
+  let ties = out.length;
+  for (let c = 0; c < d; c++) if (abs[c]! > threshold) ties--;
+  let n = 0;
+  for (let c = 0; c < d && n < out.length; c++) {
+    const a = abs[c]!;
+    if (a > threshold || (a === threshold && ties-- > 0)) out[n++] = c;
+  }
+  return out;
 }
 
 /**
@@ -78,6 +92,7 @@ export class BitmapKVCache implements BitmapKV {
   private vv: Float32Array;
   private ks: Int32Array;
   private vs: Int32Array;
+  private readonly scratch: Float32Array;
 
   constructor(opts: BitmapKVCacheOptions) {
     if (opts === null || typeof opts !== 'object') throw new ArgumentError('BitmapKVCache: expected { kvHeads, headDim, kSparsity }');
@@ -94,6 +109,7 @@ export class BitmapKVCache implements BitmapKV {
     this.kKeep = keptPerRow(this.headDim, this.kSparsity);
     this.vKeep = keptPerRow(this.headDim, this.vSparsity);
     this.cap = capacity;
+    this.scratch = new Float32Array(2 * this.headDim);
     const rowBytes = Math.ceil(this.headDim / 8);
     this.kb = new Uint8Array(capacity * this.kvHeads * rowBytes);
     this.vb = new Uint8Array(capacity * this.kvHeads * rowBytes);
@@ -159,7 +175,7 @@ export class BitmapKVCache implements BitmapKV {
   }
 
   private writeRow(x: Float32Array, off: number, keep: number, bits: Uint8Array, bitOff: number, values: Float32Array, at: number): number {
-    for (const c of topMagnitude(x, off, this.headDim, keep)) {
+    for (const c of topMagnitude(x, off, this.headDim, keep, this.scratch)) {
       bits[bitOff + (c >> 3)]! |= 1 << (c & 7);
       values[at++] = x[off + c]!;
     }
