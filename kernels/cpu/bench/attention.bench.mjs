@@ -147,6 +147,41 @@ for (const seq of SEQS) {
   }
 }
 
+// Decode over a bitmap KV cache: one query per head, 32 query heads on 8 kv heads, head dim 128,
+// 4096 cached positions; kept shares 1 (every entry, the dense cache) / 0.5 / 0.25. No goal: the
+// figure shows what reading fewer values buys when each row must still be expanded.
+{
+  const heads = 32, kvHeads = 8, d = 128, positions = 4096;
+  const bitmap = native('attentionBitmapKV');
+  const pack = (keep, seed) => {
+    const next = mulberry(seed);
+    const rows = positions * kvHeads, rowBytes = d / 8;
+    const bits = new Uint8Array(rows * rowBytes);
+    const start = new Int32Array(rows + 1);
+    const values = new Float32Array(Math.ceil(rows * d * keep) + rows * 8);
+    let n = 0;
+    for (let r = 0; r < rows; r++) {
+      start[r] = n;
+      for (let c = 0; c < d; c++) {
+        if (keep < 1 && next() >= keep) continue;
+        if (n >= values.length) break;
+        bits[r * rowBytes + (c >> 3)] |= 1 << (c & 7);
+        values[n++] = next() * 2 - 1;
+      }
+    }
+    start[rows] = n;
+    return { bits, values: values.subarray(0, n), start };
+  };
+  const q = randomArray(heads * d, 77);
+  const out = new Float32Array(heads * d);
+  const caches = Object.fromEntries([1, 0.5, 0.25].map((keep) => [keep, { k: pack(keep, 1000 * keep + 1), v: pack(keep, 1000 * keep + 2) }]));
+  const call = (c) => () =>
+    bitmap({ heads, kvHeads, headDim: d, positions, q, qOffset: 0, kBits: c.k.bits, kValues: c.k.values, kStart: c.k.start, vBits: c.v.bits, vValues: c.v.values, vStart: c.v.start, out, outOffset: 0 });
+  const r = await compare(Object.fromEntries(Object.entries(caches).map(([keep, c]) => [`keep ${keep}`, call(c)])), { reps: QUICK ? 5 : 21, warmup: 3 });
+  results.bitmapKV = Object.entries(r).map(([name, t]) => ({ cache: name, heads, kvHeads, headDim: d, positions, ms: Number((t.median * 1e3).toFixed(3)), vsAllKept: r['keep 1'].median / t.median }));
+  for (const row of results.bitmapKV) log(`attentionBitmapKV ${row.cache}: ${row.ms} ms (${row.vsAllKept.toFixed(2)}x the all-kept cache)`);
+}
+
 const at = (rows, seq, density) => rows.find((r) => r.seq === seq && r.density === density);
 if (SEQS.includes(4096)) {
   target('block-sparse forward, density 0.1, seq 4096, vs dense forward', at(results.forward, 4096, 0.1).speedup, 7);
@@ -159,6 +194,8 @@ console.log('');
 printTable(results.forward.map((r) => ({ forward: `seq ${r.seq} density ${r.density}`, kept: r.keptShare, ms: r.sparseMs, 'dense ms': r.denseMs, 'x dense': r.speedup })));
 console.log('');
 printTable(results.forwardBackward.map((r) => ({ 'forward+backward': `seq ${r.seq} density ${r.density}`, kept: r.keptShare, ms: r.sparseMs, 'dense (all-ones) ms': r.denseMs, 'x dense': r.speedup })));
+console.log('');
+printTable(results.bitmapKV.map((r) => ({ 'attentionBitmapKV (32 q / 8 kv heads, d 128, 4096 positions)': r.cache, ms: r.ms, 'x all kept': r.vsAllKept })));
 console.log('');
 for (const n of results.notes) console.log(`note: ${n}`);
 console.log('');

@@ -566,10 +566,12 @@ Napi::Value AttentionBitmapKVFn(const Napi::CallbackInfo& info) {
     if (w == 0) {
       p.kBits = bits.data;
       p.kValues = values.data;
+      p.kValuesEnd = values.data + values.length;
       p.kStart = start.data;
     } else {
       p.vBits = bits.data;
       p.vValues = values.data;
+      p.vValuesEnd = values.data + values.length;
       p.vStart = start.data;
     }
     valuePtrs[w] = values.data;

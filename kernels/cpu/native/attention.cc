@@ -263,69 +263,86 @@ void attentionBackward(const AttentionBackwardProblem& p) {
 
 void attentionBitmapKV(const AttentionBitmapKVProblem& p) {
   if (p.heads <= 0 || p.d <= 0) return;
-  const int64_t d = p.d, group = p.heads / p.kvHeads, rowBytes = (d + 7) / 8;
+  const int64_t d = p.d, heads = p.heads, group = p.heads / p.kvHeads, rowBytes = (d + 7) / 8;
   if (p.positions <= 0) {
-    std::fill(p.out, p.out + p.heads * d, 0.0f);
+    std::fill(p.out, p.out + heads * d, 0.0f);
     return;
   }
-  // Items: (kv head, range of positions); each keeps, per query head of its group, a running max,
-  // sum and weighted value sum, merged afterwards (flash-decoding).
-  const double work = static_cast<double>(p.heads) * p.positions * d * 4.0;
-  const int threads = threadsFor(work);
-  const int64_t minSpan = 64;
-  int64_t parts = std::max<int64_t>(1, std::min<int64_t>((2 * threads + p.kvHeads - 1) / p.kvHeads, p.positions / minSpan));
-  if (threads <= 1) parts = 1;
-  const int64_t total = p.kvHeads * parts;
-  std::vector<float> partM(static_cast<size_t>(total * group)), partL(static_cast<size_t>(total * group));
-  std::vector<float> partAcc(static_cast<size_t>(total * group * d));
+  // Items: ranges of positions, each over every kv head, so the cache (position-major) is read in
+  // storage order. Per query head an item keeps a running max, sum and weighted value sum, updated
+  // block by block of kBlock positions (online softmax); the items are merged afterwards
+  // (flash-decoding).
+  constexpr int64_t kBlock = 64;
+  const double work = static_cast<double>(heads) * p.positions * d * 4.0;
+  const int threads = std::min(threadsFor(work), poolSize());
+  const int64_t parts = threads <= 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, p.positions / (4 * kBlock)));
+  std::vector<float> partM(static_cast<size_t>(parts * heads)), partL(static_cast<size_t>(parts * heads));
+  std::vector<float> partAcc(static_cast<size_t>(parts * heads * d));
   const float ninf = -std::numeric_limits<float>::infinity();
-  forEachItem(total, work, [&](int64_t item) {
+  forEachItem(parts, work, [&](int64_t part) {
     const AttentionKernels& kern = attentionKernels();
-    const int64_t g = item / parts, part = item % parts;
-    const int64_t p0 = p.positions * part / parts, p1 = p.positions * (part + 1) / parts, len = p1 - p0;
+    const int64_t p0 = p.positions * part / parts, p1 = p.positions * (part + 1) / parts;
     BackwardScratch& ws = backwardScratch();
     float* row = ws.acc1.reserve(static_cast<size_t>(d));
-    float* S = ws.s.reserve(static_cast<size_t>(group * len));
-    float* M = &partM[static_cast<size_t>(item * group)];
-    float* L = &partL[static_cast<size_t>(item * group)];
-    float* acc = &partAcc[static_cast<size_t>(item * group * d)];
-    std::fill(M, M + group, ninf);
-    for (int64_t pos = p0; pos < p1; ++pos) {
-      const int64_t r = pos * p.kvHeads + g;
-      kern.expandRow(d, p.kBits + r * rowBytes, p.kValues + p.kStart[r], row);
-      for (int64_t u = 0; u < group; ++u) {
-        const float s = p.scale * kern.dot(d, p.q + (g * group + u) * d, row);
-        S[u * len + (pos - p0)] = s;
-        M[u] = std::max(M[u], s);
+    float* S = ws.s.reserve(static_cast<size_t>(heads * kBlock));
+    float* M = &partM[static_cast<size_t>(part * heads)];
+    float* L = &partL[static_cast<size_t>(part * heads)];
+    float* acc = &partAcc[static_cast<size_t>(part * heads * d)];
+    std::fill(M, M + heads, ninf);
+    std::fill(L, L + heads, 0.0f);
+    std::fill(acc, acc + heads * d, 0.0f);
+    for (int64_t b0 = p0; b0 < p1; b0 += kBlock) {
+      const int64_t b1 = std::min(p1, b0 + kBlock), len = b1 - b0;
+      for (int64_t pos = b0; pos < b1; ++pos) {
+        for (int64_t g = 0; g < p.kvHeads; ++g) {
+          const int64_t r = pos * p.kvHeads + g;
+          kern.expandRow(d, p.kBits + r * rowBytes, p.kValues + p.kStart[r], p.kValuesEnd, row);
+          for (int64_t u = 0; u < group; ++u) {
+            const int64_t h = g * group + u;
+            S[h * kBlock + (pos - b0)] = p.scale * kern.dot(d, p.q + h * d, row);
+          }
+        }
       }
-    }
-    for (int64_t u = 0; u < group; ++u) {
-      float sum = 0.0f;
-      float* su = S + u * len;
-      // Scores are finite (finite inputs), so M is too.
-      for (int64_t t = 0; t < len; ++t) {
-        su[t] = std::exp(su[t] - M[u]);
-        sum += su[t];
+      for (int64_t h = 0; h < heads; ++h) {
+        float* sh = S + h * kBlock;
+        float mx = M[h];
+        for (int64_t t = 0; t < len; ++t) mx = std::max(mx, sh[t]);
+        if (mx == ninf) continue;  // (scores are finite for finite inputs)
+        if (M[h] != ninf && M[h] != mx) {
+          const float corr = std::exp(M[h] - mx);
+          L[h] *= corr;
+          float* ah = acc + h * d;
+          for (int64_t c = 0; c < d; ++c) ah[c] *= corr;
+        }
+        float sum = 0.0f;
+        for (int64_t t = 0; t < len; ++t) {
+          sh[t] = std::exp(sh[t] - mx);
+          sum += sh[t];
+        }
+        L[h] += sum;
+        M[h] = mx;
       }
-      L[u] = sum;
-    }
-    std::fill(acc, acc + group * d, 0.0f);
-    for (int64_t pos = p0; pos < p1; ++pos) {
-      const int64_t r = pos * p.kvHeads + g;
-      kern.expandRow(d, p.vBits + r * rowBytes, p.vValues + p.vStart[r], row);
-      for (int64_t u = 0; u < group; ++u) kern.axpy(d, S[u * len + (pos - p0)], row, acc + u * d);
+      for (int64_t pos = b0; pos < b1; ++pos) {
+        for (int64_t g = 0; g < p.kvHeads; ++g) {
+          const int64_t r = pos * p.kvHeads + g;
+          kern.expandRow(d, p.vBits + r * rowBytes, p.vValues + p.vStart[r], p.vValuesEnd, row);
+          for (int64_t u = 0; u < group; ++u) {
+            const int64_t h = g * group + u;
+            kern.axpy(d, S[h * kBlock + (pos - b0)], row, acc + h * d);
+          }
+        }
+      }
     }
   });
   // Merge the parts of each query head.
-  for (int64_t h = 0; h < p.heads; ++h) {
-    const int64_t g = h / group, u = h % group;
+  for (int64_t h = 0; h < heads; ++h) {
     float mx = ninf;
-    for (int64_t part = 0; part < parts; ++part) mx = std::max(mx, partM[static_cast<size_t>((g * parts + part) * group + u)]);
+    for (int64_t part = 0; part < parts; ++part) mx = std::max(mx, partM[static_cast<size_t>(part * heads + h)]);
     float* out = p.out + h * d;
     std::fill(out, out + d, 0.0f);
     float sum = 0.0f;
     for (int64_t part = 0; part < parts; ++part) {
-      const size_t at = static_cast<size_t>((g * parts + part) * group + u);
+      const size_t at = static_cast<size_t>(part * heads + h);
       if (partM[at] == ninf) continue;
       const float w = std::exp(partM[at] - mx);
       sum += w * partL[at];
@@ -348,7 +365,7 @@ void backwardRowScalar(int64_t len, float* s, float* ds, float lse, float D) {
   }
 }
 
-void expandRowScalar(int64_t d, const uint8_t* bits, const float* values, float* out) {
+void expandRowScalar(int64_t d, const uint8_t* bits, const float* values, const float*, float* out) {
   for (int64_t c = 0; c < d; ++c) out[c] = ((bits[c >> 3] >> (c & 7)) & 1) != 0 ? *values++ : 0.0f;
 }
 

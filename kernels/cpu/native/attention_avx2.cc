@@ -85,13 +85,14 @@ void backwardRowAvx2(int64_t len, float* s, float* ds, float lse, float D) {
   }
 }
 
-void expandRowAvx2(int64_t d, const uint8_t* bits, const float* values, float* out) {
+void expandRowAvx2(int64_t d, const uint8_t* bits, const float* values, const float* valuesEnd, float* out) {
   int64_t c = 0;
   for (; c + 8 <= d; c += 8) {
     const unsigned b = bits[c >> 3];
     const int count = __builtin_popcount(b);
-    // Only the row's own values are loaded (masked), so the last row never reads past the array.
-    const __m256 packed = _mm256_maskload_ps(values, laneMask(count));
+    // A plain 8-wide load while it stays inside the array (the lanes past this byte's values are
+    // dropped by the permutation and the keep mask); a masked one at the very end of the array.
+    const __m256 packed = values + 8 <= valuesEnd ? _mm256_loadu_ps(values) : _mm256_maskload_ps(values, laneMask(count));
     const __m256i perm = _mm256_load_si256(reinterpret_cast<const __m256i*>(kExpand.perm[b]));
     const __m256 keep = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(kExpand.keep[b])));
     _mm256_storeu_ps(out + c, _mm256_and_ps(_mm256_permutevar8x32_ps(packed, perm), keep));

@@ -589,9 +589,16 @@ export function validateAttentionBitmapKVArgs(args: AttentionBitmapKVArgs): void
     if (start[rowCount]! > values.length) {
       throw new LayoutError(`${k}: ${which}Start[${rowCount}] = ${start[rowCount]} is past the end of ${which}Values (length ${values.length})`);
     }
+    // Whole 32-bit words when rows are (a decode step validates the whole cache: keep it cheap).
+    const words = rowBytes % 4 === 0 && bits.byteOffset % 4 === 0 ? new Uint32Array(bits.buffer, bits.byteOffset, bits.length / 4) : null;
+    const rowWords = rowBytes / 4;
     for (let r = 0; r < rowCount; r++) {
       let count = 0;
-      for (let b = 0; b < rowBytes; b++) count += popcount8(bits[r * rowBytes + b]!);
+      if (words !== null) {
+        for (let w = r * rowWords, end = w + rowWords; w < end; w++) count += popcount32(words[w]!);
+      } else {
+        for (let b = r * rowBytes, end = b + rowBytes; b < end; b++) count += POPCOUNT8[bits[b]!]!;
+      }
       if (padMask !== 0 && (bits[r * rowBytes + rowBytes - 1]! & padMask) !== 0) {
         throw new LayoutError(`${k}: ${which}Bits row ${r} has bits set past headDim ${d}`);
       }
@@ -611,6 +618,14 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** The active-entry bit mask as bytes (a Uint32Array is viewed, not copied). */
 export function activeBitsAsBytes(bits: Uint8Array | Uint32Array): Uint8Array {
   return bits instanceof Uint8Array ? bits : new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
+}
+
+const POPCOUNT8 = Uint8Array.from({ length: 256 }, (_, b) => popcount8(b));
+
+function popcount32(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
 }
 
 function popcount8(b: number): number {
