@@ -6,7 +6,10 @@ import { additiveMask, causalLayout, denseMaskedAttention, layoutAllows, layoutF
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveRecipe } from '../recipe/load.js';
+import { readFileSync } from 'node:fs';
+import { parseRecipeText, resolveRecipe } from '../recipe/load.js';
+import { readCheckpoint } from '../run/checkpoint.js';
+import { packageRoot } from '../testing/dist.js';
 import { startRun } from '../run/runner.js';
 import { events, expectSameRun, quiet, runWithStops } from '../testing/resume.js';
 import { Decoder } from './decode.js';
@@ -211,5 +214,26 @@ describe('training with a pattern', () => {
     const broken = join(tmp, 'broken');
     await runWithStops(recipe, broken, [{ stage: 0, step: 8, resumeAt: 6, state: 'batches' }]);
     await expectSameRun(whole, broken);
+  }, 120_000);
+
+  it('recipes/sliding-window.yaml runs with its pattern at a small size; the checkpoint keeps it and the decoder of the checkpoint matches the model', async () => {
+    const path = join(packageRoot, 'recipes', 'sliding-window.yaml');
+    const raw = parseRecipeText(readFileSync(path, 'utf8'), path) as { model: Record<string, unknown>; stages: Record<string, unknown>[]; eval?: unknown };
+    expect(raw.model.attention).toEqual({ pattern: 'sliding-window', window: 8, sinks: 2, blockSize: 8 });
+    raw.model = { ...raw.model, d: 16, layers: 1, heads: 2, ctx: 24 };
+    raw.eval = { windows: 4, batch: 4 };
+    for (const st of raw.stages) if (st.stage === 'pretrain') Object.assign(st, { steps: 6, batch: 4 });
+    const dir = join(tmp, 'shipped');
+    const summary = await startRun(resolveRecipe(raw, { source: path, baseDir: join(packageRoot, 'recipes') }), { dir, ...quiet });
+    expect(Number.isFinite(summary.evaluations[0]!.perplexity)).toBe(true);
+    const cp = await readCheckpoint(dir);
+    expect(cp.spec.attention).toEqual({ pattern: 'sliding-window', window: 8, sinks: 2, causal: true, blockSize: 8 });
+    const values = new Map([...cp.params].map(([k, v]) => [k, v.data as Float32Array]));
+    const model = createModel(cp.spec, { values });
+    const seq = Array.from({ length: 20 }, (_, i) => (i * 7) % cp.spec.vocab);
+    const all = tf.tidy(() => model.logits2d(tf.tensor2d(seq, [1, 20], 'int32')).arraySync() as number[][]);
+    const dec = Decoder.fromValues(cp.spec, values);
+    expect(worst(dec.prefill(seq), all[19]!)).toBeLessThan(1e-4);
+    model.dispose();
   }, 120_000);
 });
