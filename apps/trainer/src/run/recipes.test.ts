@@ -166,6 +166,13 @@ describe('every registered activation method runs from a recipe', () => {
           expect(existsSync(join(dir, 'exports', 'activation.json'))).toBe(false);
           continue;
         }
+        // predictors report the recall of their predicted channels against the exact top set
+        if (method === 'sparselora-svd' || method === 'polar') {
+          const ev = metrics.find((e) => e.event === 'activation') as { recall?: Record<string, number> } | undefined;
+          const r = Object.values(ev?.recall ?? {});
+          expect(r.length, method).toBeGreaterThan(0);
+          for (const x of r) expect(x).toBeGreaterThanOrEqual(0), expect(x).toBeLessThanOrEqual(1);
+        }
         const density = metrics.find((e) => e.event === 'activation-density');
         expect(density, `${method} on ${model.architecture}`).toBeDefined();
         expect(density!.overall).toBeGreaterThan(0);

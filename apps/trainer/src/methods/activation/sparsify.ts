@@ -204,8 +204,15 @@ export function activationSparsifyMethod(def: ActivationMethod): TrainerMethod<'
         const sparsifiers = def.calibrate(stage.config as never, samples);
         ctx.activation = { stage: index, label, method: def.name, config: stage.config, sparsifiers: new Map(sparsifiers.map((s) => [s.site, s])) };
         const density = overallDensity(measureDensity(ctx, batches));
-        ctx.log.event({ event: 'activation', stage: index, label, method: def.name, sites: sparsifiers.length, density });
-        ctx.log.say(`${label}: ${def.name} on ${sparsifiers.length} sites, calibrated on ${samples[0]?.tokens ?? 0} tokens; density on the calibration windows ${(100 * density).toFixed(1)}%`);
+        // predictors (SparseLoRA's estimator, Polar's routers) report the recall of their predicted channels against the exact top set
+        const recall = Object.fromEntries(sparsifiers.flatMap((sp) => {
+          const st = sp.state() as { recall?: unknown } | null;
+          return typeof st?.recall === 'number' ? [[sp.site, st.recall]] : [];
+        }));
+        const recalls = Object.values(recall);
+        const meanRecall = recalls.length ? recalls.reduce((a, b) => a + b, 0) / recalls.length : undefined;
+        ctx.log.event({ event: 'activation', stage: index, label, method: def.name, sites: sparsifiers.length, density, ...(meanRecall !== undefined ? { recall } : {}) });
+        ctx.log.say(`${label}: ${def.name} on ${sparsifiers.length} sites, calibrated on ${samples[0]?.tokens ?? 0} tokens; density on the calibration windows ${(100 * density).toFixed(1)}%${meanRecall !== undefined ? `; predicted channels' recall of the exact top set ${meanRecall.toFixed(3)} (mean over ${recalls.length} predictors, calibration windows)` : ''}`);
       }
       const tuned = await fineTuneWithActivation(args);
       return { summary: `${def.name} on ${ctx.activation!.sparsifiers.size} sites${tuned}` };
