@@ -103,6 +103,9 @@ const CASES: Case[] = [
   { heads: 1, seq: 9, d: 3, bs: 4, causal: true, perHeadBlocks: false, perHeadElements: false, p0: 0, p1: 0, seed: 6 },
   { heads: 2, seq: 300, d: 16, bs: 128, causal: true, perHeadBlocks: true, perHeadElements: false, p0: 0.2, p1: 0.5, seed: 7 },
   { heads: 1, seq: 250, d: 8, bs: 48, causal: true, perHeadBlocks: false, perHeadElements: true, p0: 0.2, p1: 0.4, seed: 8 },
+  // Four or more heads per pool thread (2 here): one single-pass item per head, dQ accumulated per thread.
+  { heads: 5, seq: 140, d: 16, bs: 32, causal: true, perHeadBlocks: true, perHeadElements: false, p0: 0.2, p1: 0.4, seed: 10 },
+  { heads: 4, seq: 77, d: 8, bs: 16, causal: false, perHeadBlocks: false, perHeadElements: true, p0: 0.2, p1: 0.4, seed: 11 },
 ];
 
 const label = (c: Case) =>
@@ -253,7 +256,7 @@ suite('attention over a bitmap KV cache (native vs reference)', () => {
   });
 });
 
-// The portable row kernels, in a child process that forces the scalar path.
+// The portable row kernels, in a child process that forces the scalar path (on one thread).
 const CHILD = `
 const addon = require(process.argv[1]);
 const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));
@@ -308,7 +311,8 @@ suite('attention kernels (child process: the scalar path)', () => {
     const r = spawnSync(process.execPath, ['-e', CHILD, status.available ? status.path : ''], {
       input: JSON.stringify({ backward: backward.map((b) => b.input), bitmap: bitmap.map((b) => b.input) }),
       encoding: 'utf8',
-      env: { ...process.env, SPARSE_FORCE_SCALAR: '1' },
+      // One thread: the backward then runs its single-pass (per-head) path, the parent mostly the two-pass one.
+      env: { ...process.env, SPARSE_FORCE_SCALAR: '1', SPARSE_NUM_THREADS: '1' },
       maxBuffer: 1 << 30,
       timeout: 120_000,
     });
