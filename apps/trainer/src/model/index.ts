@@ -63,6 +63,8 @@ export function resolveSpec(spec: ModelSpec): ModelSpec {
   delete full.architecture;
   if (arch === 'gpt') return { architecture: 'gpt', ...validateGPTSpec(full) };
   validateLlamaConfig(full as unknown as LlamaConfig);
+  // the attention pattern with its defaults written out, as for gpt
+  if (full.attention !== undefined) full.attention = checkAttentionSpec(full.attention, full.ctx as number, specFail);
   return { architecture: 'llama', ...(full as unknown as LlamaConfig) } as LlamaSpec;
 }
 

@@ -99,6 +99,24 @@ describe('pair log-probabilities', () => {
     });
   }
 
+  it('with a model pattern (sliding window + sinks), shared and separate passes still agree', () => {
+    for (const [label, spec] of SPECS.slice(0, 2)) {
+      const model = createModel({ ...spec, vocab: tok.vocabSize, attention: { pattern: 'sliding-window', window: 6, sinks: 2, blockSize: 8 } } as unknown as ModelSpec, { seed: 9 });
+      const pairs = texts.map((t) => encodePair(t, tok, 48, true));
+      const opts = { blockSize: 8, ctx: 48, pattern: model.spec.attention as Record<string, unknown> };
+      tf.tidy(() => {
+        const shared = pairLogProbs(model, packPairs(pairs, { ...opts, prefixSharing: true }));
+        const apart = pairLogProbs(model, packPairs(pairs, { ...opts, prefixSharing: false }));
+        for (const k of ['chosen', 'rejected'] as const) {
+          const a = shared[k].dataSync();
+          const b = apart[k].dataSync();
+          for (let i = 0; i < pairs.length; i++) expect(Math.abs(a[i]! - b[i]!), `${label} ${k} ${i}`).toBeLessThan(1e-4);
+        }
+      });
+      model.dispose();
+    }
+  });
+
   it('gradients through the shared sequence equal those of the separate passes', () => {
     const model = createModel({ ...SPECS[0]![1], vocab: tok.vocabSize } as ModelSpec, { seed: 4 });
     const pairs = texts.map((t) => encodePair(t, tok, 48, true));

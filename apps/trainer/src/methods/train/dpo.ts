@@ -265,9 +265,10 @@ async function runDPO(args: StageArgs<StageOf<'train'>>): Promise<StageOutcome> 
   const saved = args.resume?.stageState?.dpoReference;
   const reference = saved !== undefined ? Float32Array.from(saved as ArrayLike<number>) : allLogProbs(ctx.model, pairs, stage.batch, opts, hooks);
   if (reference.length !== 2 * pairs.length) throw new Error(`${label}: the checkpoint's reference log-probabilities cover ${reference.length / 2} pairs, the file has ${pairs.length}`);
-  const before = preferenceStats(allLogProbs(ctx.model, pairs, stage.batch, opts, hooks), reference, cfg.beta);
+  // the reference is the stage-start model: its own statistics are the stage's starting point
+  const before = preferenceStats(reference, reference, cfg.beta);
   ctx.log.say(`${label}: DPO on ${pairs.length} preference pairs from ${file} (beta ${cfg.beta}, ${cfg.prefixSharing ? 'prefix sharing: one sequence per pair' : 'two sequences per pair'})`);
-  ctx.log.event({ event: 'dpo', stage: index, label, at: 'start', pairs: pairs.length, ...before });
+  if (saved === undefined) ctx.log.event({ event: 'dpo', stage: index, label, at: 'start', pairs: pairs.length, ...before });
   // a fixed shuffled order from the recipe seed, walked cyclically: step s's pairs depend on s alone
   const order = Array.from(pairs.keys());
   const rng = new Random(ctx.recipe.seed).fork(`stage-${index}`).fork('pairs');
