@@ -236,15 +236,15 @@ void queryChunk(const AttentionBackwardProblem& p, const Geometry& g, const floa
 
 void attentionBackward(const AttentionBackwardProblem& p) {
   if (p.heads <= 0 || p.seq <= 0 || p.d <= 0) return;
-  const Geometry g{p.mask != nullptr ? p.blockSize : kDenseBlock, 0};
-  const Geometry geo{g.bs, (p.seq + g.bs - 1) / g.bs};
+  const int64_t bs = p.mask != nullptr ? p.blockSize : kDenseBlock;
+  const Geometry geo{bs, (p.seq + bs - 1) / bs};
   const int64_t rowsAll = p.heads * p.seq;
   // D_i = dOut_i . out_i, for every row.
   std::vector<float> D(static_cast<size_t>(rowsAll));
   const AttentionKernels& kern = attentionKernels();
   for (int64_t r = 0; r < rowsAll; ++r) D[r] = kern.dot(p.d, p.dout + r * p.d, p.out + r * p.d);
 
-  // Work items: (head, block, 64-wide chunk of the block), for the keys then the queries.
+  // Chunks: (head, block, 64 rows of the block).
   struct Item {
     int64_t h, b, x0, x1;
   };
