@@ -86,7 +86,10 @@ export interface BatchAttention {
 
 function checkLayouts(layouts: readonly AttentionLayout[], b: number, t: number): void {
   if (layouts.length !== 1 && layouts.length !== b) throw new ArgumentError(`attention: ${layouts.length} layouts for a batch of ${b} sequences (give one, or one per sequence)`);
-  for (const l of layouts) if (l.seq !== t) throw new ArgumentError(`attention: a layout for ${l.seq} tokens on sequences of ${t}`);
+  for (const l of layouts) {
+    if (l.seq !== t) throw new ArgumentError(`attention: a layout for ${l.seq} tokens on sequences of ${t}`);
+    if (l.heads !== 1) throw new ArgumentError(`attention: a layout is one mask shared by every head (heads 1), got ${l.heads}`);
+  }
 }
 
 /**
@@ -224,9 +227,15 @@ export function checkAttentionSpec(spec: unknown, ctx: number, fail: (field: str
     }
     return fail('attention', (e as Error).message);
   }
-  for (let i = 0; i < ctx; i++) {
-    for (let j = i + 1; j < ctx; j++) if (layoutAllows(layout, i, j)) return fail('attention', `must be causal: query ${i} may attend to the later key ${j} (the decoder's KV cache holds only the past)`);
-    if (!layoutAllows(layout, i, i)) return fail('attention', `every query must see itself; query ${i} does not`);
+  // tiles above the diagonal must be empty; inside the diagonal tiles, look at the elements
+  const { nb, blockSize: bs } = layout;
+  const later = (i: number, j: number) => fail('attention', `must be causal: query ${i} may attend to the later key ${j} (the decoder's KV cache holds only the past)`);
+  for (let bi = 0; bi < nb; bi++) {
+    for (let bj = bi + 1; bj < nb; bj++) if (layout.tiles[bi * nb + bj] !== 0) for (let i = bi * bs; i < Math.min(ctx, (bi + 1) * bs); i++) for (let j = bj * bs; j < Math.min(ctx, (bj + 1) * bs); j++) if (layoutAllows(layout, i, j)) return later(i, j);
+    for (let i = bi * bs; i < Math.min(ctx, (bi + 1) * bs); i++) {
+      for (let j = i + 1; j < Math.min(ctx, (bi + 1) * bs); j++) if (layoutAllows(layout, i, j)) return later(i, j);
+      if (!layoutAllows(layout, i, i)) return fail('attention', `every query must see itself; query ${i} does not`);
+    }
   }
   return parsed;
 }
