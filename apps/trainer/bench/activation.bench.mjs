@@ -16,12 +16,11 @@
 //
 // Environment: SPARSE_BENCH_QUICK=1 shrinks everything (a smoke test; figures meaningless);
 // SPARSE_BENCH_ACTIVATION_PARTS=speed,quality picks parts.
-import { readFileSync } from 'node:fs';
 import { calibrateActivation, getActivationMethod } from '@sparse/activation';
-import { chooseBackend, cpuModel, Decoder, initialValues, linearsOf } from '@sparse/trainer';
+import { chooseBackend, Decoder, decoderActivationHook, initialValues, linearsOf } from '@sparse/trainer';
 import { kernelBackend } from '@sparse/tensor';
 import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
-import { QUICK, log, ppl, pretrainOnce, round, runRecipe, scratch } from './common.mjs';
+import { QUICK, cpuInfo, log, ppl, pretrainOnce, round, runRecipe, scratch } from './common.mjs';
 
 const parts = new Set((process.env.SPARSE_BENCH_ACTIVATION_PARTS ?? 'speed,quality').split(','));
 const LEVELS = [0, 0.25, 0.4, 0.5, 0.65];
@@ -45,16 +44,6 @@ const QUALITY_EXTRA = [
 ];
 const GOAL = 1.6;
 const results = { cpu: cpuInfo(), notes: [] };
-
-function cpuInfo() {
-  let flags = '';
-  try {
-    flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
-  } catch {
-    // not Linux: the model name is all there is
-  }
-  return { model: cpuModel(), avx512f: /\bavx512f\b/.test(flags), avx2: /\bavx2\b/.test(flags) };
-}
 
 await chooseBackend();
 log(`CPU ${results.cpu.model} (avx512f ${results.cpu.avx512f}, avx2 ${results.cpu.avx2}); gemvSparseInput: ${kernelBackend('gemvSparseInput')}`);
@@ -88,20 +77,7 @@ if (parts.has('speed')) {
   const samples = [...captured.values()].map((s) => ({ ...s, ...(weightOf(s.site) ? { weight: weightOf(s.site) } : {}) }));
   log(`model d ${spec.d}, MLP ${spec.d * spec.mlpRatio}, ${spec.layers} blocks; ${samples.length} sites calibrated on ${PROMPT} tokens`);
 
-  const hookFor = (sparsifiers) => {
-    const bySite = new Map(sparsifiers.map((s) => [s.site, s]));
-    return (site, x, n) => {
-      const sp = bySite.get(site.name);
-      if (!sp) return undefined;
-      if (!sp.correction) {
-        sp.apply(x, n);
-        return undefined;
-      }
-      const original = Float32Array.from(x);
-      sp.apply(x, n);
-      return sp.correction(original, x, n);
-    };
-  };
+  const hookFor = (sparsifiers) => decoderActivationHook(new Map(sparsifiers.map((s) => [s.site, s])));
   const configs = [{ key: 'dense', method: 'dense', level: 0, hook: undefined }];
   for (const m of METHODS) {
     for (const s of LEVELS) {

@@ -6,7 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadCheckpoint, loadExportedModel, resolveRecipe, saveCheckpoint, startRun } from '@sparse/trainer';
+import { cpuModel, loadCheckpoint, loadExportedModel, resolveRecipe, saveCheckpoint, startRun } from '@sparse/trainer';
 import { isNM } from '@sparse/nm';
 import { tensor } from '@sparse/tensor';
 import { openSafetensors } from '@sparse/tensor/node';
@@ -19,6 +19,17 @@ export const MODEL = { architecture: 'gpt', d: 32, layers: 2, heads: 4, ctx: 32 
 export const PRETRAIN = { steps: QUICK ? 40 : 600, lr: 0.01 };
 /** Held-out windows per evaluation (256 x 32 tokens = 8192 tokens at full size). */
 export const EVAL = { windows: QUICK ? 16 : 256, batch: 32 };
+
+/** The CPU the figures come from: its model name and whether it lists AVX-512F and AVX2. */
+export function cpuInfo() {
+  let flags = '';
+  try {
+    flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
+  } catch {
+    // not Linux: the model name is all there is
+  }
+  return { model: cpuModel(), avx512f: /\bavx512f\b/.test(flags), avx2: /\bavx2\b/.test(flags) };
+}
 
 const started = Date.now();
 export const log = (line) => console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${line}`);

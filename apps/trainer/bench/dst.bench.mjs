@@ -25,22 +25,12 @@ import { chooseBackend, cpuModel, csrPattern, NamedAdam, sparseLinearProduct, sp
 import { kernelBackend, Random } from '@sparse/tensor';
 import { maskFromBooleans } from '@sparse/masks';
 import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
-import { MODEL, PRETRAIN, QUICK, log, ppl, pretrainOnce, runRecipe, scratch } from './common.mjs';
+import { MODEL, PRETRAIN, QUICK, cpuInfo, log, ppl, pretrainOnce, runRecipe, scratch } from './common.mjs';
 
 const parts = new Set((process.env.SPARSE_BENCH_DST_PARTS ?? 'quality,speed').split(','));
 const STEPS = QUICK ? 20 : 600;
 const SPARSITIES = [0.8, 0.9];
 const results = { cpu: cpuInfo(), notes: [] };
-
-function cpuInfo() {
-  let flags = '';
-  try {
-    flags = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
-  } catch {
-    // not Linux: the model name is all there is
-  }
-  return { model: cpuModel(), avx512f: /\bavx512f\b/.test(flags), avx2: /\bavx2\b/.test(flags) };
-}
 
 await chooseBackend();
 log(`CPU ${results.cpu.model} (avx512f ${results.cpu.avx512f}, avx2 ${results.cpu.avx2}); sparse kernels: ${kernelBackend('linearCSR')}`);

@@ -38,6 +38,7 @@ export { chooseBackend, type BackendChoice } from './backend.js';
 export { createModel, defaultSpec, resolveSpec, paramShapes, linearsOf, initialValues, Llama, ModelSpecError, CheckpointError, type CreateModelOptions } from './model/index.js';
 export { Decoder, ContextOverflowError, type DecoderActivationHook, type DecoderOptions, type LinearInputStats } from './model/decode.js';
 export { modelSites, linearSite, mlpActSite } from './model/sites.js';
+export { decoderActivationHook, restoreSparsifiers } from './methods/activation/sparsify.js';
 export type { Architecture, ForwardHooks, LanguageModel, LinearInfo, ModelSpec } from './model/types.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpoint } from './model/checkpoint.js';
 export { embeddedShiftedData } from './data/dataset.js';

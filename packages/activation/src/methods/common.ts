@@ -209,21 +209,9 @@ export class TopKSelector {
 
   /** 1 for the kept entries of x [tokens, features]: each token's k largest scores, equal scores to the lower index. */
   keep(x: Float32Array, tokens: number): Uint8Array {
-    const n = this.features;
-    const out = new Uint8Array(tokens * n);
-    if (this.k >= n) return out.fill(1);
-    if (this.k <= 0) return out;
-    const [score, work] = this.#scratch();
-    for (let t = 0; t < tokens; t++) {
-      const off = t * n;
-      const r = rowTopK(x, off, n, this.k, this.scale, score, work);
-      const kth = r.kth;
-      let ties = r.ties;
-      for (let j = 0; j < n; j++) {
-        const v = score[j]!;
-        if (v > kth || (v === kth && ties-- > 0)) out[off + j] = 1;
-      }
-    }
+    const out = new Uint8Array(tokens * this.features);
+    if (this.k >= this.features) return out.fill(1);
+    if (this.k > 0) this.#select(x, tokens, out);
     return out;
   }
 
@@ -235,6 +223,13 @@ export class TopKSelector {
       x.fill(0, 0, tokens * n);
       return 0;
     }
+    this.#select(x, tokens, undefined);
+    return tokens * this.k;
+  }
+
+  /** Per token: marks the kept entries in `marks`, or (without it) zeroes the dropped ones of x. */
+  #select(x: Float32Array, tokens: number, marks: Uint8Array | undefined): void {
+    const n = this.features;
     const [score, work] = this.#scratch();
     for (let t = 0; t < tokens; t++) {
       const off = t * n;
@@ -243,10 +238,12 @@ export class TopKSelector {
       let ties = r.ties;
       for (let j = 0; j < n; j++) {
         const v = score[j]!;
-        if (!(v > kth || (v === kth && ties-- > 0))) x[off + j] = 0;
+        const kept = v > kth || (v === kth && ties-- > 0);
+        if (marks) {
+          if (kept) marks[off + j] = 1;
+        } else if (!kept) x[off + j] = 0;
       }
     }
-    return tokens * this.k;
   }
 }
 
