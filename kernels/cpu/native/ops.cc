@@ -39,31 +39,63 @@ void storeColumn(int64_t len, const float* acc, float alpha, float beta, float* 
 constexpr int64_t kAxpyChunk = 2048;  // outputs accumulated at once (8 KiB, stays in L1)
 alignas(64) const float kZeros[kAxpyChunk] = {};
 
+// acc[0:len] = sum over active rows q in [qa, qb) of xc[q] * W[idx[q], jc:jc+len]. Groups of four rows;
+// the next group's rows are prefetched while one streams (active rows are unevenly spaced when inputs
+// are skipped, which the hardware's stride prefetcher cannot follow); a last partial group reads a
+// block of zeros for its missing rows, so no weight outside the active rows is touched.
+void accumulateRows(const OpsDispatch& d, const GemvSparseArgs& a, const std::vector<int32_t>& idx, const std::vector<float>& xc,
+                    int64_t qa, int64_t qb, int64_t jc, int64_t len, float* acc) {
+  std::fill(acc, acc + len, 0.0f);
+  const float* next[4];
+  int64_t q = qa;
+  for (; q + 4 <= qb; q += 4) {
+    const bool more = q + 8 <= qb;
+    if (more) {
+      for (int u = 0; u < 4; ++u) next[u] = a.w + idx[q + 4 + u] * a.ldw + jc;
+    }
+    d.axpy4(len, a.w + idx[q] * a.ldw + jc, a.w + idx[q + 1] * a.ldw + jc, a.w + idx[q + 2] * a.ldw + jc,
+            a.w + idx[q + 3] * a.ldw + jc, xc[q], xc[q + 1], xc[q + 2], xc[q + 3], acc, more ? next : nullptr);
+  }
+  if (q < qb) {
+    const float* r[4] = {kZeros, kZeros, kZeros, kZeros};
+    float x[4] = {0, 0, 0, 0};
+    for (int u = 0; q + u < qb; ++u) {
+      r[u] = a.w + idx[q + u] * a.ldw + jc;
+      x[u] = xc[q + u];
+    }
+    d.axpy4(len, r[0], r[1], r[2], r[3], x[0], x[1], x[2], x[3], acc, nullptr);
+  }
+}
+
 // transW, n == 1: y = alpha * sum_{t} xc[t] * W[idx[t], :] + beta*y, each active row of W streamed once.
+// Wide outputs split the columns between threads; outputs that fit one accumulator block (rows of at
+// most kAxpyChunk floats) split the active rows instead, so each thread streams whole rows, and the
+// threads' partial sums are added in a fixed order (the same result for the same thread count).
 void gemvColumns(const GemvSparseArgs& a, const std::vector<int32_t>& idx, const std::vector<float>& xc) {
   const OpsDispatch& d = opsDispatch();
   const int64_t count = static_cast<int64_t>(idx.size());
-  parallelRun(threadsFor(static_cast<double>(a.rows) * count), [&](int t, int nt) {
+  const int threads = threadsFor(static_cast<double>(a.rows) * count);
+  if (a.rows <= kAxpyChunk && threads > 1 && count >= 8 * threads) {
+    AlignedBuffer buffer;
+    float* partial = buffer.reserve(static_cast<size_t>(threads) * static_cast<size_t>(a.rows));
+    const int used = parallelRun(threads, [&](int t, int nt) {
+      const int64_t qa = partPoint(count, 4, nt, t), qb = partPoint(count, 4, nt, t + 1);
+      accumulateRows(d, a, idx, xc, qa, qb, 0, a.rows, partial + static_cast<int64_t>(t) * a.rows);
+    });
+    float* sum = partial;
+    for (int t = 1; t < used; ++t) {
+      const float* p = partial + static_cast<int64_t>(t) * a.rows;
+      for (int64_t i = 0; i < a.rows; ++i) sum[i] += p[i];
+    }
+    storeColumn(a.rows, sum, a.alpha, a.beta, a.y, a.ldy);
+    return;
+  }
+  parallelRun(threads, [&](int t, int nt) {
     const int64_t j0 = partPoint(a.rows, 64, nt, t), j1 = partPoint(a.rows, 64, nt, t + 1);
     alignas(64) float acc[kAxpyChunk];
     for (int64_t jc = j0; jc < j1; jc += kAxpyChunk) {
       const int64_t len = std::min(kAxpyChunk, j1 - jc);
-      std::fill(acc, acc + len, 0.0f);
-      int64_t q = 0;
-      for (; q + 4 <= count; q += 4) {
-        d.axpy4(len, a.w + idx[q] * a.ldw + jc, a.w + idx[q + 1] * a.ldw + jc, a.w + idx[q + 2] * a.ldw + jc,
-                a.w + idx[q + 3] * a.ldw + jc, xc[q], xc[q + 1], xc[q + 2], xc[q + 3], acc);
-      }
-      if (q < count) {
-        // The missing rows read a block of zeros, so no weight outside the active rows is touched.
-        const float* r[4] = {kZeros, kZeros, kZeros, kZeros};
-        float x[4] = {0, 0, 0, 0};
-        for (int u = 0; q + u < count; ++u) {
-          r[u] = a.w + idx[q + u] * a.ldw + jc;
-          x[u] = xc[q + u];
-        }
-        d.axpy4(len, r[0], r[1], r[2], r[3], x[0], x[1], x[2], x[3], acc);
-      }
+      accumulateRows(d, a, idx, xc, 0, count, jc, len, acc);
       storeColumn(len, acc, a.alpha, a.beta, a.y + jc * a.ldy, a.ldy);
     }
   });
@@ -449,7 +481,8 @@ void maskedSgd(float* params, const float* grads, const ActiveSet& active, float
 // Portable inner loops and dispatch
 
 void axpy4Scalar(int64_t len, const float* w0, const float* w1, const float* w2, const float* w3, float x0, float x1,
-                 float x2, float x3, float* acc) {
+                 float x2, float x3, float* acc, const float* const* next) {
+  (void)next;  // the portable loop leaves prefetching to the hardware
   for (int64_t j = 0; j < len; ++j) acc[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j];
 }
 

@@ -68,9 +68,11 @@ void maskedSgd(float* params, const float* grads, const ActiveSet& active, float
 
 // ---- inner loops (portable and AVX2) ----
 
-// acc[0:len] += x0*w0[0:len] + x1*w1[0:len] + x2*w2[0:len] + x3*w3[0:len]
+// acc[0:len] += x0*w0[0:len] + x1*w1[0:len] + x2*w2[0:len] + x3*w3[0:len]; `next` (four pointers, or
+// null) are the rows the caller reads after these: their [0:len] is prefetched along the way, so rows
+// that are not evenly spaced (skipped input channels) still stream without waiting on memory.
 using Axpy4 = void (*)(int64_t len, const float* w0, const float* w1, const float* w2, const float* w3, float x0,
-                       float x1, float x2, float x3, float* acc);
+                       float x1, float x2, float x3, float* acc, const float* const* next);
 // out[r] = sum_t w[r*ldw + idx[t]] * xc[t] for r < 4
 using GatherDot4 = void (*)(int64_t count, const float* w, int64_t ldw, const int32_t* idx, const float* xc, float* out);
 // out[r] = sum_{p < cols} (keep[p] ? w[r*ldw + p] : 0) * x[p] for r < 4: a dense dot product that
@@ -94,7 +96,7 @@ struct OpsDispatch {
 const OpsDispatch& opsDispatch();
 
 void axpy4Scalar(int64_t len, const float* w0, const float* w1, const float* w2, const float* w3, float x0, float x1,
-                 float x2, float x3, float* acc);
+                 float x2, float x3, float* acc, const float* const* next);
 void gatherDot4Scalar(int64_t count, const float* w, int64_t ldw, const int32_t* idx, const float* xc, float* out);
 void maskedDot4Scalar(int64_t cols, const float* w, int64_t ldw, const float* x, const uint32_t* keep, float* out);
 float softmaxRowScalar(int64_t len, float* s, float prevMax, float* sum);
@@ -102,7 +104,7 @@ void adamSpanScalar(int64_t len, float* p, const float* g, float* m, float* v, c
 void sgdSpanScalar(int64_t len, float* p, const float* g, float* vel, const SgdStep& s);
 #if defined(SPARSE_WITH_AVX2)
 void axpy4Avx2(int64_t len, const float* w0, const float* w1, const float* w2, const float* w3, float x0, float x1,
-               float x2, float x3, float* acc);
+               float x2, float x3, float* acc, const float* const* next);
 void gatherDot4Avx2(int64_t count, const float* w, int64_t ldw, const int32_t* idx, const float* xc, float* out);
 void maskedDot4Avx2(int64_t cols, const float* w, int64_t ldw, const float* x, const uint32_t* keep, float* out);
 float softmaxRowAvx2(int64_t len, float* s, float prevMax, float* sum);

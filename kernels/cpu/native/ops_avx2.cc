@@ -57,9 +57,32 @@ inline __m256 exp256(__m256 x) {
 }  // namespace
 
 void axpy4Avx2(int64_t len, const float* w0, const float* w1, const float* w2, const float* w3, float x0, float x1,
-               float x2, float x3, float* acc) {
+               float x2, float x3, float* acc, const float* const* next) {
   const __m256 a0 = _mm256_set1_ps(x0), a1 = _mm256_set1_ps(x1), a2 = _mm256_set1_ps(x2), a3 = _mm256_set1_ps(x3);
   int64_t j = 0;
+  if (next != nullptr) {
+    // one cache line of each next row per 16 outputs: the next group arrives while this one computes
+    const char *n0 = reinterpret_cast<const char*>(next[0]), *n1 = reinterpret_cast<const char*>(next[1]);
+    const char *n2 = reinterpret_cast<const char*>(next[2]), *n3 = reinterpret_cast<const char*>(next[3]);
+    for (; j + 16 <= len; j += 16) {
+      const int64_t b = j * static_cast<int64_t>(sizeof(float));
+      _mm_prefetch(n0 + b, _MM_HINT_T0);
+      _mm_prefetch(n1 + b, _MM_HINT_T0);
+      _mm_prefetch(n2 + b, _MM_HINT_T0);
+      _mm_prefetch(n3 + b, _MM_HINT_T0);
+      __m256 c0 = _mm256_loadu_ps(acc + j), c1 = _mm256_loadu_ps(acc + j + 8);
+      c0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(w0 + j), c0);
+      c1 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(w0 + j + 8), c1);
+      c0 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(w1 + j), c0);
+      c1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(w1 + j + 8), c1);
+      c0 = _mm256_fmadd_ps(a2, _mm256_loadu_ps(w2 + j), c0);
+      c1 = _mm256_fmadd_ps(a2, _mm256_loadu_ps(w2 + j + 8), c1);
+      c0 = _mm256_fmadd_ps(a3, _mm256_loadu_ps(w3 + j), c0);
+      c1 = _mm256_fmadd_ps(a3, _mm256_loadu_ps(w3 + j + 8), c1);
+      _mm256_storeu_ps(acc + j, c0);
+      _mm256_storeu_ps(acc + j + 8, c1);
+    }
+  }
   for (; j + 16 <= len; j += 16) {
     __m256 c0 = _mm256_loadu_ps(acc + j), c1 = _mm256_loadu_ps(acc + j + 8);
     c0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(w0 + j), c0);
