@@ -39,6 +39,9 @@ export { createModel, defaultSpec, resolveSpec, paramShapes, linearsOf, initialV
 export { Decoder, ContextOverflowError, type DecoderActivationHook, type DecoderOptions, type LinearInputStats } from './model/decode.js';
 export { modelSites, linearSite, mlpActSite } from './model/sites.js';
 export { decoderActivationHook, restoreSparsifiers } from './methods/activation/sparsify.js';
+export { attentionHooks } from './methods/attention/hooks.js';
+export { ATTENTION_FILE, ATTENTION_FORMAT, attentionCheckpoint, restoreAttention } from './methods/attention/record.js';
+export type { AttentionRecord, AttentionState } from './run/context.js';
 export type { Architecture, ForwardHooks, LanguageModel, LinearInfo, ModelSpec } from './model/types.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpoint } from './model/checkpoint.js';
 export { embeddedShiftedData } from './data/dataset.js';

@@ -2,7 +2,7 @@
 // A kind's methods are the trainer's own entries plus those derived from a package registry: every
 // per-layer pruner of @sparse/pruners is a prune method, every adapter variant of
 // @sparse/lora-variants with a tfjs form is an adapt method, every method of @sparse/activation an
-// activation method. Stage runners, recipe validation and
+// activation method, every method of @sparse/attention an attention method. Stage runners, recipe validation and
 // `sparse-train methods` all read these tables.
 
 import { closestNames, createRegistry, UnknownNameError, type Registry } from '@sparse/tensor';
@@ -10,9 +10,11 @@ import { pruners } from '@sparse/pruners';
 import { variants } from '@sparse/lora-variants';
 import { getTfForm } from '@sparse/lora-variants/tfjs';
 import { activationMethods } from '@sparse/activation';
+import { attentionMethods } from '@sparse/attention';
 import { reluMethod } from './activation/relu.js';
 import { saeMethod } from './activation/sae.js';
 import { activationSparsifyMethod } from './activation/sparsify.js';
+import { attentionStageMethod } from './attention/stage.js';
 import { adapterMethod } from './adapt/adapter.js';
 import { diffPruningMethod } from './adapt/diff-pruning.js';
 import { mezoMethod, sensitiveMeZOMethod, sparseMeZOMethod } from './adapt/mezo.js';
@@ -52,6 +54,7 @@ const own: Tables = {
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, diffPruningMethod, mezoMethod, sparseMeZOMethod, sensitiveMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
   activation: createRegistry<TrainerMethod<'activation'>>({ kind: 'activation', builtins: [reluMethod, saeMethod] }),
+  attention: createRegistry<TrainerMethod<'attention'>>({ kind: 'attention', builtins: [] }),
 };
 
 /** Methods a package registry contributes, read at lookup time so entries registered later are found too. */
@@ -59,6 +62,7 @@ const fromPackages: { [K in MethodKind]?: () => TrainerMethod<K>[] } = {
   prune: () => pruners.entries().map(layerwisePruneMethod),
   adapt: () => variants.entries().filter((v) => getTfForm(v.name) !== undefined).map(adapterMethod),
   activation: () => activationMethods.entries().map(activationSparsifyMethod),
+  attention: () => attentionMethods.entries().map(attentionStageMethod),
 };
 
 /** Every method of a stage kind, sorted by name; the trainer's own entry wins a name clash. */

@@ -11,7 +11,7 @@ import type { RunContext } from '../run/context.js';
 import type { StageArgs, StageOutcome } from '../stages/common.js';
 
 /** The stage kinds whose stages name a method. */
-export const METHOD_KINDS = ['pretrain', 'prune', 'train', 'adapt', 'distill', 'activation'] as const;
+export const METHOD_KINDS = ['pretrain', 'prune', 'train', 'adapt', 'distill', 'activation', 'attention'] as const;
 export type MethodKind = (typeof METHOD_KINDS)[number];
 
 /** A problem with a stage's fields that only the method can see; `path` is relative to the stage. */

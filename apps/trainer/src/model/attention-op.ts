@@ -84,24 +84,26 @@ export interface BatchAttention {
   positions?: Int32Array;
 }
 
-function checkLayouts(layouts: readonly AttentionLayout[], b: number, t: number): void {
+/** `heads`: the op's head count, when a layout may also give one mask per head (tiles [heads, nb, nb]). */
+function checkLayouts(layouts: readonly AttentionLayout[], b: number, t: number, heads?: number): void {
   if (layouts.length !== 1 && layouts.length !== b) throw new ArgumentError(`attention: ${layouts.length} layouts for a batch of ${b} sequences (give one, or one per sequence)`);
   for (const l of layouts) {
     if (l.seq !== t) throw new ArgumentError(`attention: a layout for ${l.seq} tokens on sequences of ${t}`);
-    if (l.heads !== 1) throw new ArgumentError(`attention: a layout is one mask shared by every head (heads 1), got ${l.heads}`);
+    if (l.heads !== 1 && l.heads !== heads) throw new ArgumentError(`attention: a layout is one mask shared by every head (heads 1)${heads === undefined ? '' : ` or one per head (heads ${heads})`}, got ${l.heads}`);
   }
 }
 
 /**
  * Masked multi-head attention of q, k, v [B*heads, T, hd] (sequence b's heads are rows b*heads..):
- * each query attends to the keys its sequence's layout keeps, scores scaled by 1/sqrt(hd). Returns
+ * each query attends to the keys its sequence's layout keeps (one mask for every head, or tiles per
+ * head with heads = `heads`), scores scaled by 1/sqrt(hd). Returns
  * [B*heads, T, hd]; differentiable in q, k and v (the gradient through kept pairs only).
  */
 export function maskedAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, layouts: readonly AttentionLayout[]): tf.Tensor3D {
   const [rows, t, hd] = q.shape;
   if (rows % heads !== 0) throw new ArgumentError(`attention: ${rows} head rows are not a multiple of ${heads} heads`);
   const b = rows / heads;
-  checkLayouts(layouts, b, t);
+  checkLayouts(layouts, b, t, heads);
   const scale = 1 / Math.sqrt(hd);
   const per = heads * t * hd;
   const layoutOf = (s: number) => layouts[layouts.length === 1 ? 0 : s]!;

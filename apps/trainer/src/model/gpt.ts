@@ -103,15 +103,23 @@ export function initGPTValues(cfg: GPTConfig, rng: Random): Map<string, Float32A
 }
 
 /** Causal multi-head self-attention of h [B*T, d]; returns [B*T, d]. */
-function attention(cfg: GPTConfig, f: Forward, prefix: string, h: tf.Tensor2D, b: number, t: number, masked: BatchAttention | undefined): tf.Tensor2D {
+function attention(cfg: GPTConfig, f: Forward, block: number, prefix: string, h: tf.Tensor2D, b: number, t: number, masked: BatchAttention | undefined): tf.Tensor2D {
   const { d, heads } = cfg;
   const hd = d / heads;
   const qkv = f.linear(`${prefix}attn.c_attn.weight`, h);
   // outputs of c_attn are [q | k | v], each split into heads: [B,T,3,H,hd] -> [3,B,H,T,hd]
   const split = tf.transpose(tf.reshape(qkv, [b, t, 3, heads, hd]), [2, 0, 3, 1, 4]);
-  const [q, k, v] = tf.split(tf.reshape(split, [3, b * heads, t, hd]), 3, 0).map((x) => tf.reshape(x, [b * heads, t, hd]) as tf.Tensor3D);
+  const [q, k0, v0] = tf.split(tf.reshape(split, [3, b * heads, t, hd]), 3, 0).map((x) => tf.reshape(x, [b * heads, t, hd]) as tf.Tensor3D) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+  let k = k0;
+  let v = v0;
+  if (f.hooks.kv) {
+    const r = f.hooks.kv(block, tf.reshape(k, [b * heads * t, hd]), tf.reshape(v, [b * heads * t, hd]));
+    k = tf.reshape(r.k, [b * heads, t, hd]);
+    v = tf.reshape(r.v, [b * heads, t, hd]);
+  }
+  const layouts = f.hooks.attentionMask?.(block, q, k, b, t, masked?.layouts) ?? masked?.layouts;
   let ctx: tf.Tensor3D; // [B*H, T, hd]
-  if (masked) ctx = maskedAttention(q, k, v, heads, masked.layouts);
+  if (layouts) ctx = maskedAttention(q, k, v, heads, layouts);
   else {
     // scale q (T*hd values) rather than the scores (T*T values)
     const scores = tf.add(tf.matMul(tf.mul(q, 1 / Math.sqrt(hd)), k, false, true), causalMask(t));
@@ -147,7 +155,7 @@ function hidden(cfg: GPTConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   for (let i = 0; i < cfg.layers; i++) {
     const pre = `h.${i}.`;
     f.hooks.blockInput?.(i, x);
-    const a = attention(cfg, f, pre, layerNorm(x, f.w(`${pre}ln_1.weight`), f.w(`${pre}ln_1.bias`)), b, t, masked);
+    const a = attention(cfg, f, i, pre, layerNorm(x, f.w(`${pre}ln_1.weight`), f.w(`${pre}ln_1.bias`)), b, t, masked);
     x = tf.add(x, a);
     const h = layerNorm(x, f.w(`${pre}ln_2.weight`), f.w(`${pre}ln_2.bias`));
     const m = cfg.moe

@@ -178,18 +178,26 @@ function applyRope(x: tf.Tensor2D, heads: number, hd: number, cos: tf.Tensor2D, 
   return tf.add<tf.Tensor2D>(tf.mul<tf.Tensor2D>(x, cos), tf.mul<tf.Tensor2D>(rot, sin));
 }
 
-function attention(cfg: LlamaConfig, f: Forward, p: string, h: tf.Tensor2D, b: number, t: number, rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; kcos: tf.Tensor2D; ksin: tf.Tensor2D }, masked: BatchAttention | undefined): tf.Tensor2D {
+function attention(cfg: LlamaConfig, f: Forward, block: number, p: string, h: tf.Tensor2D, b: number, t: number, rope: { cos: tf.Tensor2D; sin: tf.Tensor2D; kcos: tf.Tensor2D; ksin: tf.Tensor2D }, masked: BatchAttention | undefined): tf.Tensor2D {
   const { d, heads, kvHeads } = cfg;
   const hd = d / heads;
   const g = heads / kvHeads;
   const q = applyRope(f.linear(`${p}self_attn.q_proj.weight`, h), heads, hd, rope.cos, rope.sin);
-  const k = applyRope(f.linear(`${p}self_attn.k_proj.weight`, h), kvHeads, hd, rope.kcos, rope.ksin);
-  const v = f.linear(`${p}self_attn.v_proj.weight`, h);
-  if (masked) {
+  let k = applyRope(f.linear(`${p}self_attn.k_proj.weight`, h), kvHeads, hd, rope.kcos, rope.ksin);
+  let v = f.linear(`${p}self_attn.v_proj.weight`, h);
+  if (f.hooks.kv) {
+    // one row per (token, kv head)
+    const r = f.hooks.kv(block, tf.reshape(k, [b * t * kvHeads, hd]), tf.reshape(v, [b * t * kvHeads, hd]));
+    k = tf.reshape(r.k, [b * t, kvHeads * hd]);
+    v = tf.reshape(r.v, [b * t, kvHeads * hd]);
+  }
+  const perHead = (x: tf.Tensor2D, n: number) => tf.reshape(tf.transpose(tf.reshape(x, [b, t, n, hd]), [0, 2, 1, 3]), [b, n, t, hd]);
+  const hook = f.hooks.attentionMask;
+  const layouts = (hook ? hook(block, tf.reshape(perHead(q, heads), [b * heads, t, hd]) as tf.Tensor3D, tf.reshape(perHead(k, kvHeads), [b * kvHeads, t, hd]) as tf.Tensor3D, b, t, masked?.layouts) : undefined) ?? masked?.layouts;
+  if (layouts) {
     // the op takes every query head with its own k and v: repeat each kv head over its g query heads
-    const perHead = (x: tf.Tensor2D, n: number) => tf.reshape(tf.transpose(tf.reshape(x, [b, t, n, hd]), [0, 2, 1, 3]), [b, n, t, hd]);
     const repeat = (x: tf.Tensor2D) => tf.reshape(g === 1 ? perHead(x, kvHeads) : tf.tile(tf.reshape(perHead(x, kvHeads), [b * kvHeads, 1, t * hd]), [1, g, 1]), [b * heads, t, hd]) as tf.Tensor3D;
-    const ctx = maskedAttention(tf.reshape(perHead(q, heads), [b * heads, t, hd]), repeat(k), repeat(v), heads, masked.layouts);
+    const ctx = maskedAttention(tf.reshape(perHead(q, heads), [b * heads, t, hd]), repeat(k), repeat(v), heads, layouts);
     const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [b, heads, t, hd]), [0, 2, 1, 3]), [b * t, heads * hd]) as tf.Tensor2D;
     return f.linear(`${p}self_attn.o_proj.weight`, merged);
   }
@@ -224,7 +232,7 @@ function logits(cfg: LlamaConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   for (let i = 0; i < cfg.layers; i++) {
     const p = `model.layers.${i}.`;
     f.hooks.blockInput?.(i, x);
-    x = tf.add(x, attention(cfg, f, p, rmsNorm(x, f.w(`${p}input_layernorm.weight`), cfg.normEps), b, t, rope, masked));
+    x = tf.add(x, attention(cfg, f, i, p, rmsNorm(x, f.w(`${p}input_layernorm.weight`), cfg.normEps), b, t, rope, masked));
     const h = rmsNorm(x, f.w(`${p}post_attention_layernorm.weight`), cfg.normEps);
     const m = cfg.moe ? moeLayer(f, i, `${p}mlp.router.weight`, cfg.moe, h, (e, xe, rows) => swiglu(cfg, f, `${p}mlp.experts.${e}.`, xe, rows)) : swiglu(cfg, f, `${p}mlp.`, h);
     x = tf.add(x, m);

@@ -4,7 +4,7 @@
 
 import type { Site } from '@sparse/activation';
 import type * as tf from '@tensorflow/tfjs-core';
-import type { BatchAttention } from './attention-op.js';
+import type { AttentionLayout, BatchAttention } from './attention-op.js';
 
 export type Architecture = 'gpt' | 'llama';
 
@@ -72,6 +72,18 @@ export interface ForwardHooks {
    * the spec's pattern (and the dense causal mask) in every block. See attention-op.ts.
    */
   attention?: BatchAttention;
+  /**
+   * Consulted by every block's attention after rope (and after `kv`) with q [B*heads, T, hd] and
+   * k [B*kvHeads, T, hd] (sequence s's heads are rows s*heads..) and the layouts that would apply
+   * otherwise (the spec's pattern or `attention`; undefined: dense causal): returns the layouts to use
+   * instead (one per sequence, each one-head or per-head), or undefined to keep them (dynamic sparse attention).
+   */
+  attentionMask?: (block: number, q: tf.Tensor3D, k: tf.Tensor3D, b: number, t: number, base: readonly AttentionLayout[] | undefined) => readonly AttentionLayout[] | undefined;
+  /**
+   * Rewrites each block's keys and values right after they are computed (keys after rope): k and v are
+   * [rows, headDim], one row per (token, kv head); returns same-shape tensors (KV-cache pruning).
+   */
+  kv?: (block: number, k: tf.Tensor2D, v: tf.Tensor2D) => { k: tf.Tensor2D; v: tf.Tensor2D };
 }
 
 /** Everything needed to rebuild a model: architecture plus its size fields. */

@@ -5,7 +5,7 @@
 import { SUPPORT_CRITERIA } from '@sparse/lora-variants';
 import { z } from 'zod';
 
-export const STAGE_KINDS = ['pretrain', 'calibrate', 'prune', 'train', 'adapt', 'distill', 'activation', 'evaluate', 'export', 'report'] as const;
+export const STAGE_KINDS = ['pretrain', 'calibrate', 'prune', 'train', 'adapt', 'distill', 'activation', 'attention', 'evaluate', 'export', 'report'] as const;
 export type StageKind = (typeof STAGE_KINDS)[number];
 
 const posInt = z.int().min(1);
@@ -183,6 +183,21 @@ export const stageSchemas = {
     /** Adds DEFT's density loss to the fine-tuning steps. */
     densityLoss: densityLossField,
     /** Fine-tune every weight with the sparsifier active for `steps` steps afterwards (0: no fine-tuning). */
+    ...trainingFields({ steps: 0, lr: 1e-3 }),
+  }),
+  attention: z.strictObject({
+    stage: z.literal('attention'),
+    ...stageBase,
+    /**
+     * A sparse-attention method of @sparse/attention (sparge, topk-blocks, seer, mustafar): block masks
+     * predicted from each layer's q and k, or a pruned KV cache; active in every later forward pass
+     * (evaluate, fine-tuning, generate). seer trains its gates on the calibration windows first.
+     */
+    method: methodField,
+    config: configField,
+    /** Which token stream the calibration windows come from. */
+    calibrationData: z.enum(['train', 'shifted']).default('train'),
+    /** Fine-tune every weight with the sparse attention active for `steps` steps afterwards (0: no fine-tuning). */
     ...trainingFields({ steps: 0, lr: 1e-3 }),
   }),
   evaluate: z.strictObject({

@@ -282,6 +282,40 @@ export function renderReportHTML(data: ReportData): string {
     );
   }
 
+  // Sparse attention
+  const attn = data.attention ?? [];
+  if (attn.length > 0) {
+    parts.push(
+      section(
+        'attention',
+        'Sparse attention',
+        table(
+          ['Evaluation', 'Method', { html: 'Causal tiles computed', num: true }, { html: 'K sparsity', num: true }, { html: 'V sparsity', num: true }, { html: 'KV cache bytes (bitmap / dense)', num: true }],
+          attn.map((a) => [
+            a.label,
+            a.method,
+            num(a.density === undefined ? '' : formatPercent(a.density)),
+            num(a.kSparsity === undefined ? '' : formatPercent(a.kSparsity)),
+            num(a.vSparsity === undefined ? '' : formatPercent(a.vSparsity)),
+            num(a.bytes === undefined || a.denseBytes === undefined ? '' : `${formatInt(a.bytes)} / ${formatInt(a.denseBytes)}`),
+          ]),
+        ) +
+          '<p>Block methods: attention tiles computed over the tiles of the causal pattern, all heads and layers, on the held-out data. KV pruning: the share of K and V entries pruned, and the bytes of the bitmap KV cache for one window of the evaluated context against the dense float32 cache.</p>' +
+          table(
+            ['Layer', ...attn.map((a) => ({ html: esc(a.label), num: true }))],
+            [...new Set(attn.flatMap((a) => a.layers.map((l) => l.layer)))].sort((x, y) => x - y).map((layer) => [
+              num(formatInt(layer)),
+              ...attn.map((a) => {
+                const l = a.layers.find((x) => x.layer === layer);
+                if (l === undefined) return num('');
+                return num(l.density !== undefined ? formatPercent(l.density) : `K ${formatPercent(l.kSparsity ?? 0)}, V ${formatPercent(l.vSparsity ?? 0)}`);
+              }),
+            ]),
+          ),
+      ),
+    );
+  }
+
   // Activation sparsity
   const acts = data.activations ?? [];
   if (acts.length > 0) {

@@ -119,7 +119,27 @@ export interface ReportData {
   maskTraces?: ReportMaskTrace[];
   /** Achieved activation density of each evaluation that ran with an activation sparsifier. */
   activations?: ReportActivationDensity[];
+  /** What the sparse attention computed in each evaluation that ran with an attention stage's method. */
+  attention?: ReportAttention[];
   notes?: string[];
+}
+
+export interface ReportAttention {
+  /** The evaluation it was measured in. */
+  label: string;
+  /** The sparse-attention method. */
+  method: string;
+  /** 'tiles': a block method (density = tiles computed / causal tiles); 'kv': KV pruning (K / V sparsity, cache bytes). */
+  kind: 'tiles' | 'kv';
+  density?: number;
+  kSparsity?: number;
+  vSparsity?: number;
+  /** The bitmap KV cache's bytes for `positions` tokens (all layers), and the dense float32 cache's. */
+  bytes?: number;
+  denseBytes?: number;
+  positions?: number;
+  /** Per layer: density (tiles) or K / V sparsity (kv). */
+  layers: { layer: number; density?: number; kSparsity?: number; vSparsity?: number }[];
 }
 
 export interface ReportActivationDensity {
@@ -295,6 +315,23 @@ export function validateReportData(data: unknown): asserts data is ReportData {
         str(so.role, `${f}.sites[${j}].role`);
         num(so.block, `${f}.sites[${j}].block`, { int: true, min: -1 });
         num(so.density, `${f}.sites[${j}].density`, { min: 0, max: 1 });
+      });
+    });
+  }
+  if (arr(d.attention, 'attention')) {
+    d.attention.forEach((x, i) => {
+      const f = `attention[${i}]`;
+      const o = obj(x, f);
+      str(o.label, `${f}.label`);
+      str(o.method, `${f}.method`);
+      if (o.kind !== 'tiles' && o.kind !== 'kv') fail(`${f}.kind`, `must be 'tiles' or 'kv', got ${describe(o.kind)}`);
+      for (const k of ['density', 'kSparsity', 'vSparsity'] as const) num(o[k], `${f}.${k}`, { min: 0, max: 1, optional: true });
+      for (const k of ['bytes', 'denseBytes', 'positions'] as const) num(o[k], `${f}.${k}`, { int: true, min: 0, optional: true });
+      if (!arr(o.layers, `${f}.layers`)) fail(`${f}.layers`, 'is missing');
+      (o.layers as unknown[]).forEach((p, j) => {
+        const lo = obj(p, `${f}.layers[${j}]`);
+        num(lo.layer, `${f}.layers[${j}].layer`, { int: true, min: 0 });
+        for (const k of ['density', 'kSparsity', 'vSparsity'] as const) num(lo[k], `${f}.layers[${j}].${k}`, { min: 0, max: 1, optional: true });
       });
     });
   }

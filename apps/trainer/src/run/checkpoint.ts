@@ -12,7 +12,7 @@ import { ArgumentError, tensor } from '@sparse/tensor';
 import { atomicWriteFile, openSafetensors, writeSafetensorsFile } from '@sparse/tensor/node';
 import type { ModelSpec } from '../model/types.js';
 import type { AdamState } from '../train/adam.js';
-import type { AdapterRecord, ReportAccumulator } from './context.js';
+import type { AdapterRecord, AttentionRecord, ReportAccumulator } from './context.js';
 
 /** An installed activation sparsifier: what rebuilds it (the method's restore takes each site's state). */
 export interface ActivationCheckpoint {
@@ -22,6 +22,9 @@ export interface ActivationCheckpoint {
   config: Record<string, unknown>;
   states: Record<string, unknown>;
 }
+
+/** The installed sparse attention (an attention stage's method, config and plain-JSON state: seer's gates). */
+export type AttentionCheckpoint = AttentionRecord;
 
 /** An attached adapter: how it was attached (to rebuild it) and its tensors' values. */
 export interface AdapterCheckpoint extends Omit<AdapterRecord, 'model'> {
@@ -42,6 +45,8 @@ export interface CheckpointContent {
   calibration?: { windows: number; batch: number };
   /** The installed activation sparsifier: its method, config and each site's state (plain JSON). */
   activation?: ActivationCheckpoint;
+  /** The installed sparse attention (plain JSON). */
+  attention?: AttentionCheckpoint;
   params: Map<string, { data: Float32Array; shape: number[] }>;
   masks: Map<string, Mask>;
   adapter?: AdapterCheckpoint;
@@ -60,6 +65,7 @@ interface LatestJSON {
   pattern?: { n: number; m: number };
   calibration?: { windows: number; batch: number };
   activation?: ActivationCheckpoint;
+  attention?: AttentionCheckpoint;
   paramShapes: Record<string, number[]>;
   masks: Record<string, number[]>;
   adapter?: Omit<AdapterCheckpoint, 'layers'> & { layers: Record<string, Record<string, number[]>> };
@@ -68,7 +74,7 @@ interface LatestJSON {
 }
 
 /** The plain-JSON part of a checkpoint, the same in memory and in latest.json. */
-type JSONPart = Pick<CheckpointContent, 'spec' | 'next' | 'stageState' | 'metricsBytes' | 'report' | 'pattern' | 'calibration' | 'activation'>;
+type JSONPart = Pick<CheckpointContent, 'spec' | 'next' | 'stageState' | 'metricsBytes' | 'report' | 'pattern' | 'calibration' | 'activation' | 'attention'>;
 
 function jsonPart(x: JSONPart): JSONPart {
   return {
@@ -80,6 +86,7 @@ function jsonPart(x: JSONPart): JSONPart {
     ...(x.pattern ? { pattern: x.pattern } : {}),
     ...(x.calibration ? { calibration: x.calibration } : {}),
     ...(x.activation ? { activation: x.activation } : {}),
+    ...(x.attention ? { attention: x.attention } : {}),
   };
 }
 

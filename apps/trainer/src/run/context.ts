@@ -13,6 +13,7 @@ import type { ResolvedRecipe } from '../recipe/schema.js';
 import type { TextData } from '../data/dataset.js';
 import type { MaskTrace } from '../stages/mask-stats.js';
 import type { RunLog } from './log.js';
+import { attentionHooks } from '../methods/attention/hooks.js';
 
 export interface AdapterRecord {
   /** The adapt stage's index and label. */
@@ -36,6 +37,35 @@ export interface ActivationRecord {
   sparsifiers: Map<string, SiteSparsifier>;
 }
 
+/**
+ * The sparse attention an attention stage installed (a method of @sparse/attention): active in every
+ * later forward pass. `state` is plain JSON (seer: the trained gate of each layer; others: {}).
+ */
+export interface AttentionRecord {
+  /** The attention stage's index and label. */
+  stage: number;
+  label: string;
+  method: string;
+  config: Record<string, unknown>;
+  state: AttentionState;
+}
+
+/** What an attention method keeps besides its config (plain JSON, checkpointed and exported as is). */
+export interface AttentionState {
+  /** seer: one trained gate per layer (SeerGate with plain number arrays). */
+  gates?: { heads: number; kvHeads: number; headDim: number; gateDim: number; blockSize: number; wq: number[]; wk: number[] }[];
+  /** seer: the mean distillation loss of each layer's gate before and after training. */
+  gateLoss?: { before: number[]; after: number[] };
+}
+
+/** Counts an evaluation takes with sparse attention active, per layer. */
+export interface AttentionCounts {
+  /** Block methods: attention tiles computed and the tiles of the causal pattern (over heads and sequences). */
+  tiles: Map<number, { computed: number; total: number }>;
+  /** KV methods: K and V entries kept, entries seen (of each), rows seen (one per token and kv head) and headDim. */
+  kv: Map<number, { kKept: number; vKept: number; entries: number; rows: number; headDim: number }>;
+}
+
 /** Achieved activation density per site, measured while a stage evaluated with a sparsifier active. */
 export interface ActivationDensity {
   label: string;
@@ -56,6 +86,22 @@ export interface ReportAccumulator {
   maskTraces?: MaskTrace[];
   /** Activation density measured by evaluations with a sparsifier active. */
   activations?: ActivationDensity[];
+  /** What sparse attention computed in evaluations with an attention stage's method active. */
+  attention?: AttentionMeasured[];
+}
+
+/** An evaluation's sparse-attention summary (methods/attention/counts.ts). */
+export interface AttentionMeasured {
+  label: string;
+  method: string;
+  kind: 'tiles' | 'kv';
+  density?: number;
+  kSparsity?: number;
+  vSparsity?: number;
+  bytes?: number;
+  denseBytes?: number;
+  positions?: number;
+  layers: { layer: number; density?: number; kSparsity?: number; vSparsity?: number }[];
 }
 
 export function emptyReport(): ReportAccumulator {
@@ -76,6 +122,10 @@ export class RunContext {
   adapter: AdapterRecord | undefined;
   /** The activation sparsifier of the last activation stage, if any. */
   activation: ActivationRecord | undefined;
+  /** The sparse attention of the last attention stage, if any. */
+  attention: AttentionRecord | undefined;
+  /** Per-layer attention counts while counting is on (evaluate measures computed tiles / K, V sparsity). */
+  attentionCounts: AttentionCounts | undefined;
   /** Kept / total activation entries per site while counting is on (evaluate measures achieved density). */
   activationCounts: Map<string, { kept: number; total: number }> | undefined;
   /** Parameter values after earlier stages (teachers), by stage index. */
@@ -128,7 +178,8 @@ export class RunContext {
   }
 
   /**
-   * Forward hooks for the current state: an attached adapter's effective weights, and masked
+   * Forward hooks for the current state: an activation sparsifier, sparse attention (an attention
+   * stage's block masks or pruned KV), an attached adapter's effective weights, and masked
    * weights when `maskBase` (a stage that trains the base weights keeps pruned entries at zero by
    * computing through W ⊙ mask, so their gradient is zero too).
    */
@@ -140,6 +191,7 @@ export class RunContext {
     const act = this.activation;
     return {
       ...(act ? { activation: (site: Site, x: tf.Tensor2D) => this.#sparsify(act, site, x) } : {}),
+      ...(this.attention ? attentionHooks(this.attention, () => this.attentionCounts) : {}),
       weight: (name, p) => {
         if (adapter && targeted.has(name)) return adapter.effectiveWeight(name);
         if (adapter && biasOf.has(name)) return adapter.effectiveBias(biasOf.get(name)!) ?? p;

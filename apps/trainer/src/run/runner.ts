@@ -20,6 +20,7 @@ import type { ResolvedRecipe, StageSpec } from '../recipe/schema.js';
 import { getMethod } from '../methods/registry.js';
 import type { MethodKind, TrainerMethod } from '../methods/types.js';
 import { activationCheckpoint, restoreActivation } from '../methods/activation/sparsify.js';
+import { attentionCheckpoint, restoreAttention } from '../methods/attention/record.js';
 import { stageLabel, type StageArgs, type StageOutcome, type StageResume } from '../stages/common.js';
 import { runEvaluateStage } from '../stages/evaluate.js';
 import { runExportStage } from '../stages/export.js';
@@ -111,6 +112,7 @@ async function contentOf(ctx: RunContext, next: { stage: number; step: number },
     ...(ctx.pattern ? { pattern: ctx.pattern } : {}),
     ...(ctx.calibration ? { calibration: ctx.calibration } : {}),
     ...(ctx.activation ? { activation: activationCheckpoint(ctx.activation) } : {}),
+    ...(ctx.attention ? { attention: attentionCheckpoint(ctx.attention) } : {}),
     params,
     masks: new Map(ctx.masks),
     ...(a
@@ -183,6 +185,7 @@ async function execute(ctx: RunContext, start: { stage: number; resume?: StageRe
         case 'adapt':
         case 'distill':
         case 'activation':
+        case 'attention':
           // a method stage: its entry does the work
           out = await (getMethod(stage.stage, stage.method) as TrainerMethod<MethodKind>).run(args as StageArgs<never>);
           break;
@@ -471,6 +474,7 @@ export async function resumeRun(dirArg: string, opts: ResumeOptions = {}): Promi
       ctx.pattern = cp.pattern;
       ctx.calibration = cp.calibration;
       if (cp.activation) ctx.activation = restoreActivation(ctx, cp.activation);
+      if (cp.attention) ctx.attention = restoreAttention(cp.attention, `checkpoint in ${dir}`);
       for (const [k, s] of cp.snapshots) ctx.snapshots.set(k, s);
       if (cp.adapter) {
         const stAdapt = recipe.stages[cp.adapter.stage];

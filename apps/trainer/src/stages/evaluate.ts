@@ -6,10 +6,12 @@ import { getTfForm } from '@sparse/lora-variants/tfjs';
 import { ArgumentError, Random } from '@sparse/tensor';
 import { evaluateEnsemblePerplexity, evaluatePerplexity } from '../train/evaluate.js';
 import { overallDensity } from '../methods/activation/sparsify.js';
+import { describeSummary, emptyCounts, summarizeCounts } from '../methods/attention/counts.js';
+import { kvHeadsOf } from '../methods/attention/stage.js';
 import { modelSites } from '../model/sites.js';
 import type { ForwardHooks } from '../model/types.js';
 import type { StageOf } from '../recipe/schema.js';
-import type { RunContext } from '../run/context.js';
+import type { AttentionCounts, RunContext } from '../run/context.js';
 import type { StageArgs, StageOutcome } from './common.js';
 
 /**
@@ -73,6 +75,15 @@ function recordDensity(ctx: RunContext, label: string, method: string, counts: R
   ctx.log.say(`eval   ${label}: ${method} keeps ${(100 * overall).toFixed(1)}% of activations at its ${rows.length} sites`);
 }
 
+/** What the sparse attention computed in an evaluation (tiles, or K / V sparsity and cache bytes), into the report and the metrics. */
+function recordAttention(ctx: RunContext, label: string, method: string, counts: AttentionCounts, positions: number): void {
+  const summary = summarizeCounts(counts, positions, kvHeadsOf(ctx));
+  if (summary === undefined) return;
+  (ctx.report.attention ??= []).push({ label, method, ...summary });
+  ctx.log.event({ event: 'attention-density', label, method, ...summary });
+  ctx.log.say(`eval   ${label}: ${method} ${describeSummary(summary)}`);
+}
+
 /** Perplexity on a held-out stream, recorded for the report under `label`. */
 export function measure(ctx: RunContext, which: 'heldout' | 'shifted', label: string, ensemble?: { samples: number; seed: number }): { perplexity: number; loss: number; tokens: number } {
   const tokens = which === 'shifted' ? ctx.data.shifted().heldOut : ctx.data.main.heldOut;
@@ -80,6 +91,9 @@ export function measure(ctx: RunContext, which: 'heldout' | 'shifted', label: st
   const act = ctx.activation;
   const counts = act && !ensemble ? new Map<string, { kept: number; total: number }>() : undefined;
   ctx.activationCounts = counts;
+  const attn = ctx.attention;
+  const attnCounts = attn && !ensemble ? emptyCounts() : undefined;
+  ctx.attentionCounts = attnCounts;
   const opts = { maxWindows: ctx.recipe.eval.windows > 0 ? ctx.recipe.eval.windows : undefined, batch: ctx.recipe.eval.batch };
   let r: { perplexity: number; loss: number; tokens: number };
   try {
@@ -88,10 +102,12 @@ export function measure(ctx: RunContext, which: 'heldout' | 'shifted', label: st
       : evaluatePerplexity(ctx.model, tokens, { ...opts, hooks: ctx.hooks() });
   } finally {
     ctx.activationCounts = undefined;
+    ctx.attentionCounts = undefined;
   }
   const ms = performance.now() - t0;
   const shown = which === 'shifted' ? `${label} (shifted task)` : label;
   if (act && counts) recordDensity(ctx, shown, act.method, counts);
+  if (attn && attnCounts) recordAttention(ctx, shown, attn.method, attnCounts, Math.min(ctx.model.spec.ctx, tokens.length - 1));
   ctx.report.evaluations.push({ label: shown, data: which, perplexity: r.perplexity, loss: r.loss, tokens: r.tokens });
   ctx.log.event({ event: 'eval', label, data: which, perplexity: r.perplexity, loss: r.loss, tokens: r.tokens, ms });
   ctx.log.say(`eval   ${shown}: held-out perplexity ${r.perplexity.toFixed(3)} (${r.loss.toFixed(4)} nats/token, ${r.tokens.toLocaleString('en-US')} tokens)`);

@@ -10,6 +10,7 @@ import { applyMask } from '@sparse/masks';
 import { cast, layoutByteLength, tensor, toBitmask, toCSR, toNM, isSparseLayout, type SafetensorsInput, type Tensor } from '@sparse/tensor';
 import { atomicWriteFile, writeSafetensorsFile } from '@sparse/tensor/node';
 import { activationCheckpoint } from '../methods/activation/sparsify.js';
+import { ATTENTION_FILE, attentionExport } from '../methods/attention/record.js';
 import { CHECKPOINT_FORMAT, loadCheckpoint } from '../model/checkpoint.js';
 import { compressedTensorsFormatAt, fitsSparse24, loadCompressedTensorsModel, writeCompressedTensors, type CompressedTensorsParam } from '../model/compressed-tensors.js';
 import type { LanguageModel } from '../model/types.js';
@@ -18,6 +19,8 @@ import type { StageArgs, StageOutcome } from './common.js';
 import { writeExportContents } from './export-contents.js';
 
 /** The activation sparsifier of the run, beside the exported model (method, config, each site's state). */
+/** The sparse attention of the run (an attention stage's method, config and state): methods/attention/record.ts. */
+export { ATTENTION_FILE, ATTENTION_FORMAT } from '../methods/attention/record.js';
 export const ACTIVATION_FILE = 'activation.json';
 export const ACTIVATION_FORMAT = 'sparse-activation/1';
 
@@ -96,6 +99,14 @@ export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promis
     await atomicWriteFile(path, text);
     ctx.report.files.push({ label: `activation sparsifier (${ctx.activation.method}, ${ctx.activation.sparsifiers.size} sites)`, path, bytes: Buffer.byteLength(text) });
     lines.push(`activation sparsifier ${ctx.activation.method}`);
+  }
+  if (ctx.attention) {
+    // the sparse attention later forward passes apply: `sparse-train generate` decodes with it
+    const path = join(dir, ATTENTION_FILE);
+    const text = `${JSON.stringify(attentionExport(ctx.attention), null, 1)}\n`;
+    await atomicWriteFile(path, text);
+    ctx.report.files.push({ label: `sparse attention (${ctx.attention.method})`, path, bytes: Buffer.byteLength(text) });
+    lines.push(`sparse attention ${ctx.attention.method}`);
   }
   if (stage.formats.includes('adapters')) {
     const saved = ctx.report.files.filter((f) => f.label.startsWith('adapter '));

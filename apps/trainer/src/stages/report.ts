@@ -98,6 +98,7 @@ export function reportData(ctx: RunContext, title?: string): ReportData {
       sparseFlops: t.sparseFlops,
     })),
     ...(ctx.report.activations?.length ? { activations: ctx.report.activations } : {}),
+    ...(ctx.report.attention?.length ? { attention: ctx.report.attention } : {}),
     notes: ctx.report.notes,
   };
 }
