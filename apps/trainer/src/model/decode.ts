@@ -8,7 +8,8 @@
 // as the tfjs forward (ForwardHooks.activation, sites.ts).
 
 import type { Site } from '@sparse/activation';
-import { ArgumentError, getKernel, type GemmArgs, type GemvSparseInputArgs, type GemvSparseInputKernel } from '@sparse/tensor';
+import { BitmapKVCache } from '@sparse/attention';
+import { ArgumentError, getKernel, type AttentionBitmapKVArgs, type GemmArgs, type GemvSparseInputArgs, type GemvSparseInputKernel } from '@sparse/tensor';
 import { layoutAllows, specLayout, type AttentionLayout } from './attention-op.js';
 import { checkValues } from './base.js';
 import type { GPTConfig } from './config.js';
@@ -27,7 +28,34 @@ import type { LanguageModel, LinearInfo, ModelSpec } from './types.js';
  */
 export type DecoderActivationHook = (site: Site, x: Float32Array, tokens: number) => Float32Array | undefined;
 
+/**
+ * KV-cache pruning at decode (Mustafar): each new position's key and value vectors are magnitude-pruned
+ * per kv head (the largest-|x| entries of each headDim row survive) and appended to a BitmapKVCache per
+ * block instead of the dense cache; attention reads that cache through the kernel registry's
+ * attentionBitmapKV. `sparsity` sets both K and V (default 0.5, as the mustafar method); kSparsity /
+ * vSparsity set one side. Every value is in [0, 1).
+ */
+export interface DecoderKVOptions {
+  sparsity?: number;
+  kSparsity?: number;
+  vSparsity?: number;
+  /** The kernel registry backend of attentionBitmapKV (default: the highest-priority one, looked up at each pass). */
+  backend?: string;
+}
+
+/** The decoder's KV cache in bytes: as stored, and as the dense float32 cache of the same positions. */
+export interface DecoderKVStats {
+  /** Positions cached (per block). */
+  positions: number;
+  bytes: number;
+  denseBytes: number;
+  /** The fraction of K and V entries pruned (0 for the dense cache). */
+  sparsity: number;
+}
+
 export interface DecoderOptions {
+  /** Prune the KV cache (see DecoderKVOptions); absent: the dense cache. */
+  kv?: DecoderKVOptions;
   /** The activation-sparsity hook (see DecoderActivationHook). */
   activation?: DecoderActivationHook;
   /** Count the zero inputs of every linear layer (what `stats()` reports). Default false. */
@@ -105,9 +133,33 @@ interface Block {
   mlp?: Mlp;
   router?: Linear;
   experts?: Mlp[];
-  /** [ctx, kvHeads * hd]: keys (rotated, for llama) and values of every past position. */
+  /** [ctx, kvHeads * hd]: keys (rotated, for llama) and values of every past position (empty with `kv`). */
   kCache: Float32Array;
   vCache: Float32Array;
+  /** With `kv`: the pruned cache of the past positions. */
+  bitmap?: BitmapKVCache;
+}
+
+/** Bitmap cache rows gathered from non-adjacent positions (the layout of BitmapKV). */
+interface KVGather {
+  kBits: Uint8Array;
+  vBits: Uint8Array;
+  kValues: Float32Array;
+  vValues: Float32Array;
+  kStart: Int32Array;
+  vStart: Int32Array;
+}
+
+/** Checks a DecoderKVOptions; returns the K and V sparsities. */
+function kvSparsities(kv: DecoderKVOptions): { kSparsity: number; vSparsity: number } {
+  if (kv === null || typeof kv !== 'object') throw new ArgumentError(`decoder: kv must be an object { sparsity } (or { kSparsity, vSparsity }), got ${JSON.stringify(kv)}`);
+  const check = (name: string, v: unknown): number | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !(v >= 0 && v < 1)) throw new ArgumentError(`decoder: kv.${name} must be a number in [0, 1), got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const all = check('sparsity', kv.sparsity) ?? 0.5;
+  return { kSparsity: check('kSparsity', kv.kSparsity) ?? all, vSparsity: check('vSparsity', kv.vSparsity) ?? all };
 }
 
 type Nonlinearity = 'gelu' | 'silu' | 'relu' | 'relu2';
@@ -202,6 +254,12 @@ export class Decoder {
   readonly #pattern?: AttentionLayout;
   /** Per query position being computed: 1 where its key is kept. */
   readonly #keep: Uint8Array;
+  /** With `kv`: the K and V sparsities of the bitmap caches, and the attentionBitmapKV backend. */
+  readonly #kv?: { kSparsity: number; vSparsity: number; backend?: string };
+  /** The attentionBitmapKV arguments (fields set per call). */
+  #kvArgs?: AttentionBitmapKVArgs;
+  /** With `kv` and a pattern whose kept keys are not one run: the kept rows gathered for the kernel. */
+  #gather?: KVGather;
 
   // scratch, sized for #chunk tokens
   readonly #x: Float32Array;
@@ -264,6 +322,7 @@ export class Decoder {
     this.#hook = options.activation;
     this.#collect = options.stats === true;
     if (options.backend !== undefined) this.#backend = options.backend;
+    if (options.kv !== undefined) this.#kv = { ...kvSparsities(options.kv), ...(options.kv.backend !== undefined ? { backend: options.kv.backend } : {}) };
     const chunk = options.prefillChunk ?? 64;
     if (!Number.isInteger(chunk) || chunk < 1) throw new ArgumentError(`decoder: prefillChunk must be a positive integer, got ${JSON.stringify(options.prefillChunk)}`);
     this.#chunk = Math.min(chunk, this.capacity);
@@ -303,8 +362,8 @@ export class Decoder {
     const layers = (rest as unknown as { layers: number }).layers;
     this.#blocks = [];
     for (let i = 0; i < layers; i++) {
-      const kCache = new Float32Array(this.capacity * kvw);
-      const vCache = new Float32Array(this.capacity * kvw);
+      const kCache = new Float32Array(this.#kv ? 0 : this.capacity * kvw);
+      const vCache = new Float32Array(this.#kv ? 0 : this.capacity * kvw);
       if (gpt) {
         const p = `h.${i}.`;
         const b: Block = {
@@ -344,6 +403,7 @@ export class Decoder {
       }
     }
     this.sites = sites;
+    if (this.#kv) for (const b of this.#blocks) b.bitmap = this.#newBitmap();
     if (gpt) {
       this.#embed = vec('wte.weight');
       this.#pos = vec('wpe.weight');
@@ -435,6 +495,37 @@ export class Decoder {
   /** Empties the cache (the statistics stay; resetStats clears them). */
   reset(): void {
     this.#position = 0;
+    if (this.#kv) for (const b of this.#blocks) b.bitmap = this.#newBitmap();
+  }
+
+  /** Whether the KV cache is pruned (built with `kv`). */
+  get kvPruned(): boolean {
+    return this.#kv !== undefined;
+  }
+
+  /** Bytes the KV cache of the cached positions takes, all blocks: the bitmap layout with `kv`, else dense float32. */
+  kvBytes(): number {
+    return this.kvStats().bytes;
+  }
+
+  /** The KV cache's bytes against the dense float32 cache of the same positions, and its achieved sparsity. */
+  kvStats(): DecoderKVStats {
+    const dense = 2 * this.#position * this.#kvHeads * this.#hd * 4 * this.#blocks.length;
+    if (!this.#kv) return { positions: this.#position, bytes: dense, denseBytes: dense, sparsity: 0 };
+    let bytes = 0;
+    let kept = 0;
+    for (const b of this.#blocks) {
+      const c = b.bitmap!;
+      bytes += c.bytes();
+      kept += c.kValues.length + c.vValues.length;
+    }
+    const total = dense / 4;
+    return { positions: this.#position, bytes, denseBytes: dense, sparsity: total === 0 ? 0 : 1 - kept / total };
+  }
+
+  #newBitmap(): BitmapKVCache {
+    const { kSparsity, vSparsity } = this.#kv!;
+    return new BitmapKVCache({ kvHeads: this.#kvHeads, headDim: this.#hd, kSparsity, vSparsity, capacity: Math.min(this.capacity, 256) });
   }
 
   /** Next-token logits [vocab] after `token` (the decoder's buffer: valid until the next call). */
@@ -700,7 +791,8 @@ export class Decoder {
     if (b.qkv) {
       const proj = this.#proj;
       this.#linear(b.qkv, this.#h, n, proj);
-      for (let t = 0; t < n; t++) {
+      if (b.bitmap) for (let t = 0; t < n; t++) b.bitmap.append(proj.subarray(t * 3 * d + d, t * 3 * d + 2 * d), proj.subarray(t * 3 * d + 2 * d, t * 3 * d + 3 * d));
+      else for (let t = 0; t < n; t++) {
         const o = t * 3 * d;
         const c = (pos0 + t) * kvw;
         for (let i = 0; i < d; i++) {
@@ -716,13 +808,21 @@ export class Decoder {
       this.#linear(b.v!, this.#h, n, this.#vb);
       this.#rope(this.#qb, n, heads);
       this.#rope(this.#kb, n, kvHeads);
-      const c = pos0 * kvw;
-      for (let i = 0; i < n * kvw; i++) {
-        b.kCache[c + i] = this.#kb[i]!;
-        b.vCache[c + i] = this.#vb[i]!;
+      if (b.bitmap) for (let t = 0; t < n; t++) b.bitmap.append(this.#kb.subarray(t * kvw, (t + 1) * kvw), this.#vb.subarray(t * kvw, (t + 1) * kvw));
+      else {
+        const c = pos0 * kvw;
+        for (let i = 0; i < n * kvw; i++) {
+          b.kCache[c + i] = this.#kb[i]!;
+          b.vCache[c + i] = this.#vb[i]!;
+        }
       }
       q = this.#qb;
       qStride = d;
+    }
+    if (b.bitmap) {
+      this.#bitmapAttention(b.bitmap, n, q, qStride, pos0);
+      this.#linear(b.o, this.#att, n, this.#tmp);
+      return;
     }
     const g = heads / kvHeads;
     const scale = 1 / Math.sqrt(hd);
@@ -769,6 +869,128 @@ export class Decoder {
       }
     }
     this.#linear(b.o, att, n, this.#tmp);
+  }
+
+  /**
+   * Attention of the n queries in q (row t at t * qStride, [heads, hd]) over the pruned cache (which
+   * already holds their positions pos0..pos0+n-1), through attentionBitmapKV: query t reads positions
+   * 0..pos0+t, or those the model's pattern keeps (one run of positions: views of the cache; several
+   * runs, as sinks + a window: those rows gathered first). Output [n, d] in #att.
+   */
+  #bitmapAttention(cache: BitmapKVCache, n: number, q: Float32Array, qStride: number, pos0: number): void {
+    const d = this.#d;
+    const kvHeads = this.#kvHeads;
+    const rowBytes = Math.ceil(this.#hd / 8);
+    const kernel = getKernel('attentionBitmapKV', this.#kv!.backend);
+    const kBits = cache.kBits;
+    const vBits = cache.vBits;
+    const kValues = cache.kValues;
+    const vValues = cache.vValues;
+    const kStart = cache.kStart;
+    const vStart = cache.vStart;
+    let a = this.#kvArgs;
+    if (a === undefined) {
+      a = { heads: this.#heads, kvHeads, headDim: this.#hd, positions: 0, q, qOffset: 0, kBits, vBits, kValues, vValues, kStart, vStart, out: this.#att, outOffset: 0 };
+      this.#kvArgs = a;
+    }
+    a.q = q;
+    a.out = this.#att;
+    const pattern = this.#pattern;
+    const keep = this.#keep;
+    for (let t = 0; t < n; t++) {
+      const last = pos0 + t;
+      a.qOffset = t * qStride;
+      a.outOffset = t * d;
+      // the kept positions as runs [lo, hi)
+      let lo = 0;
+      let hi = last + 1;
+      let runs = 1;
+      if (pattern) {
+        runs = 0;
+        lo = -1;
+        for (let j = 0; j <= last; j++) {
+          const k = layoutAllows(pattern, last, j);
+          keep[j] = k ? 1 : 0;
+          if (k && (j === 0 || !keep[j - 1])) {
+            runs++;
+            if (lo < 0) lo = j;
+          }
+          if (k) hi = j + 1;
+        }
+      }
+      if (runs <= 1) {
+        if (runs === 0) {
+          this.#att.fill(0, t * d, (t + 1) * d);
+          continue;
+        }
+        a.positions = hi - lo;
+        a.kBits = kBits.subarray(lo * kvHeads * rowBytes, hi * kvHeads * rowBytes);
+        a.vBits = vBits.subarray(lo * kvHeads * rowBytes, hi * kvHeads * rowBytes);
+        a.kStart = kStart.subarray(lo * kvHeads, hi * kvHeads + 1);
+        a.vStart = vStart.subarray(lo * kvHeads, hi * kvHeads + 1);
+        a.kValues = kValues;
+        a.vValues = vValues;
+      } else {
+        const g = this.#gatherBuffers(cache);
+        let positions = 0;
+        let kAt = 0;
+        let vAt = 0;
+        g.kStart[0] = 0;
+        g.vStart[0] = 0;
+        for (let j = 0; j <= last; ) {
+          if (!keep[j]) {
+            j++;
+            continue;
+          }
+          let e = j;
+          while (e <= last && keep[e]) e++;
+          // positions j..e-1: their kvHeads rows each, bits, values and starts (rebased)
+          const r0 = j * kvHeads;
+          const r1 = e * kvHeads;
+          const at = positions * kvHeads;
+          g.kBits.set(kBits.subarray(r0 * rowBytes, r1 * rowBytes), at * rowBytes);
+          g.vBits.set(vBits.subarray(r0 * rowBytes, r1 * rowBytes), at * rowBytes);
+          g.kValues.set(kValues.subarray(kStart[r0]!, kStart[r1]!), kAt);
+          g.vValues.set(vValues.subarray(vStart[r0]!, vStart[r1]!), vAt);
+          for (let r = r0 + 1; r <= r1; r++) {
+            g.kStart[at + r - r0] = kAt + kStart[r]! - kStart[r0]!;
+            g.vStart[at + r - r0] = vAt + vStart[r]! - vStart[r0]!;
+          }
+          kAt += kStart[r1]! - kStart[r0]!;
+          vAt += vStart[r1]! - vStart[r0]!;
+          positions += e - j;
+          j = e;
+        }
+        const rows = positions * kvHeads;
+        a.positions = positions;
+        a.kBits = g.kBits.subarray(0, rows * rowBytes);
+        a.vBits = g.vBits.subarray(0, rows * rowBytes);
+        a.kStart = g.kStart.subarray(0, rows + 1);
+        a.vStart = g.vStart.subarray(0, rows + 1);
+        a.kValues = g.kValues.subarray(0, kAt);
+        a.vValues = g.vValues.subarray(0, vAt);
+      }
+      kernel(a);
+    }
+  }
+
+  /** Scratch for gathered cache rows, as large as a full context of the cache. */
+  #gatherBuffers(cache: BitmapKVCache): KVGather {
+    let g = this.#gather;
+    if (g === undefined) {
+      const rows = this.capacity * this.#kvHeads;
+      const rowBytes = Math.ceil(this.#hd / 8);
+      g = {
+        kBits: new Uint8Array(rows * rowBytes),
+        vBits: new Uint8Array(rows * rowBytes),
+        kValues: new Float32Array(rows * cache.kKeep),
+        vValues: new Float32Array(rows * cache.vKeep),
+        kStart: new Int32Array(rows + 1),
+        vStart: new Int32Array(rows + 1),
+      };
+      this.#gather = g;
+    }
+    return g;
   }
 
   /** One MLP (plain or SwiGLU) of n rows of x [n, d] into out [n, d]. */
