@@ -88,10 +88,16 @@ if (parts.has('speed')) {
   }
   // decode: the prompt's first tokens prefilled (untimed), then DECODE single-token steps timed; every
   // configuration in turn within each rep, so machine noise hits them alike
-  const REPS = QUICK ? 2 : 3;
+  // Dense runs again before each method's levels (its figure is the median of all of them) and the order
+  // rotates from rep to rep, so no configuration always follows the same neighbour (a cold cache or a
+  // collection after a heavier one would otherwise bias whichever runs first).
+  const REPS = QUICK ? 2 : 5;
+  const dense = configs[0];
+  const order = configs.slice(1).flatMap((c, i) => (i % LEVELS.length === 0 ? [dense, c] : [c]));
   const stepTimes = Object.fromEntries(configs.map((c) => [c.key, []]));
   for (let rep = -1; rep < REPS; rep++) {
-    for (const c of configs) {
+    const shift = ((rep + 1) * 7) % order.length;
+    for (const c of [...order.slice(shift), ...order.slice(0, shift)]) {
       hook = c.hook;
       decoder.reset();
       decoder.prefill(prompt.slice(0, 8));
