@@ -25,7 +25,7 @@ export function tiny(raw: Record<string, unknown>): Record<string, unknown> {
   r.model = { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 };
   r.eval = { windows: 8, batch: 8 };
   for (const s of r.stages as Record<string, unknown>[]) {
-    if (['pretrain', 'train', 'adapt', 'distill', 'activation'].includes(s.stage as string)) {
+    if (['pretrain', 'train', 'adapt', 'distill', 'activation', 'attention'].includes(s.stage as string)) {
       s.steps = Math.min((s.steps as number | undefined) ?? 4, 4);
       s.batch = 4;
     }
@@ -52,7 +52,7 @@ describe('shipped recipes', () => {
 
   const files = readdirSync(recipesDir).filter((f) => /\.ya?ml$/.test(f));
   it('ship at least the paper workflows the trainer promises', () => {
-    for (const f of ['wanda-unstructured.yaml', 'wanda-2of4.yaml', 'sparsegpt-unstructured.yaml', 'sparsegpt-2of4.yaml', 'srste-2of4-scratch.yaml', 'permute-2of4.yaml', 'adams-2of4-finetune.yaml', 'lora-finetune.yaml', 'rosa-finetune.yaml', 'sft-finetune.yaml', 'spp-recovery.yaml', 'sqft-recovery.yaml', 'sparse-mezo.yaml', 'sensitive-mezo.yaml', 'squarehead-recovery.yaml', 'cfsp-neurons.yaml', 'gmp-unstructured.yaml', 'rigl-erk.yaml', 'set-erk.yaml', 'static-er.yaml', 'static-erk.yaml', 'exploration-erk.yaml', 'acdc-global.yaml', 'hypersparse-global.yaml', 'spdf.yaml', 'movement-finetune.yaml', 'imp-rewind.yaml', 'teal-decode.yaml', 'wina-decode.yaml', 'cats-finetune.yaml', 'relu-recovery.yaml']) {
+    for (const f of ['wanda-unstructured.yaml', 'wanda-2of4.yaml', 'sparsegpt-unstructured.yaml', 'sparsegpt-2of4.yaml', 'srste-2of4-scratch.yaml', 'permute-2of4.yaml', 'adams-2of4-finetune.yaml', 'lora-finetune.yaml', 'rosa-finetune.yaml', 'sft-finetune.yaml', 'spp-recovery.yaml', 'sqft-recovery.yaml', 'sparse-mezo.yaml', 'sensitive-mezo.yaml', 'squarehead-recovery.yaml', 'cfsp-neurons.yaml', 'gmp-unstructured.yaml', 'rigl-erk.yaml', 'set-erk.yaml', 'static-er.yaml', 'static-erk.yaml', 'exploration-erk.yaml', 'acdc-global.yaml', 'hypersparse-global.yaml', 'spdf.yaml', 'movement-finetune.yaml', 'imp-rewind.yaml', 'teal-decode.yaml', 'wina-decode.yaml', 'cats-finetune.yaml', 'relu-recovery.yaml', 'sparge-prefill.yaml', 'seer-gate.yaml', 'kv-prune.yaml']) {
       expect(files).toContain(f);
     }
   });
@@ -179,6 +179,45 @@ describe('every registered activation method runs from a recipe', () => {
         expect(density!.overall).toBeLessThanOrEqual(1);
         // the ReLU substitution changes the model; every other method is a sparsifier generate can apply
         expect(existsSync(join(dir, 'exports', 'activation.json')), method).toBe(method !== 'relu');
+      }
+    }, 120_000);
+  }
+});
+
+describe('every registered attention method runs from a recipe', () => {
+  const names = listMethods('attention').map((m) => m.name);
+  it('includes sparge, topk-blocks, seer and mustafar', () => {
+    for (const n of ['sparge', 'topk-blocks', 'seer', 'mustafar']) expect(names).toContain(n);
+  });
+  // seer: a short gate training
+  const configs: Record<string, Record<string, unknown>> = { sparge: { blockSize: 8 }, 'topk-blocks': { blockSize: 8, k: 1 }, seer: { blockSize: 8, steps: 10 } };
+  for (const method of names) {
+    it(`${method} is installed on a gpt and a grouped-query llama, evaluates with it active and exports it`, async () => {
+      for (const model of [
+        { architecture: 'gpt', d: 16, layers: 2, heads: 2, ctx: 32 },
+        { architecture: 'llama', d: 16, layers: 2, heads: 2, kvHeads: 1, ctx: 32, mlpHidden: 32 },
+      ]) {
+        const recipe = resolveRecipe({
+          name: method,
+          model,
+          eval: { windows: 4, batch: 4 },
+          stages: [
+            { stage: 'pretrain', steps: 3, batch: 4 },
+            { stage: 'calibrate', windows: 4, batch: 4 },
+            { stage: 'attention', method, steps: 2, batch: 4, ...(configs[method] ? { config: configs[method] } : {}) },
+            { stage: 'evaluate' },
+            { stage: 'export', formats: ['dense'] },
+          ],
+        });
+        const dir = join(tmp, `attention-${method}-${model.architecture}`);
+        const summary = await startRun(recipe, { dir, mode: 'quiet', io: { stdout: silent, stderr: silent } });
+        expect(Number.isFinite(summary.evaluations[0]!.perplexity), `${method} on ${model.architecture}`).toBe(true);
+        const metrics = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; density?: number; kSparsity?: number });
+        const measured = metrics.find((e) => e.event === 'attention-density');
+        expect(measured, `${method} on ${model.architecture}`).toBeDefined();
+        const file = JSON.parse(readFileSync(join(dir, 'exports', 'attention.json'), 'utf8')) as { format: string; method: string };
+        expect(file.format).toBe('sparse-attention/1');
+        expect(file.method).toBe(method);
       }
     }, 120_000);
   }
