@@ -14,12 +14,12 @@ export interface JSONLOptions {
   separator?: string;
 }
 
-/** The examples' texts (prompt + response + separator), in file order. `source` names the file in errors. */
-export function parseJSONL(text: string, source: string, options: JSONLOptions = {}): string[] {
-  const pf = options.prompt ?? 'prompt';
-  const rf = options.response ?? 'response';
-  const sep = options.separator ?? '\n';
-  const out: string[] = [];
+/**
+ * The objects of a JSONL text, one per non-blank line, each with every field of `fields` a string;
+ * `where` names the line in errors (`<source> line N`). Errors are DataFileErrors naming the file.
+ */
+export function jsonlRecords(text: string, source: string, fields: readonly string[]): { rec: Record<string, string>; where: string }[] {
+  const out: { rec: Record<string, string>; where: string }[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].replace(/\r$/, '');
@@ -33,12 +33,21 @@ export function parseJSONL(text: string, source: string, options: JSONLOptions =
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new DataFileError(source, `${where}: expected a JSON object, got ${Array.isArray(obj) ? 'an array' : typeof obj}`);
     const rec = obj as Record<string, unknown>;
-    for (const f of [pf, rf]) {
+    for (const f of fields) {
       if (!(f in rec)) throw new DataFileError(source, `${where}: missing field "${f}"`);
       if (typeof rec[f] !== 'string') throw new DataFileError(source, `${where}: field "${f}" must be a string, got ${rec[f] === null ? 'null' : typeof rec[f]}`);
     }
-    out.push(`${rec[pf] as string}${rec[rf] as string}${sep}`);
+    out.push({ rec: rec as Record<string, string>, where });
   }
+  return out;
+}
+
+/** The examples' texts (prompt + response + separator), in file order. `source` names the file in errors. */
+export function parseJSONL(text: string, source: string, options: JSONLOptions = {}): string[] {
+  const pf = options.prompt ?? 'prompt';
+  const rf = options.response ?? 'response';
+  const sep = options.separator ?? '\n';
+  const out = jsonlRecords(text, source, [pf, rf]).map(({ rec }) => `${rec[pf]}${rec[rf]}${sep}`);
   if (out.length === 0) throw new DataFileError(source, `${source} has no examples (every line is blank)`);
   return out;
 }

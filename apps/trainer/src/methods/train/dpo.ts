@@ -15,6 +15,7 @@ import { Random } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { DataFileError } from '../../data/files.js';
+import { jsonlRecords } from '../../data/jsonl.js';
 import type { Tokenizer } from '../../data/tokenizer.js';
 import { layoutAllows, layoutFromPredicate, specLayout, type AttentionLayout, type AttentionSpec, type BatchAttention } from '../../model/attention-op.js';
 import type { ForwardHooks, LanguageModel } from '../../model/types.js';
@@ -57,24 +58,9 @@ export interface PreferencePair {
 /** The pairs of a JSONL text (one object per line, blank lines skipped); errors name the line. */
 export function parsePreferenceJSONL(text: string, source: string, fields: { prompt: string; chosen: string; rejected: string } = { prompt: 'prompt', chosen: 'chosen', rejected: 'rejected' }): PreferenceText[] {
   const out: PreferenceText[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.replace(/\r$/, '');
-    if (line.trim() === '') continue;
-    const where = `${source} line ${i + 1}`;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(line);
-    } catch (cause) {
-      throw new DataFileError(source, `${where}: not valid JSON (${(cause as Error).message})`, { cause });
-    }
-    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new DataFileError(source, `${where}: expected a JSON object`);
-    const rec = obj as Record<string, unknown>;
-    for (const f of [fields.prompt, fields.chosen, fields.rejected]) {
-      if (typeof rec[f] !== 'string') throw new DataFileError(source, `${where}: field "${f}" must be a string, got ${f in rec ? (rec[f] === null ? 'null' : typeof rec[f]) : 'nothing'}`);
-      if (f !== fields.prompt && (rec[f] as string).length === 0) throw new DataFileError(source, `${where}: field "${f}" is empty`);
-    }
-    out.push({ prompt: rec[fields.prompt] as string, chosen: rec[fields.chosen] as string, rejected: rec[fields.rejected] as string });
+  for (const { rec, where } of jsonlRecords(text, source, [fields.prompt, fields.chosen, fields.rejected])) {
+    for (const f of [fields.chosen, fields.rejected]) if (rec[f]!.length === 0) throw new DataFileError(source, `${where}: field "${f}" is empty`);
+    out.push({ prompt: rec[fields.prompt]!, chosen: rec[fields.chosen]!, rejected: rec[fields.rejected]! });
   }
   if (out.length === 0) throw new DataFileError(source, `${source} has no preference pairs`);
   return out;
