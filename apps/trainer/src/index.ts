@@ -36,7 +36,7 @@ export { loadTextFile, DataFileError, MIN_DATA_BYTES } from './data/files.js';
 export { evaluateEnsemblePerplexity, evaluatePerplexity, type EnsembleEvalModel, type EnsembleEvalOptions, type EvalOptions, type EvalResult } from './train/evaluate.js';
 export { chooseBackend, type BackendChoice } from './backend.js';
 export { createModel, defaultSpec, resolveSpec, paramShapes, linearsOf, initialValues, Llama, ModelSpecError, CheckpointError, type CreateModelOptions } from './model/index.js';
-export { Decoder, ContextOverflowError, type DecoderActivationHook, type DecoderOptions, type LinearInputStats } from './model/decode.js';
+export { Decoder, ContextOverflowError, type DecoderActivationHook, type DecoderKVOptions, type DecoderKVStats, type DecoderOptions, type LinearInputStats } from './model/decode.js';
 export { modelSites, linearSite, mlpActSite } from './model/sites.js';
 export { decoderActivationHook, restoreSparsifiers } from './methods/activation/sparsify.js';
 export { attentionHooks } from './methods/attention/hooks.js';

@@ -58,6 +58,8 @@ export interface CLIOptions {
   activation?: string;
   /** With 'generate': decode dense, without the run's activation sparsifier. */
   dense: boolean;
+  /** With 'generate': prune the KV cache to this sparsity (Mustafar, per token and kv head); default: the run's mustafar attention record, if any. */
+  kvSparsity?: number;
 }
 
 export const DEFAULT_OPTIONS: Readonly<CLIOptions> = {
@@ -73,8 +75,8 @@ export const DEFAULT_OPTIONS: Readonly<CLIOptions> = {
   dense: false,
 };
 
-type ValueKind = 'int' | 'posint' | 'float' | 'nonneg' | 'path' | 'text';
-type NumericKey = 'steps' | 'seed' | 'batch' | 'ctx' | 'layers' | 'd' | 'heads' | 'lr' | 'evalWindows' | 'tokens' | 'temperature' | 'topK';
+type ValueKind = 'int' | 'posint' | 'float' | 'nonneg' | 'fraction' | 'path' | 'text';
+type NumericKey = 'steps' | 'seed' | 'batch' | 'ctx' | 'layers' | 'd' | 'heads' | 'lr' | 'evalWindows' | 'tokens' | 'temperature' | 'topK' | 'kvSparsity';
 type PathKey = 'data' | 'recipe' | 'out' | 'prompt' | 'activation';
 
 interface ValueFlag {
@@ -106,15 +108,16 @@ const VALUE_FLAGS: Record<string, ValueFlag> = {
   '--temperature': { key: 'temperature', kind: 'nonneg', meta: 'T', help: "with 'generate': sampling temperature (default 0: greedy)" },
   '--top-k': { key: 'topK', kind: 'posint', meta: 'K', help: "with 'generate': sample among the K most likely tokens only" },
   '--activation': { key: 'activation', kind: 'path', meta: '<activation.json>', help: "with 'generate': decode with this activation sparsifier (an export's activation.json; default: the run's own)" },
+  '--kv-sparsity': { key: 'kvSparsity', kind: 'fraction', meta: 'S', help: "with 'generate': prune the KV cache to sparsity S in [0, 1) (Mustafar: per token and kv head, by magnitude; default: the run's mustafar attention, if any)" },
 };
 /** Flags that only 'generate' takes. */
-const GENERATE_FLAGS = ['--prompt', '--tokens', '--temperature', '--top-k', '--activation', '--dense'];
+const GENERATE_FLAGS = ['--prompt', '--tokens', '--temperature', '--top-k', '--activation', '--dense', '--kv-sparsity'];
 const SWITCHES: Record<string, SwitchFlag> = {
   '--explain': { key: 'explain', help: "with 'recipe <file>': print the resolved recipe, every default filled in" },
   '--quiet': { key: 'quiet', help: 'no progress bar or header; print only the result' },
   '--json': { key: 'json', help: 'JSON lines on stdout (start, every step, evaluations, stage ends; an error is one line too)' },
   '--allow-recipe-change': { key: 'allowRecipeChange', help: "with 'resume': continue although the run folder's recipe.json was edited" },
-  '--dense': { key: 'dense', help: "with 'generate': decode dense, without the run's activation sparsifier" },
+  '--dense': { key: 'dense', help: "with 'generate': decode dense, without the run's activation sparsifier or KV-cache pruning" },
   '--debug': { key: 'debug', help: 'print the full stack trace of an error (also SPARSE_TRAIN_DEBUG=1)' },
   '--help': { key: 'help', help: 'show this help' },
   '--version': { key: 'version', help: 'print the version' },
@@ -141,6 +144,11 @@ function parseValue(flag: string, spec: ValueFlag, raw: string): number | string
   if (spec.kind === 'nonneg') {
     const x = Number(trimmed);
     if (trimmed === '' || !Number.isFinite(x) || x < 0) throw new FlagError(flag, `${flag} must be a number >= 0, got '${raw}'`);
+    return x;
+  }
+  if (spec.kind === 'fraction') {
+    const x = Number(trimmed);
+    if (trimmed === '' || !Number.isFinite(x) || x < 0 || x >= 1) throw new FlagError(flag, `${flag} must be a number in [0, 1), got '${raw}'`);
     return x;
   }
   if (spec.kind === 'float') {
@@ -217,6 +225,7 @@ export function parseArgs(argv: readonly string[]): CLIOptions {
   for (const f of GENERATE_FLAGS) if (seen.has(f) && out.command !== 'generate') throw new FlagError(f, `${f} goes with 'sparse-train generate <run-folder or checkpoint>'`);
   if (out.command === 'generate' && out.prompt === undefined) throw new FlagError('--prompt', 'generate needs --prompt "<text>"');
   if (out.activation !== undefined && out.dense) throw new FlagError('--dense', '--dense decodes without a sparsifier; it does not go with --activation');
+  if (out.kvSparsity !== undefined && out.dense) throw new FlagError('--dense', '--dense decodes with the dense KV cache; it does not go with --kv-sparsity');
   return out;
 }
 
@@ -231,7 +240,7 @@ export function usage(): string {
     '       sparse-train resume <run-folder>              continue a killed or stopped run (Ctrl-C stops a run at a checkpoint)',
     '       sparse-train methods [stage-kind]             list every method, its config fields and defaults (export: the formats)',
     '       sparse-train recipe <file.yaml> --explain     validate a recipe and print it resolved',
-    '       sparse-train generate <run-folder or checkpoint> --prompt "<text>" [--tokens N --temperature T --top-k K --seed S --activation <file> | --dense]',
+    '       sparse-train generate <run-folder or checkpoint> --prompt "<text>" [--tokens N --temperature T --top-k K --seed S --activation <file> --kv-sparsity S | --dense]',
     '                                                     continue a prompt with a trained model (KV-cache decoding), streamed to stdout',
     '',
     'With no arguments: pretrain a small GPT on the embedded corpus, prune it to 2:4 with SparseGPT,',

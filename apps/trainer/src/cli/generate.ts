@@ -6,16 +6,18 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { mustafarConfigSchema } from '@sparse/attention';
 import { maskToBooleans } from '@sparse/masks';
 import { Random } from '@sparse/tensor';
 import { registerNativeKernels } from '../backend.js';
 import { HFTokenizer } from '../data/hf-tokenizer.js';
 import { ByteTokenizer, type Tokenizer } from '../data/tokenizer.js';
 import { decoderActivationHook, restoreSparsifiers } from '../methods/activation/sparsify.js';
+import { ATTENTION_FILE, ATTENTION_FORMAT } from '../methods/attention/record.js';
 import { readCheckpoint as readModelCheckpoint } from '../model/checkpoint.js';
 import { linearsOf } from '../model/index.js';
 import { ACTIVATION_FILE, ACTIVATION_FORMAT } from '../stages/export.js';
-import { Decoder, type DecoderOptions } from '../model/decode.js';
+import { Decoder, type DecoderKVOptions, type DecoderKVStats, type DecoderOptions } from '../model/decode.js';
 import type { ModelSpec } from '../model/types.js';
 import { resolveRecipe } from '../recipe/load.js';
 import type { DataRef } from '../recipe/schema.js';
@@ -50,6 +52,57 @@ export interface GenerateSource {
   notes: string[];
   /** The activation sparsifier the source evaluated with (a run's checkpoint, or an activation.json beside the model), and where it came from. */
   activation?: { saved: ActivationCheckpoint; from: string };
+  /** The run's attention record (its checkpoint's, or an attention.json beside the model): a mustafar one prunes the KV cache by default. */
+  attention?: AttentionSource;
+}
+
+/** An attention method a run recorded ({ format: 'sparse-attention/1', method, config, state } in exports/attention.json, or its checkpoint's field). */
+export interface AttentionSource {
+  method: string;
+  config: Record<string, unknown>;
+  from: string;
+}
+
+/** The attention record of a checkpoint's field or file content, if it names a method (anything else: none). */
+function attentionRecord(raw: unknown, from: string): AttentionSource | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const r = raw as { method?: unknown; config?: unknown };
+  if (typeof r.method !== 'string') return undefined;
+  return { method: r.method, config: typeof r.config === 'object' && r.config !== null ? (r.config as Record<string, unknown>) : {}, from };
+}
+
+/** The attention.json beside a model file, if there is one. */
+function attentionBeside(dir: string): AttentionSource | undefined {
+  const path = join(dir, ATTENTION_FILE);
+  if (!existsSync(path)) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch (err) {
+    throw new RunFolderError(dir, `${path} cannot be read as JSON (${(err as Error).message})`);
+  }
+  if ((raw as { format?: unknown } | null)?.format !== ATTENTION_FORMAT) throw new RunFolderError(dir, `${path} is not an attention record (format ${JSON.stringify(ATTENTION_FORMAT)} expected)`);
+  return attentionRecord(raw, path);
+}
+
+/**
+ * The KV-cache pruning generate decodes with: none with --dense; --kv-sparsity when given; else the
+ * source's mustafar attention record (its sparsities); else none.
+ */
+export function generateKVOptions(opts: Pick<CLIOptions, 'dense' | 'kvSparsity'>, source: Pick<GenerateSource, 'attention'>): { kv: DecoderKVOptions; from: string } | undefined {
+  if (opts.dense) return undefined;
+  if (opts.kvSparsity !== undefined) return { kv: { sparsity: opts.kvSparsity }, from: '--kv-sparsity' };
+  const rec = source.attention;
+  if (rec?.method !== 'mustafar') return undefined;
+  const parsed = mustafarConfigSchema.safeParse(rec.config);
+  if (!parsed.success) throw new RunFolderError(rec.from, `the mustafar attention config of ${rec.from} is not valid (${parsed.error.issues.map((i) => i.message).join('; ')})`);
+  return { kv: { kSparsity: parsed.data.kSparsity, vSparsity: parsed.data.vSparsity }, from: rec.from };
+}
+
+/** '; KV cache 12.3 KiB vs 24.0 KiB dense (50.0% pruned)': the speed line's KV part. */
+export function kvLine(s: DecoderKVStats): string {
+  const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
+  return `; KV cache ${kib(s.bytes)} vs ${kib(s.denseBytes)} dense (${(100 * s.sparsity).toFixed(1)}% pruned)`;
 }
 
 /** An activation.json written by the export stage (ACTIVATION_FORMAT); `fail` builds the error naming the file. */
@@ -106,6 +159,7 @@ async function fromRunFolder(dir: string, shown: string): Promise<GenerateSource
   let values: Map<string, Float32Array>;
   let description: string;
   let activation: GenerateSource['activation'];
+  let attention: AttentionSource | undefined;
   if (hasCheckpoint(dir)) {
     const cp = await readRunCheckpoint(dir);
     spec = cp.spec;
@@ -121,6 +175,7 @@ async function fromRunFolder(dir: string, shown: string): Promise<GenerateSource
     }
     if (cp.adapter) notes.push(`the run's adapter '${cp.adapter.label}' is attached and not merged; generating from the base weights without it (as the export does)`);
     if (cp.activation) activation = { saved: cp.activation, from: `the run's checkpoint (stage ${cp.activation.label})` };
+    attention = attentionRecord(cp.attention, `the run's checkpoint (stage ${cp.attention?.label})`) ?? attentionBeside(join(dir, 'exports'));
     let stages: number | undefined;
     try {
       stages = (JSON.parse(readFileSync(join(dir, RECIPE_FILE), 'utf8')) as { stages?: unknown[] }).stages?.length;
@@ -136,8 +191,9 @@ async function fromRunFolder(dir: string, shown: string): Promise<GenerateSource
     values = c.values;
     description = `run folder ${shown} (exports/model.safetensors)`;
     activation = activationBeside(join(dir, 'exports'));
+    attention = attentionBeside(join(dir, 'exports'));
   }
-  return { spec, values, tokenizer: runTokenizer(runRecipeData(dir)), description, runDir: dir, notes, ...(activation ? { activation } : {}) };
+  return { spec, values, tokenizer: runTokenizer(runRecipeData(dir)), description, runDir: dir, notes, ...(activation ? { activation } : {}), ...(attention ? { attention } : {}) };
 }
 
 async function fromCheckpoint(path: string, shown: string): Promise<GenerateSource> {
@@ -155,7 +211,8 @@ async function fromCheckpoint(path: string, shown: string): Promise<GenerateSour
     throw new TokenizerMissingError(dir, tokPath, `${shown} has no tokenizer: ${tokPath} is missing; put the model's tokenizer.json beside it (or give the run folder it came from)`);
   }
   const activation = activationBeside(dir);
-  return { spec: c.spec, values: c.values, tokenizer, description: `checkpoint ${shown} (${c.source})`, ...(runDir ? { runDir } : {}), notes: [], ...(activation ? { activation } : {}) };
+  const attention = attentionBeside(dir);
+  return { spec: c.spec, values: c.values, tokenizer, description: `checkpoint ${shown} (${c.source})`, ...(runDir ? { runDir } : {}), notes: [], ...(activation ? { activation } : {}), ...(attention ? { attention } : {}) };
 }
 
 /**
@@ -320,7 +377,10 @@ export async function runGenerate(opts: CLIOptions, io: GenerateIO, decoderOptio
     hook = decoderActivationHook(sparsifiers);
     source.notes.push(`activation sparsifier ${act.saved.method} on ${sparsifiers.size} sites, from ${act.from} (--dense decodes without it)`);
   }
-  const decoder = buildDecoder(source, { ...(hook ? { activation: hook, stats: true } : {}), ...decoderOptions });
+  const kv = generateKVOptions(opts, source);
+  if (kv && kv.from !== '--kv-sparsity') source.notes.push(`KV cache pruned (mustafar, K ${kv.kv.kSparsity} / V ${kv.kv.vSparsity}), from ${kv.from} (--dense decodes without it)`);
+  else if (!kv && !opts.dense && source.attention && source.attention.method !== 'mustafar') source.notes.push(`the run's attention method ${source.attention.method} (from ${source.attention.from}) is not applied at decode (only mustafar's KV-cache pruning is); decoding with full attention`);
+  const decoder = buildDecoder(source, { ...(hook ? { activation: hook, stats: true } : {}), ...(kv ? { kv: kv.kv } : {}), ...decoderOptions });
   if (!opts.json && !opts.quiet) for (const n of source.notes) io.stderr.write(`sparse-train: ${n}\n`);
   const r = generateTokens(decoder, source.tokenizer, prompt, {
     tokens: opts.tokens ?? 64,
@@ -333,13 +393,14 @@ export async function runGenerate(opts: CLIOptions, io: GenerateIO, decoderOptio
   const stats = hook ? decoder.stats() : [];
   const entries = stats.reduce((a, s) => a + s.entries, 0);
   const zeroShare = entries > 0 ? stats.reduce((a, s) => a + s.zeros, 0) / entries : undefined;
+  const kvStats = decoder.kvPruned ? decoder.kvStats() : undefined;
   if (opts.json) {
     io.stdout.write(
-      `${JSON.stringify({ event: 'generate', time: new Date().toISOString(), source: source.description, prompt: opts.prompt, text: r.text, ids: r.ids, tokens: r.ids.length, seconds: r.seconds, tokensPerSecond: r.seconds > 0 ? r.ids.length / r.seconds : 0, prefill: { tokens: r.prefillTokens, ms: r.prefillMs }, shifts: r.shifts, ...(act ? { activation: { method: act.saved.method, from: act.from, zeroInputs: zeroShare } } : {}) })}\n`,
+      `${JSON.stringify({ event: 'generate', time: new Date().toISOString(), source: source.description, prompt: opts.prompt, text: r.text, ids: r.ids, tokens: r.ids.length, seconds: r.seconds, tokensPerSecond: r.seconds > 0 ? r.ids.length / r.seconds : 0, prefill: { tokens: r.prefillTokens, ms: r.prefillMs }, shifts: r.shifts, ...(act ? { activation: { method: act.saved.method, from: act.from, zeroInputs: zeroShare } } : {}), ...(kvStats ? { kv: { ...kvStats, from: kv!.from } } : {}) })}\n`,
     );
     return 0;
   }
   io.stdout.write('\n');
-  if (!opts.quiet) io.stderr.write(`${speedLine(r)}${zeroShare !== undefined ? `; ${(100 * zeroShare).toFixed(1)}% of linear-layer inputs were zero (${act!.saved.method})` : ''}\n`);
+  if (!opts.quiet) io.stderr.write(`${speedLine(r)}${zeroShare !== undefined ? `; ${(100 * zeroShare).toFixed(1)}% of linear-layer inputs were zero (${act!.saved.method})` : ''}${kvStats ? kvLine(kvStats) : ''}\n`);
   return 0;
 }
