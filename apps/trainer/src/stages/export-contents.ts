@@ -27,6 +27,7 @@ export function exportContents(files: RunContext['report']['files'], exportsDir:
       adapter: 'adapters/<stage>/ is an adapter in the Hugging Face PEFT layout, saved before its merge (export.json there says which file is which)',
       base: 'adapters/<stage>/base/ is the unmerged, pruned base that adapter was trained on: apply the adapter to it, not to the merged model',
       activation: 'activation.json, when present, is the activation sparsifier the run evaluated with (method, config, per-site state); sparse-train generate applies it',
+      attention: 'attention.json, when present, is the sparse attention the run evaluated with (format sparse-attention/1: an @sparse/attention method, its config and state, e.g. seer\'s gates); sparse-train generate applies it',
     },
   };
 }

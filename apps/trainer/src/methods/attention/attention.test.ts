@@ -55,6 +55,13 @@ describe('attention stage', () => {
     }, 120_000);
   }
 
+  it("the prediction is intersected with the model's own pattern: sparge keeping all the mass gives the pattern's perplexity", async () => {
+    const model = { ...GPT, attention: { pattern: 'sliding-window', window: 6, sinks: 1, blockSize: 4 } };
+    const own = await run('pattern-own', model, [{ stage: 'evaluate' }]);
+    const sparge = await run('pattern-sparge', model, [{ stage: 'attention', method: 'sparge', config: { blockSize: 8, cdfThreshold: 1 } }, { stage: 'evaluate' }]);
+    expect(Math.abs(sparge.perplexities[0]! - own.perplexities[0]!)).toBeLessThanOrEqual(1e-5 * own.perplexities[0]!);
+  }, 120_000);
+
   it('mustafar at sparsity 0 is dense; at 0.5 it prunes half of K and V (head_dim even) and the perplexity stays finite', async () => {
     for (const model of [GPT, LLAMA]) {
       const dense = await run(`m-dense-${model.architecture}`, model, [{ stage: 'evaluate' }]);
