@@ -56,7 +56,7 @@ export interface CLIOptions {
   topK?: number;
   /** With 'generate': an activation.json to decode with (default: the run's own sparsifier, if any). */
   activation?: string;
-  /** With 'generate': decode dense, without the run's activation sparsifier. */
+  /** With 'generate': decode dense, without the run's activation sparsifier or KV-cache pruning. */
   dense: boolean;
   /** With 'generate': prune the KV cache to this sparsity (Mustafar, per token and kv head); default: the run's mustafar attention record, if any. */
   kvSparsity?: number;
