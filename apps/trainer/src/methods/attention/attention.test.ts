@@ -12,6 +12,8 @@ import { resolveRecipe } from '../../recipe/load.js';
 import { readCheckpoint } from '../../run/checkpoint.js';
 import { startRun } from '../../run/runner.js';
 import { events, expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
+import { BitmapKVCache } from '@sparse/attention';
+import { emptyCounts, summarizeCounts } from './counts.js';
 import { intersectTiles, magnitudeRowMask } from './hooks.js';
 import { ATTENTION_FORMAT, restoreAttention } from './record.js';
 import { causalLayout } from '../../model/attention-op.js';
@@ -147,6 +149,24 @@ describe('attention hooks', () => {
       const want = denseMaskedAttention(one(q), one(k), one(v), 1, [headLayout(h)]).arraySync()[0]!;
       for (let i = 0; i < t; i++) for (let c = 0; c < hd; c++) expect(got[h]![i]![c]).toBeCloseTo(want[i]![c]!, 5);
     }
+  });
+
+  it("the cache bytes reported are BitmapKVCache's for the same positions", () => {
+    const kvHeads = 2;
+    const d = 12;
+    const positions = 5;
+    const cache = new BitmapKVCache({ kvHeads, headDim: d, kSparsity: 0.5, vSparsity: 0.25 });
+    for (let p = 0; p < positions; p++) cache.append(Float32Array.from({ length: kvHeads * d }, (_, i) => Math.sin(p * 31 + i)), Float32Array.from({ length: kvHeads * d }, (_, i) => Math.cos(p * 17 + i)));
+    const counts = emptyCounts();
+    // two layers, each seen over 3 windows of `positions` tokens
+    for (const layer of [0, 1]) counts.kv.set(layer, { kKept: 3 * positions * kvHeads * cache.kKeep, vKept: 3 * positions * kvHeads * cache.vKeep, entries: 3 * positions * kvHeads * d, rows: 3 * positions * kvHeads, headDim: d });
+    const s = summarizeCounts(counts, positions, kvHeads)!;
+    expect(s.kind).toBe('kv');
+    if (s.kind !== 'kv') return;
+    expect(s.bytes).toBe(2 * cache.bytes());
+    expect(s.denseBytes).toBe(2 * cache.denseBytes());
+    expect(s.kSparsity).toBeCloseTo(0.5, 10);
+    expect(s.vSparsity).toBeCloseTo(0.25, 10);
   });
 
   it('magnitudeRowMask keeps the largest |x| of each row', () => {
