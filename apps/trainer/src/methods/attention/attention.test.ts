@@ -121,6 +121,29 @@ describe('attention stage', () => {
     expect(p(broken)).toBe(p(whole));
   }, 300_000);
 
+  it("a run stopped inside seer's fine-tuning resumes with the checkpointed gates and the same losses", async () => {
+    const recipe = resolveRecipe({
+      seed: 6,
+      model: LLAMA,
+      eval: { windows: 4, batch: 4 },
+      stages: [
+        { stage: 'pretrain', steps: 4, batch: 4 },
+        { stage: 'calibrate', windows: 4, batch: 4 },
+        { stage: 'attention', method: 'seer', config: { blockSize: 8, steps: 10, topK: 1 }, steps: 6, batch: 4, checkpointEvery: 3 },
+        { stage: 'evaluate' },
+      ],
+    });
+    const whole = join(tmp, 'seer-whole');
+    await startRun(recipe, { dir: whole, ...quiet });
+    const broken = join(tmp, 'seer-broken');
+    await runWithStops(recipe, broken, [{ stage: 2, step: 5, resumeAt: 3, state: 'batches' }], (_s, cp) => {
+      expect(cp.attention?.state.gates).toHaveLength(2);
+    });
+    await expectSameRun(whole, broken);
+    const p = (dir: string) => evs(dir).find((e) => e.event === 'eval')!.perplexity;
+    expect(p(broken)).toBe(p(whole));
+  }, 300_000);
+
   it('a later attention stage replaces the earlier one', async () => {
     const r = await run('replace', GPT, [{ stage: 'attention', method: 'topk-blocks', config: { blockSize: 8, k: 0 } }, { stage: 'attention', method: 'mustafar', config: { sparsity: 0.25 } }, { stage: 'evaluate' }]);
     const cp = await readCheckpoint(r.dir);

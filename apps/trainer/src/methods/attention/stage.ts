@@ -81,6 +81,7 @@ function trainGates(args: StageArgs<StageOf<'attention'>>, config: Record<string
   const mean = (x: number[]) => x.reduce((a, b) => a + b, 0) / Math.max(1, x.length);
   ctx.log.event({ event: 'attention-gate', stage: index, label, method: 'seer', layers: layers.length, samples: layers[0]?.length ?? 0, steps: c.steps, lossBefore: before, lossAfter: after });
   ctx.log.say(`${label}: trained ${layers.length} seer gates (${c.steps} steps on ${layers[0]?.length ?? 0} sequences each): distillation loss ${mean(before).toFixed(4)} -> ${mean(after).toFixed(4)} (mean KL per query block)`);
+  ctx.report.notes.push(`${label}: seer gates trained on ${layers[0]?.length ?? 0} calibration sequences, distillation loss (mean KL per query block) per layer ${before.map((b, l) => `${b.toFixed(4)} -> ${after[l]!.toFixed(4)}`).join(', ')}`);
   return { gates, gateLoss: { before, after } };
 }
 
