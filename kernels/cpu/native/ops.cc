@@ -43,15 +43,18 @@ alignas(64) const float kZeros[kAxpyChunk] = {};
 // the next group's rows are prefetched while one streams (active rows are unevenly spaced when inputs
 // are skipped, which the hardware's stride prefetcher cannot follow); a last partial group reads a
 // block of zeros for its missing rows, so no weight outside the active rows is touched.
+// How many active rows ahead of the current group the prefetches run (a multiple of 4).
+constexpr int64_t kPrefetchAhead = 4;
+
 void accumulateRows(const OpsDispatch& d, const GemvSparseArgs& a, const std::vector<int32_t>& idx, const std::vector<float>& xc,
                     int64_t qa, int64_t qb, int64_t jc, int64_t len, float* acc) {
   std::fill(acc, acc + len, 0.0f);
   const float* next[4];
   int64_t q = qa;
   for (; q + 4 <= qb; q += 4) {
-    const bool more = q + 8 <= qb;
+    const bool more = q + 4 + kPrefetchAhead <= qb;
     if (more) {
-      for (int u = 0; u < 4; ++u) next[u] = a.w + idx[q + 4 + u] * a.ldw + jc;
+      for (int u = 0; u < 4; ++u) next[u] = a.w + idx[q + kPrefetchAhead + u] * a.ldw + jc;
     }
     d.axpy4(len, a.w + idx[q] * a.ldw + jc, a.w + idx[q + 1] * a.ldw + jc, a.w + idx[q + 2] * a.ldw + jc,
             a.w + idx[q + 3] * a.ldw + jc, xc[q], xc[q + 1], xc[q + 2], xc[q + 3], acc, more ? next : nullptr);

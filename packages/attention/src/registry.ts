@@ -24,6 +24,8 @@ export interface PredictContext {
 export interface BlockAttentionMethod<S extends z.ZodType = z.ZodType> extends RegistryEntry<'attention'> {
   readonly target: 'block-mask';
   readonly schema: S;
+  /** What `predict` needs in its context beside q and k: 'gate', a gate trained per layer (trainSeerGate) from the model's q and k. */
+  readonly needs?: readonly 'gate'[];
   predict(config: z.output<S>, input: QKInput, context?: PredictContext): DynamicBlockMask;
 }
 
@@ -112,6 +114,7 @@ export const seerMethod: BlockAttentionMethod<typeof seerConfigSchema> = {
   describe: 'SeerAttention-style learned block gate (trained by distillation with trainSeerGate from /tfjs)',
   schema: seerConfigSchema,
   target: 'block-mask',
+  needs: ['gate'],
   predict(c, { shape, q, k }, context) {
     const gate = context?.gate;
     if (gate === undefined) throw new ArgumentError('seer: predict needs a trained gate (context.gate, from trainSeerGate in @sparse/attention/tfjs)');

@@ -6,7 +6,7 @@
 
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { mustafarConfigSchema } from '@sparse/attention';
+import { attentionMethods } from '@sparse/attention';
 import { maskToBooleans } from '@sparse/masks';
 import { Random } from '@sparse/tensor';
 import { registerNativeKernels } from '../backend.js';
@@ -87,16 +87,19 @@ function attentionBeside(dir: string): AttentionSource | undefined {
 
 /**
  * The KV-cache pruning generate decodes with: none with --dense; --kv-sparsity when given; else the
- * source's mustafar attention record (its sparsities); else none.
+ * source's attention record when its method prunes the KV cache (its sparsities); else none.
  */
 export function generateKVOptions(opts: Pick<CLIOptions, 'dense' | 'kvSparsity'>, source: Pick<GenerateSource, 'attention'>): { kv: DecoderKVOptions; from: string } | undefined {
   if (opts.dense) return undefined;
   if (opts.kvSparsity !== undefined) return { kv: { sparsity: opts.kvSparsity }, from: '--kv-sparsity' };
   const rec = source.attention;
-  if (rec?.method !== 'mustafar') return undefined;
-  const parsed = mustafarConfigSchema.safeParse(rec.config);
-  if (!parsed.success) throw new RunFolderError(rec.from, `the mustafar attention config of ${rec.from} is not valid (${parsed.error.issues.map((i) => i.message).join('; ')})`);
-  return { kv: { kSparsity: parsed.data.kSparsity, vSparsity: parsed.data.vSparsity }, from: rec.from };
+  const def = rec === undefined ? undefined : attentionMethods.find(rec.method);
+  if (rec === undefined || def?.target !== 'kv-cache') return undefined;
+  const parsed = def.schema.safeParse(rec.config);
+  if (!parsed.success) throw new RunFolderError(rec.from, `the ${rec.method} attention config of ${rec.from} is not valid (${parsed.error.issues.map((i) => i.message).join('; ')})`);
+  // the method's own cache says how much of each K and V row it prunes
+  const cache = def.createCache(parsed.data as never, { kvHeads: 1, headDim: 8 });
+  return { kv: { kSparsity: cache.kSparsity, vSparsity: cache.vSparsity }, from: rec.from };
 }
 
 /** '; KV cache 12.3 KiB vs 24.0 KiB dense (50.0% pruned)': the speed line's KV part. */
@@ -379,7 +382,7 @@ export async function runGenerate(opts: CLIOptions, io: GenerateIO, decoderOptio
   }
   const kv = generateKVOptions(opts, source);
   if (kv && kv.from !== '--kv-sparsity') source.notes.push(`KV cache pruned (mustafar, K ${kv.kv.kSparsity} / V ${kv.kv.vSparsity}), from ${kv.from} (--dense decodes without it)`);
-  else if (!kv && !opts.dense && source.attention && source.attention.method !== 'mustafar') source.notes.push(`the run's attention method ${source.attention.method} (from ${source.attention.from}) is not applied at decode (only mustafar's KV-cache pruning is); decoding with full attention`);
+  else if (!kv && !opts.dense && source.attention && attentionMethods.find(source.attention.method)?.target !== 'kv-cache') source.notes.push(`the run's attention method ${source.attention.method} (from ${source.attention.from}) is not applied at decode (only KV-cache pruning methods are); decoding with full attention`);
   const decoder = buildDecoder(source, { ...(hook ? { activation: hook, stats: true } : {}), ...(kv ? { kv: kv.kv } : {}), ...decoderOptions });
   if (!opts.json && !opts.quiet) for (const n of source.notes) io.stderr.write(`sparse-train: ${n}\n`);
   const r = generateTokens(decoder, source.tokenizer, prompt, {

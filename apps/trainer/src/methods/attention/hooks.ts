@@ -100,7 +100,7 @@ export function attentionHooks(rec: AttentionRecord, counts: () => AttentionCoun
     };
   }
   const gates = gatesOf(rec.state);
-  if (rec.method === 'seer' && gates === undefined) throw new ArgumentError(`attention of stage ${rec.stage}: seer needs its trained gates (state.gates)`);
+  if (def.needs?.includes('gate') && gates === undefined) throw new ArgumentError(`attention of stage ${rec.stage}: ${rec.method} needs its trained gates (state.gates)`);
   return {
     attentionMask: (block, q, k, b, t, base) => {
       const heads = q.shape[0] / b;

@@ -79,9 +79,9 @@ function trainGates(args: StageArgs<StageOf<'attention'>>, config: Record<string
     after.push(r.losses.at(-1)!);
   }
   const mean = (x: number[]) => x.reduce((a, b) => a + b, 0) / Math.max(1, x.length);
-  ctx.log.event({ event: 'attention-gate', stage: index, label, method: 'seer', layers: layers.length, samples: layers[0]?.length ?? 0, steps: c.steps, lossBefore: before, lossAfter: after });
-  ctx.log.say(`${label}: trained ${layers.length} seer gates (${c.steps} steps on ${layers[0]?.length ?? 0} sequences each): distillation loss ${mean(before).toFixed(4)} -> ${mean(after).toFixed(4)} (mean KL per query block)`);
-  ctx.report.notes.push(`${label}: seer gates trained on ${layers[0]?.length ?? 0} calibration sequences, distillation loss (mean KL per query block) per layer ${before.map((b, l) => `${b.toFixed(4)} -> ${after[l]!.toFixed(4)}`).join(', ')}`);
+  ctx.log.event({ event: 'attention-gate', stage: index, label, method: args.stage.method, layers: layers.length, samples: layers[0]?.length ?? 0, steps: c.steps, lossBefore: before, lossAfter: after });
+  ctx.log.say(`${label}: trained ${layers.length} ${args.stage.method} gates (${c.steps} steps on ${layers[0]?.length ?? 0} sequences each): distillation loss ${mean(before).toFixed(4)} -> ${mean(after).toFixed(4)} (mean KL per query block)`);
+  ctx.report.notes.push(`${label}: ${args.stage.method} gates trained on ${layers[0]?.length ?? 0} calibration sequences, distillation loss (mean KL per query block) per layer ${before.map((b, l) => `${b.toFixed(4)} -> ${after[l]!.toFixed(4)}`).join(', ')}`);
   return { gates, gateLoss: { before, after } };
 }
 
@@ -117,7 +117,7 @@ export function attentionStageMethod(def: AttentionMethod): TrainerMethod<'atten
         // stage.config was parsed by the method's schema (defaults written out); the record keeps it as given to the hooks
         attentionMethodOf({ method: def.name, config }, label);
         const batches = calibrationBatches(ctx, index, stage.calibrationData);
-        const state: AttentionState = def.name === 'seer' ? trainGates(args, config, batches) : {};
+        const state: AttentionState = def.target === 'block-mask' && def.needs?.includes('gate') ? trainGates(args, config, batches) : {};
         ctx.attention = { stage: index, label, method: def.name, config, state };
         const summary = measureAttention(ctx, batches);
         if (summary) {
