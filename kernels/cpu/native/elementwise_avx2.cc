@@ -8,15 +8,14 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
+#include "simd_avx2.h"
+
 #include <limits>
 
 namespace sparse {
-namespace {
 
-inline __m256i laneMask(int64_t lanes) {
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lanes)), idx);
-}
+using namespace avx2;  // laneMask, hsum, hmax, exp256
+namespace {
 
 struct AddV {
   static __m256 f(__m256 x, __m256 y) { return _mm256_add_ps(x, y); }

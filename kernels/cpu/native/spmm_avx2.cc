@@ -6,13 +6,12 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
-namespace sparse {
-namespace {
+#include "simd_avx2.h"
 
-inline __m256i laneMask(int64_t lanes) {
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lanes)), idx);
-}
+namespace sparse {
+
+using namespace avx2;  // laneMask, hsum, hmax, exp256
+namespace {
 
 template <int NV, bool MASKED>
 inline __m256 loadVec(const float* p, int k, __m256i mask) {
