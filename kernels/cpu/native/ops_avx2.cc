@@ -13,34 +13,19 @@ namespace sparse {
 
 using namespace avx2;  // laneMask, hsum, hmax, exp256
 
-void axpy4Avx2(int64_t len, const float* w0, const float* w1, const float* w2, const float* w3, float x0, float x1,
-               float x2, float x3, float* acc, const float* const* next) {
-  const __m256 a0 = _mm256_set1_ps(x0), a1 = _mm256_set1_ps(x1), a2 = _mm256_set1_ps(x2), a3 = _mm256_set1_ps(x3);
+namespace {
+
+// The 16-wide body of axpy4: acc[j:j+16] += sum_u x_u * w_u[j:j+16]; with PREFETCH, one cache line of each
+// of the four next rows is requested per 16 outputs, so the next group arrives while this one computes.
+template <bool PREFETCH>
+inline int64_t axpy4Blocks(int64_t len, const float* w0, const float* w1, const float* w2, const float* w3, __m256 a0, __m256 a1,
+                           __m256 a2, __m256 a3, float* acc, const float* const* next) {
   int64_t j = 0;
-  if (next != nullptr) {
-    // one cache line of each next row per 16 outputs: the next group arrives while this one computes
-    const char *n0 = reinterpret_cast<const char*>(next[0]), *n1 = reinterpret_cast<const char*>(next[1]);
-    const char *n2 = reinterpret_cast<const char*>(next[2]), *n3 = reinterpret_cast<const char*>(next[3]);
-    for (; j + 16 <= len; j += 16) {
-      const int64_t b = j * static_cast<int64_t>(sizeof(float));
-      _mm_prefetch(n0 + b, _MM_HINT_T0);
-      _mm_prefetch(n1 + b, _MM_HINT_T0);
-      _mm_prefetch(n2 + b, _MM_HINT_T0);
-      _mm_prefetch(n3 + b, _MM_HINT_T0);
-      __m256 c0 = _mm256_loadu_ps(acc + j), c1 = _mm256_loadu_ps(acc + j + 8);
-      c0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(w0 + j), c0);
-      c1 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(w0 + j + 8), c1);
-      c0 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(w1 + j), c0);
-      c1 = _mm256_fmadd_ps(a1, _mm256_loadu_ps(w1 + j + 8), c1);
-      c0 = _mm256_fmadd_ps(a2, _mm256_loadu_ps(w2 + j), c0);
-      c1 = _mm256_fmadd_ps(a2, _mm256_loadu_ps(w2 + j + 8), c1);
-      c0 = _mm256_fmadd_ps(a3, _mm256_loadu_ps(w3 + j), c0);
-      c1 = _mm256_fmadd_ps(a3, _mm256_loadu_ps(w3 + j + 8), c1);
-      _mm256_storeu_ps(acc + j, c0);
-      _mm256_storeu_ps(acc + j + 8, c1);
-    }
-  }
   for (; j + 16 <= len; j += 16) {
+    if (PREFETCH) {
+      const int64_t b = j * static_cast<int64_t>(sizeof(float));
+      for (int u = 0; u < 4; ++u) _mm_prefetch(reinterpret_cast<const char*>(next[u]) + b, _MM_HINT_T0);
+    }
     __m256 c0 = _mm256_loadu_ps(acc + j), c1 = _mm256_loadu_ps(acc + j + 8);
     c0 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(w0 + j), c0);
     c1 = _mm256_fmadd_ps(a0, _mm256_loadu_ps(w0 + j + 8), c1);
@@ -53,6 +38,16 @@ void axpy4Avx2(int64_t len, const float* w0, const float* w1, const float* w2, c
     _mm256_storeu_ps(acc + j, c0);
     _mm256_storeu_ps(acc + j + 8, c1);
   }
+  return j;
+}
+
+}  // namespace
+
+void axpy4Avx2(int64_t len, const float* w0, const float* w1, const float* w2, const float* w3, float x0, float x1,
+               float x2, float x3, float* acc, const float* const* next) {
+  const __m256 a0 = _mm256_set1_ps(x0), a1 = _mm256_set1_ps(x1), a2 = _mm256_set1_ps(x2), a3 = _mm256_set1_ps(x3);
+  int64_t j = next != nullptr ? axpy4Blocks<true>(len, w0, w1, w2, w3, a0, a1, a2, a3, acc, next)
+                              : axpy4Blocks<false>(len, w0, w1, w2, w3, a0, a1, a2, a3, acc, nullptr);
   for (; j < len; j += 8) {
     const __m256i mk = laneMask(len - j);
     __m256 c = _mm256_maskload_ps(acc + j, mk);

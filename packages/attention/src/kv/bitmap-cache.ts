@@ -3,7 +3,7 @@
 // per entry (1 = kept) plus the kept values packed row after row and the start of each row's values. The
 // layout is the one the native attentionBitmapKV kernels read.
 
-import { ArgumentError, ShapeError } from '@sparse/tensor';
+import { ArgumentError, getKernel, ShapeError } from '@sparse/tensor';
 
 /** The storage of a bitmap KV cache (views of exactly `positions` rows). */
 export interface BitmapKV {
@@ -229,56 +229,17 @@ export function expandBitmap(cache: BitmapKV, which: 'k' | 'v'): Float32Array {
 
 /**
  * Decode attention over a bitmap cache: q [heads, headDim], one query per head; query head h reads kv head
- * floor(h / (heads / kvHeads)); softmax over every position; returns [heads, headDim]. Dot products and the
- * weighted sum visit kept entries only. Float64 accumulation.
+ * floor(h / (heads / kvHeads)); softmax over every position; returns [heads, headDim]. Runs the kernel
+ * registry's attentionBitmapKV (the native kernel when @sparse/kernels-cpu is loaded, else the reference,
+ * which visits kept entries only and accumulates in float64).
  */
 export function bitmapKVAttention(cache: BitmapKV, q: Float32Array, heads: number, opts: { scale?: number } = {}): Float32Array {
   const { kvHeads, headDim: d, positions } = cache;
   if (!Number.isInteger(heads) || heads < 1 || heads % kvHeads !== 0) throw new ShapeError(`bitmapKVAttention: heads must be a positive multiple of kvHeads (${kvHeads}), got ${String(heads)}`);
   if (!(q instanceof Float32Array) || q.length !== heads * d) throw new ShapeError(`bitmapKVAttention: q must be a Float32Array [heads, headDim] = ${heads * d} values, got ${q?.length}`);
-  const scale = opts.scale ?? 1 / Math.sqrt(d);
-  const rowBytes = Math.ceil(d / 8);
-  const group = heads / kvHeads;
   const out = new Float32Array(heads * d);
   if (positions === 0) return out;
-  const scores = new Float64Array(positions);
-  const acc = new Float64Array(d);
   const { kBits, kValues, kStart, vBits, vValues, vStart } = cache;
-  for (let h = 0; h < heads; h++) {
-    const g = Math.floor(h / group);
-    let max = -Infinity;
-    for (let p = 0; p < positions; p++) {
-      const r = p * kvHeads + g;
-      let at = kStart[r]!;
-      let s = 0;
-      for (let byte = 0; byte < rowBytes; byte++) {
-        let w = kBits[r * rowBytes + byte]!;
-        while (w !== 0) {
-          const bit = 31 - Math.clz32(w & -w);
-          s += q[h * d + byte * 8 + bit]! * kValues[at++]!;
-          w &= w - 1;
-        }
-      }
-      scores[p] = s * scale;
-      if (scores[p]! > max) max = scores[p]!;
-    }
-    acc.fill(0);
-    let sum = 0;
-    for (let p = 0; p < positions; p++) {
-      const e = Math.exp(scores[p]! - max);
-      sum += e;
-      const r = p * kvHeads + g;
-      let at = vStart[r]!;
-      for (let byte = 0; byte < rowBytes; byte++) {
-        let w = vBits[r * rowBytes + byte]!;
-        while (w !== 0) {
-          const bit = 31 - Math.clz32(w & -w);
-          acc[byte * 8 + bit]! += e * vValues[at++]!;
-          w &= w - 1;
-        }
-      }
-    }
-    for (let c = 0; c < d; c++) out[h * d + c] = acc[c]! / sum;
-  }
+  getKernel('attentionBitmapKV')({ heads, kvHeads, headDim: d, positions, q, qOffset: 0, kBits, vBits, kValues, vValues, kStart, vStart, out, outOffset: 0, scale: opts.scale ?? 1 / Math.sqrt(d) });
   return out;
 }
