@@ -9,6 +9,7 @@ import type { Site, SiteSparsifier } from '@sparse/activation';
 import { sparsifySite } from '@sparse/activation/tfjs';
 import type { AdapterModel } from '@sparse/lora-variants/tfjs';
 import type { ForwardHooks, LanguageModel, LinearInfo } from '../model/types.js';
+import type { ReportActivationDensity, ReportAttention } from '../report/types.js';
 import type { ResolvedRecipe } from '../recipe/schema.js';
 import type { TextData } from '../data/dataset.js';
 import type { MaskTrace } from '../stages/mask-stats.js';
@@ -66,14 +67,8 @@ export interface AttentionCounts {
   kv: Map<number, { kKept: number; vKept: number; entries: number; rows: number; headDim: number }>;
 }
 
-/** Achieved activation density per site, measured while a stage evaluated with a sparsifier active. */
-export interface ActivationDensity {
-  label: string;
-  method: string;
-  sites: { site: string; role: string; block: number; density: number }[];
-  /** Density over all sites, weighted by the entries each site saw. */
-  overall: number;
-}
+/** Achieved activation density per site, measured while a stage evaluated with a sparsifier active, as the report shows it. */
+export type ActivationDensity = ReportActivationDensity;
 
 export interface ReportAccumulator {
   lossCurves: { label: string; points: { step: number; loss: number }[] }[];
@@ -90,19 +85,8 @@ export interface ReportAccumulator {
   attention?: AttentionMeasured[];
 }
 
-/** An evaluation's sparse-attention summary (methods/attention/counts.ts). */
-export interface AttentionMeasured {
-  label: string;
-  method: string;
-  kind: 'tiles' | 'kv';
-  density?: number;
-  kSparsity?: number;
-  vSparsity?: number;
-  bytes?: number;
-  denseBytes?: number;
-  positions?: number;
-  layers: { layer: number; density?: number; kSparsity?: number; vSparsity?: number }[];
-}
+/** An evaluation's sparse-attention summary (methods/attention/counts.ts), as the report shows it. */
+export type AttentionMeasured = ReportAttention;
 
 export function emptyReport(): ReportAccumulator {
   return { lossCurves: [], evaluations: [], stages: [], adapters: [], files: [], notes: [], maskTraces: [] };
