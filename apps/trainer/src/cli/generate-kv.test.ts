@@ -7,17 +7,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Decoder, type DecoderKVOptions } from '../model/decode.js';
 import { generateKVOptions, kvLine, loadGenerateSource } from './generate.js';
-import { main } from './main.js';
+import { cli } from '../testing/cli.js';
 
 let tmp: string;
 let runDir: string;
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
 
 const PROMPT = 'the ';
 const TOKENS = 12;

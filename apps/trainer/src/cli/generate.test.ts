@@ -17,17 +17,11 @@ import { sparsifyTensor } from '@sparse/activation/tfjs';
 import { readCheckpoint } from '../run/checkpoint.js';
 import { resolveRecipe } from '../recipe/load.js';
 import { generateTokens, loadGenerateSource, buildDecoder, runTokenizer, sampleToken, speedLine } from './generate.js';
-import { main } from './main.js';
+import { cli } from '../testing/cli.js';
 
 let tmp: string;
 let runDir: string;
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
-  return { code, stdout, stderr };
-}
 
 /** Greedy continuation of `prompt` by full recompute through the tfjs model (no cache). */
 function tfGreedy(model: LanguageModel, prompt: number[], tokens: number, hooks?: ForwardHooks): number[] {

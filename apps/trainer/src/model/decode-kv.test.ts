@@ -5,10 +5,10 @@
 // without a static attention pattern.
 
 import { registerCPUKernels } from '@sparse/kernels-cpu';
-import { Random } from '@sparse/tensor';
+import { decoderTestValues } from '../testing/decode.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Decoder, type DecoderActivationHook, type DecoderOptions } from './decode.js';
-import { paramShapes, resolveSpec } from './index.js';
+import { resolveSpec } from './index.js';
 import type { ModelSpec } from './types.js';
 
 const VOCAB = 13;
@@ -25,18 +25,7 @@ const PATTERNS: Record<string, { spec: Record<string, unknown>; allowed: (i: num
   'window 3': { spec: { pattern: 'sliding-window', window: 3, blockSize: 4 }, allowed: (i, j) => j <= i && i - j < 3 },
 };
 
-function values(spec: ModelSpec, seed: number): Map<string, Float32Array> {
-  const rng = new Random(seed);
-  const out = new Map<string, Float32Array>();
-  for (const [name, shape] of paramShapes(spec)) {
-    const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
-    if (shape.length === 2) rng.fillNormal(a, 0, name.includes('embed') || name.startsWith('w') || name.startsWith('lm_head') ? 1 : 1 / Math.sqrt(shape[1]!));
-    else if (name.includes('norm') || name.includes('ln_')) rng.fillNormal(a, name.endsWith('bias') ? 0 : 1, 0.2);
-    else rng.fillNormal(a, 0, 0.2);
-    out.set(name, a);
-  }
-  return out;
-}
+const values = decoderTestValues;
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);

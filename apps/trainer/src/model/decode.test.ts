@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Site } from '@sparse/activation';
 import { registerCPUKernels } from '@sparse/kernels-cpu';
-import { gemmReference, gemvSparseInputReference, kernelBackend, Random, registerKernel, type GemmArgs, type GemvSparseInputArgs } from '@sparse/tensor';
+import { gemmReference, gemvSparseInputReference, kernelBackend, registerKernel, type GemmArgs, type GemvSparseInputArgs } from '@sparse/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../backend.js';
 import { ContextOverflowError, Decoder, type DecoderActivationHook } from './decode.js';
-import { createModel, paramShapes } from './index.js';
+import { createModel } from './index.js';
 import { modelSites } from './sites.js';
+import { decoderTestValues } from '../testing/decode.js';
 import type { ForwardHooks, LanguageModel, ModelSpec } from './types.js';
 
 const VOCAB = 13;
@@ -21,19 +22,7 @@ const SPECS: Record<string, ModelSpec> = {
   'llama untied relu': { architecture: 'llama', vocab: VOCAB, ctx: CTX, d: 16, layers: 1, heads: 2, kvHeads: 2, mlpHidden: 24, tiedEmbeddings: false, activation: 'relu' },
 };
 
-/** Random values large enough that logits and routing differ clearly (the default init keeps logits near uniform). */
-function values(spec: ModelSpec, seed: number): Map<string, Float32Array> {
-  const rng = new Random(seed);
-  const out = new Map<string, Float32Array>();
-  for (const [name, shape] of paramShapes(spec)) {
-    const a = new Float32Array(shape.reduce((x, y) => x * y, 1));
-    if (shape.length === 2) rng.fillNormal(a, 0, name.includes('embed') || name.startsWith('w') || name.startsWith('lm_head') ? 1 : 1 / Math.sqrt(shape[1]!));
-    else if (name.includes('norm') || name.includes('ln_')) rng.fillNormal(a, name.endsWith('bias') ? 0 : 1, 0.2);
-    else rng.fillNormal(a, 0, 0.2);
-    out.set(name, a);
-  }
-  return out;
-}
+const values = decoderTestValues;
 
 const models = new Map<string, LanguageModel>();
 function model(key: string): LanguageModel {

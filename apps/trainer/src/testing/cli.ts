@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncOptions } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { main } from '../cli/main.js';
 import { packageRoot } from './dist.js';
 
 export const cliPath = join(packageRoot, 'dist', 'cli.js');
@@ -80,4 +81,12 @@ export function runWatching(args: string[], dir: string, when: (events: MetricEv
 export async function runAndSignal(args: string[], dir: string, when: (events: MetricEvent[]) => boolean, signal: NodeJS.Signals, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CLIResult & { sent: boolean; pid: number }> {
   const r = await runWatching(args, dir, when, (child) => child.kill(signal), opts);
   return { ...r, sent: r.acted };
+}
+
+/** Runs the CLI's main in this process with captured streams (faster than a child process). */
+export async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) } });
+  return { code, stdout, stderr };
 }
