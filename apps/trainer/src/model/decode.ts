@@ -254,6 +254,8 @@ export class Decoder {
   readonly #pattern?: AttentionLayout;
   /** Per query position being computed: 1 where its key is kept. */
   readonly #keep: Uint8Array;
+  /** The dense cache seen as attentionBitmapKV's layout: every bit set, row r's values at r * headDim (made on first use). */
+  #denseView: { bits: Uint8Array; start: Int32Array } | undefined;
   /** With `kv`: the K and V sparsities of the bitmap caches, and the attentionBitmapKV backend. */
   readonly #kv?: { kSparsity: number; vSparsity: number; backend?: string };
   /** The attentionBitmapKV arguments (fields set per call). */
@@ -824,6 +826,10 @@ export class Decoder {
       this.#linear(b.o, this.#att, n, this.#tmp);
       return;
     }
+    if (this.#denseKernelAttention(b, n, q, qStride, pos0)) {
+      this.#linear(b.o, this.#att, n, this.#tmp);
+      return;
+    }
     const g = heads / kvHeads;
     const scale = 1 / Math.sqrt(hd);
     const att = this.#att;
@@ -972,6 +978,59 @@ export class Decoder {
       }
       kernel(a);
     }
+  }
+
+  /**
+   * Attention over the dense cache through the registry's attentionBitmapKV (native when loaded): the
+   * dense cache is that kernel's layout with every bit set (values in (position, kvHead, dim) order, row
+   * r starting at r * headDim), so it runs on the cache itself, nothing copied. Query t reads positions
+   * 0..pos0+t, or the one run of positions the model's pattern keeps; returns false (nothing computed)
+   * when some query's kept positions form several runs, which the loop in #attention handles.
+   */
+  #denseKernelAttention(b: Block, n: number, q: Float32Array, qStride: number, pos0: number): boolean {
+    const pattern = this.#pattern;
+    const runs: [number, number][] = [];
+    for (let t = 0; t < n; t++) {
+      const last = pos0 + t;
+      if (!pattern) {
+        runs.push([0, last + 1]);
+        continue;
+      }
+      let lo = -1;
+      let hi = -1;
+      for (let j = 0; j <= last; j++) {
+        if (!layoutAllows(pattern, last, j)) continue;
+        if (lo < 0) lo = j;
+        else if (hi !== j) return false;
+        hi = j + 1;
+      }
+      runs.push(lo < 0 ? [0, 0] : [lo, hi]);
+    }
+    const kvHeads = this.#kvHeads;
+    const hd = this.#hd;
+    const rowBytes = Math.ceil(hd / 8);
+    let view = this.#denseView;
+    if (view === undefined) {
+      const rows = this.capacity * kvHeads;
+      const bits = new Uint8Array(rows * rowBytes).fill(0xff);
+      // padding bits past headDim stay clear
+      if (hd % 8 !== 0) for (let r = 0; r < rows; r++) bits[r * rowBytes + rowBytes - 1] = (1 << (hd % 8)) - 1;
+      view = { bits, start: Int32Array.from({ length: rows + 1 }, (_, r) => r * hd) };
+      this.#denseView = view;
+    }
+    const kernel = getKernel('attentionBitmapKV');
+    const d = this.#d;
+    for (let t = 0; t < n; t++) {
+      const [lo, hi] = runs[t]!;
+      if (hi <= lo) {
+        this.#att.fill(0, t * d, (t + 1) * d);
+        continue;
+      }
+      const bits = view.bits.subarray(lo * kvHeads * rowBytes, hi * kvHeads * rowBytes);
+      const start = view.start.subarray(lo * kvHeads, hi * kvHeads + 1);
+      kernel({ heads: this.#heads, kvHeads, headDim: hd, positions: hi - lo, q, qOffset: t * qStride, kBits: bits, vBits: bits, kValues: b.kCache, vValues: b.vCache, kStart: start, vStart: start, out: this.#att, outOffset: t * d });
+    }
+    return true;
   }
 
   /** Scratch for gathered cache rows, as large as a full context of the cache. */
