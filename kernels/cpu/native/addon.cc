@@ -356,6 +356,27 @@ Napi::Value GemvSparseInput(const Napi::CallbackInfo& info) {
 
 // The element mask at argument `at` (Uint8Array | null): [seq, seq] or [heads, seq, seq] bits. Required
 // when a tile of the block mask (`cells` bytes; null = dense) is partial (2).
+// The optional block mask at argument `at` (null or undefined: none): [nb, nb] shared or [heads, nb, nb]
+// per head, nb = ceil(seq / blockSize). Sets *mask and *perHead; returns its length in cells (0: none).
+int64_t readBlockMask(const Napi::CallbackInfo& info, const char* fn, int at, int64_t heads, int64_t seq, int64_t blockSize,
+                      const uint8_t** mask, bool* perHead) {
+  if (info[at].IsNull() || info[at].IsUndefined()) return 0;
+  const ArrayArg<uint8_t> arr = u8Arg(info, fn, at, "mask");
+  const int64_t nb = (seq + blockSize - 1) / blockSize;
+  if (productTooLarge(static_cast<double>(nb) * static_cast<double>(nb) * static_cast<double>(std::max<int64_t>(heads, 1)))) {
+    throw rangeError(info, fn, "block mask too large");
+  }
+  if (arr.length == nb * nb) {
+    *perHead = false;
+  } else if (arr.length == heads * nb * nb) {
+    *perHead = true;
+  } else {
+    throw rangeError(info, fn, "mask length must be nb*nb or heads*nb*nb");
+  }
+  *mask = arr.data;
+  return arr.length;
+}
+
 void readElementMask(const Napi::CallbackInfo& info, const char* fn, int at, int64_t heads, int64_t seq, const uint8_t* mask,
                      int64_t cells, const uint8_t** out, bool* perHead) {
   bool partial = false;
@@ -410,25 +431,9 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   p.scale = floatArg(info, fn, 12, "scale");
   p.blockSize = intArg(info, fn, 13, "blockSize");
   if (p.blockSize < 1) throw rangeError(info, fn, "blockSize must be at least 1");
-  const Napi::Value maskValue = info[14];
-  if (!maskValue.IsNull() && !maskValue.IsUndefined()) {
-    const ArrayArg<uint8_t> mask = u8Arg(info, fn, 14, "mask");
-    const int64_t nb = (p.seq + p.blockSize - 1) / p.blockSize;
-    if (productTooLarge(static_cast<double>(nb) * static_cast<double>(nb) * static_cast<double>(std::max<int64_t>(p.heads, 1)))) {
-      throw rangeError(info, fn, "block mask too large");
-    }
-    if (mask.length == nb * nb) {
-      p.maskPerHead = false;
-    } else if (mask.length == p.heads * nb * nb) {
-      p.maskPerHead = true;
-    } else {
-      throw rangeError(info, fn, "mask length must be nb*nb or heads*nb*nb");
-    }
-    p.mask = mask.data;
-  }
+  const int64_t cells = readBlockMask(info, fn, 14, p.heads, p.seq, p.blockSize, &p.mask, &p.maskPerHead);
   if (info.Length() == 18) {
-    const int64_t nb = (p.seq + p.blockSize - 1) / p.blockSize;
-    readElementMask(info, fn, 15, p.heads, p.seq, p.mask, p.maskPerHead ? p.heads * nb * nb : nb * nb, &p.elementMask, &p.elementMaskPerHead);
+    readElementMask(info, fn, 15, p.heads, p.seq, p.mask, cells, &p.elementMask, &p.elementMaskPerHead);
     if (!info[16].IsNull() && !info[16].IsUndefined()) {
       const ArrayArg<float> lse = f32Arg(info, fn, 16, "lse");
       const int64_t off = intArg(info, fn, 17, "lseOffset");
@@ -439,8 +444,6 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
       }
     }
   } else if (p.mask != nullptr) {
-    const int64_t cells = p.maskPerHead ? p.heads * ((p.seq + p.blockSize - 1) / p.blockSize) * ((p.seq + p.blockSize - 1) / p.blockSize)
-                                        : ((p.seq + p.blockSize - 1) / p.blockSize) * ((p.seq + p.blockSize - 1) / p.blockSize);
     for (int64_t t = 0; t < cells; ++t) {
       if (p.mask[t] == 2) throw rangeError(info, fn, "partial tiles (mask value 2) need an element mask");
     }
@@ -490,23 +493,7 @@ Napi::Value AttentionBackwardFn(const Napi::CallbackInfo& info) {
   p.scale = floatArg(info, fn, 16, "scale");
   p.blockSize = intArg(info, fn, 17, "blockSize");
   if (p.blockSize < 1) throw rangeError(info, fn, "blockSize must be at least 1");
-  const int64_t nb = (p.seq + p.blockSize - 1) / p.blockSize;
-  int64_t cells = 0;
-  if (!info[18].IsNull() && !info[18].IsUndefined()) {
-    const ArrayArg<uint8_t> mask = u8Arg(info, fn, 18, "mask");
-    if (productTooLarge(static_cast<double>(nb) * static_cast<double>(nb) * static_cast<double>(std::max<int64_t>(p.heads, 1)))) {
-      throw rangeError(info, fn, "block mask too large");
-    }
-    if (mask.length == nb * nb) {
-      p.maskPerHead = false;
-    } else if (mask.length == p.heads * nb * nb) {
-      p.maskPerHead = true;
-    } else {
-      throw rangeError(info, fn, "mask length must be nb*nb or heads*nb*nb");
-    }
-    p.mask = mask.data;
-    cells = mask.length;
-  }
+  const int64_t cells = readBlockMask(info, fn, 18, p.heads, p.seq, p.blockSize, &p.mask, &p.maskPerHead);
   readElementMask(info, fn, 19, p.heads, p.seq, p.mask, cells, &p.elementMask, &p.elementMaskPerHead);
   if (span > 0) {
     for (int o = 5; o < 8; ++o) {
