@@ -247,11 +247,6 @@ export class TopKSelector {
   }
 }
 
-/** Per token (row of x [tokens, features]), keeps the k entries of largest |x| * scale_j (scale absent: 1). */
-export function topKPerToken(x: Float32Array, tokens: number, features: number, k: number, scale?: Float64Array): Uint8Array {
-  return new TopKSelector(features, k, scale).keep(x, tokens);
-}
-
 /** Keeps the entries with |x| >= threshold (a NaN is kept, so it stays visible). */
 export function thresholdKeep(x: Float32Array, threshold: number): Uint8Array {
   const keep = new Uint8Array(x.length);
