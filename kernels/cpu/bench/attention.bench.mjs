@@ -14,7 +14,7 @@
 // Environment: SPARSE_BENCH_QUICK=1 runs fewer repetitions (a smoke test of the script);
 // SPARSE_BENCH_SEQS=1024,2048 picks the sequence lengths.
 import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
-import { getKernel } from '@sparse/tensor';
+import { getKernel, Random } from '@sparse/tensor';
 import { nativeInfo, registerCPUKernels } from '@sparse/kernels-cpu';
 
 const QUICK = process.env.SPARSE_BENCH_QUICK === '1';
@@ -39,27 +39,15 @@ const denseForward = native('denseAttention');
 const sparseForward = native('blockSparseAttention');
 const backward = native('blockSparseAttentionBackward');
 
-function mulberry(seed) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
+/** n values uniform in [-1, 1), seeded (the project's Random). */
 function randomArray(n, seed) {
-  const next = mulberry(seed);
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = next() * 2 - 1;
-  return a;
+  return new Random(seed).fillUniform(new Float32Array(n), -1, 1);
 }
 
 /** Per-head causal block masks keeping `density` of each query block's causal tiles (diagonal always). */
 function causalMask(nb, density, seed) {
-  const next = mulberry(seed);
+  const rng = new Random(seed);
+  const next = () => rng.uniform();
   const mask = new Uint8Array(HEADS * nb * nb);
   for (let h = 0; h < HEADS; h++) {
     for (let bi = 0; bi < nb; bi++) {
@@ -154,7 +142,8 @@ for (const seq of SEQS) {
   const heads = 32, kvHeads = 8, d = 128, positions = 4096;
   const bitmap = native('attentionBitmapKV');
   const pack = (keep, seed) => {
-    const next = mulberry(seed);
+    const rng = new Random(seed);
+    const next = () => rng.uniform();
     const rows = positions * kvHeads, rowBytes = d / 8;
     const bits = new Uint8Array(rows * rowBytes);
     const start = new Int32Array(rows + 1);
