@@ -2,4 +2,4 @@
 // ../builtins-tfjs.ts and never re-exported here: this file belongs to the core entry.
 export { saraConfigSchema } from './config.js';
 export type { SaRAConfig, SaRAConfigInput } from './config.js';
-export { nuclearNorm, saraVariant } from './variant.js';
+export { nuclearNorm, saraReselect, saraVariant } from './variant.js';

@@ -1,14 +1,20 @@
-// SaRA (Hu et al., "Progressive Sparse Low-Rank Adaptation"): re-use the pretrained weight's least
-// important entries — the `density · out · in` smallest |W| — as a sparse trainable delta, ΔW = S on that
-// fixed support (indices + values), with a nuclear-norm penalty ‖ΔW‖_* added to the loss so the learned
-// update stays low rank. `nuclearNorm` (core) and `nuclearNormPenalty` (tfjs, from ./tfjs.ts, gradient
-// U Vᵀ) provide the penalty; weigh it in your loss. On a pruned base the smallest *nonzero* entries are
-// used: a pruned entry would be dropped by the default merge. Left to the caller: the paper's progressive
-// re-selection of still-small entries later in training (merge, then init again from the merged weight).
-// Its memory-saving "unstructured backpropagation" is not reproduced.
+// SaRA (Hu et al., "SaRA: High-Efficient Diffusion Model Fine-tuning with Progressive Sparse Low-Rank
+// Adaptation"): re-use the pretrained weight's least important entries — the `density · out · in` smallest
+// |W| — as a sparse trainable delta, ΔW = S on that support (indices + values). In training (the tfjs
+// form's hooks, ./tfjs.ts): a nuclear-norm penalty λ · Σ_layers ‖ΔW‖_* added to the loss (config `lambda`),
+// so the learned update stays low rank, and the paper's progressive parameter adjustment (config
+// `reselectAt`): once, part-way through the run, the trained values go into the weight and the entries that
+// are now the smallest |W + ΔW| train as a fresh zero update (`saraReselect`), with fresh optimizer moments.
+// differs: the paper selects by a threshold on |W| (|W| < θ), we by a fraction (`density`), so the count
+// stays fixed across the re-selection; the penalty is on ΔW (zero at init), where the authors' code
+// penalizes the selected parameters' values themselves, on one randomly drawn layer per step (we sum all
+// layers every step, which keeps a resumed run exact); on a pruned base only nonzeros are selected (a
+// pruned entry would be dropped by the default merge); the memory-saving "unstructural backpropagation" is
+// not reproduced (the tfjs form places the values into a dense ΔW).
 import { magnitudeScores } from '@sparse/masks';
-import { svd, tensor, type Tensor } from '@sparse/tensor';
-import { addSparseForward, countOf, makeSparseVariant, scatterAdd, topSupport, zerosMatrix } from '../helpers/sparse.js';
+import { ArgumentError, svd, tensor, type Float32Tensor, type Tensor } from '@sparse/tensor';
+import type { MergeOptions } from '../types.js';
+import { addSparseForward, countOf, indexedState, makeSparseVariant, scatterAdd, topSupport, zerosMatrix, type IndexedAdapterState } from '../helpers/sparse.js';
 import { saraConfigSchema, type SaRAConfig } from './config.js';
 
 /** ‖M‖_* = Σ σ_i (one-sided Jacobi SVD, float64 inside). */
@@ -20,7 +26,7 @@ export const saraVariant = makeSparseVariant<SaRAConfig>({
   name: 'sara',
   // data-free in the paper (the smallest |W|); data scores may choose the entries instead
   supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
-  describe: 'SaRA: train the smallest-|W| entries as a sparse delta (indices + values), with a nuclear-norm penalty',
+  describe: 'SaRA: the smallest-|W| entries train as a sparse delta, nuclear-norm penalty in the loss, one progressive re-selection (differs: a fixed density, not a |W| threshold)',
   schema: saraConfigSchema,
   create(base, c, _rng, scores) {
     const [out, inp] = base.shape as [number, number];
@@ -38,3 +44,18 @@ export const saraVariant = makeSparseVariant<SaRAConfig>({
   },
   count: ([out, inp], c) => countOf(out * inp, c.density),
 });
+
+/**
+ * SaRA's progressive re-selection on one layer: the trained update goes into the weight (through `opts.mask`
+ * unless densify, as `merge`), and a new state with zero values trains the `density · out · in` smallest
+ * |W + ΔW| among the merged weight's nonzeros. The adapted function is unchanged: base + ΔW before equals
+ * the returned base + 0 after.
+ */
+export function saraReselect(base: Tensor, state: IndexedAdapterState<SaRAConfig>, opts: MergeOptions = {}): { base: Float32Tensor; state: IndexedAdapterState<SaRAConfig> } {
+  const st = indexedState(state, 'sara', 'saraReselect') as IndexedAdapterState<SaRAConfig>;
+  if (st.indices.support === undefined) throw new ArgumentError(`saraReselect: the state has no 'support' indices`);
+  const merged = saraVariant.merge(base, st, opts);
+  const [out, inp] = st.shape;
+  const support = topSupport(magnitudeScores(merged), merged, countOf(out * inp, st.config.density), 'saraReselect', 'density', false);
+  return { base: merged, state: { ...st, params: { sara_values: tensor(new Float32Array(support.length), [support.length]) }, indices: { support } } };
+}
