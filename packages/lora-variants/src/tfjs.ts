@@ -11,7 +11,7 @@ import { getTfForm, listTfForms } from './tfjs-forms/index.js';
 import { getVariant } from './variants/registry.js';
 import { checkScores, toCore } from './variants/helpers/tfjs.js';
 import type { IndexedAdapterState, ScoredAdapterVariant } from './variants/helpers/sparse.js';
-import type { AdapterState, AdapterVariant } from './variants/types.js';
+import type { AdapterState, AdapterVariant, CoupledGroup } from './variants/types.js';
 
 export type TargetPattern = string | RegExp | readonly string[] | ((name: string) => boolean);
 
@@ -38,6 +38,12 @@ export interface AdapterOptions {
    * instead of their data-free rule. undefined for a layer: that layer uses the data-free rule.
    */
   scores?: (name: string) => Tensor | tf.Tensor | undefined;
+  /**
+   * The model's coupled groups (an attention's Q/K/V/O, an MLP's up/gate/down; see CoupledGroup): a
+   * variant with a `coupled` init that wants them (S2FT) selects once per group for its targeted
+   * members. Ignored by every other variant.
+   */
+  groups?: readonly CoupledGroup[];
 }
 
 export interface TrainableReport {
@@ -139,13 +145,14 @@ export class AdapterModel {
     if (names.length === 0) throw new ArgumentError(`addAdapter: targets match none of the weights (${Object.keys(this.weights).join(', ')})`);
     const root = new Random(opts.seed ?? 0);
     const layers = new Map<string, LayerAdapter>();
+    const grouped = this.#coupledStates(variant, config, names, opts, root);
     for (const n of names) {
       const base = toCore(this.weights[n]!);
       if (!this.#masks.has(n)) this.#setMask(n, opts.masks?.[n] ?? maskFromTensor(base));
       const extra = opts.layerConfig?.(n);
       const layerCfg = extra ? { ...(opts.config as object ?? {}), ...extra } : config;
       const scores = opts.scores?.(n);
-      const state = scores === undefined ? variant.init(base, layerCfg, root.fork(n)) : initScored(variant, n, base, layerCfg, root.fork(n), scores);
+      const state = grouped.get(n) ?? (scores === undefined ? variant.init(base, layerCfg, root.fork(n)) : initScored(variant, n, base, layerCfg, root.fork(n), scores));
       // Unnamed: tfjs variable names are global, and two models may adapt layers of the same name.
       const frozen = new Set(form.frozen ?? []);
       const vars = Object.fromEntries(Object.entries(state.params).map(([p, t]) => [p, tf.variable(tf.tensor(t.data, t.shape), !frozen.has(p))]));
@@ -154,6 +161,30 @@ export class AdapterModel {
     this.#adapters.set(adapterName, { variant: variant.name, densify: opts.densify ?? false, layers });
     this.#active = adapterName;
     return this;
+  }
+
+  /** States of the targeted members of each coupled group, for a variant whose config wants groups (each group's stream: 'group:<name>'). */
+  #coupledStates(variant: AdapterVariant, config: unknown, names: string[], opts: AdapterOptions, root: Random): Map<string, AdapterState> {
+    const out = new Map<string, AdapterState>();
+    if (variant.coupled === undefined || opts.groups === undefined || !variant.coupled.wants(config)) return out;
+    const targeted = new Set(names);
+    for (const g of opts.groups) {
+      const members = g.members.filter((m) => targeted.has(m.name));
+      if (members.length === 0) continue;
+      for (const m of members) if (out.has(m.name)) throw new ArgumentError(`addAdapter: weight '${m.name}' is in two coupled groups (the second: '${g.name}')`);
+      const bases = Object.fromEntries(members.map((m) => [m.name, toCore(this.weights[m.name]!)]));
+      const scores = opts.scores && ((n: string) => {
+        const s = opts.scores!(n);
+        return s === undefined ? undefined : checkScores(n, s, bases[n]!.shape, 'addAdapter');
+      });
+      const states = variant.coupled.init({ ...g, members }, bases, config, root.fork(`group:${g.name}`), scores);
+      for (const m of members) {
+        const st = states[m.name];
+        if (st === undefined) throw new ArgumentError(`addAdapter: variant '${variant.name}' made no adapter for '${m.name}' of coupled group '${g.name}'`);
+        out.set(m.name, st);
+      }
+    }
+    return out;
   }
 
   get activeAdapter(): string | null {

@@ -2,9 +2,10 @@
 // tests), each re-exported here; the built-in list the registry holds is ./builtins.ts.
 export { getVariant, listVariants, registerVariant, variants } from './registry.js';
 export { SUPPORT_CRITERIA } from './types.js';
-export type { AdapterState, AdapterVariant, InitStatistic, MergeOptions, SupportCriterion, SupportScoring, UnmergeOptions } from './types.js';
+export type { AdapterState, AdapterVariant, CoupledGroup, CoupledInit, CoupledMember, CoupledSpan, InitStatistic, MergeOptions, SupportCriterion, SupportScoring, UnmergeOptions } from './types.js';
 export { familyVariants, sparseVariants } from './builtins.js';
 export { inputCovariance } from './helpers/family.js';
+export { unitChannels } from './helpers/coupled.js';
 export type { IndexedAdapterState, ScoredAdapterVariant } from './helpers/sparse.js';
 export * from './lora/index.js';
 export * from './spp/index.js';

@@ -89,4 +89,51 @@ export interface AdapterVariant<C = unknown> extends RegistryEntry<'adapter'> {
   initStatistics?(config: unknown): readonly InitStatistic[];
   /** Trainable scalars for a weight of `shape`, in closed form. */
   trainableCount(shape: readonly [number, number], config: unknown): number;
+  /**
+   * Variants whose support spans the coupled weights of one model unit (S2FT's heads across Q/K/V and O):
+   * given the model's coupled groups (`attachAdapters`' `groups`), the targeted members of each group are
+   * initialized together; targeted weights in no group use `init`.
+   */
+  readonly coupled?: CoupledInit;
+}
+
+/**
+ * Which channels of a member weight one unit of its group owns: unit u covers the `size` channels from
+ * `offset + floor(u / share) · size` along the member's axis (share > 1: several units read one span,
+ * as query heads share a key/value head under grouped-query attention).
+ */
+export interface CoupledSpan {
+  offset: number;
+  size: number;
+  share: number;
+}
+
+/** One weight of a coupled group: its rows ('row', the outputs: Q, K, V, up, gate) or columns ('column', the inputs: O, down) carry the units. */
+export interface CoupledMember {
+  name: string;
+  axis: 'row' | 'column';
+  /** Where each unit sits on that axis (several spans: a fused QKV weight holds Q, K and V). */
+  spans: readonly CoupledSpan[];
+}
+
+/**
+ * Weights of one model unit whose channels must be chosen together: the attention of a block (units =
+ * query heads) or an MLP (units = hidden channels). The model knows these; the variant never reads names.
+ */
+export interface CoupledGroup {
+  /** A name for errors and seed streams, e.g. 'model.layers.0.self_attn'. */
+  name: string;
+  kind: 'attention' | 'mlp';
+  units: number;
+  members: readonly CoupledMember[];
+}
+
+export interface CoupledInit {
+  /** Whether this (parsed) config selects across coupled groups when the caller gives them. */
+  wants(config: unknown): boolean;
+  /**
+   * Fresh adapters (zero ΔW) for the group's `members` (only those targeted), from their base weights;
+   * `scores`, when given, replace the data-free rule as in `initWithScores`.
+   */
+  init(group: CoupledGroup, bases: Readonly<Record<string, Tensor>>, config: unknown, rng: Random, scores?: (name: string) => Tensor | undefined): Record<string, AdapterState>;
 }

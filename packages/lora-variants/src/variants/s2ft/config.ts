@@ -11,6 +11,16 @@ export const s2ftConfigSchema = z
     groups: z.number().int().positive().default(1),
     /** Random groups, or those with the largest summed |W|. */
     selection: z.enum(['random', 'magnitude']).default('random'),
+    /**
+     * When the caller gives the model's coupled groups (sparse-train does): select whole attention heads
+     * across Q/K/V (rows) and O (columns), and MLP channels across up/gate (rows) and down (columns), as
+     * the paper does; axis, groupSize and groups then apply only to targeted weights in no group.
+     */
+    coupled: z.boolean().default(true),
+    /** Coupled: query heads trained per attention block (their K/V heads under grouped-query attention). */
+    heads: z.number().int().positive().default(1),
+    /** Coupled: hidden channels trained per MLP. */
+    channels: z.number().int().positive().default(8),
   })
   .strict();
 export type S2FTConfig = z.output<typeof s2ftConfigSchema>;

@@ -2,7 +2,10 @@
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
 import * as tf from '@tensorflow/tfjs-core';
 import type { TfAdapterForm } from '../../tfjs-forms/types.js';
+import type { AdapterState } from '../types.js';
 import { indexed } from '../helpers/tfjs.js';
+import { s2ftAxis } from './variant.js';
+import type { S2FTConfig } from './config.js';
 
 /**
  * S2FT: the dense block D goes back to its channels by a gather over the co-permutation (every unselected
@@ -12,7 +15,7 @@ export const s2ftForm: TfAdapterForm = {
   variant: 's2ft',
   effectiveWeight: ({ base, vars, state }) => {
     const ch = indexed(state).indices.channels!;
-    const axis = (state.config as { axis: 'row' | 'column' }).axis === 'row' ? 0 : 1;
+    const axis = s2ftAxis(state as AdapterState<S2FTConfig>) === 'row' ? 0 : 1;
     const [out, inp] = state.shape;
     const len = axis === 0 ? out : inp;
     const map = new Int32Array(len).fill(ch.length);
