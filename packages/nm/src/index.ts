@@ -17,3 +17,5 @@ export { nmActivations } from './activation.js';
 export type { NMActivationResult } from './activation.js';
 export { searchStripeGroupPermutation, stripePartitionCount } from './stripe.js';
 export type { StripeGroupSearchOptions, StripeGroupSearchResult } from './stripe.js';
+export { maskDecayFactor, structureDecayPatterns, structureDecaySchedule, structurePhaseAt } from './progressive.js';
+export type { MaskDecayOptions, StructureDecayOptions, StructurePhase } from './progressive.js';

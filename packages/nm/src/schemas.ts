@@ -15,13 +15,24 @@ const nLessThanMError = { message: 'N:M needs n < m', path: ['n'] };
 export const nmTrainingConfigSchema = z
   .strictObject({
     ...nm,
-    /** ste: straight-through; sr-ste: plus lambda (1-mask) W on pruned weights; progressive: decayed gradient to pruned weights. */
-    estimator: z.enum(['ste', 'sr-ste', 'progressive']).default('sr-ste'),
+    /**
+     * ste: straight-through; sr-ste: plus lambda (1-mask) W on pruned weights; progressive: decayed gradient
+     * to pruned weights; mask-decay: MDGF, the pruned weights' forward factor decays from 1 to 0
+     * (decayShape, decayRate); structure-decay: SDGF, the binary mask's pattern tightens to n:m over
+     * equal frames of the stage (structureDecay).
+     */
+    estimator: z.enum(['ste', 'sr-ste', 'progressive', 'mask-decay', 'structure-decay']).default('sr-ste'),
     /** SR-STE's decay on pruned weights. */
     lambda: z.number().min(0).default(2e-4),
     /** Progressive: the factor on pruned weights' gradient goes from 1 to this over the stage (cosine). */
     finalDecay: z.number().min(0).max(1).default(0),
     every: z.int().min(1).default(1),
+    /** mask-decay: beta_t = max(0, 1 - decayRate t) (linear) or exp(-decayRate t) (exponential), t the stage step from 0. */
+    decayShape: z.enum(['linear', 'exponential']).default('exponential'),
+    /** mask-decay: decay per step (the paper's decay coefficient). */
+    decayRate: z.number().gt(0).default(0.01),
+    /** structure-decay: stepwise (M-1):M, M/2:M, ..., n:m; geometric 8n:8m, 4n:4m, 2n:2m, n:m. */
+    structureDecay: z.enum(['stepwise', 'geometric']).default('stepwise'),
   })
   .refine(nLessThanM, nLessThanMError);
 export type NMTrainingConfig = z.output<typeof nmTrainingConfigSchema>;

@@ -8,7 +8,7 @@ import { toTf } from '@sparse/tensor/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nmMask } from './mask.js';
-import { gradientFlowDecay, nmMaskedWeight, PeriodicNMMask, progressiveMaskedWeight, srSTEMaskedWeight, steMaskedWeight, type MaskEstimator } from './tfjs.js';
+import { gradientFlowDecay, maskDecayedWeight, nmMaskedWeight, PeriodicNMMask, progressiveMaskedWeight, srSTEMaskedWeight, steMaskedWeight, type MaskEstimator } from './tfjs.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -48,6 +48,22 @@ describe('masked weight ops', () => {
       expect(ours).toEqual(gradOf((x) => maskedWeight(x, mask(), opts)));
       expect(Array.from(nmMaskedWeight(w(), mask(), estimator).dataSync())).toEqual(Array.from(maskedWeight(w(), mask(), opts).dataSync()));
     }
+  });
+
+  it('MDGF mask decay: forward W * (mask + beta (1 - mask)), gradient dy on every entry (closed form)', () => {
+    // W = [1, -2, 3, 0.5], mask = [1, 0, 0, 1], beta = 0.25: [1, -0.5, 0.75, 0.5]
+    expect(Array.from(maskDecayedWeight(w(), mask(), 0.25).dataSync())).toEqual([1, -0.5, 0.75, 0.5]);
+    expect(Array.from(nmMaskedWeight(w(), mask(), { kind: 'mask-decay', beta: 1 }).dataSync())).toEqual([1, -2, 3, 0.5]);
+    expect(Array.from(nmMaskedWeight(w(), mask(), { kind: 'mask-decay', beta: 0 }).dataSync(), (v) => v + 0)).toEqual([1, 0, 0, 0.5]);
+    // loss = sum(c * W_eff): dL/dW = c everywhere, whatever beta
+    for (const beta of [0, 0.3, 1]) expect(gradOf((x) => maskDecayedWeight(x, mask(), beta))).toEqual([1, 2, 3, 4]);
+    // the gradient reaching an input through the decayed weight is the product rule's: y = x W_effᵀ
+    const x = tf.tensor([[2, -1]]);
+    const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.matMul(xx, maskDecayedWeight(w(), mask(), 0.5), false, true)))(x);
+    // column sums of W_eff = [1, -1, 1.5, 0.5] as [2, 2]: [1 + 1.5, -1 + 0.5]
+    expect(Array.from(dx.dataSync())).toEqual([2.5, -0.5]);
+    expect(() => maskDecayedWeight(w(), mask(), 1.5)).toThrow(/beta/);
+    expect(() => maskDecayedWeight(w(), tf.ones([4]), 0.5)).toThrow(ArgumentError);
   });
 
   it('validates arguments', () => {

@@ -55,7 +55,24 @@ export function gradientFlowDecay(step: number, schedule: DecaySchedule): number
   throw new ArgumentError(`gradientFlowDecay: kind must be 'linear' or 'cosine', got ${JSON.stringify(kind)}`);
 }
 
-export type MaskEstimator = { kind: 'ste' } | { kind: 'sr-ste'; lambda: number } | { kind: 'progressive'; decay: number };
+/**
+ * MDGF, the mask-decay form of progressive gradient flow (Bambhaniya et al. 2024): forward
+ * W * (mask + beta * (1 - mask)), so the pruned entries still act, scaled by beta (1 = dense, 0 = the
+ * plain N:M weight; lower it with maskDecayFactor); backward dL/dW = dy for every entry, the
+ * straight-through gradient the paper's MDGF uses (not the product rule's beta * dy on pruned entries).
+ */
+export function maskDecayedWeight(w: tf.Tensor, mask: tf.Tensor, beta: number): tf.Tensor {
+  if (!(w instanceof tf.Tensor) || !(mask instanceof tf.Tensor)) throw new ArgumentError('maskDecayedWeight: w and mask must be tf.Tensors');
+  if (!tf.util.arraysEqual(w.shape, mask.shape)) throw new ArgumentError(`maskDecayedWeight: mask shape [${mask.shape.join(', ')}] differs from weight shape [${w.shape.join(', ')}]`);
+  if (typeof beta !== 'number' || !(beta >= 0 && beta <= 1)) throw new ArgumentError(`maskDecayedWeight: beta must be in [0, 1], got ${String(beta)}`);
+  const op = tf.customGrad((x) => ({
+    value: tf.mul(x as tf.Tensor, tf.add(mask, tf.mul(tf.sub(1, mask), beta))),
+    gradFunc: (dy) => dy,
+  }));
+  return op(w);
+}
+
+export type MaskEstimator = { kind: 'ste' } | { kind: 'sr-ste'; lambda: number } | { kind: 'progressive'; decay: number } | { kind: 'mask-decay'; beta: number };
 
 /** W * mask with the chosen estimator's gradient. */
 export function nmMaskedWeight(w: tf.Tensor, mask: tf.Tensor, estimator: MaskEstimator = { kind: 'ste' }): tf.Tensor {
@@ -66,6 +83,8 @@ export function nmMaskedWeight(w: tf.Tensor, mask: tf.Tensor, estimator: MaskEst
       return srSTEMaskedWeight(w, mask, estimator.lambda);
     case 'progressive':
       return progressiveMaskedWeight(w, mask, estimator.decay);
+    case 'mask-decay':
+      return maskDecayedWeight(w, mask, estimator.beta);
     default:
       throw new ArgumentError(`nmMaskedWeight: unknown estimator ${JSON.stringify((estimator as { kind: unknown }).kind)}`);
   }

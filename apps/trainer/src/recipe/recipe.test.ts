@@ -125,6 +125,6 @@ describe('method catalogue', () => {
     const fields = configFields(lora.schema);
     expect(fields.find((f) => f.name === 'r')).toMatchObject({ default: 8, type: expect.stringMatching(/integer/) });
     const nm = listMethods('train').find((m) => m.name === 'nm')!;
-    expect(configFields(nm.schema).find((f) => f.name === 'estimator')!.type).toBe('"ste" | "sr-ste" | "progressive"');
+    expect(configFields(nm.schema).find((f) => f.name === 'estimator')!.type).toBe('"ste" | "sr-ste" | "progressive" | "mask-decay" | "structure-decay"');
   });
 });
