@@ -1,6 +1,7 @@
 // The config of sparse fine-tuning as a training method (SparseFineTuner in ./tfjs.ts): what a recipe
 // gives, validated before any work starts.
 import { z } from 'zod';
+import { LOTTERY_BUDGETS } from './lottery.js';
 
 /** Sparse fine-tuning (SpIEL-style): a trainable delta on a random support of each targeted weight, Adam on its values only. */
 export const sftConfigSchema = z.strictObject({
@@ -11,6 +12,26 @@ export const sftConfigSchema = z.strictObject({
   /** Fraction of the active entries dropped and regrown by accumulated gradient at each reselection. */
   regrowFraction: z.number().gt(0).max(1).default(0.3),
   weightDecay: z.number().min(0).default(0),
+  /**
+   * LT-SFT (Ansell et al. 2022): first fine-tune every targeted entry for `steps` steps, then keep the
+   * `density` share with the largest |Δ| (one ranking over all targeted weights: budget 'global', the
+   * paper's; or per weight: 'layer'), rewind to the weights the stage started from and train only those
+   * entries for the stage's `steps`. Replaces the random / scored initial support; no drop-and-regrow.
+   */
+  lottery: z
+    .strictObject({
+      steps: z.int('lottery.steps must be an integer').min(1, 'lottery.steps must be at least 1'),
+      budget: z.enum(LOTTERY_BUDGETS).default('global'),
+    })
+    .optional(),
+  /**
+   * Composable SFT: names of earlier `sft` stages of the run (with merge: false) whose saved deltas are
+   * added to the weights before this stage trains, so it trains on θ + Σ Δ and (with merge) leaves
+   * θ + Σ Δ + its own Δ.
+   */
+  compose: z.array(z.string().min(1)).min(1, 'compose needs at least one stage name').optional(),
+}).superRefine((c, ctx) => {
+  if (c.lottery !== undefined && c.every > 0) ctx.addIssue({ code: 'custom', path: ['every'], message: 'every: drop-and-regrow does not combine with lottery (LT-SFT keeps the ticket fixed); use every: 0' });
 });
 export type SFTConfig = z.output<typeof sftConfigSchema>;
 

@@ -10,3 +10,5 @@ export { SFT_FORMAT, SFT_SHAPES_KEY, sparseDeltasFromSafetensors, sparseDeltasTo
 export type { SparseDeltaFileOptions } from './file.js';
 export { diffPruningConfigSchema, sftConfigSchema } from './config.js';
 export type { DiffPruningConfig, SFTConfig } from './config.js';
+export { LOTTERY_BUDGETS, lotteryTicketSupports } from './lottery.js';
+export type { LotteryBudget, LotteryTicketOptions } from './lottery.js';
