@@ -13,7 +13,7 @@ import type { CheckpointContent } from '../../run/checkpoint.js';
 import type { RunContext } from '../../run/context.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { HessianAccumulator } from '@sparse/pruners';
-import { applyMask, GradientAccumulator, principalWeightScores, SquaredGradientAccumulator } from '@sparse/masks';
+import { applyMask, count, GradientAccumulator, principalWeightScores, SquaredGradientAccumulator } from '@sparse/masks';
 import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
 import { sampleBatch, type Batch } from '../../data/dataset.js';
 import type { LinearInfo } from '../../model/types.js';
@@ -292,7 +292,13 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   if (stage.merge) {
     adapter.merge({ densify: stage.densify });
     // a merge that changes the support (PST prunes to its mask M) leaves the new masks in the adapter
-    if (variant.maskAfterMerge) for (const n of ctx.adapter!.targets) ctx.masks.set(n, adapter.mask(n)!);
+    // (a mask that keeps every entry of a layer the run held no mask for is no pattern: not registered)
+    if (variant.maskAfterMerge) {
+      for (const n of ctx.adapter!.targets) {
+        const m = adapter.mask(n)!;
+        if (ctx.masks.has(n) || count(m) < m.shape[0]! * m.shape[1]!) ctx.masks.set(n, m);
+      }
+    }
     adapter.mergeAndUnload({ densify: stage.densify });
     adapter.dispose(); // its masks (kept for a next adapter) are ours to free: the stage's model ends here
     if (stage.densify) {
