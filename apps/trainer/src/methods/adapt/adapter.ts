@@ -17,6 +17,7 @@ import { applyMask, count, GradientAccumulator, principalWeightScores, SquaredGr
 import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
 import { sampleBatch, type Batch } from '../../data/dataset.js';
 import type { LinearInfo } from '../../model/types.js';
+import { coupledGroups } from '../../model/coupling.js';
 import { CHECKPOINT_FORMAT } from '../../model/checkpoint.js';
 import { hfUnsupported, saveHFCheckpoint, saveHFPEFTAdapter } from '../../model/hf.js';
 import { calibrationBatches, capture, type Accumulators } from '../../stages/calibration.js';
@@ -106,6 +107,8 @@ export function attachStageAdapter(ctx: RunContext, stage: StageOf<'adapt'>, ind
     adapterName: label,
     ...(layerConfig ? { layerConfig: (n: string) => layerConfig.get(n) } : {}),
     ...(scores ? { scores: (n: string) => scores.get(n) } : {}),
+    // the model's coupled weights (heads across Q/K/V/O, channels across up/gate/down), for variants that select across them
+    groups: coupledGroups(ctx.model.spec, ctx.linears()),
   });
   ctx.adapter = { stage: index, label, variant: stage.method, config: stage.config, targets: names, seed, model };
 }
