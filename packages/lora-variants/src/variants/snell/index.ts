@@ -2,4 +2,4 @@
 // ../builtins-tfjs.ts and never re-exported here: this file belongs to the core entry.
 export { snellConfigSchema } from './config.js';
 export type { SNELLConfig, SNELLConfigInput } from './config.js';
-export { snellKernel, snellMask, snellVariant } from './variant.js';
+export { snellAllocate, snellKeepMask, snellKept, snellKernel, snellMask, snellVariant } from './variant.js';

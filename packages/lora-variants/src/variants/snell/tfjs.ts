@@ -1,10 +1,12 @@
-// The tfjs form of 'snell': W + ΔW as a differentiable tensor, the ΔW of ./variant.ts's `delta`.
+// The tfjs form of 'snell': W + ΔW as a differentiable tensor, the ΔW of ./variant.ts's `delta`, and the
+// training hooks of the bi-level competition (config `allocate`).
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
-import { tensor as coreTensor } from '@sparse/tensor';
+import { ArgumentError, tensor as coreTensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
-import type { TfAdapterForm } from '../../tfjs-forms/types.js';
+import type { AdapterTrainingContext, AdapterTrainingHooks, TfAdapterForm } from '../../tfjs-forms/types.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
 import { maskTensor } from '../helpers/tfjs.js';
-import { snellMask } from './variant.js';
+import { snellAllocate, snellKeepMask, snellKept } from './variant.js';
 import type { SNELLConfig } from './config.js';
 
 /** SNELL: distance kernels by broadcasting; the competition mask is decided by the core rule on K's values. */
@@ -20,7 +22,112 @@ export const snellForm: TfAdapterForm = {
       return c.p === 1 ? tf.sum(tf.abs(diff), -1) : tf.sqrt(tf.sum(tf.square(diff), -1));
     });
     const k = tf.mul(tf.sub(heads[0]!, heads[1]!), c.scale);
-    const m = snellMask(coreTensor(Float32Array.from(k.dataSync()), [out, inp]), c.sparsity);
+    const m = snellKeepMask(coreTensor(Float32Array.from(k.dataSync()), [out, inp]), snellKept(state as IndexedAdapterState<SNELLConfig>));
     return tf.add(base, tf.mul(k, maskTensor(m)));
   },
+  training: snellTraining,
 };
+
+interface SNELLSaved {
+  allocations: number;
+  kept: Record<string, number>;
+  /** Per layer and factor (snell_out, snell_in): the EMAs s̄ and ū, entry by entry. */
+  sensitivity: Record<string, number[]>;
+  uncertainty: Record<string, number[]>;
+}
+
+/**
+ * The bi-level competition in training: each step's gradients update every factor entry's EMAs of the
+ * sensitivity s = |θ · ∂L/∂θ| (s̄ ← β1 s̄ + (1 − β1) s) and of its uncertainty (ū ← β2 ū + (1 − β2) |s − s̄|);
+ * before steps every + 1, 2 · every + 1, ... the budget Σ_l round((1 − sparsity) · n_l) is split over the
+ * layers in proportion to mean(s̄ · ū) of snell_out plus that of snell_in (`snellAllocate`), and each
+ * layer's `indices.kept` is set. The EMAs, the counts and the number of allocations ride in a checkpoint.
+ */
+function snellTraining({ model, adapter, config }: AdapterTrainingContext): AdapterTrainingHooks {
+  const c = config as SNELLConfig;
+  const alloc = c.allocate;
+  if (alloc === undefined) return {};
+  const states = model.adapterStates(adapter);
+  const layers = Object.keys(states);
+  const sizes = layers.map((n) => states[n]!.shape[0] * states[n]!.shape[1]);
+  const total = sizes.reduce((a, n) => a + Math.round((1 - c.sparsity) * n), 0);
+  if (total < layers.length) throw new ArgumentError(`snell: allocate: sparsity ${c.sparsity} leaves ${total} entries for ${layers.length} layers; each layer keeps at least one`);
+  const FACTORS = ['snell_out', 'snell_in'] as const;
+  const key = (n: string, f: string) => `${n}/${f}`;
+  const owner = new Map<tf.Variable, string>();
+  for (const n of layers) for (const f of FACTORS) owner.set(model.layerVariables(n, adapter)[f]!, key(n, f));
+  const sbar = new Map<string, Float64Array>();
+  const ubar = new Map<string, Float64Array>();
+  for (const n of layers) {
+    for (const f of FACTORS) {
+      const size = model.layerVariables(n, adapter)[f]!.size;
+      sbar.set(key(n, f), new Float64Array(size));
+      ubar.set(key(n, f), new Float64Array(size));
+    }
+  }
+  let allocations = 0;
+  const keptOf = (n: string) => snellKept(model.adapterStates(adapter)[n] as IndexedAdapterState<SNELLConfig>);
+  const setKept = (n: string, k: number) => {
+    const st = model.adapterStates(adapter)[n] as IndexedAdapterState<SNELLConfig>;
+    model.setLayerState(adapter, n, { ...st, indices: { ...st.indices, kept: Int32Array.of(k) } } as IndexedAdapterState);
+  };
+  const importance = (n: string) =>
+    FACTORS.reduce((a, f) => {
+      const s = sbar.get(key(n, f))!;
+      const u = ubar.get(key(n, f))!;
+      let m = 0;
+      for (let q = 0; q < s.length; q++) m += s[q]! * u[q]!;
+      return a + m / s.length;
+    }, 0);
+  return {
+    gradient(variable, grad) {
+      const k = owner.get(variable);
+      if (k === undefined) return;
+      const theta = variable.dataSync() as Float32Array;
+      const g = grad.dataSync() as Float32Array;
+      const s = sbar.get(k)!;
+      const u = ubar.get(k)!;
+      for (let q = 0; q < s.length; q++) {
+        const x = Math.abs(theta[q]! * g[q]!);
+        s[q] = alloc.beta1 * s[q]! + (1 - alloc.beta1) * x;
+        u[q] = alloc.beta2 * u[q]! + (1 - alloc.beta2) * Math.abs(x - s[q]!);
+      }
+    },
+    beforeStep(step) {
+      if (step <= 1 || (step - 1) % alloc.every !== 0) return;
+      const budgets = snellAllocate(total, layers.map(importance), sizes);
+      if (budgets === undefined) return;
+      layers.forEach((n, l) => setKept(n, budgets[l]!));
+      allocations++;
+      return { event: { event: 'allocate', step, kept: Object.fromEntries(layers.map((n, l) => [n, budgets[l]!])) } };
+    },
+    state: (): SNELLSaved => ({
+      allocations,
+      kept: Object.fromEntries(layers.map((n) => [n, keptOf(n)])),
+      sensitivity: Object.fromEntries([...sbar].map(([k, v]) => [k, Array.from(v)])),
+      uncertainty: Object.fromEntries([...ubar].map(([k, v]) => [k, Array.from(v)])),
+    }),
+    load(saved) {
+      const s = saved as SNELLSaved;
+      for (const [k, v] of [...Object.entries(s.sensitivity).map((e) => [e, sbar] as const), ...Object.entries(s.uncertainty).map((e) => [e, ubar] as const)]) {
+        const into = v.get(k[0]);
+        if (into === undefined || into.length !== k[1].length) throw new ArgumentError(`snell: the checkpoint's EMA '${k[0]}' does not fit the adapter`);
+        into.set(k[1]);
+      }
+      for (const [n, k] of Object.entries(s.kept)) {
+        if (!layers.includes(n)) throw new ArgumentError(`snell: the checkpoint keeps entries of '${n}', which the adapter does not adapt`);
+        setKept(n, k);
+      }
+      allocations = s.allocations;
+    },
+    finish: () => {
+      const kept = Object.fromEntries(layers.map((n) => [n, keptOf(n)]));
+      const levels = layers.map((n, l) => `${n} ${((1 - kept[n]! / sizes[l]!) * 100).toFixed(1)}%`);
+      return {
+        log: `bi-level competition: ${allocations} allocations of ${total} kept entries (every ${alloc.every} steps); sparsity per layer: ${levels.join(', ')}`,
+        event: { event: 'allocation', allocations, kept, total },
+        summary: `${allocations} budget allocations`,
+      };
+    },
+  };
+}
