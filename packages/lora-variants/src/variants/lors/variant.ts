@@ -4,8 +4,10 @@
 // SQFT is how it is trained: its tfjs form (./tfjs.ts) keeps neither B A nor M ⊙ B A for the backward
 // pass but recomputes from A and B, and computes both factor gradients from one masked gradient
 // M ⊙ ∂L/∂W' (weight recompute and a rearranged graph). Unlike SQFT, `densify: true` is allowed (it adds
-// the unmasked B A). The paper's adapter initialization is not described in its abstract; LoRS here starts
-// from PEFT's LoRA init (A ~ U(±1/√in), B = 0).
+// the unmasked B A).
+// differs: the paper also reports "better adapter initialization", but the method is not given in its
+// abstract or in any source we could read (no public code), so it is not reproduced: LoRS here starts from
+// PEFT's LoRA init (A ~ U(±1/√in), B = 0), and its results should not be read as the paper's init.
 import { isKept, maskFromTensor, type Mask } from '@sparse/masks';
 import { ArgumentError, type Float32Tensor, type Random, type Tensor } from '@sparse/tensor';
 import { addMasked, checkShape, checkState, floatMatrix, mergeMask, parseWith } from '../helpers/common.js';
@@ -31,7 +33,7 @@ function maskOut(d: Float32Tensor, mask: Mask): Float32Tensor {
 export const lorsVariant: AdapterVariant<LoRSConfig> = {
   kind: 'adapter',
   name: 'lors',
-  describe: 'LoRS: LoRA through the base mask in training and merge, W + M ⊙ (scaling · B A), trained with recompute',
+  describe: 'LoRS: LoRA through the base mask in training and merge, W + M ⊙ (scaling · B A), trained with recompute (differs: PEFT\'s LoRA init, not the paper\'s improved init)',
   schema: lorsConfigSchema,
   parseConfig: (config) => parseWith(lorsConfigSchema, config, 'lors'),
   init(base: Tensor, config: unknown, rng: Random) {
