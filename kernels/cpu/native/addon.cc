@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "attention.h"
+#include "cpu_features.h"
 #include "elementwise.h"
 #include "gemm.h"
 #include "ops.h"
@@ -924,13 +925,58 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #else
   out.Set("blas", "none");
 #endif
+  // Each kernel with the family its inner loops run: 16-wide kernels follow the selected family;
+  // the others have AVX2 and portable forms only.
+  enum Form { kPortable, kNarrow, kWide };  // plain C++ only; AVX2 + portable; 16-wide too
+  struct Entry {
+    const char* name;
+    Form form;
+  };
+  const Entry entries[] = {{"gemm", kWide},
+                           {"gemmBatched", kWide},
+                           {"spmmCSR", kWide},
+                           {"spmmNM", kWide},
+                           {"spmmBlock", kWide},
+                           {"gemvSparseInput", kWide},
+                           {"attention", kNarrow},
+                           {"maskedAdam", kWide},
+                           {"maskedSGD", kWide},
+                           {"elementwiseBinary", kNarrow},
+                           {"elementwiseUnary", kNarrow},
+                           {"reduceLastAxis", kNarrow},
+                           {"gather32", kPortable},
+                           {"linearCSR", kNarrow},
+                           {"linearCSRGradInput", kNarrow},
+                           {"sddmmCSR", kNarrow},
+                           {"attentionBackward", kNarrow},
+                           {"attentionBitmapKV", kNarrow}};
+  const Isa isa = activeIsa();
+  const char* narrow = useAvx2() ? "avx2" : "scalar";
   Napi::Array kernels = Napi::Array::New(env);
-  const char* names[] = {"gemm",      "gemmBatched",    "spmmCSR",   "spmmNM",   "spmmBlock",
-                         "gemvSparseInput", "attention", "maskedAdam", "maskedSGD", "elementwiseBinary",
-                         "elementwiseUnary", "reduceLastAxis", "gather32", "linearCSR", "linearCSRGradInput",
-                         "sddmmCSR", "attentionBackward", "attentionBitmapKV"};
-  for (uint32_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) kernels.Set(i, names[i]);
+  Napi::Object paths = Napi::Object::New(env);
+  uint32_t i = 0;
+  for (const Entry& e : entries) {
+    kernels.Set(i++, e.name);
+    paths.Set(e.name, e.form == kWide ? isaName(isa) : e.form == kNarrow ? narrow : "portable");
+  }
   out.Set("kernels", kernels);
+  out.Set("isa", isaName(isa));
+  out.Set("kernelIsa", paths);
+  out.Set("isaNote", isaNote());
+  const CpuFeatures& f = cpuFeatures();
+  Napi::Object cpu = Napi::Object::New(env);
+  cpu.Set("avx2", f.avx2 && f.fma && f.osYmm);
+  cpu.Set("avx512", f.avx512f && f.avx512bw && f.avx512vl && f.osZmm);
+  cpu.Set("avx512bf16", f.avx512bf16 && f.osZmm);
+  cpu.Set("avx512vnni", f.avx512vnni && f.osZmm);
+#if defined(SPARSE_WITH_AVX512)
+  cpu.Set("built", "avx512,avx512-emu,avx2,scalar");
+#elif defined(SPARSE_WITH_AVX2)
+  cpu.Set("built", "avx2,scalar");
+#else
+  cpu.Set("built", "scalar");
+#endif
+  out.Set("cpu", cpu);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "cpu_features.h"
 #include "gemm.h"
 #include "thread_pool.h"
 
@@ -415,7 +416,7 @@ void axpyScalar(int64_t len, float alpha, const float* x, float* y) {
 const AttentionKernels& attentionKernels() {
   static const AttentionKernels k = [] {
 #if defined(SPARSE_WITH_AVX2)
-    if (std::strcmp(simdName(), "avx2") == 0) return AttentionKernels{backwardRowAvx2, expandRowAvx2, dotAvx2, axpyAvx2};
+    if (useAvx2()) return AttentionKernels{backwardRowAvx2, expandRowAvx2, dotAvx2, axpyAvx2};
 #endif
     return AttentionKernels{backwardRowScalar, expandRowScalar, dotScalar, axpyScalar};
   }();

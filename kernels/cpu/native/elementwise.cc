@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "elementwise_exp.h"
+#include "cpu_features.h"
 #include "gemm.h"
 #include "thread_pool.h"
 
@@ -182,7 +183,7 @@ ElementwiseDispatch elementwiseSpansScalar() {
 const ElementwiseDispatch& elementwiseDispatch() {
   static const ElementwiseDispatch d = [] {
 #if defined(SPARSE_WITH_AVX2)
-    if (std::strcmp(simdName(), "avx2") == 0) return elementwiseSpansAvx2();
+    if (useAvx2()) return elementwiseSpansAvx2();
 #endif
     return elementwiseSpansScalar();
   }();

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "cpu_features.h"
 #include "thread_pool.h"
+#include "wide_kernels.h"
 
 #if defined(SPARSE_HAVE_OPENBLAS)
 #include <cblas.h>
@@ -28,6 +30,9 @@ constexpr int64_t kMC = 144;
 constexpr int64_t kKC = 256;
 constexpr int64_t kNC = 3072;
 static_assert(kMC % kMR == 0 && kNC % kNR == 0, "blocks must hold whole micro-tiles");
+static_assert(kMC % kWideMR == 0 && kNC % kWideNR == 0, "blocks must hold whole wide micro-tiles");
+constexpr int kMaxMR = kWideMR > kMR ? kWideMR : kMR;
+constexpr int kMaxNR = kWideNR > kNR ? kWideNR : kNR;
 
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 constexpr double kMinFmaPerThread = 1 << 20;
@@ -42,38 +47,29 @@ Workspace& threadWorkspace() {
   return ws;
 }
 
-bool cpuHasAvx2Fma() {
-#if defined(SPARSE_WITH_AVX2)
-  // libgcc's check also confirms the OS saves the ymm state (OSXSAVE/XCR0).
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-  return false;
-#endif
-}
-
+// The micro-kernel family in use and its register tile (MR x NR): 12 x 32 for the 16-wide
+// kernels, 6 x 16 for AVX2 and the portable loop. Packing follows the tile.
 struct Dispatch {
+  int mr, nr;
   MicroKernel kernel;
   MultiDot dot;
   MultiAxpy axpy;
-  const char* name;
 };
 
 const Dispatch& dispatch() {
   static const Dispatch d = [] {
+    if (const WideKernels* w = wideKernels()) return Dispatch{kWideMR, kWideNR, w->micro, w->dot, w->axpy};
 #if defined(SPARSE_WITH_AVX2)
-    if (cpuHasAvx2Fma() && std::getenv("SPARSE_FORCE_SCALAR") == nullptr) {
-      return Dispatch{microKernelAvx2, multiDotAvx2, multiAxpyAvx2, "avx2"};
-    }
+    if (useAvx2()) return Dispatch{kMR, kNR, microKernelAvx2, multiDotAvx2, multiAxpyAvx2};
 #endif
-    return Dispatch{microKernelScalar, multiDotScalar, multiAxpyScalar, "scalar"};
+    return Dispatch{kMR, kNR, microKernelScalar, multiDotScalar, multiAxpyScalar};
   }();
   return d;
 }
 
 // Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row micro-panels, k-major inside each (zero-padded rows).
 // Both layouts are read along their contiguous direction, one source row at a time.
-void packA(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* out) {
+void packA(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* out, const int kMR) {
   if (!g.transA) {
     // op(A)(i, p) = a[i*lda + p]: each row of the block is contiguous; scatter it with stride MR.
     for (int64_t ir = 0; ir < mc; ir += kMR) {
@@ -102,7 +98,7 @@ void packA(const GemmArgs& g, int64_t i0, int64_t mc, int64_t p0, int64_t kc, fl
 }
 
 // Packs op(B)[p0:p0+kc, j0:j0+nc] as NR-column micro-panels, k-major inside each (zero-padded cols).
-void packB(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+void packB(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* out, const int kNR) {
   if (g.bRows != nullptr || !g.transB) {
     // op(B)(p, j) = b[p*ldb + j]: stream each row of the slice once, NR values to each panel.
     for (int64_t p = 0; p < kc; ++p) {
@@ -136,7 +132,9 @@ void packB(const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, int64_t nc, fl
 
 // Serial blocked GEMM on the rectangle C[m0:m1, n0:n1].
 void gemmRect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const MicroKernel kernel = dispatch().kernel;
+  const Dispatch& d = dispatch();
+  const MicroKernel kernel = d.kernel;
+  const int kMR = d.mr, kNR = d.nr;
   Workspace& ws = threadWorkspace();
   const int64_t mSpan = m1 - m0;
   const int64_t nSpan = n1 - n0;
@@ -145,7 +143,7 @@ void gemmRect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   const int64_t ncMax = std::min(kNC, ((nSpan + kNR - 1) / kNR) * kNR);
   float* bufA = ws.a.reserve(static_cast<size_t>(mcMax * kcMax));
   float* bufB = ws.b.reserve(static_cast<size_t>(ncMax * kcMax));
-  alignas(64) float edge[kMR * kNR];
+  alignas(64) float edge[kMaxMR * kMaxNR];
 
   for (int64_t jc = n0; jc < n1; jc += kNC) {
     const int64_t nc = std::min(kNC, n1 - jc);
@@ -153,10 +151,10 @@ void gemmRect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
       const int64_t kc = std::min(kKC, g.k - pc);
       // The first K slice applies the caller's beta; later slices accumulate onto it.
       const float beta = pc == 0 ? g.beta : 1.0f;
-      packB(g, pc, kc, jc, nc, bufB);
+      packB(g, pc, kc, jc, nc, bufB, kNR);
       for (int64_t ic = m0; ic < m1; ic += kMC) {
         const int64_t mc = std::min(kMC, m1 - ic);
-        packA(g, ic, mc, pc, kc, bufA);
+        packA(g, ic, mc, pc, kc, bufA, kMR);
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int64_t nr = std::min<int64_t>(kNR, nc - jr);
           const float* bp = bufB + jr * kc;
@@ -190,6 +188,7 @@ void gemmRect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
 // its slice of the long operand once; finer, dynamically shared chunks would repack the short
 // operand per chunk, which measured 15-20% slower here.
 void chooseGrid(int64_t m, int64_t n, int nt, int* tm, int* tn) {
+  const int kMR = dispatch().mr, kNR = dispatch().nr;
   const int64_t mTiles = (m + kMR - 1) / kMR;
   const int64_t nTiles = (n + kNR - 1) / kNR;
   double best = -1;
@@ -331,7 +330,7 @@ void gemmSkinny(const GemmArgs& g, int wanted) {
 
 }  // namespace
 
-const char* simdName() { return dispatch().name; }
+const char* simdName() { return isaName(activeIsa()); }
 
 void scaleC(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
   for (int64_t i = 0; i < m; ++i) {
@@ -402,10 +401,11 @@ void gemmBlocked(const GemmArgs& g) {
     if (t >= tm * tn) return;
     const int ti = t / tn;
     const int tj = t % tn;
-    const int64_t m0 = splitPoint(g.m, kMR, tm, ti);
-    const int64_t m1 = splitPoint(g.m, kMR, tm, ti + 1);
-    const int64_t n0 = splitPoint(g.n, kNR, tn, tj);
-    const int64_t n1 = splitPoint(g.n, kNR, tn, tj + 1);
+    const int mr = dispatch().mr, nr = dispatch().nr;
+    const int64_t m0 = splitPoint(g.m, mr, tm, ti);
+    const int64_t m1 = splitPoint(g.m, mr, tm, ti + 1);
+    const int64_t n0 = splitPoint(g.n, nr, tn, tj);
+    const int64_t n1 = splitPoint(g.n, nr, tn, tj + 1);
     if (m0 < m1 && n0 < n1) gemmRect(g, m0, m1, n0, n1);
   });
 }

@@ -11,16 +11,17 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "cpu_features.h"
 #include "gemm.h"
+#include "spmm.h"
 #include "thread_pool.h"
+#include "wide_kernels.h"
 
 namespace sparse {
 
 namespace {
 
-constexpr double kMinWorkPerThread = 1 << 20;  // multiply-adds (or entries x 16) worth waking a thread for
-
-int threadsFor(double work) { return static_cast<int>(std::max(1.0, std::min(256.0, work / kMinWorkPerThread))); }
+// threadsFor (spmm.h): threads worth waking for this many multiply-adds (or entries x 16).
 
 // Boundary of part t of `parts` over [0, len) in multiples of `grain`.
 int64_t partPoint(int64_t len, int64_t grain, int parts, int t) {
@@ -536,7 +537,11 @@ void sgdSpanScalar(int64_t len, float* p, const float* g, float* vel, const SgdS
 const OpsDispatch& opsDispatch() {
   static const OpsDispatch d = [] {
 #if defined(SPARSE_WITH_AVX2)
-    if (std::strcmp(simdName(), "avx2") == 0) {
+    if (const WideKernels* w = wideKernels()) {
+      // The online-softmax row has no 16-wide form yet: it stays on AVX2.
+      return OpsDispatch{w->axpy4, w->gatherDot4, w->maskedDot4, softmaxRowAvx2, w->adamSpan, w->sgdSpan};
+    }
+    if (useAvx2()) {
       return OpsDispatch{axpy4Avx2, gatherDot4Avx2, maskedDot4Avx2, softmaxRowAvx2, adamSpanAvx2, sgdSpanAvx2};
     }
 #endif

@@ -113,8 +113,8 @@ void sgdSpanAvx2(int64_t len, float* p, const float* g, float* vel, const SgdSte
 #endif
 
 // Scalar Adam / SGD on one entry (shared by the portable span and the gathered index paths).
-inline void adamOne(float& p, float g, float& m, float& v, const AdamStep& s);
-inline void sgdOne(float& p, float g, float* vel, const SgdStep& s);
+static inline void adamOne(float& p, float g, float& m, float& v, const AdamStep& s);
+static inline void sgdOne(float& p, float g, float* vel, const SgdStep& s);
 
 }  // namespace sparse
 
@@ -122,7 +122,7 @@ inline void sgdOne(float& p, float g, float* vel, const SgdStep& s);
 
 namespace sparse {
 
-inline void adamOne(float& p, float g, float& m, float& v, const AdamStep& s) {
+static inline void adamOne(float& p, float g, float& m, float& v, const AdamStep& s) {
   m = s.beta1 * m + (1.0f - s.beta1) * g;
   v = s.beta2 * v + (1.0f - s.beta2) * g * g;
   const float mhat = m * s.invC1;
@@ -130,7 +130,7 @@ inline void adamOne(float& p, float g, float& m, float& v, const AdamStep& s) {
   p = p - s.lr * (mhat / (std::sqrt(vhat) + s.eps) + s.weightDecay * p);
 }
 
-inline void sgdOne(float& p, float g, float* vel, const SgdStep& s) {
+static inline void sgdOne(float& p, float g, float* vel, const SgdStep& s) {
   g = g + s.weightDecay * p;
   if (vel != nullptr) {
     const float b = s.momentum * *vel + g;

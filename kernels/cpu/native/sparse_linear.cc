@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "cpu_features.h"
 #include "gemm.h"
 #include "thread_pool.h"
 
@@ -33,7 +34,7 @@ struct LinearDispatch {
 const LinearDispatch& dispatch() {
   static const LinearDispatch d = [] {
 #if defined(SPARSE_WITH_AVX2)
-    if (std::strcmp(simdName(), "avx2") == 0) return LinearDispatch{csrStripAvx2, transposeAvx2, sddmmRowAvx2};
+    if (useAvx2()) return LinearDispatch{csrStripAvx2, transposeAvx2, sddmmRowAvx2};
 #endif
     return LinearDispatch{csrStripScalar, transposeScalar, sddmmRowScalar};
   }();

@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "aligned_buffer.h"
+#include "cpu_features.h"
 #include "gemm.h"
 #include "thread_pool.h"
+#include "wide_kernels.h"
 
 namespace sparse {
 namespace {
@@ -30,17 +32,21 @@ constexpr int64_t kNmBlockBytes = 24 * 1024;
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 constexpr double kMinFmaPerThread = 1 << 20;
 
+// The strip kernels in use, the widest strip they take and the vector width strips are cut in.
 struct SpmmDispatch {
   CsrStripKernel csr;
   NmStripKernel nm;
+  int64_t maxStrip;
+  int64_t vec;
 };
 
 const SpmmDispatch& spmmDispatch() {
   static const SpmmDispatch d = [] {
+    if (const WideKernels* w = wideKernels()) return SpmmDispatch{w->csr, w->nm, kWideStrip, 16};
 #if defined(SPARSE_WITH_AVX2)
-    if (std::strcmp(simdName(), "avx2") == 0) return SpmmDispatch{csrStripAvx2, nmStripAvx2};
+    if (useAvx2()) return SpmmDispatch{csrStripAvx2, nmStripAvx2, kStrip, 8};
 #endif
-    return SpmmDispatch{csrStripScalar, nmStripScalar};
+    return SpmmDispatch{csrStripScalar, nmStripScalar, kStrip, 8};
   }();
   return d;
 }
@@ -143,15 +149,15 @@ class PackedB {
 
 }  // namespace
 
-std::vector<int64_t> balancedStrips(int64_t n, int64_t maxWidth) {
+std::vector<int64_t> balancedStrips(int64_t n, int64_t maxWidth, int64_t vec) {
   std::vector<int64_t> starts;
-  const int64_t vecs = n / 8;
-  const int64_t maxVecs = maxWidth / 8;
+  const int64_t vecs = n / vec;
+  const int64_t maxVecs = maxWidth / vec;
   const int64_t count = (vecs + maxVecs - 1) / maxVecs;
   int64_t j0 = 0;
   for (int64_t s = 0; s < count; ++s) {
     starts.push_back(j0);
-    j0 += 8 * (vecs / count + (s < vecs % count ? 1 : 0));
+    j0 += vec * (vecs / count + (s < vecs % count ? 1 : 0));
   }
   if (j0 < n) starts.push_back(j0);
   return starts;
@@ -171,6 +177,7 @@ void spmmCSR(const CsrMatrix& a, const SpmmDense& d) {
     return;
   }
   const CsrStripKernel strip = spmmDispatch().csr;
+  const int64_t maxStrip = spmmDispatch().maxStrip;
   const int64_t nnz = a.indptr[a.rows];
   // K block: about 128 stored values per row per block, so each pass over a strip of C does real
   // work, but at most kCsrBlockBytes of packed B at full strip width (measured at 4096 x 4096 x 256:
@@ -179,13 +186,13 @@ void spmmCSR(const CsrMatrix& a, const SpmmDense& d) {
   int64_t kb = a.cols;
   if (a.sorted && nnz > 0) {
     const double perRow = std::max(1.0, static_cast<double>(nnz) / static_cast<double>(a.rows));
-    const int64_t maxRows = kCsrBlockBytes / (static_cast<int64_t>(sizeof(float)) * kStrip);
+    const int64_t maxRows = kCsrBlockBytes / (static_cast<int64_t>(sizeof(float)) * maxStrip);
     kb = std::min({a.cols, maxRows, std::max<int64_t>(64, static_cast<int64_t>(128.0 * static_cast<double>(a.cols) / perRow))});
   }
   const int64_t blocks = (a.cols + kb - 1) / kb;
   // Strip width: the packed block (kb rows of the strip) fits in the budget.
   const int64_t fit = kCsrBlockBytes / (static_cast<int64_t>(sizeof(float)) * kb) / 8 * 8;
-  const int64_t strip_w = std::max<int64_t>(8, std::min<int64_t>(kStrip, fit));
+  const int64_t strip_w = std::max<int64_t>(8, std::min<int64_t>(maxStrip, fit));
   const PackedB packed(d, a.cols, strip_w);
   parallelRun(threadsFor(static_cast<double>(nnz) * static_cast<double>(d.n)), [&](int t, int nt) {
     const int64_t r0 = balancedSplit(a.indptr, a.rows, nt, t);
@@ -240,7 +247,7 @@ void spmmNM(const NmMatrix& a, const SpmmDense& d) {
     return;
   }
   const NmStripKernel strip = spmmDispatch().nm;
-  const std::vector<int64_t> starts = balancedStrips(d.n, kNmFixedStrip);
+  const std::vector<int64_t> starts = balancedStrips(d.n, spmmDispatch().maxStrip, spmmDispatch().vec);
   int64_t widest = 0;
   for (size_t s = 0; s < starts.size(); ++s) widest = std::max(widest, (s + 1 < starts.size() ? starts[s + 1] : d.n) - starts[s]);
   // K block: the rows of the widest strip that fit kNmBlockBytes (96 rows of 64 columns), in L1.

@@ -55,8 +55,8 @@ int64_t balancedSplit(const int32_t* indptr, int64_t rows, int parts, int t);
 int64_t packedLd(int64_t w);
 // Starts of strips of whole vectors, at most `maxWidth` columns, as equal as possible (256 columns
 // with at most 48: 48, 48, 40, 40, 40, 40), so no narrow leftover strip pays the per-value overhead
-// for little work; only a final n % 8 columns get a strip of their own.
-std::vector<int64_t> balancedStrips(int64_t n, int64_t maxWidth);
+// for little work; only a final n % vec columns get a strip of their own.
+std::vector<int64_t> balancedStrips(int64_t n, int64_t maxWidth, int64_t vec = 8);
 void spmmNM(const NmMatrix& a, const SpmmDense& d);
 void spmmBlock(const BsrMatrix& a, const SpmmDense& d);
 
@@ -100,7 +100,7 @@ void nmStripAvx2(SPARSE_NM_STRIP_ARGS);
 #endif
 
 // `width` (<= 25) bits starting at bit `bit` of a LSB-first packed buffer; never reads past `length`.
-inline uint32_t readBits(const uint8_t* buf, int64_t length, int64_t bit, int width) {
+static inline uint32_t readBits(const uint8_t* buf, int64_t length, int64_t bit, int width) {
   const int64_t byte = bit >> 3;
   uint32_t word = 0;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -116,7 +116,7 @@ inline uint32_t readBits(const uint8_t* buf, int64_t length, int64_t bit, int wi
 }
 
 // Position (0..m-1) of kept value q of an N:M matrix (bits <= 24).
-inline uint32_t nmPosition(const uint8_t* idx, int64_t length, int bits, int64_t q) {
+static inline uint32_t nmPosition(const uint8_t* idx, int64_t length, int bits, int64_t q) {
   return readBits(idx, length, q * bits, bits);
 }
 

@@ -34,6 +34,7 @@ export type {
   NativeGemmBatched,
   NativeGemvSparseInput,
   NativeInfo,
+  NativeIsa,
   NativeLinearCSR,
   NativeLoadResult,
   NativeMaskedAdam,

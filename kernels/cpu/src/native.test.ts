@@ -60,7 +60,11 @@ suite('native loader with the built addon', () => {
 function inChild(env: Record<string, string>, body: string): unknown {
   if (!status.available) throw new Error('unreachable');
   const script = `const addon = require(${JSON.stringify(status.path)});\n${body}`;
-  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+  // The child picks its family from `env` alone, not from a family this whole run was asked to use.
+  const inherited = { ...process.env };
+  delete inherited.SPARSE_CPU_ISA;
+  delete inherited.SPARSE_EXPECT_ISA;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...inherited, ...env }, timeout: 120_000 });
   if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
@@ -70,7 +74,7 @@ const CHECK = `
 let worst = 0;
 let seed = 1;
 const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
-for (const [m, n, k] of [[1, 40, 33], [3, 5, 300], [37, 41, 19], [150, 70, 260], [70, 2, 100]]) {
+for (const [m, n, k] of [[1, 40, 33], [3, 5, 300], [37, 41, 19], [150, 70, 260], [70, 2, 100], [25, 97, 300], [13, 33, 7]]) {
   for (const tA of [false, true]) for (const tB of [false, true]) {
     const lda = tA ? m : k, ldb = tB ? k : n;
     const A = Float32Array.from({ length: m * k }, rand), B = Float32Array.from({ length: k * n }, rand);
@@ -106,7 +110,7 @@ function compare(rows, cols, dense, n, run) {
     worstSp = Math.max(worstSp, Math.abs(C[i * n + j] - want) / (1e-6 * (terms + 8) * (1.5 * abs + 0.5 * Math.abs(C0[i * n + j])) + 1e-30));
   }
 }
-for (const n of [1, 13, 64, 70]) {
+for (const n of [1, 13, 64, 70, 136, 256]) {
   for (const shuffle of [false, true]) {
     const rows = 23, cols = 300, dense = new Float64Array(rows * cols), indptr = new Int32Array(rows + 1), ind = [], val = [];
     for (let i = 0; i < rows; i++) {
@@ -157,6 +161,51 @@ suite('native addon run-time configuration', () => {
     expect(out.info.simd).toBe('scalar');
     expect(out.worst).toBeLessThanOrEqual(1);
     expect(out.worstSp).toBeLessThanOrEqual(1);
+  });
+
+  // Every kernel family this machine can run, in a child that asks for it with SPARSE_CPU_ISA; the
+  // family that ran is checked, so a fallback never passes for the family it replaced. avx512-emu (the
+  // 16-wide kernels built for AVX2) runs on any AVX2 machine; avx512 needs the hardware and is
+  // reported skipped, with the reason, without it.
+  const cpu = status.available ? status.info.cpu : undefined;
+  const built = new Set((cpu?.built ?? '').split(','));
+  const families: { isa: string; runs: boolean; why: string }[] = [
+    { isa: 'avx512', runs: built.has('avx512') && cpu?.avx512 === true, why: built.has('avx512') ? 'this CPU or OS lacks AVX-512 F/BW/VL' : 'the addon was built without the 16-wide kernels (not x86-64)' },
+    { isa: 'avx512-emu', runs: built.has('avx512-emu') && cpu?.avx2 === true, why: built.has('avx512-emu') ? 'this CPU lacks AVX2+FMA' : 'the addon was built without the 16-wide kernels (not x86-64)' },
+    { isa: 'avx2', runs: built.has('avx2') && cpu?.avx2 === true, why: built.has('avx2') ? 'this CPU lacks AVX2+FMA' : 'the addon was built without AVX2 kernels' },
+  ];
+  for (const f of families) {
+    it.skipIf(!f.runs)(`runs the ${f.isa} kernels when SPARSE_CPU_ISA=${f.isa} asks for them, and stays correct${f.runs ? '' : ` (skipped: ${f.why})`}`, () => {
+      const out = inChild({ SPARSE_CPU_ISA: f.isa }, `${CHECK}\n${CHECK_SPMM}\nconsole.log(JSON.stringify({ info: addon.info(), worst, worstSp }));`) as {
+        info: { isa: string; isaNote: string; kernelIsa: Record<string, string> };
+        worst: number;
+        worstSp: number;
+      };
+      expect(out.info.isa, out.info.isaNote).toBe(f.isa);
+      expect(out.info.kernelIsa.gemm).toBe(f.isa);
+      expect(out.info.kernelIsa.spmmNM).toBe(f.isa);
+      expect(out.worst).toBeLessThanOrEqual(1);
+      expect(out.worstSp).toBeLessThanOrEqual(1);
+    });
+  }
+
+  it('refuses a family the machine cannot run or that does not exist, says why, and keeps a working one', () => {
+    const out = inChild({ SPARSE_CPU_ISA: 'avx1024' }, `console.log(JSON.stringify(addon.info()));`) as { isa: string; isaNote: string };
+    const best = inChild({}, `console.log(JSON.stringify(addon.info()));`) as { isa: string; isaNote: string };
+    expect(out.isaNote).toContain("SPARSE_CPU_ISA='avx1024' is not one of avx512, avx512-emu, avx2, scalar");
+    expect(out.isa).toBe(best.isa);
+    expect(best.isaNote).toBe('');
+    if (cpu?.avx512 !== true) {
+      const wide = inChild({ SPARSE_CPU_ISA: 'avx512' }, `console.log(JSON.stringify(addon.info()));`) as { isa: string; isaNote: string };
+      expect(wide.isa).toBe(best.isa);
+      expect(wide.isaNote).toContain('lacks AVX-512');
+    }
+  });
+
+  // The whole test run under one family (scripts/test-isas.mjs sets these): what ran must be what was asked.
+  it.runIf(process.env.SPARSE_EXPECT_ISA !== undefined)(`this process runs the family SPARSE_CPU_ISA asked for (${process.env.SPARSE_EXPECT_ISA ?? 'none asked'})`, () => {
+    if (!status.available) throw new Error('the addon is not built');
+    expect(status.info.isa, status.info.isaNote).toBe(process.env.SPARSE_EXPECT_ISA);
   });
 
   it('caps its thread pool with SPARSE_NUM_THREADS and stays correct on one thread', () => {

@@ -8,8 +8,21 @@ import { fileURLToPath } from 'node:url';
 
 /** What the addon reports about itself. */
 export interface NativeInfo {
-  /** Micro-kernel chosen at run time from the CPU's features. */
-  simd: 'avx2' | 'scalar';
+  /**
+   * Kernel family chosen at run time from the CPU's features (cpuid, and xgetbv for the OS's register
+   * state), or a lower one forced with SPARSE_CPU_ISA: 'avx512' (16-wide kernels), 'avx512-emu' (the
+   * same 16-wide kernels compiled for AVX2, chosen only through SPARSE_CPU_ISA, for testing), 'avx2'
+   * or 'scalar'.
+   */
+  simd: NativeIsa;
+  /** Same as `simd`. */
+  isa: NativeIsa;
+  /** The family each kernel's inner loops run: kernels without a 16-wide form run 'avx2' under either wide family. */
+  kernelIsa: Record<string, NativeIsa | 'portable'>;
+  /** Why the family differs from the one SPARSE_CPU_ISA asked for ('' when it does not). */
+  isaNote: string;
+  /** What the CPU and OS support, and the families compiled into the addon (comma-separated). */
+  cpu: { avx2: boolean; avx512: boolean; avx512bf16: boolean; avx512vnni: boolean; built: string };
   /** Threads of the addon's pool (CPUs available to the process, capped by SPARSE_NUM_THREADS). */
   threads: number;
   /** 'openblas' when the addon was linked against OpenBLAS at build time (gemm then calls cblas_sgemm). */
@@ -17,6 +30,9 @@ export interface NativeInfo {
   /** Kernels the addon implements. */
   kernels: string[];
 }
+
+/** A kernel family of the addon, best first. */
+export type NativeIsa = 'avx512' | 'avx512-emu' | 'avx2' | 'scalar';
 
 /** gemm(transA, transB, m, n, k, alpha, A, aOffset, lda, B, bOffset, ldb, beta, C, cOffset, ldc). */
 export type NativeGemm = (
