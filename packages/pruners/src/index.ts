@@ -35,5 +35,5 @@ export { cfspConfigSchema, channelMetricSchema, structuredConfigSchema } from '.
 export type { CFSPConfig, ChannelMetric, StructuredConfig, StructuredConfigInput } from './methods/structured/config.js';
 export { Sparsifier } from './sparsifier.js';
 export type { LayerPruneSpec, SparsifiableLayer, SparsifierConfig, SparsifierGroup, SparsifierState, StepOptions, StepReport } from './sparsifier.js';
-export { expertPruneConfigSchema, expertsToKeep, RoutingAccumulator } from './methods/experts/experts.js';
-export type { ExpertPruneConfig, ExpertPruneConfigInput } from './methods/experts/experts.js';
+export { expertDropsAt, expertPruneConfigSchema, expertsToDrop, expertsToKeep, renormalizedRouting, RoutingAccumulator } from './methods/experts/experts.js';
+export type { ExpertPruneConfig, ExpertPruneConfigInput, RoutingAccumulatorState } from './methods/experts/experts.js';

@@ -22,7 +22,9 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 /** The recipe at a size that runs in seconds: a 1-block model, a few steps per stage. */
 export function tiny(raw: Record<string, unknown>): Record<string, unknown> {
   const r = structuredClone(raw);
-  r.model = { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16 };
+  // a mixture-of-experts recipe keeps its experts (its prune stage needs them)
+  const moe = (raw.model as { moe?: unknown } | undefined)?.moe;
+  r.model = { architecture: 'gpt', d: 16, layers: 1, heads: 2, ctx: 16, ...(moe === undefined ? {} : { moe }) };
   r.eval = { windows: 8, batch: 8 };
   for (const s of r.stages as Record<string, unknown>[]) {
     if (['pretrain', 'train', 'adapt', 'distill', 'activation', 'attention'].includes(s.stage as string)) {
@@ -52,7 +54,7 @@ describe('shipped recipes', () => {
 
   const files = readdirSync(recipesDir).filter((f) => /\.ya?ml$/.test(f));
   it('ship at least the paper workflows the trainer promises', () => {
-    for (const f of ['wanda-unstructured.yaml', 'wanda-2of4.yaml', 'sparsegpt-unstructured.yaml', 'sparsegpt-2of4.yaml', 'srste-2of4-scratch.yaml', 'permute-2of4.yaml', 'adams-2of4-finetune.yaml', 'lora-finetune.yaml', 'rosa-finetune.yaml', 'sft-finetune.yaml', 'lt-sft-compose.yaml', 'spp-recovery.yaml', 'sqft-recovery.yaml', 'sparse-mezo.yaml', 'sensitive-mezo.yaml', 'squarehead-recovery.yaml', 'cfsp-neurons.yaml', 'gmp-unstructured.yaml', 'rigl-erk.yaml', 'set-erk.yaml', 'static-er.yaml', 'static-erk.yaml', 'exploration-erk.yaml', 'acdc-global.yaml', 'hypersparse-global.yaml', 'spdf.yaml', 'movement-finetune.yaml', 'imp-rewind.yaml', 'teal-decode.yaml', 'wina-decode.yaml', 'cats-finetune.yaml', 'relu-recovery.yaml', 'sparge-prefill.yaml', 'seer-gate.yaml', 'kv-prune.yaml']) {
+    for (const f of ['wanda-unstructured.yaml', 'wanda-2of4.yaml', 'sparsegpt-unstructured.yaml', 'sparsegpt-2of4.yaml', 'srste-2of4-scratch.yaml', 'permute-2of4.yaml', 'adams-2of4-finetune.yaml', 'lora-finetune.yaml', 'rosa-finetune.yaml', 'sft-finetune.yaml', 'lt-sft-compose.yaml', 'experts-task.yaml', 'spp-recovery.yaml', 'sqft-recovery.yaml', 'sparse-mezo.yaml', 'sensitive-mezo.yaml', 'squarehead-recovery.yaml', 'cfsp-neurons.yaml', 'gmp-unstructured.yaml', 'rigl-erk.yaml', 'set-erk.yaml', 'static-er.yaml', 'static-erk.yaml', 'exploration-erk.yaml', 'acdc-global.yaml', 'hypersparse-global.yaml', 'spdf.yaml', 'movement-finetune.yaml', 'imp-rewind.yaml', 'teal-decode.yaml', 'wina-decode.yaml', 'cats-finetune.yaml', 'relu-recovery.yaml', 'sparge-prefill.yaml', 'seer-gate.yaml', 'kv-prune.yaml']) {
       expect(files).toContain(f);
     }
   });
