@@ -5,6 +5,10 @@
 
 #include <vector>
 
+#if defined(SPARSE_HAVE_OPENBLAS)
+#include <cblas.h>
+#endif
+
 #include "args.h"
 #include "attention.h"
 #include "cpu_features.h"
@@ -922,8 +926,12 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("threads", poolSize());
 #if defined(SPARSE_HAVE_OPENBLAS)
   out.Set("blas", "openblas");
+  // The kernel OpenBLAS picked for this CPU (or was told to use with OPENBLAS_CORETYPE).
+  const char* core = openblas_get_corename();
+  out.Set("blasCore", core != nullptr ? core : "");
 #else
   out.Set("blas", "none");
+  out.Set("blasCore", "");
 #endif
   // Each kernel with the family its inner loops run: 16-wide kernels follow the selected family;
   // the others have AVX2 and portable forms only.

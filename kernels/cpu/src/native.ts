@@ -27,6 +27,8 @@ export interface NativeInfo {
   threads: number;
   /** 'openblas' when the addon was linked against OpenBLAS at build time (gemm then calls cblas_sgemm). */
   blas: 'openblas' | 'none';
+  /** The core OpenBLAS runs (openblas_get_corename: 'Haswell', 'SkylakeX', 'Zen', ...); '' without OpenBLAS. */
+  blasCore: string;
   /** Kernels the addon implements. */
   kernels: string[];
 }
