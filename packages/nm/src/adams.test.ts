@@ -5,16 +5,16 @@ import { ArgumentError, Random, randomTensor, tensor, toArray } from '@sparse/te
 import { fromTf, toTf } from '@sparse/tensor/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamSOptimizer } from './adams.js';
+import { AdamSOptimizer, adamsStep, distillationLoss, KeyedAdamS, rowScaledWeight } from './adams.js';
 import { isNM, nmMask } from './mask.js';
-import { rescaleKeptRows, rowNorms } from './scaling.js';
+import { mergeRowScales, rescaleKeptRows, rowNorms } from './scaling.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
 describe('AdamSOptimizer', () => {
-  it.each(['Mask', 'tf.Tensor'] as const)('updates equal the hand formula: Adam on g + lambda * (1 - mask) * sign(W) (starting mask as a %s)', (form) => {
+  it.each(['Mask', 'tf.Tensor'] as const)('updates equal the hand formula: decay after the first moment, inside the second (starting mask as a %s)', (form) => {
     const w0 = [0.5, -1, 0.25, -0.75, 2, 0.1, -0.3, 0.6];
     // Two steps with different gradients, so the moments (not just the sign of one step) are checked.
     const grads = [
@@ -33,12 +33,12 @@ describe('AdamSOptimizer', () => {
     grads.forEach((g, t) => {
       opt.applyGradients({ adams_hand: tf.tensor(g, [2, 4]) } as never);
       for (let i = 0; i < 8; i++) {
-        const gt = g[i]! + lambda * (1 - mask[i]!) * Math.sign(w[i]!);
-        m1[i] = b1 * m1[i]! + (1 - b1) * gt;
-        m2[i] = b2 * m2[i]! + (1 - b2) * gt * gt;
-        const mHat = m1[i]! / (1 - b1 ** (t + 1));
+        // m from the loss gradient only; u = m + lambda (1 - mask) sign(W); v from u
+        m1[i] = b1 * m1[i]! + (1 - b1) * g[i]!;
+        const u = m1[i]! + lambda * (1 - mask[i]!) * Math.sign(w[i]!);
+        m2[i] = b2 * m2[i]! + (1 - b2) * u * u;
         const vHat = m2[i]! / (1 - b2 ** (t + 1));
-        w[i] = w[i]! - (lr * mHat) / (Math.sqrt(vHat) + eps);
+        w[i] = w[i]! - ((lr / (1 - b1 ** (t + 1))) * u) / (Math.sqrt(vHat) + eps);
       }
       const got = v.dataSync();
       w.forEach((x, i) => expect(got[i]).toBeCloseTo(x, 5));
@@ -122,6 +122,135 @@ describe('AdamSOptimizer', () => {
     expect(() => new AdamSOptimizer({ ...base, variables: [] })).toThrow(/variables/);
     expect(() => new AdamSOptimizer({ ...base, masks: { y: tf.ones([2, 4]) } })).toThrow(/"y"/);
     expect(() => new AdamSOptimizer({ ...base, masks: { x: [1, 0, 1, 0] as never } })).toThrow(/masks\["x"\] \(a Mask or a tf\.Tensor\)/);
+  });
+});
+
+describe('KeyedAdamS', () => {
+  it('a tensor without a mask takes Adam (tf.AdamOptimizer on the same gradients)', () => {
+    const rng = new Random(11);
+    const w0 = toTf(randomTensor([2, 4], rng, { dist: 'normal' }));
+    const a = tf.variable(w0.clone(), true, 'keyed_a');
+    const b = tf.variable(w0.clone(), true, 'keyed_b_ref');
+    const keyed = new KeyedAdamS(0.9, 0.95, 1e-8);
+    const ref = new tf.AdamOptimizer(0.05, 0.9, 0.95, 1e-8);
+    for (let t = 0; t < 4; t++) {
+      const g = toTf(randomTensor([2, 4], rng, { dist: 'normal' }));
+      keyed.apply([{ key: 'a', variable: a, grad: g }], 0.05);
+      ref.applyGradients({ keyed_b_ref: g } as never);
+    }
+    Array.from(a.dataSync()).forEach((x, i) => expect(x).toBeCloseTo(b.dataSync()[i]!, 5));
+    expect(keyed.t).toBe(4);
+    for (const x of [keyed, ref, a, b, w0]) x.dispose();
+  });
+
+  it('a sparsified tensor at lambda 0 is not Adam: v tracks m², against the hand formula over 4 steps', () => {
+    const rng = new Random(13);
+    const w0 = randomTensor([2, 4], rng, { dist: 'normal' });
+    const a = tf.variable(toTf(w0));
+    const keyed = new KeyedAdamS(0.9, 0.95, 1e-8);
+    const w = Array.from(w0.data, Number);
+    const m = new Array<number>(8).fill(0);
+    const v = new Array<number>(8).fill(0);
+    for (let t = 1; t <= 4; t++) {
+      const g = randomTensor([2, 4], rng, { dist: 'normal' });
+      keyed.apply([{ key: 'a', variable: a, grad: toTf(g), mask: tf.ones([2, 4]), lambda: 0 }], 0.05);
+      for (let i = 0; i < 8; i++) {
+        m[i] = 0.9 * m[i]! + 0.1 * Number(g.data[i]);
+        v[i] = 0.95 * v[i]! + 0.05 * m[i]! * m[i]!;
+        w[i] = w[i]! - ((0.05 / (1 - 0.9 ** t)) * m[i]!) / (Math.sqrt(v[i]! / (1 - 0.95 ** t)) + 1e-8);
+      }
+      Array.from(a.dataSync()).forEach((x, i) => expect(x).toBeCloseTo(w[i]!, 5));
+    }
+    keyed.dispose();
+    a.dispose();
+  });
+
+  it('a state round trip continues exactly (same weights as an uninterrupted run)', () => {
+    const rng = new Random(12);
+    const w0 = toTf(randomTensor([2, 4], rng, { dist: 'normal' }));
+    const grads = Array.from({ length: 5 }, () => toTf(randomTensor([2, 4], rng, { dist: 'normal' })));
+    const mask = tf.tensor([1, 0, 1, 0, 0, 1, 1, 0], [2, 4]);
+    const run = (stopAt?: number) => {
+      const v = tf.variable(w0.clone());
+      let opt = new KeyedAdamS();
+      grads.forEach((g, t) => {
+        if (t === stopAt) {
+          const saved = opt.state();
+          opt.dispose();
+          opt = new KeyedAdamS();
+          opt.load(saved);
+        }
+        opt.apply([{ key: 'w', variable: v, grad: g, mask, lambda: 0.3 }], 0.1);
+      });
+      const out = Array.from(v.dataSync());
+      opt.dispose();
+      v.dispose();
+      return out;
+    };
+    expect(run(3)).toEqual(run());
+    expect(() => new KeyedAdamS().load({ t: 1, m: { w: { data: new Float32Array(1), shape: [1] } }, v: {} })).toThrow(/"w"/);
+  });
+
+  it('adamsStep refuses mismatched shapes and a bad lambda or t', () => {
+    const z = tf.zeros([2, 2]);
+    expect(() => adamsStep({ w: z, g: tf.zeros([4]), m: z, v: z, lambda: 0, lr: 1, t: 1, beta1: 0.9, beta2: 0.9, eps: 1e-8 })).toThrow(/one shape/);
+    expect(() => adamsStep({ w: z, g: z, m: z, v: z, lambda: -1, lr: 1, t: 1, beta1: 0.9, beta2: 0.9, eps: 1e-8 })).toThrow(/lambda/);
+    expect(() => adamsStep({ w: z, g: z, m: z, v: z, lambda: 0, lr: 1, t: 0, beta1: 0.9, beta2: 0.9, eps: 1e-8 })).toThrow(/t must/);
+  });
+});
+
+describe('CAST weight scaling and self-distillation', () => {
+  it('rowScaledWeight is diag(s) W and the scales get the gradient sum_j W_kj dL/dWeff_kj', () => {
+    const w = tf.tensor([1, -2, 3, 0.5, 2, -1], [2, 3]);
+    const s = tf.tensor([2, -0.5]);
+    expect(Array.from(rowScaledWeight(w, s).dataSync())).toEqual([2, -4, 6, -0.25, -1, 0.5]);
+    // loss = sum(c * Weff): dL/ds_k = sum_j c_kj W_kj = [1 - 4 + 9, 2 + 10 - 6]
+    const c = tf.tensor([1, 2, 3, 4, 5, 6], [2, 3]);
+    const gs = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(c, rowScaledWeight(w, x))))(s);
+    expect(Array.from(gs.dataSync())).toEqual([6, 6]);
+    // and W's gradient is the scale times c (row by row)
+    const gw = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(c, rowScaledWeight(x, s))))(w);
+    expect(Array.from(gw.dataSync())).toEqual([2, 4, 6, -2, -2.5, -3]);
+    expect(() => rowScaledWeight(w, tf.ones([3]))).toThrow(/one entry per row/);
+  });
+
+  it('distillationLoss equals T² · mean_tokens sum_c p_t (log p_t - log p_s), computed directly', () => {
+    const rng = new Random(21);
+    const [tokens, vocab, T] = [5, 7, 2];
+    const st = randomTensor([tokens, vocab], rng, { dist: 'normal' });
+    const te = randomTensor([tokens, vocab], rng, { dist: 'normal' });
+    const logSoftmax = (row: number[]) => {
+      const mx = Math.max(...row);
+      const lse = mx + Math.log(row.reduce((a, x) => a + Math.exp(x - mx), 0));
+      return row.map((x) => x - lse);
+    };
+    let want = 0;
+    for (let i = 0; i < tokens; i++) {
+      const ls = logSoftmax(Array.from(st.data.slice(i * vocab, (i + 1) * vocab), (x) => Number(x) / T));
+      const lt = logSoftmax(Array.from(te.data.slice(i * vocab, (i + 1) * vocab), (x) => Number(x) / T));
+      want += lt.reduce((a, l, c) => a + Math.exp(l) * (l - ls[c]!), 0);
+    }
+    want = (T * T * want) / tokens;
+    expect(distillationLoss(toTf(st), toTf(te), T).dataSync()[0]).toBeCloseTo(want, 5);
+    // zero when the student is the teacher, positive otherwise
+    expect(distillationLoss(toTf(te), toTf(te), T).dataSync()[0]).toBeCloseTo(0, 6);
+    expect(want).toBeGreaterThan(0);
+    expect(() => distillationLoss(toTf(st), tf.zeros([5, 6]))).toThrow(/\[tokens, vocab\]/);
+    expect(() => distillationLoss(toTf(st), toTf(te), 0)).toThrow(/temperature/);
+  });
+});
+
+describe('mergeRowScales', () => {
+  it('is scales[i] * (mask ⊙ W)[i, j], against a direct loop, and keeps the pattern', () => {
+    const rng = new Random(31);
+    const w = randomTensor([3, 8], rng, { dist: 'normal' });
+    const mask = nmMask(w, { n: 2, m: 4 });
+    const scales = [1.5, -0.25, 2];
+    const got = mergeRowScales(w, mask, scales);
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 8; j++) expect(got.data[i * 8 + j]).toBeCloseTo(isKept(mask, i * 8 + j) ? Number(w.data[i * 8 + j]) * scales[i]! : 0, 6);
+    expect(isNM(got, { n: 2, m: 4 }).valid).toBe(true);
+    expect(() => mergeRowScales(w, mask, [1, 2])).toThrow(/scales has 2/);
+    expect(() => mergeRowScales(w, mask, [1, Number.NaN, 1])).toThrow(/row 1/);
   });
 });
 

@@ -7,7 +7,7 @@ export { compressNM, decompressNM, nmCompressionReport } from './compress.js';
 export type { CompressNMOptions, NMCompressionReport } from './compress.js';
 export { applyColumnPermutation, applyRowPermutation, DEFAULT_PERMUTATION_WORK, invertPermutation, searchChannelPermutation } from './permutation.js';
 export type { PermutationSearchOptions, PermutationSearchProgress, PermutationSearchResult, PermutationSearchStop } from './permutation.js';
-export { rescaleKeptRows, rowNorms } from './scaling.js';
+export { mergeRowScales, rescaleKeptRows, rowNorms } from './scaling.js';
 export type { RescaleRowsOptions, RescaleRowsResult } from './scaling.js';
 export { constantFanInRegrow } from './fanin.js';
 export type { ConstantFanInOptions, ConstantFanInResult } from './fanin.js';

@@ -62,3 +62,24 @@ export function rescaleKeptRows(weight: Tensor, mask: Mask, opts: RescaleRowsOpt
   }
   return { weight: tensor(out, [rows, cols]), scales };
 }
+
+/**
+ * CAST's merge of a learned per-row scale: scales[i] · (mask ⊙ W)[i, :], so the N:M pattern is kept
+ * (the trainer's 'adams' method ends with it).
+ */
+export function mergeRowScales(weight: Tensor, mask: Mask, scales: ArrayLike<number>): Float32Tensor {
+  const where = 'mergeRowScales';
+  validateMask(mask, where);
+  const { rows, cols, data } = readMatrix(weight, where);
+  if (mask.shape.length !== 2 || mask.shape[0] !== rows || mask.shape[1] !== cols) {
+    throw new ShapeError(`${where}: mask shape [${mask.shape.join(', ')}] differs from weight shape [${rows}, ${cols}]`);
+  }
+  if (scales.length !== rows) throw new ShapeError(`${where}: scales has ${scales.length} entries, weight has ${rows} rows`);
+  const out = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) {
+    const s = scales[i]!;
+    if (!Number.isFinite(s)) throw new ArgumentError(`${where}: scale of row ${i} must be finite, got ${s}`);
+    for (let j = 0; j < cols; j++) if (isKept(mask, i * cols + j)) out[i * cols + j] = data[i * cols + j]! * s;
+  }
+  return tensor(out, [rows, cols]);
+}

@@ -37,16 +37,25 @@ export const nmTrainingConfigSchema = z
   .refine(nLessThanM, nLessThanMError);
 export type NMTrainingConfig = z.output<typeof nmTrainingConfigSchema>;
 
-/** CAST's AdamS: dense forward, an adaptive L1 pull of the currently pruned N:M entries toward zero, then a hard N:M mask. */
+/**
+ * CAST (Huang et al. 2025): AdamS's decay of the pruned N:M entries during dense training, a learned
+ * per-row weight scale, and self-distillation from the dense model the stage starts from; then the hard mask.
+ */
 export const adamsConfigSchema = z
   .strictObject({
     ...nm,
-    /** L1 decay strength on pruned entries (through Adam's normalization). */
+    /** L1 decay strength on pruned entries (normalized inside AdamS's second moment). */
     lambda: z.number().min(0).default(0.01),
+    /** lambda ramps linearly from 0 over this many steps (0: constant from the first step). */
+    rampSteps: z.int().min(0).default(0),
     /** Recompute the masks from |W| every this many steps (CAST's T1). */
     every: z.int().min(1).default(10),
-    /** After the final hard mask, rescale each output row's kept weights to its pre-pruning L2 norm. */
-    scale: z.boolean().default(true),
+    /** 'learned': one trained scale per output row, merged at the end; 'none': no scaling. */
+    scaling: z.enum(['learned', 'none']).default('learned'),
+    /** Weight of the distillation term (the task loss gets 1 - distill); 0 turns distillation off. */
+    distill: z.number().min(0).max(1).default(0.67),
+    /** Distillation temperature. */
+    temperature: z.number().gt(0).default(2),
   })
   .refine(nLessThanM, nLessThanMError);
 export type AdamSConfig = z.output<typeof adamsConfigSchema>;

@@ -138,8 +138,8 @@ export class PeriodicNMMask {
   }
 }
 
-export { AdamSOptimizer, adamsDecayedGradient } from './adams.js';
-export type { AdamSFinalizeOptions, AdamSOptions } from './adams.js';
+export { AdamSOptimizer, adamsStep, distillationLoss, KeyedAdamS, rowScaledWeight } from './adams.js';
+export type { AdamSFinalizeOptions, AdamSOptions, AdamSStepInput, KeyedAdamSState } from './adams.js';
 export { PatchGates } from './patch-gates.js';
 export type { PatchGatesOptions } from './patch-gates.js';
 
