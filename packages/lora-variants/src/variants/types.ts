@@ -112,6 +112,11 @@ export interface CoupledSpan {
 export interface CoupledMember {
   name: string;
   axis: 'row' | 'column';
+  /**
+   * What the weight is in its group, for variants that treat members differently (CLOVER pairs Q with K
+   * and V with O): 'qkv' is a fused weight whose spans are Q, K and V in that order.
+   */
+  role?: 'q' | 'k' | 'v' | 'qkv' | 'o' | 'up' | 'gate' | 'down';
   /** Where each unit sits on that axis (several spans: a fused QKV weight holds Q, K and V). */
   spans: readonly CoupledSpan[];
 }
@@ -126,6 +131,8 @@ export interface CoupledGroup {
   kind: 'attention' | 'mlp';
   units: number;
   members: readonly CoupledMember[];
+  /** Attention only: Q and K are rotated by position (RoPE) between the projections and their product, so W_Qᵀ W_K is not the score's bilinear form. */
+  rotary?: boolean;
 }
 
 export interface CoupledInit {

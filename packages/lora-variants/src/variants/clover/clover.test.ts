@@ -1,14 +1,16 @@
 import { Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { cloverVariant } from './variant.js';
+import type { IndexedAdapterState } from '../helpers/sparse.js';
 import { describeFamilyVariant, randn } from '../helpers/family-testing.js';
 
-// [12, 16] in 3 heads: d = 4, k = min(4, 16) = 4.
+// Per weight (no coupled groups): [12, 16] in 3 row blocks, d = 4, k = min(4, 16) = 4.
 describeFamilyVariant({
   name: 'clover',
   config: { heads: 3 },
   closedForm: () => 3 * 4,
-  referenceDelta: (s) => {
+  referenceDelta: (state) => {
+    const s = state as IndexedAdapterState;
     const u = s.params.clover_U!.data;
     const v = s.params.clover_V!.data;
     const dl = s.params.clover_delta!.data;
@@ -16,19 +18,20 @@ describeFamilyVariant({
     for (let h = 0; h < 3; h++) for (let i = 0; i < 4; i++) for (let j = 0; j < 16; j++) {
       let acc = 0;
       for (let t = 0; t < 4; t++) acc += u[(h * 4 + i) * 4 + t]! * dl[h * 4 + t]! * v[(h * 4 + t) * 16 + j]!;
-      out[(h * 4 + i) * 16 + j] = acc;
+      out[(s.indices.starts![h]! + i) * 16 + j] = acc;
     }
     return out;
   },
-  badConfigs: [[{ heads: 0 }, /heads/]],
+  badConfigs: [[{ heads: 0 }, /heads/], [{ coupled: 'yes' }, /coupled/]],
   perturbStd: 1,
 });
 
-describe('clover specifics', () => {
+describe('clover per weight', () => {
   it('each head is orthonormalized over its full spectrum: δ = −σ zeroes W, δ = σ doubles it', () => {
     const base = randn(new Random(2), [6, 5]);
     const s = cloverVariant.init(base, { heads: 2 }, new Random(1));
     expect(s.params.clover_U!.shape).toEqual([2, 3, 3]);
+    expect(Array.from(s.indices.starts!)).toEqual([0, 3]);
     const u = s.params.clover_U!.data;
     const v = s.params.clover_V!.data;
     for (let h = 0; h < 2; h++) for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) {

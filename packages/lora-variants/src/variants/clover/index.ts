@@ -2,4 +2,6 @@
 // ../builtins-tfjs.ts and never re-exported here: this file belongs to the core entry.
 export { cloverConfigSchema } from './config.js';
 export type { CLOVERConfig } from './config.js';
-export { cloverVariant } from './variant.js';
+export { cloverBlocks, cloverCoupledInit, cloverVariant } from './variant.js';
+export { absorbRows, attentionLayout, cloverPrune, keptRank } from './absorb.js';
+export type { AttentionLayout, CloverPruneResult, HeadDecomposition, Mat64 } from './absorb.js';
