@@ -2,11 +2,12 @@
 // bi-level budget allocation happen on schedule and a run stopped around them resumes step for step (the
 // supports, counts and EMAs travel in the stage state, the re-selected values' Adam reset point in the
 // optimizer's); DSEE's pruned merge hands its masks to the run, so the next adapter keeps its zeros.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { count } from '@sparse/masks';
+import { loadPEFTAdapter } from '@sparse/lora-variants/node';
 import { resolveRecipe } from '../../recipe/load.js';
 import { readCheckpoint } from '../../run/checkpoint.js';
 import { startRun } from '../../run/runner.js';
@@ -41,6 +42,12 @@ describe('adapter variants with training schedules resume exactly', () => {
     const cp = await readCheckpoint(whole);
     const sizes = [...cp.params].filter(([n]) => n in budget).map(([, t]) => t.data.length);
     expect(Object.values(budget).reduce((a, b) => a + b, 0)).toBe(sizes.reduce((a, n) => a + Math.round(0.2 * n), 0));
+    // the PEFT export of the snell stage holds each layer's allocated count (indices.kept), as the last allocation left them
+    const folder = readdirSync(join(whole, 'exports', 'adapters')).find((d) => d.includes('snell'))!;
+    const peft = await loadPEFTAdapter(join(whole, 'exports', 'adapters', folder));
+    const last = ev.filter((e) => e.event === 'allocate').at(-1)!.kept!;
+    const saved = Object.values(peft.modules).map((m) => (m as unknown as { indices: { kept: Int32Array } }).indices.kept[0]!);
+    expect(saved.sort((a, b) => a - b)).toEqual(Object.values(last).sort((a, b) => a - b));
     const broken = join(tmp, 'broken');
     const stops = [
       { stage: 1, step: 3, resumeAt: 2, state: 'adapter' },
