@@ -60,6 +60,21 @@ export const adamsConfigSchema = z
   .refine(nLessThanM, nLessThanMError);
 export type AdamSConfig = z.output<typeof adamsConfigSchema>;
 
+/**
+ * BDWP: N:M along rows for the forward product, N:M along columns for the input-gradient product, both
+ * from |W| every `every` steps; dense weight gradient (plus SR-STE's lambda on forward-pruned weights).
+ */
+export const bdwpConfigSchema = z
+  .strictObject({
+    ...nm,
+    /** Recompute both masks from |W| every this many steps. */
+    every: z.int().min(1).default(1),
+    /** SR-STE's decay of the weights the forward mask prunes (0: plain straight-through). */
+    lambda: z.number().min(0).default(0),
+  })
+  .refine(nLessThanM, nLessThanMError);
+export type BDWPConfig = z.output<typeof bdwpConfigSchema>;
+
 /** The channel permutation search (`searchChannelPermutation`) before N:M pruning. */
 export const permutationConfigSchema = z
   .strictObject({

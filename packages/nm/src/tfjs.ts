@@ -90,6 +90,40 @@ export function nmMaskedWeight(w: tf.Tensor, mask: tf.Tensor, estimator: MaskEst
   }
 }
 
+/**
+ * BDWP's linear layer (bidirectional weight pruning: Fang et al., "Efficient N:M Sparse DNN Training Using
+ * Algorithm, Architecture, and Dataflow Co-Design", 2023; Bi-Mask, Zhang et al. 2023, separates the two
+ * masks the same way): y = x (W ⊙ forwardMask)ᵀ for x [tokens, in], W [out, in]; the input gradient
+ * dx = dy (W ⊙ backwardMask), so both products can run on N:M sparse hardware when forwardMask is N:M
+ * along each row (groups of M inputs) and backwardMask along each column (groups of M outputs, the
+ * reduction dimension of dy W). The weight gradient is dense, dyᵀ x (straight-through), plus
+ * lambda · (1 − forwardMask) ⊙ W (SR-STE's decay of the forward-pruned weights; 0 turns it off).
+ */
+export function bidirectionalMaskedLinear(x: tf.Tensor2D, w: tf.Tensor2D, forwardMask: tf.Tensor, backwardMask: tf.Tensor, lambda = 0): tf.Tensor2D {
+  const where = 'bidirectionalMaskedLinear';
+  if (x.rank !== 2 || w.rank !== 2 || x.shape[1] !== w.shape[1]) throw new ArgumentError(`${where}: x [${x.shape.join(', ')}] must be [tokens, in] for the weight [${w.shape.join(', ')}] = [out, in]`);
+  for (const [name, m] of [['forwardMask', forwardMask], ['backwardMask', backwardMask]] as const) {
+    if (!tf.util.arraysEqual(m.shape, w.shape)) throw new ArgumentError(`${where}: ${name} shape [${m.shape.join(', ')}] differs from weight shape [${w.shape.join(', ')}]`);
+  }
+  if (!(Number.isFinite(lambda) && lambda >= 0)) throw new ArgumentError(`${where}: lambda must be a finite number >= 0, got ${lambda}`);
+  const op = tf.customGrad((xi, wi, save) => {
+    const xt = xi as tf.Tensor2D;
+    const wt = wi as tf.Tensor2D;
+    (save as tf.GradSaveFunc)([xt, wt]);
+    return {
+      value: tf.matMul(xt, tf.mul(wt, forwardMask) as tf.Tensor2D, false, true),
+      gradFunc: (dy, saved) => {
+        const [xs, ws] = saved as [tf.Tensor2D, tf.Tensor2D];
+        const dx = tf.matMul(dy as tf.Tensor2D, tf.mul(ws, backwardMask) as tf.Tensor2D);
+        let dw: tf.Tensor = tf.matMul(dy as tf.Tensor2D, xs, true, false);
+        if (lambda > 0) dw = tf.add(dw, tf.mul(tf.mul(tf.sub(1, forwardMask), ws), lambda));
+        return [dx, dw];
+      },
+    };
+  });
+  return op(x, w) as tf.Tensor2D;
+}
+
 export interface PeriodicNMMaskOptions extends NMMaskOptions {
   /** Recompute the mask every `every` steps (step % every === 0); 1 = every step. */
   every: number;
