@@ -1,6 +1,7 @@
 // The config of sparse fine-tuning as a training method (SparseFineTuner in ./tfjs.ts): what a recipe
 // gives, validated before any work starts.
 import { z } from 'zod';
+import { istConfigSchema } from './ist.js';
 import { LOTTERY_BUDGETS } from './lottery.js';
 
 /** Sparse fine-tuning (SpIEL-style): a trainable delta on a random support of each targeted weight, Adam on its values only. */
@@ -30,6 +31,11 @@ export const sftConfigSchema = z.strictObject({
    * θ + Σ Δ + its own Δ.
    */
   compose: z.array(z.string().min(1)).min(1, 'compose needs at least one stage name').optional(),
+  /**
+   * IST (Yao et al. 2024): each step only the deltas of a sampled subset of the transformer blocks
+   * move, drawn by per-block importance scores learned from suppression probes (see ./ist.ts).
+   */
+  ist: istConfigSchema.optional(),
 }).superRefine((c, ctx) => {
   if (c.lottery !== undefined && c.every > 0) ctx.addIssue({ code: 'custom', path: ['every'], message: 'every: drop-and-regrow does not combine with lottery (LT-SFT keeps the ticket fixed); use every: 0' });
 });

@@ -12,3 +12,5 @@ export { diffPruningConfigSchema, sftConfigSchema } from './config.js';
 export type { DiffPruningConfig, SFTConfig } from './config.js';
 export { LOTTERY_BUDGETS, lotteryTicketSupports } from './lottery.js';
 export type { LotteryBudget, LotteryTicketOptions } from './lottery.js';
+export { istConfigSchema, istScoreUpdate, LayerImportance, weightedSampleWithoutReplacement } from './ist.js';
+export type { ISTConfig, LayerImportanceState } from './ist.js';

@@ -36,6 +36,11 @@ export interface SparseFineTunerOptions {
 export interface SparseStepOptions {
   /** Learning rate of this step instead of the Adam option's (for warmup / decay schedules). */
   lr?: number;
+  /**
+   * minimize only: the weights that step (IST's sampled layers); the others keep their values and Adam
+   * state as if frozen (their gradient is not taken into the step). Default: every weight.
+   */
+  only?: ReadonlySet<string>;
 }
 
 /** One layer's part of SparseFineTuner.state(). */
@@ -147,14 +152,17 @@ export class SparseFineTuner {
     return Object.fromEntries([...this.#layers].map(([n, l]) => [n, l.delta]));
   }
 
-  /** W + Δ as a new tensor (W itself while merged, since the delta is then inside W). */
-  effectiveWeight(name: string): tf.Tensor {
+  /** W + scale · Δ as a new tensor (scale 1 by default; W itself while merged, since the delta is then inside W). */
+  effectiveWeight(name: string, scale = 1): tf.Tensor {
     const l = this.#layer(name, 'effectiveWeight');
     const w = this.weights[name]!;
-    if (this.#merged) return w;
+    if (this.#merged) {
+      if (scale !== 1) throw new ArgumentError('SparseFineTuner.effectiveWeight: the deltas are merged; a scaled delta needs them unmerged');
+      return w;
+    }
     return tf.tidy(() => {
       const size = w.shape[0]! * w.shape[1]!;
-      const d = tf.scatterND(l.scatterIndices, tf.tensor1d(l.delta.values), [size]);
+      const d = tf.scatterND(l.scatterIndices, tf.tensor1d(scale === 1 ? l.delta.values : l.delta.values.map((v) => v * scale)), [size]);
       return tf.add(w, tf.reshape(d, w.shape));
     });
   }
@@ -210,7 +218,9 @@ export class SparseFineTuner {
     const { value, grads } = tf.valueAndGrads((...ws: tf.Tensor[]) => loss(Object.fromEntries(names.map((n, i) => [n, ws[i]!]))))(eff);
     const v = value.dataSync()[0]!;
     const g: Record<string, Float32Array> = {};
-    names.forEach((n, i) => (g[n] = grads[i]!.dataSync() as Float32Array));
+    names.forEach((n, i) => {
+      if (opts.only === undefined || opts.only.has(n)) g[n] = grads[i]!.dataSync() as Float32Array;
+    });
     tf.dispose([value, ...grads, ...eff]);
     this.step(g, opts);
     return v;
