@@ -23,12 +23,18 @@ export const snellConfigSchema = z
      * to its importance, the mean over its factors of s̄ · ū (s̄ an EMA (beta1) of the sensitivity |θ · ∂L/∂θ|,
      * ū an EMA (beta2) of |s − s̄|), at least one entry and at most all of a layer; within a layer the
      * largest |K| survive as before. Absent: every layer keeps its own (1 − sparsity) share.
+     * initialSparsity (optional, at most sparsity): the follow-up's shrinking budget, every layer starting at
+     * this level and the budget's level following the cubic ramp from it to `sparsity` between the fractions
+     * scheduleStart and scheduleEnd of the run (held after); absent, the budget is the target throughout.
      */
     allocate: z
       .object({
         every: z.number().int().positive().default(10),
         beta1: z.number().gt(0).lt(1).default(0.85),
         beta2: z.number().gt(0).lt(1).default(0.85),
+        initialSparsity: z.number().min(0).lt(1).optional(),
+        scheduleStart: z.number().min(0).max(1).default(0.1),
+        scheduleEnd: z.number().min(0).max(1).default(0.7),
       })
       .strict()
       .optional(),

@@ -204,7 +204,7 @@ describe('snell: the bi-level competition', () => {
     // budget: round(0.5 · 48) + round(0.5 · 40) = 44
     const expected = snellAllocate(44, [importance('a'), importance('b')], [48, 40])!;
     const out = hooks.beforeStep!(3);
-    expect(out).toEqual({ event: { event: 'allocate', step: 3, kept: { a: expected[0], b: expected[1] } } });
+    expect(out).toEqual({ event: { event: 'allocate', step: 3, total: 44, kept: { a: expected[0], b: expected[1] } } });
     expect(expected).not.toEqual([24, 20]); // the competition moved entries between the layers
     const states = model.adapterStates();
     expect(snellKept(states.a as never)).toBe(expected[0]);
@@ -237,6 +237,37 @@ describe('snell: the bi-level competition', () => {
     expect(hooks.finish!().summary).toBe('2 budget allocations');
     model.dispose();
     model2.dispose();
+  });
+
+  it('initialSparsity: every layer starts at its share of the initial level, and the budget at an allocation follows the cubic ramp to sparsity (closed form)', () => {
+    const rng = new Random(23);
+    const weights = { a: tf.variable(tf.tensor(randn(rng, [6, 8]).data, [6, 8]), false), b: tf.variable(tf.tensor(randn(rng, [4, 10]).data, [4, 10]), false) };
+    const cfg = snellConfigSchema.parse({ dim: 2, sparsity: 0.8, init: 'random', allocate: { every: 2, initialSparsity: 0.2, scheduleStart: 0.1, scheduleEnd: 0.7 } });
+    const model = attachAdapters(weights, { targets: ['a', 'b'], variant: 'snell', config: cfg, seed: 4 });
+    const hooks = getTfForm('snell')!.training!({ model, adapter: model.activeAdapter!, config: cfg, steps: 20 });
+    const kept = () => ['a', 'b'].map((n) => snellKept(model.adapterStates()[n] as never));
+    expect(kept()).toEqual([Math.round(0.8 * 48), Math.round(0.8 * 40)]);
+    // ramp from step 2 (floor(0.1 · 20)) to step 14 (floor(0.7 · 20)): s(t) = 0.8 + (0.2 − 0.8)(1 − (t − 2) / 12)³
+    const level = (t: number) => (t <= 2 ? 0.2 : t >= 14 ? 0.8 : 0.8 + (0.2 - 0.8) * (1 - (t - 2) / 12) ** 3);
+    const budget = (t: number) => Math.round((1 - level(t)) * 48) + Math.round((1 - level(t)) * 40);
+    const g = new Random(6);
+    for (let step = 1; step <= 20; step++) {
+      const out = hooks.beforeStep!(step);
+      if (step > 1 && (step - 1) % 2 === 0) {
+        const e = (out as { event: { total: number; kept: Record<string, number> } }).event;
+        expect(e.total, `step ${step}`).toBe(budget(step));
+        expect(e.kept.a! + e.kept.b!).toBe(budget(step));
+        expect(kept()).toEqual([e.kept.a, e.kept.b]);
+      } else expect(out).toBeUndefined();
+      for (const n of ['a', 'b']) for (const f of ['snell_out', 'snell_in']) {
+        const v = model.layerVariables(n)[f]!;
+        hooks.gradient!(v, tf.tensor(randn(g, v.shape).data, v.shape));
+      }
+    }
+    expect(budget(19)).toBe(Math.round(0.2 * 48) + Math.round(0.2 * 40));
+    const bad = snellConfigSchema.parse({ sparsity: 0.5, allocate: { initialSparsity: 0.6 } });
+    expect(() => getTfForm('snell')!.training!({ model, adapter: model.activeAdapter!, config: bad, steps: 20 })).toThrow(/allocate\.initialSparsity 0.6 is above sparsity 0.5/);
+    model.dispose();
   });
 
   it('without allocate there are no hooks; a budget below one entry per layer is refused naming allocate', () => {

@@ -1,6 +1,7 @@
 // The tfjs form of 'snell': W + ΔW as a differentiable tensor, the ΔW of ./variant.ts's `delta`, and the
 // training hooks of the bi-level competition (config `allocate`).
 // Listed in ../builtins-tfjs.ts; the core entry never imports this file.
+import { sparsityAt } from '@sparse/masks';
 import { ArgumentError, tensor as coreTensor } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdapterTrainingContext, AdapterTrainingHooks, TfAdapterForm } from '../../tfjs-forms/types.js';
@@ -39,19 +40,29 @@ interface SNELLSaved {
 /**
  * The bi-level competition in training: each step's gradients update every factor entry's EMAs of the
  * sensitivity s = |θ · ∂L/∂θ| (s̄ ← β1 s̄ + (1 − β1) s) and of its uncertainty (ū ← β2 ū + (1 − β2) |s − s̄|);
- * before steps every + 1, 2 · every + 1, ... the budget Σ_l round((1 − sparsity) · n_l) is split over the
+ * before steps every + 1, 2 · every + 1, ... the budget Σ_l round((1 − level) · n_l) is split over the
  * layers in proportion to mean(s̄ · ū) of snell_out plus that of snell_in (`snellAllocate`), and each
- * layer's `indices.kept` is set. The EMAs, the counts and the number of allocations ride in a checkpoint.
+ * layer's `indices.kept` is set; the level is `sparsity`, or with `initialSparsity` the cubic ramp from it.
+ * The EMAs, the counts and the number of allocations ride in a checkpoint.
  */
-function snellTraining({ model, adapter, config }: AdapterTrainingContext): AdapterTrainingHooks {
+function snellTraining({ model, adapter, config, steps }: AdapterTrainingContext): AdapterTrainingHooks {
   const c = config as SNELLConfig;
   const alloc = c.allocate;
   if (alloc === undefined) return {};
   const states = model.adapterStates(adapter);
   const layers = Object.keys(states);
   const sizes = layers.map((n) => states[n]!.shape[0] * states[n]!.shape[1]);
-  const total = sizes.reduce((a, n) => a + Math.round((1 - c.sparsity) * n), 0);
-  if (total < layers.length) throw new ArgumentError(`snell: allocate: sparsity ${c.sparsity} leaves ${total} entries for ${layers.length} layers; each layer keeps at least one`);
+  const keptAt = (level: number) => sizes.map((n) => Math.round((1 - level) * n));
+  const initial = alloc.initialSparsity;
+  if (initial !== undefined && initial > c.sparsity) throw new ArgumentError(`snell: allocate.initialSparsity ${initial} is above sparsity ${c.sparsity}; the budget only shrinks`);
+  if (alloc.scheduleEnd < alloc.scheduleStart) throw new ArgumentError(`snell: allocate.scheduleEnd ${alloc.scheduleEnd} is before scheduleStart ${alloc.scheduleStart}`);
+  const begin = Math.floor(alloc.scheduleStart * steps);
+  const end = Math.max(begin + 1, Math.floor(alloc.scheduleEnd * steps));
+  /** The budget's level at `step`: the cubic ramp from initialSparsity to sparsity, or sparsity throughout. */
+  const levelAt = (step: number) => (initial === undefined ? c.sparsity : sparsityAt({ kind: 'cubic', initial, final: c.sparsity, begin, end }, step));
+  const totalAt = (step: number) => keptAt(levelAt(step)).reduce((a, b) => a + b, 0);
+  const target = totalAt(Number.MAX_SAFE_INTEGER);
+  if (target < layers.length) throw new ArgumentError(`snell: allocate: sparsity ${c.sparsity} leaves ${target} entries for ${layers.length} layers; each layer keeps at least one`);
   const FACTORS = ['snell_out', 'snell_in'] as const;
   const key = (n: string, f: string) => `${n}/${f}`;
   const owner = new Map<tf.Variable, string>();
@@ -79,6 +90,8 @@ function snellTraining({ model, adapter, config }: AdapterTrainingContext): Adap
       for (let q = 0; q < s.length; q++) m += s[q]! * u[q]!;
       return a + m / s.length;
     }, 0);
+  // with a shrinking budget every layer starts at its initial share (a resumed run then loads its counts)
+  if (initial !== undefined) keptAt(initial).forEach((k, l) => setKept(layers[l]!, Math.max(1, k)));
   return {
     gradient(variable, grad) {
       const k = owner.get(variable);
@@ -95,11 +108,12 @@ function snellTraining({ model, adapter, config }: AdapterTrainingContext): Adap
     },
     beforeStep(step) {
       if (step <= 1 || (step - 1) % alloc.every !== 0) return;
-      const budgets = snellAllocate(total, layers.map(importance), sizes);
-      if (budgets === undefined) return;
+      const total = totalAt(step);
+      // no importance yet (all zero): each layer keeps the budget's level
+      const budgets = snellAllocate(total, layers.map(importance), sizes) ?? keptAt(levelAt(step)).map((k) => Math.max(1, k));
       layers.forEach((n, l) => setKept(n, budgets[l]!));
       allocations++;
-      return { event: { event: 'allocate', step, kept: Object.fromEntries(layers.map((n, l) => [n, budgets[l]!])) } };
+      return { event: { event: 'allocate', step, total, kept: Object.fromEntries(layers.map((n, l) => [n, budgets[l]!])) } };
     },
     state: (): SNELLSaved => ({
       allocations,
@@ -124,8 +138,8 @@ function snellTraining({ model, adapter, config }: AdapterTrainingContext): Adap
       const kept = Object.fromEntries(layers.map((n) => [n, keptOf(n)]));
       const levels = layers.map((n, l) => `${n} ${((1 - kept[n]! / sizes[l]!) * 100).toFixed(1)}%`);
       return {
-        log: `bi-level competition: ${allocations} allocations of ${total} kept entries (every ${alloc.every} steps); sparsity per layer: ${levels.join(', ')}`,
-        event: { event: 'allocation', allocations, kept, total },
+        log: `bi-level competition: ${allocations} allocations (every ${alloc.every} steps${initial === undefined ? '' : `, budget from ${initial} to ${c.sparsity} sparsity on a cubic ramp`}), ${target} kept entries at the end; sparsity per layer: ${levels.join(', ')}`,
+        event: { event: 'allocation', allocations, kept, total: target },
         summary: `${allocations} budget allocations`,
       };
     },

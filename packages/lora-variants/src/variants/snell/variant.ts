@@ -12,9 +12,10 @@
 // driven by the tfjs form's training hooks), the entries of a layer by |K|.
 // differs: the default `init: zero` starts both heads equal (K = 0, so a fresh adapter is the identity, as
 // every variant here starts) where the paper starts from random K; the authors' code scales the survivors
-// by |K| (K ⊙ |K| ⊙ topk), we keep K ⊙ topk; the follow-up's budget shrinks on a cubic schedule from a
-// larger start and its kernel adds a softmax term, while here the budget is the target from the first step
-// and the kernel is SNELL's; its allocation rounds by repeated truncation, ours by largest remainders.
+// by |K| (K ⊙ |K| ⊙ topk), we keep K ⊙ topk; the follow-up's kernel adds a softmax term, ours is SNELL's;
+// its budget shrinks on a cubic schedule only when `allocate.initialSparsity` is set (else it is the target
+// from the first step), it re-allocates at every step once the budget is final where we keep `every`, and
+// it rounds by repeated truncation, we by largest remainders.
 import { topKMask, isKept } from '@sparse/masks';
 import type { Mask } from '@sparse/masks';
 import { ArgumentError, tensor, type Float32Tensor, type Random } from '@sparse/tensor';
@@ -78,7 +79,7 @@ function sparseKernel(state: AdapterState<SNELLConfig>): Float32Tensor {
 
 export const snellVariant = makeSparseVariant<SNELLConfig>({
   name: 'snell',
-  describe: 'SNELL: a distance-kernel merge of low-dimensional factors, sparsified by competition (largest |K| survive); init random as the paper, allocate: layers compete for one budget (differs: default init zero, no budget schedule)',
+  describe: 'SNELL: a distance-kernel merge of low-dimensional factors, sparsified by competition (largest |K| survive); init random as the paper, allocate: layers compete for one budget (differs: default init zero, no softmax kernel term)',
   schema: snellConfigSchema,
   create(base, c, rng: Random) {
     const [out, inp] = base.shape as [number, number];
