@@ -22,6 +22,7 @@ import { sftMethod } from './adapt/sft.js';
 import { squareHeadMethod } from './distill/squarehead.js';
 import { densePretrainMethod } from './pretrain/dense.js';
 import { cfspMethod } from './prune/cfsp.js';
+import { cloverPruneMethod } from './prune/clover.js';
 import { expertsMethod } from './prune/experts.js';
 import { globalMagnitudeMethod } from './prune/global-magnitude.js';
 import { layerwisePruneMethod } from './prune/layerwise.js';
@@ -51,7 +52,7 @@ type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
 const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
   train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, bdwpMethod, gmpMethod, movementMethod, smpMethod, impMethod, swampMethod, setMethod, riglMethod, sriglMethod, staticMethod, explorationMethod, acdcMethod, hypersparseMethod, dpoMethod] }),
-  prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod] }),
+  prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod, cloverPruneMethod] }),
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, diffPruningMethod, mezoMethod, sparseMeZOMethod, sensitiveMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
   activation: createRegistry<TrainerMethod<'activation'>>({ kind: 'activation', builtins: [reluMethod, saeMethod] }),

@@ -107,6 +107,8 @@ describe('coupledGroups', () => {
       ['h.1.attn', 'attention', 4, ['h.1.attn.c_attn.weight:row', 'h.1.attn.c_proj.weight:column']],
       ['h.1.mlp', 'mlp', 64, ['h.1.mlp.c_fc.weight:row', 'h.1.mlp.c_proj.weight:column']],
     ]);
+    expect(groups.slice(0, 2).map((g) => g.members.map((m) => m.role))).toEqual([['qkv', 'o'], ['up', 'down']]);
+    expect(groups[0]!.rotary).toBeUndefined();
   });
 
   it('llama (grouped-query attention, gated MLP, rope): K/V heads shared by two query heads each', () => {
@@ -115,6 +117,8 @@ describe('coupledGroups', () => {
       ['model.layers.0.self_attn', 'attention', 4, ['q_proj', 'k_proj', 'v_proj', 'o_proj']],
       ['model.layers.0.mlp', 'mlp', 24, ['gate_proj', 'up_proj', 'down_proj']],
     ]);
+    expect(groups.map((g) => g.members.map((m) => m.role))).toEqual([['q', 'k', 'v', 'o'], ['gate', 'up', 'down']]);
+    expect(groups[0]!.rotary).toBe(true);
     expect(groups[0]!.members[1]!.spans).toEqual([{ offset: 0, size: 4, share: 2 }]);
   });
 

@@ -13,6 +13,7 @@ import type { IndexedAdapterState } from '../helpers/sparse.js';
 import { randn } from '../helpers/sparse-testing.js';
 import { absorbRows, cloverPrune, type Mat64 } from './absorb.js';
 import { cloverVariant } from './variant.js';
+import type { CLOVERConfig } from './config.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -109,7 +110,7 @@ describe('clover absorb-decompose', () => {
     for (const fused of [false, true]) {
       const w = weights(fused ? 5 : 4);
       const bases: Record<string, Float32Tensor> = fused ? { qkv: fuse(w), o: w.o! } : w;
-      const states = cloverVariant.coupled!.init(fused ? FUSED : SEPARATE, bases, {}, new Random(1)) as Record<string, IndexedAdapterState>;
+      const states = cloverVariant.coupled!.init(fused ? FUSED : SEPARATE, bases, {}, new Random(1)) as Record<string, IndexedAdapterState<CLOVERConfig>>;
       for (const [n, s] of Object.entries(states)) expect(cloverVariant.delta(s, bases[n]!).data.every((x) => x === 0), n).toBe(true);
       if (!fused) {
         expect(states.k!.params.clover_delta!.shape).toEqual([0, HD]);
@@ -165,7 +166,7 @@ describe('clover absorb-decompose', () => {
 
   it('a rotary group keeps Q and K per weight (own SVD per head), and absorbs only V with O', () => {
     const w = weights(6);
-    const states = cloverVariant.coupled!.init({ ...SEPARATE, rotary: true }, w, {}, new Random(0)) as Record<string, IndexedAdapterState>;
+    const states = cloverVariant.coupled!.init({ ...SEPARATE, rotary: true }, w, {}, new Random(0)) as Record<string, IndexedAdapterState<CLOVERConfig>>;
     expect(states.q!.params.clover_delta!.shape).toEqual([HEADS, HD]);
     expect(states.k!.params.clover_delta!.shape).toEqual([HEADS, HD]);
     expect(states.v!.params.clover_delta!.shape).toEqual([0, HD]);

@@ -13,3 +13,16 @@ export const cloverConfigSchema = z
   })
   .strict();
 export type CLOVERConfig = z.output<typeof cloverConfigSchema>;
+
+/**
+ * CLOVER's pruning of an attention's absorbed products (`cloverPrune`): per head keep `rank` singular
+ * values, or the fewest whose squares reach `energy` of the total. Exactly one of the two.
+ */
+export const cloverPruneConfigSchema = z
+  .object({
+    rank: z.number().int().min(0).optional(),
+    energy: z.number().gt(0).max(1).optional(),
+  })
+  .strict()
+  .refine((c) => (c.rank === undefined) !== (c.energy === undefined), { message: 'give exactly one of rank and energy', path: ['rank'] });
+export type CLOVERPruneConfig = z.output<typeof cloverPruneConfigSchema>;
