@@ -28,7 +28,7 @@ describe('adapter variants with training schedules resume exactly', () => {
         { stage: 'pretrain', steps: 3, batch: 4 },
         // the first support by fisher scores, the re-selection by |W + ΔW|: a resumed run must take the support from the checkpoint
         { stage: 'adapt', method: 'sara', config: { density: 0.2, lambda: 0.01, reselectAt: 0.5 }, supportScores: 'fisher', supportBatches: 2, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
-        { stage: 'adapt', method: 'snell', config: { dim: 2, sparsity: 0.8, init: 'random', allocate: { every: 2 } }, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
+        { stage: 'adapt', method: 'snell', config: { dim: 2, sparsity: 0.8, init: 'random', allocate: { every: 2, initialSparsity: 0.5 } }, steps: 8, batch: 4, lr: 2e-2, checkpointEvery: 2 },
       ],
     });
     const whole = join(tmp, 'whole');
@@ -36,12 +36,15 @@ describe('adapter variants with training schedules resume exactly', () => {
     const ev = events(whole) as (ReturnType<typeof events>[number] & { kept?: Record<string, number> })[];
     expect(ev.filter((e) => e.event === 'reselect').map((e) => [e.stage, e.step])).toEqual([[1, 5]]);
     expect(ev.filter((e) => e.event === 'allocate').map((e) => [e.stage, e.step])).toEqual([[2, 3], [2, 5], [2, 7]]);
-    // the budget is the stage's 20% of every adapted weight, split differently from 20% each
-    const budget = ev.find((e) => e.event === 'allocate')!.kept!;
-    expect(Object.keys(budget)).toHaveLength(4);
+    // the budget shrinks from 50% of every adapted weight (ramp over steps 0..5 of 8) to the stage's 20%, reached by step 7
+    const allocs = ev.filter((e) => e.event === 'allocate') as unknown as { total: number; kept: Record<string, number> }[];
     const cp = await readCheckpoint(whole);
-    const sizes = [...cp.params].filter(([n]) => n in budget).map(([, t]) => t.data.length);
-    expect(Object.values(budget).reduce((a, b) => a + b, 0)).toBe(sizes.reduce((a, n) => a + Math.round(0.2 * n), 0));
+    const sizes = [...cp.params].filter(([n]) => n in allocs[0]!.kept).map(([, t]) => t.data.length);
+    expect(sizes).toHaveLength(4);
+    for (const a of allocs) expect(Object.values(a.kept).reduce((x, y) => x + y, 0)).toBe(a.total);
+    expect(allocs[0]!.total).toBeLessThan(sizes.reduce((a, n) => a + Math.round(0.5 * n), 0));
+    expect(allocs[0]!.total).toBeGreaterThan(allocs[2]!.total);
+    expect(allocs[2]!.total).toBe(sizes.reduce((a, n) => a + Math.round(0.2 * n), 0));
     // the PEFT export of the snell stage holds each layer's allocated count (indices.kept), as the last allocation left them
     const folder = readdirSync(join(whole, 'exports', 'adapters')).find((d) => d.includes('snell'))!;
     const peft = await loadPEFTAdapter(join(whole, 'exports', 'adapters', folder));
