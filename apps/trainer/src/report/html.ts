@@ -265,18 +265,19 @@ export function renderReportHTML(data: ReportData): string {
         'masks',
         'Masks during training',
         table(
-          ['Stage', { html: 'Final sparsity', num: true }, { html: 'Mask updates', num: true }, { html: 'Regrown', num: true }, { html: 'Pruned', num: true }, { html: 'Mean SAD', num: true }, { html: 'Linear FLOPs, sparse / dense', num: true }],
+          ['Stage', { html: 'Final sparsity', num: true }, { html: 'Mask updates', num: true }, { html: 'Regrown', num: true }, { html: 'Pruned', num: true }, { html: 'Mean SAD', num: true }, { html: 'Mean 1 − IoU', num: true }, { html: 'Linear FLOPs, sparse / dense', num: true }],
           traces.map((t) => [
             t.label,
             num(t.points.length > 0 ? formatPercent(t.points[t.points.length - 1].sparsity) : ''),
             num(formatInt(t.updates)),
             num(formatInt(t.regrown)),
             num(formatInt(t.pruned)),
-            num(t.meanSAD !== undefined ? formatNumber(t.meanSAD, 3) : ''),
+            num(t.meanSAD !== undefined ? formatNumber(t.meanSAD, 1) : ''),
+            num(t.meanJaccard !== undefined ? formatNumber(t.meanJaccard, 3) : ''),
             num(t.denseFlops > 0 ? formatPercent(t.sparseFlops / t.denseFlops) : ''),
           ]),
         ) +
-          '<p>SAD (Sparse Architecture Divergence) of an update is 1 − |M₁ ∩ M₂| / |M₁ ∪ M₂| between the masks before and after it. FLOPs count the forward and backward passes of the linear layers (6 per kept weight per token).</p>' +
+          '<p>SAD (Sparse Architecture Divergence, Zhou et al. 2021) of an update is the number of entries whose mask bit flipped, ‖M₁ ⊕ M₂‖₀ = regrown + pruned; 1 − IoU is the Jaccard distance 1 − |M₁ ∩ M₂| / |M₁ ∪ M₂| of the kept sets before and after it. FLOPs count the forward and backward passes of the linear layers (6 per kept weight per token).</p>' +
           figure(plots.get('masks')),
       ),
     );

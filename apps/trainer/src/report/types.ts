@@ -92,8 +92,10 @@ export interface ReportMaskTrace {
   /** Connections made active and inactive over those updates, all layers. */
   regrown: number;
   pruned: number;
-  /** Mean Sparse Architecture Divergence of an update (1 − |M₁ ∩ M₂| / |M₁ ∪ M₂| over its changed layers). */
+  /** Mean Sparse Architecture Divergence of an update (Zhou et al. 2021: entries whose mask bit flipped, ‖M₁ ⊕ M₂‖₀). */
   meanSAD?: number;
+  /** Mean Jaccard distance of an update's kept sets, 1 − |M₁ ∩ M₂| / |M₁ ∪ M₂| over its changed layers. */
+  meanJaccard?: number;
   /** Forward + backward FLOPs of the linear layers over the stage's steps: dense, and at each step's masks. */
   denseFlops: number;
   sparseFlops: number;
@@ -349,7 +351,8 @@ export function validateReportData(data: unknown): asserts data is ReportData {
       num(o.updates, `${f}.updates`, { int: true, min: 0 });
       num(o.regrown, `${f}.regrown`, { int: true, min: 0 });
       num(o.pruned, `${f}.pruned`, { int: true, min: 0 });
-      num(o.meanSAD, `${f}.meanSAD`, { min: 0, max: 1, optional: true });
+      num(o.meanSAD, `${f}.meanSAD`, { min: 0, optional: true });
+      num(o.meanJaccard, `${f}.meanJaccard`, { min: 0, max: 1, optional: true });
       num(o.denseFlops, `${f}.denseFlops`, { min: 0 });
       num(o.sparseFlops, `${f}.sparseFlops`, { min: 0 });
       if ((o.sparseFlops as number) > (o.denseFlops as number)) fail(`${f}.sparseFlops`, `(${o.sparseFlops}) exceeds denseFlops (${o.denseFlops})`);

@@ -1,5 +1,5 @@
 // Mask statistics: maskChange against a brute-force count over boolean arrays (regrown, pruned, SAD as
-// a Jaccard distance), and in a RigL run: every step event carries the linear sparsity and FLOPs
+// the flipped entries of Zhou et al., and the Jaccard distance of the kept sets), and in a RigL run: every step event carries the linear sparsity and FLOPs
 // computed here from the final masks, each rewiring shows up as a 'masks' event on the next step with
 // as many connections regrown and pruned per layer as the update rewired, and the report's trace adds
 // them up and renders a section.
@@ -44,7 +44,8 @@ describe('maskChange', () => {
           expect(c.pruned).toBe(pruned);
           expect(c.before).toBe(before.filter(Boolean).length);
           expect(c.after).toBe(after.filter(Boolean).length);
-          expect(c.sad).toBeCloseTo(either === 0 ? 0 : 1 - both / either, 12);
+          expect(c.sad).toBe(before.filter((x, i) => x !== after[i]).length);
+          expect(c.jaccard).toBeCloseTo(either === 0 ? 0 : 1 - both / either, 12);
         },
       ),
     );
@@ -68,6 +69,8 @@ interface MasksEvent {
   pruned: Record<string, number>;
   sad: Record<string, number>;
   sadAll: number;
+  sadRate: Record<string, number>;
+  jaccard: Record<string, number>;
 }
 
 describe('in a run', () => {
@@ -101,9 +104,12 @@ describe('in a run', () => {
         if (d === 0) continue;
         expect(c.regrown[n], n).toBe(d);
         expect(c.pruned[n], n).toBe(d);
-        // equal counts: SAD = 1 - (k - d) / (k + d)
+        // d regrown and d pruned: SAD = 2d flipped entries; equal counts: 1 − IoU = 1 - (k - d) / (k + d)
         const k = count(cp.masks.get(n)!);
-        expect(c.sad[n]).toBeCloseTo(1 - (k - d) / (k + d), 12);
+        const m = cp.masks.get(n)!;
+        expect(c.sad[n]).toBe(2 * d);
+        expect(c.sadRate[n]).toBeCloseTo((2 * d) / (m.shape[0]! * m.shape[1]!), 12);
+        expect(c.jaccard[n]).toBeCloseTo(1 - (k - d) / (k + d), 12);
       }
     }
     const html = readFileSync(join(dir, 'report.html'), 'utf8');

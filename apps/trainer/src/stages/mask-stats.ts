@@ -5,9 +5,12 @@
 // a 'masks' event with the sparsity of each changed layer, the connections regrown and pruned, and
 // the Sparse Architecture Divergence between the two masks; the report keeps one trace per stage.
 //
-// SAD (Liu et al., "Topological insights into sparse neural networks"): 1 − |M₁ ∩ M₂| / |M₁ ∪ M₂| over
-// the kept entries of the two masks, 0 for equal masks, 1 for disjoint ones. A layer with no mask
-// counts as all kept.
+// SAD, the Sparse Architecture Divergence, is Zhou et al. 2021's ("Learning N:M Fine-grained Structured
+// Sparse Neural Networks From Scratch", the SR-STE paper, which introduced it; not Liu et al.): the
+// number of entries whose mask bit differs between the two masks, ‖M₁ ⊕ M₂‖₀ = regrown + pruned. Events
+// also give it per entry of the layers (sadRate, the normalization praxis's implementation logs) and the
+// Jaccard distance of the kept sets, 1 − |M₁ ∩ M₂| / |M₁ ∪ M₂| (0 for equal masks, 1 for disjoint ones),
+// which earlier versions logged under the name SAD. A layer with no mask counts as all kept.
 //
 // FLOPs are those of the linear layers only, forward and backward: 2 per weight per token forward,
 // 4 backward (input and weight gradients), so 6 · tokens · weights dense and 6 · tokens · kept
@@ -30,8 +33,10 @@ export interface MaskTrace {
   regrown: number;
   /** Connections made inactive, summed over layers and updates. */
   pruned: number;
-  /** Sum over updates of the update's SAD over all changed layers together (mean = sadSum / updates). */
+  /** Sum over updates of the update's SAD (entries flipped, all changed layers together; mean = sadSum / updates). */
   sadSum: number;
+  /** Sum over updates of the Jaccard distance of the kept sets over the changed layers together. */
+  jaccardSum?: number;
   /** Linear FLOPs of the stage's steps so far, dense and at the masks of each step. */
   denseFlops: number;
   sparseFlops: number;
@@ -45,8 +50,10 @@ export interface MaskChange {
   /** Entries kept now and not before, and the reverse. */
   regrown: number;
   pruned: number;
-  /** 1 − |before ∩ after| / |before ∪ after| (0 when both are empty). */
+  /** SAD (Zhou et al. 2021): entries whose mask bit differs, ‖before ⊕ after‖₀ = regrown + pruned. */
   sad: number;
+  /** 1 − |before ∩ after| / |before ∪ after| (0 when both are empty). */
+  jaccard: number;
 }
 
 /** The change between two masks of the same shape; `undefined` stands for a mask that keeps all `size` entries. */
@@ -58,7 +65,7 @@ export function maskChange(before: Mask | undefined, after: Mask | undefined, si
   const pruned = before === undefined ? size - a : after === undefined ? 0 : count(andNot(before, after));
   const both = a - regrown;
   const union = b + regrown;
-  return { before: b, after: a, regrown, pruned, sad: union === 0 ? 0 : 1 - both / union };
+  return { before: b, after: a, regrown, pruned, sad: regrown + pruned, jaccard: union === 0 ? 0 : 1 - both / union };
 }
 
 /** Follows the run's masks through one stage's steps. */
@@ -80,7 +87,7 @@ export class MaskStats {
     const traces = (ctx.report.maskTraces ??= []);
     let trace = traces.find((t) => t.label === label);
     if (trace === undefined) {
-      trace = { label, points: [], updates: 0, regrown: 0, pruned: 0, sadSum: 0, denseFlops: 0, sparseFlops: 0 };
+      trace = { label, points: [], updates: 0, regrown: 0, pruned: 0, sadSum: 0, jaccardSum: 0, denseFlops: 0, sparseFlops: 0 };
       traces.push(trace);
     }
     this.#trace = trace;
@@ -129,8 +136,11 @@ export class MaskStats {
       const regrown: Record<string, number> = {};
       const pruned: Record<string, number> = {};
       const sad: Record<string, number> = {};
+      const sadRate: Record<string, number> = {};
+      const jaccard: Record<string, number> = {};
       let inter = 0;
       let union = 0;
+      let entries = 0;
       for (const l of step === 1 ? this.#layers : changed) {
         const size = l.out * l.in;
         const c = maskChange(this.#last.get(l.name), now.get(l.name), size);
@@ -139,19 +149,24 @@ export class MaskStats {
         regrown[l.name] = c.regrown;
         pruned[l.name] = c.pruned;
         sad[l.name] = c.sad;
+        sadRate[l.name] = c.sad / size;
+        jaccard[l.name] = c.jaccard;
         inter += c.after - c.regrown;
         union += c.before + c.regrown;
+        entries += size;
       }
       const totalRegrown = Object.values(regrown).reduce((a, b) => a + b, 0);
       const totalPruned = Object.values(pruned).reduce((a, b) => a + b, 0);
-      const sadAll = union === 0 ? 0 : 1 - inter / union;
-      if (totalRegrown + totalPruned > 0) {
+      const sadAll = totalRegrown + totalPruned;
+      const jaccardAll = union === 0 ? 0 : 1 - inter / union;
+      if (sadAll > 0) {
         t.updates++;
         t.regrown += totalRegrown;
         t.pruned += totalPruned;
         t.sadSum += sadAll;
+        t.jaccardSum = (t.jaccardSum ?? 0) + jaccardAll;
       }
-      this.ctx.log.event({ event: 'masks', stage: this.stage, label: t.label, step, sparsity, layers, regrown, pruned, sad, sadAll });
+      this.ctx.log.event({ event: 'masks', stage: this.stage, label: t.label, step, sparsity, layers, regrown, pruned, sad, sadAll, sadRate, sadRateAll: entries === 0 ? 0 : sadAll / entries, jaccard, jaccardAll });
     }
     this.#last = now;
     return { sparsity, flops };

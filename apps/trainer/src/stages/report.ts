@@ -93,7 +93,7 @@ export function reportData(ctx: RunContext, title?: string): ReportData {
       updates: t.updates,
       regrown: t.regrown,
       pruned: t.pruned,
-      ...(t.updates > 0 ? { meanSAD: t.sadSum / t.updates } : {}),
+      ...(t.updates > 0 ? { meanSAD: t.sadSum / t.updates, ...(t.jaccardSum !== undefined ? { meanJaccard: t.jaccardSum / t.updates } : {}) } : {}),
       denseFlops: t.denseFlops,
       sparseFlops: t.sparseFlops,
     })),
