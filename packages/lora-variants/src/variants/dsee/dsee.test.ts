@@ -149,3 +149,25 @@ describe('dsee prune: the sparse final weight', () => {
     model.dispose();
   });
 });
+
+describe('dsee prune in PEFT files', () => {
+  it('the prune config saves and loads back, and the loaded adapter merges to the same pruned weight', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadPEFTAdapter, savePEFTAdapter } = await import('../../node.js');
+    const rng = new Random(12);
+    const base = randn(rng, [8, 12]);
+    const s = trained(base, { prune: { sparsity: 0.6, structure: 'rows' } }, rng);
+    const dir = await mkdtemp(join(tmpdir(), 'dsee-peft-'));
+    try {
+      await savePEFTAdapter(dir, { 'model.layers.0.mlp.up_proj': s });
+      const back = await loadPEFTAdapter(dir);
+      expect(back.config).toEqual(s.config);
+      const b = back.modules['model.layers.0.mlp.up_proj']!;
+      expect(Array.from(dseeVariant.merge(base, b as never).data)).toEqual(Array.from(dseeVariant.merge(base, s).data));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -279,3 +279,32 @@ describe('snell: the bi-level competition', () => {
     model.dispose();
   });
 });
+
+describe('snell: PEFT files keep the competition', () => {
+  it('a config with init and allocate and per-layer counts (indices.kept) save and load back exactly, driving the same ΔW', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadPEFTAdapter, savePEFTAdapter } = await import('../../node.js');
+    const rng = new Random(31);
+    const cfg = { dim: 2, sparsity: 0.6, init: 'random', allocate: { every: 3, initialSparsity: 0.3 } };
+    const bases = { 'model.layers.0.mlp.up_proj': randn(rng, [6, 8]), 'model.layers.0.self_attn.o_proj': randn(rng, [4, 8]) };
+    const states = Object.fromEntries(Object.entries(bases).map(([m, b]) => [m, snellVariant.init(b, cfg, rng)]));
+    states['model.layers.0.mlp.up_proj']!.indices.kept = Int32Array.of(30);
+    states['model.layers.0.self_attn.o_proj']!.indices.kept = Int32Array.of(5);
+    const dir = await mkdtemp(join(tmpdir(), 'snell-peft-'));
+    try {
+      await savePEFTAdapter(dir, states);
+      const back = await loadPEFTAdapter(dir);
+      expect(back.config).toEqual(snellConfigSchema.parse(cfg));
+      for (const [m, s] of Object.entries(states)) {
+        expect(back.modules[m]).toEqual(s);
+        const d = snellVariant.delta(back.modules[m]! as never, bases[m as keyof typeof bases]);
+        expect(Array.from(d.data)).toEqual(Array.from(snellVariant.delta(s, bases[m as keyof typeof bases]).data));
+        expect(d.data.filter((x) => x !== 0).length).toBe(s.indices.kept![0]);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
