@@ -11,11 +11,11 @@ export const dseeConfigSchema = z
     /** Rank of the low-rank part L removed from W before Ω is chosen by |W − L|. */
     decompositionRank: z.number().int().nonnegative().default(8),
     /**
-     * DSEE's second half, sparsity of the final weight: the merge writes W + ΔW pruned to `sparsity` of the
-     * layer's entries (inside the base mask; a base already that sparse loses nothing more) and the layer's
-     * mask becomes what it kept. unstructured: the largest |W + ΔW| stay (one-shot magnitude pruning);
-     * rows: whole output rows go, those with the smallest ℓ1 norm of W + ΔW. Absent: the merge keeps the
-     * base's mask. A pruned merge cannot be undone (no unmerge).
+     * DSEE's second half, sparsity of the final weight: the merge writes W + ΔW pruned inside the base mask
+     * and the layer's mask becomes what it kept. unstructured: the round((1 − sparsity) · out · in) largest
+     * |W + ΔW| stay (one-shot magnitude pruning; a base already that sparse loses nothing more); rows: the
+     * round(sparsity · out) output rows of smallest ℓ1 norm of W + ΔW go whole, on top of the base's zeros.
+     * Absent: the merge keeps the base's mask. A pruned merge cannot be undone (no unmerge).
      */
     prune: z
       .object({
