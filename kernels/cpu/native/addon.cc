@@ -14,6 +14,7 @@
 #include "cpu_features.h"
 #include "elementwise.h"
 #include "gemm.h"
+#include "linalg.h"
 #include "ops.h"
 #include "sparse_linear.h"
 #include "spmm.h"
@@ -919,6 +920,47 @@ Napi::Value Gather32(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// choleskyF64(n, A, aOffset, lda): A's lower triangle becomes the lower Cholesky factor in place (upper
+// triangle zeroed). Returns null, or { index, pivot } for the first pivot that is not positive.
+Napi::Value CholeskyF64(const Napi::CallbackInfo& info) {
+  const char* fn = "choleskyF64";
+  if (info.Length() != 4) throw Napi::TypeError::New(info.Env(), "choleskyF64: expected 4 arguments");
+  const int64_t n = intArg(info, fn, 0, "n");
+  const ArrayArg<double> a = f64Arg(info, fn, 1, "A");
+  const int64_t off = intArg(info, fn, 2, "aOffset");
+  const int64_t lda = intArg(info, fn, 3, "lda");
+  checkMatrix(info, fn, "A", a.length, off, n, n, lda);
+  double pivot = 0.0;
+  const int64_t bad = n > 0 ? choleskyLowerF64(n, a.data + off, lda, &pivot) : -1;
+  if (bad < 0) return info.Env().Null();
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("index", static_cast<double>(bad));
+  out.Set("pivot", pivot);
+  return out;
+}
+
+// triangularInverseF64(n, L, lOffset, ldl, X, xOffset, ldx): X = L^{-1} for lower-triangular L (its upper
+// triangle not read; X's upper triangle zeroed). Returns -1, or the first diagonal entry of L that is
+// zero or not finite. X must not overlap L.
+Napi::Value TriangularInverseF64(const Napi::CallbackInfo& info) {
+  const char* fn = "triangularInverseF64";
+  if (info.Length() != 7) throw Napi::TypeError::New(info.Env(), "triangularInverseF64: expected 7 arguments");
+  const int64_t n = intArg(info, fn, 0, "n");
+  const ArrayArg<double> l = f64Arg(info, fn, 1, "L");
+  const int64_t lOff = intArg(info, fn, 2, "lOffset");
+  const int64_t ldl = intArg(info, fn, 3, "ldl");
+  const ArrayArg<double> x = f64Arg(info, fn, 4, "X");
+  const int64_t xOff = intArg(info, fn, 5, "xOffset");
+  const int64_t ldx = intArg(info, fn, 6, "ldx");
+  checkMatrix(info, fn, "L", l.length, lOff, n, n, ldl);
+  checkMatrix(info, fn, "X", x.length, xOff, n, n, ldx);
+  if (n == 0) return Napi::Number::New(info.Env(), -1);
+  const double* l0 = l.data + lOff;
+  double* x0 = x.data + xOff;
+  if (overlaps(x0, x0 + (n - 1) * ldx + n, l0, l0 + (n - 1) * ldl + n)) throw rangeError(info, fn, "X overlaps L");
+  return Napi::Number::New(info.Env(), static_cast<double>(lowerTriangularInverseF64(n, l0, ldl, x0, ldx)));
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -957,7 +999,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                            {"linearCSRGradInput", kNarrow},
                            {"sddmmCSR", kNarrow},
                            {"attentionBackward", kNarrow},
-                           {"attentionBitmapKV", kNarrow}};
+                           {"attentionBitmapKV", kNarrow},
+                           {"choleskyF64", kWide},
+                           {"triangularInverseF64", kWide}};
   const Isa isa = activeIsa();
   const char* narrow = useAvx2() ? "avx2" : "scalar";
   Napi::Array kernels = Napi::Array::New(env);
@@ -1016,6 +1060,8 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("linearCSR", Napi::Function::New(env, LinearCsr<false>, "linearCSR"));
   exports.Set("linearCSRGradInput", Napi::Function::New(env, LinearCsr<true>, "linearCSRGradInput"));
   exports.Set("sddmmCSR", Napi::Function::New(env, SddmmCsr, "sddmmCSR"));
+  exports.Set("choleskyF64", Napi::Function::New(env, CholeskyF64, "choleskyF64"));
+  exports.Set("triangularInverseF64", Napi::Function::New(env, TriangularInverseF64, "triangularInverseF64"));
   return exports;
 }
 

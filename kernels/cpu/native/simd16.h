@@ -47,6 +47,17 @@ static inline float vhsum(V16 a) {
 }
 static inline void vprefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
 
+// Eight doubles (the float64 kernels of the linear algebra).
+struct D8 {
+  __m512d v;
+};
+static inline D8 dzero() { return {_mm512_setzero_pd()}; }
+static inline D8 dset(double x) { return {_mm512_set1_pd(x)}; }
+static inline D8 dload(const double* p) { return {_mm512_loadu_pd(p)}; }
+static inline void dstore(double* p, D8 a) { _mm512_storeu_pd(p, a.v); }
+static inline D8 dfma(D8 a, D8 b, D8 c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+static inline D8 dmul(D8 a, D8 b) { return {_mm512_mul_pd(a.v, b.v)}; }
+
 #elif defined(__AVX2__) && defined(__FMA__)
 
 struct V16 {
@@ -94,6 +105,19 @@ static inline float vhsum(V16 a) {
   return _mm_cvtss_f32(x);
 }
 static inline void vprefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+struct D8 {
+  __m256d lo, hi;
+};
+static inline D8 dzero() { return {_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+static inline D8 dset(double x) { return {_mm256_set1_pd(x), _mm256_set1_pd(x)}; }
+static inline D8 dload(const double* p) { return {_mm256_loadu_pd(p), _mm256_loadu_pd(p + 4)}; }
+static inline void dstore(double* p, D8 a) {
+  _mm256_storeu_pd(p, a.lo);
+  _mm256_storeu_pd(p + 4, a.hi);
+}
+static inline D8 dfma(D8 a, D8 b, D8 c) { return {_mm256_fmadd_pd(a.lo, b.lo, c.lo), _mm256_fmadd_pd(a.hi, b.hi, c.hi)}; }
+static inline D8 dmul(D8 a, D8 b) { return {_mm256_mul_pd(a.lo, b.lo), _mm256_mul_pd(a.hi, b.hi)}; }
 
 #else
 #error "simd16.h needs -mavx512f, or -mavx2 -mfma for the emulated build"

@@ -247,11 +247,19 @@ void spmmNM(const NmMatrix& a, const SpmmDense& d) {
     return;
   }
   const NmStripKernel strip = spmmDispatch().nm;
-  const std::vector<int64_t> starts = balancedStrips(d.n, spmmDispatch().maxStrip, spmmDispatch().vec);
+  static const int64_t nmStrip = [] {
+    const char* env = std::getenv("SPARSE_NM_STRIP");  // tuning knob for benchmarks
+    return env ? std::atol(env) : spmmDispatch().maxStrip;
+  }();
+  static const int64_t nmBlockBytes = [] {
+    const char* env = std::getenv("SPARSE_NM_BLOCK");  // tuning knob for benchmarks
+    return env ? std::atol(env) : kNmBlockBytes;
+  }();
+  const std::vector<int64_t> starts = balancedStrips(d.n, nmStrip, spmmDispatch().vec);
   int64_t widest = 0;
   for (size_t s = 0; s < starts.size(); ++s) widest = std::max(widest, (s + 1 < starts.size() ? starts[s + 1] : d.n) - starts[s]);
   // K block: the rows of the widest strip that fit kNmBlockBytes (96 rows of 64 columns), in L1.
-  const int64_t gpb = std::max<int64_t>(1, kNmBlockBytes / (static_cast<int64_t>(sizeof(float)) * packedLd(widest)) / a.m);
+  const int64_t gpb = std::max<int64_t>(1, nmBlockBytes / (static_cast<int64_t>(sizeof(float)) * packedLd(widest)) / a.m);
   const int64_t blockBits = gpb * a.n * a.bits;
   // Bytes per tile row: whole 32-bit words, so a kernel's 4-byte reads stay inside its row.
   const int64_t idxStride = (blockBits + 31) / 32 * 4;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "gemm.h"
+#include "linalg.h"
 #include "ops.h"
 #include "spmm.h"
 
@@ -27,6 +28,7 @@ struct WideKernels {
   MaskedDot4 maskedDot4;
   AdamSpan adamSpan;
   SgdSpan sgdSpan;
+  DMicroKernel dmicro;  // kDMR x kDNR float64 tile
 };
 
 // Defined by kernels_avx512.cc and kernels_avx512emu.cc (built when SPARSE_WITH_AVX512 is set).

@@ -4,6 +4,7 @@ import { BackendError, registerKernel, type GemmKernel, type KernelConfig, type 
 import { SPARSE_CPU_BACKEND } from './backend-name.js';
 import { gemmKernelFrom } from './gemm.js';
 import { linearCSRGradInputKernelFrom, linearCSRKernelFrom, sddmmCSRKernelFrom } from './linear.js';
+import { choleskyF64KernelFrom, triangularInverseF64KernelFrom } from './linalg-f64.js';
 import { nativeStatus, warnIfNativeMissing, type NativeAddon } from './native.js';
 import {
   attentionBitmapKVKernelFrom,
@@ -30,6 +31,7 @@ export type {
   NativeAttention,
   NativeAttentionBackward,
   NativeAttentionBitmapKV,
+  NativeCholeskyF64,
   NativeGemm,
   NativeGemmBatched,
   NativeGemvSparseInput,
@@ -43,6 +45,7 @@ export type {
   NativeSpmmBlock,
   NativeSpmmCSR,
   NativeSpmmNM,
+  NativeTriangularInverseF64,
 } from './native.js';
 export { gemmKernelFrom } from './gemm.js';
 export { spmmBlockKernelFrom, spmmCSRKernelFrom, spmmNMKernelFrom } from './spmm.js';
@@ -57,6 +60,7 @@ export {
   maskedSGDKernelFrom,
 } from './ops.js';
 
+export { choleskyF64KernelFrom, triangularInverseF64KernelFrom } from './linalg-f64.js';
 export { SPARSE_CPU_BACKEND } from './backend-name.js';
 
 /**
@@ -81,6 +85,8 @@ const KERNEL_FACTORIES: { [K in KernelName]?: (addon: NativeAddon) => KernelConf
   attentionBitmapKV: attentionBitmapKVKernelFrom,
   maskedAdam: maskedAdamKernelFrom,
   maskedSGD: maskedSGDKernelFrom,
+  choleskyF64: choleskyF64KernelFrom,
+  triangularInverseF64: triangularInverseF64KernelFrom,
 };
 
 /** The addon function each registry kernel runs on (when its name differs). */

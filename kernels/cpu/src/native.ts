@@ -317,7 +317,15 @@ export interface NativeAddon {
   elementwiseUnary?: NativeElementwiseUnary;
   reduceLastAxis?: NativeReduceLastAxis;
   gather32?: NativeGather32;
+  /** Float64 blocked Cholesky and lower-triangular inverse (the pruners' Hessian factor); present when info().kernels lists them. */
+  choleskyF64?: NativeCholeskyF64;
+  triangularInverseF64?: NativeTriangularInverseF64;
 }
+
+/** choleskyF64(n, A, aOffset, lda): in place; null, or the first pivot that is not positive. */
+export type NativeCholeskyF64 = (n: number, a: Float64Array, aOffset: number, lda: number) => { index: number; pivot: number } | null;
+/** triangularInverseF64(n, L, lOffset, ldl, X, xOffset, ldx): -1, or the first zero or non-finite diagonal entry. */
+export type NativeTriangularInverseF64 = (n: number, l: Float64Array, lOffset: number, ldl: number, x: Float64Array, xOffset: number, ldx: number) => number;
 
 export type NativeLoadResult =
   | { available: true; addon: NativeAddon; info: NativeInfo; path: string }

@@ -9,6 +9,9 @@ export type {
   BlockSparseAttentionBackwardArgs,
   BlockSparseAttentionBackwardKernel,
   BlockSparseAttentionKernel,
+  CholeskyF64Args,
+  CholeskyF64Kernel,
+  CholeskyFailure,
   CSRPattern,
   GemmArgs,
   GemmKernel,
@@ -31,6 +34,8 @@ export type {
   SpmmDenseArgs,
   SpmmNMArgs,
   SpmmNMKernel,
+  TriangularInverseF64Args,
+  TriangularInverseF64Kernel,
 } from './types.js';
 export {
   activeBitsAsBytes,
@@ -38,6 +43,7 @@ export {
   validateAttentionBitmapKVArgs,
   validateBlockSparseAttentionArgs,
   validateBlockSparseAttentionBackwardArgs,
+  validateCholeskyF64Args,
   validateGemmArgs,
   validateGemvSparseInputArgs,
   validateLinearCSRArgs,
@@ -48,6 +54,7 @@ export {
   validateSpmmBlockArgs,
   validateSpmmCSRArgs,
   validateSpmmNMArgs,
+  validateTriangularInverseF64Args,
 } from './validate.js';
 export type { TileMaskInfo } from './validate.js';
 export {
@@ -63,6 +70,7 @@ export {
 } from './registry.js';
 export type { KernelConfig, KernelInfo, KernelName, KernelSignatures } from './registry.js';
 export { gemmReference } from './reference/gemm.js';
+export { choleskyF64Reference, triangularInverseF64Reference } from './reference/linalg.js';
 export { spmmCSRReference } from './reference/spmm-csr.js';
 export { spmmNMReference } from './reference/spmm-nm.js';
 export { spmmBlockReference } from './reference/spmm-block.js';

@@ -40,6 +40,7 @@ describe('kernel registry', () => {
       { name: 'attentionBitmapKV', backend: 'reference', priority: 0 },
       { name: 'blockSparseAttention', backend: 'reference', priority: 0 },
       { name: 'blockSparseAttentionBackward', backend: 'reference', priority: 0 },
+      { name: 'choleskyF64', backend: 'reference', priority: 0 },
       { name: 'denseAttention', backend: 'reference', priority: 0 },
       { name: 'gemm', backend: 'reference', priority: 0 },
       { name: 'gemvSparseInput', backend: 'reference', priority: 0 },
@@ -51,6 +52,7 @@ describe('kernel registry', () => {
       { name: 'spmmBlock', backend: 'reference', priority: 0 },
       { name: 'spmmCSR', backend: 'reference', priority: 0 },
       { name: 'spmmNM', backend: 'reference', priority: 0 },
+      { name: 'triangularInverseF64', backend: 'reference', priority: 0 },
     ]);
     expect(getKernel('gemm')).toBe(gemmReference);
     expect(getKernel('spmmCSR')).toBe(spmmCSRReference);
@@ -98,7 +100,7 @@ describe('kernel registry', () => {
   it('throws KernelError naming what is registered', () => {
     expect(() => getKernel('gemm', 'cuda')).toThrow(KernelError);
     expect(() => getKernel('gemm', 'cuda')).toThrow(/no kernel "gemm" for backend "cuda"; registered backends for gemm: reference/);
-    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: attentionBitmapKV, blockSparseAttention, blockSparseAttentionBackward, denseAttention, gemm, gemvSparseInput, linearCSR, linearCSRGradInput, maskedAdam, maskedSGD, sddmmCSR, spmmBlock, spmmCSR, spmmNM/);
+    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: attentionBitmapKV, blockSparseAttention, blockSparseAttentionBackward, choleskyF64, denseAttention, gemm, gemvSparseInput, linearCSR, linearCSRGradInput, maskedAdam, maskedSGD, sddmmCSR, spmmBlock, spmmCSR, spmmNM, triangularInverseF64/);
     expect(hasKernel('gemm')).toBe(true);
     expect(hasKernel('gemm', 'cuda')).toBe(false);
   });

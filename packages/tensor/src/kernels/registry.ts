@@ -6,6 +6,7 @@ import {
   denseAttentionReference,
 } from './reference/attention.js';
 import { gemmReference } from './reference/gemm.js';
+import { choleskyF64Reference, triangularInverseF64Reference } from './reference/linalg.js';
 import { gemvSparseInputReference } from './reference/gemv-sparse-input.js';
 import { linearCSRGradInputReference, linearCSRReference, sddmmCSRReference } from './reference/linear-csr.js';
 import { maskedAdamReference, maskedSGDReference } from './reference/optimizers.js';
@@ -17,6 +18,7 @@ import type {
   AttentionKernel,
   BlockSparseAttentionBackwardKernel,
   BlockSparseAttentionKernel,
+  CholeskyF64Kernel,
   GemmKernel,
   GemvSparseInputKernel,
   LinearCSRGradInputKernel,
@@ -27,6 +29,7 @@ import type {
   SpmmBlockKernel,
   SpmmCSRKernel,
   SpmmNMKernel,
+  TriangularInverseF64Kernel,
 } from './types.js';
 
 /**
@@ -52,6 +55,8 @@ export interface KernelSignatures {
   attentionBitmapKV: AttentionBitmapKVKernel;
   maskedAdam: MaskedAdamKernel;
   maskedSGD: MaskedSGDKernel;
+  choleskyF64: CholeskyF64Kernel;
+  triangularInverseF64: TriangularInverseF64Kernel;
 }
 
 export type KernelName = keyof KernelSignatures & string;
@@ -209,6 +214,8 @@ export const referenceKernels: readonly KernelConfig[] = [
   { name: 'attentionBitmapKV', backend: REFERENCE_BACKEND, priority: 0, fn: attentionBitmapKVReference },
   { name: 'maskedAdam', backend: REFERENCE_BACKEND, priority: 0, fn: maskedAdamReference },
   { name: 'maskedSGD', backend: REFERENCE_BACKEND, priority: 0, fn: maskedSGDReference },
+  { name: 'choleskyF64', backend: REFERENCE_BACKEND, priority: 0, fn: choleskyF64Reference },
+  { name: 'triangularInverseF64', backend: REFERENCE_BACKEND, priority: 0, fn: triangularInverseF64Reference },
 ] as KernelConfig[];
 
 /** Registers (or re-registers) every reference kernel. */

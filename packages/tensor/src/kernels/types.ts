@@ -368,7 +368,38 @@ export interface MaskedSGDArgs {
   nesterov?: boolean;
 }
 
+/** In-place lower Cholesky factor of the symmetric positive definite [n, n] matrix at (aOffset, lda). */
+export interface CholeskyF64Args {
+  n: number;
+  /** Only the lower triangle is read; on return it holds L (a = L L^T) and the upper triangle is zero. */
+  a: Float64Array;
+  aOffset: number;
+  lda: number;
+}
+
+/** The first pivot that is not positive (the matrix is not positive definite to working precision). */
+export interface CholeskyFailure {
+  index: number;
+  pivot: number;
+}
+
+/** x = l^{-1} for the lower-triangular [n, n] l (its upper triangle is not read). */
+export interface TriangularInverseF64Args {
+  n: number;
+  l: Float64Array;
+  lOffset: number;
+  ldl: number;
+  /** [n, n] at (xOffset, ldx), disjoint from l; its upper triangle is set to zero. */
+  x: Float64Array;
+  xOffset: number;
+  ldx: number;
+}
+
 export type GemvSparseInputKernel = (args: GemvSparseInputArgs) => void;
+/** Returns null, or the first failing pivot (a is then partly factored). */
+export type CholeskyF64Kernel = (args: CholeskyF64Args) => CholeskyFailure | null;
+/** Returns -1, or the index of the first diagonal entry of l that is zero or not finite (x then undefined). */
+export type TriangularInverseF64Kernel = (args: TriangularInverseF64Args) => number;
 export type AttentionKernel = (args: AttentionArgs) => void;
 export type BlockSparseAttentionKernel = (args: BlockSparseAttentionArgs) => void;
 export type BlockSparseAttentionBackwardKernel = (args: BlockSparseAttentionBackwardArgs) => void;

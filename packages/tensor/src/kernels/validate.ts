@@ -7,6 +7,7 @@ import type {
   ActiveEntries,
   AttentionArgs,
   AttentionBitmapKVArgs,
+  CholeskyF64Args,
   BlockSparseAttentionArgs,
   BlockSparseAttentionBackwardArgs,
   CSRPattern,
@@ -21,6 +22,7 @@ import type {
   SpmmCSRArgs,
   SpmmDenseArgs,
   SpmmNMArgs,
+  TriangularInverseF64Args,
 } from './types.js';
 
 function describe(value: unknown): string {
@@ -74,7 +76,7 @@ function checkLeadingDim(kernel: string, name: string, ld: unknown, cols: number
 }
 
 /** The last element a row-major [rows, cols] matrix at (offset, ld) touches must lie inside the array. */
-function checkExtent(kernel: string, name: string, array: Float32Array, offset: number, ld: number, rows: number, cols: number): void {
+function checkExtent(kernel: string, name: string, array: Float32Array | Float64Array, offset: number, ld: number, rows: number, cols: number): void {
   if (rows === 0 || cols === 0) return;
   const end = offset + (rows - 1) * ld + cols;
   if (end > array.length) {
@@ -747,4 +749,43 @@ export function validateMaskedSGDArgs(args: MaskedSGDArgs): number {
   }
   checkDistinct(k, arrays);
   return count;
+}
+
+function checkFloat64(kernel: string, name: string, value: unknown): asserts value is Float64Array {
+  if (!(value instanceof Float64Array)) {
+    throw new DTypeError(`${kernel}: ${name} must be a Float64Array, got ${describe(value)}`);
+  }
+}
+
+/** Validates choleskyF64 arguments; throws ShapeError, DTypeError or ArgumentError naming the argument. */
+export function validateCholeskyF64Args(args: CholeskyF64Args): void {
+  const k = 'choleskyF64';
+  checkArgsObject(k, args);
+  checkDim(k, 'n', args.n);
+  checkFloat64(k, 'a', args.a);
+  checkOffset(k, 'aOffset', args.aOffset);
+  checkLeadingDim(k, 'lda', args.lda, args.n, 'a is [n, n]');
+  checkExtent(k, 'a', args.a, args.aOffset, args.lda, args.n, args.n);
+}
+
+/** Validates triangularInverseF64 arguments (x must not share memory with l). */
+export function validateTriangularInverseF64Args(args: TriangularInverseF64Args): void {
+  const k = 'triangularInverseF64';
+  checkArgsObject(k, args);
+  checkDim(k, 'n', args.n);
+  checkFloat64(k, 'l', args.l);
+  checkFloat64(k, 'x', args.x);
+  checkOffset(k, 'lOffset', args.lOffset);
+  checkOffset(k, 'xOffset', args.xOffset);
+  checkLeadingDim(k, 'ldl', args.ldl, args.n, 'l is [n, n]');
+  checkLeadingDim(k, 'ldx', args.ldx, args.n, 'x is [n, n]');
+  checkExtent(k, 'l', args.l, args.lOffset, args.ldl, args.n, args.n);
+  checkExtent(k, 'x', args.x, args.xOffset, args.ldx, args.n, args.n);
+  const [l0, l1] = extent(args.lOffset, args.ldl, args.n, args.n);
+  const [x0, x1] = extent(args.xOffset, args.ldx, args.n, args.n);
+  if (l1 > l0 && x1 > x0 && args.l.buffer === args.x.buffer) {
+    const lb0 = args.l.byteOffset + l0 * 8, lb1 = args.l.byteOffset + l1 * 8;
+    const xb0 = args.x.byteOffset + x0 * 8, xb1 = args.x.byteOffset + x1 * 8;
+    if (xb0 < lb1 && lb0 < xb1) throw new ArgumentError(`${k}: x overlaps l (they share memory); pass separate arrays`);
+  }
 }

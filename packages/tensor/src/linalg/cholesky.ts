@@ -2,6 +2,7 @@
 // (torch.linalg.cholesky / torch.cholesky_inverse), computed in float64. SparseGPT needs both.
 
 import { ArgumentError, ShapeError } from '../errors.js';
+import { getKernel } from '../kernels/registry.js';
 import type { Tensor } from '../tensor.js';
 import { mat, matFromTensor, matToTensor, outDType, transposeMat, type LinalgDType, type Mat } from './matrix.js';
 
@@ -15,57 +16,29 @@ function checkSquare(a: Mat, where: string, name: string): void {
 }
 
 /**
- * Lower Cholesky factor L of a symmetric positive definite a (only its lower triangle is read).
- * Row-oriented: entry (i, j) is a dot product of rows i and j of L, so the inner loop is contiguous.
- * Throws ArgumentError naming the first pivot that is not positive.
+ * Lower Cholesky factor L of a symmetric positive definite a (only its lower triangle is read), through
+ * the registered `choleskyF64` kernel (the native blocked one when @sparse/kernels-cpu registered it,
+ * else the row-oriented reference). Throws ArgumentError naming the first pivot that is not positive.
  */
 export function choleskyMat(a: Mat, where = 'cholesky'): Mat {
   checkSquare(a, where, 'a');
   const n = a.rows;
   const l = mat(n, n);
-  const L = l.data;
-  const A = a.data;
-  for (let i = 0; i < n; i++) {
-    const ri = i * n;
-    for (let j = 0; j <= i; j++) {
-      const rj = j * n;
-      let s = A[ri + j]!;
-      for (let k = 0; k < j; k++) s -= L[ri + k]! * L[rj + k]!;
-      if (j < i) {
-        L[ri + j] = s / L[rj + j]!;
-      } else {
-        // s <= 0 (or NaN) means a is not positive definite to working precision.
-        if (!(s > 0)) {
-          throw new ArgumentError(`${where}: matrix is not positive definite (pivot ${i} is ${s}); add a multiple of the identity (dampening)`);
-        }
-        L[ri + i] = Math.sqrt(s);
-      }
-    }
+  l.data.set(a.data);
+  const failed = getKernel('choleskyF64')({ n, a: l.data, aOffset: 0, lda: n });
+  if (failed !== null) {
+    throw new ArgumentError(`${where}: matrix is not positive definite (pivot ${failed.index} is ${failed.pivot}); add a multiple of the identity (dampening)`);
   }
   return l;
 }
 
-/** Inverse of a lower triangular matrix with a non-zero diagonal, row by row (row i needs rows < i). */
+/** Inverse of a lower triangular matrix with a non-zero diagonal, through the registered `triangularInverseF64` kernel. */
 export function lowerTriangularInverseMat(l: Mat, where = 'lowerTriangularInverse'): Mat {
   checkSquare(l, where, 'l');
   const n = l.rows;
   const x = mat(n, n);
-  const X = x.data;
-  const L = l.data;
-  for (let i = 0; i < n; i++) {
-    const ri = i * n;
-    const d = L[ri + i]!;
-    if (d === 0 || !Number.isFinite(d)) throw new ArgumentError(`${where}: diagonal entry ${i} is ${d}; the matrix is singular`);
-    // X[i, :i] = -(sum_k<i L[i, k] X[k, :]) / L[i, i]; X[k, :] is zero past column k.
-    for (let k = 0; k < i; k++) {
-      const lik = L[ri + k]!;
-      if (lik === 0) continue;
-      const rk = k * n;
-      for (let j = 0; j <= k; j++) X[ri + j]! -= lik * X[rk + j]!;
-    }
-    for (let j = 0; j < i; j++) X[ri + j] = X[ri + j]! / d;
-    X[ri + i] = 1 / d;
-  }
+  const bad = getKernel('triangularInverseF64')({ n, l: l.data, lOffset: 0, ldl: n, x: x.data, xOffset: 0, ldx: n });
+  if (bad >= 0) throw new ArgumentError(`${where}: diagonal entry ${bad} is ${l.data[bad * n + bad]}; the matrix is singular`);
   return x;
 }
 
