@@ -75,6 +75,33 @@ export const bdwpConfigSchema = z
   .refine(nLessThanM, nLessThanMError);
 export type BDWPConfig = z.output<typeof bdwpConfigSchema>;
 
+/**
+ * PATCH: per-tile gates (dense vs N:M) learned with the weights under a sparsity budget; the gates are
+ * sigmoid(logit / T) with T annealed geometrically from tempStart to tempEnd over the stage.
+ */
+export const patchConfigSchema = z
+  .strictObject({
+    ...nm,
+    /** Tile [rows, cols]; cols a multiple of m. */
+    tile: z.tuple([z.int().min(1), z.int().min(1)]).default([16, 16]),
+    /** Target sparsity of each targeted weight, in [0, 1 - n/m]. */
+    target: z.number().min(0).max(1).default(0.3),
+    /** Weight of each layer's budget term budgetWeight · (sparsity - target)². */
+    budgetWeight: z.number().min(0).default(10),
+    /** Gate temperature at the first and the last step (geometric in between). */
+    tempStart: z.number().gt(0).default(1),
+    tempEnd: z.number().gt(0).default(0.05),
+    /** Starting logit of every gate (> 0: the tile starts on the sparse side). */
+    init: z.number().default(0.01),
+    /** Recompute the N:M masks inside the tiles from |W| every this many steps. */
+    every: z.int().min(1).default(1),
+  })
+  .refine(nLessThanM, nLessThanMError)
+  .refine((c) => c.target <= 1 - c.n / c.m, { message: 'target must be at most 1 - n/m (every tile N:M)', path: ['target'] })
+  .refine((c) => c.tile[1] % c.m === 0, { message: 'tile width must be a multiple of m', path: ['tile'] })
+  .refine((c) => c.tempEnd <= c.tempStart, { message: 'tempEnd must not exceed tempStart', path: ['tempEnd'] });
+export type PatchConfig = z.output<typeof patchConfigSchema>;
+
 /** The channel permutation search (`searchChannelPermutation`) before N:M pruning. */
 export const permutationConfigSchema = z
   .strictObject({

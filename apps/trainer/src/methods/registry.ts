@@ -29,6 +29,7 @@ import { layerwisePruneMethod } from './prune/layerwise.js';
 import { acdcMethod } from './train/acdc.js';
 import { adamsMethod } from './train/adams.js';
 import { bdwpMethod } from './train/bdwp.js';
+import { patchMethod } from './train/patch.js';
 import { denseTrainMethod } from './train/dense.js';
 import { dpoMethod } from './train/dpo.js';
 import { explorationMethod } from './train/exploration.js';
@@ -51,7 +52,7 @@ type Tables = { [K in MethodKind]: Registry<TrainerMethod<K>> };
 /** The trainer's own methods. Adding one: its file under methods/<kind>/ and one line here. */
 const own: Tables = {
   pretrain: createRegistry<TrainerMethod<'pretrain'>>({ kind: 'pretrain', builtins: [densePretrainMethod] }),
-  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, bdwpMethod, gmpMethod, movementMethod, smpMethod, impMethod, swampMethod, setMethod, riglMethod, sriglMethod, staticMethod, explorationMethod, acdcMethod, hypersparseMethod, dpoMethod] }),
+  train: createRegistry<TrainerMethod<'train'>>({ kind: 'train', builtins: [denseTrainMethod, maskedTrainMethod, nmTrainMethod, adamsMethod, bdwpMethod, patchMethod, gmpMethod, movementMethod, smpMethod, impMethod, swampMethod, setMethod, riglMethod, sriglMethod, staticMethod, explorationMethod, acdcMethod, hypersparseMethod, dpoMethod] }),
   prune: createRegistry<TrainerMethod<'prune'>>({ kind: 'prune', builtins: [globalMagnitudeMethod, cfspMethod, expertsMethod, cloverPruneMethod] }),
   adapt: createRegistry<TrainerMethod<'adapt'>>({ kind: 'adapt', builtins: [sftMethod, diffPruningMethod, mezoMethod, sparseMeZOMethod, sensitiveMeZOMethod] }),
   distill: createRegistry<TrainerMethod<'distill'>>({ kind: 'distill', builtins: [squareHeadMethod] }),
