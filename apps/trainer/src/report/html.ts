@@ -257,6 +257,29 @@ export function renderReportHTML(data: ReportData): string {
     );
   } else parts.push(section('sparsity', 'Sparsity per layer', empty('No layer statistics recorded.')));
 
+  // Update sets: which entries each fine-tuning stage changed, and their overlaps
+  const updates = data.updateSets ?? [];
+  if (updates.length > 0) {
+    const pairs = updates.flatMap((u) => u.overlaps.map((o) => ({ label: u.label, ...o })));
+    parts.push(
+      section(
+        'updates',
+        'Update sparsity',
+        table(
+          ['Stage', { html: 'Entries changed', num: true }, { html: 'Of', num: true }, { html: 'Update density', num: true }],
+          updates.map((u) => [u.label, num(formatInt(u.changed)), num(formatInt(u.entries)), num(formatPercent(u.density, 2))]),
+        ) +
+          (pairs.length > 0
+            ? table(
+                ['Stage A', 'Stage B', { html: '|A ∩ B|', num: true }, { html: 'IoU', num: true }, { html: 'o(A, B)', num: true }, { html: 'random', num: true }, { html: 'o(B, A)', num: true }, { html: 'random', num: true }],
+                pairs.map((p) => [p.label, p.with, num(formatInt(p.intersection)), num(formatNumber(p.iou, 3)), num(formatPercent(p.overlap)), num(formatPercent(p.chance)), num(formatPercent(p.reverse)), num(formatPercent(p.chanceReverse))]),
+              )
+            : '') +
+          '<p>The linear-weight entries each train, adapt or distill stage changed (its float32 value differs from the stage start), as Mukherjee et al. 2025 measure update sparsity. o(A, B) = |A ∩ B| / |A| is the share of A\'s entries that B also changed; "random" is what a random set of A\'s size would share, |B| / N. An adapter that is not merged changes no weights.</p>',
+      ),
+    );
+  }
+
   // Masks during training
   const traces = data.maskTraces ?? [];
   if (traces.length > 0) {

@@ -123,7 +123,20 @@ export interface ReportData {
   activations?: ReportActivationDensity[];
   /** What the sparse attention computed in each evaluation that ran with an attention stage's method. */
   attention?: ReportAttention[];
+  /** The entries each train / adapt / distill stage changed and their overlap with earlier stages' (run/update-sets.ts). */
+  updateSets?: ReportUpdateSet[];
   notes?: string[];
+}
+
+export interface ReportUpdateSet {
+  stage: number;
+  label: string;
+  /** Linear-weight entries the stage changed, of `entries`; density = changed / entries. */
+  changed: number;
+  entries: number;
+  density: number;
+  /** This stage's set A against an earlier stage's B: |A ∩ B|, |A ∪ B|, IoU, o(A, B) = |A ∩ B| / |A| and o(B, A), and their random-set levels |B| / N and |A| / N. */
+  overlaps: { with: string; intersection: number; union: number; entries: number; iou: number; overlap: number; reverse: number; chance: number; chanceReverse: number }[];
 }
 
 export interface ReportAttention {
@@ -317,6 +330,25 @@ export function validateReportData(data: unknown): asserts data is ReportData {
         str(so.role, `${f}.sites[${j}].role`);
         num(so.block, `${f}.sites[${j}].block`, { int: true, min: -1 });
         num(so.density, `${f}.sites[${j}].density`, { min: 0, max: 1 });
+      });
+    });
+  }
+  if (arr(d.updateSets, 'updateSets')) {
+    d.updateSets.forEach((x, i) => {
+      const f = `updateSets[${i}]`;
+      const o = obj(x, f);
+      num(o.stage, `${f}.stage`, { int: true, min: 0 });
+      str(o.label, `${f}.label`);
+      num(o.changed, `${f}.changed`, { int: true, min: 0 });
+      num(o.entries, `${f}.entries`, { int: true, min: 0 });
+      num(o.density, `${f}.density`, { min: 0, max: 1 });
+      if (!arr(o.overlaps, `${f}.overlaps`)) fail(`${f}.overlaps`, 'is missing');
+      (o.overlaps as unknown[]).forEach((p, j) => {
+        const g = `${f}.overlaps[${j}]`;
+        const po = obj(p, g);
+        str(po.with, `${g}.with`);
+        for (const k of ['intersection', 'union', 'entries'] as const) num(po[k], `${g}.${k}`, { int: true, min: 0 });
+        for (const k of ['iou', 'overlap', 'reverse', 'chance', 'chanceReverse'] as const) num(po[k], `${g}.${k}`, { min: 0, max: 1 });
       });
     });
   }

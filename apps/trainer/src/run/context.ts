@@ -13,6 +13,7 @@ import type { ReportActivationDensity, ReportAttention } from '../report/types.j
 import type { ResolvedRecipe } from '../recipe/schema.js';
 import type { TextData } from '../data/dataset.js';
 import type { MaskTrace } from '../stages/mask-stats.js';
+import type { UpdateSetRecord } from './update-sets.js';
 import type { RunLog } from './log.js';
 import { attentionHooks } from '../methods/attention/hooks.js';
 
@@ -83,6 +84,8 @@ export interface ReportAccumulator {
   activations?: ActivationDensity[];
   /** What sparse attention computed in evaluations with an attention stage's method active. */
   attention?: AttentionMeasured[];
+  /** The entries each train / adapt / distill stage changed and their overlaps (run/update-sets.ts). */
+  updateSets?: UpdateSetRecord[];
 }
 
 /** An evaluation's sparse-attention summary (methods/attention/counts.ts), as the report shows it. */

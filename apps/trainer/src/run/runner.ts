@@ -29,6 +29,7 @@ import { TrainingDivergedError } from '../train/steps.js';
 import { CHECKPOINT_DIR, readCheckpoint, writeCheckpoint, hasCheckpoint, type CheckpointContent } from './checkpoint.js';
 import { RunContext, type RunData } from './context.js';
 import { loadRunData } from './data.js';
+import { MEASURED_KINDS, UpdateTracker } from './update-sets.js';
 import {
   CheckpointDamagedError,
   describeChanges,
@@ -159,10 +160,13 @@ async function execute(ctx: RunContext, start: { stage: number; resume?: StageRe
     if (start.resume) throw new RunInterrupted(stopReason(ctx.stopSignal), ctx.dir, { stage: start.stage, step: start.resume.step }, stages.length);
     await saveCheckpoint(ctx, { stage: start.stage, step: 0 });
   }
+  const updates = new UpdateTracker();
   for (let i = start.stage; i < stages.length; i++) {
     const stage = stages[i]!;
     const label = stageLabel(stage, i);
     const resume = i === start.stage ? start.resume : undefined;
+    const measured = MEASURED_KINDS.includes(stage.stage);
+    if (measured) updates.start(ctx, resume !== undefined);
     const args: StageArgs = {
       ctx,
       stage,
@@ -214,6 +218,7 @@ async function execute(ctx: RunContext, start: { stage: number; resume?: StageRe
     const ms = performance.now() - t0;
     ctx.report.stages.push({ index: i, kind: stage.stage, ...('method' in stage ? { method: stage.method } : {}), label, ms, ...(out.summary ? { summary: out.summary } : {}) });
     ctx.log.event({ event: 'stage-end', stage: i, kind: stage.stage, label, ms, summary: out.summary });
+    if (measured) updates.finish(ctx, i, label);
     if (wanted.has(i)) ctx.snapshots.set(i, ctx.paramValues());
     // a snapshot is dropped once no later distill stage needs it
     for (const k of [...ctx.snapshots.keys()]) if (![...teachers].some(([d, t]) => t === k && d > i)) ctx.snapshots.delete(k);

@@ -99,6 +99,7 @@ export function reportData(ctx: RunContext, title?: string): ReportData {
     })),
     ...(ctx.report.activations?.length ? { activations: ctx.report.activations } : {}),
     ...(ctx.report.attention?.length ? { attention: ctx.report.attention } : {}),
+    ...(ctx.report.updateSets?.length ? { updateSets: ctx.report.updateSets } : {}),
     notes: ctx.report.notes,
   };
 }
