@@ -15,8 +15,9 @@
 // even at lambda = 0 its steps are not Adam's (at t = 1 the step is lr / (1 - beta1) · sign(g) where
 // Adam's is lr · sign(g)); tensors that are not sparsified take Adam. lambda_t is a constant or a schedule of the step (the trainer ramps it linearly).
 // differs: the placement of the decay (after the first moment, inside the second) follows the authors'
-// released AdamS update of their earlier AST work, which CAST's description matches; the decay is L1
-// (sign(W)) as CAST states, where that earlier code decayed by W itself.
+// released AdamS update of their earlier work (Huang et al., "Pruning Large Language Models with
+// Semi-Structural Adaptive Sparse Training", AAAI 2025), which CAST's description matches; the decay is
+// L1 (sign(W)) as CAST states, where that earlier code decayed by W itself.
 //
 // Weight scaling: one learned factor per output row, W_eff = diag(s) · W, s initialized to 1 and trained
 // with the weights (plain Adam, no decay), merged into W at the end: s · (M ⊙ W) keeps the N:M pattern.

@@ -1,6 +1,6 @@
 // @sparse/nm/schemas: config schemas (zod, an optional peer) of the N:M training methods, for recipes
-// and tools that validate configs before any work starts (the trainer's `nm` and `adams` methods, and
-// the permutation search before N:M pruning).
+// and tools that validate configs before any work starts (the trainer's `nm`, `adams`, `bdwp` and
+// `patch` methods, and the permutation search before N:M pruning).
 
 import { z } from 'zod';
 
