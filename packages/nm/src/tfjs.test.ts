@@ -66,6 +66,23 @@ describe('masked weight ops', () => {
     expect(() => maskDecayedWeight(w(), tf.ones([4]), 0.5)).toThrow(ArgumentError);
   });
 
+  it('SDGF: each frame trains through its binary mask straight-through (forward W * mask_k, gradient dy everywhere)', () => {
+    // W [1, 8] scored by |W|: the stepwise 1:8 frames keep the 7, 4, 2, 1 largest of the group
+    const wv = [0.5, -8, 3, 0.25, -6, 1, 7, -2];
+    const order = [1, 6, 4, 2, 7, 5, 0, 3]; // indices by decreasing |W|
+    for (const n of [7, 4, 2, 1]) {
+      const m = nmMask(tensor(Float32Array.from(wv), [1, 8]), { n, m: 8 });
+      const keep = new Set(order.slice(0, n));
+      const mt = tf.tensor(Array.from({ length: 8 }, (_, i) => (keep.has(i) ? 1 : 0)), [1, 8]);
+      expect(Array.from(mt.dataSync())).toEqual(Array.from({ length: 8 }, (_, i) => (m.bits[0]! >>> i) & 1));
+      const x = tf.tensor(wv, [1, 8]);
+      expect(Array.from(nmMaskedWeight(x, mt, { kind: 'ste' }).dataSync(), (v) => v + 0)).toEqual(wv.map((v, i) => (keep.has(i) ? v : 0)));
+      const cc = tf.tensor([1, 2, 3, 4, 5, 6, 7, 8], [1, 8]);
+      const g = tf.grad((y: tf.Tensor) => tf.sum(tf.mul(cc, nmMaskedWeight(y, mt, { kind: 'ste' }))))(x);
+      expect(Array.from(g.dataSync())).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+  });
+
   it('validates arguments', () => {
     expect(() => steMaskedWeight(w(), tf.ones([3]))).toThrow(ArgumentError);
     expect(() => srSTEMaskedWeight(w(), mask(), Number.NaN)).toThrow(ArgumentError);
