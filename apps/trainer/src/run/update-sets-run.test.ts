@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { loadSparseDeltas } from '@sparse/lora-variants/node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveRecipe } from '../recipe/load.js';
+import { markupProblem } from '../report/check-markup.js';
 import { events, quiet, runWithStops } from '../testing/resume.js';
 import { readCheckpoint } from './checkpoint.js';
 import { startRun } from './runner.js';
@@ -73,6 +74,7 @@ describe('update sets of a run', () => {
     expect(ev[1]!.density).toBeCloseTo(ib.size / entries, 12);
     const html = readFileSync(join(dir, 'report.html'), 'utf8');
     expect(html).toContain('Update sparsity');
+    expect(markupProblem(html)).toBeNull();
 
     // stopped inside stage b: its own set comes from the checkpointed stage-start weights
     const broken = join(tmp, 'broken');
