@@ -11,8 +11,16 @@
 // array storage) sampled before and after each phase (pruneLayer is synchronous: no timer can run
 // inside it, so this misses short-lived buffers freed inside the call; maxRSS does not).
 //
-// Environment: SPARSE_BENCH_QUICK=1 shrinks every size (a smoke test; figures meaningless).
+// (a) also runs PyTorch references of SparseGPT and Wanda written from the papers (torch_sparsegpt.py:
+// same layer, same calibration inputs, same blocksize and dampening, two threads) in their own
+// processes, and reports our time and peak memory as ratios of theirs, with the agreement of the masks.
+//
+// Environment: SPARSE_BENCH_QUICK=1 shrinks every size (a smoke test; figures meaningless);
+// SPARSE_BENCH_NO_INSTALL=1 never installs PyTorch (the reference columns are then skipped).
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const CHILD = process.argv[2] === '--child';
@@ -63,6 +71,12 @@ async function child(method, size, tokens) {
   const x = new Float32Array(tokens * size);
   for (let t = 0; t < tokens; t++) for (let j = 0; j < size; j++) x[t * size + j] = (next() * 2 - 1) * scale[j];
   const xs = tensor(x, [tokens, size]);
+  // The PyTorch reference reads the same inputs from here (and our result, to compare).
+  const dump = process.env.SPARSE_BENCH_DUMP;
+  if (dump) {
+    writeFileSync(path.join(dump, 'w.bin'), new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength));
+    writeFileSync(path.join(dump, 'x.bin'), new Uint8Array(x.buffer));
+  }
   globalThis.gc?.();
   const base = process.memoryUsage();
   let abHigh = base.arrayBuffers;
@@ -79,6 +93,7 @@ async function child(method, size, tokens) {
   sample();
   const t2 = performance.now();
   const kept = r.weight.data.reduce((n, v) => n + (v !== 0 ? 1 : 0), 0);
+  if (dump) writeFileSync(path.join(dump, 'ours.bin'), new Uint8Array(r.weight.data.buffer, r.weight.data.byteOffset, r.weight.data.byteLength));
   const maxRss = process.resourceUsage().maxRSS * 1024;
   console.log(
     JSON.stringify({
@@ -101,8 +116,16 @@ async function main() {
   const { printTable, writeResults } = await import('../../../tooling/bench/harness.mjs');
   const { MODEL, PRETRAIN, QUICK, log, pretrainOnce, pruneGrid, round, scratch } = await import('./common.mjs');
   const { nativeInfo, registerCPUKernels } = await import('@sparse/kernels-cpu');
+  const { torchSetupFor } = await import('./torch-setup.mjs');
   const reg = registerCPUKernels();
   const notes = [];
+  const { torchEnv, setUpTorch } = torchSetupFor({ log, noInstall: process.env.SPARSE_BENCH_NO_INSTALL === '1' });
+  const torch = setUpTorch();
+  if (torch.warn) notes.push(`PyTorch: ${torch.warn}`);
+  if (torch.skip) notes.push(`PyTorch reference skipped: ${torch.skip}`);
+  const dumpDir = mkdtempSync(path.join(os.tmpdir(), 'sparse-bench-pruners-'));
+  process.on('exit', () => rmSync(dumpDir, { recursive: true, force: true }));
+  const targets = [];
   if (!reg.native) notes.push(`native addon not available (${reg.reason}): the reference kernels ran`);
   else notes.push(`native kernels: ${JSON.stringify(nativeInfo())}`);
 
@@ -118,10 +141,28 @@ async function main() {
         speed.push({ method, size, tokens: TOKENS, skipped: `a smaller size already took over ${LIMIT_S} s` });
         continue;
       }
-      const out = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', method, String(size), String(TOKENS)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const withTorch = torch.py && method !== 'magnitude';
+      const env = withTorch ? { ...process.env, SPARSE_BENCH_DUMP: dumpDir } : process.env;
+      const out = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', method, String(size), String(TOKENS)], { encoding: 'utf8', maxBuffer: 1 << 24, env });
       const r = JSON.parse(out.trim().split('\n').at(-1));
       speed.push(r);
       log(`${method} ${size}x${size}, ${TOKENS} tokens: stats ${r.statsS.toFixed(2)} s + prune ${r.pruneS.toFixed(2)} s; peak RSS +${(r.peakRssDelta / 2 ** 20).toFixed(0)} MiB`);
+      if (withTorch) {
+        const t = JSON.parse(
+          execFileSync(torch.py, [path.join(path.dirname(fileURLToPath(import.meta.url)), 'torch_sparsegpt.py'), method, dumpDir, String(size), String(TOKENS), '128', '0.01', '2'], { encoding: 'utf8', env: torchEnv, maxBuffer: 1 << 24 })
+            .trim()
+            .split('\n')
+            .at(-1),
+        );
+        r.torch = t;
+        r.timeVsTorch = r.totalS / t.totalS;
+        r.memoryVsTorch = r.peakRssDelta / Math.max(1, t.peakRssDelta);
+        log(`  PyTorch ${t.torch} (${t.threads} threads): ${t.totalS.toFixed(2)} s, peak RSS +${(t.peakRssDelta / 2 ** 20).toFixed(0)} MiB; ours ${r.timeVsTorch.toFixed(2)}x its time, ${r.memoryVsTorch.toFixed(2)}x its memory; masks agree on ${(100 * t.maskAgreement).toFixed(3)}% of entries, weights differ by at most ${t.maxWeightDiff.toExponential(2)} (scale ${t.weightScale.toFixed(2)})`);
+        const goal = method === 'sparsegpt' ? 1.5 : 1.0;
+        const at = `${method} ${size}x${size} ${TOKENS} tokens`;
+        targets.push({ target: `${at}: time / PyTorch's`, measured: r.timeVsTorch.toFixed(2), goal: `<= ${goal}`, reached: r.timeVsTorch <= goal ? 'yes' : 'NO' });
+        if (method === 'sparsegpt') targets.push({ target: `${at}: peak memory / PyTorch's`, measured: r.memoryVsTorch.toFixed(2), goal: '<= 1.5', reached: r.memoryVsTorch <= 1.5 ? 'yes' : 'NO' });
+      }
       if (method === 'sparsegpt' && r.totalS > LIMIT_S) sparsegptTooSlow = true;
     }
   }
@@ -139,6 +180,11 @@ async function main() {
           'peak RSS MiB': mib(r.peakRssDelta),
           'arrayBuffers MiB': mib(r.arrayBuffersHighDelta),
           kernels: r.native ? 'native' : 'reference',
+          'PyTorch s': r.torch ? round(r.torch.totalS, 2) : '-',
+          'x PyTorch time': r.torch ? round(r.timeVsTorch, 2) : '-',
+          'PyTorch MiB': r.torch ? mib(r.torch.peakRssDelta) : '-',
+          'x PyTorch memory': r.torch ? round(r.memoryVsTorch, 2) : '-',
+          'mask agreement %': r.torch ? round(100 * r.torch.maskAgreement, 3) : '-',
           note: r.method === 'sparsegpt' ? 'Hessian (float64)' : r.method === 'wanda' ? 'column norms' : 'no calibration',
         },
   );
@@ -168,6 +214,10 @@ async function main() {
 
   console.log(`\n(a) One ${SIZES.join('/')} square layer, 50% unstructured, ${TOKENS} calibration tokens (stats: accumulating the calibration statistics; memory above the baseline with inputs built)`);
   printTable(speedRows);
+  if (targets.length > 0) {
+    console.log('');
+    printTable(targets);
+  }
   console.log('\n(b) Held-out perplexity of the trainer default GPT after one-shot pruning (lower is better)');
   printTable(grid.rows);
   console.log('\n(c) The trainer\'s prune stage (calibrate + prune) on that model: native kernels, as sparse-train registers them, vs the TypeScript reference (SPARSE_NATIVE_KERNELS=0), each in a fresh process');
@@ -177,6 +227,6 @@ async function main() {
     `(b): model ${JSON.stringify(MODEL)}, pretrain ${PRETRAIN.steps} steps, seed 0, calibration 64 windows, sequential pruning`,
   );
   for (const n of notes) console.log(`note: ${n}`);
-  const file = writeResults('pruners', { quick: QUICK, tokens: TOKENS, sizes: SIZES, speed, grid: grid.rows, cells: grid.cells, trainerPrune: trainerRows, notes });
+  const file = writeResults('pruners', { quick: QUICK, tokens: TOKENS, sizes: SIZES, speed, targets, torch: torch.py ? { python: torch.py } : { skipped: torch.skip }, grid: grid.rows, cells: grid.cells, trainerPrune: trainerRows, notes });
   log(`wrote ${file}`);
 }

@@ -4,7 +4,7 @@
 
 import { allocStorage, assertDType, DType, Storage } from './dtype.js';
 import { ArgumentError } from './errors.js';
-import { forEachIndex, sizeOf, Tensor, contiguousStrides } from './tensor.js';
+import { forEachIndex, isContiguous, sizeOf, Tensor, contiguousStrides } from './tensor.js';
 
 // One scratch double whose two 32-bit halves give exact access to the bits of a JS number.
 const scratchF64 = new Float64Array(1);
@@ -238,12 +238,20 @@ export function encodeValue(dtype: DType, x: number): number {
  * A new contiguous (row-major, offset 0) tensor holding t's values converted to `dtype` with the rules
  * of encodeValue. Always copies, also when the dtype does not change, so the result never aliases t.
  */
+/** float32 and float64 storage hold plain numbers: a typed-array copy converts between them exactly as encodeValue does. */
+function isFloatStorage(dtype: DType): boolean {
+  return dtype === 'float32' || dtype === 'float64';
+}
+
 export function cast<D extends DType>(t: Tensor, dtype: D): Tensor<D> {
   assertDType(dtype, 'cast');
   const out = allocStorage(dtype, sizeOf(t.shape)) as Storage<D>;
   const src = t.data;
   let k = 0;
-  if (t.dtype === dtype) {
+  if (isContiguous(t) && (t.dtype === dtype || (isFloatStorage(t.dtype) && isFloatStorage(dtype)))) {
+    // One native copy (float32 <-> float64 converts as encodeValue does: round to nearest, or exact).
+    (out as Float32Array | Float64Array).set(src.subarray(t.offset, t.offset + out.length) as Float32Array | Float64Array);
+  } else if (t.dtype === dtype) {
     forEachIndex(t, (pos) => {
       out[k++] = src[pos]!;
     });

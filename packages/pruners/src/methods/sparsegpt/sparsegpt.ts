@@ -5,19 +5,12 @@
 // With actOrder (GPTQ's act-order) the columns are processed by descending diag(H) and put back after.
 
 import { isKept, keepCount, maskFromBooleans, maskToBooleans, topKMask } from '@sparse/masks';
-import { ArgumentError, cholesky, matmul, selectNMGroup, tensor, triangularInverse, type Float32Tensor } from '@sparse/tensor';
+import { ArgumentError, getKernel, selectNMGroup, tensor, type Float32Tensor } from '@sparse/tensor';
 import { runDefinition } from '../../define.js';
 import { readHessian, readMask, readWeight, requireStat, where } from '../../internal.js';
 import { checkNMShape, patternOf } from '../../pattern.js';
 import type { PruneRequest, PruneResult, PrunerDefinition } from '../../types.js';
 import { sparseGPTConfigSchema, type SparseGPTConfig, type SparseGPTConfigInput } from './config.js';
-
-/** The matrix with rows and columns in reverse order (J A J for the reversal permutation J). */
-function reversed(a: Float64Array, n: number): Float64Array {
-  const out = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] = a[(n - 1 - i) * n + (n - 1 - j)]!;
-  return out;
-}
 
 /**
  * The upper Cholesky factor U of (H + damp I)^-1 (H^-1 = U^T U), after the reference's handling of dead
@@ -28,7 +21,8 @@ function reversed(a: Float64Array, n: number): Float64Array {
  * The reference inverts H and factors the inverse; here U comes from one factorization of the reversed
  * matrix: if J H J = L L^T then H = R R^T with R = J L J upper, so H^-1 = (R^-1)^T R^-1 and U = J L^-1 J.
  * Same matrix (the factor is unique), half the work, and H^-1 is never formed. `damp` is the λ added to
- * the diagonal (percdamp * mean diag H, after the dead inputs' 1s).
+ * the diagonal (percdamp * mean diag H, after the dead inputs' 1s). `h` is consumed: u is returned in
+ * its storage.
  */
 export function sparseGPTInverseFactor(layer: string, h: Float64Array, n: number, percdamp: number): { u: Float64Array; dead: Uint8Array; damp: number } {
   const dead = new Uint8Array(n);
@@ -42,16 +36,24 @@ export function sparseGPTInverseFactor(layer: string, h: Float64Array, n: number
   }
   const damp = n > 0 ? (percdamp * trace) / n : 0;
   for (let j = 0; j < n; j++) h[j * n + j]! += damp;
-  try {
-    const lower = cholesky(tensor(reversed(h, n), [n, n]));
-    return { u: reversed(triangularInverse(lower).data as Float64Array, n), dead, damp };
-  } catch (e) {
-    if (!(e instanceof ArgumentError)) throw e;
+  // Factor J H J in place in a reversed copy, then invert the factor into h's own storage (H is not
+  // needed again) and reverse that in place: two n x n float64 arrays at the peak.
+  const lower = h.slice().reverse(); // J H J: row-major, reversing the whole array reverses rows and columns
+  const failed = getKernel('choleskyF64')({ n, a: lower, aOffset: 0, lda: n });
+  if (failed !== null) {
     throw new ArgumentError(
-      `${where('sparsegpt', layer)}: the dampened Hessian is not positive definite (${e.message}); raise percdamp (now ${percdamp}) or calibrate on more tokens`,
-      { cause: e },
+      `${where('sparsegpt', layer)}: the dampened Hessian is not positive definite (cholesky: pivot ${failed.index} is ${failed.pivot}); raise percdamp (now ${percdamp}) or calibrate on more tokens`,
     );
   }
+  const bad = getKernel('triangularInverseF64')({ n, l: lower, lOffset: 0, ldl: n, x: h, xOffset: 0, ldx: n });
+  if (bad >= 0) throw new ArgumentError(`${where('sparsegpt', layer)}: the Cholesky factor of the dampened Hessian has diagonal entry ${bad} = ${lower[bad * n + bad]}`);
+  reverseInPlace(h, n);
+  return { u: h, dead, damp };
+}
+
+/** J A J in place: entry (i, j) trades places with (n-1-i, n-1-j), i.e. the whole array reversed. */
+function reverseInPlace(a: Float64Array, n: number): void {
+  a.subarray(0, n * n).reverse();
 }
 
 /** How many entries of each block of columns to prune so the layer prunes exactly size - keepCount(size, s). */
@@ -111,7 +113,8 @@ function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h:
   for (let j = 0; j < cols; j++) if (dead[j]) for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
   // W with the dead inputs zeroed, the start of the OBS steps: the final weight is start - E U (below).
   const start = w.slice();
-  const u32 = Float32Array.from(u); // the lazy batch update runs through the matmul kernel in float32, as the reference does
+  const u32 = Float32Array.from(u); // the lazy batch update runs through the gemm kernel in float32, as the reference does
+  const gemm = getKernel('gemm');
   const pruned = new Uint8Array(rows * cols);
   const losses = new Float64Array(rows);
   const bs = config.blocksize;
@@ -165,7 +168,7 @@ function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h:
         losses[r]! += e * e;
         err1[k] = e;
         // The OBS update of this row's remaining block columns; it sets column i itself to exactly 0.
-        for (let j = i + 1; j < B; j++) w1[r * B + j]! -= e * u[urow + j]!;
+        for (let j = k + 1, t = urow + i + 1, end = (r + 1) * B; j < end; j++, t++) w1[j]! -= e * u[t]!;
         w1[k] = 0;
       }
     }
@@ -176,11 +179,9 @@ function obsPrune(layer: string, w: Float32Array, rows: number, cols: number, h:
       }
     }
     if (i2 < cols) {
-      // Lazy batch update of every column after the block: W[:, i2:] -= Err1 U[i1:i2, i2:].
+      // Lazy batch update of every column after the block, in place: W[:, i2:] -= Err1 U[i1:i2, i2:].
       const rest = cols - i2;
-      const uView = { data: u32, shape: [B, rest], stride: [cols, 1], offset: i1 * cols + i2, dtype: 'float32' as const };
-      const upd = matmul(tensor(err1, [rows, B]), uView).data;
-      for (let r = 0; r < rows; r++) for (let j = 0; j < rest; j++) w[r * cols + i2 + j]! -= upd[r * rest + j]!;
+      gemm({ transA: false, transB: false, m: rows, n: rest, k: B, alpha: -1, a: err1, aOffset: 0, lda: B, b: u32, bOffset: i1 * cols + i2, ldb: cols, beta: 1, c: w, cOffset: i2, ldc: cols });
     }
   }
   const keepFlags = new Uint8Array(rows * cols);
