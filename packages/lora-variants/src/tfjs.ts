@@ -277,6 +277,25 @@ export class AdapterModel {
     });
   }
 
+  /**
+   * The term the active adapter adds to layer `name`'s output for input x [n, in] when its form has one
+   * (a bottleneck adapter), else null: the layer computes x · effectiveWeight(name)ᵀ (+ bias) plus this.
+   */
+  outputTerm(name: string, x: tf.Tensor2D): tf.Tensor2D | null {
+    if (this.weights[name] === undefined) throw new ArgumentError(`outputTerm: no weight named '${name}'`);
+    const adapter = this.#merged === null && this.#enabled && this.#active !== null ? this.#adapters.get(this.#active)! : undefined;
+    const layer = adapter?.layers.get(name);
+    if (layer === undefined) return null;
+    const form = getTfForm(layer.state.variant)!;
+    if (form.output === undefined) return null;
+    const w = this.weights[name]!;
+    const m = this.#masks.get(name)!;
+    const mask = adapter!.densify ? this.#ones(m, w) : m.tensor;
+    // a form returns undefined for configs without an output term (the linear form of the same variant)
+    const out = tf.tidy(() => form.output!({ base: w, vars: layer.vars, state: layer.state, mask, training: this.training, x })) as tf.Tensor2D | undefined;
+    return out ?? null;
+  }
+
   #ones(m: LayerMask, w: tf.Tensor): tf.Tensor {
     m.ones ??= tf.keep(tf.onesLike(w));
     return m.ones;
@@ -356,6 +375,8 @@ export class AdapterModel {
     const name = this.#requireActive('merge');
     const adapter = this.#adapters.get(name)!;
     const variant = getVariant(adapter.variant);
+    const why = variant.unmergeable?.([...adapter.layers.values()][0]?.state.config);
+    if (why !== undefined) throw new ArgumentError(`merge: adapter '${name}' (${variant.name}) cannot be merged into the weights: ${why}`);
     opts = { densify: opts.densify ?? adapter.densify };
     const states = Object.entries(this.adapterStates(name));
     // Checked before anything is written: a shift on a layer without a bias has nowhere to go.

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attachAdapters, listTfForms, registerTfForm, type AdapterModel } from './tfjs.js';
 import { loraVariant } from './variants/lora/variant.js';
-import { registerVariant } from './variants/registry.js';
+import { getVariant, registerVariant } from './variants/registry.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -137,6 +137,36 @@ describe('train == merge on a 2:4 base', () => {
     expect(maxDiff(merged, trained)).toBeLessThan(1e-5);
     for (const [n, w] of Object.entries(net.weights)) checkTwoFour(w.dataSync() as Float32Array, bases[n]!, n);
     net.model.dispose();
+  });
+
+  // Variants with a config that is not a weight update (a bottleneck adapter) are held to the rule the
+  // other way round: their merge is refused with the reason, never skipped. Each such variant has its
+  // unmergeable config here; the first test fails when a registered variant declares one without it.
+  const UNMERGEABLE: Record<string, Record<string, unknown>> = {
+    'sparse-adapter': { r: 4, form: 'bottleneck' },
+    mosa: { r: 4, modules: 2, form: 'bottleneck' },
+  };
+  it('lists an unmergeable config for every variant that declares one', () => {
+    expect(variants.filter((v) => getVariant(v).unmergeable !== undefined).sort()).toEqual(Object.keys(UNMERGEABLE).sort());
+  });
+  it.each(Object.keys(UNMERGEABLE))('%s (unmergeable config): trains, then the merge is refused with its reason and the weights stay', (variant) => {
+    const rng = new Random(5);
+    const weights = Object.fromEntries(Object.entries(SHAPES).map(([n, [out, inp]]) => [n, tf.variable(tf.tensor(twoFour(rng, out, inp), [out, inp]), false)]));
+    const model = attachAdapters(weights, { targets: Object.keys(SHAPES), variant, config: UNMERGEABLE[variant], seed: 5 });
+    expect(getVariant(variant).unmergeable!(getVariant(variant).parseConfig(UNMERGEABLE[variant]))).toBeDefined();
+    const x = tf.tensor2d(Float32Array.from({ length: BATCH * 8 }, () => rng.normal()), [BATCH, 8]);
+    const lin = (h: tf.Tensor2D, n: string) => {
+      const y = tf.matMul(h, model.effectiveWeight(n), false, true) as tf.Tensor2D;
+      const t = model.outputTerm(n, h);
+      return t === null ? y : (tf.add(y, t) as tf.Tensor2D);
+    };
+    const before = Object.fromEntries(Object.entries(weights).map(([n, w]) => [n, Float32Array.from(w.dataSync() as Float32Array)]));
+    const opt = tf.train.adam(0.02);
+    for (let s = 0; s < 3; s++) opt.minimize(() => tf.mean(tf.square(lin(tf.tanh(lin(x, 'h.0.up')), 'h.0.down'))) as tf.Scalar, false, model.trainableVariables());
+    expect(() => model.merge()).toThrow(/cannot be merged into the weights: .+/);
+    for (const [n, w] of Object.entries(weights)) expect(Array.from(w.dataSync())).toEqual(Array.from(before[n]!));
+    model.dispose();
+    opt.dispose();
   });
 
   it('densify: the forward trains ΔW everywhere and the merge writes it everywhere', () => {

@@ -179,6 +179,19 @@ export class RunContext {
     return {
       ...(act ? { activation: (site: Site, x: tf.Tensor2D) => this.#sparsify(act, site, x) } : {}),
       ...(this.attention ? attentionHooks(this.attention, () => this.attentionCounts) : {}),
+      // an adapter that is not a weight update (a bottleneck) adds its term to the layer's product; the
+      // weight comes from `this.weight`, so a caller that overrides the weight hook keeps its override
+      ...(adapter
+        ? {
+            linearProduct(this: ForwardHooks, info: LinearInfo, x: tf.Tensor2D): tf.Tensor2D | undefined {
+              if (!targeted.has(info.name)) return undefined;
+              const term = adapter.outputTerm(info.name, x);
+              if (term === null) return undefined;
+              const p = adapter.weights[info.name]!;
+              return tf.add(tf.matMul(x, this.weight?.(info.name, p) ?? p, false, true), term) as tf.Tensor2D;
+            },
+          }
+        : {}),
       weight: (name, p) => {
         if (adapter && targeted.has(name)) return adapter.effectiveWeight(name);
         if (adapter && biasOf.has(name)) return adapter.effectiveBias(biasOf.get(name)!) ?? p;

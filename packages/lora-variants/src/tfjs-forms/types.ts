@@ -26,6 +26,12 @@ export interface TfAdapterForm {
   readonly variant: string;
   /** W + ΔW as a differentiable tensor, inside the caller's tidy. */
   effectiveWeight(ctx: TfFormContext): tf.Tensor;
+  /**
+   * Forms whose adapter is not a weight (a bottleneck with a nonlinearity; the variant's `unmergeable`
+   * says so for the config): the term [n, out] added to the layer's output for its input x [n, in], inside
+   * the caller's tidy. Their `effectiveWeight` is then the base weight.
+   */
+  output?(ctx: TfFormContext & { x: tf.Tensor2D }): tf.Tensor2D | undefined;
   /** Forms that adapt the bias too: the bias [out] the forward pass uses, from the base bias (null: the layer has none). */
   effectiveBias?(ctx: TfFormContext & { bias: tf.Tensor | null }): tf.Tensor;
   /**

@@ -90,6 +90,12 @@ export interface AdapterVariant<C = unknown> extends RegistryEntry<'adapter'> {
   /** Trainable scalars for a weight of `shape`, in closed form. */
   trainableCount(shape: readonly [number, number], config: unknown): number;
   /**
+   * Why an adapter of this (parsed) config cannot be merged into the weight, or undefined when it can:
+   * a bottleneck adapter with a nonlinearity is a function of the layer's input, not a ΔW. Such states
+   * refuse `delta`, `merge` and `unmerge` with this reason, and train through their form's `output`.
+   */
+  unmergeable?(config: unknown): string | undefined;
+  /**
    * Variants whose support spans the coupled weights of one model unit (S2FT's heads across Q/K/V and O):
    * given the model's coupled groups (`attachAdapters`' `groups`), the targeted members of each group are
    * initialized together; targeted weights in no group use `init`.

@@ -62,6 +62,10 @@ export function supportScoresOf(stage: { method: string; supportScores?: Support
 
 /** supportScores against what the variant declares it accepts. */
 function checkAdapterStage(variant: AdapterVariant<never>, s: StageOf<'adapt'>): StageIssue[] {
+  // an adapter that is not a weight update (a bottleneck) cannot be merged: say so before the run starts
+  const unmergeable = variant.unmergeable?.(s.config);
+  if (unmergeable !== undefined && s.merge) return [{ path: ['merge'], message: `'${s.method}' cannot merge into the weights: ${unmergeable}` }];
+  if (unmergeable !== undefined && s.densify) return [{ path: ['densify'], message: `'${s.method}': densify has no meaning for an adapter that is not a weight update (${unmergeable})` }];
   const scoring = variant.supportScores;
   const needsData = scoring?.needsData?.(s.config);
   if (needsData !== undefined && supportScoresOf(s) === 'magnitude') return [{ path: ['supportScores'], message: `'${s.method}': ${needsData}, not 'magnitude'` }];

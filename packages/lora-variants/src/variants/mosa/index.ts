@@ -2,4 +2,4 @@
 // ../builtins-tfjs.ts and never re-exported here: this file belongs to the core entry.
 export { mosaConfigSchema } from './config.js';
 export type { MoSAConfig, MoSAConfigInput } from './config.js';
-export { mosaModuleDelta, mosaModules, mosaPartition, mosaVariant } from './variant.js';
+export { mosaBottleneckTerm, mosaModuleDelta, mosaModules, mosaPartition, mosaVariant } from './variant.js';

@@ -9,6 +9,23 @@ import { loraScaling } from '../lora/variant.js';
 import type { IndexedAdapterState } from '../helpers/sparse.js';
 import { mosaModules } from './variant.js';
 import type { MoSAConfig } from './config.js';
+import { bottleneckTermTf } from '../sparse-adapter/bottleneck-tfjs.js';
+
+/** The factors a forward uses: while training (K > 1), this layer's next draw of one module each, rescaled by K; else the complete ones. */
+function drawn(vars: Readonly<Record<string, tf.Variable>>, st: IndexedAdapterState<MoSAConfig>, training: boolean): { a: tf.Tensor; b: tf.Tensor } {
+  const [out, inp] = st.shape;
+  const { r, modules: k } = st.config;
+  let a: tf.Tensor = vars.lora_A!;
+  let b: tf.Tensor = vars.lora_B!;
+  if (training && k > 1) {
+    const call = mosaCalls.get(vars) ?? 0;
+    mosaCalls.set(vars, call + 1);
+    const m = mosaModules(st, call);
+    a = tf.mul(a, moduleMultiplier(st.indices.module_A!, m.a, k, [r, inp]));
+    b = tf.mul(b, moduleMultiplier(st.indices.module_B!, m.b, k, [out, r]));
+  }
+  return { a, b };
+}
 
 // Training forwards so far per layer (its vars object): the n-th uses mosaModules(state, n).
 const mosaCalls = new WeakMap<object, number>();
@@ -43,18 +60,16 @@ export const mosaForm: TfAdapterForm = {
   keepsMask: true,
   effectiveWeight: ({ base, vars, state, mask, training }) => {
     const st = state as IndexedAdapterState<MoSAConfig>;
-    const [out, inp] = st.shape;
-    const { r, modules: k } = st.config;
-    let a: tf.Tensor = vars.lora_A!;
-    let b: tf.Tensor = vars.lora_B!;
-    if (training && k > 1) {
-      const call = mosaCalls.get(vars) ?? 0;
-      mosaCalls.set(vars, call + 1);
-      const m = mosaModules(st, call);
-      a = tf.mul(a, moduleMultiplier(st.indices.module_A!, m.a, k, [r, inp]));
-      b = tf.mul(b, moduleMultiplier(st.indices.module_B!, m.b, k, [out, r]));
-    }
+    // the bottleneck is no weight update: `output` adds it (and counts its draws)
+    if (st.config.form === 'bottleneck') return base;
+    const { a, b } = drawn(vars, st, training);
     return tf.add(base, tf.mul(tf.mul(tf.matMul(b, a), loraScaling(st.config)), mask));
+  },
+  output: ({ x, vars, state, training }) => {
+    const st = state as IndexedAdapterState<MoSAConfig>;
+    if (st.config.form !== 'bottleneck') return undefined;
+    const { a, b } = drawn(vars, st, training);
+    return bottleneckTermTf(x, a, b, vars.mosa_bd!, vars.mosa_bu!, loraScaling(st.config), st.config.activation);
   },
 };
 

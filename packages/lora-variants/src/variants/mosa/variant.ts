@@ -14,7 +14,16 @@
 // Like LoRS and SQFT, ΔW goes through the base mask in forward, training and merge (densify: true adds the
 // unmasked update), so on a pruned base the trained weight is the merged one. The draws come from a
 // per-layer stream (`draw_seed`, fixed at init): the n-th training forward of a layer uses
-// `mosaModules(state, n)`. The paper's optional hierarchical strategy is left out.
+// `mosaModules(state, n)`.
+//
+// `form: 'bottleneck'` is the paper's adapter instead (../sparse-adapter/bottleneck.ts): A is the down
+// projection D [r, in], B the up projection U [out, r], a nonlinearity between them, dense biases
+// (mosa_bd [r], mosa_bu [out], trained every step), the layer's output the residual; the same module
+// partition and draws apply to D and U (`mosaBottleneckTerm` with modules). It cannot be merged into W
+// (`unmergeable`), so delta, merge and unmerge refuse it; outside training the complete adapter runs.
+// differs: the paper's hierarchical sparse strategy is not implemented (its description was not at hand
+// here, and nothing is guessed in its place); its adapters follow a sublayer, here one sits in parallel
+// with one linear layer, scaled by alpha / r; modules are rescaled by K (see above).
 import { isKept, maskFromTensor, type Mask } from '@sparse/masks';
 import { ArgumentError, Random, ShapeError, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import { addMasked, checkShape, floatMatrix, mergeMask, parseWith } from '../helpers/common.js';
@@ -22,6 +31,28 @@ import { loraScaling } from '../lora/variant.js';
 import type { AdapterState, AdapterVariant } from '../types.js';
 import { addLowRank, indexedState, loraFactorsFor, matmulT, zerosMatrix, type IndexedAdapterState } from '../helpers/sparse.js';
 import { mosaConfigSchema, type MoSAConfig } from './config.js';
+import { BOTTLENECK_UNMERGEABLE, bottleneckTerm } from '../sparse-adapter/bottleneck.js';
+import { tensor } from '@sparse/tensor';
+
+/** Refuses a bottleneck state where a ΔW is asked for. */
+function linearOnly(st: IndexedAdapterState<MoSAConfig>, op: string): void {
+  if (st.config.form === 'bottleneck') throw new ArgumentError(`${where(op)}: no ΔW: ${BOTTLENECK_UNMERGEABLE}`);
+}
+
+/**
+ * The bottleneck's output term for x [n, in]: the complete adapter, or, given `modules`, the training
+ * forward that draws them (K·(D ⊙ P_a), K·(U ⊙ P_b), biases whole).
+ */
+export function mosaBottleneckTerm(state: AdapterState, x: Tensor, modules?: { a: number; b: number }): Float32Tensor {
+  const st = mosaState(state as AdapterState<MoSAConfig>, 'mosaBottleneckTerm');
+  if (st.config.form !== 'bottleneck') throw new ArgumentError(`mosaBottleneckTerm: the adapter's form is '${st.config.form}', not 'bottleneck'`);
+  const xs = floatMatrix(x, 'mosaBottleneckTerm', 'x');
+  if (xs.shape[1] !== st.shape[1]) throw new ShapeError(`mosaBottleneckTerm: x is [${xs.shape.join(', ')}] but the weight takes ${st.shape[1]} inputs`);
+  const k = st.config.modules;
+  const d = modules ? moduleOf(st.params.lora_A!, st.indices.module_A!, modules.a, k) : st.params.lora_A!;
+  const u = modules ? moduleOf(st.params.lora_B!, st.indices.module_B!, modules.b, k) : st.params.lora_B!;
+  return bottleneckTerm(xs, d, u, st.params.mosa_bd!, st.params.mosa_bu!, loraScaling(st.config), st.config.activation);
+}
 
 const NAME = 'mosa';
 const where = (op: string) => `${NAME}.${op}`;
@@ -90,6 +121,7 @@ function maskOut(d: Float32Tensor, mask: Mask): Float32Tensor {
  */
 export function mosaModuleDelta(state: AdapterState, base: Tensor, modules: { a: number; b: number }): Float32Tensor {
   const st = mosaState(state as AdapterState<MoSAConfig>, 'mosaModuleDelta');
+  if (st.config.form === 'bottleneck') throw new ArgumentError(`mosaModuleDelta: no ΔW: ${BOTTLENECK_UNMERGEABLE}`);
   checkShape(base, st, 'mosaModuleDelta', 'base');
   const k = st.config.modules;
   for (const f of ['a', 'b'] as const) {
@@ -104,7 +136,8 @@ export function mosaModuleDelta(state: AdapterState, base: Tensor, modules: { a:
 export const mosaVariant: AdapterVariant<MoSAConfig> = {
   kind: 'adapter',
   name: NAME,
-  describe: 'MoSA: a LoRA-form adapter split into K random sparse modules per factor, one module trained per step (rescaled by K), merged as the complete adapter through the base mask',
+  describe:
+    "MoSA: an adapter split into K random sparse modules per projection, one module of each trained per step (rescaled by K), the complete adapter after tuning; form 'lora' (merged through the base mask) or 'bottleneck' (the paper's down, nonlinearity, up, residual; not mergeable). differs: no hierarchical sparse strategy",
   schema: mosaConfigSchema,
   parseConfig: (config) => parseWith(mosaConfigSchema, config, NAME),
   init(base, config, rng) {
@@ -117,7 +150,7 @@ export const mosaVariant: AdapterVariant<MoSAConfig> = {
       variant: NAME,
       shape: [out, inp],
       config: c,
-      params: loraFactorsFor(w, c.r, rng.fork('lora')),
+      params: { ...loraFactorsFor(w, c.r, rng.fork('lora')), ...(c.form === 'bottleneck' ? { mosa_bd: tensor(new Float32Array(c.r), [c.r]), mosa_bu: tensor(new Float32Array(out), [out]) } : {}) },
       indices: {
         module_A: mosaPartition(c.r * inp, c.modules, rng.fork('partition-A')),
         module_B: mosaPartition(out * c.r, c.modules, rng.fork('partition-B')),
@@ -129,6 +162,7 @@ export const mosaVariant: AdapterVariant<MoSAConfig> = {
   /** M ⊙ (scaling · B A): the complete adapter through the base mask. */
   delta(state, base) {
     const st = mosaState(state, 'delta');
+    linearOnly(st, 'delta');
     checkShape(base, st, where('delta'), 'base');
     return maskOut(lowRank(st, st.params.lora_A!, st.params.lora_B!), maskFromTensor(base));
   },
@@ -138,22 +172,31 @@ export const mosaVariant: AdapterVariant<MoSAConfig> = {
     const xs = floatMatrix(x, where('forward'), 'x');
     if (xs.shape[1] !== st.shape[1]) throw new ShapeError(`${where('forward')}: x is [${xs.shape.join(', ')}] but the weight takes ${st.shape[1]} inputs`);
     const w = floatMatrix(base, where('forward'), 'base');
+    if (st.config.form === 'bottleneck') {
+      const y = matmulT(xs, w);
+      const t = mosaBottleneckTerm(st, xs);
+      for (let q = 0; q < y.data.length; q++) y.data[q] = y.data[q]! + t.data[q]!;
+      return y;
+    }
     return matmulT(xs, addMasked(w, lowRank(st, st.params.lora_A!, st.params.lora_B!), maskFromTensor(w), 1));
   },
   merge(base, state, opts) {
     const st = mosaState(state, 'merge');
+    linearOnly(st, 'merge');
     checkShape(base, st, where('merge'), 'base');
     const w = floatMatrix(base, where('merge'), 'base');
     return addMasked(w, lowRank(st, st.params.lora_A!, st.params.lora_B!), mergeMask(w, opts, where('merge')), 1);
   },
   unmerge(merged, state, opts) {
     const st = mosaState(state, 'unmerge');
+    linearOnly(st, 'unmerge');
     checkShape(merged, st, where('unmerge'), 'merged');
     const w = floatMatrix(merged, where('unmerge'), 'merged');
     return addMasked(w, lowRank(st, st.params.lora_A!, st.params.lora_B!), mergeMask(w, opts, where('unmerge')), -1);
   },
   trainableCount(shape, config) {
     const c = parseWith(mosaConfigSchema, config, NAME);
-    return c.r * (shape[0] + shape[1]);
+    return c.r * (shape[0] + shape[1]) + (c.form === 'bottleneck' ? c.r + shape[0] : 0);
   },
+  unmergeable: (config) => (parseWith(mosaConfigSchema, config, NAME).form === 'bottleneck' ? BOTTLENECK_UNMERGEABLE : undefined),
 };

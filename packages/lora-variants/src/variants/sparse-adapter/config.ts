@@ -1,5 +1,6 @@
 // The 'sparse-adapter' variant's config: its zod schema (fields, defaults, strictness) and types.
 import { z } from 'zod';
+import { bottleneckFields } from './bottleneck.js';
 
 export const sparseAdapterConfigSchema = z
   .object({
@@ -10,6 +11,7 @@ export const sparseAdapterConfigSchema = z
     sparsity: z.number().min(0).lt(1).default(0.4),
     /** How A's survivors are chosen (B's are random unless scores are given). */
     selection: z.enum(['magnitude', 'random']).default('magnitude'),
+    ...bottleneckFields,
   })
   .strict();
 export type SparseAdapterConfig = z.output<typeof sparseAdapterConfigSchema>;

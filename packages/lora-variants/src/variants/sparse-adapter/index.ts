@@ -3,3 +3,5 @@
 export { sparseAdapterConfigSchema } from './config.js';
 export type { SparseAdapterConfig, SparseAdapterConfigInput } from './config.js';
 export { sparseAdapterFactors, sparseAdapterVariant } from './variant.js';
+export { activate, bottleneckTerm, BOTTLENECK_UNMERGEABLE } from './bottleneck.js';
+export type { BottleneckActivation } from './bottleneck.js';
