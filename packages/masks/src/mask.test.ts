@@ -242,6 +242,33 @@ describe('applyMask and conversions', () => {
     expect(() => applyMask(m, view)).toThrow(/tensor has shape \[3, 2\] but mask has shape \[2, 3\]/);
   });
 
+  it('contiguous tensors (word-at-a-time path) match a per-element brute force: offsets, any length, every dtype, in place', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 200 }),
+        fc.integer({ min: 0, max: 5 }),
+        fc.constantFrom('float32', 'float64', 'int32', 'uint8', 'bool'),
+        fc.integer(),
+        fc.boolean(),
+        (n, offset, dtype, seed, inPlace) => {
+          let s = seed >>> 0;
+          const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+          const keep = Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0));
+          const values = Array.from({ length: offset + n }, () => (dtype === 'bool' ? 1 : 1 + Math.floor(next() * 100)));
+          const storage = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array, bool: Uint8Array }[dtype];
+          const base = tensor(storage.from(values), [offset + n], { dtype: dtype as 'float32' });
+          const view = slice(base, { start: offset, end: offset + n });
+          const m = maskFromBooleans(keep, [n]);
+          const out = applyMask(m, view, { inPlace });
+          expect(Array.from(out.data.subarray(out.offset, out.offset + n))).toEqual(values.slice(offset).map((v, i) => (keep[i] ? v : 0)));
+          // Out of place leaves the input alone; in place leaves the entries before the view alone.
+          expect(Array.from(base.data.subarray(0, offset))).toEqual(values.slice(0, offset));
+          if (!inPlace) expect(Array.from(base.data)).toEqual(values);
+        },
+      ),
+    );
+  });
+
   it('maskToTensor writes 1/0 in the requested dtype', () => {
     const m = maskFromBooleans([1, 0, 1], [3]);
     expect(Array.from(maskToTensor(m).data)).toEqual([1, 0, 1]);

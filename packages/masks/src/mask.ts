@@ -7,6 +7,7 @@ import {
   asTensor,
   contiguousStrides,
   forEachIndex,
+  isContiguous,
   LayoutError,
   ShapeError,
   sizeOf,
@@ -219,6 +220,7 @@ export function applyMask<D extends DType>(m: Mask, t: Tensor<D>, opts: ApplyMas
   const v = asTensor<D>(t);
   checkSameShape('applyMask', 'mask', m.shape, 'tensor', v.shape);
   const src = v.data;
+  if (isContiguous(v)) return applyMaskContiguous(m, v, opts.inPlace === true ? t : undefined);
   if (opts.inPlace) {
     let k = 0;
     forEachIndex(v, (pos) => {
@@ -234,6 +236,34 @@ export function applyMask<D extends DType>(m: Mask, t: Tensor<D>, opts: ApplyMas
     k++;
   });
   return { data: out, shape: [...v.shape], stride: contiguousStrides(v.shape), offset: 0, dtype: v.dtype };
+}
+
+/**
+ * applyMask on a contiguous tensor, 32 entries per mask word: a fully kept word is skipped (in place)
+ * or copied in one run, only the cleared bits of the others are visited. `inPlace` is the caller's
+ * tensor to return when writing into its storage.
+ */
+function applyMaskContiguous<D extends DType>(m: Mask, v: Tensor<D>, inPlace: Tensor<D> | undefined): Tensor<D> {
+  const n = sizeOf(v.shape);
+  const o = v.offset;
+  const src = v.data;
+  const dst = inPlace !== undefined ? src : (allocStorage(v.dtype, n) as Storage<D>);
+  const base = inPlace !== undefined ? o : 0;
+  if (inPlace === undefined) (dst as Float32Array).set((src as Float32Array).subarray(o, o + n));
+  const bits = m.bits;
+  for (let w = 0; w < bits.length; w++) {
+    let cleared = ~bits[w]!;
+    const start = w * 32;
+    // Bits past the last entry are not entries.
+    if (start + 32 > n) cleared &= n - start >= 32 ? -1 : (1 << (n - start)) - 1;
+    while (cleared !== 0) {
+      const b = 31 - Math.clz32(cleared & -cleared);
+      dst[base + start + b] = 0;
+      cleared &= cleared - 1;
+    }
+  }
+  if (inPlace !== undefined) return inPlace;
+  return { data: dst, shape: [...v.shape], stride: contiguousStrides(v.shape), offset: 0, dtype: v.dtype };
 }
 
 function binary(where: string, a: Mask, b: Mask, op: (x: number, y: number) => number): Mask {

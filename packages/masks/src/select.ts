@@ -71,20 +71,17 @@ export function selectRank(a: Keys, rank: number): number {
 
 /**
  * Calls keep(i) for exactly k indices of `values`: the k largest (or smallest), ties to the lower index.
- * `values` is read only; a key copy is made for the selection. (Package-internal; not re-exported.)
+ * `values` is read only; a key copy is made for the selection (in `work` when given and long enough).
+ * (Package-internal; not re-exported.)
  */
-export function selectTopK(values: ArrayLike<number>, k: number, largest: boolean, keep: (i: number) => void): void {
+export function selectTopK(values: ArrayLike<number>, k: number, largest: boolean, keep: (i: number) => void, work?: Keys): void {
   const n = values.length;
   if (k === 0) return;
   if (k >= n) {
     for (let i = 0; i < n; i++) keep(i);
     return;
   }
-  // Keys are the values (largest) or their negations (smallest), so "the k largest keys" covers both;
-  // only the work copy that quickselect reorders is allocated.
-  const work: Keys = values instanceof Float32Array ? new Float32Array(n) : new Float64Array(n);
-  for (let i = 0; i < n; i++) work[i] = largest ? values[i]! : -values[i]!;
-  const v = selectRank(work, n - k); // the k-th largest key
+  const v = kthKey(values, k, largest, work);
   const sign = largest ? 1 : -1;
   let taken = 0;
   for (let i = 0; i < n; i++) {
@@ -96,6 +93,49 @@ export function selectTopK(values: ArrayLike<number>, k: number, largest: boolea
   for (let i = 0; i < n && taken < k; i++) {
     if (sign * values[i]! === v) {
       keep(i);
+      taken++;
+    }
+  }
+}
+
+/**
+ * The k-th largest key of `values`, keys being the values (largest) or their negations (smallest), so
+ * "the k largest keys" covers both; 0 < k < values.length. Only the work copy that quickselect reorders
+ * is allocated, and not even that when `work` is long enough.
+ */
+function kthKey(values: ArrayLike<number>, k: number, largest: boolean, work?: Keys): number {
+  const n = values.length;
+  const keys: Keys =
+    work !== undefined && work.length >= n && (work instanceof Float64Array || values instanceof Float32Array)
+      ? work.subarray(0, n)
+      : values instanceof Float32Array
+        ? new Float32Array(n)
+        : new Float64Array(n);
+  if (largest) for (let i = 0; i < n; i++) keys[i] = values[i]!;
+  else for (let i = 0; i < n; i++) keys[i] = -values[i]!;
+  return selectRank(keys, n - k);
+}
+
+/** selectTopK(values, k, largest, i => set bit offset + i of bits) without a call per kept entry. */
+function setTopKBits(values: Float32Array | Float64Array, k: number, largest: boolean, bits: Uint32Array, offset: number, work: Keys): void {
+  const n = values.length;
+  if (k === 0) return;
+  if (k >= n) {
+    for (let i = 0; i < n; i++) setBit(bits, offset + i);
+    return;
+  }
+  const v = kthKey(values, k, largest, work);
+  const sign = largest ? 1 : -1;
+  let taken = 0;
+  for (let i = 0; i < n; i++) {
+    if (sign * values[i]! > v) {
+      setBit(bits, offset + i);
+      taken++;
+    }
+  }
+  for (let i = 0; i < n && taken < k; i++) {
+    if (sign * values[i]! === v) {
+      setBit(bits, offset + i);
       taken++;
     }
   }
@@ -140,9 +180,9 @@ export function perRowTopKMask(scores: Tensor, k: number, opts: TopKOptions = {}
   const values = scoresOf(scores, 'perRowTopKMask', 'scores');
   checkCount('perRowTopKMask', 'k', k, cols);
   const bits = new Uint32Array(maskWords(rows * cols));
-  for (let r = 0; r < rows; r++) {
-    selectTopK(values.subarray(r * cols, (r + 1) * cols), k, opts.largest ?? true, (j) => setBit(bits, r * cols + j));
-  }
+  // One key buffer for every row.
+  const work = values instanceof Float32Array ? new Float32Array(cols) : new Float64Array(cols);
+  for (let r = 0; r < rows; r++) setTopKBits(values.subarray(r * cols, (r + 1) * cols), k, opts.largest ?? true, bits, r * cols, work);
   return { shape: [rows, cols], bits };
 }
 
@@ -153,9 +193,10 @@ export function perColumnTopKMask(scores: Tensor, k: number, opts: TopKOptions =
   checkCount('perColumnTopKMask', 'k', k, rows);
   const bits = new Uint32Array(maskWords(rows * cols));
   const column = values instanceof Float32Array ? new Float32Array(rows) : new Float64Array(rows);
+  const work = values instanceof Float32Array ? new Float32Array(rows) : new Float64Array(rows);
   for (let c = 0; c < cols; c++) {
     for (let r = 0; r < rows; r++) column[r] = values[r * cols + c]!;
-    selectTopK(column, k, opts.largest ?? true, (r) => setBit(bits, r * cols + c));
+    selectTopK(column, k, opts.largest ?? true, (r) => setBit(bits, r * cols + c), work);
   }
   return { shape: [rows, cols], bits };
 }
