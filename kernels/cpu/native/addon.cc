@@ -13,6 +13,7 @@
 #include "attention.h"
 #include "cpu_features.h"
 #include "elementwise.h"
+#include "fused.h"
 #include "gemm.h"
 #include "linalg.h"
 #include "ops.h"
@@ -961,6 +962,184 @@ Napi::Value TriangularInverseF64(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(lowerTriangularInverseF64(n, l0, ldl, x0, ldx)));
 }
 
+// ---- fused training ops (fused.h) ----
+
+// A Float32Array argument, or nullptr when it is null and `optional`.
+const float* optionalF32(const Napi::CallbackInfo& info, const char* fn, int index, const char* what, int64_t need,
+                         bool optional) {
+  if (optional && info[index].IsNull()) return nullptr;
+  const ArrayArg<float> a = f32Arg(info, fn, index, what);
+  if (a.length < need) {
+    throw rangeError(info, fn, std::string(what) + " holds " + std::to_string(a.length) + " elements, needs " + std::to_string(need));
+  }
+  return a.data;
+}
+
+int64_t checkedElements(const Napi::CallbackInfo& info, const char* fn, int64_t rows, int64_t cols) {
+  const double n = static_cast<double>(rows) * static_cast<double>(cols);
+  if (productTooLarge(n)) throw rangeError(info, fn, "rows * cols is too large");
+  return rows * cols;
+}
+
+void checkApartAll(const Napi::CallbackInfo& info, const char* fn, const char* outName, const float* o, int64_t on,
+                   std::initializer_list<std::pair<const char*, std::pair<const float*, int64_t>>> ins) {
+  if (o == nullptr) return;
+  for (const auto& in : ins) {
+    if (in.second.first == nullptr) continue;
+    checkApart(info, fn, outName, o, o + on, in.first, in.second.first, in.second.first + in.second.second);
+  }
+}
+
+// fusedNormForward(rms, x, gamma, beta|null, rows, cols, eps, y, mean|null, rstd): layer norm
+// (rms false; beta null for none) or RMS norm of x's rows. mean may be null only for rms.
+Napi::Value FusedNormForwardFn(const Napi::CallbackInfo& info) {
+  const char* fn = "fusedNormForward";
+  if (info.Length() != 10) throw Napi::TypeError::New(info.Env(), "fusedNormForward: expected 10 arguments");
+  const bool rms = boolArg(info, fn, 0, "rms");
+  const int64_t rows = intArg(info, fn, 4, "rows");
+  const int64_t cols = intArg(info, fn, 5, "cols");
+  const float eps = floatArg(info, fn, 6, "eps");
+  if (!(eps >= 0.0f) || !std::isfinite(eps)) throw rangeError(info, fn, "eps must be a finite non-negative number");
+  if (rows > 0 && cols == 0) throw rangeError(info, fn, "cols must be positive");
+  const int64_t n = checkedElements(info, fn, rows, cols);
+  const float* x = optionalF32(info, fn, 1, "x", n, false);
+  const float* gamma = optionalF32(info, fn, 2, "gamma", cols, false);
+  const float* beta = optionalF32(info, fn, 3, "beta", cols, true);
+  float* y = const_cast<float*>(optionalF32(info, fn, 7, "y", n, false));
+  float* mean = const_cast<float*>(optionalF32(info, fn, 8, "mean", rows, rms));
+  float* rstd = const_cast<float*>(optionalF32(info, fn, 9, "rstd", rows, false));
+  const auto ins = {std::make_pair("x", std::make_pair(x, n)), std::make_pair("gamma", std::make_pair(gamma, cols)),
+                    std::make_pair("beta", std::make_pair(static_cast<const float*>(beta), beta ? cols : 0))};
+  checkApartAll(info, fn, "y", y, n, ins);
+  checkApartAll(info, fn, "mean", mean, rows, ins);
+  checkApartAll(info, fn, "rstd", rstd, rows, ins);
+  checkApart(info, fn, "rstd", rstd, rstd + rows, "y", y, y + n);
+  if (mean != nullptr) {
+    checkApart(info, fn, "mean", mean, mean + rows, "y", y, y + n);
+    checkApart(info, fn, "mean", mean, mean + rows, "rstd", rstd, rstd + rows);
+  }
+  fusedNormForward(rms, x, gamma, beta, rows, cols, eps, y, mean, rstd);
+  return info.Env().Undefined();
+}
+
+// fusedNormBackward(rms, dy, x, gamma, mean|null, rstd, rows, cols, dx, dgamma, dbeta|null): the
+// gradients of fusedNormForward. mean may be null only for rms.
+Napi::Value FusedNormBackwardFn(const Napi::CallbackInfo& info) {
+  const char* fn = "fusedNormBackward";
+  if (info.Length() != 11) throw Napi::TypeError::New(info.Env(), "fusedNormBackward: expected 11 arguments");
+  const bool rms = boolArg(info, fn, 0, "rms");
+  const int64_t rows = intArg(info, fn, 6, "rows");
+  const int64_t cols = intArg(info, fn, 7, "cols");
+  if (rows > 0 && cols == 0) throw rangeError(info, fn, "cols must be positive");
+  const int64_t n = checkedElements(info, fn, rows, cols);
+  const float* dy = optionalF32(info, fn, 1, "dy", n, false);
+  const float* x = optionalF32(info, fn, 2, "x", n, false);
+  const float* gamma = optionalF32(info, fn, 3, "gamma", cols, false);
+  const float* mean = optionalF32(info, fn, 4, "mean", rows, rms);
+  const float* rstd = optionalF32(info, fn, 5, "rstd", rows, false);
+  float* dx = const_cast<float*>(optionalF32(info, fn, 8, "dx", n, false));
+  float* dgamma = const_cast<float*>(optionalF32(info, fn, 9, "dgamma", cols, false));
+  float* dbeta = const_cast<float*>(optionalF32(info, fn, 10, "dbeta", cols, true));
+  const auto ins = {std::make_pair("dy", std::make_pair(dy, n)), std::make_pair("x", std::make_pair(x, n)),
+                    std::make_pair("gamma", std::make_pair(gamma, cols)),
+                    std::make_pair("mean", std::make_pair(mean, mean ? rows : 0)), std::make_pair("rstd", std::make_pair(rstd, rows))};
+  checkApartAll(info, fn, "dx", dx, n, ins);
+  checkApartAll(info, fn, "dgamma", dgamma, cols, ins);
+  checkApartAll(info, fn, "dbeta", dbeta, dbeta ? cols : 0, ins);
+  checkApart(info, fn, "dgamma", dgamma, dgamma + cols, "dx", dx, dx + n);
+  if (dbeta != nullptr) {
+    checkApart(info, fn, "dbeta", dbeta, dbeta + cols, "dx", dx, dx + n);
+    checkApart(info, fn, "dbeta", dbeta, dbeta + cols, "dgamma", dgamma, dgamma + cols);
+  }
+  fusedNormBackward(rms, dy, x, gamma, mean, rstd, rows, cols, dx, dgamma, dbeta);
+  return info.Env().Undefined();
+}
+
+// fusedActForward(op, x, b|null, y): op 0 GELU (tanh form; b null), 1 SwiGLU silu(x) * b. Over x's length.
+Napi::Value FusedActForwardFn(const Napi::CallbackInfo& info) {
+  const char* fn = "fusedActForward";
+  if (info.Length() != 4) throw Napi::TypeError::New(info.Env(), "fusedActForward: expected 4 arguments");
+  const int op = codeArg(info, fn, 0, "op", kFusedActs);
+  const ArrayArg<float> x = f32Arg(info, fn, 1, "x");
+  const bool gated = op == static_cast<int>(FusedAct::SwiGlu);
+  const float* b = optionalF32(info, fn, 2, "b", x.length, !gated);
+  if (!gated && b != nullptr) throw rangeError(info, fn, "b must be null for GELU");
+  float* y = const_cast<float*>(optionalF32(info, fn, 3, "y", x.length, false));
+  checkApartAll(info, fn, "y", y, x.length, {std::make_pair("x", std::make_pair(static_cast<const float*>(x.data), x.length)), std::make_pair("b", std::make_pair(b, b ? x.length : 0))});
+  fusedActForward(static_cast<FusedAct>(op), x.data, b, y, x.length);
+  return info.Env().Undefined();
+}
+
+// fusedActBackward(op, dy, x, b|null, dx, db|null): gradients of fusedActForward (db for SwiGLU only).
+Napi::Value FusedActBackwardFn(const Napi::CallbackInfo& info) {
+  const char* fn = "fusedActBackward";
+  if (info.Length() != 6) throw Napi::TypeError::New(info.Env(), "fusedActBackward: expected 6 arguments");
+  const int op = codeArg(info, fn, 0, "op", kFusedActs);
+  const ArrayArg<float> x = f32Arg(info, fn, 2, "x");
+  const int64_t n = x.length;
+  const bool gated = op == static_cast<int>(FusedAct::SwiGlu);
+  const float* dy = optionalF32(info, fn, 1, "dy", n, false);
+  const float* b = optionalF32(info, fn, 3, "b", n, !gated);
+  float* dx = const_cast<float*>(optionalF32(info, fn, 4, "dx", n, false));
+  float* db = const_cast<float*>(optionalF32(info, fn, 5, "db", n, !gated));
+  if (!gated && (b != nullptr || db != nullptr)) throw rangeError(info, fn, "b and db must be null for GELU");
+  const auto ins = {std::make_pair("dy", std::make_pair(dy, n)), std::make_pair("x", std::make_pair(static_cast<const float*>(x.data), n)),
+                    std::make_pair("b", std::make_pair(b, b ? n : 0))};
+  checkApartAll(info, fn, "dx", dx, n, ins);
+  checkApartAll(info, fn, "db", db, db ? n : 0, ins);
+  if (db != nullptr) checkApart(info, fn, "db", db, db + n, "dx", dx, dx + n);
+  fusedActBackward(static_cast<FusedAct>(op), dy, x.data, b, dx, db, n);
+  return info.Env().Undefined();
+}
+
+// Checks targets[0:rows] lie in [0, cols).
+void checkTargets(const Napi::CallbackInfo& info, const char* fn, const ArrayArg<int32_t>& targets, int64_t rows,
+                  int64_t cols) {
+  if (targets.length < rows) throw rangeError(info, fn, "targets is shorter than rows");
+  for (int64_t r = 0; r < rows; ++r) {
+    if (targets.data[r] < 0 || targets.data[r] >= cols) {
+      throw rangeError(info, fn, "targets[" + std::to_string(r) + "] = " + std::to_string(targets.data[r]) + " is outside [0, " + std::to_string(cols) + ")");
+    }
+  }
+}
+
+// fusedCrossEntropy(logits, targets, rows, cols, lse): mean over rows of logsumexp - target logit;
+// writes lse [rows]. rows must be positive.
+Napi::Value FusedCrossEntropyFn(const Napi::CallbackInfo& info) {
+  const char* fn = "fusedCrossEntropy";
+  if (info.Length() != 5) throw Napi::TypeError::New(info.Env(), "fusedCrossEntropy: expected 5 arguments");
+  const int64_t rows = intArg(info, fn, 2, "rows");
+  const int64_t cols = intArg(info, fn, 3, "cols");
+  if (rows == 0 || cols == 0) throw rangeError(info, fn, "rows and cols must be positive");
+  const int64_t n = checkedElements(info, fn, rows, cols);
+  const float* logits = optionalF32(info, fn, 0, "logits", n, false);
+  const ArrayArg<int32_t> targets = i32Arg(info, fn, 1, "targets");
+  float* lse = const_cast<float*>(optionalF32(info, fn, 4, "lse", rows, false));
+  checkTargets(info, fn, targets, rows, cols);
+  checkApart(info, fn, "lse", lse, lse + rows, "logits", logits, logits + n);
+  return Napi::Number::New(info.Env(), fusedCrossEntropyForward(logits, targets.data, rows, cols, lse));
+}
+
+// fusedCrossEntropyBackward(logits, targets, lse, rows, cols, scale, dlogits):
+// dlogits = scale * (softmax(logits) - onehot(targets)), with softmax from lse.
+Napi::Value FusedCrossEntropyBackwardFn(const Napi::CallbackInfo& info) {
+  const char* fn = "fusedCrossEntropyBackward";
+  if (info.Length() != 7) throw Napi::TypeError::New(info.Env(), "fusedCrossEntropyBackward: expected 7 arguments");
+  const int64_t rows = intArg(info, fn, 3, "rows");
+  const int64_t cols = intArg(info, fn, 4, "cols");
+  if (rows > 0 && cols == 0) throw rangeError(info, fn, "cols must be positive");
+  const int64_t n = checkedElements(info, fn, rows, cols);
+  const float* logits = optionalF32(info, fn, 0, "logits", n, false);
+  const ArrayArg<int32_t> targets = i32Arg(info, fn, 1, "targets");
+  const float* lse = optionalF32(info, fn, 2, "lse", rows, false);
+  const float scale = floatArg(info, fn, 5, "scale");
+  float* d = const_cast<float*>(optionalF32(info, fn, 6, "dlogits", n, false));
+  checkTargets(info, fn, targets, rows, cols);
+  checkApartAll(info, fn, "dlogits", d, n, {std::make_pair("logits", std::make_pair(logits, n)), std::make_pair("lse", std::make_pair(lse, rows))});
+  fusedCrossEntropyBackward(logits, targets.data, lse, rows, cols, scale, d);
+  return info.Env().Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -1001,7 +1180,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                            {"attentionBackward", kNarrow},
                            {"attentionBitmapKV", kNarrow},
                            {"choleskyF64", kWide},
-                           {"triangularInverseF64", kWide}};
+                           {"triangularInverseF64", kWide},
+                           {"fusedNormForward", kPortable},
+                           {"fusedNormBackward", kPortable},
+                           {"fusedActForward", kPortable},
+                           {"fusedActBackward", kPortable},
+                           {"fusedCrossEntropy", kPortable},
+                           {"fusedCrossEntropyBackward", kPortable}};
   const Isa isa = activeIsa();
   const char* narrow = useAvx2() ? "avx2" : "scalar";
   Napi::Array kernels = Napi::Array::New(env);
@@ -1062,6 +1247,12 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("sddmmCSR", Napi::Function::New(env, SddmmCsr, "sddmmCSR"));
   exports.Set("choleskyF64", Napi::Function::New(env, CholeskyF64, "choleskyF64"));
   exports.Set("triangularInverseF64", Napi::Function::New(env, TriangularInverseF64, "triangularInverseF64"));
+  exports.Set("fusedNormForward", Napi::Function::New(env, FusedNormForwardFn, "fusedNormForward"));
+  exports.Set("fusedNormBackward", Napi::Function::New(env, FusedNormBackwardFn, "fusedNormBackward"));
+  exports.Set("fusedActForward", Napi::Function::New(env, FusedActForwardFn, "fusedActForward"));
+  exports.Set("fusedActBackward", Napi::Function::New(env, FusedActBackwardFn, "fusedActBackward"));
+  exports.Set("fusedCrossEntropy", Napi::Function::New(env, FusedCrossEntropyFn, "fusedCrossEntropy"));
+  exports.Set("fusedCrossEntropyBackward", Napi::Function::New(env, FusedCrossEntropyBackwardFn, "fusedCrossEntropyBackward"));
   return exports;
 }
 

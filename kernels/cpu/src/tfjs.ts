@@ -15,6 +15,8 @@ export {
 } from './tfjs/backend.js';
 export type { RegisterSparseCPUOptions, SparseCPURegistration } from './tfjs/backend.js';
 export { FUSED_ACTIVATIONS, type FusedActivation } from './tfjs/epilogue.js';
+// Fused training ops (one tfjs op each, native on 'sparse-cpu', plain tfjs elsewhere).
+export { FUSED_OPS, fusedCrossEntropy, fusedGeluTanh, fusedLayerNorm, fusedOpsNative, fusedRmsNorm, fusedSwiGLU, type NativeFusedKernels } from './tfjs/fused.js';
 
 /** What importing this module did: whether 'sparse-cpu' is registered, and which kernels run natively. */
 export const sparseCPURegistration = registerSparseCPUBackend();

@@ -1,0 +1,43 @@
+// Fused training ops for the sparse-cpu tfjs backend: layer norm and RMS norm (forward and
+// backward), GELU (tanh form) and the SwiGLU gate silu(a) * b (forward and backward), and
+// cross-entropy from logits (mean over rows, gradient softmax - onehot). Each replaces a chain of
+// small tfjs ops (and their dispatch and allocations) with one pass over the data.
+//
+// Determinism: every row is computed by one thread in a fixed order, and the column sums of the
+// norm backward (dgamma, dbeta) are summed per fixed block of rows and then over blocks in order,
+// so results never depend on the thread count or on whether the pool was busy (resume-exact runs).
+// Sums run in float64 and are rounded once. Portable C++ only (the loops are memory-bound).
+#pragma once
+
+#include <cstdint>
+
+namespace sparse {
+
+// Layer norm (beta may be null: no bias) or, with `rms`, RMS norm (x / sqrt(mean(x²) + eps)) of the
+// rows of x [rows, cols]: y = xhat * gamma (+ beta). Writes y [rows, cols], rstd [rows] and, for
+// layer norm, mean [rows] (mean may be null for rms).
+void fusedNormForward(bool rms, const float* x, const float* gamma, const float* beta, int64_t rows, int64_t cols,
+                      float eps, float* y, float* mean, float* rstd);
+
+// Gradients of fusedNormForward: dx [rows, cols], dgamma [cols], and dbeta [cols] (may be null).
+// mean is read for layer norm only.
+void fusedNormBackward(bool rms, const float* dy, const float* x, const float* gamma, const float* mean,
+                       const float* rstd, int64_t rows, int64_t cols, float* dx, float* dgamma, float* dbeta);
+
+enum class FusedAct : int { GeluTanh = 0, SwiGlu = 1 };
+constexpr int kFusedActs = 2;
+
+// GeluTanh: y = x * sigmoid(x * (A + B x²)) (= 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³)))), b unused.
+// SwiGlu: y = silu(x) * b = x * sigmoid(x) * b.
+void fusedActForward(FusedAct op, const float* x, const float* b, float* y, int64_t n);
+// dx (and, for SwiGlu, db) from dy.
+void fusedActBackward(FusedAct op, const float* dy, const float* x, const float* b, float* dx, float* db, int64_t n);
+
+// Mean over rows of logsumexp(logits[r]) - logits[r, targets[r]]; writes lse [rows]. Targets must be
+// in [0, cols) (checked by the caller).
+double fusedCrossEntropyForward(const float* logits, const int32_t* targets, int64_t rows, int64_t cols, float* lse);
+// dlogits[r, c] = scale * (exp(logits[r, c] - lse[r]) - [c == targets[r]]).
+void fusedCrossEntropyBackward(const float* logits, const int32_t* targets, const float* lse, int64_t rows,
+                               int64_t cols, float scale, float* dlogits);
+
+}  // namespace sparse
