@@ -1,4 +1,4 @@
-import { ConfigError, Random, UnknownNameError } from '@sparse/tensor';
+import { ConfigError, provenanceProblems, Random, UnknownNameError } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { toDense } from './mask.js';
@@ -97,6 +97,10 @@ describe('attention registry', () => {
   it('seer config: topK or threshold, threshold by default', () => {
     expect(attentionMethods.parse('seer', {})).toMatchObject({ threshold: 0.05, blockSize: 64 });
     expect(() => attentionMethods.parse('seer', { topK: 2, threshold: 0.1 })).toThrow(/threshold/);
+  });
+  it('every registered method names its paper and lists its departures (paper, differs)', () => {
+    expect(provenanceProblems(attentionMethods.entries())).toEqual([]);
+    expect(getAttentionMethod('topk-blocks').paper).toMatch(/^none \(this library's own method\)/);
   });
   it('registers further methods after checking them', () => {
     expect(() => registerAttentionMethod({ kind: 'attention', name: 'bad', describe: 'x', schema: z.object({}), target: 'block-mask' } as never)).toThrow(/predict/);

@@ -1,11 +1,17 @@
 import { count, maskAll } from '@sparse/masks';
-import { ArgumentError, Random, tensor } from '@sparse/tensor';
+import { ArgumentError, provenanceProblems, Random, tensor } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { normalMatrix } from './__fixtures__/layers.js';
 import { getPruner, listPruners, pruneLayer, pruners, registerPruner } from './registry.js';
 
 describe('pruner registry', () => {
+  it('every registered pruner names its paper and lists its departures (paper, differs)', () => {
+    expect(provenanceProblems(pruners.entries())).toEqual([]);
+    expect(getPruner('sparsegpt').paper).toMatch(/^Frantar & Alistarh 2023, SparseGPT/);
+    expect(getPruner('magnitude').paper).toMatch(/^none \(/);
+  });
+
   it('lists the built-in methods that work', () => {
     expect(listPruners()).toEqual(['dsnot', 'magnitude', 'random', 'sparsegpt', 'structured', 'wanda']);
     expect(getPruner('sparsegpt').calibration).toEqual(['hessian']);

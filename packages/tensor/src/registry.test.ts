@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError } from './errors.js';
 import { editDistance } from './names.js';
-import { ConfigError, createRegistry, UnknownNameError, type ConfigSchema, type RegistryEntry } from './registry.js';
+import { ConfigError, createRegistry, provenanceProblems, UnknownNameError, type ConfigSchema, type RegistryEntry } from './registry.js';
 
 // A hand-written schema (zod's safeParse shape): { size: positive integer, default 1 }.
 const sizeSchema: ConfigSchema<{ size: number }> = {
@@ -17,7 +17,15 @@ const sizeSchema: ConfigSchema<{ size: number }> = {
 interface Thing extends RegistryEntry<'thing'> {
   run(x: number): number;
 }
-const thing = (name: string, k = 1): Thing => ({ kind: 'thing', name, describe: `multiplies by ${k}`, schema: sizeSchema, run: (x) => x * k });
+const thing = (name: string, k = 1): Thing => ({
+  kind: 'thing',
+  name,
+  describe: `multiplies by ${k}`,
+  paper: "none (this library's own method): a test entry",
+  differs: [],
+  schema: sizeSchema,
+  run: (x) => x * k,
+});
 
 describe('createRegistry', () => {
   it('holds builtins, registers, lists sorted, and unregisters only its own entry', () => {
@@ -50,6 +58,29 @@ describe('createRegistry', () => {
     r.register(thing('a'));
     expect(() => r.register(thing('a'))).toThrow(/already registered/);
     expect(r.list()).toEqual(['a']);
+  });
+
+  it('refuses a malformed paper or differs, naming the entry and the field', () => {
+    const r = createRegistry<Thing>({ kind: 'thing' });
+    expect(() => r.register({ ...thing('a'), paper: ' ' })).toThrow(/register thing: 'a' paper must be a non-empty citation/);
+    expect(() => r.register({ ...thing('a'), paper: 3 } as unknown as Thing)).toThrow(/'a' paper/);
+    expect(() => r.register({ ...thing('a'), differs: 'none' } as unknown as Thing)).toThrow(/'a' differs must be an array/);
+    expect(() => r.register({ ...thing('a'), differs: ['ok', ''] })).toThrow(/'a' differs\[1\] must be a non-empty string/);
+    expect(() => r.register({ ...thing('a'), differs: [7] } as unknown as Thing)).toThrow(/'a' differs\[0\]/);
+    r.register({ ...thing('a'), paper: 'Someone et al. 2020, A Paper', differs: ['one sparsity for every layer'] });
+    expect(r.get('a').differs).toEqual(['one sparsity for every layer']);
+  });
+
+  it('provenanceProblems names every entry without a paper or a differs list', () => {
+    const good = thing('good');
+    const { paper: _p, ...noPaper } = thing('no-paper');
+    const { differs: _d, ...noDiffers } = thing('no-differs');
+    const problems = provenanceProblems([good, noPaper, noDiffers, { ...thing('blank'), differs: [' '] }]);
+    expect(problems).toHaveLength(3);
+    expect(problems[0]).toMatch(/provenance thing: 'no-paper' paper must be a non-empty citation.*got undefined/);
+    expect(problems[1]).toMatch(/'no-differs' differs must be an array/);
+    expect(problems[2]).toMatch(/'blank' differs\[0\] must be a non-empty string/);
+    expect(provenanceProblems([good, { ...thing('x'), differs: ['a departure'] }])).toEqual([]);
   });
 
   it('an unknown name is a typed error with the nearest names', () => {

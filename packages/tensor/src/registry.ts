@@ -26,6 +26,13 @@ export interface RegistryEntry<K extends string = string> {
   readonly name: string;
   /** One line for listings (`sparse-train methods`). */
   readonly describe: string;
+  /**
+   * The paper the method follows, as a short citation: authors, year, title ("Frantar & Alistarh 2023,
+   * SparseGPT: ..."). A method that follows no paper says so: "none (this library's own method): ...".
+   */
+  readonly paper?: string;
+  /** Every known way the method departs from `paper`, one line each; [] when nothing differs. */
+  readonly differs?: readonly string[];
   /** Validates a config and fills in its defaults. */
   readonly schema: ConfigSchema;
 }
@@ -98,6 +105,35 @@ export function checkRegistryEntry(entry: unknown, kind: string, where: string):
   if (e.kind !== kind) throw new ArgumentError(`${where}: '${e.name}' has kind ${JSON.stringify(e.kind)}, this registry holds '${kind}'`);
   if (typeof e.describe !== 'string' || e.describe.trim() === '') throw new ArgumentError(`${where}: '${e.name}' needs a one-line describe`);
   if (typeof e.schema?.safeParse !== 'function') throw new ArgumentError(`${where}: '${e.name}' needs a schema (a zod schema: something with safeParse)`);
+  checkProvenance(e, where, false);
+}
+
+/** The paper and differs fields: a non-empty citation and an array of non-empty lines; `required`: both present. */
+function checkProvenance(e: Partial<RegistryEntry>, where: string, required: boolean): void {
+  if (e.paper === undefined ? required : typeof e.paper !== 'string' || e.paper.trim() === '') {
+    throw new ArgumentError(`${where}: '${e.name}' paper must be a non-empty citation (authors, year, title, or "none (this library's own method): ..."), got ${JSON.stringify(e.paper)}`);
+  }
+  if (e.differs === undefined ? required : !Array.isArray(e.differs)) {
+    throw new ArgumentError(`${where}: '${e.name}' differs must be an array of lines, each a way the method departs from its paper ([] when none), got ${JSON.stringify(e.differs)}`);
+  }
+  const bad = (e.differs ?? []).findIndex((d) => typeof d !== 'string' || d.trim() === '');
+  if (bad >= 0) throw new ArgumentError(`${where}: '${e.name}' differs[${bad}] must be a non-empty string, got ${JSON.stringify(e.differs![bad])}`);
+}
+
+/**
+ * What is missing or malformed in the `paper` / `differs` fields of `entries`, one message per entry
+ * (naming it and the field); empty when every entry names its paper and lists its departures.
+ */
+export function provenanceProblems(entries: Iterable<Partial<RegistryEntry>>, where = 'provenance'): string[] {
+  const out: string[] = [];
+  for (const e of entries) {
+    try {
+      checkProvenance(e, `${where} ${String(e.kind)}`, true);
+    } catch (err) {
+      out.push((err as Error).message);
+    }
+  }
+  return out;
 }
 
 /** Parses a config with a schema; a refusal throws ConfigError naming `where` and each failing field. */

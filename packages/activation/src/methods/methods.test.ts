@@ -1,6 +1,6 @@
 // Every method of src/methods through the registry: listed with a describe that names its paper, the
 // config parsed and the sites filtered by calibrateActivation, and state -> restore giving identical outputs.
-import { ConfigError, Random, UnknownNameError } from '@sparse/tensor';
+import { ConfigError, provenanceProblems, Random, UnknownNameError } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { activationMethods, calibrateActivation, getActivationMethod } from '../registry.js';
 import type { SiteSample } from '../types.js';
@@ -40,6 +40,12 @@ describe('the activation methods', () => {
     }
     expect(() => getActivationMethod('teel')).toThrow(UnknownNameError);
     expect(() => getActivationMethod('teel')).toThrow(/did you mean 'teal'/);
+  });
+
+  it('every registered method names its paper and lists its departures (paper, differs)', () => {
+    expect(provenanceProblems(activationMethods.entries())).toEqual([]);
+    expect(getActivationMethod('teal').paper).toMatch(/^Liu et al\. 2024, /);
+    expect(getActivationMethod('teal').differs).toHaveLength(2);
   });
 
   it.each(Object.keys(METHODS))('%s: calibrates only the sites it acts on and restores from JSON state exactly', (name) => {

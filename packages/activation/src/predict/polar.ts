@@ -104,6 +104,11 @@ export const polarMethod: ActivationMethod<typeof polarConfigSchema> = {
   kind: 'activation',
   name: 'polar',
   describe: 'Polar Sparsity (Shrestha et al. 2025): routers pick the top attention heads and MLP neurons per token from the layer input; here the routers are linear probes fitted by ridge least squares instead of trained networks',
+  paper: 'Shrestha et al. 2025, Polar Sparsity: High Throughput Batched LLM Inferencing with Scalable Contextual Sparsity',
+  differs: [
+    'routers are linear probes fitted by ridge least squares on calibration samples, not trained router networks',
+    'a per-token top set rather than a batch-level one',
+  ],
   schema: polarConfigSchema,
   needs: [],
   acts: (config, site) =>

@@ -106,6 +106,11 @@ export const sparseLoraSvdMethod: ActivationMethod<typeof sparseLoraConfigSchema
   kind: 'activation',
   name: 'sparselora-svd',
   describe: "SparseLoRA's SVD sparsity estimator (Khaki et al. 2025): rank-r gate/up factors predict each token's top MLP channels before they are computed; every token of the chosen blocks is sparsified here (no dense output tokens or step schedule)",
+  paper: 'Khaki et al. 2025, SparseLoRA: Accelerating LLM Fine-Tuning with Contextual Sparsity',
+  differs: [
+    'every token of the chosen blocks is sparsified: no dense output tokens and no dense early-step schedule',
+    'the prediction zeroes the activation; the gate/up products are still computed in full unless the caller skips them',
+  ],
   schema: sparseLoraConfigSchema,
   needs: ['weight'],
   acts: (config, site) => (config.blocks === undefined || config.blocks.includes(site.block)) && (site.role === 'mlp.act' || MLP_INPUT_ROLES.has(site.role)),

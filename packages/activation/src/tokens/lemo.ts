@@ -122,6 +122,11 @@ export const lemoMethod: ActivationMethod<typeof lemoConfigSchema> = {
   kind: 'activation',
   name: 'lemo',
   describe: 'LeMo token elimination (Wang et al. 2025): in chosen blocks the least informative tokens skip attention and MLP; here informativeness is scored from the block input row (no learned pattern predictor) and rows are zeroed, not removed',
+  paper: 'Wang et al. 2025, LeMo: Enabling LEss Token Involvement for MOre Context Fine-tuning',
+  differs: [
+    'LeMo\'s own informativeness measure and its learned pattern predictors are not reproduced: tokens are scored from the block input row (deviation from the mean row, or norm)',
+    'dropped tokens\' rows are zeroed, not removed: a dropped token still sits in the other tokens\' attention as a key computed from a zero row',
+  ],
   schema: lemoConfigSchema,
   needs: [],
   acts: (config, site) => site.kind === 'linear-input' && config.blocks.includes(site.block) && (DECIDE_ROLES.has(site.role) || FOLLOW_ROLES.has(site.role)),

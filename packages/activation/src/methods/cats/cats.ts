@@ -31,6 +31,10 @@ export const catsMethod: ActivationMethod<typeof catsConfigSchema> = {
   name: 'cats',
   describe:
     'Zero |a| below a per-layer threshold, the calibration quantile of |a| at the target sparsity (CATS, Lee et al. 2024); the quantile is exact by sorting, and no fused kernel: the activations are masked.',
+  paper: 'Lee et al. 2024, CATS: Contextually-Aware Thresholding for Sparsity in Large Language Models',
+  differs: [
+    'no fused sparse kernel: the activations are masked',
+  ],
   schema: catsConfigSchema,
   needs: [],
   acts: (config, site) => actsOnRole(config.roles, site),

@@ -35,6 +35,10 @@ export const nmActivationMethod: ActivationMethod<typeof nmActivationConfigSchem
   name: 'nm',
   describe:
     'Keep the N largest |x| of every M consecutive features of each token (N:M activation sparsity, Grimaldi et al. 2023); the selection only: no sparse-GEMM kernel and no fine-tuning for the pattern.',
+  paper: 'Grimaldi et al. 2023, Accelerating Deep Neural Networks via Semi-Structured Activation Sparsity',
+  differs: [
+    'the selection only: no sparse-GEMM kernel and no fine-tuning for the pattern',
+  ],
   schema: nmActivationConfigSchema,
   needs: [],
   acts: (config, site) => actsOnRole(config.roles, site),

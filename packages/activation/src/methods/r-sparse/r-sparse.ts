@@ -84,6 +84,10 @@ export const rSparseMethod: ActivationMethod<typeof rSparseConfigSchema> = {
   name: 'r-sparse',
   describe:
     'Keep per token the largest |x| through the full weight and send the dropped channels through a rank-r SVD approximation of it (R-Sparse, Zhang et al. 2025); one sparsity and rank for every layer instead of the paper\'s searched per-layer ratios.',
+  paper: 'Zhang et al. 2025, R-Sparse: Rank-Aware Activation Sparsity for Efficient LLM Inference',
+  differs: [
+    'one sparsity and one rank for every layer instead of the paper\'s searched per-layer ratios',
+  ],
   schema: rSparseConfigSchema,
   needs: ['weight'],
   acts: (config, site) => actsOnRole(config.roles, site),

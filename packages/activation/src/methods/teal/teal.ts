@@ -173,6 +173,11 @@ export const tealMethod: ActivationMethod<typeof tealConfigSchema> = {
   name: 'teal',
   describe:
     'Zero |x| below a per-layer threshold on every linear input, levels allocated greedily to a model-wide sparsity (TEAL, Liu et al. 2024); the greedy scores each raise by its own layer\'s output error, not the block output error of the paper, and runs over the whole model unless scope is block.',
+  paper: 'Liu et al. 2024, Training-Free Activation Sparsity in Large Language Models (TEAL)',
+  differs: [
+    'the greedy allocation scores a raise by its own layer\'s output error ||(x - x_s) W^T||^2 / ||x W^T||^2, not the paper\'s block output error',
+    'the budget is model-wide by default (scope: \'model\'); scope: \'block\' meets the target in every block, as the paper does',
+  ],
   schema: tealConfigSchema,
   needs: ['weight'],
   acts: (config, site) => actsOnRole(config.roles, site),

@@ -28,6 +28,10 @@ export const topKMethod: ActivationMethod<typeof topKConfigSchema> = {
   name: 'top-k',
   describe:
     'Keep the k largest |x| of every token (the top-k transformer of the lazy-neuron paper, Li et al. 2023); the paper trains with top-k in the MLP, here it is applied to a trained model at any site (or trained through with /tfjs).',
+  paper: 'Li et al. 2023, The Lazy Neuron Phenomenon: On Emergence of Activation Sparsity in Transformers',
+  differs: [
+    'the paper trains with top-k in the MLP; here it is applied to a trained model at any site (or trained through with /tfjs)',
+  ],
   schema: topKConfigSchema,
   needs: [],
   acts: (config, site) => actsOnRole(config.roles, site),

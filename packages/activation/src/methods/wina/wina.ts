@@ -91,6 +91,11 @@ export const winaMethod: ActivationMethod<typeof winaConfigSchema> = {
   name: 'wina',
   describe:
     'Keep per token the input channels of largest |x_j| * ||W_:,j||_2 (WINA, Chen et al. 2025); one sparsity for every layer unless greedy (then TEAL-style levels by each layer\'s own output error), and no orthogonalizing transform of the weights.',
+  paper: 'Chen et al. 2025, WINA: Weight Informed Neuron Activation for Accelerating Large Language Model Inference',
+  differs: [
+    'no orthogonalizing transform of the weights (the paper\'s optimality argument assumes orthogonal columns)',
+    'one sparsity for every layer, or with greedy: true TEAL-style per-layer levels scored by each layer\'s own output error',
+  ],
   schema: winaConfigSchema,
   needs: ['weight'],
   acts: (config, site) => actsOnRole(config.roles, site),

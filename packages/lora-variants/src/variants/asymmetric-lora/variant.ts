@@ -15,6 +15,10 @@ export function asymmetricScaling(c: AsymmetricLoRAConfig): number {
 export const asymmetricLoRAVariant = defineFamilyVariant<AsymmetricLoRAConfig>({
   name: 'asymmetric-lora',
   describe: 'Asymmetric LoRA: ΔW = scaling · B A with a frozen random A; only B [out, r] trains',
+  paper: 'Zhu et al. 2024, Asymmetry in Low-Rank Adapters of Foundation Models',
+  differs: [
+    'A defaults to PEFT\'s Kaiming-uniform draw (aInit: \'uniform\'); aInit: \'orthogonal\' is the random orthonormal A of the paper\'s analysis',
+  ],
   schema: asymmetricLoRAConfigSchema,
   init(base, c, rng) {
     const [out, inp] = base.shape as [number, number];

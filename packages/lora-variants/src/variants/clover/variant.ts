@@ -93,6 +93,12 @@ const perWeight = makeSparseVariant<CLOVERConfig>({
   name: 'clover',
   describe:
     "CLOVER: per head, Q with K and V with O absorbed (W_Qᵀ W_K, W_Vᵀ W_Oᵀ) and SVD-orthonormalized; only the products' singular values train (per-weight SVD where a pair cannot be absorbed). differs: ΔW is added to the kept base instead of rewriting Q/K/V/O as the factors",
+  paper: 'Meng et al. 2024, CLOVER: Constrained Learning with Orthonormal Vectors for Eliminating Redundancy',
+  differs: [
+    'the paper rewrites Q, K, V, O as the orthonormal factors and trains s in place; here the base stays and ΔW is added, which computes the same products at every δ (the K and V weights of absorbed pairs train nothing)',
+    'biases are not absorbed into the adapter\'s products (cloverPrune absorbs them)',
+    'where RoPE or shared K/V heads forbid absorbing a pair, each head of each weight is orthonormalized by its own SVD',
+  ],
   schema: cloverConfigSchema,
   create(base, c) {
     const [, inp] = base.shape as [number, number];

@@ -33,6 +33,12 @@ const dseeCore = makeSparseVariant<DSEEConfig>({
   // data-free in the paper (the low-rank residual); data scores may choose the support instead
   supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
   describe: 'DSEE: scaling · B A + S, S on the largest |W − L| (L a truncated SVD); prune: merges W + ΔW pruned by magnitude or by rows (differs: rows, not learned heads)',
+  paper: 'Chen et al. 2023, DSEE: Dually Sparsity-embedded Efficient Tuning of Pre-trained Language Models',
+  differs: [
+    'L is one truncated SVD of W, not the paper\'s GreBsmo-style iterations',
+    'the paper\'s structured DSEE removes attention heads chosen by learned ℓ1-regularized head coefficients; prune structure \'rows\' removes output rows by the ℓ1 norm of the merged weight',
+    'the re-tuning after pruning is a further stage of the recipe, not part of the variant',
+  ],
   schema: dseeConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];

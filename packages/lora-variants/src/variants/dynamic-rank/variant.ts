@@ -30,6 +30,8 @@ function gatedA(state: AdapterState<DynamicRankConfig>): Float32Tensor {
 export const dynamicRankVariant = defineFamilyVariant<DynamicRankConfig>({
   name: 'dynamic-rank',
   describe: 'Dynamic rank: LoRA as gated rank-1 components b_i a_iᵀ, pruned by importance during training',
+  paper: 'Mao et al. 2024, DoRA: Enhancing Parameter-Efficient Fine-Tuning with Dynamic Rank Distribution',
+  differs: [],
   schema: dynamicRankConfigSchema,
   init(base, c, rng) {
     const [out, inp] = base.shape as [number, number];

@@ -20,6 +20,10 @@ export function loraDropoutScaling(c: LoRADropoutConfig): number {
 export const loraDropoutVariant = defineFamilyVariant<LoRADropoutConfig>({
   name: 'lora-dropout',
   describe: 'LoRA Dropout: Bernoulli masks on A’s input columns and B’s output rows while training; test-time ensemble',
+  paper: 'Lin et al. 2024, LoRA Dropout as a Sparsity Regularizer for Overfitting Control',
+  differs: [
+    'each mask is rescaled by 1/(1 − p) (inverted dropout), so the merged ΔW is the expected one',
+  ],
   schema: loraDropoutConfigSchema,
   init(base, c, rng) {
     const [out, inp] = base.shape as [number, number];

@@ -19,6 +19,8 @@ export const LORA_SB_FROZEN = ['sb_A', 'sb_B', 'sb_R0'] as const;
 export const loraSBVariant = defineFamilyVariant<LoRASBConfig>({
   name: 'lora-sb',
   describe: 'LoRA-SB: B (R − R₀) A with frozen B, A and R initialized from the SVD of the first step −η G (config.gradient)',
+  paper: 'Ponkshe et al. 2024, Initialization using Update Approximation is a Silver Bullet for Extreme Efficient Low-Rank Fine-Tuning (LoRA-SB)',
+  differs: [],
   schema: loraSBConfigSchema,
   // R's init is the SVD of the first step −η G: G from a few batches of the training data
   initStatistics: (c) => (c.gradient === undefined ? ['gradient'] : []),

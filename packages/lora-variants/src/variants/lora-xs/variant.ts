@@ -10,6 +10,8 @@ export const LORA_XS_FROZEN = ['xs_A', 'xs_B'] as const;
 export const loraXSVariant = defineFamilyVariant<LoRAXSConfig>({
   name: 'lora-xs',
   describe: 'LoRA-XS: ΔW = (U_r S_r) R V_rᵀ with frozen SVD factors of W and a trainable r x r R (zero init)',
+  paper: 'Bałazy et al. 2024, LoRA-XS: Low-Rank Adaptation with Extremely Small Number of Parameters',
+  differs: [],
   schema: loraXSConfigSchema,
   init(base, c, rng) {
     checkRank(c.r, base.shape, 'lora-xs.init');

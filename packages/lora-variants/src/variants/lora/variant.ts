@@ -18,7 +18,7 @@ export function loraScaling(c: Pick<LoRAConfig, 'r' | 'alpha' | 'rslora'>): numb
   return c.rslora ? c.alpha / Math.sqrt(c.r) : c.alpha / c.r;
 }
 
-function makeLoRAVariant(name: 'lora' | 'sqft', describe: string): AdapterVariant<LoRAConfig> {
+function makeLoRAVariant(name: 'lora' | 'sqft', describe: string, provenance: { paper: string; differs: readonly string[] }): AdapterVariant<LoRAConfig> {
   const where = (op: string) => `${name}.${op}`;
   const delta = (state: AdapterState<LoRAConfig>): Float32Tensor => {
     checkState(state, name, where('delta'));
@@ -35,6 +35,8 @@ function makeLoRAVariant(name: 'lora' | 'sqft', describe: string): AdapterVarian
     name,
     kind: 'adapter',
     describe,
+    paper: provenance.paper,
+    differs: provenance.differs,
     schema: loraConfigSchema,
     parseConfig: (config) => parseWith(loraConfigSchema, config, name),
     init(base: Tensor, config: unknown, rng: Random) {
@@ -74,5 +76,16 @@ function makeLoRAVariant(name: 'lora' | 'sqft', describe: string): AdapterVarian
   };
 }
 
-export const loraVariant = makeLoRAVariant('lora', 'LoRA: ΔW = scaling · B A (alpha/r, or alpha/√r with rslora)');
-export const sqftVariant = makeLoRAVariant('sqft', 'SQFT: LoRA merged through the base mask, W + mask ⊙ ΔW');
+export const loraVariant = makeLoRAVariant('lora', 'LoRA: ΔW = scaling · B A (alpha/r, or alpha/√r with rslora)', {
+  paper: 'Hu et al. 2021, LoRA: Low-Rank Adaptation of Large Language Models',
+  differs: [
+    "PEFT's conventions: A is drawn Kaiming-uniform U(±1/√in) as PEFT does, where the paper draws it from a Gaussian",
+    "rslora: true is rsLoRA's alpha/√r scaling, not in the paper (off by default)",
+  ],
+});
+export const sqftVariant = makeLoRAVariant('sqft', 'SQFT: LoRA merged through the base mask, W + mask ⊙ ΔW', {
+  paper: 'Muñoz et al. 2024, SQFT: Low-cost Model Adaptation in Low-precision Sparse Foundation Models',
+  differs: [
+    "only the sparsity-preserving merge through the base mask: no quantization of the base and no neural low-rank search over the adapter's rank",
+  ],
+});

@@ -34,6 +34,10 @@ export const lorsVariant: AdapterVariant<LoRSConfig> = {
   kind: 'adapter',
   name: 'lors',
   describe: 'LoRS: LoRA through the base mask in training and merge, W + M ⊙ (scaling · B A), trained with recompute (differs: PEFT\'s LoRA init, not the paper\'s improved init)',
+  paper: 'Hu et al. 2025, LoRS: Efficient Low-Rank Adaptation for Sparse Large Language Model',
+  differs: [
+    'the paper\'s better adapter initialization is not described in any source at hand and is not reproduced: LoRS starts from PEFT\'s LoRA init (A ~ U(±1/√in), B = 0)',
+  ],
   schema: lorsConfigSchema,
   parseConfig: (config) => parseWith(lorsConfigSchema, config, 'lors'),
   init(base: Tensor, config: unknown, rng: Random) {

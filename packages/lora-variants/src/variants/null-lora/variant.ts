@@ -13,6 +13,11 @@ export const NULL_LORA_FROZEN = ['null_N'] as const;
 export const nullLoRAVariant = defineFamilyVariant<NullLoRAConfig>({
   name: 'null-lora',
   describe: "Null-LoRA: ΔW = B Nᵀ with N a frozen basis of W's (or the calibration inputs') null space; only B trains",
+  paper: 'Zhang et al. 2025, Null-LoRA: Low-Rank Adaptation on Null Space',
+  differs: [
+    'all of A is the frozen null-space basis N and only B trains; the paper\'s cross-frozen halves of both factors and its norm scaling are not reproduced',
+    'space: \'inputs\' (the calibration inputs\' least-used directions) is this library\'s option beside the weight\'s null space',
+  ],
   schema: nullLoRAConfigSchema,
   // the inputs' null space needs their covariance; W's own needs no data
   initStatistics: (c) => (c.space === 'inputs' ? needsCovariance(c) : []),

@@ -15,6 +15,10 @@ export const rosaVariant = makeSparseVariant<RoSAConfig>({
   // RoSA: accumulated squared gradients (a Fisher estimate)
   supportScores: { criteria: ['fisher', 'gradient', 'sensitivity', 'magnitude'] },
   describe: 'RoSA: scaling · B A + S, a LoRA term and a fixed-support sparse term (indices + values) trained jointly',
+  paper: 'Nikdan et al. 2024, RoSA: Accurate Parameter-Efficient Fine-Tuning via Robust Adaptation',
+  differs: [
+    'the data-free default support is the largest |W|; the paper\'s accumulated squared gradients come through initWithScores',
+  ],
   schema: rosaConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];

@@ -95,6 +95,12 @@ function sparseFactors(state: AdapterState<RoseLoRAConfig>): { a: Float32Tensor;
 export const roseloraVariant = makeSparseVariant<RoseLoRAConfig>({
   name: 'roselora',
   describe: 'RoseLoRA: scaling · B A with top-k rows of A and top-k columns of B (by smoothed sensitivity on a cubic schedule, or by |value|)',
+  paper: 'Wang et al. 2024, RoseLoRA: Row and Column-wise Sparse Low-rank Adaptation of Pre-trained Language Model for Knowledge Editing and Fine-tuning',
+  differs: [
+    '∂L/∂θ in the sensitivity is the gradient the trainer applies (after clipping)',
+    'the β and schedule defaults are AdaLoRA-style choices',
+    'selection: \'magnitude\' (top-k |value|, re-selected at every use) is this library\'s earlier rule beside the paper\'s',
+  ],
   schema: roseloraConfigSchema,
   create(base, c, rng): { params: Record<string, Float32Tensor>; indices: Record<string, Int32Array> } {
     const params = loraFactorsFor(base, c.r, rng);

@@ -27,6 +27,13 @@ export const saraVariant = makeSparseVariant<SaRAConfig>({
   // data-free in the paper (the smallest |W|); data scores may choose the entries instead
   supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
   describe: 'SaRA: the smallest-|W| entries train as a sparse delta, nuclear-norm penalty in the loss, one progressive re-selection (differs: a fixed density, not a |W| threshold)',
+  paper: 'Hu et al. 2024, SaRA: High-Efficient Diffusion Model Fine-tuning with Progressive Sparse Low-Rank Adaptation',
+  differs: [
+    'a fixed density instead of the paper\'s threshold on |W|, so the count stays fixed across the re-selection',
+    'the nuclear-norm penalty is on ΔW summed over every layer each step; the authors\' code penalizes the selected values on one random layer per step',
+    'on a pruned base only nonzeros are selected',
+    'no unstructural backpropagation: the tfjs form places the values into a dense ΔW',
+  ],
   schema: saraConfigSchema,
   create(base, c, _rng, scores) {
     const [out, inp] = base.shape as [number, number];

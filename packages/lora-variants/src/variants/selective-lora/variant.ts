@@ -32,6 +32,8 @@ function gatedA(state: AdapterState<SelectiveLoRAConfig>): Float32Tensor {
 export const selectiveLoRAVariant = defineFamilyVariant<SelectiveLoRAConfig>({
   name: 'selective-lora',
   describe: 'Selective LoRA: rank blocks switched on by indicator gates 1[g_b > 0], trained by straight-through estimation',
+  paper: 'none (this library\'s own method): LoRA split into rank blocks behind indicator gates trained straight through, with an optional L1 hinge on the gates',
+  differs: [],
   schema: selectiveLoRAConfigSchema,
   init(base, c, rng) {
     if (c.r % c.blocks !== 0) throw new ArgumentError(`selective-lora.init: blocks = ${c.blocks} does not divide r = ${c.r}`);

@@ -42,6 +42,10 @@ export const smtVariant = makeSparseVariant<SMTConfig>({
   // SMT: the blocks with the largest accumulated |gradient|
   supportScores: { criteria: ['gradient', 'fisher', 'sensitivity', 'magnitude'] },
   describe: 'SMT: train the blockSize × blockSize sub-matrices with the largest accumulated gradient (dense blocks)',
+  paper: 'He et al. 2024, Sparse Matrix in Large Language Model Fine-tuning (SMT)',
+  differs: [
+    'without scores, init falls back to summed |W| or random blocks, data-free proxies; the paper\'s mean |∂L/∂W| over warm-up steps comes through initWithScores',
+  ],
   schema: smtConfigSchema,
   create(base, c, rng, scores) {
     const s = scores ?? (c.score === 'magnitude' ? magnitudeScores(base) : randomScores(base.shape, rng));

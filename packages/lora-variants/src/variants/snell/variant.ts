@@ -80,6 +80,12 @@ function sparseKernel(state: AdapterState<SNELLConfig>): Float32Tensor {
 export const snellVariant = makeSparseVariant<SNELLConfig>({
   name: 'snell',
   describe: 'SNELL: a distance-kernel merge of low-dimensional factors, sparsified by competition (largest |K| survive); init random as the paper, allocate: layers compete for one budget (differs: default init zero, no softmax kernel term)',
+  paper: 'Shen et al. 2024, Expanding Sparse Tuning for Low Memory Usage (SNELL)',
+  differs: [
+    'the default init: \'zero\' starts both heads equal (K = 0, the identity start); the paper starts from random K (init: \'random\')',
+    'the authors\' code scales the survivors by |K|; here K ⊙ topk',
+    'allocate follows the authors\' follow-up (SNELLA) without its softmax kernel term; its budget shrinks only when allocate.initialSparsity is set, the allocation stays every `every` steps once the budget is final (the authors re-allocate every step), and counts round by largest remainders',
+  ],
   schema: snellConfigSchema,
   create(base, c, rng: Random) {
     const [out, inp] = base.shape as [number, number];

@@ -12,6 +12,10 @@ export const SPECTRAL_ADAPTER_FROZEN = ['spectral_U', 'spectral_S', 'spectral_V'
 export const spectralAdapterVariant = defineFamilyVariant<SpectralAdapterConfig>({
   name: 'spectral-adapter',
   describe: 'Spectral adapter (additive): top-r singular vectors tuned as U_r + P, V_r + Q; trains r (out + in)',
+  paper: 'Zhang & Pilanci 2024, Spectral Adapter: Fine-Tuning in Spectral Space',
+  differs: [
+    'the additive form only (U_r + P, V_r + Q); the paper\'s rotational form is not here',
+  ],
   schema: spectralAdapterConfigSchema,
   init(base, c, rng) {
     checkRank(c.r, base.shape, 'spectral-adapter.init');

@@ -38,6 +38,11 @@ export const sppVariant: AdapterVariant<SPPConfig> = {
   kind: 'adapter',
   name: 'spp',
   describe: 'SPP: W ⊙ (1 + diag(u) E V), learnable row scales u and rank grouped column scales V on the sparse weight',
+  paper: 'Lu et al. 2024, SPP: Sparsity-Preserved Parameter-Efficient Fine-Tuning for Large Language Models',
+  differs: [
+    'the column weights W_α start at the constant colInit, not at a Kaiming-uniform draw',
+    'no extra lora_alpha / r factor (a constant rescaling of u)',
+  ],
   schema: sppConfigSchema,
   parseConfig: (config) => parseWith(sppConfigSchema, config, 'spp'),
   init(base: Tensor, config: unknown, _rng: Random) {

@@ -10,6 +10,10 @@ import { ssfConfigSchema, type SSFConfig } from './config.js';
 export const ssfVariant = defineFamilyVariant<SSFConfig>({
   name: 'ssf',
   describe: 'SSF (scale): W′ = diag(γ) W with a learnable per-output scale γ starting at 1; mergeable, keeps the mask',
+  paper: 'Lian et al. 2022, Scaling & Shifting Your Features: A New Baseline for Efficient Model Tuning (SSF)',
+  differs: [
+    'the scale and shift act on a linear layer\'s output and are merged into its weight and bias; the paper inserts them after every operation of the backbone',
+  ],
   schema: ssfConfigSchema,
   init(base) {
     const out = base.shape[0]!;

@@ -10,6 +10,8 @@ export const SVFIT_FROZEN = ['svfit_U', 'svfit_V'] as const;
 export const svfitVariant = defineFamilyVariant<SVFitConfig>({
   name: 'svfit',
   describe: 'SVFit: ΔW = U_r diag(δ) V_rᵀ over the frozen top-r singular vectors of W; only the r values δ train',
+  paper: 'Sun et al. 2024, SVFit: Parameter-Efficient Fine-Tuning of Large Pre-Trained Models Using Singular Values',
+  differs: [],
   schema: svfitConfigSchema,
   init(base, c, rng) {
     checkRank(c.r, base.shape, 'svfit.init');

@@ -175,6 +175,10 @@ export const dsnotPruner: PrunerDefinition<typeof dsnotConfigSchema> = {
   name: 'dsnot',
   kind: 'pruner',
   describe: 'Training-free prune-and-grow on a sparse layer (DSnoT): each swap lowers the expected error |E[ε]| without raising the error variance, so the reconstruction error never rises.',
+  paper: 'Zhang et al. 2024, Dynamic Sparse No Training: Training-Free Fine-tuning for Sparse LLMs (DSnoT)',
+  differs: [
+    'a swap is applied only if it lowers |ε| without raising the variance of the row\'s error on the calibration tokens; the paper\'s criterion looks at ε alone',
+  ],
   schema: dsnotConfigSchema,
   calibration: ['columns', 'hessian'],
   prune({ name, weight, stats, mask, config }) {

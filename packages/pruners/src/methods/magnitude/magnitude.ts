@@ -13,6 +13,8 @@ export const magnitudePruner: PrunerDefinition<typeof magnitudeConfigSchema> = {
   name: 'magnitude',
   kind: 'pruner',
   describe: 'Keep the largest |W| per layer, per row or per N:M group (no calibration data).',
+  paper: 'none (the standard data-free baseline, no one paper followed): keep the largest |W| per layer, per row or per N:M group',
+  differs: [],
   schema: magnitudeConfigSchema,
   calibration: [],
   prune({ name, weight, config }) {

@@ -12,6 +12,8 @@ export const randomPruner: PrunerDefinition<typeof randomConfigSchema> = {
   name: 'random',
   kind: 'pruner',
   describe: 'Keep a seeded uniformly random subset (per layer, per row or per N:M group).',
+  paper: 'none (this library\'s own baseline): a seeded uniformly random mask under the same patterns as magnitude',
+  differs: [],
   schema: randomConfigSchema,
   calibration: [],
   prune({ name, weight, config }) {

@@ -208,6 +208,10 @@ export const sparseGPTPruner: PrunerDefinition<typeof sparseGPTConfigSchema> = {
   name: 'sparsegpt',
   kind: 'pruner',
   describe: 'OBS pruning with weight reconstruction from the input Hessian (SparseGPT); unstructured, N:M, or a given mask.',
+  paper: 'Frantar & Alistarh 2023, SparseGPT: Massive Language Models Can Be Accurately Pruned in One-Shot',
+  differs: [
+    'actOrder: true (off by default) adds GPTQ\'s act-order column order, which the paper does not use; refused with N:M',
+  ],
   schema: sparseGPTConfigSchema,
   calibration: ['hessian'],
   prune({ name, weight, stats, mask, config }) {

@@ -107,6 +107,11 @@ export const structuredPruner: PrunerDefinition<typeof structuredConfigSchema> =
   name: 'structured',
   kind: 'pruner',
   describe: 'Prune whole input channels (neurons, or heads of groupSize channels) of a layer by activation-based importance (CFSP fine step).',
+  paper: 'Wang et al. 2024, CFSP: An Efficient Structured Pruning Framework for LLMs with Coarse-to-Fine Activation Information',
+  differs: [
+    'the fine step only, per layer: the coarse step (the budget split across blocks by block importance) is cfspBlockDensities / the trainer\'s cfsp method',
+    'metric \'wanda\' (Wanda-sp) and \'magnitude\' are offered besides CFSP\'s score',
+  ],
   schema: structuredConfigSchema,
   calibration: ['columns'],
   prune({ name, weight, stats, config }) {

@@ -36,6 +36,8 @@ export const wandaPruner: PrunerDefinition<typeof wandaConfigSchema> = {
   name: 'wanda',
   kind: 'pruner',
   describe: 'Keep the largest |W_ij| * ||X_j||_2 within each output row (Wanda); unstructured or N:M.',
+  paper: 'Sun et al. 2023, A Simple and Effective Pruning Approach for Large Language Models (Wanda)',
+  differs: [],
   schema: wandaConfigSchema,
   calibration: ['columns'],
   prune({ name, weight, stats, config }) {
