@@ -269,7 +269,7 @@ export class AdapterModel {
     const m = this.#masks.get(name)!;
     const mask = adapter!.densify ? this.#ones(m, w) : m.tensor;
     return tf.tidy(() => {
-      const eff = form.effectiveWeight({ base: w, vars, state, mask, training: this.training });
+      const eff = form.effectiveWeight({ base: w, vars, state, mask, training: this.training, maskFull: adapter!.densify || m.full });
       // kept entries take the form's weight, pruned ones stay the base's (as addMasked merges): exact, and no gradient off the mask
       if (form.keepsMask || adapter!.densify || m.full) return eff;
       m.keep ??= tf.keep(tf.cast(m.tensor, 'bool'));
@@ -292,7 +292,7 @@ export class AdapterModel {
     const m = this.#masks.get(name)!;
     const mask = adapter!.densify ? this.#ones(m, w) : m.tensor;
     // a form returns undefined for configs without an output term (the linear form of the same variant)
-    const out = tf.tidy(() => form.output!({ base: w, vars: layer.vars, state: layer.state, mask, training: this.training, x })) as tf.Tensor2D | undefined;
+    const out = tf.tidy(() => form.output!({ base: w, vars: layer.vars, state: layer.state, mask, training: this.training, maskFull: adapter!.densify || m.full, x })) as tf.Tensor2D | undefined;
     return out ?? null;
   }
 

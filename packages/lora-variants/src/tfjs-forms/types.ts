@@ -19,6 +19,8 @@ export interface TfFormContext {
   mask: tf.Tensor;
   /** Whether the forward pass is for training (dropout-like behaviour applies only then). */
   training: boolean;
+  /** True when `mask` keeps every entry (a dense base, or the adapter densifies): a form may then skip the projection. */
+  maskFull?: boolean;
 }
 
 export interface TfAdapterForm {

@@ -22,7 +22,7 @@ const recipe = () =>
     eval: { windows: 4, batch: 4 },
     stages: [
       { stage: 'pretrain', steps: 2, batch: 4 },
-      { stage: 'adapt', name: 'ft', method: 's2ft', config: { heads: 1, channels: 5 }, steps: 6, batch: 4, lr: 1e-2, checkpointEvery: 2 },
+      { stage: 'adapt', name: 'ft', method: 's2ft', config: { heads: 1, channels: 5, partialBackprop: true }, steps: 6, batch: 4, lr: 1e-2, checkpointEvery: 2 },
       { stage: 'export', formats: ['adapters'] },
     ],
   });

@@ -21,6 +21,12 @@ export const s2ftConfigSchema = z
     heads: z.number().int().positive().default(1),
     /** Coupled: hidden channels trained per MLP. */
     channels: z.number().int().positive().default(8),
+    /**
+     * The paper's partial backpropagation: on a dense base the weight stays W and the block trains as
+     * the layer's output term (`AdapterModel.outputTerm`, which sparse-train adds), so only the selected
+     * channels' gradient is formed, never the full weight gradient. Off: ΔW is part of effectiveWeight.
+     */
+    partialBackprop: z.boolean().default(false),
   })
   .strict();
 export type S2FTConfig = z.output<typeof s2ftConfigSchema>;

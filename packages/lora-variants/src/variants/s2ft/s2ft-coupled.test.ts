@@ -202,6 +202,54 @@ describe('s2ft coupled groups', () => {
     opt.dispose();
   });
 
+  it('partialBackprop on a dense base: W stays the weight, the output term gives x (W + ΔW)ᵀ and the same gradients of D; on a pruned base the weight path', () => {
+    const rng = new Random(12);
+    const ws = weights(12);
+    const xs: Record<number, tf.Tensor2D> = { [D]: tf.tensor2d(Float32Array.from({ length: 5 * D }, () => rng.normal()), [5, D]), [HIDDEN]: tf.tensor2d(Float32Array.from({ length: 5 * HIDDEN }, () => rng.normal()), [5, HIDDEN]) };
+    const xOf = (n: string) => xs[SHAPES[n]![1]]!;
+    const x = xs[D]!;
+    const build = (partialBackprop: boolean, pruned: boolean) => {
+      const vars = Object.fromEntries(Object.entries(ws).map(([n, w]) => [n, tf.variable(tf.tensor(pruned ? w.data.map((v, q) => (q % 4 < 2 ? v : 0)) : w.data, w.shape), false)]));
+      const model = attachAdapters(vars, { targets: Object.keys(SHAPES), variant: 's2ft', config: { heads: 1, channels: 2, partialBackprop }, seed: 4, groups: [ATTN, MLP] });
+      const r2 = new Random(13);
+      for (const v of model.trainableVariables()) v.assign(tf.tensor(Float32Array.from({ length: v.size }, () => r2.normal(0, 0.5)), v.shape));
+      return { model, vars };
+    };
+    const out = (m: ReturnType<typeof build>['model'], n: string) => {
+      const t = m.outputTerm(n, xOf(n));
+      const y = tf.matMul(xOf(n), m.effectiveWeight(n), false, true) as tf.Tensor2D;
+      return t === null ? y : (tf.add(y, t) as tf.Tensor2D);
+    };
+    const full = build(false, false);
+    const part = build(true, false);
+    for (const n of Object.keys(SHAPES)) {
+      expect(Array.from(part.model.effectiveWeight(n).dataSync()), n).toEqual(Array.from(ws[n]!.data));
+      expect(part.model.outputTerm(n, xOf(n)), n).not.toBeNull();
+      expect(full.model.outputTerm(n, xOf(n)), n).toBeNull();
+      const a = out(part.model, n).dataSync();
+      const b = out(full.model, n).dataSync();
+      for (let k = 0; k < a.length; k++) expect(Math.abs(a[k]! - b[k]!), `${n}[${k}]`).toBeLessThan(1e-5);
+    }
+    // the same loss, the same gradients of every block
+    const loss = (m: ReturnType<typeof build>['model']) => () => tf.add(tf.sum(tf.square(out(m, 'q'))), tf.sum(tf.tanh(out(m, 'down')))) as tf.Scalar;
+    const ga = tf.variableGrads(loss(part.model), part.model.trainableVariables()).grads;
+    const gb = tf.variableGrads(loss(full.model), full.model.trainableVariables()).grads;
+    const av = Object.values(ga);
+    const bv = Object.values(gb);
+    expect(av.length).toBe(bv.length);
+    av.forEach((g, i) => g.dataSync().forEach((v, k) => expect(Math.abs(v - bv[i]!.dataSync()[k]!)).toBeLessThan(1e-4)));
+    // the merge writes what the output term computed
+    const before = out(part.model, 'o').dataSync();
+    part.model.mergeAndUnload();
+    const merged = tf.matMul(x, part.vars.o!, false, true).dataSync();
+    for (let k = 0; k < before.length; k++) expect(Math.abs(merged[k]! - before[k]!)).toBeLessThan(1e-5);
+    // a pruned base takes the weight path, through the mask
+    const pruned = build(true, true);
+    expect(pruned.model.outputTerm('q', x)).toBeNull();
+    expect(Array.from(pruned.model.effectiveWeight('q').dataSync())).not.toEqual(Array.from(pruned.vars.q!.dataSync()));
+    for (const m of [full.model, pruned.model]) m.dispose();
+  });
+
   it('coupled: false, or no groups, keeps the per-weight selection (axis, groupSize, groups)', () => {
     const ws = weights(8);
     const vars = Object.fromEntries(Object.entries(ws).map(([n, w]) => [n, tf.variable(tf.tensor(w.data, w.shape), false)]));

@@ -11,11 +11,13 @@
 // rows or columns of its own (`axis`).
 // Selection: random units (the paper's default), or the units with the largest summed |W| (or summed
 // `initWithScores` scores) over all the group's members.
-// differs: the paper permutes the weights in place and its partial backpropagation computes gradients
-// only for the selected rows/columns; here D is a separate tensor added to the frozen W, and tfjs's
-// autodiff forms the full weight gradient before gathering D's part, so the saving is in trainable
-// parameters, their gradients and optimizer state, not in the backward pass's compute. K/V heads shared
-// under grouped-query attention train whenever one of their query heads is selected.
+// Partial backpropagation (`partialBackprop`, the tfjs form): on a dense base W stays the layer's weight
+// and the block trains as the layer's output term, so only the selected channels' gradient is formed.
+// differs: the paper permutes the weights in place and updates the sub-matrix inside W; here D is a
+// separate tensor (merged at the end). Without `partialBackprop`, and always on a pruned base (whose
+// update must go through the mask), D is scattered into the weight and autodiff forms the layer's full
+// weight gradient before gathering D's part. K/V heads shared under grouped-query attention train
+// whenever one of their query heads is selected.
 import { magnitudeScores } from '@sparse/masks';
 import { ArgumentError, ShapeError, tensor, type Float32Tensor, type Random, type Tensor } from '@sparse/tensor';
 import type { AdapterState, CoupledGroup } from '../types.js';
@@ -115,7 +117,7 @@ const perLayer = makeSparseVariant<S2FTConfig>({
   // data-free in the paper (random groups); data scores may choose the groups instead
   supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
   describe:
-    'S2FT: whole attention heads (rows of Q/K/V, columns of O) and MLP channels (rows of up/gate, columns of down) selected once per coupled group train as dense blocks; the merge writes them back. differs: no in-place partial backpropagation (the full weight gradient is formed, D gathered from it)',
+    'S2FT: whole attention heads (rows of Q/K/V, columns of O) and MLP channels (rows of up/gate, columns of down) selected once per coupled group train as dense blocks (partialBackprop: only their gradient is formed, on dense bases); the merge writes them back. differs: D is a separate tensor, not permuted into W in place',
   schema: s2ftConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];
