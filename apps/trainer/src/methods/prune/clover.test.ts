@@ -2,6 +2,7 @@
 // [W_Q | b_Q]ᵀ [W_K | b_K] and value-output product [W_V | b_V]ᵀ W_Oᵀ become their best rank-r
 // approximations (a brute-force SVD of the product the pretrained model had), the dropped channels are
 // masked zeros, and a later adapt stage keeps them zero; on a Llama the Q/K pair is skipped (RoPE) with a note.
+// The clover adapter after it resumes exactly inside its stage.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { resolveRecipe } from '../../recipe/load.js';
 import { readCheckpoint } from '../../run/checkpoint.js';
 import { startRun } from '../../run/runner.js';
-import { quiet } from '../../testing/resume.js';
+import { expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sparse-clover-prune-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -98,6 +99,20 @@ describe('clover prune stage', () => {
     const cp = await readCheckpoint(dir);
     expect([...cp.masks.keys()].sort()).toEqual(['model.layers.0.self_attn.o_proj.weight', 'model.layers.0.self_attn.v_proj.weight']);
     expect(cp.report.notes.join('\n')).toMatch(/QK not absorbed: Q and K are rotated by position \(RoPE\)/);
+  }, 300_000);
+
+  it('then the clover adapter (the products\' singular values): a run stopped inside the stage resumes to the same losses', async () => {
+    const r = resolveRecipe({
+      seed: 4,
+      model: MODEL,
+      eval: { windows: 2, batch: 2 },
+      stages: [pretrain, { stage: 'prune', method: 'clover', config: { energy: 0.9 } }, { stage: 'adapt', method: 'clover', targets: ['attn.c_attn', 'attn.c_proj'], steps: 6, batch: 4, lr: 1e-2, checkpointEvery: 2 }],
+    });
+    const whole = join(tmp, 'adapt-whole');
+    await startRun(r, { dir: whole, ...quiet });
+    const broken = join(tmp, 'adapt-broken');
+    await runWithStops(r, broken, [{ stage: 2, step: 5, resumeAt: 4, state: 'batches' }]);
+    await expectSameRun(whole, broken);
   }, 300_000);
 
   it('refuses a config with both or neither target, naming the field', () => {
