@@ -103,6 +103,7 @@ describe('attention registry', () => {
     expect(getAttentionMethod('topk-blocks').paper).toMatch(/^none \(this library's own method\)/);
   });
   it('registers further methods after checking them', () => {
-    expect(() => registerAttentionMethod({ kind: 'attention', name: 'bad', describe: 'x', schema: z.object({}), target: 'block-mask' } as never)).toThrow(/predict/);
+    expect(() => registerAttentionMethod({ kind: 'attention', name: 'bad', describe: 'x', paper: 'none (a test)', differs: [], schema: z.object({}), target: 'block-mask' } as never)).toThrow(/predict/);
+    expect(() => registerAttentionMethod({ kind: 'attention', name: 'bad', describe: 'x', schema: z.object({}), target: 'block-mask', predict: () => undefined } as never)).toThrow(/'bad' paper must be a non-empty citation/);
   });
 });

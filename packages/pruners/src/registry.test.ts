@@ -33,6 +33,8 @@ describe('pruner registry', () => {
       name: 'keep-first',
       kind: 'pruner',
       describe: 'keeps the first k columns',
+      paper: "none (this library's own method): a test pruner",
+      differs: [],
       schema: z.strictObject({ k: z.int().min(0).default(1) }),
       calibration: [] as const,
       prune({ weight, config }: { weight: { shape: number[] }; config: { k: number } }) {
@@ -51,6 +53,8 @@ describe('pruner registry', () => {
     expect(() => registerPruner({ ...def, name: 'KeepFirst' } as never)).toThrow(/kebab-case/);
     expect(() => registerPruner({ ...def, name: 'magnitude' } as never)).toThrow(/already registered/);
     expect(() => registerPruner({ ...def, schema: {} } as never)).toThrow(/zod/);
+    expect(() => registerPruner({ ...def, name: 'no-paper', paper: undefined } as never)).toThrow(/'no-paper' paper must be a non-empty citation/);
+    expect(() => registerPruner({ ...def, name: 'no-differs', differs: undefined } as never)).toThrow(/'no-differs' differs must be an array/);
   });
 
   it('pruneLayer validates the config and names the layer and the field', () => {

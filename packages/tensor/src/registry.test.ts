@@ -62,6 +62,11 @@ describe('createRegistry', () => {
 
   it('refuses a malformed paper or differs, naming the entry and the field', () => {
     const r = createRegistry<Thing>({ kind: 'thing' });
+    const { paper: _p, ...noPaper } = thing('a');
+    const { differs: _d, ...noDiffers } = thing('a');
+    expect(() => r.register(noPaper as Thing)).toThrow(/register thing: 'a' paper must be a non-empty citation .*got undefined/);
+    expect(() => r.register(noDiffers as Thing)).toThrow(/register thing: 'a' differs must be an array of lines/);
+    expect(() => createRegistry<Thing>({ kind: 'thing', builtins: [noPaper as Thing] })).toThrow(/'a' paper/);
     expect(() => r.register({ ...thing('a'), paper: ' ' })).toThrow(/register thing: 'a' paper must be a non-empty citation/);
     expect(() => r.register({ ...thing('a'), paper: 3 } as unknown as Thing)).toThrow(/'a' paper/);
     expect(() => r.register({ ...thing('a'), differs: 'none' } as unknown as Thing)).toThrow(/'a' differs must be an array/);

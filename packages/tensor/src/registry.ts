@@ -30,9 +30,9 @@ export interface RegistryEntry<K extends string = string> {
    * The paper the method follows, as a short citation: authors, year, title ("Frantar & Alistarh 2023,
    * SparseGPT: ..."). A method that follows no paper says so: "none (this library's own method): ...".
    */
-  readonly paper?: string;
+  readonly paper: string;
   /** Every known way the method departs from `paper`, one line each; [] when nothing differs. */
-  readonly differs?: readonly string[];
+  readonly differs: readonly string[];
   /** Validates a config and fills in its defaults. */
   readonly schema: ConfigSchema;
 }
@@ -97,7 +97,7 @@ export interface RegistryOptions<E extends RegistryEntry> {
 
 /** Checks the members every entry has; `where` names the registering call in errors. */
 export function checkRegistryEntry(entry: unknown, kind: string, where: string): asserts entry is RegistryEntry {
-  if (typeof entry !== 'object' || entry === null) throw new ArgumentError(`${where}: expected an entry { kind, name, describe, schema, ... }, got ${String(entry)}`);
+  if (typeof entry !== 'object' || entry === null) throw new ArgumentError(`${where}: expected an entry { kind, name, describe, paper, differs, schema, ... }, got ${String(entry)}`);
   const e = entry as Partial<RegistryEntry>;
   if (typeof e.name !== 'string' || !NAME.test(e.name)) {
     throw new ArgumentError(`${where}: name must be kebab-case (lowercase letters and digits, words joined by '-', starting with a letter), got ${JSON.stringify(e.name)}`);
@@ -105,19 +105,19 @@ export function checkRegistryEntry(entry: unknown, kind: string, where: string):
   if (e.kind !== kind) throw new ArgumentError(`${where}: '${e.name}' has kind ${JSON.stringify(e.kind)}, this registry holds '${kind}'`);
   if (typeof e.describe !== 'string' || e.describe.trim() === '') throw new ArgumentError(`${where}: '${e.name}' needs a one-line describe`);
   if (typeof e.schema?.safeParse !== 'function') throw new ArgumentError(`${where}: '${e.name}' needs a schema (a zod schema: something with safeParse)`);
-  checkProvenance(e, where, false);
+  checkProvenance(e, where);
 }
 
-/** The paper and differs fields: a non-empty citation and an array of non-empty lines; `required`: both present. */
-function checkProvenance(e: Partial<RegistryEntry>, where: string, required: boolean): void {
-  if (e.paper === undefined ? required : typeof e.paper !== 'string' || e.paper.trim() === '') {
+/** The paper and differs fields: a non-empty citation and an array of non-empty lines ([] allowed). */
+function checkProvenance(e: Partial<RegistryEntry>, where: string): void {
+  if (typeof e.paper !== 'string' || e.paper.trim() === '') {
     throw new ArgumentError(`${where}: '${e.name}' paper must be a non-empty citation (authors, year, title, or "none (this library's own method): ..."), got ${JSON.stringify(e.paper)}`);
   }
-  if (e.differs === undefined ? required : !Array.isArray(e.differs)) {
+  if (!Array.isArray(e.differs)) {
     throw new ArgumentError(`${where}: '${e.name}' differs must be an array of lines, each a way the method departs from its paper ([] when none), got ${JSON.stringify(e.differs)}`);
   }
-  const bad = (e.differs ?? []).findIndex((d) => typeof d !== 'string' || d.trim() === '');
-  if (bad >= 0) throw new ArgumentError(`${where}: '${e.name}' differs[${bad}] must be a non-empty string, got ${JSON.stringify(e.differs![bad])}`);
+  const bad = e.differs.findIndex((d) => typeof d !== 'string' || d.trim() === '');
+  if (bad >= 0) throw new ArgumentError(`${where}: '${e.name}' differs[${bad}] must be a non-empty string, got ${JSON.stringify(e.differs[bad])}`);
 }
 
 /**
@@ -128,7 +128,7 @@ export function provenanceProblems(entries: Iterable<Partial<RegistryEntry>>, wh
   const out: string[] = [];
   for (const e of entries) {
     try {
-      checkProvenance(e, `${where} ${String(e.kind)}`, true);
+      checkProvenance(e, `${where} ${String(e.kind)}`);
     } catch (err) {
       out.push((err as Error).message);
     }

@@ -95,6 +95,12 @@ describe('sparse-train', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^prune:$/m);
     expect(r.stdout).toMatch(/^ {2}sparsegpt {2}\(@sparse\/pruners\)/m);
+    // under each method: the paper it follows, then its departures on one line
+    expect(r.stdout).toMatch(/^ {2}sparsegpt {2}.*\n {4}paper: Frantar & Alistarh 2023, SparseGPT: .*\n {4}differs: actOrder: true/m);
+    expect(r.stdout).toMatch(/^ {2}wanda {2}.*\n {4}paper: Sun et al\. 2023, .*\n {4}differs: none$/m);
+    const listed = r.stdout.split('\n').filter((l) => /^ {2}\S/.test(l)).length;
+    expect(r.stdout.split('\n').filter((l) => /^ {4}paper: \S/.test(l))).toHaveLength(listed);
+    expect(r.stdout.split('\n').filter((l) => /^ {4}differs: \S/.test(l))).toHaveLength(listed);
     expect(r.stdout).toMatch(/^ {6}r: integer.* = 8/m);
     const p = run(['methods', 'prune']);
     expect(p.stdout).not.toMatch(/^adapt:/m);

@@ -209,6 +209,8 @@ export function methodsText(kind?: string): string {
       last = m.kind;
     }
     lines.push(`  ${m.name}  (${m.from})  ${m.describe}`);
+    lines.push(`    paper: ${m.paper}`);
+    lines.push(`    differs: ${m.differs.length === 0 ? 'none' : m.differs.join('; ')}`);
     for (const f of configFields(m.schema)) {
       const def = f.default !== undefined ? ` = ${JSON.stringify(f.default)}` : f.required ? ' (required)' : '';
       lines.push(`      ${f.name}: ${f.type}${def}${f.description ? `  ${f.description}` : ''}`);

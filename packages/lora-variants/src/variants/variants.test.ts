@@ -1,7 +1,7 @@
 import { count, equals, maskFromPredicate, maskFromTensor, isKept, type Mask } from '@sparse/masks';
-import { Random, tensor, type Float32Tensor } from '@sparse/tensor';
+import { provenanceProblems, Random, tensor, type Float32Tensor } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
-import { getVariant, listVariants, registerVariant, type AdapterState } from './index.js';
+import { getVariant, listVariants, registerVariant, variants, type AdapterState } from './index.js';
 
 // Independent references: plain loops, no kernels.
 function refMatmulT(x: Float32Tensor, w: Float32Tensor): Float64Array {
@@ -49,6 +49,13 @@ const VARIANTS = ['lora', 'spp', 'sqft'] as const;
 const cfg = (name: string, lora: Record<string, number>) => (name === 'spp' ? {} : lora);
 
 describe('registry', () => {
+  it('every registered variant names its paper and lists its departures (paper, differs)', () => {
+    expect(provenanceProblems(variants.entries())).toEqual([]);
+    expect(getVariant('lors').paper).toMatch(/^Hu et al\. 2025, LoRS: /);
+    expect(getVariant('selective-lora').paper).toMatch(/^none \(this library's own method\)/);
+    const { paper: _paper, ...noPaper } = getVariant('lora');
+    expect(() => registerVariant({ ...noPaper, name: 'no-paper' } as never)).toThrow(/register adapter: 'no-paper' paper must be a non-empty citation/);
+  });
   it('lists the built-ins and suggests the closest name', () => {
     expect(listVariants()).toEqual(expect.arrayContaining(['lora', 'spp', 'sqft']));
     expect(listVariants()).toEqual([...listVariants()].sort());

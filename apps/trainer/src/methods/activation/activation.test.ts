@@ -42,6 +42,8 @@ const testMethod: ActivationMethod<typeof schema> = {
   kind: 'activation',
   name: 'test-cut',
   describe: 'test: magnitude cut at MLP activations',
+  paper: "none (this library's own method): a test cut",
+  differs: [],
   schema,
   needs: [],
   acts: (_c, site: Site) => site.kind === 'mlp-activation',

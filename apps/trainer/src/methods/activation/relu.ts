@@ -24,6 +24,10 @@ export const reluMethod: TrainerMethod<'activation'> = {
   kind: 'activation',
   name: 'relu',
   describe: 'ReLU substitution (Mirzadeh et al.): the MLP nonlinearity becomes ReLU or squared ReLU, then the stage\'s steps recover; the paper\'s extra ReLUs after the norms are not added',
+  paper: 'Mirzadeh et al. 2023, ReLU Strikes Back: Exploiting Activation Sparsity in Large Language Models',
+  differs: [
+    'only the paper\'s first stage (the MLP nonlinearity): the ReLUs it also inserts after the normalization layers are not added',
+  ],
   schema: reluConfigSchema,
   from: '@sparse/trainer',
   async run(args: StageArgs<StageOf<'activation'>>): Promise<StageOutcome> {

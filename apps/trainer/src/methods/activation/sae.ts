@@ -53,6 +53,11 @@ export const saeMethod: TrainerMethod<'activation'> = {
   kind: 'activation',
   name: 'topk-sae',
   describe: 'TopK sparse autoencoders (Gao et al.) on the chosen sites\' activations: exactly k latents per token, AuxK loss for dead latents; held-out NMSE, dead latents and spliced perplexity; the model is unchanged',
+  paper: 'Gao et al. 2024, Scaling and evaluating sparse autoencoders',
+  differs: [
+    'the decoder gradient is not projected to be orthogonal to the columns (the columns are only renormalized after each step)',
+    'the AuxK term is the plain MSE with the residual held constant, not a normalized MSE',
+  ],
   schema: saeMethodConfigSchema,
   from: '@sparse/trainer',
   async run(args: StageArgs<StageOf<'activation'>>): Promise<StageOutcome> {

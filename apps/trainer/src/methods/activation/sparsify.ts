@@ -189,6 +189,8 @@ export function activationSparsifyMethod(def: ActivationMethod): TrainerMethod<'
     kind: 'activation',
     name: def.name,
     describe: def.describe,
+    paper: def.paper,
+    differs: def.differs,
     schema: def.schema as z.ZodType,
     from: '@sparse/activation',
     async run(args: StageArgs<StageOf<'activation'>>): Promise<StageOutcome> {

@@ -37,6 +37,8 @@ export function adapterMethod(variant: AdapterVariant<never>): TrainerMethod<'ad
       kind: 'adapt',
       name: variant.name,
       describe: variant.describe,
+      paper: variant.paper,
+      differs: variant.differs,
       schema: variant.schema,
       from: '@sparse/lora-variants',
       run: (args) => runAdaptStage(variant, args),

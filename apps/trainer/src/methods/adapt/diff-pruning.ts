@@ -31,6 +31,11 @@ export const diffPruningMethod: TrainerMethod<'adapt'> = {
   kind: 'adapt',
   name: 'diff-pruning',
   describe: 'diff pruning (Guo et al.): a dense diff with a hard-concrete L0 gate per entry, the deterministic gated diff kept as a sparse delta (optionally cut to a density by magnitude) and merged (@sparse/lora-variants)',
+  paper: 'Guo et al. 2021, Parameter-Efficient Transfer Learning with Diff Pruning',
+  differs: [
+    'the L0 penalty is normalized by the entry count (λ independent of model size)',
+    'the projection to a fixed budget ends the stage instead of being followed by fine-tuning of the kept entries (add an sft stage for that)',
+  ],
   schema: diffPruningConfigSchema,
   from: '@sparse/lora-variants',
   run: runDiffPruningStage,

@@ -55,6 +55,12 @@ export const sftMethod: TrainerMethod<'adapt'> = {
   kind: 'adapt',
   name: 'sft',
   describe: 'sparse fine-tuning: a delta stored as indices + values, Adam state only for them, its support random or chosen by supportScores (magnitude, fisher, gradient as SAFT, sensitivity as SNIP/Taylor, principal as LIFT), optional drop-and-regrow; lottery: LT-SFT (Ansell et al. 2022: full fine-tune, keep the top |Δ|, rewind, masked retrain; differs: only the targeted linear weights, inside the base mask, no L1 penalty); compose: adds earlier stages\' deltas first (θ + Δ_lang + Δ_task); ist: IST layer sampling by learned block importance (Yao et al. 2024; differs: the suppressed modules are the sparse deltas) (@sparse/lora-variants)',
+  paper: 'Ansell et al. 2024, Scaling Sparse Fine-Tuning to Large Language Models (SpIEL-style); lottery: Ansell et al. 2022, Composable Sparse Fine-Tuning for Cross-Lingual Transfer (LT-SFT); ist: Yao et al. 2024, Layer-wise Importance Matters: Less Memory for Better Performance in PEFT of LLMs (IST)',
+  differs: [
+    'lottery: only the targeted linear weights are fine-tuned (the paper\'s full phase moves every parameter but embeddings and layer norms), the full phase stays inside the base mask, no L1 penalty on Δ and no gradient clipping',
+    'compose: one corpus per \'language\', so the language delta composed is the one the task delta was trained over (the paper swaps in the target language\'s delta)',
+    'ist: the per-layer modules are the sparse deltas rather than LoRA adapters; with fewer distinct probe sets than `probes` each is probed once',
+  ],
   schema: sftConfigSchema,
   from: '@sparse/lora-variants',
   run: runSFTStage,

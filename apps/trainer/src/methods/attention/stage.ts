@@ -104,6 +104,8 @@ export function attentionStageMethod(def: AttentionMethod): TrainerMethod<'atten
     kind: 'attention',
     name: def.name,
     describe: def.describe,
+    paper: def.paper,
+    differs: def.differs,
     schema: def.schema as z.ZodType,
     from: '@sparse/attention',
     async run(args: StageArgs<StageOf<'attention'>>): Promise<StageOutcome> {

@@ -27,6 +27,8 @@ export const squareHeadMethod: TrainerMethod<'distill'> = {
   kind: 'distill',
   name: 'squarehead',
   describe: 'SquareHead distillation from a dense self-teacher, masks held fixed',
+  paper: 'Kurtic et al. 2023, Sparse Fine-tuning for Inference Acceleration of Large Language Models (SquareHead)',
+  differs: [],
   schema: squareHeadConfigSchema,
   from: '@sparse/trainer',
   run: runDistillStage,

@@ -17,6 +17,8 @@ export const cfspMethod: TrainerMethod<'prune'> = {
   kind: 'prune',
   name: 'cfsp',
   describe: 'CFSP structured pruning of MLP neurons: per-block budget from block influence, neurons by activation-weighted importance',
+  paper: 'Wang et al. 2024, CFSP: An Efficient Structured Pruning Framework for LLMs with Coarse-to-Fine Activation Information',
+  differs: [],
   schema: cfspConfigSchema,
   from: '@sparse/pruners',
   run: runCFSP,

@@ -19,6 +19,11 @@ export const cloverPruneMethod: TrainerMethod<'prune'> = {
   kind: 'prune',
   name: 'clover',
   describe: "CLOVER: per head, W_Qᵀ W_K and W_Vᵀ W_Oᵀ truncated to their largest singular values (rank or energy), Q/K/V/O rewritten as the orthogonal factors; differs: pruned channels stay as masked zeros, the head dimension is unchanged",
+  paper: 'Meng et al. 2024, CLOVER: Constrained Learning with Orthonormal Vectors for Eliminating Redundancy',
+  differs: [
+    'the pruned channels stay as masked zeros: the head dimension is unchanged (the paper removes them)',
+    'pairs that RoPE or shared K/V heads keep from being absorbed are left as they are, with a note',
+  ],
   schema: cloverPruneConfigSchema,
   from: '@sparse/lora-variants',
   run: runCloverPrune,

@@ -37,6 +37,11 @@ export const expertsMethod: TrainerMethod<'prune'> = {
   name: 'experts',
   describe:
     "task-specific expert pruning of MoE layers: keep the experts the router uses most on the stage's data, one-shot from calibration windows or progressively while fine-tuning (Chen et al. 2022; differs: keep/every/drop are the recipe's, not the paper's drop-to-one schedule); keep may go below the router's top-k (gates re-normalized); the model is rebuilt smaller",
+  paper: 'Chen et al. 2022, Task-Specific Expert Pruning for Sparse Mixture-of-Experts',
+  differs: [
+    'keep, every, drop and the metric (frequency or gate mass) are the recipe\'s; the paper drops down to one expert on its own schedule and counts usage as the share of tokens routed to an expert',
+    'the fine-tuning uses the trainer\'s Adam with warmup + cosine',
+  ],
   schema: expertPruneConfigSchema,
   from: '@sparse/pruners',
   run: runExpertPruneStage,

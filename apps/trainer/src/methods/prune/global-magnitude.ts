@@ -11,6 +11,8 @@ export const globalMagnitudeMethod: TrainerMethod<'prune'> = {
   kind: 'prune',
   name: 'global-magnitude',
   describe: 'magnitude pruning with one ranking across all targeted layers, so layers with many small weights lose more',
+  paper: 'none (the standard data-free baseline, no one paper followed): one |W| ranking across every targeted layer',
+  differs: [],
   schema: globalMagnitudeConfigSchema,
   from: '@sparse/pruners',
   run: runGlobalMagnitude,

@@ -73,7 +73,7 @@ const wrapped = new WeakMap<PrunerDefinition, TrainerMethod<'prune'>>();
 export function layerwisePruneMethod(def: PrunerDefinition): TrainerMethod<'prune'> {
   let m = wrapped.get(def);
   if (m === undefined) {
-    m = { kind: 'prune', name: def.name, describe: def.describe, schema: def.schema, from: '@sparse/pruners', run: (args) => pruneLayerwise(def, args) };
+    m = { kind: 'prune', name: def.name, describe: def.describe, paper: def.paper, differs: def.differs, schema: def.schema, from: '@sparse/pruners', run: (args) => pruneLayerwise(def, args) };
     wrapped.set(def, m);
   }
   return m;

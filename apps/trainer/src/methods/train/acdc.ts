@@ -35,6 +35,12 @@ export const acdcMethod: TrainerMethod<'train'> = {
   kind: 'train',
   name: 'acdc',
   describe: 'AC/DC: dense warm-up, then compressed (top-|W| mask, recomputed each time) and dense phases alternating, ending compressed; per layer, global, ER or ERK budgets; Adam, lengths as fractions of the stage',
+  paper: 'Peste et al. 2021, AC/DC: Alternating Compressed/DeCompressed Training of Deep Neural Networks',
+  differs: [
+    'phase lengths are fractions of the stage, not epochs',
+    'Adam instead of SGD with momentum',
+    'a run whose targeted layers are pruned starts dense (their masks are dropped)',
+  ],
   schema: acdcConfigSchema,
   from: '@sparse/masks',
   run: (args) => {

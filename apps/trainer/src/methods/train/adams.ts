@@ -30,6 +30,12 @@ export const adamsMethod: TrainerMethod<'train'> = {
   name: 'adams',
   describe:
     "N:M through CAST (Huang et al. 2025): AdamS's adaptive L1 decay of pruned entries during dense training, learned per-row weight scales and self-distillation from the starting dense model, then the hard mask (differs: one scale per output row; teacher = the stage's starting weights) (@sparse/nm)",
+  paper: 'Huang et al. 2025, CAST: Continuous and Differentiable Semi-Structured Sparsity-Aware Training for Large Language Models',
+  differs: [
+    'the teacher is the stage\'s starting weights (the paper\'s self-teacher is the dense model training starts from: the same when the stage starts dense)',
+    'one scale per output row is this library\'s reading of the paper\'s weight-scaling module',
+    'the decay\'s placement follows the authors\' released AdamS update; every other parameter (embeddings, norms, biases, the scales) takes Adam with betas (0.9, 0.95), eps 1e-8',
+  ],
   schema: adamsConfigSchema,
   from: '@sparse/nm',
   run: (args) => {

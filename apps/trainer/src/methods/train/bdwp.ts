@@ -26,6 +26,11 @@ export const bdwpMethod: TrainerMethod<'train'> = {
   name: 'bdwp',
   describe:
     'N:M training with a row-wise mask for the forward product and a column-wise mask for the input gradient (BDWP, Fang et al. 2023; differs: dense matmuls through the masks, no row permutation) (@sparse/nm)',
+  paper: 'Fang et al. 2023, Efficient N:M Sparse DNN Training Using Algorithm, Architecture, and Dataflow Co-Design (BDWP)',
+  differs: [
+    'no hardware dataflow or sparse kernels: the products are dense tfjs matmuls through the masks',
+    'no row permutation before the column mask',
+  ],
   schema: bdwpConfigSchema,
   from: '@sparse/nm',
   run: (args) => {

@@ -284,6 +284,8 @@ export const dpoMethod: TrainerMethod<'train'> = {
   kind: 'train',
   name: 'dpo',
   describe: 'Direct Preference Optimization on {prompt, chosen, rejected} JSONL pairs against the stage-start model as the frozen reference; prefixSharing packs each pair as one sequence under the prefix-sharing attention mask',
+  paper: 'Rafailov et al. 2023, Direct Preference Optimization: Your Language Model is Secretly a Reward Model',
+  differs: [],
   schema: dpoConfigSchema,
   from: '@sparse/trainer',
   run: runDPO,

@@ -49,12 +49,14 @@ export type RandomBudget = Pick<DSTConfig, 'sparsity' | 'budget' | 'erkPowerScal
 export type Regrowth = 'random' | 'gradient' | 'fan-in' | 'exploration';
 
 /** A DST train method: SET ('random') and RigL ('gradient') are this with their schema. */
-export function dstMethod(spec: { name: string; describe: string; schema: z.ZodType; regrowth: Regrowth; from?: string }): TrainerMethod<'train'> {
+export function dstMethod(spec: { name: string; describe: string; paper: string; differs: readonly string[]; schema: z.ZodType; regrowth: Regrowth; from?: string }): TrainerMethod<'train'> {
   return {
     kind: 'train',
     sparsePath: true,
     name: spec.name,
     describe: spec.describe,
+    paper: spec.paper,
+    differs: spec.differs,
     schema: spec.schema,
     from: spec.from ?? '@sparse/masks',
     run: (args) => {

@@ -14,6 +14,11 @@ import { dstMethod } from './dst.js';
 export const explorationMethod = dstMethod({
   name: 'exploration',
   describe: 'DST-EE: RigL regrowing by |dense grad| + c·sqrt(ln t / (1 + n)), n = steps an entry was active (UCB form, uniform/ER/ERK budgets)',
+  paper: 'Huang et al. 2023, Dynamic Sparse Training via Balancing the Exploration-Exploitation Trade-off (DST-EE)',
+  differs: [
+    'the paper\'s text was not at hand: the bonus takes the UCB form c · sqrt(ln t / (1 + n)) rather than a formula checked against the paper',
+    'RigL\'s departures apply too',
+  ],
   schema: explorationConfigSchema,
   regrowth: 'exploration',
 });

@@ -34,6 +34,8 @@ export const gmpMethod: TrainerMethod<'train'> = {
   kind: 'train',
   name: 'gmp',
   describe: 'gradual magnitude pruning (Zhu & Gupta 2017): |W| masks on a cubic sparsity schedule while training, per layer, global, ER or ERK budgets, to N:M through coarser patterns, or of whole MLP neurons / attention heads by norm',
+  paper: 'Zhu & Gupta 2017, To prune, or not to prune: exploring the efficacy of pruning for model compression',
+  differs: [],
   schema: gmpConfigSchema,
   from: '@sparse/pruners',
   run: (args) => {

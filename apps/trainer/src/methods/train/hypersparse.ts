@@ -47,6 +47,13 @@ export const hypersparseMethod: TrainerMethod<'train'> = {
   kind: 'train',
   name: 'hypersparse',
   describe: 'HyperSparse / ART: dense training with the HyperSparse loss (shrinks the weights outside the top-|W| set) under a geometrically growing λ, then a |W| prune; global, per layer, ER or ERK; no ART stopping rule',
+  paper: 'Glandorf et al. 2023, HyperSparse Neural Networks: Shifting Exploration to Exploitation through Adaptive Regularization',
+  differs: [
+    'no ART stopping rule: λ grows for the whole stage and the prune is at its end',
+    'keep is round((1 − s) · n) (the paper indexes the sorted |w| at ⌊s · n⌋)',
+    'Adam with the stage\'s gradient clipping over the whole gradient, HyperSparse term included, instead of SGD',
+    'a run whose targeted layers are pruned starts dense',
+  ],
   schema: hypersparseConfigSchema,
   from: '@sparse/masks',
   run: (args) => {

@@ -50,11 +50,13 @@ function layoutOf(cfg: LotteryConfig, steps: number): LotteryLayout {
 }
 
 /** An IMP-like train method: 'imp' (one particle) and 'swamp' (its config's particles). */
-export function lotteryMethod(spec: { name: string; describe: string; schema: TrainerMethod<'train'>['schema'] }): TrainerMethod<'train'> {
+export function lotteryMethod(spec: { name: string; describe: string; paper: string; differs: readonly string[]; schema: TrainerMethod<'train'>['schema'] }): TrainerMethod<'train'> {
   return {
     kind: 'train',
     name: spec.name,
     describe: spec.describe,
+    paper: spec.paper,
+    differs: spec.differs,
     schema: spec.schema,
     from: '@sparse/pruners',
     checkStage: (stage) => {

@@ -7,6 +7,8 @@ export const maskedTrainMethod: TrainerMethod<'train'> = {
   sparsePath: true,
   name: 'masked',
   describe: 'train with the current masks held fixed: pruned weights stay exactly zero',
+  paper: 'none (this library\'s own method): training through fixed masks, pruned weights exactly zero',
+  differs: [],
   schema: z.strictObject({}),
   from: '@sparse/trainer',
   run: (args) => trainAllWeights(args, true),

@@ -38,6 +38,12 @@ export const movementMethod: TrainerMethod<'train'> = {
   name: 'movement',
   describe:
     "movement pruning (Sanh et al. 2020) while fine-tuning: scores S += −W ⊙ ∂L/∂(W ⊙ M) each step (straight-through), 'hard' top-v on a cubic sparsity ramp or 'soft' σ(S) > τ with an L1 penalty on σ(S); first-order score sums instead of the paper's Adam-trained scores, masks every `every` steps",
+  paper: 'Sanh et al. 2020, Movement Pruning: Adaptive Sparsity by Fine-Tuning',
+  differs: [
+    'the scores are plain first-order sums (the paper\'s own approximation of its Adam-trained scores)',
+    'the masks are recomputed every `every` steps rather than at every forward pass',
+    'a pruned weight does not move while pruned (the paper\'s Adam momentum would still carry it for a few steps)',
+  ],
   schema: movementConfigSchema,
   from: '@sparse/pruners',
   run: (args) => {

@@ -24,6 +24,11 @@ export const nmTrainMethod: TrainerMethod<'train'> = {
   name: 'nm',
   describe:
     'N:M training from the current weights with STE, SR-STE or progressive gradient flow (Bambhaniya et al. 2024: decayed gradient, MDGF mask decay, SDGF structure decay; differs: decays span this stage only) (@sparse/nm)',
+  paper: 'Zhou et al. 2021, Learning N:M Fine-grained Structured Sparse Neural Networks From Scratch (STE, SR-STE); Bambhaniya et al. 2024, Progressive Gradient Flow for Robust N:M Sparsity Training in Transformers (progressive, MDGF, SDGF)',
+  differs: [
+    'the progressive decays run over this stage\'s steps only: the paper\'s dense warm-up and binary fine-tune are separate stages here',
+    'the final hard N:M mask is taken from the trained weights at the end of the stage',
+  ],
   schema: nmTrainingConfigSchema,
   from: '@sparse/nm',
   run: (args) => {

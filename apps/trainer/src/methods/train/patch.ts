@@ -26,6 +26,11 @@ export const patchMethod: TrainerMethod<'train'> = {
   name: 'patch',
   describe:
     'PATCH tile-level hybrid sparsity: a learned gate per tile chooses dense or N:M under a sparsity budget, trained with the weights (PATCH 2025; differs: magnitude N:M inside sparse tiles, per-layer budget) (@sparse/nm)',
+  paper: 'Hourri et al. 2025, PATCH: Learnable Tile-level Hybrid Sparsity for LLMs',
+  differs: [
+    'the N:M pattern inside the sparse tiles is the magnitude one, recomputed every `every` steps (the paper can also learn it)',
+    'the budget is per layer (each layer to `target`) rather than one model-wide budget',
+  ],
   schema: patchConfigSchema,
   from: '@sparse/nm',
   run: (args) => {

@@ -7,6 +7,11 @@ import { dstMethod } from './dst.js';
 export const setMethod = dstMethod({
   name: 'set',
   describe: 'SET: sparse training at constant sparsity, dropping the smallest |w| and regrowing at random (uniform/ER/ERK budgets)',
+  paper: 'Mocanu et al. 2018, Scalable training of artificial neural networks with adaptive sparse connectivity inspired by network science (SET)',
+  differs: [
+    'the first update is after `every` steps, not at step 0',
+    'an entry dropped at an update is not a regrowth candidate in the same update',
+  ],
   schema: setConfigSchema,
   regrowth: 'random',
 });

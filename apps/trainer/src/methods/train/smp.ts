@@ -35,6 +35,12 @@ export const smpMethod: TrainerMethod<'train'> = {
   name: 'smp',
   describe:
     "Static Model Pruning (Jiang et al. 2022): weights frozen, only scores learn (S −= lr · W ⊙ ∂L/∂(W ⊙ M) plus an L1 penalty on σ(S)), top-v masks on a cubic ramp, SMP-S split per layer kind by mean σ(S) ('global') or SMP-L per layer; plain first-order score steps instead of the paper's Adam, no label-word head init or distillation",
+  paper: 'Jiang et al. 2022, Pruning Pre-trained Language Models Without Fine-Tuning (SMP)',
+  differs: [
+    'plain first-order score steps at the stage\'s learning rate instead of the paper\'s Adam on S',
+    'masks every `every` steps; the trainer\'s layer roles are SMP-S\'s kinds; the penalty\'s λ follows the sparsity ramp',
+    'no task head initialized from label-word embeddings and no distillation variant (a language model has no separate head)',
+  ],
   schema: smpConfigSchema,
   from: '@sparse/pruners',
   run: (args) => {

@@ -13,6 +13,12 @@ import { dstMethod } from './dst.js';
 export const sriglMethod = dstMethod({
   name: 'srigl',
   describe: 'SRigL: RigL with a constant fan-in (every output neuron keeps the same number of inputs; @sparse/nm) and dynamic neuron ablation (neurons with fewer than gammaSal of their fan-in salient are switched off, the others share the budget)',
+  paper: 'Lasby et al. 2024, Dynamic Sparse Training with Structured Sparsity (SRigL)',
+  differs: [
+    'the drop ignores the inactive entries of the neurons that stay (the authors\' code may keep some at zero when an ablated neuron frees keep slots; here they are regrown by gradient)',
+    'a neuron over the new fan-in (after neurons came back) keeps its largest |w|',
+    'RigL\'s departures apply too',
+  ],
   schema: sriglConfigSchema,
   regrowth: 'fan-in',
   from: '@sparse/nm',

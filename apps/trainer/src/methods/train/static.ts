@@ -25,6 +25,8 @@ export const staticMethod: TrainerMethod<'train'> = {
   sparsePath: true,
   name: 'static',
   describe: 'static sparse training: one random mask per layer at a uniform/ER/ERK budget, drawn once and never changed, trained through W ⊙ M',
+  paper: 'Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning: Return of the Most Naive Baseline for Sparse Training',
+  differs: [],
   schema: staticConfigSchema,
   from: '@sparse/masks',
   run: (args) => {

@@ -8,5 +8,11 @@ export const swampMethod = lotteryMethod({
   name: 'swamp',
   describe:
     'SWAMP (Choi et al. 2023): IMP with weight rewinding whose every phase trains `particles` copies of the ticket one after the other on their own batch orders, averages their weights exactly and prunes from the mean; no stochastic weight averaging along each particle (the paper averages each trajectory too)',
+  paper: 'Choi et al. 2023, SWAMP: Sparse Weight Averaging with Multiple Particles for Iterative Magnitude Pruning',
+  differs: [
+    'no stochastic weight averaging along each particle\'s trajectory (the paper averages each particle\'s later iterates before averaging the particles)',
+    'each particle trains 1/particles of an imp phase\'s steps at equal `steps`',
+    'imp\'s departures apply too',
+  ],
   schema: swampConfigSchema,
 });

@@ -21,8 +21,8 @@ export interface FamilySpec<C> {
   name: string;
   describe: string;
   /** The paper the variant follows (RegistryEntry.paper), and each way it departs from it (RegistryEntry.differs). */
-  paper?: string;
-  differs?: readonly string[];
+  paper: string;
+  differs: readonly string[];
   schema: z.ZodType<C>;
   /** The adapter's tensors for base W (contiguous float32 copy); ΔW must be zero for them. */
   init(base: Float32Tensor, config: C, rng: Random): Record<string, Float32Tensor>;
@@ -65,8 +65,8 @@ export function defineFamilyVariant<C>(spec: FamilySpec<C>): AdapterVariant<C> {
     name,
     kind: 'adapter',
     describe: spec.describe,
-    ...(spec.paper !== undefined ? { paper: spec.paper } : {}),
-    ...(spec.differs !== undefined ? { differs: spec.differs } : {}),
+    paper: spec.paper,
+    differs: spec.differs,
     schema: spec.schema,
     ...(spec.initStatistics ? { initStatistics: (config: unknown) => spec.initStatistics!(parse(config)) } : {}),
     parseConfig: parse,

@@ -25,8 +25,8 @@ export interface SparseVariantSpec<C> {
   name: string;
   describe: string;
   /** The paper the variant follows (RegistryEntry.paper), and each way it departs from it (RegistryEntry.differs). */
-  paper?: string;
-  differs?: readonly string[];
+  paper: string;
+  differs: readonly string[];
   schema: z.ZodType<C>;
   /** How `create` uses a score matrix, when it does (otherwise `initWithScores` is refused). */
   supportScores?: SupportScoring;
@@ -74,8 +74,8 @@ export function makeSparseVariant<C>(spec: SparseVariantSpec<C>): ScoredAdapterV
     name,
     kind: 'adapter',
     describe: spec.describe,
-    ...(spec.paper !== undefined ? { paper: spec.paper } : {}),
-    ...(spec.differs !== undefined ? { differs: spec.differs } : {}),
+    paper: spec.paper,
+    differs: spec.differs,
     schema: spec.schema,
     ...(spec.supportScores ? { supportScores: spec.supportScores } : {}),
     parseConfig: (config) => parseWith(spec.schema, config, name) as C,

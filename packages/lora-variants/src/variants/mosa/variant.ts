@@ -138,6 +138,13 @@ export const mosaVariant: AdapterVariant<MoSAConfig> = {
   name: NAME,
   describe:
     "MoSA: an adapter split into K random sparse modules per projection, one module of each trained per step (rescaled by K), the complete adapter after tuning; form 'lora' (merged through the base mask) or 'bottleneck' (the paper's down, nonlinearity, up, residual; not mergeable). differs: no hierarchical sparse strategy",
+  paper: 'Zhang et al. 2023, MoSA: Mixture of Sparse Adapters for Visual Efficient Tuning',
+  differs: [
+    'the paper\'s hierarchical sparse strategy is not implemented (its description was not at hand, and nothing stands in for it)',
+    'the paper\'s adapters follow a sublayer; here one sits in parallel with one linear layer, scaled by alpha / r',
+    'modules are rescaled by K during training, so the merged complete adapter is the mean training-time update',
+    'form: \'lora\' (the default) is this library\'s linear, mergeable form; form: \'bottleneck\' is the paper\'s adapter',
+  ],
   schema: mosaConfigSchema,
   parseConfig: (config) => parseWith(mosaConfigSchema, config, NAME),
   init(base, config, rng) {

@@ -118,6 +118,12 @@ const perLayer = makeSparseVariant<S2FTConfig>({
   supportScores: { criteria: ['magnitude', 'fisher', 'gradient', 'sensitivity'] },
   describe:
     'S2FT: whole attention heads (rows of Q/K/V, columns of O) and MLP channels (rows of up/gate, columns of down) selected once per coupled group train as dense blocks (partialBackprop: only their gradient is formed, on dense bases); the merge writes them back. differs: D is a separate tensor, not permuted into W in place',
+  paper: 'Yang et al. 2024, S2FT: Efficient, Scalable and Generalizable LLM Fine-tuning by Structured Sparsity',
+  differs: [
+    'the paper permutes the weights in place and updates the sub-matrix inside W; here D is a separate tensor, merged at the end',
+    'without partialBackprop, and always on a pruned base, D is scattered into the weight and autodiff forms the layer\'s full weight gradient before D\'s part is gathered',
+    'K/V heads shared under grouped-query attention train whenever one of their query heads is selected',
+  ],
   schema: s2ftConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];

@@ -42,6 +42,12 @@ const linearOrBottleneck = makeSparseVariant<SparseAdapterConfig>({
   supportScores: { criteria: ['gradient', 'magnitude'], signed: true },
   describe:
     "SparseAdapter: an adapter pruned at init (sparsity of its down and up projections), only survivors stored and trained; form 'bottleneck' (the paper's down, nonlinearity, up, residual; not mergeable) or 'lora' (linear, mergeable). differs: in parallel with one linear layer",
+  paper: 'He et al. 2022, SparseAdapter: An Easy Approach for Improving the Parameter-Efficiency of Adapters',
+  differs: [
+    'the paper prunes adapters placed after a sublayer; here the bottleneck sits in parallel with one linear layer (its output the residual), scaled by alpha / r',
+    'the |G Aᵀ| criterion is the linear form\'s gradient, used for both forms',
+    'form: \'lora\' (the default) is this library\'s linear, mergeable form; form: \'bottleneck\' is the paper\'s adapter',
+  ],
   schema: sparseAdapterConfigSchema,
   create(base, c, rng, scores) {
     const [out, inp] = base.shape as [number, number];
