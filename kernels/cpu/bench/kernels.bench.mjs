@@ -18,7 +18,7 @@ if (process.env.OPENBLAS_CORETYPE !== undefined || process.env.OPENBLAS_L2_SIZE 
 import { readFileSync } from 'node:fs';
 import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
 import { getKernel, tensor, toBSR, toCSR, toNM } from '@sparse/tensor';
-import { gemmBlockedNative, gemmOpenBLASNative, nativeInfo, registerCPUKernels } from '@sparse/kernels-cpu';
+import { gemmBlockedNative, gemmOpenBLASNative, nativeInfo, nativeStatus, registerCPUKernels } from '@sparse/kernels-cpu';
 import { GPT_CONFIG, initGPT, loadTfWithGradients, makeTrainer } from './gpt.mjs';
 
 const QUICK = process.env.SPARSE_BENCH_QUICK === '1';
@@ -335,6 +335,52 @@ target('own dense gemm vs tfjs-backend-cpu (1024^3)', results.gemm[0].vsTfjsCpu 
   target('blockSparseAttention density 0.1 vs dense', results.attention.find((r) => r.blockDensity === 0.1).speedup, 6);
 }
 
+// ---- 4b. kernel families side by side: the same kernels under each family this machine runs ----
+// The family is fixed when the addon loads, so each runs in a child process (SPARSE_CPU_ISA); the
+// children alternate, three rounds, and each family keeps its fastest round.
+{
+  const built = new Set(info.cpu.built.split(','));
+  const families = ['avx512', 'avx2'].filter((f) => built.has(f) && (f === 'avx2' ? info.cpu.avx2 : info.cpu.avx512));
+  results.families = [];
+  if (families.length < 2) {
+    results.notes.push(`kernel families: only ${families.join(', ') || 'none'} runs here; no side-by-side`);
+  } else {
+    const addonPath = nativeStatus().path;
+    const child = `
+const addon = require(${JSON.stringify(addonPath)});
+const rnd = (n, s) => { let x = s; return Float32Array.from({ length: n }, () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1); };
+const best = (f, reps) => { f(); let b = Infinity; for (let r = 0; r < reps; r++) { const t = process.hrtime.bigint(); f(); b = Math.min(b, Number(process.hrtime.bigint() - t) / 1e6); } return b; };
+const out = {};
+for (const [m, n, k] of [[1024, 1024, 1024], [4096, 256, 4096]]) {
+  const A = rnd(m * k, 1), B = rnd(k * n, 2), C = new Float32Array(m * n);
+  out['gemm ' + m + 'x' + n + 'x' + k] = best(() => addon.gemmBlocked(false, false, m, n, k, 1, A, 0, k, B, 0, n, 0, C, 0, n), ${QUICK ? 2 : 7});
+}
+{
+  const M = 4096, K = 4096, N = 256, count = M * K / 2;
+  const val = rnd(count, 3), idx = new Uint8Array(count / 4);
+  for (let q = 0; q < count; q += 2) { const a = q % 3, b = a + 1; idx[q >> 2] |= (a | (b << 2)) << ((q & 3) * 2); }
+  const B = rnd(K * N, 4), C = new Float32Array(M * N);
+  out['spmmNM 2:4 4096x4096 x 256'] = best(() => addon.spmmNM(M, K, 2, 4, 2, val, idx, N, 1, B, 0, N, 0, C, 0, N), ${QUICK ? 2 : 7});
+}
+console.log(JSON.stringify({ isa: addon.info().isa, out }));`;
+    const runs = Object.fromEntries(families.map((f) => [f, {}]));
+    for (let round = 0; round < (QUICK ? 1 : 3); round++) {
+      for (const f of families) {
+        const r = spawnSync(process.execPath, ['-e', child], { encoding: 'utf8', env: { ...process.env, SPARSE_CPU_ISA: f }, maxBuffer: 1 << 24 });
+        if (r.status !== 0) throw new Error(`family ${f} child failed: ${r.stderr}`);
+        const got = JSON.parse(r.stdout.trim().split('\n').at(-1));
+        if (got.isa !== f) throw new Error(`asked for ${f}, the child ran ${got.isa}`);
+        for (const [k, v] of Object.entries(got.out)) runs[f][k] = Math.min(runs[f][k] ?? Infinity, v);
+      }
+    }
+    for (const k of Object.keys(runs[families[0]])) {
+      const row = { kernel: k, ...Object.fromEntries(families.map((f) => [`${f} ms`, ms(runs[f][k] / 1e3)])), [`${families[0]} vs ${families[1]}`]: runs[families[1]][k] / runs[families[0]][k] };
+      results.families.push(row);
+      log(`${k}: ${families.map((f) => `${f} ${ms(runs[f][k] / 1e3)} ms`).join(', ')}; ${families[0]} is ${(runs[families[1]][k] / runs[families[0]][k]).toFixed(2)}x ${families[1]}`);
+    }
+  }
+}
+
 // ---- 5. one training step of a small GPT: sparse-cpu vs plain cpu ----
 {
   const { sparseCPURegistration } = await import('@sparse/kernels-cpu/tfjs');
@@ -410,6 +456,10 @@ printTable(
 );
 console.log('');
 printTable(results.attention.map((r) => ({ attention: `density ${r.blockDensity}`, ms: r.sparseMs, 'dense ms': r.denseMs, 'x dense': r.speedup })));
+if (results.families.length > 0) {
+  console.log('');
+  printTable(results.families);
+}
 console.log('');
 printTable(targets);
 results.targets = targets;

@@ -28,6 +28,9 @@ namespace {
 // in L1 while the MC/MR A micro-panels stream past it; KC*NC floats of B in the shared L3.
 constexpr int64_t kMC = 144;
 constexpr int64_t kKC = 256;
+// The wide kernel's K slice. Its B micro-panel (kWideKC x 32 floats, 32 KiB) fills a Zen 4's 32 KiB
+// L1, yet 128 measured no faster there (SPARSE_GEMM_KC tries others).
+constexpr int64_t kWideKC = 256;
 constexpr int64_t kNC = 3072;
 static_assert(kMC % kMR == 0 && kNC % kNR == 0, "blocks must hold whole micro-tiles");
 static_assert(kMC % kWideMR == 0 && kNC % kWideNR == 0, "blocks must hold whole wide micro-tiles");
@@ -51,6 +54,7 @@ Workspace& threadWorkspace() {
 // kernels, 6 x 16 for AVX2 and the portable loop. Packing follows the tile.
 struct Dispatch {
   int mr, nr;
+  int64_t kc;  // K slice: a kc x nr micro-panel of B stays in L1 while the A micro-panels stream past
   MicroKernel kernel;
   MultiDot dot;
   MultiAxpy axpy;
@@ -58,11 +62,15 @@ struct Dispatch {
 
 const Dispatch& dispatch() {
   static const Dispatch d = [] {
-    if (const WideKernels* w = wideKernels()) return Dispatch{kWideMR, kWideNR, w->micro, w->dot, w->axpy};
+    static const int64_t kcEnv = [] {
+      const char* env = std::getenv("SPARSE_GEMM_KC");  // tuning knob for benchmarks
+      return env ? std::max<int64_t>(16, std::atol(env)) : int64_t{0};
+    }();
+    if (const WideKernels* w = wideKernels()) return Dispatch{kWideMR, kWideNR, kcEnv ? kcEnv : kWideKC, w->micro, w->dot, w->axpy};
 #if defined(SPARSE_WITH_AVX2)
-    if (useAvx2()) return Dispatch{kMR, kNR, microKernelAvx2, multiDotAvx2, multiAxpyAvx2};
+    if (useAvx2()) return Dispatch{kMR, kNR, kcEnv ? kcEnv : kKC, microKernelAvx2, multiDotAvx2, multiAxpyAvx2};
 #endif
-    return Dispatch{kMR, kNR, microKernelScalar, multiDotScalar, multiAxpyScalar};
+    return Dispatch{kMR, kNR, kcEnv ? kcEnv : kKC, microKernelScalar, multiDotScalar, multiAxpyScalar};
   }();
   return d;
 }
@@ -135,6 +143,7 @@ void gemmRect(const GemmArgs& g, int64_t m0, int64_t m1, int64_t n0, int64_t n1)
   const Dispatch& d = dispatch();
   const MicroKernel kernel = d.kernel;
   const int kMR = d.mr, kNR = d.nr;
+  const int64_t kKC = d.kc;
   Workspace& ws = threadWorkspace();
   const int64_t mSpan = m1 - m0;
   const int64_t nSpan = n1 - n0;
