@@ -4,7 +4,8 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, Random } from '@sparse/tensor';
-import { addTrailing, expandCols, mulTrailing, softmaxRows } from './ops.js';
+import { fusedRmsNorm } from '@sparse/kernels-cpu/tfjs';
+import { addTrailing, expandCols, softmaxRows } from './ops.js';
 import { linearSite, mlpActSite } from './sites.js';
 import type { ForwardHooks, LinearInfo } from './types.js';
 
@@ -111,14 +112,13 @@ export function causalMask(t: number, reps = 1): tf.Tensor2D {
   return tf.tensor2d(m, [reps * t, t]);
 }
 
-/** RMSNorm over the last axis of x [N,D]: x / sqrt(mean(x²) + eps) * gain (HF Llama's order of operations). */
+/**
+ * RMSNorm over the last axis of x [N,D]: x / sqrt(mean(x²) + eps) * gain (HF Llama's order of
+ * operations), one fused tfjs op (@sparse/kernels-cpu's fusedRmsNorm).
+ */
 export function rmsNorm(x: tf.Tensor2D, gain: tf.Tensor, eps: number): tf.Tensor2D {
-  const d = x.shape[1];
-  const ms: tf.Tensor2D = tf.matMul(tf.square(x), tf.fill([d, 1], 1 / d) as tf.Tensor2D);
-  const xn = tf.mul<tf.Tensor2D>(x, expandCols(tf.rsqrt(tf.add<tf.Tensor2D>(ms, eps)), d));
-  return mulTrailing(xn, gain) as tf.Tensor2D;
+  return fusedRmsNorm(x, gain, eps);
 }
-
 
 /** Mixture-of-experts settings: `experts` MLPs, each token uses the `topK` its router scores highest. */
 export interface MoEConfig {

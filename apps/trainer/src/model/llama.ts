@@ -11,6 +11,7 @@ import { BaseModel } from './base.js';
 import { specFail } from './errors.js';
 import { causalMask, checkMoE, embed, Forward, initParamValues, moeLayer, rmsNorm, type MoEConfig, type ParamSpec } from './layers.js';
 import { softmaxRows, mlpNonlinearity } from './ops.js';
+import { fusedSwiGLU } from '@sparse/kernels-cpu/tfjs';
 import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
 
 export interface LlamaConfig {
@@ -214,6 +215,11 @@ function attention(cfg: LlamaConfig, f: Forward, block: number, p: string, h: tf
 }
 
 function swiglu(cfg: LlamaConfig, f: Forward, p: string, h: tf.Tensor2D, rows?: Int32Array): tf.Tensor2D {
+  if ((cfg.activation ?? 'silu') === 'silu' && !f.hooks.activation) {
+    // no activation hook between silu and the product: silu(gate) * up as one fused op
+    const g = f.linear(`${p}gate_proj.weight`, h, rows);
+    return f.linear(`${p}down_proj.weight`, fusedSwiGLU(g, f.linear(`${p}up_proj.weight`, h, rows)) as tf.Tensor2D, rows);
+  }
   const gate = f.mlpActivation(`${p}down_proj.weight`, mlpNonlinearity(cfg.activation ?? 'silu', f.linear(`${p}gate_proj.weight`, h, rows)));
   const up = f.linear(`${p}up_proj.weight`, h, rows);
   return f.linear(`${p}down_proj.weight`, tf.mul(gate, up) as tf.Tensor2D, rows);

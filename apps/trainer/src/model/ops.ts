@@ -5,9 +5,12 @@
 //   generic per-element index path about 20x slower;
 // - it sums over a leading axis (the gradient of a bias) by a generic transpose first.
 // So per-row broadcasts are outer products with a ones vector, per-row sums are products with a
-// ones column, and bias/gain gradients are ones-row products. All of it is ordinary tfjs autodiff.
+// ones column, and bias/gain gradients are ones-row products. All of it is ordinary tfjs autodiff,
+// except layer norm, GELU and the loss (and RMS norm and the SwiGLU gate in layers.ts / llama.ts):
+// fused ops of @sparse/kernels-cpu/tfjs, one tape node each, native on sparse-cpu.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedCrossEntropy, fusedGeluTanh, fusedLayerNorm } from '@sparse/kernels-cpu/tfjs';
 
 /** [R,1] -> [R,C] by an outer product with ones (a matmul stays fast forward and backward). */
 export function expandCols(col: tf.Tensor2D, cols: number): tf.Tensor2D {
@@ -37,19 +40,6 @@ export const addTrailing = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)
   };
 }) as (x: tf.Tensor, v: tf.Tensor) => tf.Tensor;
 
-/** x * v where v's shape is a suffix of x's shape (a gain): fast forward, ones-row gradient. */
-export const mulTrailing = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [x, v, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-  save([x, v]);
-  return {
-    value: tf.mul(x, v),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [xs, vs] = saved;
-      return [tf.mul(dy, vs), sumLeading(tf.mul(dy, xs), vs)];
-    },
-  };
-}) as (x: tf.Tensor, v: tf.Tensor) => tf.Tensor;
-
 /**
  * The maximum of each row of x [R,C], broadcast to [R,C], as a constant: it is read back and
  * re-created, so autodiff does not trace through it. Softmax is shift-invariant, so the exact
@@ -70,49 +60,23 @@ export function softmaxRows(x: tf.Tensor2D): tf.Tensor2D {
   return tf.mul<tf.Tensor2D>(e, expandCols(inv, x.shape[1]));
 }
 
-/** log(sum(exp(x))) of each row of x [R,C], [R,1]. */
-export function logSumExpRows(x: tf.Tensor2D): tf.Tensor2D {
-  const shift = rowMaxConstant(x);
-  return tf.add<tf.Tensor2D>(tf.log(rowSum(tf.exp(tf.sub<tf.Tensor2D>(x, shift.full)))), shift.col);
-}
-
-/** Layer normalization over the last axis of x [N,D], with gain and bias [D]. */
+/**
+ * Layer normalization over the last axis of x [N,D], with gain and bias [D]: one fused tfjs op
+ * (@sparse/kernels-cpu's fusedLayerNorm: native forward and backward on sparse-cpu, the same
+ * formulas in plain tfjs on other backends).
+ */
 export function layerNorm(x: tf.Tensor2D, gain: tf.Tensor, bias: tf.Tensor, eps = 1e-5): tf.Tensor2D {
-  const d = x.shape[1];
-  const avg = tf.fill([d, 1], 1 / d) as tf.Tensor2D;
-  const mean: tf.Tensor2D = tf.matMul(x, avg);
-  const xc = tf.sub<tf.Tensor2D>(x, expandCols(mean, d));
-  const variance: tf.Tensor2D = tf.matMul(tf.square(xc), avg);
-  const rstd = tf.rsqrt(tf.add<tf.Tensor2D>(variance, eps));
-  const xn = tf.mul<tf.Tensor2D>(xc, expandCols(rstd, d));
-  return addTrailing(mulTrailing(xn, gain), bias) as tf.Tensor2D;
+  return fusedLayerNorm(x, gain, bias, eps);
 }
-
-// GELU's tanh form, 0.5*x*(1 + tanh(k*(x + 0.044715*x^3))), rewritten with
-// 0.5*(1 + tanh(z)) = sigmoid(2z) as x * sigmoid(x*(A + B*x^2)).
-const GELU_A = 2 * Math.sqrt(2 / Math.PI);
-const GELU_B = GELU_A * 0.044715;
 
 /**
- * GELU, tanh approximation (GPT-2's "gelu_new"), so GPT-2 weights mean the same thing here.
- * A custom gradient, d/dx = s + x*s*(1-s)*(A + 3B*x^2) with s = sigmoid(x*(A + B*x^2)), takes a
- * third of the elementwise passes that autodiff through the composite would.
+ * GELU, tanh approximation (GPT-2's "gelu_new"), so GPT-2 weights mean the same thing here:
+ * x * sigmoid(x*(A + B*x^2)) = 0.5*x*(1 + tanh(k*(x + 0.044715*x^3))). One fused tfjs op
+ * (fusedGeluTanh) with the closed-form gradient s + x*s*(1-s)*(A + 3B*x^2), s the sigmoid.
  */
-export const gelu = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
-  const x2 = tf.square(x);
-  const s = tf.sigmoid(tf.mul(x, tf.add(tf.mul(x2, GELU_B), GELU_A)));
-  save([x, x2, s]);
-  return {
-    value: tf.mul(x, s),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [xs, x2s, ss] = saved;
-      const slope = tf.add(tf.mul(x2s, 3 * GELU_B), GELU_A);
-      const ds = tf.mul(tf.mul(xs, tf.mul(ss, tf.sub(1, ss))), slope);
-      return [tf.mul(dy, tf.add(ss, ds))];
-    },
-  };
-}) as (x: tf.Tensor) => tf.Tensor;
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return fusedGeluTanh(x);
+}
 
 /** The MLP nonlinearities a model can use: GPT-2's tanh GELU, Llama's SiLU, and the ReLU / squared-ReLU substitutes of activation sparsity. */
 export type MlpActivation = 'gelu' | 'silu' | 'relu' | 'relu2';
@@ -137,13 +101,10 @@ export function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D 
 }
 
 /**
- * Mean cross-entropy (nats) of logits [N,V] against integer targets [N], without a
- * gather: the target logit is picked by a one-hot product.
+ * Mean cross-entropy (nats) of logits [N,V] against integer targets [N] (int32, each in [0, V)):
+ * one fused tfjs op (fusedCrossEntropy) whose gradient (softmax - onehot) / N is computed from the
+ * saved row log-sum-exp, without storing the [N,V] log-probabilities.
  */
 export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
-  const [n, v] = logits.shape;
-  const oneHot = tf.cast(tf.oneHot(targets, v), 'float32');
-  const picked = rowSum(tf.mul(logits, oneHot));
-  const perToken = tf.sub(logSumExpRows(logits), picked);
-  return tf.reshape(tf.matMul(tf.fill([1, n], 1 / n) as tf.Tensor2D, perToken), []) as tf.Scalar;
+  return fusedCrossEntropy(logits, targets);
 }
