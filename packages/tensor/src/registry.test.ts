@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ArgumentError } from './errors.js';
 import { editDistance } from './names.js';
-import { ConfigError, createRegistry, provenanceProblems, UnknownNameError, type ConfigSchema, type RegistryEntry } from './registry.js';
+import { ConfigError, createRegistry, provenanceLine, provenanceProblems, UnknownNameError, type ConfigSchema, type RegistryEntry } from './registry.js';
 
 // A hand-written schema (zod's safeParse shape): { size: positive integer, default 1 }.
 const sizeSchema: ConfigSchema<{ size: number }> = {
@@ -86,6 +86,8 @@ describe('createRegistry', () => {
     expect(problems[1]).toMatch(/'no-differs' differs must be an array/);
     expect(problems[2]).toMatch(/'blank' differs\[0\] must be a non-empty string/);
     expect(provenanceProblems([good, { ...thing('x'), differs: ['a departure'] }])).toEqual([]);
+    expect(provenanceLine({ paper: 'A et al. 2020, T', differs: [] })).toBe('Paper: A et al. 2020, T. Differs: none.');
+    expect(provenanceLine({ paper: 'A et al. 2020, T', differs: ['x', 'y'] })).toBe('Paper: A et al. 2020, T. Differs: x; y.');
   });
 
   it('an unknown name is a typed error with the nearest names', () => {

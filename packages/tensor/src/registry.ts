@@ -136,6 +136,11 @@ export function provenanceProblems(entries: Iterable<Partial<RegistryEntry>>, wh
   return out;
 }
 
+/** An entry's paper and departures as the package READMEs write them: "Paper: <paper>. Differs: <a>; <b>." ("none" for []). */
+export function provenanceLine(entry: Pick<RegistryEntry, 'paper' | 'differs'>): string {
+  return `Paper: ${entry.paper}. Differs: ${entry.differs.length === 0 ? 'none' : entry.differs.join('; ')}.`;
+}
+
 /** Parses a config with a schema; a refusal throws ConfigError naming `where` and each failing field. */
 export function parseConfig<T>(schema: ConfigSchema<T>, config: unknown, where: string): T {
   const r = schema.safeParse(config ?? {});
