@@ -942,7 +942,7 @@ Napi::Value CholeskyF64(const Napi::CallbackInfo& info) {
 
 // triangularInverseF64(n, L, lOffset, ldl, X, xOffset, ldx): X = L^{-1} for lower-triangular L (its upper
 // triangle not read; X's upper triangle zeroed). Returns -1, or the first diagonal entry of L that is
-// zero or not finite. X must not overlap L.
+// zero or not finite. X is L itself (same offset and leading dimension: in place) or disjoint from it.
 Napi::Value TriangularInverseF64(const Napi::CallbackInfo& info) {
   const char* fn = "triangularInverseF64";
   if (info.Length() != 7) throw Napi::TypeError::New(info.Env(), "triangularInverseF64: expected 7 arguments");
@@ -958,7 +958,10 @@ Napi::Value TriangularInverseF64(const Napi::CallbackInfo& info) {
   if (n == 0) return Napi::Number::New(info.Env(), -1);
   const double* l0 = l.data + lOff;
   double* x0 = x.data + xOff;
-  if (overlaps(x0, x0 + (n - 1) * ldx + n, l0, l0 + (n - 1) * ldl + n)) throw rangeError(info, fn, "X overlaps L");
+  const bool inPlace = x0 == l0 && ldx == ldl;
+  if (!inPlace && overlaps(x0, x0 + (n - 1) * ldx + n, l0, l0 + (n - 1) * ldl + n)) {
+    throw rangeError(info, fn, "X overlaps L (pass the same array, offset and leading dimension to invert in place)");
+  }
   return Napi::Number::New(info.Env(), static_cast<double>(lowerTriangularInverseF64(n, l0, ldl, x0, ldx)));
 }
 

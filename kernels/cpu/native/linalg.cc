@@ -223,44 +223,47 @@ int64_t lowerTriangularInverseF64(int64_t n, const double* l, int64_t ldl, doubl
   for (int64_t i = 0; i < n; ++i) {
     const double d = l[i * ldl + i];
     if (d == 0.0 || !std::isfinite(d)) return i;
-    std::fill(x + i * ldx, x + i * ldx + n, 0.0);
   }
-  std::vector<double> t;
+  // Block row I needs rows I of L and rows above it of X only, so x may be l itself (in place).
+  std::vector<double> t, lrow;
   for (int64_t i0 = 0; i0 < n; i0 += kNB) {
     const int64_t i1 = std::min(n, i0 + kNB), h = i1 - i0;
-    // X11 = L11^{-1}, row by row (row i needs rows i0..i-1 of the block).
+    // T = L21 X[0:i0, 0:i0], before row block I of L is overwritten. X[0:i0, 0:i0] is lower
+    // triangular, so column panel [j0, j1) of the product needs rows k >= j0 of it only.
+    if (i0 > 0) {
+      t.assign(static_cast<size_t>(h * i0), 0.0);
+      for (int64_t j0 = 0; j0 < i0; j0 += kDNC) {
+        const int64_t j1 = std::min(i0, j0 + kDNC);
+        DgemmArgs g;
+        g.m = h;
+        g.n = j1 - j0;
+        g.k = i0 - j0;
+        g.a = l + i0 * ldl + j0;
+        g.lda = ldl;
+        g.b = x + j0 * ldx + j0;
+        g.ldb = ldx;
+        g.beta = 0.0;
+        g.c = t.data() + j0;
+        g.ldc = i0;
+        dgemm(g);
+      }
+    }
+    // X11 = L11^{-1}, row by row: X(i, j) = -(sum_{j <= k < i} L(i, k) X(k, j)) / L(i, i), from a copy of
+    // row i of L11 (so writing row i of X over it is safe); the rest of the row is zero.
     for (int64_t i = i0; i < i1; ++i) {
       double* xi = x + i * ldx;
-      const double* li = l + i * ldl;
-      for (int64_t k = i0; k < i; ++k) {
-        const double lik = li[k];
-        if (lik == 0.0) continue;
-        const double* xk = x + k * ldx;
-        for (int64_t j = i0; j <= k; ++j) xi[j] -= lik * xk[j];
+      lrow.assign(l + i * ldl + i0, l + i * ldl + i + 1);
+      const double d = lrow[static_cast<size_t>(i - i0)];
+      for (int64_t j = i0; j < i; ++j) {
+        double s = 0.0;
+        for (int64_t k = j; k < i; ++k) s += lrow[static_cast<size_t>(k - i0)] * x[k * ldx + j];
+        xi[j] = -s / d;
       }
-      const double d = li[i];
-      for (int64_t j = i0; j < i; ++j) xi[j] /= d;
       xi[i] = 1.0 / d;
+      std::fill(xi + i + 1, xi + n, 0.0);
     }
     if (i0 == 0) continue;
-    // X21 = -X11 (L21 X[0:i0, 0:i0]). X[0:i0, 0:i0] is lower triangular, so column panel [j0, j1) of the
-    // product needs rows k >= j0 of it only.
-    t.assign(static_cast<size_t>(h * i0), 0.0);
-    for (int64_t j0 = 0; j0 < i0; j0 += kDNC) {
-      const int64_t j1 = std::min(i0, j0 + kDNC);
-      DgemmArgs g;
-      g.m = h;
-      g.n = j1 - j0;
-      g.k = i0 - j0;
-      g.a = l + i0 * ldl + j0;
-      g.lda = ldl;
-      g.b = x + j0 * ldx + j0;
-      g.ldb = ldx;
-      g.beta = 0.0;
-      g.c = t.data() + j0;
-      g.ldc = i0;
-      dgemm(g);
-    }
+    // X21 = -X11 T, over row block I's columns left of the block.
     DgemmArgs g;
     g.m = h;
     g.n = i0;

@@ -41,8 +41,9 @@ void dgemm(const DgemmArgs& g);
 // positive (its value in *pivot), leaving a partly factored.
 int64_t choleskyLowerF64(int64_t n, double* a, int64_t lda, double* pivot);
 
-// x = l^{-1} for a lower-triangular l (upper triangle of l not read; x's upper triangle is zero).
-// Returns -1, or the first diagonal entry that is zero or not finite (x then undefined).
+// x = l^{-1} for a lower-triangular l (upper triangle of l not read; x's upper triangle is zero). x may
+// be l itself (same pointer and leading dimension: in place) but must not overlap it otherwise.
+// Returns -1, or the first diagonal entry that is zero or not finite (x then untouched).
 int64_t lowerTriangularInverseF64(int64_t n, const double* l, int64_t ldl, double* x, int64_t ldx);
 
 }  // namespace sparse

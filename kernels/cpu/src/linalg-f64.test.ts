@@ -83,6 +83,23 @@ suite('native float64 linear algebra', () => {
     expect(worst).toBeLessThanOrEqual(1e-12 * n);
   });
 
+  it.each([1, 50, 96, 97, 250])('triangularInverseF64 n = %i in place (x is l) equals the out-of-place inverse, in native and reference kernels', (n) => {
+    const l = spd(n, n + 3, 2, 77 + n);
+    expect(chol()({ n, a: l, aOffset: 2, lda: n + 3 })).toBeNull();
+    const apart = new Float64Array(n * n);
+    expect(inv()({ n, l, lOffset: 2, ldl: n + 3, x: apart, xOffset: 0, ldx: n })).toBe(-1);
+    for (const [kernel, label] of [[inv(), 'native'], [getKernel('triangularInverseF64', REFERENCE_BACKEND), 'reference']] as const) {
+      const same = l.slice();
+      expect(kernel({ n, l: same, lOffset: 2, ldl: n + 3, x: same, xOffset: 2, ldx: n + 3 }), label).toBe(-1);
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) {
+          const want = apart[i * n + j]!;
+          expect(Math.abs(same[2 + i * (n + 3) + j]! - want), `${label} (${i}, ${j})`).toBeLessThanOrEqual(1e-9 * (1 + Math.abs(want)));
+        }
+      }
+    }
+  });
+
   it('reports the first pivot that is not positive, as the reference does, past the first block', () => {
     const n = 200;
     for (const bad of [0, 95, 150]) {
@@ -116,6 +133,8 @@ suite('native float64 linear algebra', () => {
     expect(() => inv()({ n: 3, l: shared.subarray(0, 9), lOffset: 0, ldl: 3, x: shared.subarray(5, 14), xOffset: 0, ldx: 3 })).toThrow(ArgumentError);
     expect(() => inv()({ n: 3, l: shared.subarray(0, 9), lOffset: 0, ldl: 3, x: shared.subarray(9, 18), xOffset: 0, ldx: 3 })).not.toThrow();
     expect(() => addon!.triangularInverseF64!(3, shared, 0, 3, shared, 4, 3)).toThrow(/X overlaps L/);
+    expect(() => inv()({ n: 3, l: shared, lOffset: 0, ldl: 3, x: shared, xOffset: 0, ldx: 4 })).toThrow(ArgumentError);
+    expect(() => addon!.triangularInverseF64!(3, shared, 0, 3, shared, 0, 4)).toThrow(/X overlaps L/);
     expect(() => addon!.choleskyF64!(4, new Float64Array(15), 0, 4)).toThrow(RangeError);
   });
 });

@@ -389,7 +389,7 @@ export interface TriangularInverseF64Args {
   l: Float64Array;
   lOffset: number;
   ldl: number;
-  /** [n, n] at (xOffset, ldx), disjoint from l; its upper triangle is set to zero. */
+  /** [n, n] at (xOffset, ldx): l itself (same array, offset and ldx = ldl: in place) or disjoint from it; its upper triangle is set to zero. */
   x: Float64Array;
   xOffset: number;
   ldx: number;

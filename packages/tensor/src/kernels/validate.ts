@@ -786,6 +786,10 @@ export function validateTriangularInverseF64Args(args: TriangularInverseF64Args)
   if (l1 > l0 && x1 > x0 && args.l.buffer === args.x.buffer) {
     const lb0 = args.l.byteOffset + l0 * 8, lb1 = args.l.byteOffset + l1 * 8;
     const xb0 = args.x.byteOffset + x0 * 8, xb1 = args.x.byteOffset + x1 * 8;
-    if (xb0 < lb1 && lb0 < xb1) throw new ArgumentError(`${k}: x overlaps l (they share memory); pass separate arrays`);
+    // The very same matrix (start and leading dimension) is an in-place inverse; any other overlap is not.
+    const same = xb0 === lb0 && args.ldx === args.ldl;
+    if (!same && xb0 < lb1 && lb0 < xb1) {
+      throw new ArgumentError(`${k}: x overlaps l (they share memory); pass separate arrays, or the same array, offset and leading dimension to invert in place`);
+    }
   }
 }

@@ -36,17 +36,17 @@ export function sparseGPTInverseFactor(layer: string, h: Float64Array, n: number
   }
   const damp = n > 0 ? (percdamp * trace) / n : 0;
   for (let j = 0; j < n; j++) h[j * n + j]! += damp;
-  // Factor J H J in place in a reversed copy, then invert the factor into h's own storage (H is not
-  // needed again) and reverse that in place: two n x n float64 arrays at the peak.
-  const lower = h.slice().reverse(); // J H J: row-major, reversing the whole array reverses rows and columns
-  const failed = getKernel('choleskyF64')({ n, a: lower, aOffset: 0, lda: n });
+  // All in h's own storage (H is not needed again): J H J = L L^T factored in place, L inverted in
+  // place, and J L^-1 J is U. One n x n float64 array at the peak.
+  reverseInPlace(h, n);
+  const failed = getKernel('choleskyF64')({ n, a: h, aOffset: 0, lda: n });
   if (failed !== null) {
     throw new ArgumentError(
       `${where('sparsegpt', layer)}: the dampened Hessian is not positive definite (cholesky: pivot ${failed.index} is ${failed.pivot}); raise percdamp (now ${percdamp}) or calibrate on more tokens`,
     );
   }
-  const bad = getKernel('triangularInverseF64')({ n, l: lower, lOffset: 0, ldl: n, x: h, xOffset: 0, ldx: n });
-  if (bad >= 0) throw new ArgumentError(`${where('sparsegpt', layer)}: the Cholesky factor of the dampened Hessian has diagonal entry ${bad} = ${lower[bad * n + bad]}`);
+  const bad = getKernel('triangularInverseF64')({ n, l: h, lOffset: 0, ldl: n, x: h, xOffset: 0, ldx: n });
+  if (bad >= 0) throw new ArgumentError(`${where('sparsegpt', layer)}: the Cholesky factor of the dampened Hessian has diagonal entry ${bad} = ${h[bad * n + bad]}`);
   reverseInPlace(h, n);
   return { u: h, dead, damp };
 }

@@ -34,16 +34,17 @@ export function triangularInverseF64Reference(args: TriangularInverseF64Args): n
   }
   for (let i = 0; i < n; i++) {
     const ri = xo + i * ldx;
-    const li = lo + i * ldl;
+    // Row i of l, copied before row i of x is written: x may be l itself (in place).
+    const lrow = l.slice(lo + i * ldl, lo + i * ldl + i + 1);
     x.fill(0, ri, ri + n);
     // X[i, :i] = -(sum_k<i L[i, k] X[k, :]) / L[i, i]; X[k, :] is zero past column k.
     for (let k = 0; k < i; k++) {
-      const lik = l[li + k]!;
+      const lik = lrow[k]!;
       if (lik === 0) continue;
       const rk = xo + k * ldx;
       for (let j = 0; j <= k; j++) x[ri + j]! -= lik * x[rk + j]!;
     }
-    const d = l[li + i]!;
+    const d = lrow[i]!;
     for (let j = 0; j < i; j++) x[ri + j] = x[ri + j]! / d;
     x[ri + i] = 1 / d;
   }
