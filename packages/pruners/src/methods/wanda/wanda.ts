@@ -45,7 +45,8 @@ export const wandaPruner: PrunerDefinition<typeof wandaConfigSchema> = {
     const norms = wandaColumnNorms('wanda', name, stats, w.cols);
     const scores = wandaScores(w.data, w.rows, w.cols, norms);
     const mask = selectByPattern('wanda', name, scores, w.rows, w.cols, patternOf(config), config.granularity);
-    return { mask, weight: applyMask(mask, tensor(w.data, [w.rows, w.cols])) as Float32Tensor };
+    // readWeight's data is this call's own copy: zero the pruned entries in it rather than copying again.
+    return { mask, weight: applyMask(mask, tensor(w.data, [w.rows, w.cols]), { inPlace: true }) as Float32Tensor };
   },
 };
 
