@@ -53,10 +53,9 @@ export function cordaComponents(base: Float32Tensor, cov: Float64Array, c: Pick<
 export const cordaVariant = defineFamilyVariant<CorDAConfig>({
   name: 'corda',
   describe: 'CorDA: LoRA built from r components of the SVD of W C (C: input covariance); instruction-previewed or knowledge-preserved',
-  paper: 'Yang et al. 2024, CorDA: Context-Oriented Decomposition Adaptation of Large Language Models',
+  paper: 'Yang et al. 2024, CorDA: Context-Oriented Decomposition Adaptation of Large Language Models for Task-Aware Parameter-Efficient Fine-tuning',
   differs: [
     'the base stays frozen as it is and ΔW = B A − B₀A₀ is added, where the paper freezes W − B₀A₀ (the same function)',
-    'C is damped, C + damping · mean(diag C) · I, so that it is invertible',
   ],
   schema: cordaConfigSchema,
   // the SVD is of W C, C the input covariance of the data the adapter is trained on

@@ -33,7 +33,7 @@ export const losiaVariant = makeSparseVariant<LoSiAConfig>({
       (config as Partial<LoSiAConfig> | undefined)?.every !== undefined ? 're-localization needs data scores: sensitivity, gradient or fisher' : undefined,
   },
   describe: 'LoSiA: train a localized subnet W[R, C] (selected rows × columns) as one dense core; re-localize as training goes',
-  paper: 'Xu et al. 2025, LoSiA: Efficient High-Rank Fine-Tuning via Subnet Localization and Optimization',
+  paper: 'Wang et al. 2025, LoSiA: Efficient High-Rank Fine-Tuning via Subnet Localization and Optimization',
   differs: [
     'the localization is this library\'s reading of the paper\'s gradient sparsity analysis: rows by summed score, then columns by summed score within them; the data-free default score is |W|',
   ],

@@ -16,7 +16,6 @@ export const nullLoRAVariant = defineFamilyVariant<NullLoRAConfig>({
   paper: 'Zhang et al. 2025, Null-LoRA: Low-Rank Adaptation on Null Space',
   differs: [
     'all of A is the frozen null-space basis N and only B trains; the paper\'s cross-frozen halves of both factors and its norm scaling are not reproduced',
-    'space: \'inputs\' (the calibration inputs\' least-used directions) is this library\'s option beside the weight\'s null space',
   ],
   schema: nullLoRAConfigSchema,
   // the inputs' null space needs their covariance; W's own needs no data

@@ -122,7 +122,7 @@ export const pstVariant: AdapterVariant<PSTConfig> = {
   kind: 'adapter',
   name: NAME,
   describe: 'PST: frozen W, a LoRA update U V and a learned top-k mask from |W| + low-rank + row/column scores, sparsity on a cubic schedule; merges M ⊙ (W + U V)',
-  paper: 'Li et al. 2023, Parameter-Efficient Sparsity for Large Language Models Fine-Tuning (PST)',
+  paper: 'Li et al. 2022, Parameter-Efficient Sparsity for Large Language Models Fine-Tuning (PST)',
   differs: [
     'the magnitude term is |W + beta · U V|, as the authors\' code, not |W|',
   ],
