@@ -17,16 +17,23 @@
 // 3. DPO with prefix sharing (one sequence [prompt | chosen | rejected] per pair under the
 //    prefix-sharing mask) vs two separate passes per pair (prefixSharing false): the dpo stage's time per
 //    step on recipes/dpo-prefix-sharing.yaml's data and model, after a short pretraining.
+// 4. SpargeAttn prediction at a 512-token context: a Llama (d 64, 4 heads, RoPE) pretrained on the
+//    embedded corpus with its attention through the block-sparse kernel (causal, 16-token tiles), then
+//    an attention stage installs sparge (calibrated on 16 windows) for the evaluations after it. The
+//    held-out perplexity before and after, the share of causal tiles the prediction keeps
+//    (attention-density events), and the end-to-end prefill time: the evaluate stages' full-sequence
+//    forward passes over the same windows, dense causal (the same kernel with every causal tile) vs
+//    sparge (prediction included), each timed twice and the faster kept.
 //
 // Environment: SPARSE_BENCH_QUICK=1 shrinks everything (a smoke test; figures meaningless);
-// SPARSE_BENCH_ATTENTION_MODEL_PARTS=kv-speed,kv-quality,window,dpo picks parts.
+// SPARSE_BENCH_ATTENTION_MODEL_PARTS=kv-speed,kv-quality,window,dpo,sparge picks parts.
 import { fileURLToPath } from 'node:url';
 import { chooseBackend, Decoder, embeddedData, evalWindowStarts, initialValues, loadCheckpoint } from '@sparse/trainer';
 import { getKernel, kernelBackend, registerKernel } from '@sparse/tensor';
 import { printTable, writeResults } from '../../../tooling/bench/harness.mjs';
-import { EVAL, MODEL, PRETRAIN, QUICK, cpuInfo, log, ppl, pretrainOnce, round, runRecipe, scratch, stageOf } from './common.mjs';
+import { EVAL, MODEL, PRETRAIN, QUICK, cpuInfo, events, log, ppl, pretrainOnce, round, runRecipe, scratch, stageOf } from './common.mjs';
 
-const parts = new Set((process.env.SPARSE_BENCH_ATTENTION_MODEL_PARTS ?? 'kv-speed,kv-quality,window,dpo').split(','));
+const parts = new Set((process.env.SPARSE_BENCH_ATTENTION_MODEL_PARTS ?? 'kv-speed,kv-quality,window,dpo,sparge').split(','));
 const KV_LEVELS = [0, 0.5, 0.7];
 const results = { cpu: cpuInfo(), notes: [] };
 
@@ -229,6 +236,50 @@ if (parts.has('dpo')) {
   rows.push({ dpo: 'two separate passes', 'ms/step': round(separate, 1), 'vs separate': 1 });
   printTable(rows);
   results.dpo = { model: MODEL, steps: STEPS, batch: 16, rows, msPerStep: { shared: ms.true, separate: ms.false } };
+}
+
+// ---------------------------------------------------------------- 4. SpargeAttn prefill at a long context
+if (parts.has('sparge')) {
+  const runs = scratch('attention-model-sparge');
+  const ctx = QUICK ? 128 : 512;
+  const model = { architecture: 'llama', vocab: 256, d: 64, layers: 2, heads: 4, kvHeads: 2, mlpHidden: 176, ctx, attention: { pattern: 'causal', blockSize: 16 } };
+  const evalLong = { windows: QUICK ? 4 : 64, batch: QUICK ? 2 : 8 };
+  const sparge = { blockSize: 16, cdfThreshold: 0.95, simThreshold: 0.5 };
+  const steps = QUICK ? 10 : 300;
+  const r = await runRecipe(
+    runs,
+    'sparge-long',
+    model,
+    [
+      { stage: 'pretrain', steps, lr: 0.01, batch: 8 },
+      { stage: 'evaluate', name: 'dense 1' },
+      { stage: 'evaluate', name: 'dense 2' },
+      { stage: 'calibrate', windows: 16 },
+      { stage: 'attention', method: 'sparge', config: sparge },
+      { stage: 'evaluate', name: 'sparge 1' },
+      { stage: 'evaluate', name: 'sparge 2' },
+    ],
+    { eval: evalLong },
+  );
+  const ms = (label) => r.stages.find((x) => x.kind === 'evaluate' && x.label.includes(label)).ms;
+  const dense = Math.min(ms('dense 1'), ms('dense 2'));
+  const sp = Math.min(ms('sparge 1'), ms('sparge 2'));
+  const density = events(r.dir, 'attention-density').filter((e) => e.label === 'sparge 1');
+  const tokens = evalLong.windows * ctx;
+  const row = {
+    context: ctx,
+    'pretrain steps': steps,
+    'ppl dense': round(ppl(r, 'dense 1')),
+    'ppl sparge': round(ppl(r, 'sparge 1')),
+    'tiles kept': density.length > 0 ? round(density[0].density) : 'n/a',
+    'dense prefill tok/s': Math.round(tokens / (dense / 1000)),
+    'sparge prefill tok/s': Math.round(tokens / (sp / 1000)),
+    speedup: round(dense / sp, 2),
+  };
+  log(`sparge at ctx ${ctx}: held-out perplexity ${row['ppl dense']} dense -> ${row['ppl sparge']} sparge, ${row['tiles kept']} of the causal tiles computed, prefill ${row['dense prefill tok/s']} -> ${row['sparge prefill tok/s']} tokens/s (${row.speedup}x)`);
+  printTable([row]);
+  results.sparge = { model, config: sparge, eval: evalLong, row, densityEvents: density, evaluateMs: { dense: [ms('dense 1'), ms('dense 2')], sparge: [ms('sparge 1'), ms('sparge 2')] } };
+  results.notes.push('sparge: the dense baseline is the same block-sparse kernel computing every causal tile (the model spec\'s causal pattern); prefill time is the evaluate stage\'s wall time over its windows (forward passes, the loss, and for sparge the per-layer block prediction)');
 }
 
 console.log(`results: ${writeResults('attention-model', results)}`);
