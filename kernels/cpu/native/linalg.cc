@@ -128,6 +128,26 @@ void dgemmRows(const DgemmArgs& g, int64_t m0, int64_t m1) {
   }
 }
 
+// dgemm with the arguments spelled out: C[m, n] = alpha * A op(B) + beta * C.
+void dgemmCall(int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda, const double* b, int64_t ldb,
+               bool transB, double beta, double* c, int64_t ldc, bool lowerOnly) {
+  DgemmArgs g;
+  g.transB = transB;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.alpha = alpha;
+  g.a = a;
+  g.lda = lda;
+  g.b = b;
+  g.ldb = ldb;
+  g.beta = beta;
+  g.c = c;
+  g.ldc = ldc;
+  g.lowerOnly = lowerOnly;
+  dgemm(g);
+}
+
 }  // namespace
 
 void dMicroKernelScalar(int64_t kc, const double* ap, const double* bp, double* c, int64_t ldc, double alpha, double beta) {
@@ -199,21 +219,8 @@ int64_t choleskyLowerF64(int64_t n, double* a, int64_t lda, double* pivot) {
       }
     });
     // The trailing matrix: A22 -= L21 L21^T, lower triangle only.
-    DgemmArgs g;
-    g.transB = true;
-    g.m = rows;
-    g.n = rows;
-    g.k = w;
-    g.alpha = -1.0;
-    g.a = a + k1 * lda + k0;
-    g.lda = lda;
-    g.b = a + k1 * lda + k0;
-    g.ldb = lda;
-    g.beta = 1.0;
-    g.c = a + k1 * lda + k1;
-    g.ldc = lda;
-    g.lowerOnly = true;
-    dgemm(g);
+    const double* l21 = a + k1 * lda + k0;
+    dgemmCall(rows, rows, w, -1.0, l21, lda, l21, lda, true, 1.0, a + k1 * lda + k1, lda, true);
   }
   for (int64_t i = 0; i < n; ++i) std::fill(a + i * lda + i + 1, a + i * lda + n, 0.0);
   return -1;
@@ -234,18 +241,7 @@ int64_t lowerTriangularInverseF64(int64_t n, const double* l, int64_t ldl, doubl
       t.assign(static_cast<size_t>(h * i0), 0.0);
       for (int64_t j0 = 0; j0 < i0; j0 += kDNC) {
         const int64_t j1 = std::min(i0, j0 + kDNC);
-        DgemmArgs g;
-        g.m = h;
-        g.n = j1 - j0;
-        g.k = i0 - j0;
-        g.a = l + i0 * ldl + j0;
-        g.lda = ldl;
-        g.b = x + j0 * ldx + j0;
-        g.ldb = ldx;
-        g.beta = 0.0;
-        g.c = t.data() + j0;
-        g.ldc = i0;
-        dgemm(g);
+        dgemmCall(h, j1 - j0, i0 - j0, 1.0, l + i0 * ldl + j0, ldl, x + j0 * ldx + j0, ldx, false, 0.0, t.data() + j0, i0, false);
       }
     }
     // X11 = L11^{-1}, row by row: X(i, j) = -(sum_{j <= k < i} L(i, k) X(k, j)) / L(i, i), from a copy of
@@ -264,19 +260,7 @@ int64_t lowerTriangularInverseF64(int64_t n, const double* l, int64_t ldl, doubl
     }
     if (i0 == 0) continue;
     // X21 = -X11 T, over row block I's columns left of the block.
-    DgemmArgs g;
-    g.m = h;
-    g.n = i0;
-    g.k = h;
-    g.alpha = -1.0;
-    g.a = x + i0 * ldx + i0;
-    g.lda = ldx;
-    g.b = t.data();
-    g.ldb = i0;
-    g.beta = 0.0;
-    g.c = x + i0 * ldx;
-    g.ldc = ldx;
-    dgemm(g);
+    dgemmCall(h, i0, h, -1.0, x + i0 * ldx + i0, ldx, t.data(), i0, false, 0.0, x + i0 * ldx, ldx, false);
   }
   return -1;
 }

@@ -256,7 +256,7 @@ describe('applyMask and conversions', () => {
           const keep = Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0));
           const values = Array.from({ length: offset + n }, () => (dtype === 'bool' ? 1 : 1 + Math.floor(next() * 100)));
           const storage = { float32: Float32Array, float64: Float64Array, int32: Int32Array, uint8: Uint8Array, bool: Uint8Array }[dtype];
-          const base = tensor(storage.from(values), [offset + n], { dtype: dtype as 'float32' });
+          const base = tensor(storage.from(values) as Float32Array, [offset + n], { dtype: dtype as 'float32' });
           const view = slice(base, { start: offset, end: offset + n });
           const m = maskFromBooleans(keep, [n]);
           const out = applyMask(m, view, { inPlace });

@@ -75,36 +75,24 @@ export function selectRank(a: Keys, rank: number): number {
  * (Package-internal; not re-exported.)
  */
 export function selectTopK(values: ArrayLike<number>, k: number, largest: boolean, keep: (i: number) => void, work?: Keys): void {
-  const n = values.length;
-  if (k === 0) return;
-  if (k >= n) {
-    for (let i = 0; i < n; i++) keep(i);
-    return;
-  }
-  const v = kthKey(values, k, largest, work);
-  const sign = largest ? 1 : -1;
-  let taken = 0;
-  for (let i = 0; i < n; i++) {
-    if (sign * values[i]! > v) {
-      keep(i);
-      taken++;
-    }
-  }
-  for (let i = 0; i < n && taken < k; i++) {
-    if (sign * values[i]! === v) {
-      keep(i);
-      taken++;
-    }
-  }
+  const picked = new Int32Array(Math.min(Math.max(k, 0), values.length));
+  const count = topKIndices(values, k, largest, picked, work);
+  for (let q = 0; q < count; q++) keep(picked[q]!);
 }
 
 /**
- * The k-th largest key of `values`, keys being the values (largest) or their negations (smallest), so
- * "the k largest keys" covers both; 0 < k < values.length. Only the work copy that quickselect reorders
- * is allocated, and not even that when `work` is long enough.
+ * Writes the indices of the k largest (or smallest) values into `out` (ties to the lower index; those
+ * past the k-th key first, then the ties, each group in increasing order); returns how many (min(k, n)). Keys are the values (largest) or their negations (smallest), so "the k largest keys"
+ * covers both; only the work copy that quickselect reorders is allocated, and not even that when
+ * `work` is long enough.
  */
-function kthKey(values: ArrayLike<number>, k: number, largest: boolean, work?: Keys): number {
+function topKIndices(values: ArrayLike<number>, k: number, largest: boolean, out: Int32Array, work?: Keys): number {
   const n = values.length;
+  if (k <= 0) return 0;
+  if (k >= n) {
+    for (let i = 0; i < n; i++) out[i] = i;
+    return n;
+  }
   const keys: Keys =
     work !== undefined && work.length >= n && (work instanceof Float64Array || values instanceof Float32Array)
       ? work.subarray(0, n)
@@ -113,32 +101,12 @@ function kthKey(values: ArrayLike<number>, k: number, largest: boolean, work?: K
         : new Float64Array(n);
   if (largest) for (let i = 0; i < n; i++) keys[i] = values[i]!;
   else for (let i = 0; i < n; i++) keys[i] = -values[i]!;
-  return selectRank(keys, n - k);
-}
-
-/** selectTopK(values, k, largest, i => set bit offset + i of bits) without a call per kept entry. */
-function setTopKBits(values: Float32Array | Float64Array, k: number, largest: boolean, bits: Uint32Array, offset: number, work: Keys): void {
-  const n = values.length;
-  if (k === 0) return;
-  if (k >= n) {
-    for (let i = 0; i < n; i++) setBit(bits, offset + i);
-    return;
-  }
-  const v = kthKey(values, k, largest, work);
+  const v = selectRank(keys, n - k); // the k-th largest key
   const sign = largest ? 1 : -1;
   let taken = 0;
-  for (let i = 0; i < n; i++) {
-    if (sign * values[i]! > v) {
-      setBit(bits, offset + i);
-      taken++;
-    }
-  }
-  for (let i = 0; i < n && taken < k; i++) {
-    if (sign * values[i]! === v) {
-      setBit(bits, offset + i);
-      taken++;
-    }
-  }
+  for (let i = 0; i < n; i++) if (sign * values[i]! > v) out[taken++] = i;
+  for (let i = 0; i < n && taken < k; i++) if (sign * values[i]! === v) out[taken++] = i;
+  return taken;
 }
 
 function setBit(bits: Uint32Array, i: number): void {
@@ -180,9 +148,13 @@ export function perRowTopKMask(scores: Tensor, k: number, opts: TopKOptions = {}
   const values = scoresOf(scores, 'perRowTopKMask', 'scores');
   checkCount('perRowTopKMask', 'k', k, cols);
   const bits = new Uint32Array(maskWords(rows * cols));
-  // One key buffer for every row.
+  // One key buffer and one index buffer for every row.
   const work = values instanceof Float32Array ? new Float32Array(cols) : new Float64Array(cols);
-  for (let r = 0; r < rows; r++) setTopKBits(values.subarray(r * cols, (r + 1) * cols), k, opts.largest ?? true, bits, r * cols, work);
+  const picked = new Int32Array(k);
+  for (let r = 0; r < rows; r++) {
+    const count = topKIndices(values.subarray(r * cols, (r + 1) * cols), k, opts.largest ?? true, picked, work);
+    for (let q = 0; q < count; q++) setBit(bits, r * cols + picked[q]!);
+  }
   return { shape: [rows, cols], bits };
 }
 
