@@ -7,7 +7,8 @@
 // high-water of the bytes held by live tfjs tensors during the training run (tfjs-core's engine
 // counter, read on every tensor allocation), `peak RSS` is process.resourceUsage().maxRSS at the end
 // of the training run minus the RSS before it started (the model, data and backend setup included,
-// as the 0-step row shows). SFT keeps its delta and Adam state in plain typed arrays, outside tfjs:
+// as the 0-step row shows; for the unmerged bottleneck rows the peaks also cover their in-run
+// evaluation, since an unmerged adapter is only applied inside its run). SFT keeps its delta and Adam state in plain typed arrays, outside tfjs:
 // RSS sees them, `tf peak` does not. Evaluation runs after the peak is read.
 //
 // Environment: SPARSE_BENCH_QUICK=1 shrinks steps and evaluation (a smoke test; figures meaningless).
@@ -34,16 +35,23 @@ async function child(job) {
   const rss0 = process.memoryUsage().rss;
   high = engine.state.numBytes;
   const tf0 = engine.state.numBytes;
-  const r = await runRecipe(runs, 'train', { checkpoint: job.checkpoint }, [job.stage, { stage: 'export', formats: ['dense'] }]);
+  // An unmerged adapter (a bottleneck form cannot merge) is evaluated inside its own run, where it is
+  // applied; its peaks then include that evaluation. Merged ones are exported and evaluated afresh.
+  const unmerged = job.stage.merge === false;
+  const after = { stage: 'evaluate', name: 'after', data: ['heldout', 'shifted'] };
+  const r = await runRecipe(runs, 'train', { checkpoint: job.checkpoint }, unmerged ? [job.stage, after] : [job.stage, { stage: 'export', formats: ['dense'] }]);
   const peakRss = process.resourceUsage().maxRSS * 1024 - rss0;
   const tfPeak = high - tf0;
   const st = stageOf(r, 'tune');
-  const exported = join(r.dir, 'exports', 'model.safetensors');
-  const model = await loadExportedModel(exported);
-  const ckpt = join(r.dir, 'exports', 'model.checkpoint.safetensors');
-  await saveCheckpoint(model, ckpt);
-  model.dispose();
-  const e = await runRecipe(runs, 'eval', { checkpoint: ckpt }, [{ stage: 'evaluate', name: 'after', data: ['heldout', 'shifted'] }]);
+  let e = r;
+  if (!unmerged) {
+    const exported = join(r.dir, 'exports', 'model.safetensors');
+    const model = await loadExportedModel(exported);
+    const ckpt = join(r.dir, 'exports', 'model.checkpoint.safetensors');
+    await saveCheckpoint(model, ckpt);
+    model.dispose();
+    e = await runRecipe(runs, 'eval', { checkpoint: ckpt }, [after]);
+  }
   let nm = null;
   if (job.checkNM) {
     const { exportedIsNM } = await import('./common.mjs');
@@ -97,6 +105,14 @@ async function main() {
     { key: 'sft', label: `sft ${(sftDensity * 100).toFixed(2)}%`, stage: { stage: 'adapt', name: 'tune', method: 'sft', config: { density: sftDensity }, ...shifted, lr: 0.01 } },
     { key: 's2ft', label: `s2ft ${S2FT_GROUPS} rows/layer`, stage: { stage: 'adapt', name: 'tune', method: 's2ft', config: { axis: 'row', groupSize: 1, groups: S2FT_GROUPS, selection: 'magnitude' }, ...shifted, lr: 0.005 } },
     { key: 'spp', label: 'spp on 2:4 base', base: '2:4', stage: { stage: 'adapt', name: 'tune', method: 'spp', config: {}, ...shifted, lr: 0.01 }, checkNM: true },
+    { key: 's2ft-coupled', label: 's2ft 1 head + 16 channels/block (coupled, partial backprop)', stage: { stage: 'adapt', name: 'tune', method: 's2ft', config: { heads: 1, channels: 16, partialBackprop: true }, ...shifted, lr: 0.005 } },
+    { key: 'sara', label: `sara ${(sftDensity * 100).toFixed(2)}% (nuclear norm, re-selection at half)`, stage: { stage: 'adapt', name: 'tune', method: 'sara', config: { density: sftDensity, lambda: 0.001, reselectAt: 0.5 }, ...shifted, lr: 0.005 } },
+    { key: 'snell', label: 'snell dim 4, 90% sparse (random init, layer budget)', stage: { stage: 'adapt', name: 'tune', method: 'snell', config: { dim: 4, sparsity: 0.9, init: 'random', allocate: { every: 20 } }, ...shifted, lr: 0.005 } },
+    { key: 'dsee', label: `dsee r=1 + ${(rosaDensity * 100).toFixed(2)}%, merged weight pruned 50%`, stage: { stage: 'adapt', name: 'tune', method: 'dsee', config: { r: 1, alpha: 2, density: rosaDensity, prune: { sparsity: 0.5 } }, ...shifted, lr: 0.005 } },
+    { key: 'lt-sft', label: `sft ${(sftDensity * 100).toFixed(2)}%, lottery ticket (LT-SFT)`, stage: { stage: 'adapt', name: 'tune', method: 'sft', config: { density: sftDensity, lottery: { steps: Math.max(1, Math.round(STEPS / 2)) } }, ...shifted, lr: 0.01 } },
+    { key: 'clover', label: 'clover (attention Q/K, V/O singular values)', stage: { stage: 'adapt', name: 'tune', method: 'clover', targets: ['attn.c_attn', 'attn.c_proj'], ...shifted, lr: 0.01 } },
+    { key: 'sparse-adapter-bottleneck', label: 'sparse-adapter bottleneck r=2, 40% sparse (unmerged)', stage: { stage: 'adapt', name: 'tune', method: 'sparse-adapter', config: { r: 2, alpha: 4, sparsity: 0.4, form: 'bottleneck', activation: 'relu' }, merge: false, ...shifted, lr: 0.005 } },
+    { key: 'mosa-bottleneck', label: 'mosa bottleneck r=2, 2 modules (unmerged)', stage: { stage: 'adapt', name: 'tune', method: 'mosa', config: { r: 2, alpha: 4, modules: 2, form: 'bottleneck' }, merge: false, ...shifted, lr: 0.005 } },
   ];
   // every method must exist in the catalogue (`sparse-train methods`)
   const catalogue = listMethods();

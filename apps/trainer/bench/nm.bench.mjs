@@ -1,5 +1,6 @@
-// `pnpm bench nm`: (a) 2:4 from scratch on the embedded task with STE, SR-STE and
-// progressive gradient flow (train method `nm`) against dense training of the same steps;
+// `pnpm bench nm`: (a) 2:4 from scratch on the embedded task with STE, SR-STE, progressive gradient
+// flow (gradient-, mask- and structure-decay forms; train method `nm`) and BDWP (train method `bdwp`)
+// against dense training of the same steps;
 // (b) one-shot magnitude 2:4 with and without channel permutation (prune `permute: true`): kept
 // magnitude and perplexity; (c) inference with every linear layer compressed 2:4 through the
 // `spmmNM` kernel against dense `gemm`, on the trained default model and at an LLM-like width with
@@ -33,9 +34,15 @@ notes.push(...pre.notes);
 const { names: linears } = await linearNamesOf(pre.checkpoint);
 const dense = ppl(pre.summary, 'dense');
 const scratchRows = [{ training: 'dense', 'held-out ppl': round(dense), 'vs dense': 1, 'final loss': pre.summary.stages[0].summary.replace('final loss ', ''), 'is 2:4': '-', 'train s': round(pre.pretrainMs / 1000, 1) }];
-for (const estimator of ['ste', 'sr-ste', 'progressive']) {
+// The nm method's estimators (STE, SR-STE, and progressive gradient flow's gradient-, mask- and
+// structure-decay forms), then BDWP (row-wise N:M forward, column-wise backward).
+const SCRATCH = [
+  ...['ste', 'sr-ste', 'progressive', 'mask-decay', 'structure-decay'].map((estimator) => ({ label: estimator, method: 'nm', config: { n: 2, m: 4, estimator } })),
+  { label: 'bdwp', method: 'bdwp', config: { n: 2, m: 4 } },
+];
+for (const { label: estimator, method, config } of SCRATCH) {
   const r = await runRecipe(runs, `scratch-${estimator}`, MODEL, [
-    { stage: 'train', name: 'nm', method: 'nm', config: { n: 2, m: 4, estimator }, steps: PRETRAIN.steps, lr: PRETRAIN.lr },
+    { stage: 'train', name: 'nm', method, config, steps: PRETRAIN.steps, lr: PRETRAIN.lr },
     { stage: 'evaluate', name: 'trained' },
     { stage: 'export', formats: ['dense'] },
   ]);
