@@ -214,6 +214,25 @@ suite('fused ops on sparse-cpu (native kernels)', () => {
   });
   runOps(SPARSE_CPU_BACKEND);
 
+  it('inputs made on another backend give the same values and gradients as inputs made on sparse-cpu', async () => {
+    const xv = randn(5 * 7, 21, 2);
+    const run = (x: tf.Tensor2D) => {
+      const g = tf.tensor1d(randn(7, 22, 0.5, 1));
+      const b = tf.tensor1d(randn(7, 23));
+      const y = fusedLayerNorm(x, g, b);
+      const [dx] = tf.grads((a: tf.Tensor) => tf.sum(tf.square(fusedGeluTanh(fusedLayerNorm(a as tf.Tensor2D, g, b)))))([x]);
+      return [Array.from(y.dataSync()), Array.from(dx!.dataSync())];
+    };
+    await tf.setBackend(SPARSE_CPU_BACKEND);
+    const want = run(tf.tensor2d(xv, [5, 7]));
+    await tf.setBackend('cpu');
+    const elsewhere = tf.tensor2d(xv, [5, 7]);
+    await tf.setBackend(SPARSE_CPU_BACKEND);
+    const got = run(elsewhere);
+    expectClose('moved y', got[0]!, want[0]!, 0);
+    expectClose('moved dx', got[1]!, want[1]!, 0);
+  });
+
   it("the addon's fused kernels check their arguments and name them", () => {
     const k = addon as NativeFusedKernels;
     const f = (n: number) => new Float32Array(n);

@@ -57,6 +57,7 @@ function nativeContext(): { k: NativeFusedKernels; backend: CPUStorageBackend } 
 function storage(backend: CPUStorageBackend, ts: readonly tf.Tensor[]): Float32Array[] | undefined {
   const out: Float32Array[] = [];
   for (const t of ts) {
+    // (the backend's storage moves data made on another backend over on first access)
     const v = float32Values(backend, t);
     if (v === undefined) return undefined;
     out.push(v);
