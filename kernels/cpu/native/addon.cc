@@ -1143,6 +1143,85 @@ Napi::Value FusedCrossEntropyBackwardFn(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A Float32Array in a JavaScript array of them, named "<what>[i]".
+ArrayArg<float> f32Element(const Napi::CallbackInfo& info, const char* fn, const Napi::Array& arr, uint32_t i,
+                           const char* what) {
+  const Napi::Value v = arr.Get(i);
+  const std::string name = std::string(what) + "[" + std::to_string(i) + "]";
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": " + name + " must be a Float32Array");
+  }
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return ArrayArg<float>{a.Data(), static_cast<int64_t>(a.ElementLength())};
+}
+
+// fusedAdam(params, grads, m, v, corrections, scalars): one Adam step of every tensor, in place.
+// params, grads, m, v: arrays of Float32Arrays, element i of each the same length; corrections
+// (Float64Array): c1, c2 per tensor; scalars (Float64Array): beta1, 1 - beta1, beta2, 1 - beta2,
+// eps, lr (each used rounded to float32). No written array may overlap another array.
+Napi::Value FusedAdamFn(const Napi::CallbackInfo& info) {
+  const char* fn = "fusedAdam";
+  if (info.Length() != 6) throw Napi::TypeError::New(info.Env(), "fusedAdam: expected 6 arguments");
+  const char* names[4] = {"params", "grads", "m", "v"};
+  Napi::Array arrs[4];
+  for (int k = 0; k < 4; ++k) {
+    if (!info[k].IsArray()) throw Napi::TypeError::New(info.Env(), argName(fn, k, names[k]) + " must be an array of Float32Arrays");
+    arrs[k] = info[k].As<Napi::Array>();
+  }
+  const uint32_t count = arrs[0].Length();
+  for (int k = 1; k < 4; ++k) {
+    if (arrs[k].Length() != count) throw rangeError(info, fn, std::string(names[k]) + " holds " + std::to_string(arrs[k].Length()) + " arrays, params " + std::to_string(count));
+  }
+  const ArrayArg<double> corr = f64Arg(info, fn, 4, "corrections");
+  const ArrayArg<double> sc = f64Arg(info, fn, 5, "scalars");
+  if (corr.length < 2 * static_cast<int64_t>(count)) throw rangeError(info, fn, "corrections holds fewer than 2 values per tensor");
+  if (sc.length < 6) throw rangeError(info, fn, "scalars must hold beta1, 1 - beta1, beta2, 1 - beta2, eps, lr");
+  for (int64_t i = 0; i < 6; ++i) {
+    if (!std::isfinite(sc.data[i])) throw rangeError(info, fn, "scalars[" + std::to_string(i) + "] is not finite");
+  }
+  std::vector<AdamTensor> tensors(count);
+  // every array's element range, and whether it is written
+  struct Range {
+    const float* a;
+    const float* b;
+    bool written;
+    std::string name;
+  };
+  std::vector<Range> ranges;
+  ranges.reserve(4 * static_cast<size_t>(count));
+  for (uint32_t i = 0; i < count; ++i) {
+    ArrayArg<float> a[4];
+    for (int k = 0; k < 4; ++k) a[k] = f32Element(info, fn, arrs[k], i, names[k]);
+    for (int k = 1; k < 4; ++k) {
+      if (a[k].length != a[0].length) {
+        throw rangeError(info, fn, std::string(names[k]) + "[" + std::to_string(i) + "] holds " + std::to_string(a[k].length) + " values, params[" + std::to_string(i) + "] " + std::to_string(a[0].length));
+      }
+    }
+    for (int k = 0; k < 4; ++k) ranges.push_back({a[k].data, a[k].data + a[k].length, k != 1, std::string(names[k]) + "[" + std::to_string(i) + "]"});
+    AdamTensor& t = tensors[i];
+    t.param = a[0].data;
+    t.grad = a[1].data;
+    t.m = a[2].data;
+    t.v = a[3].data;
+    t.n = a[0].length;
+    t.c1 = static_cast<float>(corr.data[2 * i]);
+    t.c2 = static_cast<float>(corr.data[2 * i + 1]);
+  }
+  for (size_t x = 0; x < ranges.size(); ++x) {
+    if (!ranges[x].written) continue;
+    for (size_t y = 0; y < ranges.size(); ++y) {
+      if (x == y) continue;
+      const Range& p = ranges[x];
+      const Range& q = ranges[y];
+      if (p.a < p.b && q.a < q.b && overlaps(p.a, p.b, q.a, q.b)) throw rangeError(info, fn, p.name + " overlaps " + q.name);
+    }
+  }
+  AdamScalars s{static_cast<float>(sc.data[0]), static_cast<float>(sc.data[1]), static_cast<float>(sc.data[2]),
+                static_cast<float>(sc.data[3]), static_cast<float>(sc.data[4]), static_cast<float>(sc.data[5])};
+  fusedAdamStep(tensors, s);
+  return info.Env().Undefined();
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
@@ -1189,7 +1268,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                            {"fusedActForward", kPortable},
                            {"fusedActBackward", kPortable},
                            {"fusedCrossEntropy", kPortable},
-                           {"fusedCrossEntropyBackward", kPortable}};
+                           {"fusedCrossEntropyBackward", kPortable},
+                           {"fusedAdam", kPortable}};
   const Isa isa = activeIsa();
   const char* narrow = useAvx2() ? "avx2" : "scalar";
   Napi::Array kernels = Napi::Array::New(env);
@@ -1256,6 +1336,7 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("fusedActBackward", Napi::Function::New(env, FusedActBackwardFn, "fusedActBackward"));
   exports.Set("fusedCrossEntropy", Napi::Function::New(env, FusedCrossEntropyFn, "fusedCrossEntropy"));
   exports.Set("fusedCrossEntropyBackward", Napi::Function::New(env, FusedCrossEntropyBackwardFn, "fusedCrossEntropyBackward"));
+  exports.Set("fusedAdam", Napi::Function::New(env, FusedAdamFn, "fusedAdam"));
   return exports;
 }
 

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace sparse {
 
@@ -39,5 +40,24 @@ double fusedCrossEntropyForward(const float* logits, const int32_t* targets, int
 // dlogits[r, c] = scale * (exp(logits[r, c] - lse[r]) - [c == targets[r]]).
 void fusedCrossEntropyBackward(const float* logits, const int32_t* targets, const float* lse, int64_t rows,
                                int64_t cols, float scale, float* dlogits);
+
+// One tensor of a multi-tensor Adam step: param, m and v updated in place from grad (n elements
+// each); c1 = 1 - beta1^t and c2 = 1 - beta2^t, its own bias corrections (rounded to float32).
+struct AdamTensor {
+  float* param = nullptr;
+  const float* grad = nullptr;
+  float* m = nullptr;
+  float* v = nullptr;
+  int64_t n = 0;
+  float c1 = 1.0f, c2 = 1.0f;
+};
+// The step's scalars, each rounded to float32 as tfjs rounds a scalar operand.
+struct AdamScalars {
+  float beta1, oneMinusBeta1, beta2, oneMinusBeta2, eps, lr;
+};
+// One Adam step of every tensor (fused_adam.cc): the float32 operations of the tfjs composition
+// m = m*b1 + g*(1-b1); v = v*b2 + g²*(1-b2); p -= (m/c1) / (sqrt(v/c2) + eps) * lr, in that order,
+// so the same bits. Elementwise, so any split over threads gives the same result.
+void fusedAdamStep(const std::vector<AdamTensor>& tensors, const AdamScalars& s);
 
 }  // namespace sparse

@@ -17,6 +17,7 @@ export type { RegisterSparseCPUOptions, SparseCPURegistration } from './tfjs/bac
 export { FUSED_ACTIVATIONS, type FusedActivation } from './tfjs/epilogue.js';
 // Fused training ops (one tfjs op each, native on 'sparse-cpu', plain tfjs elsewhere).
 export { FUSED_OPS, fusedCrossEntropy, fusedGeluTanh, fusedLayerNorm, fusedOpsNative, fusedRmsNorm, fusedSwiGLU, type NativeFusedKernels } from './tfjs/fused.js';
+export { fusedAdamStep, type FusedAdamEntry, type FusedAdamOptions, type NativeFusedAdam } from './tfjs/fused-adam.js';
 
 /** What importing this module did: whether 'sparse-cpu' is registered, and which kernels run natively. */
 export const sparseCPURegistration = registerSparseCPUBackend();
