@@ -111,8 +111,11 @@ suite('fusedAdamStep on sparse-cpu (native, in place)', () => {
     // the same moments for two entries would be written twice
     const p2 = tf.tidy(() => tf.variable(tf.tensor1d([1, 2, 3]), false));
     expect(fusedAdamStep([{ variable: p, grad: g, m, v, c1: 0.1, c2: 0.05 }, { variable: p2, grad: g, m, v, c1: 0.1, c2: 0.05 }], opts)).toBe(false);
+    const before = p.dataSync(); // the storage itself on this backend
     expect(fusedAdamStep([{ variable: p, grad: g, m, v, c1: 0.1, c2: 0.05 }], opts)).toBe(true);
     expect(p.dataSync()[0]).toBeLessThan(1);
+    // an array read out before the step keeps its values, as after an assign
+    expect(Array.from(before)).toEqual([1, 2, 3]);
   });
 
   it("the addon's fusedAdam checks its arguments and names them", () => {

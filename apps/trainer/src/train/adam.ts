@@ -7,6 +7,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError } from '@sparse/tensor';
+import { fusedAdamStep } from '@sparse/kernels-cpu/tfjs';
 
 export interface AdamState {
   /** Updates applied so far. */
@@ -36,19 +37,26 @@ export class NamedAdam {
     readonly eps = 1e-8,
   ) {}
 
-  /** One update of every named variable with its gradient (gradients are not disposed). */
+  /**
+   * One update of every named variable with its gradient (gradients are not disposed). On
+   * sparse-cpu every tensor is updated in place by one native call (@sparse/kernels-cpu's
+   * fusedAdamStep, the same float32 operations in the same order, so the same bits); elsewhere, or
+   * where a tensor's storage is shared (a variable still holding its initial tensor's storage), by
+   * the tfjs ops below.
+   */
   apply(updates: ReadonlyArray<{ key: string; variable: tf.Variable; grad: tf.Tensor }>, lr: number): void {
     this.t++;
-    for (const { key, variable, grad } of updates) {
+    const entries = updates.map(({ key, variable, grad }) => {
       const t = this.t - (this.#since.get(key) ?? 0);
-      const c1 = 1 - Math.pow(this.beta1, t);
-      const c2 = 1 - Math.pow(this.beta2, t);
       if (!this.#m.has(key)) {
-        this.#m.set(key, tf.variable(tf.zerosLike(variable), false));
-        this.#v.set(key, tf.variable(tf.zerosLike(variable), false));
+        // made inside tidy, so each moment owns its storage (the native step writes it in place)
+        this.#m.set(key, tf.tidy(() => tf.variable(tf.zerosLike(variable), false)));
+        this.#v.set(key, tf.tidy(() => tf.variable(tf.zerosLike(variable), false)));
       }
-      const m = this.#m.get(key)!;
-      const v = this.#v.get(key)!;
+      return { variable, grad, m: this.#m.get(key)!, v: this.#v.get(key)!, c1: 1 - Math.pow(this.beta1, t), c2: 1 - Math.pow(this.beta2, t) };
+    });
+    if (fusedAdamStep(entries, { beta1: this.beta1, beta2: this.beta2, eps: this.eps, lr })) return;
+    for (const { variable, grad, m, v, c1, c2 } of entries) {
       tf.tidy(() => {
         const m1 = tf.add(tf.mul(m, this.beta1), tf.mul(grad, 1 - this.beta1));
         const v1 = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(grad), 1 - this.beta2));
@@ -112,7 +120,7 @@ export class NamedAdam {
     if (m === undefined) return;
     for (const [map, old] of [[this.#m, m], [this.#v, this.#v.get(key)!]] as const) {
       const next = remap(old.dataSync() as Float32Array);
-      map.set(key, tf.variable(tf.tensor1d(next), false));
+      map.set(key, tf.tidy(() => tf.variable(tf.tensor1d(next), false)));
       old.dispose();
     }
   }
@@ -141,8 +149,8 @@ export class NamedAdam {
     this.dispose();
     this.t = state.t;
     this.setResets(state.since ?? {});
-    for (const [k, x] of Object.entries(state.m)) this.#m.set(k, tf.variable(tf.tensor(x.data, x.shape), false));
-    for (const [k, x] of Object.entries(state.v)) this.#v.set(k, tf.variable(tf.tensor(x.data, x.shape), false));
+    for (const [k, x] of Object.entries(state.m)) this.#m.set(k, tf.tidy(() => tf.variable(tf.tensor(x.data, x.shape), false)));
+    for (const [k, x] of Object.entries(state.v)) this.#v.set(k, tf.tidy(() => tf.variable(tf.tensor(x.data, x.shape), false)));
   }
 
   dispose(): void {

@@ -1,5 +1,7 @@
-// Multi-tensor Adam on 'sparse-cpu': every parameter, its first and second moments updated in place
-// in one native call (native/fused_adam.cc), instead of about a dozen small tfjs ops per parameter.
+// Multi-tensor Adam on 'sparse-cpu': every parameter, its first and second moments updated in one
+// native call (native/fused_adam.cc), instead of about a dozen small tfjs ops per parameter. The
+// tensors keep their identity (no new tensors, no assign); the kernel writes copies of their
+// storage that then replace it, so arrays read out of them earlier keep their values.
 // The native loop performs the float32 operations of the tfjs composition
 //   m = m*b1 + g*(1-b1); v = v*b2 + g²*(1-b2); p = p - ((m/c1) / (sqrt(v/c2) + eps)) * lr
 // in the same order, each rounded once as tfjs rounds each op, so the results are the same bits
@@ -50,10 +52,10 @@ interface Stored {
 }
 
 /**
- * One Adam step of every entry, in place, as one native call, when it applies: the active backend is
+ * One Adam step of every entry as one native call, when it applies: the active backend is
  * 'sparse-cpu' with an addon that has the kernel, every tensor is float32, and no written tensor
  * (variable, m, v) shares its storage with another tensor (a clone, a reshape, another entry), which
- * an in-place write would change too. Returns true when it updated every entry, false when it
+ * would see the new values too. Returns true when it updated every entry, false when it
  * changed nothing (the caller then runs its tfjs ops). The results equal the tfjs composition above
  * bit for bit. Throws ArgumentError for mismatched shapes or non-finite scalars.
  */
@@ -78,6 +80,7 @@ export function fusedAdamStep(entries: readonly FusedAdamEntry[], options: Fused
   const written = new Set<object>();
   const read = new Set<object>();
   const arrays: Float32Array[][] = [[], [], [], []];
+  const swaps: [Stored, Float32Array][] = [];
   for (const e of entries) {
     const ts = [e.variable, e.grad, e.m, e.v];
     for (let k = 0; k < 4; k++) {
@@ -93,7 +96,14 @@ export function fusedAdamStep(entries: readonly FusedAdamEntry[], options: Fused
         if (written.has(t.dataId)) return false;
         read.add(t.dataId);
       }
-      arrays[k]!.push(stored.values);
+      if (k === 1) arrays[k]!.push(stored.values);
+      else {
+        // the kernel writes a copy that then becomes the tensor's storage: an array read out of the
+        // tensor before (dataSync returns the storage itself) keeps its values, as after an assign
+        const fresh = stored.values.slice();
+        arrays[k]!.push(fresh);
+        swaps.push([stored, fresh]);
+      }
     }
   }
   const corrections = new Float64Array(2 * entries.length);
@@ -102,5 +112,6 @@ export function fusedAdamStep(entries: readonly FusedAdamEntry[], options: Fused
     corrections[2 * i + 1] = e.c2;
   });
   adam(arrays[0]!, arrays[1]!, arrays[2]!, arrays[3]!, corrections, Float64Array.of(beta1, 1 - beta1, beta2, 1 - beta2, eps, lr));
+  for (const [stored, fresh] of swaps) stored.values = fresh;
   return true;
 }
