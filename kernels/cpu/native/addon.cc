@@ -3,6 +3,7 @@
 // (except an input that overlaps the output, which BLAS would forbid; we copy it instead).
 #include <napi.h>
 
+#include <cstring>
 #include <vector>
 
 #if defined(SPARSE_HAVE_OPENBLAS)
@@ -1277,7 +1278,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   uint32_t i = 0;
   for (const Entry& e : entries) {
     kernels.Set(i++, e.name);
-    paths.Set(e.name, e.form == kWide ? isaName(isa) : e.form == kNarrow ? narrow : "portable");
+    const char* family = e.form == kWide ? isaName(isa) : e.form == kNarrow ? narrow : "portable";
+    paths.Set(e.name, std::strcmp(e.name, "spmmNM") == 0 ? nmStripIsa() : family);
   }
   out.Set("kernels", kernels);
   out.Set("isa", isaName(isa));
@@ -1289,6 +1291,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   cpu.Set("avx512", f.avx512f && f.avx512bw && f.avx512vl && f.osZmm);
   cpu.Set("avx512bf16", f.avx512bf16 && f.osZmm);
   cpu.Set("avx512vnni", f.avx512vnni && f.osZmm);
+  cpu.Set("split512", f.split512);
 #if defined(SPARSE_WITH_AVX512)
   cpu.Set("built", "avx512,avx512-emu,avx2,scalar");
 #elif defined(SPARSE_WITH_AVX2)

@@ -29,7 +29,11 @@ CpuFeatures detect() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid(0, &a, &b, &c, &d)) return f;
   const unsigned maxLeaf = a;
+  // "AuthenticAMD" in ebx, edx, ecx.
+  const bool amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const unsigned baseFamily = (a >> 8) & 0xFu;
+  const unsigned family = baseFamily == 0xFu ? baseFamily + ((a >> 20) & 0xFFu) : baseFamily;
   const bool osxsave = (c >> 27) & 1u;
   f.fma = (c >> 12) & 1u;
   if (osxsave) {
@@ -47,6 +51,9 @@ CpuFeatures detect() {
     __cpuid_count(7, 1, a, b, c, d);
     f.avx512bf16 = (a >> 5) & 1u;
   }
+  // Zen 4 is the AMD family 0x19 part with AVX-512 (Zen 3, also 0x19, has none); Zen 5 (0x1A) runs
+  // 512-bit operations whole.
+  f.split512 = amd && family == 0x19u && f.avx512f;
 #endif
   return f;
 }

@@ -23,6 +23,8 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false;  // CPU bits
   bool avx512bf16 = false, avx512vnni = false;               // CPU bits (reported; no kernel needs them yet)
   bool osYmm = false, osZmm = false;                         // XCR0: the OS saves ymm / zmm + opmask state
+  // 512-bit loads and multiply-adds issue as two 256-bit halves (AMD Zen 4: family 0x19 with AVX-512).
+  bool split512 = false;
 };
 
 // The CPU's features, read once.

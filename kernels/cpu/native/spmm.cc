@@ -36,22 +36,46 @@ constexpr double kMinFmaPerThread = 1 << 20;
 struct SpmmDispatch {
   CsrStripKernel csr;
   NmStripKernel nm;
-  int64_t maxStrip;
-  int64_t vec;
+  int64_t maxStrip;  // of the CSR strips
+  int64_t vec;       // vector width CSR strips are cut in
+  int64_t nmStrip;   // widest N:M strip (its kernel's vector width: 16 when it is the wide one, else 8)
 };
+
+// Whether spmmNM runs the 16-wide strips when a wide family is active. Its strips make one load per
+// multiply-add, and where 512-bit loads issue as two halves (Zen 4) the 8-wide AVX2 strips measured
+// about 10% faster (2:4, 4096 x 4096 x 256); the avx512-emu family (a test build) always runs them.
+// SPARSE_NM_WIDE=0|1 forces the choice (for benchmarks and tests).
+bool wideNm() {
+  static const bool wide = [] {
+    const char* env = std::getenv("SPARSE_NM_WIDE");
+    if (env != nullptr && (env[0] == '0' || env[0] == '1')) return env[0] == '1';
+    return activeIsa() == Isa::kAvx512Emu || !cpuFeatures().split512;
+  }();
+  return wide;
+}
 
 const SpmmDispatch& spmmDispatch() {
   static const SpmmDispatch d = [] {
-    if (const WideKernels* w = wideKernels()) return SpmmDispatch{w->csr, w->nm, kWideStrip, 16};
 #if defined(SPARSE_WITH_AVX2)
-    if (useAvx2()) return SpmmDispatch{csrStripAvx2, nmStripAvx2, kStrip, 8};
+    if (const WideKernels* w = wideKernels()) {
+      if (wideNm()) return SpmmDispatch{w->csr, w->nm, kWideStrip, 16, kWideStrip};
+      return SpmmDispatch{w->csr, nmStripAvx2, kWideStrip, 16, kStrip};
+    }
 #endif
-    return SpmmDispatch{csrStripScalar, nmStripScalar, kStrip, 8};
+#if defined(SPARSE_WITH_AVX2)
+    if (useAvx2()) return SpmmDispatch{csrStripAvx2, nmStripAvx2, kStrip, 8, kStrip};
+#endif
+    return SpmmDispatch{csrStripScalar, nmStripScalar, kStrip, 8, kStrip};
   }();
   return d;
 }
 
 }  // namespace
+
+const char* nmStripIsa() {
+  if (wideKernels() != nullptr && wideNm()) return isaName(activeIsa());
+  return useAvx2() ? "avx2" : "scalar";
+}
 
 int threadsFor(double fmas) { return static_cast<int>(std::max(1.0, std::min(256.0, fmas / kMinFmaPerThread))); }
 
@@ -249,13 +273,13 @@ void spmmNM(const NmMatrix& a, const SpmmDense& d) {
   const NmStripKernel strip = spmmDispatch().nm;
   static const int64_t nmStrip = [] {
     const char* env = std::getenv("SPARSE_NM_STRIP");  // tuning knob for benchmarks
-    return env ? std::atol(env) : spmmDispatch().maxStrip;
+    return env ? std::atol(env) : spmmDispatch().nmStrip;
   }();
   static const int64_t nmBlockBytes = [] {
     const char* env = std::getenv("SPARSE_NM_BLOCK");  // tuning knob for benchmarks
     return env ? std::atol(env) : kNmBlockBytes;
   }();
-  const std::vector<int64_t> starts = balancedStrips(d.n, nmStrip, spmmDispatch().vec);
+  const std::vector<int64_t> starts = balancedStrips(d.n, nmStrip, spmmDispatch().nmStrip == kWideStrip ? 16 : 8);
   int64_t widest = 0;
   for (size_t s = 0; s < starts.size(); ++s) widest = std::max(widest, (s + 1 < starts.size() ? starts[s + 1] : d.n) - starts[s]);
   // K block: the rows of the widest strip that fit kNmBlockBytes (96 rows of 64 columns), in L1.

@@ -58,6 +58,9 @@ int64_t packedLd(int64_t w);
 // for little work; only a final n % vec columns get a strip of their own.
 std::vector<int64_t> balancedStrips(int64_t n, int64_t maxWidth, int64_t vec = 8);
 void spmmNM(const NmMatrix& a, const SpmmDense& d);
+// The family spmmNM's strips run: the active family's, except on CPUs that split 512-bit operations
+// (Zen 4), where the avx512 family runs the AVX2 strips (see spmm.cc; SPARSE_NM_WIDE forces either).
+const char* nmStripIsa();
 void spmmBlock(const BsrMatrix& a, const SpmmDense& d);
 
 // Widest strip of C columns a strip kernel handles: 8 AVX2 vectors of accumulators.

@@ -48,4 +48,19 @@ for (const isa of ['avx512', 'avx512-emu', 'avx2']) {
     failed = true;
   }
 }
+// Where the avx512 family runs the AVX2 N:M strips (CPUs that split 512-bit operations), its own
+// 16-wide strips are tested too, forced with SPARSE_NM_WIDE=1.
+if (!can.avx512 && info.cpu.split512) {
+  const wide = ['src/spmm.test.ts', 'src/native.test.ts'];
+  console.log(`test-isas: avx512 with SPARSE_NM_WIDE=1 (this CPU runs the AVX2 N:M strips by default): ${wide.join(' ')}`);
+  const r = spawnSync('npx', ['vitest', 'run', ...wide], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, SPARSE_CPU_ISA: 'avx512', SPARSE_EXPECT_ISA: 'avx512', SPARSE_NM_WIDE: '1' },
+  });
+  if (r.status !== 0) {
+    console.error('test-isas: avx512 with SPARSE_NM_WIDE=1 failed');
+    failed = true;
+  }
+}
 process.exit(failed ? 1 : 0);

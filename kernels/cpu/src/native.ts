@@ -21,8 +21,12 @@ export interface NativeInfo {
   kernelIsa: Record<string, NativeIsa | 'portable'>;
   /** Why the family differs from the one SPARSE_CPU_ISA asked for ('' when it does not). */
   isaNote: string;
-  /** What the CPU and OS support, and the families compiled into the addon (comma-separated). */
-  cpu: { avx2: boolean; avx512: boolean; avx512bf16: boolean; avx512vnni: boolean; built: string };
+  /**
+   * What the CPU and OS support, whether it splits 512-bit operations into two halves (AMD Zen 4: the
+   * avx512 family then runs spmmNM's AVX2 strips, which measured faster there), and the families
+   * compiled into the addon (comma-separated).
+   */
+  cpu: { avx2: boolean; avx512: boolean; avx512bf16: boolean; avx512vnni: boolean; split512: boolean; built: string };
   /** Threads of the addon's pool (CPUs available to the process, capped by SPARSE_NUM_THREADS). */
   threads: number;
   /** 'openblas' when the addon was linked against OpenBLAS at build time (gemm then calls cblas_sgemm). */
