@@ -2,7 +2,9 @@
 // square layer (4096x4096 at full size, with 1024 and 2048 beside it) from 2048 calibration tokens,
 // through the @sparse/pruners API with the native kernels registered; (c) the trainer's prune stage with
 // and without the native kernels registered (sparse-train registers them); (b) quality: the trainer's
-// pretrained default GPT pruned to 50%, 2:4 and 4:8 by each method, perplexity next to dense.
+// pretrained default GPT pruned to 50%, 2:4 and 4:8 by each method, perplexity next to dense; (d) the
+// structured prune methods: CLOVER (attention products cut to 95% energy) on that model, and
+// task-specific expert pruning (one-shot and progressive) on the same model with an 8-expert MoE.
 //
 // Memory is measured per (method, size) in a fresh child process, so no run inherits another's heap:
 // after the weight and calibration inputs exist and a forced GC, the RSS is read; `peak RSS` is
@@ -230,13 +232,53 @@ async function main() {
   }
   console.log('\n(b) Held-out perplexity of the trainer default GPT after one-shot pruning (lower is better)');
   printTable(grid.rows);
+  // ---- (d) the structured prune methods: CLOVER on the attention products, task-specific expert pruning ----
+  const { runRecipe, stageOf: stageNamed, ppl: pplOf } = await import('./common.mjs');
+  const structuredRows = [];
+  {
+    const r = await runRecipe(runs, 'clover-prune', { checkpoint: pre.checkpoint }, [
+      { stage: 'prune', name: 'clover', method: 'clover', config: { energy: 0.95 }, targets: ['attn.c_attn', 'attn.c_proj'] },
+      { stage: 'evaluate', name: 'clover pruned', data: ['heldout', 'shifted'] },
+    ]);
+    structuredRows.push({ method: 'clover, 95% of each head\'s Q·K / V·O energy (attention only)', model: 'default GPT', 'ppl before': round(pplOf(pre.summary, 'dense')), 'ppl after': round(pplOf(r, 'clover pruned')), stage: stageNamed(r, 'clover').summary ?? '' });
+    log(`clover prune: ${stageNamed(r, 'clover').summary ?? ''}; held-out perplexity ${pplOf(r, 'clover pruned').toFixed(3)}`);
+  }
+  {
+    const moe = { ...MODEL, moe: { experts: 8, topK: 2 } };
+    const steps = QUICK ? 20 : 600;
+    const base = await runRecipe(runs, 'moe-pretrain', moe, [
+      { stage: 'pretrain', steps, lr: 0.01 },
+      { stage: 'evaluate', name: '8 experts', data: ['heldout', 'shifted'] },
+      { stage: 'export', formats: ['dense'] },
+    ]);
+    const { join } = await import('node:path');
+    const { loadExportedModel, saveCheckpoint } = await import('@sparse/trainer');
+    const m = await loadExportedModel(join(base.dir, 'exports', 'model.safetensors'));
+    const ckpt = join(base.dir, 'exports', 'model.checkpoint.safetensors');
+    await saveCheckpoint(m, ckpt);
+    m.dispose();
+    for (const [label, config] of [
+      ['experts one-shot, keep 1 of 8 (task calibration)', { keep: 1, metric: 'frequency' }],
+      ['experts progressive, keep 1 of 8 (drop 2 every 40 of 200 fine-tuning steps)', { keep: 1, metric: 'frequency', progressive: { steps: QUICK ? 10 : 200, every: QUICK ? 2 : 40, drop: 2, lr: 0.003 } }],
+    ]) {
+      const r = await runRecipe(runs, label.split(',')[0].replace(/\s+/g, '-'), { checkpoint: ckpt }, [
+        { stage: 'prune', name: 'experts', method: 'experts', config, data: 'shifted' },
+        { stage: 'evaluate', name: 'pruned', data: ['heldout', 'shifted'] },
+      ]);
+      structuredRows.push({ method: label, model: 'default GPT + MoE 8 experts top-2', 'ppl before': `${round(pplOf(base, '8 experts'))} (task ${round(pplOf(base, '8 experts', 'shifted'))})`, 'ppl after': `${round(pplOf(r, 'pruned'))} (task ${round(pplOf(r, 'pruned', 'shifted'))})`, stage: stageNamed(r, 'experts').summary ?? '' });
+      log(`${label}: held-out ${pplOf(r, 'pruned').toFixed(3)}, task ${pplOf(r, 'pruned', 'shifted').toFixed(3)}`);
+    }
+  }
+
   console.log('\n(c) The trainer\'s prune stage (calibrate + prune) on that model: native kernels, as sparse-train registers them, vs the TypeScript reference (SPARSE_NATIVE_KERNELS=0), each in a fresh process');
   printTable(trainerRows);
+  console.log('\n(d) Structured prune methods (held-out perplexity; "task" is the shifted task the expert pruning calibrates and fine-tunes on)');
+  printTable(structuredRows);
   notes.push(
     'memory: each (method, size) runs in a fresh child process; peak RSS = resourceUsage().maxRSS at the end minus RSS after building the inputs and a forced GC; arrayBuffers = high-water of memoryUsage().arrayBuffers sampled around each phase, minus the same baseline',
     `(b): model ${JSON.stringify(MODEL)}, pretrain ${PRETRAIN.steps} steps, seed 0, calibration 64 windows, sequential pruning`,
   );
   for (const n of notes) console.log(`note: ${n}`);
-  const file = writeResults('pruners', { quick: QUICK, tokens: TOKENS, sizes: SIZES, speed, targets, torch: torch.py ? { python: torch.py } : { skipped: torch.skip }, grid: grid.rows, cells: grid.cells, trainerPrune: trainerRows, notes });
+  const file = writeResults('pruners', { quick: QUICK, tokens: TOKENS, sizes: SIZES, speed, targets, torch: torch.py ? { python: torch.py } : { skipped: torch.skip }, grid: grid.rows, cells: grid.cells, trainerPrune: trainerRows, structured: structuredRows, notes });
   log(`wrote ${file}`);
 }
