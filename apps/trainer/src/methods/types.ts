@@ -28,6 +28,8 @@ export interface TrainerMethod<K extends MethodKind = MethodKind> extends Regist
   run(args: StageArgs<StageOf<K>>): Promise<StageOutcome>;
   /** A train method that can run masked layers on the packed sparse path (its masks keep their counts between updates); others refuse `path: sparse`. */
   readonly sparsePath?: boolean;
+  /** An adapt method whose stage saves its update as sparse deltas (exports/sft/<stage>.safetensors), which a later sft stage's `compose` can add. */
+  readonly sparseDelta?: boolean;
   /** Checks of the stage's other fields that depend on the method (after `schema` accepted the config). */
   checkStage?(stage: StageOf<K>): StageIssue[];
   /** The stage with the method's defaults for stage fields written out (the resolved recipe shows them). */

@@ -38,6 +38,7 @@ export const diffPruningMethod: TrainerMethod<'adapt'> = {
   ],
   schema: diffPruningConfigSchema,
   from: '@sparse/lora-variants',
+  sparseDelta: true,
   run: runDiffPruningStage,
 };
 

@@ -145,5 +145,45 @@ describe('sft lottery (LT-SFT)', () => {
     await expect(
       startRun(resolveRecipe({ seed: 1, model: MODEL, eval: { windows: 1, batch: 1 }, stages: [{ stage: 'pretrain', steps: 1, batch: 2 }, { stage: 'adapt', method: 'sft', config: { lottery: { steps: 1 } }, supportScores: 'fisher', steps: 1, batch: 2 }] }), { dir: join(tmp, 'scores'), ...quiet }),
     ).rejects.toThrow(/stages\[1\]\.supportScores/);
+    // A stage whose method saves no sparse delta (lora) is refused; the methods that do are named.
+    const lora = [
+      { stage: 'pretrain', steps: 1, batch: 2 },
+      { stage: 'adapt', name: 'lo', method: 'lora', config: { r: 1 }, steps: 1, batch: 2, merge: false },
+      { stage: 'adapt', method: 'sft', config: { density: 0.1, compose: ['lo'] }, steps: 1, batch: 2 },
+    ];
+    await expect(startRun(resolveRecipe({ seed: 1, model: MODEL, eval: { windows: 1, batch: 1 }, stages: lora }), { dir: join(tmp, 'lora'), ...quiet })).rejects.toThrow(
+      /stages\[2\]\.config\.compose\[0\]: 'lo' is a adapt lora stage; compose takes stages whose method saves sparse deltas \(diff-pruning, sft\)/,
+    );
+  }, 120_000);
+
+  it('compose adds a diff-pruning stage\'s saved delta too (the method declares sparseDelta)', async () => {
+    const base = { seed: 3, model: MODEL, eval: { windows: 1, batch: 1 } };
+    const pretrain = { stage: 'pretrain', steps: 2, batch: 2 };
+    const theta = join(tmp, 'dp-theta');
+    await startRun(resolveRecipe({ ...base, stages: [pretrain] }), { dir: theta, ...quiet });
+    const dir = join(tmp, 'dp-compose');
+    await startRun(
+      resolveRecipe({
+        ...base,
+        stages: [
+          pretrain,
+          { stage: 'adapt', name: 'diff', method: 'diff-pruning', steps: 2, batch: 2, lr: LR, merge: false },
+          { stage: 'adapt', name: 'task', method: 'sft', config: { density: 0.1, compose: ['diff'] }, steps: 0, batch: 2, merge: true },
+        ],
+      }),
+      { dir, ...quiet },
+    );
+    const before = (await readCheckpoint(theta)).params;
+    const after = (await readCheckpoint(dir)).params;
+    const diff = await loadSparseDeltas(join(dir, 'exports', 'sft', 'diff.safetensors'));
+    let added = 0;
+    for (const [n, t] of before) {
+      const want = Float64Array.from(t.data as Float32Array);
+      const d = diff[n];
+      if (d) d.indices.forEach((f, q) => ((want[f]! += d.values[q]!), added++));
+      const got = after.get(n)!.data as Float32Array;
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `${n}[${i}]`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(want[i]!)));
+    }
+    expect(added).toBeGreaterThan(0);
   }, 120_000);
 });

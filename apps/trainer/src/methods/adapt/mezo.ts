@@ -46,10 +46,10 @@ export const sparseMeZOMethod: TrainerMethod<'adapt'> = {
 export const sensitiveMeZOMethod: TrainerMethod<'adapt'> = {
   kind: 'adapt',
   name: 'sensitive-mezo',
-  describe: 'MeZO on the most sensitive entries only (extreme sparsity, Guo et al. 2024): the largest empirical Fisher E[g²] on calibration batches, fixed for the stage; the paper\'s 4-bit base awaits quantization (@sparse/lora-variants)',
+  describe: 'MeZO on the most sensitive entries only (extreme sparsity, Guo et al. 2024): the largest empirical Fisher E[g²] on calibration batches, fixed for the stage; the base stays float32 (@sparse/lora-variants)',
   paper: 'Guo et al. 2024, Zeroth-Order Fine-Tuning of LLMs with Extreme Sparsity',
   differs: [
-    'the paper\'s 4-bit quantized base is not implemented: the base stays float32',
+    'the base stays float32 where the paper also quantizes it to 4 bits',
   ],
   schema: sensitiveMeZOConfigSchema,
   from: '@sparse/lora-variants',

@@ -46,6 +46,7 @@ import { sampleBatch } from '../../data/dataset.js';
 import { exportNameOf, selectLinears, stageLabel, windowLength, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
 import { lrAt } from '../../train/steps.js';
+import { findMethod, methodsOf } from '../registry.js';
 import type { TrainerMethod } from '../types.js';
 import { supportScores } from './adapter.js';
 
@@ -63,6 +64,7 @@ export const sftMethod: TrainerMethod<'adapt'> = {
   ],
   schema: sftConfigSchema,
   from: '@sparse/lora-variants',
+  sparseDelta: true,
   run: runSFTStage,
 };
 
@@ -108,8 +110,8 @@ function keptSupport(args: StageArgs<Stage>, l: LinearInfo): Int32Array {
 }
 
 /**
- * compose: the deltas the named earlier sft stages saved, summed per weight (composeSparseDeltas) and
- * added to the model's weights. Each name must be an earlier adapt stage of method sft that did not
+ * compose: the deltas the named earlier stages saved, summed per weight (composeSparseDeltas) and
+ * added to the model's weights. Each name must be an earlier adapt stage whose method saves sparse deltas (sft, diff pruning) and that did not
  * merge (else its delta would be counted twice); a delta may not touch an entry a mask has pruned since.
  */
 async function applyComposed(args: StageArgs<Stage>, names: readonly string[]): Promise<string> {
@@ -121,7 +123,9 @@ async function applyComposed(args: StageArgs<Stage>, names: readonly string[]): 
     const k = stages.findIndex((s, i) => i < index && stageLabel(s, i) === ref);
     if (k < 0) throw new Error(`${at}: no stage before this one is named '${ref}' (earlier stages: ${stages.slice(0, index).map((s, i) => `'${stageLabel(s, i)}'`).join(', ') || 'none'})`);
     const s = stages[k]!;
-    if (s.stage !== 'adapt' || s.method !== 'sft') throw new Error(`${at}: '${ref}' is a ${s.stage}${'method' in s ? ` ${s.method}` : ''} stage; compose takes sft stages`);
+    if (s.stage !== 'adapt' || findMethod('adapt', s.method)?.sparseDelta !== true) {
+      throw new Error(`${at}: '${ref}' is a ${s.stage}${'method' in s ? ` ${s.method}` : ''} stage; compose takes stages whose method saves sparse deltas (${methodsOf('adapt').filter((m) => m.sparseDelta === true).map((m) => m.name).join(', ')})`);
+    }
     if (s.merge) throw new Error(`${at}: '${ref}' merged its delta into the weights already (merge: true); give it merge: false to compose it`);
     const deltas = await loadSparseDeltas(join(ctx.dir, 'exports', 'sft', `${exportNameOf(stages, k)}.safetensors`));
     for (const [w, d] of Object.entries(deltas)) byWeight.set(w, [...(byWeight.get(w) ?? []), d]);
