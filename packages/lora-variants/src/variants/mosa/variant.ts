@@ -21,9 +21,9 @@
 // (mosa_bd [r], mosa_bu [out], trained every step), the layer's output the residual; the same module
 // partition and draws apply to D and U (`mosaBottleneckTerm` with modules). It cannot be merged into W
 // (`unmergeable`), so delta, merge and unmerge refuse it; outside training the complete adapter runs.
-// differs: the paper's hierarchical sparse strategy is not implemented (its description was not at hand
-// here, and nothing is guessed in its place); its adapters follow a sublayer, here one sits in parallel
-// with one linear layer, scaled by alpha / r; modules are rescaled by K (see above).
+// differs: one level of random modules, drawn uniformly every step (the paper adds a hierarchical sparse
+// strategy for small datasets, whose details are not in the sources this follows); its adapters follow a
+// sublayer, here one sits in parallel with one linear layer, scaled by alpha / r; modules are rescaled by K.
 import { isKept, maskFromTensor, type Mask } from '@sparse/masks';
 import { ArgumentError, Random, ShapeError, type Float32Tensor, type Tensor } from '@sparse/tensor';
 import { addMasked, checkShape, floatMatrix, mergeMask, parseWith } from '../helpers/common.js';
@@ -137,10 +137,10 @@ export const mosaVariant: AdapterVariant<MoSAConfig> = {
   kind: 'adapter',
   name: NAME,
   describe:
-    "MoSA: an adapter split into K random sparse modules per projection, one module of each trained per step (rescaled by K), the complete adapter after tuning; form 'lora' (merged through the base mask) or 'bottleneck' (the paper's down, nonlinearity, up, residual; not mergeable). differs: no hierarchical sparse strategy",
+    "MoSA: an adapter split into K random sparse modules per projection, one module of each trained per step (rescaled by K), the complete adapter after tuning; form 'lora' (merged through the base mask) or 'bottleneck' (the paper's down, nonlinearity, up, residual; not mergeable)",
   paper: 'Zhang et al. 2023, MoSA: Mixture of Sparse Adapters for Visual Efficient Tuning',
   differs: [
-    'the paper\'s hierarchical sparse strategy is not implemented (its description was not at hand, and nothing stands in for it)',
+    'one level of random modules, drawn uniformly every step (the paper adds a hierarchical sparse strategy for small datasets, whose details are not in the sources this follows)',
     'the paper\'s adapters follow a sublayer; here one sits in parallel with one linear layer, scaled by alpha / r',
     'modules are rescaled by K during training, so the merged complete adapter is the mean training-time update',
     'form: \'lora\' (the default) is this library\'s linear, mergeable form; form: \'bottleneck\' is the paper\'s adapter',
