@@ -1226,7 +1226,7 @@ Napi::Value FusedAdamFn(const Napi::CallbackInfo& info) {
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("simd", simdName());
+  out.Set("simd", isaName(activeIsa()));  // the older name of `isa`
   out.Set("threads", poolSize());
 #if defined(SPARSE_HAVE_OPENBLAS)
   out.Set("blas", "openblas");

@@ -339,8 +339,6 @@ void gemmSkinny(const GemmArgs& g, int wanted) {
 
 }  // namespace
 
-const char* simdName() { return isaName(activeIsa()); }
-
 void scaleC(int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
   for (int64_t i = 0; i < m; ++i) {
     float* row = c + i * ldc;

@@ -51,9 +51,6 @@ void multiAxpyAvx2(int64_t rows, int64_t k, int64_t len, const float* a, int64_t
                    float* c, int64_t ldc);
 #endif
 
-// 'avx2' when the CPU (and OS) support AVX2 + FMA and the AVX2 kernel was compiled in, else 'scalar'.
-const char* simdName();
-
 // The best dense GEMM: OpenBLAS when built with it (except gemv-like shapes), else gemmBlocked.
 void gemm(const GemmArgs& args);
 

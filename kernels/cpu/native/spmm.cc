@@ -36,9 +36,9 @@ constexpr double kMinFmaPerThread = 1 << 20;
 struct SpmmDispatch {
   CsrStripKernel csr;
   NmStripKernel nm;
-  int64_t maxStrip;  // of the CSR strips
-  int64_t vec;       // vector width CSR strips are cut in
-  int64_t nmStrip;   // widest N:M strip (its kernel's vector width: 16 when it is the wide one, else 8)
+  int64_t maxStrip;  // widest CSR strip
+  int64_t nmStrip;   // widest N:M strip
+  int64_t nmVec;     // vector width of the N:M strip kernel (strips are cut in whole vectors)
 };
 
 // Whether spmmNM runs the 16-wide strips when a wide family is active. Its strips make one load per
@@ -58,14 +58,14 @@ const SpmmDispatch& spmmDispatch() {
   static const SpmmDispatch d = [] {
 #if defined(SPARSE_WITH_AVX2)
     if (const WideKernels* w = wideKernels()) {
-      if (wideNm()) return SpmmDispatch{w->csr, w->nm, kWideStrip, 16, kWideStrip};
-      return SpmmDispatch{w->csr, nmStripAvx2, kWideStrip, 16, kStrip};
+      if (wideNm()) return SpmmDispatch{w->csr, w->nm, kWideStrip, kWideStrip, 16};
+      return SpmmDispatch{w->csr, nmStripAvx2, kWideStrip, kStrip, 8};
     }
 #endif
 #if defined(SPARSE_WITH_AVX2)
-    if (useAvx2()) return SpmmDispatch{csrStripAvx2, nmStripAvx2, kStrip, 8, kStrip};
+    if (useAvx2()) return SpmmDispatch{csrStripAvx2, nmStripAvx2, kStrip, kStrip, 8};
 #endif
-    return SpmmDispatch{csrStripScalar, nmStripScalar, kStrip, 8, kStrip};
+    return SpmmDispatch{csrStripScalar, nmStripScalar, kStrip, kStrip, 8};
   }();
   return d;
 }
@@ -279,7 +279,7 @@ void spmmNM(const NmMatrix& a, const SpmmDense& d) {
     const char* env = std::getenv("SPARSE_NM_BLOCK");  // tuning knob for benchmarks
     return env ? std::atol(env) : kNmBlockBytes;
   }();
-  const std::vector<int64_t> starts = balancedStrips(d.n, nmStrip, spmmDispatch().nmStrip == kWideStrip ? 16 : 8);
+  const std::vector<int64_t> starts = balancedStrips(d.n, nmStrip, spmmDispatch().nmVec);
   int64_t widest = 0;
   for (size_t s = 0; s < starts.size(); ++s) widest = std::max(widest, (s + 1 < starts.size() ? starts[s + 1] : d.n) - starts[s]);
   // K block: the rows of the widest strip that fit kNmBlockBytes (96 rows of 64 columns), in L1.
