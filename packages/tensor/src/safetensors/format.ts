@@ -285,8 +285,9 @@ export class SafetensorsIndex {
     for (const key of Object.keys(header.metadata)) {
       if (!key.startsWith(SAFETENSORS_SPARSE_PREFIX)) continue;
       const name = key.slice(SAFETENSORS_SPARSE_PREFIX.length);
-      const spec = parseSparseSpec(name, header.metadata[key]!, file);
-      const problem = sparsePartsProblem(name, spec, (p) => this.entries.get(p));
+      const lookup = (p: string) => this.entries.get(p);
+      const spec = parseSparseSpec(name, header.metadata[key]!, file, lookup);
+      const problem = sparsePartsProblem(name, spec, lookup);
       if (problem) throw new SafetensorsError(file, problem);
       if (this.entries.has(name)) throw new SafetensorsError(file, `${JSON.stringify(name)} is both a tensor and a sparse layout`);
       for (const p of sparsePartNames(name, spec.format)) parts.add(p);

@@ -81,7 +81,8 @@ describe('sparse layouts as named parts', () => {
     expect(c.metadata).toEqual({ 'sparse.layer.w': '{"format":"csr","shape":[3,4],"dtype":"float16"}' });
 
     const n = sparseToTensors('w', nm());
-    expect(n.metadata['sparse.w']).toBe('{"format":"nm","shape":[2,8],"dtype":"float32","n":2,"m":4,"indexBits":2}');
+    // N:M leaves out what its values part says (shape, dtype) and what m fixes (indexBits)
+    expect(n.metadata['sparse.w']).toBe('{"format":"nm","n":2,"m":4}');
     expect(n.tensors['w.values']!.shape).toEqual([2, 4]);
     expect(n.tensors['w.indices']).toMatchObject({ dtype: 'U8', shape: [2] });
 
@@ -229,6 +230,23 @@ describe('malformed sparse entries', () => {
       'indexBits must be',
     );
     expectBad(tamper(nm(), (_, m) => (m['sparse.w'] = '{"format":"nm","shape":[2,8],"dtype":"float32","n":2,"m":3,"indexBits":2}')), 'not a multiple of m=3');
+    // the compact entry: its n and m are checked, and its values part must fit them
+    expectBad(tamper(nm(), (_, m) => (m['sparse.w'] = '{"format":"nm","n":5,"m":4}')), 'n must be an integer in [1, m=4]');
+    expectBad(tamper(nm(), (_, m) => (m['sparse.w'] = '{"format":"nm","n":3,"m":4}')), '4 values per row, not a multiple of n=3');
+    expectBad(tamper(nm(), (_, m) => (m['sparse.w'] = '{"format":"nm","n":2}')), 'm must be a positive integer');
+    expectBad(tamper(nm(), (p) => (p['w.values'] = { dtype: 'F32', shape: [8], data: new Float32Array(8) })), 'expected rank 2', false);
+    expectBad(tamper(nm(), (p) => delete p['w.values']), 'missing its part "w.values"', false);
+  });
+
+  it('N:M entries written in full (files from before the compact entry) still read, and must agree with the parts', () => {
+    const full = '{"format":"nm","shape":[2,8],"dtype":"float32","n":2,"m":4,"indexBits":2}';
+    expect(parseSafetensors(tamper(nm(), (_, m) => (m['sparse.w'] = full))).readLayout('w')).toEqual(nm());
+    // a shape the values part contradicts is refused
+    expectBad(tamper(nm(), (_, m) => (m['sparse.w'] = full.replace('[2,8]', '[2,12]'))), /values/);
+    // the compact and the full entry give the same layout, and the compact header is the shorter
+    const compact = tamper(nm(), () => {});
+    expect(parseSafetensors(compact).readLayout('w')).toEqual(nm());
+    expect(compact.length).toBeLessThan(tamper(nm(), (_, m) => (m['sparse.w'] = full)).length);
   });
 
   it('missing parts or parts of the wrong dtype or rank fail at open', () => {

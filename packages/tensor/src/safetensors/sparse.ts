@@ -7,6 +7,9 @@
 //   csr       w.indptr (I32, [rows+1])  w.indices (I32, [nnz])  w.values ([nnz])
 //   bsr       w.indptr (I32, [blockRows+1])  w.indices (I32, [nnzb])  w.values ([nnzb, br, bc])
 //   nm        w.values ([rows, cols/m*n])  w.indices (U8, packed group positions)
+//             metadata {"format":"nm","n":..,"m":..}: shape, dtype and indexBits follow from
+//             w.values (rows, cols/m*n; its dtype) and m (ceil(log2 m)); a reader also accepts
+//             them written out, as files before this form carry them
 //   coo       w.deltas (U32, [nnz])  w.values ([nnz])
 // COO deltas are stored as U32, their true type: numpy and torch (>= 2.3) read U32, and storing
 // them as I32 bits would show large gaps as negative numbers to every other reader.
@@ -14,9 +17,10 @@
 import { DType, isDType } from '../dtype.js';
 import { LayoutError, SafetensorsError } from '../errors.js';
 import { validateLayout } from '../layouts/generic.js';
+import { indexBitsFor } from '../layouts/packed.js';
 import { MAX_TENSOR_ELEMENTS } from '../limits.js';
 import type { SparseFormat, SparseLayout } from '../layouts/types.js';
-import { dtypeToSafetensors, SafetensorsArray, SafetensorsDType } from './codec.js';
+import { dtypeToSafetensors, SafetensorsArray, SafetensorsDType, safetensorsToDType } from './codec.js';
 
 /** A tensor given as its safetensors code, shape and a row-major array (natural array of the code, or LE bytes). */
 export interface SafetensorsRawTensor {
@@ -172,15 +176,45 @@ export function sparseToTensors(
   for (const part of PARTS[layout.format]) {
     tensors[`${name}.${part}`] = { dtype: partCode(spec, part), shape: partShape(layout, part), data: partArray(layout, part) };
   }
-  // Fixed key order so the same layout always serializes to the same bytes.
-  const meta: Record<string, unknown> = { format: spec.format, shape: spec.shape, dtype: spec.dtype };
+  // Fixed key order so the same layout always serializes to the same bytes. N:M writes only what its
+  // values part does not say (see the table above): the entry repeats for every pruned weight, and
+  // with it the file stays smaller than the compressed-tensors 2:4 layout of the same weights.
+  const meta: Record<string, unknown> =
+    spec.format === 'nm' ? { format: 'nm', n: spec.n, m: spec.m } : { format: spec.format, shape: spec.shape, dtype: spec.dtype };
   if (spec.blockShape) meta.blockShape = spec.blockShape;
-  if (spec.format === 'nm') Object.assign(meta, { n: spec.n, m: spec.m, indexBits: spec.indexBits });
   return { tensors, metadata: { [SAFETENSORS_SPARSE_PREFIX + name]: JSON.stringify(meta) } };
 }
 
-/** Parses and checks the `sparse.<name>` metadata value. Throws SafetensorsError. */
-export function parseSparseSpec(name: string, json: string, file: string): SparseSpec {
+/** A part's header entry, by part name (undefined when the file has no such tensor). */
+export type SparsePartLookup = (part: string) => { dtype: SafetensorsDType; shape: readonly number[] } | undefined;
+
+/**
+ * Fills the fields the compact N:M entry leaves out from its values part: shape [rows, k / n * m]
+ * for values of shape [rows, k], the values' dtype, and indexBits = ceil(log2 m). Fields the entry
+ * does give are kept, and the checks that follow compare them with the parts.
+ */
+function completeNMSpec(v: Record<string, unknown>, name: string, lookup: SparsePartLookup): string | undefined {
+  if (v.shape !== undefined && v.dtype !== undefined && v.indexBits !== undefined) return undefined;
+  const { n, m } = v;
+  if (!isCount(m) || m < 1) return `m must be a positive integer, got ${JSON.stringify(m)}`;
+  if (!isCount(n) || n < 1 || n > m) return `n must be an integer in [1, m=${m}], got ${JSON.stringify(n)}`;
+  const partName = `${name}.values`;
+  const values = lookup(partName);
+  if (!values) return `sparse layout ${JSON.stringify(name)} (nm) is missing its part ${JSON.stringify(partName)}`;
+  if (values.shape.length !== 2) return `sparse part ${JSON.stringify(partName)} has shape [${values.shape.join(', ')}], expected rank 2`;
+  const [rows, kept] = values.shape as [number, number];
+  if (kept % n !== 0) return `sparse part ${JSON.stringify(partName)} has ${kept} values per row, not a multiple of n=${n}`;
+  v.shape ??= [rows, (kept / n) * m];
+  v.dtype ??= safetensorsToDType(values.dtype);
+  v.indexBits ??= indexBitsFor(m);
+  return undefined;
+}
+
+/**
+ * Parses and checks the `sparse.<name>` metadata value; `lookup` gives the header entries of its
+ * parts (a compact N:M entry takes its shape and dtype from them). Throws SafetensorsError.
+ */
+export function parseSparseSpec(name: string, json: string, file: string, lookup: SparsePartLookup): SparseSpec {
   const where = `metadata ${JSON.stringify(SAFETENSORS_SPARSE_PREFIX + name)}`;
   let value: unknown;
   try {
@@ -191,9 +225,9 @@ export function parseSparseSpec(name: string, json: string, file: string): Spars
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new SafetensorsError(file, `${where} must be a JSON object, got ${json.slice(0, 80)}`);
   }
-  const problem = specProblem(value as Record<string, unknown>);
-  if (problem) throw new SafetensorsError(file, `${where}: ${problem}`);
   const v = value as Record<string, unknown>;
+  const problem = (v.format === 'nm' ? completeNMSpec(v, name, lookup) : undefined) ?? specProblem(v);
+  if (problem) throw new SafetensorsError(file, `${where}: ${problem}`);
   const spec: SparseSpec = { format: v.format as SparseFormat, shape: [...(v.shape as number[])], dtype: v.dtype as DType };
   if (spec.format === 'bsr') spec.blockShape = [...(v.blockShape as [number, number])];
   if (spec.format === 'nm') {
@@ -208,11 +242,7 @@ export function parseSparseSpec(name: string, json: string, file: string): Spars
  * Checks what a header alone can tell about a layout's parts: each exists with the right dtype code
  * and a shape of the right rank. Returns the first problem or undefined.
  */
-export function sparsePartsProblem(
-  name: string,
-  spec: SparseSpec,
-  lookup: (part: string) => { dtype: SafetensorsDType; shape: readonly number[] } | undefined,
-): string | undefined {
+export function sparsePartsProblem(name: string, spec: SparseSpec, lookup: SparsePartLookup): string | undefined {
   for (const part of PARTS[spec.format]) {
     const partName = `${name}.${part}`;
     const e = lookup(partName);
@@ -234,14 +264,15 @@ export function tensorsToSparse(name: string, source: SafetensorsPartSource): Sp
   const key = SAFETENSORS_SPARSE_PREFIX + name;
   const json = Object.prototype.hasOwnProperty.call(source.metadata, key) ? source.metadata[key] : undefined;
   if (json === undefined) throw new SafetensorsError(source.file, `no sparse layout ${JSON.stringify(name)} (no metadata key ${JSON.stringify(key)})`);
-  const spec = parseSparseSpec(name, json, source.file);
   const parts = new Map<string, SafetensorsRawTensor>();
-  const problem = sparsePartsProblem(name, spec, (partName) => {
+  const lookup = (partName: string) => {
     if (!source.has(partName)) return undefined;
-    const raw = source.raw(partName);
+    const raw = parts.get(partName) ?? source.raw(partName);
     parts.set(partName, raw);
     return raw;
-  });
+  };
+  const spec = parseSparseSpec(name, json, source.file, lookup);
+  const problem = sparsePartsProblem(name, spec, lookup);
   if (problem) throw new SafetensorsError(source.file, problem);
   const get = (part: string) => parts.get(`${name}.${part}`)!.data;
   const base = { shape: [...spec.shape], dtype: spec.dtype };
