@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cast, tensor } from '@sparse/tensor';
+import { cast, parseSafetensors, tensor } from '@sparse/tensor';
 import { resolveRecipe } from '../recipe/index.js';
 import { startRun } from '../run/runner.js';
 import { loadExportedModel } from '../stages/export.js';
@@ -145,6 +145,7 @@ describe('export stage', () => {
   it.each([
     { label: '2:4', prune: { n: 2, m: 4 }, dtype: 'float16', format: 'sparse-24-bitmask' },
     { label: '50%', prune: { sparsity: 0.5 }, dtype: 'bfloat16', format: 'sparse-bitmask' },
+    { label: '4:8', prune: { n: 4, m: 8 }, dtype: 'bfloat16', format: 'sparse-bitmask' },
   ])('$label model: compressed-tensors ($format) and our compressed file load back as the dense export', async ({ label, prune, dtype, format }) => {
     const dir = join(tmp, `run-${label.replace(/\W/g, '')}`);
     const recipe = resolveRecipe({
@@ -184,5 +185,10 @@ describe('export stage', () => {
     // our layout stays the default because it is the smaller file: for 2:4 the payloads are the
     // same size, so this holds only while our per-layer entry is shorter than compressed-tensors'
     expect(sizes['model.compressed.safetensors']).toBeLessThan(sizes[join('compressed-tensors', 'model.safetensors')]!);
+    // each pruned weight takes its smallest layout: N:M for 2:4 (2 index bits per kept value, as
+    // many bits as a bitmask), the bitmask for 4:8 (3 index bits per kept value, 1.5 per weight)
+    const header = parseSafetensors(readFileSync(join(dir, 'exports', 'model.compressed.safetensors'))).metadata;
+    const formats = new Set(Object.entries(header).filter(([key]) => key.startsWith('sparse.')).map(([, v]) => JSON.parse(v).format));
+    expect([...formats]).toEqual([{ '2:4': 'nm', '4:8': 'bitmask', '50%': 'bitmask' }[label]]);
   }, 120_000);
 });

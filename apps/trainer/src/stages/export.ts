@@ -58,13 +58,13 @@ export async function runExportStage(args: StageArgs<StageOf<'export'>>): Promis
       }
       const masked = dense(applyMask(mask, tensor(v, shape)).data as Float32Array, shape);
       const p = ctx.pattern;
-      // N:M when every group holds at most N; otherwise the smaller of bitmask and CSR, or dense when
-      // neither is smaller than it
-      if (p && shape[1]! % p.m === 0 && isNM(mask, { n: p.n, m: p.m }).valid) entries[k] = toNM(masked, { n: p.n, m: p.m });
-      else {
-        const options = [toBitmask(masked), toCSR(masked)].sort((a, b) => layoutByteLength(a) - layoutByteLength(b));
-        entries[k] = layoutByteLength(options[0]!) < masked.data.byteLength ? options[0]! : masked;
-      }
+      // the smallest of N:M (when every group holds at most N), bitmask and CSR, or dense when none
+      // is smaller than it (ties keep the earlier: dense, then N:M). N:M is not always the smallest:
+      // 4:8 stores 3 index bits per kept value, 1.5 bits per weight against the bitmask's 1
+      const options: SafetensorsInput[] = [toBitmask(masked), toCSR(masked)];
+      if (p && shape[1]! % p.m === 0 && isNM(mask, { n: p.n, m: p.m }).valid) options.unshift(toNM(masked, { n: p.n, m: p.m }));
+      const size = (t: SafetensorsInput) => (isSparseLayout(t) ? layoutByteLength(t) : (t as Tensor).data.byteLength);
+      entries[k] = options.reduce((best, t) => (size(t) < size(best) ? t : best), masked as SafetensorsInput);
       if (isSparseLayout(entries[k])) layouts++;
     }
     const path = join(dir, 'model.compressed.safetensors');
