@@ -12,6 +12,8 @@ export type {
   CholeskyF64Args,
   CholeskyF64Kernel,
   CholeskyFailure,
+  ColumnMomentsF32Args,
+  ColumnMomentsF32Kernel,
   CSRPattern,
   GemmArgs,
   GemmKernel,
@@ -25,6 +27,8 @@ export type {
   MaskedAdamKernel,
   MaskedSGDArgs,
   MaskedSGDKernel,
+  RowTopKScaledAbsArgs,
+  RowTopKScaledAbsKernel,
   SddmmCSRArgs,
   SddmmCSRKernel,
   SpmmBlockArgs,
@@ -44,12 +48,14 @@ export {
   validateBlockSparseAttentionArgs,
   validateBlockSparseAttentionBackwardArgs,
   validateCholeskyF64Args,
+  validateColumnMomentsF32Args,
   validateGemmArgs,
   validateGemvSparseInputArgs,
   validateLinearCSRArgs,
   validateLinearCSRGradInputArgs,
   validateMaskedAdamArgs,
   validateMaskedSGDArgs,
+  validateRowTopKScaledAbsArgs,
   validateSddmmCSRArgs,
   validateSpmmBlockArgs,
   validateSpmmCSRArgs,
@@ -71,6 +77,8 @@ export {
 export type { KernelConfig, KernelInfo, KernelName, KernelSignatures } from './registry.js';
 export { gemmReference } from './reference/gemm.js';
 export { choleskyF64Reference, triangularInverseF64Reference } from './reference/linalg.js';
+export { columnMomentsF32Reference } from './reference/column-moments.js';
+export { rowTopKScaledAbsReference } from './reference/row-topk.js';
 export { spmmCSRReference } from './reference/spmm-csr.js';
 export { spmmNMReference } from './reference/spmm-nm.js';
 export { spmmBlockReference } from './reference/spmm-block.js';

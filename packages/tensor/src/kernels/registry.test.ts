@@ -41,6 +41,7 @@ describe('kernel registry', () => {
       { name: 'blockSparseAttention', backend: 'reference', priority: 0 },
       { name: 'blockSparseAttentionBackward', backend: 'reference', priority: 0 },
       { name: 'choleskyF64', backend: 'reference', priority: 0 },
+      { name: 'columnMomentsF32', backend: 'reference', priority: 0 },
       { name: 'denseAttention', backend: 'reference', priority: 0 },
       { name: 'gemm', backend: 'reference', priority: 0 },
       { name: 'gemvSparseInput', backend: 'reference', priority: 0 },
@@ -48,6 +49,7 @@ describe('kernel registry', () => {
       { name: 'linearCSRGradInput', backend: 'reference', priority: 0 },
       { name: 'maskedAdam', backend: 'reference', priority: 0 },
       { name: 'maskedSGD', backend: 'reference', priority: 0 },
+      { name: 'rowTopKScaledAbs', backend: 'reference', priority: 0 },
       { name: 'sddmmCSR', backend: 'reference', priority: 0 },
       { name: 'spmmBlock', backend: 'reference', priority: 0 },
       { name: 'spmmCSR', backend: 'reference', priority: 0 },
@@ -100,7 +102,7 @@ describe('kernel registry', () => {
   it('throws KernelError naming what is registered', () => {
     expect(() => getKernel('gemm', 'cuda')).toThrow(KernelError);
     expect(() => getKernel('gemm', 'cuda')).toThrow(/no kernel "gemm" for backend "cuda"; registered backends for gemm: reference/);
-    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: attentionBitmapKV, blockSparseAttention, blockSparseAttentionBackward, choleskyF64, denseAttention, gemm, gemvSparseInput, linearCSR, linearCSRGradInput, maskedAdam, maskedSGD, sddmmCSR, spmmBlock, spmmCSR, spmmNM, triangularInverseF64/);
+    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: attentionBitmapKV, blockSparseAttention, blockSparseAttentionBackward, choleskyF64, columnMomentsF32, denseAttention, gemm, gemvSparseInput, linearCSR, linearCSRGradInput, maskedAdam, maskedSGD, rowTopKScaledAbs, sddmmCSR, spmmBlock, spmmCSR, spmmNM, triangularInverseF64/);
     expect(hasKernel('gemm')).toBe(true);
     expect(hasKernel('gemm', 'cuda')).toBe(false);
   });

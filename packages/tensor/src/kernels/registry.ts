@@ -7,6 +7,8 @@ import {
 } from './reference/attention.js';
 import { gemmReference } from './reference/gemm.js';
 import { choleskyF64Reference, triangularInverseF64Reference } from './reference/linalg.js';
+import { columnMomentsF32Reference } from './reference/column-moments.js';
+import { rowTopKScaledAbsReference } from './reference/row-topk.js';
 import { gemvSparseInputReference } from './reference/gemv-sparse-input.js';
 import { linearCSRGradInputReference, linearCSRReference, sddmmCSRReference } from './reference/linear-csr.js';
 import { maskedAdamReference, maskedSGDReference } from './reference/optimizers.js';
@@ -19,12 +21,14 @@ import type {
   BlockSparseAttentionBackwardKernel,
   BlockSparseAttentionKernel,
   CholeskyF64Kernel,
+  ColumnMomentsF32Kernel,
   GemmKernel,
   GemvSparseInputKernel,
   LinearCSRGradInputKernel,
   LinearCSRKernel,
   MaskedAdamKernel,
   MaskedSGDKernel,
+  RowTopKScaledAbsKernel,
   SddmmCSRKernel,
   SpmmBlockKernel,
   SpmmCSRKernel,
@@ -57,6 +61,8 @@ export interface KernelSignatures {
   maskedSGD: MaskedSGDKernel;
   choleskyF64: CholeskyF64Kernel;
   triangularInverseF64: TriangularInverseF64Kernel;
+  columnMomentsF32: ColumnMomentsF32Kernel;
+  rowTopKScaledAbs: RowTopKScaledAbsKernel;
 }
 
 export type KernelName = keyof KernelSignatures & string;
@@ -216,6 +222,8 @@ export const referenceKernels: readonly KernelConfig[] = [
   { name: 'maskedSGD', backend: REFERENCE_BACKEND, priority: 0, fn: maskedSGDReference },
   { name: 'choleskyF64', backend: REFERENCE_BACKEND, priority: 0, fn: choleskyF64Reference },
   { name: 'triangularInverseF64', backend: REFERENCE_BACKEND, priority: 0, fn: triangularInverseF64Reference },
+  { name: 'columnMomentsF32', backend: REFERENCE_BACKEND, priority: 0, fn: columnMomentsF32Reference },
+  { name: 'rowTopKScaledAbs', backend: REFERENCE_BACKEND, priority: 0, fn: rowTopKScaledAbsReference },
 ] as KernelConfig[];
 
 /** Registers (or re-registers) every reference kernel. */

@@ -406,3 +406,51 @@ export type BlockSparseAttentionBackwardKernel = (args: BlockSparseAttentionBack
 export type AttentionBitmapKVKernel = (args: AttentionBitmapKVArgs) => void;
 export type MaskedAdamKernel = (args: MaskedAdamArgs) => void;
 export type MaskedSGDKernel = (args: MaskedSGDArgs) => void;
+
+/**
+ * Per-column moments of one batch X [rows, cols] (float32, row-major at (xOffset, ldx)), accumulated in
+ * float64 with the rows in increasing order: sumSquares[j] += Σ_i x_ij², mean[j] = (Σ_i x_ij) / rows and
+ * m2[j] = Σ_i (x_ij - mean[j])². Nothing is written when rows is 0 or when an entry of X is not finite.
+ */
+export interface ColumnMomentsF32Args {
+  rows: number;
+  cols: number;
+  x: Float32Array;
+  xOffset: number;
+  ldx: number;
+  /** [cols], added into. */
+  sumSquares: Float64Array;
+  /** [cols], overwritten with the batch mean. */
+  mean: Float64Array;
+  /** [cols], overwritten with the batch's sum of squared deviations from its mean. */
+  m2: Float64Array;
+}
+
+/**
+ * Per-row top-k of scaled magnitudes (Wanda's selection): in every row i of the float32 [rows, cols] matrix
+ * w, the k entries with the largest score |w_ij| * scale_j (computed in float64) are kept, ties going to
+ * the lower column. The mask bit i * cols + j (32 to a word, lowest bit first) is set for a kept entry and
+ * cleared otherwise, as are the bits past rows * cols in the last word; `out`, when given, receives w_ij
+ * for kept entries and 0 for the others (it may be w itself, same offset and leading dimension).
+ */
+export interface RowTopKScaledAbsArgs {
+  rows: number;
+  cols: number;
+  w: Float32Array;
+  wOffset: number;
+  ldw: number;
+  /** [cols]: finite and non-negative. */
+  scale: Float64Array;
+  /** Entries kept in every row, 0..cols. */
+  k: number;
+  /** ceil(rows * cols / 32) words. */
+  mask: Uint32Array;
+  out?: Float32Array;
+  outOffset?: number;
+  ldo?: number;
+}
+
+/** Returns -1, or the lowest flat index t * cols + j of an entry of X that is not finite (nothing written then). */
+export type ColumnMomentsF32Kernel = (args: ColumnMomentsF32Args) => number;
+/** Returns -1, or the lowest flat index i * cols + j of a weight that is not finite (mask and out are then unspecified). */
+export type RowTopKScaledAbsKernel = (args: RowTopKScaledAbsArgs) => number;

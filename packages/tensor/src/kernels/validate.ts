@@ -9,6 +9,7 @@ import type {
   AttentionBitmapKVArgs,
   CholeskyF64Args,
   BlockSparseAttentionArgs,
+  ColumnMomentsF32Args,
   BlockSparseAttentionBackwardArgs,
   CSRPattern,
   GemmArgs,
@@ -17,6 +18,7 @@ import type {
   LinearCSRGradInputArgs,
   MaskedAdamArgs,
   MaskedSGDArgs,
+  RowTopKScaledAbsArgs,
   SddmmCSRArgs,
   SpmmBlockArgs,
   SpmmCSRArgs,
@@ -792,4 +794,97 @@ export function validateTriangularInverseF64Args(args: TriangularInverseF64Args)
       throw new ArgumentError(`${k}: x overlaps l (they share memory); pass separate arrays, or the same array, offset and leading dimension to invert in place`);
     }
   }
+}
+
+/** Byte range [start, end) of elements [e0, e1) of a typed array. */
+function byteRange(a: ArrayBufferView & { BYTES_PER_ELEMENT: number }, e0: number, e1: number): [number, number] {
+  return [a.byteOffset + e0 * a.BYTES_PER_ELEMENT, a.byteOffset + e1 * a.BYTES_PER_ELEMENT];
+}
+
+type Span = [string, ArrayBufferView & { BYTES_PER_ELEMENT: number }, number, number];
+
+/** Throws ArgumentError when two of the element spans (name, array, first, end) share memory. */
+function checkApart(kernel: string, spans: Span[]): void {
+  for (let i = 0; i < spans.length; i++) {
+    const [an, a, a0, a1] = spans[i]!;
+    if (a1 <= a0) continue;
+    const [ab0, ab1] = byteRange(a, a0, a1);
+    for (let j = i + 1; j < spans.length; j++) {
+      const [bn, b, b0, b1] = spans[j]!;
+      if (b1 <= b0 || a.buffer !== b.buffer) continue;
+      const [bb0, bb1] = byteRange(b, b0, b1);
+      if (ab0 < bb1 && bb0 < ab1) throw new ArgumentError(`${kernel}: ${an} overlaps ${bn} (they share memory); pass separate arrays`);
+    }
+  }
+}
+
+function checkVector64(kernel: string, name: string, value: unknown, length: number): asserts value is Float64Array {
+  checkFloat64(kernel, name, value);
+  if (value.length < length) throw new ShapeError(`${kernel}: ${name} has length ${value.length} but cols is ${length}`);
+}
+
+/** Validates columnMomentsF32 arguments (the three float64 outputs must not share memory with each other). */
+export function validateColumnMomentsF32Args(args: ColumnMomentsF32Args): void {
+  const k = 'columnMomentsF32';
+  checkArgsObject(k, args);
+  checkDim(k, 'rows', args.rows);
+  checkDim(k, 'cols', args.cols);
+  checkFloat32(k, 'x', args.x);
+  checkOffset(k, 'xOffset', args.xOffset);
+  checkLeadingDim(k, 'ldx', args.ldx, args.cols, 'x is [rows, cols]');
+  checkExtent(k, 'x', args.x, args.xOffset, args.ldx, args.rows, args.cols);
+  checkVector64(k, 'sumSquares', args.sumSquares, args.cols);
+  checkVector64(k, 'mean', args.mean, args.cols);
+  checkVector64(k, 'm2', args.m2, args.cols);
+  checkApart(k, [
+    ['sumSquares', args.sumSquares, 0, args.cols],
+    ['mean', args.mean, 0, args.cols],
+    ['m2', args.m2, 0, args.cols],
+  ]);
+}
+
+/**
+ * Validates rowTopKScaledAbs arguments: scale finite and non-negative, k in [0, cols], the mask long
+ * enough, out either w itself (same array, offset and leading dimension) or apart from w, and the mask
+ * apart from both. Returns out's offset and leading dimension with their defaults (0, max(1, cols)) filled in.
+ */
+export function validateRowTopKScaledAbsArgs(args: RowTopKScaledAbsArgs): { outOffset: number; ldo: number } {
+  const k = 'rowTopKScaledAbs';
+  checkArgsObject(k, args);
+  checkDim(k, 'rows', args.rows);
+  checkDim(k, 'cols', args.cols);
+  const { rows, cols } = args;
+  checkFloat32(k, 'w', args.w);
+  checkOffset(k, 'wOffset', args.wOffset);
+  checkLeadingDim(k, 'ldw', args.ldw, cols, 'w is [rows, cols]');
+  checkExtent(k, 'w', args.w, args.wOffset, args.ldw, rows, cols);
+  checkVector64(k, 'scale', args.scale, cols);
+  for (let j = 0; j < cols; j++) {
+    const v = args.scale[j]!;
+    if (!(v >= 0) || v === Infinity) throw new ArgumentError(`${k}: scale[${j}] is ${v}; it must be finite and non-negative`);
+  }
+  if (!Number.isInteger(args.k) || args.k < 0 || args.k > cols) throw new ArgumentError(`${k}: k must be an integer in [0, cols = ${cols}], got ${describe(args.k)}`);
+  if (!(args.mask instanceof Uint32Array)) throw new DTypeError(`${k}: mask must be a Uint32Array, got ${describe(args.mask)}`);
+  const words = Math.ceil((rows * cols) / 32);
+  if (args.mask.length < words) throw new ShapeError(`${k}: mask has ${args.mask.length} words but [${rows}, ${cols}] needs ${words}`);
+  const [w0, w1] = extent(args.wOffset, args.ldw, rows, cols);
+  const spans: Span[] = [['mask', args.mask, 0, words], ['w', args.w, w0, w1]];
+  let outOffset = 0;
+  let ldo = Math.max(1, cols);
+  if (args.out !== undefined) {
+    checkFloat32(k, 'out', args.out);
+    outOffset = args.outOffset ?? 0;
+    ldo = args.ldo ?? Math.max(1, cols);
+    checkOffset(k, 'outOffset', outOffset);
+    checkLeadingDim(k, 'ldo', ldo, cols, 'out is [rows, cols]');
+    checkExtent(k, 'out', args.out, outOffset, ldo, rows, cols);
+    const [o0, o1] = extent(outOffset, ldo, rows, cols);
+    const inPlace = args.out.buffer === args.w.buffer && byteRange(args.out, outOffset, outOffset)[0] === byteRange(args.w, args.wOffset, args.wOffset)[0] && ldo === args.ldw;
+    if (inPlace) checkApart(k, [['mask', args.mask, 0, words], ['out', args.out, o0, o1]]);
+    else spans.push(['out', args.out, o0, o1]);
+  } else if (args.outOffset !== undefined || args.ldo !== undefined) {
+    throw new ArgumentError(`${k}: outOffset and ldo need an out array`);
+  }
+  checkApart(k, spans);
+  return { outOffset, ldo };
 }
