@@ -1,0 +1,1 @@
+export * from './tensor-core-24.js';
