@@ -2,7 +2,7 @@
 // (steps, batch, ...); `method` and `config` name a registered method and its config, which the
 // method's own schema validates (see methods.ts).
 
-import { SUPPORT_CRITERIA } from '@sparse/lora-variants';
+import { istConfigSchema, SUPPORT_CRITERIA } from '@sparse/lora-variants';
 import { z } from 'zod';
 
 export const STAGE_KINDS = ['pretrain', 'calibrate', 'prune', 'train', 'adapt', 'distill', 'activation', 'attention', 'evaluate', 'export', 'report'] as const;
@@ -157,6 +157,13 @@ export const stageSchemas = {
     /** Calibration batches (of `batch` windows, from the stage's `data`) the support scores average over. */
     supportBatches: posInt.default(8),
     densityLoss: densityLossField,
+    /**
+     * IST layer sampling (Yao et al. 2024) for the LoRA-family methods (the adapter variants): each step
+     * only the adapters of the transformer blocks drawn by learned importance are trained, and every
+     * `every` steps the scores learn from suppression probes. The same fields as sft's `config.ist`
+     * (`sft` takes it there; the zeroth-order and diff-pruning methods have no per-layer adapters).
+     */
+    ist: istConfigSchema.optional(),
     ...trainingFields({ steps: 200, lr: 1e-2 }),
   }),
   distill: z.strictObject({

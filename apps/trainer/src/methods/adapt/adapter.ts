@@ -1,6 +1,17 @@
 // adapt methods from @sparse/lora-variants: every adapter variant with a tfjs form. The stage attaches
 // the adapter to the targeted linear layers, trains only its tensors (ΔW through each base mask unless
 // densify, so the trained function is the merged one), saves it in the PEFT layout, and merges it.
+//
+// The stage field `ist` is IST (Yao et al. 2024, "Layer-wise Importance Matters: Less Memory for Better
+// Performance in PEFT of LLMs") as the paper does it, on the adapters: the layers are the transformer
+// blocks; each step only the adapter tensors of the blocks drawn by importance are trained (the only
+// variables the gradient is taken for, so the other blocks' adapter gradients are never computed; their
+// values and Adam moments stay as they are, and Adam's bias correction counts each tensor's own updates,
+// as PyTorch's per-parameter step does); after every ist.every steps the scores learn from suppression
+// probes: the loss of one batch from its own seeded stream with each probed set's adapter contribution
+// (ΔW, a bias change, or a bottleneck's output term) scaled by ist.suppression, without gradients and
+// with adapter.training off. Scores, the probe stream and the last step's blocks ride in the stage state
+// (see ./ist.ts). Differs from the paper: with fewer distinct probe sets than ist.probes each is probed once.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -26,6 +37,7 @@ import { optimize } from '../../stages/optimize.js';
 import { densityChange, mlpDensity, withDensityLoss } from '../activation/density-loss.js';
 import type { NamedAdam } from '../../train/adam.js';
 import type { StageIssue, TrainerMethod } from '../types.js';
+import { adapterIST } from './ist.js';
 
 const wrapped = new WeakMap<AdapterVariant<never>, TrainerMethod<'adapt'>>();
 
@@ -36,7 +48,8 @@ export function adapterMethod(variant: AdapterVariant<never>): TrainerMethod<'ad
     m = {
       kind: 'adapt',
       name: variant.name,
-      describe: variant.describe,
+      // the paper and differs are the variant's own (IST is a stage field, its departure in the README)
+      describe: `${variant.describe} (stage field ist: IST layer sampling, Yao et al. 2024)`,
       paper: variant.paper,
       differs: variant.differs,
       schema: variant.schema,
@@ -255,7 +268,9 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   if (ctx.adapter && ctx.adapter.stage !== index) throw new Error(`${label}: the adapter of '${ctx.adapter.label}' is still attached (merge it first)`);
   if (!ctx.adapter) attachStageAdapter(ctx, stage, index, label);
   const adapter = ctx.adapter!.model;
-  const variables = new Map<string, tf.Variable>(adapter.trainableVariables().map((v, k) => [`adapter/${k}`, v]));
+  const all = new Map<string, tf.Variable>(adapter.trainableVariables().map((v, k) => [`adapter/${k}`, v]));
+  // with IST the optimizer's map holds only the drawn blocks' variables, refilled before each step
+  const variables = stage.ist ? new Map(all) : all;
   const report = adapter.trainableReport();
   ctx.log.say(`${label}: ${stage.method} on ${report.layers.length} layers, ${report.trainable.toLocaleString('en-US')} trainable parameters (${(report.fraction * 100).toFixed(2)}% of the adapted weights)`);
   const density = stage.densityLoss ? withDensityLoss(ctx.hooks(), stage.densityLoss) : undefined;
@@ -263,7 +278,18 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   const before = stage.densityLoss ? mlpDensity(ctx, index) : undefined;
   adapter.training = true;
   // the variant's own lifecycle in training (schedules, re-selection, counters), from its tfjs form
-  const training = adapterTraining(args, variant, variables);
+  const training = adapterTraining(args, variant, all);
+  const ist = stage.ist ? adapterIST(args, stage.ist, all, variables) : undefined;
+  // IST's Adam bookkeeping before the variant's hooks (which may reset a key), its draw after them
+  const beforeStep =
+    ist && training.beforeStep
+      ? (step: number, optimizer: NamedAdam) => {
+          ist.beforeStep(step, optimizer, () => training.beforeStep!(step, optimizer));
+        }
+      : ist
+        ? (step: number, optimizer: NamedAdam) => ist.beforeStep(step, optimizer)
+        : training.beforeStep;
+  const stageState = ist ? () => ({ ...(training.stageState?.() ?? {}), ist: ist.state() }) : training.stageState;
   const r = await optimize(args, stage, {
     variables,
     loss: (ids, targets) => {
@@ -272,9 +298,9 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
       const extra = training.loss?.();
       return extra === undefined ? task : (tf.add(task, extra) as tf.Scalar);
     },
-    ...(training.beforeStep ? { beforeStep: training.beforeStep } : {}),
+    ...(beforeStep ? { beforeStep } : {}),
     ...(training.gradient ? { gradTransform: training.gradient } : {}),
-    ...(training.stageState ? { stageState: training.stageState } : {}),
+    ...(stageState ? { stageState } : {}),
   });
   const trainingSummary = training.finish();
   adapter.training = false;
@@ -318,7 +344,7 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
     }
     ctx.adapter = undefined;
   }
-  return { summary: `${stage.method}, ${report.trainable} trainable${trainingSummary ? `, ${trainingSummary}` : ''}${densityNote}, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}${stage.merge ? `, merged${stage.densify ? ' (densified)' : ' through the masks'}` : ''}${saved}` };
+  return { summary: `${stage.method}, ${report.trainable} trainable${ist ? `, IST (${ist.perStep} of ${ist.blocks} blocks per step)` : ''}${trainingSummary ? `, ${trainingSummary}` : ''}${densityNote}, final loss ${r.losses.at(-1)?.toFixed(4) ?? '-'}${stage.merge ? `, merged${stage.densify ? ' (densified)' : ' through the masks'}` : ''}${saved}` };
 }
 
 /** Written beside each adapter folder's files: which file is which. */

@@ -24,6 +24,7 @@ import type { StageOf } from '../../recipe/schema.js';
 import { assignValues, coreOf, exportNameOf, selectLinears, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
 import type { TrainerMethod } from '../types.js';
+import { NO_ADAPTERS_FOR_IST, refuseStageIST } from './ist.js';
 
 type Stage = StageOf<'adapt'>;
 
@@ -40,6 +41,7 @@ export const diffPruningMethod: TrainerMethod<'adapt'> = {
   from: '@sparse/lora-variants',
   sparseDelta: true,
   run: runDiffPruningStage,
+  checkStage: (stage) => refuseStageIST(stage, NO_ADAPTERS_FOR_IST),
 };
 
 async function runDiffPruningStage(args: StageArgs<Stage>): Promise<StageOutcome> {

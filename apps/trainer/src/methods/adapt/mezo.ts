@@ -16,6 +16,7 @@ import { selectLinears, stageRng, type StageArgs, type StageOutcome } from '../.
 import { optimize } from '../../stages/optimize.js';
 import type { TrainerMethod } from '../types.js';
 import { supportScores } from './adapter.js';
+import { NO_ADAPTERS_FOR_IST, refuseStageIST } from './ist.js';
 
 type Stage = StageOf<'adapt'>;
 
@@ -28,6 +29,7 @@ export const mezoMethod: TrainerMethod<'adapt'> = {
   schema: mezoConfigSchema,
   from: '@sparse/lora-variants',
   run: (args) => runMeZOStage(args, 'dense'),
+  checkStage: (stage) => refuseStageIST(stage, NO_ADAPTERS_FOR_IST),
 };
 
 export const sparseMeZOMethod: TrainerMethod<'adapt'> = {
@@ -41,6 +43,7 @@ export const sparseMeZOMethod: TrainerMethod<'adapt'> = {
   schema: sparseMeZOConfigSchema,
   from: '@sparse/lora-variants',
   run: (args) => runMeZOStage(args, 'sparse'),
+  checkStage: (stage) => refuseStageIST(stage, NO_ADAPTERS_FOR_IST),
 };
 
 export const sensitiveMeZOMethod: TrainerMethod<'adapt'> = {
@@ -54,6 +57,7 @@ export const sensitiveMeZOMethod: TrainerMethod<'adapt'> = {
   schema: sensitiveMeZOConfigSchema,
   from: '@sparse/lora-variants',
   run: (args) => runMeZOStage(args, 'sensitive'),
+  checkStage: (stage) => refuseStageIST(stage, NO_ADAPTERS_FOR_IST),
 };
 
 type Mode = 'dense' | 'sparse' | 'sensitive';

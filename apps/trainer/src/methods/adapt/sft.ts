@@ -28,13 +28,14 @@
 // step only the deltas of the blocks drawn by importance move (the others keep their values and Adam
 // state), and after every ist.every steps the scores learn from suppression probes: the loss of one batch
 // drawn aside (its own seeded stream) with the deltas of each probed set of blocks scaled by
-// ist.suppression. Scores, both streams and the last step's blocks ride in the stage state. Differs from
-// the paper: its PEFT modules are LoRA-style adapters, here they are the sparse deltas (the suppression
-// scales Δ); and when fewer distinct probe sets exist than ist.probes, each is probed once.
+// ist.suppression. Scores, both streams and the last step's blocks ride in the stage state (istSampler of
+// ./ist.ts, shared with the LoRA-family stages). Differs from the paper: its PEFT modules are LoRA-style
+// adapters, here they are the sparse deltas (the suppression scales Δ; the LoRA-family stages' `ist` field
+// samples adapters, as the paper); and when fewer distinct probe sets exist than ist.probes, each is probed once.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { composeSparseDeltas, LayerImportance, lotteryTicketSupports, sftConfigSchema, type LayerImportanceState, type SFTConfig, type SparseDelta } from '@sparse/lora-variants';
+import { composeSparseDeltas, lotteryTicketSupports, sftConfigSchema, type SFTConfig, type SparseDelta } from '@sparse/lora-variants';
 import { loadSparseDeltas, saveSparseDeltas } from '@sparse/lora-variants/node';
 import { SparseFineTuner, type SparseFineTunerState } from '@sparse/lora-variants/tfjs';
 import { isKept, maskIndices } from '@sparse/masks';
@@ -42,30 +43,31 @@ import { Random } from '@sparse/tensor';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LinearInfo } from '../../model/types.js';
 import type { StageOf } from '../../recipe/schema.js';
-import { sampleBatch } from '../../data/dataset.js';
-import { exportNameOf, selectLinears, stageLabel, windowLength, type StageArgs, type StageOutcome } from '../../stages/common.js';
+import { exportNameOf, selectLinears, stageLabel, type StageArgs, type StageOutcome } from '../../stages/common.js';
 import { optimize } from '../../stages/optimize.js';
 import { lrAt } from '../../train/steps.js';
 import { findMethod, methodsOf } from '../registry.js';
 import type { TrainerMethod } from '../types.js';
 import { supportScores } from './adapter.js';
+import { istSampler, refuseStageIST, type ProbeLoss } from './ist.js';
 
 type Stage = StageOf<'adapt'>;
 
 export const sftMethod: TrainerMethod<'adapt'> = {
   kind: 'adapt',
   name: 'sft',
-  describe: 'sparse fine-tuning: a delta stored as indices + values, Adam state only for them, its support random or chosen by supportScores (magnitude, fisher, gradient as SAFT, sensitivity as SNIP/Taylor, principal as LIFT), optional drop-and-regrow; lottery: LT-SFT (Ansell et al. 2022: full fine-tune, keep the top |Δ|, rewind, masked retrain; differs: only the targeted linear weights, inside the base mask, no L1 penalty); compose: adds earlier stages\' deltas first (θ + Δ_lang + Δ_task); ist: IST layer sampling by learned block importance (Yao et al. 2024; differs: the suppressed modules are the sparse deltas) (@sparse/lora-variants)',
+  describe: 'sparse fine-tuning: a delta stored as indices + values, Adam state only for them, its support random or chosen by supportScores (magnitude, fisher, gradient as SAFT, sensitivity as SNIP/Taylor, principal as LIFT), optional drop-and-regrow; lottery: LT-SFT (Ansell et al. 2022: full fine-tune, keep the top |Δ|, rewind, masked retrain; differs: only the targeted linear weights, inside the base mask, no L1 penalty); compose: adds earlier stages\' deltas first (θ + Δ_lang + Δ_task); ist: IST layer sampling by learned block importance (Yao et al. 2024; differs: the suppressed modules are the sparse deltas; the LoRA-family methods take IST on their adapters, as the paper, in the stage field ist) (@sparse/lora-variants)',
   paper: 'Ansell et al. 2024, Scaling Sparse Fine-Tuning to Large Language Models (SpIEL-style); lottery: Ansell et al. 2022, Composable Sparse Fine-Tuning for Cross-Lingual Transfer (LT-SFT); ist: Yao et al. 2024, Layer-wise Importance Matters: Less Memory for Better Performance in PEFT of LLMs (IST)',
   differs: [
     'lottery: only the targeted linear weights are fine-tuned (the paper\'s full phase moves every parameter but embeddings and layer norms), the full phase stays inside the base mask, no L1 penalty on Δ and no gradient clipping',
     'compose: one corpus per \'language\', so the language delta composed is the one the task delta was trained over (the paper swaps in the target language\'s delta)',
-    'ist: the per-layer modules are the sparse deltas rather than LoRA adapters; with fewer distinct probe sets than `probes` each is probed once',
+    'ist: the per-layer modules are the sparse deltas rather than LoRA adapters (the LoRA-family methods\' stage field ist samples adapters, as the paper); with fewer distinct probe sets than `probes` each is probed once',
   ],
   schema: sftConfigSchema,
   from: '@sparse/lora-variants',
   sparseDelta: true,
   run: runSFTStage,
+  checkStage: (stage) => refuseStageIST(stage, 'takes IST as config.ist (its per-layer modules are the sparse deltas); the stage field ist is for the LoRA-family adapter methods'),
 };
 
 /**
@@ -148,59 +150,6 @@ async function applyComposed(args: StageArgs<Stage>, names: readonly string[]): 
   return `${names.map((n) => `'${n}'`).join(' + ')}: ${entries.toLocaleString('en-US')} entries of ${byWeight.size} weights`;
 }
 
-/** What a checkpoint inside an IST stage carries. */
-interface ISTState {
-  importance: LayerImportanceState;
-  probe: ReturnType<Random['state']>;
-  /** The blocks the last step updated. */
-  updated: number[];
-}
-
-/**
- * IST over the transformer blocks of the targeted layers: `beforeStep` learns from suppression probes when
- * one is due, then draws the blocks this step updates and returns their layers' names.
- */
-function istSetup(args: StageArgs<Stage>, layers: LinearInfo[]) {
-  const { ctx, stage, index, label } = args;
-  const cfg = (stage.config as SFTConfig).ist!;
-  const blocks = [...new Set(layers.map((l) => l.block))].sort((a, b) => a - b);
-  const root = new Random(ctx.recipe.seed).fork(`stage-${index}`);
-  const importance = new LayerImportance(blocks.length, cfg, root.fork('ist'));
-  let probe = root.fork('ist-probe');
-  let updated: number[] = [];
-  const saved = args.resume?.stageState?.ist as ISTState | undefined;
-  if (saved) {
-    importance.load(saved.importance);
-    probe = Random.fromState(saved.probe);
-    updated = saved.updated;
-  }
-  const data = (stage.data === 'shifted' ? ctx.data.shifted() : ctx.data.main).train;
-  const len = windowLength(args, data);
-  const namesIn = (set: readonly number[]) => new Set(layers.filter((l) => set.includes(blocks.indexOf(l.block))).map((l) => l.name));
-  ctx.log.say(`${label}: IST over ${blocks.length} blocks: ${importance.updated} updated per step, scores learned every ${cfg.every} steps from ${cfg.probes} probes suppressing ${importance.suppressed}`);
-  return {
-    beforeStep(step: number, tuner: SparseFineTuner): ReadonlySet<string> {
-      if (importance.learnsBefore(step)) {
-        const sets = importance.sampleProbes();
-        const b = sampleBatch(data, stage.batch, len, probe);
-        const losses = sets.map((set) => {
-          const suppressed = namesIn(set);
-          return tf.tidy(() => {
-            const ws = new Map(Object.keys(tuner.deltas()).map((n) => [n, tuner.effectiveWeight(n, suppressed.has(n) ? cfg.suppression : 1)]));
-            const loss = ctx.model.loss(tf.tensor2d(b.inputs, [b.batch, b.len], 'int32'), tf.tensor2d(b.targets, [b.batch, b.len], 'int32'), { weight: (name, p) => ws.get(name) ?? p });
-            return loss.dataSync()[0]!;
-          });
-        });
-        importance.learn(sets, losses);
-        ctx.log.event({ event: 'ist', stage: index, label, step: step - 1, probes: sets.map((s) => s.map((i) => blocks[i]!)), losses, scores: Array.from(importance.scores) });
-      }
-      updated = importance.sampleUpdate().map((i) => blocks[i]!);
-      return namesIn(updated.map((b) => blocks.indexOf(b)));
-    },
-    state: (): ISTState => ({ importance: importance.state(), probe: probe.state(), updated }),
-  };
-}
-
 /** Where an LT-SFT stage is: training every kept entry, or the ticket after the rewind. */
 type LotteryPhase = 'full' | 'ticket';
 
@@ -239,7 +188,14 @@ async function runSFTStage(args: StageArgs<Stage>): Promise<StageOutcome> {
   }
   if (saved) tuner.load(saved);
   const base = layers.reduce((s, l) => s + l.out * l.in, 0);
-  const ist = cfg.ist ? istSetup(args, layers) : undefined;
+  const ist = cfg.ist ? istSampler(args, layers, cfg.ist) : undefined;
+  // a probe: the loss with the deltas of the suppressed layers scaled by ist.suppression
+  const probeLoss: ProbeLoss = (b, suppressed) =>
+    tf.tidy(() => {
+      const ws = new Map(Object.keys(tuner.deltas()).map((n) => [n, tuner.effectiveWeight(n, suppressed.has(n) ? cfg.ist!.suppression : 1)]));
+      const loss = ctx.model.loss(tf.tensor2d(b.inputs, [b.batch, b.len], 'int32'), tf.tensor2d(b.targets, [b.batch, b.len], 'int32'), { weight: (name, p) => ws.get(name) ?? p });
+      return loss.dataSync()[0]!;
+    });
   const fullSteps = lottery?.steps ?? 0;
   /** LT-SFT: the ticket of the full phase's Δ, then a fresh tuner on it with Δ = 0 (the rewind). */
   const rewind = (step: number) => {
@@ -264,7 +220,7 @@ async function runSFTStage(args: StageArgs<Stage>): Promise<StageOutcome> {
     const { losses } = await optimize(args, { ...stage, steps: fullSteps + stage.steps }, {
       update: async (ids, targets, lr, step) => {
         if (phase === 'full' && step > fullSteps) rewind(step - 1);
-        const only = ist?.beforeStep(step, tuner);
+        const only = ist?.beforeStep(step, probeLoss);
         return { loss: tuner.minimize((ws) => ctx.model.loss(ids, targets, { weight: (name, p) => ws[name] ?? p }), { lr: phaseLr(step, lr), ...(only ? { only } : {}) }) };
       },
       stageState: () => ({ sft: tuner.state(), ...(phase ? { lotteryPhase: phase } : {}), ...(ist ? { ist: ist.state() } : {}) }),
