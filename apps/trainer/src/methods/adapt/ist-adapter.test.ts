@@ -3,7 +3,9 @@
 // Adam moments bit for bit; Adam counts each tensor's own updates (t − since); the logged probe losses
 // equal a forward computed here from the checkpointed factors (W + suppression · scaling · B A on the
 // suppressed block); the scores follow istScoreUpdate; a run stopped at every step resumes exactly; the
-// CLI runs such a recipe; and bad configs are refused naming the field.
+// CLI runs such a recipe; suppression 0 / 1 gives the base / adapted model for weight, bias and output-term
+// adapters; the optimizer's variable map (what the gradient is taken for) holds only the drawn blocks'
+// tensors; every registered adapter variant runs with ist; and bad configs are refused naming the field.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,8 +24,10 @@ import { startRun } from '../../run/runner.js';
 import { cli, metricEvents } from '../../testing/cli.js';
 import { testContext } from '../../testing/context.js';
 import { events, expectSameRun, quiet, runWithStops } from '../../testing/resume.js';
+import { NamedAdam } from '../../train/adam.js';
+import { methodsOf } from '../registry.js';
 import { attachStageAdapter } from './adapter.js';
-import { suppressedHooks } from './ist.js';
+import { adapterIST, suppressedHooks } from './ist.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'sparse-ist-adapter-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -202,6 +206,62 @@ describe('suppressedHooks', () => {
       ctx.model.dispose();
     }
   });
+});
+
+describe('adapterIST', () => {
+  it('hands the optimizer only the drawn blocks\' adapter variables, so the gradient is taken for them alone', async () => {
+    const backend = await chooseBackend();
+    const recipe = resolveRecipe({ seed: 4, model: MODEL, stages: [{ stage: 'adapt', method: 'lora', config: LORA, ist: { update: 0.67, every: 1, probes: 2 }, steps: 3, batch: 2 }] });
+    const ctx = testContext(recipe, MODEL, tmp, backend, 4);
+    try {
+      const stage = recipe.stages[0] as StageOf<'adapt'>;
+      attachStageAdapter(ctx, stage, 0, 'ft');
+      const adapter = ctx.adapter!.model;
+      const all = new Map(adapter.trainableVariables().map((v, k) => [`adapter/${k}`, v]));
+      const variables = new Map(all);
+      const ist = adapterIST({ ctx, stage, index: 0, label: 'ft', checkpoint: async () => {} }, stage.ist!, all, variables);
+      expect([ist.blocks, ist.perStep]).toEqual([3, 2]);
+      const optimizer = new NamedAdam();
+      for (let step = 1; step <= 3; step++) {
+        ist.beforeStep(step, optimizer);
+        const drawn = ist.state().updated;
+        expect(drawn).toHaveLength(2);
+        // exactly the variables of the drawn blocks' layers, under the keys of the full map
+        const expected = Object.keys(adapter.weights).filter((n) => drawn.includes(blockOf(n))).flatMap((n) => Object.values(adapter.layerVariables(n)));
+        expect(new Set(variables.values())).toEqual(new Set(expected));
+        for (const [k, v] of variables) expect(all.get(k)).toBe(v);
+        // the step's update, as the training loop applies it (t advances once per step)
+        const grads = [...variables].map(([key, variable]) => ({ key, variable, grad: tf.zerosLike(variable) }));
+        optimizer.apply(grads, 1e-3);
+        tf.dispose(grads.map((g) => g.grad));
+      }
+      optimizer.dispose();
+    } finally {
+      ctx.adapter?.model.deleteAdapter('ft');
+      ctx.dispose();
+      ctx.model.dispose();
+    }
+  });
+});
+
+describe('every adapter method takes ist', () => {
+  // the variants' defaults, but for SMT's blocks, which must divide this model's [48, 16] weights
+  const configs: Record<string, Record<string, unknown>> = { smt: { blockSize: 8 }, 'sparse-adapter': {} };
+  const adapters = methodsOf('adapt').filter((m) => m.from === '@sparse/lora-variants' && m.sparseDelta !== true && !/mezo/.test(m.name));
+  it('covers the adapter variants', () => expect(adapters.map((m) => m.name)).toEqual(expect.arrayContaining(['lora', 'sqft', 'rosa', 'losia', 'mosa', 'ssf'])));
+  it.each(adapters.map((m) => m.name))('%s: a stage with ist trains and probes', async (method) => {
+    const recipe = resolveRecipe({
+      seed: 1,
+      model: { ...MODEL, layers: 2 },
+      eval: { windows: 2, batch: 2 },
+      stages: [{ stage: 'adapt', method, config: configs[method] ?? {}, ist: { every: 2, update: 0.5, suppress: 0.5 }, steps: 5, batch: 4, lr: 1e-2 }],
+    });
+    const dir = join(tmp, `every-${method}`);
+    await startRun(recipe, { dir, ...quiet });
+    const ist = events(dir).filter((e) => e.event === 'ist') as unknown as ISTEvent[];
+    expect(ist.map((e) => e.step)).toEqual([2, 4]);
+    for (const e of ist) expect(e.losses.every(Number.isFinite)).toBe(true);
+  }, 120_000);
 });
 
 describe('ist in recipes', () => {
