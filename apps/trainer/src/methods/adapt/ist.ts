@@ -166,8 +166,9 @@ export function adapterIST(
   };
   return {
     beforeStep(step, optimizer, variant) {
-      // the keys the last step left out: that step does not count toward their bias correction
-      if (step > 1) {
+      // the keys the last step left out: that step does not count toward their bias correction (none
+      // before the stage's first step, or after a checkpoint that carried no IST state)
+      if (step > 1 && current.size > 0) {
         const since = optimizer.resets();
         const frozen = layers.filter((l) => !current.has(l.name)).flatMap((l) => keysOf.get(l.name)!);
         optimizer.setResets(Object.fromEntries(frozen.map((k) => [k, (since[k] ?? 0) + 1])));
