@@ -47,7 +47,7 @@
   'targets': [
     {
       'target_name': 'sparse_cpu',
-      'sources': ['native/addon.cc', 'native/cpu_features.cc', 'native/gemm.cc', 'native/ops.cc', 'native/spmm.cc', 'native/thread_pool.cc', 'native/elementwise.cc', 'native/sparse_linear.cc', 'native/attention.cc', 'native/linalg.cc', 'native/fused.cc', 'native/fused_adam.cc'],
+      'sources': ['native/addon.cc', 'native/cpu_features.cc', 'native/gemm.cc', 'native/ops.cc', 'native/spmm.cc', 'native/thread_pool.cc', 'native/elementwise.cc', 'native/sparse_linear.cc', 'native/attention.cc', 'native/linalg.cc', 'native/prune_select.cc', 'native/fused.cc', 'native/fused_adam.cc'],
       'include_dirs': ['<(sparse_napi_include)'],
       'defines': [
         'NAPI_VERSION=8',

@@ -18,6 +18,7 @@
 #include "gemm.h"
 #include "linalg.h"
 #include "ops.h"
+#include "prune_select.h"
 #include "sparse_linear.h"
 #include "spmm.h"
 #include "thread_pool.h"
@@ -966,6 +967,79 @@ Napi::Value TriangularInverseF64(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(lowerTriangularInverseF64(n, l0, ldl, x0, ldx)));
 }
 
+// ---- pruning selection (prune_select.h) ----
+
+// columnMomentsF32(rows, cols, X, xOffset, ldx, sumSquares, mean, m2): per-column float64 moments of the
+// float32 batch X; returns -1, or the lowest flat index of a non-finite entry (nothing written then).
+Napi::Value ColumnMomentsF32(const Napi::CallbackInfo& info) {
+  const char* fn = "columnMomentsF32";
+  if (info.Length() != 8) throw Napi::TypeError::New(info.Env(), "columnMomentsF32: expected 8 arguments");
+  const int64_t rows = intArg(info, fn, 0, "rows");
+  const int64_t cols = intArg(info, fn, 1, "cols");
+  const ArrayArg<float> x = f32Arg(info, fn, 2, "X");
+  const int64_t off = intArg(info, fn, 3, "xOffset");
+  const int64_t ldx = intArg(info, fn, 4, "ldx");
+  checkMatrix(info, fn, "X", x.length, off, rows, cols, ldx);
+  const char* names[3] = {"sumSquares", "mean", "m2"};
+  double* outs[3];
+  for (int t = 0; t < 3; ++t) {
+    const ArrayArg<double> a = f64Arg(info, fn, 5 + t, names[t]);
+    if (a.length < cols) throw rangeError(info, fn, std::string(names[t]) + " is shorter than cols");
+    outs[t] = a.data;
+  }
+  for (int t = 0; t < 3; ++t) {
+    for (int u = t + 1; u < 3; ++u) {
+      if (cols > 0 && overlaps(outs[t], outs[t] + cols, outs[u], outs[u] + cols)) {
+        throw rangeError(info, fn, std::string(names[t]) + " overlaps " + names[u]);
+      }
+    }
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(columnMomentsF32(rows, cols, x.data + off, ldx, outs[0], outs[1], outs[2])));
+}
+
+// rowTopKScaledAbs(rows, cols, W, wOffset, ldw, scale, k, mask, out|null, outOffset, ldo): per row, the k
+// largest |w_ij| * scale_j kept (ties to the lower column) in the Uint32Array mask and, when given, in out
+// (W itself or apart from it). Returns -1, or the lowest flat index of a non-finite weight.
+Napi::Value RowTopKScaledAbsFn(const Napi::CallbackInfo& info) {
+  const char* fn = "rowTopKScaledAbs";
+  if (info.Length() != 11) throw Napi::TypeError::New(info.Env(), "rowTopKScaledAbs: expected 11 arguments");
+  const int64_t rows = intArg(info, fn, 0, "rows");
+  const int64_t cols = intArg(info, fn, 1, "cols");
+  const ArrayArg<float> w = f32Arg(info, fn, 2, "W");
+  const int64_t wOff = intArg(info, fn, 3, "wOffset");
+  const int64_t ldw = intArg(info, fn, 4, "ldw");
+  const ArrayArg<double> scale = f64Arg(info, fn, 5, "scale");
+  const int64_t k = intArg(info, fn, 6, "k");
+  const ArrayArg<uint32_t> mask = arrayArg<uint32_t>(info, fn, 7, "mask", napi_uint32_array, "Uint32Array");
+  checkMatrix(info, fn, "W", w.length, wOff, rows, cols, ldw);
+  const double total = static_cast<double>(rows) * static_cast<double>(cols);
+  if (productTooLarge(total)) throw rangeError(info, fn, "rows * cols is too large");
+  const int64_t words = (rows * cols + 31) / 32;
+  if (scale.length < cols) throw rangeError(info, fn, "scale is shorter than cols");
+  if (k > cols) throw rangeError(info, fn, "k is larger than cols");
+  if (mask.length < words) throw rangeError(info, fn, "mask is shorter than ceil(rows * cols / 32) words");
+  for (int64_t j = 0; j < cols; ++j) {
+    if (!(scale.data[j] >= 0) || !std::isfinite(scale.data[j])) throw rangeError(info, fn, "scale must be finite and non-negative");
+  }
+  const float* w0 = w.data + wOff;
+  const float* wEnd = rows > 0 && cols > 0 ? w0 + (rows - 1) * ldw + cols : w0;
+  if (words > 0 && overlaps(mask.data, mask.data + words, w0, wEnd)) throw rangeError(info, fn, "mask overlaps W");
+  float* out = nullptr;
+  int64_t ldo = 1;
+  if (!info[8].IsNull()) {
+    const ArrayArg<float> o = f32Arg(info, fn, 8, "out");
+    const int64_t oOff = intArg(info, fn, 9, "outOffset");
+    ldo = intArg(info, fn, 10, "ldo");
+    checkMatrix(info, fn, "out", o.length, oOff, rows, cols, ldo);
+    out = o.data + oOff;
+    const float* oEnd = rows > 0 && cols > 0 ? out + (rows - 1) * ldo + cols : out;
+    const bool inPlace = out == w0 && ldo == ldw;
+    if (!inPlace && overlaps(out, oEnd, w0, wEnd)) throw rangeError(info, fn, "out overlaps W (pass W itself with ldo = ldw to write in place)");
+    if (words > 0 && overlaps(mask.data, mask.data + words, out, oEnd)) throw rangeError(info, fn, "mask overlaps out");
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(rowTopKScaledAbs(rows, cols, w0, ldw, scale.data, k, mask.data, out, ldo)));
+}
+
 // ---- fused training ops (fused.h) ----
 
 // A Float32Array argument, or nullptr when it is null and `optional`.
@@ -1264,6 +1338,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                            {"attentionBitmapKV", kNarrow},
                            {"choleskyF64", kWide},
                            {"triangularInverseF64", kWide},
+                           {"columnMomentsF32", kPortable},
+                           {"rowTopKScaledAbs", kPortable},
                            {"fusedNormForward", kPortable},
                            {"fusedNormBackward", kPortable},
                            {"fusedActForward", kPortable},
@@ -1333,6 +1409,8 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("sddmmCSR", Napi::Function::New(env, SddmmCsr, "sddmmCSR"));
   exports.Set("choleskyF64", Napi::Function::New(env, CholeskyF64, "choleskyF64"));
   exports.Set("triangularInverseF64", Napi::Function::New(env, TriangularInverseF64, "triangularInverseF64"));
+  exports.Set("columnMomentsF32", Napi::Function::New(env, ColumnMomentsF32, "columnMomentsF32"));
+  exports.Set("rowTopKScaledAbs", Napi::Function::New(env, RowTopKScaledAbsFn, "rowTopKScaledAbs"));
   exports.Set("fusedNormForward", Napi::Function::New(env, FusedNormForwardFn, "fusedNormForward"));
   exports.Set("fusedNormBackward", Napi::Function::New(env, FusedNormBackwardFn, "fusedNormBackward"));
   exports.Set("fusedActForward", Napi::Function::New(env, FusedActForwardFn, "fusedActForward"));

@@ -5,6 +5,7 @@ import { SPARSE_CPU_BACKEND } from './backend-name.js';
 import { gemmKernelFrom } from './gemm.js';
 import { linearCSRGradInputKernelFrom, linearCSRKernelFrom, sddmmCSRKernelFrom } from './linear.js';
 import { choleskyF64KernelFrom, triangularInverseF64KernelFrom } from './linalg-f64.js';
+import { columnMomentsF32KernelFrom, rowTopKScaledAbsKernelFrom } from './prune-select.js';
 import { nativeStatus, warnIfNativeMissing, type NativeAddon } from './native.js';
 import {
   attentionBitmapKVKernelFrom,
@@ -32,6 +33,7 @@ export type {
   NativeAttentionBackward,
   NativeAttentionBitmapKV,
   NativeCholeskyF64,
+  NativeColumnMomentsF32,
   NativeGemm,
   NativeGemmBatched,
   NativeGemvSparseInput,
@@ -41,6 +43,7 @@ export type {
   NativeLoadResult,
   NativeMaskedAdam,
   NativeMaskedSGD,
+  NativeRowTopKScaledAbs,
   NativeSddmmCSR,
   NativeSpmmBlock,
   NativeSpmmCSR,
@@ -61,6 +64,7 @@ export {
 } from './ops.js';
 
 export { choleskyF64KernelFrom, triangularInverseF64KernelFrom } from './linalg-f64.js';
+export { columnMomentsF32KernelFrom, rowTopKScaledAbsKernelFrom } from './prune-select.js';
 export { SPARSE_CPU_BACKEND } from './backend-name.js';
 
 /**
@@ -87,6 +91,8 @@ const KERNEL_FACTORIES: { [K in KernelName]?: (addon: NativeAddon) => KernelConf
   maskedSGD: maskedSGDKernelFrom,
   choleskyF64: choleskyF64KernelFrom,
   triangularInverseF64: triangularInverseF64KernelFrom,
+  columnMomentsF32: columnMomentsF32KernelFrom,
+  rowTopKScaledAbs: rowTopKScaledAbsKernelFrom,
 };
 
 /** The addon function each registry kernel runs on (when its name differs). */

@@ -324,7 +324,27 @@ export interface NativeAddon {
   /** Float64 blocked Cholesky and lower-triangular inverse (the pruners' Hessian factor); present when info().kernels lists them. */
   choleskyF64?: NativeCholeskyF64;
   triangularInverseF64?: NativeTriangularInverseF64;
+  /** Wanda's column statistics and per-row selection (the pruners); present when info().kernels lists them. */
+  columnMomentsF32?: NativeColumnMomentsF32;
+  rowTopKScaledAbs?: NativeRowTopKScaledAbs;
 }
+
+/** columnMomentsF32(rows, cols, X, xOffset, ldx, sumSquares, mean, m2): -1, or the lowest flat index of a non-finite entry. */
+export type NativeColumnMomentsF32 = (rows: number, cols: number, x: Float32Array, xOffset: number, ldx: number, sumSquares: Float64Array, mean: Float64Array, m2: Float64Array) => number;
+/** rowTopKScaledAbs(rows, cols, W, wOffset, ldw, scale, k, mask, out | null, outOffset, ldo): -1, or the lowest flat index of a non-finite weight. */
+export type NativeRowTopKScaledAbs = (
+  rows: number,
+  cols: number,
+  w: Float32Array,
+  wOffset: number,
+  ldw: number,
+  scale: Float64Array,
+  k: number,
+  mask: Uint32Array,
+  out: Float32Array | null,
+  outOffset: number,
+  ldo: number,
+) => number;
 
 /** choleskyF64(n, A, aOffset, lda): in place; null, or the first pivot that is not positive. */
 export type NativeCholeskyF64 = (n: number, a: Float64Array, aOffset: number, lda: number) => { index: number; pivot: number } | null;

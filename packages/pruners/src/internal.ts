@@ -28,25 +28,55 @@ function checkTensorLike(at: string, name: string, t: unknown): asserts t is Ten
   if (v.dtype === 'bool') throw new ArgumentError(`${at}: ${name} must be real-valued, got dtype bool`);
 }
 
+/** "[i, j] is NaN" for flat position k of a [rows, cols] matrix (or "[k] is NaN" when cols is 0). */
+export function entryIs(k: number, cols: number, value: number): string {
+  return cols > 0 ? `[${Math.floor(k / cols)}, ${k % cols}] is ${value}` : `[${k}] is ${value}`;
+}
+
 /** The first non-finite entry as "[i, j] is NaN", or undefined. */
 function firstNonFinite(data: ArrayLike<number>, cols: number): string | undefined {
   for (let k = 0; k < data.length; k++) {
     const x = data[k]!;
-    if (!Number.isFinite(x)) return cols > 0 ? `[${Math.floor(k / cols)}, ${k % cols}] is ${x}` : `[${k}] is ${x}`;
+    if (!Number.isFinite(x)) return entryIs(k, cols, x);
   }
   return undefined;
+}
+
+/** Checks that a weight is a real tensor of rank 2; returns [rows, cols]. */
+function weightShape(at: string, weight: unknown): [number, number] {
+  checkTensorLike(at, 'weight', weight);
+  if (weight.shape.length !== 2) throw new ShapeError(`${at}: weight must be a matrix [out, in], got shape ${shapeString(weight.shape)}`);
+  return weight.shape as [number, number];
 }
 
 /** Copies a rank-2 weight (any real dtype and strides) into float32, rejecting NaN and infinities. */
 export function readWeight(method: string, layer: string, weight: unknown): Matrix {
   const at = where(method, layer);
-  checkTensorLike(at, 'weight', weight);
-  if (weight.shape.length !== 2) throw new ShapeError(`${at}: weight must be a matrix [out, in], got shape ${shapeString(weight.shape)}`);
-  const [rows, cols] = weight.shape as [number, number];
-  const data = cast(weight, 'float32').data;
+  const [rows, cols] = weightShape(at, weight);
+  const data = cast(weight as Tensor, 'float32').data;
   const bad = firstNonFinite(data, cols);
   if (bad !== undefined) throw new ArgumentError(`${at}: weight${bad}; weights must be finite`);
   return { rows, cols, data };
+}
+
+/** A weight's own float32 storage as a row-major matrix at (offset, ld): read only, values not checked. */
+export interface MatrixView extends Matrix {
+  offset: number;
+  ld: number;
+}
+
+/**
+ * A rank-2 weight without a copy when its storage allows it (float32, rows at a positive stride of at least
+ * cols, unit column stride), or undefined (then readWeight copies it). Its values are not checked.
+ */
+export function weightView(method: string, layer: string, weight: unknown): MatrixView | undefined {
+  const [rows, cols] = weightShape(where(method, layer), weight);
+  const t = weight as Tensor;
+  if (t.dtype !== 'float32' || !(t.data instanceof Float32Array) || rows === 0 || cols === 0) return undefined;
+  const ld = rows > 1 ? t.stride[0]! : cols;
+  if ((cols > 1 && t.stride[1] !== 1) || !Number.isSafeInteger(ld) || ld < cols || !Number.isSafeInteger(t.offset) || t.offset < 0) return undefined;
+  if (t.offset + (rows - 1) * ld + cols > t.data.length) return undefined;
+  return { rows, cols, data: t.data, offset: t.offset, ld };
 }
 
 export interface VectorCheck {

@@ -1,4 +1,4 @@
-import { ArgumentError, Random, ShapeError, tensor } from '@sparse/tensor';
+import { ArgumentError, cast, Random, ShapeError, slice, tensor, transpose } from '@sparse/tensor';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { columnMomentsOf, columnNormsOf, correlatedInputs, hessianOf } from '../__fixtures__/layers.js';
@@ -54,6 +54,25 @@ describe('ColumnNormAccumulator', () => {
     expect(Array.from(copy.variances().data)).toEqual(Array.from(acc.variances().data));
     expect(copy.name).toBe('l0.fc1');
     expect(maxRelDiff(acc.norms().data, columnNormsOf(x).data)).toBeLessThan(1e-12);
+  });
+
+  it('reads strided, transposed, float64 and [batch, seq, in] batches as their dense float32 values', () => {
+    const rng = new Random(21);
+    const x = correlatedInputs(rng, 30, 12);
+    const wide = tensor(Float32Array.from({ length: 30 * 15 }, (_, k) => (k % 15 < 12 ? x.data[Math.floor(k / 15) * 12 + (k % 15)]! : NaN)), [30, 15]);
+    const dense = new ColumnNormAccumulator(12).add(x);
+    for (const batch of [slice(wide, null, { start: 0, end: 12 }), transpose(cast(transpose(x), 'float32')), cast(x, 'float64'), tensor(x.data, [5, 6, 12])]) {
+      const acc = new ColumnNormAccumulator(12).add(batch);
+      expect(acc.state()).toEqual(dense.state());
+    }
+    // NaN past the slice's columns is not read; one inside it is named by token and feature.
+    const bad = slice(wide, null, { start: 1, end: 13 });
+    expect(() => new ColumnNormAccumulator(12, { name: 'fc2' }).add(bad)).toThrow(/fc2.*token 0, feature 11 is NaN/);
+    const acc = new ColumnNormAccumulator(12).add(x);
+    const y = tensor(Float32Array.from(x.data, (v, k) => (k === 5 * 12 + 3 ? -Infinity : v)), [30, 12]);
+    expect(() => acc.add(y)).toThrow(/token 5, feature 3 is -Infinity/);
+    // a rejected batch leaves the accumulator as it was
+    expect(acc.state()).toEqual(dense.state());
   });
 
   it('rejects mismatched dimensions and NaN, naming the layer', () => {

@@ -1,9 +1,9 @@
 // Per-input-column statistics of a linear layer's activations, one batch at a time: ||X_j||_2 (Wanda), and
 // the mean and population variance (DSnoT), all accumulated in float64.
 
-import { ArgumentError, tensor, type Tensor } from '@sparse/tensor';
+import { ArgumentError, getKernel, tensor, type Tensor } from '@sparse/tensor';
 import type { LayerStats } from '../types.js';
-import { checkFeatures, layerLabel, readBatch, stateArray, stateCount } from './read.js';
+import { checkFeatures, layerLabel, nonFiniteActivation, readBatch, stateArray, stateCount } from './read.js';
 
 /** A serializable snapshot: typed arrays as they are (or plain arrays after a JSON round trip). */
 export interface ColumnNormState {
@@ -51,27 +51,17 @@ export class ColumnNormAccumulator {
   }
 
   add(x: Tensor): this {
-    const b = readBatch('ColumnNormAccumulator.add', this.name, x, this.features);
+    const where = 'ColumnNormAccumulator.add';
+    const b = readBatch(where, this.name, x, this.features, 'x', { view: true });
     const t = b.shape[0]!;
     if (t === 0) return this;
     const f = this.features;
-    const data = b.data;
+    // Σx² added into sumSq; the batch's own mean and M2 (rows in order, float64), by the registry's
+    // columnMomentsF32 (native when registered); nothing is written when an entry is not finite.
     const batchMean = new Float64Array(f);
-    for (let i = 0; i < t; i++) {
-      for (let j = 0; j < f; j++) {
-        const v = data[i * f + j]!;
-        this.sumSq[j]! += v * v;
-        batchMean[j]! += v;
-      }
-    }
-    for (let j = 0; j < f; j++) batchMean[j]! /= t;
     const batchM2 = new Float64Array(f);
-    for (let i = 0; i < t; i++) {
-      for (let j = 0; j < f; j++) {
-        const dv = data[i * f + j]! - batchMean[j]!;
-        batchM2[j]! += dv * dv;
-      }
-    }
+    const bad = getKernel('columnMomentsF32')({ rows: t, cols: f, x: b.data, xOffset: 0, ldx: f, sumSquares: this.sumSq, mean: batchMean, m2: batchM2 });
+    if (bad >= 0) throw new ArgumentError(nonFiniteActivation(where, this.name, 'x', f, bad, b.data[bad]!));
     const n = this.n;
     const total = n + t;
     for (let j = 0; j < f; j++) {

@@ -1,10 +1,10 @@
-import { count, equals, isKept, keepCount } from '@sparse/masks';
-import { ArgumentError, Random, ShapeError, tensor, type Tensor } from '@sparse/tensor';
+import { count, equals, isKept, keepCount, maskBySparsity } from '@sparse/masks';
+import { ArgumentError, cast, Random, ShapeError, slice, tensor, transpose, type Tensor } from '@sparse/tensor';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { columnNormsOf, correlatedInputs, hessianOf, isNM, normalMatrix } from '../../__fixtures__/layers.js';
 import { magnitudePrune } from '../magnitude/magnitude.js';
-import { wandaPrune } from './wanda.js';
+import { wandaPrune, wandaScores } from './wanda.js';
 
 /** Sort-based reference: in each row keep the k highest |W_ij| * norm_j (ties: lower column first). */
 function bruteForceRows(w: Float32Array, rows: number, cols: number, norms: ArrayLike<number>, k: number): boolean[] {
@@ -33,6 +33,47 @@ describe('wanda', () => {
       }),
       { numRuns: 50 },
     );
+  });
+
+  it('per-row unstructured selection (rowTopKScaledAbs) keeps what maskBySparsity of the score matrix keeps, for any weight layout', () => {
+    const rng = new Random(11);
+    const rows = 9;
+    const cols = 45;
+    // Weights on a coarse grid and norms with repeats: many tied scores, including zeros.
+    const grid = tensor(Float32Array.from({ length: rows * (cols + 5) }, () => Math.round(rng.next() * 8 - 4) / 2), [rows, cols + 5]);
+    const normValues = Float64Array.from({ length: cols }, (_, j) => (j % 6 === 0 ? 0 : 1 + (j % 3)));
+    const norms = tensor(normValues, [cols]);
+    const layouts: Array<[string, Tensor]> = [
+      ['contiguous float32', cast(slice(grid, null, { start: 0, end: cols }), 'float32')],
+      ['rows at a stride of cols + 5', slice(grid, null, { start: 0, end: cols })],
+      ['an offset view', slice(grid, null, { start: 5, end: cols + 5 })],
+      ['transposed storage', transpose(cast(transpose(slice(grid, null, { start: 0, end: cols })), 'float32'))],
+      ['float64', cast(slice(grid, null, { start: 0, end: cols }), 'float64')],
+    ];
+    for (const [label, weight] of layouts) {
+      const dense = cast(weight, 'float32').data;
+      const before = Float32Array.from(weight.data as ArrayLike<number>);
+      for (const sparsity of [0, 0.25, 0.5, 0.9]) {
+        const r = wandaPrune({ name: 'l', weight, stats: { columnNorms: norms }, config: { sparsity } });
+        const expected = maskBySparsity(tensor(wandaScores(dense, rows, cols, normValues), [rows, cols]), sparsity, 'row');
+        expect(equals(r.mask, expected), `${label}, sparsity ${sparsity}`).toBe(true);
+        r.weight.data.forEach((v, k) => expect(v).toBe(isKept(expected, k) ? dense[k] : 0));
+        expect(r.weight.shape).toEqual([rows, cols]);
+      }
+      // The caller's weight is read, never written.
+      expect(Float32Array.from(weight.data as ArrayLike<number>)).toEqual(before);
+    }
+  });
+
+  it('names the first non-finite weight of a strided or copied layer', () => {
+    const rng = new Random(12);
+    const wide = normalMatrix(rng, 4, 10);
+    wide.data[2 * 10 + 3] = Infinity;
+    wide.data[3 * 10 + 1] = NaN;
+    const norms = tensor(new Float64Array(6).fill(1), [6]);
+    const call = (weight: Tensor) => () => wandaPrune({ name: 'blk.0', weight, stats: { columnNorms: norms }, config: { sparsity: 0.5 } });
+    expect(call(slice(wide, null, { start: 2, end: 8 }))).toThrow(/blk\.0.*weight\[2, 1\] is Infinity; weights must be finite/);
+    expect(call(cast(slice(wide, null, { start: 2, end: 8 }), 'float64'))).toThrow(/weight\[2, 1\] is Infinity/);
   });
 
   it('equals magnitude pruning when every input column has the same norm', () => {

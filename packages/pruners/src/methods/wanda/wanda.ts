@@ -1,10 +1,10 @@
 // Wanda (Sun et al. 2023, "A Simple and Effective Pruning Approach for Large Language Models"): the score of
 // W_ij is |W_ij| * ||X_j||_2, compared within each output row. No weight update.
 
-import { applyMask } from '@sparse/masks';
-import { ArgumentError, tensor, type Float32Tensor } from '@sparse/tensor';
+import { applyMask, keepCount, type Mask } from '@sparse/masks';
+import { ArgumentError, getKernel, tensor, type Float32Tensor } from '@sparse/tensor';
 import { runDefinition } from '../../define.js';
-import { readHessian, readVector, readWeight, where } from '../../internal.js';
+import { entryIs, readHessian, readVector, readWeight, weightView, where } from '../../internal.js';
 import { patternOf, selectByPattern } from '../../pattern.js';
 import type { LayerStats, PruneRequest, PruneResult, PrunerDefinition } from '../../types.js';
 import { wandaConfigSchema, type WandaConfigInput } from './config.js';
@@ -32,6 +32,31 @@ export function wandaScores(w: Float32Array, rows: number, cols: number, norms: 
   return s;
 }
 
+/**
+ * Wanda's default comparison (unstructured, per output row) in one pass of the registry's rowTopKScaledAbs
+ * (native when registered): per row, the keepCount(cols, sparsity) largest |W_ij| * norms_j are kept, ties
+ * to the lower column, as maskBySparsity(wandaScores(...), sparsity, 'row') keeps them, without building
+ * the float64 score matrix. A float32 weight is read in place and the pruned copy written straight into a
+ * new array; any other weight is copied to float32 first and pruned in that copy.
+ */
+function wandaRows(name: string, weight: unknown, stats: LayerStats | undefined, sparsity: number): PruneResult {
+  const view = weightView('wanda', name, weight);
+  const w = view ?? { ...readWeight('wanda', name, weight), offset: 0, ld: 0 };
+  const { rows, cols } = w;
+  const norms = wandaColumnNorms('wanda', name, stats, cols);
+  const k = keepCount(cols, sparsity, where('wanda', name));
+  const mask: Mask = { shape: [rows, cols], bits: new Uint32Array(Math.ceil((rows * cols) / 32)) };
+  // readWeight's copy is this call's own: prune in it rather than copying again.
+  const out = view === undefined ? w.data : new Float32Array(rows * cols);
+  const ldw = view === undefined ? Math.max(1, cols) : w.ld;
+  const bad = getKernel('rowTopKScaledAbs')({ rows, cols, w: w.data, wOffset: w.offset, ldw, scale: norms, k, mask: mask.bits, out, outOffset: 0, ldo: Math.max(1, cols) });
+  if (bad >= 0) {
+    const i = Math.floor(bad / cols);
+    throw new ArgumentError(`${where('wanda', name)}: weight${entryIs(bad, cols, w.data[w.offset + i * ldw + (bad % cols)]!)}; weights must be finite`);
+  }
+  return { mask, weight: tensor(out, [rows, cols]) as Float32Tensor };
+}
+
 export const wandaPruner: PrunerDefinition<typeof wandaConfigSchema> = {
   name: 'wanda',
   kind: 'pruner',
@@ -41,6 +66,8 @@ export const wandaPruner: PrunerDefinition<typeof wandaConfigSchema> = {
   schema: wandaConfigSchema,
   calibration: ['columns'],
   prune({ name, weight, stats, config }) {
+    const pattern = patternOf(config);
+    if (pattern.kind === 'unstructured' && config.granularity === 'row') return wandaRows(name, weight, stats, pattern.sparsity);
     const w = readWeight('wanda', name, weight);
     const norms = wandaColumnNorms('wanda', name, stats, w.cols);
     const scores = wandaScores(w.data, w.rows, w.cols, norms);
