@@ -65,6 +65,15 @@ describe('wanda', () => {
     }
   });
 
+  it('prunes empty layers to empty results', () => {
+    for (const [rows, cols] of [[0, 6], [3, 0]] as const) {
+      const r = wandaPrune({ name: 'l', weight: tensor(new Float32Array(0), [rows, cols]), stats: { columnNorms: tensor(new Float64Array(cols).fill(1), [cols]) }, config: { sparsity: 0.5 } });
+      expect(r.mask.shape).toEqual([rows, cols]);
+      expect(r.mask.bits.length).toBe(0);
+      expect(r.weight.shape).toEqual([rows, cols]);
+    }
+  });
+
   it('names the first non-finite weight of a strided or copied layer', () => {
     const rng = new Random(12);
     const wide = normalMatrix(rng, 4, 10);
