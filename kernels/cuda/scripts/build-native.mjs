@@ -6,7 +6,7 @@
 // it at run time for its dense baseline).
 //
 // Flags: --force rebuilds even when up to date; --verbose prints the commands.
-// Environment: SPARSE_SKIP_CUDA_BUILD=1 skips; SPARSE_NVCC names nvcc (else CUDA_HOME/bin/nvcc,
+// Environment: SPARSE_SKIP_CUDA_BUILD=1 skips; SPARSE_NVCC names nvcc (the only one tried when set; else CUDA_HOME/bin/nvcc,
 // CUDA_PATH/bin/nvcc, nvcc on PATH, /usr/local/cuda/bin/nvcc); SPARSE_REQUIRE_CUDA_BUILD=1 makes a
 // missing nvcc or a failed build exit 1; SPARSE_NODEDIR (or npm_config_nodedir) names the directory
 // holding include/node/node.h; CXX the host C++ compiler for the binding (default g++).
@@ -45,8 +45,8 @@ function run(cmd, args, opts = {}) {
 }
 
 function findNvcc() {
-  const candidates = [
-    process.env.SPARSE_NVCC,
+  // SPARSE_NVCC, when set, is the only candidate (so a wrong path reads as "not found").
+  const candidates = process.env.SPARSE_NVCC ? [process.env.SPARSE_NVCC] : [
     process.env.CUDA_HOME && path.join(process.env.CUDA_HOME, 'bin', 'nvcc'),
     process.env.CUDA_PATH && path.join(process.env.CUDA_PATH, 'bin', 'nvcc'),
     'nvcc',
