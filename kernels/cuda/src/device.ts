@@ -102,7 +102,7 @@ export class DeviceBuffer<D extends DeviceDType = DeviceDType> {
 }
 
 type Half = 'float16' | 'bfloat16';
-type HalfOperand = Uint16Array | DeviceBuffer<'float16'> | DeviceBuffer<'bfloat16'>;
+type HalfOperand = Uint16Array | DeviceBuffer<'float16' | 'bfloat16'> | DeviceBuffer<'float16'> | DeviceBuffer<'bfloat16'>;
 
 function operand(x: HalfOperand | Float32Array | Uint32Array | DeviceBuffer, name: string, dtypes: DeviceDType[], length: number) {
   if (x instanceof DeviceBuffer) {
