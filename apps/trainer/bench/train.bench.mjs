@@ -27,6 +27,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { Random } from '@sparse/tensor';
 import { chooseBackend, createModel, defaultSpec, embeddedData, NamedAdam, runSteps, sampleBatch } from '@sparse/trainer';
+import { outputPool } from '@sparse/kernels-cpu/tfjs';
 import { printTable, writeResults } from '../../../tooling/bench/harness.mjs';
 
 const QUICK = process.env.SPARSE_BENCH_QUICK === '1';
@@ -214,6 +215,30 @@ async function profileSteps(trainer, paramShapes, steps) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * sparse-cpu steps with its output pool on and off, alternating (on, off, on, off), each after one
+ * untimed step in that mode: minor page faults (fresh pages touched) and wall ms per step, medians.
+ */
+async function poolSideBySide(trainer, k) {
+  const limit = outputPool.stats().limitBytes;
+  const runs = { on: [], off: [] };
+  try {
+    for (const mode of ['on', 'off', 'on', 'off']) {
+      outputPool.setLimit(mode === 'on' ? limit : 0);
+      await trainer.run(1);
+      const r0 = process.resourceUsage();
+      const t0 = performance.now();
+      await trainer.run(k);
+      const ms = (performance.now() - t0) / k;
+      runs[mode].push({ faults: (process.resourceUsage().minorPageFault - r0.minorPageFault) / k, ms });
+    }
+  } finally {
+    outputPool.setLimit(limit);
+  }
+  const sum = (xs) => ({ faultsPerStep: Math.round(median(xs.map((x) => x.faults))), msPerStep: Number(median(xs.map((x) => x.ms)).toFixed(1)) });
+  return { steps: k, limitMb: limit / 2 ** 20, on: sum(runs.on), off: sum(runs.off) };
+}
 const relDiff = (a, b) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
 // ---- run ----
@@ -344,6 +369,10 @@ try {
     if (tps('sparse-cpu') && tps('pytorch')) row.sparseCpuVsPytorch = tps('sparse-cpu') / tps('pytorch');
 
     const sparse = cands.find((c) => c.name === 'sparse-cpu');
+    if (sparse) {
+      row.pool = await poolSideBySide(sparse.trainer, sparse.k);
+      log(`${size.name} sparse-cpu output pool: ${row.pool.on.faultsPerStep} minor page faults/step with it, ${row.pool.off.faultsPerStep} without; ${row.pool.on.msPerStep} vs ${row.pool.off.msPerStep} ms/step`);
+    }
     if (sparse && (PROFILE || (!QUICK && row.sparseCpuVsPytorch !== undefined && row.sparseCpuVsPytorch < 1))) {
       const paramShapes = new Set(sparse.trainer.model.variables().map((v) => v.shape.join(',')));
       row.profile = await profileSteps(sparse.trainer, paramShapes, Math.max(1, Math.min(sparse.k * 2, QUICK ? 1 : 3)));
@@ -396,6 +425,20 @@ printTable(
     })),
   ),
 );
+const pooled = results.sizes.filter((r) => r.pool);
+if (pooled.length) {
+  console.log('\nsparse-cpu output pool (recycled kernel output storage), on vs off, alternating runs:');
+  printTable(
+    pooled.map((r) => ({
+      size: r.size,
+      'steps per run': r.pool.steps,
+      'page faults/step on': r.pool.on.faultsPerStep,
+      'page faults/step off': r.pool.off.faultsPerStep,
+      'ms/step on': r.pool.on.msPerStep,
+      'ms/step off': r.pool.off.msPerStep,
+    })),
+  );
+}
 for (const r of results.sizes) {
   if (!r.profile) continue;
   const p = r.profile;

@@ -9,6 +9,7 @@ import { nativeStatus, type NativeInfo } from '../native.js';
 import { FAST_BINARY_OPS, makeBinary, makeUnsortedSegmentSum } from './elementwise.js';
 import { makeMax, makeSlice, makeSoftmax, makeSplitV, makeSum, makeTranspose } from './layout.js';
 import { makeBatchMatMul, makeFusedMatMul } from './matmul.js';
+import { outputPool } from './pool.js';
 import { FAST_UNARY_OPS, NATIVE_UNARY_OPS, makeUnary } from './unary.js';
 
 /** Name of the backend in tfjs's registry: the kernel registry's name for the native kernels too. */
@@ -39,7 +40,11 @@ export const FAST_TFJS_KERNELS: readonly string[] = [
   'Softmax',
 ];
 
-/** tfjs-backend-cpu's backend class, unchanged except for a name and the addon it runs on. */
+/**
+ * tfjs-backend-cpu's backend class with a name, the addon it runs on, and recycled output storage:
+ * the storage hooks below tell the output pool (pool.ts) when an array becomes a tensor's storage,
+ * when it may be seen from outside (read out, moved in), and when its tensor releases it.
+ */
 export class SparseCPUBackend extends MathBackendCPU {
   /** What the native addon reports (threads, SIMD, BLAS). */
   readonly native: NativeInfo;
@@ -50,6 +55,34 @@ export class SparseCPUBackend extends MathBackendCPU {
     // MathBackendCPU prints a banner on its first tensor under Node ("install tfjs-node to speed
     // things up"); this backend is the fast path it asks for, so the banner would only mislead.
     (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  override write(values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType): tf.DataId {
+    outputPool.attach(values);
+    return super.write(values, shape, dtype);
+  }
+
+  override move(dataId: tf.DataId, values: tf.backend_util.BackendValues, shape: number[], dtype: tf.DataType, refCount: number): void {
+    outputPool.escape(values);
+    super.move(dataId, values, shape, dtype, refCount);
+  }
+
+  override readSync(dataId: tf.DataId): tf.backend_util.BackendValues {
+    // dataSync, arraySync and bufferSync hand out the storage itself
+    outputPool.escape(this.data.get(dataId)?.values);
+    return super.readSync(dataId);
+  }
+
+  override disposeData(dataId: tf.DataId, force = false): boolean {
+    const values = this.data.get(dataId)?.values;
+    const released = super.disposeData(dataId, force);
+    if (values !== undefined && !this.data.has(dataId)) outputPool.release(values);
+    return released;
+  }
+
+  override dispose(): void {
+    outputPool.clear();
+    super.dispose();
   }
 }
 

@@ -11,6 +11,7 @@ import type { KernelFunc } from '@tensorflow/tfjs-core';
 import type { NativeElementwiseBinary } from '../native.js';
 import { broadcastShapes, sizeOf } from './broadcast.js';
 import { fastKernel, fastName, float32Values } from './kernel.js';
+import { outputPool } from './pool.js';
 
 type Inner = (out: Float32Array, o: number, a: Float32Array, ao: number, sa: number, b: Float32Array, bo: number, sb: number, n: number) => void;
 
@@ -86,7 +87,7 @@ export function binaryValues(
   outShape: readonly number[],
   native?: NativeElementwiseBinary,
 ): Float32Array {
-  const out = new Float32Array(sizeOf(outShape));
+  const out = outputPool.float32(sizeOf(outShape));
   if (out.length === 0) return out;
   const inner = INNER[op];
   const { dims, sa, sb } = plan(aShape, bShape, outShape);

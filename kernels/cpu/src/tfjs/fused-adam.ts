@@ -1,7 +1,8 @@
 // Multi-tensor Adam on 'sparse-cpu': every parameter, its first and second moments updated in one
 // native call (native/fused_adam.cc), instead of about a dozen small tfjs ops per parameter. The
-// tensors keep their identity (no new tensors, no assign); the kernel writes copies of their
-// storage that then replace it, so arrays read out of them earlier keep their values.
+// tensors keep their identity (no new tensors, no assign). Storage nobody outside the backend can
+// see (the output pool's private arrays) is updated in place; other storage is first replaced by a
+// private copy, so arrays read out of a tensor earlier keep their values.
 // The native loop performs the float32 operations of the tfjs composition
 //   m = m*b1 + g*(1-b1); v = v*b2 + g²*(1-b2); p = p - ((m/c1) / (sqrt(v/c2) + eps)) * lr
 // in the same order, each rounded once as tfjs rounds each op, so the results are the same bits
@@ -12,6 +13,7 @@ import { ArgumentError } from '@sparse/tensor';
 import { SPARSE_CPU_BACKEND } from '../backend-name.js';
 import { nativeStatus } from '../native.js';
 import type { CPUStorageBackend } from './kernel.js';
+import { outputPool } from './pool.js';
 
 /** fusedAdam(params, grads, m, v, corrections, scalars): the addon's multi-tensor Adam, in place. */
 export type NativeFusedAdam = (params: Float32Array[], grads: Float32Array[], m: Float32Array[], v: Float32Array[], corrections: Float64Array, scalars: Float64Array) => void;
@@ -96,11 +98,13 @@ export function fusedAdamStep(entries: readonly FusedAdamEntry[], options: Fused
         if (written.has(t.dataId)) return false;
         read.add(t.dataId);
       }
-      if (k === 1) arrays[k]!.push(stored.values);
+      if (k === 1 || outputPool.isPrivate(stored.values)) arrays[k]!.push(stored.values);
       else {
-        // the kernel writes a copy that then becomes the tensor's storage: an array read out of the
-        // tensor before (dataSync returns the storage itself) keeps its values, as after an assign
-        const fresh = stored.values.slice();
+        // storage that may have been read out (dataSync returns the storage itself) or that came
+        // from outside: the kernel writes a copy that then becomes the tensor's storage, so an array
+        // read out before keeps its values, as after an assign. The copy is the pool's and private,
+        // so later steps update it in place.
+        const fresh = outputPool.copy(stored.values);
         arrays[k]!.push(fresh);
         swaps.push([stored, fresh]);
       }
@@ -112,6 +116,9 @@ export function fusedAdamStep(entries: readonly FusedAdamEntry[], options: Fused
     corrections[2 * i + 1] = e.c2;
   });
   adam(arrays[0]!, arrays[1]!, arrays[2]!, arrays[3]!, corrections, Float64Array.of(beta1, 1 - beta1, beta2, 1 - beta2, eps, lr));
-  for (const [stored, fresh] of swaps) stored.values = fresh;
+  for (const [stored, fresh] of swaps) {
+    stored.values = fresh;
+    outputPool.attach(fresh);
+  }
   return true;
 }

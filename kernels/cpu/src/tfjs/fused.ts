@@ -14,6 +14,7 @@ import { ArgumentError } from '@sparse/tensor';
 import { SPARSE_CPU_BACKEND } from '../backend-name.js';
 import { nativeStatus } from '../native.js';
 import { float32Values, numericValues, type CPUStorageBackend } from './kernel.js';
+import { outputPool } from './pool.js';
 
 /** The addon's fused kernels (native/fused.h); present when info().kernels lists them. */
 export interface NativeFusedKernels {
@@ -114,7 +115,7 @@ function norm(rms: boolean, x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor | 
     let mean: tf.Tensor | undefined;
     let rstd: tf.Tensor;
     if (ctx && mem) {
-      const out = new Float32Array(rows * cols);
+      const out = outputPool.float32(rows * cols);
       const m = rms ? null : new Float32Array(rows);
       const r = new Float32Array(rows);
       ctx.k.fusedNormForward(rms, mem[0]!, mem[1]!, mem[2] ?? null, rows, cols, eps, out, m, r);
@@ -140,7 +141,7 @@ function norm(rms: boolean, x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor | 
         const c = nativeContext();
         const m2 = c && storage(c.backend, ms ? [dy, xs, gs, rs, ms] : [dy, xs, gs, rs]);
         if (c && m2) {
-          const dx = new Float32Array(rows * cols);
+          const dx = outputPool.float32(rows * cols);
           const dgamma = new Float32Array(cols);
           const dbeta = beta === undefined ? null : new Float32Array(cols);
           c.k.fusedNormBackward(rms, m2[0]!, m2[1]!, m2[2]!, m2[4] ?? null, m2[3]!, rows, cols, dx, dgamma, dbeta);
@@ -206,7 +207,7 @@ export function fusedGeluTanh(x: tf.Tensor): tf.Tensor {
     const mem = ctx && storage(ctx.backend, [xi]);
     let y: tf.Tensor;
     if (ctx && mem) {
-      const out = new Float32Array(xi.size);
+      const out = outputPool.float32(xi.size);
       ctx.k.fusedActForward(ACT_GELU, mem[0]!, null, out);
       y = wrap(out, xi.shape);
     } else {
@@ -219,7 +220,7 @@ export function fusedGeluTanh(x: tf.Tensor): tf.Tensor {
         const c = nativeContext();
         const m = c && storage(c.backend, [dy, xs]);
         if (c && m) {
-          const dx = new Float32Array(xs.size);
+          const dx = outputPool.float32(xs.size);
           c.k.fusedActBackward(ACT_GELU, m[0]!, m[1]!, null, dx, null);
           return [wrap(dx, xs.shape)];
         }
@@ -248,7 +249,7 @@ export function fusedSwiGLU(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
     const mem = ctx && storage(ctx.backend, [ai, bi]);
     let y: tf.Tensor;
     if (ctx && mem) {
-      const out = new Float32Array(ai.size);
+      const out = outputPool.float32(ai.size);
       ctx.k.fusedActForward(ACT_SWIGLU, mem[0]!, mem[1]!, out);
       y = wrap(out, ai.shape);
     } else {
@@ -261,8 +262,8 @@ export function fusedSwiGLU(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
         const c = nativeContext();
         const m = c && storage(c.backend, [dy, as, bs]);
         if (c && m) {
-          const da = new Float32Array(as.size);
-          const db = new Float32Array(as.size);
+          const da = outputPool.float32(as.size);
+          const db = outputPool.float32(as.size);
           c.k.fusedActBackward(ACT_SWIGLU, m[0]!, m[1]!, m[2]!, da, db);
           return [wrap(da, as.shape), wrap(db, as.shape)];
         }
@@ -333,7 +334,7 @@ export function fusedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor): tf.S
         const c = nativeContext();
         const m = c && storage(c.backend, [ls, lses, dy]);
         if (c && m) {
-          const d = new Float32Array(rows * cols);
+          const d = outputPool.float32(rows * cols);
           c.k.fusedCrossEntropyBackward(m[0]!, tIdx, m[1]!, rows, cols, m[2]![0]! / rows, d);
           return [wrap(d, [rows, cols])];
         }

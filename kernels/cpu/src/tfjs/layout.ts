@@ -13,6 +13,7 @@ import type { KernelFunc } from '@tensorflow/tfjs-core';
 import type { NativeGather32, NativeReduceLastAxis } from '../native.js';
 import { sizeOf } from './broadcast.js';
 import { fastKernel, float32Values, numericValues, type Numeric } from './kernel.js';
+import { outputPool } from './pool.js';
 
 function stridesOf(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
@@ -25,6 +26,7 @@ function stridesOf(shape: readonly number[]): number[] {
 }
 
 function emptyLike(x: Numeric, size: number): Numeric {
+  if (x instanceof Float32Array) return outputPool.float32(size);
   return new (x.constructor as new (n: number) => Numeric)(size);
 }
 
@@ -218,9 +220,10 @@ function makeReduce(
     const rows = sizeOf(outShape);
     if (cols < minCols) return undefined;
     const moved = perm == null ? values : (transposeValues(values, shape, perm, nativeGather) as Float32Array);
-    const out = new Float32Array(rows);
+    const out = outputPool.float32(rows);
     if (native !== undefined && rows * cols >= NATIVE_MIN_ELEMENTS && cols > 0) native(NATIVE_REDUCE[op], moved, rows, cols, out);
     else rowsLoop(moved, rows, cols, out);
+    if (moved !== values) outputPool.recycle(moved);
     const finalShape = attrs.keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
     return backend.makeTensorInfo(finalShape, 'float32', out);
   });
@@ -248,7 +251,7 @@ export function makeSoftmax(fallback: KernelFunc): KernelFunc {
     const dim = attrs.dim;
     if (values === undefined || rank === 0 || !(dim === -1 || dim === rank - 1)) return undefined;
     const n = x!.shape[rank - 1]!;
-    const out = new Float32Array(values.length);
+    const out = outputPool.float32(values.length);
     const fround = Math.fround;
     for (let o = 0; o < values.length; o += n) {
       let max = values[o]!;

@@ -8,6 +8,7 @@ import type { NativeGemmBatched } from '../native.js';
 import { broadcastOffsets, broadcastShapes, sameShape, sizeOf } from './broadcast.js';
 import { addBroadcast, applyActivationInPlace, isFusedActivation } from './epilogue.js';
 import { fastKernel, float32Values, type CPUStorageBackend } from './kernel.js';
+import { outputPool } from './pool.js';
 
 /** The operands of a (batched) product, checked as tfjs checks them. */
 interface Product {
@@ -60,9 +61,12 @@ function planProduct(backend: CPUStorageBackend, a: TensorInfo, b: TensorInfo, t
   };
 }
 
-/** Runs the planned product into a new Float32Array (beta = 0: the output is never read). */
+/**
+ * Runs the planned product into a new (pooled) Float32Array: beta = 0, so the output is never read,
+ * and an empty product (k = 0) asks for zeros.
+ */
 function runProduct(gemmBatched: NativeGemmBatched, p: Product): Float32Array {
-  const out = new Float32Array(sizeOf(p.outShape));
+  const out = outputPool.float32(sizeOf(p.outShape), p.k === 0);
   const { m, n, k } = p;
   if (m === 0 || n === 0 || p.aOffsets.length === 0) return out;
   // Row-major: A stored [m, k] (or [k, m] transposed), B stored [k, n] (or [n, k]).

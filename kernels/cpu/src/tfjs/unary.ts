@@ -8,6 +8,7 @@
 import { backend_util, type KernelFunc } from '@tensorflow/tfjs-core';
 import type { NativeElementwiseUnary } from '../native.js';
 import { fastKernel, fastName, float32Values } from './kernel.js';
+import { outputPool } from './pool.js';
 
 type Loop = (x: Float32Array, out: Float32Array) => void;
 
@@ -90,7 +91,7 @@ export function makeUnary(op: FastUnaryOp, fallback: KernelFunc, native?: Native
     const x = inputs.x;
     const values = float32Values(backend, x);
     if (values === undefined) return undefined;
-    const out = new Float32Array(values.length);
+    const out = outputPool.float32(values.length);
     if (nativeLoop !== undefined && values.length >= NATIVE_MIN_ELEMENTS) nativeLoop(code!, values, out);
     else loop(values, out);
     return backend.makeTensorInfo(x!.shape, 'float32', out);
