@@ -5,6 +5,7 @@
 //   gpu_test --bench         the tests, then the benchmarks, printed side by side
 //   gpu_test --json FILE     also write the results (tests and benchmarks) as JSON to FILE
 //   gpu_test --quick-bench   smaller benchmark repetitions (for a tight time budget)
+//   gpu_test --budget S      start no new benchmark shape after S seconds (those left are listed)
 //
 // Without a usable CUDA device it prints "no CUDA device: <cudaGetErrorString>" and exits with 77.
 // The dense cuBLAS baseline is loaded at run time (dlopen of libcublas; SPARSE_CUBLAS_LIB names the
@@ -772,6 +773,15 @@ struct Goal {
 };
 std::vector<Goal> g_goals;
 bool g_quick = false;
+/** Benchmarks stop starting new shapes once this point is passed (--budget SECONDS, from program start). */
+std::chrono::steady_clock::time_point g_deadline = std::chrono::steady_clock::time_point::max();
+std::vector<std::string> g_skipped;
+bool out_of_time(const std::string& what) {
+  if (std::chrono::steady_clock::now() < g_deadline) return false;
+  g_skipped.push_back(what);
+  std::printf("(skipped for the time budget: %s)\n", what.c_str());
+  return true;
+}
 
 /** Median milliseconds of fn over a bounded number of repetitions (at least 3, at most 20 or ~0.5 s). */
 template <typename F>
@@ -815,6 +825,7 @@ void bench_gemm(Cublas* cublas) {
               "2:4/dense");
   for (Half16 t : {Half16::BF16, Half16::F16}) {
     for (const S& s : shapes) {
+      if (out_of_time(std::string("gemm ") + s.label + " " + half_name(t) + " N=" + std::to_string(s.N))) continue;
       Rng rng(s.M + s.N + s.K);
       const size_t bN = size_t(s.K) * s.N;
       std::vector<uint16_t> A = random24(t, s.M, s.K, rng, true), B(bN);
@@ -851,6 +862,7 @@ void bench_attention() {
   const int heads = 16, seq = 8192, dim = 128, bs = 64, nb = seq / bs;
   std::printf("\n%-44s %-5s %10s %10s\n", "attention (heads 16, seq 8192, dim 128)", "type", "ms", "speed-up");
   for (AttnType type : {AttnType::BF16, AttnType::F16}) {
+    if (out_of_time(std::string("attention ") + (type == AttnType::BF16 ? "bf16" : "fp16"))) continue;
     const Half16 ht = type == AttnType::BF16 ? Half16::BF16 : Half16::F16;
     Rng rng(99);
     const size_t total = size_t(heads) * seq * dim;
@@ -930,7 +942,9 @@ void write_json(const char* path, const cudaDeviceProp& prop, int runtime, int d
                  b.group.c_str(), json_escape(b.name).c_str(), b.dtype.c_str(), b.M, b.N, b.K, num(b.ms).c_str(), num(b.tflops).c_str(),
                  i + 1 < g_bench.size() ? "," : "");
   }
-  std::fprintf(f, "  ],\n  \"goals\": [\n");
+  std::fprintf(f, "  ],\n  \"skippedForTime\": [");
+  for (size_t i = 0; i < g_skipped.size(); i++) std::fprintf(f, "%s\"%s\"", i ? ", " : "", json_escape(g_skipped[i]).c_str());
+  std::fprintf(f, "],\n  \"goals\": [\n");
   for (size_t i = 0; i < g_goals.size(); i++) {
     const Goal& g = g_goals[i];
     std::fprintf(f, "    {\"name\": \"%s\", \"measured\": %s, \"goal\": %s, \"reached\": %s, \"baseline\": \"%s\"}%s\n", json_escape(g.name).c_str(),
@@ -950,8 +964,10 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--bench")) bench = true;
     else if (!std::strcmp(argv[i], "--quick-bench")) bench = g_quick = true;
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+    else if (!std::strcmp(argv[i], "--budget") && i + 1 < argc)
+      g_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(std::atoi(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: gpu_test [--bench | --quick-bench] [--json FILE]\n");
+      std::fprintf(stderr, "usage: gpu_test [--bench | --quick-bench] [--budget SECONDS] [--json FILE]\n");
       return 64;
     }
   }
@@ -983,8 +999,8 @@ int main(int argc, char** argv) {
     const bool haveCublas = cublas.load();
     if (haveCublas) cublasWhere = cublas.where;
     std::printf("\ncuBLAS: %s\n", haveCublas ? cublas.where.c_str() : "not found (set SPARSE_CUBLAS_LIB); dense baseline = our dense tensor-core kernel");
-    bench_gemm(haveCublas ? &cublas : nullptr);
     bench_attention();
+    bench_gemm(haveCublas ? &cublas : nullptr);
     std::printf("\n%-64s %10s %8s %8s\n", "goal", "measured", "goal", "reached");
     for (const Goal& g : g_goals) std::printf("%-64s %9.2fx %7.2fx %8s  (vs %s)\n", g.name.c_str(), g.measured, g.goal, g.reached ? "yes" : "no", g.baseline.c_str());
   }
