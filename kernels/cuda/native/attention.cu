@@ -60,8 +60,8 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int seq, int dim
                                                                  MaskArgs mk, float* __restrict__ lse) {
   extern __shared__ float sm[];
   const int ldk = dim + 1;
-  float* Qs = sm;                // [QT][dim]
-  float* Ks = Qs + QT * dim;     // [KT][dim + 1]
+  float* Qs = sm;                // [QT][dim + 1]
+  float* Ks = Qs + QT * ldk;     // [KT][dim + 1]
   float* Vs = Ks + KT * ldk;     // [KT][dim]
   float* Ps = Vs + KT * dim;     // [QT][KT + 1]
   const int h = blockIdx.y;
@@ -75,7 +75,7 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int seq, int dim
 
   for (int e = tid; e < QT * dim; e += ATT_THREADS) {
     const int r = e / dim, d = e % dim;
-    Qs[e] = q0 + r < seq ? load_elem<TYPE>(Q, headBase + size_t(q0 + r) * dim + d) * scale : 0.f;
+    Qs[r * ldk + d] = q0 + r < seq ? load_elem<TYPE>(Q, headBase + size_t(q0 + r) * dim + d) * scale : 0.f;
   }
   float o[DCH];
 #pragma unroll
@@ -94,24 +94,29 @@ __global__ void __launch_bounds__(ATT_THREADS) attention_kernel(int seq, int dim
       Vs[e] = ok ? load_elem<TYPE>(V, headBase + size_t(k0 + r) * dim + d) : 0.f;
     }
     __syncthreads();
-    // Scores of keys sub, sub + 4, ..., sub + 28 for query i.
+    // Scores of keys sub, sub + 4, ..., sub + 28 for query i: each q element loaded once for the
+    // eight keys (rows of Qs and Ks are padded to dim + 1 floats, so the eight query rows and four
+    // key rows a warp reads at one d sit in distinct banks).
     float s[KT / 4];
+#pragma unroll
+    for (int r = 0; r < KT / 4; r++) s[r] = 0.f;
+    {
+      const float* qrow = Qs + qi * ldk;
+      const float* krow = Ks + sub * ldk;
+      for (int d = 0; d < dim; d++) {
+        const float qd = qrow[d];
+#pragma unroll
+        for (int r = 0; r < KT / 4; r++) s[r] += qd * krow[4 * r * ldk + d];
+      }
+    }
     float tmax = -INFINITY;
 #pragma unroll
     for (int r = 0; r < KT / 4; r++) {
-      const int kj = sub + 4 * r;
-      const int j = k0 + kj;
+      const int j = k0 + sub + 4 * r;
       bool ok = i < seq && j < seq && (!causal || j <= i);
       if (mk.block != nullptr) ok = ok && allowed(mk, h, seq, i, j);
-      float acc = -INFINITY;
-      if (ok) {
-        acc = 0.f;
-        const float* qrow = Qs + qi * dim;
-        const float* krow = Ks + kj * ldk;
-        for (int d = 0; d < dim; d++) acc += qrow[d] * krow[d];
-      }
-      s[r] = acc;
-      tmax = fmaxf(tmax, acc);
+      if (!ok) s[r] = -INFINITY;
+      tmax = fmaxf(tmax, s[r]);
     }
     tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
     tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 2));
@@ -155,7 +160,7 @@ template <int TYPE, int DCH>
 cudaError_t launch_attention(int heads, int seq, int dim, const void* Q, const void* K, const void* V, float* out, bool causal, float scale,
                              const MaskArgs& mk, float* lse, cudaStream_t stream) {
   auto kernel = attention_kernel<TYPE, DCH>;
-  const size_t bytes = sizeof(float) * (size_t(QT) * dim + size_t(KT) * (dim + 1) + size_t(KT) * dim + size_t(QT) * (KT + 1));
+  const size_t bytes = sizeof(float) * (size_t(QT) * (dim + 1) + size_t(KT) * (dim + 1) + size_t(KT) * dim + size_t(QT) * (KT + 1));
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
   if (err != cudaSuccess) return err;
   const dim3 grid(unsigned((seq + QT - 1) / QT), unsigned(heads));
