@@ -49,7 +49,7 @@ cat "$RESULTS/env.txt"
 
 # 1. Build: with nvcc here, build (or confirm up to date); otherwise the carried binaries must exist.
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${SPARSE_NVCC:-}" ]; then
-  step build 150 env SPARSE_REQUIRE_CUDA_BUILD=1 node "$PKG/scripts/build-native.mjs"
+  step build 120 env SPARSE_REQUIRE_CUDA_BUILD=1 node "$PKG/scripts/build-native.mjs"
 else
   if [ -x "$PKG/build/gpu_test" ] && [ -f "$PKG/build/Release/sparse_cuda.node" ]; then
     echo "no nvcc here: using the prebuilt kernels/cuda/build" | tee "$RESULTS/build.log"
@@ -65,7 +65,7 @@ fi
 if [ -x "$PKG/build/gpu_test" ]; then
   BENCH=--bench
   [ "${GPU_CHECK_QUICK:-0}" = 1 ] && BENCH=--quick-bench
-  step gpu-test 240 "$PKG/build/gpu_test" $BENCH --budget 190 --json "$RESULTS/gpu-test.json"
+  step gpu-test 220 "$PKG/build/gpu_test" $BENCH --budget 170 --json "$RESULTS/gpu-test.json"
 fi
 
 # 3. The Node-side GPU tests: vitest when the workspace is installed, else the standalone bundle.
@@ -74,9 +74,9 @@ for c in "$ROOT/node_modules/.bin/vitest" "$PKG/node_modules/.bin/vitest"; do
   [ -x "$c" ] && VITEST=$c && break
 done
 if [ -n "$VITEST" ] && [ -d "$ROOT/packages/tensor/dist" ]; then
-  step node-gpu 100 bash -c "cd '$PKG' && SPARSE_REQUIRE_CUDA=1 '$VITEST' run --reporter=default --reporter=json --outputFile='$RESULTS/node-gpu.json'"
+  step node-gpu 120 bash -c "cd '$PKG' && SPARSE_REQUIRE_CUDA=1 '$VITEST' run --reporter=default --reporter=json --outputFile='$RESULTS/node-gpu.json'"
 elif [ -f "$PKG/build/gpu-node-check.mjs" ]; then
-  step node-gpu 100 node "$PKG/build/gpu-node-check.mjs" "$RESULTS/node-gpu.json"
+  step node-gpu 120 node "$PKG/build/gpu-node-check.mjs" "$RESULTS/node-gpu.json"
 else
   echo "no vitest (node_modules) and no build/gpu-node-check.mjs bundle: the Node-side GPU tests cannot run" | tee "$RESULTS/node-gpu.log"
   STEPS+=("{\"name\": \"node-gpu\", \"exit\": 1, \"seconds\": 0, \"note\": \"neither vitest nor the bundle\"}")
