@@ -51,9 +51,26 @@ function blockSizeOf(where: string, opts: BlockPredictOptions | undefined): numb
   return b;
 }
 
+// The base masks the predictors intersect with, by causal / seq / blockSize: a prediction runs per
+// sequence and layer, and building the mask (element bits included) costs more than the prediction.
+// Read only (restrictTiles copies what it keeps); the few most recent are kept.
+const baseMasks = new Map<string, BlockMask>();
+const BASE_MASKS_KEPT = 8;
+
+function baseMask(causal: boolean, seq: number, blockSize: number): BlockMask {
+  const key = `${causal ? 'c' : 'f'}:${seq}:${blockSize}`;
+  let m = baseMasks.get(key);
+  if (m === undefined) {
+    m = toBlockMask(causal ? causalPattern() : full(), { seq, blockSize });
+    if (baseMasks.size >= BASE_MASKS_KEPT) baseMasks.delete(baseMasks.keys().next().value!);
+    baseMasks.set(key, m);
+  }
+  return m;
+}
+
 /** The mask of kept tiles intersected with the base pattern, and its density relative to that pattern. */
 export function finishDynamic(keep: Uint8Array, heads: number, seq: number, blockSize: number, causal: boolean): DynamicBlockMask {
-  const base = toBlockMask(causal ? causalPattern() : full(), { seq, blockSize });
+  const base = baseMask(causal, seq, blockSize);
   const mask = restrictTiles(base, keep, heads);
   const nb = base.nb;
   let baseTiles = 0;
