@@ -312,6 +312,64 @@ void test_probe(Half16 t) {
          found.empty() ? "no hypothesis matched the hardware" : "matches: " + found);
 }
 
+/**
+ * Maps the metadata register bits to the tile, by experiment: every chunk of every row keeps values 1
+ * and 2, and B[k][n] = (k % 4 + 1) when k / 4 == n (else 0), so C[r][n] = (a + 1) + 2 (b + 1) reads
+ * back the positions (a, b) the hardware used for row r, chunk n. With every lane's word set to
+ * positions (0, 1), changing one nibble of one lane to (2, 3) shows which (row, chunk) that nibble
+ * drives, or that the lane is ignored. Passes when the map is the one the kernels assume (lane 4g+t,
+ * t < 2: nibble s -> row g + 8 (s >= 4), chunk 4t + s % 4; lanes with t >= 2 ignored under selector 0).
+ */
+void test_metadata_map(Half16 t) {
+  std::vector<uint16_t> avals(16 * 16), b(32 * 8, 0);
+  for (int r = 0; r < 16; r++)
+    for (int c = 0; c < 8; c++) {
+      avals[r * 16 + 2 * c] = to_half(t, 1.f);
+      avals[r * 16 + 2 * c + 1] = to_half(t, 2.f);
+    }
+  for (int k = 0; k < 32; k++) b[k * 8 + k / 4] = to_half(t, float(k % 4 + 1));
+  Dev<uint16_t> da(avals), db(b);
+  Dev<float> dc(16 * 8);
+  Dev<uint32_t> de(32);
+  auto run = [&](const std::vector<uint32_t>& e) {
+    de.up(e);
+    CHECK_CUDA(probe_mma_sp(t, da.p, db.p, de.p, dc.p, 0));
+    CHECK_CUDA(cudaDeviceSynchronize());
+    return dc.down();
+  };
+  const std::vector<uint32_t> base(32, 0x44444444u);
+  const std::vector<float> c0 = run(base);
+  bool ok = true;
+  for (float x : c0) ok &= x == 5.f;  // positions (0, 1) everywhere: 1 * 1 + 2 * 2
+  std::string map, first;
+  for (int lane = 0; lane < 32; lane++) {
+    for (int slot = 0; slot < 8; slot++) {
+      std::vector<uint32_t> e = base;
+      e[lane] = (e[lane] & ~(0xfu << (4 * slot))) | (0xEu << (4 * slot));
+      const std::vector<float> c = run(e);
+      std::string hit;
+      int hits = 0, hr = -1, hn = -1;
+      for (int r = 0; r < 16; r++)
+        for (int n = 0; n < 8; n++)
+          if (c[r * 8 + n] != c0[r * 8 + n]) {
+            hits++;
+            hr = r;
+            hn = n;
+            hit += " r" + std::to_string(r) + "c" + std::to_string(n) + "=" + std::to_string(int(c[r * 8 + n]));
+          }
+      const int g = lane / 4, tt = lane % 4;
+      const bool expectIgnored = tt >= 2;
+      const int er = g + (slot >= 4 ? 8 : 0), ec = 4 * tt + slot % 4;
+      const bool good = expectIgnored ? hits == 0 : (hits == 1 && hr == er && hn == ec && c[hr * 8 + hn] == 11.f);
+      if (hits) map += " L" + std::to_string(lane) + "s" + std::to_string(slot) + "->" + hit.substr(1);
+      if (!good && ok) first = "lane " + std::to_string(lane) + " nibble " + std::to_string(slot) + (hits ? " drives" + hit : " is ignored");
+      ok &= good;
+    }
+  }
+  record(std::string("mma.sp metadata register map, selector 0 (") + half_name(t) + ")", ok, 0,
+         ok ? "" : "first difference: " + first + "; observed map:" + map);
+}
+
 void test_compress(Half16 t, int rows, int cols, bool makeBad) {
   Rng rng(rows * 131 + cols + int(t));
   std::vector<uint16_t> dense = random24(t, rows, cols, rng);
@@ -663,7 +721,10 @@ void test_adam(size_t size, double activeFrac, bool useBits, float wd) {
 }
 
 void run_tests() {
-  for (Half16 t : {Half16::BF16, Half16::F16}) test_probe(t);
+  for (Half16 t : {Half16::BF16, Half16::F16}) {
+    test_metadata_map(t);
+    test_probe(t);
+  }
   for (Half16 t : {Half16::BF16, Half16::F16}) {
     test_compress(t, 16, 32, false);
     test_compress(t, 37, 70, false);
