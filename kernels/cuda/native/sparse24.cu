@@ -32,6 +32,7 @@ constexpr int BK = 64;  // logical k per pipeline stage: two mma k-steps of 32
 constexpr int STAGES = 3;
 constexpr int THREADS = 256;
 constexpr int PAD = 8;  // halves of padding per shared row: keeps ldmatrix rows on distinct banks
+constexpr int GROUP_M = 8;
 
 template <bool SPARSE>
 struct Smem {
@@ -100,8 +101,19 @@ __global__ void __launch_bounds__(THREADS) gemm_tc_kernel(int M, int N, int K, c
   const int warp = tid >> 5;
   const int warp_m = warp >> 2;
   const int warp_n = warp & 3;
-  const int m0 = blockIdx.y * BM;
-  const int n0 = blockIdx.x * BN;
+  // CTAs walk the tiles in groups of GROUP_M row tiles, column after column, so the CTAs running at
+  // one time share a few A row panels and B column panels in L2 (a 1-D grid of tilesM * tilesN).
+  int m0, n0;
+  {
+    const int tilesM = (M + BM - 1) / BM;
+    const int tilesN = (N + BN - 1) / BN;
+    const int pid = blockIdx.x;
+    const int perGroup = GROUP_M * tilesN;
+    const int firstM = (pid / perGroup) * GROUP_M;
+    const int groupM = min(tilesM - firstM, GROUP_M);
+    m0 = (firstM + (pid % perGroup) % groupM) * BM;
+    n0 = ((pid % perGroup) / groupM) * BN;
+  }
   const int Kp = padded_cols24(K);
   const int kTiles = SPARSE ? (Kp + BK - 1) / BK : (K + BK - 1) / BK;
   const int kt32 = Kp / 32;        // metadata column tiles
@@ -336,8 +348,8 @@ cudaError_t launch_tc(int M, int N, int K, const void* A, int lda, const uint32_
   constexpr int bytes = Smem<SPARSE>::BYTES;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   if (err != cudaSuccess) return err;
-  const dim3 grid((N + BN - 1) / BN, (M + BM - 1) / BM);
-  kernel<<<grid, THREADS, bytes, stream>>>(M, N, K, static_cast<const uint16_t*>(A), lda, meta, static_cast<const uint16_t*>(B), ldb, C, ldc,
+  const unsigned tiles = unsigned((N + BN - 1) / BN) * unsigned((M + BM - 1) / BM);
+  kernel<<<tiles, THREADS, bytes, stream>>>(M, N, K, static_cast<const uint16_t*>(A), lda, meta, static_cast<const uint16_t*>(B), ldb, C, ldc,
                                            alpha, beta);
   return cudaGetLastError();
 }
