@@ -7,6 +7,8 @@
 #
 #   kernels/cuda/gpu-check.sh            tests + full benchmark
 #   GPU_CHECK_QUICK=1 kernels/cuda/gpu-check.sh   tests + the benchmark with fewer repetitions
+#   GPU_CHECK_SANITIZE=1 ...                        also the small tests under compute-sanitizer
+#                                                   (adds up to 150 s; leave it off for the 8-minute run)
 #
 # Files written: env.txt (nvidia-smi, versions), build.log, gpu-test.json / gpu-test.log (tests and
 # benchmark of the test program), node-gpu.json / node-gpu.log (Node-side GPU checks), summary.json.
@@ -66,6 +68,17 @@ if [ -x "$PKG/build/gpu_test" ]; then
   BENCH=--bench
   [ "${GPU_CHECK_QUICK:-0}" = 1 ] && BENCH=--quick-bench
   step gpu-test 220 "$PKG/build/gpu_test" $BENCH --budget 170 --json "$RESULTS/gpu-test.json"
+fi
+
+# 2b. Optional (GPU_CHECK_SANITIZE=1): the small tests under compute-sanitizer's memcheck, which
+#     catches out-of-bounds and misaligned accesses that results alone can miss.
+if [ "${GPU_CHECK_SANITIZE:-0}" = 1 ] && [ -x "$PKG/build/gpu_test" ]; then
+  SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  if [ -x "$SANITIZER" ]; then
+    step sanitize 150 "$SANITIZER" --tool memcheck --error-exitcode 3 "$PKG/build/gpu_test" --small
+  else
+    echo "GPU_CHECK_SANITIZE=1 but compute-sanitizer not found" | tee "$RESULTS/sanitize.log"
+  fi
 fi
 
 # 3. The Node-side GPU tests: vitest when the workspace is installed, else the standalone bundle.

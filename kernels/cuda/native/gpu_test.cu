@@ -6,6 +6,7 @@
 //   gpu_test --json FILE     also write the results (tests and benchmarks) as JSON to FILE
 //   gpu_test --quick-bench   smaller benchmark repetitions (for a tight time budget)
 //   gpu_test --budget S      start no new benchmark shape after S seconds (those left are listed)
+//   gpu_test --small         only the small test shapes (for compute-sanitizer)
 //
 // Without a usable CUDA device it prints "no CUDA device: <cudaGetErrorString>" and exits with 77.
 // The dense cuBLAS baseline is loaded at run time (dlopen of libcublas; SPARSE_CUBLAS_LIB names the
@@ -720,6 +721,9 @@ void test_adam(size_t size, double activeFrac, bool useBits, float wd) {
   record(name, ok, std::max(e1, std::max(e2, e3)), d1 + d2 + d3);
 }
 
+/** --small: only the small shapes (for a run under compute-sanitizer, which is slow). */
+bool g_small = false;
+
 void run_tests() {
   for (Half16 t : {Half16::BF16, Half16::F16}) {
     test_metadata_map(t);
@@ -739,12 +743,13 @@ void run_tests() {
   };
   const G shapes[] = {{16, 8, 32, 1, 0},    {128, 128, 64, 1, 0},    {200, 136, 96, 1, 0.5f}, {77, 50, 70, 2, 0},   {1, 1, 1, 1, 0},
                       {0, 16, 32, 1, 0},    {16, 0, 32, 1, 0},       {33, 24, 0, 1, 0.5f},    {300, 8, 1000, 1, 0}, {256, 264, 4096, 1, 0},
-                      {129, 129, 160, 1, 1}};
+                      {129, 129, 160, 1, 1}, {1100, 264, 64, 1, 0}};
   for (Half16 t : {Half16::BF16, Half16::F16})
-    for (const G& g : shapes) test_gemm24(t, g.M, g.N, g.K, g.alpha, g.beta, false);
+    for (const G& g : shapes)
+      if (!g_small || double(g.M) * g.N * g.K < 2e6) test_gemm24(t, g.M, g.N, g.K, g.alpha, g.beta, false);
   for (Half16 t : {Half16::BF16, Half16::F16})
-    for (const G& g : {G{128, 128, 64, 1, 0}, G{200, 136, 96, 1, 0.5f}, G{77, 50, 72, 1, 0}, G{256, 264, 4096, 1, 0}})
-      test_gemm24(t, g.M, g.N, g.K, g.alpha, g.beta, true);
+    for (const G& g : {G{128, 128, 64, 1, 0}, G{200, 136, 96, 1, 0.5f}, G{77, 50, 72, 1, 0}, G{256, 264, 4096, 1, 0}, G{1100, 264, 64, 1, 0}})
+      if (!g_small || double(g.M) * g.N * g.K < 2e6) test_gemm24(t, g.M, g.N, g.K, g.alpha, g.beta, true);
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       test_sgemm(ta, tb, 67, 45, 33, 1, 0);
@@ -774,7 +779,7 @@ void run_tests() {
   test_adam(1000, 0.3, false, 0);
   test_adam(1000, 0.3, true, 0.01f);
   test_adam(33, 1.0, true, 0);
-  test_adam(100000, 0.1, true, 0);
+  if (!g_small) test_adam(100000, 0.1, true, 0);
 }
 
 // ---------------------------------------------------------------- cuBLAS (dlopen)
@@ -1025,10 +1030,11 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--bench")) bench = true;
     else if (!std::strcmp(argv[i], "--quick-bench")) bench = g_quick = true;
     else if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
+    else if (!std::strcmp(argv[i], "--small")) g_small = true;
     else if (!std::strcmp(argv[i], "--budget") && i + 1 < argc)
       g_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(std::atoi(argv[++i]));
     else {
-      std::fprintf(stderr, "usage: gpu_test [--bench | --quick-bench] [--budget SECONDS] [--json FILE]\n");
+      std::fprintf(stderr, "usage: gpu_test [--small] [--bench | --quick-bench] [--budget SECONDS] [--json FILE]\n");
       return 64;
     }
   }
