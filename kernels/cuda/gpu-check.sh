@@ -11,7 +11,8 @@
 #                                                   (adds up to 150 s; leave it off for the 8-minute run)
 #
 # Files written: env.txt (nvidia-smi, versions), build.log, gpu-test.json / gpu-test.log (tests and
-# benchmark of the test program), node-gpu.json / node-gpu.log (Node-side GPU checks), summary.json.
+# benchmark of the test program), cusparselt.json / cusparselt.log (cuSPARSELt vs ours, when found),
+# node-gpu.json / node-gpu.log (Node-side GPU checks), summary.json.
 set -u
 ROOT=$(pwd)
 PKG="$ROOT/kernels/cuda"
@@ -67,7 +68,7 @@ fi
 if [ -x "$PKG/build/gpu_test" ]; then
   BENCH=--bench
   [ "${GPU_CHECK_QUICK:-0}" = 1 ] && BENCH=--quick-bench
-  step gpu-test 220 "$PKG/build/gpu_test" $BENCH --budget 170 --json "$RESULTS/gpu-test.json"
+  step gpu-test 200 "$PKG/build/gpu_test" $BENCH --budget 150 --json "$RESULTS/gpu-test.json"
 fi
 
 # 2b. Optional (GPU_CHECK_SANITIZE=1): the small tests under compute-sanitizer's memcheck, which
@@ -81,15 +82,34 @@ if [ "${GPU_CHECK_SANITIZE:-0}" = 1 ] && [ -x "$PKG/build/gpu_test" ]; then
   fi
 fi
 
+# 2c. Informational: cuSPARSELt's 2:4 GEMM against ours, when libcusparseLt is here (a pip install
+#     of nvidia-cusparselt counts; SPARSE_CUSPARSELT_LIB names the file). Its exit status is recorded
+#     but does not fail the run: cuSPARSELt is a comparison, not part of the package.
+if [ -x "$PKG/build/cusparselt_bench" ]; then
+  if [ -z "${SPARSE_CUSPARSELT_LIB:-}" ] && command -v python3 >/dev/null 2>&1; then
+    SPARSE_CUSPARSELT_LIB=$(python3 -c "
+import glob, os, site, sys
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+for d in dirs:
+    for f in sorted(glob.glob(os.path.join(d, 'nvidia', 'cusparselt', 'lib', 'libcusparseLt.so*'))):
+        print(f); sys.exit(0)
+" 2>/dev/null)
+    export SPARSE_CUSPARSELT_LIB
+  fi
+  SAVED=$FAILED
+  step cusparselt 60 "$PKG/build/cusparselt_bench" --json "$RESULTS/cusparselt.json"
+  FAILED=$SAVED
+fi
+
 # 3. The Node-side GPU tests: vitest when the workspace is installed, else the standalone bundle.
 VITEST=""
 for c in "$ROOT/node_modules/.bin/vitest" "$PKG/node_modules/.bin/vitest"; do
   [ -x "$c" ] && VITEST=$c && break
 done
 if [ -n "$VITEST" ] && [ -d "$ROOT/packages/tensor/dist" ]; then
-  step node-gpu 120 bash -c "cd '$PKG' && SPARSE_REQUIRE_CUDA=1 '$VITEST' run --reporter=default --reporter=json --outputFile='$RESULTS/node-gpu.json'"
+  step node-gpu 100 bash -c "cd '$PKG' && SPARSE_REQUIRE_CUDA=1 '$VITEST' run --reporter=default --reporter=json --outputFile='$RESULTS/node-gpu.json'"
 elif [ -f "$PKG/build/gpu-node-check.mjs" ]; then
-  step node-gpu 120 node "$PKG/build/gpu-node-check.mjs" "$RESULTS/node-gpu.json"
+  step node-gpu 100 node "$PKG/build/gpu-node-check.mjs" "$RESULTS/node-gpu.json"
 else
   echo "no vitest (node_modules) and no build/gpu-node-check.mjs bundle: the Node-side GPU tests cannot run" | tee "$RESULTS/node-gpu.log"
   STEPS+=("{\"name\": \"node-gpu\", \"exit\": 1, \"seconds\": 0, \"note\": \"neither vitest nor the bundle\"}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Builds the CUDA addon (build/Release/sparse_cuda.node) and the standalone test program
-// (build/gpu_test) with nvcc, for sm_80 and sm_90 (cubins) plus compute_90 PTX. When nvcc is not
+// Builds the CUDA addon (build/Release/sparse_cuda.node), the standalone test program
+// (build/gpu_test) and the cuSPARSELt comparison (build/cusparselt_bench) with nvcc, for sm_80 and sm_90 (cubins) plus compute_90 PTX. When nvcc is not
 // found the build is skipped with one line and exits 0, so installs and CI without CUDA pass.
 // Nothing is downloaded. cudart is linked statically; cuBLAS is not linked (the test program loads
 // it at run time for its dense baseline).
@@ -26,6 +26,7 @@ const buildDir = path.join(pkgDir, 'build');
 const objDir = path.join(buildDir, 'obj');
 const addonPath = path.join(buildDir, 'Release', 'sparse_cuda.node');
 const testPath = path.join(buildDir, 'gpu_test');
+const ltPath = path.join(buildDir, 'cusparselt_bench');
 const stampPath = path.join(buildDir, 'sparse-cuda-build.json');
 const logPath = path.join(buildDir, 'native-build.log');
 const force = process.argv.includes('--force');
@@ -136,7 +137,7 @@ async function build() {
   const cudaInc = cudaInclude(nvcc);
   const config = { nvcc: version, cxx, nodedir, napi };
   const key = buildKey(config);
-  if (!force && existsSync(addonPath) && existsSync(testPath) && existsSync(stampPath)) {
+  if (!force && existsSync(addonPath) && existsSync(testPath) && existsSync(ltPath) && existsSync(stampPath)) {
     try {
       const stamp = JSON.parse(readFileSync(stampPath, 'utf8'));
       if (stamp.key === key) {
@@ -152,7 +153,7 @@ async function build() {
   const started = Date.now();
   const nvccFlags = ['-std=c++17', '-O3', '-Xcompiler', '-fPIC', ...GENCODE];
   const obj = (src) => path.join(objDir, src.replace(/\.(cu|cc)$/, '.o'));
-  const jobs = [...KERNEL_SOURCES, 'gpu_test.cu'].map((src) => () => exec(nvcc, [...nvccFlags, '-c', path.join(nativeDir, src), '-o', obj(src)]));
+  const jobs = [...KERNEL_SOURCES, 'gpu_test.cu', 'cusparselt_bench.cu'].map((src) => () => exec(nvcc, [...nvccFlags, '-c', path.join(nativeDir, src), '-o', obj(src)]));
   jobs.push(() =>
     exec(cxx, [
       '-std=c++17', '-O2', '-fPIC', '-fexceptions', '-DNAPI_CPP_EXCEPTIONS', '-DNAPI_VERSION=8',
@@ -165,6 +166,7 @@ async function build() {
   const kernels = KERNEL_SOURCES.map(obj);
   await exec(nvcc, ['-shared', '-o', addonPath, obj('addon.cc'), ...kernels, '-cudart', 'static', ...GENCODE]);
   await exec(nvcc, ['-o', testPath, obj('gpu_test.cu'), ...kernels, '-cudart', 'static', '-ldl', ...GENCODE]);
+  await exec(nvcc, ['-o', ltPath, obj('cusparselt_bench.cu'), obj('sparse24.cu'), '-cudart', 'static', '-ldl', ...GENCODE]);
   // The GPU code must be there for both architectures, in both binaries.
   const archs = {};
   for (const [name, file] of [['addon', addonPath], ['gpu_test', testPath]]) {
@@ -173,7 +175,7 @@ async function build() {
     if (missing.length) throw new BuildFailure(`${name} lacks cubins for sm_${missing.join(', sm_')} (has ${archs[name].join(', ') || 'none'})`);
   }
   writeFileSync(stampPath, JSON.stringify({ key, config, archs: ARCHS, embedded: archs, seconds: (Date.now() - started) / 1000 }, null, 2));
-  console.log(`${PREFIX}: CUDA addon and gpu_test built in ${Math.round((Date.now() - started) / 1000)} s (${version}; sm_${ARCHS.join(', sm_')})`);
+  console.log(`${PREFIX}: CUDA addon, gpu_test and cusparselt_bench built in ${Math.round((Date.now() - started) / 1000)} s (${version}; sm_${ARCHS.join(', sm_')})`);
 }
 
 try {

@@ -67,6 +67,13 @@ describe.skipIf(!nvcc && !required)(`CUDA build (${nvcc ? `nvcc: ${nvcc}` : 'ski
     }
   });
 
+  const gpu = loadCudaKernels().available;
+  it.skipIf(gpu)(`cusparselt_bench: exit 77 and "no CUDA device: <reason>" without a device${gpu ? ' (skipped: a GPU is here; gpu-check.sh runs the comparison)' : ''}`, () => {
+    const r = spawnSync(path.join(pkgDir, 'build', 'cusparselt_bench'), [], { encoding: 'utf8' });
+    expect(r.status).toBe(77);
+    expect(r.stdout).toMatch(/^no CUDA device: \S/);
+  });
+
   it('gpu_test rejects unknown flags with exit 64', () => {
     const r = spawnSync(gpuTest, ['--nonsense'], { encoding: 'utf8' });
     expect(r.status).toBe(64);
