@@ -19,6 +19,7 @@
 //   chunks of row g+8; nibble = first position | second position << 2. The compressor stores the 16
 //   words of each (16-row, 32-column) tile contiguously as word g*2+t, so a lane reads its word with
 //   one load: Ms[...][g*2 + (t & 1)] (lanes with t >= 2 load a word too; selector 0 ignores it).
+#include <algorithm>
 #include <climits>
 #include "common.cuh"
 #include "kernels.h"
@@ -115,7 +116,12 @@ __global__ void __launch_bounds__(THREADS) gemm_tc_kernel(int M, int N, int K, c
     n0 = ((pid % perGroup) / groupM) * BN;
   }
   const int Kp = padded_cols24(K);
-  const int kTiles = SPARSE ? (Kp + BK - 1) / BK : (K + BK - 1) / BK;
+  // Split-K: CTA row blockIdx.y of gridDim.y takes its share of the k tiles; with more than one
+  // split, partial products are added into C (already scaled by beta) atomically.
+  const int kTilesAll = SPARSE ? (Kp + BK - 1) / BK : (K + BK - 1) / BK;
+  const int kPer = (kTilesAll + int(gridDim.y) - 1) / int(gridDim.y);
+  const int kBegin = int(blockIdx.y) * kPer;
+  const int kTiles = max(0, min(kTilesAll - kBegin, kPer));
   const int kt32 = Kp / 32;        // metadata column tiles
   const int mt16 = (M + 15) / 16;  // metadata row tiles
 
@@ -194,7 +200,7 @@ __global__ void __launch_bounds__(THREADS) gemm_tc_kernel(int M, int N, int K, c
 
 #pragma unroll
   for (int s = 0; s < STAGES - 1; s++) {
-    if (s < kTiles) load_stage(s, s);
+    if (s < kTiles) load_stage(s, kBegin + s);
     cp_async_commit();
   }
 
@@ -203,7 +209,7 @@ __global__ void __launch_bounds__(THREADS) gemm_tc_kernel(int M, int N, int K, c
     __syncthreads();
     {
       const int next = kt + STAGES - 1;
-      if (next < kTiles) load_stage(next % STAGES, next);
+      if (next < kTiles) load_stage(next % STAGES, kBegin + next);
       cp_async_commit();
     }
     const int s = kt % STAGES;
@@ -256,7 +262,8 @@ __global__ void __launch_bounds__(THREADS) gemm_tc_kernel(int M, int N, int K, c
           if (col >= N) continue;
           float* dst = C + size_t(row) * ldc + col;
           const float v = alpha * acc[mi][ni][h * 2 + q];
-          *dst = beta == 0.f ? v : v + beta * *dst;
+          if (gridDim.y > 1) atomicAdd(dst, v);
+          else *dst = beta == 0.f ? v : v + beta * *dst;
         }
       }
     }
@@ -341,6 +348,22 @@ __global__ void probe_kernel(const uint16_t* avals, const uint16_t* b, const uin
   c[(g + 8) * 8 + 2 * t + 1] = acc[3];
 }
 
+/** C = beta * C over [M, N] (beta == 0: zeros, C not read): the starting point of a split-K sum. */
+__global__ void scale_c_kernel(int M, int N, float* C, int ldc, float beta) {
+  const size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= size_t(M) * N) return;
+  float* p = C + (i / N) * ldc + i % N;
+  *p = beta == 0.f ? 0.f : beta * *p;
+}
+
+/** Number of k splits: enough CTAs for two per SM when the tiles alone are fewer, at least 4 k tiles each. */
+int choose_splits(int tiles, int kTiles) {
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return 1;
+  if (tiles >= 2 * sms || kTiles < 8) return 1;
+  return std::max(1, std::min({(2 * sms + tiles - 1) / tiles, kTiles / 4, 16}));
+}
+
 template <bool SPARSE, bool BF16, bool ALIGNED_B>
 cudaError_t launch_tc(int M, int N, int K, const void* A, int lda, const uint32_t* meta, const void* B, int ldb, float* C, int ldc, float alpha,
                       float beta, cudaStream_t stream) {
@@ -349,7 +372,15 @@ cudaError_t launch_tc(int M, int N, int K, const void* A, int lda, const uint32_
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
   if (err != cudaSuccess) return err;
   const unsigned tiles = unsigned((N + BN - 1) / BN) * unsigned((M + BM - 1) / BM);
-  kernel<<<tiles, THREADS, bytes, stream>>>(M, N, K, static_cast<const uint16_t*>(A), lda, meta, static_cast<const uint16_t*>(B), ldb, C, ldc,
+  const int kTiles = SPARSE ? (padded_cols24(K) + BK - 1) / BK : (K + BK - 1) / BK;
+  const int splits = choose_splits(int(tiles), kTiles);
+  if (splits > 1) {
+    const size_t n = size_t(M) * N;
+    scale_c_kernel<<<unsigned((n + 255) / 256), 256, 0, stream>>>(M, N, C, ldc, beta);
+    err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<dim3(tiles, unsigned(splits)), THREADS, bytes, stream>>>(M, N, K, static_cast<const uint16_t*>(A), lda, meta, static_cast<const uint16_t*>(B), ldb, C, ldc,
                                            alpha, beta);
   return cudaGetLastError();
 }
