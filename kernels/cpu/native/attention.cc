@@ -13,6 +13,7 @@
 #include "cpu_features.h"
 #include "gemm.h"
 #include "thread_pool.h"
+#include "wide_kernels.h"
 
 namespace sparse {
 
@@ -23,7 +24,7 @@ constexpr int64_t kDenseBlock = 64;            // tile side of dense attention (
 constexpr int64_t kChunk = 64;                 // query rows / keys per recomputed sub-tile
 constexpr int64_t kCausalPiece = 32;           // keys per piece of a sub-tile crossing the causal diagonal
 
-int threadsFor(double work) { return static_cast<int>(std::max(1.0, std::min(256.0, work / kMinWorkPerThread))); }
+int attentionThreads(double work) { return static_cast<int>(std::max(1.0, std::min(256.0, work / kMinWorkPerThread))); }
 
 struct BackwardScratch {
   AlignedBuffer s, ds, acc1, acc2, dq;
@@ -38,7 +39,7 @@ BackwardScratch& backwardScratch() {
 template <typename Fn>
 void forEachItem(int64_t total, double work, const Fn& fn) {
   std::atomic<int64_t> next{0};
-  parallelRun(std::min<int>(threadsFor(work), static_cast<int>(std::min<int64_t>(std::max<int64_t>(total, 1), 256))), [&](int, int) {
+  parallelRun(std::min<int>(attentionThreads(work), static_cast<int>(std::min<int64_t>(std::max<int64_t>(total, 1), 256))), [&](int, int) {
     for (;;) {
       const int64_t i = next.fetch_add(1, std::memory_order_relaxed);
       if (i >= total) break;
@@ -308,7 +309,7 @@ void attentionBitmapKV(const AttentionBitmapKVProblem& p) {
   // (flash-decoding).
   constexpr int64_t kBlock = 64;
   const double work = static_cast<double>(heads) * p.positions * d * 4.0;
-  const int threads = std::min(threadsFor(work), poolSize());
+  const int threads = std::min(attentionThreads(work), poolSize());
   const int64_t parts = threads <= 1 ? 1 : std::max<int64_t>(1, std::min<int64_t>(threads, p.positions / (4 * kBlock)));
   std::vector<float> partM(static_cast<size_t>(parts * heads)), partL(static_cast<size_t>(parts * heads));
   std::vector<float> partAcc(static_cast<size_t>(parts * heads * d));
@@ -415,6 +416,7 @@ void axpyScalar(int64_t len, float alpha, const float* x, float* y) {
 
 const AttentionKernels& attentionKernels() {
   static const AttentionKernels k = [] {
+    if (const WideKernels* w = wideKernels()) return w->attention;
 #if defined(SPARSE_WITH_AVX2)
     if (useAvx2()) return AttentionKernels{backwardRowAvx2, expandRowAvx2, dotAvx2, axpyAvx2};
 #endif

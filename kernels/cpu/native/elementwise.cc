@@ -12,6 +12,7 @@
 #include "cpu_features.h"
 #include "gemm.h"
 #include "thread_pool.h"
+#include "wide_kernels.h"
 
 namespace sparse {
 namespace {
@@ -182,6 +183,7 @@ ElementwiseDispatch elementwiseSpansScalar() {
 
 const ElementwiseDispatch& elementwiseDispatch() {
   static const ElementwiseDispatch d = [] {
+    if (const WideKernels* w = wideKernels()) return w->elementwise;
 #if defined(SPARSE_WITH_AVX2)
     if (useAvx2()) return elementwiseSpansAvx2();
 #endif

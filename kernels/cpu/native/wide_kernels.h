@@ -1,8 +1,11 @@
 // The 16-wide kernel family: one source (kernels_wide.inc) compiled twice, as `avx512` (kernels_avx512.cc,
 // -mavx512f -mavx512bw -mavx512vl) and as `avx512-emu` (kernels_avx512emu.cc, -mavx2 -mfma). The
-// drivers (gemm.cc, spmm.cc, ops.cc) take the table of the family cpu_features.h selected.
+// drivers (gemm.cc, spmm.cc, ops.cc, linalg.cc, attention.cc, elementwise.cc) take the table of the
+// family cpu_features.h selected.
 #pragma once
 
+#include "attention.h"
+#include "elementwise.h"
 #include "gemm.h"
 #include "linalg.h"
 #include "ops.h"
@@ -29,6 +32,8 @@ struct WideKernels {
   AdamSpan adamSpan;
   SgdSpan sgdSpan;
   DMicroKernel dmicro;  // kDMR x kDNR float64 tile
+  AttentionKernels attention;    // the backward's and the bitmap-KV decode's row kernels
+  ElementwiseDispatch elementwise;  // binary, unary and row-reduction spans (same bits as the others)
 };
 
 // Defined by kernels_avx512.cc and kernels_avx512emu.cc (built when SPARSE_WITH_AVX512 is set).

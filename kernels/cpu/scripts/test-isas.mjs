@@ -11,8 +11,19 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const addonPath = path.join(root, 'build', 'Release', 'sparse_cpu.node');
-// The files whose kernels have a 16-wide form (gemm, the sparse products, gemvSparseInput, the optimizers, the float64 factorizations).
-const files = ['src/gemm.test.ts', 'src/spmm.test.ts', 'src/ops.test.ts', 'src/native.test.ts', 'src/linalg-f64.test.ts'];
+// The files whose kernels have a 16-wide form (gemm, the sparse products, gemvSparseInput, the optimizers,
+// the float64 factorizations, the attention backward and bitmap-KV row kernels, the elementwise spans and
+// row reductions).
+const files = [
+  'src/gemm.test.ts',
+  'src/spmm.test.ts',
+  'src/ops.test.ts',
+  'src/native.test.ts',
+  'src/linalg-f64.test.ts',
+  'src/attention.test.ts',
+  'src/tfjs-elementwise.test.ts',
+  'src/tfjs-unary.test.ts',
+];
 
 if (!existsSync(addonPath)) {
   if (process.env.SPARSE_SKIP_NATIVE_BUILD === '1') {

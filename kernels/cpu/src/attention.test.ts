@@ -2,7 +2,9 @@
 // counts), the attention backward and the bitmap-KV decode attention against the float64 reference
 // kernels of @sparse/tensor: odd sequence lengths (not multiples of the block or of the 64-row
 // chunks), per-head and shared masks, causal, grouped-query heads, head dims that are not multiples
-// of 8; the AVX2 path in this process and the portable path in a child with SPARSE_FORCE_SCALAR=1.
+// of 8 or 16 (tails of every vector width); the best kernel family in this process (scripts/test-isas.mjs
+// reruns the file under every other family the machine runs) and the portable path in a child with
+// SPARSE_FORCE_SCALAR=1.
 // Tolerances: float32 sums of at most seq terms against float64 (see each check).
 import { spawnSync } from 'node:child_process';
 import {
@@ -106,6 +108,12 @@ const CASES: Case[] = [
   // Four or more heads per pool thread (2 here): one single-pass item per head, dQ accumulated per thread.
   { heads: 5, seq: 140, d: 16, bs: 32, causal: true, perHeadBlocks: true, perHeadElements: false, p0: 0.2, p1: 0.4, seed: 10 },
   { heads: 4, seq: 77, d: 8, bs: 16, causal: false, perHeadBlocks: false, perHeadElements: true, p0: 0.2, p1: 0.4, seed: 11 },
+  // Head dims and key runs around the 8- and 16-lane vectors and their masked tails (17, 33: one lane
+  // past a vector; 15: one short; 1: a tail only).
+  { heads: 2, seq: 83, d: 17, bs: 16, causal: true, perHeadBlocks: false, perHeadElements: true, p0: 0.2, p1: 0.4, seed: 12 },
+  { heads: 1, seq: 97, d: 33, bs: 33, causal: false, perHeadBlocks: false, perHeadElements: false, p0: 0.1, p1: 0.6, seed: 13 },
+  { heads: 2, seq: 47, d: 15, bs: 17, causal: true, perHeadBlocks: true, perHeadElements: false, p0: 0.1, p1: 0.6, seed: 14 },
+  { heads: 1, seq: 31, d: 1, bs: 15, causal: false, perHeadBlocks: false, perHeadElements: true, p0: 0, p1: 0.5, seed: 15 },
 ];
 
 const label = (c: Case) =>
@@ -233,6 +241,14 @@ const BITMAP_CASES: Array<[number, number, number, number, number]> = [
   [2, 1, 7, 1, 1],
   [3, 3, 16, 0, 0.5],
   [4, 1, 8, 50, 0],
+  // Head dims around the 8- and 16-lane vectors: the expansion's masked tail (two bitmap bytes or one),
+  // and full rows (density 1) where the wide loads meet the end of the value array.
+  [2, 1, 1, 9, 0.5],
+  [3, 1, 15, 40, 0.7],
+  [2, 2, 17, 40, 1],
+  [4, 2, 33, 61, 0.6],
+  [2, 1, 100, 30, 0.9],
+  [2, 1, 1003, 5, 1],
 ];
 
 suite('attention over a bitmap KV cache (native vs reference)', () => {

@@ -170,6 +170,9 @@ suite('native addon run-time configuration', () => {
   // reported skipped, with the reason, without it.
   const cpu = status.available ? status.info.cpu : undefined;
   const built = new Set((cpu?.built ?? '').split(','));
+  // Kernels whose inner loops follow the selected family in every vector family (a 16-wide form for
+  // avx512 / avx512-emu, the AVX2 one for avx2).
+  const WIDE_FAMILY_KERNELS = ['gemm', 'spmmCSR', 'gemvSparseInput', 'maskedAdam', 'attentionBackward', 'attentionBitmapKV', 'elementwiseBinary', 'elementwiseUnary', 'reduceLastAxis'];
   const families: { isa: string; runs: boolean; why: string }[] = [
     { isa: 'avx512', runs: built.has('avx512') && cpu?.avx512 === true, why: built.has('avx512') ? 'this CPU or OS lacks AVX-512 F/BW/VL' : 'the addon was built without the 16-wide kernels (not x86-64)' },
     { isa: 'avx512-emu', runs: built.has('avx512-emu') && cpu?.avx2 === true, why: built.has('avx512-emu') ? 'this CPU lacks AVX2+FMA' : 'the addon was built without the 16-wide kernels (not x86-64)' },
@@ -184,6 +187,7 @@ suite('native addon run-time configuration', () => {
       };
       expect(out.info.isa, out.info.isaNote).toBe(f.isa);
       expect(out.info.kernelIsa.gemm).toBe(f.isa);
+      for (const k of WIDE_FAMILY_KERNELS) expect(out.info.kernelIsa[k], k).toBe(f.isa);
       // On CPUs that split 512-bit operations (Zen 4) the avx512 family runs the AVX2 N:M strips.
       expect(out.info.kernelIsa.spmmNM).toBe(f.isa === 'avx512' && cpu?.split512 === true ? 'avx2' : f.isa);
       expect(out.worst).toBeLessThanOrEqual(1);
@@ -208,6 +212,7 @@ suite('native addon run-time configuration', () => {
   it.runIf(process.env.SPARSE_EXPECT_ISA !== undefined)(`this process runs the family SPARSE_CPU_ISA asked for (${process.env.SPARSE_EXPECT_ISA ?? 'none asked'})`, () => {
     if (!status.available) throw new Error('the addon is not built');
     expect(status.info.isa, status.info.isaNote).toBe(process.env.SPARSE_EXPECT_ISA);
+    for (const k of WIDE_FAMILY_KERNELS) expect(status.info.kernelIsa[k], k).toBe(process.env.SPARSE_EXPECT_ISA);
     if (process.env.SPARSE_NM_WIDE === '1') expect(status.info.kernelIsa.spmmNM).toBe(process.env.SPARSE_EXPECT_ISA);
   });
 

@@ -393,3 +393,133 @@ suite('the binding', () => {
     }
   });
 });
+
+// Every vector family this machine runs (a child per family, forced with SPARSE_CPU_ISA, which must be
+// the family that ran), on lengths around the 8- and 16-lane vectors and their masked tails, every
+// broadcast form: each span against its float64-then-round reference bit for bit (Max: tfjs's rule),
+// and the row sums the same bits in every vector family (the 16-wide sum keeps the AVX2 order of its
+// float64 partial sums). A family the machine cannot run is reported skipped, with the reason.
+suite('every kernel family gives the same elementwise bits, tails included', () => {
+  const cpu = status.available ? status.info.cpu : undefined;
+  const built = new Set((cpu?.built ?? '').split(','));
+  const families = [
+    { isa: 'avx2', runs: built.has('avx2') && cpu?.avx2 === true, why: 'this CPU or build lacks AVX2+FMA' },
+    { isa: 'avx512-emu', runs: built.has('avx512-emu') && cpu?.avx2 === true, why: built.has('avx512-emu') ? 'this CPU lacks AVX2+FMA' : 'built without the 16-wide kernels' },
+    { isa: 'avx512', runs: built.has('avx512') && cpu?.avx512 === true, why: built.has('avx512') ? 'this CPU or OS lacks AVX-512 F/BW/VL' : 'built without the 16-wide kernels' },
+  ];
+  const LENGTHS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 1003];
+  const ROWS = 3;
+  const UNARY_NAMES = ['neg', 'abs', 'square', 'sqrt', 'rsqrt', 'reciprocal', 'relu', 'exp', 'sigmoid'];
+  const fr = Math.fround;
+  const unaryRef: Record<string, (v: number) => number> = {
+    neg: (v) => -v,
+    abs: Math.abs,
+    square: (v) => fr(v * v),
+    sqrt: (v) => fr(Math.sqrt(v)),
+    rsqrt: (v) => fr(1 / Math.sqrt(v)),
+    reciprocal: (v) => fr(1 / v),
+    relu: (v) => Math.max(0, v),
+    exp: (v) => fr(Math.exp(v)),
+    sigmoid: (v) => fr(1 / (1 + Math.exp(-v))),
+  };
+  const binaryRef = [(p: number, q: number) => fr(p + q), (p: number, q: number) => fr(p - q), (p: number, q: number) => fr(p * q), (p: number, q: number) => fr(p / q)];
+  // Inputs per length: x and y of ROWS * n values (the binary and unary spans read the first n).
+  const inputs = LENGTHS.map((n, i) => ({ n, x: values(ROWS * n, 900 + i), y: values(n, 950 + i) }));
+
+  const child = (isa: string) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sparse-families-'));
+    try {
+      const b64 = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+      const input = path.join(dir, 'in.json');
+      writeFileSync(input, JSON.stringify(inputs.map((c) => ({ n: c.n, x: b64(c.x), y: b64(c.y) }))));
+      const script = `
+        const addon = require(${JSON.stringify(status.available ? status.path : '')});
+        const fs = require('node:fs');
+        const unb64 = (s) => { const b = Buffer.from(s, 'base64'); return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); };
+        const enc = (v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+        const out = [];
+        for (const c of JSON.parse(fs.readFileSync(${JSON.stringify(input)}, 'utf8'))) {
+          const n = c.n, x = unb64(c.x), y = unb64(c.y), r = { binary: [], unary: [] };
+          for (let op = 0; op < 4; op++) {
+            for (const [sa, sb] of [[1, 1], [1, 0], [0, 1], [0, 0]]) {
+              const o = new Float32Array(n);
+              addon.elementwiseBinary(op, sa ? x.subarray(0, n) : x.subarray(1, 2), sb ? y : y.subarray(n - 1), o, 1, Float64Array.of(n, sa, sb));
+              r.binary.push(enc(o));
+            }
+          }
+          for (let op = 0; op < 9; op++) { const o = new Float32Array(n); addon.elementwiseUnary(op, x.subarray(0, n), o); r.unary.push(enc(o)); }
+          const absx = x.map(Math.abs).map((v) => (v < 1e30 ? v : 0));
+          const s = new Float32Array(${ROWS}); addon.reduceLastAxis(0, absx, ${ROWS}, n, s); r.sum = enc(s);
+          const m = new Float32Array(${ROWS}); addon.reduceLastAxis(1, x, ${ROWS}, n, m); r.max = enc(m);
+          out.push(r);
+        }
+        // Rows whose float32 sum depends on how the float64 partial sums are associated: 1 and 2^-24
+        // (a float32 tie) plus two 2^-53 that push it up only when they meet each other first.
+        const ordered = [];
+        for (const cols of [16, 35]) {
+          const x = new Float32Array(4 * cols);
+          for (let r = 0; r < 4; r++) { x[r * cols + r] = 1; x[r * cols + 4 + r] = 2 ** -24; x[r * cols + 8 + r] = 2 ** -53; x[r * cols + 12 + r] = 2 ** -53; }
+          const s = new Float32Array(4); addon.reduceLastAxis(0, x, 4, cols, s); ordered.push(enc(s));
+        }
+        console.log(JSON.stringify({ isa: addon.info().isa, note: addon.info().isaNote, out, ordered }));`;
+      const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, SPARSE_CPU_ISA: isa }, timeout: 120_000 });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { isa: string; note: string; out: Array<{ binary: string[]; unary: string[]; sum: string; max: string }>; ordered: string[] };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const unb64 = (s: string) => {
+    const b = Buffer.from(s, 'base64');
+    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+
+  for (const f of families) {
+    it.skipIf(!f.runs)(`${f.isa}: binary, unary, Sum and Max spans on lengths ${LENGTHS.join(', ')}${f.runs ? '' : ` (skipped: ${f.why})`}`, () => {
+      const got = child(f.isa);
+      expect(got.isa, got.note).toBe(f.isa);
+      const familySums: Float32Array[] = [];
+      inputs.forEach(({ n, x, y }, i) => {
+        const r = got.out[i]!;
+        let at = 0;
+        for (let op = 0; op < 4; op++) {
+          for (const [sa, sb] of [[1, 1], [1, 0], [0, 1], [0, 0]] as const) {
+            const want = Float32Array.from({ length: n }, (_, j) => binaryRef[op]!(sa ? x[j]! : x[1]!, sb ? y[j]! : y[n - 1]!));
+            expect(firstDifference(unb64(r.binary[at++]!), want), `${f.isa} binary op ${op} (${sa}, ${sb}) n ${n}`).toBe(-1);
+          }
+        }
+        UNARY_NAMES.forEach((name, op) => {
+          const want = Float32Array.from({ length: n }, (_, j) => unaryRef[name]!(x[j]!));
+          expect(firstDifference(unb64(r.unary[op]!), want), `${f.isa} ${name} n ${n}`).toBe(-1);
+        });
+        const sumRef = new Float32Array(ROWS);
+        const maxRef = new Float32Array(ROWS);
+        for (let row = 0; row < ROWS; row++) {
+          let s = 0;
+          let m = x[row * n]!;
+          for (let j = 0; j < n; j++) {
+            const v = x[row * n + j]!;
+            s += Math.abs(v) < 1e30 ? Math.abs(v) : 0;
+            if (Number.isNaN(v) || v > m) m = v;
+          }
+          sumRef[row] = s;
+          maxRef[row] = m;
+        }
+        expect(firstDifference(unb64(r.max), maxRef), `${f.isa} max n ${n}`).toBe(-1);
+        const sum = unb64(r.sum);
+        sum.forEach((v, row) => expect(Math.abs(v - sumRef[row]!), `${f.isa} sum n ${n} row ${row}`).toBeLessThanOrEqual(2 ** -23 * sumRef[row]! + n * 2 ** -51 * sumRef[row]!));
+        familySums.push(sum);
+      });
+      // The 16-wide families must give the AVX2 family's sums bit for bit (avx2 runs wherever they do).
+      if (f.isa !== 'avx2') {
+        const avx2 = child('avx2');
+        expect(avx2.isa, avx2.note).toBe('avx2');
+        familySums.forEach((s, i) => expect(firstDifference(s, unb64(avx2.out[i]!.sum)), `${f.isa} sum n ${inputs[i]!.n} vs avx2`).toBe(-1));
+        got.ordered.forEach((s, i) => expect(firstDifference(unb64(s), unb64(avx2.ordered[i]!)), `${f.isa} order-sensitive sums ${i}`).toBe(-1));
+      } else {
+        // The AVX2 order meets the two 2^-53 first (left to right would give 1): these rows do tell orders apart.
+        for (const s of got.ordered) expect(Array.from(unb64(s))).toEqual([1, 1, 1, 1].map(() => Math.fround(1 + 2 ** -23)));
+      }
+    });
+  }
+});
