@@ -1062,6 +1062,8 @@ int main(int argc, char** argv) {
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   Cublas cublas;
   std::string cublasWhere;
+  // Written now and again after the benchmark, so the test results survive a benchmark that dies.
+  if (json) write_json(json, prop, runtime, driver, cublasWhere);
   if (bench) {
     const bool haveCublas = cublas.load();
     if (haveCublas) cublasWhere = cublas.where;
