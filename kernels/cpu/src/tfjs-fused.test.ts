@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { ArgumentError, Random } from '@sparse/tensor';
+import { relativeMismatch } from '@sparse/tensor/testing';
 import { describe, expect, it } from 'vitest';
 import { nativeSuite, status } from './__fixtures__/native-suite.js';
 import { useQuietCPUBackend } from './__fixtures__/tfjs-backends.js';
@@ -33,17 +34,8 @@ function randn(n: number, seed: number, scale = 1, shift = 0): Float32Array {
 
 /** |got - want| <= tol * (1 + |want|) everywhere. */
 function expectClose(label: string, got: ArrayLike<number>, want: ArrayLike<number>, tol = 1e-5): void {
-  expect(got.length, label).toBe(want.length);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!));
-    if (!(err <= worst)) {
-      worst = err;
-      at = i;
-    }
-  }
-  if (!(worst <= tol)) expect.fail(`${label}: element ${at}: ${got[at]} vs ${want[at]} (relative error ${worst})`);
+  const problem = relativeMismatch(got, want, tol, label);
+  if (problem !== null) expect.fail(problem);
 }
 
 // ---- the unfused compositions (plain tfjs autodiff) ----

@@ -15,6 +15,7 @@ import {
   type KernelName,
   type NMLayout,
 } from '@sparse/tensor';
+import { randomArray, relativeMismatch } from '@sparse/tensor/testing';
 import { isDeepStrictEqual } from 'node:util';
 import { DeviceBuffer, SPARSE_CUDA_BACKEND, compress24, compressDense24, gemm24, loadCudaKernels } from './index.js';
 
@@ -70,22 +71,8 @@ function rng(seed: number) {
   };
 }
 
-function randomArray(n: number, r: () => number): Float32Array {
-  return Float32Array.from({ length: n }, () => r() * 2 - 1);
-}
-
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string) {
-  expect(got.length, what).toBe(want.length);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!));
-    if (!(err <= worst)) {
-      worst = err;
-      at = i;
-    }
-  }
-  expect(worst, `${what}: worst relative error at ${at}: got ${got[at]}, want ${want[at]}`).toBeLessThanOrEqual(tol);
+  expect(relativeMismatch(got, want, tol, what)).toBe(null);
 }
 
 /** Exact fp16 / bf16 bits of small multiples of 1/8 (exactly representable in both). */

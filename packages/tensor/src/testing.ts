@@ -151,6 +151,26 @@ export function gemmMismatch(
 }
 
 /**
+ * The element with the largest relative error |got - want| / (1 + |want|) as a message when that error
+ * is above `tolerance` (or a length mismatch, or a NaN where a number is expected); null when every
+ * element is within it.
+ */
+export function relativeMismatch(got: ArrayLike<number>, want: ArrayLike<number>, tolerance: number, label = ''): string | null {
+  if (got.length !== want.length) return `${label}: ${got.length} values, expected ${want.length}`;
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!));
+    if (!(err <= worst)) {
+      worst = err;
+      at = i;
+    }
+  }
+  if (worst <= tolerance) return null;
+  return `${label}: element ${at} is ${got[at]}, expected ${want[at]} (relative error ${worst}, tolerance ${tolerance})`;
+}
+
+/**
  * Brute-force top-k for checking selections: the indices of the k largest values among the allowed
  * ones (ties to the lower index), sorted increasing. A sort of every index, nothing clever.
  */
