@@ -11,7 +11,8 @@
 // evaluation, since an unmerged adapter is only applied inside its run). SFT keeps its delta and Adam state in plain typed arrays, outside tfjs:
 // RSS sees them, `tf peak` does not. Evaluation runs after the peak is read.
 //
-// Environment: SPARSE_BENCH_QUICK=1 shrinks steps and evaluation (a smoke test; figures meaningless).
+// Environment: SPARSE_BENCH_QUICK=1 shrinks steps and evaluation (a smoke test; figures meaningless);
+// SPARSE_BENCH_ADAPTERS_ROWS=lora,lora-ist,... runs only those rows.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -112,6 +113,10 @@ async function main() {
     { key: 'lt-sft', label: `sft ${(sftDensity * 100).toFixed(2)}%, lottery ticket (LT-SFT)`, stage: { stage: 'adapt', name: 'tune', method: 'sft', config: { density: sftDensity, lottery: { steps: Math.max(1, Math.round(STEPS / 2)) } }, ...shifted, lr: 0.01 } },
     { key: 'clover', label: 'clover (attention Q/K, V/O singular values)', stage: { stage: 'adapt', name: 'tune', method: 'clover', targets: ['attn.c_attn', 'attn.c_proj'], ...shifted, lr: 0.01 } },
     { key: 'sparse-adapter-bottleneck', label: 'sparse-adapter bottleneck r=2, 40% sparse (unmerged)', stage: { stage: 'adapt', name: 'tune', method: 'sparse-adapter', config: { r: 2, alpha: 4, sparsity: 0.4, form: 'bottleneck', activation: 'relu' }, merge: false, ...shifted, lr: 0.005 } },
+    // IST (Yao et al. 2024): each step trains the adapters (or deltas) of one of the 2 blocks, drawn by
+    // learned importance; probes every 10 steps scale one block's contribution by 0.25
+    { key: 'lora-ist', label: 'lora r=2 + IST (1 of 2 blocks per step)', stage: { stage: 'adapt', name: 'tune', method: 'lora', config: { r: 2, alpha: 4 }, ist: { update: 0.5, suppress: 0.5, every: 10, probes: 2 }, ...shifted, lr: 0.005 } },
+    { key: 'sft-ist', label: `sft ${(sftDensity * 100).toFixed(2)}% + IST (1 of 2 blocks per step)`, stage: { stage: 'adapt', name: 'tune', method: 'sft', config: { density: sftDensity, ist: { update: 0.5, suppress: 0.5, every: 10, probes: 2 } }, ...shifted, lr: 0.01 } },
     { key: 'mosa-bottleneck', label: 'mosa bottleneck r=2, 2 modules (unmerged)', stage: { stage: 'adapt', name: 'tune', method: 'mosa', config: { r: 2, alpha: 4, modules: 2, form: 'bottleneck' }, merge: false, ...shifted, lr: 0.005 } },
   ];
   // every method must exist in the catalogue (`sparse-train methods`)
@@ -119,7 +124,15 @@ async function main() {
   const known = (kind, name) => catalogue.some((m) => m.kind === kind && m.name === name);
   const skipped = [];
   const results = [];
+  // SPARSE_BENCH_ADAPTERS_ROWS=key,key runs only those rows (the pretraining and the 2:4 base still run)
+  const only = process.env.SPARSE_BENCH_ADAPTERS_ROWS?.split(',').filter(Boolean);
+  if (only?.length) {
+    const unknownKeys = only.filter((k) => !ROWS.some((r) => r.key === k));
+    if (unknownKeys.length) throw new Error(`SPARSE_BENCH_ADAPTERS_ROWS: no rows ${unknownKeys.join(', ')} (rows: ${ROWS.map((r) => r.key).join(', ')})`);
+    notes.push(`only the rows ${only.join(', ')} (SPARSE_BENCH_ADAPTERS_ROWS)`);
+  }
   for (const row of ROWS) {
+    if (only?.length && !only.includes(row.key)) continue;
     if (!known(row.stage.stage, row.stage.method)) {
       skipped.push({ method: row.label, reason: `no ${row.stage.stage} method '${row.stage.method}' in the catalogue` });
       continue;
