@@ -328,7 +328,7 @@ suite('attention kernels (child process: the scalar path)', () => {
       input: JSON.stringify({ backward: backward.map((b) => b.input), bitmap: bitmap.map((b) => b.input) }),
       encoding: 'utf8',
       // One thread: the backward then runs its single-pass (per-head) path, the parent mostly the two-pass one.
-      env: { ...process.env, SPARSE_FORCE_SCALAR: '1', SPARSE_NUM_THREADS: '1' },
+      env: { ...process.env, SPARSE_CPU_ISA: 'scalar', SPARSE_FORCE_SCALAR: '1', SPARSE_NUM_THREADS: '1' },
       maxBuffer: 1 << 30,
       timeout: 120_000,
     });

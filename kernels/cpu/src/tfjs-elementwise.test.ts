@@ -356,7 +356,7 @@ suite('the binding', () => {
         const enc = {};
         for (const [k, v] of Object.entries(out)) enc[k] = Buffer.from(v.buffer).toString('base64');
         console.log(JSON.stringify({ simd: addon.info().simd, out: enc }));`;
-      const r = spawnSync(process.execPath, ['-e', child], { encoding: 'utf8', env: { ...process.env, SPARSE_FORCE_SCALAR: '1' }, timeout: 120_000 });
+      const r = spawnSync(process.execPath, ['-e', child], { encoding: 'utf8', env: { ...process.env, SPARSE_CPU_ISA: 'scalar', SPARSE_FORCE_SCALAR: '1' }, timeout: 120_000 });
       expect(r.status, r.stderr).toBe(0);
       const scalar = JSON.parse(r.stdout) as { simd: string; out: Record<string, string> };
       expect(scalar.simd).toBe('scalar');
