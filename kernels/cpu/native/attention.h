@@ -1,6 +1,7 @@
 // Block-sparse attention backward (flash-attention style, recomputing P from q, k and the forward's
 // lse, tile by tile) and decode-time attention over a bitmap-compressed KV cache. Drivers in
-// attention.cc; the row kernels have a portable version and an AVX2/FMA one in attention_avx2.cc.
+// attention.cc; the row kernels have a portable version, an AVX2/FMA one in attention_avx2.cc and a
+// 16-wide one in kernels_wide.inc (the avx512 and avx512-emu families).
 #pragma once
 
 #include <cstdint>

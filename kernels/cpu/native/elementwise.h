@@ -2,7 +2,9 @@
 // exact unary maps and last-axis reductions. Every result equals tfjs-backend-cpu's bit for bit
 // (it computes each element in float64 and rounds once; for + - * / and sqrt that is the float32
 // operation itself), except Sum, whose float64 accumulation order differs. Drivers (threading,
-// broadcasting walks) live in elementwise.cc; spans have a portable and an AVX2 version.
+// broadcasting walks) live in elementwise.cc; spans have a portable, an AVX2 and a 16-wide version
+// (kernels_wide.inc, for the avx512 and avx512-emu families); the two vector versions give the same
+// bits for every span (Sum included: the same order of float64 partial sums).
 #pragma once
 
 #include <cstdint>
@@ -45,7 +47,7 @@ struct GatherPlan {
 };
 void gather32(const uint32_t* x, uint32_t* out, const GatherPlan& plan);
 
-// ---- spans (portable and AVX2) ----
+// ---- spans (portable, AVX2, 16-wide) ----
 
 // out[i] = a[i*sa] op b[i*sb] for i < n, with sa, sb each 0 (repeat element 0) or 1.
 using BinarySpan = void (*)(int64_t n, const float* a, int64_t sa, const float* b, int64_t sb, float* out);
