@@ -107,7 +107,8 @@ suite("sparse-cpu's kernel outputs", () => {
     a.dispose();
     const b = tf.mul(x, y);
     expect(storageOf(b)).toBe(storage);
-    const want = randn(N, 1).map((v, i) => Math.fround(v * randn(N, 2)[i]!));
+    const ys = randn(N, 2);
+    const want = randn(N, 1).map((v, i) => Math.fround(v * ys[i]!));
     expect(b.dataSync()).toEqual(want);
     tf.dispose([x, y, b]);
   });
