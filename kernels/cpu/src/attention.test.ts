@@ -293,56 +293,109 @@ for (const k of input.bitmap) {
 process.stdout.write(JSON.stringify({ simd: addon.info().simd, outs }));
 `;
 
+/** Inputs for CHILD (offsets dropped) with their reference results. */
+function childCases(cases: Case[], bitmaps: typeof BITMAP_CASES) {
+  const backward = cases.map((c) => {
+    const a = backwardCase(c);
+    const want = copyBackward(a);
+    getKernel('blockSparseAttentionBackward', REFERENCE_BACKEND)(want);
+    const size = c.heads * c.seq * c.d;
+    const sub = (x: Float32Array, off: number) => [...x.subarray(off, off + size)];
+    return {
+      want,
+      input: {
+        heads: c.heads, seq: c.seq, d: c.d, size, causal: c.causal, bs: c.bs, scale: 1 / Math.sqrt(c.d),
+        q: sub(a.q, a.qOffset), k: sub(a.k, a.kOffset), v: sub(a.v, a.vOffset), out: sub(a.out, a.outOffset), dOut: sub(a.dOut, a.dOutOffset),
+        lse: [...a.lse.subarray(a.lseOffset, a.lseOffset + c.heads * c.seq)], blockMask: [...a.blockMask], elementMask: [...a.elementMask!],
+      },
+    };
+  });
+  const bitmap = bitmaps.map(([heads, kvHeads, d, positions, density]) => {
+    const a = { ...bitmapCase(heads, kvHeads, d, positions, density, 77 + d), qOffset: 0, outOffset: 0 };
+    a.q = a.q.subarray(0, heads * d);
+    a.out = new Float32Array(heads * d);
+    const want = { ...a, out: a.out.slice() };
+    getKernel('attentionBitmapKV', REFERENCE_BACKEND)(want);
+    return {
+      want,
+      input: {
+        heads, kvHeads, d, positions, scale: 1 / Math.sqrt(d), q: [...a.q], kBits: [...a.kBits], kValues: [...a.kValues], kStart: [...a.kStart],
+        vBits: [...a.vBits], vValues: [...a.vValues], vStart: [...a.vStart],
+      },
+    };
+  });
+  return { backward, bitmap };
+}
+
+/** Runs CHILD with `env` on the cases; checks every output against its reference; returns the outputs. */
+function runChild(env: Record<string, string>, isa: string, cases: ReturnType<typeof childCases>): number[][] {
+  const { backward, bitmap } = cases;
+  const r = spawnSync(process.execPath, ['-e', CHILD, status.available ? status.path : ''], {
+    input: JSON.stringify({ backward: backward.map((b) => b.input), bitmap: bitmap.map((b) => b.input) }),
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    maxBuffer: 1 << 30,
+    timeout: 120_000,
+  });
+  if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr}`);
+  const { simd, outs } = JSON.parse(r.stdout) as { simd: string; outs: number[][] };
+  expect(simd).toBe(isa);
+  let at = 0;
+  for (const b of backward) {
+    const size = b.input.size;
+    for (const [name, arr, off] of [['dq', b.want.dq, b.want.dqOffset], ['dk', b.want.dk, b.want.dkOffset], ['dv', b.want.dv, b.want.dvOffset]] as const) {
+      const want = arr.subarray(off, off + size);
+      expectClose(Float32Array.from(outs[at++]!), want, 2e-5 * (1 + maxAbs(want)), `${isa} ${name} (headDim ${b.input.d})`);
+    }
+  }
+  for (const b of bitmap) expectClose(Float32Array.from(outs[at++]!), b.want.out, 3e-6, `${isa} bitmap out (headDim ${b.input.d})`);
+  return outs;
+}
+
 suite('attention kernels (child process: the scalar path)', () => {
   it('match the reference with SPARSE_FORCE_SCALAR=1', () => {
-    const backward = CASES.slice(0, 3).map((c) => {
-      const a = backwardCase(c);
-      const want = copyBackward(a);
-      getKernel('blockSparseAttentionBackward', REFERENCE_BACKEND)(want);
-      const size = c.heads * c.seq * c.d;
-      const sub = (x: Float32Array, off: number) => [...x.subarray(off, off + size)];
-      return {
-        want,
-        input: {
-          heads: c.heads, seq: c.seq, d: c.d, size, causal: c.causal, bs: c.bs, scale: 1 / Math.sqrt(c.d),
-          q: sub(a.q, a.qOffset), k: sub(a.k, a.kOffset), v: sub(a.v, a.vOffset), out: sub(a.out, a.outOffset), dOut: sub(a.dOut, a.dOutOffset),
-          lse: [...a.lse.subarray(a.lseOffset, a.lseOffset + c.heads * c.seq)], blockMask: [...a.blockMask], elementMask: [...a.elementMask!],
-        },
-      };
-    });
-    const bitmap = BITMAP_CASES.slice(0, 4).map(([heads, kvHeads, d, positions, density]) => {
-      const a = { ...bitmapCase(heads, kvHeads, d, positions, density, 77 + d), qOffset: 0, outOffset: 0 };
-      a.q = a.q.subarray(0, heads * d);
-      a.out = new Float32Array(heads * d);
-      const want = { ...a, out: a.out.slice() };
-      getKernel('attentionBitmapKV', REFERENCE_BACKEND)(want);
-      return {
-        want,
-        input: {
-          heads, kvHeads, d, positions, scale: 1 / Math.sqrt(d), q: [...a.q], kBits: [...a.kBits], kValues: [...a.kValues], kStart: [...a.kStart],
-          vBits: [...a.vBits], vValues: [...a.vValues], vStart: [...a.vStart],
-        },
-      };
-    });
-    const r = spawnSync(process.execPath, ['-e', CHILD, status.available ? status.path : ''], {
-      input: JSON.stringify({ backward: backward.map((b) => b.input), bitmap: bitmap.map((b) => b.input) }),
-      encoding: 'utf8',
-      // One thread: the backward then runs its single-pass (per-head) path, the parent mostly the two-pass one.
-      env: { ...process.env, SPARSE_CPU_ISA: 'scalar', SPARSE_FORCE_SCALAR: '1', SPARSE_NUM_THREADS: '1' },
-      maxBuffer: 1 << 30,
-      timeout: 120_000,
-    });
-    if (r.status !== 0) throw new Error(`child failed (${r.status}): ${r.stderr}`);
-    const { simd, outs } = JSON.parse(r.stdout) as { simd: string; outs: number[][] };
-    expect(simd).toBe('scalar');
-    let at = 0;
-    for (const b of backward) {
-      const size = b.input.size;
-      for (const [name, arr, off] of [['dq', b.want.dq, b.want.dqOffset], ['dk', b.want.dk, b.want.dkOffset], ['dv', b.want.dv, b.want.dvOffset]] as const) {
-        const want = arr.subarray(off, off + size);
-        expectClose(Float32Array.from(outs[at++]!), want, 2e-5 * (1 + maxAbs(want)), `scalar ${name}`);
-      }
-    }
-    for (const b of bitmap) expectClose(Float32Array.from(outs[at++]!), b.want.out, 3e-6, 'scalar bitmap out');
+    // One thread: the backward then runs its single-pass (per-head) path, the parent mostly the two-pass one.
+    runChild({ SPARSE_CPU_ISA: 'scalar', SPARSE_FORCE_SCALAR: '1', SPARSE_NUM_THREADS: '1' }, 'scalar', childCases(CASES.slice(0, 3), BITMAP_CASES.slice(0, 4)));
   }, 120_000);
+});
+
+// Every vector family this machine runs, in a child each (SPARSE_CPU_ISA; the family that ran is
+// checked): the backward and the bitmap-KV decode against the references, on head dims around the 8-
+// and 16-lane vectors. The 16-wide row kernels of the decode (expansion, dot, axpy) reproduce the AVX2
+// ones' operations in order, so the decode's outputs must equal the avx2 family's (the backward's also
+// go through each family's own gemm, so only the tolerance applies there).
+suite('attention kernels in every vector family (child processes)', () => {
+  const cpu = status.available ? status.info.cpu : undefined;
+  const built = new Set((cpu?.built ?? '').split(','));
+  const families = [
+    { isa: 'avx512-emu', runs: built.has('avx512-emu') && cpu?.avx2 === true, why: built.has('avx512-emu') ? 'this CPU lacks AVX2+FMA' : 'built without the 16-wide kernels' },
+    { isa: 'avx512', runs: built.has('avx512') && cpu?.avx512 === true, why: built.has('avx512') ? 'this CPU or OS lacks AVX-512 F/BW/VL' : 'built without the 16-wide kernels' },
+  ];
+  const bitmaps: typeof BITMAP_CASES = [
+    [2, 1, 1, 9, 0.5],
+    [3, 1, 7, 20, 0.7],
+    [2, 1, 9, 20, 0.6],
+    [3, 1, 15, 40, 0.7],
+    [2, 2, 17, 40, 1],
+    [4, 2, 24, 30, 0.5],
+    [4, 2, 33, 61, 0.6],
+    [8, 8, 64, 100, 0.3],
+    [2, 1, 100, 30, 0.9],
+    [2, 1, 1003, 5, 1],
+    [4, 1, 8, 50, 0],
+  ];
+  for (const f of families) {
+    it.skipIf(!f.runs || !built.has('avx2'))(`${f.isa}: references, and the avx2 family's decode outputs exactly${f.runs ? '' : ` (skipped: ${f.why})`}`, () => {
+      const cases = childCases(CASES.slice(10), bitmaps);
+      const wide = runChild({ SPARSE_CPU_ISA: f.isa }, f.isa, cases);
+      const avx2 = runChild({ SPARSE_CPU_ISA: 'avx2' }, 'avx2', cases);
+      const first = cases.backward.length * 3;
+      for (let i = first; i < wide.length; i++) {
+        const got = wide[i]!;
+        const want = avx2[i]!;
+        const at = got.findIndex((v, j) => !(v === want[j] || (Number.isNaN(v) && Number.isNaN(want[j]!))));
+        expect(at, `${f.isa} bitmap headDim ${bitmaps[i - first]![2]}: ${got[at]} vs avx2 ${want[at]}`).toBe(-1);
+      }
+    }, 120_000);
+  }
 });
