@@ -1324,7 +1324,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                            {"spmmNM", kWide},
                            {"spmmBlock", kWide},
                            {"gemvSparseInput", kWide},
-                           {"attention", kNarrow},
+                           {"attention", kWide},
                            {"maskedAdam", kWide},
                            {"maskedSGD", kWide},
                            {"elementwiseBinary", kWide},

@@ -538,8 +538,7 @@ const OpsDispatch& opsDispatch() {
   static const OpsDispatch d = [] {
 #if defined(SPARSE_WITH_AVX2)
     if (const WideKernels* w = wideKernels()) {
-      // The online-softmax row has no 16-wide form yet: it stays on AVX2.
-      return OpsDispatch{w->axpy4, w->gatherDot4, w->maskedDot4, softmaxRowAvx2, w->adamSpan, w->sgdSpan};
+      return OpsDispatch{w->axpy4, w->gatherDot4, w->maskedDot4, w->softmaxRow, w->adamSpan, w->sgdSpan};
     }
     if (useAvx2()) {
       return OpsDispatch{axpy4Avx2, gatherDot4Avx2, maskedDot4Avx2, softmaxRowAvx2, adamSpanAvx2, sgdSpanAvx2};

@@ -33,6 +33,7 @@ struct WideKernels {
   SgdSpan sgdSpan;
   DMicroKernel dmicro;  // kDMR x kDNR float64 tile
   AttentionKernels attention;    // the backward's and the bitmap-KV decode's row kernels
+  SoftmaxRow softmaxRow;         // the attention forward's online-softmax step
   ElementwiseDispatch elementwise;  // binary, unary and row-reduction spans (same bits as the others)
 };
 

@@ -172,7 +172,7 @@ suite('native addon run-time configuration', () => {
   const built = new Set((cpu?.built ?? '').split(','));
   // Kernels whose inner loops follow the selected family in every vector family (a 16-wide form for
   // avx512 / avx512-emu, the AVX2 one for avx2).
-  const WIDE_FAMILY_KERNELS = ['gemm', 'spmmCSR', 'gemvSparseInput', 'maskedAdam', 'attentionBackward', 'attentionBitmapKV', 'elementwiseBinary', 'elementwiseUnary', 'reduceLastAxis'];
+  const WIDE_FAMILY_KERNELS = ['gemm', 'spmmCSR', 'gemvSparseInput', 'maskedAdam', 'attention', 'attentionBackward', 'attentionBitmapKV', 'elementwiseBinary', 'elementwiseUnary', 'reduceLastAxis'];
   const families: { isa: string; runs: boolean; why: string }[] = [
     { isa: 'avx512', runs: built.has('avx512') && cpu?.avx512 === true, why: built.has('avx512') ? 'this CPU or OS lacks AVX-512 F/BW/VL' : 'the addon was built without the 16-wide kernels (not x86-64)' },
     { isa: 'avx512-emu', runs: built.has('avx512-emu') && cpu?.avx2 === true, why: built.has('avx512-emu') ? 'this CPU lacks AVX2+FMA' : 'the addon was built without the 16-wide kernels (not x86-64)' },
