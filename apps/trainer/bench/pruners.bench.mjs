@@ -20,7 +20,8 @@
 // last run with their last run; both are deterministic.)
 //
 // Environment: SPARSE_BENCH_QUICK=1 shrinks every size (a smoke test; figures meaningless);
-// SPARSE_BENCH_NO_INSTALL=1 never installs PyTorch (the reference columns are then skipped).
+// SPARSE_BENCH_NO_INSTALL=1 never installs PyTorch (the reference columns are then skipped);
+// SPARSE_BENCH_PRUNERS_PARTS=speed runs (a) alone (default speed,quality: (a) to (d)).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -28,6 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const CHILD = process.argv[2] === '--child';
+const PARTS = new Set((process.env.SPARSE_BENCH_PRUNERS_PARTS ?? 'speed,quality').split(','));
 const TRAINER_CHILD = process.argv[2] === '--trainer-prune';
 
 if (CHILD) {
@@ -200,6 +202,19 @@ async function main() {
           note: r.method === 'sparsegpt' ? 'Hessian (float64)' : r.method === 'wanda' ? 'column norms' : 'no calibration',
         },
   );
+
+  if (!PARTS.has('quality')) {
+    // SPARSE_BENCH_PRUNERS_PARTS=speed: (a) alone
+    console.log(`\n(a) One ${SIZES.join('/')} square layer, 50% unstructured, ${TOKENS} calibration tokens (stats: accumulating the calibration statistics; memory above the baseline with inputs built)`);
+    printTable(speedRows);
+    if (targets.length > 0) {
+      console.log('');
+      printTable(targets);
+    }
+    for (const n of notes) console.log(`note: ${n}`);
+    log(`wrote ${writeResults('pruners', { quick: QUICK, tokens: TOKENS, sizes: SIZES, speed, targets, torch: torch.py ? { python: torch.py } : { skipped: torch.skip }, parts: [...PARTS], notes })}`);
+    return;
+  }
 
   // ---- (b) quality on the trainer's default model ----
   const runs = scratch('pruners');
