@@ -5,6 +5,7 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
+#include "expand_table.h"
 #include "simd_avx2.h"
 
 #include <cstring>
@@ -15,25 +16,7 @@ namespace sparse {
 using namespace avx2;  // laneMask, hsum, hmax, exp256
 namespace {
 
-// For each byte b of a bitmap: the permutation that moves the popcount(b) packed values to the
-// positions of b's set bits, and the lanes to keep. Built at compile time (constexpr), so no code of
-// this AVX2-compiled file runs at load time on a CPU without AVX2.
-struct ExpandTable {
-  alignas(32) int32_t perm[256][8]{};
-  alignas(32) int32_t keep[256][8]{};
-  constexpr ExpandTable() {
-    for (int b = 0; b < 256; ++b) {
-      int at = 0;
-      for (int c = 0; c < 8; ++c) {
-        const bool set = ((b >> c) & 1) != 0;
-        perm[b][c] = set ? at : 0;
-        keep[b][c] = set ? -1 : 0;
-        at += set ? 1 : 0;
-      }
-    }
-  }
-};
-constexpr ExpandTable kExpand{};
+constexpr ExpandTable8 kExpand{};
 
 }  // namespace
 

@@ -238,23 +238,7 @@ static inline float vhmax(V16 a) {
   x = _mm_max_ss(x, _mm_shuffle_ps(x, x, 1));
   return _mm_cvtss_f32(x);
 }
-// For each byte b of a bitmap: the permutation moving popcount(b) packed values to b's set bits, and
-// the lanes to keep. Built at compile time, so nothing of this AVX2-compiled unit runs at load time.
-struct ExpandTable8 {
-  alignas(32) int32_t perm[256][8]{};
-  alignas(32) int32_t keep[256][8]{};
-  constexpr ExpandTable8() {
-    for (int b = 0; b < 256; ++b) {
-      int at = 0;
-      for (int c = 0; c < 8; ++c) {
-        const bool set = ((b >> c) & 1) != 0;
-        perm[b][c] = set ? at : 0;
-        keep[b][c] = set ? -1 : 0;
-        at += set ? 1 : 0;
-      }
-    }
-  }
-};
+// ExpandTable8 (expand_table.h, included by kernels_wide.inc at file scope): compile-time data only.
 static constexpr ExpandTable8 kExpandTable8{};
 static inline __m256 expand8(const float* values, const float* end, unsigned b, int count) {
   const __m256 packed = end - values >= 8 ? _mm256_loadu_ps(values) : _mm256_maskload_ps(values, laneMask8(count));
