@@ -23,6 +23,13 @@ namespace {
 
 // threadsFor (spmm.h): threads worth waking for this many multiply-adds (or entries x 16).
 
+// Threads worth waking for a gemv of this many multiply-adds. Each reads its own weight from memory, so
+// a gemv is bound by bandwidth, which one core cannot saturate: a second thread pays for itself from
+// 256 KiB of weights on (about 20 us at one core's 13 GB/s), where threadsFor's compute-bound
+// threshold (1M multiply-adds, 4 MiB) left a decode step's sparse products on one core.
+constexpr double kGemvMinPerThread = 1 << 16;
+int gemvThreads(double fmas) { return static_cast<int>(std::max(1.0, std::min(256.0, fmas / kGemvMinPerThread))); }
+
 // Boundary of part t of `parts` over [0, len) in multiples of `grain`.
 int64_t partPoint(int64_t len, int64_t grain, int parts, int t) {
   const int64_t units = (len + grain - 1) / grain;
@@ -78,7 +85,7 @@ void accumulateRows(const OpsDispatch& d, const GemvSparseArgs& a, const std::ve
 void gemvColumns(const GemvSparseArgs& a, const std::vector<int32_t>& idx, const std::vector<float>& xc) {
   const OpsDispatch& d = opsDispatch();
   const int64_t count = static_cast<int64_t>(idx.size());
-  const int threads = threadsFor(static_cast<double>(a.rows) * count);
+  const int threads = gemvThreads(static_cast<double>(a.rows) * count);
   if (a.rows <= kAxpyChunk && threads > 1 && count >= 8 * threads) {
     AlignedBuffer buffer;
     float* partial = buffer.reserve(static_cast<size_t>(threads) * static_cast<size_t>(a.rows));
@@ -123,7 +130,7 @@ void gemvRows(const GemvSparseArgs& a, const std::vector<int32_t>& idx, const st
       keep[idx[q]] = ~0u;
     }
   }
-  parallelRun(threadsFor(static_cast<double>(a.rows) * (gather ? count : a.cols)), [&](int t, int nt) {
+  parallelRun(gemvThreads(static_cast<double>(a.rows) * (gather ? count : a.cols)), [&](int t, int nt) {
     const int64_t i0 = partPoint(a.rows, 4, nt, t), i1 = partPoint(a.rows, 4, nt, t + 1);
     for (int64_t i = i0; i < i1; i += 4) {
       float out[4] = {0, 0, 0, 0};
