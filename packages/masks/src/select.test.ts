@@ -1,4 +1,4 @@
-import { ArgumentError, Random, ShapeError, tensor, transpose, type Tensor } from '@sparse/tensor';
+import { ArgumentError, Random, selectRank, ShapeError, tensor, transpose, type Tensor } from '@sparse/tensor';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { count, countPerColumn, countPerRow, maskToBooleans } from './mask.js';
@@ -8,7 +8,6 @@ import {
   maskBySparsity,
   perColumnTopKMask,
   perRowTopKMask,
-  selectRank,
   thresholdMask,
   topKMask,
   topKMaskBySparsity,

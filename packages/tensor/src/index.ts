@@ -5,6 +5,7 @@ export * from './dtype.js';
 export * from './tensor.js';
 export * from './layouts/index.js';
 export * from './select-nm.js';
+export { selectRank } from './select-rank.js';
 export * from './kernels/index.js';
 export * from './safetensors/index.js';
 export * from './float16.js';

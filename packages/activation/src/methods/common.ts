@@ -2,7 +2,7 @@
 // (typed errors naming the method and the site), per-token top-k selection, magnitude thresholds, and the
 // sparsifier shell every method returns (apply = zero what `keep` drops).
 
-import { ArgumentError, ShapeError } from '@sparse/tensor';
+import { ArgumentError, selectRank, ShapeError } from '@sparse/tensor';
 import { z } from 'zod';
 import type { CorrectionFactors, Site, SiteSample, SiteSparsifier, SiteWeight } from '../types.js';
 
@@ -108,36 +108,6 @@ export function readState(method: string, site: Site, state: unknown, fields: re
   return out;
 }
 
-/** The value at 0-based position `rank` of a[0..n) sorted ascending. Reorders a[0..n). */
-function nthAscending(a: Float64Array, n: number, rank: number): number {
-  let lo = 0;
-  let hi = n - 1;
-  // Each round shrinks [lo, hi]; a bad run of pivots falls back to sorting what is left.
-  for (let round = 0; lo < hi; round++) {
-    if (round > 80) return a.subarray(lo, hi + 1).sort()[rank - lo]!;
-    const m = (lo + hi) >>> 1;
-    const p = Math.max(Math.min(a[lo]!, a[m]!), Math.min(Math.max(a[lo]!, a[m]!), a[hi]!));
-    // Partition into (< p) [lo, less), (== p) [less, i), (> p) (more, hi].
-    let less = lo;
-    let more = hi;
-    let i = lo;
-    while (i <= more) {
-      const v = a[i]!;
-      if (v < p) {
-        a[i++] = a[less]!;
-        a[less++] = v;
-      } else if (v > p) {
-        a[i] = a[more]!;
-        a[more--] = v;
-      } else i++;
-    }
-    if (rank < less) hi = less - 1;
-    else if (rank > more) lo = more + 1;
-    else return p;
-  }
-  return a[lo]!;
-}
-
 /**
  * Marks (keep[off + j] = 1) the k of scores[off .. off + n) with the largest score; equal scores go to the
  * lower index; a NaN score counts as +Infinity. `scratch` holds at least n values.
@@ -152,7 +122,7 @@ export function markTopK(scores: ArrayLike<number>, off: number, n: number, k: n
     const v = scores[off + j]!;
     scratch[j] = Number.isNaN(v) ? Infinity : v;
   }
-  const kth = nthAscending(scratch, n, n - k);
+  const kth = selectRank(scratch.subarray(0, n), n - k);
   const key = (v: number) => (Number.isNaN(v) ? Infinity : v);
   let taken = 0;
   for (let j = 0; j < n; j++) {
@@ -182,7 +152,7 @@ function rowTopK(x: Float32Array, off: number, n: number, k: number, scale: Floa
     score[j] = v;
     work[j] = v;
   }
-  const kth = nthAscending(work, n, n - k);
+  const kth = selectRank(work.subarray(0, n), n - k);
   for (let j = 0; j < n; j++) if (score[j]! > kth) greater++;
   return { kth, ties: k - greater };
 }

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { ArgumentError, DTypeError, ShapeError } from '../errors.js';
 import { rng } from './__fixtures__/dense.js';
 import { columnMomentsF32Reference } from './reference/column-moments.js';
-import { rowTopKScaledAbsReference, selectRankF64 } from './reference/row-topk.js';
+import { selectRank } from '../select-rank.js';
+import { rowTopKScaledAbsReference } from './reference/row-topk.js';
 
 /** Kept flags by sorting each row's (score, column) pairs: score descending, then column ascending. */
 function bruteForceKeep(w: Float32Array, wOffset: number, ldw: number, rows: number, cols: number, scale: Float64Array, k: number): boolean[] {
@@ -119,13 +120,13 @@ describe('rowTopKScaledAbs (reference)', () => {
   });
 });
 
-describe('selectRankF64', () => {
+describe('selectRank', () => {
   it('returns the element of each rank of a sorted copy, with many ties', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: -3, max: 3 }), { minLength: 1, maxLength: 60 }), fc.nat(), (values, r) => {
         const rank = r % values.length;
         const sorted = Float64Array.from(values).sort();
-        expect(selectRankF64(Float64Array.from(values), rank)).toBe(sorted[rank]);
+        expect(selectRank(Float64Array.from(values), rank)).toBe(sorted[rank]);
       }),
     );
   });

@@ -1,41 +1,8 @@
 // Reference rowTopKScaledAbs: in every row, keep the k largest |w_ij| * scale_j (float64 scores; ties to the
 // lower column), found by a three-way quickselect on a copy of the row's scores.
+import { selectRank } from '../../select-rank.js';
 import { validateRowTopKScaledAbsArgs } from '../validate.js';
 import type { RowTopKScaledAbsArgs } from '../types.js';
-
-/** The value at position `rank` of `a` sorted ascending (reorders `a`); O(n) expected, O(n log n) at worst. */
-export function selectRankF64(a: Float64Array, rank: number): number {
-  let lo = 0;
-  let hi = a.length - 1;
-  let rounds = 2 * Math.ceil(Math.log2(a.length + 1)) + 8;
-  while (lo < hi) {
-    if (rounds-- === 0) return a.subarray(lo, hi + 1).sort()[rank - lo]!;
-    // median of three as the pivot
-    const x = a[lo]!;
-    const y = a[lo + ((hi - lo) >>> 1)]!;
-    const z = a[hi]!;
-    const p = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
-    // [lo, lt) < p, [lt, i) == p, (gt, hi] > p
-    let lt = lo;
-    let i = lo;
-    let gt = hi;
-    while (i <= gt) {
-      const v = a[i]!;
-      if (v < p) {
-        a[i] = a[lt]!;
-        a[lt++] = v;
-        i++;
-      } else if (v > p) {
-        a[i] = a[gt]!;
-        a[gt--] = v;
-      } else i++;
-    }
-    if (rank < lt) hi = lt - 1;
-    else if (rank > gt) lo = gt + 1;
-    else return p;
-  }
-  return a[lo]!;
-}
 
 export function rowTopKScaledAbsReference(args: RowTopKScaledAbsArgs): number {
   const { outOffset, ldo } = validateRowTopKScaledAbsArgs(args);
@@ -57,7 +24,7 @@ export function rowTopKScaledAbsReference(args: RowTopKScaledAbsArgs): number {
     let ties = 0;
     if (k > 0 && k < cols) {
       work.set(scores);
-      threshold = selectRankF64(work, cols - k);
+      threshold = selectRank(work, cols - k);
       let above = 0;
       for (let j = 0; j < cols; j++) if (scores[j]! > threshold) above++;
       ties = k - above;
