@@ -159,6 +159,30 @@ struct TestResult {
 };
 std::vector<TestResult> g_tests;
 
+/**
+ * The float64 reference of C = alpha * A B + beta * C0 for an M x N result with inner dimension K, A(i, k)
+ * and B(k, j) read through `a` and `b`, and each element's error scale |alpha| sum |a b| + |beta C0|;
+ * beta = 0 never reads C0 (it may hold NaN there).
+ */
+template <class FA, class FB>
+void referenceProduct(int M, int N, int K, FA a, FB b, float alpha, float beta, const std::vector<float>& C0, std::vector<double>& want,
+                      std::vector<double>& scale) {
+  want.assign(size_t(M) * N, 0.0);
+  scale.assign(size_t(M) * N, 0.0);
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      double s = 0, abs = 0;
+      for (int k = 0; k < K; k++) {
+        const double x = a(i, k) * b(k, j);
+        s += x;
+        abs += std::fabs(x);
+      }
+      const double c = beta == 0.f ? 0.0 : double(beta) * C0[size_t(i) * N + j];
+      want[size_t(i) * N + j] = double(alpha) * s + c;
+      scale[size_t(i) * N + j] = std::fabs(double(alpha)) * abs + std::fabs(c);
+    }
+}
+
 void record(const std::string& name, bool pass, double maxErr, const std::string& detail = "") {
   g_tests.push_back({name, pass, maxErr, detail});
   std::printf("%-4s %-70s max err %.3g %s\n", pass ? "ok" : "FAIL", name.c_str(), maxErr, detail.c_str());
@@ -261,18 +285,10 @@ void test_probe(Half16 t) {
     const size_t w = size_t(r % 8) * 2 + (ch >> 2);
     return (meta[w] >> ((r >= 8 ? 16 : 0) + (ch & 3) * 4)) & 0xfu;
   };
-  std::vector<double> want(16 * 8), scale(16 * 8);
-  for (int r = 0; r < 16; r++)
-    for (int n = 0; n < 8; n++) {
-      double s = 0, a = 0;
-      for (int k = 0; k < 32; k++) {
-        const double x = double(from_half(t, dense[r * 32 + k])) * from_half(t, b[k * 8 + n]);
-        s += x;
-        a += std::fabs(x);
-      }
-      want[r * 8 + n] = s;
-      scale[r * 8 + n] = a;
-    }
+  std::vector<double> want, scale;
+  referenceProduct(
+      16, 8, 32, [&](int r, int k) { return double(from_half(t, dense[r * 32 + k])); }, [&](int k, int n) { return double(from_half(t, b[k * 8 + n])); },
+      1.f, 0.f, {}, want, scale);
   struct Hyp {
     const char* name;
     std::vector<uint32_t> e;
@@ -404,20 +420,11 @@ void test_gemm24(Half16 t, int M, int N, int K, float alpha, float beta, bool de
   for (auto& x : B) x = to_half(t, rng.sym());
   std::vector<float> C0(size_t(M) * N);
   for (auto& x : C0) x = rng.sym();
-  std::vector<double> want(size_t(M) * N), scale(size_t(M) * N);
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++) {
-      double s = 0, a = 0;
-      for (int k = 0; k < K; k++) {
-        const uint16_t av = A[size_t(i) * K + k];
-        if (!(av & 0x7fff)) continue;
-        const double x = double(from_half(t, av)) * from_half(t, B[size_t(k) * N + j]);
-        s += x;
-        a += std::fabs(x);
-      }
-      want[size_t(i) * N + j] = alpha * s + (beta == 0.f ? 0.0 : double(beta) * C0[size_t(i) * N + j]);
-      scale[size_t(i) * N + j] = std::fabs(alpha) * a + std::fabs(beta * C0[size_t(i) * N + j]);
-    }
+  std::vector<double> want, scale;
+  // a zero of A contributes nothing (and its product is never formed: B may be anything there)
+  referenceProduct(
+      M, N, K, [&](int i, int k) { return A[size_t(i) * K + k] & 0x7fff ? double(from_half(t, A[size_t(i) * K + k])) : 0.0; },
+      [&](int k, int j) { return double(from_half(t, B[size_t(k) * N + j])); }, alpha, beta, C0, want, scale);
   Dev<uint16_t> dB(B);
   Dev<float> dC(C0);
   char name[160];
@@ -449,18 +456,10 @@ void test_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, float beta) 
   for (auto& x : B) x = rng.sym();
   for (auto& x : C0) x = beta == 0.f ? NAN : rng.sym();  // beta = 0 must not read C
   const int lda = ta ? M : K, ldb = tb ? K : N;
-  std::vector<double> want(size_t(M) * N), scale(size_t(M) * N);
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++) {
-      double s = 0, a = 0;
-      for (int k = 0; k < K; k++) {
-        const double x = double(ta ? A[size_t(k) * lda + i] : A[size_t(i) * lda + k]) * (tb ? B[size_t(j) * ldb + k] : B[size_t(k) * ldb + j]);
-        s += x;
-        a += std::fabs(x);
-      }
-      want[size_t(i) * N + j] = alpha * s + (beta == 0.f ? 0.0 : beta * double(C0[size_t(i) * N + j]));
-      scale[size_t(i) * N + j] = std::fabs(alpha) * a + (beta == 0.f ? 0.0 : std::fabs(beta * C0[size_t(i) * N + j]));
-    }
+  std::vector<double> want, scale;
+  referenceProduct(
+      M, N, K, [&](int i, int k) { return double(ta ? A[size_t(k) * lda + i] : A[size_t(i) * lda + k]); },
+      [&](int k, int j) { return double(tb ? B[size_t(j) * ldb + k] : B[size_t(k) * ldb + j]); }, alpha, beta, C0, want, scale);
   Dev<float> dA(A), dB(B), dC(C0);
   CHECK_CUDA(sgemm(ta, tb, M, N, K, alpha, dA.p, std::max(lda, 1), dB.p, std::max(ldb, 1), beta, dC.p, std::max(N, 1), 0));
   CHECK_CUDA(cudaDeviceSynchronize());
@@ -540,18 +539,10 @@ void test_spmm(SpKind kind, int M, int K, int N, double density, int p1, int p2,
   std::vector<float> B(size_t(K) * N), C0(size_t(M) * N);
   for (auto& x : B) x = rng.sym();
   for (auto& x : C0) x = rng.sym();
-  std::vector<double> want(size_t(M) * N), scale(size_t(M) * N);
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++) {
-      double s = 0, a = 0;
-      for (int k = 0; k < K; k++) {
-        const double x = double(A[size_t(i) * K + k]) * B[size_t(k) * N + j];
-        s += x;
-        a += std::fabs(x);
-      }
-      want[size_t(i) * N + j] = alpha * s + beta * double(C0[size_t(i) * N + j]);
-      scale[size_t(i) * N + j] = std::fabs(alpha) * a + std::fabs(beta * C0[size_t(i) * N + j]);
-    }
+  std::vector<double> want, scale;
+  referenceProduct(
+      M, N, K, [&](int i, int k) { return double(A[size_t(i) * K + k]); }, [&](int k, int j) { return double(B[size_t(k) * N + j]); }, alpha, beta, C0,
+      want, scale);
   Dev<float> dB(B), dC(C0), dv(values);
   Dev<int> dp(indptr), di(indices);
   Dev<uint8_t> dpk(packed);
