@@ -71,7 +71,7 @@ export const wandaPruner: PrunerDefinition<typeof wandaConfigSchema> = {
     const w = readWeight('wanda', name, weight);
     const norms = wandaColumnNorms('wanda', name, stats, w.cols);
     const scores = wandaScores(w.data, w.rows, w.cols, norms);
-    const mask = selectByPattern('wanda', name, scores, w.rows, w.cols, patternOf(config), config.granularity);
+    const mask = selectByPattern('wanda', name, scores, w.rows, w.cols, pattern, config.granularity);
     // readWeight's data is this call's own copy: zero the pruned entries in it rather than copying again.
     return { mask, weight: applyMask(mask, tensor(w.data, [w.rows, w.cols]), { inPlace: true }) as Float32Tensor };
   },
