@@ -59,10 +59,9 @@ export interface OutputPoolStats {
 /** The recycling rules above; one instance serves the process (`outputPool`). */
 export class OutputPool {
   private readonly state = new WeakMap<ArrayBufferLike, State>();
-  /** Free buffers by length, oldest first. */
-  private readonly free = new Map<number, Float32Array[]>();
-  /** Every free buffer, oldest first (the eviction order). */
-  private order: Float32Array[] = [];
+  /** Free buffers by length, oldest first, each with the number of the release that freed it. */
+  private readonly free = new Map<number, { a: Float32Array; seq: number }[]>();
+  private releases = 0;
   private freeBytes = 0;
   private trackedBytes = 0;
   private peakTrackedBytes = 0;
@@ -94,10 +93,9 @@ export class OutputPool {
       return plain;
     }
     const list = this.free.get(n);
-    const a = list?.pop();
+    const a = list?.pop()?.a;
     if (a !== undefined) {
       if (list!.length === 0) this.free.delete(n);
-      this.order.splice(this.order.lastIndexOf(a), 1);
       this.freeBytes -= a.byteLength;
       this.reused++;
       if (zero) a.fill(0);
@@ -154,23 +152,22 @@ export class OutputPool {
     while (this.freeBytes + a.byteLength > cap) this.evictOldest();
     let list = this.free.get(a.length);
     if (list === undefined) this.free.set(a.length, (list = []));
-    list.push(a);
-    this.order.push(a);
+    list.push({ a, seq: this.releases++ });
     this.freeBytes += a.byteLength;
   }
 
   private evictOldest(): void {
-    const a = this.order.shift()!;
-    const list = this.free.get(a.length)!;
-    list.splice(list.indexOf(a), 1);
-    if (list.length === 0) this.free.delete(a.length);
+    // the oldest free buffer heads one of the per-length lists (a few dozen lengths in a model)
+    let oldest: { a: Float32Array; seq: number }[] | undefined;
+    for (const list of this.free.values()) if (oldest === undefined || list[0]!.seq < oldest[0]!.seq) oldest = list;
+    const { a } = oldest!.shift()!;
+    if (oldest!.length === 0) this.free.delete(a.length);
     this.freeBytes -= a.byteLength;
   }
 
   /** Drops every free buffer (the backend's dispose). */
   clear(): void {
     this.free.clear();
-    this.order = [];
     this.freeBytes = 0;
   }
 
