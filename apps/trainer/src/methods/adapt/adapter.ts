@@ -281,14 +281,10 @@ async function runAdaptStage(variant: AdapterVariant<never>, args: StageArgs<Sta
   const training = adapterTraining(args, variant, all);
   const ist = stage.ist ? adapterIST(args, stage.ist, all, variables) : undefined;
   // IST's Adam bookkeeping before the variant's hooks (which may reset a key), its draw after them
-  const beforeStep =
-    ist && training.beforeStep
-      ? (step: number, optimizer: NamedAdam) => {
-          ist.beforeStep(step, optimizer, () => training.beforeStep!(step, optimizer));
-        }
-      : ist
-        ? (step: number, optimizer: NamedAdam) => ist.beforeStep(step, optimizer)
-        : training.beforeStep;
+  const variantStep = training.beforeStep;
+  const beforeStep = ist
+    ? (step: number, optimizer: NamedAdam) => ist.beforeStep(step, optimizer, variantStep && (() => variantStep(step, optimizer)))
+    : variantStep;
   const stageState = ist ? () => ({ ...(training.stageState?.() ?? {}), ist: ist.state() }) : training.stageState;
   const r = await optimize(args, stage, {
     variables,
