@@ -251,7 +251,11 @@ describe('truncatedSVD (randomized subspace iteration)', () => {
           const s0 = Array.from({ length: k }, (_, i) => 10 * 0.5 ** i);
           const a = withSpectrum(m, n, s0, rng);
           const ref = svd(fromM(a));
-          const t = truncatedSVD(fromM(a), r, { rng: new Random(seed + 1), oversample: 2 });
+          // With l = r + 2 sketch columns the subspace angle shrinks like (s_{l+1}/s_r)^(2 iters + 1) times the
+          // starting angle, which a Gaussian sketch now and then makes large: with the default 4 iterations a 1e-9 match
+          // failed for m=20, n=18, seed 47796, r=1 (rare: none of 3000 other random cases). Six iterations
+          // square the margin; that case and 3000 random ones pass.
+          const t = truncatedSVD(fromM(a), r, { rng: new Random(seed + 1), oversample: 2, iters: 6 });
           expect(t.u.shape).toEqual([m, r]);
           expect(t.v.shape).toEqual([n, r]);
           for (let i = 0; i < r; i++) expect(Math.abs(t.s.data[i]! - ref.s.data[i]!)).toBeLessThan(1e-9 * ref.s.data[0]!);
