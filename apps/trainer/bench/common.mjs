@@ -76,15 +76,15 @@ export function events(dir, kind) {
 }
 
 /**
- * Pretrains the default model once (dense, seeded), evaluates it and exports it. An exported
+ * Pretrains the default model (or `model`, with `pretrain`'s steps and rate) once (dense, seeded), evaluates it and exports it. An exported
  * model.safetensors is then tried directly as a recipe's `model: { checkpoint }`; when the trainer
  * cannot read it that way, it is rewritten once with saveCheckpoint (same weights, the checkpoint's
  * metadata) and the reason is kept in `notes`. Returns the checkpoint path for every later run.
  */
-export async function pretrainOnce(runs, { evalData = ['heldout'] } = {}) {
+export async function pretrainOnce(runs, { evalData = ['heldout'], model = MODEL, pretrain = PRETRAIN } = {}) {
   const notes = [];
-  const r = await runRecipe(runs, 'pretrain', MODEL, [
-    { stage: 'pretrain', steps: PRETRAIN.steps, lr: PRETRAIN.lr },
+  const r = await runRecipe(runs, 'pretrain', model, [
+    { stage: 'pretrain', steps: pretrain.steps, lr: pretrain.lr },
     { stage: 'evaluate', name: 'dense', data: evalData },
     { stage: 'export', formats: ['dense'] },
   ]);
