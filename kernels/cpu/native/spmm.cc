@@ -28,6 +28,9 @@ constexpr int64_t kRowChunk = 256;
 constexpr int64_t kNmRowChunk = 128;
 // Bytes of a strip's K block the N:M kernels read for every row of a tile: 24 KiB of a 32 KiB L1.
 constexpr int64_t kNmBlockBytes = 24 * 1024;
+// Bytes of packed B (all of K, a run of strips) one column panel of the N:M product spans: an eighth
+// of a 32 MiB L3 (4 and 8 MiB measured alike at 11008x4096 x 2048; 16 MiB and the whole 32 MiB slower).
+constexpr int64_t kNmPanelBytes = 4 << 20;
 
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 constexpr double kMinFmaPerThread = 1 << 20;
@@ -290,6 +293,24 @@ void spmmNM(const NmMatrix& a, const SpmmDense& d) {
 
   const double fmas = static_cast<double>(a.rows) * static_cast<double>(groups) * a.n * static_cast<double>(d.n);
   const PackedB packed(d, a.cols, starts);
+  // Column panels: runs of strips whose packed B (every K row) fits kNmPanelBytes. Each panel is
+  // finished by every row before the next starts, so the B rows the row chunks keep re-reading stay
+  // in L3 when B is wide (at 2048 columns and K = 4096, all of packed B is 32 MiB and would stream
+  // from memory once per row chunk); the tiles' values are re-read once per panel instead.
+  static const int64_t panelBytes = [] {
+    const char* env = std::getenv("SPARSE_NM_PANEL");  // tuning knob for benchmarks
+    return env ? std::atol(env) : kNmPanelBytes;
+  }();
+  std::vector<int64_t> panels{0};
+  for (int64_t s = 0, bytes = 0; s < packed.strips(); ++s) {
+    const int64_t b = a.cols * packedLd(packed.width(s)) * static_cast<int64_t>(sizeof(float));
+    if (bytes > 0 && bytes + b > panelBytes) {
+      panels.push_back(s);
+      bytes = 0;
+    }
+    bytes += b;
+  }
+  panels.push_back(packed.strips());
   parallelRun(threadsFor(fmas), [&](int t, int nt) {
     const int64_t r0 = a.rows * t / nt;
     const int64_t r1 = a.rows * (t + 1) / nt;
@@ -299,42 +320,45 @@ void spmmNM(const NmMatrix& a, const SpmmDense& d) {
     thread_local std::vector<uint8_t> indexBuf;
     float* tileValues = valueBuf.reserve(static_cast<size_t>(chunk * gpb * a.n));
     indexBuf.assign(static_cast<size_t>(chunk * idxStride), 0);
-    for (int64_t rc = r0; rc < r1; rc += chunk) {
-      const int64_t rows = std::min(chunk, r1 - rc);
-      for (int64_t g0 = 0; g0 < groups; g0 += gpb) {
-        const int64_t gc = std::min(gpb, groups - g0);
-        const int64_t perRow = gc * a.n;
-        const int64_t bits = perRow * a.bits;
-        // Copy the tile's values and positions once; every strip below rereads them.
-        for (int64_t r = 0; r < rows; ++r) {
-          const int64_t q = ((rc + r) * groups + g0) * a.n;
-          std::memcpy(tileValues + r * perRow, a.values + q, sizeof(float) * static_cast<size_t>(perRow));
-          uint8_t* dst = indexBuf.data() + r * idxStride;
-          const int64_t bit0 = q * a.bits;
-          if ((bit0 & 7) == 0) {
-            const int64_t byte0 = bit0 >> 3;
-            const int64_t bytes = std::min((bits + 7) / 8, a.indicesLength - byte0);
-            std::memcpy(dst, a.indices + byte0, static_cast<size_t>(bytes));
-          } else {
-            for (int64_t o = 0; o < bits; o += 8) {
-              dst[o >> 3] = static_cast<uint8_t>(readBits(a.indices, a.indicesLength, bit0 + o, static_cast<int>(std::min<int64_t>(8, bits - o))));
+    for (size_t pi = 0; pi + 1 < panels.size(); ++pi) {
+      const int64_t s0 = panels[pi], s1 = panels[pi + 1];
+      for (int64_t rc = r0; rc < r1; rc += chunk) {
+        const int64_t rows = std::min(chunk, r1 - rc);
+        for (int64_t g0 = 0; g0 < groups; g0 += gpb) {
+          const int64_t gc = std::min(gpb, groups - g0);
+          const int64_t perRow = gc * a.n;
+          const int64_t bits = perRow * a.bits;
+          // Copy the tile's values and positions once; every strip below rereads them.
+          for (int64_t r = 0; r < rows; ++r) {
+            const int64_t q = ((rc + r) * groups + g0) * a.n;
+            std::memcpy(tileValues + r * perRow, a.values + q, sizeof(float) * static_cast<size_t>(perRow));
+            uint8_t* dst = indexBuf.data() + r * idxStride;
+            const int64_t bit0 = q * a.bits;
+            if ((bit0 & 7) == 0) {
+              const int64_t byte0 = bit0 >> 3;
+              const int64_t bytes = std::min((bits + 7) / 8, a.indicesLength - byte0);
+              std::memcpy(dst, a.indices + byte0, static_cast<size_t>(bytes));
+            } else {
+              for (int64_t o = 0; o < bits; o += 8) {
+                dst[o >> 3] = static_cast<uint8_t>(readBits(a.indices, a.indicesLength, bit0 + o, static_cast<int>(std::min<int64_t>(8, bits - o))));
+              }
             }
           }
-        }
-        NmTile tile;
-        tile.n = a.n;
-        tile.m = a.m;
-        tile.bits = a.bits;
-        tile.rows = rows;
-        tile.groups = gc;
-        tile.values = tileValues;
-        tile.indices = indexBuf.data();
-        tile.idxStride = idxStride;
-        const float beta = g0 == 0 ? d.beta : 1.0f;
-        for (int64_t s = 0; s < packed.strips(); ++s) {
-          const int64_t j0 = packed.start(s);
-          const int64_t w = packed.width(s);
-          strip(tile, packed.at(s, g0 * a.m), packedLd(w), w, d.alpha, beta, d.c + rc * d.ldc + j0, d.ldc);
+          NmTile tile;
+          tile.n = a.n;
+          tile.m = a.m;
+          tile.bits = a.bits;
+          tile.rows = rows;
+          tile.groups = gc;
+          tile.values = tileValues;
+          tile.indices = indexBuf.data();
+          tile.idxStride = idxStride;
+          const float beta = g0 == 0 ? d.beta : 1.0f;
+          for (int64_t s = s0; s < s1; ++s) {
+            const int64_t j0 = packed.start(s);
+            const int64_t w = packed.width(s);
+            strip(tile, packed.at(s, g0 * a.m), packedLd(w), w, d.alpha, beta, d.c + rc * d.ldc + j0, d.ldc);
+          }
         }
       }
     }

@@ -227,6 +227,11 @@ suite('native addon run-time configuration', () => {
     expect(out.worstSp).toBeLessThanOrEqual(1);
   });
 
+  it('spmmNM stays correct when its columns are cut into many panels (SPARSE_NM_PANEL=1: one strip per panel)', () => {
+    const out = inChild({ SPARSE_NM_PANEL: '1' }, `${CHECK_SPMM}\nconsole.log(JSON.stringify({ worstSp }));`) as { worstSp: number };
+    expect(out.worstSp).toBeLessThanOrEqual(1);
+  });
+
   it('gives correct results when several worker threads call it at once (the pool never oversubscribes)', () => {
     const body = `
 const { Worker } = require('node:worker_threads');
