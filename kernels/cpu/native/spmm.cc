@@ -275,8 +275,11 @@ void spmmNM(const NmMatrix& a, const SpmmDense& d) {
   }
   const NmStripKernel strip = spmmDispatch().nm;
   static const int64_t nmStrip = [] {
-    const char* env = std::getenv("SPARSE_NM_STRIP");  // tuning knob for benchmarks
-    return env ? std::atol(env) : spmmDispatch().nmStrip;
+    // A tuning knob for benchmarks, kept to whole vectors within what the strip kernel takes (a wider
+    // strip would fall outside its dispatch and leave C unwritten).
+    const char* env = std::getenv("SPARSE_NM_STRIP");
+    const int64_t vec = spmmDispatch().nmVec, widest = spmmDispatch().nmStrip;
+    return env ? std::clamp<int64_t>(std::atol(env) / vec * vec, vec, widest) : widest;
   }();
   static const int64_t nmBlockBytes = [] {
     const char* env = std::getenv("SPARSE_NM_BLOCK");  // tuning knob for benchmarks

@@ -227,6 +227,13 @@ suite('native addon run-time configuration', () => {
     expect(out.worstSp).toBeLessThanOrEqual(1);
   });
 
+  it('spmmNM keeps the SPARSE_NM_STRIP knob to strips its kernels take (too wide, too narrow, not whole vectors)', () => {
+    for (const strip of ['4096', '1', '13']) {
+      const out = inChild({ SPARSE_NM_STRIP: strip }, `${CHECK_SPMM}\nconsole.log(JSON.stringify({ worstSp }));`) as { worstSp: number };
+      expect(out.worstSp, `SPARSE_NM_STRIP=${strip}`).toBeLessThanOrEqual(1);
+    }
+  });
+
   it('spmmNM stays correct when its columns are cut into many panels (SPARSE_NM_PANEL=1: one strip per panel)', () => {
     const out = inChild({ SPARSE_NM_PANEL: '1' }, `${CHECK_SPMM}\nconsole.log(JSON.stringify({ worstSp }));`) as { worstSp: number };
     expect(out.worstSp).toBeLessThanOrEqual(1);
