@@ -1218,6 +1218,38 @@ Napi::Value FusedCrossEntropyBackwardFn(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// fusedSoftmax(x, rows, cols, causal, y): row softmax of x [rows, cols] into y; causal > 0 masks
+// column c of row r when c > r % causal.
+Napi::Value FusedSoftmaxFn(const Napi::CallbackInfo& info) {
+  const char* fn = "fusedSoftmax";
+  if (info.Length() != 5) throw Napi::TypeError::New(info.Env(), "fusedSoftmax: expected 5 arguments");
+  const int64_t rows = intArg(info, fn, 1, "rows");
+  const int64_t cols = intArg(info, fn, 2, "cols");
+  const int64_t causal = intArg(info, fn, 3, "causal");
+  const int64_t n = checkedElements(info, fn, rows, cols);
+  const float* x = optionalF32(info, fn, 0, "x", n, false);
+  float* y = const_cast<float*>(optionalF32(info, fn, 4, "y", n, false));
+  checkApartAll(info, fn, "y", y, n, {std::make_pair("x", std::make_pair(x, n))});
+  fusedSoftmaxForward(x, rows, cols, causal, y);
+  return info.Env().Undefined();
+}
+
+// fusedSoftmaxBackward(dy, y, rows, cols, causal, dx): dx = y * (dy - rowsum(dy * y)).
+Napi::Value FusedSoftmaxBackwardFn(const Napi::CallbackInfo& info) {
+  const char* fn = "fusedSoftmaxBackward";
+  if (info.Length() != 6) throw Napi::TypeError::New(info.Env(), "fusedSoftmaxBackward: expected 6 arguments");
+  const int64_t rows = intArg(info, fn, 2, "rows");
+  const int64_t cols = intArg(info, fn, 3, "cols");
+  const int64_t causal = intArg(info, fn, 4, "causal");
+  const int64_t n = checkedElements(info, fn, rows, cols);
+  const float* dy = optionalF32(info, fn, 0, "dy", n, false);
+  const float* y = optionalF32(info, fn, 1, "y", n, false);
+  float* dx = const_cast<float*>(optionalF32(info, fn, 5, "dx", n, false));
+  checkApartAll(info, fn, "dx", dx, n, {std::make_pair("dy", std::make_pair(dy, n)), std::make_pair("y", std::make_pair(y, n))});
+  fusedSoftmaxBackward(dy, y, rows, cols, causal, dx);
+  return info.Env().Undefined();
+}
+
 // A Float32Array in a JavaScript array of them, named "<what>[i]".
 ArrayArg<float> f32Element(const Napi::CallbackInfo& info, const char* fn, const Napi::Array& arr, uint32_t i,
                            const char* what) {
@@ -1346,6 +1378,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                            {"fusedActBackward", kPortable},
                            {"fusedCrossEntropy", kPortable},
                            {"fusedCrossEntropyBackward", kPortable},
+                           {"fusedSoftmax", kWide},
+                           {"fusedSoftmaxBackward", kPortable},
                            {"fusedAdam", kPortable}};
   const Isa isa = activeIsa();
   const char* narrow = useAvx2() ? "avx2" : "scalar";
@@ -1417,6 +1451,8 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("fusedActBackward", Napi::Function::New(env, FusedActBackwardFn, "fusedActBackward"));
   exports.Set("fusedCrossEntropy", Napi::Function::New(env, FusedCrossEntropyFn, "fusedCrossEntropy"));
   exports.Set("fusedCrossEntropyBackward", Napi::Function::New(env, FusedCrossEntropyBackwardFn, "fusedCrossEntropyBackward"));
+  exports.Set("fusedSoftmax", Napi::Function::New(env, FusedSoftmaxFn, "fusedSoftmax"));
+  exports.Set("fusedSoftmaxBackward", Napi::Function::New(env, FusedSoftmaxBackwardFn, "fusedSoftmaxBackward"));
   exports.Set("fusedAdam", Napi::Function::New(env, FusedAdamFn, "fusedAdam"));
   return exports;
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "elementwise.h"
 #include "thread_pool.h"
 
 namespace sparse {
@@ -191,6 +192,56 @@ void fusedCrossEntropyBackward(const float* logits, const int32_t* targets, cons
       const float l = lse[r];
       for (int64_t c = 0; c < cols; ++c) dr[c] = scale * std::exp(lr[c] - l);
       dr[targets[r]] -= scale;
+    }
+  });
+}
+
+namespace {
+
+// Columns row r of a causal softmax sees (all of them without causal).
+inline int64_t visibleColumns(int64_t r, int64_t cols, int64_t causal) {
+  return causal > 0 ? std::min<int64_t>(cols, r % causal + 1) : cols;
+}
+
+}  // namespace
+
+void fusedSoftmaxForward(const float* x, int64_t rows, int64_t cols, int64_t causal, float* y) {
+  if (rows <= 0 || cols <= 0) return;
+  const ElementwiseDispatch& ew = elementwiseDispatch();
+  const ReduceSpan maxOf = ew.reduce[static_cast<int>(ReduceOp::Max)];
+  const ReduceSpan sumOf = ew.reduce[static_cast<int>(ReduceOp::Sum)];
+  const BinarySpan sub = ew.binary[static_cast<int>(BinaryOp::Sub)];
+  const BinarySpan mul = ew.binary[static_cast<int>(BinaryOp::Mul)];
+  const UnarySpan expSpan = ew.unary[static_cast<int>(UnaryOp::Exp)];
+  forRanges(rows, cols, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * cols;
+      float* yr = y + r * cols;
+      const int64_t n = visibleColumns(r, cols, causal);
+      const float m = maxOf(n, xr);
+      sub(n, xr, 1, &m, 0, yr);
+      expSpan(n, yr, yr);
+      // the reciprocal as tfjs computes it: in float64, rounded once
+      const float inv = static_cast<float>(1.0 / static_cast<double>(sumOf(n, yr)));
+      mul(n, yr, 1, &inv, 0, yr);
+      std::fill(yr + n, yr + cols, 0.0f);
+    }
+  });
+}
+
+void fusedSoftmaxBackward(const float* dy, const float* y, int64_t rows, int64_t cols, int64_t causal, float* dx) {
+  if (rows <= 0 || cols <= 0) return;
+  forRanges(rows, cols, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* dyr = dy + r * cols;
+      const float* yr = y + r * cols;
+      float* dxr = dx + r * cols;
+      const int64_t n = visibleColumns(r, cols, causal);
+      double dot = 0.0;
+      for (int64_t c = 0; c < n; ++c) dot += static_cast<double>(dyr[c]) * yr[c];
+      const float t = static_cast<float>(dot);
+      for (int64_t c = 0; c < n; ++c) dxr[c] = yr[c] * (dyr[c] - t);
+      std::fill(dxr + n, dxr + cols, 0.0f);
     }
   });
 }

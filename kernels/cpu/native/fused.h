@@ -1,7 +1,8 @@
 // Fused training ops for the sparse-cpu tfjs backend: layer norm and RMS norm (forward and
 // backward), GELU (tanh form) and the SwiGLU gate silu(a) * b (forward and backward), and
 // cross-entropy from logits (mean over rows, gradient softmax - onehot). Each replaces a chain of
-// small tfjs ops (and their dispatch and allocations) with one pass over the data.
+// small tfjs ops (and their dispatch and allocations) with one pass over the data. Row softmax
+// (optionally causal) with its backward, for attention probabilities.
 //
 // Determinism: every row is computed by one thread in a fixed order, and the column sums of the
 // norm backward (dgamma, dbeta) are summed per fixed block of rows and then over blocks in order,
@@ -40,6 +41,15 @@ double fusedCrossEntropyForward(const float* logits, const int32_t* targets, int
 // dlogits[r, c] = scale * (exp(logits[r, c] - lse[r]) - [c == targets[r]]).
 void fusedCrossEntropyBackward(const float* logits, const int32_t* targets, const float* lse, int64_t rows,
                                int64_t cols, float scale, float* dlogits);
+
+// Softmax over each row of x [rows, cols] into y. With causal > 0 the rows are queries of sequences
+// of `causal` tokens (row r is position r % causal) and see only columns c <= r % causal; the others
+// get probability 0 (as an additive mask of -1e9 gives). Each row: its maximum subtracted, exp,
+// the sum, times its reciprocal: the elementwise spans of the active family, so each step has the
+// bits of the separate ops (exp as Math.exp), the sum accumulated in float64.
+void fusedSoftmaxForward(const float* x, int64_t rows, int64_t cols, int64_t causal, float* y);
+// dx = y * (dy - sum_c dy * y) per row over the columns the row sees (0 elsewhere), sums in float64.
+void fusedSoftmaxBackward(const float* dy, const float* y, int64_t rows, int64_t cols, int64_t causal, float* dx);
 
 // One tensor of a multi-tensor Adam step: param, m and v updated in place from grad (n elements
 // each); c1 = 1 - beta1^t and c2 = 1 - beta2^t, its own bias corrections (rounded to float32).

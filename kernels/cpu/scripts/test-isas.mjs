@@ -13,7 +13,7 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const addonPath = path.join(root, 'build', 'Release', 'sparse_cpu.node');
 // The files whose kernels have a 16-wide form (gemm, the sparse products, gemvSparseInput, the optimizers,
 // the float64 factorizations, the attention backward and bitmap-KV row kernels, the elementwise spans and
-// row reductions).
+// row reductions, and the fused softmax built on those spans).
 const files = [
   'src/gemm.test.ts',
   'src/spmm.test.ts',
@@ -23,6 +23,7 @@ const files = [
   'src/attention.test.ts',
   'src/tfjs-elementwise.test.ts',
   'src/tfjs-unary.test.ts',
+  'src/tfjs-fused.test.ts',
 ];
 
 if (!existsSync(addonPath)) {

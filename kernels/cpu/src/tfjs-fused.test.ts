@@ -11,7 +11,7 @@ import { relativeMismatch } from '@sparse/tensor/testing';
 import { describe, expect, it } from 'vitest';
 import { nativeSuite, status } from './__fixtures__/native-suite.js';
 import { useQuietCPUBackend } from './__fixtures__/tfjs-backends.js';
-import { fusedCrossEntropy, fusedGeluTanh, fusedLayerNorm, fusedOpsNative, fusedRmsNorm, fusedSwiGLU, SPARSE_CPU_BACKEND, type NativeFusedKernels } from './tfjs.js';
+import { fusedCrossEntropy, fusedGeluTanh, fusedLayerNorm, fusedOpsNative, fusedRmsNorm, fusedSoftmax, fusedSwiGLU, SPARSE_CPU_BACKEND, type NativeFusedKernels, type NativeSoftmaxKernels } from './tfjs.js';
 
 useQuietCPUBackend();
 
@@ -55,7 +55,29 @@ function unfusedCrossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scala
   return tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), tf.tensor2d(hot, [rows, cols])), 1))) as tf.Scalar;
 }
 
+/** tf.softmax of x plus the causal additive mask (-1e9 where column c > row % causal). */
+function unfusedSoftmax(x: tf.Tensor2D, causal: number): tf.Tensor2D {
+  if (causal === 0) return tf.softmax(x);
+  const [rows, cols] = x.shape;
+  const m = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = (r % causal) + 1; c < cols; c++) m[r * cols + c] = -1e9;
+  return tf.softmax(tf.add(x, tf.tensor2d(m, [rows, cols])) as tf.Tensor2D);
+}
+
 // ---- float64 brute force of the forwards ----
+
+function bruteSoftmax(x: Float32Array, rows: number, cols: number, causal: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const n = causal > 0 ? Math.min(cols, (r % causal) + 1) : cols;
+    let m = -Infinity;
+    for (let c = 0; c < n; c++) m = Math.max(m, x[r * cols + c]!);
+    let s = 0;
+    for (let c = 0; c < n; c++) s += Math.exp(x[r * cols + c]! - m);
+    for (let c = 0; c < n; c++) out[r * cols + c] = Math.exp(x[r * cols + c]! - m) / s;
+  }
+  return out;
+}
 
 function bruteNorm(x: Float32Array, g: Float32Array, b: Float32Array | undefined, rows: number, cols: number, eps: number): Float64Array {
   const out = new Float64Array(rows * cols);
@@ -166,8 +188,28 @@ function runOps(backend: string): void {
     }
   });
 
+  it('row softmax, plain and causal: forward and dx equal tf.softmax (with the additive mask) and a float64 brute force', () => {
+    const cases: [number, number, number][] = [...SHAPES.map(([r, c]): [number, number, number] => [r, c, 0]), [6, 3, 3], [8, 4, 4], [35, 7, 7], [130, 65, 65], [12, 5, 3]];
+    for (const [rows, cols, causal] of cases) {
+      for (const scale of [1, 30]) {
+        const xv = randn(rows * cols, rows * 19 + cols + causal + scale, scale);
+        const x = tf.tensor2d(xv, [rows, cols]);
+        const label = `${backend} softmax [${rows},${cols}] causal ${causal} x${scale}`;
+        compare(label, [x], (a) => fusedSoftmax(a as tf.Tensor2D, causal), (a) => unfusedSoftmax(a as tf.Tensor2D, causal));
+        const y = fusedSoftmax(x, causal).dataSync();
+        expectClose(`${label} brute`, y, bruteSoftmax(xv, rows, cols, causal));
+        // masked entries are exactly 0
+        for (let r = 0; r < rows && causal > 0; r++) for (let c = (r % causal) + 1; c < cols; c++) expect(y[r * cols + c]).toBe(0);
+        x.dispose();
+      }
+    }
+  });
+
   it('bad arguments throw ArgumentErrors naming the field', () => {
     const x = tf.zeros([3, 4]) as tf.Tensor2D;
+    expect(() => fusedSoftmax(x, -1)).toThrow(/causal must be a non-negative integer/);
+    expect(() => fusedSoftmax(x, 1.5)).toThrow(ArgumentError);
+    expect(() => fusedSoftmax(tf.zeros([3, 0]) as tf.Tensor2D)).toThrow(/at least one column/);
     expect(() => fusedLayerNorm(x, tf.ones([5]), tf.zeros([4]))).toThrow(ArgumentError);
     expect(() => fusedLayerNorm(x, tf.ones([5]), tf.zeros([4]))).toThrow(/gamma/);
     expect(() => fusedLayerNorm(x, tf.ones([4]), tf.zeros([3]))).toThrow(/beta/);
@@ -203,6 +245,15 @@ suite('fused ops on sparse-cpu (native kernels)', () => {
     // the gradient: only the tape's own bookkeeping (the ones seed, identity adds of accumulated gradients)
     const backward = await tf.profile(() => tf.grads((xi: tf.Tensor) => fusedCrossEntropy(fusedSwiGLU(fusedGeluTanh(fusedRmsNorm(fusedLayerNorm(xi as tf.Tensor2D, g, b), g)), xi) as tf.Tensor2D, t))([x]));
     for (const name of ['Multiply', 'Sub', 'Exp', 'Sigmoid', 'Tanh', 'Rsqrt', 'Softmax', 'BatchMatMul', 'Max']) expect(backward.kernelNames).not.toContain(name);
+  });
+
+  it('the softmax runs natively too: forward and backward dispatch no tfjs kernel', async () => {
+    await tf.setBackend(SPARSE_CPU_BACKEND);
+    const x = tf.tensor2d(randn(8 * 4, 5), [8, 4]);
+    const forward = await tf.profile(() => fusedSoftmax(x, 4));
+    expect(forward.kernelNames.filter((n) => n !== '')).toEqual([]);
+    const backward = await tf.profile(() => tf.grads((xi: tf.Tensor) => fusedSoftmax(xi as tf.Tensor2D, 4))([x]));
+    for (const name of ['Multiply', 'Sub', 'Exp', 'Max', 'Sum', 'BatchMatMul', 'Reciprocal', 'Softmax']) expect(backward.kernelNames).not.toContain(name);
   });
   runOps(SPARSE_CPU_BACKEND);
 
@@ -240,5 +291,10 @@ suite('fused ops on sparse-cpu (native kernels)', () => {
     expect(() => k.fusedCrossEntropy(f(6), new Int32Array([0, 3]), 2, 3, f(2))).toThrow(/targets\[1\] = 3 is outside \[0, 3\)/);
     expect(() => k.fusedCrossEntropy(f(6), new Int32Array([0, 1]), 0, 3, f(2))).toThrow(/rows and cols must be positive/);
     expect(() => k.fusedCrossEntropyBackward(f(6), new Int32Array([0, -1]), f(2), 2, 3, 1, f(6))).toThrow(/targets\[1\] = -1/);
+    const sm = addon as unknown as NativeSoftmaxKernels;
+    expect(() => sm.fusedSoftmax(f(6), 2, 3, 0, f(5))).toThrow(/y holds 5 elements, needs 6/);
+    expect(() => sm.fusedSoftmax(x, 2, 3, -1, f(6))).toThrow(/causal/);
+    expect(() => sm.fusedSoftmax(x, 2, 3, 0, x)).toThrow(/y overlaps x/);
+    expect(() => sm.fusedSoftmaxBackward(f(6), f(6), 2, 3, 0, f(4))).toThrow(/dx holds 4 elements, needs 6/);
   });
 });

@@ -5,6 +5,7 @@ import { Random } from '@sparse/tensor';
 import { createGPT, GPT, gptLoss, gptParamSpecs, initGPTValues, type GPTConfig, type GPTParams } from './gpt.js';
 import { crossEntropy, gelu, layerNorm, softmaxRows } from './ops.js';
 import { gptReference, moeReference } from './__fixtures__/reference.js';
+import { causalMask } from './layers.js';
 import type { LinearInfo } from './types.js';
 
 const tiny: GPTConfig = { vocab: 11, d: 8, layers: 2, heads: 2, ctx: 6, mlpRatio: 2 };
@@ -40,6 +41,13 @@ describe('building blocks match their dense definitions', () => {
   it('softmaxRows equals tf.softmax, including huge logits', () => {
     const x = tf.tensor2d([[1, 2, 3, 4], [1000, 999, -5, 0], [-1e9, 0, 0, -1e9]]);
     expect(Array.from(softmaxRows(x).dataSync())).toEqual(Array.from(tf.softmax(x).dataSync()).map((v) => expect.closeTo(v, 6)));
+  });
+
+  it('softmaxRows with a causal period equals tf.softmax after the additive causal mask', () => {
+    const t = 4;
+    const x = tf.tensor2d(Array.from({ length: 3 * t * t }, (_, i) => Math.sin(i * 1.7) * 5), [3 * t, t]);
+    const want = tf.softmax(tf.add(x, causalMask(t, 3)) as tf.Tensor2D).dataSync();
+    expect(Array.from(softmaxRows(x, t).dataSync())).toEqual(Array.from(want).map((v) => expect.closeTo(v, 6)));
   });
 
   it('layerNorm normalizes each row to mean 0, variance 1 before gain and bias', () => {

@@ -9,7 +9,7 @@ import { ArgumentError, Random } from '@sparse/tensor';
 import { maskedAttention, passAttention, specLayout, type BatchAttention } from './attention-op.js';
 import { BaseModel } from './base.js';
 import { DEFAULT_GPT_CONFIG, validateGPTConfig, type GPTConfig } from './config.js';
-import { causalMask, embed, fillSinusoidal, Forward, initParamValues, moeLayer, type ParamSpec } from './layers.js';
+import { embed, fillSinusoidal, Forward, initParamValues, moeLayer, type ParamSpec } from './layers.js';
 import { crossEntropy, layerNorm, mlpNonlinearity, softmaxRows } from './ops.js';
 import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
 
@@ -122,8 +122,9 @@ function attention(cfg: GPTConfig, f: Forward, block: number, prefix: string, h:
   if (layouts) ctx = maskedAttention(q, k, v, heads, layouts);
   else {
     // scale q (T*hd values) rather than the scores (T*T values)
-    const scores = tf.add(tf.matMul(tf.mul(q, 1 / Math.sqrt(hd)), k, false, true), causalMask(t));
-    const probs = tf.reshape(softmaxRows(tf.reshape(scores, [b * heads * t, t])), [b * heads, t, t]) as tf.Tensor3D;
+    // the causal mask is the softmax's own (no [T,T] additive mask)
+    const scores = tf.matMul(tf.mul(q, 1 / Math.sqrt(hd)), k, false, true);
+    const probs = tf.reshape(softmaxRows(tf.reshape(scores, [b * heads * t, t]), t), [b * heads, t, t]) as tf.Tensor3D;
     ctx = tf.matMul(probs, v);
   }
   const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [b, heads, t, hd]), [0, 2, 1, 3]), [b * t, d]) as tf.Tensor2D;

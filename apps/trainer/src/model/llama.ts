@@ -9,7 +9,7 @@ import { ArgumentError, Random } from '@sparse/tensor';
 import { checkAttentionSpec, maskedAttention, passAttention, specLayout, type AttentionSpec, type BatchAttention } from './attention-op.js';
 import { BaseModel } from './base.js';
 import { specFail } from './errors.js';
-import { causalMask, checkMoE, embed, Forward, initParamValues, moeLayer, rmsNorm, type MoEConfig, type ParamSpec } from './layers.js';
+import { checkMoE, embed, Forward, initParamValues, moeLayer, rmsNorm, type MoEConfig, type ParamSpec } from './layers.js';
 import { softmaxRows, mlpNonlinearity } from './ops.js';
 import { fusedSwiGLU } from '@sparse/kernels-cpu/tfjs';
 import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
@@ -207,8 +207,9 @@ function attention(cfg: LlamaConfig, f: Forward, block: number, p: string, h: tf
   const qg = tf.reshape(tf.transpose(tf.reshape(q, [b, t, kvHeads, g, hd]), [0, 2, 3, 1, 4]), [b * kvHeads, g * t, hd]) as tf.Tensor3D;
   const kk = tf.reshape(tf.transpose(tf.reshape(k, [b, t, kvHeads, hd]), [0, 2, 1, 3]), [b * kvHeads, t, hd]) as tf.Tensor3D;
   const vv = tf.reshape(tf.transpose(tf.reshape(v, [b, t, kvHeads, hd]), [0, 2, 1, 3]), [b * kvHeads, t, hd]) as tf.Tensor3D;
-  const scores = tf.add(tf.matMul(tf.mul(qg, 1 / Math.sqrt(hd)), kk, false, true), causalMask(t, g));
-  const probs = tf.reshape(softmaxRows(tf.reshape(scores, [b * kvHeads * g * t, t])), [b * kvHeads, g * t, t]) as tf.Tensor3D;
+  // row r of the [B*KV*g*T, T] scores is the query at position r % T: the softmax's causal mask
+  const scores = tf.matMul(tf.mul(qg, 1 / Math.sqrt(hd)), kk, false, true);
+  const probs = tf.reshape(softmaxRows(tf.reshape(scores, [b * kvHeads * g * t, t]), t), [b * kvHeads, g * t, t]) as tf.Tensor3D;
   const ctx = tf.matMul(probs, vv); // [B*KV, g*T, hd]
   const merged = tf.reshape(tf.transpose(tf.reshape(ctx, [b, kvHeads, g, t, hd]), [0, 3, 1, 2, 4]), [b * t, heads * hd]) as tf.Tensor2D;
   return f.linear(`${p}self_attn.o_proj.weight`, merged);

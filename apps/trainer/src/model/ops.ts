@@ -10,16 +10,11 @@
 // fused ops of @sparse/kernels-cpu/tfjs, one tape node each, native on sparse-cpu.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedCrossEntropy, fusedGeluTanh, fusedLayerNorm } from '@sparse/kernels-cpu/tfjs';
+import { fusedCrossEntropy, fusedGeluTanh, fusedLayerNorm, fusedSoftmax } from '@sparse/kernels-cpu/tfjs';
 
 /** [R,1] -> [R,C] by an outer product with ones (a matmul stays fast forward and backward). */
 export function expandCols(col: tf.Tensor2D, cols: number): tf.Tensor2D {
   return tf.matMul(col, tf.ones([1, cols]) as tf.Tensor2D);
-}
-
-/** Sum of each row, [R,C] -> [R,1], as a product with a ones column. */
-export function rowSum(x: tf.Tensor2D): tf.Tensor2D {
-  return tf.matMul(x, tf.ones([x.shape[1], 1]) as tf.Tensor2D);
 }
 
 /** Column sums of a [R,C] gradient as a ones-row product, shaped like `like`. */
@@ -41,23 +36,12 @@ export const addTrailing = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)
 }) as (x: tf.Tensor, v: tf.Tensor) => tf.Tensor;
 
 /**
- * The maximum of each row of x [R,C], broadcast to [R,C], as a constant: it is read back and
- * re-created, so autodiff does not trace through it. Softmax is shift-invariant, so the exact
- * gradient needs no term for the shift; it only keeps exp() from overflowing.
+ * Softmax over the last axis of x [R,C]; with `causal` = T > 0, row r is the query at position r % T
+ * of a sequence of T tokens and sees only columns <= r % T. One fused tfjs op (@sparse/kernels-cpu's
+ * fusedSoftmax: native forward and backward on sparse-cpu, plain tfjs ops elsewhere).
  */
-export function rowMaxConstant(x: tf.Tensor2D): { full: tf.Tensor2D; col: tf.Tensor2D } {
-  const [rows, cols] = x.shape;
-  const m = tf.max(x, 1).dataSync();
-  const full = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) full.fill(m[r], r * cols, (r + 1) * cols);
-  return { full: tf.tensor2d(full, [rows, cols]), col: tf.tensor2d(Float32Array.from(m), [rows, 1]) };
-}
-
-/** Softmax over the last axis of x [R,C]. */
-export function softmaxRows(x: tf.Tensor2D): tf.Tensor2D {
-  const e = tf.exp(tf.sub<tf.Tensor2D>(x, rowMaxConstant(x).full));
-  const inv = tf.reciprocal<tf.Tensor2D>(rowSum(e));
-  return tf.mul<tf.Tensor2D>(e, expandCols(inv, x.shape[1]));
+export function softmaxRows(x: tf.Tensor2D, causal = 0): tf.Tensor2D {
+  return fusedSoftmax(x, causal);
 }
 
 /**

@@ -1,5 +1,5 @@
-// Fused training ops: layer norm, RMS norm, GELU (tanh form), the SwiGLU gate silu(a) * b and
-// cross-entropy from logits. Each is one tfjs op with its own gradient (tf.customGrad: the tape
+// Fused training ops: layer norm, RMS norm, GELU (tanh form), the SwiGLU gate silu(a) * b,
+// cross-entropy from logits and the row softmax of attention (optionally causal). Each is one tfjs op with its own gradient (tf.customGrad: the tape
 // records one node, not the chain of small elementwise ops autodiff would trace). On 'sparse-cpu'
 // with an addon that has the fused kernels (native/fused.cc) the forward and backward passes are
 // one native call each, reading and writing the backend's storage directly; on any other backend
@@ -29,7 +29,26 @@ export interface NativeFusedKernels {
 const FUSED_NAMES = ['fusedNormForward', 'fusedNormBackward', 'fusedActForward', 'fusedActBackward', 'fusedCrossEntropy', 'fusedCrossEntropyBackward'] as const;
 
 /** The fused tfjs ops this module exports. */
-export const FUSED_OPS = ['fusedLayerNorm', 'fusedRmsNorm', 'fusedGeluTanh', 'fusedSwiGLU', 'fusedCrossEntropy'] as const;
+export const FUSED_OPS = ['fusedLayerNorm', 'fusedRmsNorm', 'fusedGeluTanh', 'fusedSwiGLU', 'fusedCrossEntropy', 'fusedSoftmax'] as const;
+
+/** The addon's row-softmax kernels (native/fused.h); checked apart, so an addon without them keeps the other fused ops. */
+export interface NativeSoftmaxKernels {
+  fusedSoftmax(x: Float32Array, rows: number, cols: number, causal: number, y: Float32Array): void;
+  fusedSoftmaxBackward(dy: Float32Array, y: Float32Array, rows: number, cols: number, causal: number, dx: Float32Array): void;
+}
+
+let cachedSoftmax: NativeSoftmaxKernels | null | undefined;
+
+/** The native softmax kernels and the backend's storage, when they apply to this call. */
+function softmaxContext(): { k: NativeSoftmaxKernels; backend: CPUStorageBackend } | undefined {
+  if (cachedSoftmax === undefined) {
+    const status = nativeStatus();
+    const addon = status.available ? (status.addon as unknown as Partial<NativeSoftmaxKernels>) : undefined;
+    cachedSoftmax = typeof addon?.fusedSoftmax === 'function' && typeof addon.fusedSoftmaxBackward === 'function' ? (addon as NativeSoftmaxKernels) : null;
+  }
+  if (cachedSoftmax === null || tf.getBackend() !== SPARSE_CPU_BACKEND) return undefined;
+  return { k: cachedSoftmax, backend: tf.backend() as unknown as CPUStorageBackend };
+}
 
 let cached: NativeFusedKernels | null | undefined;
 
@@ -345,4 +364,64 @@ export function fusedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor): tf.S
     };
   });
   return f(logits) as tf.Scalar;
+}
+
+// ---- row softmax ----
+
+/** The additive mask of a causal softmax over [rows, cols]: -1e9 where column c > row % causal. */
+function causalAdditive(rows: number, cols: number, causal: number): tf.Tensor2D {
+  const m = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = (r % causal) + 1; c < cols; c++) m[r * cols + c] = -1e9;
+  return tf.tensor2d(m, [rows, cols]);
+}
+
+/**
+ * Softmax over the last axis of x [rows, cols]. With `causal` = T > 0 the rows are the queries of
+ * sequences of T tokens (row r is position r % T) and column c > r % T gets probability 0, as the
+ * additive mask of -1e9 gives (the attention scores need no separate mask). One tfjs op whose
+ * gradient is y * (dy - rowsum(dy * y)). Natively each row is its maximum subtracted, exp, the sum
+ * and a product with its reciprocal, each with the bits of the separate tfjs op (the sum in
+ * float64); elsewhere the same steps as plain tfjs ops.
+ */
+export function fusedSoftmax(x: tf.Tensor2D, causal = 0): tf.Tensor2D {
+  const op = 'fusedSoftmax';
+  checkFloat(op, 'x', x);
+  if (x.rank !== 2) fail(op, 'x', `must be a matrix [rows, cols], got shape [${x.shape.join(', ')}]`);
+  const [rows, cols] = x.shape as [number, number];
+  if (cols === 0) fail(op, 'x', 'must have at least one column');
+  if (!Number.isInteger(causal) || causal < 0) fail(op, 'causal', `must be a non-negative integer (0: no mask), got ${String(causal)}`);
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const ctx = softmaxContext();
+    const mem = ctx && storage(ctx.backend, [xi]);
+    let y: tf.Tensor2D;
+    if (ctx && mem) {
+      const out = outputPool.float32(rows * cols);
+      ctx.k.fusedSoftmax(mem[0]!, rows, cols, causal, out);
+      y = wrap(out, [rows, cols]) as tf.Tensor2D;
+    } else {
+      const masked = causal > 0 ? tf.add(xi, causalAdditive(rows, cols, causal)) : xi;
+      // the row maximum is a constant here (softmax is shift-invariant): it only keeps exp finite
+      const e = tf.exp(tf.sub(masked, expandCols(tf.max(masked, 1, true) as tf.Tensor2D, cols)));
+      const inv = tf.reciprocal(tf.matMul(e, tf.ones([cols, 1]) as tf.Tensor2D)) as tf.Tensor2D;
+      y = tf.mul(e, expandCols(inv, cols));
+    }
+    save([y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [ys] = saved as [tf.Tensor2D];
+        const c = softmaxContext();
+        const m = c && storage(c.backend, [dy, ys]);
+        if (c && m) {
+          const dx = outputPool.float32(rows * cols);
+          c.k.fusedSoftmaxBackward(m[0]!, m[1]!, rows, cols, causal, dx);
+          return [wrap(dx, [rows, cols])];
+        }
+        const dot = tf.matMul(tf.mul(dy, ys) as tf.Tensor2D, tf.ones([cols, 1]) as tf.Tensor2D);
+        return [tf.mul(ys, tf.sub(dy, expandCols(dot as tf.Tensor2D, cols)))];
+      },
+    };
+  });
+  return f(x) as tf.Tensor2D;
 }
