@@ -1262,6 +1262,21 @@ ArrayArg<float> f32Element(const Napi::CallbackInfo& info, const char* fn, const
   return ArrayArg<float>{a.Data(), static_cast<int64_t>(a.ElementLength())};
 }
 
+// sumOfSquares(arrays): the sum of x*x over every element of every Float32Array in `arrays`, in
+// float64 (a global gradient norm, squared).
+Napi::Value SumOfSquaresFn(const Napi::CallbackInfo& info) {
+  const char* fn = "sumOfSquares";
+  if (info.Length() != 1) throw Napi::TypeError::New(info.Env(), "sumOfSquares: expected 1 argument");
+  if (!info[0].IsArray()) throw Napi::TypeError::New(info.Env(), argName(fn, 0, "arrays") + " must be an array of Float32Arrays");
+  const Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<std::pair<const float*, int64_t>> spans;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const ArrayArg<float> a = f32Element(info, fn, arr, i, "arrays");
+    spans.emplace_back(a.data, a.length);
+  }
+  return Napi::Number::New(info.Env(), sumOfSquares(spans));
+}
+
 // fusedAdam(params, grads, m, v, corrections, scalars): one Adam step of every tensor, in place.
 // params, grads, m, v: arrays of Float32Arrays, element i of each the same length; corrections
 // (Float64Array): c1, c2 per tensor; scalars (Float64Array): beta1, 1 - beta1, beta2, 1 - beta2,
@@ -1380,6 +1395,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                            {"fusedCrossEntropyBackward", kPortable},
                            {"fusedSoftmax", kWide},
                            {"fusedSoftmaxBackward", kPortable},
+                           {"sumOfSquares", kPortable},
                            {"fusedAdam", kPortable}};
   const Isa isa = activeIsa();
   const char* narrow = useAvx2() ? "avx2" : "scalar";
@@ -1453,6 +1469,7 @@ static Napi::Object InitSparseCpu(Napi::Env env, Napi::Object exports) {
   exports.Set("fusedCrossEntropyBackward", Napi::Function::New(env, FusedCrossEntropyBackwardFn, "fusedCrossEntropyBackward"));
   exports.Set("fusedSoftmax", Napi::Function::New(env, FusedSoftmaxFn, "fusedSoftmax"));
   exports.Set("fusedSoftmaxBackward", Napi::Function::New(env, FusedSoftmaxBackwardFn, "fusedSoftmaxBackward"));
+  exports.Set("sumOfSquares", Napi::Function::New(env, SumOfSquaresFn, "sumOfSquares"));
   exports.Set("fusedAdam", Napi::Function::New(env, FusedAdamFn, "fusedAdam"));
   return exports;
 }

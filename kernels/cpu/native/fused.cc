@@ -196,6 +196,31 @@ void fusedCrossEntropyBackward(const float* logits, const int32_t* targets, cons
   });
 }
 
+double sumOfSquares(const std::vector<std::pair<const float*, int64_t>>& spans) {
+  // pieces of at most kPiece elements, each summed by one thread, then the pieces in order
+  constexpr int64_t kPiece = 1 << 14;
+  struct Piece {
+    const float* x;
+    int64_t n;
+  };
+  std::vector<Piece> pieces;
+  for (const auto& [x, n] : spans) {
+    for (int64_t first = 0; first < n; first += kPiece) pieces.push_back({x + first, std::min(kPiece, n - first)});
+  }
+  std::vector<double> partial(pieces.size(), 0.0);
+  forRanges(static_cast<int64_t>(pieces.size()), kPiece, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const Piece& piece = pieces[static_cast<size_t>(p)];
+      double s = 0.0;
+      for (int64_t i = 0; i < piece.n; ++i) s += static_cast<double>(piece.x[i]) * piece.x[i];
+      partial[static_cast<size_t>(p)] = s;
+    }
+  });
+  double total = 0.0;
+  for (const double s : partial) total += s;
+  return total;
+}
+
 namespace {
 
 // Columns row r of a causal softmax sees (all of them without causal).

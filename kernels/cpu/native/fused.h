@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace sparse {
@@ -50,6 +51,10 @@ void fusedCrossEntropyBackward(const float* logits, const int32_t* targets, cons
 void fusedSoftmaxForward(const float* x, int64_t rows, int64_t cols, int64_t causal, float* y);
 // dx = y * (dy - sum_c dy * y) per row over the columns the row sees (0 elsewhere), sums in float64.
 void fusedSoftmaxBackward(const float* dy, const float* y, int64_t rows, int64_t cols, int64_t causal, float* dx);
+
+// The sum of squares of every element of every span (a global gradient norm, squared), in float64.
+// Spans are cut into fixed pieces summed in order, so the result never depends on the thread count.
+double sumOfSquares(const std::vector<std::pair<const float*, int64_t>>& spans);
 
 // One tensor of a multi-tensor Adam step: param, m and v updated in place from grad (n elements
 // each); c1 = 1 - beta1^t and c2 = 1 - beta2^t, its own bias corrections (rounded to float32).

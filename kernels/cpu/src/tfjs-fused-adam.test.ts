@@ -8,7 +8,7 @@ import { ArgumentError, Random } from '@sparse/tensor';
 import { describe, expect, it } from 'vitest';
 import { nativeSuite, status } from './__fixtures__/native-suite.js';
 import { useQuietCPUBackend } from './__fixtures__/tfjs-backends.js';
-import { fusedAdamStep, SPARSE_CPU_BACKEND, type NativeFusedAdam } from './tfjs.js';
+import { fusedAdamStep, SPARSE_CPU_BACKEND, sumOfSquares, type NativeFusedAdam } from './tfjs.js';
 
 useQuietCPUBackend();
 
@@ -130,5 +130,43 @@ suite('fusedAdamStep on sparse-cpu (native, in place)', () => {
     expect(() => adam([shared], [f(3)], [shared], [f(3)], c, s)).toThrow(/params\[0\] overlaps m\[0\]/);
     expect(() => adam([f(3)], [f(3)], [f(3)], [f(3)], Float64Array.of(0.1), s)).toThrow(/corrections/);
     expect(() => adam([f(3)], [f(3)], [f(3)], [f(3)], c, Float64Array.of(0.9, 0.1, 0.95, 0.05, 1e-8, Infinity))).toThrow(/scalars\[5\] is not finite/);
+  });
+});
+
+/** The float64 sum of squares of every element. */
+function bruteSumSq(arrays: readonly Float32Array[]): number {
+  let s = 0;
+  for (const a of arrays) for (const x of a) s += x * x;
+  return s;
+}
+
+describe('sumOfSquares', () => {
+  const arrays = SIZES.map((n, i) => randn(n, 40 + i, 0.3 + i));
+
+  it('equals a float64 brute force on tfjs-backend-cpu (float32 sums there), and 0 for no tensors', async () => {
+    await tf.setBackend('cpu');
+    const ts = arrays.map((a) => tf.tensor1d(a));
+    const want = bruteSumSq(arrays);
+    expect(Math.abs(sumOfSquares(ts) - want)).toBeLessThan(1e-5 * want);
+    expect(sumOfSquares([])).toBe(0);
+    tf.dispose(ts);
+  });
+
+  suite('on sparse-cpu', () => {
+    it('equals the float64 brute force to float64 rounding, the same number on every call; int tensors go through tfjs; the addon names bad arguments', async () => {
+      await tf.setBackend(SPARSE_CPU_BACKEND);
+      const ts = arrays.map((a, i) => (i === 2 ? tf.tensor2d(a, [3, 11]) : tf.tensor1d(a)));
+      const want = bruteSumSq(arrays);
+      const got = sumOfSquares(ts);
+      expect(Math.abs(got - want)).toBeLessThan(1e-12 * want);
+      // the fixed pieces make it the same number on every call (and any pool size)
+      expect(sumOfSquares(ts)).toBe(got);
+      const ints = tf.tensor1d([1, -2, 3], 'int32');
+      expect(sumOfSquares([ints, ts[0]!])).toBeCloseTo(14 + arrays[0]![0]! ** 2, 5);
+      tf.dispose([...ts, ints]);
+      const addonSumSq = (status.addon as unknown as { sumOfSquares: (a: unknown) => number }).sumOfSquares;
+      expect(() => addonSumSq(new Float32Array(3))).toThrow(/arrays.*must be an array of Float32Arrays/);
+      expect(() => addonSumSq([new Float32Array(2), new Float64Array(2)])).toThrow(/arrays\[1\] must be a Float32Array/);
+    });
   });
 });

@@ -17,7 +17,7 @@ export type { RegisterSparseCPUOptions, SparseCPURegistration } from './tfjs/bac
 export { FUSED_ACTIVATIONS, type FusedActivation } from './tfjs/epilogue.js';
 // Fused training ops (one tfjs op each, native on 'sparse-cpu', plain tfjs elsewhere).
 export { FUSED_OPS, fusedCrossEntropy, fusedGeluTanh, fusedLayerNorm, fusedOpsNative, fusedRmsNorm, fusedSoftmax, fusedSwiGLU, type NativeFusedKernels, type NativeSoftmaxKernels } from './tfjs/fused.js';
-export { fusedAdamStep, type FusedAdamEntry, type FusedAdamOptions, type NativeFusedAdam } from './tfjs/fused-adam.js';
+export { fusedAdamStep, sumOfSquares, type FusedAdamEntry, type FusedAdamOptions, type NativeFusedAdam } from './tfjs/fused-adam.js';
 // Recycled storage of kernel outputs (stats, limit).
 export { MIN_POOLED_ELEMENTS, OutputPool, outputPool, type OutputPoolStats } from './tfjs/pool.js';
 

@@ -5,6 +5,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError, type Random } from '@sparse/tensor';
+import { sumOfSquares } from '@sparse/kernels-cpu/tfjs';
 import { sampleBatch } from '../data/dataset.js';
 import type { NamedAdam } from './adam.js';
 
@@ -124,8 +125,9 @@ function gradientStep(o: GradientStepsOptions, ids: tf.Tensor2D, targets: tf.Ten
   const clip = o.clipNorm ?? 1;
   return tf.tidy(() => {
     const { value, grads } = tf.variableGrads(() => o.loss(ids, targets, step), varList);
-    const norm = tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))));
-    const n = norm.dataSync()[0]!;
+    // one native pass over every gradient on sparse-cpu (float64 sum), two tfjs ops per tensor elsewhere
+    const n = Math.sqrt(sumOfSquares(Object.values(grads)));
+    const norm = tf.scalar(n);
     const scale = clip > 0 && Number.isFinite(clip) && n > clip ? clip / n : 1;
     o.optimizer.apply(
       Object.entries(grads).map(([name, g]) => {

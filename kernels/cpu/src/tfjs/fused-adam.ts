@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ArgumentError } from '@sparse/tensor';
 import { SPARSE_CPU_BACKEND } from '../backend-name.js';
 import { nativeStatus } from '../native.js';
-import type { CPUStorageBackend } from './kernel.js';
+import { float32Values, type CPUStorageBackend } from './kernel.js';
 import { outputPool } from './pool.js';
 
 /** fusedAdam(params, grads, m, v, corrections, scalars): the addon's multi-tensor Adam, in place. */
@@ -121,4 +121,36 @@ export function fusedAdamStep(entries: readonly FusedAdamEntry[], options: Fused
     outputPool.attach(fresh);
   }
   return true;
+}
+
+type NativeSumOfSquares = (arrays: Float32Array[]) => number;
+let cachedSumSq: NativeSumOfSquares | null | undefined;
+
+/**
+ * The sum of squares of every element of `tensors` (a global gradient norm, squared), as a number. On
+ * 'sparse-cpu' one native call reads the tensors' storage and sums in float64, in fixed pieces added in
+ * order (the same result for any thread count); elsewhere, or for a tensor that is not float32, the sum
+ * of tf.sum(tf.square(t)), added and read back once. Replaces two tfjs ops per tensor in a clipped training step.
+ */
+export function sumOfSquares(tensors: readonly tf.Tensor[]): number {
+  if (cachedSumSq === undefined) {
+    const status = nativeStatus();
+    const f = status.available ? (status.addon as unknown as { sumOfSquares?: unknown }).sumOfSquares : undefined;
+    cachedSumSq = typeof f === 'function' ? (f as NativeSumOfSquares) : null;
+  }
+  if (cachedSumSq !== null && tf.getBackend() === SPARSE_CPU_BACKEND) {
+    const backend = tf.backend() as unknown as CPUStorageBackend;
+    const arrays: Float32Array[] = [];
+    for (const t of tensors) {
+      const v = t.dtype === 'float32' ? float32Values(backend, t) : undefined;
+      if (v === undefined) {
+        arrays.length = 0;
+        break;
+      }
+      arrays.push(v);
+    }
+    if (arrays.length === tensors.length) return cachedSumSq(arrays);
+  }
+  if (tensors.length === 0) return 0;
+  return tf.tidy(() => tf.addN(tensors.map((t) => tf.sum(tf.square(t.dtype === 'float32' ? t : tf.cast(t, 'float32'))))).dataSync()[0]!);
 }
