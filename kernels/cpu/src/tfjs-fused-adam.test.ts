@@ -164,7 +164,7 @@ describe('sumOfSquares', () => {
       const ints = tf.tensor1d([1, -2, 3], 'int32');
       expect(sumOfSquares([ints, ts[0]!])).toBeCloseTo(14 + arrays[0]![0]! ** 2, 5);
       tf.dispose([...ts, ints]);
-      const addonSumSq = (status.addon as unknown as { sumOfSquares: (a: unknown) => number }).sumOfSquares;
+      const addonSumSq = ((status.available ? status.addon : {}) as unknown as { sumOfSquares: (a: unknown) => number }).sumOfSquares;
       expect(() => addonSumSq(new Float32Array(3))).toThrow(/arrays.*must be an array of Float32Arrays/);
       expect(() => addonSumSq([new Float32Array(2), new Float64Array(2)])).toThrow(/arrays\[1\] must be a Float32Array/);
     });
