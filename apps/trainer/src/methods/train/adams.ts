@@ -15,6 +15,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { applyMask, type Mask } from '@sparse/masks';
+import { sumOfSquares } from '@sparse/kernels-cpu/tfjs';
 import { mergeRowScales, nmMask } from '@sparse/nm';
 import { adamsConfigSchema, type AdamSConfig } from '@sparse/nm/schemas';
 import { distillationLoss, KeyedAdamS, rowScaledWeight, type KeyedAdamSState } from '@sparse/nm/tfjs';
@@ -93,7 +94,7 @@ async function trainCAST(args: StageArgs<StageOf<'train'>>): Promise<StageOutcom
           const keys = [...params.map(([k]) => k), ...[...scales.keys()].map((k) => SCALE + k)];
           const gs = vars.map((v) => grads[v.name]!);
           // global-norm clipping, as every optimizing stage
-          const norm = Math.sqrt(gs.reduce((a, g) => a + (tf.tidy(() => tf.sum(tf.square(g)).dataSync()[0]!) as number), 0));
+          const norm = Math.sqrt(sumOfSquares(gs));
           const clip = stage.clipNorm;
           const factor = clip > 0 && Number.isFinite(clip) && norm > clip ? clip / norm : 1;
           const clipped = gs.map((g) => (factor === 1 ? g : tf.mul(g, factor)));
