@@ -89,3 +89,26 @@ export function typecheckReadmeExamples(packageDir) {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * The README type-check suite every package runs: one test per resolution of README_RESOLUTIONS,
+ * each expecting no diagnostics from typecheckReadmeExamples(packageDir). The test runner's functions
+ * are passed in, so this module does not depend on vitest. `prepare` runs first (e.g. a build), within
+ * `timeoutMs`.
+ * @param {string} packageDir
+ * @param {{ describe: Function; it: { each: Function }; expect: Function; beforeAll: Function }} vitest
+ * @param {{ prepare?: () => void; timeoutMs?: number }} [opts]
+ */
+export function readmeTypecheckSuite(packageDir, { describe, it, expect, beforeAll }, opts = {}) {
+  describe('README examples type-check', () => {
+    /** @type {Record<'node16' | 'bundler', string>} */
+    let result;
+    beforeAll(() => {
+      opts.prepare?.();
+      result = typecheckReadmeExamples(packageDir);
+    }, opts.timeoutMs);
+    it.each(README_RESOLUTIONS)('strict, moduleResolution %s', (/** @type {'node16' | 'bundler'} */ resolution) => {
+      expect(result[resolution]).toBe('');
+    });
+  });
+}
