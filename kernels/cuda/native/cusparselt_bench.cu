@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "device_probe.h"
 #include "kernels.h"
 
 using namespace sparse_cuda;
@@ -155,12 +156,7 @@ int main(int argc, char** argv) {
       return 64;
     }
   }
-  int count = 0;
-  const cudaError_t derr = cudaGetDeviceCount(&count);
-  if (derr != cudaSuccess || count == 0) {
-    std::printf("no CUDA device: %s\n", derr != cudaSuccess ? cudaGetErrorString(derr) : "cudaGetDeviceCount found 0 devices");
-    return 77;
-  }
+  if (!sparse_cuda::cudaDevicePresent()) return sparse_cuda::kNoDeviceExit;
   Lt lt;
   const std::string why = lt.load();
   std::vector<Row> rows;

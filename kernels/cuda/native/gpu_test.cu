@@ -26,13 +26,12 @@
 #include <string>
 #include <vector>
 
+#include "device_probe.h"
 #include "kernels.h"
 
 using namespace sparse_cuda;
 
 namespace {
-
-constexpr int NO_DEVICE_EXIT = 77;
 
 // ---------------------------------------------------------------- small utilities
 
@@ -1029,12 +1028,7 @@ int main(int argc, char** argv) {
       return 64;
     }
   }
-  int count = 0;
-  const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess || count == 0) {
-    std::printf("no CUDA device: %s\n", err != cudaSuccess ? cudaGetErrorString(err) : "cudaGetDeviceCount found 0 devices");
-    return NO_DEVICE_EXIT;
-  }
+  if (!cudaDevicePresent()) return kNoDeviceExit;
   cudaDeviceProp prop;
   CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
   int runtime = 0, driver = 0;
@@ -1043,7 +1037,7 @@ int main(int argc, char** argv) {
   std::printf("device: %s (sm_%d%d), runtime %d, driver %d\n", prop.name, prop.major, prop.minor, runtime, driver);
   if (prop.major < 8) {
     std::printf("no CUDA device: %s is sm_%d%d; the kernels need sm_80 or newer\n", prop.name, prop.major, prop.minor);
-    return NO_DEVICE_EXIT;
+    return kNoDeviceExit;
   }
   const auto t0 = std::chrono::steady_clock::now();
   run_tests();
