@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "device_probe.h"
+#include "tool_common.h"
 #include "kernels.h"
 
 using namespace sparse_cuda;
@@ -102,17 +102,6 @@ struct Lt {
                     sym(compressedSize, "cusparseLtSpMMACompressedSize") && sym(compress, "cusparseLtSpMMACompress") &&
                     sym(matmul, "cusparseLtMatmul") && sym(search, "cusparseLtMatmulSearch");
     return ok ? "" : where + " lacks a function this program calls";
-  }
-};
-
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
-  uint64_t next() {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
   }
 };
 

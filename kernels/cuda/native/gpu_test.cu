@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "device_probe.h"
+#include "tool_common.h"
 #include "kernels.h"
 
 using namespace sparse_cuda;
@@ -34,20 +34,6 @@ using namespace sparse_cuda;
 namespace {
 
 // ---------------------------------------------------------------- small utilities
-
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 1) {}
-  uint64_t next() {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
-  }
-  double uniform() { return double(next() >> 11) / double(1ull << 53); }
-  float sym() { return float(uniform() * 2 - 1); }
-  int below(int n) { return int(next() % uint64_t(n)); }
-};
 
 uint16_t f32_to_bf16(float f) {
   uint32_t u;
