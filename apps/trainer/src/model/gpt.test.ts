@@ -5,7 +5,7 @@ import { Random } from '@sparse/tensor';
 import { createGPT, GPT, gptLoss, gptParamSpecs, initGPTValues, type GPTConfig, type GPTParams } from './gpt.js';
 import { crossEntropy, gelu, layerNorm, softmaxRows } from './ops.js';
 import { gptReference, moeReference } from './__fixtures__/reference.js';
-import { causalMask } from './layers.js';
+import { causalMask } from './__fixtures__/causal-mask.js';
 import type { LinearInfo } from './types.js';
 
 const tiny: GPTConfig = { vocab: 11, d: 8, layers: 2, heads: 2, ctx: 6, mlpRatio: 2 };

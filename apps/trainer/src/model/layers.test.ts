@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { chooseBackend } from '../backend.js';
-import { causalMask, Forward, moeLayer, rmsNorm, topKRouting } from './layers.js';
+import { causalMask } from './__fixtures__/causal-mask.js';
+import { Forward, moeLayer, rmsNorm, topKRouting } from './layers.js';
 import type { LinearInfo } from './types.js';
 
 beforeAll(async () => {

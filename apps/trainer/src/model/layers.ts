@@ -105,13 +105,6 @@ export function embed(table: tf.Tensor, ids: tf.Tensor2D, vocab: number): tf.Ten
   return tf.matMul(oneHot, table as tf.Tensor2D);
 }
 
-/** Additive causal mask [reps*T, T]: 0 on and below the diagonal, a large negative number above; repeated `reps` times down the rows. */
-export function causalMask(t: number, reps = 1): tf.Tensor2D {
-  const m = new Float32Array(reps * t * t);
-  for (let r = 0; r < reps; r++) for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) m[(r * t + i) * t + j] = -1e9;
-  return tf.tensor2d(m, [reps * t, t]);
-}
-
 /**
  * RMSNorm over the last axis of x [N,D]: x / sqrt(mean(x²) + eps) * gain (HF Llama's order of
  * operations), one fused tfjs op (@sparse/kernels-cpu's fusedRmsNorm).
