@@ -368,11 +368,15 @@ export function fusedCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor): tf.S
 
 // ---- row softmax ----
 
-/** The additive mask of a causal softmax over [rows, cols]: -1e9 where column c > row % causal. */
-function causalAdditive(rows: number, cols: number, causal: number): tf.Tensor2D {
-  const m = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = (r % causal) + 1; c < cols; c++) m[r * cols + c] = -1e9;
-  return tf.tensor2d(m, [rows, cols]);
+/** x [rows, cols] plus the additive mask of a causal softmax: -1e9 where column c > row % causal. */
+function addCausalMask(x: tf.Tensor2D, causal: number): tf.Tensor2D {
+  const [rows, cols] = x.shape;
+  // one period of the mask, broadcast over the sequences when the rows are whole periods
+  const period = rows % causal === 0 ? causal : rows;
+  const m = new Float32Array(period * cols);
+  for (let r = 0; r < period; r++) for (let c = (r % causal) + 1; c < cols; c++) m[r * cols + c] = -1e9;
+  const mask = tf.tensor2d(m, [period, cols]);
+  return tf.reshape(tf.add(tf.reshape(x, [rows / period, period, cols]), mask), [rows, cols]);
 }
 
 /**
@@ -400,7 +404,7 @@ export function fusedSoftmax(x: tf.Tensor2D, causal = 0): tf.Tensor2D {
       ctx.k.fusedSoftmax(mem[0]!, rows, cols, causal, out);
       y = wrap(out, [rows, cols]) as tf.Tensor2D;
     } else {
-      const masked = causal > 0 ? tf.add(xi, causalAdditive(rows, cols, causal)) : xi;
+      const masked = causal > 0 ? addCausalMask(xi, causal) : xi;
       // the row maximum is a constant here (softmax is shift-invariant): it only keeps exp finite
       const e = tf.exp(tf.sub(masked, expandCols(tf.max(masked, 1, true) as tf.Tensor2D, cols)));
       const inv = tf.reciprocal(tf.matMul(e, tf.ones([cols, 1]) as tf.Tensor2D)) as tf.Tensor2D;
