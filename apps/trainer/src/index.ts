@@ -38,6 +38,7 @@ export { chooseBackend, type BackendChoice } from './backend.js';
 export { createModel, defaultSpec, resolveSpec, paramShapes, linearsOf, initialValues, Llama, ModelSpecError, CheckpointError, type CreateModelOptions } from './model/index.js';
 export { Decoder, ContextOverflowError, type DecoderActivationHook, type DecoderKVOptions, type DecoderKVStats, type DecoderOptions, type LinearInputStats } from './model/decode.js';
 export { modelSites, linearSite, mlpActSite } from './model/sites.js';
+export { rotateNorms, rotatedNorms, rightSingularBasis, type NormRotation, type RotatedNorm } from './model/rotate.js';
 export { decoderActivationHook, restoreSparsifiers } from './methods/activation/sparsify.js';
 export { attentionHooks } from './methods/attention/hooks.js';
 export { ATTENTION_FILE, ATTENTION_FORMAT, attentionCheckpoint, restoreAttention } from './methods/attention/record.js';

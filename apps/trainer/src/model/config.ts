@@ -23,6 +23,12 @@ export interface GPTConfig {
   moe?: MoEConfig;
   /** A static attention pattern (@sparse/attention's spec: sliding window, sinks, ...); default dense causal. */
   attention?: AttentionSpec;
+  /**
+   * Each block's two layer norms end with an orthogonal [d, d] rotation (`ln_1.rotation`, `ln_2.rotation`)
+   * and the linear layers reading them hold their weights rotated to match: the same function, with those
+   * layers' inputs in the basis where their weights have orthogonal columns (model/rotate.ts, WINA's transform).
+   */
+  normRotation?: boolean;
 }
 
 /**
@@ -48,6 +54,9 @@ export function validateGPTConfig(cfg: GPTConfig): void {
   if (cfg.d % cfg.heads !== 0) throw new ArgumentError(`GPTConfig.d (${cfg.d}) must be a multiple of heads (${cfg.heads})`);
   if (cfg.activation !== undefined && !['gelu', 'relu', 'relu2'].includes(cfg.activation)) {
     throw new ArgumentError(`GPTConfig.activation must be 'gelu', 'relu' or 'relu2', got ${JSON.stringify(cfg.activation)}`);
+  }
+  if (cfg.normRotation !== undefined && typeof cfg.normRotation !== 'boolean') {
+    throw new ArgumentError(`GPTConfig.normRotation must be true or false, got ${JSON.stringify(cfg.normRotation)}`);
   }
   if (cfg.moe !== undefined) {
     const { experts, topK } = cfg.moe;

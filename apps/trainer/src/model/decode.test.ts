@@ -20,6 +20,9 @@ const SPECS: Record<string, ModelSpec> = {
   'llama gqa': { architecture: 'llama', vocab: VOCAB, ctx: CTX, d: 16, layers: 2, heads: 4, kvHeads: 2, mlpHidden: 24 },
   'llama+moe': { architecture: 'llama', vocab: VOCAB, ctx: CTX, d: 16, layers: 2, heads: 4, kvHeads: 1, mlpHidden: 20, moe: { experts: 4, topK: 2 } },
   'llama untied relu': { architecture: 'llama', vocab: VOCAB, ctx: CTX, d: 16, layers: 1, heads: 2, kvHeads: 2, mlpHidden: 24, tiedEmbeddings: false, activation: 'relu' },
+  // a [d, d] product after every block norm (random values here: the decoder must apply whatever it holds)
+  'gpt rotated': { architecture: 'gpt', vocab: VOCAB, ctx: CTX, d: 16, layers: 2, heads: 2, mlpRatio: 2, normRotation: true },
+  'llama+moe rotated': { architecture: 'llama', vocab: VOCAB, ctx: CTX, d: 16, layers: 2, heads: 4, kvHeads: 1, mlpHidden: 20, moe: { experts: 4, topK: 2 }, normRotation: true },
 };
 
 const values = decoderTestValues;

@@ -124,6 +124,9 @@ interface Block {
   norm1Bias?: Float32Array;
   norm2: Float32Array;
   norm2Bias?: Float32Array;
+  /** The norms' rotations [d, d] of a model with `normRotation` (h R after each norm). */
+  rot1?: Float32Array;
+  rot2?: Float32Array;
   /** gpt: c_attn (q | k | v); llama: q, k, v. */
   qkv?: Linear;
   q?: Linear;
@@ -373,6 +376,7 @@ export class Decoder {
           norm1Bias: vec(`${p}ln_1.bias`),
           norm2: vec(`${p}ln_2.weight`),
           norm2Bias: vec(`${p}ln_2.bias`),
+          ...(gpt.normRotation ? { rot1: vec(`${p}ln_1.rotation`), rot2: vec(`${p}ln_2.rotation`) } : {}),
           qkv: lin(`${p}attn.c_attn`),
           o: lin(`${p}attn.c_proj`),
           kCache,
@@ -389,6 +393,7 @@ export class Decoder {
         const b: Block = {
           norm1: vec(`${p}input_layernorm.weight`),
           norm2: vec(`${p}post_attention_layernorm.weight`),
+          ...(llama!.normRotation ? { rot1: vec(`${p}input_layernorm.rotation`), rot2: vec(`${p}post_attention_layernorm.rotation`) } : {}),
           q: lin(`${p}self_attn.q_proj`),
           k: lin(`${p}self_attn.k_proj`),
           v: lin(`${p}self_attn.v_proj`),
@@ -599,9 +604,11 @@ export class Decoder {
     if (this.#invFreq) this.#fillRope(n);
     for (const b of this.#blocks) {
       this.#norm(x, h, n, b.norm1, b.norm1Bias);
+      if (b.rot1) this.#rotate(h, n, b.rot1);
       this.#attention(b, n);
       for (let i = 0; i < n * d; i++) x[i]! += tmp[i]!;
       this.#norm(x, h, n, b.norm2, b.norm2Bias);
+      if (b.rot2) this.#rotate(h, n, b.rot2);
       if (b.mlp) this.#mlp(b.mlp, h, n, tmp);
       else this.#mixture(b, n);
       for (let i = 0; i < n * d; i++) x[i]! += tmp[i]!;
@@ -650,6 +657,40 @@ export class Decoder {
         for (let c = 0; c < d; c++) dst[o + c] = src[o + c]! * r * gain[c]!;
       }
     }
+  }
+
+  /** h [n, d] = h R for a norm's rotation R [d, d] (through #tmp, which is free between a norm and its sublayer). */
+  #rotate(h: Float32Array, n: number, r: Float32Array): void {
+    const d = this.#d;
+    const out = this.#tmp;
+    if (n === 1) {
+      // R is already the kernel's [in, out] layout
+      const a = this.#args;
+      a.transW = true;
+      a.rows = d;
+      a.cols = d;
+      a.n = 1;
+      a.w = r;
+      a.ldw = d;
+      a.x = h;
+      a.ldx = 1;
+      a.y = out;
+      a.ldy = 1;
+      this.#kernel!(a);
+    } else {
+      const g = this.#gemmArgs;
+      g.m = n;
+      g.n = d;
+      g.k = d;
+      g.a = h;
+      g.lda = d;
+      g.b = r;
+      g.ldb = d;
+      g.c = out;
+      g.ldc = d;
+      getKernel('gemm')(g);
+    }
+    for (let i = 0; i < n * d; i++) h[i] = out[i]!;
   }
 
   /** y [n, out] = x [n, in] Wᵀ (+ the hook's correction) + b, through gemvSparseInput on W [in, out]. */

@@ -9,7 +9,7 @@ import { ArgumentError, Random } from '@sparse/tensor';
 import { maskedAttention, passAttention, specLayout, type BatchAttention } from './attention-op.js';
 import { BaseModel } from './base.js';
 import { DEFAULT_GPT_CONFIG, validateGPTConfig, type GPTConfig } from './config.js';
-import { embed, fillSinusoidal, Forward, initParamValues, moeLayer, type ParamSpec } from './layers.js';
+import { embed, fillSinusoidal, Forward, initParamValues, moeLayer, rotateNormOutput, type ParamSpec } from './layers.js';
 import { crossEntropy, layerNorm, mlpNonlinearity, softmaxRows } from './ops.js';
 import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
 
@@ -61,6 +61,12 @@ export function gptParamSpecs(cfg: GPTConfig): ParamSpec[] {
       { name: `${p}ln_2.weight`, shape: [d], init: { kind: 'ones' } },
       { name: `${p}ln_2.bias`, shape: [d], init: { kind: 'zeros' } },
     );
+    if (cfg.normRotation) {
+      specs.push(
+        { name: `${p}ln_1.rotation`, shape: [d, d], init: { kind: 'identity' } },
+        { name: `${p}ln_2.rotation`, shape: [d, d], init: { kind: 'identity' } },
+      );
+    }
     if (cfg.moe) {
       specs.push({ name: `${p}mlp.router.weight`, shape: [cfg.moe.experts, d], init: { kind: 'normal', std: linStd } });
       for (let e = 0; e < cfg.moe.experts; e++) specs.push(...mlp(`${p}mlp.experts.${e}.`));
@@ -156,9 +162,11 @@ function hidden(cfg: GPTConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   for (let i = 0; i < cfg.layers; i++) {
     const pre = `h.${i}.`;
     f.hooks.blockInput?.(i, x);
-    const a = attention(cfg, f, i, pre, layerNorm(x, f.w(`${pre}ln_1.weight`), f.w(`${pre}ln_1.bias`)), b, t, masked);
+    const rot = cfg.normRotation === true;
+    const n1 = rotateNormOutput(f, rot ? `${pre}ln_1.rotation` : undefined, layerNorm(x, f.w(`${pre}ln_1.weight`), f.w(`${pre}ln_1.bias`)));
+    const a = attention(cfg, f, i, pre, n1, b, t, masked);
     x = tf.add(x, a);
-    const h = layerNorm(x, f.w(`${pre}ln_2.weight`), f.w(`${pre}ln_2.bias`));
+    const h = rotateNormOutput(f, rot ? `${pre}ln_2.rotation` : undefined, layerNorm(x, f.w(`${pre}ln_2.weight`), f.w(`${pre}ln_2.bias`)));
     const m = cfg.moe
       ? moeLayer(f, i, `${pre}mlp.router.weight`, cfg.moe, h, (e, xe, rows) => mlp(cfg, f, `${pre}mlp.experts.${e}.`, xe, rows))
       : mlp(cfg, f, `${pre}mlp.`, h);
@@ -211,6 +219,7 @@ export class GPT extends BaseModel {
     if (config.activation !== undefined && config.activation !== 'gelu') cfg.activation = config.activation;
     if (config.moe) cfg.moe = Object.freeze({ experts: config.moe.experts, topK: config.moe.topK });
     if (config.attention) cfg.attention = Object.freeze(structuredClone(config.attention));
+    if (config.normRotation === true) cfg.normRotation = true;
     this.config = Object.freeze(cfg);
     this.spec = Object.freeze({ architecture: 'gpt' as const, ...cfg });
     this.blocks = cfg.layers;

@@ -19,6 +19,7 @@ const CONV1D_MODULE = /^h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj
 export function hfUnsupported(spec: ModelSpec): string | null {
   if (spec.moe !== undefined && spec.moe !== null) return 'mixture-of-experts blocks have no GPT2LMHeadModel / LlamaForCausalLM equivalent';
   if (spec.attention !== undefined && spec.attention !== null) return 'a static attention pattern (the attention field) has no GPT2LMHeadModel / LlamaForCausalLM equivalent';
+  if (spec.normRotation === true) return 'norm rotations (the normRotation field: a [d, d] product after each block norm) have no GPT2LMHeadModel / LlamaForCausalLM equivalent';
   if (spec.architecture !== 'gpt' && spec.architecture !== 'llama') return `architecture ${JSON.stringify(spec.architecture)} has no Hugging Face equivalent here`;
   return null;
 }

@@ -26,7 +26,7 @@ export function defaultSpec(architecture: Architecture, vocab: number): ModelSpe
   return specFail('architecture', `must be one of ${ARCHITECTURES.join(', ')}, got ${JSON.stringify(architecture)}`);
 }
 
-const GPT_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'mlpRatio', 'activation', 'moe', 'attention'];
+const GPT_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'mlpRatio', 'activation', 'moe', 'attention', 'normRotation'];
 
 function validateGPTSpec(cfg: Record<string, unknown>): GPTConfig {
   for (const k of Object.keys(cfg)) if (!GPT_FIELDS.includes(k)) specFail(k, `is not a field of a gpt model (fields: ${GPT_FIELDS.join(', ')})`);
@@ -45,6 +45,8 @@ function validateGPTSpec(cfg: Record<string, unknown>): GPTConfig {
   if (act !== undefined && act !== 'gelu') out.activation = act;
   if (moe) out.moe = moe;
   if (cfg.attention !== undefined) out.attention = checkAttentionSpec(cfg.attention, out.ctx, specFail);
+  if (cfg.normRotation !== undefined && typeof cfg.normRotation !== 'boolean') specFail('normRotation', `must be true or false, got ${JSON.stringify(cfg.normRotation)}`);
+  if (cfg.normRotation === true) out.normRotation = true;
   return out;
 }
 

@@ -12,7 +12,7 @@ import type { ForwardHooks, LinearInfo } from './types.js';
 export interface ParamSpec {
   name: string;
   shape: number[];
-  init: { kind: 'normal'; std: number } | { kind: 'sinusoidal'; std: number } | { kind: 'zeros' } | { kind: 'ones' };
+  init: { kind: 'normal'; std: number } | { kind: 'sinusoidal'; std: number } | { kind: 'zeros' } | { kind: 'ones' } | { kind: 'identity' };
 }
 
 export function sizeOfShape(shape: readonly number[]): number {
@@ -27,6 +27,7 @@ export function initParamValues(specs: readonly ParamSpec[], rng: Random): Map<s
     if (spec.init.kind === 'normal') rng.fork(spec.name).fillNormal(arr, 0, spec.init.std);
     else if (spec.init.kind === 'sinusoidal') fillSinusoidal(arr, spec.shape[0], spec.shape[1], spec.init.std);
     else if (spec.init.kind === 'ones') arr.fill(1);
+    else if (spec.init.kind === 'identity') for (let i = 0; i < spec.shape[0]!; i++) arr[i * spec.shape[1]! + i] = 1;
     out.set(spec.name, arr);
   }
   return out;
@@ -111,6 +112,15 @@ export function embed(table: tf.Tensor, ids: tf.Tensor2D, vocab: number): tf.Ten
  */
 export function rmsNorm(x: tf.Tensor2D, gain: tf.Tensor, eps: number): tf.Tensor2D {
   return fusedRmsNorm(x, gain, eps);
+}
+
+/**
+ * A block norm's output, times its rotation [d, d] when the model has norm rotations (the spec's
+ * `normRotation`): h R. The linear layers reading the norm hold W R in place of W (model/rotate.ts),
+ * so the product is unchanged while their inputs live in the basis that makes W R's columns orthogonal.
+ */
+export function rotateNormOutput(f: Forward, rotation: string | undefined, h: tf.Tensor2D): tf.Tensor2D {
+  return rotation === undefined ? h : tf.matMul(h, f.w(rotation) as tf.Tensor2D);
 }
 
 /** Mixture-of-experts settings: `experts` MLPs, each token uses the `topK` its router scores highest. */

@@ -9,7 +9,7 @@ import { ArgumentError, Random } from '@sparse/tensor';
 import { checkAttentionSpec, maskedAttention, passAttention, specLayout, type AttentionSpec, type BatchAttention } from './attention-op.js';
 import { BaseModel } from './base.js';
 import { specFail } from './errors.js';
-import { checkMoE, embed, Forward, initParamValues, moeLayer, rmsNorm, type MoEConfig, type ParamSpec } from './layers.js';
+import { checkMoE, embed, Forward, initParamValues, moeLayer, rmsNorm, rotateNormOutput, type MoEConfig, type ParamSpec } from './layers.js';
 import { softmaxRows, mlpNonlinearity } from './ops.js';
 import { fusedSwiGLU } from '@sparse/kernels-cpu/tfjs';
 import { linearInfo, type ForwardHooks, type LinearInfo, type ModelSpec } from './types.js';
@@ -38,6 +38,12 @@ export interface LlamaConfig {
   moe?: MoEConfig;
   /** A static attention pattern (@sparse/attention's spec: sliding window, sinks, ...); default dense causal. */
   attention?: AttentionSpec;
+  /**
+   * Each block's two RMSNorms end with an orthogonal [d, d] rotation (`input_layernorm.rotation`,
+   * `post_attention_layernorm.rotation`) and the projections reading them hold their weights rotated to
+   * match: the same function, inputs in the basis where those weights have orthogonal columns (model/rotate.ts).
+   */
+  normRotation?: boolean;
 }
 
 export const DEFAULT_LLAMA_CONFIG: Readonly<Omit<LlamaConfig, 'vocab'>> = {
@@ -54,7 +60,7 @@ export const DEFAULT_LLAMA_CONFIG: Readonly<Omit<LlamaConfig, 'vocab'>> = {
 
 export type LlamaSpec = ModelSpec & LlamaConfig & { architecture: 'llama' };
 
-const LLAMA_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'kvHeads', 'mlpHidden', 'ropeTheta', 'normEps', 'tiedEmbeddings', 'activation', 'moe', 'attention'];
+const LLAMA_FIELDS = ['vocab', 'ctx', 'd', 'layers', 'heads', 'kvHeads', 'mlpHidden', 'ropeTheta', 'normEps', 'tiedEmbeddings', 'activation', 'moe', 'attention', 'normRotation'];
 
 /** Checks every field; throws ModelSpecError naming the first bad one. */
 export function validateLlamaConfig(cfg: LlamaConfig): void {
@@ -70,6 +76,7 @@ export function validateLlamaConfig(cfg: LlamaConfig): void {
   if (typeof cfg.normEps !== 'number' || !(cfg.normEps > 0) || !Number.isFinite(cfg.normEps)) specFail('normEps', `must be a positive number, got ${JSON.stringify(cfg.normEps)}`);
   if (typeof cfg.tiedEmbeddings !== 'boolean') specFail('tiedEmbeddings', `must be true or false, got ${JSON.stringify(cfg.tiedEmbeddings)}`);
   if (cfg.activation !== undefined && !['silu', 'relu', 'relu2'].includes(cfg.activation)) specFail('activation', `must be 'silu', 'relu' or 'relu2', got ${JSON.stringify(cfg.activation)}`);
+  if (cfg.normRotation !== undefined && typeof cfg.normRotation !== 'boolean') specFail('normRotation', `must be true or false, got ${JSON.stringify(cfg.normRotation)}`);
   checkMoE(cfg.moe, 'moe', specFail);
   if (cfg.attention !== undefined) checkAttentionSpec(cfg.attention, cfg.ctx, specFail);
 }
@@ -98,6 +105,12 @@ export function llamaParamSpecs(cfg: LlamaConfig): ParamSpec[] {
       { name: `${p}self_attn.o_proj.weight`, shape: [d, heads * hd], init: { kind: 'normal', std: 1 / Math.sqrt(heads * hd) / depth } },
       { name: `${p}post_attention_layernorm.weight`, shape: [d], init: { kind: 'ones' } },
     );
+    if (cfg.normRotation) {
+      specs.push(
+        { name: `${p}input_layernorm.rotation`, shape: [d, d], init: { kind: 'identity' } },
+        { name: `${p}post_attention_layernorm.rotation`, shape: [d, d], init: { kind: 'identity' } },
+      );
+    }
     if (cfg.moe) {
       specs.push({ name: `${p}mlp.router.weight`, shape: [cfg.moe.experts, d], init: { kind: 'normal', std: linStd } });
       for (let e = 0; e < cfg.moe.experts; e++) specs.push(...mlp(`${p}mlp.experts.${e}.`));
@@ -239,8 +252,10 @@ function logits(cfg: LlamaConfig, f: Forward, ids: tf.Tensor2D): tf.Tensor2D {
   for (let i = 0; i < cfg.layers; i++) {
     const p = `model.layers.${i}.`;
     f.hooks.blockInput?.(i, x);
-    x = tf.add(x, attention(cfg, f, i, p, rmsNorm(x, f.w(`${p}input_layernorm.weight`), cfg.normEps), b, t, rope, masked));
-    const h = rmsNorm(x, f.w(`${p}post_attention_layernorm.weight`), cfg.normEps);
+    const rot = cfg.normRotation === true;
+    const n1 = rotateNormOutput(f, rot ? `${p}input_layernorm.rotation` : undefined, rmsNorm(x, f.w(`${p}input_layernorm.weight`), cfg.normEps));
+    x = tf.add(x, attention(cfg, f, i, p, n1, b, t, rope, masked));
+    const h = rotateNormOutput(f, rot ? `${p}post_attention_layernorm.rotation` : undefined, rmsNorm(x, f.w(`${p}post_attention_layernorm.weight`), cfg.normEps));
     const m = cfg.moe ? moeLayer(f, i, `${p}mlp.router.weight`, cfg.moe, h, (e, xe, rows) => swiglu(cfg, f, `${p}mlp.experts.${e}.`, xe, rows)) : swiglu(cfg, f, `${p}mlp.`, h);
     x = tf.add(x, m);
     f.hooks.blockOutput?.(i, x);
@@ -266,6 +281,7 @@ export class Llama extends BaseModel {
     for (const k of LLAMA_FIELDS) if ((config as unknown as Record<string, unknown>)[k] !== undefined) (cfg as unknown as Record<string, unknown>)[k] = (config as unknown as Record<string, unknown>)[k];
     if (config.moe) cfg.moe = Object.freeze({ experts: config.moe.experts, topK: config.moe.topK });
     if (config.attention) cfg.attention = Object.freeze(structuredClone(config.attention));
+    if (cfg.normRotation !== true) delete cfg.normRotation;
     this.config = Object.freeze(cfg);
     this.spec = Object.freeze({ architecture: 'llama' as const, ...cfg });
     this.blocks = cfg.layers;

@@ -187,6 +187,13 @@ export const stageSchemas = {
     config: configField,
     /** Which token stream the calibration windows come from. */
     calibrationData: z.enum(['train', 'shifted']).default('train'),
+    /**
+     * Before calibrating, rotate each block norm's output into the right singular basis of the linear layers
+     * reading it (WINA's transform: those layers' weights get orthogonal columns; the model computes the same
+     * function, with one [d, d] product after each norm). For the sparsifier methods, not relu; refused on a
+     * run with masks on those layers, which the rotation would make dense.
+     */
+    rotate: z.boolean().default(false),
     /** Adds DEFT's density loss to the fine-tuning steps. */
     densityLoss: densityLossField,
     /** Fine-tune every weight with the sparsifier active for `steps` steps afterwards (0: no fine-tuning). */

@@ -162,6 +162,50 @@ describe('activation stage', () => {
     expect(existsSync(join(dir, 'exports', 'activation.json'))).toBe(false);
   }, 120_000);
 
+  it('rotate: the model is rotated before calibrating (same perplexity; the checkpoint and export keep it); refused on masked layers and for relu', async () => {
+    const recipe = resolveRecipe({
+      seed: 6,
+      model: MODEL,
+      eval: { windows: 6, batch: 3 },
+      stages: [
+        { stage: 'pretrain', steps: 12, batch: 4 },
+        { stage: 'evaluate', name: 'dense' },
+        // fraction 0: the threshold is the smallest calibration |x|, so nothing is cut: only the rotation acts
+        { stage: 'activation', method: 'test-cut', config: { fraction: 0 }, rotate: true },
+        { stage: 'evaluate', name: 'rotated' },
+        { stage: 'export', formats: ['dense'] },
+      ],
+    });
+    const dir = join(tmp, 'rotate');
+    const summary = await startRun(recipe, { dir, ...quiet });
+    const [dense, rotated] = summary.evaluations;
+    expect(Math.abs(rotated!.perplexity - dense!.perplexity)).toBeLessThan(1e-4 * dense!.perplexity);
+    const cp = await readCheckpoint(dir);
+    expect((cp.spec as { normRotation?: boolean }).normRotation).toBe(true);
+    const rot = cp.params.get('h.1.ln_2.rotation')!;
+    expect(rot.shape).toEqual([16, 16]);
+    // not the identity it starts from
+    let off = 0;
+    for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) if (i !== j) off = Math.max(off, Math.abs(rot.data[i * 16 + j]!));
+    expect(off).toBeGreaterThan(0.05);
+    const ev = events(dir).find((e) => e.event === 'activation-rotate') as unknown as { norms: { rotation: string; singular: number[] }[] };
+    expect(ev.norms.map((n) => n.rotation)).toEqual(['h.0.ln_1.rotation', 'h.0.ln_2.rotation', 'h.1.ln_1.rotation', 'h.1.ln_2.rotation']);
+    expect(existsSync(join(dir, 'exports', 'model.safetensors'))).toBe(true);
+
+    const pruned = resolveRecipe({
+      seed: 6,
+      model: MODEL,
+      stages: [
+        { stage: 'pretrain', steps: 2, batch: 4 },
+        { stage: 'prune', method: 'magnitude', config: { sparsity: 0.5 } },
+        { stage: 'activation', method: 'test-cut', rotate: true },
+      ],
+    });
+    await expect(startRun(pruned, { dir: join(tmp, 'rotate-pruned'), ...quiet })).rejects.toThrow(/rotate would make the masked weights h\.0\.attn\.c_attn\.weight.*dense/);
+    const relu = resolveRecipe({ seed: 6, model: MODEL, stages: [{ stage: 'pretrain', steps: 1, batch: 4 }, { stage: 'activation', method: 'relu', rotate: true }] });
+    await expect(startRun(relu, { dir: join(tmp, 'rotate-relu'), ...quiet })).rejects.toThrow(/rotate applies to the activation sparsifiers/);
+  }, 300_000);
+
   it('a recipe naming an unknown activation method fails with the nearest names', () => {
     expect(() => resolveRecipe({ stages: [{ stage: 'activation', method: 'tesst-cut' }] })).toThrow(/test-cut/);
   });

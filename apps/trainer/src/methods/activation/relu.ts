@@ -5,6 +5,7 @@
 // added. The model keeps its weights; its spec records the new nonlinearity, so checkpoints, exports
 // (Hugging Face activation_function / hidden_act) and the decoder use it.
 
+import { ArgumentError } from '@sparse/tensor';
 import { z } from 'zod';
 import { createModel } from '../../model/index.js';
 import type { ModelSpec } from '../../model/types.js';
@@ -33,6 +34,7 @@ export const reluMethod: TrainerMethod<'activation'> = {
   async run(args: StageArgs<StageOf<'activation'>>): Promise<StageOutcome> {
     const { ctx, stage, label } = args;
     const { kind } = reluConfigSchema.parse(stage.config);
+    if (stage.rotate) throw new ArgumentError(`${label}: rotate applies to the activation sparsifiers (top-k, teal, wina, ...), not to relu substitution`);
     const spec = ctx.model.spec as ModelSpec & { activation?: string };
     if (spec.activation !== kind) {
       const was = spec.activation ?? (spec.architecture === 'gpt' ? 'gelu' : 'silu');

@@ -12,6 +12,8 @@ import { ArgumentError, parseConfig } from '@sparse/tensor';
 import { atomicWriteFile } from '@sparse/tensor/node';
 import type { z } from 'zod';
 import type { DecoderActivationHook } from '../../model/decode.js';
+import { createModel } from '../../model/index.js';
+import { rotatedNorms, rotateNorms } from '../../model/rotate.js';
 import { modelSites } from '../../model/sites.js';
 import type { LinearInfo } from '../../model/types.js';
 import type { StageOf } from '../../recipe/schema.js';
@@ -183,6 +185,32 @@ export async function fineTuneWithActivation(args: StageArgs<StageOf<'activation
   return r.losses.length ? `; fine-tuned ${stage.steps} steps, final loss ${r.losses.at(-1)!.toFixed(4)}${note}` : '';
 }
 
+/**
+ * The stage's `rotate`: every block norm's output rotated into the right singular basis of the layers reading
+ * it (model/rotate.ts), the run's model replaced by the rotated one (same function). Refused with an attached
+ * adapter or masks on those layers (a rotated pruned weight is dense).
+ */
+export function rotateRunModel(args: StageArgs<StageOf<'activation'>>): string {
+  const { ctx, label } = args;
+  refuseAttachedAdapter(args);
+  const norms = rotatedNorms(ctx.model.spec);
+  const masked = norms.flatMap((n) => n.readers.map((l) => l.name)).filter((name) => ctx.masks.has(name));
+  if (masked.length > 0) {
+    throw new ArgumentError(`${label}: rotate would make the masked weights ${masked.slice(0, 3).join(', ')}${masked.length > 3 ? ` (and ${masked.length - 3} more)` : ''} dense: rotate before pruning, or leave rotate off`);
+  }
+  const r = rotateNorms(ctx.model.spec, ctx.paramValues());
+  const next = createModel(r.spec, { values: r.values });
+  ctx.model.dispose();
+  ctx.replaceModel(next);
+  // how unequal the rotated layers' column norms are: the spread WINA's score now weighs
+  const spread = r.norms.map((n) => n.singular[0]! / Math.max(n.singular.at(-1)!, 1e-30));
+  const median = [...spread].sort((a, b) => a - b)[Math.floor(spread.length / 2)]!;
+  ctx.log.event({ event: 'activation-rotate', stage: args.index, label, norms: r.norms.map((n) => ({ rotation: n.rotation, singular: n.singular })) });
+  const text = `rotated ${r.norms.length} norm outputs into their readers' singular bases (median largest/smallest column norm ${median.toFixed(1)})`;
+  ctx.log.say(`${label}: ${text}`);
+  return text;
+}
+
 /** The activation-stage method running a @sparse/activation method. */
 export function activationSparsifyMethod(def: ActivationMethod): TrainerMethod<'activation'> {
   return {
@@ -195,10 +223,12 @@ export function activationSparsifyMethod(def: ActivationMethod): TrainerMethod<'
     from: '@sparse/activation',
     async run(args: StageArgs<StageOf<'activation'>>): Promise<StageOutcome> {
       const { ctx, stage, index, label } = args;
-      // a resumed fine-tuning keeps the sparsifier its checkpoint restored
+      let rotated = '';
+      // a resumed fine-tuning keeps the sparsifier its checkpoint restored (and the rotated model, if rotated)
       if (!(args.resume && ctx.activation?.stage === index)) {
         if (ctx.activation) ctx.log.say(`${label}: replaces the activation sparsifier of ${ctx.activation.label}`);
         ctx.activation = undefined;
+        if (stage.rotate) rotated = rotateRunModel(args);
         const batches = calibrationBatches(ctx, index, stage.calibrationData);
         const measure = new ActivationMeasure();
         const samples = captureSites(ctx, def.name, (site) => def.acts(stage.config as never, site), def.needs.includes('weight'), batches, measure);
@@ -217,7 +247,7 @@ export function activationSparsifyMethod(def: ActivationMethod): TrainerMethod<'
         ctx.log.say(`${label}: ${def.name} on ${sparsifiers.length} sites, calibrated on ${samples[0]?.tokens ?? 0} tokens; density on the calibration windows ${(100 * density).toFixed(1)}%${meanRecall !== undefined ? `; predicted channels' recall of the exact top set ${meanRecall.toFixed(3)} (mean over ${recalls.length} predictors, calibration windows)` : ''}`);
       }
       const tuned = await fineTuneWithActivation(args);
-      return { summary: `${def.name} on ${ctx.activation!.sparsifiers.size} sites${tuned}` };
+      return { summary: `${rotated ? `${rotated}; ` : ''}${def.name} on ${ctx.activation!.sparsifiers.size} sites${tuned}` };
     },
   };
 }
