@@ -7,6 +7,8 @@
 //    same run, interleaved rep by rep with every sparsifier, at 0 / 25 / 40 / 50 / 65% sparsity for
 //    top-k, CATS, TEAL, WINA and R-Sparse, each calibrated on activations captured from a prompt of this
 //    model. Goal: at 50%, at least 1.6x dense decode tokens/s (the best method counts; each is listed).
+//    WINA also runs on the model rotated by its transform (rotateNorms: a dense [d, d] product after each
+//    norm, which its 0% row measures alone), calibrated on that model's own activations.
 // 2. Prefill speed: the same configurations on a 128-token prompt (sparse-input gemm: a channel is
 //    skipped only when it is zero for every token of the chunk, so per-token sparsity saves little here).
 // 3. Quality: the trainer's pretrained default GPT (600 steps) and a wider GPT the trainer pretrains the
@@ -14,12 +16,14 @@
 //    evaluation with it active. top-k, TEAL and WINA act on the same sites (every
 //    linear layer's input) so their perplexities compare directly; the papers' claim is WINA <= TEAL <=
 //    top-k in error. CATS acts on the MLP activation (its definition) and R-Sparse on the linear inputs.
+//    WINA and TEAL also run on the model rotated by WINA's transform (the stage's rotate), which gives the
+//    layers reading each norm orthogonal columns, the condition of WINA's optimality argument.
 //
 // Environment: SPARSE_BENCH_QUICK=1 shrinks everything (a smoke test; figures meaningless);
 // SPARSE_BENCH_ACTIVATION_PARTS=speed,quality picks parts; SPARSE_BENCH_ACTIVATION_MODELS=default,wide the
 // quality models.
 import { calibrateActivation, getActivationMethod } from '@sparse/activation';
-import { chooseBackend, Decoder, decoderActivationHook, initialValues, linearsOf } from '@sparse/trainer';
+import { chooseBackend, Decoder, decoderActivationHook, initialValues, linearsOf, rotateNorms } from '@sparse/trainer';
 import { kernelBackend } from '@sparse/tensor';
 import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
 import { MODEL, PRETRAIN, QUICK, cpuInfo, log, ppl, pretrainOnce, round, runRecipe, scratch } from './common.mjs';
@@ -43,6 +47,11 @@ const METHODS = [
 const QUALITY_EXTRA = [
   { label: 'TEAL uniform', method: 'teal', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS, uniform: true }) },
   { label: 'WINA greedy', method: 'wina', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS, greedy: true }) },
+  // WINA's transform (the activation stage's rotate): the layers reading each block norm get orthogonal
+  // columns, the condition of WINA's optimality argument; TEAL on the same rotated model as WINA's code runs it too
+  { label: 'WINA, rotated', method: 'wina', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS }), rotate: true },
+  { label: 'WINA greedy, rotated', method: 'wina', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS, greedy: true }), rotate: true },
+  { label: 'TEAL, rotated', method: 'teal', config: (s) => ({ sparsity: s, roles: LINEAR_INPUTS }), rotate: true },
 ];
 const GOAL = 1.6;
 const results = { cpu: cpuInfo(), notes: [] };
@@ -88,6 +97,30 @@ if (parts.has('speed')) {
       configs.push({ key: `${m.label} ${Math.round(s * 100)}%`, method: m.label, level: s, hook: hookFor(sparsifiers) });
     }
   }
+  // WINA with its transform: a second decoder on the rotated model (one [d, d] product after each norm, dense),
+  // calibrated on its own activations of the same prompt
+  {
+    const t0 = performance.now();
+    const rot = rotateNorms(spec, values);
+    log(`rotated the ${rot.norms.length} norms in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const rotWeightOf = (site) => (site.kind === 'linear-input' ? { data: rot.values.get(site.name), out: linears.get(site.name).out, in: linears.get(site.name).in } : undefined);
+    const rotDecoder = Decoder.fromValues(rot.spec, rot.values, { activation: (site, x, n) => hook?.(site, x, n) });
+    captured.clear();
+    hook = (site, x, n) => {
+      captured.set(site.name, { site, x: Float32Array.from(x), tokens: n });
+      return undefined;
+    };
+    rotDecoder.reset();
+    rotDecoder.prefill(prompt);
+    hook = undefined;
+    const rotSamples = [...captured.values()].map((x) => ({ ...x, ...(rotWeightOf(x.site) ? { weight: rotWeightOf(x.site) } : {}) }));
+    const m = METHODS.find((x) => x.method === 'wina');
+    const def = getActivationMethod('wina');
+    for (const s of LEVELS) {
+      const sparsifiers = calibrateActivation('wina', m.config(s), rotSamples.filter((x) => def.acts(def.schema.parse(m.config(s)), x.site)));
+      configs.push({ key: `WINA, rotated ${Math.round(s * 100)}%`, method: 'WINA, rotated', level: s, hook: hookFor(sparsifiers), decoder: rotDecoder });
+    }
+  }
   // decode: the prompt's first tokens prefilled (untimed), then DECODE single-token steps timed; every
   // configuration in turn within each rep, so machine noise hits them alike
   // Dense runs again before each method's levels (its figure is the median of all of them) and the order
@@ -101,10 +134,11 @@ if (parts.has('speed')) {
     const shift = ((rep + 1) * 7) % order.length;
     for (const c of [...order.slice(shift), ...order.slice(0, shift)]) {
       hook = c.hook;
-      decoder.reset();
-      decoder.prefill(prompt.slice(0, 8));
+      const dec = c.decoder ?? decoder;
+      dec.reset();
+      dec.prefill(prompt.slice(0, 8));
       const t0 = process.hrtime.bigint();
-      for (const t of cont) decoder.step(t);
+      for (const t of cont) dec.step(t);
       const s = Number(process.hrtime.bigint() - t0) / 1e9;
       if (rep >= 0) stepTimes[c.key].push(s);
     }
@@ -128,15 +162,17 @@ if (parts.has('speed')) {
       }
       return add;
     };
-    decoder.reset();
-    decoder.prefill(prompt.slice(0, 8));
-    for (const t of cont) decoder.step(t);
+    const dec = c.decoder ?? decoder;
+    dec.reset();
+    dec.prefill(prompt.slice(0, 8));
+    for (const t of cont) dec.step(t);
     zeroShare[c.key] = zeros / entries;
   }
   const prefillRun = (c) => () => {
     hook = c.hook;
-    decoder.reset();
-    decoder.prefill(prompt);
+    const dec = c.decoder ?? decoder;
+    dec.reset();
+    dec.prefill(prompt);
   };
   const prefillTimes = await compare(Object.fromEntries(configs.map((c) => [c.key, prefillRun(c)])), { reps: QUICK ? 2 : 3, warmup: 1 });
   hook = undefined;
@@ -187,7 +223,7 @@ if (parts.has('quality')) {
       for (const s of LEVELS.filter((x) => x > 0)) {
         const r = await runRecipe(runs, `${m.method}-${s}`, { checkpoint: pre.checkpoint }, [
           { stage: 'calibrate', windows: QUICK ? 8 : 64 },
-          { stage: 'activation', name: 'sparsify', method: m.method, config: m.config(s) },
+          { stage: 'activation', name: 'sparsify', method: m.method, config: m.config(s), ...(m.rotate ? { rotate: true } : {}) },
           { stage: 'evaluate', name: 'sparse' },
         ]);
         const value = ppl(r, 'sparse');
@@ -207,12 +243,18 @@ if (parts.has('quality')) {
       // as the papers compare: TEAL and WINA with TEAL's greedy levels (WINA's own code allocates that
       // way), against top-k at one level everywhere
       paper: { wina: p('WINA greedy', s), teal: p('TEAL', s), topk: p('top-k', s), holds: p('WINA greedy', s) <= p('TEAL', s) && p('TEAL', s) <= p('top-k', s) },
+      // the same with WINA's transform, as WINA's paper runs WINA: its rotated model against TEAL and top-k as they are
+      rotated: { wina: p('WINA greedy, rotated', s), teal: p('TEAL', s), topk: p('top-k', s), holds: p('WINA greedy, rotated', s) <= p('TEAL', s) && p('TEAL', s) <= p('top-k', s) },
+      // and like for like: both on the rotated model
+      rotatedBoth: { wina: p('WINA greedy, rotated', s), teal: p('TEAL, rotated', s), holds: p('WINA greedy, rotated', s) <= p('TEAL, rotated', s) },
     }));
     for (const o of order) {
       const pct = `${Math.round(o.sparsity * 100)}%`;
       console.log(`${qm.key}: ordering at ${pct}, equal levels per layer: WINA ${o.uniform.wina.toFixed(3)} <= TEAL ${o.uniform.teal.toFixed(3)} <= top-k ${o.uniform.topk.toFixed(3)}: ${o.uniform.holds ? 'holds' : 'does not hold'}`);
       console.log(`${qm.key}: ordering at ${pct}, greedy levels: WINA ${o.greedy.wina.toFixed(3)} <= TEAL ${o.greedy.teal.toFixed(3)}: ${o.greedy.holds ? 'holds' : 'does not hold'}`);
       console.log(`${qm.key}: ordering at ${pct}, as the papers compare (WINA and TEAL greedy, top-k uniform): WINA ${o.paper.wina.toFixed(3)} <= TEAL ${o.paper.teal.toFixed(3)} <= top-k ${o.paper.topk.toFixed(3)}: ${o.paper.holds ? 'holds' : 'does not hold'}`);
+      console.log(`${qm.key}: ordering at ${pct}, WINA with its transform (greedy, rotated) against TEAL and top-k: WINA ${o.rotated.wina.toFixed(3)} <= TEAL ${o.rotated.teal.toFixed(3)} <= top-k ${o.rotated.topk.toFixed(3)}: ${o.rotated.holds ? 'holds' : 'does not hold'}`);
+      console.log(`${qm.key}: ordering at ${pct}, both rotated (greedy): WINA ${o.rotatedBoth.wina.toFixed(3)} <= TEAL ${o.rotatedBoth.teal.toFixed(3)}: ${o.rotatedBoth.holds ? 'holds' : 'does not hold'}`);
     }
     results.quality[qm.key] = { label: qm.label, model: qm.model, pretrain: qm.pretrain, dense, rows, cells, order };
   }

@@ -33,6 +33,54 @@ describe('wina', () => {
     );
   });
 
+  it('on a weight with orthogonal columns, its selection is the best: no set of k channels leaves a smaller output error (brute force over all sets)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 1e6 }), fc.integer({ min: 2, max: 9 }), fc.integer({ min: 1, max: 8 }), (seed, f, kRaw) => {
+        const rng = new Random(seed);
+        const out = f + 3;
+        // W = U S with orthonormal U's columns (Gram-Schmidt of a Gaussian) and unequal scales S: W^T W is diagonal
+        const u = Array.from({ length: f }, () => Array.from({ length: out }, () => rng.normal()));
+        for (let j = 0; j < f; j++) {
+          for (let i = 0; i < j; i++) {
+            const dot = u[j]!.reduce((a, v, o) => a + v * u[i]![o]!, 0);
+            for (let o = 0; o < out; o++) u[j]![o]! -= dot * u[i]![o]!;
+          }
+          const n = Math.hypot(...u[j]!);
+          for (let o = 0; o < out; o++) u[j]![o]! /= n;
+        }
+        const scale = Array.from({ length: f }, () => Math.exp(rng.normal()));
+        const w = { data: new Float32Array(out * f), out, in: f };
+        for (let o = 0; o < out; o++) for (let j = 0; j < f; j++) w.data[o * f + j] = u[j]![o]! * scale[j]!;
+        const k = 1 + (kRaw % (f - 1));
+        const x = normalActs(rng, 3, f);
+        const [sp] = winaMethod.calibrate(parse({ sparsity: 1 - k / f }), [sampleOf(site(f, out), x, w)]);
+        const keep = sp!.keep!(x, 3);
+        // the output error of dropping everything outside `kept`, for token t, in float64
+        const err = (t: number, kept: (j: number) => boolean) => {
+          let e = 0;
+          for (let o = 0; o < out; o++) {
+            let r = 0;
+            for (let j = 0; j < f; j++) if (!kept(j)) r += x[t * f + j]! * w.data[o * f + j]!;
+            e += r * r;
+          }
+          return e;
+        };
+        for (let t = 0; t < 3; t++) {
+          expect(keep.slice(t * f, (t + 1) * f).reduce((a, b) => a + b, 0)).toBe(k);
+          const mine = err(t, (j) => keep[t * f + j] === 1);
+          let best = Infinity;
+          for (let set = 0; set < 1 << f; set++) {
+            let bits = 0;
+            for (let j = 0; j < f; j++) bits += (set >> j) & 1;
+            if (bits === k) best = Math.min(best, err(t, (j) => ((set >> j) & 1) === 1));
+          }
+          expect(mine).toBeLessThanOrEqual(best * (1 + 1e-6) + 1e-9);
+        }
+      }),
+      { numRuns: 60, seed: 7 },
+    );
+  });
+
   it('output error <= TEAL at equal sparsity on a weight with unequal column norms', () => {
     const rng = new Random(21);
     const f = 64;

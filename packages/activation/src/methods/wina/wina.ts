@@ -90,10 +90,10 @@ export const winaMethod: ActivationMethod<typeof winaConfigSchema> = {
   kind: 'activation',
   name: 'wina',
   describe:
-    'Keep per token the input channels of largest |x_j| * ||W_:,j||_2 (WINA, Chen et al. 2025); one sparsity for every layer unless greedy (then TEAL-style levels by each layer\'s own output error), and no orthogonalizing transform of the weights.',
+    'Keep per token the input channels of largest |x_j| * ||W_:,j||_2 (WINA, Chen et al. 2025); one sparsity for every layer unless greedy (then TEAL-style levels by each layer\'s own output error). The paper\'s orthogonalizing transform is a change of the model, done by the trainer (its activation stage\'s rotate) or by the caller.',
   paper: 'Chen et al. 2025, WINA: Weight Informed Neuron Activation for Accelerating Large Language Model Inference',
   differs: [
-    'no orthogonalizing transform of the weights (the paper\'s optimality argument assumes orthogonal columns)',
+    'the orthogonalizing transform is not part of the selection: the trainer\'s rotate puts an orthogonal [d, d] product after each block norm instead of rotating the residual stream with products on the shortcuts; without it, columns are not orthogonal and the optimality argument does not hold',
     'one sparsity for every layer, or with greedy: true TEAL-style per-layer levels scored by each layer\'s own output error',
   ],
   schema: winaConfigSchema,
