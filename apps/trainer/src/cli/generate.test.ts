@@ -240,6 +240,46 @@ describe('generate helpers', () => {
       expect((await cli(['generate', runDir, '--prompt', 'the ', '--tokens', '10', '--activation', join(sparseRun, 'exports', 'activation.json')])).stderr).toMatch(/activation sparsifier top-k/);
     });
 
+    it('a run rotated by WINA\'s transform decodes its rotated model with its sparsifier: the tfjs forward\'s greedy text', async () => {
+      const recipe = join(tmp, 'rotated.yaml');
+      writeFileSync(
+        recipe,
+        [
+          'name: rotated',
+          'model: { architecture: gpt, d: 16, layers: 1, heads: 2, ctx: 16 }',
+          'stages:',
+          '  - { stage: pretrain, steps: 3, batch: 4 }',
+          '  - { stage: calibrate, windows: 8 }',
+          '  - { stage: activation, method: wina, rotate: true, config: { sparsity: 0.5, roles: [attn.qkv, mlp.up] } }',
+          '  - { stage: export, formats: [dense] }',
+          '',
+        ].join('\n'),
+      );
+      const dir = join(tmp, 'rotated-run');
+      const made = await cli(['--recipe', recipe, '--out', dir, '--quiet']);
+      expect(made.code, made.stderr).toBe(0);
+      const r = await cli(['generate', join(dir, 'exports', 'model.safetensors'), '--prompt', 'the ', '--tokens', '10']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/activation sparsifier wina on 2 sites/);
+      const cp = await readCheckpoint(dir);
+      expect((cp.spec as { normRotation?: boolean }).normRotation).toBe(true);
+      const model = createModel(cp.spec, { values: new Map([...cp.params].map(([k, v]) => [k, v.data])) });
+      try {
+        const weights = (name: string) => ({ data: cp.params.get(name)!.data, out: cp.params.get(name)!.shape[0]!, in: cp.params.get(name)!.shape[1]! });
+        const sparsifiers = restoreSparsifiers(cp.activation!, model.linears(), (site) => weights(site.name), 'test');
+        const hooks: ForwardHooks = {
+          activation: (site, x) => {
+            const sp = sparsifiers.get(site.name);
+            return sp ? sparsifyTensor(sp, x) : x;
+          },
+        };
+        const tok = runTokenizer(resolveRecipe(JSON.parse((await import('node:fs')).readFileSync(join(dir, 'recipe.json'), 'utf8')) as unknown).data);
+        expect(r.stdout).toBe(`${tok.decode(tfGreedy(model, Array.from(tok.encode('the ')), 10, hooks))}\n`);
+      } finally {
+        model.dispose();
+      }
+    }, 180_000);
+
     it('a bad --activation file is one line with exit 2; --dense and --activation together are refused', async () => {
       const bad = join(tmp, 'bad-activation.json');
       writeFileSync(bad, '{"format": "something else"}');

@@ -54,20 +54,25 @@ export function rotatedNorms(spec: ModelSpec): RotatedNorm[] {
 
 /** R = the right singular vectors (columns, by non-increasing singular value) of the rows of `weights` stacked, [d, d] row-major float64. */
 export function rightSingularBasis(weights: readonly { data: Float32Array; out: number }[], d: number): Float64Array {
-  // V of the stack W = U S V^T is V of its Gram matrix W^T W = V S^2 V^T (d x d however many rows)
+  // V of the stack W = U S V^T is V of its Gram matrix W^T W = V S^2 V^T (d x d however many rows), summed
+  // over the weights, each W^T W one gemm of the kernel registry (float32 products; native when registered)
+  const part = new Float32Array(d * d);
   const g = new Float64Array(d * d);
+  const gemm = getKernel('gemm');
   for (const w of weights) {
     if (w.data.length !== w.out * d) throw new ArgumentError(`rightSingularBasis: a weight of ${w.data.length} values is not [${w.out}, ${d}]`);
-    for (let o = 0; o < w.out; o++) {
-      const row = o * d;
-      for (let i = 0; i < d; i++) {
-        const a = w.data[row + i]!;
-        if (a === 0) continue;
-        for (let j = i; j < d; j++) g[i * d + j]! += a * w.data[row + j]!;
-      }
+    if (w.out === 0) continue;
+    gemm({ transA: true, transB: false, m: d, n: d, k: w.out, alpha: 1, a: w.data, aOffset: 0, lda: d, b: w.data, bOffset: 0, ldb: d, beta: 0, c: part, cOffset: 0, ldc: d });
+    for (let i = 0; i < d * d; i++) g[i]! += part[i]!;
+  }
+  // exactly symmetric (the two triangles of a float32 product may differ in the last bit)
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < i; j++) {
+      const m = (g[i * d + j]! + g[j * d + i]!) / 2;
+      g[i * d + j] = m;
+      g[j * d + i] = m;
     }
   }
-  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) g[i * d + j] = g[j * d + i]!;
   // the Gram matrix is symmetric positive semidefinite: its eigenvectors, largest eigenvalue first, are V
   return Float64Array.from(symmetricEigen(tensor(g, [d, d])).vectors.data as Float64Array);
 }
