@@ -5,6 +5,7 @@ import { SPARSE_CPU_BACKEND } from './backend-name.js';
 import { gemmKernelFrom } from './gemm.js';
 import { linearCSRGradInputKernelFrom, linearCSRKernelFrom, sddmmCSRKernelFrom } from './linear.js';
 import { choleskyF64KernelFrom, triangularInverseF64KernelFrom } from './linalg-f64.js';
+import { activationF32KernelFrom } from './activation.js';
 import { columnMomentsF32KernelFrom, rowTopKScaledAbsKernelFrom } from './prune-select.js';
 import { nativeStatus, warnIfNativeMissing, type NativeAddon } from './native.js';
 import {
@@ -65,6 +66,7 @@ export {
 
 export { choleskyF64KernelFrom, triangularInverseF64KernelFrom } from './linalg-f64.js';
 export { columnMomentsF32KernelFrom, rowTopKScaledAbsKernelFrom } from './prune-select.js';
+export { activationF32KernelFrom } from './activation.js';
 export { SPARSE_CPU_BACKEND } from './backend-name.js';
 
 /**
@@ -93,6 +95,7 @@ const KERNEL_FACTORIES: { [K in KernelName]?: (addon: NativeAddon) => KernelConf
   triangularInverseF64: triangularInverseF64KernelFrom,
   columnMomentsF32: columnMomentsF32KernelFrom,
   rowTopKScaledAbs: rowTopKScaledAbsKernelFrom,
+  activationF32: activationF32KernelFrom,
 };
 
 /** The addon function each registry kernel runs on (when its name differs). */
@@ -100,6 +103,7 @@ const ADDON_FUNCTION: { [K in KernelName]?: string } = {
   denseAttention: 'attention',
   blockSparseAttention: 'attention',
   blockSparseAttentionBackward: 'attentionBackward',
+  activationF32: 'fusedActForward',
 };
 
 export interface RegisterCPUKernelsResult {

@@ -12,6 +12,9 @@ export type {
   CholeskyF64Args,
   CholeskyF64Kernel,
   CholeskyFailure,
+  ActivationF32Args,
+  ActivationF32Kernel,
+  ActivationF32Kind,
   ColumnMomentsF32Args,
   ColumnMomentsF32Kernel,
   CSRPattern,
@@ -48,6 +51,7 @@ export {
   validateBlockSparseAttentionArgs,
   validateBlockSparseAttentionBackwardArgs,
   validateCholeskyF64Args,
+  validateActivationF32Args,
   validateColumnMomentsF32Args,
   validateGemmArgs,
   validateGemvSparseInputArgs,
@@ -78,6 +82,7 @@ export type { KernelConfig, KernelInfo, KernelName, KernelSignatures } from './r
 export { gemmReference } from './reference/gemm.js';
 export { choleskyF64Reference, triangularInverseF64Reference } from './reference/linalg.js';
 export { columnMomentsF32Reference } from './reference/column-moments.js';
+export { activationF32Reference } from './reference/activation.js';
 export { rowTopKScaledAbsReference } from './reference/row-topk.js';
 export { spmmCSRReference } from './reference/spmm-csr.js';
 export { spmmNMReference } from './reference/spmm-nm.js';

@@ -37,6 +37,7 @@ describe('kernel registry', () => {
   it('has every reference kernel registered under backend "reference" at priority 0 without an explicit call', () => {
     const reference = listKernels().filter((k) => k.backend === REFERENCE_BACKEND);
     expect(reference).toEqual([
+      { name: 'activationF32', backend: 'reference', priority: 0 },
       { name: 'attentionBitmapKV', backend: 'reference', priority: 0 },
       { name: 'blockSparseAttention', backend: 'reference', priority: 0 },
       { name: 'blockSparseAttentionBackward', backend: 'reference', priority: 0 },
@@ -102,7 +103,7 @@ describe('kernel registry', () => {
   it('throws KernelError naming what is registered', () => {
     expect(() => getKernel('gemm', 'cuda')).toThrow(KernelError);
     expect(() => getKernel('gemm', 'cuda')).toThrow(/no kernel "gemm" for backend "cuda"; registered backends for gemm: reference/);
-    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: attentionBitmapKV, blockSparseAttention, blockSparseAttentionBackward, choleskyF64, columnMomentsF32, denseAttention, gemm, gemvSparseInput, linearCSR, linearCSRGradInput, maskedAdam, maskedSGD, rowTopKScaledAbs, sddmmCSR, spmmBlock, spmmCSR, spmmNM, triangularInverseF64/);
+    expect(() => getKernel('noSuchKernel' as 'gemm')).toThrow(/no kernel "noSuchKernel"; registered kernels: activationF32, attentionBitmapKV, blockSparseAttention, blockSparseAttentionBackward, choleskyF64, columnMomentsF32, denseAttention, gemm, gemvSparseInput, linearCSR, linearCSRGradInput, maskedAdam, maskedSGD, rowTopKScaledAbs, sddmmCSR, spmmBlock, spmmCSR, spmmNM, triangularInverseF64/);
     expect(hasKernel('gemm')).toBe(true);
     expect(hasKernel('gemm', 'cuda')).toBe(false);
   });

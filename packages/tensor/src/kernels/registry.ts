@@ -7,6 +7,7 @@ import {
 } from './reference/attention.js';
 import { gemmReference } from './reference/gemm.js';
 import { choleskyF64Reference, triangularInverseF64Reference } from './reference/linalg.js';
+import { activationF32Reference } from './reference/activation.js';
 import { columnMomentsF32Reference } from './reference/column-moments.js';
 import { rowTopKScaledAbsReference } from './reference/row-topk.js';
 import { gemvSparseInputReference } from './reference/gemv-sparse-input.js';
@@ -21,6 +22,7 @@ import type {
   BlockSparseAttentionBackwardKernel,
   BlockSparseAttentionKernel,
   CholeskyF64Kernel,
+  ActivationF32Kernel,
   ColumnMomentsF32Kernel,
   GemmKernel,
   GemvSparseInputKernel,
@@ -62,6 +64,7 @@ export interface KernelSignatures {
   choleskyF64: CholeskyF64Kernel;
   triangularInverseF64: TriangularInverseF64Kernel;
   columnMomentsF32: ColumnMomentsF32Kernel;
+  activationF32: ActivationF32Kernel;
   rowTopKScaledAbs: RowTopKScaledAbsKernel;
 }
 
@@ -223,6 +226,7 @@ export const referenceKernels: readonly KernelConfig[] = [
   { name: 'choleskyF64', backend: REFERENCE_BACKEND, priority: 0, fn: choleskyF64Reference },
   { name: 'triangularInverseF64', backend: REFERENCE_BACKEND, priority: 0, fn: triangularInverseF64Reference },
   { name: 'columnMomentsF32', backend: REFERENCE_BACKEND, priority: 0, fn: columnMomentsF32Reference },
+  { name: 'activationF32', backend: REFERENCE_BACKEND, priority: 0, fn: activationF32Reference },
   { name: 'rowTopKScaledAbs', backend: REFERENCE_BACKEND, priority: 0, fn: rowTopKScaledAbsReference },
 ] as KernelConfig[];
 

@@ -450,6 +450,26 @@ export interface RowTopKScaledAbsArgs {
   ldo?: number;
 }
 
+/** The nonlinearities of activationF32. */
+export type ActivationF32Kind = 'gelu-tanh' | 'silu' | 'relu' | 'relu2';
+
+/**
+ * An elementwise nonlinearity over n float32 values: y[yOffset + i] = f(x[xOffset + i]). 'gelu-tanh' is GELU's
+ * tanh form 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³))), computed as x · sigmoid(x (A + B x²)) with
+ * A = 2 sqrt(2/pi), B = 0.044715 A; 'silu' x · sigmoid(x); 'relu' max(x, 0); 'relu2' max(x, 0)². y may be x
+ * itself at the same offset (in place); otherwise the two ranges must not overlap.
+ */
+export interface ActivationF32Args {
+  kind: ActivationF32Kind;
+  n: number;
+  x: Float32Array;
+  xOffset: number;
+  y: Float32Array;
+  yOffset: number;
+}
+
+export type ActivationF32Kernel = (args: ActivationF32Args) => void;
+
 /** Returns -1, or the lowest flat index t * cols + j of an entry of X that is not finite (nothing written then). */
 export type ColumnMomentsF32Kernel = (args: ColumnMomentsF32Args) => number;
 /** Returns -1, or the lowest flat index i * cols + j of a weight that is not finite (mask and out are then unspecified). */

@@ -9,6 +9,7 @@ import type {
   AttentionBitmapKVArgs,
   CholeskyF64Args,
   BlockSparseAttentionArgs,
+  ActivationF32Args,
   ColumnMomentsF32Args,
   BlockSparseAttentionBackwardArgs,
   CSRPattern,
@@ -821,6 +822,28 @@ function checkApart(kernel: string, spans: Span[]): void {
 function checkVector64(kernel: string, name: string, value: unknown, length: number): asserts value is Float64Array {
   checkFloat64(kernel, name, value);
   if (value.length < length) throw new ShapeError(`${kernel}: ${name} has length ${value.length} but cols is ${length}`);
+}
+
+const ACTIVATION_F32_KINDS = ['gelu-tanh', 'silu', 'relu', 'relu2'];
+
+/** Validates activationF32 arguments: a known kind, x and y long enough, y either x in place (same array and offset) or apart from it. */
+export function validateActivationF32Args(args: ActivationF32Args): void {
+  const k = 'activationF32';
+  checkArgsObject(k, args);
+  if (!ACTIVATION_F32_KINDS.includes(args.kind)) throw new ArgumentError(`${k}: kind must be one of ${ACTIVATION_F32_KINDS.join(', ')}, got ${JSON.stringify(args.kind)}`);
+  checkDim(k, 'n', args.n);
+  checkFloat32(k, 'x', args.x);
+  checkOffset(k, 'xOffset', args.xOffset);
+  checkFloat32(k, 'y', args.y);
+  checkOffset(k, 'yOffset', args.yOffset);
+  for (const [name, array, offset] of [['x', args.x, args.xOffset], ['y', args.y, args.yOffset]] as const) {
+    if (args.n > 0 && offset + args.n > array.length) throw new ShapeError(`${k}: ${name} has length ${array.length} but ${args.n} values at offset ${offset} need ${offset + args.n}`);
+  }
+  if (args.x === args.y && args.xOffset === args.yOffset) return;
+  checkApart(k, [
+    ['x', args.x, args.xOffset, args.xOffset + args.n],
+    ['y', args.y, args.yOffset, args.yOffset + args.n],
+  ]);
 }
 
 /** Validates columnMomentsF32 arguments (the three float64 outputs must not share memory with each other). */
