@@ -9,7 +9,7 @@
 
 import type { Site } from '@sparse/activation';
 import { BitmapKVCache } from '@sparse/attention';
-import { ArgumentError, getKernel, type AttentionBitmapKVArgs, type GemmArgs, type GemvSparseInputArgs, type GemvSparseInputKernel } from '@sparse/tensor';
+import { ArgumentError, getKernel, type ActivationF32Kind, type AttentionBitmapKVArgs, type GemmArgs, type GemvSparseInputArgs, type GemvSparseInputKernel } from '@sparse/tensor';
 import { layoutAllows, specLayout, type AttentionLayout } from './attention-op.js';
 import { checkValues } from './base.js';
 import type { GPTConfig } from './config.js';
@@ -167,34 +167,12 @@ function kvSparsities(kv: DecoderKVOptions): { kSparsity: number; vSparsity: num
 
 type Nonlinearity = 'gelu' | 'silu' | 'relu' | 'relu2';
 
-// GELU's tanh form as ops.ts writes it: x * sigmoid(x * (A + B x²))
-const GELU_A = 2 * Math.sqrt(2 / Math.PI);
-const GELU_B = GELU_A * 0.044715;
+// the registry's names (GELU in its tanh form, as ops.ts and the fused ops compute it)
+const KERNEL_KIND: Record<Nonlinearity, ActivationF32Kind> = { gelu: 'gelu-tanh', silu: 'silu', relu: 'relu', relu2: 'relu2' };
 
+/** a[0:len] = f(a[0:len]) in place, through the kernel registry's activationF32 (native when registered). */
 function applyNonlinearity(kind: Nonlinearity, a: Float32Array, len: number): void {
-  switch (kind) {
-    case 'gelu':
-      for (let i = 0; i < len; i++) {
-        const x = a[i]!;
-        a[i] = x / (1 + Math.exp(-x * (GELU_A + GELU_B * x * x)));
-      }
-      return;
-    case 'silu':
-      for (let i = 0; i < len; i++) {
-        const x = a[i]!;
-        a[i] = x / (1 + Math.exp(-x));
-      }
-      return;
-    case 'relu':
-      for (let i = 0; i < len; i++) if (a[i]! < 0) a[i] = 0;
-      return;
-    case 'relu2':
-      for (let i = 0; i < len; i++) {
-        const x = a[i]!;
-        a[i] = x > 0 ? x * x : 0;
-      }
-      return;
-  }
+  getKernel('activationF32')({ kind: KERNEL_KIND[kind], n: len, x: a, xOffset: 0, y: a, yOffset: 0 });
 }
 
 /**
@@ -701,7 +679,7 @@ export class Decoder {
     if (this.#hook) {
       const len = n * cols;
       input = this.#view(this.#hookBuf, len);
-      for (let i = 0; i < len; i++) input[i] = x[i]!;
+      input.set(x.subarray(0, len));
       add = this.#hook(l.site, input, n);
       if (add !== undefined && (!(add instanceof Float32Array) || add.length !== n * rows)) {
         throw new ArgumentError(`decoder: the activation hook's correction at ${l.site.name} must be a Float32Array of ${n * rows} values ([${n}, ${rows}]), got ${add instanceof Float32Array ? add.length : typeof add}`);
@@ -721,12 +699,21 @@ export class Decoder {
     a.n = n;
     a.w = l.w;
     a.ldw = rows;
+    const b = l.bias;
+    let biased = false;
     if (n === 1) {
       a.x = input;
       a.ldx = 1;
       a.y = y;
       a.ldy = 1;
+      if (b && !add) {
+        // y = b, then the kernel adds x Wᵀ to it (beta 1): the bias without a second pass
+        y.set(b);
+        a.beta = 1;
+        biased = true;
+      }
       this.#kernel!(a);
+      a.beta = 0;
     } else if (this.#skippable(input, n, cols) < SKIP_WORTH_IT) {
       // several tokens whose zeros rarely line up (per-token sparsity): few whole input channels can be
       // skipped, so the dense product (the same result, zeros in place) is the faster one
@@ -754,8 +741,7 @@ export class Decoder {
       for (let t = 0; t < n; t++) for (let o = 0; o < rows; o++) y[t * rows + o] = yT[o * n + t]!;
     }
     if (add) for (let i = 0; i < n * rows; i++) y[i]! += add[i]!;
-    const b = l.bias;
-    if (b) for (let t = 0; t < n; t++) for (let o = 0; o < rows; o++) y[t * rows + o]! += b[o]!;
+    if (b && !biased) for (let t = 0; t < n; t++) for (let o = 0; o < rows; o++) y[t * rows + o]! += b[o]!;
   }
 
   /** The fraction of the `cols` input channels that are zero for all `n` tokens of x [n, cols]. */
