@@ -1,7 +1,7 @@
 // `sparse-train generate`, in process (main with captured streams): from a run folder made here, its
 // export, and a Hugging Face Llama folder with a tokenizer.json; greedy output equal to argmax
 // decoding through the tfjs model; failures one line with the CLI's exit codes.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -40,6 +40,22 @@ function tfGreedy(model: LanguageModel, prompt: number[], tokens: number, hooks?
     ids.push(next);
   }
   return out;
+}
+
+/** A run's checkpoint as a model with its activation sparsifier as tfjs hooks, and its tokenizer. */
+async function sparseRunModel(dir: string): Promise<{ model: LanguageModel; hooks: ForwardHooks; tok: ReturnType<typeof runTokenizer>; spec: Record<string, unknown> }> {
+  const cp = await readCheckpoint(dir);
+  const model = createModel(cp.spec, { values: new Map([...cp.params].map(([k, v]) => [k, v.data])) });
+  const weights = (name: string) => ({ data: cp.params.get(name)!.data, out: cp.params.get(name)!.shape[0]!, in: cp.params.get(name)!.shape[1]! });
+  const sparsifiers = restoreSparsifiers(cp.activation!, model.linears(), (site) => weights(site.name), 'test');
+  const hooks: ForwardHooks = {
+    activation: (site, x) => {
+      const sp = sparsifiers.get(site.name);
+      return sp ? sparsifyTensor(sp, x) : x;
+    },
+  };
+  const tok = runTokenizer(resolveRecipe(JSON.parse(readFileSync(join(dir, 'recipe.json'), 'utf8')) as unknown).data);
+  return { model, hooks, tok, spec: cp.spec as unknown as Record<string, unknown> };
 }
 
 beforeAll(async () => {
@@ -213,18 +229,8 @@ describe('generate helpers', () => {
       const zeros = Number(/; ([\d.]+)% of linear-layer inputs were zero \(top-k\)/.exec(r.stderr)?.[1]);
       expect(zeros).toBeGreaterThan(45);
       expect(zeros).toBeLessThan(55);
-      const cp = await readCheckpoint(sparseRun);
-      const model = createModel(cp.spec, { values: new Map([...cp.params].map(([k, v]) => [k, v.data])) });
+      const { model, hooks, tok } = await sparseRunModel(sparseRun);
       try {
-        const weights = (name: string) => ({ data: cp.params.get(name)!.data, out: cp.params.get(name)!.shape[0]!, in: cp.params.get(name)!.shape[1]! });
-        const sparsifiers = restoreSparsifiers(cp.activation!, model.linears(), (site) => weights(site.name), 'test');
-        const hooks: ForwardHooks = {
-          activation: (site, x) => {
-            const sp = sparsifiers.get(site.name);
-            return sp ? sparsifyTensor(sp, x) : x;
-          },
-        };
-        const tok = runTokenizer(resolveRecipe(JSON.parse((await import('node:fs')).readFileSync(join(sparseRun, 'recipe.json'), 'utf8')) as unknown).data);
         const prompt = Array.from(tok.encode('the '));
         expect(r.stdout).toBe(`${tok.decode(tfGreedy(model, prompt, 10, hooks))}\n`);
         const dense = await cli(['generate', sparseRun, '--prompt', 'the ', '--tokens', '10', '--dense']);
@@ -261,19 +267,9 @@ describe('generate helpers', () => {
       const r = await cli(['generate', join(dir, 'exports', 'model.safetensors'), '--prompt', 'the ', '--tokens', '10']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/activation sparsifier wina on 2 sites/);
-      const cp = await readCheckpoint(dir);
-      expect((cp.spec as { normRotation?: boolean }).normRotation).toBe(true);
-      const model = createModel(cp.spec, { values: new Map([...cp.params].map(([k, v]) => [k, v.data])) });
+      const { model, hooks, tok, spec } = await sparseRunModel(dir);
+      expect(spec.normRotation).toBe(true);
       try {
-        const weights = (name: string) => ({ data: cp.params.get(name)!.data, out: cp.params.get(name)!.shape[0]!, in: cp.params.get(name)!.shape[1]! });
-        const sparsifiers = restoreSparsifiers(cp.activation!, model.linears(), (site) => weights(site.name), 'test');
-        const hooks: ForwardHooks = {
-          activation: (site, x) => {
-            const sp = sparsifiers.get(site.name);
-            return sp ? sparsifyTensor(sp, x) : x;
-          },
-        };
-        const tok = runTokenizer(resolveRecipe(JSON.parse((await import('node:fs')).readFileSync(join(dir, 'recipe.json'), 'utf8')) as unknown).data);
         expect(r.stdout).toBe(`${tok.decode(tfGreedy(model, Array.from(tok.encode('the ')), 10, hooks))}\n`);
       } finally {
         model.dispose();

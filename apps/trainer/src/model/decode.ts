@@ -640,35 +640,45 @@ export class Decoder {
   /** h [n, d] = h R for a norm's rotation R [d, d] (through #tmp, which is free between a norm and its sublayer). */
   #rotate(h: Float32Array, n: number, r: Float32Array): void {
     const d = this.#d;
-    const out = this.#tmp;
+    this.#product(r, d, d, h, n, this.#tmp, 0);
+    h.set(this.#tmp.subarray(0, n * d));
+  }
+
+  /**
+   * y [n, rows] = x [n, cols] W + beta y for W [cols, rows] row-major ([in, out]): the matrix-vector kernel
+   * (gemvSparseInput, which skips zero inputs) for one token, the dense gemm for several.
+   */
+  #product(w: Float32Array, rows: number, cols: number, x: Float32Array, n: number, y: Float32Array, beta: 0 | 1): void {
     if (n === 1) {
-      // R is already the kernel's [in, out] layout
       const a = this.#args;
       a.transW = true;
-      a.rows = d;
-      a.cols = d;
+      a.rows = rows;
+      a.cols = cols;
       a.n = 1;
-      a.w = r;
-      a.ldw = d;
-      a.x = h;
+      a.w = w;
+      a.ldw = rows;
+      a.x = x;
       a.ldx = 1;
-      a.y = out;
+      a.y = y;
       a.ldy = 1;
+      a.beta = beta;
       this.#kernel!(a);
-    } else {
-      const g = this.#gemmArgs;
-      g.m = n;
-      g.n = d;
-      g.k = d;
-      g.a = h;
-      g.lda = d;
-      g.b = r;
-      g.ldb = d;
-      g.c = out;
-      g.ldc = d;
-      getKernel('gemm')(g);
+      a.beta = 0;
+      return;
     }
-    for (let i = 0; i < n * d; i++) h[i] = out[i]!;
+    const g = this.#gemmArgs;
+    g.m = n;
+    g.n = rows;
+    g.k = cols;
+    g.a = x;
+    g.lda = cols;
+    g.b = w;
+    g.ldb = rows;
+    g.c = y;
+    g.ldc = rows;
+    g.beta = beta;
+    getKernel('gemm')(g);
+    g.beta = 0;
   }
 
   /** y [n, out] = x [n, in] Wᵀ (+ the hook's correction) + b, through gemvSparseInput on W [in, out]. */
@@ -692,44 +702,26 @@ export class Decoder {
       l.zeros += z;
       l.entries += len;
     }
-    const a = this.#args;
-    a.transW = true;
-    a.rows = rows;
-    a.cols = cols;
-    a.n = n;
-    a.w = l.w;
-    a.ldw = rows;
     const b = l.bias;
     let biased = false;
     if (n === 1) {
-      a.x = input;
-      a.ldx = 1;
-      a.y = y;
-      a.ldy = 1;
-      if (b && !add) {
-        // y = b, then the kernel adds x Wᵀ to it (beta 1): the bias without a second pass
-        y.set(b);
-        a.beta = 1;
-        biased = true;
-      }
-      this.#kernel!(a);
-      a.beta = 0;
+      // with a bias (and no correction to add first): y = b, then the kernel adds x Wᵀ to it (beta 1)
+      biased = b !== undefined && !add;
+      if (biased) y.set(b!);
+      this.#product(l.w, rows, cols, input, 1, y, biased ? 1 : 0);
     } else if (this.#skippable(input, n, cols) < SKIP_WORTH_IT) {
       // several tokens whose zeros rarely line up (per-token sparsity): few whole input channels can be
       // skipped, so the dense product (the same result, zeros in place) is the faster one
-      const g = this.#gemmArgs;
-      g.m = n;
-      g.n = rows;
-      g.k = cols;
-      g.a = input;
-      g.lda = cols;
-      g.b = l.w;
-      g.ldb = rows;
-      g.c = y;
-      g.ldc = rows;
-      getKernel('gemm')(g);
+      this.#product(l.w, rows, cols, input, n, y, 0);
     } else {
       // the kernel takes X [in, n] and writes Y [out, n]
+      const a = this.#args;
+      a.transW = true;
+      a.rows = rows;
+      a.cols = cols;
+      a.n = n;
+      a.w = l.w;
+      a.ldw = rows;
       const xT = this.#xT;
       for (let t = 0; t < n; t++) for (let i = 0; i < cols; i++) xT[i * n + t] = input[t * cols + i]!;
       a.x = xT;

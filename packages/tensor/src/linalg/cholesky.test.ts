@@ -4,32 +4,9 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { Random } from '../random.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { cholesky, choleskyInverse, triangularInverse } from './index.js';
+import { fromM, maxAbsDiff, mul, toM, tr, type M } from './__fixtures__/nested.js';
 
 // Plain nested-array helpers, independent of the library's internals.
-type M = number[][];
-
-function toM(t: Tensor): M {
-  const [r, c] = t.shape as [number, number];
-  return Array.from({ length: r }, (_, i) => Array.from({ length: c }, (_, j) => t.data[t.offset + i * t.stride[0]! + j * t.stride[1]!]!));
-}
-
-function fromM(a: M): Tensor<'float64'> {
-  return tensor(Float64Array.from(a.flat()), [a.length, a[0]?.length ?? 0]);
-}
-
-function mul(a: M, b: M): M {
-  return a.map((row) => b[0]!.map((_, j) => row.reduce((s, x, k) => s + x * b[k]![j]!, 0)));
-}
-
-function tr(a: M): M {
-  return a[0]!.map((_, j) => a.map((row) => row[j]!));
-}
-
-function maxAbsDiff(a: M, b: M): number {
-  let d = 0;
-  a.forEach((row, i) => row.forEach((x, j) => (d = Math.max(d, Math.abs(x - b[i]![j]!)))));
-  return d;
-}
 
 /** Gauss–Jordan elimination with partial pivoting: the textbook inverse, as the reference. */
 function gaussJordanInverse(a: M): M {

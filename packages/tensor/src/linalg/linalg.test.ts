@@ -4,49 +4,12 @@ import { ArgumentError, ShapeError } from '../errors.js';
 import { Random } from '../random.js';
 import { copy, tensor, transpose, type Tensor } from '../tensor.js';
 import { lowRankApproximation, qr, svd, truncatedSVD } from './index.js';
+import { fromM, identity, maxAbsDiff, mul, randomM, toM, tr, type M } from './__fixtures__/nested.js';
 
 // Plain nested-array helpers, written independently of the library's internals.
-type M = number[][];
-
-function toM(t: Tensor): M {
-  const [r, c] = t.shape as [number, number];
-  const out: M = [];
-  for (let i = 0; i < r; i++) {
-    const row: number[] = [];
-    for (let j = 0; j < c; j++) row.push(t.data[t.offset + i * t.stride[0]! + j * t.stride[1]!]!);
-    out.push(row);
-  }
-  return out;
-}
-
-function fromM(a: M, cols = a[0]?.length ?? 0): Tensor<'float64'> {
-  return tensor(Float64Array.from(a.flat()), [a.length, cols]);
-}
-
-function mul(a: M, b: M): M {
-  return a.map((row) => b[0]!.map((_, j) => row.reduce((s, x, k) => s + x * b[k]![j]!, 0)));
-}
-
-function tr(a: M): M {
-  return a[0]!.map((_, j) => a.map((row) => row[j]!));
-}
-
-function maxAbsDiff(a: M, b: M): number {
-  let d = 0;
-  a.forEach((row, i) => row.forEach((x, j) => (d = Math.max(d, Math.abs(x - b[i]![j]!)))));
-  return d;
-}
-
-function identity(n: number): M {
-  return Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
-}
 
 function frob2(a: M): number {
   return a.flat().reduce((s, x) => s + x * x, 0);
-}
-
-function randomM(rows: number, cols: number, rng: Random): M {
-  return Array.from({ length: rows }, () => Array.from({ length: cols }, () => rng.normal()));
 }
 
 /** Modified Gram–Schmidt: the textbook QR with positive diag(R), for full-column-rank tall matrices. */

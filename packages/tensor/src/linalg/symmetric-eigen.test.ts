@@ -6,29 +6,12 @@ import { tensor, transpose, type Tensor } from '../tensor.js';
 import { qr, svd, symmetricEigen } from './index.js';
 import { mat } from './matrix.js';
 import { symmetricEigenMat } from './symmetric-eigen.js';
+import { fromM, identity, maxAbsDiff, mul, randomM, toM, tr, type M } from './__fixtures__/nested.js';
 
-// Plain nested-array helpers, written independently of the library's internals.
-type M = number[][];
-
-function toM(t: Tensor): M {
-  const [r, c] = t.shape as [number, number];
-  return Array.from({ length: r }, (_, i) => Array.from({ length: c }, (_, j) => t.data[t.offset + i * t.stride[0]! + j * t.stride[1]!]!));
-}
+// More nested-array helpers, as independent of the library as those of the fixture.
 
 function toV(t: Tensor): number[] {
   return Array.from({ length: t.shape[0]! }, (_, i) => t.data[t.offset + i * t.stride[0]!]!);
-}
-
-function fromM(a: M): Tensor<'float64'> {
-  return tensor(Float64Array.from(a.flat()), [a.length, a[0]?.length ?? 0]);
-}
-
-function mul(a: M, b: M): M {
-  return a.map((row) => b[0]!.map((_, j) => row.reduce((s, x, k) => s + x * b[k]![j]!, 0)));
-}
-
-function tr(a: M): M {
-  return a[0]!.map((_, j) => a.map((row) => row[j]!));
 }
 
 function sub(a: M, b: M): M {
@@ -40,20 +23,6 @@ function frob(a: M): number {
   const flat = a.flat();
   const big = flat.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
   return big === 0 ? 0 : big * Math.sqrt(flat.reduce((s, x) => s + (x / big) ** 2, 0));
-}
-
-function maxAbsDiff(a: M, b: M): number {
-  let d = 0;
-  a.forEach((row, i) => row.forEach((x, j) => (d = Math.max(d, Math.abs(x - b[i]![j]!)))));
-  return d;
-}
-
-function identity(n: number): M {
-  return Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => (i === j ? 1 : 0)));
-}
-
-function randomM(rows: number, cols: number, rng: Random): M {
-  return Array.from({ length: rows }, () => Array.from({ length: cols }, () => rng.normal()));
 }
 
 /** (B + B^T) / 2 for a random Gaussian B. */
