@@ -90,7 +90,7 @@ export const winaMethod: ActivationMethod<typeof winaConfigSchema> = {
   kind: 'activation',
   name: 'wina',
   describe:
-    'Keep per token the input channels of largest |x_j| * ||W_:,j||_2 (WINA, Chen et al. 2025); one sparsity for every layer unless greedy (then TEAL-style levels by each layer\'s own output error). The paper\'s orthogonalizing transform is a change of the model, done by the trainer (its activation stage\'s rotate) or by the caller.',
+    'Keep per token the input channels of largest |x_j| * ||W_:,j||_2 (WINA, Chen et al. 2025); one sparsity for every layer unless greedy (then TEAL-style levels by each layer\'s own output error). The paper\'s orthogonalizing transform is not part of the selection: it is a change of the model, done by the trainer (its activation stage\'s rotate) or by the caller.',
   paper: 'Chen et al. 2025, WINA: Weight Informed Neuron Activation for Accelerating Large Language Model Inference',
   differs: [
     'the orthogonalizing transform is not part of the selection: the trainer\'s rotate puts an orthogonal [d, d] product after each block norm instead of rotating the residual stream with products on the shortcuts; without it, columns are not orthogonal and the optimality argument does not hold',
