@@ -8,8 +8,9 @@
 //
 // Departs from WINA's code in where the rotation sits: WINA rotates the residual stream itself (after
 // folding the norms' gains into the next weights) and adds a [d, d] product on each shortcut; here the
-// product sits after each norm instead. Both cost one [d, d] product per sublayer, and the vectors the
-// sparsifiers see are the same up to the norms' gains (kept in h here, folded into W there).
+// product sits after each norm instead. Both cost one [d, d] product per sublayer. The gains differ in
+// place: here the sparsifiers see the norm's whole output (gain and bias) in the basis of W; there, the
+// normalized vector in the basis of W diag(gain), the gain folded into the weights.
 // The basis is the eigenbasis of the [d, d] Gram matrix of the stacked weights (symmetricEigen of
 // @sparse/tensor, about 2 s at d = 1024), the rotated weights one gemm each.
 
