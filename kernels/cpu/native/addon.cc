@@ -1133,7 +1133,7 @@ Napi::Value FusedNormBackwardFn(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// fusedActForward(op, x, b|null, y): op 0 GELU (tanh form; b null), 1 SwiGLU silu(x) * b. Over x's length.
+// fusedActForward(op, x, b|null, y): op 0 GELU (tanh form; b null), 1 SwiGLU silu(x) * b, 2 SiLU (b null). Over x's length.
 Napi::Value FusedActForwardFn(const Napi::CallbackInfo& info) {
   const char* fn = "fusedActForward";
   if (info.Length() != 4) throw Napi::TypeError::New(info.Env(), "fusedActForward: expected 4 arguments");
@@ -1141,7 +1141,7 @@ Napi::Value FusedActForwardFn(const Napi::CallbackInfo& info) {
   const ArrayArg<float> x = f32Arg(info, fn, 1, "x");
   const bool gated = op == static_cast<int>(FusedAct::SwiGlu);
   const float* b = optionalF32(info, fn, 2, "b", x.length, !gated);
-  if (!gated && b != nullptr) throw rangeError(info, fn, "b must be null for GELU");
+  if (!gated && b != nullptr) throw rangeError(info, fn, "b must be null for GELU and SiLU");
   float* y = const_cast<float*>(optionalF32(info, fn, 3, "y", x.length, false));
   checkApartAll(info, fn, "y", y, x.length, {std::make_pair("x", std::make_pair(static_cast<const float*>(x.data), x.length)), std::make_pair("b", std::make_pair(b, b ? x.length : 0))});
   fusedActForward(static_cast<FusedAct>(op), x.data, b, y, x.length);
@@ -1160,7 +1160,7 @@ Napi::Value FusedActBackwardFn(const Napi::CallbackInfo& info) {
   const float* b = optionalF32(info, fn, 3, "b", n, !gated);
   float* dx = const_cast<float*>(optionalF32(info, fn, 4, "dx", n, false));
   float* db = const_cast<float*>(optionalF32(info, fn, 5, "db", n, !gated));
-  if (!gated && (b != nullptr || db != nullptr)) throw rangeError(info, fn, "b and db must be null for GELU");
+  if (!gated && (b != nullptr || db != nullptr)) throw rangeError(info, fn, "b and db must be null for GELU and SiLU");
   const auto ins = {std::make_pair("dy", std::make_pair(dy, n)), std::make_pair("x", std::make_pair(static_cast<const float*>(x.data), n)),
                     std::make_pair("b", std::make_pair(b, b ? n : 0))};
   checkApartAll(info, fn, "dx", dx, n, ins);

@@ -132,6 +132,11 @@ void fusedActForward(FusedAct op, const float* x, const float* b, float* y, int6
         const float v = x[i];
         y[i] = v * sigmoidF(v * (kGeluA + kGeluB * v * v));
       }
+    } else if (op == FusedAct::Silu) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float v = x[i];
+        y[i] = v * sigmoidF(v);
+      }
     } else {
       for (int64_t i = i0; i < i1; ++i) {
         const float v = x[i];
@@ -150,6 +155,12 @@ void fusedActBackward(FusedAct op, const float* dy, const float* x, const float*
         const float s = sigmoidF(v * (kGeluA + kGeluB * v2));
         // d/dx x s(u(x)) = s + x s (1 - s) u'(x), u' = A + 3 B x²
         dx[i] = dy[i] * (s + v * s * (1.0f - s) * (kGeluA + 3.0f * kGeluB * v2));
+      }
+    } else if (op == FusedAct::Silu) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float v = x[i];
+        const float s = sigmoidF(v);
+        dx[i] = dy[i] * (s + v * s * (1.0f - s));
       }
     } else {
       for (int64_t i = i0; i < i1; ++i) {

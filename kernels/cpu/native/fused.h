@@ -27,11 +27,12 @@ void fusedNormForward(bool rms, const float* x, const float* gamma, const float*
 void fusedNormBackward(bool rms, const float* dy, const float* x, const float* gamma, const float* mean,
                        const float* rstd, int64_t rows, int64_t cols, float* dx, float* dgamma, float* dbeta);
 
-enum class FusedAct : int { GeluTanh = 0, SwiGlu = 1 };
-constexpr int kFusedActs = 2;
+enum class FusedAct : int { GeluTanh = 0, SwiGlu = 1, Silu = 2 };
+constexpr int kFusedActs = 3;
 
 // GeluTanh: y = x * sigmoid(x * (A + B x²)) (= 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³)))), b unused.
 // SwiGlu: y = silu(x) * b = x * sigmoid(x) * b.
+// Silu: y = x * sigmoid(x), b unused.
 void fusedActForward(FusedAct op, const float* x, const float* b, float* y, int64_t n);
 // dx (and, for SwiGlu, db) from dy.
 void fusedActBackward(FusedAct op, const float* dy, const float* x, const float* b, float* dx, float* db, int64_t n);

@@ -44,6 +44,26 @@ suite('native activationF32', () => {
     }
   });
 
+  it("the addon's SiLU op (2): forward x·sigmoid(x), backward dy·(s + x s (1 - s)), against float64 closed forms", () => {
+    const addon = status.available ? (status.addon as unknown as { fusedActForward: (op: number, x: Float32Array, b: null, y: Float32Array) => void; fusedActBackward: (op: number, dy: Float32Array, x: Float32Array, b: null, dx: Float32Array, db: null) => void }) : undefined;
+    const r = rng(5);
+    const n = 1031;
+    const x = Float32Array.from({ length: n }, (_, i) => (r() - 0.5) * (i % 13 === 0 ? 120 : 10));
+    const dy = Float32Array.from({ length: n }, () => r() - 0.5);
+    const y = new Float32Array(n);
+    const dx = new Float32Array(n);
+    addon!.fusedActForward(2, x, null, y);
+    addon!.fusedActBackward(2, dy, x, null, dx, null);
+    for (let i = 0; i < n; i++) {
+      const v = x[i]!;
+      const s = 1 / (1 + Math.exp(-v));
+      expect(Math.abs(y[i]! - v * s)).toBeLessThanOrEqual(2e-6 * Math.max(1, Math.abs(v * s)));
+      const g = dy[i]! * (s + v * s * (1 - s));
+      expect(Math.abs(dx[i]! - g)).toBeLessThanOrEqual(2e-6 * Math.max(1, Math.abs(g)));
+    }
+    expect(() => addon!.fusedActForward(2, x, x as unknown as null, new Float32Array(n))).toThrow(/b must be null for GELU and SiLU/);
+  });
+
   it('names bad arguments as the reference does, and registerCPUKernels registers it', () => {
     const x = new Float32Array(8);
     expect(() => native()({ kind: 'gelu-tanh', n: 4, x, xOffset: 0, y: x.subarray(1), yOffset: 0 })).toThrow(ArgumentError);

@@ -1,18 +1,16 @@
 // The registry's activationF32 on the addon: GELU (tanh form) and SiLU run through the fused ops' native
-// activation forward (SiLU as the SwiGLU gate times ones); ReLU and squared ReLU, a compare per value, stay
-// with the reference. The addon writes into an array apart from its input, so in place goes through a scratch
+// activation forward; ReLU and squared ReLU, a compare per value, stay with the reference. The addon writes into an array apart from its input, so in place goes through a scratch
 // buffer and one copy back.
 import { activationF32Reference, BackendError, validateActivationF32Args, type ActivationF32Args, type ActivationF32Kernel } from '@sparse/tensor';
 import type { NativeAddon } from './native.js';
 
 const GELU = 0;
-const SWIGLU = 1;
+const SILU = 2;
 
 export function activationF32KernelFrom(addon: NativeAddon): ActivationF32Kernel {
   const native = addon.fusedActForward;
   if (typeof native !== 'function') throw new BackendError('the native addon does not implement fusedActForward (activationF32)');
   let scratch = new Float32Array(0);
-  let ones = new Float32Array(0);
   return function activationF32Native(a: ActivationF32Args): void {
     validateActivationF32Args(a);
     const { kind, n } = a;
@@ -25,11 +23,7 @@ export function activationF32KernelFrom(addon: NativeAddon): ActivationF32Kernel
     const inPlace = a.x === a.y;
     if (inPlace && scratch.length < n) scratch = new Float32Array(n);
     const y = inPlace ? scratch.subarray(0, n) : a.y.subarray(a.yOffset, a.yOffset + n);
-    if (kind === 'gelu-tanh') native(GELU, x, null, y);
-    else {
-      if (ones.length < n) ones = new Float32Array(n).fill(1);
-      native(SWIGLU, x, ones.subarray(0, n), y);
-    }
+    native(kind === 'gelu-tanh' ? GELU : SILU, x, null, y);
     if (inPlace) a.y.set(y, a.yOffset);
   };
 }

@@ -327,11 +327,11 @@ export interface NativeAddon {
   /** Wanda's column statistics and per-row selection (the pruners); present when info().kernels lists them. */
   columnMomentsF32?: NativeColumnMomentsF32;
   rowTopKScaledAbs?: NativeRowTopKScaledAbs;
-  /** The fused ops' activation forward (op 0 GELU's tanh form, 1 SwiGLU silu(x) * b), over x's length into y (apart from x); present when info().kernels lists it. */
+  /** The fused ops' activation forward (op 0 GELU's tanh form, 1 SwiGLU silu(x) * b, 2 SiLU), over x's length into y (apart from x); present when info().kernels lists it. */
   fusedActForward?: NativeFusedActForward;
 }
 
-/** fusedActForward(op, x, b | null, y): y = gelu(x) (op 0, b null) or silu(x) * b (op 1), over x's length; y must not overlap x or b. */
+/** fusedActForward(op, x, b | null, y): y = gelu(x) (op 0, b null), silu(x) * b (op 1) or silu(x) (op 2, b null), over x's length; y must not overlap x or b. */
 export type NativeFusedActForward = (op: number, x: Float32Array, b: Float32Array | null, y: Float32Array) => void;
 
 /** columnMomentsF32(rows, cols, X, xOffset, ldx, sumSquares, mean, m2): -1, or the lowest flat index of a non-finite entry. */

@@ -285,7 +285,7 @@ suite('fused ops on sparse-cpu (native kernels)', () => {
     const x = f(6);
     expect(() => k.fusedNormForward(true, x, f(3), null, 2, 3, 1e-5, x, null, f(2))).toThrow(/y overlaps x/);
     expect(() => k.fusedNormBackward(true, f(6), f(6), f(3), null, f(1), 2, 3, f(6), f(3), null)).toThrow(/rstd holds 1 elements, needs 2/);
-    expect(() => k.fusedActForward(2, f(4), null, f(4))).toThrow(/op/);
+    expect(() => k.fusedActForward(3, f(4), null, f(4))).toThrow(/op/);
     expect(() => k.fusedActForward(1, f(4), null, f(4))).toThrow(/\(b\) must be a Float32Array/);
     expect(() => k.fusedActBackward(1, f(4), f(4), f(4), f(4), f(3))).toThrow(/db holds 3 elements, needs 4/);
     expect(() => k.fusedCrossEntropy(f(6), new Int32Array([0, 3]), 2, 3, f(2))).toThrow(/targets\[1\] = 3 is outside \[0, 3\)/);
