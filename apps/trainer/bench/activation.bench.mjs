@@ -71,22 +71,27 @@ if (parts.has('speed')) {
   // the trainer's initializer: random weights at realistic scales (speed does not depend on training)
   const values = initialValues(spec, 7);
   const linears = new Map(linearsOf(spec).map((l) => [l.name, l]));
-  const weightOf = (site) => (site.kind === 'linear-input' ? { data: values.get(site.name), out: linears.get(site.name).out, in: linears.get(site.name).in } : undefined);
   let hook;
   const decoder = Decoder.fromValues(spec, values, { activation: (site, x, n) => hook?.(site, x, n) });
   const prompt = Array.from({ length: PROMPT }, (_, i) => (i * 37 + 11) % spec.vocab);
   const cont = Array.from({ length: DECODE }, (_, i) => (i * 53 + 5) % spec.vocab);
 
-  // calibration activations of every site, from the prompt
-  const captured = new Map();
-  hook = (site, x, n) => {
-    captured.set(site.name, { site, x: Float32Array.from(x), tokens: n });
-    return undefined;
+  /** Calibration samples of every site, from `dec` prefilling the prompt; linear inputs carry their weight from `vals`. */
+  const capture = (dec, vals) => {
+    const captured = new Map();
+    hook = (site, x, n) => {
+      captured.set(site.name, { site, x: Float32Array.from(x), tokens: n });
+      return undefined;
+    };
+    dec.reset();
+    dec.prefill(prompt);
+    hook = undefined;
+    return [...captured.values()].map((c) => {
+      const l = c.site.kind === 'linear-input' ? linears.get(c.site.name) : undefined;
+      return l ? { ...c, weight: { data: vals.get(c.site.name), out: l.out, in: l.in } } : c;
+    });
   };
-  decoder.reset();
-  decoder.prefill(prompt);
-  hook = undefined;
-  const samples = [...captured.values()].map((s) => ({ ...s, ...(weightOf(s.site) ? { weight: weightOf(s.site) } : {}) }));
+  const samples = capture(decoder, values);
   log(`model d ${spec.d}, MLP ${spec.d * spec.mlpRatio}, ${spec.layers} blocks; ${samples.length} sites calibrated on ${PROMPT} tokens`);
 
   const hookFor = (sparsifiers) => decoderActivationHook(new Map(sparsifiers.map((s) => [s.site, s])));
@@ -104,17 +109,8 @@ if (parts.has('speed')) {
     const t0 = performance.now();
     const rot = rotateNorms(spec, values);
     log(`rotated the ${rot.norms.length} norms in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    const rotWeightOf = (site) => (site.kind === 'linear-input' ? { data: rot.values.get(site.name), out: linears.get(site.name).out, in: linears.get(site.name).in } : undefined);
     const rotDecoder = Decoder.fromValues(rot.spec, rot.values, { activation: (site, x, n) => hook?.(site, x, n) });
-    captured.clear();
-    hook = (site, x, n) => {
-      captured.set(site.name, { site, x: Float32Array.from(x), tokens: n });
-      return undefined;
-    };
-    rotDecoder.reset();
-    rotDecoder.prefill(prompt);
-    hook = undefined;
-    const rotSamples = [...captured.values()].map((x) => ({ ...x, ...(rotWeightOf(x.site) ? { weight: rotWeightOf(x.site) } : {}) }));
+    const rotSamples = capture(rotDecoder, rot.values);
     const m = METHODS.find((x) => x.method === 'wina');
     const def = getActivationMethod('wina');
     for (const s of LEVELS) {

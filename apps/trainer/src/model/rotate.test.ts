@@ -90,7 +90,7 @@ describe.each(Object.keys(SPECS))('rotateNorms on %s', (key) => {
         for (let j = 0; j < d; j++) if (i !== j) expect(Math.abs(g[i * d + j]!)).toBeLessThan(1e-5 * top);
       }
       expect(Math.abs(trace - trace0)).toBeLessThan(1e-5 * trace0);
-      // every reader is rotated, the router too (its function is kept): W' = W R exactly where R is identity-free
+      // every reader is rotated (a router too, to keep the function, though it is not in the basis stack)
       for (const l of n.readers) expect(r.values.get(l.name)).not.toBe(values.get(l.name));
     }
   });
