@@ -13,6 +13,7 @@
 
 #include "aligned_buffer.h"
 #include "cpu_features.h"
+#include "prefetch.h"
 #include "thread_pool.h"
 #include "wide_kernels.h"
 
@@ -183,13 +184,7 @@ struct ANext {
     const int64_t l0 = n * part / parts, l1 = n * (part + 1) / parts;
     int64_t r = l0 / lines, c = l0 - r * lines;
     for (int64_t l = l0; l < l1; ++l) {
-      const char* line = reinterpret_cast<const char*>(base + r * stride) + c * 64;
-#if defined(__x86_64__)
-      // GCC drops __builtin_prefetch from this loop at -O3; the instruction itself stays.
-      asm volatile("prefetcht1 (%0)" : : "r"(line));
-#else
-      __builtin_prefetch(line, 0, 2);
-#endif
+      prefetchL2(reinterpret_cast<const char*>(base + r * stride) + c * 64);
       if (++c == lines) {
         c = 0;
         ++r;

@@ -14,6 +14,7 @@
 #include "aligned_buffer.h"
 #include "cpu_features.h"
 #include "gemm.h"
+#include "prefetch.h"
 #include "thread_pool.h"
 #include "wide_kernels.h"
 
@@ -31,6 +32,8 @@ constexpr int64_t kNmBlockBytes = 24 * 1024;
 // Bytes of packed B (all of K, a run of strips) one column panel of the N:M product spans: an eighth
 // of a 32 MiB L3 (4 and 8 MiB measured alike at 11008x4096 x 2048; 16 MiB and the whole 32 MiB slower).
 constexpr int64_t kNmPanelBytes = 4 << 20;
+// Rows of a tile's first strip between two shares of the next tile's prefetch.
+constexpr int64_t kNmPrefetchSlice = 16;
 
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 constexpr double kMinFmaPerThread = 1 << 20;
@@ -357,10 +360,45 @@ void spmmNM(const NmMatrix& a, const SpmmDense& d) {
           tile.indices = indexBuf.data();
           tile.idxStride = idxStride;
           const float beta = g0 == 0 ? d.beta : 1.0f;
+          // The tile after this one in this thread's order. The first strip runs in slices of rows,
+          // and after each slice a share of that tile's values and positions is prefetched into L2,
+          // so the copy at its start does not wait on memory: the rows are short runs a row stride
+          // apart, which the hardware prefetchers do not fetch ahead (measured at 4096 x 4096 x 256,
+          // 2:4: the copy without this took about a tenth of the product's time).
+          int64_t nrc = rc, ng0 = g0 + gpb;
+          bool hasNext = true;
+          if (ng0 >= groups) {
+            ng0 = 0;
+            nrc = rc + chunk;
+            if (nrc >= r1) {
+              nrc = r0;
+              hasNext = pi + 2 < panels.size();
+            }
+          }
+          const int64_t nextRows = std::min(chunk, r1 - nrc), nextPerRow = std::min(gpb, groups - ng0) * a.n;
+          const auto prefetchNext = [&](int64_t i0, int64_t i1) {
+            for (int64_t r = i0; r < i1; ++r) {
+              const int64_t q = ((nrc + r) * groups + ng0) * a.n;
+              prefetchRangeL2(a.values + q, sizeof(float) * static_cast<size_t>(nextPerRow));
+              prefetchRangeL2(a.indices + ((q * a.bits) >> 3), static_cast<size_t>((nextPerRow * a.bits + 7) / 8));
+            }
+          };
           for (int64_t s = s0; s < s1; ++s) {
             const int64_t j0 = packed.start(s);
             const int64_t w = packed.width(s);
-            strip(tile, packed.at(s, g0 * a.m), packedLd(w), w, d.alpha, beta, d.c + rc * d.ldc + j0, d.ldc);
+            const float* block = packed.at(s, g0 * a.m);
+            if (s > s0 || !hasNext) {
+              strip(tile, block, packedLd(w), w, d.alpha, beta, d.c + rc * d.ldc + j0, d.ldc);
+              continue;
+            }
+            for (int64_t i = 0; i < rows; i += kNmPrefetchSlice) {
+              NmTile slice = tile;
+              slice.rows = std::min(kNmPrefetchSlice, rows - i);
+              slice.values += i * perRow;
+              slice.indices += i * idxStride;
+              strip(slice, block, packedLd(w), w, d.alpha, beta, d.c + (rc + i) * d.ldc + j0, d.ldc);
+              prefetchNext(nextRows * i / rows, nextRows * (i + slice.rows) / rows);
+            }
           }
         }
       }
