@@ -352,9 +352,31 @@ describe('typed errors before any native code runs', () => {
     expect(() => k({ ...p.linear, ldx: 5 })).toThrow(ShapeError);
     expect(() => k({ ...p.linear, y: new Float32Array(4) })).toThrow(ShapeError);
     expect(() => k({ ...p.linear, x: new Float64Array(18) as unknown as Float32Array })).toThrow(DTypeError);
-    expect(() => k({ ...p.linear, w: { ...p.linear.w, indices: p.linear.w.indices.map(() => 6) } })).toThrow(LayoutError);
     expect(() => k({ ...p.linear, y: p.linear.x, yOffset: 0 })).toThrow(ArgumentError);
     expect(() => k(p.linear)).toThrow('native code was reached');
+  });
+
+  it('leaves the per-index scan to the binding, and turns its refusal into the typed error', () => {
+    // The column range of every stored index is the one check the binding makes first (see
+    // index-check.ts). A binding that refuses (RangeError) gets the reference validators' error.
+    const refuse = () => {
+      throw new RangeError('column index out of range');
+    };
+    const refusing = { linearCSR: refuse, linearCSRGradInput: refuse, sddmmCSR: refuse } as unknown as NativeAddon;
+    const badW = { ...p.linear.w, indices: p.linear.w.indices.map(() => 6) };
+    const message = /linearCSR: w\.indices\[0\] = 6 is outside \[0, 6\) \(column\)/;
+    expect(() => linearCSRKernelFrom(refusing)({ ...p.linear, w: badW })).toThrow(LayoutError);
+    expect(() => linearCSRKernelFrom(refusing)({ ...p.linear, w: badW })).toThrow(message);
+    expect(() => linearCSRGradInputKernelFrom(refusing)({ ...p.gradInput, w: badW })).toThrow(LayoutError);
+    const badPattern = { ...p.sddmm.pattern, indices: p.sddmm.pattern.indices.map(() => 6) };
+    expect(() => sddmmCSRKernelFrom(refusing)({ ...p.sddmm, pattern: badPattern })).toThrow(LayoutError);
+    // The TypeScript side did not scan the indices: the call reached the binding.
+    let reached = 0;
+    const counting = { linearCSR: () => { reached++; refuse(); } } as unknown as NativeAddon;
+    expect(() => linearCSRKernelFrom(counting)({ ...p.linear, w: badW })).toThrow(LayoutError);
+    expect(reached).toBe(1);
+    // A refusal the validators do not explain comes through as it was.
+    expect(() => linearCSRKernelFrom(refusing)(p.linear)).toThrow('column index out of range');
   });
 
   it('linearCSRGradInput', () => {
@@ -375,6 +397,17 @@ describe('typed errors before any native code runs', () => {
 });
 
 suite('the binding checks bounds itself', () => {
+  it('refuses out-of-range column indices, which the wrappers report as the typed error with C untouched', () => {
+    const p = prepare({ out: 5, inp: 6, tokens: 3, density: 0.5, shuffle: false, dup: false, alpha: 1, beta: 0, offsets: [0, 0], pads: [0, 0], poison: false, seed: 1 });
+    const badW = { ...p.linear.w, indices: p.linear.w.indices.map((j, q) => (q === 1 ? 6 : j)) };
+    const y = p.linear.y.slice();
+    expect(() => linearCSRKernelFrom(addon)({ ...p.linear, w: badW, y })).toThrow(/linearCSR: w\.indices\[1\] = 6 is outside \[0, 6\) \(column\)/);
+    expect(y).toEqual(p.linear.y);
+    expect(() => linearCSRGradInputKernelFrom(addon)({ ...p.gradInput, w: badW })).toThrow(LayoutError);
+    const badPattern = { ...p.sddmm.pattern, indices: p.sddmm.pattern.indices.map((j, q) => (q === 0 ? -2 : j)) };
+    expect(() => sddmmCSRKernelFrom(addon)({ ...p.sddmm, pattern: badPattern })).toThrow(/sddmmCSR: pattern\.indices\[0\] = -2 is outside/);
+  });
+
   it('rejects out-of-range calls made directly on the addon', () => {
     const f = (n: number) => new Float32Array(n);
     const ptr = Int32Array.from([0, 1, 2]);

@@ -1,6 +1,6 @@
 // The native kernels of a sparse linear layer's training step as registry kernels: validated in
-// TypeScript with the reference kernels' validators (typed errors before any native code runs),
-// then handed to C++ without copying (index arrays in a SharedArrayBuffer are copied first, so
+// TypeScript with the reference kernels' validators (typed errors; the per-index scan is left to
+// the addon's own check, index-check.ts), then handed to C++ without copying (index arrays in a SharedArrayBuffer are copied first, so
 // native code reads exactly the validated indices).
 import {
   BackendError,
@@ -15,6 +15,7 @@ import {
   type SddmmCSRKernel,
 } from '@sparse/tensor';
 import type { NativeAddon } from './native.js';
+import { callWithNativeIndexCheck } from './index-check.js';
 import { withUnsharedIndices } from './unshared.js';
 
 function need<K extends 'linearCSR' | 'linearCSRGradInput' | 'sddmmCSR'>(addon: NativeAddon, name: K): NonNullable<NativeAddon[K]> {
@@ -27,9 +28,10 @@ export function linearCSRKernelFrom(addon: NativeAddon): LinearCSRKernel {
   const native = need(addon, 'linearCSR');
   return function linearCSRNative(input: LinearCSRArgs): void {
     const a = withUnsharedIndices(input, 'w', ['indptr', 'indices']);
-    validateLinearCSRArgs(a);
     const { w } = a;
-    native(w.shape[0], w.shape[1], w.indptr, w.indices, w.values, a.tokens, a.alpha, a.x, a.xOffset, a.ldx, a.beta, a.y, a.yOffset, a.ldy);
+    callWithNativeIndexCheck(a, validateLinearCSRArgs, () =>
+      native(w.shape[0], w.shape[1], w.indptr, w.indices, w.values, a.tokens, a.alpha, a.x, a.xOffset, a.ldx, a.beta, a.y, a.yOffset, a.ldy),
+    );
   };
 }
 
@@ -37,9 +39,10 @@ export function linearCSRGradInputKernelFrom(addon: NativeAddon): LinearCSRGradI
   const native = need(addon, 'linearCSRGradInput');
   return function linearCSRGradInputNative(input: LinearCSRGradInputArgs): void {
     const a = withUnsharedIndices(input, 'w', ['indptr', 'indices']);
-    validateLinearCSRGradInputArgs(a);
     const { w } = a;
-    native(w.shape[0], w.shape[1], w.indptr, w.indices, w.values, a.tokens, a.alpha, a.dy, a.dyOffset, a.lddy, a.beta, a.dx, a.dxOffset, a.lddx);
+    callWithNativeIndexCheck(a, validateLinearCSRGradInputArgs, () =>
+      native(w.shape[0], w.shape[1], w.indptr, w.indices, w.values, a.tokens, a.alpha, a.dy, a.dyOffset, a.lddy, a.beta, a.dx, a.dxOffset, a.lddx),
+    );
   };
 }
 
@@ -47,8 +50,9 @@ export function sddmmCSRKernelFrom(addon: NativeAddon): SddmmCSRKernel {
   const native = need(addon, 'sddmmCSR');
   return function sddmmCSRNative(input: SddmmCSRArgs): void {
     const a = withUnsharedIndices(input, 'pattern', ['indptr', 'indices']);
-    validateSddmmCSRArgs(a);
     const { pattern } = a;
-    native(pattern.shape[0], pattern.shape[1], pattern.indptr, pattern.indices, a.tokens, a.alpha, a.dy, a.dyOffset, a.lddy, a.x, a.xOffset, a.ldx, a.beta, a.out, a.outOffset);
+    callWithNativeIndexCheck(a, validateSddmmCSRArgs, () =>
+      native(pattern.shape[0], pattern.shape[1], pattern.indptr, pattern.indices, a.tokens, a.alpha, a.dy, a.dyOffset, a.lddy, a.x, a.xOffset, a.ldx, a.beta, a.out, a.outOffset),
+    );
   };
 }

@@ -316,6 +316,26 @@ suite('native spmm kernels', () => {
     );
   });
 
+  it('turns the binding\'s refusal of out-of-range indices into the reference validators\' typed errors', () => {
+    // The per-index scan is left to the binding (index-check.ts); what the caller sees is the same.
+    const { a } = makeCSR({ rows: 3, cols: 4, density: 0.5, shuffle: false, seed: 1 });
+    const d = denseArgs({ n: 2, alpha: 1, beta: 0, offsets: [0, 0], pads: [0, 0], poisonC: true, seed: 1 }, 3, 4);
+    const before = d.c.slice();
+    const last = a.indices.length - 1;
+    const badCsr = { ...a, indices: a.indices.map((j, p) => (p === last ? -1 : j)) };
+    expect(() => csr({ ...d, a: badCsr })).toThrow(new RegExp(`spmmCSR: a\\.indices\\[${last}\\] = -1 is outside \\[0, 4\\) \\(column\\)`));
+    const b22 = makeBSR({ rows: 4, cols: 4, block: [2, 2], density: 1, seed: 1 }).a;
+    const d4 = denseArgs({ n: 2, alpha: 1, beta: 0, offsets: [0, 0], pads: [0, 0], poisonC: false, seed: 1 }, 4, 4);
+    expect(() => bsr({ ...d4, a: { ...b22, indices: b22.indices.map((j, p) => (p === 1 ? 7 : j)) } })).toThrow(/spmmBlock: a\.indices\[1\] = 7 is outside \[0, 2\) \(block column\)/);
+    // m = 5 packs positions in 3 bits, so one can reach past its group: 2:5, 1 row, 2 groups.
+    const n25 = makeNM({ rows: 1, groups: 2, nm: [2, 5], seed: 3 }).a;
+    const bits = Uint8Array.from(n25.indices);
+    bits[0] = (bits[0]! & ~0b111) | 6; // the first position becomes 6
+    const d5 = denseArgs({ n: 2, alpha: 1, beta: 0, offsets: [0, 0], pads: [0, 0], poisonC: false, seed: 1 }, 1, 10);
+    expect(() => nm({ ...d5, a: { ...n25, indices: bits } })).toThrow(/spmmNM: group position 0 is 6, outside \[0, 5\)/);
+    expect(d.c).toEqual(before);
+  });
+
   it('throws typed errors before native code runs on bad layouts and operands', () => {
     const { a } = makeCSR({ rows: 3, cols: 4, density: 0.5, shuffle: false, seed: 1 });
     const d = denseArgs({ n: 2, alpha: 1, beta: 0, offsets: [0, 0], pads: [0, 0], poisonC: false, seed: 1 }, 3, 4);

@@ -1,5 +1,6 @@
 // The native sparse x dense kernels as registry kernels: validated in TypeScript with the same
-// validators as the reference kernels, then handed to C++ without copying (index arrays in a
+// validators as the reference kernels (the per-index scan left to the addon, index-check.ts), then
+// handed to C++ without copying (index arrays in a
 // SharedArrayBuffer are copied first, so native code reads exactly the validated indices).
 import {
   BackendError,
@@ -14,6 +15,7 @@ import {
   type SpmmNMKernel,
 } from '@sparse/tensor';
 import type { NativeAddon } from './native.js';
+import { callWithNativeIndexCheck } from './index-check.js';
 import { withUnsharedIndices } from './unshared.js';
 
 function need<K extends 'spmmCSR' | 'spmmNM' | 'spmmBlock'>(addon: NativeAddon, name: K): NonNullable<NativeAddon[K]> {
@@ -26,9 +28,10 @@ export function spmmCSRKernelFrom(addon: NativeAddon): SpmmCSRKernel {
   const native = need(addon, 'spmmCSR');
   return function spmmCSRNative(input: SpmmCSRArgs): void {
     const args = withUnsharedIndices(input, 'a', ['indptr', 'indices']);
-    validateSpmmCSRArgs(args);
     const { a } = args;
-    native(a.shape[0], a.shape[1], a.indptr, a.indices, a.values, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc);
+    callWithNativeIndexCheck(args, validateSpmmCSRArgs, () =>
+      native(a.shape[0], a.shape[1], a.indptr, a.indices, a.values, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc),
+    );
   };
 }
 
@@ -36,9 +39,10 @@ export function spmmNMKernelFrom(addon: NativeAddon): SpmmNMKernel {
   const native = need(addon, 'spmmNM');
   return function spmmNMNative(input: SpmmNMArgs): void {
     const args = withUnsharedIndices(input, 'a', ['indices']);
-    validateSpmmNMArgs(args);
     const { a } = args;
-    native(a.shape[0], a.shape[1], a.n, a.m, a.indexBits, a.values, a.indices, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc);
+    callWithNativeIndexCheck(args, validateSpmmNMArgs, () =>
+      native(a.shape[0], a.shape[1], a.n, a.m, a.indexBits, a.values, a.indices, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc),
+    );
   };
 }
 
@@ -46,9 +50,10 @@ export function spmmBlockKernelFrom(addon: NativeAddon): SpmmBlockKernel {
   const native = need(addon, 'spmmBlock');
   return function spmmBlockNative(input: SpmmBlockArgs): void {
     const args = withUnsharedIndices(input, 'a', ['indptr', 'indices']);
-    validateSpmmBlockArgs(args);
     const { a } = args;
-    const [br, bc] = a.blockShape;
-    native(a.shape[0], a.shape[1], br, bc, a.indptr, a.indices, a.values, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc);
+    callWithNativeIndexCheck(args, validateSpmmBlockArgs, () => {
+      const [br, bc] = a.blockShape;
+      native(a.shape[0], a.shape[1], br, bc, a.indptr, a.indices, a.values, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc);
+    });
   };
 }

@@ -66,7 +66,7 @@ export {
   validateSpmmNMArgs,
   validateTriangularInverseF64Args,
 } from './validate.js';
-export type { TileMaskInfo } from './validate.js';
+export type { LayoutCheckOptions, TileMaskInfo } from './validate.js';
 export {
   REFERENCE_BACKEND,
   getKernel,

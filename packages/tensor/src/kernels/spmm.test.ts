@@ -325,6 +325,23 @@ describe('sparse kernel validation', () => {
     ['bsr: indptr over block rows', () => validateSpmmBlockArgs({ ...dense(), a: { ...bsr(), indptr: Int32Array.from([0, 1, 2]) } }), LayoutError, /a.indptr has length 3, expected 2/],
   ];
 
+  it('indexRange: false skips only the per-index scans (a backend that checks indices itself), nothing else', () => {
+    const badCsr = { ...dense(), a: { ...csr(), indices: Int32Array.from([3, 0, 1]) } };
+    const badBsr = { ...dense(), a: { ...bsr(), indices: Int32Array.from([0, 2]) } };
+    const badNm = { ...dense(), a: { ...nmLayout(), indices: Uint8Array.from([0xff]) } };
+    expect(() => validateSpmmCSRArgs(badCsr, { indexRange: false })).not.toThrow();
+    expect(() => validateSpmmBlockArgs(badBsr, { indexRange: false })).not.toThrow();
+    expect(() => validateSpmmNMArgs(badNm, { indexRange: false })).not.toThrow();
+    expect(() => validateSpmmCSRArgs(badCsr, { indexRange: true })).toThrow(LayoutError);
+    expect(() => validateSpmmBlockArgs(badBsr, {})).toThrow(LayoutError);
+    expect(() => validateSpmmNMArgs(badNm)).toThrow(LayoutError);
+    // Every other check stays on.
+    expect(() => validateSpmmCSRArgs({ ...dense(), a: { ...csr(), indptr: Int32Array.from([0, 2, 1]) } }, { indexRange: false })).toThrow(/a.indptr decreases at 2/);
+    expect(() => validateSpmmNMArgs({ ...dense(), a: { ...nmLayout(), indices: new Uint8Array(0) } }, { indexRange: false })).toThrow(/4 positions at 2 bits need 1/);
+    expect(() => validateSpmmBlockArgs({ ...dense(), a: { ...bsr(), values: new Float32Array(7) } }, { indexRange: false })).toThrow(/a.values has length 7/);
+    expect(() => validateSpmmCSRArgs({ ...dense(), a: csr(), ldb: 1 }, { indexRange: false })).toThrow(ShapeError);
+  });
+
   it('accepts the well-formed fixtures, and the reference kernels multiply them', () => {
     expect(() => validateSpmmCSRArgs({ ...dense(), a: csr() })).not.toThrow();
     expect(() => validateSpmmNMArgs({ ...dense(), b: new Float32Array(6), a: nmLayout() })).not.toThrow();

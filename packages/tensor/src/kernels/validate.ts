@@ -160,6 +160,17 @@ function checkIndices(kernel: string, indices: unknown, name = 'a'): asserts ind
   if (!(indices instanceof Int32Array)) throw new LayoutError(`${kernel}: ${name}.indices must be an Int32Array, got ${describe(indices)}`);
 }
 
+/**
+ * Options of the sparse-layout validators. `indexRange: false` skips the O(nnz) checks that every
+ * stored column index lies in range (CSR, BSR) and that every packed N:M position is below m (m not
+ * a power of two), for a backend whose own entry point makes that check anyway
+ * (the native kernels do it in C++ at a fraction of the cost) and that re-validates with it on when
+ * its entry point refuses the indices, so the caller still gets this module's error.
+ */
+export interface LayoutCheckOptions {
+  indexRange?: boolean;
+}
+
 function checkIndexRange(kernel: string, indices: Int32Array, count: number, limit: number, what: string, name = 'a'): void {
   for (let p = 0; p < count; p++) {
     const j = indices[p]!;
@@ -168,7 +179,7 @@ function checkIndexRange(kernel: string, indices: Int32Array, count: number, lim
 }
 
 /** Checks a CSR layout's structure in O(rows + nnz): pointer monotonicity, lengths, column range. Returns nnz. */
-function validateCSRLayout(a: CSRLayout<'float32'>, kernel: string, name = 'a'): number {
+function validateCSRLayout(a: CSRLayout<'float32'>, kernel: string, name = 'a', options: LayoutCheckOptions = {}): number {
   checkLayoutHead(kernel, a, 'csr', name);
   const [rows, cols] = a.shape;
   checkIndices(kernel, a.indices, name);
@@ -176,22 +187,22 @@ function validateCSRLayout(a: CSRLayout<'float32'>, kernel: string, name = 'a'):
     throw new LayoutError(`${kernel}: ${name}.values has length ${a.values.length} but ${name}.indices has ${a.indices.length}`);
   }
   const nnz = checkIndptr(kernel, a.indptr, rows, a.indices, name);
-  checkIndexRange(kernel, a.indices, nnz, cols, 'column', name);
+  if (options.indexRange !== false) checkIndexRange(kernel, a.indices, nnz, cols, 'column', name);
   return nnz;
 }
 
 /** Checks a CSR pattern (shape, indptr, indices; values are not looked at). Returns nnz. */
-function validateCSRPattern(p: CSRPattern, kernel: string, name: string): number {
+function validateCSRPattern(p: CSRPattern, kernel: string, name: string, options: LayoutCheckOptions = {}): number {
   if (typeof p !== 'object' || p === null) throw new LayoutError(`${kernel}: ${name} must be a CSR pattern { shape, indptr, indices }, got ${describe(p)}`);
   checkMatrixShape(kernel, p.shape, name);
   checkIndices(kernel, p.indices, name);
   const nnz = checkIndptr(kernel, p.indptr, p.shape[0], p.indices, name);
-  checkIndexRange(kernel, p.indices, nnz, p.shape[1], 'column', name);
+  if (options.indexRange !== false) checkIndexRange(kernel, p.indices, nnz, p.shape[1], 'column', name);
   return nnz;
 }
 
 /** Checks an N:M layout: 1 <= n < m, cols % m === 0, value and metadata lengths, in-group positions < m. */
-function validateNMLayout(a: NMLayout<'float32'>, kernel: string): void {
+function validateNMLayout(a: NMLayout<'float32'>, kernel: string, options: LayoutCheckOptions = {}): void {
   checkLayoutHead(kernel, a, 'nm');
   const [rows, cols] = a.shape;
   const { n, m } = a;
@@ -210,7 +221,7 @@ function validateNMLayout(a: NMLayout<'float32'>, kernel: string): void {
     throw new LayoutError(`${kernel}: a.indices has ${a.indices.length} bytes, ${count} positions at ${bits} bits need ${bytes}`);
   }
   // Only when m is not a power of two can a packed position reach m or beyond.
-  if (1 << bits !== m) {
+  if (1 << bits !== m && options.indexRange !== false) {
     for (let q = 0; q < count; q++) {
       const pos = readPacked(a.indices, bits, q);
       if (pos >= m) throw new LayoutError(`${kernel}: group position ${q} is ${pos}, outside [0, ${m})`);
@@ -219,7 +230,7 @@ function validateNMLayout(a: NMLayout<'float32'>, kernel: string): void {
 }
 
 /** Checks a BSR layout: positive block shape, block-row pointers, block-column range, value length. */
-function validateBSRLayout(a: BSRLayout<'float32'>, kernel: string): void {
+function validateBSRLayout(a: BSRLayout<'float32'>, kernel: string, options: LayoutCheckOptions = {}): void {
   checkLayoutHead(kernel, a, 'bsr');
   const [rows, cols] = a.shape;
   const bs = a.blockShape as unknown;
@@ -234,7 +245,7 @@ function validateBSRLayout(a: BSRLayout<'float32'>, kernel: string): void {
     );
   }
   const nnzb = checkIndptr(kernel, a.indptr, Math.ceil(rows / br), a.indices);
-  checkIndexRange(kernel, a.indices, nnzb, Math.ceil(cols / bc), 'block column');
+  if (options.indexRange !== false) checkIndexRange(kernel, a.indices, nnzb, Math.ceil(cols / bc), 'block column');
 }
 
 function validateSpmmDense(kernel: string, args: SpmmDenseArgs, rows: number, inner: number): void {
@@ -252,23 +263,23 @@ function validateSpmmDense(kernel: string, args: SpmmDenseArgs, rows: number, in
 }
 
 /** Validates spmmCSR arguments (layout structure included). */
-export function validateSpmmCSRArgs(args: SpmmCSRArgs): void {
+export function validateSpmmCSRArgs(args: SpmmCSRArgs, options: LayoutCheckOptions = {}): void {
   checkArgsObject('spmmCSR', args);
-  validateCSRLayout(args.a, 'spmmCSR');
+  validateCSRLayout(args.a, 'spmmCSR', 'a', options);
   validateSpmmDense('spmmCSR', args, args.a.shape[0], args.a.shape[1]);
 }
 
 /** Validates spmmNM arguments (layout structure included). */
-export function validateSpmmNMArgs(args: SpmmNMArgs): void {
+export function validateSpmmNMArgs(args: SpmmNMArgs, options: LayoutCheckOptions = {}): void {
   checkArgsObject('spmmNM', args);
-  validateNMLayout(args.a, 'spmmNM');
+  validateNMLayout(args.a, 'spmmNM', options);
   validateSpmmDense('spmmNM', args, args.a.shape[0], args.a.shape[1]);
 }
 
 /** Validates spmmBlock arguments (layout structure included). */
-export function validateSpmmBlockArgs(args: SpmmBlockArgs): void {
+export function validateSpmmBlockArgs(args: SpmmBlockArgs, options: LayoutCheckOptions = {}): void {
   checkArgsObject('spmmBlock', args);
-  validateBSRLayout(args.a, 'spmmBlock');
+  validateBSRLayout(args.a, 'spmmBlock', options);
   validateSpmmDense('spmmBlock', args, args.a.shape[0], args.a.shape[1]);
 }
 
@@ -331,28 +342,28 @@ function patternRanges(p: CSRPattern, nnz: number, name: string): Array<[string,
 }
 
 /** Validates linearCSR arguments (weight layout structure included). */
-export function validateLinearCSRArgs(args: LinearCSRArgs): void {
+export function validateLinearCSRArgs(args: LinearCSRArgs, options: LayoutCheckOptions = {}): void {
   const k = 'linearCSR';
   checkArgsObject(k, args);
-  const nnz = validateCSRLayout(args.w, k, 'w');
+  const nnz = validateCSRLayout(args.w, k, 'w', options);
   const [out, inp] = args.w.shape;
   validateTokenMajor(k, args as unknown as Record<string, unknown>, ['x', 'ldx', inp], ['y', 'ldy', out], args.w, nnz);
 }
 
 /** Validates linearCSRGradInput arguments (weight layout structure included). */
-export function validateLinearCSRGradInputArgs(args: LinearCSRGradInputArgs): void {
+export function validateLinearCSRGradInputArgs(args: LinearCSRGradInputArgs, options: LayoutCheckOptions = {}): void {
   const k = 'linearCSRGradInput';
   checkArgsObject(k, args);
-  const nnz = validateCSRLayout(args.w, k, 'w');
+  const nnz = validateCSRLayout(args.w, k, 'w', options);
   const [out, inp] = args.w.shape;
   validateTokenMajor(k, args as unknown as Record<string, unknown>, ['dy', 'lddy', out], ['dx', 'lddx', inp], args.w, nnz);
 }
 
 /** Validates sddmmCSR arguments (pattern structure included); returns the number of stored entries. */
-export function validateSddmmCSRArgs(args: SddmmCSRArgs): number {
+export function validateSddmmCSRArgs(args: SddmmCSRArgs, options: LayoutCheckOptions = {}): number {
   const k = 'sddmmCSR';
   checkArgsObject(k, args);
-  const nnz = validateCSRPattern(args.pattern, k, 'pattern');
+  const nnz = validateCSRPattern(args.pattern, k, 'pattern', options);
   const [rows, cols] = args.pattern.shape;
   checkDim(k, 'tokens', args.tokens);
   checkScalar(k, 'alpha', args.alpha);
