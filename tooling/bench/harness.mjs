@@ -28,10 +28,13 @@ export async function measure(fn, { reps = 5, warmup = 1 } = {}) {
 }
 
 /**
- * Interleaves several candidates rep by rep so machine noise hits them alike.
+ * Interleaves several candidates rep by rep so machine noise hits them alike. Each rep starts one
+ * candidate further along (rep r runs candidate r, r + 1, ... in turn), so none always runs right
+ * after the same other one (another library's threads still spinning after its call, a warm or cold
+ * cache). Each Timing also keeps its seconds in rep order (`times`), for pairedRatio.
  * @param {Record<string, () => unknown>} candidates
  * @param {{ reps?: number, warmup?: number }} [opts]
- * @returns {Promise<Record<string, Timing>>}
+ * @returns {Promise<Record<string, Timing & { times: number[] }>>}
  */
 export async function compare(candidates, { reps = 5, warmup = 1 } = {}) {
   const names = Object.keys(candidates);
@@ -39,7 +42,8 @@ export async function compare(candidates, { reps = 5, warmup = 1 } = {}) {
   /** @type {Record<string, number[]>} */
   const times = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < reps; r++) {
-    for (const n of names) {
+    for (let i = 0; i < names.length; i++) {
+      const n = names[(r + i) % names.length];
       const t0 = process.hrtime.bigint();
       await candidates[n]();
       times[n].push(Number(process.hrtime.bigint() - t0) / 1e9);
@@ -47,10 +51,23 @@ export async function compare(candidates, { reps = 5, warmup = 1 } = {}) {
   }
   return Object.fromEntries(
     names.map((n) => {
-      const t = times[n].sort((a, b) => a - b);
-      return [n, { min: t[0], median: t[Math.floor(t.length / 2)], max: t[t.length - 1], reps }];
+      const t = times[n].slice().sort((a, b) => a - b);
+      return [n, { min: t[0], median: t[Math.floor(t.length / 2)], max: t[t.length - 1], reps, times: times[n] }];
     }),
   );
+}
+
+/**
+ * The median over reps of (fastest of `baselines` in that rep) / (`candidate` in that rep): a speedup
+ * whose two sides ran seconds apart, so a slow stretch of a shared machine slows both. Steadier than
+ * the ratio of medians when the machine's speed drifts during a run.
+ * @param {Record<string, { times: number[] }>} result what compare returned
+ * @param {string[]} baselines
+ * @param {string} candidate
+ */
+export function pairedRatio(result, baselines, candidate) {
+  const ratios = result[candidate].times.map((t, r) => Math.min(...baselines.map((b) => result[b].times[r])) / t).sort((a, b) => a - b);
+  return ratios[Math.floor(ratios.length / 2)];
 }
 
 /**
