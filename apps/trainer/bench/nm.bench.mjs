@@ -12,7 +12,7 @@
 //
 // Environment: SPARSE_BENCH_QUICK=1 shrinks steps, evaluation and repetitions (a smoke test).
 import * as tf from '@tensorflow/tfjs-core';
-import { compare, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
+import { compare, pairedRatio, printTable, writeResults } from '../../../tooling/bench/harness.mjs';
 import { nativeInfo, registerCPUKernels } from '@sparse/kernels-cpu';
 import { pruneLayer } from '@sparse/pruners';
 import { getKernel, tensor, toNM } from '@sparse/tensor';
@@ -82,88 +82,109 @@ for (const permute of [false, true]) {
 const gemm = getKernel('gemm');
 const spmmNM = getKernel('spmmNM');
 
-function gemmCall(m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc, transA = false, transB = false) {
-  gemm({ transA, transB, m, n, k, alpha: 1, a, aOffset, lda, b, bOffset, ldb, beta: 0, c, cOffset, ldc });
-}
 
-/** Builds the linear layer operator for weight [out, in]: dense gemm, or spmmNM on its 2:4 compression. */
+/**
+ * Builds the linear layer operator for weight [out, in]: dense gemm, or spmmNM on its 2:4 compression.
+ * y [out, n] = W x [in, n] + beta y (beta 1 adds to what y holds: a bias, or the residual stream).
+ */
 function makeLinear(w, out, inn, sparse) {
-  if (!sparse) return (x, n, y) => gemmCall(out, n, inn, w, 0, inn, x, 0, n, y, 0, n);
+  if (!sparse) return (x, n, y, beta = 0) => gemm({ transA: false, transB: false, m: out, n, k: inn, alpha: 1, a: w, aOffset: 0, lda: inn, b: x, bOffset: 0, ldb: n, beta, c: y, cOffset: 0, ldc: n });
   const layout = toNM(tensor(w, [out, inn]), { n: 2, m: 4 });
-  return (x, n, y) => spmmNM({ a: layout, b: x, bOffset: 0, ldb: n, n, alpha: 1, beta: 0, c: y, cOffset: 0, ldc: n });
+  return (x, n, y, beta = 0) => spmmNM({ a: layout, b: x, bOffset: 0, ldb: n, n, alpha: 1, beta, c: y, cOffset: 0, ldc: n });
 }
 
+/** Layer norm of each column of x [d, n] (feature-major): one pass for the moments, one for the output. */
 function layerNorm(x, d, n, g, b) {
   const y = new Float32Array(d * n);
-  const mean = new Float64Array(n);
-  const sq = new Float64Array(n);
-  for (let i = 0; i < d; i++) for (let j = 0; j < n; j++) mean[j] += x[i * n + j];
-  for (let j = 0; j < n; j++) mean[j] /= d;
-  for (let i = 0; i < d; i++)
+  const s1 = new Float64Array(n);
+  const s2 = new Float64Array(n);
+  for (let i = 0; i < d; i++) {
+    const o = i * n;
     for (let j = 0; j < n; j++) {
-      const c = x[i * n + j] - mean[j];
-      sq[j] += c * c;
+      const v = x[o + j];
+      s1[j] += v;
+      s2[j] += v * v;
     }
-  for (let j = 0; j < n; j++) sq[j] = 1 / Math.sqrt(sq[j] / d + 1e-5);
-  for (let i = 0; i < d; i++) for (let j = 0; j < n; j++) y[i * n + j] = (x[i * n + j] - mean[j]) * sq[j] * g[i] + b[i];
+  }
+  for (let j = 0; j < n; j++) {
+    const mean = s1[j] / d;
+    s1[j] = mean;
+    s2[j] = 1 / Math.sqrt(Math.max(0, s2[j] / d - mean * mean) + 1e-5);
+  }
+  for (let i = 0; i < d; i++) {
+    const o = i * n;
+    const gi = g[i];
+    const bi = b[i];
+    for (let j = 0; j < n; j++) y[o + j] = (x[o + j] - s1[j]) * s2[j] * gi + bi;
+  }
   return y;
 }
 
-const addBias = (y, bias, rows, n) => {
-  for (let i = 0; i < rows; i++) for (let j = 0; j < n; j++) y[i * n + j] += bias[i];
+/** y [rows, n] = the bias of each row, broadcast (a product with beta 1 then adds to it). */
+const fillBias = (y, bias, rows, n) => {
+  for (let i = 0; i < rows; i++) y.fill(bias[i], i * n, (i + 1) * n);
 };
+const addBias = (y, bias, rows, n) => {
+  for (let i = 0; i < rows; i++) {
+    const bi = bias[i];
+    for (let j = i * n; j < (i + 1) * n; j++) y[j] += bi;
+  }
+};
+
+const attention = getKernel('denseAttention');
+const activation = getKernel('activationF32');
 
 /**
  * One forward pass over `seqs` sequences of `t` tokens, activations feature-major [features, seqs*t].
  * `block` holds the per-block weights and linear operators; `x` the input hidden states [d, N].
+ * Attention and GELU run the registry's kernels (native when registered); biases and the residual
+ * stream ride in the linear products' beta = 1.
  */
 function forwardBlocks(cfg, blocks, x, seqs, t) {
   const { d, heads } = cfg;
   const hd = d / heads;
   const n = seqs * t;
-  const scores = new Float32Array(t * t);
+  // one sequence's q, k, v and attention output as the kernel takes them: [heads, t, hd]
+  const qh = new Float32Array(d * t);
+  const kh = new Float32Array(d * t);
+  const vh = new Float32Array(d * t);
+  const oh = new Float32Array(d * t);
   for (const B of blocks) {
     const h = layerNorm(x, d, n, B.ln1g, B.ln1b);
     const qkv = new Float32Array(3 * d * n);
-    B.qkv(h, n, qkv);
-    addBias(qkv, B.qkvb, 3 * d, n);
+    fillBias(qkv, B.qkvb, 3 * d, n);
+    B.qkv(h, n, qkv, 1);
     const att = new Float32Array(d * n);
     for (let s = 0; s < seqs; s++) {
-      for (let hh = 0; hh < heads; hh++) {
-        // scores[tq, tk] = q_h[:, tq] . k_h[:, tk]
-        gemmCall(t, t, hd, qkv, hh * hd * n + s * t, n, qkv, (d + hh * hd) * n + s * t, n, scores, 0, t, true, false);
-        const scale = 1 / Math.sqrt(hd);
-        for (let q = 0; q < t; q++) {
-          let mx = -Infinity;
-          for (let k = 0; k <= q; k++) mx = Math.max(mx, scores[q * t + k] * scale);
-          let sum = 0;
-          for (let k = 0; k < t; k++) {
-            const e = k <= q ? Math.exp(scores[q * t + k] * scale - mx) : 0;
-            scores[q * t + k] = e;
-            sum += e;
-          }
-          for (let k = 0; k <= q; k++) scores[q * t + k] /= sum;
+      for (let f = 0; f < d; f++) {
+        const hh = (f / hd) | 0;
+        const o = hh * t * hd + (f - hh * hd);
+        const rq = f * n + s * t;
+        const rk = (d + f) * n + s * t;
+        const rv = (2 * d + f) * n + s * t;
+        for (let i = 0; i < t; i++) {
+          qh[o + i * hd] = qkv[rq + i];
+          kh[o + i * hd] = qkv[rk + i];
+          vh[o + i * hd] = qkv[rv + i];
         }
-        // att_h[:, tq] = sum_k v_h[:, tk] p[tq, tk]
-        gemmCall(hd, t, t, qkv, (2 * d + hh * hd) * n + s * t, n, scores, 0, t, att, hh * hd * n + s * t, n, false, true);
+      }
+      attention({ heads, seq: t, headDim: hd, q: qh, qOffset: 0, k: kh, kOffset: 0, v: vh, vOffset: 0, out: oh, outOffset: 0, causal: true });
+      for (let f = 0; f < d; f++) {
+        const hh = (f / hd) | 0;
+        const o = hh * t * hd + (f - hh * hd);
+        const r = f * n + s * t;
+        for (let i = 0; i < t; i++) att[r + i] = oh[o + i * hd];
       }
     }
-    const a = new Float32Array(d * n);
-    B.proj(att, n, a);
-    addBias(a, B.projb, d, n);
-    for (let i = 0; i < d * n; i++) x[i] += a[i];
+    addBias(x, B.projb, d, n);
+    B.proj(att, n, x, 1);
     const h2 = layerNorm(x, d, n, B.ln2g, B.ln2b);
     const up = new Float32Array(B.hidden * n);
-    B.up(h2, n, up);
-    addBias(up, B.upb, B.hidden, n);
-    for (let i = 0; i < up.length; i++) {
-      const v = up[i];
-      up[i] = 0.5 * v * (1 + Math.tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
-    }
-    const down = new Float32Array(d * n);
-    B.down(up, n, down);
-    addBias(down, B.downb, d, n);
-    for (let i = 0; i < d * n; i++) x[i] += down[i];
+    fillBias(up, B.upb, B.hidden, n);
+    B.up(h2, n, up, 1);
+    activation({ kind: 'gelu-tanh', n: up.length, x: up, xOffset: 0, y: up, yOffset: 0 });
+    addBias(x, B.downb, d, n);
+    B.down(up, n, x, 1);
   }
   return x;
 }
@@ -203,7 +224,7 @@ function gptLogits(values, spec, blocks, ids, seqs, t) {
   forwardBlocks(spec, blocks, x, seqs, t);
   const hf = layerNorm(x, d, n, values.get('ln_f.weight'), values.get('ln_f.bias'));
   const logits = new Float32Array(spec.vocab * n);
-  gemmCall(spec.vocab, n, d, wte, 0, d, hf, 0, n, logits, 0, n);
+  gemm({ transA: false, transB: false, m: spec.vocab, n, k: d, alpha: 1, a: wte, aOffset: 0, lda: d, b: hf, bOffset: 0, ldb: n, beta: 0, c: logits, cOffset: 0, ldc: n });
   return logits;
 }
 
@@ -264,8 +285,9 @@ async function timeForward(label, dense, sparse, denseLin, sparseLin, tokens) {
     tokens,
     'dense tok/s': round(tokens / r.dense.median, 0),
     '2:4 tok/s': round(tokens / r.sparse.median, 0),
-    'forward speedup': round(r.dense.median / r.sparse.median),
-    'linears-only speedup': round(l.dense.median / l.sparse.median),
+    // paired: each rep's dense time over the same rep's sparse time, median over reps
+    'forward speedup': round(pairedRatio(r, ['dense'], 'sparse')),
+    'linears-only speedup': round(pairedRatio(l, ['dense'], 'sparse')),
     'linears share of dense forward': round(l.dense.median / r.dense.median),
   };
   inference.push({ ...row, forwardMs: { dense: r.dense.median * 1e3, sparse: r.sparse.median * 1e3 }, linearsMs: { dense: l.dense.median * 1e3, sparse: l.sparse.median * 1e3 } });
@@ -280,10 +302,16 @@ await timeForward(
   SEQS * T,
 );
 
-// LLM-like width, random weights (seeded): 2 blocks, d 1024, 16 heads, MLP 4096, one sequence of 256 tokens
-const WIDE = QUICK ? { d: 128, heads: 4, hidden: 512, layers: 1, t: 64 } : { d: 1024, heads: 16, hidden: 4096, layers: 2, t: 256 };
-{
-  let s = 777;
+// Random weights (seeded), one sequence of 256 tokens: an LLM-like width (d 1024, 16 heads, MLP 4096,
+// 2 blocks), and the trainer's GPT at d 256 (4 heads, MLP 1024, 4 blocks)
+const WIDE = QUICK
+  ? [{ d: 128, heads: 4, hidden: 512, layers: 1, t: 64, label: 'LLM-like width' }]
+  : [
+      { d: 1024, heads: 16, hidden: 4096, layers: 2, t: 256, label: 'LLM-like width' },
+      { d: 256, heads: 4, hidden: 1024, layers: 4, t: 256, label: 'trainer GPT at d 256' },
+    ];
+for (const cfg of WIDE) {
+  let s = 777 + cfg.d;
   const rnd = () => {
     s = (s + 0x6d2b79f5) >>> 0;
     let q = s;
@@ -291,14 +319,16 @@ const WIDE = QUICK ? { d: 128, heads: 4, hidden: 512, layers: 1, t: 64 } : { d: 
     q ^= q + Math.imul(q ^ (q >>> 7), q | 61);
     return ((q ^ (q >>> 14)) >>> 0) / 4294967296;
   };
-  const { d, hidden, t } = WIDE;
+  const { d, hidden, t } = cfg;
   const mat = (o, i) => Float32Array.from({ length: o * i }, () => (rnd() * 2 - 1) / Math.sqrt(i));
+  const vec = (k, scale, offset) => Float32Array.from({ length: k }, () => offset + (rnd() * 2 - 1) * scale);
   const two4 = (w, o, i) => pruneLayer('magnitude', { name: 'random', weight: tensor(w, [o, i]), config: { n: 2, m: 4 } }).weight.data;
   const denseW = [];
   const sparseW = [];
-  for (let b = 0; b < WIDE.layers; b++) {
+  for (let b = 0; b < cfg.layers; b++) {
     const ws = { qkv: mat(3 * d, d), proj: mat(d, d), up: mat(hidden, d), down: mat(d, hidden) };
-    const common = { hidden, ln1g: new Float32Array(d).fill(1), ln1b: new Float32Array(d), ln2g: new Float32Array(d).fill(1), ln2b: new Float32Array(d), qkvb: new Float32Array(3 * d), projb: new Float32Array(d), upb: new Float32Array(hidden), downb: new Float32Array(d) };
+    // non-trivial gains and biases, so the check below sees every term
+    const common = { hidden, ln1g: vec(d, 0.2, 1), ln1b: vec(d, 0.1, 0), ln2g: vec(d, 0.2, 1), ln2b: vec(d, 0.1, 0), qkvb: vec(3 * d, 0.1, 0), projb: vec(d, 0.1, 0), upb: vec(hidden, 0.1, 0), downb: vec(d, 0.1, 0) };
     const pr = { qkv: two4(ws.qkv, 3 * d, d), proj: two4(ws.proj, d, d), up: two4(ws.up, hidden, d), down: two4(ws.down, d, hidden) };
     denseW.push({ ...common, qkv: makeLinear(ws.qkv, 3 * d, d, false), proj: makeLinear(ws.proj, d, d, false), up: makeLinear(ws.up, hidden, d, false), down: makeLinear(ws.down, d, hidden, false) });
     sparseW.push({ ...common, qkv: makeLinear(pr.qkv, 3 * d, d, true), proj: makeLinear(pr.proj, d, d, true), up: makeLinear(pr.up, hidden, d, true), down: makeLinear(pr.down, d, hidden, true), pruned: pr });
@@ -306,20 +336,20 @@ const WIDE = QUICK ? { d: 128, heads: 4, hidden: 512, layers: 1, t: 64 } : { d: 
   const x0 = Float32Array.from({ length: d * t }, () => rnd() * 2 - 1);
   // check: spmmNM forward equals the dense-kernel forward of the same pruned weights
   const prunedDense = sparseW.map((B) => ({ ...B, qkv: makeLinear(B.pruned.qkv, 3 * d, d, false), proj: makeLinear(B.pruned.proj, d, d, false), up: makeLinear(B.pruned.up, hidden, d, false), down: makeLinear(B.pruned.down, d, hidden, false) }));
-  const ys = forwardBlocks(WIDE, sparseW, x0.slice(), 1, t);
-  const yd = forwardBlocks(WIDE, prunedDense, x0.slice(), 1, t);
+  const ys = forwardBlocks(cfg, sparseW, x0.slice(), 1, t);
+  const yd = forwardBlocks(cfg, prunedDense, x0.slice(), 1, t);
   let err = 0;
   let scale = 0;
   for (let i = 0; i < ys.length; i++) {
     err = Math.max(err, Math.abs(ys[i] - yd[i]));
     scale = Math.max(scale, Math.abs(yd[i]));
   }
-  log(`wide forward check: spmmNM vs gemm on the same 2:4 weights, relative error ${(err / scale).toExponential(2)}`);
+  log(`${cfg.label} forward check: spmmNM vs gemm on the same 2:4 weights, relative error ${(err / scale).toExponential(2)}`);
   if (!(err / scale < 1e-4)) throw new Error(`spmmNM forward disagrees with the dense forward of the same weights (${err / scale})`);
   await timeForward(
-    `LLM-like width, random weights (d ${d}, ${WIDE.heads} heads, MLP ${hidden}, ${WIDE.layers} blocks, ${t} tokens)`,
-    () => forwardBlocks(WIDE, denseW, x0.slice(), 1, t),
-    () => forwardBlocks(WIDE, sparseW, x0.slice(), 1, t),
+    `${cfg.label}, random weights (d ${d}, ${cfg.heads} heads, MLP ${hidden}, ${cfg.layers} blocks, ${t} tokens)`,
+    () => forwardBlocks(cfg, denseW, x0.slice(), 1, t),
+    () => forwardBlocks(cfg, sparseW, x0.slice(), 1, t),
     linearOnly(denseW, d, t),
     linearOnly(sparseW, d, t),
     t,
@@ -330,14 +360,20 @@ console.log(`\n(a) 2:4 from scratch, ${PRETRAIN.steps} steps each (lr ${PRETRAIN
 printTable(scratchRows);
 console.log('\n(b) One-shot magnitude 2:4 of the pretrained model, with and without channel permutation (kept |W|: sum of kept |W| over the dense sum)');
 printTable(permRows);
-console.log(`\n(c) Inference, every linear layer 2:4 through spmmNM vs dense gemm (median of ${REPS}, interleaved)`);
+console.log(`\n(c) Inference, every linear layer 2:4 through spmmNM vs dense gemm (${REPS} interleaved reps; tok/s from medians, speedups paired per rep)`);
 printTable(inference.map(({ forwardMs, linearsMs, ...row }) => row));
+// the goal: a 256-token prefill at least 1.5x the dense model's tokens/s, at both random-weight widths
+const targets = inference
+  .filter((r) => r.model.includes('random weights'))
+  .map((r) => ({ target: `prefill speedup, ${r.model.split(',')[0]} (${r.tokens} tokens)`, measured: `${r['forward speedup'].toFixed(2)}x`, goal: '>= 1.5x', reached: r['forward speedup'] >= 1.5 ? 'yes' : 'NO' }));
+console.log('');
+printTable(targets);
 notes.push(
   `model ${JSON.stringify(MODEL)}, seed 0; evaluation ${EVAL.windows} held-out windows of ${MODEL.ctx} tokens`,
   '(a) SR-STE lambda 2e-4 (the method default); progressive: gradient-flow decay cosine 1 -> 0 over the stage; masks recomputed every step',
   '(b) channel permutation is searched for the MLP down projections (co-permuting the up projection), as the prune stage does; the other layers are unchanged',
-  `(c) kernels: gemm from ${reg.kernels.includes('gemm') ? 'sparse-cpu' : 'the reference'}, spmmNM from ${reg.kernels.includes('spmmNM') ? 'sparse-cpu' : 'the reference'}; attention, layer norms, GELU and the tied output layer run the same code in both columns; the trainer model's row uses the magnitude 2:4 weights of (b)`,
+  `(c) kernels: gemm from ${reg.kernels.includes('gemm') ? 'sparse-cpu' : 'the reference'}, spmmNM from ${reg.kernels.includes('spmmNM') ? 'sparse-cpu' : 'the reference'}; attention (the registry's denseAttention, causal) and GELU (activationF32) run the registry's kernels, layer norms and the bias and residual adds plain JavaScript, the same code in both columns (biases and the residual ride in the products' beta = 1); the trainer model's row uses the magnitude 2:4 weights of (b)`,
 );
 for (const n of notes) console.log(`note: ${n}`);
-const file = writeResults('nm', { quick: QUICK, model: MODEL, steps: PRETRAIN.steps, scratch: scratchRows, permutation: permRows, inference, forwardCheck: { dense: errDense, sparse: errSparse }, notes });
+const file = writeResults('nm', { quick: QUICK, model: MODEL, steps: PRETRAIN.steps, scratch: scratchRows, permutation: permRows, inference, targets, forwardCheck: { dense: errDense, sparse: errSparse }, notes });
 log(`wrote ${file}`);
