@@ -37,7 +37,7 @@
       'targets': [{
         'target_name': 'sparse_avx2',
         'type': 'static_library',
-        'sources': ['native/kernels_avx2.cc', 'native/spmm_avx2.cc', 'native/ops_avx2.cc', 'native/elementwise_avx2.cc', 'native/sparse_linear_avx2.cc', 'native/attention_avx2.cc'],
+        'sources': ['native/kernels_avx2.cc', 'native/spmm_avx2.cc', 'native/ops_avx2.cc', 'native/elementwise_avx2.cc', 'native/sparse_linear_avx2.cc', 'native/attention_avx2.cc', 'native/fused_avx2.cc'],
         'cflags': ['-fPIC', '-mavx2', '-mfma'],
         'cflags_cc': ['-fPIC', '-mavx2', '-mfma'],
         'xcode_settings': { 'OTHER_CFLAGS': ['-mavx2', '-mfma'], 'OTHER_CPLUSPLUSFLAGS': ['-mavx2', '-mfma'] },

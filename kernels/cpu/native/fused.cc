@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu_features.h"
 #include "elementwise.h"
 #include "thread_pool.h"
 
@@ -37,9 +38,8 @@ void forRanges(int64_t count, int64_t elementsPerItem, const Body& body) {
 
 inline float sigmoidF(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
-// GELU's tanh form as x * sigmoid(x * (A + B x²)): 0.5 (1 + tanh(u)) = sigmoid(2u).
-const float kGeluA = static_cast<float>(2.0 * std::sqrt(2.0 / 3.14159265358979323846));
-const float kGeluB = static_cast<float>(2.0 * std::sqrt(2.0 / 3.14159265358979323846) * 0.044715);
+constexpr float kGeluA = kGeluTanhA;
+constexpr float kGeluB = kGeluTanhB;
 
 }  // namespace
 
@@ -127,6 +127,12 @@ void fusedNormBackward(bool rms, const float* dy, const float* x, const float* g
 
 void fusedActForward(FusedAct op, const float* x, const float* b, float* y, int64_t n) {
   forRanges(n, 1, [&](int64_t i0, int64_t i1) {
+#if defined(SPARSE_WITH_AVX2)
+    if (useAvx2()) {
+      fusedActForwardAvx2(op, x + i0, b != nullptr ? b + i0 : nullptr, y + i0, i1 - i0);
+      return;
+    }
+#endif
     if (op == FusedAct::GeluTanh) {
       for (int64_t i = i0; i < i1; ++i) {
         const float v = x[i];
@@ -148,6 +154,12 @@ void fusedActForward(FusedAct op, const float* x, const float* b, float* y, int6
 
 void fusedActBackward(FusedAct op, const float* dy, const float* x, const float* b, float* dx, float* db, int64_t n) {
   forRanges(n, 1, [&](int64_t i0, int64_t i1) {
+#if defined(SPARSE_WITH_AVX2)
+    if (useAvx2()) {
+      fusedActBackwardAvx2(op, dy + i0, x + i0, b != nullptr ? b + i0 : nullptr, dx + i0, db != nullptr ? db + i0 : nullptr, i1 - i0);
+      return;
+    }
+#endif
     if (op == FusedAct::GeluTanh) {
       for (int64_t i = i0; i < i1; ++i) {
         const float v = x[i];

@@ -7,7 +7,8 @@
 // Determinism: every row is computed by one thread in a fixed order, and the column sums of the
 // norm backward (dgamma, dbeta) are summed per fixed block of rows and then over blocks in order,
 // so results never depend on the thread count or on whether the pool was busy (resume-exact runs).
-// Sums run in float64 and are rounded once. Portable C++ only (the loops are memory-bound).
+// Sums run in float64 and are rounded once. Portable C++, except the activations, whose sigmoid
+// makes them compute-bound: they have an AVX2 form (fused_avx2.cc), used unless the family is scalar.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,16 @@ constexpr int kFusedActs = 3;
 void fusedActForward(FusedAct op, const float* x, const float* b, float* y, int64_t n);
 // dx (and, for SwiGlu, db) from dy.
 void fusedActBackward(FusedAct op, const float* dy, const float* x, const float* b, float* dx, float* db, int64_t n);
+// GELU's tanh form as x * sigmoid(x * (A + B x²)): 0.5 (1 + tanh(u)) = sigmoid(2u), so A = 2 sqrt(2/pi)
+// and B = A * 0.044715.
+constexpr float kGeluTanhA = 1.5957691216057308f;
+constexpr float kGeluTanhB = 1.5957691216057308f * 0.044715f;
+#if defined(SPARSE_WITH_AVX2)
+// The same on eight lanes at a time (fused_avx2.cc), for one thread's range; fusedActForward and
+// fusedActBackward call them when the active family is not scalar.
+void fusedActForwardAvx2(FusedAct op, const float* x, const float* b, float* y, int64_t n);
+void fusedActBackwardAvx2(FusedAct op, const float* dy, const float* x, const float* b, float* dx, float* db, int64_t n);
+#endif
 
 // Mean over rows of logsumexp(logits[r]) - logits[r, targets[r]]; writes lse [rows]. Targets must be
 // in [0, cols) (checked by the caller).
