@@ -20,7 +20,7 @@ import { loadCheckpoint, loadExportedModel } from '@sparse/trainer';
 import { EVAL, MODEL, PRETRAIN, QUICK, events, exportedIsNM, exportedLinears, linearNamesOf, log, ppl, pretrainOnce, round, runRecipe, scratch, stageOf } from './common.mjs';
 import { join } from 'node:path';
 
-const REPS = QUICK ? 2 : 7;
+const INFERENCE_REPS = QUICK ? 2 : 15;
 const runs = scratch('nm');
 const notes = [];
 const reg = registerCPUKernels();
@@ -94,10 +94,21 @@ function makeLinear(w, out, inn, sparse) {
 }
 
 /** Layer norm of each column of x [d, n] (feature-major): one pass for the moments, one for the output. */
-function layerNorm(x, d, n, g, b) {
-  const y = new Float32Array(d * n);
-  const s1 = new Float64Array(n);
-  const s2 = new Float64Array(n);
+/**
+ * Reused scratch arrays by name and length: the timed forwards allocate nothing, so garbage
+ * collection (megabytes of fresh arrays per pass at d 1024) does not land inside one rep or another.
+ */
+const scratchArrays = new Map();
+function buffer(name, length, type = Float32Array) {
+  const key = `${name}:${length}:${type.name}`;
+  let b = scratchArrays.get(key);
+  if (b === undefined) scratchArrays.set(key, (b = new type(length)));
+  return b;
+}
+
+function layerNorm(x, d, n, g, b, y = buffer('norm', d * n)) {
+  const s1 = buffer('norm mean', n, Float64Array).fill(0);
+  const s2 = buffer('norm square', n, Float64Array).fill(0);
   for (let i = 0; i < d; i++) {
     const o = i * n;
     for (let j = 0; j < n; j++) {
@@ -145,16 +156,16 @@ function forwardBlocks(cfg, blocks, x, seqs, t) {
   const hd = d / heads;
   const n = seqs * t;
   // one sequence's q, k, v and attention output as the kernel takes them: [heads, t, hd]
-  const qh = new Float32Array(d * t);
-  const kh = new Float32Array(d * t);
-  const vh = new Float32Array(d * t);
-  const oh = new Float32Array(d * t);
+  const qh = buffer('q', d * t);
+  const kh = buffer('k', d * t);
+  const vh = buffer('v', d * t);
+  const oh = buffer('attention out', d * t);
   for (const B of blocks) {
     const h = layerNorm(x, d, n, B.ln1g, B.ln1b);
-    const qkv = new Float32Array(3 * d * n);
+    const qkv = buffer('qkv', 3 * d * n);
     fillBias(qkv, B.qkvb, 3 * d, n);
     B.qkv(h, n, qkv, 1);
-    const att = new Float32Array(d * n);
+    const att = buffer('attention', d * n);
     for (let s = 0; s < seqs; s++) {
       for (let f = 0; f < d; f++) {
         const hh = (f / hd) | 0;
@@ -179,7 +190,7 @@ function forwardBlocks(cfg, blocks, x, seqs, t) {
     addBias(x, B.projb, d, n);
     B.proj(att, n, x, 1);
     const h2 = layerNorm(x, d, n, B.ln2g, B.ln2b);
-    const up = new Float32Array(B.hidden * n);
+    const up = buffer('up', B.hidden * n);
     fillBias(up, B.upb, B.hidden, n);
     B.up(h2, n, up, 1);
     activation({ kind: 'gelu-tanh', n: up.length, x: up, xOffset: 0, y: up, yOffset: 0 });
@@ -215,7 +226,7 @@ function gptLogits(values, spec, blocks, ids, seqs, t) {
   const n = seqs * t;
   const wte = values.get('wte.weight');
   const wpe = values.get('wpe.weight');
-  const x = new Float32Array(d * n);
+  const x = buffer('x', d * n);
   for (let s = 0; s < seqs; s++)
     for (let j = 0; j < t; j++) {
       const id = ids[s * t + j];
@@ -223,7 +234,7 @@ function gptLogits(values, spec, blocks, ids, seqs, t) {
     }
   forwardBlocks(spec, blocks, x, seqs, t);
   const hf = layerNorm(x, d, n, values.get('ln_f.weight'), values.get('ln_f.bias'));
-  const logits = new Float32Array(spec.vocab * n);
+  const logits = buffer('logits', spec.vocab * n);
   gemm({ transA: false, transB: false, m: spec.vocab, n, k: d, alpha: 1, a: wte, aOffset: 0, lda: d, b: hf, bOffset: 0, ldb: n, beta: 0, c: logits, cOffset: 0, ldc: n });
   return logits;
 }
@@ -277,9 +288,15 @@ const linearOnly = (blocks, d, n) => {
 };
 
 const inference = [];
+/** A reused copy of the forward's input (the forward updates its residual stream in place). */
+const input = (x0) => {
+  const x = buffer('input', x0.length);
+  x.set(x0);
+  return x;
+};
 async function timeForward(label, dense, sparse, denseLin, sparseLin, tokens) {
-  const r = await compare({ dense, sparse }, { reps: REPS, warmup: 1 });
-  const l = await compare({ dense: denseLin, sparse: sparseLin }, { reps: REPS, warmup: 1 });
+  const r = await compare({ dense, sparse }, { reps: INFERENCE_REPS, warmup: 2 });
+  const l = await compare({ dense: denseLin, sparse: sparseLin }, { reps: INFERENCE_REPS, warmup: 2 });
   const row = {
     model: label,
     tokens,
@@ -348,8 +365,8 @@ for (const cfg of WIDE) {
   if (!(err / scale < 1e-4)) throw new Error(`spmmNM forward disagrees with the dense forward of the same weights (${err / scale})`);
   await timeForward(
     `${cfg.label}, random weights (d ${d}, ${cfg.heads} heads, MLP ${hidden}, ${cfg.layers} blocks, ${t} tokens)`,
-    () => forwardBlocks(cfg, denseW, x0.slice(), 1, t),
-    () => forwardBlocks(cfg, sparseW, x0.slice(), 1, t),
+    () => forwardBlocks(cfg, denseW, input(x0), 1, t),
+    () => forwardBlocks(cfg, sparseW, input(x0), 1, t),
     linearOnly(denseW, d, t),
     linearOnly(sparseW, d, t),
     t,
@@ -360,7 +377,7 @@ console.log(`\n(a) 2:4 from scratch, ${PRETRAIN.steps} steps each (lr ${PRETRAIN
 printTable(scratchRows);
 console.log('\n(b) One-shot magnitude 2:4 of the pretrained model, with and without channel permutation (kept |W|: sum of kept |W| over the dense sum)');
 printTable(permRows);
-console.log(`\n(c) Inference, every linear layer 2:4 through spmmNM vs dense gemm (${REPS} interleaved reps; tok/s from medians, speedups paired per rep)`);
+console.log(`\n(c) Inference, every linear layer 2:4 through spmmNM vs dense gemm (${INFERENCE_REPS} interleaved reps; tok/s from medians, speedups paired per rep)`);
 printTable(inference.map(({ forwardMs, linearsMs, ...row }) => row));
 // the goal: a 256-token prefill at least 1.5x the dense model's tokens/s, at both random-weight widths
 const targets = inference
