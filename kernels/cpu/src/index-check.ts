@@ -7,14 +7,15 @@
 import type { LayoutCheckOptions } from '@sparse/tensor';
 
 /**
- * Validates `args` without the per-index scan, then runs `call`. If `call` throws a RangeError (the
- * addon's refusal), validates again with the scan, which throws the typed error; any error that
- * validation does not explain is rethrown as it came.
+ * Validates `args` without the per-index scan, then runs `call(args)` (which may read them only now,
+ * after validation: malformed arguments get the validator's typed error, not a TypeError). If `call`
+ * throws a RangeError (the addon's refusal), validates again with the scan, which throws the typed
+ * error; any error that validation does not explain is rethrown as it came.
  */
-export function callWithNativeIndexCheck<A>(args: A, validate: (args: A, options: LayoutCheckOptions) => unknown, call: () => void): void {
+export function callWithNativeIndexCheck<A>(args: A, validate: (args: A, options: LayoutCheckOptions) => unknown, call: (args: A) => void): void {
   validate(args, { indexRange: false });
   try {
-    call();
+    call(args);
   } catch (error) {
     if (error instanceof RangeError) validate(args, {});
     throw error;

@@ -354,6 +354,9 @@ describe('typed errors before any native code runs', () => {
     expect(() => k({ ...p.linear, x: new Float64Array(18) as unknown as Float32Array })).toThrow(DTypeError);
     expect(() => k({ ...p.linear, y: p.linear.x, yOffset: 0 })).toThrow(ArgumentError);
     expect(() => k(p.linear)).toThrow('native code was reached');
+    expect(() => k(null as never)).toThrow(ArgumentError);
+    expect(() => linearCSRGradInputKernelFrom(fake)(null as never)).toThrow(ArgumentError);
+    expect(() => sddmmCSRKernelFrom(fake)(null as never)).toThrow(ArgumentError);
   });
 
   it('leaves the per-index scan to the binding, and turns its refusal into the typed error', () => {

@@ -28,8 +28,7 @@ export function linearCSRKernelFrom(addon: NativeAddon): LinearCSRKernel {
   const native = need(addon, 'linearCSR');
   return function linearCSRNative(input: LinearCSRArgs): void {
     const a = withUnsharedIndices(input, 'w', ['indptr', 'indices']);
-    const { w } = a;
-    callWithNativeIndexCheck(a, validateLinearCSRArgs, () =>
+    callWithNativeIndexCheck(a, validateLinearCSRArgs, ({ w }) =>
       native(w.shape[0], w.shape[1], w.indptr, w.indices, w.values, a.tokens, a.alpha, a.x, a.xOffset, a.ldx, a.beta, a.y, a.yOffset, a.ldy),
     );
   };
@@ -39,8 +38,7 @@ export function linearCSRGradInputKernelFrom(addon: NativeAddon): LinearCSRGradI
   const native = need(addon, 'linearCSRGradInput');
   return function linearCSRGradInputNative(input: LinearCSRGradInputArgs): void {
     const a = withUnsharedIndices(input, 'w', ['indptr', 'indices']);
-    const { w } = a;
-    callWithNativeIndexCheck(a, validateLinearCSRGradInputArgs, () =>
+    callWithNativeIndexCheck(a, validateLinearCSRGradInputArgs, ({ w }) =>
       native(w.shape[0], w.shape[1], w.indptr, w.indices, w.values, a.tokens, a.alpha, a.dy, a.dyOffset, a.lddy, a.beta, a.dx, a.dxOffset, a.lddx),
     );
   };
@@ -50,8 +48,7 @@ export function sddmmCSRKernelFrom(addon: NativeAddon): SddmmCSRKernel {
   const native = need(addon, 'sddmmCSR');
   return function sddmmCSRNative(input: SddmmCSRArgs): void {
     const a = withUnsharedIndices(input, 'pattern', ['indptr', 'indices']);
-    const { pattern } = a;
-    callWithNativeIndexCheck(a, validateSddmmCSRArgs, () =>
+    callWithNativeIndexCheck(a, validateSddmmCSRArgs, ({ pattern }) =>
       native(pattern.shape[0], pattern.shape[1], pattern.indptr, pattern.indices, a.tokens, a.alpha, a.dy, a.dyOffset, a.lddy, a.x, a.xOffset, a.ldx, a.beta, a.out, a.outOffset),
     );
   };

@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import {
   DTypeError,
   getKernel,
+  ArgumentError,
   LayoutError,
   REFERENCE_BACKEND,
   ShapeError,
@@ -342,6 +343,7 @@ suite('native spmm kernels', () => {
     const before = d.c.slice();
     const badIndex = { ...a, indices: a.indices.map(() => 4) };
     expect(() => csr({ ...d, a: badIndex })).toThrow(LayoutError);
+    for (const k of [csr, nm, bsr]) expect(() => k(null as never)).toThrow(ArgumentError);
     expect(() => csr({ ...d, a, b: new Float32Array(7) })).toThrow(ShapeError);
     expect(() => csr({ ...d, a, c: new Float64Array(6) as unknown as Float32Array })).toThrow(DTypeError);
     const n24 = makeNM({ rows: 2, groups: 2, nm: [2, 4], seed: 1 }).a;

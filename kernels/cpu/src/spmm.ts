@@ -28,8 +28,7 @@ export function spmmCSRKernelFrom(addon: NativeAddon): SpmmCSRKernel {
   const native = need(addon, 'spmmCSR');
   return function spmmCSRNative(input: SpmmCSRArgs): void {
     const args = withUnsharedIndices(input, 'a', ['indptr', 'indices']);
-    const { a } = args;
-    callWithNativeIndexCheck(args, validateSpmmCSRArgs, () =>
+    callWithNativeIndexCheck(args, validateSpmmCSRArgs, ({ a }) =>
       native(a.shape[0], a.shape[1], a.indptr, a.indices, a.values, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc),
     );
   };
@@ -39,8 +38,7 @@ export function spmmNMKernelFrom(addon: NativeAddon): SpmmNMKernel {
   const native = need(addon, 'spmmNM');
   return function spmmNMNative(input: SpmmNMArgs): void {
     const args = withUnsharedIndices(input, 'a', ['indices']);
-    const { a } = args;
-    callWithNativeIndexCheck(args, validateSpmmNMArgs, () =>
+    callWithNativeIndexCheck(args, validateSpmmNMArgs, ({ a }) =>
       native(a.shape[0], a.shape[1], a.n, a.m, a.indexBits, a.values, a.indices, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc),
     );
   };
@@ -50,8 +48,7 @@ export function spmmBlockKernelFrom(addon: NativeAddon): SpmmBlockKernel {
   const native = need(addon, 'spmmBlock');
   return function spmmBlockNative(input: SpmmBlockArgs): void {
     const args = withUnsharedIndices(input, 'a', ['indptr', 'indices']);
-    const { a } = args;
-    callWithNativeIndexCheck(args, validateSpmmBlockArgs, () => {
+    callWithNativeIndexCheck(args, validateSpmmBlockArgs, ({ a }) => {
       const [br, bc] = a.blockShape;
       native(a.shape[0], a.shape[1], br, bc, a.indptr, a.indices, a.values, args.n, args.alpha, args.b, args.bOffset, args.ldb, args.beta, args.c, args.cOffset, args.ldc);
     });
