@@ -38,8 +38,6 @@ void forRanges(int64_t count, int64_t elementsPerItem, const Body& body) {
 
 inline float sigmoidF(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
-constexpr float kGeluA = kGeluTanhA;
-constexpr float kGeluB = kGeluTanhB;
 
 }  // namespace
 
@@ -136,7 +134,7 @@ void fusedActForward(FusedAct op, const float* x, const float* b, float* y, int6
     if (op == FusedAct::GeluTanh) {
       for (int64_t i = i0; i < i1; ++i) {
         const float v = x[i];
-        y[i] = v * sigmoidF(v * (kGeluA + kGeluB * v * v));
+        y[i] = v * sigmoidF(v * (kGeluTanhA + kGeluTanhB * v * v));
       }
     } else if (op == FusedAct::Silu) {
       for (int64_t i = i0; i < i1; ++i) {
@@ -164,9 +162,9 @@ void fusedActBackward(FusedAct op, const float* dy, const float* x, const float*
       for (int64_t i = i0; i < i1; ++i) {
         const float v = x[i];
         const float v2 = v * v;
-        const float s = sigmoidF(v * (kGeluA + kGeluB * v2));
+        const float s = sigmoidF(v * (kGeluTanhA + kGeluTanhB * v2));
         // d/dx x s(u(x)) = s + x s (1 - s) u'(x), u' = A + 3 B x²
-        dx[i] = dy[i] * (s + v * s * (1.0f - s) * (kGeluA + 3.0f * kGeluB * v2));
+        dx[i] = dy[i] * (s + v * s * (1.0f - s) * (kGeluTanhA + 3.0f * kGeluTanhB * v2));
       }
     } else if (op == FusedAct::Silu) {
       for (int64_t i = i0; i < i1; ++i) {

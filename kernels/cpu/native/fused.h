@@ -40,7 +40,7 @@ void fusedActBackward(FusedAct op, const float* dy, const float* x, const float*
 // GELU's tanh form as x * sigmoid(x * (A + B x²)): 0.5 (1 + tanh(u)) = sigmoid(2u), so A = 2 sqrt(2/pi)
 // and B = A * 0.044715.
 constexpr float kGeluTanhA = 1.5957691216057308f;
-constexpr float kGeluTanhB = 1.5957691216057308f * 0.044715f;
+constexpr float kGeluTanhB = static_cast<float>(1.5957691216057308 * 0.044715);
 #if defined(SPARSE_WITH_AVX2)
 // The same on eight lanes at a time (fused_avx2.cc), for one thread's range; fusedActForward and
 // fusedActBackward call them when the active family is not scalar.

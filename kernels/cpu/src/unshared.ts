@@ -1,7 +1,8 @@
-// Index arrays that live in a SharedArrayBuffer can be changed by another thread between
-// validation and the native call, and native code trusts validated indices. Kernels therefore
-// copy shared index arrays first and validate and pass the copy, so C++ only ever reads bytes
-// that were validated. Arrays in ordinary ArrayBuffers are passed through without copying.
+// Index arrays that live in a SharedArrayBuffer can be changed by another thread after they were
+// checked (by the TypeScript validators, or by the binding's own scan before the product) and
+// while native code reads them. Kernels therefore copy shared index arrays first and validate
+// and pass the copy, so C++ only ever reads bytes that were checked. Arrays in ordinary
+// ArrayBuffers are passed through without copying.
 
 type IndexArray = Int32Array | Uint8Array | Uint32Array;
 
